@@ -1,0 +1,1 @@
+/* failpoints.c - placeholder, being written */

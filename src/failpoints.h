@@ -1,0 +1,67 @@
+/* failpoints.h - the one catalog of failpoint names (DESIGN.md §7).
+ *
+ * Every name is spelled once, here.  Call sites use the enum, so a typo does
+ * not compile in any build:
+ *
+ *     err = gfs_fp_hit(GFS_FP_COMMIT_AFTER_SIDECAR);
+ *     if (err) { rc = -err; goto out_unlock; }
+ *
+ * gfs_fp_hit() returns 0 (not armed / not this hit) or a positive errno to
+ * inject.  The "exit" and "park" actions never return to the caller as an
+ * error: exit _exit()s on the spot, park blocks until released, then
+ * returns 0.  Arming (docs/testing.md):
+ *
+ *   GRAPHFS_FAILPOINTS="commit/after_confirm=exit,table/after_link=error:5@2"
+ *   GRAPHFS_FP_DIR=/tmp/x   (where park announces "reached")
+ *
+ * or libfiu's fiu-run/fiu-ctrl with failnum = errno (error), 10000 (exit),
+ * 10001 (park).  Names are area/step and are never renamed or reused.
+ * Never hit a failpoint inside an LMDB write transaction.
+ */
+#ifndef GFS_FAILPOINTS_H
+#define GFS_FAILPOINTS_H
+
+#define GFS_FAILPOINT_CATALOG(X)                                           \
+	X(LOAD_AFTER_STAGE, "load/after_stage")                            \
+	X(LOAD_AFTER_LOCKS, "load/after_locks")                            \
+	X(COMMIT_SKIP_LOCKS, "commit/skip_locks")                          \
+	X(COMMIT_AFTER_SIDECAR, "commit/after_sidecar")                    \
+	X(COMMIT_AFTER_TABLE, "commit/after_table")                        \
+	X(COMMIT_AFTER_CONFIRM, "commit/after_confirm")                    \
+	X(COMMIT_BEFORE_PUBLISH, "commit/before_publish")                  \
+	X(COMMIT_AFTER_PUBLISH, "commit/after_publish")                    \
+	X(TABLE_AFTER_TMP_WRITE, "table/after_tmp_write")                  \
+	X(TABLE_AFTER_LINK, "table/after_link")                            \
+	X(RECOVER_AFTER_LOCKS, "recover/after_locks")                      \
+	X(RECOVER_AFTER_CLASSIFY, "recover/after_classify")                \
+	X(RECOVER_AFTER_COMPENSATE, "recover/after_compensate")            \
+	X(RECOVER_BEFORE_AUDIT, "recover/before_audit")                    \
+	X(RECOVER_AFTER_PUBLISH, "recover/after_publish")                  \
+	X(STORE_MAP_GROW, "store/map_grow")
+
+enum gfs_fp {
+#define GFS_FP_ENUM(id, name) GFS_FP_##id,
+	GFS_FAILPOINT_CATALOG(GFS_FP_ENUM)
+#undef GFS_FP_ENUM
+	GFS_FP__COUNT
+};
+
+/* failnum values with a meaning beyond "inject this errno". */
+#define GFS_FP_ACTION_EXIT 10000
+#define GFS_FP_ACTION_PARK 10001
+
+/* Names indexed by enum gfs_fp. */
+extern const char *const gfs_fp_names[GFS_FP__COUNT];
+
+#ifdef GFS_FAILPOINTS_ENABLED
+/* Reads GRAPHFS_FAILPOINTS once; idempotent, cheap after the first call.
+ * Returns 0 or -EINVAL with the bad spec in d (may be NULL). */
+struct gfs_diag;
+int gfs_fp_init(struct gfs_diag *d);
+int gfs_fp_hit(enum gfs_fp fp);
+#else
+static inline int gfs_fp_init(void *d) { (void)d; return 0; }
+static inline int gfs_fp_hit(enum gfs_fp fp) { (void)fp; return 0; }
+#endif
+
+#endif

@@ -1,0 +1,110 @@
+/* graph.h - a graph store as a whole: init, open, load, export, fsck.
+ *
+ * The top of libgraphfs: graphctl and the FUSE driver call this (and the
+ * read APIs of table.h / manifest.h it hands out).
+ *
+ *     gfs_graph_init(dir, schema_text, len, "people.pg", &d)   graph version 1
+ *     gfs_graph_open(dir, 0, &g, &d)
+ *     gfs_graph_load(g, fd, &opts, &res, &d)                   one new version
+ *     gfs_graph_export(g, version, type_or_NULL, out_fd, &d)
+ *     gfs_graph_close(g)
+ *
+ * Store layout (docs/format.md): FORMAT, manifest/ (LMDB), tables/<t>/<N>,
+ * schemas/<id>.pg, locks/<t>.lock, staging/.
+ */
+#ifndef GFS_GRAPH_H
+#define GFS_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+#include "schema.h"
+#include "table.h"
+#include "util.h"
+
+#define GFS_FORMAT_VERSION 1
+
+struct gfs_graph;
+
+/* Creates the store in dir (missing or empty): FORMAT, manifest, one empty
+ * version 1 of every table, graph version 1.  GFS_ESCHEMA on a bad schema
+ * (nothing created), -EEXIST if dir holds a store or other files. */
+int gfs_graph_init(const char *dir, const char *schema_text, size_t len,
+		   const char *schema_name, const char *actor,
+		   struct gfs_diag *d);
+
+enum gfs_graph_flags {
+	GFS_GRAPH_RDONLY = 1 << 0,
+};
+int gfs_graph_open(const char *dir, unsigned flags, struct gfs_graph **out,
+		   struct gfs_diag *d);
+void gfs_graph_close(struct gfs_graph *g);
+
+/* Borrowed, valid until close. */
+const char *gfs_graph_dir(const struct gfs_graph *g);
+struct gfs_manifest *gfs_graph_manifest(struct gfs_graph *g);
+struct gfs_tstore *gfs_graph_tables(struct gfs_graph *g);
+/* The schema with this id (cached; borrowed until close; thread-safe). */
+int gfs_graph_schema(struct gfs_graph *g, const char *schema_id,
+		     const struct gfs_schema **out, struct gfs_diag *d);
+
+enum gfs_load_mode {
+	GFS_LOAD_MERGE,
+	GFS_LOAD_APPEND,
+	GFS_LOAD_OVERWRITE,
+};
+int gfs_load_mode_parse(const char *s, enum gfs_load_mode *out);
+
+enum gfs_load_phase {
+	GFS_PHASE_PARSE,
+	GFS_PHASE_SORT,
+	GFS_PHASE_LOCK,
+	GFS_PHASE_VALIDATE,
+	GFS_PHASE_WRITE,
+	GFS_PHASE_PUBLISH,
+};
+const char *gfs_load_phase_name(enum gfs_load_phase p);
+
+struct gfs_load_opts {
+	enum gfs_load_mode mode;
+	const char *actor;  /* "user@host" or similar, NULL = derived */
+	const char *source; /* name for messages ("seed.jsonl", "-") */
+	/* Called now and then (at most a few times a second is the caller's
+	 * business); may be NULL. */
+	void (*progress)(enum gfs_load_phase phase, uint64_t bytes,
+			 uint64_t rows, void *arg);
+	void *progress_arg;
+};
+
+struct gfs_load_result {
+	uint64_t version;   /* graph version published */
+	uint64_t lines;     /* non-blank lines read */
+	uint64_t rows_put;  /* rows written (new or changed) */
+	uint64_t rows_kept; /* rows given but identical to the stored ones */
+	uint64_t rows_deleted;
+	char op_id[GFS_ULID_LEN + 1];
+};
+
+/* Loads one JSONL stream as one graph version (DESIGN.md §1, §3).  Every
+ * error leaves the store as it was; d names line, type, id and property. */
+int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
+		   struct gfs_load_result *res, struct gfs_diag *d);
+
+/* Writes the export of graph version (0 = head), nodes then edges, tables
+ * in schema order, optionally one type only.  Streams. */
+int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
+		     int fd, struct gfs_diag *d);
+
+/* Verifies the store; calls report for each problem found.  Returns 0 and
+ * sets *problems. */
+int gfs_graph_fsck(struct gfs_graph *g,
+		   void (*report)(const char *msg, void *arg), void *arg,
+		   unsigned *problems);
+
+/* A description of this process for sidecars and audit records:
+ * "graphctl pid 123 on host". */
+const char *gfs_graph_actor(struct gfs_graph *g);
+
+#endif

@@ -1,0 +1,165 @@
+/* manifest.h - the manifest: graph head, history, pins, sidecars, audit.
+ *
+ * One narrow interface (DESIGN.md §2-§4) with LMDB as its only backend
+ * (store.c, the only file that includes <lmdb.h>).  A later multi-host
+ * backend implements the same functions.  Every call is one short
+ * transaction; nothing here blocks on table locks or hits a failpoint inside
+ * a write transaction.
+ *
+ *     gfs_manifest_open(store_dir, 0, &m)        once per process (MDB_NOTLS)
+ *     gfs_manifest_head(m, &gv)                  newest graph version
+ *     gfs_manifest_sidecar_put(m, &sc)           A: arm (durable on return)
+ *     gfs_manifest_sidecar_confirm(m, op_id)     B: commit point
+ *     gfs_manifest_publish(m, &pub, &newver)     C: CAS + version + delete sidecar
+ *     gfs_manifest_close(m)
+ *
+ * Never call open before fork(); never use one handle across fork().
+ */
+#ifndef GFS_MANIFEST_H
+#define GFS_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct gfs_manifest;
+
+#define GFS_TABLE_NAME_MAX 200
+#define GFS_ACTOR_MAX 128
+#define GFS_SIDECAR_FORMAT 1
+
+struct gfs_pin {
+	char table[GFS_TABLE_NAME_MAX];
+	uint32_t version;
+};
+
+/* One graph version record. */
+struct gfs_gv {
+	uint64_t version;
+	uint64_t time_ns;      /* commit time, taken in the publish txn, monotonic */
+	char op[24];           /* "init", "load", "upsert", "delete", "recover", ... */
+	char op_id[GFS_ULID_LEN + 1];
+	char actor[GFS_ACTOR_MAX];
+	char schema_id[17];
+	char *detail;          /* free-form JSON object text or NULL (e.g. mode, rows) */
+	struct gfs_pin *pins;  /* every table, sorted by name */
+	size_t n_pins;
+};
+void gfs_gv_free(struct gfs_gv *gv);
+/* The pin of table in gv, or 0 if gv has none. */
+uint32_t gfs_gv_pin(const struct gfs_gv *gv, const char *table);
+
+/* One table of a sidecar or publish. written: expected -> post; else a read
+ * table whose pin must still equal expected. */
+struct gfs_sc_table {
+	char table[GFS_TABLE_NAME_MAX];
+	bool written;
+	uint32_t expected;
+	uint32_t post;
+};
+
+struct gfs_sidecar {
+	int format;            /* GFS_SIDECAR_FORMAT */
+	char op_id[GFS_ULID_LEN + 1];
+	char kind[24];         /* writer kind: "load", "mount", "recover", ... */
+	char actor[GFS_ACTOR_MAX];
+	uint64_t start_ns;
+	bool confirmed;
+	struct gfs_sc_table *tables; /* sorted by name */
+	size_t n_tables;
+	char *raw;             /* set when the record did not parse: its bytes */
+};
+void gfs_sidecar_free(struct gfs_sidecar *sc);
+
+struct gfs_audit {
+	char op_id[GFS_ULID_LEN + 1];
+	char decision[24];     /* "roll-forward", "roll-back", "discard" */
+	char kind[24];
+	char actor[GFS_ACTOR_MAX];
+	char resolver[GFS_ACTOR_MAX]; /* "pid 123 on host (graphfs mount /mnt)" */
+	uint64_t time_ns;
+	uint64_t graph_version;       /* version published, 0 if none */
+	struct gfs_sc_table *tables;  /* written tables: expected = from, post = to */
+	size_t n_tables;
+};
+void gfs_audit_free(struct gfs_audit *a);
+
+enum gfs_manifest_flags {
+	GFS_MANIFEST_RDONLY = 1 << 0,
+	GFS_MANIFEST_CREATE = 1 << 1, /* create the environment (init only) */
+};
+
+int gfs_manifest_open(const char *store_dir, unsigned flags,
+		      struct gfs_manifest **out, struct gfs_diag *d);
+void gfs_manifest_close(struct gfs_manifest *m);
+
+/* Writes graph version 1 (init): fails -EEXIST if any version exists. */
+int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first);
+
+/* Newest graph version; *out is new, free with gfs_gv_free(). */
+int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out);
+uint64_t gfs_manifest_head_version(struct gfs_manifest *m); /* 0 on error */
+/* Graph version n; -ENOENT if it never existed or was collected. */
+int gfs_manifest_get(struct gfs_manifest *m, uint64_t n, struct gfs_gv **out);
+/* Calls fn for versions from..to (inclusive, to == 0: head) in order, each
+ * in its own short read transaction batch; fn's nonzero return stops and is
+ * returned.  gv is borrowed for the call. */
+int gfs_manifest_history(struct gfs_manifest *m, uint64_t from, uint64_t to,
+			 int (*fn)(const struct gfs_gv *gv, void *arg), void *arg);
+
+struct gfs_publish {
+	const char *op;
+	const char *op_id;
+	const char *actor;
+	const char *schema_id;  /* NULL: keep the head's */
+	const char *detail;     /* JSON object text or NULL */
+	const struct gfs_sc_table *tables; /* CAS: every pin must equal expected;
+					      written ones move to post */
+	size_t n_tables;
+	const char *sidecar;    /* op id of the sidecar to delete, or NULL */
+	bool require_sidecar;   /* recovery: sidecar gone -> GFS_EGONE, nothing written */
+	const struct gfs_audit *audit; /* written in the same txn, or NULL */
+	bool no_version;        /* recovery with nothing to publish: only delete
+				   the sidecar and write the audit */
+};
+/* The CAS publish (DESIGN.md §3 C, §4).  One write transaction: checks every
+ * pin, writes graph version head+1 with time = max(now, previous time),
+ * deletes the sidecar, writes the audit.  GFS_ECAS (pins moved; nothing
+ * written, detail names the table) or GFS_EGONE.  *out_version may be NULL. */
+int gfs_manifest_publish(struct gfs_manifest *m, const struct gfs_publish *p,
+			 uint64_t *out_version, struct gfs_diag *d);
+
+/* Sidecars.  put fails -EEXIST if op_id exists.  Durable on return. */
+int gfs_manifest_sidecar_put(struct gfs_manifest *m,
+			     const struct gfs_sidecar *sc);
+int gfs_manifest_sidecar_confirm(struct gfs_manifest *m, const char *op_id);
+/* -ENOENT if absent; GFS_EFORMAT (with sc->raw set) if it does not parse or
+ * is newer than GFS_SIDECAR_FORMAT. */
+int gfs_manifest_sidecar_get(struct gfs_manifest *m, const char *op_id,
+			     struct gfs_sidecar **out);
+/* All sidecars, oldest first (by start time, then op id).  *out is a new
+ * array of n pointers: free each with gfs_sidecar_free, then free(*out). */
+int gfs_manifest_sidecar_list(struct gfs_manifest *m, struct gfs_sidecar ***out,
+			      size_t *n);
+
+/* Audit records in resolution order. */
+int gfs_manifest_audit_list(struct gfs_manifest *m,
+			    int (*fn)(const struct gfs_audit *a, void *arg),
+			    void *arg);
+int gfs_manifest_audit_count(struct gfs_manifest *m, const char *op_id,
+			     size_t *n);
+
+/* Store-level metadata key/values (format, store id); small strings. */
+int gfs_manifest_meta_get(struct gfs_manifest *m, const char *key, char **val);
+int gfs_manifest_meta_put(struct gfs_manifest *m, const char *key,
+			  const char *val);
+
+/* JSON text of a record (one line, no newline), for --json and .graphfs/.
+ * Returns a new string; free(). */
+char *gfs_gv_to_json(const struct gfs_gv *gv);
+char *gfs_sidecar_to_json(const struct gfs_sidecar *sc);
+char *gfs_audit_to_json(const struct gfs_audit *a);
+
+#endif

@@ -1,0 +1,423 @@
+/* util.c - errors, diagnostics, buffers, ids, time and file helpers. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "util.h"
+
+static const char *const gfs_err_text[] = {
+	[-(GFS_ECORRUPT - GFS_EBASE)] = "on-disk data is corrupt",
+	[-(GFS_EFORMAT - GFS_EBASE)] = "unknown or newer on-disk format",
+	[-(GFS_ESCHEMA - GFS_EBASE)] = "invalid schema",
+	[-(GFS_EDATA - GFS_EBASE)] = "invalid data",
+	[-(GFS_ECONFLICT - GFS_EBASE)] = "constraint violated",
+	[-(GFS_ECAS - GFS_EBASE)] = "manifest changed concurrently",
+	[-(GFS_ERECOVERY - GFS_EBASE)] = "recovery needed",
+	[-(GFS_EVIOLATION - GFS_EBASE)] = "invariant violation",
+	[-(GFS_ETOOLONG - GFS_EBASE)] = "input line too long",
+	[-(GFS_EGONE - GFS_EBASE)] = "already resolved elsewhere",
+};
+
+const char *gfs_strerror(int rc)
+{
+	if (rc == 0)
+		return "success";
+	if (rc < GFS_EBASE && rc > GFS_ELAST) {
+		const char *s = gfs_err_text[-(rc - GFS_EBASE)];
+		return s ? s : "unknown graphfs error";
+	}
+	if (rc < 0 && rc > -4096)
+		return strerror(-rc);
+	return "unknown error";
+}
+
+static void diag_vset(struct gfs_diag *d, const char *fmt, va_list ap)
+{
+	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+}
+
+void gfs_diag_set(struct gfs_diag *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!d || d->msg[0])
+		return;
+	va_start(ap, fmt);
+	diag_vset(d, fmt, ap);
+	va_end(ap);
+}
+
+void gfs_diag_reset(struct gfs_diag *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!d)
+		return;
+	va_start(ap, fmt);
+	diag_vset(d, fmt, ap);
+	va_end(ap);
+}
+
+void gfs_buf_init(struct gfs_buf *b)
+{
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+void gfs_buf_release(struct gfs_buf *b)
+{
+	free(b->p);
+	gfs_buf_init(b);
+}
+
+void gfs_buf_reset(struct gfs_buf *b)
+{
+	b->len = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
+
+int gfs_buf_reserve(struct gfs_buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		return -ENOMEM;
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int gfs_buf_append(struct gfs_buf *b, const void *data, size_t len)
+{
+	int rc = gfs_buf_reserve(b, len);
+
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(b->p + b->len, data, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+int gfs_buf_appendc(struct gfs_buf *b, char c)
+{
+	return gfs_buf_append(b, &c, 1);
+}
+
+int gfs_buf_appendf(struct gfs_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	rc = gfs_buf_reserve(b, (size_t)n);
+	if (rc)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+/* One escaping rule for every JSON string graphfs writes: UTF-8 passes
+ * through; '"', '\\' and control characters are escaped. */
+int gfs_buf_append_json_str(struct gfs_buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc = gfs_buf_reserve(b, len + 2);
+
+	if (rc)
+		return rc;
+	b->p[b->len++] = '"';
+	for (size_t i = 0; i < len && !rc; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[7] = "\\u00";
+
+		switch (c) {
+		case '"': rc = gfs_buf_append(b, "\\\"", 2); break;
+		case '\\': rc = gfs_buf_append(b, "\\\\", 2); break;
+		case '\n': rc = gfs_buf_append(b, "\\n", 2); break;
+		case '\t': rc = gfs_buf_append(b, "\\t", 2); break;
+		case '\r': rc = gfs_buf_append(b, "\\r", 2); break;
+		case '\b': rc = gfs_buf_append(b, "\\b", 2); break;
+		case '\f': rc = gfs_buf_append(b, "\\f", 2); break;
+		default:
+			if (c < 0x20) {
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				rc = gfs_buf_append(b, esc, 6);
+			} else {
+				rc = gfs_buf_appendc(b, (char)c);
+			}
+		}
+	}
+	return rc ? rc : gfs_buf_appendc(b, '"');
+}
+
+char *gfs_strdup(const char *s)
+{
+	return s ? gfs_memdup(s, strlen(s)) : NULL;
+}
+
+char *gfs_memdup(const void *p, size_t len)
+{
+	char *q = malloc(len + 1);
+
+	if (!q)
+		return NULL;
+	if (len)
+		memcpy(q, p, len);
+	q[len] = '\0';
+	return q;
+}
+
+static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+int gfs_ulid_new(char out[GFS_ULID_LEN + 1])
+{
+	uint8_t raw[16];
+	uint64_t ms = gfs_now_ns() / 1000000u;
+	size_t got = 0;
+
+	for (int i = 5; i >= 0; i--, ms >>= 8)
+		raw[i] = (uint8_t)(ms & 0xff);
+	while (got < 10) {
+		ssize_t n = getrandom(raw + 6 + got, 10 - got, 0);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	/* 128 bits as 26 base32 digits, most significant first (the first
+	 * digit carries 3 bits). */
+	for (int i = 0; i < GFS_ULID_LEN; i++) {
+		int bit = 128 - 5 * (GFS_ULID_LEN - i); /* may be negative */
+		unsigned v = 0;
+		for (int k = 0; k < 5; k++) {
+			int pos = bit + k;
+			if (pos < 0)
+				continue;
+			v = (v << 1) | ((raw[pos / 8] >> (7 - pos % 8)) & 1u);
+		}
+		out[i] = crockford[v];
+	}
+	out[GFS_ULID_LEN] = '\0';
+	return 0;
+}
+
+bool gfs_ulid_valid(const char *s)
+{
+	if (!s || strlen(s) != GFS_ULID_LEN || s[0] > '7')
+		return false;
+	for (size_t i = 0; i < GFS_ULID_LEN; i++)
+		if (!strchr(crockford, s[i]) || !s[i])
+			return false;
+	return true;
+}
+
+uint64_t gfs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void gfs_time_format(uint64_t ns, char out[40])
+{
+	time_t sec = (time_t)(ns / 1000000000u);
+	unsigned frac = (unsigned)(ns % 1000000000u);
+	struct tm tm;
+	char f[12] = "";
+	size_t n;
+
+	gmtime_r(&sec, &tm);
+	if (frac) {
+		snprintf(f, sizeof f, ".%09u", frac);
+		n = strlen(f);
+		while (n > 1 && f[n - 1] == '0')
+			f[--n] = '\0';
+	}
+	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d%sZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, f);
+}
+
+uint64_t gfs_hash64(const void *p, size_t len)
+{
+	return (uint64_t)XXH3_64bits(p, len);
+}
+
+int gfs_write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len) {
+		ssize_t n = write(fd, c, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int gfs_pwrite_all(int fd, const void *p, size_t len, off_t off)
+{
+	const char *c = p;
+
+	while (len) {
+		ssize_t n = pwrite(fd, c, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int gfs_pread_all(int fd, void *p, size_t len, off_t off)
+{
+	char *c = p;
+
+	while (len) {
+		ssize_t n = pread(fd, c, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return GFS_ECORRUPT;
+		c += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int gfs_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int gfs_mkdir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int gfs_read_file(const char *path, char **out, size_t *len, size_t max)
+{
+	struct gfs_buf b;
+	char chunk[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+
+	*out = NULL;
+	if (fd < 0)
+		return -errno;
+	gfs_buf_init(&b);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > max) {
+			rc = -EFBIG;
+			break;
+		}
+		rc = gfs_buf_append(&b, chunk, (size_t)n);
+		if (rc)
+			break;
+	}
+	close(fd);
+	if (!rc && !b.p)
+		rc = gfs_buf_reserve(&b, 0);
+	if (rc) {
+		gfs_buf_release(&b);
+		return rc;
+	}
+	b.p[b.len] = '\0';
+	*out = b.p;
+	if (len)
+		*len = b.len;
+	return 0;
+}
+
+int gfs_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return errno ? -errno : -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int gfs_parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return errno ? -errno : -EINVAL;
+	*out = v;
+	return 0;
+}

@@ -1,0 +1,104 @@
+/* util.h - errors, diagnostics, buffers, ids, time and file helpers.
+ *
+ * The bottom layer of libgraphfs: everything else includes it; it includes
+ * nothing of ours.  Calling sequence for a diagnostic:
+ *
+ *     struct gfs_diag d = {0};
+ *     rc = gfs_something(..., &d);
+ *     if (rc) fprintf(stderr, "%s: %s\n", gfs_strerror(rc), d.msg);
+ */
+#ifndef GFS_UTIL_H
+#define GFS_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Error codes: actions return 0, -errno, or one of these.  The range sits
+ * below LMDB's (-30800..-30999) so the two never collide.  Numbers are never
+ * reused. */
+enum gfs_err {
+	GFS_EBASE = -40000,
+	GFS_ECORRUPT = -40001,  /* on-disk bytes fail verification */
+	GFS_EFORMAT = -40002,   /* unknown or newer on-disk format */
+	GFS_ESCHEMA = -40003,   /* schema text is invalid */
+	GFS_EDATA = -40004,     /* load data is invalid (type, syntax, unknown field) */
+	GFS_ECONFLICT = -40005, /* key / unique / card / endpoint constraint failed */
+	GFS_ECAS = -40006,      /* manifest pins moved since they were read */
+	GFS_ERECOVERY = -40007, /* pending sidecar or orphan version: recovery needed */
+	GFS_EVIOLATION = -40008,/* invariant violation: refuse, keep evidence */
+	GFS_ETOOLONG = -40009,  /* input line over the documented limit */
+	GFS_EGONE = -40010,     /* sidecar already resolved by someone else */
+	GFS_ELAST = -40011,
+};
+
+/* The whole error text for rc (errno or GFS_E*); never NULL. */
+const char *gfs_strerror(int rc);
+
+/* Caller-owned human detail: problem first, subject quoted, where. */
+struct gfs_diag {
+	char msg[512];
+};
+
+/* Sets d->msg (if d is not NULL) unless a message is already there, so the
+ * innermost, most precise reason wins. */
+void gfs_diag_set(struct gfs_diag *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Sets d->msg unconditionally. */
+void gfs_diag_reset(struct gfs_diag *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A growable byte buffer; always NUL-terminated after a successful append
+ * (the NUL is not counted in len).  Embedded: _init/_release. */
+struct gfs_buf {
+	char *p;
+	size_t len, cap;
+};
+void gfs_buf_init(struct gfs_buf *b);
+void gfs_buf_release(struct gfs_buf *b);
+int gfs_buf_reserve(struct gfs_buf *b, size_t extra);
+int gfs_buf_append(struct gfs_buf *b, const void *data, size_t len);
+int gfs_buf_appendc(struct gfs_buf *b, char c);
+int gfs_buf_appendf(struct gfs_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes included); s may hold NULs. */
+int gfs_buf_append_json_str(struct gfs_buf *b, const char *s, size_t len);
+void gfs_buf_reset(struct gfs_buf *b);
+
+/* Returns a new heap copy; the caller frees it with free(). NULL on ENOMEM. */
+char *gfs_strdup(const char *s);
+char *gfs_memdup(const void *p, size_t len); /* adds a NUL */
+
+/* ULID: 26 Crockford base32 characters + NUL; time-ordered, 80 random bits. */
+#define GFS_ULID_LEN 26
+int gfs_ulid_new(char out[GFS_ULID_LEN + 1]);
+bool gfs_ulid_valid(const char *s);
+
+/* Wall clock in nanoseconds since the epoch (CLOCK_REALTIME). */
+uint64_t gfs_now_ns(void);
+/* RFC 3339 UTC with 'Z', nanoseconds without trailing zeros. */
+void gfs_time_format(uint64_t ns, char out[40]);
+
+/* 64-bit content hash (xxh3) used for checksums and schema ids. */
+uint64_t gfs_hash64(const void *p, size_t len);
+
+/* Files: whole writes/reads that retry EINTR and short counts. */
+int gfs_write_all(int fd, const void *p, size_t len);
+int gfs_pwrite_all(int fd, const void *p, size_t len, off_t off);
+/* Reads exactly len bytes at off; short file = GFS_ECORRUPT. */
+int gfs_pread_all(int fd, void *p, size_t len, off_t off);
+int gfs_fsync_dir(const char *path);
+/* mkdir -p for one level (EEXIST is success). */
+int gfs_mkdir(const char *path, mode_t mode);
+/* Reads a whole small file into a new buffer (caller frees *out). */
+int gfs_read_file(const char *path, char **out, size_t *len, size_t max);
+
+/* Checked number parsing: whole string, no sign surprises. */
+int gfs_parse_u64(const char *s, uint64_t *out);
+int gfs_parse_i64(const char *s, int64_t *out);
+
+#define GFS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
