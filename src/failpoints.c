@@ -1,1 +1,271 @@
-/* failpoints.c - placeholder, being written */
+/* failpoints.c - the failpoint catalog and its libfiu-backed actions.
+ *
+ * The name table is always compiled (tools and the lint test list it).  With
+ * --enable-failpoints, gfs_fp_init() arms points from GRAPHFS_FAILPOINTS
+ * through libfiu, so points armed by fiu-run/fiu-ctrl behave the same:
+ *
+ *   GRAPHFS_FAILPOINTS = spec[,spec...]
+ *   spec   = name "=" action [ "@" N [ "+" ] ]
+ *   action = "error:" errno      errno as a number or a name (EIO, ENOSPC, ...)
+ *          | "exit"              _exit(86) on the spot, nothing flushed
+ *          | "park"              announce, block until released
+ *   @N     fire on the Nth hit only; @N+ on the Nth and every later hit;
+ *          without @ on every hit.
+ *
+ * park writes "$GRAPHFS_FP_DIR/<name, '/' -> '_'>.<pid>.reached" (holding
+ * the pid), created atomically by rename, and blocks until that file is
+ * deleted; tests/lib.sh has fp_wait_reached / fp_release.  Park with
+ * GRAPHFS_FP_DIR unset returns EINVAL at the call site.
+ */
+#include "config.h"
+
+#include "failpoints.h"
+
+const char *const gfs_fp_names[GFS_FP__COUNT] = {
+#define GFS_FP_NAME(id, name) [GFS_FP_##id] = name,
+	GFS_FAILPOINT_CATALOG(GFS_FP_NAME)
+#undef GFS_FP_NAME
+};
+
+#ifdef GFS_FAILPOINTS_ENABLED
+
+#define FIU_ENABLE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <fiu-control.h>
+#include <fiu.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define EXIT_STATUS 86
+#define PARK_POLL_NS 5000000L
+
+/* Hit counting for @N; failinfo of the libfiu point. */
+struct arm {
+	uint64_t nth;
+	bool and_later;
+	atomic_uint_fast64_t hits;
+};
+
+static struct arm arms[GFS_FP__COUNT];
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool init_done;
+static int init_rc;              /* protected by init_lock until init_done */
+static char init_msg[256];       /* the bad spec, for later callers */
+
+static const struct {
+	const char *name;
+	int num;
+} errnos[] = {
+	{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EINTR", EINTR },
+	{ "EAGAIN", EAGAIN }, { "ENOMEM", ENOMEM }, { "EROFS", EROFS },
+	{ "EACCES", EACCES }, { "EDQUOT", EDQUOT }, { "EPERM", EPERM },
+	{ "ENOENT", ENOENT }, { "EEXIST", EEXIST }, { "EBUSY", EBUSY },
+	{ "EFBIG", EFBIG }, { "EMFILE", EMFILE }, { "EINVAL", EINVAL },
+};
+
+static int fp_lookup(const char *name, size_t len)
+{
+	for (int i = 0; i < GFS_FP__COUNT; i++)
+		if (strlen(gfs_fp_names[i]) == len &&
+		    memcmp(gfs_fp_names[i], name, len) == 0)
+			return i;
+	return -1;
+}
+
+static int errno_parse(const char *s, int *out)
+{
+	uint64_t v;
+	for (size_t i = 0; i < GFS_ARRAY_SIZE(errnos); i++)
+		if (strcmp(s, errnos[i].name) == 0) {
+			*out = errnos[i].num;
+			return 0;
+		}
+	if (gfs_parse_u64(s, &v) || v == 0 || v >= GFS_FP_ACTION_EXIT)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+/* "error:5", "exit", "park" -> failnum. */
+static int action_parse(const char *s, int *failnum)
+{
+	if (strcmp(s, "exit") == 0)
+		*failnum = GFS_FP_ACTION_EXIT;
+	else if (strcmp(s, "park") == 0)
+		*failnum = GFS_FP_ACTION_PARK;
+	else if (strncmp(s, "error:", 6) == 0)
+		return errno_parse(s + 6, failnum);
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* "@N" or "@N+" (s points after the '@'). */
+static int nth_parse(char *s, struct arm *a)
+{
+	size_t n = strlen(s);
+	a->and_later = n && s[n - 1] == '+';
+	if (a->and_later)
+		s[n - 1] = '\0';
+	if (gfs_parse_u64(s, &a->nth) || a->nth == 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int hit_cb(const char *name, int *failnum, void **failinfo,
+		  unsigned int *flags)
+{
+	(void)name; (void)failnum; (void)flags;
+	struct arm *a = *failinfo;
+	uint64_t h = atomic_fetch_add(&a->hits, 1) + 1;
+	return h == a->nth || (a->and_later && h > a->nth);
+}
+
+/* Arms one "name=action[@N[+]]" (modified in place). */
+static int spec_arm(char *spec)
+{
+	char *eq = strchr(spec, '=');
+	if (!eq)
+		return -EINVAL;
+	int fp = fp_lookup(spec, (size_t)(eq - spec));
+	if (fp < 0)
+		return -EINVAL;
+	struct arm *a = &arms[fp];
+	char *at = strchr(eq + 1, '@');
+	int failnum;
+	a->nth = 0;
+	if (at) {
+		*at = '\0';
+		if (nth_parse(at + 1, a))
+			return -EINVAL;
+	}
+	if (action_parse(eq + 1, &failnum))
+		return -EINVAL;
+	atomic_store(&a->hits, 0);
+	if (!at)
+		return fiu_enable(gfs_fp_names[fp], failnum, NULL, 0) ? -EINVAL : 0;
+	return fiu_enable_external(gfs_fp_names[fp], failnum, a, 0, hit_cb)
+		       ? -EINVAL : 0;
+}
+
+static int specs_arm(const char *env)
+{
+	char *copy = gfs_strdup(env);
+	if (!copy)
+		return -ENOMEM;
+	int rc = 0;
+	for (char *s = copy; s && !rc;) {
+		char *comma = strchr(s, ',');
+		if (comma)
+			*comma = '\0';
+		if (*s) {
+			snprintf(init_msg, sizeof init_msg,
+				 "bad GRAPHFS_FAILPOINTS entry '%s'", s);
+			rc = spec_arm(s);
+		}
+		s = comma ? comma + 1 : NULL;
+	}
+	if (!rc)
+		init_msg[0] = '\0';
+	free(copy);
+	return rc;
+}
+
+int gfs_fp_init(struct gfs_diag *d)
+{
+	pthread_mutex_lock(&init_lock);
+	if (!atomic_load(&init_done)) {
+		const char *env = getenv("GRAPHFS_FAILPOINTS");
+		init_rc = fiu_init(0) ? -EIO : 0;
+		if (!init_rc && env && *env)
+			init_rc = specs_arm(env);
+		atomic_store(&init_done, true);
+	}
+	int rc = init_rc;
+	pthread_mutex_unlock(&init_lock);
+	if (rc)
+		gfs_diag_set(d, "%s", init_msg[0] ? init_msg
+						 : "libfiu initialisation failed");
+	return rc;
+}
+
+/* "$GRAPHFS_FP_DIR/<name with '/' -> '_'>.<pid>.reached" */
+static int reached_path(const char *dir, const char *name, char *out,
+			size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s.%ld.reached", dir, name,
+			 (long)getpid());
+	if (n < 0 || (size_t)n >= cap)
+		return ENAMETOOLONG;
+	for (char *p = out + strlen(dir) + 1; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	return 0;
+}
+
+static int announce(const char *path)
+{
+	char tmp[PATH_MAX + 8], pid[24];
+	int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return ENAMETOOLONG;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno;
+	int rc = gfs_write_all(fd, pid, (size_t)len);
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path))
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return -rc;
+}
+
+/* Announces "reached" and blocks until the test deletes the file. */
+static int park(const char *name)
+{
+	const char *dir = getenv("GRAPHFS_FP_DIR");
+	char path[PATH_MAX];
+	if (!dir || !*dir)
+		return EINVAL;
+	int err = reached_path(dir, name, path, sizeof path);
+	if (!err)
+		err = announce(path);
+	if (err)
+		return err;
+	struct timespec ts = { 0, PARK_POLL_NS };
+	while (access(path, F_OK) == 0)
+		nanosleep(&ts, NULL);
+	return 0;
+}
+
+int gfs_fp_hit(enum gfs_fp fp)
+{
+	if ((unsigned)fp >= GFS_FP__COUNT)
+		return 0;
+	if (!atomic_load(&init_done))
+		gfs_fp_init(NULL);
+	if (init_rc)
+		return EINVAL; /* a bad spec must not pass silently */
+	int n = fiu_fail(gfs_fp_names[fp]);
+	if (n == 0)
+		return 0;
+	if (n == GFS_FP_ACTION_EXIT)
+		_exit(EXIT_STATUS);
+	if (n == GFS_FP_ACTION_PARK)
+		return park(gfs_fp_names[fp]);
+	return n > 0 && n < 4096 ? n : EIO;
+}
+
+#endif

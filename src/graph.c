@@ -1,1 +1,567 @@
-/* graph.c - placeholder, being written */
+/* graph.c - a store as a whole: init, open, schema cache, export, fsck.
+ *
+ * Layout (docs/format.md):
+ *   FORMAT            "graphfs-store <format>\nid <ulid>\n", written last by
+ *                     init: a directory without it is not a store
+ *   manifest/         LMDB (store.c)
+ *   tables/<t>/<N>    table versions (table.c)
+ *   schemas/<id>.pg   schema texts by content id, immutable
+ *   locks/<t>.lock    writer leases (lock.c)
+ *   staging/          spool files of running loads (O_TMPFILE: vanish on crash)
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "graph.h"
+#include "load_int.h"
+
+struct schema_ent {
+	struct gfs_schema *s;
+	struct schema_ent *next;
+};
+
+struct gfs_graph {
+	char *dir;
+	unsigned flags;
+	struct gfs_manifest *m;
+	struct gfs_tstore *ts;
+	pthread_mutex_t schema_lock;
+	struct schema_ent *schemas; /* protected by schema_lock */
+	char actor[GFS_ACTOR_MAX];
+};
+
+static int path_join(char *out, size_t n, const char *dir, const char *rel)
+{
+	int k = snprintf(out, n, "%s/%s", dir, rel);
+
+	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
+}
+
+static int dir_is_empty_or_missing(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!dp)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dp)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			rc = -EEXIST;
+			break;
+		}
+	closedir(dp);
+	return rc;
+}
+
+/* Content-addressed, immutable: tmp + fsync + link; EEXIST means the same
+ * bytes are already there. */
+static int write_schema_file(const char *dir, const struct gfs_schema *s)
+{
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 48], sdir[PATH_MAX];
+	int fd, rc;
+
+	if ((rc = path_join(sdir, sizeof sdir, dir, "schemas")) ||
+	    (rc = gfs_mkdir(sdir, 0755)))
+		return rc;
+	snprintf(path, sizeof path, "%s/%s.pg", sdir, s->id);
+	snprintf(tmp, sizeof tmp, "%s/.tmp-%s.%d", sdir, s->id, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	rc = gfs_write_all(fd, s->text, s->text_len);
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && link(tmp, path) < 0 && errno != EEXIST)
+		rc = -errno;
+	unlink(tmp);
+	return rc ? rc : gfs_fsync_dir(sdir);
+}
+
+static int write_format_file(const char *dir)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], id[GFS_ULID_LEN + 1];
+	struct gfs_buf b;
+	int fd, rc;
+
+	if ((rc = gfs_ulid_new(id)))
+		return rc;
+	gfs_buf_init(&b);
+	rc = gfs_buf_appendf(&b, "graphfs-store %d\nid %s\n", GFS_FORMAT_VERSION, id);
+	snprintf(path, sizeof path, "%s/FORMAT", dir);
+	snprintf(tmp, sizeof tmp, "%s/.FORMAT.tmp", dir);
+	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (!rc && fd < 0)
+		rc = -errno;
+	if (!rc)
+		rc = gfs_write_all(fd, b.p, b.len);
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	gfs_buf_release(&b);
+	return rc ? rc : gfs_fsync_dir(dir);
+}
+
+static int init_tables(const char *dir, const struct gfs_schema *s,
+		       const char *op_id, struct gfs_pin *pins,
+		       struct gfs_diag *d)
+{
+	struct gfs_tstore *ts;
+	int rc = gfs_tstore_open(dir, &ts);
+
+	for (size_t i = 0; !rc && i < s->n_types; i++) {
+		struct gfs_tbuild *b = NULL;
+		const struct gfs_typedef *t = &s->types[i];
+
+		gfs_typedef_table(t, pins[i].table, sizeof pins[i].table);
+		pins[i].version = 1;
+		rc = gfs_table_create(ts, pins[i].table);
+		if (!rc)
+			rc = gfs_tbuild_new(ts, pins[i].table, NULL,
+					    (unsigned)gfs_codec_n_unique(t), 0, &b);
+		if (!rc)
+			rc = gfs_tbuild_commit(b, 1, op_id, d);
+		gfs_tbuild_free(b);
+	}
+	if (ts)
+		gfs_tstore_close(ts);
+	return rc;
+}
+
+static int pin_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct gfs_pin *)a)->table,
+		      ((const struct gfs_pin *)b)->table);
+}
+
+static int init_manifest(const char *dir, const struct gfs_schema *s,
+			 const char *op_id, struct gfs_pin *pins,
+			 const char *actor, struct gfs_diag *d)
+{
+	struct gfs_manifest *m;
+	struct gfs_gv gv;
+	int rc;
+
+	memset(&gv, 0, sizeof gv);
+	gv.version = 1;
+	gv.time_ns = gfs_now_ns();
+	snprintf(gv.op, sizeof gv.op, "init");
+	snprintf(gv.op_id, sizeof gv.op_id, "%s", op_id);
+	snprintf(gv.actor, sizeof gv.actor, "%s", actor);
+	memcpy(gv.schema_id, s->id, sizeof gv.schema_id);
+	qsort(pins, s->n_types, sizeof *pins, pin_cmp);
+	gv.pins = pins;
+	gv.n_pins = s->n_types;
+	rc = gfs_manifest_open(dir, GFS_MANIFEST_CREATE, &m, d);
+	if (rc)
+		return rc;
+	rc = gfs_manifest_init(m, &gv);
+	gfs_manifest_close(m);
+	return rc;
+}
+
+static void default_actor(char *out, size_t n, const char *prog)
+{
+	char host[64] = "localhost";
+	const char *user = getenv("USER");
+
+	gethostname(host, sizeof host - 1);
+	snprintf(out, n, "%s pid %d on %s (user %s)", prog, (int)getpid(),
+		 host, user ? user : "?");
+}
+
+int gfs_graph_init(const char *dir, const char *text, size_t len,
+		   const char *schema_name, const char *actor,
+		   struct gfs_diag *d)
+{
+	struct gfs_schema *s = NULL;
+	struct gfs_pin *pins = NULL;
+	char op_id[GFS_ULID_LEN + 1], act[GFS_ACTOR_MAX];
+	int rc;
+
+	rc = gfs_schema_parse(text, len, schema_name, &s, d);
+	if (rc)
+		return rc;
+	rc = dir_is_empty_or_missing(dir);
+	if (rc == -EEXIST)
+		gfs_diag_set(d, "'%s' is not empty: init needs a new or empty directory", dir);
+	if (!rc && (rc = gfs_mkdir(dir, 0755)))
+		gfs_diag_set(d, "cannot create '%s': %s", dir, gfs_strerror(rc));
+	if (!rc)
+		rc = gfs_ulid_new(op_id);
+	pins = rc ? NULL : calloc(s->n_types ? s->n_types : 1, sizeof *pins);
+	if (!rc && !pins)
+		rc = -ENOMEM;
+	if (!actor) {
+		default_actor(act, sizeof act, "graphctl");
+		actor = act;
+	}
+	if (!rc)
+		rc = write_schema_file(dir, s);
+	if (!rc)
+		rc = init_tables(dir, s, op_id, pins, d);
+	if (!rc)
+		rc = init_manifest(dir, s, op_id, pins, actor, d);
+	if (!rc)
+		rc = write_format_file(dir);
+	free(pins);
+	gfs_schema_free(s);
+	return rc;
+}
+
+static int check_format(const char *dir, struct gfs_diag *d)
+{
+	char path[PATH_MAX], *txt = NULL;
+	int rc, ver = 0;
+
+	if ((rc = path_join(path, sizeof path, dir, "FORMAT")))
+		return rc;
+	rc = gfs_read_file(path, &txt, NULL, 4096);
+	if (rc == -ENOENT) {
+		struct stat st;
+		if (stat(dir, &st) < 0)
+			gfs_diag_set(d, "store '%s' does not exist (create one with 'graphctl init %s --schema FILE.pg')", dir, dir);
+		else
+			gfs_diag_set(d, "'%s' is not a graphfs store (no FORMAT file)", dir);
+		return -ENOENT;
+	}
+	if (rc) {
+		gfs_diag_set(d, "cannot read '%s': %s", path, gfs_strerror(rc));
+		return rc;
+	}
+	if (sscanf(txt, "graphfs-store %d", &ver) != 1)
+		rc = GFS_ECORRUPT;
+	else if (ver != GFS_FORMAT_VERSION)
+		rc = GFS_EFORMAT;
+	if (rc)
+		gfs_diag_set(d, "'%s': store format %d is not supported (this graphfs reads format %d)",
+			     path, ver, GFS_FORMAT_VERSION);
+	free(txt);
+	return rc;
+}
+
+int gfs_graph_open(const char *dir, unsigned flags, struct gfs_graph **out,
+		   struct gfs_diag *d)
+{
+	struct gfs_graph *g;
+	int rc;
+
+	*out = NULL;
+	rc = check_format(dir, d);
+	if (rc)
+		return rc;
+	g = calloc(1, sizeof *g);
+	if (!g || !(g->dir = gfs_strdup(dir))) {
+		free(g);
+		return -ENOMEM;
+	}
+	g->flags = flags;
+	pthread_mutex_init(&g->schema_lock, NULL);
+	default_actor(g->actor, sizeof g->actor,
+		      program_invocation_short_name ? program_invocation_short_name : "graphfs");
+	rc = gfs_manifest_open(dir, flags & GFS_GRAPH_RDONLY ? GFS_MANIFEST_RDONLY : 0,
+			       &g->m, d);
+	if (!rc)
+		rc = gfs_tstore_open(dir, &g->ts);
+	if (rc) {
+		gfs_graph_close(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void gfs_graph_close(struct gfs_graph *g)
+{
+	struct schema_ent *e, *next;
+
+	if (!g)
+		return;
+	for (e = g->schemas; e; e = next) {
+		next = e->next;
+		gfs_schema_free(e->s);
+		free(e);
+	}
+	if (g->ts)
+		gfs_tstore_close(g->ts);
+	if (g->m)
+		gfs_manifest_close(g->m);
+	pthread_mutex_destroy(&g->schema_lock);
+	free(g->dir);
+	free(g);
+}
+
+const char *gfs_graph_dir(const struct gfs_graph *g) { return g->dir; }
+struct gfs_manifest *gfs_graph_manifest(struct gfs_graph *g) { return g->m; }
+struct gfs_tstore *gfs_graph_tables(struct gfs_graph *g) { return g->ts; }
+const char *gfs_graph_actor(struct gfs_graph *g) { return g->actor; }
+
+static int load_schema(struct gfs_graph *g, const char *id,
+		       struct gfs_schema **out, struct gfs_diag *d)
+{
+	char path[PATH_MAX], name[64], *txt = NULL;
+	size_t len = 0;
+	int rc;
+
+	snprintf(name, sizeof name, "schemas/%s.pg", id);
+	if ((rc = path_join(path, sizeof path, g->dir, name)))
+		return rc;
+	rc = gfs_read_file(path, &txt, &len, (size_t)64 << 20);
+	if (rc) {
+		gfs_diag_set(d, "cannot read schema '%s': %s", path, gfs_strerror(rc));
+		return rc;
+	}
+	rc = gfs_schema_parse(txt, len, path, out, d);
+	if (!rc && strcmp((*out)->id, id)) {
+		gfs_diag_set(d, "schema file '%s' does not match its id", path);
+		gfs_schema_free(*out);
+		*out = NULL;
+		rc = GFS_ECORRUPT;
+	}
+	free(txt);
+	return rc;
+}
+
+int gfs_graph_schema(struct gfs_graph *g, const char *id,
+		     const struct gfs_schema **out, struct gfs_diag *d)
+{
+	struct schema_ent *e;
+	struct gfs_schema *s = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&g->schema_lock);
+	for (e = g->schemas; e; e = e->next)
+		if (!strcmp(e->s->id, id))
+			break;
+	if (!e) {
+		rc = load_schema(g, id, &s, d);
+		e = rc ? NULL : calloc(1, sizeof *e);
+		if (!rc && !e)
+			rc = -ENOMEM;
+		if (!rc) {
+			e->s = s;
+			e->next = g->schemas;
+			g->schemas = e;
+			s = NULL;
+		}
+		gfs_schema_free(s);
+	}
+	pthread_mutex_unlock(&g->schema_lock);
+	*out = e ? e->s : NULL;
+	return rc;
+}
+
+static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
+			int fd, char *buf, size_t bufsz, struct gfs_diag *d)
+{
+	struct gfs_tver *tv;
+	struct gfs_tver_info info;
+	uint64_t off = 0;
+	int rc = gfs_tver_open(g->ts, table, ver, &tv, d);
+
+	if (rc)
+		return rc;
+	gfs_tver_info(tv, &info);
+	while (!rc && off < info.export_bytes) {
+		size_t n = 0;
+		rc = gfs_tver_read_export(tv, off, buf, bufsz, &n);
+		if (!rc && n == 0)
+			rc = GFS_ECORRUPT;
+		if (!rc)
+			rc = gfs_write_all(fd, buf, n);
+		off += n;
+	}
+	gfs_tver_close(tv);
+	return rc;
+}
+
+int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
+		     int fd, struct gfs_diag *d)
+{
+	const struct gfs_schema *s;
+	struct gfs_gv *gv = NULL;
+	size_t bufsz = (size_t)1 << 20;
+	char *buf = NULL, table[GFS_TABLE_NAME_MAX];
+	int rc, matched = 0;
+
+	rc = version ? gfs_manifest_get(g->m, version, &gv) : gfs_manifest_head(g->m, &gv);
+	if (rc == -ENOENT)
+		gfs_diag_set(d, "graph version %llu does not exist (see 'graphctl log')",
+			     (unsigned long long)version);
+	if (!rc)
+		rc = gfs_graph_schema(g, gv->schema_id, &s, d);
+	if (!rc && !(buf = malloc(bufsz)))
+		rc = -ENOMEM;
+	for (int edges = 0; !rc && edges < 2; edges++)
+		for (size_t i = 0; !rc && i < s->n_types; i++) {
+			const struct gfs_typedef *t = &s->types[i];
+			if (t->is_edge != (edges == 1) || (type && strcmp(type, t->name)))
+				continue;
+			matched++;
+			gfs_typedef_table(t, table, sizeof table);
+			rc = export_table(g, table, gfs_gv_pin(gv, table), fd, buf, bufsz, d);
+		}
+	if (!rc && type && !matched) {
+		gfs_diag_set(d, "no type '%s' in the schema of graph version %llu",
+			     type, (unsigned long long)gv->version);
+		rc = -ENOENT;
+	}
+	free(buf);
+	gfs_gv_free(gv);
+	return rc;
+}
+
+/* ---- fsck ---------------------------------------------------------------
+ * Checks, for every table of the head: every version 1..head verifies
+ * (gfs_tver_verify), head >= pin, and a head above the pin is named by a
+ * sidecar (else it is an orphan).  Every graph version's pins exist.  Every
+ * pending sidecar is reported (recovery resolves them). */
+
+struct fsck_ctx {
+	struct gfs_graph *g;
+	void (*report)(const char *msg, void *arg);
+	void *arg;
+	unsigned problems;
+	struct gfs_pin *heads; /* table -> head, from the head's tables */
+	size_t n_heads;
+	uint64_t bad_versions;
+};
+
+static void fsck_report(struct fsck_ctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void fsck_report(struct fsck_ctx *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	c->problems++;
+	if (c->report)
+		c->report(msg, c->arg);
+}
+
+static bool sidecar_names(struct gfs_sidecar **scs, size_t n, const char *table)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; scs[i]->tables && k < scs[i]->n_tables; k++)
+			if (scs[i]->tables[k].written &&
+			    !strcmp(scs[i]->tables[k].table, table))
+				return true;
+	return false;
+}
+
+static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
+		       struct gfs_sidecar **scs, size_t nsc, uint32_t *head)
+{
+	uint32_t h = 0;
+	int rc = gfs_table_head(c->g->ts, pin->table, &h);
+
+	*head = h;
+	if (rc) {
+		fsck_report(c, "table '%s': cannot read its directory: %s", pin->table, gfs_strerror(rc));
+		return;
+	}
+	if (h < pin->version)
+		fsck_report(c, "table '%s': the manifest pins version %u but the newest file is version %u (missing table-version file)",
+			    pin->table, pin->version, h);
+	else if (h > pin->version && !sidecar_names(scs, nsc, pin->table))
+		fsck_report(c, "table '%s': orphan version %u above pin %u with no sidecar naming it (run 'graphctl recover')",
+			    pin->table, h, pin->version);
+	for (uint32_t v = 1; v <= (h > pin->version ? h : pin->version); v++) {
+		struct gfs_diag d = {{0}};
+		rc = gfs_tver_verify(c->g->ts, pin->table, v, &d);
+		if (rc)
+			fsck_report(c, "table '%s' version %u: %s%s%s", pin->table, v,
+				    gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg);
+	}
+}
+
+static int fsck_gv(const struct gfs_gv *gv, void *arg)
+{
+	struct fsck_ctx *c = arg;
+
+	for (size_t i = 0; i < gv->n_pins; i++) {
+		const struct gfs_pin *p = &gv->pins[i];
+		uint32_t h = 0;
+		bool known = false;
+		for (size_t k = 0; k < c->n_heads; k++)
+			if (!strcmp(c->heads[k].table, p->table)) {
+				h = c->heads[k].version;
+				known = true;
+			}
+		if (!known && gfs_table_head(c->g->ts, p->table, &h) == 0)
+			known = true;
+		if (p->version > h && c->bad_versions++ < 20)
+			fsck_report(c, "graph version %llu pins '%s' at version %u, which does not exist",
+				    (unsigned long long)gv->version, p->table, p->version);
+	}
+	return 0;
+}
+
+int gfs_graph_fsck(struct gfs_graph *g,
+		   void (*report)(const char *msg, void *arg), void *arg,
+		   unsigned *problems)
+{
+	struct fsck_ctx c = { .g = g, .report = report, .arg = arg };
+	struct gfs_sidecar **scs = NULL;
+	struct gfs_gv *gv = NULL;
+	const struct gfs_schema *s;
+	struct gfs_diag d = {{0}};
+	size_t nsc = 0;
+	int rc;
+
+	rc = gfs_manifest_head(g->m, &gv);
+	if (rc) {
+		fsck_report(&c, "cannot read the manifest head: %s", gfs_strerror(rc));
+		goto out;
+	}
+	if (gfs_graph_schema(g, gv->schema_id, &s, &d))
+		fsck_report(&c, "schema %s of the head: %s", gv->schema_id, d.msg);
+	rc = gfs_manifest_sidecar_list(g->m, &scs, &nsc);
+	if (rc)
+		fsck_report(&c, "cannot list sidecars: %s", gfs_strerror(rc));
+	for (size_t i = 0; i < nsc; i++)
+		fsck_report(&c, "pending sidecar: operation %s (%s by %s, %s): recovery needed (run 'graphctl recover')",
+			    scs[i]->op_id, scs[i]->kind, scs[i]->actor,
+			    scs[i]->confirmed ? "confirmed" : "not confirmed");
+	c.heads = calloc(gv->n_pins ? gv->n_pins : 1, sizeof *c.heads);
+	if (!c.heads) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	c.n_heads = gv->n_pins;
+	for (size_t i = 0; i < gv->n_pins; i++) {
+		c.heads[i] = gv->pins[i];
+		fsck_table(&c, &gv->pins[i], scs, nsc, &c.heads[i].version);
+	}
+	rc = gfs_manifest_history(g->m, 1, 0, fsck_gv, &c);
+	if (rc)
+		fsck_report(&c, "cannot read the history: %s", gfs_strerror(rc));
+	rc = 0;
+out:
+	for (size_t i = 0; i < nsc; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	free(c.heads);
+	gfs_gv_free(gv);
+	*problems = c.problems;
+	return rc;
+}

@@ -1,1 +1,1166 @@
-/* load.c - placeholder, being written */
+/* load.c - one JSONL stream -> one graph version (DESIGN.md §1, §3).
+ *
+ * Phases, in order; nothing is visible before the last:
+ *   1. parse    every line through the codec; the canonical line goes to a
+ *               spool file (O_TMPFILE in STORE/staging: it vanishes on a
+ *               crash), a small record per row stays in memory
+ *   2. sort     records by (type, id, line); merge/overwrite keep the last
+ *               line of an id, append rejects a second one
+ *   3. lock     heal-first check, then flock: LOCK_EX on written tables,
+ *               LOCK_SH on tables validation reads; then the pins are read
+ *   4. validate against those pins: append conflicts, @unique, endpoints,
+ *               @card, edges an overwrite would leave dangling
+ *   5. write    arm sidecar -> one new version per written table ->
+ *               confirm -> CAS publish (which deletes the sidecar)
+ *
+ * Memory: per row one struct ent (40 bytes) plus its id, endpoints and
+ * unique keys in the arena (4 bytes of length each + the bytes), plus the
+ * table builder's per-row records (table.c).  The line itself is on disk.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "failpoints.h"
+#include "graph.h"
+#include "load_int.h"
+#include "lock.h"
+
+struct ent {
+	uint64_t lineno;
+	uint64_t spool_off;
+	uint64_t arena_off; /* id, src, dst, n_uk, ukeys: each u32 len + bytes */
+	uint32_t line_len;
+	uint32_t type;
+	uint32_t data_off, data_len;
+};
+
+struct span {
+	const char *p;
+	size_t len;
+};
+
+struct typestate {
+	size_t first, count;  /* range in ents after sort */
+	bool written, read;   /* EX / SH */
+	uint32_t pin;
+	struct gfs_tver *tv;
+	char table[GFS_TABLE_NAME_MAX];
+};
+
+struct loader {
+	struct gfs_graph *g;
+	const struct gfs_schema *s;
+	const struct gfs_load_opts *o;
+	struct gfs_diag *d;
+	struct gfs_gv *gv;
+	int spool_fd;
+	uint64_t spool_len;
+	struct ent *ents;
+	size_t n, cap;
+	struct gfs_buf arena;
+	struct typestate *ts; /* one per schema type */
+	uint64_t lines, bytes;
+	char op_id[GFS_ULID_LEN + 1];
+	struct gfs_lockset *locks;
+};
+
+static const char *const mode_names[] = { "merge", "append", "overwrite" };
+
+int gfs_load_mode_parse(const char *s, enum gfs_load_mode *out)
+{
+	for (size_t i = 0; i < GFS_ARRAY_SIZE(mode_names); i++)
+		if (!strcmp(s, mode_names[i])) {
+			*out = (enum gfs_load_mode)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *gfs_load_phase_name(enum gfs_load_phase p)
+{
+	static const char *const names[] = { "parse", "sort", "lock",
+					     "validate", "write", "publish" };
+	return (unsigned)p < GFS_ARRAY_SIZE(names) ? names[p] : "?";
+}
+
+static void progress(struct loader *L, enum gfs_load_phase ph, uint64_t rows)
+{
+	if (L->o->progress)
+		L->o->progress(ph, L->bytes, rows, L->o->progress_arg);
+}
+
+/* ---- the arena: variable-length parts of each record ------------------- */
+
+static int arena_put(struct gfs_buf *a, const char *p, size_t len)
+{
+	uint32_t l = (uint32_t)len;
+	int rc = gfs_buf_append(a, &l, sizeof l);
+
+	return rc ? rc : gfs_buf_append(a, p, len);
+}
+
+/* Part k of a record: 0 id, 1 src, 2 dst, 3+j unique key j.  Slot 3 of
+ * the layout is the u32 count of unique keys, which has no payload. */
+static struct span ent_part(const struct loader *L, const struct ent *e,
+			    unsigned k)
+{
+	const char *p = L->arena.p + e->arena_off;
+	unsigned want = k < 3 ? k : k + 1;
+	uint32_t l;
+
+	for (unsigned i = 0;; i++) {
+		memcpy(&l, p, sizeof l);
+		p += sizeof l;
+		if (i == 3)
+			continue;
+		if (i == want)
+			return (struct span){ p, l };
+		p += l;
+	}
+}
+
+static struct span ent_id(const struct loader *L, const struct ent *e)
+{
+	return ent_part(L, e, 0);
+}
+
+static int span_cmp(struct span a, struct span b)
+{
+	int c = memcmp(a.p, b.p, a.len < b.len ? a.len : b.len);
+
+	if (c)
+		return c;
+	return a.len < b.len ? -1 : a.len > b.len;
+}
+
+static bool span_eq(struct span a, const char *p, size_t len)
+{
+	return a.len == len && !memcmp(a.p, p, len);
+}
+
+/* Printable excerpt of an id for messages (NULs and controls as '?'). */
+static const char *show(struct span s, char *buf, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < s.len && k + 4 < n; i++)
+		buf[k++] = (unsigned char)s.p[i] < 0x20 ? '?' : s.p[i];
+	if (k + 4 >= n && s.len > k) {
+		memcpy(buf + k, "...", 3);
+		k += 3;
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
+/* ---- phase 1: parse ---------------------------------------------------- */
+
+static int add_ent(struct loader *L, const struct gfs_rowin *r)
+{
+	struct ent *e;
+	uint32_t nuk = (uint32_t)r->n_ukeys;
+	int rc;
+
+	if (L->n == L->cap) {
+		size_t cap = L->cap ? L->cap * 2 : 4096;
+		struct ent *p = realloc(L->ents, cap * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		L->ents = p;
+		L->cap = cap;
+	}
+	e = &L->ents[L->n];
+	e->lineno = L->lines;
+	e->spool_off = L->spool_len;
+	e->arena_off = L->arena.len;
+	e->line_len = (uint32_t)r->line.len;
+	e->type = (uint32_t)r->type_idx;
+	e->data_off = (uint32_t)r->data_off;
+	e->data_len = (uint32_t)r->data_len;
+	rc = arena_put(&L->arena, r->id.p, r->id.len);
+	if (!rc)
+		rc = arena_put(&L->arena, r->src.p, r->src.len);
+	if (!rc)
+		rc = arena_put(&L->arena, r->dst.p, r->dst.len);
+	if (!rc)
+		rc = gfs_buf_append(&L->arena, &nuk, sizeof nuk);
+	for (size_t k = 0; !rc && k < r->n_ukeys; k++)
+		rc = arena_put(&L->arena, r->ukeys[k].p, r->ukeys[k].len);
+	if (!rc)
+		rc = gfs_write_all(L->spool_fd, r->line.p, r->line.len);
+	if (rc)
+		return rc;
+	L->spool_len += r->line.len;
+	L->n++;
+	return 0;
+}
+
+static bool blank(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+static int parse_one(struct loader *L, struct gfs_rowin *r, const char *p,
+		     size_t len)
+{
+	int rc;
+
+	L->lines++;
+	if (blank(p, len))
+		return 0;
+	rc = gfs_codec_parse_line(L->s, p, len, L->lines, r, L->d);
+	if (!rc)
+		rc = add_ent(L, r);
+	if (!rc && L->n % 65536 == 0)
+		progress(L, GFS_PHASE_PARSE, L->n);
+	return rc;
+}
+
+static int too_long(struct loader *L)
+{
+	gfs_diag_set(L->d, "line %" PRIu64 ": longer than the limit of %zu MiB per line",
+		     L->lines + 1, GFS_MAX_LINE >> 20);
+	return GFS_ETOOLONG;
+}
+
+/* Streams fd line by line with a buffer that never exceeds the line limit
+ * plus one read. */
+static int parse_stream(struct loader *L, int fd)
+{
+	size_t cap = (size_t)1 << 20, len = 0, start = 0;
+	char *buf = malloc(cap), *nl;
+	struct gfs_rowin r;
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	gfs_rowin_init(&r);
+	for (bool eof = false; !rc;) {
+		while (!rc && (nl = memchr(buf + start, '\n', len - start))) {
+			size_t ll = (size_t)(nl - (buf + start));
+			rc = ll > GFS_MAX_LINE ? too_long(L) :
+			     parse_one(L, &r, buf + start, ll);
+			start += ll + 1;
+		}
+		if (rc)
+			break;
+		if (eof) {
+			if (len > start)
+				rc = parse_one(L, &r, buf + start, len - start);
+			break;
+		}
+		memmove(buf, buf + start, len - start);
+		len -= start;
+		start = 0;
+		if (len > GFS_MAX_LINE) {
+			rc = too_long(L);
+			break;
+		}
+		if (len == cap) {
+			char *p = realloc(buf, cap * 2);
+			if (!p) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = p;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			gfs_diag_set(L->d, "reading %s: %s", L->o->source ? L->o->source : "input", strerror(errno));
+		}
+		if (n == 0)
+			eof = true;
+		if (n > 0) {
+			len += (size_t)n;
+			L->bytes += (uint64_t)n;
+		}
+	}
+	gfs_rowin_release(&r);
+	free(buf);
+	return rc;
+}
+
+/* ---- phase 2: sort and deduplicate ------------------------------------- */
+
+static const struct loader *sort_L; /* qsort has no context argument */
+
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct ent *x = a, *y = b;
+	int c;
+
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	c = span_cmp(ent_id(sort_L, x), ent_id(sort_L, y));
+	if (c)
+		return c;
+	return x->lineno < y->lineno ? -1 : x->lineno > y->lineno;
+}
+
+static int dedupe(struct loader *L)
+{
+	size_t w = 0;
+	char b1[80];
+
+	for (size_t i = 0; i < L->n; i++) {
+		const struct ent *e = &L->ents[i];
+		bool dup = w > 0 && L->ents[w - 1].type == e->type &&
+			   span_cmp(ent_id(L, &L->ents[w - 1]), ent_id(L, e)) == 0;
+		if (dup && L->o->mode == GFS_LOAD_APPEND) {
+			gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s': id already given on line %" PRIu64 " (append inserts each id once)",
+				     e->lineno, L->s->types[e->type].name,
+				     show(ent_id(L, e), b1, sizeof b1), L->ents[w - 1].lineno);
+			return GFS_ECONFLICT;
+		}
+		if (dup) /* merge / overwrite: the last line wins */
+			w--;
+		L->ents[w++] = *e;
+	}
+	L->n = w;
+	for (size_t i = 0; i < L->n; i++) {
+		struct typestate *t = &L->ts[L->ents[i].type];
+		if (!t->count++)
+			t->first = i;
+	}
+	return 0;
+}
+
+static int sort_phase(struct loader *L)
+{
+	progress(L, GFS_PHASE_SORT, L->n);
+	sort_L = L;
+	qsort(L->ents, L->n, sizeof *L->ents, ent_cmp);
+	sort_L = NULL;
+	return dedupe(L);
+}
+
+/* The record of type t with this id, or NULL (binary search). */
+static const struct ent *find_ent(const struct loader *L, size_t t,
+				  const char *id, size_t len)
+{
+	size_t lo = L->ts[t].first, hi = lo + L->ts[t].count;
+	struct span key = { id, len };
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = span_cmp(ent_id(L, &L->ents[mid]), key);
+		if (!c)
+			return &L->ents[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+
+/* ---- phase 3: locks and pins ------------------------------------------- */
+
+/* Which tables this load writes (EX) and reads (SH). */
+static void plan_tables(struct loader *L)
+{
+	const struct gfs_schema *s = L->s;
+
+	for (size_t i = 0; i < s->n_types; i++) {
+		gfs_typedef_table(&s->types[i], L->ts[i].table, sizeof L->ts[i].table);
+		L->ts[i].written = L->ts[i].count > 0;
+	}
+	for (size_t i = 0; i < s->n_types; i++) {
+		const struct gfs_typedef *t = &s->types[i];
+		if (!L->ts[i].written)
+			continue;
+		if (t->is_edge) {
+			L->ts[t->from_idx].read = true;
+			L->ts[t->to_idx].read = true;
+		}
+		if (t->is_edge || L->o->mode != GFS_LOAD_OVERWRITE)
+			continue;
+		/* An overwrite of a node table may orphan edges elsewhere. */
+		for (size_t k = 0; k < s->n_types; k++) {
+			const struct gfs_typedef *e = &s->types[k];
+			if (e->is_edge && (e->from_idx == i || e->to_idx == i))
+				L->ts[k].read = true;
+		}
+	}
+}
+
+static bool involved(const struct typestate *t)
+{
+	return t->written || t->read;
+}
+
+/* Refuses while a sidecar names one of our tables (recovery needed), and,
+ * with pins, while a head is above its pin with no sidecar (orphan). */
+static int check_pending(struct loader *L, bool with_pins)
+{
+	struct gfs_sidecar **scs = NULL;
+	size_t nsc = 0;
+	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(L->g), &scs, &nsc);
+
+	for (size_t i = 0; !rc && i < nsc; i++)
+		for (size_t k = 0; !rc && k < scs[i]->n_tables; k++)
+			for (size_t t = 0; !rc && t < L->s->n_types; t++)
+				if (involved(&L->ts[t]) &&
+				    !strcmp(scs[i]->tables[k].table, L->ts[t].table)) {
+					gfs_diag_set(L->d, "recovery needed: operation %s (%s by %s) left table '%s' unfinished; run 'graphctl recover %s'",
+						     scs[i]->op_id, scs[i]->kind, scs[i]->actor,
+						     L->ts[t].table, gfs_graph_dir(L->g));
+					rc = GFS_ERECOVERY;
+				}
+	for (size_t i = 0; i < nsc; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	for (size_t t = 0; !rc && with_pins && t < L->s->n_types; t++) {
+		uint32_t h = 0;
+		if (!involved(&L->ts[t]))
+			continue;
+		rc = gfs_table_head(gfs_graph_tables(L->g), L->ts[t].table, &h);
+		if (!rc && h != L->ts[t].pin) {
+			gfs_diag_set(L->d, "recovery needed: table '%s' has version %u but the manifest shows %u (an orphan no sidecar names); run 'graphctl recover %s'",
+				     L->ts[t].table, h, L->ts[t].pin, gfs_graph_dir(L->g));
+			rc = h > L->ts[t].pin ? GFS_ERECOVERY : GFS_EVIOLATION;
+		}
+	}
+	return rc;
+}
+
+static int take_locks(struct loader *L)
+{
+	const char **names = calloc(L->s->n_types + 1, sizeof *names);
+	enum gfs_lock_mode *modes = calloc(L->s->n_types + 1, sizeof *modes);
+	size_t n = 0;
+	int rc = 0;
+
+	if (!names || !modes)
+		rc = -ENOMEM;
+	for (size_t t = 0; !rc && t < L->s->n_types; t++)
+		if (involved(&L->ts[t])) {
+			names[n] = L->ts[t].table;
+			modes[n++] = L->ts[t].written ? GFS_LOCK_EX : GFS_LOCK_SH;
+		}
+	/* Test builds only: skipping the locks stands for an expired lease. */
+	if (!rc && !gfs_fp_hit(GFS_FP_COMMIT_SKIP_LOCKS))
+		rc = gfs_lock_tables(gfs_graph_dir(L->g), names, modes, n,
+				     GFS_LOCK_WAIT, &L->locks);
+	if (rc)
+		gfs_diag_set(L->d, "cannot lock tables: %s", gfs_strerror(rc));
+	free(names);
+	free(modes);
+	return rc;
+}
+
+static int read_pins(struct loader *L)
+{
+	struct gfs_manifest *m = gfs_graph_manifest(L->g);
+	int rc;
+
+	gfs_gv_free(L->gv);
+	L->gv = NULL;
+	rc = gfs_manifest_head(m, &L->gv);
+	if (rc)
+		return rc;
+	if (strcmp(L->gv->schema_id, L->s->id)) {
+		gfs_diag_set(L->d, "the schema changed while the file was read; load again");
+		return GFS_ECAS;
+	}
+	for (size_t t = 0; t < L->s->n_types; t++)
+		L->ts[t].pin = gfs_gv_pin(L->gv, L->ts[t].table);
+	return 0;
+}
+
+static int open_pinned(struct loader *L)
+{
+	int rc = 0;
+
+	for (size_t t = 0; !rc && t < L->s->n_types; t++)
+		if (involved(&L->ts[t]))
+			rc = gfs_tver_open(gfs_graph_tables(L->g), L->ts[t].table,
+					   L->ts[t].pin, &L->ts[t].tv, L->d);
+	return rc;
+}
+
+/* ---- phase 4: validate against the pins -------------------------------- */
+
+static int row_error(struct loader *L, const struct ent *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int row_error(struct loader *L, const struct ent *e, const char *fmt, ...)
+{
+	char idb[80], msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s': %s", e->lineno,
+		     L->s->types[e->type].name, show(ent_id(L, e), idb, sizeof idb), msg);
+	return GFS_ECONFLICT;
+}
+
+static int check_append(struct loader *L, size_t t)
+{
+	struct typestate *ts = &L->ts[t];
+	struct gfs_row row;
+	int rc = 0;
+
+	memset(&row, 0, sizeof row);
+	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
+		struct span id = ent_id(L, &L->ents[i]);
+		rc = gfs_tver_get(ts->tv, id.p, id.len, &row);
+		if (rc == 1)
+			rc = row_error(L, &L->ents[i], "id already exists (append mode inserts only new ids; use --mode merge to update)");
+	}
+	gfs_row_release(&row);
+	return rc < 0 || rc == GFS_ECONFLICT ? rc : 0;
+}
+
+struct ukref {
+	size_t ent;
+	struct span key;
+};
+
+static int ukref_cmp(const void *a, const void *b)
+{
+	return span_cmp(((const struct ukref *)a)->key, ((const struct ukref *)b)->key);
+}
+
+static int unique_in_file(struct loader *L, size_t t, unsigned k)
+{
+	struct typestate *ts = &L->ts[t];
+	struct ukref *v = malloc((ts->count ? ts->count : 1) * sizeof *v);
+	size_t n = 0;
+	int rc = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = ts->first; i < ts->first + ts->count; i++) {
+		struct span key = ent_part(L, &L->ents[i], 3 + k);
+		if (key.len)
+			v[n++] = (struct ukref){ i, key };
+	}
+	qsort(v, n, sizeof *v, ukref_cmp);
+	for (size_t i = 1; !rc && i < n; i++)
+		if (!span_cmp(v[i - 1].key, v[i].key)) {
+			char idb[80], kb[120];
+			const struct ent *a = &L->ents[v[i - 1].ent], *b = &L->ents[v[i].ent];
+			const struct ent *later = a->lineno > b->lineno ? a : b;
+			const struct ent *first = later == a ? b : a;
+			char other[200];
+			snprintf(other, sizeof other, "'%s' on line %" PRIu64,
+				 show(ent_id(L, first), idb, sizeof idb), first->lineno);
+			rc = row_error(L, later, "unique value %s is also used by %s",
+				       show(v[i].key, kb, sizeof kb), other);
+		}
+	free(v);
+	return rc;
+}
+
+static int unique_in_store(struct loader *L, size_t t, unsigned k)
+{
+	struct typestate *ts = &L->ts[t];
+	struct gfs_row row;
+	int rc = 0;
+
+	memset(&row, 0, sizeof row);
+	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
+		const struct ent *e = &L->ents[i];
+		struct span key = ent_part(L, e, 3 + k), id = ent_id(L, e);
+		if (!key.len)
+			continue;
+		rc = gfs_tver_get_unique(ts->tv, k, key.p, key.len, &row);
+		if (rc == 1 && !span_eq(id, row.id, row.id_len) &&
+		    !find_ent(L, t, row.id, row.id_len)) {
+			char kb[120], ob[80];
+			struct span oid = { row.id, row.id_len };
+			rc = row_error(L, e, "unique value %s already belongs to '%s'",
+				       show(key, kb, sizeof kb), show(oid, ob, sizeof ob));
+		} else if (rc == 1 || rc == 0) {
+			rc = 0;
+		}
+	}
+	gfs_row_release(&row);
+	return rc;
+}
+
+/* Does node `id` of node type t exist for this load: in the file, or at the
+ * pin unless an overwrite replaces that table? */
+static int node_exists(struct loader *L, size_t t, struct span id)
+{
+	struct gfs_row row;
+	int rc;
+
+	if (find_ent(L, t, id.p, id.len))
+		return 1;
+	if (L->o->mode == GFS_LOAD_OVERWRITE && L->ts[t].written)
+		return 0;
+	memset(&row, 0, sizeof row);
+	rc = gfs_tver_get(L->ts[t].tv, id.p, id.len, &row);
+	gfs_row_release(&row);
+	return rc;
+}
+
+static int check_endpoints(struct loader *L, size_t t)
+{
+	const struct gfs_typedef *td = &L->s->types[t];
+	struct typestate *ts = &L->ts[t];
+	int rc = 0;
+
+	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
+		const struct ent *e = &L->ents[i];
+		for (unsigned side = 1; !rc && side <= 2; side++) {
+			size_t nt = side == 1 ? td->from_idx : td->to_idx;
+			struct span ep = ent_part(L, e, side);
+			char eb[80];
+			rc = node_exists(L, nt, ep);
+			if (rc == 0)
+				rc = row_error(L, e, "%s node %s '%s' does not exist (not in this file nor in the store)",
+					       side == 1 ? "source" : "target",
+					       L->s->types[nt].name, show(ep, eb, sizeof eb));
+			else if (rc == 1)
+				rc = 0;
+		}
+	}
+	return rc;
+}
+
+static int span_qcmp(const void *a, const void *b)
+{
+	return span_cmp(*(const struct span *)a, *(const struct span *)b);
+}
+
+/* Number of spans in sorted v equal to key. */
+static size_t span_count(const struct span *v, size_t n, struct span key)
+{
+	size_t lo = 0, hi = n, first;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (span_cmp(v[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	first = lo;
+	while (lo < n && !span_cmp(v[lo], key))
+		lo++;
+	return lo - first;
+}
+
+/* Edges of table t leaving src at the pin that this load leaves in place. */
+static int stored_out_degree(struct loader *L, size_t t, struct span src,
+			     uint64_t *count)
+{
+	struct gfs_titer *it;
+	struct gfs_row row;
+	int rc;
+
+	*count = 0;
+	if (L->o->mode == GFS_LOAD_OVERWRITE)
+		return 0;
+	rc = gfs_titer_new(L->ts[t].tv, GFS_IX_SRC, src.p, src.len, &it);
+	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
+		if (!span_eq(src, row.src, row.src_len)) {
+			rc = 0;
+			break;
+		}
+		if (!find_ent(L, t, row.id, row.id_len))
+			(*count)++;
+		rc = 0;
+	}
+	if (it)
+		gfs_titer_free(it);
+	return rc;
+}
+
+static int card_source(struct loader *L, size_t t, struct span src,
+		       const struct span *filesrc, size_t nfile)
+{
+	const struct gfs_typedef *td = &L->s->types[t];
+	uint64_t n = 0;
+	int rc = stored_out_degree(L, t, src, &n);
+	char sb[80], max[32] = "";
+
+	if (rc)
+		return rc;
+	n += span_count(filesrc, nfile, src);
+	if (n == 0 || (n >= td->card_min && n <= td->card_max))
+		return 0;
+	if (td->card_max != UINT64_MAX)
+		snprintf(max, sizeof max, "%" PRIu64, td->card_max);
+	gfs_diag_set(L->d, "%s: source %s '%s' would have %" PRIu64 " edges, but @card(%" PRIu64 "..%s) allows %s",
+		     td->name, L->s->types[td->from_idx].name, show(src, sb, sizeof sb), n,
+		     td->card_min, max, n < td->card_min ? "more" : "fewer");
+	return GFS_ECONFLICT;
+}
+
+static int check_card(struct loader *L, size_t t)
+{
+	struct typestate *ts = &L->ts[t];
+	struct span *filesrc, *affected;
+	struct gfs_row row;
+	size_t na = 0;
+	int rc = 0;
+
+	filesrc = malloc((ts->count + 1) * sizeof *filesrc);
+	affected = malloc((2 * ts->count + 1) * sizeof *affected);
+	if (!filesrc || !affected) {
+		free(filesrc);
+		free(affected);
+		return -ENOMEM;
+	}
+	memset(&row, 0, sizeof row);
+	for (size_t i = 0; i < ts->count; i++) {
+		const struct ent *e = &L->ents[ts->first + i];
+		struct span id = ent_id(L, e);
+		filesrc[i] = affected[na++] = ent_part(L, e, 1);
+		/* An edge that moves away lowers its old source's count. */
+		if (L->o->mode != GFS_LOAD_OVERWRITE &&
+		    gfs_tver_get(ts->tv, id.p, id.len, &row) == 1 &&
+		    !span_eq(filesrc[i], row.src, row.src_len)) {
+			char *copy = gfs_memdup(row.src, row.src_len);
+			if (!copy) {
+				rc = -ENOMEM;
+				break;
+			}
+			/* A heap copy (freed below, told apart from arena spans). */
+			affected[na++] = (struct span){ copy, row.src_len };
+		}
+	}
+	if (!rc)
+		qsort(filesrc, ts->count, sizeof *filesrc, span_qcmp);
+	if (!rc)
+		qsort(affected, na, sizeof *affected, span_qcmp);
+	for (size_t i = 0; !rc && i < na; i++)
+		if (i == 0 || span_cmp(affected[i - 1], affected[i]))
+			rc = card_source(L, t, affected[i], filesrc, ts->count);
+	for (size_t i = 0; i < na; i++) /* free the copied old sources */
+		if (affected[i].p < L->arena.p || affected[i].p >= L->arena.p + L->arena.len)
+			free((void *)affected[i].p);
+	gfs_row_release(&row);
+	free(filesrc);
+	free(affected);
+	return rc;
+}
+
+/* An overwrite of node table t removes the pinned rows not in the file; an
+ * edge of another table that still points at one of them is an error
+ * (nothing cascades implicitly). */
+static int check_dangling_edge(struct loader *L, size_t e, enum gfs_index ix,
+			       struct span id)
+{
+	struct gfs_titer *it;
+	struct gfs_row row;
+	int rc = gfs_titer_new(L->ts[e].tv, ix, id.p, id.len, &it);
+
+	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
+		const char *ep = ix == GFS_IX_SRC ? row.src : row.dst;
+		size_t eplen = ix == GFS_IX_SRC ? row.src_len : row.dst_len;
+		char ib[80], sb[80], db[80];
+		rc = 0;
+		if (!span_eq(id, ep, eplen))
+			break;
+		if (find_ent(L, e, row.id, row.id_len))
+			continue; /* replaced by this file: its endpoints were checked */
+		gfs_diag_set(L->d, "overwrite removes %s '%s', but edge %s '%s' (%s -> %s) still points at it; delete or overwrite that edge in the same load",
+			     L->s->types[ix == GFS_IX_SRC ? L->s->types[e].from_idx : L->s->types[e].to_idx].name,
+			     show(id, ib, sizeof ib), L->s->types[e].name,
+			     show((struct span){ row.id, row.id_len }, db, sizeof db),
+			     show((struct span){ row.src, row.src_len }, sb, sizeof sb),
+			     show((struct span){ row.dst, row.dst_len }, ib, sizeof ib));
+		rc = GFS_ECONFLICT;
+	}
+	if (it)
+		gfs_titer_free(it);
+	return rc;
+}
+
+static int check_removed_node(struct loader *L, size_t t, struct span id)
+{
+	int rc = 0;
+
+	for (size_t e = 0; !rc && e < L->s->n_types; e++) {
+		const struct gfs_typedef *td = &L->s->types[e];
+		if (!td->is_edge || (L->ts[e].written && L->o->mode == GFS_LOAD_OVERWRITE))
+			continue;
+		if (td->from_idx == t)
+			rc = check_dangling_edge(L, e, GFS_IX_SRC, id);
+		if (!rc && td->to_idx == t)
+			rc = check_dangling_edge(L, e, GFS_IX_DST, id);
+	}
+	return rc;
+}
+
+static int check_dangling(struct loader *L, size_t t)
+{
+	struct gfs_titer *it;
+	struct gfs_row row;
+	int rc = gfs_titer_new(L->ts[t].tv, GFS_IX_PRIMARY, NULL, 0, &it);
+
+	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
+		struct span id = { row.id, row.id_len };
+		rc = find_ent(L, t, row.id, row.id_len) ? 0 : check_removed_node(L, t, id);
+	}
+	if (it)
+		gfs_titer_free(it);
+	return rc;
+}
+
+static int validate(struct loader *L)
+{
+	int rc = 0;
+
+	progress(L, GFS_PHASE_VALIDATE, L->n);
+	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
+		const struct gfs_typedef *td = &L->s->types[t];
+		unsigned nu = (unsigned)gfs_codec_n_unique(td);
+		if (!L->ts[t].written)
+			continue;
+		if (L->o->mode == GFS_LOAD_APPEND)
+			rc = check_append(L, t);
+		for (unsigned k = 0; !rc && k < nu; k++) {
+			rc = unique_in_file(L, t, k);
+			if (!rc && L->o->mode != GFS_LOAD_OVERWRITE)
+				rc = unique_in_store(L, t, k);
+		}
+		if (!rc && td->is_edge)
+			rc = check_endpoints(L, t);
+		if (!rc && td->is_edge && td->has_card)
+			rc = check_card(L, t);
+		if (!rc && !td->is_edge && L->o->mode == GFS_LOAD_OVERWRITE)
+			rc = check_dangling(L, t);
+	}
+	return rc;
+}
+
+/* ---- phase 5: arm, commit tables, confirm, publish --------------------- */
+
+static int sc_table_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct gfs_sc_table *)a)->table,
+		      ((const struct gfs_sc_table *)b)->table);
+}
+
+/* The tables of this operation for the sidecar and the CAS, sorted: a
+ * written table moves pin -> pin+1, a read one must stay at its pin.
+ * Returns a new array (free()) or NULL on ENOMEM. */
+static struct gfs_sc_table *op_tables(const struct loader *L, size_t *np)
+{
+	struct gfs_sc_table *tabs = calloc(L->s->n_types + 1, sizeof *tabs);
+	size_t n = 0;
+
+	for (size_t t = 0; tabs && t < L->s->n_types; t++) {
+		const struct typestate *ts = &L->ts[t];
+		if (!involved(ts))
+			continue;
+		snprintf(tabs[n].table, sizeof tabs[n].table, "%s", ts->table);
+		tabs[n].written = ts->written;
+		tabs[n].expected = ts->pin;
+		tabs[n].post = ts->written ? ts->pin + 1 : ts->pin;
+		n++;
+	}
+	if (tabs)
+		qsort(tabs, n, sizeof *tabs, sc_table_cmp);
+	*np = n;
+	return tabs;
+}
+
+static int arm(struct loader *L)
+{
+	struct gfs_sidecar sc;
+	struct gfs_sc_table *tabs;
+	size_t n = 0;
+	int rc;
+
+	memset(&sc, 0, sizeof sc);
+	sc.format = GFS_SIDECAR_FORMAT;
+	memcpy(sc.op_id, L->op_id, sizeof sc.op_id);
+	snprintf(sc.kind, sizeof sc.kind, "load");
+	snprintf(sc.actor, sizeof sc.actor, "%s", L->o->actor ? L->o->actor : gfs_graph_actor(L->g));
+	sc.start_ns = gfs_now_ns();
+	if (!(tabs = op_tables(L, &n)))
+		return -ENOMEM;
+	sc.tables = tabs;
+	sc.n_tables = n;
+	rc = gfs_manifest_sidecar_put(gfs_graph_manifest(L->g), &sc);
+	free(tabs);
+	if (rc)
+		gfs_diag_set(L->d, "cannot record the recovery sidecar: %s", gfs_strerror(rc));
+	return rc;
+}
+
+static int put_rows(struct loader *L, size_t t, struct gfs_tbuild *b,
+		    struct gfs_buf *line)
+{
+	const struct typestate *ts = &L->ts[t];
+	size_t nu = gfs_codec_n_unique(&L->s->types[t]);
+	struct gfs_buf *uk = calloc(nu + 1, sizeof *uk);
+	int rc = uk ? 0 : -ENOMEM;
+
+	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
+		const struct ent *e = &L->ents[i];
+		struct span id = ent_id(L, e), src = ent_part(L, e, 1), dst = ent_part(L, e, 2);
+		struct gfs_rowput rp;
+		for (size_t k = 0; k < nu; k++) {
+			struct span u = ent_part(L, e, 3 + (unsigned)k);
+			uk[k] = (struct gfs_buf){ (char *)u.p, u.len, u.len };
+		}
+		gfs_buf_reset(line);
+		rc = gfs_buf_reserve(line, e->line_len);
+		if (!rc)
+			rc = gfs_pread_all(L->spool_fd, line->p, e->line_len, (off_t)e->spool_off);
+		rp = (struct gfs_rowput){
+			.id = id.p, .id_len = id.len,
+			.src = src.len || L->s->types[t].is_edge ? src.p : NULL, .src_len = src.len,
+			.dst = dst.len || L->s->types[t].is_edge ? dst.p : NULL, .dst_len = dst.len,
+			.line = line->p, .line_len = e->line_len,
+			.data_off = e->data_off, .data_len = e->data_len,
+			.ukeys = uk, .n_ukeys = nu,
+		};
+		if (!rc)
+			rc = gfs_tbuild_put(b, &rp);
+		if (!rc && (i - ts->first) % 65536 == 65535)
+			progress(L, GFS_PHASE_WRITE, i);
+	}
+	free(uk);
+	return rc;
+}
+
+static int commit_table(struct loader *L, size_t t)
+{
+	struct typestate *ts = &L->ts[t];
+	struct gfs_tbuild *b = NULL;
+	struct gfs_buf line;
+	int rc;
+
+	gfs_buf_init(&line);
+	rc = gfs_tbuild_new(gfs_graph_tables(L->g), ts->table, ts->tv,
+			    (unsigned)gfs_codec_n_unique(&L->s->types[t]),
+			    L->o->mode == GFS_LOAD_OVERWRITE ? GFS_TBUILD_REPLACE : 0, &b);
+	if (!rc)
+		rc = put_rows(L, t, b, &line);
+	if (!rc)
+		rc = gfs_tbuild_commit(b, ts->pin + 1, L->op_id, L->d);
+	if (rc == -EEXIST)
+		gfs_diag_set(L->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
+			     ts->table, ts->pin + 1, gfs_graph_dir(L->g));
+	gfs_tbuild_free(b);
+	gfs_buf_release(&line);
+	return rc;
+}
+
+static int publish(struct loader *L, uint64_t *version)
+{
+	struct gfs_sc_table *tabs;
+	struct gfs_publish p;
+	struct gfs_buf detail;
+	size_t n = 0;
+	int rc;
+
+	gfs_buf_init(&detail);
+	rc = gfs_buf_appendf(&detail, "{\"mode\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%zu,\"source\":",
+			     mode_names[L->o->mode], L->lines, L->n);
+	if (!rc) {
+		const char *src = L->o->source ? L->o->source : "-";
+		rc = gfs_buf_append_json_str(&detail, src, strlen(src));
+	}
+	if (!rc)
+		rc = gfs_buf_appendc(&detail, '}');
+	tabs = op_tables(L, &n);
+	if (!tabs)
+		rc = -ENOMEM;
+	memset(&p, 0, sizeof p);
+	p.op = "load";
+	p.op_id = L->op_id;
+	p.actor = L->o->actor ? L->o->actor : gfs_graph_actor(L->g);
+	p.detail = rc ? NULL : detail.p;
+	p.tables = tabs;
+	p.n_tables = n;
+	p.sidecar = L->op_id;
+	if (tabs)
+		rc = gfs_manifest_publish(gfs_graph_manifest(L->g), &p, version, L->d);
+	free(tabs);
+	gfs_buf_release(&detail);
+	return rc;
+}
+
+static int fp(enum gfs_fp id)
+{
+	int err = gfs_fp_hit(id);
+
+	return err ? -err : 0;
+}
+
+/* Nothing of ours became a table version: withdraw the sidecar.  Otherwise
+ * it stays for recovery (the next writer heals it). */
+static void disarm(struct loader *L, unsigned committed)
+{
+	struct gfs_publish p;
+
+	if (committed)
+		return;
+	memset(&p, 0, sizeof p);
+	p.op = "load";
+	p.op_id = L->op_id;
+	p.sidecar = L->op_id;
+	p.require_sidecar = true;
+	p.no_version = true;
+	gfs_manifest_publish(gfs_graph_manifest(L->g), &p, NULL, NULL);
+}
+
+static int write_phase(struct loader *L, uint64_t *version)
+{
+	unsigned committed = 0;
+	int rc;
+
+	progress(L, GFS_PHASE_WRITE, L->n);
+	rc = gfs_ulid_new(L->op_id);
+	if (!rc)
+		rc = arm(L);
+	if (rc)
+		return rc;
+	rc = fp(GFS_FP_COMMIT_AFTER_SIDECAR);
+	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
+		if (!L->ts[t].written)
+			continue;
+		rc = commit_table(L, t);
+		if (!rc)
+			committed++;
+		if (!rc)
+			rc = fp(GFS_FP_COMMIT_AFTER_TABLE);
+	}
+	if (!rc)
+		rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(L->g), L->op_id);
+	if (rc) {
+		disarm(L, committed);
+		return rc;
+	}
+	rc = fp(GFS_FP_COMMIT_AFTER_CONFIRM);
+	if (!rc)
+		rc = fp(GFS_FP_COMMIT_BEFORE_PUBLISH);
+	progress(L, GFS_PHASE_PUBLISH, L->n);
+	if (!rc)
+		rc = publish(L, version);
+	if (!rc)
+		rc = fp(GFS_FP_COMMIT_AFTER_PUBLISH);
+	return rc;
+}
+
+/* ---- the whole load ---------------------------------------------------- */
+
+static int open_spool(struct loader *L)
+{
+	char dir[PATH_MAX];
+	int rc;
+
+	snprintf(dir, sizeof dir, "%s/staging", gfs_graph_dir(L->g));
+	if ((rc = gfs_mkdir(dir, 0755)))
+		return rc;
+	L->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (L->spool_fd < 0) {
+		rc = -errno;
+		gfs_diag_set(L->d, "cannot create a spool file in '%s': %s", dir, strerror(errno));
+	}
+	return rc;
+}
+
+static int setup(struct loader *L)
+{
+	struct gfs_gv *gv = NULL;
+	int rc = gfs_manifest_head(gfs_graph_manifest(L->g), &gv);
+
+	if (!rc)
+		rc = gfs_graph_schema(L->g, gv->schema_id, &L->s, L->d);
+	gfs_gv_free(gv);
+	if (!rc && !(L->ts = calloc(L->s->n_types + 1, sizeof *L->ts)))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = open_spool(L);
+	return rc;
+}
+
+static void teardown(struct loader *L)
+{
+	for (size_t t = 0; L->ts && L->s && t < L->s->n_types; t++)
+		gfs_tver_close(L->ts[t].tv);
+	gfs_lockset_free(L->locks);
+	if (L->spool_fd >= 0)
+		close(L->spool_fd);
+	gfs_gv_free(L->gv);
+	free(L->ts);
+	free(L->ents);
+	gfs_buf_release(&L->arena);
+}
+
+static int lock_and_validate(struct loader *L)
+{
+	int rc = check_pending(L, false);
+
+	progress(L, GFS_PHASE_LOCK, L->n);
+	if (!rc)
+		rc = take_locks(L);
+	if (!rc)
+		rc = fp(GFS_FP_LOAD_AFTER_LOCKS);
+	if (!rc)
+		rc = read_pins(L);
+	if (!rc)
+		rc = check_pending(L, true);
+	if (!rc)
+		rc = open_pinned(L);
+	if (!rc)
+		rc = validate(L);
+	return rc;
+}
+
+int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
+		   struct gfs_load_result *res, struct gfs_diag *d)
+{
+	struct loader L = { .g = g, .o = o, .d = d, .spool_fd = -1 };
+	uint64_t version = 0;
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	gfs_buf_init(&L.arena);
+	rc = setup(&L);
+	if (!rc)
+		rc = parse_stream(&L, fd);
+	if (!rc && L.n == 0) {
+		gfs_diag_set(d, "%s %s: nothing to load", o->source ? o->source : "input",
+			     L.lines ? "has only blank lines" : "is empty");
+		rc = GFS_EDATA;
+	}
+	if (!rc)
+		rc = fp(GFS_FP_LOAD_AFTER_STAGE);
+	if (!rc)
+		rc = sort_phase(&L);
+	if (!rc)
+		plan_tables(&L);
+	if (!rc)
+		rc = lock_and_validate(&L);
+	if (!rc)
+		rc = write_phase(&L, &version);
+	if (!rc) {
+		res->version = version;
+		res->lines = L.lines;
+		res->rows_put = L.n;
+		memcpy(res->op_id, L.op_id, sizeof res->op_id);
+	}
+	teardown(&L);
+	return rc;
+}

@@ -1,1 +1,1654 @@
-/* store.c - placeholder, being written */
+/* store.c - the LMDB backend of manifest.h (DESIGN.md §2-§4).
+ *
+ * The only file that includes <lmdb.h>.  Layout of STORE/manifest/ (one LMDB
+ * environment, named sub-databases, records are one-line JSON with a
+ * "format" field so a newer writer is detected, never misread):
+ *
+ *   meta         string key -> string value ("manifest_format", store id, ...)
+ *   versions     big-endian u64 graph version -> graph version record
+ *   sidecars     op id -> sidecar record
+ *   audit        big-endian u64 sequence -> audit record
+ *   audit_by_op  op id -> big-endian u64 sequence (DUPSORT), so counting the
+ *                audit records of one operation needs no scan
+ *
+ * The head is the last key of "versions"; there is no separate head record
+ * that could disagree with the history.
+ *
+ * Invariants:
+ *  1. One MDB_env per process per environment (LMDB forbids two: closing one
+ *     would drop the other's fcntl locks).  A registry keyed by the
+ *     directory's device and inode shares it between handles; entries made
+ *     before a fork() belong to the parent and are ignored by the child.
+ *  2. Every transaction holds env->grow shared; resizing the map holds it
+ *     exclusive, so mdb_env_set_mapsize() never runs beside a transaction of
+ *     this process.  Transactions never nest within a thread (the lock
+ *     prefers writers), which is why history and audit callbacks run between
+ *     batches, outside any transaction.
+ *  3. MDB_MAP_FULL aborts, grows (double), retries; MDB_MAP_RESIZED adopts
+ *     the size another process set.  -ENOSPC only when growing fails.
+ *  4. Write transactions only touch LMDB: no failpoint, lock or fsync inside.
+ *  5. LMDB codes are translated in one place, xl().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "failpoints.h"
+#include "manifest.h"
+#include "store_int.h"
+#include "util.h"
+
+/* One constant for the whole library (DESIGN.md §2): LMDB keeps the larger
+ * of this and the size recorded in the file, so it is only a floor. */
+#define MAP_SIZE_INITIAL ((size_t)64 << 20)
+#define MAP_SIZE_MAX ((size_t)1 << 40)
+#define MAX_READERS 126
+#define MAX_DBS 8
+#define BATCH 256
+#define MANIFEST_FORMAT 1
+#define RECORD_FORMAT 1
+
+enum db { DB_META, DB_VERSIONS, DB_SIDECARS, DB_AUDIT, DB_AUDIT_BY_OP, DB__COUNT };
+static const char *const db_names[DB__COUNT] = {
+	"meta", "versions", "sidecars", "audit", "audit_by_op",
+};
+_Static_assert(DB__COUNT <= MAX_DBS, "maxdbs must cover every sub-database");
+
+struct env {
+	struct env *next;       /* protected by registry_lock */
+	int refs;               /* protected by registry_lock */
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;              /* the process that opened it */
+	bool rdonly;
+	MDB_env *env;
+	MDB_dbi dbi[DB__COUNT];
+	pthread_rwlock_t grow;  /* shared: any txn; exclusive: resize the map */
+};
+
+struct gfs_manifest {
+	struct env *e;
+	bool rdonly;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct env *registry;
+static size_t initial_mapsize = MAP_SIZE_INITIAL; /* tests may shrink it */
+
+/* ---- errors ------------------------------------------------------------ */
+
+static bool is_mdb_code(int rc)
+{
+	return rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE;
+}
+
+/* The one translation of LMDB return codes (STYLE.md "Errors").  Other
+ * values (-errno, GFS_E*) pass through. */
+static int xl(int rc)
+{
+	switch (rc) {
+	case MDB_NOTFOUND: return -ENOENT;
+	case MDB_KEYEXIST: return -EEXIST;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID: return GFS_ECORRUPT;
+	case MDB_VERSION_MISMATCH: return GFS_EFORMAT;
+	case MDB_MAP_FULL: return -ENOSPC;
+	case MDB_READERS_FULL: return -EAGAIN;
+	}
+	if (rc > 0)
+		return -rc;
+	if (is_mdb_code(rc))
+		return -EIO;
+	return rc;
+}
+
+static int xl_diag(int rc, struct gfs_diag *d, const char *what)
+{
+	if (rc && (rc > 0 || is_mdb_code(rc)))
+		gfs_diag_set(d, "manifest %s: lmdb: %s", what, mdb_strerror(rc));
+	return xl(rc);
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void be64_put(unsigned char out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		out[i] = (unsigned char)(v & 0xff);
+}
+
+static bool be64_get(const MDB_val *k, uint64_t *v)
+{
+	const unsigned char *p = k->mv_data;
+	if (k->mv_size != 8)
+		return false;
+	*v = 0;
+	for (int i = 0; i < 8; i++)
+		*v = (*v << 8) | p[i];
+	return true;
+}
+
+static bool copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src ? src : "");
+	if (n >= cap)
+		return false;
+	memcpy(dst, src ? src : "", n + 1);
+	return true;
+}
+
+static MDB_val str_val(const char *s)
+{
+	return (MDB_val){ .mv_size = strlen(s), .mv_data = (void *)s };
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static int adopt_mapsize(struct env *e)
+{
+	pthread_rwlock_wrlock(&e->grow);
+	int rc = mdb_env_set_mapsize(e->env, 0);
+	pthread_rwlock_unlock(&e->grow);
+	return rc;
+}
+
+static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
+{
+	for (;;) {
+		pthread_rwlock_rdlock(&e->grow);
+		int rc = mdb_txn_begin(e->env, NULL, flags, txn);
+		if (rc == 0)
+			return 0;
+		pthread_rwlock_unlock(&e->grow);
+		*txn = NULL;
+		if (rc != MDB_MAP_RESIZED)
+			return rc;
+		rc = adopt_mapsize(e);
+		if (rc)
+			return rc;
+	}
+}
+
+static void txn_abort(struct env *e, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&e->grow);
+}
+
+static int txn_commit(struct env *e, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+	pthread_rwlock_unlock(&e->grow);
+	return rc;
+}
+
+static size_t map_size(struct env *e)
+{
+	MDB_envinfo info;
+	if (mdb_env_info(e->env, &info))
+		return 0;
+	return info.me_mapsize;
+}
+
+/* Doubles the map unless someone already grew it past seen.  The failpoint
+ * is hit before the exclusive lock, outside any transaction (§7). */
+static int grow_map(struct env *e, size_t seen)
+{
+	int err = gfs_fp_hit(GFS_FP_STORE_MAP_GROW);
+	if (err)
+		return -err;
+	int rc = 0;
+	pthread_rwlock_wrlock(&e->grow);
+	size_t cur = map_size(e);
+	if (cur <= seen) {
+		size_t want = seen * 2;
+		if (seen == 0 || want > MAP_SIZE_MAX ||
+		    mdb_env_set_mapsize(e->env, want))
+			rc = -ENOSPC;
+	}
+	pthread_rwlock_unlock(&e->grow);
+	return rc;
+}
+
+typedef int (*txn_fn)(struct env *e, MDB_txn *txn, void *ctx);
+
+/* Runs fn in a write transaction, growing the map and retrying on
+ * MDB_MAP_FULL.  fn returns 0 to commit, anything else to abort. */
+static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
+		     struct gfs_diag *d)
+{
+	struct env *e = m->e;
+	if (m->rdonly) {
+		gfs_diag_set(d, "manifest is open read-only");
+		return -EROFS;
+	}
+	for (;;) {
+		MDB_txn *txn;
+		size_t seen = map_size(e);
+		int rc = txn_begin(e, 0, &txn);
+		if (rc)
+			return xl_diag(rc, d, "begin");
+		rc = fn(e, txn, ctx);
+		if (rc == 0)
+			rc = txn_commit(e, txn);
+		else
+			txn_abort(e, txn);
+		if (rc != MDB_MAP_FULL)
+			return xl_diag(rc, d, "write");
+		rc = grow_map(e, seen);
+		if (rc) {
+			gfs_diag_set(d, "manifest map full and cannot grow "
+				     "past %zu bytes", seen);
+			return rc;
+		}
+	}
+}
+
+static int run_read(struct gfs_manifest *m, txn_fn fn, void *ctx)
+{
+	MDB_txn *txn;
+	int rc = txn_begin(m->e, MDB_RDONLY, &txn);
+	if (rc)
+		return xl(rc);
+	rc = fn(m->e, txn, ctx);
+	txn_abort(m->e, txn);
+	return xl(rc);
+}
+
+/* ---- JSON field access -------------------------------------------------- */
+
+static bool j_str(json_t *o, const char *k, char *out, size_t cap)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) && copy_str(out, cap, json_string_value(v));
+}
+
+static bool j_u64(json_t *o, const char *k, uint64_t *out)
+{
+	json_t *v = json_object_get(o, k);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+static bool j_u32(json_t *o, const char *k, uint32_t *out)
+{
+	uint64_t v;
+	if (!j_u64(o, k, &v) || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static int j_set(json_t *o, const char *k, json_t *v)
+{
+	return v && json_object_set_new(o, k, v) == 0 ? 0 : -ENOMEM;
+}
+
+static int j_set_time(json_t *o, const char *k, uint64_t ns)
+{
+	char t[40];
+	gfs_time_format(ns, t);
+	return j_set(o, k, json_string(t));
+}
+
+/* Record format: 0 missing, or the number. */
+static int j_format(json_t *o)
+{
+	uint64_t f;
+	if (!j_u64(o, "format", &f) || f > INT_MAX)
+		return 0;
+	return (int)f;
+}
+
+/* Returns new compact one-line text of o (consumed). */
+static char *j_dump(json_t *o)
+{
+	if (!o)
+		return NULL;
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+static json_t *j_load(const MDB_val *v)
+{
+	return json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
+}
+
+/* ---- graph version records ---------------------------------------------- */
+
+void gfs_gv_free(struct gfs_gv *gv)
+{
+	if (!gv)
+		return;
+	free(gv->detail);
+	free(gv->pins);
+	free(gv);
+}
+
+uint32_t gfs_gv_pin(const struct gfs_gv *gv, const char *table)
+{
+	for (size_t i = 0; gv && i < gv->n_pins; i++)
+		if (strcmp(gv->pins[i].table, table) == 0)
+			return gv->pins[i].version;
+	return 0;
+}
+
+static int pin_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct gfs_pin *)a)->table,
+		      ((const struct gfs_pin *)b)->table);
+}
+
+static json_t *pins_json(const struct gfs_gv *gv)
+{
+	json_t *t = json_object();
+	for (size_t i = 0; t && i < gv->n_pins; i++) {
+		if (j_set(t, gv->pins[i].table,
+			  json_integer(gv->pins[i].version))) {
+			json_decref(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+/* detail text as a JSON value; unparsable text is kept as a string. */
+static json_t *detail_json(const char *detail)
+{
+	json_t *v = json_loads(detail, JSON_DECODE_ANY, NULL);
+	return v ? v : json_string(detail);
+}
+
+/* stored: the record in LMDB ("format", "time_ns"); else the public shape
+ * ("time" in RFC 3339). */
+static json_t *gv_json(const struct gfs_gv *gv, bool stored)
+{
+	json_t *o = json_object();
+	int rc = o ? 0 : -ENOMEM;
+	if (!rc && stored)
+		rc = j_set(o, "format", json_integer(RECORD_FORMAT));
+	if (!rc)
+		rc = j_set(o, "version", json_integer((json_int_t)gv->version));
+	if (!rc)
+		rc = stored ? j_set(o, "time_ns", json_integer((json_int_t)gv->time_ns))
+			    : j_set_time(o, "time", gv->time_ns);
+	if (!rc)
+		rc = j_set(o, "op", json_string(gv->op));
+	if (!rc)
+		rc = j_set(o, "op_id", json_string(gv->op_id));
+	if (!rc)
+		rc = j_set(o, "actor", json_string(gv->actor));
+	if (!rc)
+		rc = j_set(o, "schema", json_string(gv->schema_id));
+	if (!rc)
+		rc = j_set(o, "tables", pins_json(gv));
+	if (!rc && gv->detail)
+		rc = j_set(o, "detail", detail_json(gv->detail));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *gfs_gv_to_json(const struct gfs_gv *gv)
+{
+	return j_dump(gv_json(gv, false));
+}
+
+static int gv_pins_parse(json_t *t, struct gfs_gv *gv)
+{
+	const char *name;
+	json_t *v;
+	if (!json_is_object(t))
+		return GFS_ECORRUPT;
+	gv->pins = calloc(json_object_size(t) + 1, sizeof *gv->pins);
+	if (!gv->pins)
+		return -ENOMEM;
+	json_object_foreach(t, name, v) {
+		struct gfs_pin *p = &gv->pins[gv->n_pins];
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > UINT32_MAX ||
+		    !copy_str(p->table, sizeof p->table, name))
+			return GFS_ECORRUPT;
+		p->version = (uint32_t)json_integer_value(v);
+		gv->n_pins++;
+	}
+	qsort(gv->pins, gv->n_pins, sizeof *gv->pins, pin_cmp);
+	return 0;
+}
+
+static int gv_fields_parse(json_t *o, struct gfs_gv *gv)
+{
+	int f = j_format(o);
+	if (f > RECORD_FORMAT)
+		return GFS_EFORMAT;
+	if (f == 0 || !j_u64(o, "version", &gv->version) ||
+	    !j_u64(o, "time_ns", &gv->time_ns) ||
+	    !j_str(o, "op", gv->op, sizeof gv->op) ||
+	    !j_str(o, "op_id", gv->op_id, sizeof gv->op_id) ||
+	    !j_str(o, "actor", gv->actor, sizeof gv->actor) ||
+	    !j_str(o, "schema", gv->schema_id, sizeof gv->schema_id))
+		return GFS_ECORRUPT;
+	json_t *det = json_object_get(o, "detail");
+	if (det) {
+		gv->detail = json_dumps(det, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!gv->detail)
+			return -ENOMEM;
+	}
+	return gv_pins_parse(json_object_get(o, "tables"), gv);
+}
+
+/* Decodes a versions record; the key must agree with the body. */
+static int gv_decode(const MDB_val *k, const MDB_val *v, struct gfs_gv **out)
+{
+	uint64_t key;
+	struct gfs_gv *gv = calloc(1, sizeof *gv);
+	json_t *o = j_load(v);
+	int rc = !gv ? -ENOMEM : json_is_object(o) ? 0 : GFS_ECORRUPT;
+	if (!rc)
+		rc = gv_fields_parse(o, gv);
+	if (!rc && (!be64_get(k, &key) || key != gv->version))
+		rc = GFS_ECORRUPT;
+	json_decref(o);
+	if (rc) {
+		gfs_gv_free(gv);
+		gv = NULL;
+	}
+	*out = gv;
+	return rc;
+}
+
+static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
+{
+	unsigned char kb[8];
+	be64_put(kb, gv->version);
+	char *s = j_dump(gv_json(gv, true));
+	if (!s)
+		return -ENOMEM;
+	MDB_val k = { 8, kb }, v = str_val(s);
+	int rc = mdb_put(txn, e->dbi[DB_VERSIONS], &k, &v, MDB_NOOVERWRITE);
+	free(s);
+	return rc;
+}
+
+/* The last version, or MDB_NOTFOUND. */
+static int head_read(struct env *e, MDB_txn *txn, struct gfs_gv **out)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	*out = NULL;
+	int rc = mdb_cursor_open(txn, e->dbi[DB_VERSIONS], &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	return rc ? rc : gv_decode(&k, &v, out);
+}
+
+/* ---- sidecar records ---------------------------------------------------- */
+
+void gfs_sidecar_free(struct gfs_sidecar *sc)
+{
+	if (!sc)
+		return;
+	free(sc->tables);
+	free(sc->raw);
+	free(sc);
+}
+
+void gfs_audit_free(struct gfs_audit *a)
+{
+	if (!a)
+		return;
+	free(a->tables);
+	free(a);
+}
+
+static int sct_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct gfs_sc_table *)a)->table,
+		      ((const struct gfs_sc_table *)b)->table);
+}
+
+/* audit: from/to keys, written tables only; else the sidecar shape. */
+static json_t *sct_json(const struct gfs_sc_table *t, size_t n, bool audit)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		json_t *o = json_object();
+		int rc = j_set(o, "table", json_string(t[i].table));
+		if (!rc && !audit)
+			rc = j_set(o, "written", json_boolean(t[i].written));
+		if (!rc)
+			rc = j_set(o, audit ? "from" : "expected",
+				   json_integer(t[i].expected));
+		if (!rc)
+			rc = j_set(o, audit ? "to" : "post",
+				   json_integer(t[i].post));
+		if (rc || json_array_append_new(arr, o)) {
+			json_decref(o);
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static bool sct_parse_one(json_t *o, bool audit, struct gfs_sc_table *t)
+{
+	json_t *w = json_object_get(o, "written");
+	if (!json_is_object(o) || !j_str(o, "table", t->table, sizeof t->table))
+		return false;
+	if (audit) {
+		t->written = true;
+		return j_u32(o, "from", &t->expected) && j_u32(o, "to", &t->post);
+	}
+	if (!json_is_boolean(w))
+		return false;
+	t->written = json_is_true(w);
+	return j_u32(o, "expected", &t->expected) && j_u32(o, "post", &t->post);
+}
+
+static bool sct_parse(json_t *arr, bool audit, struct gfs_sc_table **out,
+		      size_t *n)
+{
+	size_t i;
+	json_t *o;
+	if (!json_is_array(arr))
+		return false;
+	*out = calloc(json_array_size(arr) + 1, sizeof **out);
+	if (!*out)
+		return false;
+	json_array_foreach(arr, i, o) {
+		if (!sct_parse_one(o, audit, &(*out)[i]))
+			return false;
+		*n = i + 1;
+	}
+	qsort(*out, *n, sizeof **out, sct_cmp);
+	return true;
+}
+
+static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
+{
+	json_t *o = json_object();
+	int rc = o ? 0 : -ENOMEM;
+	if (!rc && stored)
+		rc = j_set(o, "format", json_integer(sc->format ? sc->format
+							  : GFS_SIDECAR_FORMAT));
+	if (!rc)
+		rc = j_set(o, "op_id", json_string(sc->op_id));
+	if (!rc)
+		rc = j_set(o, "kind", json_string(sc->kind));
+	if (!rc)
+		rc = j_set(o, "actor", json_string(sc->actor));
+	if (!rc)
+		rc = stored ? j_set(o, "start_ns", json_integer((json_int_t)sc->start_ns))
+			    : j_set_time(o, "start", sc->start_ns);
+	if (!rc)
+		rc = j_set(o, "confirmed", json_boolean(sc->confirmed));
+	if (!rc)
+		rc = j_set(o, "tables", sct_json(sc->tables, sc->n_tables, false));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* raw as a JSON string; bytes that are not UTF-8 become '?'. */
+static json_t *raw_string(const char *raw)
+{
+	json_t *v = json_string(raw);
+	if (v)
+		return v;
+	char *s = gfs_strdup(raw);
+	for (char *p = s; p && *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	v = s ? json_string(s) : NULL;
+	free(s);
+	return v;
+}
+
+/* A sidecar that did not parse: its raw bytes, shown as a string. */
+static char *sidecar_raw_json(const struct gfs_sidecar *sc)
+{
+	json_t *o = json_object();
+	if (j_set(o, "op_id", json_string(sc->op_id)) ||
+	    j_set(o, "format", json_integer(sc->format)) ||
+	    j_set(o, "unparsable", raw_string(sc->raw))) {
+		json_decref(o);
+		return NULL;
+	}
+	return j_dump(o);
+}
+
+char *gfs_sidecar_to_json(const struct gfs_sidecar *sc)
+{
+	if (sc->raw)
+		return sidecar_raw_json(sc);
+	return j_dump(sidecar_json(sc, false));
+}
+
+static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
+{
+	json_t *c = json_object_get(o, "confirmed");
+	if (!j_str(o, "op_id", sc->op_id, sizeof sc->op_id) ||
+	    !j_str(o, "kind", sc->kind, sizeof sc->kind) ||
+	    !j_str(o, "actor", sc->actor, sizeof sc->actor) ||
+	    !j_u64(o, "start_ns", &sc->start_ns) || !json_is_boolean(c))
+		return false;
+	sc->confirmed = json_is_true(c);
+	return sct_parse(json_object_get(o, "tables"), false, &sc->tables,
+			 &sc->n_tables);
+}
+
+/* Keeps the bytes of a record we refuse (DESIGN.md §4: refused loudly and
+ * kept on disk), named by its key. */
+static int sidecar_refuse(const MDB_val *k, const MDB_val *v,
+			  struct gfs_sidecar *sc)
+{
+	free(sc->tables);
+	sc->tables = NULL;
+	sc->n_tables = 0;
+	sc->confirmed = false;
+	sc->start_ns = 0;
+	memset(sc->op_id, 0, sizeof sc->op_id);
+	if (k->mv_size < sizeof sc->op_id)
+		memcpy(sc->op_id, k->mv_data, k->mv_size);
+	sc->raw = gfs_memdup(v->mv_data, v->mv_size);
+	return sc->raw ? GFS_EFORMAT : -ENOMEM;
+}
+
+/* GFS_EFORMAT with *out set (raw bytes) for a record we cannot use. */
+static int sidecar_decode(const MDB_val *k, const MDB_val *v,
+			  struct gfs_sidecar **out)
+{
+	struct gfs_sidecar *sc = calloc(1, sizeof *sc);
+	*out = sc;
+	if (!sc)
+		return -ENOMEM;
+	json_t *o = j_load(v);
+	sc->format = json_is_object(o) ? j_format(o) : 0;
+	bool ok = sc->format >= 1 && sc->format <= GFS_SIDECAR_FORMAT &&
+		  sidecar_fields(o, sc) && k->mv_size == strlen(sc->op_id) &&
+		  memcmp(k->mv_data, sc->op_id, k->mv_size) == 0;
+	json_decref(o);
+	int rc = ok ? 0 : sidecar_refuse(k, v, sc);
+	if (rc == -ENOMEM) {
+		gfs_sidecar_free(sc);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int sidecar_put_txn(struct env *e, MDB_txn *txn,
+			   const struct gfs_sidecar *sc, unsigned flags)
+{
+	MDB_val k = str_val(sc->op_id);
+	char *s = j_dump(sidecar_json(sc, true));
+	if (!s)
+		return -ENOMEM;
+	MDB_val v = str_val(s);
+	int rc = mdb_put(txn, e->dbi[DB_SIDECARS], &k, &v, flags);
+	free(s);
+	return rc;
+}
+
+static bool sidecar_valid(const struct gfs_sidecar *sc)
+{
+	if (sc->op_id[0] == '\0' || sc->raw ||
+	    sc->format > GFS_SIDECAR_FORMAT)
+		return false;
+	for (size_t i = 0; i < sc->n_tables; i++)
+		if (sc->tables[i].table[0] == '\0')
+			return false;
+	return true;
+}
+
+/* ---- audit records ------------------------------------------------------ */
+
+static json_t *audit_json(const struct gfs_audit *a, bool stored)
+{
+	json_t *o = json_object();
+	int rc = o ? 0 : -ENOMEM;
+	if (!rc && stored)
+		rc = j_set(o, "format", json_integer(RECORD_FORMAT));
+	if (!rc)
+		rc = j_set(o, "op_id", json_string(a->op_id));
+	if (!rc)
+		rc = j_set(o, "decision", json_string(a->decision));
+	if (!rc)
+		rc = j_set(o, "kind", json_string(a->kind));
+	if (!rc)
+		rc = j_set(o, "actor", json_string(a->actor));
+	if (!rc)
+		rc = j_set(o, "resolver", json_string(a->resolver));
+	if (!rc)
+		rc = stored ? j_set(o, "time_ns", json_integer((json_int_t)a->time_ns))
+			    : j_set_time(o, "time", a->time_ns);
+	if (!rc)
+		rc = j_set(o, "graph_version",
+			   json_integer((json_int_t)a->graph_version));
+	if (!rc)
+		rc = j_set(o, "tables", sct_json(a->tables, a->n_tables, true));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *gfs_audit_to_json(const struct gfs_audit *a)
+{
+	return j_dump(audit_json(a, false));
+}
+
+static bool audit_fields(json_t *o, struct gfs_audit *a)
+{
+	return j_format(o) == RECORD_FORMAT &&
+	       j_str(o, "op_id", a->op_id, sizeof a->op_id) &&
+	       j_str(o, "decision", a->decision, sizeof a->decision) &&
+	       j_str(o, "kind", a->kind, sizeof a->kind) &&
+	       j_str(o, "actor", a->actor, sizeof a->actor) &&
+	       j_str(o, "resolver", a->resolver, sizeof a->resolver) &&
+	       j_u64(o, "time_ns", &a->time_ns) &&
+	       j_u64(o, "graph_version", &a->graph_version) &&
+	       sct_parse(json_object_get(o, "tables"), true, &a->tables,
+			 &a->n_tables);
+}
+
+static int audit_decode(const MDB_val *v, struct gfs_audit **out)
+{
+	struct gfs_audit *a = calloc(1, sizeof *a);
+	json_t *o = j_load(v);
+	int rc = !a ? -ENOMEM : json_is_object(o) && audit_fields(o, a) ? 0
+								  : GFS_ECORRUPT;
+	json_decref(o);
+	if (rc) {
+		gfs_audit_free(a);
+		a = NULL;
+	}
+	*out = a;
+	return rc;
+}
+
+/* Appends a at sequence last+1 and indexes it by op id. */
+static int audit_put(struct env *e, MDB_txn *txn, const struct gfs_audit *a)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t seq = 0;
+	unsigned char kb[8];
+	int rc = mdb_cursor_open(txn, e->dbi[DB_AUDIT], &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (rc == 0 && !be64_get(&k, &seq))
+		return GFS_ECORRUPT;
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	be64_put(kb, seq + 1);
+	char *s = j_dump(audit_json(a, true));
+	if (!s)
+		return -ENOMEM;
+	k = (MDB_val){ 8, kb };
+	v = str_val(s);
+	rc = mdb_put(txn, e->dbi[DB_AUDIT], &k, &v, MDB_APPEND);
+	free(s);
+	MDB_val ok = str_val(a->op_id);
+	return rc ? rc : mdb_put(txn, e->dbi[DB_AUDIT_BY_OP], &ok, &k, 0);
+}
+
+/* ---- the registry and open/close ---------------------------------------- */
+
+void gfs_manifest_debug_set_initial_mapsize(size_t bytes)
+{
+	pthread_mutex_lock(&registry_lock);
+	initial_mapsize = bytes ? bytes : MAP_SIZE_INITIAL;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m)
+{
+	return map_size(m->e);
+}
+
+static struct env *registry_find(const struct stat *st)
+{
+	for (struct env *e = registry; e; e = e->next)
+		if (e->dev == st->st_dev && e->ino == st->st_ino &&
+		    e->pid == getpid())
+			return e;
+	return NULL;
+}
+
+static int env_create(const char *dir, unsigned envflags, MDB_env **out)
+{
+	MDB_env *env;
+	int rc = mdb_env_create(&env);
+	if (rc)
+		return rc;
+	rc = mdb_env_set_maxdbs(env, MAX_DBS);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(env, MAX_READERS);
+	if (!rc)
+		rc = mdb_env_set_mapsize(env, initial_mapsize);
+	if (!rc)
+		rc = mdb_env_open(env, dir, envflags, 0644);
+	if (rc) {
+		mdb_env_close(env);
+		env = NULL;
+	}
+	*out = env;
+	return rc;
+}
+
+/* Read-only opens first try the normal way (sharing the reader table with
+ * writers).  When the directory or lock file is not writable for us, fall
+ * back to MDB_NOLOCK: best effort, since our readers are then invisible to
+ * writers, which may reuse pages under a long read. */
+static int env_open_mdb(struct env *e, const char *dir)
+{
+	unsigned flags = MDB_NOTLS | (e->rdonly ? MDB_RDONLY : 0);
+	int rc = env_create(dir, flags, &e->env);
+	if (e->rdonly && (rc == EACCES || rc == EROFS || rc == EPERM))
+		rc = env_create(dir, flags | MDB_NOLOCK, &e->env);
+	else if (rc == 0) {
+		int dead = 0;
+		mdb_reader_check(e->env, &dead);
+	}
+	return rc;
+}
+
+static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
+{
+	MDB_val k = str_val("manifest_format"), v;
+	char buf[16] = "";
+	uint64_t f;
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND && !e->rdonly) {
+		v = str_val("1");
+		return mdb_put(txn, e->dbi[DB_META], &k, &v, 0);
+	}
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	if (gfs_parse_u64(buf, &f) || f > MANIFEST_FORMAT) {
+		gfs_diag_set(d, "manifest format '%s' is newer than this "
+			     "graphfs understands (%d)", buf, MANIFEST_FORMAT);
+		return GFS_EFORMAT;
+	}
+	return 0;
+}
+
+static int dbis_open(struct env *e, struct gfs_diag *d)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(e->env, NULL, e->rdonly ? MDB_RDONLY : 0, &txn);
+	if (rc)
+		return rc;
+	for (int i = 0; i < DB__COUNT && !rc; i++) {
+		unsigned f = e->rdonly ? 0 : MDB_CREATE;
+		if (i == DB_AUDIT_BY_OP)
+			f |= MDB_DUPSORT;
+		rc = mdb_dbi_open(txn, db_names[i], f, &e->dbi[i]);
+		if (rc == MDB_NOTFOUND) {
+			gfs_diag_set(d, "manifest has no '%s' database: not a "
+				     "graphfs manifest", db_names[i]);
+			rc = GFS_ECORRUPT;
+		}
+	}
+	if (!rc)
+		rc = format_check(e, txn, d);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	/* committing (even read-only) keeps the dbi handles for later txns */
+	return mdb_txn_commit(txn);
+}
+
+static void env_free(struct env *e)
+{
+	if (e->env)
+		mdb_env_close(e->env);
+	pthread_rwlock_destroy(&e->grow);
+	free(e);
+}
+
+static int env_open(const char *dir, const struct stat *st, bool rdonly,
+		    struct env **out, struct gfs_diag *d)
+{
+	pthread_rwlockattr_t attr;
+	struct env *e = calloc(1, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	pthread_rwlockattr_init(&attr);
+	/* growth must not starve behind a stream of readers */
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->grow, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->pid = getpid();
+	e->rdonly = rdonly;
+	int rc = env_open_mdb(e, dir);
+	if (rc)
+		gfs_diag_set(d, "cannot open manifest '%s': %s", dir,
+			     mdb_strerror(rc));
+	if (!rc)
+		rc = dbis_open(e, d);
+	if (rc) {
+		env_free(e);
+		return xl_diag(rc, d, "open");
+	}
+	*out = e;
+	return 0;
+}
+
+static int manifest_dir(const char *store_dir, unsigned flags, char *dir,
+			size_t cap, struct stat *st, struct gfs_diag *d)
+{
+	int n = snprintf(dir, cap, "%s/manifest", store_dir);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	if (flags & GFS_MANIFEST_CREATE) {
+		int rc = gfs_mkdir(dir, 0755);
+		if (rc) {
+			gfs_diag_set(d, "cannot create '%s'", dir);
+			return rc;
+		}
+	}
+	char data[PATH_MAX];
+	n = snprintf(data, sizeof data, "%s/data.mdb", dir);
+	if (n < 0 || (size_t)n >= sizeof data)
+		return -ENAMETOOLONG;
+	if (stat(dir, st) || (!(flags & GFS_MANIFEST_CREATE) && access(data, F_OK))) {
+		int rc = -errno;
+		gfs_diag_set(d, "no manifest at '%s': %s", dir, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+int gfs_manifest_open(const char *store_dir, unsigned flags,
+		      struct gfs_manifest **out, struct gfs_diag *d)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	bool rdonly = flags & GFS_MANIFEST_RDONLY;
+	*out = NULL;
+	int rc = manifest_dir(store_dir, flags, dir, sizeof dir, &st, d);
+	if (rc)
+		return rc;
+	struct gfs_manifest *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_lock(&registry_lock);
+	struct env *e = registry_find(&st);
+	if (e && e->rdonly && !rdonly) {
+		gfs_diag_set(d, "manifest '%s' is already open read-only in "
+			     "this process", dir);
+		rc = -EBUSY;
+	} else if (e) {
+		e->refs++;
+	} else if ((rc = env_open(dir, &st, rdonly, &e, d)) == 0) {
+		e->refs = 1;
+		e->next = registry;
+		registry = e;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (rc) {
+		free(m);
+		return rc;
+	}
+	m->e = e;
+	m->rdonly = rdonly;
+	*out = m;
+	return 0;
+}
+
+void gfs_manifest_close(struct gfs_manifest *m)
+{
+	if (!m)
+		return;
+	struct env *e = m->e;
+	free(m);
+	pthread_mutex_lock(&registry_lock);
+	/* an env inherited across fork() is never touched (invariant 1) */
+	if (e->pid == getpid() && --e->refs == 0) {
+		struct env **pp = &registry;
+		while (*pp != e)
+			pp = &(*pp)->next;
+		*pp = e->next;
+		env_free(e);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- versions ----------------------------------------------------------- */
+
+static bool gv_fields_valid(const struct gfs_gv *gv)
+{
+	return gv->op[0] != '\0' && memchr(gv->op, 0, sizeof gv->op) &&
+	       memchr(gv->op_id, 0, sizeof gv->op_id) &&
+	       memchr(gv->actor, 0, sizeof gv->actor) &&
+	       memchr(gv->schema_id, 0, sizeof gv->schema_id);
+}
+
+static bool detail_valid(const char *detail)
+{
+	json_t *o = detail ? json_loads(detail, 0, NULL) : NULL;
+	bool ok = !detail || json_is_object(o);
+	json_decref(o);
+	return ok;
+}
+
+static int init_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct gfs_gv gv = *(const struct gfs_gv *)ctx;
+	struct gfs_gv *head;
+	int rc = head_read(e, txn, &head);
+	gfs_gv_free(head);
+	if (rc != MDB_NOTFOUND)
+		return rc ? rc : -EEXIST;
+	gv.version = 1;
+	if (gv.time_ns == 0)
+		gv.time_ns = gfs_now_ns();
+	qsort(gv.pins, gv.n_pins, sizeof *gv.pins, pin_cmp);
+	return gv_put(e, txn, &gv);
+}
+
+int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first)
+{
+	if (!gv_fields_valid(first) || !detail_valid(first->detail))
+		return -EINVAL;
+	struct gfs_gv gv = *first;
+	gv.pins = NULL;
+	if (first->n_pins) {
+		gv.pins = malloc(first->n_pins * sizeof *gv.pins);
+		if (!gv.pins)
+			return -ENOMEM;
+		memcpy(gv.pins, first->pins, first->n_pins * sizeof *gv.pins);
+	}
+	int rc = run_write(m, init_txn, &gv, NULL);
+	free(gv.pins);
+	return rc;
+}
+
+static int head_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	return head_read(e, txn, ctx);
+}
+
+int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out)
+{
+	*out = NULL;
+	return run_read(m, head_txn, out);
+}
+
+static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, e->dbi[DB_VERSIONS], &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (!rc && !be64_get(&k, ctx))
+		rc = GFS_ECORRUPT;
+	return rc;
+}
+
+uint64_t gfs_manifest_head_version(struct gfs_manifest *m)
+{
+	uint64_t v = 0;
+	return run_read(m, head_version_txn, &v) ? 0 : v;
+}
+
+struct get_ctx {
+	uint64_t n;
+	struct gfs_gv **out;
+};
+
+static int get_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct get_ctx *g = ctx;
+	unsigned char kb[8];
+	be64_put(kb, g->n);
+	MDB_val k = { 8, kb }, v;
+	int rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
+	return rc ? rc : gv_decode(&k, &v, g->out);
+}
+
+int gfs_manifest_get(struct gfs_manifest *m, uint64_t n, struct gfs_gv **out)
+{
+	struct get_ctx g = { n, out };
+	*out = NULL;
+	return run_read(m, get_txn, &g);
+}
+
+/* A batch of consecutive records read in one short read transaction; the
+ * callbacks run after it ends (invariant 2). */
+struct batch {
+	uint64_t next, to;
+	void *item[BATCH];
+	size_t n;
+	bool done;
+};
+
+static int hist_fill(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct batch *b = ctx;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char kb[8];
+	be64_put(kb, b->next);
+	k = (MDB_val){ 8, kb };
+	int rc = mdb_cursor_open(txn, e->dbi[DB_VERSIONS], &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (!rc && b->n < BATCH) {
+		struct gfs_gv *gv;
+		rc = gv_decode(&k, &v, &gv);
+		if (rc)
+			break;
+		if (gv->version > b->to) {
+			gfs_gv_free(gv);
+			break;
+		}
+		b->item[b->n++] = gv;
+		b->next = gv->version + 1;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	b->done = b->n < BATCH;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int gfs_manifest_history(struct gfs_manifest *m, uint64_t from, uint64_t to,
+			 int (*fn)(const struct gfs_gv *gv, void *arg), void *arg)
+{
+	struct batch b = { .next = from ? from : 1, .to = to };
+	if (to == 0)
+		b.to = gfs_manifest_head_version(m);
+	int rc = 0;
+	while (!rc && !b.done && b.next <= b.to) {
+		b.n = 0;
+		rc = run_read(m, hist_fill, &b);
+		size_t i = 0;
+		for (; !rc && i < b.n; i++)
+			rc = fn(b.item[i], arg);
+		for (i = 0; i < b.n; i++)
+			gfs_gv_free(b.item[i]);
+	}
+	return rc;
+}
+
+/* ---- publish ------------------------------------------------------------ */
+
+struct pub_ctx {
+	const struct gfs_publish *p;
+	struct gfs_diag *d;
+	uint64_t version;
+};
+
+static int check_pins(const struct gfs_gv *head, const struct gfs_publish *p,
+		      struct gfs_diag *d)
+{
+	for (size_t i = 0; i < p->n_tables; i++) {
+		const struct gfs_sc_table *t = &p->tables[i];
+		uint32_t actual = gfs_gv_pin(head, t->table);
+		if (actual != t->expected) {
+			gfs_diag_reset(d, "table '%s' moved: expected version "
+				       "%u, manifest has %u", t->table,
+				       t->expected, actual);
+			return GFS_ECAS;
+		}
+	}
+	return 0;
+}
+
+/* head's pins with the written tables moved to post (new tables added). */
+static int next_pins(const struct gfs_gv *head, const struct gfs_publish *p,
+		     struct gfs_gv *nv)
+{
+	nv->pins = calloc(head->n_pins + p->n_tables + 1, sizeof *nv->pins);
+	if (!nv->pins)
+		return -ENOMEM;
+	memcpy(nv->pins, head->pins, head->n_pins * sizeof *nv->pins);
+	nv->n_pins = head->n_pins;
+	for (size_t i = 0; i < p->n_tables; i++) {
+		const struct gfs_sc_table *t = &p->tables[i];
+		size_t j = 0;
+		if (!t->written)
+			continue;
+		while (j < nv->n_pins && strcmp(nv->pins[j].table, t->table))
+			j++;
+		if (j == nv->n_pins)
+			memcpy(nv->pins[nv->n_pins++].table, t->table,
+			       sizeof t->table);
+		nv->pins[j].version = t->post;
+	}
+	qsort(nv->pins, nv->n_pins, sizeof *nv->pins, pin_cmp);
+	return 0;
+}
+
+static int write_version(struct env *e, MDB_txn *txn,
+			 const struct gfs_gv *head, struct pub_ctx *c)
+{
+	const struct gfs_publish *p = c->p;
+	struct gfs_gv nv = *head;
+	uint64_t now = gfs_now_ns();
+	nv.version = head->version + 1;
+	nv.time_ns = now > head->time_ns ? now : head->time_ns;
+	copy_str(nv.op, sizeof nv.op, p->op);
+	copy_str(nv.op_id, sizeof nv.op_id, p->op_id);
+	copy_str(nv.actor, sizeof nv.actor, p->actor);
+	if (p->schema_id)
+		copy_str(nv.schema_id, sizeof nv.schema_id, p->schema_id);
+	nv.detail = (char *)p->detail;
+	int rc = next_pins(head, p, &nv);
+	if (!rc)
+		rc = gv_put(e, txn, &nv);
+	free(nv.pins);
+	if (!rc)
+		c->version = nv.version;
+	return rc;
+}
+
+static int sidecar_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
+{
+	const struct gfs_publish *p = c->p;
+	if (!p->sidecar)
+		return 0;
+	MDB_val k = str_val(p->sidecar);
+	int rc = mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
+	if (rc == MDB_NOTFOUND && p->require_sidecar) {
+		gfs_diag_reset(c->d, "sidecar '%s' already resolved",
+			       p->sidecar);
+		return GFS_EGONE;
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
+{
+	if (!c->p->audit)
+		return 0;
+	struct gfs_audit a = *c->p->audit;
+	a.graph_version = c->version;
+	if (a.time_ns == 0)
+		a.time_ns = gfs_now_ns();
+	return audit_put(e, txn, &a);
+}
+
+static int publish_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct pub_ctx *c = ctx;
+	struct gfs_gv *head = NULL;
+	c->version = 0;
+	/* the sidecar first: gone means resolved elsewhere, write nothing */
+	int rc = sidecar_step(e, txn, c);
+	if (!rc)
+		rc = head_read(e, txn, &head);
+	if (rc == MDB_NOTFOUND && c->p->no_version)
+		rc = 0;
+	else if (rc == MDB_NOTFOUND)
+		gfs_diag_set(c->d, "manifest has no graph version yet");
+	if (!rc)
+		rc = check_pins(head, c->p, c->d);
+	if (!rc && !c->p->no_version)
+		rc = write_version(e, txn, head, c);
+	if (!rc)
+		rc = audit_step(e, txn, c);
+	gfs_gv_free(head);
+	return rc;
+}
+
+static int publish_valid(const struct gfs_publish *p, struct gfs_diag *d)
+{
+	char tmp[GFS_ACTOR_MAX];
+	bool ok = (p->no_version ||
+		   (p->op && p->op[0] && strlen(p->op) < 24 && p->op_id &&
+		    strlen(p->op_id) <= GFS_ULID_LEN &&
+		    copy_str(tmp, sizeof tmp, p->actor) &&
+		    (!p->schema_id || strlen(p->schema_id) < 17) &&
+		    detail_valid(p->detail))) &&
+		  (!p->require_sidecar || p->sidecar) &&
+		  (!p->sidecar || strlen(p->sidecar) <= GFS_ULID_LEN) &&
+		  (!p->audit || p->audit->op_id[0]);
+	for (size_t i = 0; ok && i < p->n_tables; i++)
+		ok = memchr(p->tables[i].table, 0, GFS_TABLE_NAME_MAX) &&
+		     p->tables[i].table[0];
+	if (!ok)
+		gfs_diag_set(d, "invalid publish request");
+	return ok ? 0 : -EINVAL;
+}
+
+int gfs_manifest_publish(struct gfs_manifest *m, const struct gfs_publish *p,
+			 uint64_t *out_version, struct gfs_diag *d)
+{
+	struct pub_ctx c = { .p = p, .d = d };
+	if (out_version)
+		*out_version = 0;
+	int rc = publish_valid(p, d);
+	if (!rc)
+		rc = run_write(m, publish_txn, &c, d);
+	if (!rc && out_version)
+		*out_version = c.version;
+	return rc;
+}
+
+/* ---- sidecars ----------------------------------------------------------- */
+
+static int sc_put_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	return sidecar_put_txn(e, txn, ctx, MDB_NOOVERWRITE);
+}
+
+int gfs_manifest_sidecar_put(struct gfs_manifest *m,
+			     const struct gfs_sidecar *sc)
+{
+	if (!sidecar_valid(sc))
+		return -EINVAL;
+	struct gfs_sidecar copy = *sc;
+	copy.format = GFS_SIDECAR_FORMAT;
+	return run_write(m, sc_put_txn, &copy, NULL);
+}
+
+static int sc_confirm_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	MDB_val k = str_val(ctx), v;
+	struct gfs_sidecar *sc;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	if (rc)
+		return rc;
+	rc = sidecar_decode(&k, &v, &sc);
+	if (!rc) {
+		sc->confirmed = true;
+		rc = sidecar_put_txn(e, txn, sc, 0);
+	}
+	gfs_sidecar_free(sc);
+	return rc;
+}
+
+int gfs_manifest_sidecar_confirm(struct gfs_manifest *m, const char *op_id)
+{
+	if (!op_id[0] || strlen(op_id) > GFS_ULID_LEN)
+		return -EINVAL;
+	return run_write(m, sc_confirm_txn, (void *)op_id, NULL);
+}
+
+struct sc_get_ctx {
+	const char *op_id;
+	struct gfs_sidecar **out;
+};
+
+static int sc_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct sc_get_ctx *g = ctx;
+	MDB_val k = str_val(g->op_id), v;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	return rc ? rc : sidecar_decode(&k, &v, g->out);
+}
+
+int gfs_manifest_sidecar_get(struct gfs_manifest *m, const char *op_id,
+			     struct gfs_sidecar **out)
+{
+	struct sc_get_ctx g = { op_id, out };
+	*out = NULL;
+	if (!op_id[0] || strlen(op_id) > GFS_ULID_LEN)
+		return -ENOENT;
+	return run_read(m, sc_get_txn, &g);
+}
+
+struct sc_list {
+	struct gfs_sidecar **v;
+	size_t n, cap;
+};
+
+static int sc_list_push(struct sc_list *l, struct gfs_sidecar *sc)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		void *p = realloc(l->v, cap * sizeof *l->v);
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = sc;
+	return 0;
+}
+
+static int sc_list_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, e->dbi[DB_SIDECARS], &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (!rc) {
+		struct gfs_sidecar *sc;
+		rc = sidecar_decode(&k, &v, &sc);
+		if (rc == GFS_EFORMAT) /* listed with raw set: refused loudly */
+			rc = 0;
+		if (!rc)
+			rc = sc_list_push(ctx, sc);
+		if (rc) {
+			gfs_sidecar_free(sc);
+			break;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int sc_order(const void *a, const void *b)
+{
+	const struct gfs_sidecar *x = *(struct gfs_sidecar *const *)a;
+	const struct gfs_sidecar *y = *(struct gfs_sidecar *const *)b;
+	if (x->start_ns != y->start_ns)
+		return x->start_ns < y->start_ns ? -1 : 1;
+	return strcmp(x->op_id, y->op_id);
+}
+
+int gfs_manifest_sidecar_list(struct gfs_manifest *m, struct gfs_sidecar ***out,
+			      size_t *n)
+{
+	struct sc_list l = { 0 };
+	*out = NULL;
+	*n = 0;
+	int rc = run_read(m, sc_list_txn, &l);
+	if (rc) {
+		for (size_t i = 0; i < l.n; i++)
+			gfs_sidecar_free(l.v[i]);
+		free(l.v);
+		return rc;
+	}
+	if (l.n)
+		qsort(l.v, l.n, sizeof *l.v, sc_order);
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
+/* ---- audit -------------------------------------------------------------- */
+
+static int audit_fill(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct batch *b = ctx;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char kb[8];
+	be64_put(kb, b->next);
+	k = (MDB_val){ 8, kb };
+	int rc = mdb_cursor_open(txn, e->dbi[DB_AUDIT], &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (!rc && b->n < BATCH) {
+		uint64_t seq;
+		if (!be64_get(&k, &seq)) {
+			rc = GFS_ECORRUPT;
+			break;
+		}
+		rc = audit_decode(&v, (struct gfs_audit **)&b->item[b->n]);
+		if (rc)
+			break;
+		b->n++;
+		b->next = seq + 1;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	b->done = b->n < BATCH;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int gfs_manifest_audit_list(struct gfs_manifest *m,
+			    int (*fn)(const struct gfs_audit *a, void *arg),
+			    void *arg)
+{
+	struct batch b = { .next = 1, .to = UINT64_MAX };
+	int rc = 0;
+	while (!rc && !b.done) {
+		b.n = 0;
+		rc = run_read(m, audit_fill, &b);
+		size_t i = 0;
+		for (; !rc && i < b.n; i++)
+			rc = fn(b.item[i], arg);
+		for (i = 0; i < b.n; i++)
+			gfs_audit_free(b.item[i]);
+	}
+	return rc;
+}
+
+struct count_ctx {
+	const char *op_id;
+	size_t n;
+};
+
+static int audit_count_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct count_ctx *cc = ctx;
+	MDB_cursor *c;
+	MDB_val k = str_val(cc->op_id), v;
+	size_t n = 0;
+	int rc = mdb_cursor_open(txn, e->dbi[DB_AUDIT_BY_OP], &c);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+	if (!rc)
+		rc = mdb_cursor_count(c, &n);
+	mdb_cursor_close(c);
+	cc->n = n;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int gfs_manifest_audit_count(struct gfs_manifest *m, const char *op_id,
+			     size_t *n)
+{
+	struct count_ctx cc = { op_id, 0 };
+	*n = 0;
+	if (!op_id[0])
+		return -EINVAL;
+	int rc = run_read(m, audit_count_txn, &cc);
+	if (!rc)
+		*n = cc.n;
+	return rc;
+}
+
+/* ---- meta --------------------------------------------------------------- */
+
+struct meta_ctx {
+	const char *key;
+	const char *val;
+	char **out;
+};
+
+static int meta_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct meta_ctx *mc = ctx;
+	MDB_val k = str_val(mc->key), v;
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	if (rc)
+		return rc;
+	*mc->out = gfs_memdup(v.mv_data, v.mv_size);
+	return *mc->out ? 0 : -ENOMEM;
+}
+
+int gfs_manifest_meta_get(struct gfs_manifest *m, const char *key, char **val)
+{
+	struct meta_ctx mc = { .key = key, .out = val };
+	*val = NULL;
+	if (!key[0])
+		return -EINVAL;
+	return run_read(m, meta_get_txn, &mc);
+}
+
+static int meta_put_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct meta_ctx *mc = ctx;
+	MDB_val k = str_val(mc->key), v = str_val(mc->val);
+	return mdb_put(txn, e->dbi[DB_META], &k, &v, 0);
+}
+
+int gfs_manifest_meta_put(struct gfs_manifest *m, const char *key,
+			  const char *val)
+{
+	struct meta_ctx mc = { .key = key, .val = val };
+	if (!key[0] || strlen(key) > 255)
+		return -EINVAL;
+	return run_write(m, meta_put_txn, &mc, NULL);
+}
+
+/* ---- test backdoor ------------------------------------------------------ */
+
+struct raw_ctx {
+	int db;
+	MDB_val k, v;
+};
+
+static int raw_put_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct raw_ctx *r = ctx;
+	return mdb_put(txn, e->dbi[r->db], &r->k, &r->v, 0);
+}
+
+int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
+			       const void *key, size_t klen,
+			       const void *val, size_t vlen)
+{
+	struct raw_ctx r = { .db = -1 };
+	for (int i = 0; i < DB__COUNT; i++)
+		if (strcmp(db, db_names[i]) == 0)
+			r.db = i;
+	if (r.db < 0 || klen == 0)
+		return -EINVAL;
+	r.k = (MDB_val){ klen, (void *)key };
+	r.v = (MDB_val){ vlen, (void *)val };
+	return run_write(m, raw_put_txn, &r, NULL);
+}

@@ -1,0 +1,28 @@
+/* store_int.h - test-only backdoors into the LMDB manifest (store.c).
+ *
+ * Not part of the library API: only tests/ include this.  They exist so a
+ * test can plant bytes the API would never write (a corrupt sidecar, a record
+ * of a newer format) and force the map-growth path with a tiny map.
+ */
+#ifndef GFS_STORE_INT_H
+#define GFS_STORE_INT_H
+
+#include <stddef.h>
+
+#include "manifest.h"
+
+/* Puts raw bytes under key in the sub-database named db ("meta",
+ * "versions", "sidecars", "audit", "audit_by_op"), overwriting.  0 or
+ * -errno / GFS_E*. */
+int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
+			       const void *key, size_t klen,
+			       const void *val, size_t vlen);
+
+/* Map size used by environments opened after the call (0: the library
+ * default).  Process-global; for tests of the growth path. */
+void gfs_manifest_debug_set_initial_mapsize(size_t bytes);
+
+/* The current map size of m's environment. */
+size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m);
+
+#endif

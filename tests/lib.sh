@@ -1,0 +1,51 @@
+# tests/lib.sh - helpers for shell tests (POSIX sh; source it).
+#
+#   . "$top_srcdir/tests/lib.sh"
+#   GRAPHFS_FP_DIR=$(mktemp -d); export GRAPHFS_FP_DIR
+#   GRAPHFS_FAILPOINTS=commit/after_sidecar=park graphctl load ... &
+#   pid=$(fp_wait_reached commit/after_sidecar 30) || fail "never parked"
+#   ... inspect the store while the writer is parked ...
+#   fp_release commit/after_sidecar
+#
+# A parked process announces itself with the file
+# "$GRAPHFS_FP_DIR/<name with / replaced by _>.<pid>.reached" (holding its
+# pid) and blocks until that file is deleted (src/failpoints.c).
+
+# The file-name form of a failpoint name.
+fp_file_name() {
+	printf '%s\n' "$1" | tr '/' '_'
+}
+
+# fp_wait_reached NAME [TIMEOUT_S]: waits until a process parks at NAME and
+# prints its pid; status 1 on timeout.  Polls every 10 ms.
+fp_wait_reached() {
+	_fp_base=$(fp_file_name "$1")
+	_fp_left=$(( ${2:-30} * 100 ))
+	while [ "$_fp_left" -gt 0 ]; do
+		for _fp_f in "${GRAPHFS_FP_DIR:?GRAPHFS_FP_DIR unset}/$_fp_base".*.reached; do
+			[ -e "$_fp_f" ] || continue
+			_fp_pid=${_fp_f##*/}
+			_fp_pid=${_fp_pid#"$_fp_base".}
+			printf '%s\n' "${_fp_pid%.reached}"
+			return 0
+		done
+		sleep 0.01
+		_fp_left=$((_fp_left - 1))
+	done
+	echo "fp_wait_reached: nobody reached '$1' in ${2:-30}s" >&2
+	return 1
+}
+
+# fp_release NAME [PID]: releases the process(es) parked at NAME.
+fp_release() {
+	_fp_base=$(fp_file_name "$1")
+	rm -f "${GRAPHFS_FP_DIR:?GRAPHFS_FP_DIR unset}/$_fp_base.${2:-*}.reached"
+}
+
+# with_timeout SECS CMD [ARGS...]: runs CMD, killed (TERM, then KILL 5 s
+# later) after SECS; status 124 on timeout as timeout(1).
+with_timeout() {
+	_wt_secs=$1
+	shift
+	timeout --kill-after=5 "$_wt_secs" "$@"
+}

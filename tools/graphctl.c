@@ -1,0 +1,498 @@
+/* graphctl - administer a graphfs store: init, load, export, snapshot, log,
+ * schema, fsck.  A thin CLI over libgraphfs (src/graph.h); every command has
+ * --help; exit codes are in graphctl(1):
+ *   0 success, 1 failure (bad input, constraint, I/O; fsck: problems found),
+ *   2 usage error, 3 recovery needed, 4 invariant violation. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "failpoints.h"
+#include "graph.h"
+
+#define EXIT_USAGE 2
+#define EXIT_RECOVERY 3
+#define EXIT_VIOLATION 4
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+	const char *help;
+};
+
+static int exit_for(int rc)
+{
+	if (rc == GFS_ERECOVERY)
+		return EXIT_RECOVERY;
+	if (rc == GFS_EVIOLATION)
+		return EXIT_VIOLATION;
+	return rc ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int fail(const char *what, int rc, const struct gfs_diag *d)
+{
+	if (d && d->msg[0])
+		fprintf(stderr, "graphctl %s: %s\n", what, d->msg);
+	else
+		fprintf(stderr, "graphctl %s: %s\n", what, gfs_strerror(rc));
+	return exit_for(rc);
+}
+
+static int usage_error(const struct cmd *c, const char *msg)
+{
+	fprintf(stderr, "graphctl %s: %s\nusage: graphctl %s\nTry 'graphctl %s --help'.\n",
+		c->name, msg, c->usage, c->name);
+	return EXIT_USAGE;
+}
+
+static void print_help(const struct cmd *c)
+{
+	printf("usage: graphctl %s\n\n%s", c->usage, c->help);
+}
+
+static const struct cmd *find_cmd(const char *name);
+
+/* Parses the common options; returns -1 to go on, or an exit status. */
+struct opts {
+	const char *store;
+	const char *schema, *data, *mode, *type;
+	uint64_t version;
+	bool json, quiet;
+};
+
+static int parse_opts(const struct cmd *c, int argc, char **argv,
+		      struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "schema", required_argument, NULL, 's' },
+		{ "data", required_argument, NULL, 'd' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "type", required_argument, NULL, 't' },
+		{ "version", required_argument, NULL, 'v' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof *o);
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "hs:d:m:t:v:jq", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'h': print_help(c); return EXIT_SUCCESS;
+		case 's': o->schema = optarg; break;
+		case 'd': o->data = optarg; break;
+		case 'm': o->mode = optarg; break;
+		case 't': o->type = optarg; break;
+		case 'j': o->json = true; break;
+		case 'q': o->quiet = true; break;
+		case 'v':
+			if (gfs_parse_u64(optarg, &o->version) || !o->version)
+				return usage_error(c, "--version takes a graph version number (1, 2, ...)");
+			break;
+		default: {
+			char msg[128];
+			snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return usage_error(c, msg);
+		}
+		}
+	}
+	if (optind >= argc)
+		return usage_error(c, "missing STORE");
+	o->store = argv[optind++];
+	if (optind < argc) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
+		return usage_error(c, msg);
+	}
+	return -1;
+}
+
+static int open_store(const char *what, const char *store, unsigned flags,
+		      struct gfs_graph **g)
+{
+	struct gfs_diag d = {{0}};
+	int rc = gfs_graph_open(store, flags, g, &d);
+
+	return rc ? fail(what, rc, &d) : 0;
+}
+
+/* ---- init -------------------------------------------------------------- */
+
+static int cmd_init(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("init");
+	struct gfs_diag d = {{0}};
+	struct opts o;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.schema)
+		return usage_error(c, "missing --schema FILE.pg");
+	rc = gfs_read_file(o.schema, &text, &len, (size_t)64 << 20);
+	if (rc) {
+		fprintf(stderr, "graphctl init: cannot read schema '%s': %s\n", o.schema, gfs_strerror(rc));
+		return EXIT_FAILURE;
+	}
+	rc = gfs_graph_init(o.store, text, len, o.schema, NULL, &d);
+	free(text);
+	if (rc)
+		return fail("init", rc, &d);
+	if (!o.quiet)
+		printf("created store %s at graph version 1\n", o.store);
+	return EXIT_SUCCESS;
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+struct progress_state {
+	struct timespec start, last;
+	bool shown;
+};
+
+static double secs(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void show_progress(enum gfs_load_phase ph, uint64_t bytes, uint64_t rows,
+			  void *arg)
+{
+	struct progress_state *p = arg;
+	struct timespec now;
+	double el;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (p->shown && secs(&p->last, &now) < 0.2)
+		return;
+	p->last = now;
+	p->shown = true;
+	el = secs(&p->start, &now);
+	fprintf(stderr, "\r\033[K%-8s %8.1f MiB %10" PRIu64 " rows %9.0f rows/s",
+		gfs_load_phase_name(ph), (double)bytes / 1048576.0, rows,
+		el > 0 ? (double)rows / el : 0.0);
+}
+
+static int cmd_load(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("load");
+	struct gfs_load_opts lo = { .mode = GFS_LOAD_MERGE };
+	struct gfs_load_result res;
+	struct progress_state ps = {0};
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o), fd;
+
+	if (rc >= 0)
+		return rc;
+	if (!o.data)
+		return usage_error(c, "missing --data FILE.jsonl (or --data - for standard input)");
+	if (o.mode && gfs_load_mode_parse(o.mode, &lo.mode))
+		return usage_error(c, "--mode is one of merge, append, overwrite");
+	fd = strcmp(o.data, "-") ? open(o.data, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0) {
+		fprintf(stderr, "graphctl load: cannot open '%s': %s\n", o.data, strerror(errno));
+		return EXIT_FAILURE;
+	}
+	if ((rc = open_store("load", o.store, 0, &g)))
+		return rc;
+	lo.source = o.data;
+	if (isatty(STDERR_FILENO) && !o.quiet && !o.json) {
+		clock_gettime(CLOCK_MONOTONIC, &ps.start);
+		lo.progress = show_progress;
+		lo.progress_arg = &ps;
+	}
+	rc = gfs_graph_load(g, fd, &lo, &res, &d);
+	if (ps.shown)
+		fputs("\r\033[K", stderr);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	gfs_graph_close(g);
+	if (rc)
+		return fail("load", rc, &d);
+	if (o.json)
+		printf("{\"version\":%" PRIu64 ",\"op_id\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%" PRIu64 "}\n",
+		       res.version, res.op_id, res.lines, res.rows_put);
+	else if (!o.quiet)
+		printf("loaded %" PRIu64 " rows from %s as graph version %" PRIu64 "\n",
+		       res.rows_put, o.data, res.version);
+	return EXIT_SUCCESS;
+}
+
+/* ---- export, schema ---------------------------------------------------- */
+
+static int cmd_export(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("export");
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("export", o.store, GFS_GRAPH_RDONLY, &g)))
+		return rc;
+	rc = gfs_graph_export(g, o.version, o.type, STDOUT_FILENO, &d);
+	gfs_graph_close(g);
+	return rc ? fail("export", rc, &d) : EXIT_SUCCESS;
+}
+
+static int get_version(struct gfs_graph *g, uint64_t v, struct gfs_gv **gv,
+		       const char *what)
+{
+	struct gfs_manifest *m = gfs_graph_manifest(g);
+	int rc = v ? gfs_manifest_get(m, v, gv) : gfs_manifest_head(m, gv);
+
+	if (rc == -ENOENT) {
+		fprintf(stderr, "graphctl %s: graph version %" PRIu64 " does not exist (see 'graphctl log')\n", what, v);
+		return EXIT_FAILURE;
+	}
+	return rc ? fail(what, rc, NULL) : 0;
+}
+
+static int cmd_schema(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("schema");
+	const struct gfs_schema *s;
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct gfs_gv *gv = NULL;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("schema", o.store, GFS_GRAPH_RDONLY, &g)))
+		return rc;
+	rc = get_version(g, o.version, &gv, "schema");
+	if (!rc) {
+		int r = gfs_graph_schema(g, gv->schema_id, &s, &d);
+		rc = r ? fail("schema", r, &d) : 0;
+		if (!r)
+			fwrite(s->text, 1, s->text_len, stdout);
+	}
+	gfs_gv_free(gv);
+	gfs_graph_close(g);
+	return rc;
+}
+
+/* ---- snapshot ---------------------------------------------------------- */
+
+static int snapshot_table(struct gfs_graph *g, const struct gfs_pin *p,
+			  bool json, bool first)
+{
+	struct gfs_tver_info info;
+	struct gfs_diag d = {{0}};
+	struct gfs_tver *tv;
+	int rc = gfs_tver_open(gfs_graph_tables(g), p->table, p->version, &tv, &d);
+
+	if (rc)
+		return fail("snapshot", rc, &d);
+	gfs_tver_info(tv, &info);
+	gfs_tver_close(tv);
+	if (json)
+		printf("%s\"%s\":{\"version\":%u,\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+		       first ? "" : ",", p->table, p->version, info.rows, info.export_bytes);
+	else
+		printf("%-32s %8u %12" PRIu64 " %14" PRIu64 "\n", p->table, p->version,
+		       info.rows, info.export_bytes);
+	return 0;
+}
+
+static int cmd_snapshot(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("snapshot");
+	struct gfs_graph *g;
+	struct gfs_gv *gv = NULL;
+	char when[40];
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("snapshot", o.store, GFS_GRAPH_RDONLY, &g)))
+		return rc;
+	rc = get_version(g, o.version, &gv, "snapshot");
+	if (!rc) {
+		gfs_time_format(gv->time_ns, when);
+		if (o.json)
+			printf("{\"version\":%" PRIu64 ",\"time\":\"%s\",\"schema\":\"%s\",\"tables\":{",
+			       gv->version, when, gv->schema_id);
+		else
+			printf("graph version %" PRIu64 " (%s, %s)\n%-32s %8s %12s %14s\n",
+			       gv->version, when, gv->op, "TABLE", "VERSION", "ROWS", "EXPORT BYTES");
+		for (size_t i = 0; !rc && i < gv->n_pins; i++)
+			rc = snapshot_table(g, &gv->pins[i], o.json, i == 0);
+		if (o.json && !rc)
+			printf("}}\n");
+	}
+	gfs_gv_free(gv);
+	gfs_graph_close(g);
+	return rc;
+}
+
+/* ---- log --------------------------------------------------------------- */
+
+static int log_one(const struct gfs_gv *gv, void *arg)
+{
+	const struct opts *o = arg;
+	char when[40];
+
+	if (o->json) {
+		char *j = gfs_gv_to_json(gv);
+		if (!j)
+			return -ENOMEM;
+		puts(j);
+		free(j);
+		return 0;
+	}
+	gfs_time_format(gv->time_ns, when);
+	printf("%6" PRIu64 "  %-30s  %-8s  %s  %s\n", gv->version, when, gv->op,
+	       gv->op_id, gv->detail ? gv->detail : "");
+	return 0;
+}
+
+static int cmd_log(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("log");
+	struct gfs_graph *g;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("log", o.store, GFS_GRAPH_RDONLY, &g)))
+		return rc;
+	rc = gfs_manifest_history(gfs_graph_manifest(g), o.version ? o.version : 1, 0, log_one, &o);
+	gfs_graph_close(g);
+	return rc ? fail("log", rc, NULL) : EXIT_SUCCESS;
+}
+
+/* ---- fsck -------------------------------------------------------------- */
+
+static void fsck_print(const char *msg, void *arg)
+{
+	const struct opts *o = arg;
+
+	if (o->json) {
+		struct gfs_buf b;
+		gfs_buf_init(&b);
+		if (!gfs_buf_append_json_str(&b, msg, strlen(msg)))
+			printf("{\"problem\":%s}\n", b.p);
+		gfs_buf_release(&b);
+	} else {
+		printf("%s\n", msg);
+	}
+}
+
+static int cmd_fsck(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("fsck");
+	struct gfs_graph *g;
+	unsigned problems = 0;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("fsck", o.store, GFS_GRAPH_RDONLY, &g)))
+		return rc;
+	rc = gfs_graph_fsck(g, fsck_print, &o, &problems);
+	gfs_graph_close(g);
+	if (rc)
+		return fail("fsck", rc, NULL);
+	if (!o.json && !o.quiet)
+		printf("%s: %u problem%s found\n", o.store, problems, problems == 1 ? "" : "s");
+	return problems ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static const struct cmd cmds[] = {
+	{ "init", cmd_init, "init STORE --schema FILE.pg",
+	  "Create a new store in STORE (a new or empty directory) with the schema in\n"
+	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n" },
+	{ "load", cmd_load, "load STORE --data FILE.jsonl|- [--mode merge|append|overwrite] [--json] [--quiet]",
+	  "Load a JSON Lines file as one new graph version.  merge (default) upserts\n"
+	  "by id, append inserts only new ids, overwrite replaces every table the\n"
+	  "file mentions.  Everything is validated first; on any error nothing is\n"
+	  "written and the message names the line, type, id and property.\n"
+	  "A terminal shows progress on standard error.\n" },
+	{ "export", cmd_export, "export STORE [--version N] [--type TYPE]",
+	  "Write graph version N (default: the newest) in load format to standard\n"
+	  "output: node tables, then edge tables, each in id order.\n" },
+	{ "snapshot", cmd_snapshot, "snapshot STORE [--version N] [--json]",
+	  "Show, per table, the table version graph version N pins and its rows.\n"
+	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n" },
+	{ "log", cmd_log, "log STORE [--version FROM] [--json]",
+	  "One line per graph version, oldest first.  --json: one object per line,\n"
+	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n" },
+	{ "schema", cmd_schema, "schema STORE [--version N]",
+	  "Print the schema text of graph version N (default: the newest).\n" },
+	{ "fsck", cmd_fsck, "fsck STORE [--json]",
+	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
+	  "when clean, 1 when problems were found (each printed on a line).\n" },
+};
+
+static const struct cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < GFS_ARRAY_SIZE(cmds); i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+static void main_usage(FILE *f)
+{
+	fprintf(f, "usage: graphctl COMMAND STORE [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < GFS_ARRAY_SIZE(cmds); i++)
+		fprintf(f, "  %s\n", cmds[i].usage);
+	fprintf(f, "\n'graphctl COMMAND --help' describes one command; 'man graphctl' all.\n"
+		   "Exit status: 0 ok, 1 failed (fsck: problems found), 2 usage,\n"
+		   "3 recovery needed, 4 invariant violation.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const struct cmd *c;
+	struct gfs_diag d = {{0}};
+
+	if (argc < 2) {
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		main_usage(stdout);
+		return EXIT_SUCCESS;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("graphctl %s\n", PACKAGE_VERSION);
+		return EXIT_SUCCESS;
+	}
+	if (!(c = find_cmd(argv[1]))) {
+		fprintf(stderr, "graphctl: unknown command '%s'\n", argv[1]);
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (gfs_fp_init(&d)) {
+		fprintf(stderr, "graphctl: GRAPHFS_FAILPOINTS: %s\n", d.msg);
+		return EXIT_USAGE;
+	}
+	return c->fn(argc - 1, argv + 1);
+}
