@@ -778,6 +778,8 @@ static int canon_ref(struct vctx *c, const struct gfs_typedef *td,
 	int rc;
 
 	gfs_buf_reset(out);
+	if (!v)
+		return fail(c, "missing id of a %s", td->name);
 	if (td->n_key == 0) {
 		if (!json_is_string(v)) {
 			describe(v, got, sizeof got);

@@ -13,8 +13,11 @@
  * data: "id" first for unkeyed nodes and for edges, then the properties in
  * schema order; null / absent optional properties are omitted; values in
  * canonical form (Date YYYY-MM-DD, DateTime UTC RFC 3339 'Z' without
- * trailing fractional zeros, Blob base64 without prefix, numbers as jansson
- * prints them).  Parsing the canonical line again yields the same line.
+ * trailing fractional zeros, Blob base64 without prefix, integers in
+ * decimal, floats with the fewest digits that read back exactly and always
+ * a '.' or an exponent, e.g. 1.0, 0.1, 1e+21).  Parsing the canonical line
+ * again yields the same line.  Decisions (U64 <= INT64_MAX, Vector elements
+ * as F64, ...) are listed at the top of codec.c.
  */
 #ifndef GFS_CODEC_H
 #define GFS_CODEC_H
@@ -50,8 +53,9 @@ void gfs_rowin_release(struct gfs_rowin *r);
  * duplicate members, unknown/reserved properties, types, nullability, enums,
  * vector length, @range, @check, key and data.id agreement.  Endpoint
  * existence, uniqueness and @card need the store and are the loader's job.
- * Returns 0, GFS_EDATA (d: "line N: property 'age' of Person 'alice':
- * expected I32, got string"), or -ENOMEM. */
+ * Returns 0, GFS_EDATA (d: "line 17: Person 'alice': property 'age':
+ * expected I32, got string \"x\""), GFS_ETOOLONG, or -ENOMEM.  On an error
+ * r's contents are unspecified (r->td is NULL); r stays reusable. */
 int gfs_codec_parse_line(const struct gfs_schema *s, const char *line,
 			 size_t len, unsigned long lineno, struct gfs_rowin *r,
 			 struct gfs_diag *d);

@@ -21,6 +21,12 @@
 #ifndef GFS_FAILPOINTS_H
 #define GFS_FAILPOINTS_H
 
+/* GFS_FAILPOINTS_ENABLED comes from config.h: a file that forgot it would
+ * silently call the stubs below in a failpoint build. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
 #define GFS_FAILPOINT_CATALOG(X)                                           \
 	X(LOAD_AFTER_STAGE, "load/after_stage")                            \
 	X(LOAD_AFTER_LOCKS, "load/after_locks")                            \

@@ -14,6 +14,12 @@
  *     gfs_manifest_close(m)
  *
  * Never call open before fork(); never use one handle across fork().
+ * Open after any fork (daemonizing included): LMDB state never survives one.
+ * Opening the same store twice in one process shares one environment
+ * (refcounted); a read-write open while it is open read-only is -EBUSY.
+ * Handles may be shared between threads (MDB_NOTLS).  GFS_MANIFEST_RDONLY
+ * falls back to LMDB's MDB_NOLOCK when the manifest directory is not
+ * writable (best effort: such readers are invisible to writers).
  */
 #ifndef GFS_MANIFEST_H
 #define GFS_MANIFEST_H
@@ -136,11 +142,14 @@ int gfs_manifest_sidecar_put(struct gfs_manifest *m,
 			     const struct gfs_sidecar *sc);
 int gfs_manifest_sidecar_confirm(struct gfs_manifest *m, const char *op_id);
 /* -ENOENT if absent; GFS_EFORMAT (with sc->raw set) if it does not parse or
- * is newer than GFS_SIDECAR_FORMAT. */
+ * is newer than GFS_SIDECAR_FORMAT: then *out is still set (op_id from the
+ * key, format if readable, raw = the record's bytes) and must be freed. */
 int gfs_manifest_sidecar_get(struct gfs_manifest *m, const char *op_id,
 			     struct gfs_sidecar **out);
 /* All sidecars, oldest first (by start time, then op id).  *out is a new
- * array of n pointers: free each with gfs_sidecar_free, then free(*out). */
+ * array of n pointers: free each with gfs_sidecar_free, then free(*out).
+ * Records that do not parse are listed too, with raw set and start_ns 0
+ * (so first): the sweep refuses them loudly; they stay on disk. */
 int gfs_manifest_sidecar_list(struct gfs_manifest *m, struct gfs_sidecar ***out,
 			      size_t *n);
 

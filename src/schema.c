@@ -15,7 +15,7 @@
  * failed half-way through any rule.  Nothing recurses, so no input nests the
  * C stack.
  *
- * Decisions beyond DESIGN.md (see docs/schema.md):
+ * Decisions beyond DESIGN.md, where it is silent:
  * - @range applies to numeric scalars only (I32..F64, not Date, not lists);
  *   @check to String scalars only; at least one @range bound must be given.
  * - @key is also refused on F32/F64 (no canonical id form), and a composite

@@ -1190,9 +1190,9 @@ int gfs_manifest_history(struct gfs_manifest *m, uint64_t from, uint64_t to,
 			 int (*fn)(const struct gfs_gv *gv, void *arg), void *arg)
 {
 	struct batch b = { .next = from ? from : 1, .to = to };
-	if (to == 0)
-		b.to = gfs_manifest_head_version(m);
-	int rc = 0;
+	int rc = to ? 0 : run_read(m, head_version_txn, &b.to);
+	if (rc == -ENOENT) /* no version yet: nothing to visit */
+		return 0;
 	while (!rc && !b.done && b.next <= b.to) {
 		b.n = 0;
 		rc = run_read(m, hist_fill, &b);

@@ -1,1 +1,1350 @@
-/* table.c - placeholder, being written */
+/* table.c - immutable table versions as copy-on-write B+tree segments.
+ *
+ * FORMAT (format 1; all integers little-endian; numbers in table_int.h)
+ *
+ * STORE/tables/<table>/<N> is version N.  It is one segment of a set of
+ * copy-on-write B+trees: it holds the row lines and the tree pages version N
+ * created; everything else is referenced by (segment = version number,
+ * offset[, length]) and read with pread from that older file.
+ *
+ *   [header 128][lines ...][pages ...][footer]
+ *
+ * Header (128 bytes): "GFSTBL01", u32 format=1, u32 header_len=128,
+ *   u32 version, u32 parent, u32 content_of, u32 flags (bit0 compensation),
+ *   u64 created_ns, op_id[26] + 6 NUL, zeros to 120, u64 xxh3(bytes 0..120).
+ * Lines: the export lines (each ends in '\n') this version added or
+ *   changed, back to back from offset 128 to lines_end.  Each line's xxh3
+ *   is its row record's `hash`, so every line byte is checksummed.
+ * Pages (lines_end..pages_end), one after another:
+ *   u8 kind (1 leaf, 2 internal), u8 tree, u8 level (0 = leaf), u8 0,
+ *   u32 n entries, u32 page_len, u32 seg (= this version), u64 own offset,
+ *   entries, u64 xxh3(page bytes before it).
+ *   Leaf entry:     u32 klen, key, u32 vlen, value.
+ *   Internal entry: u32 klen, key (= the child's first key), child ref
+ *                   (u32 seg, u64 off, u32 len), u64 rows below,
+ *                   u64 line bytes below (PRIMARY; 0 elsewhere).
+ *   Keys are unique per tree and sorted bytewise (memcmp, shorter first).
+ * Trees: 0 PRIMARY key=id, value=row record (see TBL_REC_*: serial, changed,
+ *   flags, hash, seg, seg_off, line_len, data_off, data_len, src_len,
+ *   dst_len, n_ukeys, src, dst, n_ukeys x (u32 len, key)).
+ *   1 SRC key=esc(src) 00 01 esc(dst) 00 01 esc(id), value=id.
+ *   2 DST key=esc(dst) 00 01 esc(src) 00 01 esc(id), value=id.
+ *   3+k UNIQUE k key=unique key bytes (empty keys are not indexed), value=id.
+ *   esc() maps 00 to 00 FF, so composite keys sort like their tuples.
+ * Footer: u64 rows, u64 export_bytes, u64 next_serial, u64 lines_start,
+ *   u64 lines_end, u64 pages_end, u32 n_trees (= 3 + n_unique),
+ *   u32 n_unique, n_trees x root (u32 seg, u32 len, u64 off; seg 0 = empty),
+ *   then the trailer: u32 footer_len (all of it), u32 0,
+ *   u64 xxh3(footer bytes before this field), "GFSTEND1".
+ *
+ * Writers never rebalance: pages left underfull by deletes stay underfull,
+ * empty pages are dropped, a root left with one child is replaced by it.
+ * Any page or line a version did not touch is shared with its parent.
+ * A compensation file is a header plus a footer whose roots are those of
+ * the version whose content it repeats.
+ *
+ * Builder memory (why a 1 GB load fits): lines go to the temp file as they
+ * are put; per put the builder keeps a 24-byte op plus its key and record,
+ * about 84 + id + src + dst + sum(4 + unique key) bytes, and for edges two
+ * more ops of about 24 + 2 x (esc(src) + esc(dst) + esc(id) + 4) + id each;
+ * per unique key 24 + key + id.  So O(rows changed), never O(line bytes).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "table.h"
+#include "table_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "failpoints.h"
+
+#define TS_SLOTS 32
+#define ARENA_CHUNK ((size_t)1 << 20)
+#define WBUF_MAX ((size_t)1 << 20)
+
+/* ---- small pieces ----------------------------------------------------- */
+
+struct tref {
+	uint32_t seg, len;
+	uint64_t off;
+};
+
+struct page {
+	char *buf;
+	uint32_t len, n;
+	uint8_t kind, tree, level;
+	uint32_t *eo; /* entry offsets */
+};
+
+struct ient {
+	const char *k;
+	uint32_t klen;
+	struct tref ref;
+	uint64_t count, bytes;
+};
+
+struct lent {
+	const char *k, *v;
+	uint32_t klen, vlen;
+};
+
+struct rec {
+	uint64_t serial, hash, seg_off;
+	uint32_t changed, flags, seg, line_len, data_off, data_len;
+	const char *src, *dst, *uk;
+	uint32_t src_len, dst_len, uk_len, n_ukeys;
+};
+
+struct path {
+	struct page pg[TBL_MAX_HEIGHT];
+	uint32_t idx[TBL_MAX_HEIGHT];
+	int depth;
+	uint64_t before; /* PRIMARY: export bytes before the position */
+};
+
+struct fdslot {
+	char *table;
+	uint32_t ver;
+	int fd;
+	unsigned refs;
+	uint64_t used;
+};
+
+struct gfs_tstore {
+	char *dir; /* STORE/tables */
+	pthread_mutex_t mu;
+	struct fdslot slot[TS_SLOTS]; /* protected by mu */
+	uint64_t clock;               /* protected by mu */
+};
+
+struct gfs_tver {
+	struct gfs_tstore *ts;
+	char *table;
+	char path[PATH_MAX];
+	uint32_t version;
+	int fd;
+	struct gfs_tver_info info;
+	uint32_t n_unique, n_trees;
+	struct tref *roots;
+	uint64_t lines_start, lines_end, pages_end;
+};
+
+struct gfs_titer {
+	struct gfs_tver *tv;
+	int tree;
+	bool started;
+	uint32_t last_len;
+	struct path p;
+	struct path rowp; /* secondary indexes: the primary leaf of the row */
+};
+
+static int keycmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t m = al < bl ? al : bl;
+	int c = m ? memcmp(a, b, m) : 0;
+
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+static bool bytes_eq(const char *a, size_t al, const char *b, size_t bl)
+{
+	return al == bl && (al == 0 || memcmp(a, b, al) == 0);
+}
+
+static bool table_name_ok(const char *t)
+{
+	return t && *t && !strchr(t, '/') && strcmp(t, ".") && strcmp(t, "..") &&
+	       strlen(t) < 256;
+}
+
+static int mkpath(char *out, size_t n, const char *dir, const char *table,
+		  const char *name)
+{
+	int len;
+
+	if (name)
+		len = snprintf(out, n, "%s/%s/%s", dir, table, name);
+	else
+		len = snprintf(out, n, "%s/%s", dir, table);
+	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
+}
+
+static int verpath(char *out, size_t n, const char *dir, const char *table,
+		   uint32_t v)
+{
+	char name[16];
+
+	snprintf(name, sizeof name, "%u", v);
+	return mkpath(out, n, dir, table, name);
+}
+
+/* ---- store and its fd cache ------------------------------------------ */
+
+int gfs_tstore_open(const char *store_dir, struct gfs_tstore **out)
+{
+	struct gfs_tstore *ts;
+	size_t n;
+
+	*out = NULL;
+	if (!store_dir)
+		return -EINVAL;
+	ts = calloc(1, sizeof *ts);
+	if (!ts)
+		return -ENOMEM;
+	n = strlen(store_dir) + sizeof "/tables";
+	ts->dir = malloc(n);
+	if (!ts->dir) {
+		free(ts);
+		return -ENOMEM;
+	}
+	snprintf(ts->dir, n, "%s/tables", store_dir);
+	pthread_mutex_init(&ts->mu, NULL);
+	for (int i = 0; i < TS_SLOTS; i++)
+		ts->slot[i].fd = -1;
+	*out = ts;
+	return 0;
+}
+
+void gfs_tstore_close(struct gfs_tstore *ts)
+{
+	if (!ts)
+		return;
+	for (int i = 0; i < TS_SLOTS; i++) {
+		if (ts->slot[i].fd >= 0)
+			close(ts->slot[i].fd);
+		free(ts->slot[i].table);
+	}
+	pthread_mutex_destroy(&ts->mu);
+	free(ts->dir);
+	free(ts);
+}
+
+static int open_version_fd(struct gfs_tstore *ts, const char *table,
+			   uint32_t v)
+{
+	char path[PATH_MAX];
+	int rc = verpath(path, sizeof path, ts->dir, table, v);
+
+	if (rc)
+		return rc;
+	rc = open(path, O_RDONLY | O_CLOEXEC);
+	return rc < 0 ? -errno : rc;
+}
+
+static int slot_victim(struct gfs_tstore *ts)
+{
+	int v = -1;
+
+	for (int i = 0; i < TS_SLOTS; i++) {
+		if (ts->slot[i].fd < 0)
+			return i;
+		if (ts->slot[i].refs == 0 &&
+		    (v < 0 || ts->slot[i].used < ts->slot[v].used))
+			v = i;
+	}
+	return v;
+}
+
+/* Returns an fd on (table, v) and in *slot what to hand to ts_release. */
+static int ts_acquire(struct gfs_tstore *ts, const char *table, uint32_t v,
+		      int *slot)
+{
+	int fd, i;
+
+	pthread_mutex_lock(&ts->mu);
+	for (i = 0; i < TS_SLOTS; i++) {
+		struct fdslot *s = &ts->slot[i];
+
+		if (s->fd >= 0 && s->ver == v && !strcmp(s->table, table)) {
+			s->refs++;
+			s->used = ++ts->clock;
+			*slot = i;
+			pthread_mutex_unlock(&ts->mu);
+			return s->fd;
+		}
+	}
+	fd = open_version_fd(ts, table, v);
+	i = fd < 0 ? -1 : slot_victim(ts);
+	*slot = -1;
+	if (i >= 0) {
+		char *t = gfs_strdup(table);
+
+		if (t) {
+			struct fdslot *s = &ts->slot[i];
+
+			if (s->fd >= 0)
+				close(s->fd);
+			free(s->table);
+			*s = (struct fdslot){ t, v, fd, 1, ++ts->clock };
+			*slot = i;
+		}
+	}
+	pthread_mutex_unlock(&ts->mu);
+	return fd;
+}
+
+static void ts_release(struct gfs_tstore *ts, int slot, int fd)
+{
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&ts->mu);
+	ts->slot[slot].refs--;
+	pthread_mutex_unlock(&ts->mu);
+}
+
+/* Reads len bytes at off of segment seg as seen from tv. */
+static int seg_read(struct gfs_tver *tv, uint32_t seg, uint64_t off, void *buf,
+		    size_t len)
+{
+	int fd, slot, rc;
+
+	if (seg == 0 || seg > tv->version || off > (uint64_t)INT64_MAX - len)
+		return GFS_ECORRUPT;
+	if (seg == tv->version)
+		return gfs_pread_all(tv->fd, buf, len, (off_t)off);
+	fd = ts_acquire(tv->ts, tv->table, seg, &slot);
+	if (fd < 0)
+		return fd == -ENOENT ? GFS_ECORRUPT : fd;
+	rc = gfs_pread_all(fd, buf, len, (off_t)off);
+	ts_release(tv->ts, slot, fd);
+	return rc;
+}
+
+/* ---- tables and heads ------------------------------------------------- */
+
+int gfs_table_create(struct gfs_tstore *ts, const char *table)
+{
+	char path[PATH_MAX];
+	char *store;
+	int rc;
+
+	if (!table_name_ok(table))
+		return -EINVAL;
+	store = gfs_strdup(ts->dir);
+	if (!store)
+		return -ENOMEM;
+	*strrchr(store, '/') = '\0';
+	rc = gfs_mkdir(ts->dir, 0755);
+	if (!rc)
+		rc = gfs_fsync_dir(store);
+	free(store);
+	if (!rc)
+		rc = mkpath(path, sizeof path, ts->dir, table, NULL);
+	if (!rc)
+		rc = gfs_mkdir(path, 0755);
+	if (!rc)
+		rc = gfs_fsync_dir(ts->dir);
+	return rc;
+}
+
+/* A version file name: decimal, no sign, no leading zero, fits u32. */
+static bool parse_version_name(const char *s, uint32_t *v)
+{
+	uint64_t n = 0;
+
+	if (!*s || *s == '0' || strlen(s) > 10)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	if (n >= UINT32_MAX)
+		return false;
+	*v = (uint32_t)n;
+	return true;
+}
+
+/* Lists the directory rather than probing 1, 2, 4, ... so a future garbage
+ * collector that removes old versions cannot make the head look lower. */
+int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *dir;
+	uint32_t v, h = 0;
+	int rc;
+
+	*head = 0;
+	if (!table_name_ok(table))
+		return -EINVAL;
+	rc = mkpath(path, sizeof path, ts->dir, table, NULL);
+	if (rc)
+		return rc;
+	dir = opendir(path);
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dir)))
+		if (parse_version_name(de->d_name, &v) && v > h)
+			h = v;
+	closedir(dir);
+	*head = h;
+	return 0;
+}
+
+/* ---- pages ------------------------------------------------------------ */
+
+static void page_free(struct page *pg)
+{
+	free(pg->buf);
+	free(pg->eo);
+	memset(pg, 0, sizeof *pg);
+}
+
+/* Bounds-checks one entry at *off; advances *off past it. */
+static const char *entry_skip(const struct page *pg, uint32_t *off)
+{
+	uint64_t o = *off, end = pg->len - TBL_PAGE_CSUM, kl, vl;
+
+	if (o + 4 > end)
+		return "entry past the page end";
+	kl = tbl_get32(pg->buf + o);
+	o += 4 + kl;
+	if (pg->kind == TBL_PG_INTERNAL) {
+		o += TBL_IENT_FIXED - 4;
+		if (o > end)
+			return "entry past the page end";
+		*off = (uint32_t)o;
+		return NULL;
+	}
+	if (o + 4 > end)
+		return "entry past the page end";
+	vl = tbl_get32(pg->buf + o);
+	o += 4 + vl;
+	if (o > end)
+		return "entry past the page end";
+	if (pg->tree == GFS_IX_PRIMARY && vl < TBL_REC_FIXED)
+		return "row record too short";
+	*off = (uint32_t)o;
+	return NULL;
+}
+
+static const char *page_check_hdr(struct page *pg, const struct tref *ref,
+				  int tree, int level)
+{
+	const char *p = pg->buf;
+
+	if (tbl_get64(p + pg->len - 8) != gfs_hash64(p, pg->len - 8))
+		return "page checksum mismatch";
+	pg->kind = (uint8_t)p[0];
+	pg->tree = (uint8_t)p[1];
+	pg->level = (uint8_t)p[2];
+	pg->n = tbl_get32(p + 4);
+	if (tbl_get32(p + 8) != ref->len || tbl_get32(p + 12) != ref->seg ||
+	    tbl_get64(p + 16) != ref->off)
+		return "page is not the one referenced";
+	if (pg->tree != tree)
+		return "page belongs to another tree";
+	if ((pg->kind == TBL_PG_LEAF) != (pg->level == 0) ||
+	    (pg->kind != TBL_PG_LEAF && pg->kind != TBL_PG_INTERNAL))
+		return "bad page kind";
+	if (pg->level >= TBL_MAX_HEIGHT || (level >= 0 && pg->level != level))
+		return "page at the wrong tree level";
+	if (pg->n == 0 || pg->n > pg->len / 8)
+		return "bad entry count";
+	return NULL;
+}
+
+static const char *page_parse(struct page *pg, const struct tref *ref,
+			      int tree, int level)
+{
+	const char *why = page_check_hdr(pg, ref, tree, level);
+	uint32_t off = TBL_PAGE_HDR;
+
+	if (why)
+		return why;
+	pg->eo = malloc(pg->n * sizeof *pg->eo);
+	if (!pg->eo)
+		return "out of memory";
+	for (uint32_t i = 0; i < pg->n; i++) {
+		pg->eo[i] = off;
+		why = entry_skip(pg, &off);
+		if (why)
+			return why;
+	}
+	return off == pg->len - TBL_PAGE_CSUM ? NULL : "trailing bytes in page";
+}
+
+/* Loads and checks the page ref points at; level -1 = any. */
+static int page_load(struct gfs_tver *tv, const struct tref *ref, int tree,
+		     int level, struct page *pg, struct gfs_diag *d)
+{
+	const char *why = NULL;
+	int rc;
+
+	memset(pg, 0, sizeof *pg);
+	if (ref->len < TBL_PAGE_HDR + TBL_PAGE_CSUM || ref->len > TBL_PAGE_MAX ||
+	    ref->seg == 0 || ref->seg > tv->version)
+		why = "bad page reference";
+	else if (ref->seg == tv->version &&
+		 (ref->off < tv->lines_end || ref->off + ref->len > tv->pages_end))
+		why = "page reference outside the page area";
+	if (why)
+		goto corrupt;
+	pg->buf = malloc(ref->len);
+	if (!pg->buf)
+		return -ENOMEM;
+	pg->len = ref->len;
+	rc = seg_read(tv, ref->seg, ref->off, pg->buf, ref->len);
+	if (rc && rc != GFS_ECORRUPT) {
+		page_free(pg);
+		return rc;
+	}
+	why = rc ? "page unreadable (truncated or missing file)"
+		 : page_parse(pg, ref, tree, level);
+	if (!why)
+		return 0;
+corrupt:
+	page_free(pg);
+	gfs_diag_set(d, "corrupt table file '%s/%s/%u' at offset %llu: %s",
+		     tv->ts->dir, tv->table, ref->seg,
+		     (unsigned long long)ref->off, why);
+	return GFS_ECORRUPT;
+}
+
+static void lent_at(const struct page *pg, uint32_t i, struct lent *e)
+{
+	const char *p = pg->buf + pg->eo[i];
+
+	e->klen = tbl_get32(p);
+	e->k = p + 4;
+	e->vlen = tbl_get32(e->k + e->klen);
+	e->v = e->k + e->klen + 4;
+}
+
+static void ient_at(const struct page *pg, uint32_t i, struct ient *e)
+{
+	const char *p = pg->buf + pg->eo[i];
+
+	e->klen = tbl_get32(p);
+	e->k = p + 4;
+	p = e->k + e->klen;
+	e->ref.seg = tbl_get32(p);
+	e->ref.off = tbl_get64(p + 4);
+	e->ref.len = tbl_get32(p + 12);
+	e->count = tbl_get64(p + 16);
+	e->bytes = tbl_get64(p + 24);
+}
+
+static const char *entry_key(const struct page *pg, uint32_t i, uint32_t *kl)
+{
+	const char *p = pg->buf + pg->eo[i];
+
+	*kl = tbl_get32(p);
+	return p + 4;
+}
+
+/* ---- row records ------------------------------------------------------ */
+
+static int rec_walk_ukeys(struct rec *r)
+{
+	uint64_t pos = 0;
+
+	if (r->n_ukeys > TBL_MAX_UNIQUE)
+		return GFS_ECORRUPT;
+	for (uint32_t k = 0; k < r->n_ukeys; k++) {
+		if (pos + 4 > r->uk_len)
+			return GFS_ECORRUPT;
+		pos += 4 + (uint64_t)tbl_get32(r->uk + pos);
+	}
+	return pos == r->uk_len ? 0 : GFS_ECORRUPT;
+}
+
+static int rec_decode(const char *v, uint32_t vlen, struct rec *r)
+{
+	uint64_t need;
+
+	if (vlen < TBL_REC_FIXED)
+		return GFS_ECORRUPT;
+	r->serial = tbl_get64(v + TBL_REC_SERIAL);
+	r->changed = tbl_get32(v + TBL_REC_CHANGED);
+	r->flags = tbl_get32(v + TBL_REC_FLAGS);
+	r->hash = tbl_get64(v + TBL_REC_HASH);
+	r->seg = tbl_get32(v + TBL_REC_SEG);
+	r->seg_off = tbl_get64(v + TBL_REC_SEGOFF);
+	r->line_len = tbl_get32(v + TBL_REC_LINELEN);
+	r->data_off = tbl_get32(v + TBL_REC_DATAOFF);
+	r->data_len = tbl_get32(v + TBL_REC_DATALEN);
+	r->src_len = tbl_get32(v + TBL_REC_SRCLEN);
+	r->dst_len = tbl_get32(v + TBL_REC_DSTLEN);
+	r->n_ukeys = tbl_get32(v + TBL_REC_NUKEYS);
+	need = (uint64_t)TBL_REC_FIXED + r->src_len + r->dst_len;
+	if (need > vlen || r->line_len == 0 ||
+	    (uint64_t)r->data_off + r->data_len > r->line_len)
+		return GFS_ECORRUPT;
+	r->src = v + TBL_REC_FIXED;
+	r->dst = r->src + r->src_len;
+	r->uk = v + need;
+	r->uk_len = vlen - (uint32_t)need;
+	return rec_walk_ukeys(r);
+}
+
+static void rec_ukey(const struct rec *r, unsigned k, const char **p,
+		     size_t *len)
+{
+	uint32_t pos = 0;
+
+	*p = NULL;
+	*len = 0;
+	if (k >= r->n_ukeys)
+		return;
+	for (unsigned i = 0; i < k; i++)
+		pos += 4 + tbl_get32(r->uk + pos);
+	*len = tbl_get32(r->uk + pos);
+	*p = r->uk + pos + 4;
+}
+
+static void fill_row(struct gfs_row *row, const char *id, size_t id_len,
+		     const struct rec *r, uint64_t export_off)
+{
+	bool edge = r->flags & TBL_REC_EDGE;
+
+	row->id = id;
+	row->id_len = id_len;
+	row->src = edge ? r->src : NULL;
+	row->dst = edge ? r->dst : NULL;
+	row->src_len = edge ? r->src_len : 0;
+	row->dst_len = edge ? r->dst_len : 0;
+	row->serial = r->serial;
+	row->changed = r->changed;
+	row->flags = r->flags & ~TBL_REC_EDGE;
+	row->hash = r->hash;
+	row->line_len = r->line_len;
+	row->data_off = r->data_off;
+	row->data_len = r->data_len;
+	row->export_off = export_off;
+	row->seg = r->seg;
+	row->seg_off = r->seg_off;
+}
+
+/* ---- opening a version ------------------------------------------------ */
+
+static int hdr_corrupt(struct gfs_tver *tv, struct gfs_diag *d, uint64_t off,
+		       const char *why)
+{
+	gfs_diag_set(d, "corrupt table file '%s' at offset %llu: %s", tv->path,
+		     (unsigned long long)off, why);
+	return GFS_ECORRUPT;
+}
+
+static int read_header(struct gfs_tver *tv, struct gfs_diag *d)
+{
+	char h[TBL_HDR_LEN];
+	int rc = gfs_pread_all(tv->fd, h, sizeof h, 0);
+
+	if (rc)
+		return rc == GFS_ECORRUPT ? hdr_corrupt(tv, d, 0, "truncated header")
+					  : rc;
+	if (memcmp(h, TBL_MAGIC, 8))
+		return hdr_corrupt(tv, d, 0, "bad magic");
+	if (tbl_get64(h + 120) != gfs_hash64(h, 120))
+		return hdr_corrupt(tv, d, 0, "header checksum mismatch");
+	if (tbl_get32(h + 8) != TBL_FORMAT || tbl_get32(h + 12) != TBL_HDR_LEN) {
+		gfs_diag_set(d, "table file '%s' has format %u, this build reads %u",
+			     tv->path, tbl_get32(h + 8), TBL_FORMAT);
+		return GFS_EFORMAT;
+	}
+	if (tbl_get32(h + 16) != tv->version)
+		return hdr_corrupt(tv, d, 16, "header names another version");
+	tv->info.version = tv->version;
+	tv->info.parent = tbl_get32(h + 20);
+	tv->info.content_of = tbl_get32(h + 24);
+	tv->info.compensation = tbl_get32(h + 28) & 1;
+	tv->info.created_ns = tbl_get64(h + 32);
+	memcpy(tv->info.op_id, h + 40, GFS_ULID_LEN);
+	tv->info.op_id[GFS_ULID_LEN] = '\0';
+	return 0;
+}
+
+static const char *foot_check_roots(struct gfs_tver *tv, const char *f)
+{
+	for (uint32_t t = 0; t < tv->n_trees; t++) {
+		const char *p = f + TBL_FOOT_FIXED + t * TBL_FOOT_ROOT;
+		struct tref *r = &tv->roots[t];
+
+		r->seg = tbl_get32(p);
+		r->len = tbl_get32(p + 4);
+		r->off = tbl_get64(p + 8);
+		if (r->seg > tv->version || (!r->seg && (r->len || r->off)))
+			return "bad root reference";
+	}
+	return NULL;
+}
+
+static const char *foot_parse(struct gfs_tver *tv, const char *f,
+			      uint32_t flen, uint64_t size)
+{
+	tv->info.rows = tbl_get64(f);
+	tv->info.export_bytes = tbl_get64(f + 8);
+	tv->info.next_serial = tbl_get64(f + 16);
+	tv->lines_start = tbl_get64(f + 24);
+	tv->lines_end = tbl_get64(f + 32);
+	tv->pages_end = tbl_get64(f + 40);
+	tv->n_trees = tbl_get32(f + 48);
+	tv->n_unique = tbl_get32(f + 52);
+	if (tv->n_unique > TBL_MAX_UNIQUE || tv->n_trees != 3 + tv->n_unique ||
+	    flen != TBL_FOOT_FIXED + TBL_FOOT_ROOT * tv->n_trees + TBL_TRAILER)
+		return "bad footer size";
+	if (tv->lines_start != TBL_HDR_LEN || tv->lines_end < tv->lines_start ||
+	    tv->pages_end < tv->lines_end || tv->pages_end + flen != size)
+		return "bad footer offsets";
+	tv->roots = calloc(tv->n_trees, sizeof *tv->roots);
+	if (!tv->roots)
+		return "out of memory";
+	return foot_check_roots(tv, f);
+}
+
+static int read_footer(struct gfs_tver *tv, struct gfs_diag *d)
+{
+	char tr[TBL_TRAILER], *f;
+	struct stat st;
+	uint32_t flen;
+	const char *why;
+	int rc;
+
+	if (fstat(tv->fd, &st))
+		return -errno;
+	if ((uint64_t)st.st_size < TBL_HDR_LEN + TBL_FOOT_FIXED + TBL_TRAILER)
+		return hdr_corrupt(tv, d, (uint64_t)st.st_size, "truncated file");
+	rc = gfs_pread_all(tv->fd, tr, sizeof tr, st.st_size - TBL_TRAILER);
+	if (rc)
+		return rc;
+	flen = tbl_get32(tr);
+	if (memcmp(tr + 16, TBL_END_MAGIC, 8) ||
+	    flen < TBL_FOOT_FIXED + TBL_TRAILER ||
+	    flen > (uint64_t)st.st_size - TBL_HDR_LEN || flen > (1u << 20))
+		return hdr_corrupt(tv, d, (uint64_t)st.st_size - TBL_TRAILER,
+				   "no valid trailer (truncated file?)");
+	f = malloc(flen);
+	if (!f)
+		return -ENOMEM;
+	rc = gfs_pread_all(tv->fd, f, flen, st.st_size - flen);
+	why = rc ? "unreadable footer"
+	    : tbl_get64(f + flen - 16) != gfs_hash64(f, flen - 16)
+		? "footer checksum mismatch"
+		: foot_parse(tv, f, flen, (uint64_t)st.st_size);
+	free(f);
+	if (why)
+		return hdr_corrupt(tv, d, (uint64_t)st.st_size - flen, why);
+	return 0;
+}
+
+int gfs_tver_open(struct gfs_tstore *ts, const char *table, uint32_t version,
+		  struct gfs_tver **out, struct gfs_diag *d)
+{
+	struct gfs_tver *tv;
+	int rc;
+
+	*out = NULL;
+	if (!table_name_ok(table) || version == 0 || version == UINT32_MAX)
+		return -EINVAL;
+	tv = calloc(1, sizeof *tv);
+	if (!tv)
+		return -ENOMEM;
+	tv->ts = ts;
+	tv->version = version;
+	tv->fd = -1;
+	tv->table = gfs_strdup(table);
+	rc = tv->table ? verpath(tv->path, sizeof tv->path, ts->dir, table, version)
+		       : -ENOMEM;
+	if (!rc) {
+		tv->fd = open(tv->path, O_RDONLY | O_CLOEXEC);
+		rc = tv->fd < 0 ? -errno : 0;
+	}
+	if (!rc)
+		rc = read_header(tv, d);
+	if (!rc)
+		rc = read_footer(tv, d);
+	if (rc) {
+		gfs_tver_close(tv);
+		return rc;
+	}
+	*out = tv;
+	return 0;
+}
+
+void gfs_tver_close(struct gfs_tver *tv)
+{
+	if (!tv)
+		return;
+	if (tv->fd >= 0)
+		close(tv->fd);
+	free(tv->roots);
+	free(tv->table);
+	free(tv);
+}
+
+void gfs_tver_info(const struct gfs_tver *tv, struct gfs_tver_info *out)
+{
+	*out = tv->info;
+}
+
+/* ---- paths: a root-to-leaf position ----------------------------------- */
+
+static void path_clear(struct path *p)
+{
+	while (p->depth > 0)
+		page_free(&p->pg[--p->depth]);
+	p->before = 0;
+}
+
+static int path_push(struct gfs_tver *tv, struct path *p, const struct tref *ref,
+		     int tree, int level)
+{
+	int rc;
+
+	if (p->depth >= TBL_MAX_HEIGHT)
+		return GFS_ECORRUPT;
+	rc = page_load(tv, ref, tree, level, &p->pg[p->depth], NULL);
+	if (rc)
+		return rc;
+	p->idx[p->depth++] = 0;
+	return 0;
+}
+
+static uint64_t leaf_bytes(const struct page *pg, uint32_t from, uint32_t to)
+{
+	uint64_t sum = 0;
+	struct lent e;
+
+	if (pg->tree != GFS_IX_PRIMARY)
+		return 0;
+	for (uint32_t i = from; i < to; i++) {
+		lent_at(pg, i, &e);
+		sum += tbl_get32(e.v + TBL_REC_LINELEN);
+	}
+	return sum;
+}
+
+/* Index of the child that may hold key: the last whose first key <= key. */
+static uint32_t child_for_key(const struct page *pg, const char *key,
+			      size_t klen)
+{
+	uint32_t lo = 0, hi = pg->n, kl;
+
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const char *k = entry_key(pg, mid, &kl);
+
+		if (keycmp(k, kl, key, klen) <= 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static uint32_t leaf_lower_bound(const struct page *pg, const char *key,
+				 size_t klen)
+{
+	uint32_t lo = 0, hi = pg->n, kl;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const char *k = entry_key(pg, mid, &kl);
+
+		if (keycmp(k, kl, key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Positions p at the first entry >= key (maybe one past a leaf's end). */
+static int path_seek_key(struct gfs_tver *tv, int tree, struct path *p,
+			 const char *key, size_t klen)
+{
+	struct tref root = tv->roots[tree];
+	int rc;
+
+	path_clear(p);
+	if (!root.seg)
+		return 0;
+	rc = path_push(tv, p, &root, tree, -1);
+	while (!rc) {
+		struct page *pg = &p->pg[p->depth - 1];
+		struct ient e;
+		uint32_t i;
+
+		if (pg->kind == TBL_PG_LEAF) {
+			i = leaf_lower_bound(pg, key, klen);
+			p->before += leaf_bytes(pg, 0, i);
+			p->idx[p->depth - 1] = i;
+			return 0;
+		}
+		i = child_for_key(pg, key, klen);
+		for (uint32_t j = 0; j < i; j++) {
+			ient_at(pg, j, &e);
+			p->before += e.bytes;
+		}
+		p->idx[p->depth - 1] = i;
+		ient_at(pg, i, &e);
+		rc = path_push(tv, p, &e.ref, tree, pg->level - 1);
+	}
+	return rc;
+}
+
+/* Positions p (PRIMARY) at the row whose line covers export offset off;
+ * p->before is that row's first byte. */
+static int path_seek_off(struct gfs_tver *tv, struct path *p, uint64_t off)
+{
+	struct tref root = tv->roots[GFS_IX_PRIMARY];
+	int rc;
+
+	path_clear(p);
+	if (!root.seg)
+		return 0;
+	rc = path_push(tv, p, &root, GFS_IX_PRIMARY, -1);
+	while (!rc) {
+		struct page *pg = &p->pg[p->depth - 1];
+		uint32_t i = 0;
+
+		if (pg->kind == TBL_PG_LEAF) {
+			for (; i < pg->n; i++) {
+				uint64_t l = leaf_bytes(pg, i, i + 1);
+
+				if (p->before + l > off)
+					break;
+				p->before += l;
+			}
+			p->idx[p->depth - 1] = i;
+			return 0;
+		}
+		struct ient e;
+
+		for (; i + 1 < pg->n; i++) {
+			ient_at(pg, i, &e);
+			if (p->before + e.bytes > off)
+				break;
+			p->before += e.bytes;
+		}
+		p->idx[p->depth - 1] = i;
+		ient_at(pg, i, &e);
+		rc = path_push(tv, p, &e.ref, GFS_IX_PRIMARY, pg->level - 1);
+	}
+	return rc;
+}
+
+/* Moves p to the next valid leaf entry at or after its position.
+ * 1 = positioned, 0 = end, <0 error. */
+static int path_valid(struct gfs_tver *tv, int tree, struct path *p)
+{
+	while (p->depth > 0) {
+		int t = p->depth - 1;
+		struct page *pg = &p->pg[t];
+		struct ient e;
+		int rc;
+
+		if (p->idx[t] >= pg->n) {
+			page_free(pg);
+			p->depth--;
+			if (p->depth)
+				p->idx[p->depth - 1]++;
+			continue;
+		}
+		if (pg->kind == TBL_PG_LEAF)
+			return 1;
+		ient_at(pg, p->idx[t], &e);
+		rc = path_push(tv, p, &e.ref, tree, pg->level - 1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void path_entry(const struct path *p, struct lent *e)
+{
+	lent_at(&p->pg[p->depth - 1], p->idx[p->depth - 1], e);
+}
+
+static bool path_at_key(const struct path *p, const char *key, size_t klen)
+{
+	struct lent e;
+
+	if (!p->depth || p->idx[p->depth - 1] >= p->pg[p->depth - 1].n)
+		return false;
+	path_entry(p, &e);
+	return bytes_eq(e.k, e.klen, key, klen);
+}
+
+/* ---- point reads ------------------------------------------------------ */
+
+static int own_row(struct gfs_row *row)
+{
+	size_t n = row->id_len + row->src_len + row->dst_len + 3;
+	char *m = malloc(n), *q;
+
+	if (!m)
+		return -ENOMEM;
+	q = m;
+	memcpy(q, row->id, row->id_len);
+	q[row->id_len] = '\0';
+	row->id = q;
+	q += row->id_len + 1;
+	if (row->src) {
+		memcpy(q, row->src, row->src_len);
+		q[row->src_len] = '\0';
+		row->src = q;
+		q += row->src_len + 1;
+		memcpy(q, row->dst, row->dst_len);
+		q[row->dst_len] = '\0';
+		row->dst = q;
+	}
+	if (row->self_ == row)
+		free(row->own_);
+	row->own_ = m;
+	row->self_ = row;
+	return 0;
+}
+
+/* Finds id in PRIMARY and copies it into *row's own storage. */
+static int get_into(struct gfs_tver *tv, struct path *p, const char *id,
+		    size_t id_len, struct gfs_row *row)
+{
+	struct lent e;
+	struct rec r;
+	int rc = path_seek_key(tv, GFS_IX_PRIMARY, p, id, id_len);
+
+	if (rc || !path_at_key(p, id, id_len))
+		return rc;
+	path_entry(p, &e);
+	if (rec_decode(e.v, e.vlen, &r))
+		return GFS_ECORRUPT;
+	fill_row(row, e.k, e.klen, &r, p->before);
+	rc = own_row(row);
+	return rc ? rc : 1;
+}
+
+int gfs_tver_get(struct gfs_tver *tv, const char *id, size_t id_len,
+		 struct gfs_row *row)
+{
+	struct path *p = calloc(1, sizeof *p);
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	rc = get_into(tv, p, id, id_len, row);
+	path_clear(p);
+	free(p);
+	return rc;
+}
+
+void gfs_row_release(struct gfs_row *row)
+{
+	if (!row)
+		return;
+	if (row->self_ == row)
+		free(row->own_);
+	row->own_ = NULL;
+	row->self_ = NULL;
+	row->id = row->src = row->dst = NULL;
+}
+
+int gfs_tver_export_offset(struct gfs_tver *tv, const char *id, size_t id_len,
+			   uint64_t *off)
+{
+	struct path *p = calloc(1, sizeof *p);
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	rc = path_seek_key(tv, GFS_IX_PRIMARY, p, id, id_len);
+	if (!rc && path_at_key(p, id, id_len)) {
+		*off = p->before;
+		rc = 1;
+	}
+	path_clear(p);
+	free(p);
+	return rc;
+}
+
+int gfs_tver_read_row(struct gfs_tver *tv, const struct gfs_row *row,
+		      uint64_t off, void *buf, size_t len, size_t *n)
+{
+	size_t want;
+	int rc;
+
+	*n = 0;
+	if (off > row->line_len)
+		return -EINVAL;
+	want = row->line_len - off < len ? (size_t)(row->line_len - off) : len;
+	if (!want)
+		return 0;
+	rc = seg_read(tv, row->seg, row->seg_off + off, buf, want);
+	if (!rc)
+		*n = want;
+	return rc;
+}
+
+static int export_copy(struct gfs_tver *tv, struct path *p, uint64_t in,
+		       char *buf, size_t len, size_t *done)
+{
+	while (*done < len) {
+		struct lent e;
+		struct rec r;
+		size_t want;
+		int rc = path_valid(tv, GFS_IX_PRIMARY, p);
+
+		if (rc <= 0)
+			return rc;
+		path_entry(p, &e);
+		if (rec_decode(e.v, e.vlen, &r) || in >= r.line_len)
+			return GFS_ECORRUPT;
+		want = len - *done;
+		if (want > r.line_len - in)
+			want = (size_t)(r.line_len - in);
+		rc = seg_read(tv, r.seg, r.seg_off + in, buf + *done, want);
+		if (rc)
+			return rc;
+		*done += want;
+		in = 0;
+		p->idx[p->depth - 1]++;
+	}
+	return 0;
+}
+
+int gfs_tver_read_export(struct gfs_tver *tv, uint64_t off, void *buf,
+			 size_t len, size_t *n)
+{
+	struct path *p;
+	size_t done = 0;
+	int rc;
+
+	*n = 0;
+	if (off >= tv->info.export_bytes || !len)
+		return 0;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	rc = path_seek_off(tv, p, off);
+	if (!rc)
+		rc = export_copy(tv, p, off - p->before, buf, len, &done);
+	path_clear(p);
+	free(p);
+	if (!rc)
+		*n = done;
+	return rc;
+}
+
+/* ---- iterators -------------------------------------------------------- */
+
+static size_t esc_len(const char *s, size_t n)
+{
+	size_t z = 0;
+
+	for (size_t i = 0; i < n; i++)
+		z += s[i] == 0;
+	return n + z;
+}
+
+static char *esc_put(char *out, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		*out++ = s[i];
+		if (!s[i])
+			*out++ = (char)0xFF;
+	}
+	return out;
+}
+
+/* esc(a) 00 01 [esc(b) 00 01 [esc(c)]] into a new buffer. */
+static char *pair_key(const char *a, size_t al, const char *b, size_t bl,
+		      const char *c, size_t cl, int parts, size_t *len)
+{
+	size_t n = esc_len(a, al) + 2;
+	char *k, *q;
+
+	if (parts > 1)
+		n += esc_len(b, bl) + 2;
+	if (parts > 2)
+		n += esc_len(c, cl);
+	k = malloc(n ? n : 1);
+	if (!k)
+		return NULL;
+	q = esc_put(k, a, al);
+	*q++ = 0;
+	*q++ = 1;
+	if (parts > 1) {
+		q = esc_put(q, b, bl);
+		*q++ = 0;
+		*q++ = 1;
+	}
+	if (parts > 2)
+		esc_put(q, c, cl);
+	*len = n;
+	return k;
+}
+
+static int titer_start(struct gfs_tver *tv, enum gfs_index ix, const char *key,
+		       size_t klen, struct gfs_titer **out)
+{
+	struct gfs_titer *it;
+	int rc;
+
+	*out = NULL;
+	if ((unsigned)ix >= tv->n_trees)
+		return -EINVAL;
+	it = calloc(1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	it->tv = tv;
+	it->tree = ix;
+	rc = path_seek_key(tv, ix, &it->p, key ? key : "", key ? klen : 0);
+	if (rc) {
+		gfs_titer_free(it);
+		return rc;
+	}
+	*out = it;
+	return 0;
+}
+
+int gfs_titer_new(struct gfs_tver *tv, enum gfs_index ix, const char *start,
+		  size_t start_len, struct gfs_titer **out)
+{
+	char *k;
+	size_t kl;
+	int rc;
+
+	if ((ix != GFS_IX_SRC && ix != GFS_IX_DST) || !start)
+		return titer_start(tv, ix, start, start_len, out);
+	k = pair_key(start, start_len, NULL, 0, NULL, 0, 1, &kl);
+	if (!k)
+		return -ENOMEM;
+	rc = titer_start(tv, ix, k, kl, out);
+	free(k);
+	return rc;
+}
+
+int gfs_titer_new_pair(struct gfs_tver *tv, enum gfs_index ix, const char *a,
+		       size_t a_len, const char *b, size_t b_len,
+		       struct gfs_titer **out)
+{
+	char *k;
+	size_t kl;
+	int rc;
+
+	*out = NULL;
+	if (ix != GFS_IX_SRC && ix != GFS_IX_DST)
+		return -EINVAL;
+	k = pair_key(a, a_len, b, b_len, NULL, 0, 2, &kl);
+	if (!k)
+		return -ENOMEM;
+	rc = titer_start(tv, ix, k, kl, out);
+	free(k);
+	return rc;
+}
+
+/* Secondary entry -> the full row, from the primary tree. */
+static int titer_row_of(struct gfs_titer *it, const struct lent *se,
+			struct gfs_row *row)
+{
+	struct lent e;
+	struct rec r;
+	int rc = path_seek_key(it->tv, GFS_IX_PRIMARY, &it->rowp, se->v, se->vlen);
+
+	if (rc)
+		return rc;
+	if (!path_at_key(&it->rowp, se->v, se->vlen))
+		return GFS_ECORRUPT; /* index entry without its row */
+	path_entry(&it->rowp, &e);
+	if (rec_decode(e.v, e.vlen, &r))
+		return GFS_ECORRUPT;
+	fill_row(row, e.k, e.klen, &r, it->rowp.before);
+	return 1;
+}
+
+int gfs_titer_next(struct gfs_titer *it, struct gfs_row *row)
+{
+	struct lent e;
+	struct rec r;
+	int rc;
+
+	if (it->started && it->p.depth) {
+		it->p.idx[it->p.depth - 1]++;
+		it->p.before += it->last_len;
+	}
+	it->started = true;
+	it->last_len = 0;
+	rc = path_valid(it->tv, it->tree, &it->p);
+	if (rc <= 0)
+		return rc;
+	path_entry(&it->p, &e);
+	if (it->tree != GFS_IX_PRIMARY)
+		return titer_row_of(it, &e, row);
+	if (rec_decode(e.v, e.vlen, &r))
+		return GFS_ECORRUPT;
+	fill_row(row, e.k, e.klen, &r, it->p.before);
+	it->last_len = r.line_len;
+	return 1;
+}
+
+void gfs_titer_key(const struct gfs_titer *it, const char **key, size_t *len)
+{
+	struct lent e;
+
+	*key = NULL;
+	*len = 0;
+	if (!it->started || !it->p.depth ||
+	    it->p.idx[it->p.depth - 1] >= it->p.pg[it->p.depth - 1].n)
+		return;
+	path_entry(&it->p, &e);
+	*key = e.k;
+	*len = e.klen;
+}
+
+void gfs_titer_free(struct gfs_titer *it)
+{
+	if (!it)
+		return;
+	path_clear(&it->p);
+	path_clear(&it->rowp);
+	free(it);
+}
+
+int gfs_tver_get_unique(struct gfs_tver *tv, unsigned k, const char *key,
+			size_t len, struct gfs_row *row)
+{
+	struct path *p;
+	struct lent e;
+	int rc;
+
+	if (k >= tv->n_unique)
+		return -EINVAL;
+	if (!len)
+		return 0; /* empty keys are never indexed */
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	rc = path_seek_key(tv, GFS_IX_UNIQUE0 + (int)k, p, key, len);
+	if (!rc && path_at_key(p, key, len)) {
+		char *id;
+		size_t id_len;
+
+		path_entry(p, &e);
+		id_len = e.vlen;
+		id = gfs_memdup(e.v, id_len); /* get_into re-seeks p */
+		rc = id ? get_into(tv, p, id, id_len, row) : -ENOMEM;
+		free(id);
+		if (rc == 0)
+			rc = GFS_ECORRUPT; /* index entry without its row */
+	}
+	path_clear(p);
+	free(p);
+	return rc;
+}

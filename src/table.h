@@ -92,11 +92,17 @@ struct gfs_row {
 	/* Where the line lives (opaque to callers). */
 	uint32_t seg;
 	uint64_t seg_off;
+	/* Private to table.c: the storage gfs_tver_get() allocated for this
+	 * row (freed by the next get into it or by gfs_row_release()). */
+	void *own_;
+	const void *self_;
 };
 
 /* Looks a row up by id.  Returns 1 found, 0 absent, <0 error.  The row's
  * pointers stay valid until the next gfs_tver_get with the same row. Uses
- * per-row storage owned by *row: call gfs_row_release() when done. */
+ * per-row storage owned by *row: call gfs_row_release() when done (the row
+ * needs no initialization before its first get; a later get into the same
+ * row frees the previous storage; gfs_titer_next never touches it). */
 int gfs_tver_get(struct gfs_tver *tv, const char *id, size_t id_len,
 		 struct gfs_row *row);
 void gfs_row_release(struct gfs_row *row);

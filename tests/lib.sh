@@ -39,7 +39,12 @@ fp_wait_reached() {
 # fp_release NAME [PID]: releases the process(es) parked at NAME.
 fp_release() {
 	_fp_base=$(fp_file_name "$1")
-	rm -f "${GRAPHFS_FP_DIR:?GRAPHFS_FP_DIR unset}/$_fp_base.${2:-*}.reached"
+	: "${GRAPHFS_FP_DIR:?GRAPHFS_FP_DIR unset}"
+	if [ -n "${2:-}" ]; then
+		rm -f "$GRAPHFS_FP_DIR/$_fp_base.$2.reached"
+	else
+		rm -f "$GRAPHFS_FP_DIR/$_fp_base".*.reached
+	fi
 }
 
 # with_timeout SECS CMD [ARGS...]: runs CMD, killed (TERM, then KILL 5 s

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Builds graphfs, creates a demo store from examples/, mounts it and browses
+# it the way a person would, then unmounts.  Leaves ./demo-store behind for
+# you to explore (graphctl ... demo-store; graphfs demo-store /some/dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+autoreconf -fi >/dev/null 2>&1
+mkdir -p build && cd build
+[ -f Makefile ] || ../configure -q
+make -j"$(nproc)" >/dev/null
+cd ..
+B=build
+store=demo-store
+mnt=$(mktemp -d /tmp/graphfs-demo.XXXXXX)
+cleanup() { fusermount3 -u "$mnt" 2>/dev/null || true; rmdir "$mnt" 2>/dev/null || true; }
+trap cleanup EXIT
+run() { printf '\n$ %s\n' "$*"; "$@"; }
+
+rm -rf "$store"
+run $B/graphctl init $store --schema examples/people.pg
+run $B/graphctl load $store --data examples/people.jsonl --mode merge
+run $B/graphctl snapshot $store
+run $B/graphctl log $store
+if [ -x $B/graphfs ]; then
+	run $B/graphfs $store "$mnt"
+	run ls "$mnt"
+	run ls "$mnt/nodes" "$mnt/nodes/Person"
+	run cat "$mnt/nodes/Person/alice.json"
+	run wc -l "$mnt/edges/Knows.jsonl"
+	run ls "$mnt/versions"
+	run readlink "$mnt/HEAD"
+	run $B/graphctl load $store --data - --mode merge <<<'{"type":"Person","data":{"slug":"erin","name":"Erin","created":"2026-04-01T00:00:00Z"}}'
+	run ls "$mnt/nodes/Person"
+	run ls "$mnt/versions"
+	run fusermount3 -u "$mnt"
+fi
+run $B/graphctl export $store --type Person
+run $B/graphctl fsck $store

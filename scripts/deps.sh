@@ -1,0 +1,17 @@
+#!/bin/bash
+# Installs the Debian 12 packages graphfs needs to build, test and run.
+set -euo pipefail
+pkgs=(build-essential autoconf automake libtool pkg-config
+      libfuse3-dev fuse3 liblmdb-dev lmdb-utils libfiu-dev fiu-utils
+      check libsubunit-dev libjansson-dev libxxhash-dev
+      rsync tar coreutils findutils procps psmisc util-linux python3)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,1 @@
+/* recover.c - placeholder, being written */

@@ -1,0 +1,46 @@
+/* recover.h - the recovery sweep (DESIGN.md §4) and heal-first writers (§3).
+ *
+ *     struct gfs_recover_opts o = { .wait = false, .max_passes = 3 };
+ *     struct gfs_recover_report r;
+ *     rc = gfs_recover_sweep(g, &o, &r, &d);
+ *     // rc == GFS_EVIOLATION: refuse a read-write mount, d names the
+ *     // operation, tables and versions to inspect
+ *
+ * Sidecars are resolved oldest first, the manifest re-read before each;
+ * each sidecar's locks are taken (tried, for a mount), the sidecar re-read
+ * under them, each table classified (violation / no movement / ours / ours
+ * compensated / foreign), then rolled forward, rolled back or refused.
+ * Every recovery publish is exact: sidecar still there, pins still as seen.
+ */
+#ifndef GFS_RECOVER_H
+#define GFS_RECOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "graph.h"
+
+struct gfs_recover_opts {
+	bool wait;           /* wait for sidecar locks (graphctl recover, heal) instead of trying */
+	bool orphans;        /* also compensate orphan versions no sidecar names (graphctl recover) */
+	unsigned max_passes; /* passes over sidecars whose pins moved (0 = default 3) */
+	const char *resolver;/* who resolves, for audit records (NULL = the graph's actor) */
+	const char *const *only_tables; /* heal-first: only sidecars naming one of these */
+	size_t n_only;
+};
+
+struct gfs_recover_report {
+	unsigned rolled_forward, rolled_back, discarded; /* resolved here */
+	unsigned gone;        /* resolved by someone else meanwhile */
+	unsigned busy;        /* locks held: a live writer or sweeper owns it */
+	unsigned retry_left;  /* pins kept moving past max_passes */
+	unsigned violations;
+	unsigned orphans_compensated;
+};
+
+/* Returns 0 (everything resolvable resolved; busy ones left alone),
+ * GFS_EVIOLATION (at least one sidecar kept: d says which), or an error. */
+int gfs_recover_sweep(struct gfs_graph *g, const struct gfs_recover_opts *o,
+		      struct gfs_recover_report *r, struct gfs_diag *d);
+
+#endif
