@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -919,27 +920,6 @@ static int edge_by_name(struct gfs_tver *tv, int side, const char *anchor,
 	return 1;
 }
 
-/* 1 if some edge of tv has end `side` equal to key. */
-static int edge_anchor_exists(struct gfs_tver *tv, int side, const char *key,
-			      size_t len)
-{
-	struct gfs_titer *it;
-	struct gfs_row row;
-	size_t al;
-	int rc = gfs_titer_new(tv, side ? GFS_IX_DST : GFS_IX_SRC, key, len, &it);
-
-	if (rc)
-		return rc;
-	rc = gfs_titer_next(it, &row);
-	if (rc == 1) {
-		const char *a = edge_end(&row, side, &al);
-
-		rc = bytes_eq(a, al, key, len);
-	}
-	gfs_titer_free(it);
-	return rc;
-}
-
 /* 1 with *key set (new) if some edge's end `side` encodes to name. */
 static int anchor_by_name(struct gfs_tver *tv, int side, const char *name,
 			  size_t nlen, char **key, size_t *klen)
@@ -1271,6 +1251,12 @@ static int lk_types(struct gfs_view *v, const struct ctx *c,
 	return 0;
 }
 
+/* 1 (found) when building the descriptor worked, else its error. */
+static int found(int rc)
+{
+	return rc ? rc : 1;
+}
+
 /* nodes/<T>/: "<key>.json" files and "<key>/" directories; edges/<E>/:
  * "<from>/" directories. */
 static int lk_typedir(struct gfs_view *v, const struct ctx *c,
@@ -1289,17 +1275,18 @@ static int lk_typedir(struct gfs_view *v, const struct ctx *c,
 	if (p->table[0] == 'e') {
 		rc = anchor_by_name(te->tv, 0, name, nlen, &key, &klen);
 		if (rc == 1)
-			rc = desc_dir(d, GFS_VK_SRCDIR, p, c, key, klen);
+			rc = found(desc_dir(d, GFS_VK_SRCDIR, p, c, key, klen));
 		free(key);
 	} else if (gfs_name_is_json(name, nlen, &stem)) {
 		rc = row_by_name(te->tv, name, stem, GFS_NAME_KEY_MAX, &r);
 		if (rc == 1)
-			rc = desc_row(v, d, GFS_VK_NODEFILE, p->ver, p->table,
-				      te->ver, &r);
+			rc = found(desc_row(v, d, GFS_VK_NODEFILE, p->ver,
+					    p->table, te->ver, &r));
 	} else {
 		rc = row_by_name(te->tv, name, nlen, GFS_NAME_KEY_MAX, &r);
 		if (rc == 1)
-			rc = desc_dir(d, GFS_VK_NODEDIR, p, c, r.id, r.id_len);
+			rc = found(desc_dir(d, GFS_VK_NODEDIR, p, c, r.id,
+					    r.id_len));
 	}
 	rowc_release(&r);
 	tv_put(v, te);
@@ -1325,9 +1312,10 @@ static int lk_edges(struct gfs_view *v, const struct ctx *c,
 		return to_errno(rc);
 	rc = edge_by_name(te->tv, side, p->key, p->key_len, name, stem, &r);
 	if (rc == 1 && p->kind == GFS_VK_SRCDIR)
-		rc = desc_row(v, d, GFS_VK_EDGEFILE, p->ver, etable, te->ver, &r);
+		rc = found(desc_row(v, d, GFS_VK_EDGEFILE, p->ver, etable,
+				    te->ver, &r));
 	else if (rc == 1)
-		rc = desc_link(v, c, d, p, te->ver, &r);
+		rc = found(desc_link(v, c, d, p, te->ver, &r));
 	rowc_release(&r);
 	tv_put(v, te);
 	return rc == 0 ? -ENOENT : to_errno(rc > 0 ? 0 : rc);
@@ -2000,10 +1988,6 @@ static int fill_edges(struct gfs_view *v, struct gfs_vdir *dh)
 	rowc_release(&r);
 	return rc ? rc : 1;
 }
-
-struct vbatch {
-	struct gfs_vdir *dh;
-};
 
 static int vbatch_one(const struct gfs_gv *gv, void *arg)
 {

@@ -6,12 +6,16 @@
  *               crash), a small record per row stays in memory
  *   2. sort     records by (type, id, line); merge/overwrite keep the last
  *               line of an id, append rejects a second one
- *   3. lock     heal-first check, then flock: LOCK_EX on written tables,
- *               LOCK_SH on tables validation reads; then the pins are read
+ *   3. lock     heal first (recover.c resolves dead writers' sidecars on
+ *               our tables), then flock: LOCK_EX on written tables, LOCK_SH
+ *               on tables validation reads (healing again if a writer died
+ *               in between); then the pins are read
  *   4. validate against those pins: append conflicts, @unique, endpoints,
  *               @card, edges an overwrite would leave dangling
  *   5. write    arm sidecar -> one new version per written table ->
- *               confirm -> CAS publish (which deletes the sidecar)
+ *               confirm -> CAS publish (which deletes the sidecar); on a
+ *               failure after arming, recovery's code undoes or finishes
+ *               our own operation (finish_failed)
  *
  * Memory: per row one struct ent (40 bytes) plus its id, endpoints and
  * unique keys in the arena (4 bytes of length each + the bytes), plus the
@@ -407,28 +411,14 @@ static bool involved(const struct typestate *t)
 	return t->written || t->read;
 }
 
-/* Refuses while a sidecar names one of our tables (recovery needed), and,
- * with pins, while a head is above its pin with no sidecar (orphan). */
-static int check_pending(struct loader *L, bool with_pins)
+/* Refuses while a head is above its pin with no sidecar naming it (an
+ * orphan: 'graphctl recover' compensates it) or below it (a violation).
+ * Called under the locks, after healing, with the pins just read. */
+static int check_orphans(struct loader *L)
 {
-	struct gfs_sidecar **scs = NULL;
-	size_t nsc = 0;
-	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(L->g), &scs, &nsc);
+	int rc = 0;
 
-	for (size_t i = 0; !rc && i < nsc; i++)
-		for (size_t k = 0; !rc && k < scs[i]->n_tables; k++)
-			for (size_t t = 0; !rc && t < L->s->n_types; t++)
-				if (involved(&L->ts[t]) &&
-				    !strcmp(scs[i]->tables[k].table, L->ts[t].table)) {
-					gfs_diag_set(L->d, "recovery needed: operation %s (%s by %s) left table '%s' unfinished; run 'graphctl recover %s'",
-						     scs[i]->op_id, scs[i]->kind, scs[i]->actor,
-						     L->ts[t].table, gfs_graph_dir(L->g));
-					rc = GFS_ERECOVERY;
-				}
-	for (size_t i = 0; i < nsc; i++)
-		gfs_sidecar_free(scs[i]);
-	free(scs);
-	for (size_t t = 0; !rc && with_pins && t < L->s->n_types; t++) {
+	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
 		uint32_t h = 0;
 		if (!involved(&L->ts[t]))
 			continue;
@@ -439,6 +429,54 @@ static int check_pending(struct loader *L, bool with_pins)
 			rc = h > L->ts[t].pin ? GFS_ERECOVERY : GFS_EVIOLATION;
 		}
 	}
+	return rc;
+}
+
+/* Does sidecar sc conflict with this load: it writes a table we touch, or
+ * touches one we write?  (Two readers of one table do not conflict.) */
+static bool conflicts(const struct loader *L, const struct gfs_sidecar *sc)
+{
+	for (size_t k = 0; k < sc->n_tables; k++)
+		for (size_t t = 0; t < L->s->n_types; t++)
+			if (involved(&L->ts[t]) &&
+			    (sc->tables[k].written || L->ts[t].written) &&
+			    !strcmp(sc->tables[k].table, L->ts[t].table))
+				return true;
+	return false;
+}
+
+/* Under our locks: a conflicting sidecar belongs to a dead writer (a live
+ * one would hold a lock we hold), one that died after we healed. */
+static int dead_sidecar(struct loader *L, bool *found)
+{
+	struct gfs_sidecar **scs = NULL;
+	size_t nsc = 0;
+	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(L->g), &scs, &nsc);
+
+	*found = false;
+	for (size_t i = 0; !rc && i < nsc; i++)
+		*found = *found || (!scs[i]->raw && conflicts(L, scs[i]));
+	for (size_t i = 0; i < nsc; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return rc;
+}
+
+/* Heal first (DESIGN.md §3): resolve dead writers' sidecars on every table
+ * this load writes or reads, holding none of our locks. */
+static int heal(struct loader *L)
+{
+	const char **names = calloc(L->s->n_types + 1, sizeof *names);
+	size_t n = 0;
+	int rc;
+
+	if (!names)
+		return -ENOMEM;
+	for (size_t t = 0; t < L->s->n_types; t++)
+		if (involved(&L->ts[t]))
+			names[n++] = L->ts[t].table;
+	rc = gfs_heal_tables(L->g, names, n, L->d);
+	free(names);
 	return rc;
 }
 
@@ -1007,26 +1045,55 @@ static int fp(enum gfs_fp id)
 	return err ? -err : 0;
 }
 
-/* Nothing of ours became a table version: withdraw the sidecar.  Otherwise
- * it stays for recovery (the next writer heals it). */
-static void disarm(struct loader *L, unsigned committed)
+/* A failure after arming: resolve our own sidecar through recovery's code
+ * while we still hold the locks.  Nothing committed -> discarded; some
+ * tables committed -> rolled back (compensating versions); confirmed ->
+ * rolled forward, i.e. published: the commit point was passed, so the load
+ * succeeds.  If that fails too the sidecar stays for the next sweep. */
+static int finish_failed(struct loader *L, int rc, uint64_t *version)
 {
-	struct gfs_publish p;
+	struct gfs_recover_own_result res;
+	struct gfs_diag d2 = {{0}};
+	int r2 = gfs_recover_own(L->g, L->op_id, &res, &d2);
 
-	if (committed)
-		return;
-	memset(&p, 0, sizeof p);
-	p.op = "load";
-	p.op_id = L->op_id;
-	p.sidecar = L->op_id;
-	p.require_sidecar = true;
-	p.no_version = true;
-	gfs_manifest_publish(gfs_graph_manifest(L->g), &p, NULL, NULL);
+	if (!r2 && res.forward) {
+		if (L->d)
+			L->d->msg[0] = '\0';
+		*version = res.version;
+		return 0;
+	}
+	if (r2 && L->d) {
+		char first[sizeof L->d->msg];
+		snprintf(first, sizeof first, "%s", L->d->msg[0] ? L->d->msg : gfs_strerror(rc));
+		gfs_diag_reset(L->d, "%s; operation %s is left for recovery ('graphctl recover %s'): %s",
+			       first, L->op_id, gfs_graph_dir(L->g), d2.msg[0] ? d2.msg : gfs_strerror(r2));
+	}
+	return rc;
+}
+
+/* B: one new version per written table, then confirm (the commit point). */
+static int commit_tables(struct loader *L)
+{
+	int rc = fp(GFS_FP_COMMIT_AFTER_SIDECAR);
+
+	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
+		if (!L->ts[t].written)
+			continue;
+		rc = commit_table(L, t);
+		if (!rc)
+			rc = fp(GFS_FP_COMMIT_AFTER_TABLE);
+	}
+	if (!rc)
+		rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(L->g), L->op_id);
+	if (!rc)
+		rc = fp(GFS_FP_COMMIT_AFTER_CONFIRM);
+	if (!rc)
+		rc = fp(GFS_FP_COMMIT_BEFORE_PUBLISH);
+	return rc;
 }
 
 static int write_phase(struct loader *L, uint64_t *version)
 {
-	unsigned committed = 0;
 	int rc;
 
 	progress(L, GFS_PHASE_WRITE, L->n);
@@ -1035,31 +1102,13 @@ static int write_phase(struct loader *L, uint64_t *version)
 		rc = arm(L);
 	if (rc)
 		return rc;
-	rc = fp(GFS_FP_COMMIT_AFTER_SIDECAR);
-	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
-		if (!L->ts[t].written)
-			continue;
-		rc = commit_table(L, t);
-		if (!rc)
-			committed++;
-		if (!rc)
-			rc = fp(GFS_FP_COMMIT_AFTER_TABLE);
-	}
-	if (!rc)
-		rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(L->g), L->op_id);
-	if (rc) {
-		disarm(L, committed);
-		return rc;
-	}
-	rc = fp(GFS_FP_COMMIT_AFTER_CONFIRM);
-	if (!rc)
-		rc = fp(GFS_FP_COMMIT_BEFORE_PUBLISH);
+	rc = commit_tables(L);
 	progress(L, GFS_PHASE_PUBLISH, L->n);
 	if (!rc)
 		rc = publish(L, version);
-	if (!rc)
-		rc = fp(GFS_FP_COMMIT_AFTER_PUBLISH);
-	return rc;
+	if (rc)
+		return finish_failed(L, rc, version);
+	return fp(GFS_FP_COMMIT_AFTER_PUBLISH);
 }
 
 /* ---- the whole load ---------------------------------------------------- */
@@ -1108,19 +1157,47 @@ static void teardown(struct loader *L)
 	gfs_buf_release(&L->arena);
 }
 
+/* Heal, lock, and if a writer died on our tables in between (its sidecar
+ * is there under our locks), let go and heal again: never plan around
+ * partial state.  Each round resolves at least that sidecar. */
+#define HEAL_ROUNDS 16
+
+static int heal_and_lock(struct loader *L)
+{
+	bool found = true;
+	int rc = 0;
+
+	for (unsigned i = 0; !rc && found && i < HEAL_ROUNDS; i++) {
+		gfs_lockset_free(L->locks);
+		L->locks = NULL;
+		rc = heal(L);
+		if (!rc)
+			rc = fp(GFS_FP_LOAD_AFTER_HEAL);
+		if (!rc)
+			rc = take_locks(L);
+		if (!rc)
+			rc = fp(GFS_FP_LOAD_AFTER_LOCKS);
+		if (!rc)
+			rc = dead_sidecar(L, &found);
+	}
+	if (!rc && found) {
+		gfs_diag_set(L->d, "recovery needed: writers kept dying on these tables while this load healed them; run 'graphctl recover %s'",
+			     gfs_graph_dir(L->g));
+		rc = GFS_ERECOVERY;
+	}
+	return rc;
+}
+
 static int lock_and_validate(struct loader *L)
 {
-	int rc = check_pending(L, false);
+	int rc;
 
 	progress(L, GFS_PHASE_LOCK, L->n);
-	if (!rc)
-		rc = take_locks(L);
-	if (!rc)
-		rc = fp(GFS_FP_LOAD_AFTER_LOCKS);
+	rc = heal_and_lock(L);
 	if (!rc)
 		rc = read_pins(L);
 	if (!rc)
-		rc = check_pending(L, true);
+		rc = check_orphans(L);
 	if (!rc)
 		rc = open_pinned(L);
 	if (!rc)

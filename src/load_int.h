@@ -2,17 +2,31 @@
  *
  * gfs_heal_tables() is the writer's "heal first" step (DESIGN.md §3): it
  * resolves every dead writer's sidecar that names one of the tables, waiting
- * for each sidecar's locks, holding none of the caller's.  Until the recovery
- * module provides it (weak symbol), a writer refuses with GFS_ERECOVERY. */
+ * for each sidecar's locks, holding none of the caller's (recover.c).
+ *
+ * gfs_recover_own() is how a writer that failed after arming undoes (or,
+ * past its commit point, finishes) its own operation while it still holds
+ * its locks: the same classification and publish as the sweep. */
 #ifndef GFS_LOAD_INT_H
 #define GFS_LOAD_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "graph.h"
 #include "util.h"
 
 int gfs_heal_tables(struct gfs_graph *g, const char *const *tables, size_t n,
 		    struct gfs_diag *d);
+
+struct gfs_recover_own_result {
+	bool resolved;    /* the sidecar is gone (rolled back, forward, discarded) */
+	bool forward;     /* rolled forward: the operation is published */
+	uint64_t version; /* graph version published, 0 if none */
+};
+/* 0 resolved; GFS_EVIOLATION / GFS_ERECOVERY / errors: the sidecar stays. */
+int gfs_recover_own(struct gfs_graph *g, const char *op_id,
+		    struct gfs_recover_own_result *res, struct gfs_diag *d);
 
 #endif

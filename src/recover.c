@@ -1,1 +1,855 @@
-/* recover.c - placeholder, being written */
+/* recover.c - the recovery sweep (DESIGN.md §4) and heal-first writers (§3).
+ *
+ * INVARIANTS (docs/recovery.md explains why each holds)
+ *  R1  A sidecar is deleted only by a publish that also writes its one audit
+ *      record (or by the writer's own publish, which needs no audit).
+ *  R2  Ownership is proven from the stamp in the table-version file
+ *      (op id, compensation flag, content_of), never from numbers alone.
+ *  R3  Recovery never deletes or rewrites a table version; an undo is a new
+ *      compensating version whose content is the pin's.
+ *  R4  Every recovery publish is exact: require_sidecar (gone -> GFS_EGONE,
+ *      nothing written) and a CAS on every pin it observed.
+ *  R5  No failpoint, lock wait or table fsync happens inside an LMDB write
+ *      transaction: each step below is its own short transaction.
+ *  R6  A mount never fails on a version mismatch: GFS_ECAS keeps the sidecar
+ *      for the next pass; past max_passes it is counted in retry_left.
+ *
+ * STATE DIAGRAM of one sidecar (function doing each transition):
+ *
+ *   armed --------------------(writer: gfs_manifest_sidecar_confirm)--> confirmed
+ *     |                                                                   |
+ *     | resolve(): classify(), decide() = BACK                            | decide() = FORWARD
+ *     v                                                                   v
+ *   compensating --(compensate(): one version per ours table)--+    publish_job()
+ *     |                                                                   |
+ *     +-- publish_job(): pins m -> m+2, delete, audit "roll-back" --> [gone]
+ *   armed, nothing committed -- publish_job(): audit "discard" ------> [gone]
+ *   any, foreign/violation ---- report_violation(): kept ------------> armed/confirmed
+ *   any, pins moved ----------- GFS_ECAS: kept, retried next pass ---> same
+ *   any, resolved elsewhere --- GFS_EGONE / -ENOENT: nothing written -> [gone]
+ *   unparseable / newer ------- refuse(): kept, reported ------------> same
+ *
+ * Orphans (head above pin, no sidecar): orphan_one() writes a compensation
+ * h+1 = content of the pin under a new op id and publishes it with audit
+ * "orphan-compensated" (a compensation of the pin left by a crashed orphan
+ * pass is reused instead of writing another).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "failpoints.h"
+#include "load_int.h"
+#include "lock.h"
+#include "recover.h"
+
+#define DEFAULT_PASSES 3
+
+/* Per-table classification (DESIGN.md §4 table, in its order). */
+enum cls {
+	CLS_NONE,      /* h == m: never committed here */
+	CLS_OURS,      /* h == m+1 stamped by this op */
+	CLS_OURS_COMP, /* h == m+2: ours, then our compensation */
+	CLS_READ,      /* a table the op only read (its pin is in the CAS) */
+	CLS_VIOLATION, /* h < m */
+	CLS_FOREIGN,   /* someone else's version where ours should be */
+};
+
+static const char *const cls_names[] = {
+	"no movement", "ours", "ours, compensated", "read", "violation", "foreign",
+};
+
+enum action { ACT_FORWARD, ACT_BACK, ACT_DISCARD, ACT_VIOLATION };
+
+static const char *const act_names[] = {
+	"roll-forward", "roll-back", "discard", "violation",
+};
+
+enum outcome {
+	OUT_FORWARD, OUT_BACK, OUT_DISCARD, OUT_GONE, OUT_BUSY, OUT_RETRY,
+	OUT_VIOLATION, OUT_REFUSED,
+};
+
+struct tstate {
+	enum cls c;
+	uint32_t h, m;
+};
+
+struct sweep {
+	struct gfs_graph *g;
+	const struct gfs_recover_opts *o;
+	struct gfs_recover_report *r;
+	struct gfs_diag *d;
+	char resolver[GFS_ACTOR_MAX];
+	bool held;          /* the caller holds the locks (gfs_recover_own) */
+	uint64_t version;   /* last graph version published */
+};
+
+/* One sidecar being resolved. */
+struct job {
+	struct gfs_sidecar *sc;
+	struct tstate *ts;  /* one per sc->tables */
+	struct gfs_lockset *locks;
+};
+
+static int fp(enum gfs_fp id)
+{
+	int err = gfs_fp_hit(id);
+
+	return err ? -err : 0;
+}
+
+static void note(struct sweep *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(struct sweep *s, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (!s->o->note)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	s->o->note(msg, s->o->note_arg);
+}
+
+/* ---- locks -------------------------------------------------------------- */
+
+/* EX on the sidecar's written tables, SH on its read ones.  A mount tries
+ * (held = a live writer or another sweeper owns it: -EWOULDBLOCK). */
+static int lock_job(struct sweep *s, const struct gfs_sidecar *sc,
+		    struct gfs_lockset **out)
+{
+	const char **names = calloc(sc->n_tables + 1, sizeof *names);
+	enum gfs_lock_mode *modes = calloc(sc->n_tables + 1, sizeof *modes);
+	int rc = names && modes ? 0 : -ENOMEM;
+
+	*out = NULL;
+	for (size_t i = 0; !rc && i < sc->n_tables; i++) {
+		names[i] = sc->tables[i].table;
+		modes[i] = sc->tables[i].written ? GFS_LOCK_EX : GFS_LOCK_SH;
+	}
+	/* Test builds only: skipping the locks stands for an expired lease,
+	 * so two sweeps can classify one sidecar and race the publish. */
+	if (!rc && !gfs_fp_hit(GFS_FP_COMMIT_SKIP_LOCKS))
+		rc = gfs_lock_tables(gfs_graph_dir(s->g), names, modes, sc->n_tables,
+				     s->o->wait ? GFS_LOCK_WAIT : GFS_LOCK_TRY, out);
+	free(names);
+	free(modes);
+	return rc;
+}
+
+/* ---- classification ----------------------------------------------------- */
+
+/* Is version v of table stamped op_id, with this compensation flag (and,
+ * for a compensation, content_of)?  1 yes, 0 no (absent, other stamp,
+ * does not verify), <0 an error that proves nothing. */
+static int stamped(struct sweep *s, const char *table, uint32_t v,
+		   const char *op_id, bool comp, uint32_t content_of)
+{
+	struct gfs_tver_info info;
+	struct gfs_diag d = {{0}};
+	struct gfs_tver *tv;
+	int rc = gfs_tver_open(gfs_graph_tables(s->g), table, v, &tv, &d);
+
+	if (rc == -ENOENT || rc == GFS_ECORRUPT || rc == GFS_EFORMAT)
+		return 0;
+	if (rc)
+		return rc;
+	gfs_tver_info(tv, &info);
+	gfs_tver_close(tv);
+	return !strcmp(info.op_id, op_id) && info.compensation == comp &&
+	       (!comp || info.content_of == content_of);
+}
+
+static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
+			const struct gfs_sc_table *t, struct tstate *st)
+{
+	uint32_t m = st->m, h = st->h;
+	int a = 0, b = 1;
+
+	if (h < m)
+		return st->c = CLS_VIOLATION, 0;
+	if (!t->written)
+		return st->c = CLS_READ, 0;
+	if (h == m)
+		return st->c = CLS_NONE, 0;
+	st->c = CLS_FOREIGN;
+	if (t->expected != m || h > m + 2)
+		return 0;
+	a = stamped(s, t->table, m + 1, sc->op_id, false, 0);
+	if (a == 1 && h == m + 2)
+		b = stamped(s, t->table, m + 2, sc->op_id, true, m);
+	if (a < 0 || b < 0)
+		return a < 0 ? a : b;
+	if (a == 1 && b == 1)
+		st->c = h == m + 1 ? CLS_OURS : CLS_OURS_COMP;
+	return 0;
+}
+
+/* Reads the head (re-read for every sidecar) and every table's head. */
+static int classify(struct sweep *s, struct job *j)
+{
+	struct gfs_gv *gv = NULL;
+	int rc = gfs_manifest_head(gfs_graph_manifest(s->g), &gv);
+
+	if (!rc && !(j->ts = calloc(j->sc->n_tables + 1, sizeof *j->ts)))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < j->sc->n_tables; i++) {
+		const struct gfs_sc_table *t = &j->sc->tables[i];
+		j->ts[i].m = gfs_gv_pin(gv, t->table);
+		rc = gfs_table_head(gfs_graph_tables(s->g), t->table, &j->ts[i].h);
+		if (!rc)
+			rc = classify_one(s, j->sc, t, &j->ts[i]);
+	}
+	gfs_gv_free(gv);
+	return rc;
+}
+
+static enum action decide(const struct job *j)
+{
+	unsigned n[CLS_FOREIGN + 1] = {0};
+
+	for (size_t i = 0; i < j->sc->n_tables; i++)
+		n[j->ts[i].c]++;
+	if (n[CLS_VIOLATION] || n[CLS_FOREIGN])
+		return ACT_VIOLATION;
+	if (j->sc->confirmed)
+		/* A confirmed op fsync'd every version before confirming: a
+		 * missing one (or an undo of it) is not ours to guess about. */
+		return n[CLS_NONE] || n[CLS_OURS_COMP] ? ACT_VIOLATION : ACT_FORWARD;
+	return n[CLS_OURS] || n[CLS_OURS_COMP] ? ACT_BACK : ACT_DISCARD;
+}
+
+/* d names the operation, each table, its class and versions. */
+static void report_violation(struct sweep *s, const struct job *j)
+{
+	struct gfs_buf b;
+
+	gfs_buf_init(&b);
+	gfs_buf_appendf(&b, "invariant violation: operation %s (%s by %s, %s) kept:",
+			j->sc->op_id, j->sc->kind, j->sc->actor,
+			j->sc->confirmed ? "confirmed" : "not confirmed");
+	for (size_t i = 0; i < j->sc->n_tables; i++) {
+		const struct gfs_sc_table *t = &j->sc->tables[i];
+		gfs_buf_appendf(&b, " table '%s' %s (head %u, pin %u, expected %u);",
+				t->table, cls_names[j->ts[i].c], j->ts[i].h,
+				j->ts[i].m, t->expected);
+	}
+	gfs_buf_appendf(&b, " inspect those versions and run 'graphctl fsck %s'",
+			gfs_graph_dir(s->g));
+	if (b.p) {
+		gfs_diag_reset(s->d, "%s", b.p);
+		note(s, "%s", b.p);
+	}
+	gfs_buf_release(&b);
+}
+
+/* ---- roll back: one compensating version per ours table ----------------- */
+
+static int compensate_one(struct sweep *s, const struct job *j, size_t i)
+{
+	const struct gfs_sc_table *t = &j->sc->tables[i];
+	uint32_t m = j->ts[i].m;
+	struct gfs_diag d = {{0}};
+	int rc = gfs_table_write_compensation(gfs_graph_tables(s->g), t->table,
+					      m + 2, m, j->sc->op_id, &d);
+
+	if (rc == -EEXIST) {
+		/* Another sweeper (expired lease) wrote it: ours if stamped so. */
+		rc = stamped(s, t->table, m + 2, j->sc->op_id, true, m);
+		if (rc == 0) {
+			j->ts[i].c = CLS_FOREIGN;
+			j->ts[i].h = m + 2;
+			return GFS_EVIOLATION;
+		}
+		rc = rc == 1 ? 0 : rc;
+	}
+	if (rc)
+		gfs_diag_set(s->d, "compensating table '%s' version %u of operation %s: %s",
+			     t->table, m + 2, j->sc->op_id, d.msg[0] ? d.msg : gfs_strerror(rc));
+	return rc;
+}
+
+static int compensate(struct sweep *s, struct job *j)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < j->sc->n_tables; i++) {
+		if (j->ts[i].c != CLS_OURS)
+			continue;
+		rc = compensate_one(s, j, i);
+		if (!rc) {
+			j->ts[i].c = CLS_OURS_COMP;
+			rc = fp(GFS_FP_RECOVER_AFTER_COMPENSATE);
+		}
+	}
+	return rc;
+}
+
+/* ---- the resolving publish ---------------------------------------------- */
+
+/* The pin a table moves to under action a (post), and whether it moves. */
+static bool moves(enum action a, const struct tstate *st, uint32_t *post)
+{
+	*post = st->m;
+	if (a == ACT_FORWARD && st->c == CLS_OURS)
+		*post = st->m + 1;
+	if (a == ACT_BACK && st->c == CLS_OURS_COMP)
+		*post = st->m + 2;
+	return *post != st->m;
+}
+
+/* CAS set (pub) and audit tables (aud) of the resolving publish.  Read
+ * tables are checked only for a roll forward (its validation used them). */
+static int job_tables(const struct job *j, enum action a,
+		      struct gfs_sc_table **pub, size_t *np,
+		      struct gfs_sc_table **aud, size_t *na)
+{
+	*np = *na = 0;
+	*pub = calloc(j->sc->n_tables + 1, sizeof **pub);
+	*aud = calloc(j->sc->n_tables + 1, sizeof **aud);
+	if (!*pub || !*aud)
+		return -ENOMEM;
+	for (size_t i = 0; i < j->sc->n_tables; i++) {
+		const struct gfs_sc_table *t = &j->sc->tables[i];
+		struct gfs_sc_table x = *t;
+		if (!t->written && a != ACT_FORWARD)
+			continue;
+		x.expected = t->written ? j->ts[i].m : t->expected;
+		x.written = t->written && moves(a, &j->ts[i], &x.post);
+		if (!x.written)
+			x.post = x.expected;
+		(*pub)[(*np)++] = x;
+		if (t->written) {
+			x.written = true;
+			(*aud)[(*na)++] = x;
+		}
+	}
+	return 0;
+}
+
+static int job_detail(struct sweep *s, const struct job *j, enum action a,
+		      struct gfs_buf *b)
+{
+	int rc = gfs_buf_appendf(b, "{\"decision\":\"%s\",\"kind\":", act_names[a]);
+
+	if (!rc)
+		rc = gfs_buf_append_json_str(b, j->sc->kind, strlen(j->sc->kind));
+	if (!rc)
+		rc = gfs_buf_append(b, ",\"resolver\":", 12);
+	if (!rc)
+		rc = gfs_buf_append_json_str(b, s->resolver, strlen(s->resolver));
+	if (!rc)
+		rc = gfs_buf_appendc(b, '}');
+	return rc;
+}
+
+static void audit_init(struct gfs_audit *au, const struct sweep *s,
+		       const char *op_id, const char *decision,
+		       const char *kind, const char *actor)
+{
+	memset(au, 0, sizeof *au);
+	snprintf(au->op_id, sizeof au->op_id, "%s", op_id);
+	snprintf(au->decision, sizeof au->decision, "%s", decision);
+	snprintf(au->kind, sizeof au->kind, "%s", kind);
+	snprintf(au->actor, sizeof au->actor, "%s", actor);
+	snprintf(au->resolver, sizeof au->resolver, "%s", s->resolver);
+}
+
+static int publish_job(struct sweep *s, const struct job *j, enum action a,
+		       struct gfs_diag *pd)
+{
+	struct gfs_sc_table *pub = NULL, *aud = NULL;
+	struct gfs_publish p;
+	struct gfs_audit au;
+	struct gfs_buf detail;
+	size_t np, na;
+	int rc = job_tables(j, a, &pub, &np, &aud, &na);
+
+	gfs_buf_init(&detail);
+	if (!rc)
+		rc = job_detail(s, j, a, &detail);
+	audit_init(&au, s, j->sc->op_id, act_names[a], j->sc->kind, j->sc->actor);
+	au.tables = aud;
+	au.n_tables = na;
+	memset(&p, 0, sizeof p);
+	p.op = a == ACT_FORWARD && j->sc->kind[0] ? j->sc->kind : "recover";
+	p.op_id = j->sc->op_id;
+	p.actor = a == ACT_FORWARD ? j->sc->actor : s->resolver;
+	p.detail = detail.p;
+	p.tables = pub;
+	p.n_tables = np;
+	p.sidecar = j->sc->op_id;
+	p.require_sidecar = true;
+	p.audit = &au;
+	p.no_version = a == ACT_DISCARD;
+	if (!rc)
+		rc = gfs_manifest_publish(gfs_graph_manifest(s->g), &p, &s->version, pd);
+	gfs_buf_release(&detail);
+	free(pub);
+	free(aud);
+	return rc;
+}
+
+/* ---- one sidecar -------------------------------------------------------- */
+
+static void job_release(struct job *j)
+{
+	gfs_lockset_free(j->locks);
+	gfs_sidecar_free(j->sc);
+	free(j->ts);
+	memset(j, 0, sizeof *j);
+}
+
+/* The listed sidecar's tables must be the re-read one's (a sidecar only
+ * ever changes its confirmed flag). */
+static bool same_tables(const struct gfs_sidecar *a, const struct gfs_sidecar *b)
+{
+	if (a->n_tables != b->n_tables)
+		return false;
+	for (size_t i = 0; i < a->n_tables; i++)
+		if (strcmp(a->tables[i].table, b->tables[i].table) ||
+		    a->tables[i].written != b->tables[i].written)
+			return false;
+	return true;
+}
+
+/* Locks (unless held), then re-reads the sidecar under them.  Returns 0,
+ * or an outcome > 0 (gone, busy, refused), or an error. */
+static int job_open(struct sweep *s, const struct gfs_sidecar *listed,
+		    const char *op_id, struct job *j)
+{
+	int rc = 0;
+
+	if (listed && !s->held) {
+		rc = lock_job(s, listed, &j->locks);
+		if (rc == -EWOULDBLOCK)
+			return OUT_BUSY;
+		if (!rc)
+			rc = fp(GFS_FP_RECOVER_AFTER_LOCKS);
+		if (rc)
+			return rc;
+	}
+	rc = gfs_manifest_sidecar_get(gfs_graph_manifest(s->g), op_id, &j->sc);
+	if (rc == -ENOENT)
+		return OUT_GONE;
+	if (rc == GFS_EFORMAT)
+		return OUT_REFUSED;
+	if (!rc && listed && !same_tables(listed, j->sc)) {
+		gfs_diag_set(s->d, "sidecar %s changed its tables while it was being resolved", op_id);
+		return GFS_EVIOLATION;
+	}
+	return rc;
+}
+
+static int outcome_of(struct sweep *s, const struct job *j, enum action a,
+		      int rc, const struct gfs_diag *pd)
+{
+	if (rc == GFS_EGONE)
+		return OUT_GONE;
+	if (rc == GFS_ECAS) {
+		note(s, "operation %s: pins moved (%s); kept for the next pass",
+		     j->sc->op_id, pd->msg);
+		return OUT_RETRY;
+	}
+	if (rc) {
+		gfs_diag_set(s->d, "resolving operation %s: %s", j->sc->op_id,
+			     pd->msg[0] ? pd->msg : gfs_strerror(rc));
+		return rc;
+	}
+	note(s, "operation %s (%s by %s): %s%s%" PRIu64, j->sc->op_id, j->sc->kind,
+	     j->sc->actor, act_names[a], s->version ? ", graph version " : "",
+	     s->version);
+	return a == ACT_FORWARD ? OUT_FORWARD : a == ACT_BACK ? OUT_BACK : OUT_DISCARD;
+}
+
+static int act(struct sweep *s, struct job *j, enum action a)
+{
+	struct gfs_diag pd = {{0}};
+	int rc = 0;
+
+	if (a == ACT_BACK)
+		rc = compensate(s, j);
+	if (rc == GFS_EVIOLATION)
+		a = ACT_VIOLATION;
+	if (a == ACT_VIOLATION) {
+		report_violation(s, j);
+		return OUT_VIOLATION;
+	}
+	if (!rc)
+		rc = fp(GFS_FP_RECOVER_BEFORE_AUDIT);
+	if (!rc)
+		rc = publish_job(s, j, a, &pd);
+	rc = outcome_of(s, j, a, rc, &pd);
+	if (rc == (int)OUT_FORWARD || rc == (int)OUT_BACK || rc == (int)OUT_DISCARD) {
+		int e = fp(GFS_FP_RECOVER_AFTER_PUBLISH);
+		rc = e ? e : rc;
+	}
+	return rc;
+}
+
+/* Resolves one sidecar.  Returns an enum outcome (>= 0) or an error. */
+static int resolve(struct sweep *s, const struct gfs_sidecar *listed,
+		   const char *op_id)
+{
+	struct job j = {0};
+	int rc = job_open(s, listed, op_id, &j);
+
+	if (!rc)
+		rc = classify(s, &j);
+	if (!rc)
+		rc = fp(GFS_FP_RECOVER_AFTER_CLASSIFY);
+	if (!rc)
+		rc = act(s, &j, decide(&j));
+	if (rc == OUT_REFUSED) {
+		gfs_diag_reset(s->d, "sidecar %s does not parse or has a newer format than %d: refused and kept; a newer graphfs must resolve it",
+			       op_id, GFS_SIDECAR_FORMAT);
+		note(s, "%s", s->d->msg);
+	}
+	job_release(&j);
+	return rc;
+}
+
+/* ---- passes over the sidecars ------------------------------------------- */
+
+static bool only_has(const struct sweep *s, const char *table)
+{
+	for (size_t k = 0; k < s->o->n_only; k++)
+		if (!strcmp(table, s->o->only_tables[k]))
+			return true;
+	return !s->o->n_only;
+}
+
+/* Heal-first resolves only sidecars naming one of its tables; a record
+ * that does not parse names none it could prove, so a writer leaves it to
+ * the full sweep (its own orphan check refuses a head above a pin). */
+static bool wanted(const struct sweep *s, const struct gfs_sidecar *sc)
+{
+	if (!s->o->n_only)
+		return true;
+	for (size_t i = 0; !sc->raw && i < sc->n_tables; i++)
+		if (only_has(s, sc->tables[i].table))
+			return true;
+	return false;
+}
+
+static bool in_set(char (*ids)[GFS_ULID_LEN + 1], size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(ids[i], id))
+			return true;
+	return false;
+}
+
+static void tally(struct gfs_recover_report *r, int out)
+{
+	unsigned *c[] = {
+		[OUT_FORWARD] = &r->rolled_forward, [OUT_BACK] = &r->rolled_back,
+		[OUT_DISCARD] = &r->discarded, [OUT_GONE] = &r->gone,
+		[OUT_BUSY] = &r->busy, [OUT_RETRY] = NULL,
+		[OUT_VIOLATION] = &r->violations, [OUT_REFUSED] = &r->refused,
+	};
+
+	if (out >= 0 && (size_t)out < GFS_ARRAY_SIZE(c) && c[out])
+		(*c[out])++;
+}
+
+struct pass {
+	char (*prev)[GFS_ULID_LEN + 1]; /* retry set of the previous pass */
+	size_t n_prev;                 /* SIZE_MAX: first pass, take all */
+	char (*next)[GFS_ULID_LEN + 1];
+	size_t n_next;
+	int err;                       /* first hard error */
+};
+
+static int pass_run(struct sweep *s, struct pass *p)
+{
+	struct gfs_sidecar **scs = NULL;
+	size_t n = 0;
+	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(s->g), &scs, &n);
+
+	if (!rc && !(p->next = calloc(n + 1, sizeof *p->next)))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		const struct gfs_sidecar *sc = scs[i];
+		bool raw = sc->raw != NULL;
+		if ((p->n_prev != SIZE_MAX && !in_set(p->prev, p->n_prev, sc->op_id)) ||
+		    !wanted(s, sc))
+			continue;
+		int out = resolve(s, raw ? NULL : sc, sc->op_id);
+		if (out == OUT_RETRY)
+			memcpy(p->next[p->n_next++], sc->op_id, sizeof *p->next);
+		else if (out < 0 && !p->err)
+			p->err = out;
+		tally(s->r, out);
+	}
+	for (size_t i = 0; i < n; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return rc;
+}
+
+static int passes(struct sweep *s)
+{
+	unsigned max = s->o->max_passes ? s->o->max_passes : DEFAULT_PASSES;
+	struct pass p = { .n_prev = SIZE_MAX };
+	int rc = 0;
+
+	for (unsigned k = 0; !rc && k < max; k++) {
+		rc = pass_run(s, &p);
+		free(p.prev);
+		p.prev = p.next;
+		p.n_prev = p.n_next;
+		p.next = NULL;
+		p.n_next = 0;
+		if (!p.n_prev)
+			break;
+	}
+	s->r->retry_left = rc ? 0 : (unsigned)p.n_prev;
+	free(p.prev);
+	free(p.next);
+	return rc ? rc : p.err;
+}
+
+/* ---- orphans ------------------------------------------------------------ */
+
+/* Does a sidecar name table (any role), or is any unreadable?  Then the
+ * version above the pin may be a sidecar's business, not an orphan. */
+static int named(struct sweep *s, const char *table, bool *yes)
+{
+	struct gfs_sidecar **scs = NULL;
+	size_t n = 0;
+	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(s->g), &scs, &n);
+
+	*yes = false;
+	for (size_t i = 0; !rc && i < n; i++) {
+		*yes = *yes || scs[i]->raw;
+		for (size_t k = 0; k < scs[i]->n_tables; k++)
+			*yes = *yes || !strcmp(scs[i]->tables[k].table, table);
+	}
+	for (size_t i = 0; i < n; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return rc;
+}
+
+/* The compensation to publish for an orphan above pin m: version h if it
+ * already is one of m (a crashed orphan pass), else a new h+1. */
+static int orphan_comp(struct sweep *s, const char *table, uint32_t m,
+		       uint32_t h, uint32_t *target, char op_id[GFS_ULID_LEN + 1])
+{
+	struct gfs_tver_info info = {0};
+	struct gfs_diag d = {{0}};
+	struct gfs_tver *tv;
+	int rc = gfs_tver_open(gfs_graph_tables(s->g), table, h, &tv, &d);
+
+	if (!rc) {
+		gfs_tver_info(tv, &info);
+		gfs_tver_close(tv);
+	}
+	if (!rc && info.compensation && info.content_of == m) {
+		*target = h;
+		memcpy(op_id, info.op_id, GFS_ULID_LEN + 1);
+		return 0;
+	}
+	*target = h + 1;
+	rc = gfs_ulid_new(op_id);
+	if (!rc)
+		rc = gfs_table_write_compensation(gfs_graph_tables(s->g), table,
+						  h + 1, m, op_id, &d);
+	if (rc)
+		gfs_diag_set(s->d, "compensating orphan version %u of table '%s': %s",
+			     h, table, d.msg[0] ? d.msg : gfs_strerror(rc));
+	return rc ? rc : fp(GFS_FP_RECOVER_AFTER_COMPENSATE);
+}
+
+static int orphan_publish(struct sweep *s, const char *table, uint32_t m,
+			  uint32_t target, const char *op_id)
+{
+	struct gfs_sc_table t = { .written = true, .expected = m, .post = target };
+	struct gfs_diag pd = {{0}};
+	struct gfs_publish p;
+	struct gfs_audit au;
+	int rc;
+
+	snprintf(t.table, sizeof t.table, "%s", table);
+	audit_init(&au, s, op_id, "orphan-compensated", "recover", s->resolver);
+	au.tables = &t;
+	au.n_tables = 1;
+	memset(&p, 0, sizeof p);
+	p.op = "recover";
+	p.op_id = op_id;
+	p.actor = s->resolver;
+	p.detail = "{\"decision\":\"orphan-compensated\"}";
+	p.tables = &t;
+	p.n_tables = 1;
+	p.audit = &au;
+	rc = fp(GFS_FP_RECOVER_BEFORE_AUDIT);
+	if (!rc)
+		rc = gfs_manifest_publish(gfs_graph_manifest(s->g), &p, &s->version, &pd);
+	if (rc == GFS_ECAS) {
+		s->r->retry_left++;
+		return 0;
+	}
+	if (rc)
+		gfs_diag_set(s->d, "publishing the compensation of table '%s': %s", table,
+			     pd.msg[0] ? pd.msg : gfs_strerror(rc));
+	if (!rc) {
+		s->r->orphans_compensated++;
+		note(s, "table '%s': orphan versions above pin %u compensated by version %u (operation %s), graph version %" PRIu64,
+		     table, m, target, op_id, s->version);
+		rc = fp(GFS_FP_RECOVER_AFTER_PUBLISH);
+	}
+	return rc;
+}
+
+/* Under the table's lock: re-read pin, head and sidecars, then act. */
+static int orphan_locked(struct sweep *s, const char *table)
+{
+	char op_id[GFS_ULID_LEN + 1];
+	struct gfs_gv *gv = NULL;
+	uint32_t h = 0, m, target;
+	bool busy = false;
+	int rc = named(s, table, &busy);
+
+	if (!rc && !busy)
+		rc = gfs_manifest_head(gfs_graph_manifest(s->g), &gv);
+	if (rc || busy)
+		return rc;
+	m = gfs_gv_pin(gv, table);
+	gfs_gv_free(gv);
+	rc = gfs_table_head(gfs_graph_tables(s->g), table, &h);
+	if (!rc && h < m) {
+		gfs_diag_reset(s->d, "invariant violation: table '%s' is pinned at version %u but its newest version is %u",
+			       table, m, h);
+		s->r->violations++;
+	}
+	if (rc || h <= m)
+		return rc;
+	rc = orphan_comp(s, table, m, h, &target, op_id);
+	return rc ? rc : orphan_publish(s, table, m, target, op_id);
+}
+
+static int orphan_one(struct sweep *s, const char *table)
+{
+	struct gfs_sidecar sc = { .n_tables = 1 };
+	struct gfs_sc_table t = { .written = true };
+	struct gfs_lockset *ls = NULL;
+	int rc;
+
+	snprintf(t.table, sizeof t.table, "%s", table);
+	sc.tables = &t;
+	rc = lock_job(s, &sc, &ls);
+	if (rc == -EWOULDBLOCK) {
+		s->r->busy++;
+		return 0;
+	}
+	if (!rc)
+		rc = orphan_locked(s, table);
+	gfs_lockset_free(ls);
+	return rc;
+}
+
+static int orphans(struct sweep *s)
+{
+	struct gfs_gv *gv = NULL;
+	int rc = gfs_manifest_head(gfs_graph_manifest(s->g), &gv), first = 0;
+
+	for (size_t i = 0; !rc && i < gv->n_pins; i++) {
+		const char *t = gv->pins[i].table;
+		uint32_t h = 0;
+		int e;
+		if (!only_has(s, t))
+			continue;
+		/* A cheap unlocked look first: most tables have no orphan. */
+		e = gfs_table_head(gfs_graph_tables(s->g), t, &h);
+		if (!e && h != gv->pins[i].version)
+			e = orphan_one(s, t);
+		if (e && !first)
+			first = e;
+	}
+	gfs_gv_free(gv);
+	return rc ? rc : first;
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+static void sweep_init(struct sweep *s, struct gfs_graph *g,
+		       const struct gfs_recover_opts *o,
+		       struct gfs_recover_report *r, struct gfs_diag *d)
+{
+	memset(s, 0, sizeof *s);
+	s->g = g;
+	s->o = o;
+	s->r = r;
+	s->d = d;
+	snprintf(s->resolver, sizeof s->resolver, "%s",
+		 o->resolver ? o->resolver : gfs_graph_actor(g));
+	memset(r, 0, sizeof *r);
+}
+
+int gfs_recover_sweep(struct gfs_graph *g, const struct gfs_recover_opts *o,
+		      struct gfs_recover_report *r, struct gfs_diag *d)
+{
+	struct sweep s;
+	int rc;
+
+	sweep_init(&s, g, o, r, d);
+	rc = passes(&s);
+	/* An unreadable sidecar might name any table: no orphan is provable. */
+	if (!rc && o->orphans && !r->refused)
+		rc = orphans(&s);
+	if (!rc && r->violations)
+		rc = GFS_EVIOLATION;
+	return rc;
+}
+
+int gfs_heal_tables(struct gfs_graph *g, const char *const *tables, size_t n,
+		    struct gfs_diag *d)
+{
+	struct gfs_recover_opts o = { .wait = true, .only_tables = tables, .n_only = n };
+	struct gfs_recover_report r;
+	int rc = gfs_recover_sweep(g, &o, &r, d);
+
+	if (!rc && r.retry_left) {
+		gfs_diag_set(d, "recovery needed: %u operation(s) on these tables could not be resolved (pins kept moving); run 'graphctl recover %s'",
+			     r.retry_left, gfs_graph_dir(g));
+		rc = GFS_ERECOVERY;
+	}
+	return rc;
+}
+
+int gfs_recover_own(struct gfs_graph *g, const char *op_id,
+		    struct gfs_recover_own_result *res, struct gfs_diag *d)
+{
+	struct gfs_recover_opts o = { .wait = true };
+	struct gfs_recover_report r;
+	struct sweep s;
+	int out;
+
+	sweep_init(&s, g, &o, &r, d);
+	s.held = true;
+	memset(res, 0, sizeof *res);
+	out = resolve(&s, NULL, op_id);
+	if (out < 0)
+		return out;
+	res->version = s.version;
+	res->forward = out == OUT_FORWARD;
+	res->resolved = out == OUT_FORWARD || out == OUT_BACK || out == OUT_DISCARD ||
+			out == OUT_GONE;
+	if (out == OUT_VIOLATION)
+		return GFS_EVIOLATION;
+	if (!res->resolved) {
+		gfs_diag_set(d, "operation %s could not be resolved now (%s)", op_id,
+			     out == OUT_RETRY ? "pins moved" : "refused");
+		return GFS_ERECOVERY;
+	}
+	return 0;
+}

@@ -27,6 +27,11 @@ struct gfs_recover_opts {
 	const char *resolver;/* who resolves, for audit records (NULL = the graph's actor) */
 	const char *const *only_tables; /* heal-first: only sidecars naming one of these */
 	size_t n_only;
+	/* Added for graphctl recover and the mount's log (may be NULL): one
+	 * human line per operation resolved, kept or refused.  msg is
+	 * borrowed for the call. */
+	void (*note)(const char *msg, void *arg);
+	void *note_arg;
 };
 
 struct gfs_recover_report {
@@ -36,6 +41,8 @@ struct gfs_recover_report {
 	unsigned retry_left;  /* pins kept moving past max_passes */
 	unsigned violations;
 	unsigned orphans_compensated;
+	unsigned refused;     /* sidecars that do not parse or are newer: kept,
+				 reported in d; the sweep still returns 0 */
 };
 
 /* Returns 0 (everything resolvable resolved; busy ones left alone),

@@ -46,7 +46,7 @@
  * Builder memory (why a 1 GB load fits): lines go to the temp file as they
  * are put; per put the builder keeps a 24-byte op plus its key and record,
  * about 84 + id + src + dst + sum(4 + unique key) bytes, and for edges two
- * more ops of about 24 + 2 x (esc(src) + esc(dst) + esc(id) + 4) + id each;
+ * more ops of 28 + esc(src) + esc(dst) + esc(id) + id bytes each;
  * per unique key 24 + key + id.  So O(rows changed), never O(line bytes).
  */
 #ifdef HAVE_CONFIG_H
@@ -1346,5 +1346,1424 @@ int gfs_tver_get_unique(struct gfs_tver *tv, unsigned k, const char *key,
 	}
 	path_clear(p);
 	free(p);
+	return rc;
+}
+
+/* ---- builder ---------------------------------------------------------- */
+
+enum { OP_DEL = 1, OP_NEW = 2 };
+
+/* One change to one tree: key, then the value right after it (arena). */
+struct op {
+	char *k;
+	uint32_t klen, vlen, fl;
+};
+
+struct opvec {
+	struct op *v;
+	size_t n, cap;
+};
+
+struct achunk {
+	struct achunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+/* The page being filled at one tree level while a tree is written. */
+struct lvl {
+	struct gfs_buf buf;
+	uint32_t n;
+	uint64_t count, bytes;
+};
+
+/* A parent row found while building (borrowed from the parent's pages). */
+struct prow {
+	const char *k, *v;
+	uint32_t klen, vlen;
+	struct rec r;
+};
+
+struct hdr_args {
+	uint32_t version, parent, content_of;
+	bool compensation;
+	const char *op_id;
+};
+
+struct gfs_tbuild {
+	struct gfs_tstore *ts;
+	struct gfs_tver *parent;
+	char *table;
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	int fd, err, tree;
+	bool tmp_exists, committed, have_last, rp_started, rp_skip;
+	unsigned n_unique, n_trees, flags, parent_nu;
+	uint32_t version;
+	uint64_t pos, next_serial;
+	struct achunk *arena;
+	struct opvec *ops; /* [n_trees] */
+	struct gfs_buf wbuf, scratch, last;
+	struct path *pp; /* parent lookups; the REPLACE walk */
+	struct lvl *lv;
+	int nlv, lv_cap;
+	struct gfs_diag *d; /* commit's, for corrupt parent pages */
+};
+
+static char *arena_alloc(struct gfs_tbuild *b, size_t n)
+{
+	struct achunk *c = b->arena;
+
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+
+		c = malloc(sizeof *c + cap);
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		if (cap == n && b->arena) { /* big one: keep the open chunk */
+			c->next = b->arena->next;
+			b->arena->next = c;
+		} else {
+			c->next = b->arena;
+			b->arena = c;
+		}
+	}
+	c->used += n;
+	return c->data + c->used - n;
+}
+
+static int op_add(struct gfs_tbuild *b, unsigned t, const char *k, size_t kl,
+		  const char *v, size_t vl, uint32_t fl)
+{
+	struct opvec *ov = &b->ops[t];
+	char *m;
+
+	if (ov->n == ov->cap) {
+		size_t cap = ov->cap ? ov->cap * 2 : 64;
+		struct op *nv = realloc(ov->v, cap * sizeof *nv);
+
+		if (!nv)
+			return -ENOMEM;
+		ov->v = nv;
+		ov->cap = cap;
+	}
+	m = arena_alloc(b, kl + vl);
+	if (!m)
+		return -ENOMEM;
+	if (kl)
+		memcpy(m, k, kl);
+	if (vl)
+		memcpy(m + kl, v, vl);
+	ov->v[ov->n++] = (struct op){ m, (uint32_t)kl, (uint32_t)vl, fl };
+	return 0;
+}
+
+static int op_add_pair(struct gfs_tbuild *b, unsigned t, const char *a,
+		       size_t al, const char *c, size_t cl, const char *id,
+		       size_t idl, uint32_t fl)
+{
+	size_t kl;
+	char *k = pair_key(a, al, c, cl, id, idl, 3, &kl);
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	rc = op_add(b, t, k, kl, id, fl & OP_DEL ? 0 : idl, fl);
+	free(k);
+	return rc;
+}
+
+/* SRC/DST entries of one row going from old (NULL: new row) to nw (NULL:
+ * deleted); nothing when the row keeps its endpoints. */
+static int sec_edges(struct gfs_tbuild *b, const char *id, size_t idl,
+		     const struct rec *old, const struct rec *nw)
+{
+	bool oe = old && (old->flags & TBL_REC_EDGE);
+	bool ne = nw && (nw->flags & TBL_REC_EDGE);
+	int rc = 0;
+
+	if (oe && ne && bytes_eq(old->src, old->src_len, nw->src, nw->src_len) &&
+	    bytes_eq(old->dst, old->dst_len, nw->dst, nw->dst_len))
+		return 0;
+	if (oe) {
+		rc = op_add_pair(b, GFS_IX_SRC, old->src, old->src_len, old->dst,
+				 old->dst_len, id, idl, OP_DEL);
+		if (!rc)
+			rc = op_add_pair(b, GFS_IX_DST, old->dst, old->dst_len,
+					 old->src, old->src_len, id, idl, OP_DEL);
+	}
+	if (!rc && ne) {
+		rc = op_add_pair(b, GFS_IX_SRC, nw->src, nw->src_len, nw->dst,
+				 nw->dst_len, id, idl, 0);
+		if (!rc)
+			rc = op_add_pair(b, GFS_IX_DST, nw->dst, nw->dst_len,
+					 nw->src, nw->src_len, id, idl, 0);
+	}
+	return rc;
+}
+
+/* Unique index entries of one row: old keys out, new keys in. Keys of
+ * indexes the parent did not have count as absent, so a REPLACE that adds
+ * a unique constraint indexes every row. */
+static int sec_uniques(struct gfs_tbuild *b, const char *id, size_t idl,
+		       const struct rec *old, const struct gfs_rowput *r)
+{
+	for (unsigned k = 0; k < b->n_unique; k++) {
+		const char *ok = NULL, *nk = NULL;
+		size_t ol = 0, nl = 0;
+		int rc = 0;
+
+		if (old && k < b->parent_nu)
+			rec_ukey(old, k, &ok, &ol);
+		if (r && k < r->n_ukeys) {
+			nk = r->ukeys[k].p;
+			nl = r->ukeys[k].len;
+		}
+		if (bytes_eq(ok, ol, nk, nl))
+			continue;
+		if (ol)
+			rc = op_add(b, GFS_IX_UNIQUE0 + k, ok, ol, NULL, 0, OP_DEL);
+		if (!rc && nl)
+			rc = op_add(b, GFS_IX_UNIQUE0 + k, nk, nl, id, idl, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int emit_delete(struct gfs_tbuild *b, const char *id, size_t idl,
+		       const struct rec *old)
+{
+	int rc = op_add(b, GFS_IX_PRIMARY, id, idl, NULL, 0, OP_DEL);
+
+	if (!rc)
+		rc = sec_edges(b, id, idl, old, NULL);
+	if (!rc)
+		rc = sec_uniques(b, id, idl, old, NULL);
+	return rc;
+}
+
+static int bw_flush(struct gfs_tbuild *b)
+{
+	int rc = b->wbuf.len ? gfs_write_all(b->fd, b->wbuf.p, b->wbuf.len) : 0;
+
+	b->wbuf.len = 0;
+	return rc;
+}
+
+/* Appends to the temp file through a 1 MiB buffer; b->pos is the offset. */
+static int bw_append(struct gfs_tbuild *b, const void *p, size_t n)
+{
+	int rc = 0;
+
+	if (b->wbuf.len + n > WBUF_MAX)
+		rc = bw_flush(b);
+	if (!rc && n)
+		rc = n >= WBUF_MAX ? gfs_write_all(b->fd, p, n)
+				   : gfs_buf_append(&b->wbuf, p, n);
+	if (!rc)
+		b->pos += n;
+	return rc;
+}
+
+static int rec_encode(struct gfs_buf *out, const struct rec *r,
+		      const struct gfs_rowput *rp, unsigned n_unique)
+{
+	char f[TBL_REC_FIXED], l4[4];
+	int rc;
+
+	tbl_put64(f + TBL_REC_SERIAL, r->serial);
+	tbl_put32(f + TBL_REC_CHANGED, r->changed);
+	tbl_put32(f + TBL_REC_FLAGS, r->flags);
+	tbl_put64(f + TBL_REC_HASH, r->hash);
+	tbl_put32(f + TBL_REC_SEG, r->seg);
+	tbl_put64(f + TBL_REC_SEGOFF, r->seg_off);
+	tbl_put32(f + TBL_REC_LINELEN, r->line_len);
+	tbl_put32(f + TBL_REC_DATAOFF, r->data_off);
+	tbl_put32(f + TBL_REC_DATALEN, r->data_len);
+	tbl_put32(f + TBL_REC_SRCLEN, r->src_len);
+	tbl_put32(f + TBL_REC_DSTLEN, r->dst_len);
+	tbl_put32(f + TBL_REC_NUKEYS, n_unique);
+	out->len = 0;
+	rc = gfs_buf_append(out, f, sizeof f);
+	if (!rc && r->src_len)
+		rc = gfs_buf_append(out, r->src, r->src_len);
+	if (!rc && r->dst_len)
+		rc = gfs_buf_append(out, r->dst, r->dst_len);
+	for (unsigned k = 0; k < n_unique && !rc; k++) {
+		size_t l = k < rp->n_ukeys ? rp->ukeys[k].len : 0;
+
+		tbl_put32(l4, (uint32_t)l);
+		rc = gfs_buf_append(out, l4, 4);
+		if (!rc && l)
+			rc = gfs_buf_append(out, rp->ukeys[k].p, l);
+	}
+	return rc;
+}
+
+static int prow_fill(const struct path *p, struct prow *pr)
+{
+	struct lent e;
+
+	path_entry(p, &e);
+	pr->k = e.k;
+	pr->klen = e.klen;
+	pr->v = e.v;
+	pr->vlen = e.vlen;
+	return rec_decode(e.v, e.vlen, &pr->r) ? GFS_ECORRUPT : 1;
+}
+
+static int parent_lookup(struct gfs_tbuild *b, const char *id, size_t idl,
+			 struct prow *pr)
+{
+	int rc;
+
+	if (!b->parent)
+		return 0;
+	rc = path_seek_key(b->parent, GFS_IX_PRIMARY, b->pp, id, idl);
+	if (rc || !path_at_key(b->pp, id, idl))
+		return rc;
+	return prow_fill(b->pp, pr);
+}
+
+/* REPLACE: walks the parent in step with the batch, deleting every parent
+ * row before id (id NULL: all the rest).  1 = the parent has id (*pr). */
+static int replace_walk(struct gfs_tbuild *b, const char *id, size_t idl,
+			struct prow *pr)
+{
+	struct path *p = b->pp;
+	int rc;
+
+	if (!b->parent)
+		return 0;
+	if (!b->rp_started) {
+		rc = path_seek_key(b->parent, GFS_IX_PRIMARY, p, "", 0);
+		if (rc)
+			return rc;
+		b->rp_started = true;
+	}
+	if (b->rp_skip && p->depth)
+		p->idx[p->depth - 1]++;
+	b->rp_skip = false;
+	for (;;) {
+		int c;
+
+		rc = path_valid(b->parent, GFS_IX_PRIMARY, p);
+		if (rc <= 0)
+			return rc;
+		rc = prow_fill(p, pr);
+		if (rc < 0)
+			return rc;
+		c = id ? keycmp(pr->k, pr->klen, id, idl) : -1;
+		if (c > 0)
+			return 0;
+		if (c == 0) {
+			b->rp_skip = true;
+			return 1;
+		}
+		rc = emit_delete(b, pr->k, pr->klen, &pr->r);
+		if (rc)
+			return rc;
+		p->idx[p->depth - 1]++;
+	}
+}
+
+static int parent_row(struct gfs_tbuild *b, const char *id, size_t idl,
+		      struct prow *pr)
+{
+	if (b->flags & GFS_TBUILD_REPLACE)
+		return replace_walk(b, id, idl, pr);
+	return parent_lookup(b, id, idl, pr);
+}
+
+static int check_order(struct gfs_tbuild *b, const char *id, size_t idl)
+{
+	if (!id && idl)
+		return -EINVAL;
+	if (idl > TBL_MAX_KEY)
+		return GFS_ETOOLONG;
+	if (b->have_last && keycmp(b->last.p, b->last.len, id, idl) >= 0)
+		return -EINVAL;
+	b->last.len = 0;
+	b->have_last = true;
+	return idl ? gfs_buf_append(&b->last, id, idl) : 0;
+}
+
+static int put_check(const struct gfs_tbuild *b, const struct gfs_rowput *r)
+{
+	uint64_t rec = TBL_REC_FIXED + (uint64_t)r->src_len + r->dst_len;
+
+	if (!r->line || !r->line_len || r->line_len > UINT32_MAX ||
+	    (uint64_t)r->data_off + r->data_len > r->line_len ||
+	    r->n_ukeys > b->n_unique || (r->n_ukeys && !r->ukeys) ||
+	    (!r->src != !r->dst) || (!r->src && (r->src_len || r->dst_len)))
+		return -EINVAL;
+	if (r->src_len > TBL_MAX_KEY || r->dst_len > TBL_MAX_KEY)
+		return GFS_ETOOLONG;
+	for (size_t k = 0; k < r->n_ukeys; k++) {
+		if (r->ukeys[k].len > TBL_MAX_KEY)
+			return GFS_ETOOLONG;
+		rec += 4 + r->ukeys[k].len;
+	}
+	return rec > TBL_PAGE_MAX / 4 ? GFS_ETOOLONG : 0;
+}
+
+static void rec_from_put(struct rec *nr, const struct gfs_rowput *r)
+{
+	memset(nr, 0, sizeof *nr);
+	nr->hash = gfs_hash64(r->line, r->line_len);
+	nr->line_len = (uint32_t)r->line_len;
+	nr->data_off = r->data_off;
+	nr->data_len = r->data_len;
+	nr->flags = r->src ? TBL_REC_EDGE : 0;
+	nr->src = r->src;
+	nr->dst = r->dst;
+	nr->src_len = (uint32_t)r->src_len;
+	nr->dst_len = (uint32_t)r->dst_len;
+}
+
+static bool same_line(const struct rec *a, const struct rec *b)
+{
+	return a->hash == b->hash && a->line_len == b->line_len &&
+	       a->data_off == b->data_off && a->data_len == b->data_len;
+}
+
+static int do_put(struct gfs_tbuild *b, const struct gfs_rowput *r,
+		  const struct prow *p)
+{
+	struct rec nr;
+	uint32_t fl = 0;
+	int rc = 0;
+
+	rec_from_put(&nr, r);
+	if (p) {
+		nr.serial = p->r.serial;
+		nr.flags |= p->r.flags & GFS_ROW_PAIR_FIRST;
+	} else {
+		nr.serial = b->next_serial++;
+		fl = OP_NEW;
+	}
+	if (p && same_line(&p->r, &nr)) {
+		nr.changed = p->r.changed;
+		nr.seg = p->r.seg;
+		nr.seg_off = p->r.seg_off;
+	} else {
+		nr.changed = nr.seg = UINT32_MAX; /* this version, set at commit */
+		nr.seg_off = b->pos;
+		rc = bw_append(b, r->line, r->line_len);
+	}
+	if (!rc)
+		rc = rec_encode(&b->scratch, &nr, r, b->n_unique);
+	if (!rc && (!p || !bytes_eq(p->v, p->vlen, b->scratch.p, b->scratch.len)))
+		rc = op_add(b, GFS_IX_PRIMARY, r->id, r->id_len, b->scratch.p,
+			    b->scratch.len, fl);
+	if (!rc)
+		rc = sec_edges(b, r->id, r->id_len, p ? &p->r : NULL, &nr);
+	if (!rc)
+		rc = sec_uniques(b, r->id, r->id_len, p ? &p->r : NULL, r);
+	return rc;
+}
+
+int gfs_tbuild_put(struct gfs_tbuild *b, const struct gfs_rowput *r)
+{
+	struct prow pr;
+	int rc;
+
+	if (b->err || b->committed)
+		return b->err ? b->err : -EINVAL;
+	rc = put_check(b, r);
+	if (!rc)
+		rc = check_order(b, r->id, r->id_len);
+	if (rc)
+		return rc;
+	rc = parent_row(b, r->id, r->id_len, &pr);
+	if (rc >= 0)
+		rc = do_put(b, r, rc == 1 ? &pr : NULL);
+	if (rc)
+		b->err = rc;
+	return rc;
+}
+
+int gfs_tbuild_del(struct gfs_tbuild *b, const char *id, size_t id_len)
+{
+	struct prow pr;
+	int rc;
+
+	if (b->err || b->committed)
+		return b->err ? b->err : -EINVAL;
+	rc = check_order(b, id, id_len);
+	if (rc)
+		return rc;
+	rc = parent_row(b, id, id_len, &pr);
+	if (rc == 1)
+		rc = emit_delete(b, pr.k, pr.klen, &pr.r);
+	if (rc < 0)
+		b->err = rc;
+	return rc < 0 ? rc : 0;
+}
+
+static int open_tmp(struct gfs_tbuild *b)
+{
+	char name[32];
+	int rc = mkpath(b->dir, sizeof b->dir, b->ts->dir, b->table, NULL);
+
+	snprintf(name, sizeof name, ".tmp-%ld-XXXXXX", (long)getpid());
+	if (!rc)
+		rc = mkpath(b->tmp, sizeof b->tmp, b->ts->dir, b->table, name);
+	if (rc)
+		return rc;
+	b->fd = mkostemp(b->tmp, O_CLOEXEC);
+	if (b->fd < 0)
+		return -errno;
+	b->tmp_exists = true;
+	return fchmod(b->fd, 0644) ? -errno : 0;
+}
+
+int gfs_tbuild_new(struct gfs_tstore *ts, const char *table,
+		   struct gfs_tver *parent, unsigned n_unique, unsigned flags,
+		   struct gfs_tbuild **out)
+{
+	static const char zeros[TBL_HDR_LEN];
+	struct gfs_tbuild *b;
+	int rc;
+
+	*out = NULL;
+	if (!table_name_ok(table) || n_unique > TBL_MAX_UNIQUE ||
+	    (flags & ~GFS_TBUILD_REPLACE) || (parent && strcmp(parent->table, table)))
+		return -EINVAL;
+	/* A new unique index needs every row's key: only a REPLACE has them. */
+	if (parent && n_unique > parent->n_unique && parent->info.rows &&
+	    !(flags & GFS_TBUILD_REPLACE))
+		return -EINVAL;
+	b = calloc(1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	b->ts = ts;
+	b->parent = parent;
+	b->fd = -1;
+	b->n_unique = n_unique;
+	b->n_trees = 3 + n_unique;
+	b->flags = flags;
+	b->parent_nu = parent ? parent->n_unique : 0;
+	b->next_serial = parent ? parent->info.next_serial : 1;
+	gfs_buf_init(&b->wbuf);
+	gfs_buf_init(&b->scratch);
+	gfs_buf_init(&b->last);
+	b->table = gfs_strdup(table);
+	b->ops = calloc(b->n_trees, sizeof *b->ops);
+	b->pp = calloc(1, sizeof *b->pp);
+	rc = b->table && b->ops && b->pp ? open_tmp(b) : -ENOMEM;
+	if (!rc)
+		rc = bw_append(b, zeros, sizeof zeros);
+	if (rc) {
+		gfs_tbuild_free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+static void drop_tmp(struct gfs_tbuild *b)
+{
+	if (b->tmp_exists && unlink(b->tmp) == 0)
+		b->tmp_exists = false;
+}
+
+void gfs_tbuild_free(struct gfs_tbuild *b)
+{
+	if (!b)
+		return;
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->tmp_exists)
+		unlink(b->tmp);
+	while (b->arena) {
+		struct achunk *c = b->arena;
+
+		b->arena = c->next;
+		free(c);
+	}
+	for (unsigned t = 0; b->ops && t < b->n_trees; t++)
+		free(b->ops[t].v);
+	free(b->ops);
+	for (int i = 0; i < b->lv_cap; i++)
+		gfs_buf_release(&b->lv[i].buf);
+	free(b->lv);
+	if (b->pp)
+		path_clear(b->pp);
+	free(b->pp);
+	gfs_buf_release(&b->wbuf);
+	gfs_buf_release(&b->scratch);
+	gfs_buf_release(&b->last);
+	free(b->table);
+	free(b);
+}
+
+/* ---- writing trees ----------------------------------------------------
+ *
+ * A batch of sorted ops is merged into the parent's tree top-down.  Each
+ * level L has an open page (b->lv[L]) that is being filled; a full page is
+ * written and its reference added to level L+1.  A child subtree the batch
+ * does not touch is not read: its reference goes to the parent level as is,
+ * after the lower levels' open pages are closed (they hold the keys before
+ * it).  So only touched paths are copied, and building on an empty parent
+ * is a sequential bulk load.
+ */
+
+static int lvl_get(struct gfs_tbuild *b, int L, struct lvl **out)
+{
+	static const char zeros[TBL_PAGE_HDR];
+	struct lvl *lv;
+
+	if (L >= TBL_MAX_HEIGHT)
+		return -E2BIG;
+	if (L >= b->lv_cap) {
+		lv = realloc(b->lv, (size_t)(L + 1) * sizeof *lv);
+		if (!lv)
+			return -ENOMEM;
+		for (int i = b->lv_cap; i <= L; i++)
+			gfs_buf_init(&lv[i].buf);
+		b->lv = lv;
+		b->lv_cap = L + 1;
+	}
+	for (; b->nlv <= L; b->nlv++) {
+		b->lv[b->nlv].buf.len = 0;
+		b->lv[b->nlv].n = 0;
+		b->lv[b->nlv].count = b->lv[b->nlv].bytes = 0;
+	}
+	lv = &b->lv[L];
+	*out = lv;
+	return lv->buf.len ? 0 : gfs_buf_append(&lv->buf, zeros, sizeof zeros);
+}
+
+static int lvl_add_ref(struct gfs_tbuild *b, int L, const struct ient *e);
+
+/* Writes level L's open page and adds its reference to level L+1. */
+static int lvl_flush(struct gfs_tbuild *b, int L)
+{
+	struct lvl *lv = &b->lv[L];
+	struct ient e;
+	char *p, cs[TBL_PAGE_CSUM];
+	uint32_t total;
+	int rc;
+
+	if (L >= b->nlv || !lv->n)
+		return 0;
+	p = lv->buf.p;
+	total = (uint32_t)lv->buf.len + TBL_PAGE_CSUM;
+	p[0] = L ? TBL_PG_INTERNAL : TBL_PG_LEAF;
+	p[1] = (char)b->tree;
+	p[2] = (char)L;
+	p[3] = 0;
+	tbl_put32(p + 4, lv->n);
+	tbl_put32(p + 8, total);
+	tbl_put32(p + 12, b->version);
+	tbl_put64(p + 16, b->pos);
+	tbl_put64(cs, gfs_hash64(p, lv->buf.len));
+	e = (struct ient){ p + TBL_PAGE_HDR + 4, tbl_get32(p + TBL_PAGE_HDR),
+			   { b->version, total, b->pos }, lv->count, lv->bytes };
+	rc = bw_append(b, p, lv->buf.len);
+	if (!rc)
+		rc = bw_append(b, cs, sizeof cs);
+	if (!rc)
+		rc = lvl_add_ref(b, L + 1, &e); /* may move b->lv, not the bytes */
+	lv = &b->lv[L];
+	lv->buf.len = 0;
+	lv->n = 0;
+	lv->count = lv->bytes = 0;
+	return rc;
+}
+
+static int lvl_add_ref(struct gfs_tbuild *b, int L, const struct ient *e)
+{
+	char kl[4], tail[TBL_IENT_FIXED - 4];
+	size_t esz = TBL_IENT_FIXED + e->klen;
+	struct lvl *lv;
+	int rc = lvl_get(b, L, &lv);
+
+	/* Two entries at least, so huge keys cannot make the tree a chain. */
+	if (!rc && lv->n >= 2 &&
+	    lv->buf.len + esz + TBL_PAGE_CSUM > TBL_PAGE_TARGET) {
+		rc = lvl_flush(b, L);
+		if (!rc)
+			rc = lvl_get(b, L, &lv);
+	}
+	if (rc)
+		return rc;
+	tbl_put32(kl, e->klen);
+	tbl_put32(tail, e->ref.seg);
+	tbl_put64(tail + 4, e->ref.off);
+	tbl_put32(tail + 12, e->ref.len);
+	tbl_put64(tail + 16, e->count);
+	tbl_put64(tail + 24, e->bytes);
+	rc = gfs_buf_append(&lv->buf, kl, 4);
+	if (!rc && e->klen)
+		rc = gfs_buf_append(&lv->buf, e->k, e->klen);
+	if (!rc)
+		rc = gfs_buf_append(&lv->buf, tail, sizeof tail);
+	if (rc)
+		return rc;
+	lv->n++;
+	lv->count += e->count;
+	lv->bytes += e->bytes;
+	return 0;
+}
+
+/* Adds an untouched subtree at level L, after closing the open pages below
+ * (they hold keys that sort before it). */
+static int push_ref(struct gfs_tbuild *b, int L, const struct ient *e)
+{
+	for (int j = 0; j < L; j++) {
+		int rc = lvl_flush(b, j);
+
+		if (rc)
+			return rc;
+	}
+	return lvl_add_ref(b, L, e);
+}
+
+static void patch_self(struct gfs_tbuild *b, char *r)
+{
+	if (tbl_get32(r + TBL_REC_CHANGED) == UINT32_MAX)
+		tbl_put32(r + TBL_REC_CHANGED, b->version);
+	if (tbl_get32(r + TBL_REC_SEG) == UINT32_MAX)
+		tbl_put32(r + TBL_REC_SEG, b->version);
+}
+
+static int emit_leaf(struct gfs_tbuild *b, const char *k, uint32_t kl,
+		     const char *v, uint32_t vl)
+{
+	size_t esz = 8 + (size_t)kl + vl;
+	struct lvl *lv;
+	char l4[4];
+	int rc = lvl_get(b, 0, &lv);
+
+	if (!rc && lv->n && lv->buf.len + esz + TBL_PAGE_CSUM > TBL_PAGE_TARGET) {
+		rc = lvl_flush(b, 0);
+		if (!rc)
+			rc = lvl_get(b, 0, &lv);
+	}
+	tbl_put32(l4, kl);
+	if (!rc)
+		rc = gfs_buf_append(&lv->buf, l4, 4);
+	if (!rc && kl)
+		rc = gfs_buf_append(&lv->buf, k, kl);
+	tbl_put32(l4, vl);
+	if (!rc)
+		rc = gfs_buf_append(&lv->buf, l4, 4);
+	if (!rc && vl)
+		rc = gfs_buf_append(&lv->buf, v, vl);
+	if (rc)
+		return rc;
+	if (b->tree == GFS_IX_PRIMARY) {
+		char *r = lv->buf.p + lv->buf.len - vl;
+
+		patch_self(b, r);
+		lv->bytes += tbl_get32(r + TBL_REC_LINELEN);
+	}
+	lv->n++;
+	lv->count++;
+	return 0;
+}
+
+static int merge_leaf(struct gfs_tbuild *b, const struct page *pg,
+		      const struct op *ops, size_t n)
+{
+	uint32_t i = 0, np = pg ? pg->n : 0;
+	size_t j = 0;
+	int rc = 0;
+
+	while (!rc && (i < np || j < n)) {
+		struct lent e;
+		int c;
+
+		if (i < np)
+			lent_at(pg, i, &e);
+		c = i >= np ? 1 : j >= n ? -1
+			: keycmp(e.k, e.klen, ops[j].k, ops[j].klen);
+		if (c < 0) {
+			rc = emit_leaf(b, e.k, e.klen, e.v, e.vlen);
+			i++;
+			continue;
+		}
+		if (!(ops[j].fl & OP_DEL))
+			rc = emit_leaf(b, ops[j].k, ops[j].klen,
+				       ops[j].k + ops[j].klen, ops[j].vlen);
+		i += c == 0;
+		j++;
+	}
+	return rc;
+}
+
+static int apply_node(struct gfs_tbuild *b, const struct tref *ref, int level,
+		      const struct op *ops, size_t n);
+
+static int apply_children(struct gfs_tbuild *b, const struct page *pg,
+			  const struct op *ops, size_t n)
+{
+	size_t lo = 0;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < pg->n && !rc; i++) {
+		struct ient e, nx;
+		size_t hi = n;
+
+		ient_at(pg, i, &e);
+		if (i + 1 < pg->n) {
+			ient_at(pg, i + 1, &nx);
+			for (hi = lo; hi < n && keycmp(ops[hi].k, ops[hi].klen,
+						       nx.k, nx.klen) < 0;
+			     hi++)
+				;
+		}
+		if (hi == lo)
+			rc = push_ref(b, pg->level, &e);
+		else
+			rc = apply_node(b, &e.ref, pg->level - 1, ops + lo,
+					hi - lo);
+		lo = hi;
+	}
+	return rc;
+}
+
+static int apply_node(struct gfs_tbuild *b, const struct tref *ref, int level,
+		      const struct op *ops, size_t n)
+{
+	struct page pg;
+	int rc = page_load(b->parent, ref, b->tree, level, &pg, b->d);
+
+	if (rc)
+		return rc;
+	if (pg.kind == TBL_PG_LEAF)
+		rc = merge_leaf(b, &pg, ops, n);
+	else
+		rc = apply_children(b, &pg, ops, n);
+	page_free(&pg);
+	return rc;
+}
+
+/* Closes every open page bottom-up; the last single reference is the root
+ * (a root with one child is replaced by that child). */
+static int finish_tree(struct gfs_tbuild *b, struct tref *root, uint64_t *cnt,
+		       uint64_t *bytes)
+{
+	for (int j = 0;; j++) {
+		struct lvl *lv;
+		struct page one;
+		struct ient e;
+		int rc;
+
+		if (j >= b->nlv || (j == b->nlv - 1 && !b->lv[j].n)) {
+			*root = (struct tref){ 0, 0, 0 };
+			*cnt = *bytes = 0;
+			return 0;
+		}
+		lv = &b->lv[j];
+		if (j == b->nlv - 1 && j > 0 && lv->n == 1) {
+			uint32_t eo = TBL_PAGE_HDR;
+
+			one = (struct page){ .buf = lv->buf.p, .n = 1, .eo = &eo };
+			ient_at(&one, 0, &e);
+			*root = e.ref;
+			*cnt = e.count;
+			*bytes = e.bytes;
+			return 0;
+		}
+		rc = lvl_flush(b, j);
+		if (rc)
+			return rc;
+	}
+}
+
+static int apply_tree(struct gfs_tbuild *b, unsigned t, struct tref *root,
+		      uint64_t *cnt, uint64_t *bytes)
+{
+	const struct opvec *ov = &b->ops[t];
+	struct tref pr = { 0, 0, 0 };
+	int rc;
+
+	if (b->parent && t < b->parent->n_trees)
+		pr = b->parent->roots[t];
+	*cnt = *bytes = 0;
+	if (!ov->n) { /* untouched: share the parent's tree as is */
+		*root = pr;
+		if (t == GFS_IX_PRIMARY && b->parent && pr.seg) {
+			*cnt = b->parent->info.rows;
+			*bytes = b->parent->info.export_bytes;
+		}
+		return 0;
+	}
+	b->tree = (int)t;
+	b->nlv = 0;
+	if (pr.seg)
+		rc = apply_node(b, &pr, -1, ov->v, ov->n);
+	else
+		rc = merge_leaf(b, NULL, ov->v, ov->n);
+	return rc ? rc : finish_tree(b, root, cnt, bytes);
+}
+
+static int opcmp(const void *a, const void *b)
+{
+	const struct op *x = a, *y = b;
+	int c = keycmp(x->k, x->klen, y->k, y->klen);
+
+	if (c)
+		return c;
+	return (int)(y->fl & OP_DEL) - (int)(x->fl & OP_DEL); /* deletes first */
+}
+
+/* Sorts one secondary tree's ops; a delete and a put of one key (a unique
+ * key moving between rows) become the put. */
+static int sort_ops(struct gfs_tbuild *b, unsigned t, struct gfs_diag *d)
+{
+	struct opvec *ov = &b->ops[t];
+	size_t w = 0;
+
+	if (ov->n > 1)
+		qsort(ov->v, ov->n, sizeof *ov->v, opcmp);
+	for (size_t i = 0; i < ov->n; i++) {
+		struct op *o = &ov->v[i], *prev = w ? &ov->v[w - 1] : NULL;
+
+		if (!prev || !bytes_eq(prev->k, prev->klen, o->k, o->klen)) {
+			ov->v[w++] = *o;
+			continue;
+		}
+		if (!(prev->fl & OP_DEL) && !(o->fl & OP_DEL)) {
+			gfs_diag_set(d, "table '%s': two rows share the key '%.*s' "
+				     "of unique index %u", b->table,
+				     (int)(o->klen > 64 ? 64 : o->klen), o->k,
+				     t - GFS_IX_UNIQUE0);
+			return GFS_ECONFLICT;
+		}
+		*prev = *o;
+	}
+	ov->n = w;
+	return 0;
+}
+
+static struct op *find_op(const struct opvec *ov, const char *k, size_t kl)
+{
+	size_t lo = 0, hi = ov->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = keycmp(ov->v[mid].k, ov->v[mid].klen, k, kl);
+
+		if (!c)
+			return &ov->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Length of the esc(src) 00 01 esc(dst) 00 01 prefix of a SRC key. */
+static size_t pair_prefix(const char *k, size_t kl)
+{
+	int seps = 0;
+
+	for (size_t i = 0; i + 1 < kl; i++) {
+		if (k[i])
+			continue;
+		if (k[i + 1] == 1 && ++seps == 2)
+			return i + 2;
+		i++;
+	}
+	return kl;
+}
+
+/* Does the parent keep (after this batch's deletes) an edge with this pair? */
+static int parent_has_pair(struct gfs_tbuild *b, const char *pre, size_t pl)
+{
+	struct path *p = b->pp;
+	int rc;
+
+	if (!b->parent || b->parent->n_trees <= GFS_IX_SRC)
+		return 0;
+	rc = path_seek_key(b->parent, GFS_IX_SRC, p, pre, pl);
+	while (rc == 0) {
+		struct lent e;
+		const struct op *o;
+
+		rc = path_valid(b->parent, GFS_IX_SRC, p);
+		if (rc <= 0)
+			return rc;
+		path_entry(p, &e);
+		if (e.klen < pl || memcmp(e.k, pre, pl))
+			return 0;
+		o = find_op(&b->ops[GFS_IX_SRC], e.k, e.klen);
+		if (!o || !(o->fl & OP_DEL))
+			return 1;
+		p->idx[p->depth - 1]++;
+		rc = 0;
+	}
+	return rc;
+}
+
+/* One (src, dst) group of sorted SRC ops: its first new edge by id gets
+ * PAIR_FIRST unless an existing edge has (or moves to) the pair. */
+static int pair_group(struct gfs_tbuild *b, const struct op *g, size_t n,
+		      size_t pl)
+{
+	struct op *first = NULL;
+	char *f;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		struct op *row;
+
+		if (g[i].fl & OP_DEL)
+			continue;
+		row = find_op(&b->ops[GFS_IX_PRIMARY], g[i].k + g[i].klen, g[i].vlen);
+		if (!row)
+			return -EIO; /* cannot happen: every SRC put has its row */
+		if (!(row->fl & OP_NEW))
+			return 0;
+		if (!first)
+			first = row;
+	}
+	if (!first)
+		return 0;
+	rc = parent_has_pair(b, g->k, pl);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	f = first->k + first->klen + TBL_REC_FLAGS;
+	tbl_put32(f, tbl_get32(f) | GFS_ROW_PAIR_FIRST);
+	return 0;
+}
+
+static int pair_first(struct gfs_tbuild *b)
+{
+	const struct opvec *s = &b->ops[GFS_IX_SRC];
+	size_t i = 0;
+
+	while (i < s->n) {
+		size_t pl = pair_prefix(s->v[i].k, s->v[i].klen), j = i + 1;
+		int rc;
+
+		while (j < s->n && s->v[j].klen >= pl &&
+		       !memcmp(s->v[j].k, s->v[i].k, pl))
+			j++;
+		rc = pair_group(b, s->v + i, j - i, pl);
+		if (rc)
+			return rc;
+		i = j;
+	}
+	return 0;
+}
+
+static int commit_trees(struct gfs_tbuild *b, struct tref *roots,
+			uint64_t *rows, uint64_t *bytes, struct gfs_diag *d)
+{
+	int rc = 0;
+
+	for (unsigned t = GFS_IX_SRC; t < b->n_trees && !rc; t++)
+		rc = sort_ops(b, t, d);
+	if (!rc)
+		rc = pair_first(b);
+	for (unsigned t = 0; t < b->n_trees && !rc; t++) {
+		uint64_t c, by;
+
+		rc = apply_tree(b, t, &roots[t], &c, &by);
+		if (t == GFS_IX_PRIMARY) {
+			*rows = c;
+			*bytes = by;
+		}
+	}
+	return rc;
+}
+
+static int write_footer(struct gfs_tbuild *b, const struct tref *roots,
+			uint64_t rows, uint64_t bytes, uint64_t lines_end)
+{
+	size_t flen = TBL_FOOT_FIXED + TBL_FOOT_ROOT * b->n_trees + TBL_TRAILER;
+	char *f = calloc(1, flen), *t;
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	tbl_put64(f, rows);
+	tbl_put64(f + 8, bytes);
+	tbl_put64(f + 16, b->next_serial);
+	tbl_put64(f + 24, TBL_HDR_LEN);
+	tbl_put64(f + 32, lines_end);
+	tbl_put64(f + 40, b->pos);
+	tbl_put32(f + 48, b->n_trees);
+	tbl_put32(f + 52, b->n_unique);
+	for (unsigned i = 0; i < b->n_trees; i++) {
+		char *r = f + TBL_FOOT_FIXED + i * TBL_FOOT_ROOT;
+
+		tbl_put32(r, roots[i].seg);
+		tbl_put32(r + 4, roots[i].len);
+		tbl_put64(r + 8, roots[i].off);
+	}
+	t = f + flen - TBL_TRAILER;
+	tbl_put32(t, (uint32_t)flen);
+	tbl_put64(t + 8, gfs_hash64(f, flen - 16));
+	memcpy(t + 16, TBL_END_MAGIC, 8);
+	rc = bw_append(b, f, flen);
+	free(f);
+	return rc ? rc : bw_flush(b);
+}
+
+static int write_header(struct gfs_tbuild *b, const struct hdr_args *a)
+{
+	char h[TBL_HDR_LEN];
+
+	memset(h, 0, sizeof h);
+	memcpy(h, TBL_MAGIC, 8);
+	tbl_put32(h + 8, TBL_FORMAT);
+	tbl_put32(h + 12, TBL_HDR_LEN);
+	tbl_put32(h + 16, a->version);
+	tbl_put32(h + 20, a->parent);
+	tbl_put32(h + 24, a->content_of);
+	tbl_put32(h + 28, a->compensation ? 1 : 0);
+	tbl_put64(h + 32, gfs_now_ns());
+	memcpy(h + 40, a->op_id, GFS_ULID_LEN);
+	tbl_put64(h + 120, gfs_hash64(h, 120));
+	return gfs_pwrite_all(b->fd, h, sizeof h, 0);
+}
+
+/* Put-if-absent: the fsync'd temp file becomes "<version>" by link(). */
+static int publish(struct gfs_tbuild *b, struct gfs_diag *d)
+{
+	char final[PATH_MAX];
+	int err, rc;
+
+	err = gfs_fp_hit(GFS_FP_TABLE_AFTER_TMP_WRITE);
+	if (err)
+		return -err;
+	rc = verpath(final, sizeof final, b->ts->dir, b->table, b->version);
+	if (rc)
+		return rc;
+	if (link(b->tmp, final)) {
+		rc = -errno;
+		if (rc == -EEXIST)
+			gfs_diag_set(d, "table '%s' version %u already exists",
+				     b->table, b->version);
+		else
+			gfs_diag_set(d, "cannot link '%s': %s", final,
+				     gfs_strerror(rc));
+		return rc;
+	}
+	rc = gfs_fsync_dir(b->dir);
+	if (rc)
+		return rc;
+	err = gfs_fp_hit(GFS_FP_TABLE_AFTER_LINK);
+	return err ? -err : 0;
+}
+
+static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
+		     struct gfs_diag *d)
+{
+	struct tref *roots;
+	struct prow pr;
+	uint64_t rows = 0, bytes = 0, lines_end;
+	int rc;
+
+	if (b->committed)
+		return -EINVAL;
+	b->committed = true;
+	if (b->err)
+		return b->err;
+	if (!a->version || a->version == UINT32_MAX ||
+	    (b->parent && a->version <= b->parent->version) || !a->op_id ||
+	    !gfs_ulid_valid(a->op_id))
+		return -EINVAL;
+	b->version = a->version;
+	b->d = d;
+	rc = b->flags & GFS_TBUILD_REPLACE ? replace_walk(b, NULL, 0, &pr) : 0;
+	if (!rc)
+		rc = bw_flush(b);
+	lines_end = b->pos;
+	roots = calloc(b->n_trees, sizeof *roots);
+	if (!rc)
+		rc = roots ? commit_trees(b, roots, &rows, &bytes, d) : -ENOMEM;
+	if (!rc)
+		rc = write_footer(b, roots, rows, bytes, lines_end);
+	free(roots);
+	if (!rc)
+		rc = write_header(b, a);
+	if (!rc && fsync(b->fd))
+		rc = -errno;
+	if (!rc)
+		rc = publish(b, d);
+	drop_tmp(b);
+	return rc;
+}
+
+int gfs_tbuild_commit(struct gfs_tbuild *b, uint32_t version,
+		      const char *op_id, struct gfs_diag *d)
+{
+	struct hdr_args a = { version, b->parent ? b->parent->version : 0, 0,
+			      false, op_id };
+
+	return commit_ex(b, &a, d);
+}
+
+int gfs_table_write_compensation(struct gfs_tstore *ts, const char *table,
+				 uint32_t version, uint32_t content_of,
+				 const char *op_id, struct gfs_diag *d)
+{
+	struct hdr_args a = { version, version - 1, content_of, true, op_id };
+	struct gfs_tver *src = NULL, *prev = NULL;
+	struct gfs_tbuild *b = NULL;
+	int rc = 0;
+
+	if (!table_name_ok(table) || version < 2 || content_of >= version)
+		return -EINVAL;
+	if (content_of)
+		rc = gfs_tver_open(ts, table, content_of, &src, d);
+	if (!rc)
+		rc = gfs_tbuild_new(ts, table, src, src ? src->n_unique : 0, 0, &b);
+	/* Never hand out a serial the undone version may have shown. */
+	if (!rc && !gfs_tver_open(ts, table, version - 1, &prev, NULL) &&
+	    prev->info.next_serial > b->next_serial)
+		b->next_serial = prev->info.next_serial;
+	if (!rc)
+		rc = commit_ex(b, &a, d);
+	gfs_tbuild_free(b);
+	gfs_tver_close(prev);
+	gfs_tver_close(src);
+	return rc;
+}
+
+/* ---- verification ----------------------------------------------------- */
+
+struct ext {
+	uint64_t off, len;
+};
+
+struct vctx {
+	struct gfs_tver *tv;
+	struct gfs_diag *d;
+	struct ext *x; /* this file's lines and pages, to prove full cover */
+	size_t nx, cx;
+};
+
+struct kbound {
+	const char *k;
+	uint32_t klen;
+	bool set;
+};
+
+static int vfail(struct vctx *c, uint64_t off, const char *why)
+{
+	gfs_diag_set(c->d, "corrupt table file '%s' at offset %llu: %s",
+		     c->tv->path, (unsigned long long)off, why);
+	return GFS_ECORRUPT;
+}
+
+static int ext_add(struct vctx *c, uint64_t off, uint64_t len)
+{
+	if (c->nx == c->cx) {
+		size_t cap = c->cx ? c->cx * 2 : 256;
+		struct ext *nx = realloc(c->x, cap * sizeof *nx);
+
+		if (!nx)
+			return -ENOMEM;
+		c->x = nx;
+		c->cx = cap;
+	}
+	c->x[c->nx++] = (struct ext){ off, len };
+	return 0;
+}
+
+static int verify_row(struct vctx *c, const struct lent *e, uint64_t at)
+{
+	struct gfs_tver *tv = c->tv;
+	struct rec r;
+	char *line;
+	int rc;
+
+	if (rec_decode(e->v, e->vlen, &r))
+		return vfail(c, at, "bad row record");
+	if (!r.seg || r.seg > tv->version || !r.changed ||
+	    r.changed > tv->version || !r.serial ||
+	    r.serial >= tv->info.next_serial)
+		return vfail(c, at, "row record out of range");
+	if (r.seg != tv->version)
+		return 0;
+	if (r.seg_off < tv->lines_start || r.seg_off + r.line_len > tv->lines_end)
+		return vfail(c, at, "row line outside the line area");
+	line = malloc(r.line_len);
+	if (!line)
+		return -ENOMEM;
+	rc = gfs_pread_all(tv->fd, line, r.line_len, (off_t)r.seg_off);
+	if (!rc && gfs_hash64(line, r.line_len) != r.hash)
+		rc = vfail(c, r.seg_off, "row line checksum mismatch");
+	free(line);
+	return rc ? rc : ext_add(c, r.seg_off, r.line_len);
+}
+
+static int verify_keys(struct vctx *c, const struct page *pg, uint64_t at,
+		       const struct kbound *lo, const struct kbound *hi)
+{
+	const char *k, *pk = NULL;
+	uint32_t kl, pkl = 0;
+
+	for (uint32_t i = 0; i < pg->n; i++) {
+		k = entry_key(pg, i, &kl);
+		if (i && keycmp(pk, pkl, k, kl) >= 0)
+			return vfail(c, at, "keys out of order");
+		pk = k;
+		pkl = kl;
+	}
+	k = entry_key(pg, 0, &kl);
+	if (lo->set && !bytes_eq(k, kl, lo->k, lo->klen))
+		return vfail(c, at, "first key differs from the parent's entry");
+	if (hi->set && keycmp(pk, pkl, hi->k, hi->klen) >= 0)
+		return vfail(c, at, "key not below the next sibling's");
+	return 0;
+}
+
+static void page_sums(const struct page *pg, uint64_t *cnt, uint64_t *bytes)
+{
+	struct ient e;
+
+	if (pg->kind == TBL_PG_LEAF) {
+		*cnt = pg->n;
+		*bytes = leaf_bytes(pg, 0, pg->n);
+		return;
+	}
+	*cnt = *bytes = 0;
+	for (uint32_t i = 0; i < pg->n; i++) {
+		ient_at(pg, i, &e);
+		*cnt += e.count;
+		*bytes += e.bytes;
+	}
+}
+
+static int verify_node(struct vctx *c, int tree, const struct tref *ref,
+		       int level, const struct kbound *lo,
+		       const struct kbound *hi, uint64_t *cnt, uint64_t *bytes);
+
+static int verify_inner(struct vctx *c, const struct page *pg, uint64_t at,
+			const struct kbound *hi, uint64_t *cnt, uint64_t *bytes)
+{
+	*cnt = *bytes = 0;
+	for (uint32_t i = 0; i < pg->n; i++) {
+		struct ient e, nx;
+		struct kbound clo, chi = *hi;
+		uint64_t cc, cb;
+		int rc;
+
+		ient_at(pg, i, &e);
+		clo = (struct kbound){ e.k, e.klen, true };
+		if (i + 1 < pg->n) {
+			ient_at(pg, i + 1, &nx);
+			chi = (struct kbound){ nx.k, nx.klen, true };
+		}
+		rc = verify_node(c, pg->tree, &e.ref, pg->level - 1, &clo, &chi,
+				 &cc, &cb);
+		if (rc)
+			return rc;
+		if (cc != e.count || cb != e.bytes)
+			return vfail(c, at, "child aggregates do not match");
+		*cnt += cc;
+		*bytes += cb;
+	}
+	return 0;
+}
+
+static int verify_leaf(struct vctx *c, const struct page *pg, uint64_t at)
+{
+	for (uint32_t i = 0; pg->tree == GFS_IX_PRIMARY && i < pg->n; i++) {
+		struct lent e;
+		int rc;
+
+		lent_at(pg, i, &e);
+		rc = verify_row(c, &e, at);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Pages of this file are checked in depth; pages of older files only as
+ * far as this file's references to them (their own verify covers them). */
+static int verify_node(struct vctx *c, int tree, const struct tref *ref,
+		       int level, const struct kbound *lo,
+		       const struct kbound *hi, uint64_t *cnt, uint64_t *bytes)
+{
+	struct page pg;
+	int rc = page_load(c->tv, ref, tree, level, &pg, c->d);
+
+	if (rc)
+		return rc;
+	rc = verify_keys(c, &pg, ref->off, lo, hi);
+	if (!rc && ref->seg != c->tv->version) {
+		page_sums(&pg, cnt, bytes);
+	} else if (!rc) {
+		rc = ext_add(c, ref->off, ref->len);
+		if (!rc && pg.kind == TBL_PG_LEAF) {
+			page_sums(&pg, cnt, bytes);
+			rc = verify_leaf(c, &pg, ref->off);
+		} else if (!rc) {
+			rc = verify_inner(c, &pg, ref->off, hi, cnt, bytes);
+		}
+	}
+	page_free(&pg);
+	return rc;
+}
+
+static int verify_tree(struct vctx *c, unsigned t)
+{
+	const struct kbound none = { NULL, 0, false };
+	const struct tref *root = &c->tv->roots[t];
+	uint64_t cnt = 0, by = 0;
+	int rc = 0;
+
+	if (root->seg)
+		rc = verify_node(c, (int)t, root, -1, &none, &none, &cnt, &by);
+	if (!rc && t == GFS_IX_PRIMARY &&
+	    (cnt != c->tv->info.rows || by != c->tv->info.export_bytes))
+		rc = vfail(c, c->tv->pages_end,
+			   "row count or export length differs from the tree");
+	return rc;
+}
+
+static int extcmp(const void *a, const void *b)
+{
+	const struct ext *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Every byte between the header and the footer belongs to exactly one
+ * reachable line or page, so each one is under some checksum. */
+static int verify_cover(struct vctx *c)
+{
+	uint64_t at = c->tv->lines_start;
+
+	if (c->nx > 1)
+		qsort(c->x, c->nx, sizeof *c->x, extcmp);
+	for (size_t i = 0; i < c->nx; i++) {
+		if (c->x[i].off != at)
+			return vfail(c, at, c->x[i].off > at
+					  ? "bytes not covered by any row or page"
+					  : "rows or pages overlap");
+		at += c->x[i].len;
+	}
+	if (at != c->tv->pages_end)
+		return vfail(c, at, "bytes not covered by any row or page");
+	return 0;
+}
+
+int gfs_tver_verify(struct gfs_tstore *ts, const char *table, uint32_t version,
+		    struct gfs_diag *d)
+{
+	struct vctx c = { NULL, d, NULL, 0, 0 };
+	int rc = gfs_tver_open(ts, table, version, &c.tv, d);
+
+	for (unsigned t = 0; !rc && t < c.tv->n_trees; t++)
+		rc = verify_tree(&c, t);
+	if (!rc)
+		rc = verify_cover(&c);
+	free(c.x);
+	gfs_tver_close(c.tv);
 	return rc;
 }

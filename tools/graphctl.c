@@ -17,6 +17,7 @@
 
 #include "failpoints.h"
 #include "graph.h"
+#include "recover.h"
 
 #define EXIT_USAGE 2
 #define EXIT_RECOVERY 3
@@ -67,6 +68,7 @@ struct opts {
 	const char *schema, *data, *mode, *type;
 	uint64_t version;
 	bool json, quiet;
+	bool list, no_wait; /* recover */
 };
 
 static int parse_opts(const struct cmd *c, int argc, char **argv,
@@ -81,6 +83,8 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		{ "version", required_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "no-wait", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -88,7 +92,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 	memset(o, 0, sizeof *o);
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "hs:d:m:t:v:jq", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "hs:d:m:t:v:jql", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'h': print_help(c); return EXIT_SUCCESS;
 		case 's': o->schema = optarg; break;
@@ -97,6 +101,8 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		case 't': o->type = optarg; break;
 		case 'j': o->json = true; break;
 		case 'q': o->quiet = true; break;
+		case 'l': o->list = true; break;
+		case 'W': o->no_wait = true; break;
 		case 'v':
 			if (gfs_parse_u64(optarg, &o->version) || !o->version)
 				return usage_error(c, "--version takes a graph version number (1, 2, ...)");
@@ -422,6 +428,140 @@ static int cmd_fsck(int argc, char **argv)
 	return problems ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* ---- recover ----------------------------------------------------------- */
+
+static void recover_note(const char *msg, void *arg)
+{
+	(void)arg;
+	printf("%s\n", msg);
+}
+
+static int list_sidecars(struct gfs_graph *g, bool json)
+{
+	struct gfs_sidecar **scs = NULL;
+	size_t n = 0;
+	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(g), &scs, &n);
+
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *j = json ? gfs_sidecar_to_json(scs[i]) : NULL, when[40];
+		if (json && !j) {
+			rc = -ENOMEM;
+			break;
+		}
+		gfs_time_format(scs[i]->start_ns, when);
+		if (json)
+			printf("%s%s", i ? "," : "", j);
+		else if (scs[i]->raw)
+			printf("pending  %s  UNREADABLE (does not parse or newer format)\n", scs[i]->op_id);
+		else
+			printf("pending  %s  %-6s %s  %s  by %s\n", scs[i]->op_id, scs[i]->kind,
+			       scs[i]->confirmed ? "confirmed    " : "not confirmed", when, scs[i]->actor);
+		free(j);
+	}
+	for (size_t i = 0; i < n; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return rc;
+}
+
+struct audit_print {
+	bool json;
+	size_t n;
+};
+
+static int audit_one(const struct gfs_audit *a, void *arg)
+{
+	struct audit_print *ap = arg;
+	char when[40];
+
+	if (ap->json) {
+		char *j = gfs_audit_to_json(a);
+		if (!j)
+			return -ENOMEM;
+		printf("%s%s", ap->n++ ? "," : "", j);
+		free(j);
+		return 0;
+	}
+	gfs_time_format(a->time_ns, when);
+	printf("resolved %s  %-18s %s  graph version %" PRIu64 "  (%s by %s; resolver %s)",
+	       a->op_id, a->decision, when, a->graph_version, a->kind, a->actor, a->resolver);
+	for (size_t i = 0; i < a->n_tables; i++)
+		printf(" %s %u->%u", a->tables[i].table, a->tables[i].expected, a->tables[i].post);
+	printf("\n");
+	return 0;
+}
+
+static int recover_list(struct gfs_graph *g, bool json)
+{
+	struct audit_print ap = { .json = json };
+	int rc;
+
+	if (json)
+		printf("{\"pending\":[");
+	rc = list_sidecars(g, json);
+	if (!rc && json)
+		printf("],\"audit\":[");
+	if (!rc)
+		rc = gfs_manifest_audit_list(gfs_graph_manifest(g), audit_one, &ap);
+	if (!rc && json)
+		printf("]}\n");
+	return rc ? fail("recover", rc, NULL) : EXIT_SUCCESS;
+}
+
+static void recover_summary(const struct gfs_recover_report *r, bool json)
+{
+	if (json) {
+		printf("{\"rolled_forward\":%u,\"rolled_back\":%u,\"discarded\":%u,\"gone\":%u,"
+		       "\"busy\":%u,\"retry_left\":%u,\"violations\":%u,\"refused\":%u,"
+		       "\"orphans_compensated\":%u}\n",
+		       r->rolled_forward, r->rolled_back, r->discarded, r->gone, r->busy,
+		       r->retry_left, r->violations, r->refused, r->orphans_compensated);
+		return;
+	}
+	printf("%u rolled forward, %u rolled back, %u discarded, %u resolved elsewhere, "
+	       "%u busy (live writer), %u orphan table(s) compensated, %u kept (pins moved), "
+	       "%u violation(s), %u refused\n",
+	       r->rolled_forward, r->rolled_back, r->discarded, r->gone, r->busy,
+	       r->orphans_compensated, r->retry_left, r->violations, r->refused);
+}
+
+static int cmd_recover(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("recover");
+	struct gfs_recover_opts ro = { .wait = true, .orphans = true };
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("recover", o.store, o.list ? GFS_GRAPH_RDONLY : 0, &g)))
+		return rc;
+	if (o.list) {
+		rc = recover_list(g, o.json);
+		gfs_graph_close(g);
+		return rc;
+	}
+	ro.wait = !o.no_wait;
+	if (!o.json && !o.quiet)
+		ro.note = recover_note;
+	rc = gfs_recover_sweep(g, &ro, &r, &d);
+	gfs_graph_close(g);
+	if (rc && rc != GFS_EVIOLATION)
+		return fail("recover", rc, &d);
+	if (!o.quiet)
+		recover_summary(&r, o.json);
+	if (rc || r.refused)
+		return fail("recover", GFS_EVIOLATION, &d);
+	if (r.retry_left) {
+		fprintf(stderr, "graphctl recover: %u operation(s) kept: their pins kept moving; run it again\n", r.retry_left);
+		return EXIT_RECOVERY;
+	}
+	return EXIT_SUCCESS;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct cmd cmds[] = {
@@ -448,6 +588,19 @@ static const struct cmd cmds[] = {
 	{ "fsck", cmd_fsck, "fsck STORE [--json]",
 	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
 	  "when clean, 1 when problems were found (each printed on a line).\n" },
+	{ "recover", cmd_recover, "recover STORE [--list] [--no-wait] [--json] [--quiet]",
+	  "Resolve what crashed writers left behind (DESIGN.md section 4): each\n"
+	  "pending sidecar is rolled forward (confirmed: published), rolled back\n"
+	  "(compensating versions equal to the pinned ones) or discarded, with one\n"
+	  "audit record each; then table versions above their pin that no sidecar\n"
+	  "names (orphans) are compensated.  Prints one line per operation and a\n"
+	  "summary.  Waits for the locks of a writer that is still running;\n"
+	  "--no-wait leaves such operations alone (as a mount does) and counts\n"
+	  "them busy.  --list only shows the pending sidecars and the audit\n"
+	  "records; with --json one object {\"pending\":[...],\"audit\":[...]}.\n"
+	  "--json without --list prints the summary as one object.\n"
+	  "Exit 0 resolved (or busy), 3 some kept because pins kept moving,\n"
+	  "4 invariant violation or an unreadable sidecar (kept, named on stderr).\n" },
 };
 
 static const struct cmd *find_cmd(const char *name)

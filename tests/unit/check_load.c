@@ -260,7 +260,7 @@ START_TEST(export_round_trips_into_a_fresh_store)
 {
 	struct gfs_graph *g = open_g(), *g2;
 	struct gfs_diag d = {{0}};
-	char dir2[PATH_MAX], *a, *b;
+	char dir2[PATH_MAX + 8], *a, *b;
 
 	ck_assert_msg(load_text(g, PEOPLE, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
 	ck_assert_msg(load_text(g, "{\"type\":\"Doc\",\"data\":{\"text\":\"hello\"}}\n"

@@ -1,0 +1,996 @@
+/* fs.c - libfuse low-level adapters, the inode table, op counters and the
+ * live-view notifier (docs/mount.md).
+ *
+ * Locks: fs->ino_lock protects the inode table and nothing else; handlers
+ * hold it only to find, insert or forget a vnode, never across a call into
+ * the view.  The notifier collects what to invalidate under ino_lock,
+ * releases it, checks against the new head, then calls
+ * fuse_lowlevel_notify_* holding no lock at all (those calls block in the
+ * kernel on inode locks that in-flight requests may hold).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "view.h"
+
+/* "Never expire" for versions/N: a century; the kernel caps it anyway. */
+#define FOREVER (100.0 * 365 * 86400)
+
+#define OPS(X) X(init) X(destroy) X(lookup) X(forget) X(forget_multi) \
+	X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir) X(unlink)  \
+	X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write)  \
+	X(release) X(opendir) X(readdir) X(readdirplus) X(releasedir)  \
+	X(statfs) X(access) X(create) X(fallocate)
+
+enum op {
+#define X(n) OP_##n,
+	OPS(X)
+#undef X
+	OP_COUNT
+};
+
+static const char *const op_names[OP_COUNT] = {
+#define X(n) [OP_##n] = #n,
+	OPS(X)
+#undef X
+};
+
+struct vnode {
+	struct vnode *next;   /* hash chain */
+	uint64_t ino;
+	uint64_t nlookup;     /* kernel references (lookup count) */
+	uint64_t parent;      /* live view: where the kernel found it */
+	char *name;
+	struct gfs_vdesc d;
+};
+
+struct gfs_fs {
+	struct gfs_graph *g;
+	struct gfs_view *v;
+	struct gfs_fs_opts o;
+
+	pthread_mutex_t ino_lock; /* protects buckets, n_buckets, n_vnodes */
+	struct vnode **buckets;
+	size_t n_buckets, n_vnodes;
+	struct vnode root;
+
+	atomic_uint_least64_t ops[OP_COUNT];
+	atomic_uint_least64_t ops_frozen[OP_COUNT]; /* on versions/N inodes */
+	atomic_uint_least64_t bytes_served, neg_entries;
+	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
+	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
+
+	struct fuse_session *se;
+	pthread_t notifier;
+	bool notifier_running;
+	pthread_mutex_t stop_lock; /* protects stop */
+	pthread_cond_t stop_cond;
+	bool stop;
+};
+
+/* ---- inode table ------------------------------------------------------- */
+
+static struct vnode **bucket(struct gfs_fs *fs, uint64_t ino)
+{
+	return &fs->buckets[ino % fs->n_buckets];
+}
+
+static struct vnode *vn_find_locked(struct gfs_fs *fs, uint64_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &fs->root;
+	for (struct vnode *n = *bucket(fs, ino); n; n = n->next)
+		if (n->ino == ino)
+			return n;
+	return NULL;
+}
+
+/* The kernel holds a reference to ino for the whole request, so the vnode
+ * cannot be forgotten under us. */
+static struct vnode *vn_get(struct gfs_fs *fs, fuse_ino_t ino)
+{
+	struct vnode *n;
+
+	pthread_mutex_lock(&fs->ino_lock);
+	n = vn_find_locked(fs, ino);
+	pthread_mutex_unlock(&fs->ino_lock);
+	return n;
+}
+
+static void vn_grow_locked(struct gfs_fs *fs)
+{
+	size_t nb = fs->n_buckets * 2;
+	struct vnode **b = calloc(nb, sizeof *b);
+
+	if (!b)
+		return; /* keep the longer chains */
+	for (size_t i = 0; i < fs->n_buckets; i++) {
+		while (fs->buckets[i]) {
+			struct vnode *n = fs->buckets[i];
+
+			fs->buckets[i] = n->next;
+			n->next = b[n->ino % nb];
+			b[n->ino % nb] = n;
+		}
+	}
+	free(fs->buckets);
+	fs->buckets = b;
+	fs->n_buckets = nb;
+}
+
+static uint64_t rehash(uint64_t ino)
+{
+	uint64_t h = gfs_hash64(&ino, sizeof ino);
+
+	return h < 2 ? h + 2 : h;
+}
+
+/* Counts one kernel reference to d and returns its inode number.  Another
+ * object with the same hash (not expected in 2^64, but handled) moves
+ * this one to a rehashed number. */
+static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
+		  uint64_t parent, const char *name, uint64_t *ino)
+{
+	uint64_t h = gfs_vdesc_ino(d);
+	struct vnode *n;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->ino_lock);
+	while ((n = vn_find_locked(fs, h)) && !gfs_vdesc_same(&n->d, d))
+		h = rehash(h);
+	if (n) {
+		n->nlookup++;
+	} else if ((n = calloc(1, sizeof *n)) &&
+		   gfs_vdesc_copy(&n->d, d) == 0 &&
+		   (n->name = gfs_strdup(name))) {
+		n->ino = h;
+		n->nlookup = 1;
+		n->parent = parent;
+		n->next = *bucket(fs, h);
+		*bucket(fs, h) = n;
+		if (++fs->n_vnodes > 2 * fs->n_buckets)
+			vn_grow_locked(fs);
+	} else {
+		if (n)
+			gfs_vdesc_release(&n->d);
+		free(n);
+		rc = -ENOMEM;
+	}
+	pthread_mutex_unlock(&fs->ino_lock);
+	*ino = h;
+	return rc;
+}
+
+static void vn_free(struct vnode *n)
+{
+	gfs_vdesc_release(&n->d);
+	free(n->name);
+	free(n);
+}
+
+static void vn_forget(struct gfs_fs *fs, uint64_t ino, uint64_t count)
+{
+	struct vnode *dead = NULL;
+
+	if (ino == FUSE_ROOT_ID)
+		return;
+	pthread_mutex_lock(&fs->ino_lock);
+	for (struct vnode **pp = bucket(fs, ino); *pp; pp = &(*pp)->next) {
+		struct vnode *n = *pp;
+
+		if (n->ino != ino)
+			continue;
+		n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
+		if (!n->nlookup) {
+			*pp = n->next;
+			fs->n_vnodes--;
+			dead = n;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&fs->ino_lock);
+	if (dead)
+		vn_free(dead);
+}
+
+/* ---- counters ---------------------------------------------------------- */
+
+static struct gfs_fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void count(struct gfs_fs *fs, enum op op, const struct vnode *n)
+{
+	atomic_fetch_add_explicit(&fs->ops[op], 1, memory_order_relaxed);
+	if (n && gfs_vdesc_frozen(&n->d))
+		atomic_fetch_add_explicit(&fs->ops_frozen[op], 1,
+					  memory_order_relaxed);
+}
+
+static uint64_t ld(atomic_uint_least64_t *a)
+{
+	return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+static void stats_ops(struct gfs_buf *b, atomic_uint_least64_t *ops)
+{
+	bool first = true;
+
+	gfs_buf_appendc(b, '{');
+	for (int i = 0; i < OP_COUNT; i++) {
+		uint64_t n = ld(&ops[i]);
+
+		gfs_buf_appendf(b, "%s\"%s\":%" PRIu64, first ? "" : ",",
+				op_names[i], n);
+		first = false;
+	}
+	gfs_buf_appendc(b, '}');
+}
+
+static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
+{
+	struct gfs_view_stats vs;
+	size_t nv;
+
+	gfs_view_stats(fs->v, &vs);
+	pthread_mutex_lock(&fs->ino_lock);
+	nv = fs->n_vnodes;
+	pthread_mutex_unlock(&fs->ino_lock);
+	gfs_buf_appendf(b, "{\"head\":%" PRIu64 ",\"requests\":",
+			gfs_view_head(fs->v));
+	stats_ops(b, fs->ops);
+	gfs_buf_append(b, ",\"requests_versions\":", 21);
+	stats_ops(b, fs->ops_frozen);
+	gfs_buf_appendf(b, ",\"bytes_served\":%" PRIu64 ",\"inodes\":%zu,"
+			"\"negative_entries\":%" PRIu64 ","
+			"\"tver_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
+			",\"open\":%" PRIu64 "},"
+			"\"gv_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "},",
+			ld(&fs->bytes_served), nv, ld(&fs->neg_entries),
+			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
+			vs.gv_misses);
+	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
+			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
+			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"lag_ms_last\":%"
+			PRIu64 ",\"lag_ms_max\":%" PRIu64 "}}\n",
+			ld(&fs->polls), ld(&fs->head_seen), ld(&fs->versions_seen),
+			ld(&fs->inval_entry), ld(&fs->inval_inode),
+			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max));
+}
+
+static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)
+{
+	struct gfs_fs *fs = arg;
+
+	if (which == GFS_GF_STATS)
+		stats_text(fs, out);
+	else if (which == GFS_GF_OPTIONS && fs->o.options_text)
+		gfs_buf_appendf(out, "%s", fs->o.options_text);
+	return 0;
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+static double timeout_of(const struct gfs_fs *fs, const struct gfs_vdesc *d)
+{
+	return gfs_vdesc_frozen(d) ? FOREVER : fs->o.live_timeout;
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, rc < 0 ? -rc : rc);
+}
+
+/* Fills e for child (looked up in parent) and counts the reference. */
+static int make_entry(struct gfs_fs *fs, fuse_ino_t parent, const char *name,
+		      const struct gfs_vdesc *child, const struct stat *st,
+		      struct fuse_entry_param *e)
+{
+	uint64_t ino;
+	int rc = vn_ref(fs, child, parent, name, &ino);
+
+	if (rc)
+		return rc;
+	memset(e, 0, sizeof *e);
+	e->ino = ino;
+	e->attr = *st;
+	e->attr.st_ino = ino;
+	e->attr_timeout = timeout_of(fs, child);
+	e->entry_timeout = e->attr_timeout;
+	return 0;
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct gfs_fs *fs = userdata;
+
+	count(fs, OP_init, NULL);
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* Inode numbers change with content; attributes of one inode never
+	 * change, so mtime-triggered invalidation only costs. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* Read-only: no writeback cache, no locks. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void ll_destroy(void *userdata)
+{
+	count(userdata, OP_destroy, NULL);
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent);
+	struct fuse_entry_param e;
+	struct gfs_vdesc child;
+	struct stat st;
+	int rc;
+
+	count(fs, OP_lookup, p);
+	if (!p)
+		{ reply_err(req, ESTALE); return; }
+	rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);
+	if (rc == -ENOENT && gfs_vdesc_frozen(&p->d)) {
+		/* versions/N never gains a name: cache the miss forever. */
+		memset(&e, 0, sizeof e);
+		e.entry_timeout = FOREVER;
+		atomic_fetch_add(&fs->neg_entries, 1);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (!rc)
+		rc = make_entry(fs, parent, name, &child, &st, &e);
+	gfs_vdesc_release(&child);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		vn_forget(fs, e.ino, 1); /* interrupted: kernel took no ref */
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	count(fs, OP_forget, NULL);
+	vn_forget(fs, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t n,
+			    struct fuse_forget_data *f)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	count(fs, OP_forget_multi, NULL);
+	for (size_t i = 0; i < n; i++)
+		vn_forget(fs, f[i].ino, f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+	struct stat st;
+
+	count(fs, OP_getattr, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	gfs_view_getattr(fs->v, &n->d, &st);
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, timeout_of(fs, &n->d));
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+	struct gfs_buf b;
+	int rc;
+
+	count(fs, OP_readlink, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	gfs_buf_init(&b);
+	rc = gfs_view_readlink(fs->v, &n->d, &b);
+	if (!rc && !b.p)
+		rc = -EIO;
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_readlink(req, b.p);
+	gfs_buf_release(&b);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+	struct gfs_vfile *f;
+	int rc;
+
+	count(fs, OP_open, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		{ reply_err(req, EROFS); return; }
+	rc = gfs_view_open(fs->v, &n->d, &f);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = gfs_vfile_direct(f);
+	/* Every inode's bytes are immutable (content-addressed numbers), so
+	 * its page cache stays valid across opens. */
+	fi->keep_cache = !fi->direct_io;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		gfs_view_close(fs->v, f);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct gfs_vfile *f = (struct gfs_vfile *)(uintptr_t)fi->fh;
+	struct vnode *n = vn_get(fs, ino);
+	size_t got = 0;
+	char *buf;
+	int rc;
+
+	count(fs, OP_read, n);
+	if (off < 0)
+		{ reply_err(req, EINVAL); return; }
+	buf = malloc(size ? size : 1); /* bounded by max_read (1 MiB) */
+	if (!buf)
+		{ reply_err(req, ENOMEM); return; }
+	rc = gfs_view_read(fs->v, f, (uint64_t)off, buf, size, &got);
+	if (rc) {
+		reply_err(req, rc);
+	} else {
+		atomic_fetch_add(&fs->bytes_served, got);
+		fuse_reply_buf(req, buf, got);
+	}
+	free(buf);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	count(fs, OP_release, vn_get(fs, ino));
+	gfs_view_close(fs->v, (struct gfs_vfile *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+	struct gfs_vdir *dh;
+	int rc;
+
+	count(fs, OP_opendir, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	rc = gfs_view_opendir(fs->v, &n->d, &dh);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	fi->fh = (uintptr_t)dh;
+	/* versions/N: the kernel keeps the listing; both flags are needed. */
+	fi->cache_readdir = gfs_vdesc_frozen(&n->d);
+	fi->keep_cache = gfs_vdesc_frozen(&n->d);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		gfs_view_closedir(fs->v, dh);
+}
+
+struct rd {
+	struct gfs_fs *fs;
+	fuse_req_t req;
+	fuse_ino_t dir;
+	bool plus;
+	char *buf;
+	size_t size, used;
+};
+
+static bool is_dot(const char *name)
+{
+	return name[0] == '.' &&
+	       (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
+		   const struct stat *st, uint64_t next_off)
+{
+	struct rd *r = arg;
+	char *p = r->buf + r->used;
+	size_t room = r->size - r->used, need;
+	struct fuse_entry_param e;
+
+	if (!r->plus) {
+		need = fuse_add_direntry(r->req, p, room, name, st, (off_t)next_off);
+		if (need > room)
+			return 1;
+		r->used += need;
+		return 0;
+	}
+	need = fuse_add_direntry_plus(r->req, NULL, 0, name, NULL, 0);
+	if (need > room)
+		return 1;
+	memset(&e, 0, sizeof e);
+	if (is_dot(name)) {
+		e.attr = *st; /* the kernel takes no reference for . and .. */
+	} else if (make_entry(r->fs, r->dir, name, d, st, &e)) {
+		return 1;
+	}
+	r->used += fuse_add_direntry_plus(r->req, p, room, name, &e,
+					  (off_t)next_off);
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct rd r = { .fs = fs, .req = req, .dir = ino, .plus = plus,
+			.size = size };
+	int rc;
+
+	count(fs, plus ? OP_readdirplus : OP_readdir, vn_get(fs, ino));
+	if (off < 0)
+		{ reply_err(req, EINVAL); return; }
+	r.buf = malloc(size ? size : 1);
+	if (!r.buf)
+		{ reply_err(req, ENOMEM); return; }
+	rc = gfs_view_readdir(fs->v, (struct gfs_vdir *)(uintptr_t)fi->fh,
+			      (uint64_t)off, rd_emit, &r);
+	/* Entries already added (and referenced) must reach the kernel. */
+	if (rc && r.used == 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_buf(req, r.buf, r.used);
+	free(r.buf);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	count(fs, OP_releasedir, vn_get(fs, ino));
+	gfs_view_closedir(fs->v, (struct gfs_vdir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct statvfs sv;
+
+	count(fs, OP_statfs, NULL);
+	memset(&sv, 0, sizeof sv);
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	pthread_mutex_lock(&fs->ino_lock);
+	sv.f_files = fs->n_vnodes + 1;
+	pthread_mutex_unlock(&fs->ino_lock);
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Without this the kernel takes ENOSYS as "allowed": W_OK would succeed on
+ * a file every write to which fails. */
+static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	count(fs, OP_access, vn_get(fs, ino));
+	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+}
+
+/* Writes: the mount is read-only for now (docs/semantics.md). */
+#define EROFS_OP(op, ...)                                          \
+	static void ll_##op(fuse_req_t req, __VA_ARGS__)           \
+	{                                                          \
+		count(req_fs(req), OP_##op, NULL);                 \
+		fuse_reply_err(req, EROFS);                        \
+	}
+
+EROFS_OP(setattr, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f)
+EROFS_OP(mknod, fuse_ino_t p, const char *n, mode_t m, dev_t r)
+EROFS_OP(mkdir, fuse_ino_t p, const char *n, mode_t m)
+EROFS_OP(unlink, fuse_ino_t p, const char *n)
+EROFS_OP(rmdir, fuse_ino_t p, const char *n)
+EROFS_OP(symlink, const char *l, fuse_ino_t p, const char *n)
+EROFS_OP(rename, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn,
+	 unsigned int f)
+EROFS_OP(link, fuse_ino_t i, fuse_ino_t np, const char *nn)
+EROFS_OP(create, fuse_ino_t p, const char *n, mode_t m,
+	 struct fuse_file_info *f)
+EROFS_OP(write, fuse_ino_t i, const char *b, size_t s, off_t o,
+	 struct fuse_file_info *f)
+EROFS_OP(fallocate, fuse_ino_t i, int m, off_t o, off_t l,
+	 struct fuse_file_info *f)
+
+static const struct fuse_lowlevel_ops gfs_ops = {
+	.init = ll_init,
+	.destroy = ll_destroy,
+	.lookup = ll_lookup,
+	.forget = ll_forget,
+	.forget_multi = ll_forget_multi,
+	.getattr = ll_getattr,
+	.setattr = ll_setattr,
+	.readlink = ll_readlink,
+	.mknod = ll_mknod,
+	.mkdir = ll_mkdir,
+	.unlink = ll_unlink,
+	.rmdir = ll_rmdir,
+	.symlink = ll_symlink,
+	.rename = ll_rename,
+	.link = ll_link,
+	.open = ll_open,
+	.read = ll_read,
+	.write = ll_write,
+	.release = ll_release,
+	.opendir = ll_opendir,
+	.readdir = ll_readdir,
+	.readdirplus = ll_readdirplus,
+	.releasedir = ll_releasedir,
+	.statfs = ll_statfs,
+	.access = ll_access,
+	.create = ll_create,
+	.fallocate = ll_fallocate,
+	/* getxattr/listxattr stay unimplemented: libfuse answers ENOSYS once
+	 * and the kernel stops asking (DESIGN.md §5). */
+};
+
+const struct fuse_lowlevel_ops *gfs_fs_ops(void)
+{
+	return &gfs_ops;
+}
+
+/* ---- notifier ---------------------------------------------------------- */
+
+struct inval {
+	uint64_t ino, parent;
+	char *name;
+	bool inode;          /* inval_inode(ino): attributes, pages, listing */
+	bool entry;          /* inval_entry(parent, name) */
+	bool check;          /* entry only if the name now means another inode */
+	struct gfs_vdesc pd; /* check: the parent, to look the name up again */
+};
+
+struct invals {
+	struct inval *a;
+	size_t n, cap;
+	const char **tables; /* tables whose pins moved */
+	size_t n_tables, cap_tables;
+	bool schema_moved;
+};
+
+static void add_table(void *arg, const char *table)
+{
+	struct invals *iv = arg;
+
+	for (size_t i = 0; i < iv->n_tables; i++)
+		if (iv->tables[i] == table)
+			return;
+	if (iv->n_tables == iv->cap_tables) {
+		size_t cap = iv->cap_tables ? 2 * iv->cap_tables : 16;
+		const char **p = realloc(iv->tables, cap * sizeof *p);
+
+		if (!p)
+			return;
+		iv->tables = p;
+		iv->cap_tables = cap;
+	}
+	iv->tables[iv->n_tables++] = table;
+}
+
+static bool touches(const struct invals *iv, const struct gfs_vdesc *d)
+{
+	if (iv->schema_moved)
+		return true;
+	for (size_t i = 0; i < iv->n_tables; i++)
+		if (gfs_vdesc_uses(d, iv->tables[i]))
+			return true;
+	return false;
+}
+
+static struct inval *inval_add(struct invals *iv)
+{
+	if (iv->n == iv->cap) {
+		size_t cap = iv->cap ? 2 * iv->cap : 64;
+		struct inval *p = realloc(iv->a, cap * sizeof *p);
+
+		if (!p)
+			return NULL;
+		iv->a = p;
+		iv->cap = cap;
+	}
+	memset(&iv->a[iv->n], 0, sizeof iv->a[0]);
+	return &iv->a[iv->n++];
+}
+
+/* What a new head may have changed about one live vnode. */
+static void collect_one(struct gfs_fs *fs, struct invals *iv,
+			const struct vnode *n)
+{
+	const struct gfs_vdesc *d = &n->d;
+	struct inval *x;
+	bool entry = false, check = false, inode = false;
+
+	switch (d->kind) {
+	case GFS_VK_ROOT: case GFS_VK_VERSIONS: case GFS_VK_LOG:
+	case GFS_VK_NODES: case GFS_VK_EDGES:
+		inode = true;
+		break;
+	case GFS_VK_HEAD: case GFS_VK_MANIFEST:
+		entry = true;
+		break;
+	case GFS_VK_GFSDIR: case GFS_VK_GFSFILE:
+		return; /* direct I/O, sizes computed on every stat */
+	default:
+		if (!touches(iv, d))
+			return;
+		inode = gfs_vdesc_is_dir(d);
+		check = true;
+		break;
+	}
+	x = inval_add(iv);
+	if (!x)
+		return;
+	x->ino = n->ino;
+	x->parent = n->parent;
+	x->inode = inode;
+	x->entry = entry;
+	x->check = check;
+	if ((entry || check) && n->name)
+		x->name = gfs_strdup(n->name);
+	if (check) {
+		struct vnode *p = vn_find_locked(fs, n->parent);
+
+		if (!p || gfs_vdesc_copy(&x->pd, &p->d))
+			x->check = false, x->entry = true; /* be safe */
+	}
+}
+
+static void collect(struct gfs_fs *fs, struct invals *iv)
+{
+	pthread_mutex_lock(&fs->ino_lock);
+	collect_one(fs, iv, &fs->root);
+	for (size_t b = 0; b < fs->n_buckets; b++)
+		for (struct vnode *n = fs->buckets[b]; n; n = n->next)
+			if (!gfs_vdesc_frozen(&n->d))
+				collect_one(fs, iv, n);
+	pthread_mutex_unlock(&fs->ino_lock);
+}
+
+/* Still the same inode under the same name at the new head? */
+static bool still_same(struct gfs_fs *fs, const struct inval *x)
+{
+	struct gfs_vdesc child;
+	struct stat st;
+	bool same;
+
+	if (gfs_view_lookup(fs->v, &x->pd, x->name, &child, &st))
+		return false;
+	same = (uint64_t)st.st_ino == x->ino;
+	gfs_vdesc_release(&child);
+	return same;
+}
+
+/* No lock held here: notify calls wait for kernel inode locks. */
+static void apply(struct gfs_fs *fs, struct invals *iv)
+{
+	for (size_t i = 0; i < iv->n; i++) {
+		struct inval *x = &iv->a[i];
+		bool entry = x->entry;
+
+		if (x->check && x->name)
+			entry = !still_same(fs, x);
+		if (x->inode) {
+			fuse_lowlevel_notify_inval_inode(fs->se, x->ino, 0, 0);
+			atomic_fetch_add(&fs->inval_inode, 1);
+		}
+		if (entry && x->name) {
+			fuse_lowlevel_notify_inval_entry(fs->se, x->parent,
+							 x->name, strlen(x->name));
+			atomic_fetch_add(&fs->inval_entry, 1);
+		}
+	}
+}
+
+static void invals_release(struct invals *iv)
+{
+	for (size_t i = 0; i < iv->n; i++) {
+		free(iv->a[i].name);
+		gfs_vdesc_release(&iv->a[i].pd);
+	}
+	free(iv->a);
+	free(iv->tables);
+	memset(iv, 0, sizeof *iv);
+}
+
+static void note_lag(struct gfs_fs *fs, uint64_t head)
+{
+	struct gfs_vdesc root, d;
+	struct stat st;
+	uint64_t now = gfs_now_ns(), lag;
+
+	gfs_view_root(fs->v, &root);
+	if (gfs_view_lookup(fs->v, &root, "manifest.json", &d, &st))
+		return;
+	gfs_vdesc_release(&d);
+	uint64_t t = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+		     (uint64_t)st.st_mtim.tv_nsec;
+
+	lag = now > t ? (now - t) / 1000000u : 0;
+	atomic_store(&fs->lag_ms_last, lag);
+	if (lag > ld(&fs->lag_ms_max))
+		atomic_store(&fs->lag_ms_max, lag);
+	atomic_store(&fs->head_seen, head);
+}
+
+static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
+{
+	struct invals iv;
+
+	memset(&iv, 0, sizeof iv);
+	gfs_view_diff(fs->v, old, head, add_table, &iv);
+	iv.schema_moved = !old || gfs_view_schema_moved(fs->v, old, head);
+	collect(fs, &iv);
+	apply(fs, &iv);
+	invals_release(&iv);
+	atomic_fetch_add(&fs->versions_seen, 1);
+	note_lag(fs, head);
+}
+
+static bool wait_stop(struct gfs_fs *fs)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)fs->o.poll_ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&fs->stop_lock);
+	if (!fs->stop)
+		pthread_cond_timedwait(&fs->stop_cond, &fs->stop_lock, &ts);
+	stop = fs->stop;
+	pthread_mutex_unlock(&fs->stop_lock);
+	return stop;
+}
+
+static void *notifier_main(void *arg)
+{
+	struct gfs_fs *fs = arg;
+	uint64_t last = gfs_view_head(fs->v);
+
+	atomic_store(&fs->head_seen, last);
+	while (!wait_stop(fs)) {
+		uint64_t head = gfs_view_head(fs->v);
+
+		atomic_fetch_add(&fs->polls, 1);
+		if (!head || head == last)
+			continue;
+		follow(fs, last, head);
+		last = head;
+	}
+	return NULL;
+}
+
+int gfs_fs_notifier_start(struct gfs_fs *fs, struct fuse_session *se)
+{
+	sigset_t all, old;
+	int rc;
+
+	fs->se = se;
+	/* Signals belong to the main thread (libfuse's handlers). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&fs->notifier, NULL, notifier_main, fs);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -rc;
+	fs->notifier_running = true;
+	return 0;
+}
+
+void gfs_fs_notifier_stop(struct gfs_fs *fs)
+{
+	if (!fs->notifier_running)
+		return;
+	pthread_mutex_lock(&fs->stop_lock);
+	fs->stop = true;
+	pthread_cond_signal(&fs->stop_cond);
+	pthread_mutex_unlock(&fs->stop_lock);
+	pthread_join(fs->notifier, NULL);
+	fs->notifier_running = false;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
+	       struct gfs_fs **out)
+{
+	struct gfs_view_opts vo = { .tver_cache = o->tver_cache,
+				    .status = status_cb };
+	struct gfs_fs *fs = calloc(1, sizeof *fs);
+	int rc;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->g = g;
+	fs->o = *o;
+	if (!fs->o.poll_ms)
+		fs->o.poll_ms = 20;
+	fs->n_buckets = 1024;
+	fs->buckets = calloc(fs->n_buckets, sizeof *fs->buckets);
+	vo.status_arg = fs;
+	rc = fs->buckets ? gfs_view_new(g, &vo, &fs->v) : -ENOMEM;
+	if (rc) {
+		free(fs->buckets);
+		free(fs);
+		return rc;
+	}
+	gfs_view_root(fs->v, &fs->root.d);
+	fs->root.ino = FUSE_ROOT_ID;
+	fs->root.nlookup = 1;
+	pthread_mutex_init(&fs->ino_lock, NULL);
+	pthread_mutex_init(&fs->stop_lock, NULL);
+	pthread_cond_init(&fs->stop_cond, NULL);
+	*out = fs;
+	return 0;
+}
+
+void gfs_fs_free(struct gfs_fs *fs)
+{
+	if (!fs)
+		return;
+	gfs_fs_notifier_stop(fs);
+	for (size_t b = 0; b < fs->n_buckets; b++) {
+		while (fs->buckets[b]) {
+			struct vnode *n = fs->buckets[b];
+
+			fs->buckets[b] = n->next;
+			vn_free(n);
+		}
+	}
+	free(fs->buckets);
+	gfs_view_free(fs->v);
+	pthread_mutex_destroy(&fs->ino_lock);
+	pthread_mutex_destroy(&fs->stop_lock);
+	pthread_cond_destroy(&fs->stop_cond);
+	free(fs);
+}

@@ -1,0 +1,345 @@
+/* main.c - graphfs STORE MNT [options]: parse, check, daemonize, mount.
+ *
+ * Daemonizing (DESIGN.md §2, §5): the parent forks before anything touches
+ * the store (nothing LMDB may cross fork()); the child opens the store,
+ * creates the session, mounts and reports over a pipe; the parent exits
+ * with that status, so `graphfs S M && ls M` works and a failed mount fails
+ * the command.  fuse_daemonize() is never called.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct cli {
+	char *store;
+	double live_timeout;
+	unsigned poll_ms;
+	unsigned tver_cache;
+	int nonempty;
+};
+
+#define CLI_OPT(t, p) { t, offsetof(struct cli, p), 1 }
+
+static const struct fuse_opt cli_spec[] = {
+	{ "live_timeout=%lf", offsetof(struct cli, live_timeout), 0 },
+	{ "poll_ms=%u", offsetof(struct cli, poll_ms), 0 },
+	{ "tver_cache=%u", offsetof(struct cli, tver_cache), 0 },
+	CLI_OPT("nonempty", nonempty),
+	FUSE_OPT_END
+};
+
+/* The first non-option is the store; the second (the mount point) is
+ * left for fuse_parse_cmdline. */
+static int cli_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct cli *c = data;
+
+	if (key == FUSE_OPT_KEY_NONOPT && !c->store) {
+		c->store = strdup(arg);
+		return c->store ? 0 : -1;
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
+	       "graphfs options:\n"
+	       "    -o live_timeout=SEC    kernel cache timeout of the live view (default 1.0)\n"
+	       "    -o poll_ms=MS          head poll interval of the notifier (default 20)\n"
+	       "    -o tver_cache=N        unused open table versions kept (default 64)\n"
+	       "    -o nonempty            allow a non-empty mount point\n\n",
+	       prog);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+static int fail(const char *what, const char *subject, const char *why)
+{
+	fprintf(stderr, "graphfs: %s '%s': %s\n", what, subject, why);
+	return 1;
+}
+
+/* A missing, non-directory, already mounted or (without nonempty)
+ * non-empty mount point is refused before anything else happens. */
+static int check_mountpoint(const char *mnt, bool nonempty)
+{
+	struct stat st, up;
+	char parent[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (stat(mnt, &st))
+		return fail("mount point", mnt, errno == ENOTCONN ?
+			    "stale FUSE mount (try fusermount3 -u)" :
+			    strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail("mount point", mnt, strerror(ENOTDIR));
+	snprintf(parent, sizeof parent, "%s/..", mnt);
+	if (stat(parent, &up) == 0 &&
+	    (up.st_dev != st.st_dev || up.st_ino == st.st_ino))
+		return fail("mount point", mnt, "already a mount point (already mounted?)");
+	if (nonempty)
+		return 0;
+	d = opendir(mnt);
+	if (!d)
+		return fail("mount point", mnt, strerror(errno));
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			break;
+	closedir(d);
+	return de ? fail("mount point", mnt,
+			 "not empty (use -o nonempty to mount over it)") : 0;
+}
+
+static int check_store(const char *store, char *abs)
+{
+	struct stat st;
+
+	if (!realpath(store, abs))
+		return fail("store", store, strerror(errno));
+	if (stat(abs, &st) || !S_ISDIR(st.st_mode))
+		return fail("store", store, strerror(ENOTDIR));
+	return 0;
+}
+
+static void report(int fd, unsigned char status)
+{
+	if (fd < 0)
+		return;
+	while (write(fd, &status, 1) < 0 && errno == EINTR)
+		;
+	close(fd);
+}
+
+/* Parent side: wait for the child's verdict. */
+static int wait_child(int fd)
+{
+	unsigned char status = 1;
+	ssize_t r;
+
+	while ((r = read(fd, &status, 1)) < 0 && errno == EINTR)
+		;
+	close(fd);
+	if (r != 1) {
+		fprintf(stderr, "graphfs: daemon exited before mounting\n");
+		return 1;
+	}
+	return status;
+}
+
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+}
+
+static char *options_text(const struct cli *c, const char *store,
+			  const struct fuse_cmdline_opts *o,
+			  const struct fuse_args *args)
+{
+	struct gfs_buf b;
+
+	gfs_buf_init(&b);
+	gfs_buf_appendf(&b, "store=%s\nmountpoint=%s\nlive_timeout=%g\n"
+			"poll_ms=%u\ntver_cache=%u\nforeground=%d\n"
+			"singlethread=%d\ndebug=%d\n", store, o->mountpoint,
+			c->live_timeout, c->poll_ms, c->tver_cache,
+			o->foreground, o->singlethread, o->debug);
+	gfs_buf_append(&b, "fuse_args=", 10);
+	for (int i = 1; i < args->argc; i++)
+		gfs_buf_appendf(&b, "%s%s", i > 1 ? " " : "", args->argv[i]);
+	gfs_buf_appendc(&b, '\n');
+	return b.p;
+}
+
+static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *o)
+{
+	struct fuse_loop_config *cfg;
+	int rc;
+
+	if (o->singlethread)
+		return fuse_session_loop(se);
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)o->clone_fd);
+	fuse_loop_cfg_set_max_threads(cfg, o->max_threads);
+	rc = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
+struct mount {
+	struct gfs_graph *g;
+	struct gfs_fs *fs;
+	struct fuse_session *se;
+	bool mounted, handlers;
+};
+
+static void mount_release(struct mount *m)
+{
+	if (m->fs)
+		gfs_fs_notifier_stop(m->fs);
+	if (m->mounted)
+		fuse_session_unmount(m->se);
+	if (m->handlers)
+		fuse_remove_signal_handlers(m->se);
+	if (m->se)
+		fuse_session_destroy(m->se);
+	gfs_fs_free(m->fs);
+	if (m->g)
+		gfs_graph_close(m->g);
+}
+
+/* In the child (or in the foreground): open, mount, report, serve. */
+static int serve(const char *store, struct fuse_args *args,
+		 const struct fuse_cmdline_opts *o, struct gfs_fs_opts *fo,
+		 int report_fd)
+{
+	struct gfs_diag d = {{0}};
+	struct mount m = {0};
+	int rc;
+
+	rc = gfs_graph_open(store, GFS_GRAPH_RDONLY, &m.g, &d);
+	if (rc) {
+		fprintf(stderr, "graphfs: store '%s': %s%s%s\n", store,
+			gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg);
+		goto out;
+	}
+	rc = gfs_fs_new(m.g, fo, &m.fs);
+	if (!rc) {
+		m.se = fuse_session_new(args, gfs_fs_ops(), sizeof(struct fuse_lowlevel_ops), m.fs);
+		rc = m.se ? 0 : -EINVAL;
+	}
+	if (!rc) {
+		rc = fuse_set_signal_handlers(m.se) ? -EIO : 0;
+		m.handlers = rc == 0;
+	}
+	if (!rc) {
+		rc = fuse_session_mount(m.se, o->mountpoint) ? -EIO : 0;
+		m.mounted = rc == 0;
+	}
+	if (!rc)
+		rc = gfs_fs_notifier_start(m.fs, m.se);
+	if (rc) {
+		fprintf(stderr, "graphfs: cannot mount '%s' on '%s'\n", store,
+			o->mountpoint);
+		goto out;
+	}
+	report(report_fd, 0);
+	report_fd = -1;
+	if (!o->foreground) {
+		detach_stdio();
+		if (chdir("/"))
+			rc = 0; /* nothing depends on the cwd */
+	}
+	rc = run_loop(m.se, o);
+	if (rc > 0)
+		rc = 0; /* ended by SIGTERM/SIGINT/SIGHUP: a clean unmount */
+out:
+	report(report_fd, 1);
+	mount_release(&m);
+	return rc ? 1 : 0;
+}
+
+/* Adds "-o fsname=STORE,subtype=graphfs" so mount(8) shows the store. */
+static int add_fsname(struct fuse_args *args, const char *store)
+{
+	char *opts = NULL, *fsname;
+	size_t n = strlen(store) + 8;
+	int rc;
+
+	fsname = malloc(n);
+	if (!fsname)
+		return -1;
+	snprintf(fsname, n, "fsname=%s", store);
+	rc = fuse_opt_add_opt_escaped(&opts, fsname);
+	rc = rc ? rc : fuse_opt_add_opt(&opts, "subtype=graphfs");
+	rc = rc ? rc : fuse_opt_add_arg(args, "-o");
+	rc = rc ? rc : fuse_opt_add_arg(args, opts);
+	free(fsname);
+	free(opts);
+	return rc;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cli c = { .live_timeout = 1.0, .poll_ms = 20, .tver_cache = 64 };
+	struct fuse_cmdline_opts o;
+	struct gfs_fs_opts fo;
+	char store[PATH_MAX], *otext;
+	int pfd[2] = { -1, -1 }, rc;
+
+	if (fuse_opt_parse(&args, &c, cli_spec, cli_proc) ||
+	    fuse_parse_cmdline(&args, &o))
+		return 1;
+	if (o.show_help) {
+		usage(argv[0]);
+		return 0;
+	}
+	if (o.show_version) {
+		printf("graphfs %s\n", PACKAGE_VERSION);
+		fuse_lowlevel_version();
+		return 0;
+	}
+	if (!c.store || !o.mountpoint) {
+		fprintf(stderr, "usage: %s [options] STORE MOUNTPOINT (see --help)\n",
+			argv[0]);
+		return 1;
+	}
+	if (c.live_timeout < 0 || c.poll_ms == 0 || c.poll_ms > 60000) {
+		fprintf(stderr, "graphfs: bad live_timeout or poll_ms\n");
+		return 1;
+	}
+	if (check_store(c.store, store) || check_mountpoint(o.mountpoint, c.nonempty))
+		return 1;
+	if (add_fsname(&args, store))
+		return 1;
+	otext = options_text(&c, store, &o, &args);
+	fo = (struct gfs_fs_opts){ .live_timeout = c.live_timeout,
+				   .poll_ms = c.poll_ms,
+				   .tver_cache = c.tver_cache,
+				   .options_text = otext };
+	if (!o.foreground) {
+		pid_t pid;
+
+		if (pipe2(pfd, O_CLOEXEC))
+			return fail("pipe", "", strerror(errno));
+		pid = fork(); /* before the store is touched */
+		if (pid < 0)
+			return fail("fork", "", strerror(errno));
+		if (pid > 0) {
+			close(pfd[1]);
+			return wait_child(pfd[0]);
+		}
+		close(pfd[0]);
+		setsid();
+	}
+	rc = serve(store, &args, &o, &fo, pfd[1]);
+	free(otext);
+	free(o.mountpoint);
+	free(c.store);
+	fuse_opt_free_args(&args);
+	return rc;
+}
