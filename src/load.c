@@ -547,6 +547,14 @@ static int row_error(struct loader *L, const struct ent *e, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	if (L->s->types[e->type].is_edge) {
+		char sb[80], db[80];
+		gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s' ('%s' -> '%s'): %s", e->lineno,
+			     L->s->types[e->type].name, show(ent_id(L, e), idb, sizeof idb),
+			     show(ent_part(L, e, 1), sb, sizeof sb),
+			     show(ent_part(L, e, 2), db, sizeof db), msg);
+		return GFS_ECONFLICT;
+	}
 	gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s': %s", e->lineno,
 		     L->s->types[e->type].name, show(ent_id(L, e), idb, sizeof idb), msg);
 	return GFS_ECONFLICT;

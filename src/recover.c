@@ -768,9 +768,13 @@ static int orphans(struct sweep *s)
 		int e;
 		if (!only_has(s, t))
 			continue;
-		/* A cheap unlocked look first: most tables have no orphan. */
+		/* A cheap unlocked look first: most tables have no orphan, and a
+		 * table a sidecar names (a live writer's, say) is not one. */
+		bool busy = false;
 		e = gfs_table_head(gfs_graph_tables(s->g), t, &h);
 		if (!e && h != gv->pins[i].version)
+			e = named(s, t, &busy);
+		if (!e && h != gv->pins[i].version && !busy)
 			e = orphan_one(s, t);
 		if (e && !first)
 			first = e;

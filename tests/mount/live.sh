@@ -62,6 +62,6 @@ check "notifier lag under 1 s" test "$lag" -lt 1000
 
 # find and du over 20k nodes.
 check "find over 20k nodes" test "$(timeout 300 find "$P" -maxdepth 1 -name '*.json' | wc -l)" = 20000
-check "du over versions/2/nodes/Person" test "$(timeout 300 du -s --apparent-size -B1 "$M/versions/2/nodes/Person" | cut -f1)" -gt "$(stat -c %s "$M/versions/2/nodes/Person.jsonl")"
+check "du over versions/2/nodes/Person" test "$(timeout 300 du -s --apparent-size -B1 "$M/versions/2/nodes/Person" | cut -f1)" -gt 400000
 check "find -type f under versions/2/nodes" test "$(timeout 300 find "$M/versions/2/nodes" -maxdepth 2 -type f | wc -l)" = 20002
 finish
