@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,7 +180,8 @@ static int init_manifest(const char *dir, const struct gfs_schema *s,
 static void default_actor(char *out, size_t n, const char *prog)
 {
 	char host[64] = "localhost";
-	const char *user = getenv("USER");
+	const struct passwd *pw = getpwuid(getuid());
+	const char *user = pw ? pw->pw_name : getenv("USER");
 
 	gethostname(host, sizeof host - 1);
 	snprintf(out, n, "%s pid %d on %s (user %s)", prog, (int)getpid(),

@@ -1,0 +1,541 @@
+/* check_recover.c - the recovery sweep's classification and decisions
+ * (DESIGN.md §4), each from a state built by hand: a sidecar put through the
+ * manifest API and table versions written through the table API, stamped
+ * with whatever operation id the case needs.  After every sweep the checker
+ * asserts the store invariants (every pin exists; a head above its pin is
+ * named by a sidecar). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "graph.h"
+#include "load_int.h"
+#include "lock.h"
+#include "recover.h"
+#include "store_int.h"
+#include "testutil.h"
+
+static const char SCHEMA[] =
+	"node Person { slug: String @key  name: String }\n"
+	"node Doc { title: String @key }\n";
+
+#define PERSON "node:Person"
+#define DOC "node:Doc"
+
+static char dir[PATH_MAX];
+
+static void setup(void)
+{
+	struct gfs_diag d = {{0}};
+
+	tu_tmpdir(dir, sizeof dir);
+	strcat(dir, "/store");
+	ck_assert_msg(gfs_graph_init(dir, SCHEMA, strlen(SCHEMA), "t.pg", "test", &d) == 0,
+		      "init: %s", d.msg);
+}
+
+static void teardown(void)
+{
+	char *slash = strrchr(dir, '/');
+
+	*slash = '\0';
+	tu_rmrf(dir);
+}
+
+static struct gfs_graph *open_g(void)
+{
+	struct gfs_graph *g;
+	struct gfs_diag d = {{0}};
+
+	ck_assert_msg(gfs_graph_open(dir, 0, &g, &d) == 0, "open: %s", d.msg);
+	return g;
+}
+
+static void load(struct gfs_graph *g, const char *text)
+{
+	struct gfs_load_opts o = { .source = "t.jsonl" };
+	struct gfs_load_result res;
+	struct gfs_diag d = {{0}};
+	int fd = memfd_create("in", MFD_CLOEXEC);
+
+	ck_assert_int_eq(gfs_write_all(fd, text, strlen(text)), 0);
+	lseek(fd, 0, SEEK_SET);
+	ck_assert_msg(gfs_graph_load(g, fd, &o, &res, &d) == 0, "load: %s", d.msg);
+	close(fd);
+}
+
+static uint32_t pin(struct gfs_graph *g, const char *table)
+{
+	struct gfs_gv *gv;
+	uint32_t v;
+
+	ck_assert_int_eq(gfs_manifest_head(gfs_graph_manifest(g), &gv), 0);
+	v = gfs_gv_pin(gv, table);
+	gfs_gv_free(gv);
+	return v;
+}
+
+static uint32_t head(struct gfs_graph *g, const char *table)
+{
+	uint32_t h;
+
+	ck_assert_int_eq(gfs_table_head(gfs_graph_tables(g), table, &h), 0);
+	return h;
+}
+
+static struct gfs_tver_info info(struct gfs_graph *g, const char *table, uint32_t v)
+{
+	struct gfs_tver_info i;
+	struct gfs_diag d = {{0}};
+	struct gfs_tver *tv;
+
+	ck_assert_msg(gfs_tver_open(gfs_graph_tables(g), table, v, &tv, &d) == 0, "%s", d.msg);
+	gfs_tver_info(tv, &i);
+	gfs_tver_close(tv);
+	return i;
+}
+
+/* A version v of table stamped op_id, same content as v-1 (a writer's). */
+static void write_version(struct gfs_graph *g, const char *table, uint32_t v,
+			  const char *op_id)
+{
+	struct gfs_diag d = {{0}};
+	struct gfs_tbuild *b;
+	struct gfs_tver *parent;
+
+	ck_assert_int_eq(gfs_tver_open(gfs_graph_tables(g), table, v - 1, &parent, &d), 0);
+	ck_assert_int_eq(gfs_tbuild_new(gfs_graph_tables(g), table, parent, 0, 0, &b), 0);
+	ck_assert_msg(gfs_tbuild_commit(b, v, op_id, &d) == 0, "commit: %s", d.msg);
+	gfs_tbuild_free(b);
+	gfs_tver_close(parent);
+}
+
+/* Arms a sidecar writing `written` (expected = its pin) and reading `read`. */
+static void arm(struct gfs_graph *g, char op[GFS_ULID_LEN + 1], const char *written,
+		const char *read, bool confirmed)
+{
+	struct gfs_sc_table t[2];
+	struct gfs_sidecar sc;
+	size_t n = 0;
+
+	memset(&sc, 0, sizeof sc);
+	memset(t, 0, sizeof t);
+	ck_assert_int_eq(gfs_ulid_new(op), 0);
+	sc.format = GFS_SIDECAR_FORMAT;
+	memcpy(sc.op_id, op, sizeof sc.op_id);
+	snprintf(sc.kind, sizeof sc.kind, "load");
+	snprintf(sc.actor, sizeof sc.actor, "test");
+	sc.start_ns = gfs_now_ns();
+	if (read) { /* sorted by name: node:Doc < node:Person */
+		snprintf(t[n].table, sizeof t[n].table, "%s", read);
+		t[n].expected = t[n].post = pin(g, read);
+		n++;
+	}
+	snprintf(t[n].table, sizeof t[n].table, "%s", written);
+	t[n].written = true;
+	t[n].expected = pin(g, written);
+	t[n].post = t[n].expected + 1;
+	n++;
+	if (n == 2 && strcmp(t[0].table, t[1].table) > 0) {
+		struct gfs_sc_table x = t[0];
+		t[0] = t[1];
+		t[1] = x;
+	}
+	sc.tables = t;
+	sc.n_tables = n;
+	ck_assert_int_eq(gfs_manifest_sidecar_put(gfs_graph_manifest(g), &sc), 0);
+	if (confirmed)
+		ck_assert_int_eq(gfs_manifest_sidecar_confirm(gfs_graph_manifest(g), op), 0);
+}
+
+static size_t n_sidecars(struct gfs_graph *g)
+{
+	struct gfs_sidecar **scs;
+	size_t n;
+
+	ck_assert_int_eq(gfs_manifest_sidecar_list(gfs_graph_manifest(g), &scs, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return n;
+}
+
+static size_t n_audits(struct gfs_graph *g, const char *op)
+{
+	size_t n;
+
+	ck_assert_int_eq(gfs_manifest_audit_count(gfs_graph_manifest(g), op, &n), 0);
+	return n;
+}
+
+static int last_decision_cb(const struct gfs_audit *a, void *arg)
+{
+	snprintf(arg, 24, "%s", a->decision);
+	return 0;
+}
+
+static const char *last_decision(struct gfs_graph *g)
+{
+	static char dec[24];
+
+	dec[0] = '\0';
+	ck_assert_int_eq(gfs_manifest_audit_list(gfs_graph_manifest(g), last_decision_cb, dec), 0);
+	return dec;
+}
+
+/* The invariant checker: every pin exists, and a head above a pin is named
+ * by a sidecar (not an orphan). */
+static void check_invariants(struct gfs_graph *g)
+{
+	const char *tables[] = { PERSON, DOC };
+
+	for (size_t i = 0; i < 2; i++) {
+		uint32_t p = pin(g, tables[i]), h = head(g, tables[i]);
+		ck_assert_uint_ge(h, p);
+		if (h > p)
+			ck_assert_uint_gt(n_sidecars(g), 0);
+	}
+}
+
+static int sweep(struct gfs_graph *g, bool wait, struct gfs_recover_report *r,
+		 struct gfs_diag *d)
+{
+	struct gfs_recover_opts o = { .wait = wait, .max_passes = 2 };
+
+	memset(d, 0, sizeof *d);
+	return gfs_recover_sweep(g, &o, r, d);
+}
+
+START_TEST(unconfirmed_nothing_committed_is_discarded_with_one_audit)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+	uint64_t v0 = gfs_manifest_head_version(gfs_graph_manifest(g));
+
+	arm(g, op, PERSON, NULL, false);
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.discarded, 1);
+	ck_assert_uint_eq(n_sidecars(g), 0);
+	ck_assert_uint_eq(n_audits(g, op), 1);
+	ck_assert_str_eq(last_decision(g), "discard");
+	ck_assert_uint_eq(gfs_manifest_head_version(gfs_graph_manifest(g)), v0);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(unconfirmed_ours_is_rolled_back_by_a_compensation)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+	struct gfs_tver_info i;
+
+	load(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"A\"}}\n");
+	uint32_t m = pin(g, PERSON);
+	arm(g, op, PERSON, NULL, false);
+	write_version(g, PERSON, m + 1, op);
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.rolled_back, 1);
+	ck_assert_uint_eq(pin(g, PERSON), m + 2);
+	i = info(g, PERSON, m + 2);
+	ck_assert(i.compensation);
+	ck_assert_uint_eq(i.content_of, m);
+	ck_assert_str_eq(i.op_id, op);
+	ck_assert_str_eq(last_decision(g), "roll-back");
+	ck_assert_uint_eq(n_audits(g, op), 1);
+	/* a second sweep finds nothing to do */
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.rolled_back + r.discarded + r.gone, 0);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(confirmed_ours_is_rolled_forward)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+
+	arm(g, op, PERSON, DOC, false);
+	write_version(g, PERSON, m + 1, op);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(gfs_graph_manifest(g), op), 0);
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.rolled_forward, 1);
+	ck_assert_uint_eq(pin(g, PERSON), m + 1);
+	ck_assert_str_eq(last_decision(g), "roll-forward");
+	ck_assert_uint_eq(n_audits(g, op), 1);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(confirmed_without_its_version_is_a_violation_and_kept)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+
+	arm(g, op, PERSON, NULL, true);
+	ck_assert_int_eq(sweep(g, false, &r, &d), GFS_EVIOLATION);
+	ck_assert_uint_eq(r.violations, 1);
+	ck_assert_ptr_nonnull(strstr(d.msg, op));
+	ck_assert_ptr_nonnull(strstr(d.msg, PERSON));
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	ck_assert_uint_eq(n_audits(g, op), 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(foreign_version_is_a_violation_and_nothing_is_written)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1], other[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+
+	arm(g, op, PERSON, NULL, false);
+	ck_assert_int_eq(gfs_ulid_new(other), 0);
+	write_version(g, PERSON, m + 1, other);
+	ck_assert_int_eq(sweep(g, true, &r, &d), GFS_EVIOLATION);
+	ck_assert_ptr_nonnull(strstr(d.msg, "foreign"));
+	ck_assert_uint_eq(head(g, PERSON), m + 1); /* no compensation written */
+	ck_assert_uint_eq(pin(g, PERSON), m);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(pin_above_head_is_a_violation)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+	struct gfs_sc_table t = { PERSON, true, 1, 5 };
+	struct gfs_publish p = { .op = "load", .op_id = "01AAAAAAAAAAAAAAAAAAAAAAAA",
+				 .actor = "t", .tables = &t, .n_tables = 1 };
+
+	/* the manifest shows a version that does not exist */
+	ck_assert_int_eq(gfs_manifest_publish(gfs_graph_manifest(g), &p, NULL, &d), 0);
+	arm(g, op, PERSON, NULL, false);
+	ck_assert_int_eq(sweep(g, true, &r, &d), GFS_EVIOLATION);
+	ck_assert_ptr_nonnull(strstr(d.msg, "violation"));
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(ours_compensated_is_published_without_a_new_version)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+
+	arm(g, op, PERSON, NULL, false);
+	write_version(g, PERSON, m + 1, op);
+	ck_assert_int_eq(gfs_table_write_compensation(gfs_graph_tables(g), PERSON, m + 2, m, op, &d), 0);
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.rolled_back, 1);
+	ck_assert_uint_eq(head(g, PERSON), m + 2);
+	ck_assert_uint_eq(pin(g, PERSON), m + 2);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(moved_read_pin_keeps_the_sidecar_and_the_sweep_still_returns_0)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+
+	arm(g, op, PERSON, DOC, false);
+	write_version(g, PERSON, m + 1, op);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(gfs_graph_manifest(g), op), 0);
+	/* the read table moves behind the (expired) lease: another writer
+	 * publishes Doc without healing (as a writer on another host would) */
+	uint32_t md = pin(g, DOC);
+	struct gfs_sc_table t = { DOC, true, md, md + 1 };
+	struct gfs_publish p = { .op = "load", .op_id = "01AAAAAAAAAAAAAAAAAAAAAAAA",
+				 .actor = "t", .tables = &t, .n_tables = 1 };
+	write_version(g, DOC, md + 1, p.op_id);
+	ck_assert_int_eq(gfs_manifest_publish(gfs_graph_manifest(g), &p, NULL, &d), 0);
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.retry_left, 1);
+	ck_assert_uint_eq(r.rolled_forward, 0);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	ck_assert_uint_eq(n_audits(g, op), 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(unparseable_sidecar_is_refused_and_kept_and_blocks_orphan_work)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_opts o = { .wait = true, .orphans = true };
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	const char key[] = "01BBBBBBBBBBBBBBBBBBBBBBBB", val[] = "{\"format\":99}";
+	char other[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+
+	ck_assert_int_eq(gfs_manifest_debug_put_raw(gfs_graph_manifest(g), "sidecars", key,
+						    strlen(key), val, strlen(val)), 0);
+	ck_assert_int_eq(gfs_ulid_new(other), 0);
+	write_version(g, PERSON, m + 1, other); /* looks like an orphan */
+	ck_assert_int_eq(gfs_recover_sweep(g, &o, &r, &d), 0);
+	ck_assert_uint_eq(r.refused, 1);
+	ck_assert_uint_eq(r.orphans_compensated, 0);
+	ck_assert_ptr_nonnull(strstr(d.msg, key));
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	ck_assert_uint_eq(pin(g, PERSON), m);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(orphan_is_compensated_once_and_a_crashed_compensation_reused)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_opts o = { .wait = true, .orphans = true };
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	char other[GFS_ULID_LEN + 1], comp[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON), md = pin(g, DOC);
+
+	ck_assert_int_eq(gfs_ulid_new(other), 0);
+	write_version(g, PERSON, m + 1, other);
+	ck_assert_int_eq(gfs_recover_sweep(g, &o, &r, &d), 0);
+	ck_assert_uint_eq(r.orphans_compensated, 1);
+	ck_assert_uint_eq(pin(g, PERSON), m + 2);
+	ck_assert(info(g, PERSON, m + 2).compensation);
+	ck_assert_str_eq(last_decision(g), "orphan-compensated");
+	/* a compensation of the pin left by a crashed pass is published as is */
+	ck_assert_int_eq(gfs_ulid_new(comp), 0);
+	ck_assert_int_eq(gfs_table_write_compensation(gfs_graph_tables(g), DOC, md + 1, md, comp, &d), 0);
+	ck_assert_int_eq(gfs_recover_sweep(g, &o, &r, &d), 0);
+	ck_assert_uint_eq(r.orphans_compensated, 1);
+	ck_assert_uint_eq(head(g, DOC), md + 1);
+	ck_assert_uint_eq(pin(g, DOC), md + 1);
+	ck_assert_uint_eq(n_audits(g, comp), 1);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(try_lock_sweep_leaves_a_held_sidecar_busy)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_lockset *ls;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+	const char *names[] = { PERSON };
+	enum gfs_lock_mode modes[] = { GFS_LOCK_EX };
+
+	arm(g, op, PERSON, NULL, false);
+	/* a live writer: flock on its own descriptor excludes us in-process too */
+	ck_assert_int_eq(gfs_lock_tables(dir, names, modes, 1, GFS_LOCK_WAIT, &ls), 0);
+	ck_assert_int_eq(sweep(g, false, &r, &d), 0);
+	ck_assert_uint_eq(r.busy, 1);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_lockset_free(ls);
+	ck_assert_int_eq(sweep(g, false, &r, &d), 0);
+	ck_assert_uint_eq(r.discarded, 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(heal_resolves_only_sidecars_on_its_tables)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d = {{0}};
+	char op_p[GFS_ULID_LEN + 1], op_d[GFS_ULID_LEN + 1];
+	const char *mine[] = { PERSON };
+
+	arm(g, op_p, PERSON, NULL, false);
+	arm(g, op_d, DOC, NULL, false);
+	ck_assert_int_eq(gfs_heal_tables(g, mine, 1, &d), 0);
+	ck_assert_uint_eq(n_audits(g, op_p), 1);
+	ck_assert_uint_eq(n_audits(g, op_d), 0);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(a_load_heals_a_dead_writer_then_writes)
+{
+	struct gfs_graph *g = open_g();
+	char op[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+
+	arm(g, op, PERSON, NULL, false);
+	write_version(g, PERSON, m + 1, op);
+	load(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"A\"}}\n");
+	ck_assert_uint_eq(n_audits(g, op), 1);
+	ck_assert_uint_eq(pin(g, PERSON), m + 3); /* m+2 compensation, m+3 the load */
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(own_resolution_of_a_resolved_sidecar_is_gone)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_own_result res;
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1];
+
+	arm(g, op, PERSON, NULL, false);
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_int_eq(gfs_recover_own(g, op, &res, &d), 0);
+	ck_assert(res.resolved);
+	ck_assert(!res.forward);
+	ck_assert_uint_eq(n_audits(g, op), 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("recover");
+	TCase *tc = tcase_create("recover");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, unconfirmed_nothing_committed_is_discarded_with_one_audit);
+	tcase_add_test(tc, unconfirmed_ours_is_rolled_back_by_a_compensation);
+	tcase_add_test(tc, confirmed_ours_is_rolled_forward);
+	tcase_add_test(tc, confirmed_without_its_version_is_a_violation_and_kept);
+	tcase_add_test(tc, foreign_version_is_a_violation_and_nothing_is_written);
+	tcase_add_test(tc, pin_above_head_is_a_violation);
+	tcase_add_test(tc, ours_compensated_is_published_without_a_new_version);
+	tcase_add_test(tc, moved_read_pin_keeps_the_sidecar_and_the_sweep_still_returns_0);
+	tcase_add_test(tc, unparseable_sidecar_is_refused_and_kept_and_blocks_orphan_work);
+	tcase_add_test(tc, orphan_is_compensated_once_and_a_crashed_compensation_reused);
+	tcase_add_test(tc, try_lock_sweep_leaves_a_held_sidecar_busy);
+	tcase_add_test(tc, heal_resolves_only_sidecars_on_its_tables);
+	tcase_add_test(tc, a_load_heals_a_dead_writer_then_writes);
+	tcase_add_test(tc, own_resolution_of_a_resolved_sidecar_is_gone);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
