@@ -68,7 +68,8 @@ struct loader {
 	struct gfs_diag *d;
 	struct gfs_gv *gv;
 	int spool_fd;
-	uint64_t spool_len;
+	uint64_t spool_len;     /* bytes spooled, buffered ones included */
+	struct gfs_buf spool_w; /* write buffer in front of spool_fd */
 	struct ent *ents;
 	size_t n, cap;
 	struct gfs_buf arena;
@@ -169,6 +170,29 @@ static const char *show(struct span s, char *buf, size_t n)
 
 /* ---- phase 1: parse ---------------------------------------------------- */
 
+/* Row lines go to the spool through a 1 MiB buffer: one write per row
+ * costs more than the parsing. */
+#define SPOOL_WBUF ((size_t)1 << 20)
+
+static int spool_flush(struct loader *L)
+{
+	int rc = gfs_write_all(L->spool_fd, L->spool_w.p, L->spool_w.len);
+
+	gfs_buf_reset(&L->spool_w);
+	return rc;
+}
+
+static int spool_write(struct loader *L, const char *p, size_t len)
+{
+	int rc = 0;
+
+	if (L->spool_w.len + len > SPOOL_WBUF)
+		rc = spool_flush(L);
+	if (!rc && len >= SPOOL_WBUF)
+		return gfs_write_all(L->spool_fd, p, len);
+	return rc ? rc : gfs_buf_append(&L->spool_w, p, len);
+}
+
 static int add_ent(struct loader *L, const struct gfs_rowin *r)
 {
 	struct ent *e;
@@ -201,7 +225,7 @@ static int add_ent(struct loader *L, const struct gfs_rowin *r)
 	for (size_t k = 0; !rc && k < r->n_ukeys; k++)
 		rc = arena_put(&L->arena, r->ukeys[k].p, r->ukeys[k].len);
 	if (!rc)
-		rc = gfs_write_all(L->spool_fd, r->line.p, r->line.len);
+		rc = spool_write(L, r->line.p, r->line.len);
 	if (rc)
 		return rc;
 	L->spool_len += r->line.len;
@@ -1163,6 +1187,7 @@ static void teardown(struct loader *L)
 	free(L->ts);
 	free(L->ents);
 	gfs_buf_release(&L->arena);
+	gfs_buf_release(&L->spool_w);
 }
 
 /* Heal, lock, and if a writer died on our tables in between (its sidecar
@@ -1222,9 +1247,12 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 
 	memset(res, 0, sizeof *res);
 	gfs_buf_init(&L.arena);
+	gfs_buf_init(&L.spool_w);
 	rc = setup(&L);
 	if (!rc)
 		rc = parse_stream(&L, fd);
+	if (!rc)
+		rc = spool_flush(&L);
 	if (!rc && L.n == 0) {
 		gfs_diag_set(d, "%s %s: nothing to load", o->source ? o->source : "input",
 			     L.lines ? "has only blank lines" : "is empty");
