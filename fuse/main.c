@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "recover.h"
 
 struct cli {
 	char *store;
@@ -27,7 +28,10 @@ struct cli {
 	unsigned poll_ms;
 	unsigned tver_cache;
 	int nonempty;
+	int ro;         /* -o ro: no recovery sweep, the store opened read-only */
 };
+
+enum { KEY_RO = 1 };
 
 #define CLI_OPT(t, p) { t, offsetof(struct cli, p), 1 }
 
@@ -36,6 +40,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "poll_ms=%u", offsetof(struct cli, poll_ms), 0 },
 	{ "tver_cache=%u", offsetof(struct cli, tver_cache), 0 },
 	CLI_OPT("nonempty", nonempty),
+	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
 };
 
@@ -46,6 +51,10 @@ static int cli_proc(void *data, const char *arg, int key,
 {
 	struct cli *c = data;
 
+	if (key == KEY_RO) {
+		c->ro = 1;
+		return 1; /* and keep it: the kernel mounts read-only too */
+	}
 	if (key == FUSE_OPT_KEY_NONOPT && !c->store) {
 		c->store = strdup(arg);
 		return c->store ? 0 : -1;
@@ -211,21 +220,60 @@ static void mount_release(struct mount *m)
 		gfs_graph_close(m->g);
 }
 
-/* In the child (or in the foreground): open, mount, report, serve. */
+static void sweep_note(const char *msg, void *arg)
+{
+	fprintf(stderr, "graphfs: recovery: %s\n", msg);
+	(void)arg;
+}
+
+/* Every read-write mount runs the recovery sweep before it serves
+ * (DESIGN.md §4): locks are only tried, so a live writer's or another
+ * sweeper's sidecar is left to its owner and this mount never waits.  An
+ * invariant violation refuses the read-write mount; -o ro still works. */
+static int sweep(struct gfs_graph *g, const char *store, const char *mnt)
+{
+	char who[GFS_ACTOR_MAX], host[64] = "localhost";
+	struct gfs_recover_opts ro = { .wait = false, .resolver = who,
+				       .note = sweep_note };
+	struct gfs_recover_report rr;
+	struct gfs_diag d = {{0}};
+	int rc;
+
+	gethostname(host, sizeof host - 1);
+	snprintf(who, sizeof who, "pid %d on %s (graphfs mount %s)", (int)getpid(), host, mnt);
+	rc = gfs_recover_sweep(g, &ro, &rr, &d);
+	if (rc) {
+		fprintf(stderr, "graphfs: store '%s': %s%s%s\n"
+			"graphfs: the read-write mount is refused; 'graphctl fsck %s' shows the state, "
+			"'-o ro' mounts the last published version\n",
+			store, gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg, store);
+		return rc;
+	}
+	if (d.msg[0])
+		fprintf(stderr, "graphfs: recovery: %s\n", d.msg);
+	if (rr.busy || rr.retry_left)
+		fprintf(stderr, "graphfs: recovery: %u operation(s) left to their owners; see .graphfs/sidecars.jsonl\n",
+			rr.busy + rr.retry_left);
+	return 0;
+}
+
+/* In the child (or in the foreground): open, recover, mount, report, serve. */
 static int serve(const char *store, struct fuse_args *args,
 		 const struct fuse_cmdline_opts *o, struct gfs_fs_opts *fo,
-		 int report_fd)
+		 int report_fd, bool ro)
 {
 	struct gfs_diag d = {{0}};
 	struct mount m = {0};
 	int rc;
 
-	rc = gfs_graph_open(store, GFS_GRAPH_RDONLY, &m.g, &d);
+	rc = gfs_graph_open(store, ro ? GFS_GRAPH_RDONLY : 0, &m.g, &d);
 	if (rc) {
 		fprintf(stderr, "graphfs: store '%s': %s%s%s\n", store,
 			gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg);
 		goto out;
 	}
+	if (!ro && (rc = sweep(m.g, store, o->mountpoint)))
+		goto out;
 	rc = gfs_fs_new(m.g, fo, &m.fs);
 	if (!rc) {
 		m.se = fuse_session_new(args, gfs_fs_ops(), sizeof(struct fuse_lowlevel_ops), m.fs);
@@ -286,36 +334,37 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = { .live_timeout = 1.0, .poll_ms = 20, .tver_cache = 64 };
-	struct fuse_cmdline_opts o;
+	struct fuse_cmdline_opts o = {0};
 	struct gfs_fs_opts fo;
-	char store[PATH_MAX], *otext;
-	int pfd[2] = { -1, -1 }, rc;
+	char store[PATH_MAX], *otext = NULL;
+	int pfd[2] = { -1, -1 }, rc = 1;
 
+	/* Every exit goes through out_free: LeakSanitizer checks this path. */
 	if (fuse_opt_parse(&args, &c, cli_spec, cli_proc) ||
 	    fuse_parse_cmdline(&args, &o))
-		return 1;
-	if (o.show_help) {
-		usage(argv[0]);
-		return 0;
-	}
-	if (o.show_version) {
-		printf("graphfs %s\n", PACKAGE_VERSION);
-		fuse_lowlevel_version();
-		return 0;
+		goto out_free;
+	if (o.show_help || o.show_version) {
+		if (o.show_help)
+			usage(argv[0]);
+		else
+			printf("graphfs %s\n", PACKAGE_VERSION);
+		if (o.show_version)
+			fuse_lowlevel_version();
+		rc = 0;
+		goto out_free;
 	}
 	if (!c.store || !o.mountpoint) {
 		fprintf(stderr, "usage: %s [options] STORE MOUNTPOINT (see --help)\n",
 			argv[0]);
-		return 1;
+		goto out_free;
 	}
 	if (c.live_timeout < 0 || c.poll_ms == 0 || c.poll_ms > 60000) {
 		fprintf(stderr, "graphfs: bad live_timeout or poll_ms\n");
-		return 1;
+		goto out_free;
 	}
-	if (check_store(c.store, store) || check_mountpoint(o.mountpoint, c.nonempty))
-		return 1;
-	if (add_fsname(&args, store))
-		return 1;
+	if (check_store(c.store, store) || check_mountpoint(o.mountpoint, c.nonempty) ||
+	    add_fsname(&args, store))
+		goto out_free;
 	otext = options_text(&c, store, &o, &args);
 	fo = (struct gfs_fs_opts){ .live_timeout = c.live_timeout,
 				   .poll_ms = c.poll_ms,
@@ -324,19 +373,25 @@ int main(int argc, char *argv[])
 	if (!o.foreground) {
 		pid_t pid;
 
-		if (pipe2(pfd, O_CLOEXEC))
-			return fail("pipe", "", strerror(errno));
+		if (pipe2(pfd, O_CLOEXEC)) {
+			rc = fail("pipe", "", strerror(errno));
+			goto out_free;
+		}
 		pid = fork(); /* before the store is touched */
-		if (pid < 0)
-			return fail("fork", "", strerror(errno));
+		if (pid < 0) {
+			rc = fail("fork", "", strerror(errno));
+			goto out_free;
+		}
 		if (pid > 0) {
 			close(pfd[1]);
-			return wait_child(pfd[0]);
+			rc = wait_child(pfd[0]);
+			goto out_free;
 		}
 		close(pfd[0]);
 		setsid();
 	}
-	rc = serve(store, &args, &o, &fo, pfd[1]);
+	rc = serve(store, &args, &o, &fo, pfd[1], c.ro);
+out_free:
 	free(otext);
 	free(o.mountpoint);
 	free(c.store);

