@@ -42,24 +42,31 @@ expect_status 1 "init twice" "$GRAPHCTL" init "$S" --schema "$top_srcdir/example
 expect_status 0 "load demo data" "$GRAPHCTL" load "$S" --data "$top_srcdir/examples/people.jsonl"
 grep -q "graph version 2" "$T/out" && ok "load prints the version" || bad "load output: $(cat "$T/out")"
 
+# progress: shown on a terminal (script(1) gives the load a pty), quiet otherwise
+printf '{"type":"Person","data":{"slug":"p%d","name":"P","created":"2026-01-01T00:00:00Z"}}\n' $(seq 1 2000) >"$T/many.jsonl"
+script -qec "$GRAPHCTL load $S --data $T/many.jsonl" "$T/tty" >/dev/null 2>&1 || true
+grep -qaE "(parse|sort|write) .* rows/s" "$T/tty" && ok "progress shown on a terminal" || bad "no progress on a terminal: $(head -c 300 "$T/tty")"
+expect_status 0 "load redirected" "$GRAPHCTL" load "$S" --data "$T/many.jsonl"
+[ ! -s "$T/err" ] && ok "no progress when redirected" || bad "stderr not quiet: $(head -c 200 "$T/err")"
+
 expect_status 0 "snapshot --json" "$GRAPHCTL" snapshot "$S" --json
 python3 - "$T/out" <<'PY' && ok "snapshot --json shape" || bad "snapshot --json shape"
 import json, sys
 j = json.load(open(sys.argv[1]))
-assert j["version"] == 2, j
-assert j["tables"]["node:Person"]["rows"] == 4, j
+assert j["version"] == 4, j
+assert j["tables"]["node:Person"]["rows"] == 2004, j
 assert j["tables"]["edge:Knows"]["version"] == 2, j
 PY
 expect_status 0 "log --json" "$GRAPHCTL" log "$S" --json
 python3 - "$T/out" <<'PY' && ok "log --json lines" || bad "log --json lines"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
-assert [l["version"] for l in lines] == [1, 2], lines
+assert [l["version"] for l in lines] == [1, 2, 3, 4], lines
 assert lines[1]["op"] == "load" and lines[1]["time"].endswith("Z"), lines
 PY
 expect_status 0 "export" "$GRAPHCTL" export "$S"
 cp "$T/out" "$T/export2"
-[ "$(wc -l <"$T/export2")" = 21 ] && ok "export has every row" || bad "export rows: $(wc -l <"$T/export2")"
+[ "$(wc -l <"$T/export2")" = 2021 ] && ok "export has every row" || bad "export rows: $(wc -l <"$T/export2")"
 expect_status 0 "schema" "$GRAPHCTL" schema "$S"
 cmp -s "$T/out" "$top_srcdir/examples/people.pg" && ok "schema text verbatim" || bad "schema differs"
 expect_status 1 "export of a missing version" "$GRAPHCTL" export "$S" --version 99
