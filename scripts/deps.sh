@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config
       libfuse3-dev fuse3 liblmdb-dev lmdb-utils libfiu-dev fiu-utils
       check libsubunit-dev libjansson-dev libxxhash-dev
-      rsync tar coreutils findutils procps psmisc util-linux python3)
+      rsync tar coreutils findutils procps psmisc util-linux bsdutils python3 jq git xxd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
