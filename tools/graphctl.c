@@ -134,6 +134,19 @@ static int open_store(const char *what, const char *store, unsigned flags,
 	return rc ? fail(what, rc, &d) : 0;
 }
 
+/* The prologue of every read command: options, then the store opened
+ * read-only.  Returns -1 to go on (with *g open), or an exit status. */
+static int begin_read(const char *name, int argc, char **argv, struct opts *o,
+		      struct gfs_graph **g)
+{
+	int rc = parse_opts(find_cmd(name), argc, argv, o);
+
+	if (rc >= 0)
+		return rc;
+	rc = open_store(name, o->store, GFS_GRAPH_RDONLY, g);
+	return rc ? rc : -1;
+}
+
 /* ---- init -------------------------------------------------------------- */
 
 static int cmd_init(int argc, char **argv)
@@ -244,15 +257,12 @@ static int cmd_load(int argc, char **argv)
 
 static int cmd_export(int argc, char **argv)
 {
-	const struct cmd *c = find_cmd("export");
 	struct gfs_diag d = {{0}};
 	struct gfs_graph *g;
 	struct opts o;
-	int rc = parse_opts(c, argc, argv, &o);
+	int rc = begin_read("export", argc, argv, &o, &g);
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = open_store("export", o.store, GFS_GRAPH_RDONLY, &g)))
 		return rc;
 	rc = gfs_graph_export(g, o.version, o.type, STDOUT_FILENO, &d);
 	gfs_graph_close(g);
@@ -274,17 +284,14 @@ static int get_version(struct gfs_graph *g, uint64_t v, struct gfs_gv **gv,
 
 static int cmd_schema(int argc, char **argv)
 {
-	const struct cmd *c = find_cmd("schema");
 	const struct gfs_schema *s;
 	struct gfs_diag d = {{0}};
 	struct gfs_graph *g;
 	struct gfs_gv *gv = NULL;
 	struct opts o;
-	int rc = parse_opts(c, argc, argv, &o);
+	int rc = begin_read("schema", argc, argv, &o, &g);
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = open_store("schema", o.store, GFS_GRAPH_RDONLY, &g)))
 		return rc;
 	rc = get_version(g, o.version, &gv, "schema");
 	if (!rc) {
@@ -323,16 +330,13 @@ static int snapshot_table(struct gfs_graph *g, const struct gfs_pin *p,
 
 static int cmd_snapshot(int argc, char **argv)
 {
-	const struct cmd *c = find_cmd("snapshot");
 	struct gfs_graph *g;
 	struct gfs_gv *gv = NULL;
 	char when[40];
 	struct opts o;
-	int rc = parse_opts(c, argc, argv, &o);
+	int rc = begin_read("snapshot", argc, argv, &o, &g);
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = open_store("snapshot", o.store, GFS_GRAPH_RDONLY, &g)))
 		return rc;
 	rc = get_version(g, o.version, &gv, "snapshot");
 	if (!rc) {
@@ -376,14 +380,11 @@ static int log_one(const struct gfs_gv *gv, void *arg)
 
 static int cmd_log(int argc, char **argv)
 {
-	const struct cmd *c = find_cmd("log");
 	struct gfs_graph *g;
 	struct opts o;
-	int rc = parse_opts(c, argc, argv, &o);
+	int rc = begin_read("log", argc, argv, &o, &g);
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = open_store("log", o.store, GFS_GRAPH_RDONLY, &g)))
 		return rc;
 	rc = gfs_manifest_history(gfs_graph_manifest(g), o.version ? o.version : 1, 0, log_one, &o);
 	gfs_graph_close(g);
@@ -409,15 +410,12 @@ static void fsck_print(const char *msg, void *arg)
 
 static int cmd_fsck(int argc, char **argv)
 {
-	const struct cmd *c = find_cmd("fsck");
 	struct gfs_graph *g;
 	unsigned problems = 0;
 	struct opts o;
-	int rc = parse_opts(c, argc, argv, &o);
+	int rc = begin_read("fsck", argc, argv, &o, &g);
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = open_store("fsck", o.store, GFS_GRAPH_RDONLY, &g)))
 		return rc;
 	rc = gfs_graph_fsck(g, fsck_print, &o, &problems);
 	gfs_graph_close(g);
