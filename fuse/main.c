@@ -243,10 +243,11 @@ static int sweep(struct gfs_graph *g, const char *store, const char *mnt)
 	snprintf(who, sizeof who, "pid %d on %s (graphfs mount %s)", (int)getpid(), host, mnt);
 	rc = gfs_recover_sweep(g, &ro, &rr, &d);
 	if (rc) {
-		fprintf(stderr, "graphfs: store '%s': %s%s%s\n"
+		/* d.msg, when set, already starts with what happened */
+		fprintf(stderr, "graphfs: store '%s': %s\n"
 			"graphfs: the read-write mount is refused; 'graphctl fsck %s' shows the state, "
 			"'-o ro' mounts the last published version\n",
-			store, gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg, store);
+			store, d.msg[0] ? d.msg : gfs_strerror(rc), store);
 		return rc;
 	}
 	if (d.msg[0])
