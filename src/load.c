@@ -18,8 +18,9 @@
  *               our own operation (finish_failed)
  *
  * Memory: per row one struct ent (40 bytes) plus its id, endpoints and
- * unique keys in the arena (4 bytes of length each + the bytes), plus the
- * table builder's per-row records (table.c).  The line itself is on disk.
+ * unique keys in the arena (a varint length each, one byte below 128, +
+ * the bytes).  That is all that grows with the input: the line is on disk,
+ * and a table builder holds a bounded batch of ops (table.c, "builder").
  */
 #include "config.h"
 
@@ -106,16 +107,44 @@ static void progress(struct loader *L, enum gfs_load_phase ph, uint64_t rows)
 
 /* ---- the arena: variable-length parts of each record ------------------- */
 
+/* Lengths are LEB128 varints: ids and keys are mostly under 128 bytes, so
+ * a length takes one byte instead of four (12 bytes a row). */
+static int arena_varint(struct gfs_buf *a, uint32_t v)
+{
+	char b[5];
+	size_t n = 0;
+
+	do {
+		b[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return gfs_buf_append(a, b, n);
+}
+
+static const char *varint_get(const char *p, uint32_t *v)
+{
+	uint32_t x = 0;
+	unsigned sh = 0;
+	unsigned char c;
+
+	do {
+		c = (unsigned char)*p++;
+		x |= (uint32_t)(c & 0x7f) << sh;
+		sh += 7;
+	} while (c & 0x80);
+	*v = x;
+	return p;
+}
+
 static int arena_put(struct gfs_buf *a, const char *p, size_t len)
 {
-	uint32_t l = (uint32_t)len;
-	int rc = gfs_buf_append(a, &l, sizeof l);
+	int rc = arena_varint(a, (uint32_t)len);
 
 	return rc ? rc : gfs_buf_append(a, p, len);
 }
 
 /* Part k of a record: 0 id, 1 src, 2 dst, 3+j unique key j.  Slot 3 of
- * the layout is the u32 count of unique keys, which has no payload. */
+ * the layout is the count of unique keys, which has no payload. */
 static struct span ent_part(const struct loader *L, const struct ent *e,
 			    unsigned k)
 {
@@ -124,8 +153,7 @@ static struct span ent_part(const struct loader *L, const struct ent *e,
 	uint32_t l;
 
 	for (unsigned i = 0;; i++) {
-		memcpy(&l, p, sizeof l);
-		p += sizeof l;
+		p = varint_get(p, &l);
 		if (i == 3)
 			continue;
 		if (i == want)
@@ -221,7 +249,7 @@ static int add_ent(struct loader *L, const struct gfs_rowin *r)
 	if (!rc)
 		rc = arena_put(&L->arena, r->dst.p, r->dst.len);
 	if (!rc)
-		rc = gfs_buf_append(&L->arena, &nuk, sizeof nuk);
+		rc = arena_varint(&L->arena, nuk);
 	for (size_t k = 0; !rc && k < r->n_ukeys; k++)
 		rc = arena_put(&L->arena, r->ukeys[k].p, r->ukeys[k].len);
 	if (!rc)
@@ -327,16 +355,15 @@ static int parse_stream(struct loader *L, int fd)
 
 /* ---- phase 2: sort and deduplicate ------------------------------------- */
 
-static const struct loader *sort_L; /* qsort has no context argument */
-
-static int ent_cmp(const void *a, const void *b)
+static int ent_cmp(const void *a, const void *b, void *arg)
 {
+	const struct loader *L = arg;
 	const struct ent *x = a, *y = b;
 	int c;
 
 	if (x->type != y->type)
 		return x->type < y->type ? -1 : 1;
-	c = span_cmp(ent_id(sort_L, x), ent_id(sort_L, y));
+	c = span_cmp(ent_id(L, x), ent_id(L, y));
 	if (c)
 		return c;
 	return x->lineno < y->lineno ? -1 : x->lineno > y->lineno;
@@ -373,9 +400,7 @@ static int dedupe(struct loader *L)
 static int sort_phase(struct loader *L)
 {
 	progress(L, GFS_PHASE_SORT, L->n);
-	sort_L = L;
-	qsort(L->ents, L->n, sizeof *L->ents, ent_cmp);
-	sort_L = NULL;
+	qsort_r(L->ents, L->n, sizeof *L->ents, ent_cmp, L);
 	return dedupe(L);
 }
 
@@ -686,10 +711,13 @@ static int node_exists(struct loader *L, size_t t, struct span id)
 	return rc;
 }
 
+/* Edges sorted by id often share a source (ids like "<src>#n"), so the
+ * last endpoint found on each side is remembered: one lookup per run. */
 static int check_endpoints(struct loader *L, size_t t)
 {
 	const struct gfs_typedef *td = &L->s->types[t];
 	struct typestate *ts = &L->ts[t];
+	struct span seen[3] = { { NULL, 0 } };
 	int rc = 0;
 
 	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
@@ -698,7 +726,11 @@ static int check_endpoints(struct loader *L, size_t t)
 			size_t nt = side == 1 ? td->from_idx : td->to_idx;
 			struct span ep = ent_part(L, e, side);
 			char eb[80];
+			if (seen[side].p && span_eq(seen[side], ep.p, ep.len))
+				continue;
 			rc = node_exists(L, nt, ep);
+			if (rc == 1)
+				seen[side] = ep;
 			if (rc == 0)
 				rc = row_error(L, e, "%s node %s '%s' does not exist (not in this file nor in the store)",
 					       side == 1 ? "source" : "target",
@@ -975,8 +1007,62 @@ static int arm(struct loader *L)
 	return rc;
 }
 
+/* Reads row lines back from the spool in sorted order.  The rows of a
+ * type mostly come in file order, so one pread fetches a stretch of
+ * neighbouring lines (up to SPOOL_RBUF) instead of one call per row. */
+#define SPOOL_RBUF ((size_t)1 << 20)
+#define SPOOL_GAP 4096 /* bytes of skipped rows worth reading through */
+
+struct spool_rd {
+	struct gfs_buf win;
+	uint64_t off; /* spool offset of win.p[0] */
+};
+
+/* End of the stretch that starts with row i: rows up to `end` that follow
+ * in the spool, with small gaps (rows of other types, duplicates). */
+static uint64_t stretch_end(const struct loader *L, size_t i, size_t end)
+{
+	uint64_t start = L->ents[i].spool_off;
+	uint64_t stop = start + L->ents[i].line_len;
+
+	for (size_t j = i + 1; j < end; j++) {
+		const struct ent *n = &L->ents[j];
+
+		if (n->spool_off < stop || n->spool_off - stop > SPOOL_GAP ||
+		    n->spool_off + n->line_len - start > SPOOL_RBUF)
+			break;
+		stop = n->spool_off + n->line_len;
+	}
+	return stop;
+}
+
+static int spool_line(struct loader *L, struct spool_rd *r, size_t i,
+		      size_t end, const char **line)
+{
+	const struct ent *e = &L->ents[i];
+	uint64_t stop;
+	int rc;
+
+	if (e->spool_off < r->off ||
+	    e->spool_off + e->line_len > r->off + r->win.len) {
+		stop = stretch_end(L, i, end);
+		gfs_buf_reset(&r->win);
+		rc = gfs_buf_reserve(&r->win, (size_t)(stop - e->spool_off));
+		if (!rc)
+			rc = gfs_pread_all(L->spool_fd, r->win.p,
+					   (size_t)(stop - e->spool_off),
+					   (off_t)e->spool_off);
+		if (rc)
+			return rc;
+		r->off = e->spool_off;
+		r->win.len = (size_t)(stop - e->spool_off);
+	}
+	*line = r->win.p + (e->spool_off - r->off);
+	return 0;
+}
+
 static int put_rows(struct loader *L, size_t t, struct gfs_tbuild *b,
-		    struct gfs_buf *line)
+		    struct spool_rd *rd)
 {
 	const struct typestate *ts = &L->ts[t];
 	size_t nu = gfs_codec_n_unique(&L->s->types[t]);
@@ -987,19 +1073,17 @@ static int put_rows(struct loader *L, size_t t, struct gfs_tbuild *b,
 		const struct ent *e = &L->ents[i];
 		struct span id = ent_id(L, e), src = ent_part(L, e, 1), dst = ent_part(L, e, 2);
 		struct gfs_rowput rp;
+		const char *line = NULL;
 		for (size_t k = 0; k < nu; k++) {
 			struct span u = ent_part(L, e, 3 + (unsigned)k);
 			uk[k] = (struct gfs_buf){ (char *)u.p, u.len, u.len };
 		}
-		gfs_buf_reset(line);
-		rc = gfs_buf_reserve(line, e->line_len);
-		if (!rc)
-			rc = gfs_pread_all(L->spool_fd, line->p, e->line_len, (off_t)e->spool_off);
+		rc = spool_line(L, rd, i, ts->first + ts->count, &line);
 		rp = (struct gfs_rowput){
 			.id = id.p, .id_len = id.len,
 			.src = src.len || L->s->types[t].is_edge ? src.p : NULL, .src_len = src.len,
 			.dst = dst.len || L->s->types[t].is_edge ? dst.p : NULL, .dst_len = dst.len,
-			.line = line->p, .line_len = e->line_len,
+			.line = line, .line_len = e->line_len,
 			.data_off = e->data_off, .data_len = e->data_len,
 			.ukeys = uk, .n_ukeys = nu,
 		};
@@ -1016,22 +1100,22 @@ static int commit_table(struct loader *L, size_t t)
 {
 	struct typestate *ts = &L->ts[t];
 	struct gfs_tbuild *b = NULL;
-	struct gfs_buf line;
+	struct spool_rd rd = { .off = 0 };
 	int rc;
 
-	gfs_buf_init(&line);
+	gfs_buf_init(&rd.win);
 	rc = gfs_tbuild_new(gfs_graph_tables(L->g), ts->table, ts->tv,
 			    (unsigned)gfs_codec_n_unique(&L->s->types[t]),
 			    L->o->mode == GFS_LOAD_OVERWRITE ? GFS_TBUILD_REPLACE : 0, &b);
 	if (!rc)
-		rc = put_rows(L, t, b, &line);
+		rc = put_rows(L, t, b, &rd);
 	if (!rc)
 		rc = gfs_tbuild_commit(b, ts->pin + 1, L->op_id, L->d);
 	if (rc == -EEXIST)
 		gfs_diag_set(L->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
 			     ts->table, ts->pin + 1, gfs_graph_dir(L->g));
 	gfs_tbuild_free(b);
-	gfs_buf_release(&line);
+	gfs_buf_release(&rd.win);
 	return rc;
 }
 

@@ -43,11 +43,16 @@
  * A compensation file is a header plus a footer whose roots are those of
  * the version whose content it repeats.
  *
- * Builder memory (why a 1 GB load fits): lines go to the temp file as they
- * are put; per put the builder keeps a 24-byte op plus its key and record,
- * about 84 + id + src + dst + sum(4 + unique key) bytes, and for edges two
- * more ops of 28 + esc(src) + esc(dst) + esc(id) + id bytes each;
- * per unique key 24 + key + id.  So O(rows changed), never O(line bytes).
+ * Builder memory (why any load fits): lines go to the temp file as they
+ * are put; each put becomes ops (a 32-byte struct plus key and value: the
+ * PRIMARY record, about 92 + id + src + dst + sum(4 + unique key) bytes;
+ * for edges a SRC and a DST op of 36 + esc(src) + esc(dst) + esc(id) + id;
+ * per unique key 32 + key + id) that stay in memory only up to
+ * tbl_spill_bytes (8 MiB), then go sorted to a spill file as runs that the
+ * commit merges.  Writing a tree streams it: one page per level.  What
+ * still grows with the batch, slowly: one bit per PRIMARY op (PAIR_FIRST)
+ * and, while a tree is written, a 64 KiB read buffer per run of it (a
+ * spill holds ~25,000 edge rows: ~3 bytes a row).  Never O(line bytes).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -1349,18 +1354,41 @@ int gfs_tver_get_unique(struct gfs_tver *tv, unsigned k, const char *key,
 	return rc;
 }
 
-/* ---- builder ---------------------------------------------------------- */
+/* ---- builder ----------------------------------------------------------
+ *
+ * Every put or delete becomes ops, one per tree it changes (a PRIMARY op
+ * with the row record, SRC/DST/unique ops with their index keys); the row
+ * lines go straight to the temp file.  Ops wait in memory until they take
+ * tbl_spill_bytes; then each tree's ops are sorted and written as one run
+ * to a spill file (an O_TMPFILE in the table directory), and memory starts
+ * over.  At commit each tree is written from the merge of its runs and the
+ * ops still in memory, streamed into the parent's tree (see "writing
+ * trees").  PRIMARY ops arrive in id order, so its runs are already sorted.
+ * So a builder holds O(tbl_spill_bytes), not O(rows), whatever the batch.
+ */
 
 enum { OP_DEL = 1, OP_NEW = 2 };
 
-/* One change to one tree: key, then the value right after it (arena). */
+/* One change to one tree: key, then the value right after it.  aux: the
+ * PRIMARY op number of a new row, on its SRC put (for PAIR_FIRST). */
 struct op {
 	char *k;
 	uint32_t klen, vlen, fl;
+	uint64_t aux;
 };
 
 struct opvec {
 	struct op *v;
+	size_t n, cap;
+};
+
+/* A sorted run of one tree's ops in the spill file. */
+struct run {
+	uint64_t off, len;
+};
+
+struct runvec {
+	struct run *v;
 	size_t n, cap;
 };
 
@@ -1401,13 +1429,27 @@ struct gfs_tbuild {
 	uint32_t version;
 	uint64_t pos, next_serial;
 	struct achunk *arena;
-	struct opvec *ops; /* [n_trees] */
-	struct gfs_buf wbuf, scratch, last;
+	struct opvec *ops;   /* [n_trees]: ops in memory */
+	struct runvec *runs; /* [n_trees]: ops spilled */
+	uint64_t *nops;      /* [n_trees]: ops ever added (0: tree untouched) */
+	size_t mem;          /* bytes the ops in memory take */
+	uint64_t nprim;      /* PRIMARY ops so far: the next one's number */
+	int sfd;             /* spill file, -1 before the first spill */
+	uint64_t spos;       /* its length */
+	uint8_t *pfirst;     /* commit: bit i set = PRIMARY op i is PAIR_FIRST */
+	struct gfs_buf wbuf, sbuf, scratch, last;
 	struct path *pp; /* parent lookups; the REPLACE walk */
+	struct path *wc; /* commit: the parent tree being merged (writing trees) */
 	struct lvl *lv;
 	int nlv, lv_cap;
 	struct gfs_diag *d; /* commit's, for corrupt parent pages */
 };
+
+/* Tests lower it to make small builds spill. */
+size_t tbl_spill_bytes = (size_t)8 << 20;
+
+#define SPILL_HDR 20u              /* klen4 vlen4 fl4 aux8, then key, value */
+#define MERGE_BUF ((size_t)64 << 10) /* read buffer per run while merging */
 
 static char *arena_alloc(struct gfs_tbuild *b, size_t n)
 {
@@ -1433,54 +1475,94 @@ static char *arena_alloc(struct gfs_tbuild *b, size_t n)
 	return c->data + c->used - n;
 }
 
-static int op_add(struct gfs_tbuild *b, unsigned t, const char *k, size_t kl,
-		  const char *v, size_t vl, uint32_t fl)
+static void arena_free(struct gfs_tbuild *b)
+{
+	while (b->arena) {
+		struct achunk *c = b->arena;
+
+		b->arena = c->next;
+		free(c);
+	}
+}
+
+/* Makes room for one more op of tree t; returns it, NULL on ENOMEM. */
+static struct op *op_slot(struct gfs_tbuild *b, unsigned t)
 {
 	struct opvec *ov = &b->ops[t];
-	char *m;
 
 	if (ov->n == ov->cap) {
 		size_t cap = ov->cap ? ov->cap * 2 : 64;
 		struct op *nv = realloc(ov->v, cap * sizeof *nv);
 
 		if (!nv)
-			return -ENOMEM;
+			return NULL;
 		ov->v = nv;
 		ov->cap = cap;
 	}
-	m = arena_alloc(b, kl + vl);
+	return &ov->v[ov->n];
+}
+
+/* Records op o (its key and value already in the arena) for tree t. */
+static void op_commit(struct gfs_tbuild *b, unsigned t, const struct op *o)
+{
+	b->ops[t].v[b->ops[t].n++] = *o;
+	b->mem += sizeof *o + o->klen + o->vlen;
+	b->nops[t]++;
+	if (t == GFS_IX_PRIMARY)
+		b->nprim++;
+}
+
+static int op_add(struct gfs_tbuild *b, unsigned t, const char *k, size_t kl,
+		  const char *v, size_t vl, uint32_t fl)
+{
+	struct op *o = op_slot(b, t);
+	char *m = o ? arena_alloc(b, kl + vl) : NULL;
+
 	if (!m)
 		return -ENOMEM;
 	if (kl)
 		memcpy(m, k, kl);
 	if (vl)
 		memcpy(m + kl, v, vl);
-	ov->v[ov->n++] = (struct op){ m, (uint32_t)kl, (uint32_t)vl, fl };
+	op_commit(b, t, &(struct op){ m, (uint32_t)kl, (uint32_t)vl, fl, 0 });
 	return 0;
 }
 
+/* A SRC/DST op: key esc(a) 00 01 esc(c) 00 01 esc(id), value id (puts),
+ * built in the arena. */
 static int op_add_pair(struct gfs_tbuild *b, unsigned t, const char *a,
 		       size_t al, const char *c, size_t cl, const char *id,
-		       size_t idl, uint32_t fl)
+		       size_t idl, uint32_t fl, uint64_t aux)
 {
-	size_t kl;
-	char *k = pair_key(a, al, c, cl, id, idl, 3, &kl);
-	int rc;
+	size_t kl = esc_len(a, al) + esc_len(c, cl) + esc_len(id, idl) + 4;
+	size_t vl = fl & OP_DEL ? 0 : idl;
+	struct op *o = op_slot(b, t);
+	char *m = o ? arena_alloc(b, kl + vl) : NULL, *q;
 
-	if (!k)
+	if (!m)
 		return -ENOMEM;
-	rc = op_add(b, t, k, kl, id, fl & OP_DEL ? 0 : idl, fl);
-	free(k);
-	return rc;
+	q = esc_put(m, a, al);
+	*q++ = 0;
+	*q++ = 1;
+	q = esc_put(q, c, cl);
+	*q++ = 0;
+	*q++ = 1;
+	q = esc_put(q, id, idl);
+	if (vl)
+		memcpy(q, id, vl);
+	op_commit(b, t, &(struct op){ m, (uint32_t)kl, (uint32_t)vl, fl, aux });
+	return 0;
 }
 
 /* SRC/DST entries of one row going from old (NULL: new row) to nw (NULL:
- * deleted); nothing when the row keeps its endpoints. */
+ * deleted); nothing when the row keeps its endpoints.  nfl is OP_NEW for
+ * a new row, whose SRC put carries its PRIMARY op number (the last one). */
 static int sec_edges(struct gfs_tbuild *b, const char *id, size_t idl,
-		     const struct rec *old, const struct rec *nw)
+		     const struct rec *old, const struct rec *nw, uint32_t nfl)
 {
 	bool oe = old && (old->flags & TBL_REC_EDGE);
 	bool ne = nw && (nw->flags & TBL_REC_EDGE);
+	uint64_t seq = b->nprim ? b->nprim - 1 : 0;
 	int rc = 0;
 
 	if (oe && ne && bytes_eq(old->src, old->src_len, nw->src, nw->src_len) &&
@@ -1488,17 +1570,17 @@ static int sec_edges(struct gfs_tbuild *b, const char *id, size_t idl,
 		return 0;
 	if (oe) {
 		rc = op_add_pair(b, GFS_IX_SRC, old->src, old->src_len, old->dst,
-				 old->dst_len, id, idl, OP_DEL);
+				 old->dst_len, id, idl, OP_DEL, 0);
 		if (!rc)
 			rc = op_add_pair(b, GFS_IX_DST, old->dst, old->dst_len,
-					 old->src, old->src_len, id, idl, OP_DEL);
+					 old->src, old->src_len, id, idl, OP_DEL, 0);
 	}
 	if (!rc && ne) {
 		rc = op_add_pair(b, GFS_IX_SRC, nw->src, nw->src_len, nw->dst,
-				 nw->dst_len, id, idl, 0);
+				 nw->dst_len, id, idl, nfl, seq);
 		if (!rc)
 			rc = op_add_pair(b, GFS_IX_DST, nw->dst, nw->dst_len,
-					 nw->src, nw->src_len, id, idl, 0);
+					 nw->src, nw->src_len, id, idl, nfl, 0);
 	}
 	return rc;
 }
@@ -1538,7 +1620,7 @@ static int emit_delete(struct gfs_tbuild *b, const char *id, size_t idl,
 	int rc = op_add(b, GFS_IX_PRIMARY, id, idl, NULL, 0, OP_DEL);
 
 	if (!rc)
-		rc = sec_edges(b, id, idl, old, NULL);
+		rc = sec_edges(b, id, idl, old, NULL, 0);
 	if (!rc)
 		rc = sec_uniques(b, id, idl, old, NULL);
 	return rc;
@@ -1614,6 +1696,46 @@ static int prow_fill(const struct path *p, struct prow *pr)
 	return rec_decode(e.v, e.vlen, &pr->r) ? GFS_ECORRUPT : 1;
 }
 
+/* Ids come in increasing order, so the path of the previous lookup
+ * usually still covers the next id: keep every page whose key range
+ * holds it and re-descend only below the first that does not (a leaf
+ * per ~50 rows instead of a root-to-leaf read per row). */
+static int path_seek_fwd(struct gfs_tver *tv, int tree, struct path *p,
+			 const char *key, size_t klen)
+{
+	int keep = 0;
+	struct ient e;
+
+	while (keep < p->depth - 1) {
+		const struct page *pg = &p->pg[keep];
+		uint32_t i = p->idx[keep], kl;
+		const char *nk;
+
+		if (i + 1 < pg->n && (nk = entry_key(pg, i + 1, &kl),
+				      keycmp(nk, kl, key, klen) <= 0))
+			break;
+		keep++;
+	}
+	if (!p->depth)
+		return path_seek_key(tv, tree, p, key, klen);
+	while (p->depth > keep + 1)
+		page_free(&p->pg[--p->depth]);
+	for (;;) {
+		struct page *pg = &p->pg[p->depth - 1];
+		int rc;
+
+		if (pg->kind == TBL_PG_LEAF) {
+			p->idx[p->depth - 1] = leaf_lower_bound(pg, key, klen);
+			return 0;
+		}
+		p->idx[p->depth - 1] = child_for_key(pg, key, klen);
+		ient_at(pg, p->idx[p->depth - 1], &e);
+		rc = path_push(tv, p, &e.ref, tree, pg->level - 1);
+		if (rc)
+			return rc;
+	}
+}
+
 static int parent_lookup(struct gfs_tbuild *b, const char *id, size_t idl,
 			 struct prow *pr)
 {
@@ -1621,11 +1743,13 @@ static int parent_lookup(struct gfs_tbuild *b, const char *id, size_t idl,
 
 	if (!b->parent)
 		return 0;
-	rc = path_seek_key(b->parent, GFS_IX_PRIMARY, b->pp, id, idl);
+	rc = path_seek_fwd(b->parent, GFS_IX_PRIMARY, b->pp, id, idl);
 	if (rc || !path_at_key(b->pp, id, idl))
 		return rc;
 	return prow_fill(b->pp, pr);
 }
+
+static int maybe_spill(struct gfs_tbuild *b);
 
 /* REPLACE: walks the parent in step with the batch, deleting every parent
  * row before id (id NULL: all the rest).  1 = the parent has id (*pr). */
@@ -1663,6 +1787,8 @@ static int replace_walk(struct gfs_tbuild *b, const char *id, size_t idl,
 			return 1;
 		}
 		rc = emit_delete(b, pr->k, pr->klen, &pr->r);
+		if (!rc)
+			rc = maybe_spill(b);
 		if (rc)
 			return rc;
 		p->idx[p->depth - 1]++;
@@ -1759,7 +1885,7 @@ static int do_put(struct gfs_tbuild *b, const struct gfs_rowput *r,
 		rc = op_add(b, GFS_IX_PRIMARY, r->id, r->id_len, b->scratch.p,
 			    b->scratch.len, fl);
 	if (!rc)
-		rc = sec_edges(b, r->id, r->id_len, p ? &p->r : NULL, &nr);
+		rc = sec_edges(b, r->id, r->id_len, p ? &p->r : NULL, &nr, fl);
 	if (!rc)
 		rc = sec_uniques(b, r->id, r->id_len, p ? &p->r : NULL, r);
 	return rc;
@@ -1780,6 +1906,8 @@ int gfs_tbuild_put(struct gfs_tbuild *b, const struct gfs_rowput *r)
 	rc = parent_row(b, r->id, r->id_len, &pr);
 	if (rc >= 0)
 		rc = do_put(b, r, rc == 1 ? &pr : NULL);
+	if (!rc)
+		rc = maybe_spill(b);
 	if (rc)
 		b->err = rc;
 	return rc;
@@ -1798,6 +1926,8 @@ int gfs_tbuild_del(struct gfs_tbuild *b, const char *id, size_t id_len)
 	rc = parent_row(b, id, id_len, &pr);
 	if (rc == 1)
 		rc = emit_delete(b, pr.k, pr.klen, &pr.r);
+	if (rc >= 0)
+		rc = maybe_spill(b);
 	if (rc < 0)
 		b->err = rc;
 	return rc < 0 ? rc : 0;
@@ -1841,19 +1971,24 @@ int gfs_tbuild_new(struct gfs_tstore *ts, const char *table,
 		return -ENOMEM;
 	b->ts = ts;
 	b->parent = parent;
-	b->fd = -1;
+	b->fd = b->sfd = -1;
 	b->n_unique = n_unique;
 	b->n_trees = 3 + n_unique;
 	b->flags = flags;
 	b->parent_nu = parent ? parent->n_unique : 0;
 	b->next_serial = parent ? parent->info.next_serial : 1;
 	gfs_buf_init(&b->wbuf);
+	gfs_buf_init(&b->sbuf);
 	gfs_buf_init(&b->scratch);
 	gfs_buf_init(&b->last);
 	b->table = gfs_strdup(table);
 	b->ops = calloc(b->n_trees, sizeof *b->ops);
+	b->runs = calloc(b->n_trees, sizeof *b->runs);
+	b->nops = calloc(b->n_trees, sizeof *b->nops);
 	b->pp = calloc(1, sizeof *b->pp);
-	rc = b->table && b->ops && b->pp ? open_tmp(b) : -ENOMEM;
+	b->wc = calloc(1, sizeof *b->wc);
+	rc = b->table && b->ops && b->runs && b->nops && b->pp && b->wc
+		     ? open_tmp(b) : -ENOMEM;
 	if (!rc)
 		rc = bw_append(b, zeros, sizeof zeros);
 	if (rc) {
@@ -1870,45 +2005,355 @@ static void drop_tmp(struct gfs_tbuild *b)
 		b->tmp_exists = false;
 }
 
+static void free_path(struct path *p)
+{
+	if (p)
+		path_clear(p);
+	free(p);
+}
+
 void gfs_tbuild_free(struct gfs_tbuild *b)
 {
 	if (!b)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
+	if (b->sfd >= 0)
+		close(b->sfd);
 	if (b->tmp_exists)
 		unlink(b->tmp);
-	while (b->arena) {
-		struct achunk *c = b->arena;
-
-		b->arena = c->next;
-		free(c);
-	}
+	arena_free(b);
 	for (unsigned t = 0; b->ops && t < b->n_trees; t++)
 		free(b->ops[t].v);
+	for (unsigned t = 0; b->runs && t < b->n_trees; t++)
+		free(b->runs[t].v);
 	free(b->ops);
+	free(b->runs);
+	free(b->nops);
+	free(b->pfirst);
 	for (int i = 0; i < b->lv_cap; i++)
 		gfs_buf_release(&b->lv[i].buf);
 	free(b->lv);
-	if (b->pp)
-		path_clear(b->pp);
-	free(b->pp);
+	free_path(b->pp);
+	free_path(b->wc);
 	gfs_buf_release(&b->wbuf);
+	gfs_buf_release(&b->sbuf);
 	gfs_buf_release(&b->scratch);
 	gfs_buf_release(&b->last);
 	free(b->table);
 	free(b);
 }
 
+/* ---- spilling ops ----------------------------------------------------- */
+
+static int opcmp(const void *a, const void *b)
+{
+	const struct op *x = a, *y = b;
+	int c = keycmp(x->k, x->klen, y->k, y->klen);
+
+	if (c)
+		return c;
+	return (int)(y->fl & OP_DEL) - (int)(x->fl & OP_DEL); /* deletes first */
+}
+
+/* Sorts a secondary tree's ops.  Edge ids often start with their source
+ * ("<src>#n"), which leaves SRC ops in order already: check first. */
+static void sort_ops(struct opvec *ov)
+{
+	for (size_t i = 1; i < ov->n; i++)
+		if (opcmp(&ov->v[i - 1], &ov->v[i]) > 0) {
+			qsort(ov->v, ov->n, sizeof *ov->v, opcmp);
+			return;
+		}
+}
+
+/* The spill file: invisible (O_TMPFILE), or on filesystems without it a
+ * temp name unlinked at once; either way a crash leaves nothing behind. */
+static int open_spill(struct gfs_tbuild *b)
+{
+	char path[PATH_MAX], name[40];
+	int rc;
+
+	b->sfd = open(b->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (b->sfd >= 0)
+		return 0;
+	snprintf(name, sizeof name, ".tmp-%ld-spill-XXXXXX", (long)getpid());
+	rc = mkpath(path, sizeof path, b->ts->dir, b->table, name);
+	if (rc)
+		return rc;
+	b->sfd = mkostemp(path, O_CLOEXEC);
+	if (b->sfd < 0)
+		return -errno;
+	unlink(path);
+	return 0;
+}
+
+static int sbuf_flush(struct gfs_tbuild *b)
+{
+	int rc = b->sbuf.len ? gfs_write_all(b->sfd, b->sbuf.p, b->sbuf.len) : 0;
+
+	b->sbuf.len = 0;
+	return rc;
+}
+
+static int spill_op(struct gfs_tbuild *b, const struct op *o)
+{
+	char h[SPILL_HDR];
+	size_t n = SPILL_HDR + (size_t)o->klen + o->vlen;
+	int rc = 0;
+
+	if (b->sbuf.len && b->sbuf.len + n > WBUF_MAX)
+		rc = sbuf_flush(b);
+	tbl_put32(h, o->klen);
+	tbl_put32(h + 4, o->vlen);
+	tbl_put32(h + 8, o->fl);
+	tbl_put64(h + 12, o->aux);
+	if (!rc)
+		rc = gfs_buf_append(&b->sbuf, h, sizeof h);
+	if (!rc && n > SPILL_HDR) /* the value follows the key in the arena */
+		rc = gfs_buf_append(&b->sbuf, o->k, n - SPILL_HDR);
+	if (!rc)
+		b->spos += n;
+	return rc;
+}
+
+static int run_add(struct runvec *rv, uint64_t off, uint64_t len)
+{
+	if (rv->n == rv->cap) {
+		size_t cap = rv->cap ? rv->cap * 2 : 16;
+		struct run *nv = realloc(rv->v, cap * sizeof *nv);
+
+		if (!nv)
+			return -ENOMEM;
+		rv->v = nv;
+		rv->cap = cap;
+	}
+	rv->v[rv->n++] = (struct run){ off, len };
+	return 0;
+}
+
+/* Writes tree t's ops in memory as one sorted run.  PRIMARY ops come in
+ * id order already. */
+static int spill_tree(struct gfs_tbuild *b, unsigned t)
+{
+	struct opvec *ov = &b->ops[t];
+	uint64_t start = b->spos;
+	int rc = 0;
+
+	if (!ov->n)
+		return 0;
+	if (t != GFS_IX_PRIMARY)
+		sort_ops(ov);
+	for (size_t i = 0; !rc && i < ov->n; i++)
+		rc = spill_op(b, &ov->v[i]);
+	if (!rc)
+		rc = run_add(&b->runs[t], start, b->spos - start);
+	ov->n = 0;
+	return rc;
+}
+
+static int maybe_spill(struct gfs_tbuild *b)
+{
+	int rc = 0;
+
+	if (b->mem <= tbl_spill_bytes)
+		return 0;
+	if (b->sfd < 0)
+		rc = open_spill(b);
+	for (unsigned t = 0; !rc && t < b->n_trees; t++)
+		rc = spill_tree(b, t);
+	if (!rc)
+		rc = sbuf_flush(b);
+	if (rc)
+		return rc; /* b->err is set: nothing reads the ops again */
+	arena_free(b);
+	b->mem = 0;
+	return 0;
+}
+
+/* ---- merging runs ------------------------------------------------------
+ *
+ * At commit a tree's ops are read back in order: a heap over its runs
+ * (each through a MERGE_BUF buffer) and the ops still in memory.  The op
+ * merge_next() returns stays valid until the next call.
+ */
+
+struct msrc {
+	const struct op *mem; /* memory: the next op and how many are left */
+	size_t mleft;
+	uint64_t off, end;    /* a run: its next unread byte and its end */
+	struct gfs_buf buf;   /* a run: bytes read; the head starts at bpos */
+	size_t bpos;
+	struct op cur;        /* the head op */
+};
+
+struct merge {
+	struct msrc *s;
+	size_t *heap;
+	size_t n, live, last;
+	bool started;
+};
+
+/* Makes n bytes available at s->bpos: 1, 0 at the run's end, <0 error. */
+static int msrc_fill(const struct gfs_tbuild *b, struct msrc *s, size_t n)
+{
+	size_t have = s->buf.len - s->bpos, want = n > MERGE_BUF ? n : MERGE_BUF;
+	size_t len;
+	int rc;
+
+	if (have >= n)
+		return 1;
+	if (!have && s->off == s->end)
+		return 0;
+	if (s->end - s->off < n - have)
+		return -EIO; /* a record cut short: the spill file is ours */
+	if (have)
+		memmove(s->buf.p, s->buf.p + s->bpos, have);
+	s->buf.len = have;
+	s->bpos = 0;
+	rc = gfs_buf_reserve(&s->buf, want - have);
+	len = s->buf.cap - 1 - have;
+	if (len > s->end - s->off)
+		len = (size_t)(s->end - s->off);
+	if (!rc)
+		rc = gfs_pread_all(b->sfd, s->buf.p + have, len, (off_t)s->off);
+	if (rc)
+		return rc == GFS_ECORRUPT ? -EIO : rc;
+	s->off += len;
+	s->buf.len += len;
+	return 1;
+}
+
+/* Advances s to its next op: 1, 0 when it is exhausted, <0 error. */
+static int msrc_next(const struct gfs_tbuild *b, struct msrc *s)
+{
+	const char *h;
+	uint32_t kl, vl;
+	int rc;
+
+	if (s->mem || !s->end) {
+		if (!s->mleft)
+			return 0;
+		s->cur = *s->mem++;
+		s->mleft--;
+		return 1;
+	}
+	rc = msrc_fill(b, s, SPILL_HDR);
+	if (rc <= 0)
+		return rc;
+	h = s->buf.p + s->bpos;
+	kl = tbl_get32(h);
+	vl = tbl_get32(h + 4);
+	rc = msrc_fill(b, s, SPILL_HDR + (size_t)kl + vl);
+	if (rc <= 0)
+		return rc ? rc : -EIO;
+	h = s->buf.p + s->bpos;
+	s->cur = (struct op){ s->buf.p + s->bpos + SPILL_HDR, kl, vl,
+			      tbl_get32(h + 8), tbl_get64(h + 12) };
+	s->bpos += SPILL_HDR + (size_t)kl + vl;
+	return 1;
+}
+
+static bool heap_less(const struct merge *m, size_t a, size_t b)
+{
+	int c = opcmp(&m->s[a].cur, &m->s[b].cur);
+
+	return c ? c < 0 : a < b; /* equal keys: earlier run first */
+}
+
+static void heap_down(struct merge *m, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, min = i, t;
+
+		if (l < m->live && heap_less(m, m->heap[l], m->heap[min]))
+			min = l;
+		if (r < m->live && heap_less(m, m->heap[r], m->heap[min]))
+			min = r;
+		if (min == i)
+			return;
+		t = m->heap[i];
+		m->heap[i] = m->heap[min];
+		m->heap[min] = t;
+		i = min;
+	}
+}
+
+static void merge_close(struct merge *m)
+{
+	for (size_t i = 0; m->s && i < m->n; i++)
+		gfs_buf_release(&m->s[i].buf);
+	free(m->s);
+	free(m->heap);
+	memset(m, 0, sizeof *m);
+}
+
+/* Opens tree t's merge: its runs, then the ops in memory (sorted here). */
+static int merge_open(struct gfs_tbuild *b, unsigned t, struct merge *m)
+{
+	const struct runvec *rv = &b->runs[t];
+	struct opvec *ov = &b->ops[t];
+	int rc = 0;
+
+	memset(m, 0, sizeof *m);
+	m->n = rv->n + 1;
+	m->s = calloc(m->n, sizeof *m->s);
+	m->heap = calloc(m->n, sizeof *m->heap);
+	if (!m->s || !m->heap)
+		return -ENOMEM;
+	if (t != GFS_IX_PRIMARY)
+		sort_ops(ov);
+	for (size_t i = 0; i < rv->n; i++) {
+		m->s[i].off = rv->v[i].off;
+		m->s[i].end = rv->v[i].off + rv->v[i].len;
+		gfs_buf_init(&m->s[i].buf);
+	}
+	m->s[rv->n].mem = ov->v;
+	m->s[rv->n].mleft = ov->n;
+	gfs_buf_init(&m->s[rv->n].buf);
+	for (size_t i = 0; !rc && i < m->n; i++) {
+		rc = msrc_next(b, &m->s[i]);
+		if (rc == 1)
+			m->heap[m->live++] = i;
+		rc = rc < 0 ? rc : 0;
+	}
+	for (size_t i = m->live / 2; !rc && i-- > 0;)
+		heap_down(m, i);
+	return rc;
+}
+
+/* The next op in order: 1 (*o set), 0 at the end, <0 error. */
+static int merge_next(const struct gfs_tbuild *b, struct merge *m,
+		      struct op *o)
+{
+	if (m->started && m->live) { /* now advance what we returned last */
+		int rc = msrc_next(b, &m->s[m->heap[0]]);
+
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			m->heap[0] = m->heap[--m->live];
+		heap_down(m, 0);
+	}
+	m->started = true;
+	if (!m->live)
+		return 0;
+	*o = m->s[m->heap[0]].cur;
+	return 1;
+}
+
 /* ---- writing trees ----------------------------------------------------
  *
- * A batch of sorted ops is merged into the parent's tree top-down.  Each
+ * A tree's sorted ops are streamed into the parent's tree.  Each output
  * level L has an open page (b->lv[L]) that is being filled; a full page is
- * written and its reference added to level L+1.  A child subtree the batch
- * does not touch is not read: its reference goes to the parent level as is,
- * after the lower levels' open pages are closed (they hold the keys before
- * it).  So only touched paths are copied, and building on an empty parent
- * is a sequential bulk load.
+ * written and its reference added to level L+1.  b->wc is the parent's
+ * tree being merged, one loaded page per depth: idx is the first entry
+ * (or child) not yet written, and the child at idx is open when a deeper
+ * page is loaded.  A child subtree no op falls in is not read: its
+ * reference goes to the output as is, after the lower levels' open pages
+ * are closed (they hold the keys before it).  So only touched paths are
+ * copied, and building on an empty parent is a sequential bulk load.
+ * Memory: one page per level, output and parent.
  */
 
 static int lvl_get(struct gfs_tbuild *b, int L, struct lvl **out)
@@ -2067,80 +2512,135 @@ static int emit_leaf(struct gfs_tbuild *b, const char *k, uint32_t kl,
 	return 0;
 }
 
-static int merge_leaf(struct gfs_tbuild *b, const struct page *pg,
-		      const struct op *ops, size_t n)
+static struct tref parent_root(const struct gfs_tbuild *b, unsigned t)
 {
-	uint32_t i = 0, np = pg ? pg->n : 0;
-	size_t j = 0;
+	if (b->parent && t < b->parent->n_trees)
+		return b->parent->roots[t];
+	return (struct tref){ 0, 0, 0 };
+}
+
+/* Loads a parent page one depth below the cursor's deepest. */
+static int wc_push(struct gfs_tbuild *b, const struct tref *ref, int level)
+{
+	struct path *p = b->wc;
+	int rc;
+
+	if (p->depth >= TBL_MAX_HEIGHT)
+		return GFS_ECORRUPT;
+	rc = page_load(b->parent, ref, b->tree, level, &p->pg[p->depth], b->d);
+	if (!rc)
+		p->idx[p->depth++] = 0;
+	return rc;
+}
+
+static int tw_begin(struct gfs_tbuild *b, unsigned t)
+{
+	struct tref root = parent_root(b, t);
+
+	b->tree = (int)t;
+	b->nlv = 0;
+	path_clear(b->wc);
+	return root.seg ? wc_push(b, &root, -1) : 0;
+}
+
+/* Writes what is left of the parent page at depth d (the open child's
+ * rest first, then the later entries) and unloads it and all below. */
+static int tw_close(struct gfs_tbuild *b, int d)
+{
+	struct path *p = b->wc;
+	struct page *pg = &p->pg[d];
 	int rc = 0;
 
-	while (!rc && (i < np || j < n)) {
+	if (p->depth > d + 1) {
+		rc = tw_close(b, d + 1);
+		p->idx[d]++;
+	}
+	for (; !rc && p->idx[d] < pg->n; p->idx[d]++) {
+		struct lent l;
+		struct ient e;
+
+		if (pg->kind == TBL_PG_LEAF) {
+			lent_at(pg, p->idx[d], &l);
+			rc = emit_leaf(b, l.k, l.klen, l.v, l.vlen);
+		} else {
+			ient_at(pg, p->idx[d], &e);
+			rc = push_ref(b, pg->level, &e);
+		}
+	}
+	page_free(pg);
+	p->depth = d;
+	return rc;
+}
+
+/* At internal depth d: closes the open child if o lies past it, passes the
+ * untouched children before o's child by reference, opens o's child. */
+static int tw_descend(struct gfs_tbuild *b, int d, const struct op *o)
+{
+	struct path *p = b->wc;
+	struct page *pg = &p->pg[d];
+	uint32_t c = child_for_key(pg, o->k, o->klen);
+	struct ient e;
+	int rc = 0;
+
+	if (c < p->idx[d])
+		c = p->idx[d];
+	if (p->depth > d + 1 && c > p->idx[d]) {
+		rc = tw_close(b, d + 1);
+		p->idx[d]++;
+	}
+	for (; !rc && p->idx[d] < c; p->idx[d]++) {
+		ient_at(pg, p->idx[d], &e);
+		rc = push_ref(b, pg->level, &e);
+	}
+	if (!rc && p->depth == d + 1) {
+		ient_at(pg, c, &e);
+		rc = wc_push(b, &e.ref, pg->level - 1);
+	}
+	return rc;
+}
+
+/* At the leaf: the parent's entries before o, then o (a put), dropping
+ * the parent's entry with o's key. */
+static int tw_leaf(struct gfs_tbuild *b, struct page *pg, uint32_t *i,
+		   const struct op *o)
+{
+	int rc = 0;
+
+	while (!rc && *i < pg->n) {
 		struct lent e;
 		int c;
 
-		if (i < np)
-			lent_at(pg, i, &e);
-		c = i >= np ? 1 : j >= n ? -1
-			: keycmp(e.k, e.klen, ops[j].k, ops[j].klen);
-		if (c < 0) {
-			rc = emit_leaf(b, e.k, e.klen, e.v, e.vlen);
-			i++;
-			continue;
-		}
-		if (!(ops[j].fl & OP_DEL))
-			rc = emit_leaf(b, ops[j].k, ops[j].klen,
-				       ops[j].k + ops[j].klen, ops[j].vlen);
-		i += c == 0;
-		j++;
+		lent_at(pg, *i, &e);
+		c = keycmp(e.k, e.klen, o->k, o->klen);
+		if (c > 0)
+			break;
+		(*i)++;
+		if (c == 0)
+			break;
+		rc = emit_leaf(b, e.k, e.klen, e.v, e.vlen);
 	}
+	if (!rc && !(o->fl & OP_DEL))
+		rc = emit_leaf(b, o->k, o->klen, o->k + o->klen, o->vlen);
 	return rc;
 }
 
-static int apply_node(struct gfs_tbuild *b, const struct tref *ref, int level,
-		      const struct op *ops, size_t n);
-
-static int apply_children(struct gfs_tbuild *b, const struct page *pg,
-			  const struct op *ops, size_t n)
+/* Ops must come in key order (deletes before a put of the same key). */
+static int tw_op(struct gfs_tbuild *b, const struct op *o)
 {
-	size_t lo = 0;
-	int rc = 0;
+	struct path *p = b->wc;
 
-	for (uint32_t i = 0; i < pg->n && !rc; i++) {
-		struct ient e, nx;
-		size_t hi = n;
+	if (!p->depth) /* no parent tree: a bulk build */
+		return o->fl & OP_DEL ? 0
+			: emit_leaf(b, o->k, o->klen, o->k + o->klen, o->vlen);
+	for (int d = 0;; d++) {
+		int rc;
 
-		ient_at(pg, i, &e);
-		if (i + 1 < pg->n) {
-			ient_at(pg, i + 1, &nx);
-			for (hi = lo; hi < n && keycmp(ops[hi].k, ops[hi].klen,
-						       nx.k, nx.klen) < 0;
-			     hi++)
-				;
-		}
-		if (hi == lo)
-			rc = push_ref(b, pg->level, &e);
-		else
-			rc = apply_node(b, &e.ref, pg->level - 1, ops + lo,
-					hi - lo);
-		lo = hi;
+		if (p->pg[d].kind == TBL_PG_LEAF)
+			return tw_leaf(b, &p->pg[d], &p->idx[d], o);
+		rc = tw_descend(b, d, o);
+		if (rc)
+			return rc;
 	}
-	return rc;
-}
-
-static int apply_node(struct gfs_tbuild *b, const struct tref *ref, int level,
-		      const struct op *ops, size_t n)
-{
-	struct page pg;
-	int rc = page_load(b->parent, ref, b->tree, level, &pg, b->d);
-
-	if (rc)
-		return rc;
-	if (pg.kind == TBL_PG_LEAF)
-		rc = merge_leaf(b, &pg, ops, n);
-	else
-		rc = apply_children(b, &pg, ops, n);
-	page_free(&pg);
-	return rc;
 }
 
 /* Closes every open page bottom-up; the last single reference is the root
@@ -2176,89 +2676,15 @@ static int finish_tree(struct gfs_tbuild *b, struct tref *root, uint64_t *cnt,
 	}
 }
 
-static int apply_tree(struct gfs_tbuild *b, unsigned t, struct tref *root,
-		      uint64_t *cnt, uint64_t *bytes)
+static int tw_end(struct gfs_tbuild *b, struct tref *root, uint64_t *cnt,
+		  uint64_t *bytes)
 {
-	const struct opvec *ov = &b->ops[t];
-	struct tref pr = { 0, 0, 0 };
-	int rc;
+	int rc = b->wc->depth ? tw_close(b, 0) : 0;
 
-	if (b->parent && t < b->parent->n_trees)
-		pr = b->parent->roots[t];
-	*cnt = *bytes = 0;
-	if (!ov->n) { /* untouched: share the parent's tree as is */
-		*root = pr;
-		if (t == GFS_IX_PRIMARY && b->parent && pr.seg) {
-			*cnt = b->parent->info.rows;
-			*bytes = b->parent->info.export_bytes;
-		}
-		return 0;
-	}
-	b->tree = (int)t;
-	b->nlv = 0;
-	if (pr.seg)
-		rc = apply_node(b, &pr, -1, ov->v, ov->n);
-	else
-		rc = merge_leaf(b, NULL, ov->v, ov->n);
 	return rc ? rc : finish_tree(b, root, cnt, bytes);
 }
 
-static int opcmp(const void *a, const void *b)
-{
-	const struct op *x = a, *y = b;
-	int c = keycmp(x->k, x->klen, y->k, y->klen);
-
-	if (c)
-		return c;
-	return (int)(y->fl & OP_DEL) - (int)(x->fl & OP_DEL); /* deletes first */
-}
-
-/* Sorts one secondary tree's ops; a delete and a put of one key (a unique
- * key moving between rows) become the put. */
-static int sort_ops(struct gfs_tbuild *b, unsigned t, struct gfs_diag *d)
-{
-	struct opvec *ov = &b->ops[t];
-	size_t w = 0;
-
-	if (ov->n > 1)
-		qsort(ov->v, ov->n, sizeof *ov->v, opcmp);
-	for (size_t i = 0; i < ov->n; i++) {
-		struct op *o = &ov->v[i], *prev = w ? &ov->v[w - 1] : NULL;
-
-		if (!prev || !bytes_eq(prev->k, prev->klen, o->k, o->klen)) {
-			ov->v[w++] = *o;
-			continue;
-		}
-		if (!(prev->fl & OP_DEL) && !(o->fl & OP_DEL)) {
-			gfs_diag_set(d, "table '%s': two rows share the key '%.*s' "
-				     "of unique index %u", b->table,
-				     (int)(o->klen > 64 ? 64 : o->klen), o->k,
-				     t - GFS_IX_UNIQUE0);
-			return GFS_ECONFLICT;
-		}
-		*prev = *o;
-	}
-	ov->n = w;
-	return 0;
-}
-
-static struct op *find_op(const struct opvec *ov, const char *k, size_t kl)
-{
-	size_t lo = 0, hi = ov->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = keycmp(ov->v[mid].k, ov->v[mid].klen, k, kl);
-
-		if (!c)
-			return &ov->v[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
+/* ---- the trees' op streams -------------------------------------------- */
 
 /* Length of the esc(src) 00 01 esc(dst) 00 01 prefix of a SRC key. */
 static size_t pair_prefix(const char *k, size_t kl)
@@ -2275,10 +2701,14 @@ static size_t pair_prefix(const char *k, size_t kl)
 	return kl;
 }
 
-/* Does the parent keep (after this batch's deletes) an edge with this pair? */
-static int parent_has_pair(struct gfs_tbuild *b, const char *pre, size_t pl)
+/* Does the parent keep an edge with this (src, dst) prefix after the
+ * batch's ndel deletes of the pair?  Each delete names one of the
+ * parent's entries, so it does if it has more than ndel of them. */
+static int parent_has_pair(struct gfs_tbuild *b, const char *pre, size_t pl,
+			   uint64_t ndel)
 {
 	struct path *p = b->pp;
+	uint64_t seen = 0;
 	int rc;
 
 	if (!b->parent || b->parent->n_trees <= GFS_IX_SRC)
@@ -2286,7 +2716,6 @@ static int parent_has_pair(struct gfs_tbuild *b, const char *pre, size_t pl)
 	rc = path_seek_key(b->parent, GFS_IX_SRC, p, pre, pl);
 	while (rc == 0) {
 		struct lent e;
-		const struct op *o;
 
 		rc = path_valid(b->parent, GFS_IX_SRC, p);
 		if (rc <= 0)
@@ -2294,8 +2723,7 @@ static int parent_has_pair(struct gfs_tbuild *b, const char *pre, size_t pl)
 		path_entry(p, &e);
 		if (e.klen < pl || memcmp(e.k, pre, pl))
 			return 0;
-		o = find_op(&b->ops[GFS_IX_SRC], e.k, e.klen);
-		if (!o || !(o->fl & OP_DEL))
+		if (++seen > ndel)
 			return 1;
 		p->idx[p->depth - 1]++;
 		rc = 0;
@@ -2303,71 +2731,201 @@ static int parent_has_pair(struct gfs_tbuild *b, const char *pre, size_t pl)
 	return rc;
 }
 
-/* One (src, dst) group of sorted SRC ops: its first new edge by id gets
- * PAIR_FIRST unless an existing edge has (or moves to) the pair. */
-static int pair_group(struct gfs_tbuild *b, const struct op *g, size_t n,
-		      size_t pl)
+/* The SRC ops of one (src, dst) pair, as they stream by. */
+struct pgroup {
+	struct gfs_buf pre;
+	uint64_t ndel, first; /* first: PRIMARY op number of the first new row */
+	bool have_first, old; /* old: an existing row puts an edge in the pair */
+};
+
+/* Ends a group: its first new edge by id gets PAIR_FIRST unless an
+ * existing edge has (or moves to) the pair. */
+static int group_end(struct gfs_tbuild *b, struct pgroup *g)
 {
-	struct op *first = NULL;
-	char *f;
+	int rc = 0;
+
+	if (g->have_first && !g->old)
+		rc = parent_has_pair(b, g->pre.p, g->pre.len, g->ndel);
+	if (rc == 0 && g->have_first && !g->old)
+		b->pfirst[g->first >> 3] |= (uint8_t)(1u << (g->first & 7));
+	g->ndel = 0;
+	g->have_first = g->old = false;
+	return rc < 0 ? rc : 0;
+}
+
+static int group_add(struct gfs_tbuild *b, struct pgroup *g, const struct op *o)
+{
+	size_t pl = pair_prefix(o->k, o->klen);
+	int rc = 0;
+
+	if (!bytes_eq(g->pre.p, g->pre.len, o->k, pl) || !g->pre.p) {
+		rc = group_end(b, g);
+		g->pre.len = 0;
+		if (!rc)
+			rc = gfs_buf_append(&g->pre, o->k, pl);
+	}
+	if (o->fl & OP_DEL)
+		g->ndel++;
+	else if (!(o->fl & OP_NEW))
+		g->old = true;
+	else if (!g->have_first) {
+		g->first = o->aux;
+		g->have_first = true;
+	}
+	return rc;
+}
+
+/* SRC: written while deciding PAIR_FIRST for the PRIMARY ops (b->pfirst),
+ * so it goes first. */
+static int feed_src(struct gfs_tbuild *b, struct merge *m)
+{
+	struct pgroup g = { .ndel = 0 };
+	struct op o;
 	int rc;
 
-	for (size_t i = 0; i < n; i++) {
-		struct op *row;
-
-		if (g[i].fl & OP_DEL)
-			continue;
-		row = find_op(&b->ops[GFS_IX_PRIMARY], g[i].k + g[i].klen, g[i].vlen);
-		if (!row)
-			return -EIO; /* cannot happen: every SRC put has its row */
-		if (!(row->fl & OP_NEW))
-			return 0;
-		if (!first)
-			first = row;
-	}
-	if (!first)
-		return 0;
-	rc = parent_has_pair(b, g->k, pl);
-	if (rc)
-		return rc < 0 ? rc : 0;
-	f = first->k + first->klen + TBL_REC_FLAGS;
-	tbl_put32(f, tbl_get32(f) | GFS_ROW_PAIR_FIRST);
-	return 0;
-}
-
-static int pair_first(struct gfs_tbuild *b)
-{
-	const struct opvec *s = &b->ops[GFS_IX_SRC];
-	size_t i = 0;
-
-	while (i < s->n) {
-		size_t pl = pair_prefix(s->v[i].k, s->v[i].klen), j = i + 1;
-		int rc;
-
-		while (j < s->n && s->v[j].klen >= pl &&
-		       !memcmp(s->v[j].k, s->v[i].k, pl))
-			j++;
-		rc = pair_group(b, s->v + i, j - i, pl);
+	gfs_buf_init(&g.pre);
+	while ((rc = merge_next(b, m, &o)) == 1) {
+		rc = group_add(b, &g, &o);
+		if (!rc)
+			rc = tw_op(b, &o);
 		if (rc)
-			return rc;
-		i = j;
+			break;
 	}
-	return 0;
+	if (!rc && g.pre.p)
+		rc = group_end(b, &g);
+	gfs_buf_release(&g.pre);
+	return rc;
 }
 
+static int feed_primary(struct gfs_tbuild *b, struct merge *m)
+{
+	struct op o;
+	int rc;
+
+	for (uint64_t i = 0; (rc = merge_next(b, m, &o)) == 1; i++) {
+		if (b->pfirst && (b->pfirst[i >> 3] >> (i & 7) & 1) &&
+		    o.vlen >= TBL_REC_FIXED) {
+			char *f = o.k + o.klen + TBL_REC_FLAGS;
+
+			tbl_put32(f, tbl_get32(f) | GFS_ROW_PAIR_FIRST);
+		}
+		rc = tw_op(b, &o);
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+static int dup_unique(struct gfs_tbuild *b, unsigned t, const struct op *o,
+		      struct gfs_diag *d)
+{
+	gfs_diag_set(d, "table '%s': two rows share the key '%.*s' "
+		     "of unique index %u", b->table,
+		     (int)(o->klen > 64 ? 64 : o->klen), o->k, t - GFS_IX_UNIQUE0);
+	return GFS_ECONFLICT;
+}
+
+/* Unique indexes: a delete and a put of one key (a key moving between
+ * rows) become the put; two puts are two rows with one key.  The pending
+ * op is copied, since the merge reuses its buffers. */
+static int feed_unique(struct gfs_tbuild *b, unsigned t, struct merge *m,
+		       struct gfs_diag *d)
+{
+	struct gfs_buf held;
+	struct op o, pend = { 0 };
+	bool have = false;
+	int rc;
+
+	gfs_buf_init(&held);
+	while ((rc = merge_next(b, m, &o)) == 1) {
+		if (have && bytes_eq(pend.k, pend.klen, o.k, o.klen)) {
+			if (!(pend.fl & OP_DEL) && !(o.fl & OP_DEL)) {
+				rc = dup_unique(b, t, &o, d);
+				break;
+			}
+		} else if (have && (rc = tw_op(b, &pend))) {
+			break;
+		}
+		held.len = 0;
+		rc = gfs_buf_append(&held, o.k, (size_t)o.klen + o.vlen);
+		if (rc)
+			break;
+		pend = o;
+		pend.k = held.p;
+		have = true;
+	}
+	if (!rc && have)
+		rc = tw_op(b, &pend);
+	gfs_buf_release(&held);
+	return rc;
+}
+
+static int feed_plain(struct gfs_tbuild *b, struct merge *m)
+{
+	struct op o;
+	int rc;
+
+	while ((rc = merge_next(b, m, &o)) == 1 && !(rc = tw_op(b, &o)))
+		;
+	return rc;
+}
+
+static int feed_tree(struct gfs_tbuild *b, unsigned t, struct merge *m,
+		     struct gfs_diag *d)
+{
+	if (t == GFS_IX_SRC)
+		return feed_src(b, m);
+	if (t == GFS_IX_PRIMARY)
+		return feed_primary(b, m);
+	if (t >= GFS_IX_UNIQUE0)
+		return feed_unique(b, t, m, d);
+	return feed_plain(b, m);
+}
+
+static int write_tree(struct gfs_tbuild *b, unsigned t, struct tref *root,
+		      uint64_t *cnt, uint64_t *bytes, struct gfs_diag *d)
+{
+	struct merge m;
+	int rc;
+
+	*cnt = *bytes = 0;
+	if (!b->nops[t]) { /* untouched: share the parent's tree as is */
+		*root = parent_root(b, t);
+		if (t == GFS_IX_PRIMARY && root->seg) {
+			*cnt = b->parent->info.rows;
+			*bytes = b->parent->info.export_bytes;
+		}
+		return 0;
+	}
+	rc = merge_open(b, t, &m);
+	if (!rc)
+		rc = tw_begin(b, t);
+	if (!rc)
+		rc = feed_tree(b, t, &m, d);
+	if (!rc)
+		rc = tw_end(b, root, cnt, bytes);
+	merge_close(&m);
+	path_clear(b->wc);
+	return rc;
+}
+
+/* SRC first: it decides which new rows get PAIR_FIRST before PRIMARY is
+ * written.  The roots land in the footer by tree number. */
 static int commit_trees(struct gfs_tbuild *b, struct tref *roots,
 			uint64_t *rows, uint64_t *bytes, struct gfs_diag *d)
 {
 	int rc = 0;
 
-	for (unsigned t = GFS_IX_SRC; t < b->n_trees && !rc; t++)
-		rc = sort_ops(b, t, d);
-	if (!rc)
-		rc = pair_first(b);
-	for (unsigned t = 0; t < b->n_trees && !rc; t++) {
+	if (b->n_trees > GFS_IX_SRC && b->nops[GFS_IX_SRC]) {
+		b->pfirst = calloc(b->nprim / 8 + 1, 1);
+		if (!b->pfirst)
+			return -ENOMEM;
+	}
+	for (unsigned i = 0; i < b->n_trees && !rc; i++) {
+		unsigned t = i == 0 ? GFS_IX_SRC : i == 1 ? GFS_IX_PRIMARY : i;
 		uint64_t c, by;
 
-		rc = apply_tree(b, t, &roots[t], &c, &by);
+		rc = write_tree(b, t, &roots[t], &c, &by, d);
 		if (t == GFS_IX_PRIMARY) {
 			*rows = c;
 			*bytes = by;

@@ -7,6 +7,7 @@
 #ifndef GFS_TABLE_INT_H
 #define GFS_TABLE_INT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define TBL_MAGIC "GFSTBL01"     /* first 8 bytes of every version file */
@@ -25,6 +26,11 @@
 #define TBL_MAX_HEIGHT 32
 #define TBL_MAX_KEY (1u << 20) /* ids, endpoint ids and unique keys */
 #define TBL_MAX_UNIQUE 64u
+
+/* Builder memory: ops beyond this many bytes are sorted and spilled to a
+ * temp file (table.c, "builder").  A variable so tests can make small
+ * builds spill; nothing else changes it. */
+extern size_t tbl_spill_bytes;
 
 #define TBL_IENT_FIXED 36u    /* klen4 seg4 off8 len4 count8 bytes8 (+ key) */
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "graph.h"
+#include "table_int.h"
 #include "testutil.h"
 
 static const char SCHEMA[] =
@@ -285,6 +286,163 @@ START_TEST(export_round_trips_into_a_fresh_store)
 }
 END_TEST
 
+/* ---- bounded-memory paths: spilled builders, spool stretches, varints --- */
+
+#define BIG_N 400 /* persons */
+
+/* Person i's slug: mostly short, some past 127 bytes (two-byte varint
+ * lengths in the loader), one past 16383 (three bytes). */
+static void slug_of(struct gfs_buf *b, int i)
+{
+	size_t pad = i == 7 ? 20000 : i % 50 == 3 ? 200 : 0;
+
+	gfs_buf_appendf(b, "p%04d", i);
+	for (size_t k = 0; k < pad; k++)
+		gfs_buf_appendc(b, 'x');
+}
+
+static void person_line(struct gfs_buf *b, int i, const char *name)
+{
+	gfs_buf_appendf(b, "{\"type\":\"Person\",\"data\":{\"slug\":\"");
+	slug_of(b, i);
+	gfs_buf_appendf(b, "\",\"name\":\"%s%d\",\"email\":\"e%d@x\"}}\n", name, i, i);
+}
+
+/* Knows k<i>.<j>: p_i -> p_(i+1+6j) (two per source, within @card). */
+static void knows_line(struct gfs_buf *b, int i, int j, int shift)
+{
+	gfs_buf_appendf(b, "{\"edge\":\"Knows\",\"from\":\"");
+	slug_of(b, i);
+	gfs_buf_appendf(b, "\",\"to\":\"");
+	slug_of(b, (i + 1 + 6 * j + shift) % BIG_N);
+	gfs_buf_appendf(b, "\",\"data\":{\"id\":\"k%04d.%d\"}}\n", i, j);
+}
+
+/* Line number n of the big file; the rows come in a scrambled order. */
+static void big_line(struct gfs_buf *b, int n)
+{
+	int i = n % BIG_N, kind = n / BIG_N;
+
+	if (kind == 0)
+		person_line(b, i, "early");
+	else if (kind < 3)
+		knows_line(b, i, kind - 1, 0);
+	else if (kind == 3 && i < 20) {
+		gfs_buf_appendf(b, "{\"type\":\"Doc\",\"data\":{\"id\":\"D%02d\",\"text\":\"", i);
+		for (int k = 0; k < (i == 5 ? 1200000 : 10); k++) /* a line past the spool's read window */
+			gfs_buf_appendc(b, (char)('a' + k % 26));
+		gfs_buf_appendf(b, "\"}}\n");
+	} else if (kind == 3) {
+		gfs_buf_appendf(b, "{\"edge\":\"Wrote\",\"from\":\"");
+		slug_of(b, i);
+		gfs_buf_appendf(b, "\",\"to\":\"D%02d\",\"data\":{\"id\":\"w%04d\"}}\n", i % 20, i);
+	} else if (i < 40) {
+		person_line(b, i * 3, "late"); /* merge: the last line of an id wins */
+	}
+}
+
+static char *big_text(void)
+{
+	struct gfs_buf b;
+	int total = 5 * BIG_N;
+
+	gfs_buf_init(&b);
+	for (int n = 0; n < total; n++)
+		big_line(&b, (int)(((long)n * 7919) % total));
+	return b.p;
+}
+
+/* Moves half the Knows edges to other targets (existing rows change their
+ * SRC/DST entries) and adds Wrote edges to shared pairs (PAIR_FIRST). */
+static char *moved_text(void)
+{
+	struct gfs_buf b;
+
+	gfs_buf_init(&b);
+	for (int i = BIG_N - 1; i >= 0; i -= 2)
+		knows_line(&b, i, 0, 2);
+	for (int i = 0; i < 60; i++) {
+		gfs_buf_appendf(&b, "{\"edge\":\"Wrote\",\"from\":\"");
+		slug_of(&b, i % 3);
+		gfs_buf_appendf(&b, "\",\"to\":\"D%02d\",\"data\":{\"id\":\"x%04d\"}}\n", i % 2, i);
+	}
+	return b.p;
+}
+
+/* Loads big, then moved, then overwrites with big into a new store at
+ * spill threshold `spill`; *first is the export after the first load,
+ * the result the one after the second (version 3).  fsck must be clean. */
+static char *big_history(const char *path, size_t spill, char **first)
+{
+	struct gfs_graph *g;
+	struct gfs_diag d = {{0}};
+	char *big = big_text(), *moved = moved_text(), *out;
+	unsigned problems = 9;
+
+	tbl_spill_bytes = spill;
+	ck_assert_int_eq(gfs_graph_init(path, SCHEMA, strlen(SCHEMA), "t.pg", "test", &d), 0);
+	ck_assert_int_eq(gfs_graph_open(path, 0, &g, &d), 0);
+	ck_assert_msg(load_text(g, big, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	*first = export_text(g, 0, NULL);
+	ck_assert_msg(load_text(g, moved, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	ck_assert_msg(load_text(g, *first, GFS_LOAD_OVERWRITE, &d, NULL) == 0, "%s", d.msg);
+	out = export_text(g, 0, NULL);
+	ck_assert_str_eq(out, *first); /* the overwrite restored the first state */
+	free(out);
+	out = export_text(g, 3, NULL);
+	ck_assert_int_eq(gfs_graph_fsck(g, NULL, NULL, &problems), 0);
+	ck_assert_uint_eq(problems, 0);
+	gfs_graph_close(g);
+	free(big);
+	free(moved);
+	tbl_spill_bytes = (size_t)8 << 20;
+	return out;
+}
+
+START_TEST(spilling_builders_and_long_ids_give_the_same_graph)
+{
+	char d1[PATH_MAX + 8], d2[PATH_MAX + 8], *f1, *f2, *m1, *m2;
+
+	snprintf(d1, sizeof d1, "%sA", dir);
+	snprintf(d2, sizeof d2, "%sB", dir);
+	m1 = big_history(d1, (size_t)8 << 20, &f1);
+	m2 = big_history(d2, 200, &f2); /* a run every put or two */
+	ck_assert(strcmp(f1, f2) == 0);
+	ck_assert(strcmp(m1, m2) == 0);
+	ck_assert(strstr(f1, "\"name\":\"late6\"") && !strstr(f1, "\"name\":\"early6\""));
+	ck_assert(strstr(m1, "\"id\":\"x0059\""));
+	ck_assert_uint_eq(strlen(f1) > 1200000, 1);
+	free(f1);
+	free(f2);
+	free(m1);
+	free(m2);
+	tu_rmrf(d1);
+	tu_rmrf(d2);
+}
+END_TEST
+
+/* Consecutive edges share an endpoint lookup; a missing one is still
+ * named, whether it comes first in its run or after a found one. */
+START_TEST(endpoint_runs_still_report_the_missing_node)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d;
+
+	ck_assert_msg(load_text(g, PEOPLE, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	ck_assert_int_eq(load_text(g,
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"zed\",\"data\":{\"id\":\"k2\"}}\n",
+		GFS_LOAD_MERGE, &d, NULL), GFS_ECONFLICT);
+	ck_assert_msg(strstr(d.msg, "line 2") && strstr(d.msg, "target") && strstr(d.msg, "'zed'"), "%s", d.msg);
+	ck_assert_int_eq(load_text(g,
+		"{\"edge\":\"Knows\",\"from\":\"carol\",\"to\":\"bob\",\"data\":{\"id\":\"k3\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"carol\",\"to\":\"alice\",\"data\":{\"id\":\"k4\"}}\n",
+		GFS_LOAD_MERGE, &d, NULL), GFS_ECONFLICT);
+	ck_assert_msg(strstr(d.msg, "line 1") && strstr(d.msg, "source") && strstr(d.msg, "'carol'"), "%s", d.msg);
+	gfs_graph_close(g);
+}
+END_TEST
+
 /* Two processes load at once; both must publish, in some order. */
 static void racer(int rfd, const char *text)
 {
@@ -398,6 +556,8 @@ int main(void)
 	tcase_add_test(tc, constraints_fail_naming_line_and_leave_head);
 	tcase_add_test(tc, empty_and_overlong_input_are_refused);
 	tcase_add_test(tc, export_round_trips_into_a_fresh_store);
+	tcase_add_test(tc, spilling_builders_and_long_ids_give_the_same_graph);
+	tcase_add_test(tc, endpoint_runs_still_report_the_missing_node);
 	tcase_add_test(tc, two_processes_loading_the_same_table_both_publish);
 	tcase_add_test(tc, fsck_detects_corrupt_and_missing_table_versions);
 	suite_add_tcase(s, tc);

@@ -36,6 +36,15 @@ static void teardown(void)
 	tu_rmrf(g_dir);
 }
 
+/* The "spill" case runs the model tests again with builders that spill
+ * their ops to disk after every few puts, so every tree is written from
+ * merged runs (runs of one op, of several, and ops left in memory). */
+static void setup_spill(void)
+{
+	setup();
+	tbl_spill_bytes = 300;
+}
+
 /* ---- helpers ---------------------------------------------------------- */
 
 static void id_of(char *buf, size_t n, int i)
@@ -1227,6 +1236,17 @@ int main(void)
 	tcase_add_test(tc, test_fp_after_tmp_write);
 	tcase_add_test(tc, test_fp_after_link);
 #endif
+	tc = tcase_create("spill");
+	tcase_add_checked_fixture(tc, setup_spill, teardown);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	tcase_add_test(tc, test_incremental_small);
+	tcase_add_test(tc, test_identical_keeps);
+	tcase_add_test(tc, test_deletes);
+	tcase_add_test(tc, test_replace);
+	tcase_add_test(tc, test_random_versions);
+	tcase_add_test(tc, test_edges);
+	tcase_add_test(tc, test_unique);
 	tc = tcase(s, "corrupt");
 	tcase_add_test(tc, test_corrupt_flip);
 	tcase_add_test(tc, test_truncated);
