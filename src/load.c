@@ -1201,6 +1201,9 @@ static int commit_tables(struct loader *L)
 	}
 	if (!rc)
 		rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(L->g), L->op_id);
+	if (rc == -ENOENT) /* only when locks were skipped: a lease lost */
+		gfs_diag_set(L->d, "operation %s was resolved by a recovery sweep while this load was writing (its table locks were not held); nothing of it is visible: load again",
+			     L->op_id);
 	if (!rc)
 		rc = fp(GFS_FP_COMMIT_AFTER_CONFIRM);
 	if (!rc)
