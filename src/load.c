@@ -45,7 +45,8 @@ struct ent {
 	uint64_t spool_off;
 	uint64_t arena_off; /* id, src, dst, n_uk, ukeys: each u32 len + bytes */
 	uint32_t line_len;
-	uint32_t type;
+	uint32_t type : 31;        /* index in the schema's types */
+	uint32_t id_generated : 1; /* no data.id: messages name the endpoints */
 	uint32_t data_off, data_len;
 };
 
@@ -240,7 +241,8 @@ static int add_ent(struct loader *L, const struct gfs_rowin *r)
 	e->spool_off = L->spool_len;
 	e->arena_off = L->arena.len;
 	e->line_len = (uint32_t)r->line.len;
-	e->type = (uint32_t)r->type_idx;
+	e->type = (uint32_t)r->type_idx & 0x7fffffffu;
+	e->id_generated = r->id_generated;
 	e->data_off = (uint32_t)r->data_off;
 	e->data_len = (uint32_t)r->data_len;
 	rc = arena_put(&L->arena, r->id.p, r->id.len);
@@ -598,10 +600,15 @@ static int row_error(struct loader *L, const struct ent *e, const char *fmt, ...
 	va_end(ap);
 	if (L->s->types[e->type].is_edge) {
 		char sb[80], db[80];
-		gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s' ('%s' -> '%s'): %s", e->lineno,
-			     L->s->types[e->type].name, show(ent_id(L, e), idb, sizeof idb),
-			     show(ent_part(L, e, 1), sb, sizeof sb),
-			     show(ent_part(L, e, 2), db, sizeof db), msg);
+		show(ent_part(L, e, 1), sb, sizeof sb);
+		show(ent_part(L, e, 2), db, sizeof db);
+		if (e->id_generated)
+			gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s' -> '%s': %s", e->lineno,
+				     L->s->types[e->type].name, sb, db, msg);
+		else
+			gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s' ('%s' -> '%s'): %s", e->lineno,
+				     L->s->types[e->type].name, show(ent_id(L, e), idb, sizeof idb),
+				     sb, db, msg);
 		return GFS_ECONFLICT;
 	}
 	gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s': %s", e->lineno,
