@@ -9,6 +9,9 @@
 #           against the table's total size (O(rows changed), not O(table))
 #   git     (optional) git add + commit of the same JSONL, then of the file
 #           with the same 100 rows changed, vs graphctl load / merge
+#   mount   `cat` of the biggest whole-table file through a graphfs mount vs
+#           `cat` of the same bytes from the native filesystem, with the
+#           daemon's RSS after the read (bounded: streamed, not loaded)
 # Datasets: the machine's package index (tests/data/pkggraph.py) and a
 # synthetic graph of BENCH_SYNTH_NODES items (default 4,000,000: ~1 GB JSONL).
 #
@@ -79,6 +82,32 @@ load_export() {
 	row "export" "$ebytes" "$es" "$er" "cat" "$SECS"
 	printf '  store on disk: %s MB for %s MB of JSONL\n' \
 		"$(fmt "$(div "$(du -sb "$W/$name" | cut -f1)" 1e6)" 1)" "$(fmt "$(div "$bytes" 1e6)" 1)"
+	mount_read "$name"
+}
+
+# mount_read NAME: the biggest .jsonl of the store's live view, read through
+# the mount, against the same bytes read from a native file.
+mount_read() {
+	local name=$1 m=$W/mnt-$1 f native pid
+	[ -x "$GRAPHFS" ] || { echo "  (no graphfs at $GRAPHFS: mount read skipped)"; return 0; }
+	mkdir -p "$m"
+	"$GRAPHFS" "$W/$name" "$m" || die "graphfs $W/$name failed"
+	f=$(find "$m/nodes" "$m/edges" -maxdepth 1 -name '*.jsonl' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+	native=$W/native.jsonl
+	# the same bytes, without touching the mount: its first read is timed
+	"$GRAPHCTL" export "$W/$name" --type "$(basename "$f" .jsonl)" >"$native"
+	cat "$native" >/dev/null
+	timed - cat "$f"
+	local ms=$SECS bytes
+	bytes=$(size "$native")
+	pid=$(pgrep -f "graphfs $W/$name $m" | head -1)
+	local drss
+	drss=$(awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "?")
+	timed - cat "$native"
+	row "mount cat ${f##*/}" "$bytes" "$ms" "$drss" "native cat" "$SECS"
+	echo "  (peak RSS column of the mount row: the graphfs daemon's RSS after the read)"
+	fusermount3 -u "$m"
+	rm -f "$native"
 }
 
 # merge NAME TABLE CHANGED_FILE DESC: a merge of a few changed rows.
@@ -113,6 +142,7 @@ git_baseline() {
 	rm -rf "$repo"
 }
 
+GRAPHFS=${GRAPHFS:-$(dirname "$GRAPHCTL")/graphfs}
 echo "graphfs benchmarks: $("$GRAPHCTL" --version 2>/dev/null | head -1 || true) $GRAPHCTL"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), tmp $W"
 echo "columns: graphctl time, throughput (input MB / s), peak RSS | baseline time, throughput | graphctl time / baseline time"
