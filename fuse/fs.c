@@ -67,6 +67,8 @@ struct gfs_fs {
 	atomic_uint_least64_t ops[OP_COUNT];
 	atomic_uint_least64_t ops_frozen[OP_COUNT]; /* on versions/N inodes */
 	atomic_uint_least64_t bytes_served, neg_entries;
+	atomic_uint_least64_t forgotten_frozen; /* versions/N inodes evicted */
+	atomic_uint_least64_t listed_frozen;    /* their listings read afresh */
 	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
 	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
 
@@ -178,6 +180,9 @@ static void vn_free(struct vnode *n)
 	free(n);
 }
 
+/* The last FORGET of an inode means the kernel evicted it (memory reclaim):
+ * its next use is a LOOKUP again.  Counted for versions/N so tests can
+ * tell such re-lookups from a caching bug (docs/mount.md, Caching). */
 static void vn_forget(struct gfs_fs *fs, uint64_t ino, uint64_t count)
 {
 	struct vnode *dead = NULL;
@@ -199,8 +204,12 @@ static void vn_forget(struct gfs_fs *fs, uint64_t ino, uint64_t count)
 		break;
 	}
 	pthread_mutex_unlock(&fs->ino_lock);
-	if (dead)
-		vn_free(dead);
+	if (!dead)
+		return;
+	if (gfs_vdesc_frozen(&dead->d))
+		atomic_fetch_add_explicit(&fs->forgotten_frozen, 1,
+					  memory_order_relaxed);
+	vn_free(dead);
 }
 
 /* ---- counters ---------------------------------------------------------- */
@@ -253,11 +262,15 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 	gfs_buf_append(b, ",\"requests_versions\":", 21);
 	stats_ops(b, fs->ops_frozen);
 	gfs_buf_appendf(b, ",\"bytes_served\":%" PRIu64 ",\"inodes\":%zu,"
+			"\"forgotten_versions\":%" PRIu64 ","
+			"\"listings_versions\":%" PRIu64 ","
 			"\"negative_entries\":%" PRIu64 ","
 			"\"tver_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
 			",\"open\":%" PRIu64 "},"
 			"\"gv_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "},",
-			ld(&fs->bytes_served), nv, ld(&fs->neg_entries),
+			ld(&fs->bytes_served), nv, ld(&fs->forgotten_frozen),
+			ld(&fs->listed_frozen),
+			ld(&fs->neg_entries),
 			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
 			vs.gv_misses);
 	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
@@ -548,13 +561,19 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
 	struct rd r = { .fs = fs, .req = req, .dir = ino, .plus = plus,
 			.size = size };
 	int rc;
 
-	count(fs, plus ? OP_readdirplus : OP_readdir, vn_get(fs, ino));
+	count(fs, plus ? OP_readdirplus : OP_readdir, n);
 	if (off < 0)
 		{ reply_err(req, EINVAL); return; }
+	/* Offset 0 on versions/N: the kernel (re)fills its listing cache,
+	 * which after the first listing only memory reclaim makes it do. */
+	if (off == 0 && n && gfs_vdesc_frozen(&n->d))
+		atomic_fetch_add_explicit(&fs->listed_frozen, 1,
+					  memory_order_relaxed);
 	r.buf = malloc(size ? size : 1);
 	if (!r.buf)
 		{ reply_err(req, ENOMEM); return; }

@@ -60,18 +60,50 @@ check "atime = ctime = mtime" test "$(stat -c '%X %Z' "$V/nodes/Person/p001.json
 check "owner = store owner" test "$(stat -c %u:%g "$V/nodes/Person/p001.json")" = "$(stat -c %u:%g "$S")"
 
 # Kernel caching: the second pass over versions/2 reaches the daemon only
-# as OPENDIR/RELEASEDIR.
-find "$V" > /dev/null; ls -lR "$V" > /dev/null; cat "$V/nodes/Person.jsonl" > /dev/null
-a=$(requests_versions "$M")
-find "$V" > /dev/null; ls -lR "$V" > /dev/null; cat "$V/nodes/Person.jsonl" > /dev/null
+# as OPENDIR/RELEASEDIR, OPEN/RELEASE and the LOOKUP of the new negative
+# name.  Memory reclaim may still take back what the kernel cached, at any
+# time and with no visible pressure (docs/mount.md, Caching): an inode,
+# looked up again after its FORGET (and, since Linux 6.13, given one
+# GETATTR when another inode was evicted during that LOOKUP), or pages of
+# a listing, a symlink or a file, read again (READDIRPLUS+READDIR, counted
+# once per listing in listings_versions; READLINK; READ).  So a LOOKUP or
+# GETATTR passes only with a FORGET behind it, and re-reads only if few
+# (a twentieth of the tree) or matched by FORGETs (twice their number:
+# reclaim that evicts inodes takes pages of the surviving ones too): reclaim
+# took up to 12 listings and 25 links in 2 s here, a lost cache flag
+# re-reads all 1400 listings, 400 links or 400 files.
+reclaim_seen() { # the FORGETs and listings from offset 0 on versions/N
+	timeout 10 jq -c '{f: .forgotten_versions, l: .listings_versions}' "$1/.graphfs/stats"
+}
+pass() { # lists, stats, reads every file and link target of versions/2
+	find "$V" > /dev/null; ls -lR "$V" > /dev/null
+	find "$V" -type f -exec cat {} + > /dev/null
+}
+pass
+a=$(requests_versions "$M") ea=$(reclaim_seen "$M")
+sleep 1.5 # outlasts live_timeout: a frozen inode cached only that long fails
+pass
 ls "$V/nodes/Person/nosuch.json" 2>/dev/null
-b=$(requests_versions "$M")
-extra=$(jq -n --argjson a "$a" --argjson b "$b" \
-	'[$b | to_entries[] | select(.value != $a[.key]) | .key] - ["opendir","releasedir","open","release","lookup"] | join(",")')
-check "second pass: no requests but opendir/releasedir/open/release (got ${extra})" test "$extra" = '""'
-nl=$(jq -n --argjson a "$a" --argjson b "$b" '$b.lookup - $a.lookup')
-check "second pass: at most one lookup (the new negative name), got $nl" test "$nl" -le 1
+b=$(requests_versions "$M") eb=$(reclaim_seen "$M")
+f=$(jq -n --argjson a "$ea" --argjson b "$eb" '$b.f - $a.f')
+l=$(jq -n --argjson a "$ea" --argjson b "$eb" '$b.l - $a.l')
+few=$(($(find "$V" | wc -l) / 20))
+extra=$(jq -n -r --argjson a "$a" --argjson b "$b" --argjson f "$f" \
+	--argjson l "$l" --argjson few "$few" '
+	($b | with_entries(.value -= $a[.key])) as $d
+	| [($d | del(.opendir, .releasedir, .open, .release, .lookup, .getattr,
+		     .readdirplus, .readdir, .readlink, .read)
+	    | to_entries[] | select(.value != 0) | .key),
+	   (select($d.lookup > 1 + $f) | "lookup"),
+	   (select($d.getattr > $f) | "getattr"),
+	   (select($l + $d.readlink + $d.read > 2 * $f + $few)
+	    | "listings+readlink+read")]
+	| join(",")')
+check "second pass: no requests but opendir/releasedir/open/release and the new negative name, save what reclaim explains (got \"${extra}\"; forgotten $f, listings $l, few $few; $(jq -n -c --argjson a "$a" --argjson b "$b" '$b | with_entries(.value -= $a[.key]) | with_entries(select(.value != 0))'))" test -z "$extra"
 ls "$V/nodes/Person/nosuch.json" 2>/dev/null
-c=$(requests_versions "$M")
-check "negative entry cached" test "$(jq -n --argjson b "$b" --argjson c "$c" '$c.lookup - $b.lookup')" = 0
+c=$(requests_versions "$M") ec=$(reclaim_seen "$M")
+# A negative entry has no FORGET: with inodes evicted since the first pass,
+# it may have gone too.
+check "negative entry cached" test "$(jq -n --argjson b "$b" --argjson c "$c" \
+	--argjson ea "$ea" --argjson ec "$ec" '$c.lookup - $b.lookup == 0 or $ec.f > $ea.f')" = true
 finish
