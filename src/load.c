@@ -228,14 +228,10 @@ static int add_ent(struct loader *L, const struct gfs_rowin *r)
 	uint32_t nuk = (uint32_t)r->n_ukeys;
 	int rc;
 
-	if (L->n == L->cap) {
-		size_t cap = L->cap ? L->cap * 2 : 4096;
-		struct ent *p = realloc(L->ents, cap * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		L->ents = p;
-		L->cap = cap;
-	}
+	e = gfs_array_grow(L->ents, &L->cap, L->n, sizeof *e, 4096);
+	if (!e)
+		return -ENOMEM;
+	L->ents = e;
 	e = &L->ents[L->n];
 	e->lineno = L->lines;
 	e->spool_off = L->spool_len;

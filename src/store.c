@@ -1430,14 +1430,11 @@ struct sc_list {
 
 static int sc_list_push(struct sc_list *l, struct gfs_sidecar *sc)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		void *p = realloc(l->v, cap * sizeof *l->v);
-		if (!p)
-			return -ENOMEM;
-		l->v = p;
-		l->cap = cap;
-	}
+	void *p = gfs_array_grow(l->v, &l->cap, l->n, sizeof *l->v, 8);
+
+	if (!p)
+		return -ENOMEM;
+	l->v = p;
 	l->v[l->n++] = sc;
 	return 0;
 }

@@ -1489,16 +1489,11 @@ static void arena_free(struct gfs_tbuild *b)
 static struct op *op_slot(struct gfs_tbuild *b, unsigned t)
 {
 	struct opvec *ov = &b->ops[t];
+	struct op *nv = gfs_array_grow(ov->v, &ov->cap, ov->n, sizeof *nv, 64);
 
-	if (ov->n == ov->cap) {
-		size_t cap = ov->cap ? ov->cap * 2 : 64;
-		struct op *nv = realloc(ov->v, cap * sizeof *nv);
-
-		if (!nv)
-			return NULL;
-		ov->v = nv;
-		ov->cap = cap;
-	}
+	if (!nv)
+		return NULL;
+	ov->v = nv;
 	return &ov->v[ov->n];
 }
 
@@ -2119,15 +2114,11 @@ static int spill_op(struct gfs_tbuild *b, const struct op *o)
 
 static int run_add(struct runvec *rv, uint64_t off, uint64_t len)
 {
-	if (rv->n == rv->cap) {
-		size_t cap = rv->cap ? rv->cap * 2 : 16;
-		struct run *nv = realloc(rv->v, cap * sizeof *nv);
+	struct run *nv = gfs_array_grow(rv->v, &rv->cap, rv->n, sizeof *nv, 16);
 
-		if (!nv)
-			return -ENOMEM;
-		rv->v = nv;
-		rv->cap = cap;
-	}
+	if (!nv)
+		return -ENOMEM;
+	rv->v = nv;
 	rv->v[rv->n++] = (struct run){ off, len };
 	return 0;
 }

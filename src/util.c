@@ -181,6 +181,23 @@ int gfs_buf_append_json_str(struct gfs_buf *b, const char *s, size_t len)
 	return rc ? rc : gfs_buf_appendc(b, '"');
 }
 
+void *gfs_array_grow(void *v, size_t *cap, size_t n, size_t size, size_t first)
+{
+	size_t c = *cap ? *cap : first;
+	void *p;
+
+	if (n < *cap)
+		return v;
+	while (c <= n && c <= SIZE_MAX / 2)
+		c *= 2;
+	if (c <= n || c > SIZE_MAX / size)
+		return NULL;
+	p = realloc(v, c * size);
+	if (p)
+		*cap = c;
+	return p;
+}
+
 char *gfs_strdup(const char *s)
 {
 	return s ? gfs_memdup(s, strlen(s)) : NULL;

@@ -67,6 +67,11 @@ int gfs_buf_appendf(struct gfs_buf *b, const char *fmt, ...)
 int gfs_buf_append_json_str(struct gfs_buf *b, const char *s, size_t len);
 void gfs_buf_reset(struct gfs_buf *b);
 
+/* Room for element n of a growable array v of *cap elements of size bytes:
+ * returns v, or a larger copy (capacity doubled, starting at first) with
+ * *cap updated; NULL on ENOMEM, v then still valid and unchanged. */
+void *gfs_array_grow(void *v, size_t *cap, size_t n, size_t size, size_t first);
+
 /* Returns a new heap copy; the caller frees it with free(). NULL on ENOMEM. */
 char *gfs_strdup(const char *s);
 char *gfs_memdup(const void *p, size_t len); /* adds a NUL */

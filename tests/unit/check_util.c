@@ -90,6 +90,28 @@ START_TEST(checked_number_parsing)
 }
 END_TEST
 
+START_TEST(array_grow_doubles_and_keeps_contents)
+{
+	size_t cap = 0, n;
+	int *v = NULL, *p;
+
+	for (n = 0; n < 1000; n++) {
+		p = gfs_array_grow(v, &cap, n, sizeof *v, 4);
+		ck_assert_ptr_nonnull(p);
+		v = p;
+		ck_assert_uint_gt(cap, n);
+		v[n] = (int)n;
+	}
+	ck_assert_uint_eq(cap, 1024);
+	for (n = 0; n < 1000; n++)
+		ck_assert_int_eq(v[n], (int)n);
+	/* an impossible size fails and leaves the array alone */
+	ck_assert_ptr_null(gfs_array_grow(v, &cap, cap, SIZE_MAX / 2, 4));
+	ck_assert_uint_eq(cap, 1024);
+	free(v);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -101,6 +123,7 @@ int main(void)
 	tcase_add_test(tc, time_format_trims_fraction);
 	tcase_add_test(tc, strerror_covers_both_ranges);
 	tcase_add_test(tc, checked_number_parsing);
+	tcase_add_test(tc, array_grow_doubles_and_keeps_contents);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
