@@ -43,7 +43,7 @@
 struct ent {
 	uint64_t lineno;
 	uint64_t spool_off;
-	uint64_t arena_off; /* id, src, dst, n_uk, ukeys: each u32 len + bytes */
+	uint64_t arena_off; /* id, src, dst, n_uk, ukeys: each a varint len + bytes */
 	uint32_t line_len;
 	uint32_t type : 31;        /* index in the schema's types */
 	uint32_t id_generated : 1; /* no data.id: messages name the endpoints */
