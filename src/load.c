@@ -1214,12 +1214,31 @@ static int commit_tables(struct loader *L)
 	return rc;
 }
 
+/* Temp files of writers killed before link() are garbage; we hold LOCK_EX
+ * on the tables we write, so any there are not a live writer's.  Without
+ * real locks (the test-only skip_locks) they might be: leave them. */
+static int remove_stale_tmp(struct loader *L)
+{
+	int rc = 0;
+
+	for (size_t t = 0; L->locks && !rc && t < L->s->n_types; t++) {
+		unsigned n = 0;
+		if (L->ts[t].written)
+			rc = gfs_table_remove_tmp(gfs_graph_tables(L->g), L->ts[t].table, &n);
+	}
+	if (rc)
+		gfs_diag_set(L->d, "cannot remove a dead writer's temp file: %s", gfs_strerror(rc));
+	return rc;
+}
+
 static int write_phase(struct loader *L, uint64_t *version)
 {
 	int rc;
 
 	progress(L, GFS_PHASE_WRITE, L->n);
-	rc = gfs_ulid_new(L->op_id);
+	rc = remove_stale_tmp(L);
+	if (!rc)
+		rc = gfs_ulid_new(L->op_id);
 	if (!rc)
 		rc = arm(L);
 	if (rc)

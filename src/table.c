@@ -402,6 +402,40 @@ int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head)
 	return 0;
 }
 
+/* A builder's temp file is named ".tmp-<pid>-..." in the table directory
+ * (link() needs a name).  A writer killed before link() leaves it behind;
+ * it is garbage, never a version.  Builders create it only while holding
+ * the table's LOCK_EX, so whoever holds that lock may remove them all. */
+int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
+			 unsigned *removed)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *dir;
+	int rc = 0;
+
+	*removed = 0;
+	if (!table_name_ok(table))
+		return -EINVAL;
+	if ((rc = mkpath(path, sizeof path, ts->dir, table, NULL)))
+		return rc;
+	if (!(dir = opendir(path)))
+		return errno == ENOENT ? 0 : -errno;
+	while (!rc && (de = readdir(dir)))
+		if (!strncmp(de->d_name, ".tmp-", 5)) {
+			if (unlinkat(dirfd(dir), de->d_name, 0) == 0)
+				n++;
+			else if (errno != ENOENT)
+				rc = -errno;
+		}
+	closedir(dir);
+	if (!rc && n)
+		rc = gfs_fsync_dir(path);
+	*removed = n;
+	return rc;
+}
+
 /* ---- pages ------------------------------------------------------------ */
 
 static void page_free(struct page *pg)

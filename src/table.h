@@ -49,6 +49,13 @@ int gfs_table_create(struct gfs_tstore *ts, const char *table);
  * version contents. */
 int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head);
 
+/* Removes the temp files ("." "tmp-*") that writers killed before link()
+ * left in the table's directory; *removed counts them.  The caller must
+ * hold the table's LOCK_EX (lock.h): a live builder's temp file would go
+ * too. */
+int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
+			 unsigned *removed);
+
 /* Opens one version.  -ENOENT if it does not exist; GFS_ECORRUPT/GFS_EFORMAT
  * with detail in d if its header or footer does not verify. */
 int gfs_tver_open(struct gfs_tstore *ts, const char *table, uint32_t version,
