@@ -24,34 +24,7 @@ static const char SCHEMA[] =
 	"edge Knows: Person -> Person @card(0..2) { since: Date? @unique(src, dst) }\n"
 	"edge Wrote: Person -> Doc\n";
 
-static char dir[PATH_MAX];
-
-static void setup(void)
-{
-	struct gfs_diag d = {{0}};
-
-	tu_tmpdir(dir, sizeof dir);
-	strcat(dir, "/store");
-	ck_assert_msg(gfs_graph_init(dir, SCHEMA, strlen(SCHEMA), "t.pg", "test", &d) == 0,
-		      "init: %s", d.msg);
-}
-
-static void teardown(void)
-{
-	char *slash = strrchr(dir, '/');
-
-	*slash = '\0';
-	tu_rmrf(dir);
-}
-
-static struct gfs_graph *open_g(void)
-{
-	struct gfs_graph *g;
-	struct gfs_diag d = {{0}};
-
-	ck_assert_msg(gfs_graph_open(dir, 0, &g, &d) == 0, "open: %s", d.msg);
-	return g;
-}
+#include "teststore.h"
 
 /* Loads text; returns rc and leaves the message in d. */
 static int load_text(struct gfs_graph *g, const char *text, enum gfs_load_mode mode,
