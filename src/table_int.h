@@ -1,14 +1,23 @@
-/* table_int.h - private to table.c (and its tests): the version file format.
+/* table_int.h - private to the table module (table.c: store, pages, paths
+ * and reads; table_build.c: the builder and its spill; table_verify.c:
+ * verification) and its tests.
  *
- * The layout itself is described at the top of table.c; these are its
+ * The version file format is described at the top of table.c; here are its
  * numbers and the little-endian accessors every encoder/decoder uses, so a
- * test can build or poke at a file without duplicating them.
+ * test can build or poke at a file without duplicating them, then the
+ * structures and helpers the three files share.
  */
 #ifndef GFS_TABLE_INT_H
 #define GFS_TABLE_INT_H
 
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "table.h"
+#include "util.h"
 
 #define TBL_MAGIC "GFSTBL01"     /* first 8 bytes of every version file */
 #define TBL_END_MAGIC "GFSTEND1" /* last 8 bytes: a torn file lacks them */
@@ -79,5 +88,116 @@ static inline uint64_t tbl_get64(const char *p)
 {
 	return (uint64_t)tbl_get32(p) | (uint64_t)tbl_get32(p + 4) << 32;
 }
+
+/* ---- shared structures (table.c) -------------------------------------- */
+
+#define TS_SLOTS 32 /* fds the store keeps open on older segments */
+
+struct tref {
+	uint32_t seg, len;
+	uint64_t off;
+};
+
+struct page {
+	char *buf;
+	uint32_t len, n;
+	uint8_t kind, tree, level;
+	uint32_t *eo; /* entry offsets */
+};
+
+struct ient {
+	const char *k;
+	uint32_t klen;
+	struct tref ref;
+	uint64_t count, bytes;
+};
+
+struct lent {
+	const char *k, *v;
+	uint32_t klen, vlen;
+};
+
+struct rec {
+	uint64_t serial, hash, seg_off;
+	uint32_t changed, flags, seg, line_len, data_off, data_len;
+	const char *src, *dst, *uk;
+	uint32_t src_len, dst_len, uk_len, n_ukeys;
+};
+
+struct path {
+	struct page pg[TBL_MAX_HEIGHT];
+	uint32_t idx[TBL_MAX_HEIGHT];
+	int depth;
+	uint64_t before; /* PRIMARY: export bytes before the position */
+};
+
+struct fdslot {
+	char *table;
+	uint32_t ver;
+	int fd;
+	unsigned refs;
+	uint64_t used;
+};
+
+struct gfs_tstore {
+	char *dir; /* STORE/tables */
+	pthread_mutex_t mu;
+	struct fdslot slot[TS_SLOTS]; /* protected by mu */
+	uint64_t clock;               /* protected by mu */
+};
+
+struct gfs_tver {
+	struct gfs_tstore *ts;
+	char *table;
+	char path[PATH_MAX];
+	uint32_t version;
+	int fd;
+	struct gfs_tver_info info;
+	uint32_t n_unique, n_trees;
+	struct tref *roots;
+	uint64_t lines_start, lines_end, pages_end;
+};
+
+/* ---- shared helpers (table.c) ----------------------------------------- */
+
+/* Keys and names. */
+int tbl_keycmp(const char *a, size_t al, const char *b, size_t bl);
+bool tbl_bytes_eq(const char *a, size_t al, const char *b, size_t bl);
+int tbl_mkpath(char *out, size_t n, const char *dir, const char *table,
+		  const char *name);
+int tbl_verpath(char *out, size_t n, const char *dir, const char *table,
+		   uint32_t v);
+size_t tbl_esc_len(const char *s, size_t n);
+char *tbl_esc_put(char *out, const char *s, size_t n);
+bool tbl_name_ok(const char *t);
+
+/* Pages: tbl_page_load reads and checks the page ref points at (level -1 =
+ * any); the entry accessors assume a page that passed it. */
+void tbl_page_free(struct page *pg);
+int tbl_page_load(struct gfs_tver *tv, const struct tref *ref, int tree,
+		     int level, struct page *pg, struct gfs_diag *d);
+void tbl_lent_at(const struct page *pg, uint32_t i, struct lent *e);
+void tbl_ient_at(const struct page *pg, uint32_t i, struct ient *e);
+const char *tbl_entry_key(const struct page *pg, uint32_t i, uint32_t *kl);
+
+/* Row records. */
+int tbl_rec_decode(const char *v, uint32_t vlen, struct rec *r);
+void tbl_rec_ukey(const struct rec *r, unsigned k, const char **p,
+		     size_t *len);
+
+/* Paths: a root-to-leaf position in one tree. */
+void tbl_path_clear(struct path *p);
+uint64_t tbl_leaf_bytes(const struct page *pg, uint32_t from, uint32_t to);
+uint32_t tbl_child_for_key(const struct page *pg, const char *key,
+			      size_t klen);
+uint32_t tbl_leaf_lower_bound(const struct page *pg, const char *key,
+				 size_t klen);
+int tbl_path_seek_key(struct gfs_tver *tv, int tree, struct path *p,
+			 const char *key, size_t klen);
+int tbl_path_valid(struct gfs_tver *tv, int tree, struct path *p);
+void tbl_path_entry(const struct path *p, struct lent *e);
+bool tbl_path_at_key(const struct path *p, const char *key, size_t klen);
+int tbl_path_push(struct gfs_tver *tv, struct path *p, const struct tref *ref,
+		     int tree, int level);
 
 #endif
