@@ -116,140 +116,6 @@ int tbl_verpath(char *out, size_t n, const char *dir, const char *table,
 	return tbl_mkpath(out, n, dir, table, name);
 }
 
-/* ---- store and its fd cache ------------------------------------------ */
-
-int gfs_tstore_open(const char *store_dir, struct gfs_tstore **out)
-{
-	struct gfs_tstore *ts;
-	size_t n;
-
-	*out = NULL;
-	if (!store_dir)
-		return -EINVAL;
-	ts = calloc(1, sizeof *ts);
-	if (!ts)
-		return -ENOMEM;
-	n = strlen(store_dir) + sizeof "/tables";
-	ts->dir = malloc(n);
-	if (!ts->dir) {
-		free(ts);
-		return -ENOMEM;
-	}
-	snprintf(ts->dir, n, "%s/tables", store_dir);
-	pthread_mutex_init(&ts->mu, NULL);
-	for (int i = 0; i < TS_SLOTS; i++)
-		ts->slot[i].fd = -1;
-	*out = ts;
-	return 0;
-}
-
-void gfs_tstore_close(struct gfs_tstore *ts)
-{
-	if (!ts)
-		return;
-	for (int i = 0; i < TS_SLOTS; i++) {
-		if (ts->slot[i].fd >= 0)
-			close(ts->slot[i].fd);
-		free(ts->slot[i].table);
-	}
-	pthread_mutex_destroy(&ts->mu);
-	free(ts->dir);
-	free(ts);
-}
-
-static int open_version_fd(struct gfs_tstore *ts, const char *table,
-			   uint32_t v)
-{
-	char path[PATH_MAX];
-	int rc = tbl_verpath(path, sizeof path, ts->dir, table, v);
-
-	if (rc)
-		return rc;
-	rc = open(path, O_RDONLY | O_CLOEXEC);
-	return rc < 0 ? -errno : rc;
-}
-
-static int slot_victim(struct gfs_tstore *ts)
-{
-	int v = -1;
-
-	for (int i = 0; i < TS_SLOTS; i++) {
-		if (ts->slot[i].fd < 0)
-			return i;
-		if (ts->slot[i].refs == 0 &&
-		    (v < 0 || ts->slot[i].used < ts->slot[v].used))
-			v = i;
-	}
-	return v;
-}
-
-/* Returns an fd on (table, v) and in *slot what to hand to ts_release. */
-static int ts_acquire(struct gfs_tstore *ts, const char *table, uint32_t v,
-		      int *slot)
-{
-	int fd, i;
-
-	pthread_mutex_lock(&ts->mu);
-	for (i = 0; i < TS_SLOTS; i++) {
-		struct fdslot *s = &ts->slot[i];
-
-		if (s->fd >= 0 && s->ver == v && !strcmp(s->table, table)) {
-			s->refs++;
-			s->used = ++ts->clock;
-			*slot = i;
-			pthread_mutex_unlock(&ts->mu);
-			return s->fd;
-		}
-	}
-	fd = open_version_fd(ts, table, v);
-	i = fd < 0 ? -1 : slot_victim(ts);
-	*slot = -1;
-	if (i >= 0) {
-		char *t = gfs_strdup(table);
-
-		if (t) {
-			struct fdslot *s = &ts->slot[i];
-
-			if (s->fd >= 0)
-				close(s->fd);
-			free(s->table);
-			*s = (struct fdslot){ t, v, fd, 1, ++ts->clock };
-			*slot = i;
-		}
-	}
-	pthread_mutex_unlock(&ts->mu);
-	return fd;
-}
-
-static void ts_release(struct gfs_tstore *ts, int slot, int fd)
-{
-	if (slot < 0) {
-		close(fd);
-		return;
-	}
-	pthread_mutex_lock(&ts->mu);
-	ts->slot[slot].refs--;
-	pthread_mutex_unlock(&ts->mu);
-}
-
-/* Reads len bytes at off of segment seg as seen from tv. */
-static int seg_read(struct gfs_tver *tv, uint32_t seg, uint64_t off, void *buf,
-		    size_t len)
-{
-	int fd, slot, rc;
-
-	if (seg == 0 || seg > tv->version || off > (uint64_t)INT64_MAX - len)
-		return GFS_ECORRUPT;
-	if (seg == tv->version)
-		return gfs_pread_all(tv->fd, buf, len, (off_t)off);
-	fd = ts_acquire(tv->ts, tv->table, seg, &slot);
-	if (fd < 0)
-		return fd == -ENOENT ? GFS_ECORRUPT : fd;
-	rc = gfs_pread_all(fd, buf, len, (off_t)off);
-	ts_release(tv->ts, slot, fd);
-	return rc;
-}
-
 /* ---- tables and heads ------------------------------------------------- */
 
 int gfs_table_create(struct gfs_tstore *ts, const char *table)
@@ -356,125 +222,7 @@ int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
 	return rc;
 }
 
-/* ---- pages ------------------------------------------------------------ */
-
-void tbl_page_free(struct page *pg)
-{
-	free(pg->buf);
-	free(pg->eo);
-	memset(pg, 0, sizeof *pg);
-}
-
-/* Bounds-checks one entry at *off; advances *off past it. */
-static const char *entry_skip(const struct page *pg, uint32_t *off)
-{
-	uint64_t o = *off, end = pg->len - TBL_PAGE_CSUM, kl, vl;
-
-	if (o + 4 > end)
-		return "entry past the page end";
-	kl = tbl_get32(pg->buf + o);
-	o += 4 + kl;
-	if (pg->kind == TBL_PG_INTERNAL) {
-		o += TBL_IENT_FIXED - 4;
-		if (o > end)
-			return "entry past the page end";
-		*off = (uint32_t)o;
-		return NULL;
-	}
-	if (o + 4 > end)
-		return "entry past the page end";
-	vl = tbl_get32(pg->buf + o);
-	o += 4 + vl;
-	if (o > end)
-		return "entry past the page end";
-	if (pg->tree == GFS_IX_PRIMARY && vl < TBL_REC_FIXED)
-		return "row record too short";
-	*off = (uint32_t)o;
-	return NULL;
-}
-
-static const char *page_check_hdr(struct page *pg, const struct tref *ref,
-				  int tree, int level)
-{
-	const char *p = pg->buf;
-
-	if (tbl_get64(p + pg->len - 8) != gfs_hash64(p, pg->len - 8))
-		return "page checksum mismatch";
-	pg->kind = (uint8_t)p[0];
-	pg->tree = (uint8_t)p[1];
-	pg->level = (uint8_t)p[2];
-	pg->n = tbl_get32(p + 4);
-	if (tbl_get32(p + 8) != ref->len || tbl_get32(p + 12) != ref->seg ||
-	    tbl_get64(p + 16) != ref->off)
-		return "page is not the one referenced";
-	if (pg->tree != tree)
-		return "page belongs to another tree";
-	if ((pg->kind == TBL_PG_LEAF) != (pg->level == 0) ||
-	    (pg->kind != TBL_PG_LEAF && pg->kind != TBL_PG_INTERNAL))
-		return "bad page kind";
-	if (pg->level >= TBL_MAX_HEIGHT || (level >= 0 && pg->level != level))
-		return "page at the wrong tree level";
-	if (pg->n == 0 || pg->n > pg->len / 8)
-		return "bad entry count";
-	return NULL;
-}
-
-static const char *page_parse(struct page *pg, const struct tref *ref,
-			      int tree, int level)
-{
-	const char *why = page_check_hdr(pg, ref, tree, level);
-	uint32_t off = TBL_PAGE_HDR;
-
-	if (why)
-		return why;
-	pg->eo = malloc(pg->n * sizeof *pg->eo);
-	if (!pg->eo)
-		return "out of memory";
-	for (uint32_t i = 0; i < pg->n; i++) {
-		pg->eo[i] = off;
-		why = entry_skip(pg, &off);
-		if (why)
-			return why;
-	}
-	return off == pg->len - TBL_PAGE_CSUM ? NULL : "trailing bytes in page";
-}
-
-/* Loads and checks the page ref points at; level -1 = any. */
-int tbl_page_load(struct gfs_tver *tv, const struct tref *ref, int tree,
-		     int level, struct page *pg, struct gfs_diag *d)
-{
-	const char *why = NULL;
-	int rc;
-
-	memset(pg, 0, sizeof *pg);
-	if (ref->len < TBL_PAGE_HDR + TBL_PAGE_CSUM || ref->len > TBL_PAGE_MAX ||
-	    ref->seg == 0 || ref->seg > tv->version)
-		why = "bad page reference";
-	else if (ref->seg == tv->version &&
-		 (ref->off < tv->lines_end || ref->off + ref->len > tv->pages_end))
-		why = "page reference outside the page area";
-	if (why)
-		goto corrupt;
-	pg->buf = malloc(ref->len);
-	if (!pg->buf)
-		return -ENOMEM;
-	pg->len = ref->len;
-	rc = seg_read(tv, ref->seg, ref->off, pg->buf, ref->len);
-	if (rc && rc != GFS_ECORRUPT) {
-		tbl_page_free(pg);
-		return rc;
-	}
-	why = rc ? "page unreadable (truncated or missing file)"
-		 : page_parse(pg, ref, tree, level);
-	if (!why)
-		return 0;
-corrupt:
-	tbl_page_free(pg);
-	gfs_diag_set(d, "corrupt table file '%s/%s/%u' at offset %llu: %s",
-		     tv->ts->dir, tv->table, ref->seg,
-		     (unsigned long long)ref->off, why);
-	return GFS_ECORRUPT;
-}
+/* ---- page entries ------------------------------------------------------ */
 
 void tbl_lent_at(const struct page *pg, uint32_t i, struct lent *e)
 {
@@ -718,9 +466,12 @@ int gfs_tver_open(struct gfs_tstore *ts, const char *table, uint32_t version,
 	tv->ts = ts;
 	tv->version = version;
 	tv->fd = -1;
+	pthread_mutex_init(&tv->fd_mu, NULL);
 	tv->table = gfs_strdup(table);
 	rc = tv->table ? tbl_verpath(tv->path, sizeof tv->path, ts->dir, table, version)
 		       : -ENOMEM;
+	if (!rc)
+		rc = tbl_table_id(ts, table, &tv->tid);
 	if (!rc) {
 		tv->fd = open(tv->path, O_RDONLY | O_CLOEXEC);
 		rc = tv->fd < 0 ? -errno : 0;
@@ -743,6 +494,8 @@ void gfs_tver_close(struct gfs_tver *tv)
 		return;
 	if (tv->fd >= 0)
 		close(tv->fd);
+	tbl_tver_close_fds(tv);
+	pthread_mutex_destroy(&tv->fd_mu);
 	free(tv->roots);
 	free(tv->table);
 	free(tv);
@@ -758,22 +511,27 @@ void gfs_tver_info(const struct gfs_tver *tv, struct gfs_tver_info *out)
 void tbl_path_clear(struct path *p)
 {
 	while (p->depth > 0)
-		tbl_page_free(&p->pg[--p->depth]);
+		tbl_page_put(p->pg[--p->depth]);
 	p->before = 0;
 }
 
 int tbl_path_push(struct gfs_tver *tv, struct path *p, const struct tref *ref,
-		     int tree, int level)
+		  int tree, int level)
 {
 	int rc;
 
 	if (p->depth >= TBL_MAX_HEIGHT)
 		return GFS_ECORRUPT;
-	rc = tbl_page_load(tv, ref, tree, level, &p->pg[p->depth], NULL);
+	rc = tbl_page_get(tv, ref, tree, level, &p->pg[p->depth], NULL);
 	if (rc)
 		return rc;
 	p->idx[p->depth++] = 0;
 	return 0;
+}
+
+static void path_pop(struct path *p)
+{
+	tbl_page_put(p->pg[--p->depth]);
 }
 
 uint64_t tbl_leaf_bytes(const struct page *pg, uint32_t from, uint32_t to)
@@ -790,9 +548,26 @@ uint64_t tbl_leaf_bytes(const struct page *pg, uint32_t from, uint32_t to)
 	return sum;
 }
 
+/* PRIMARY: export bytes in the entries of pg before entry i. */
+static uint64_t bytes_before(const struct page *pg, uint32_t i)
+{
+	uint64_t sum = 0;
+	struct ient e;
+
+	if (pg->tree != GFS_IX_PRIMARY)
+		return 0;
+	if (pg->kind == TBL_PG_LEAF)
+		return tbl_leaf_bytes(pg, 0, i);
+	for (uint32_t j = 0; j < i; j++) {
+		tbl_ient_at(pg, j, &e);
+		sum += e.bytes;
+	}
+	return sum;
+}
+
 /* Index of the child that may hold key: the last whose first key <= key. */
 uint32_t tbl_child_for_key(const struct page *pg, const char *key,
-			      size_t klen)
+			   size_t klen)
 {
 	uint32_t lo = 0, hi = pg->n, kl;
 
@@ -809,7 +584,7 @@ uint32_t tbl_child_for_key(const struct page *pg, const char *key,
 }
 
 uint32_t tbl_leaf_lower_bound(const struct page *pg, const char *key,
-				 size_t klen)
+			      size_t klen)
 {
 	uint32_t lo = 0, hi = pg->n, kl;
 
@@ -825,9 +600,36 @@ uint32_t tbl_leaf_lower_bound(const struct page *pg, const char *key,
 	return lo;
 }
 
+/* From the deepest page of p down: positions p at the first entry >= key
+ * (maybe one past a leaf's end), adding to p->before. */
+static int path_descend(struct gfs_tver *tv, int tree, struct path *p,
+			const char *key, size_t klen)
+{
+	for (;;) {
+		struct page *pg = p->pg[p->depth - 1];
+		struct ient e;
+		uint32_t i;
+		int rc;
+
+		if (pg->kind == TBL_PG_LEAF) {
+			i = tbl_leaf_lower_bound(pg, key, klen);
+			p->before += bytes_before(pg, i);
+			p->idx[p->depth - 1] = i;
+			return 0;
+		}
+		i = tbl_child_for_key(pg, key, klen);
+		p->before += bytes_before(pg, i);
+		p->idx[p->depth - 1] = i;
+		tbl_ient_at(pg, i, &e);
+		rc = tbl_path_push(tv, p, &e.ref, tree, pg->level - 1);
+		if (rc)
+			return rc;
+	}
+}
+
 /* Positions p at the first entry >= key (maybe one past a leaf's end). */
 int tbl_path_seek_key(struct gfs_tver *tv, int tree, struct path *p,
-			 const char *key, size_t klen)
+		      const char *key, size_t klen)
 {
 	struct tref root = tv->roots[tree];
 	int rc;
@@ -836,27 +638,49 @@ int tbl_path_seek_key(struct gfs_tver *tv, int tree, struct path *p,
 	if (!root.seg)
 		return 0;
 	rc = tbl_path_push(tv, p, &root, tree, -1);
-	while (!rc) {
-		struct page *pg = &p->pg[p->depth - 1];
-		struct ient e;
-		uint32_t i;
+	return rc ? rc : path_descend(tv, tree, p, key, klen);
+}
 
-		if (pg->kind == TBL_PG_LEAF) {
-			i = tbl_leaf_lower_bound(pg, key, klen);
-			p->before += tbl_leaf_bytes(pg, 0, i);
-			p->idx[p->depth - 1] = i;
-			return 0;
-		}
-		i = tbl_child_for_key(pg, key, klen);
-		for (uint32_t j = 0; j < i; j++) {
-			tbl_ient_at(pg, j, &e);
-			p->before += e.bytes;
-		}
-		p->idx[p->depth - 1] = i;
-		tbl_ient_at(pg, i, &e);
-		rc = tbl_path_push(tv, p, &e.ref, tree, pg->level - 1);
+/* Does child idx of pg (an internal page on p) cover key? */
+static bool child_covers(const struct page *pg, uint32_t i, const char *key,
+			 size_t klen)
+{
+	uint32_t kl;
+	const char *k;
+
+	if (i >= pg->n)
+		return false;
+	k = tbl_entry_key(pg, i, &kl);
+	if (i > 0 && tbl_keycmp(k, kl, key, klen) > 0)
+		return false;
+	if (i + 1 < pg->n) {
+		k = tbl_entry_key(pg, i + 1, &kl);
+		if (tbl_keycmp(k, kl, key, klen) <= 0)
+			return false;
 	}
-	return rc;
+	return true;
+}
+
+/* As tbl_path_seek_key, keeping the pages of p whose key range holds key:
+ * the deepest such page is re-searched, those below it reloaded.  A key
+ * near the last one (the next row of a secondary index, the next id of a
+ * batch) usually costs a search in the leaf alone. */
+int tbl_path_seek_near(struct gfs_tver *tv, int tree, struct path *p,
+		       const char *key, size_t klen)
+{
+	int keep = 0;
+
+	if (!p->depth || p->pg[0]->tree != tree)
+		return tbl_path_seek_key(tv, tree, p, key, klen);
+	while (keep < p->depth - 1 &&
+	       child_covers(p->pg[keep], p->idx[keep], key, klen))
+		keep++;
+	while (p->depth > keep + 1)
+		path_pop(p);
+	p->before = 0;
+	for (int d = 0; d < keep; d++)
+		p->before += bytes_before(p->pg[d], p->idx[d]);
+	return path_descend(tv, tree, p, key, klen);
 }
 
 /* Positions p (PRIMARY) at the row whose line covers export offset off;
@@ -871,7 +695,7 @@ static int path_seek_off(struct gfs_tver *tv, struct path *p, uint64_t off)
 		return 0;
 	rc = tbl_path_push(tv, p, &root, GFS_IX_PRIMARY, -1);
 	while (!rc) {
-		struct page *pg = &p->pg[p->depth - 1];
+		struct page *pg = p->pg[p->depth - 1];
 		uint32_t i = 0;
 
 		if (pg->kind == TBL_PG_LEAF) {
@@ -906,13 +730,12 @@ int tbl_path_valid(struct gfs_tver *tv, int tree, struct path *p)
 {
 	while (p->depth > 0) {
 		int t = p->depth - 1;
-		struct page *pg = &p->pg[t];
+		struct page *pg = p->pg[t];
 		struct ient e;
 		int rc;
 
 		if (p->idx[t] >= pg->n) {
-			tbl_page_free(pg);
-			p->depth--;
+			path_pop(p);
 			if (p->depth)
 				p->idx[p->depth - 1]++;
 			continue;
@@ -929,14 +752,14 @@ int tbl_path_valid(struct gfs_tver *tv, int tree, struct path *p)
 
 void tbl_path_entry(const struct path *p, struct lent *e)
 {
-	tbl_lent_at(&p->pg[p->depth - 1], p->idx[p->depth - 1], e);
+	tbl_lent_at(p->pg[p->depth - 1], p->idx[p->depth - 1], e);
 }
 
 bool tbl_path_at_key(const struct path *p, const char *key, size_t klen)
 {
 	struct lent e;
 
-	if (!p->depth || p->idx[p->depth - 1] >= p->pg[p->depth - 1].n)
+	if (!p->depth || p->idx[p->depth - 1] >= p->pg[p->depth - 1]->n)
 		return false;
 	tbl_path_entry(p, &e);
 	return tbl_bytes_eq(e.k, e.klen, key, klen);
@@ -1045,59 +868,150 @@ int gfs_tver_read_row(struct gfs_tver *tv, const struct gfs_row *row,
 	want = row->line_len - off < len ? (size_t)(row->line_len - off) : len;
 	if (!want)
 		return 0;
-	rc = seg_read(tv, row->seg, row->seg_off + off, buf, want);
+	rc = tbl_seg_read(tv, row->seg, row->seg_off + off, buf, want);
 	if (!rc)
 		*n = want;
 	return rc;
 }
 
-static int export_copy(struct gfs_tver *tv, struct path *p, uint64_t in,
-		       char *buf, size_t len, size_t *done)
+/* ---- the export cursor ------------------------------------------------ */
+
+struct gfs_tcursor {
+	struct gfs_tver *tv;
+	struct path p;   /* PRIMARY: the row holding byte pos, if placed */
+	uint64_t pos;    /* where the last read ended */
+	uint32_t in;     /* pos's offset in that row's line */
+	bool placed;
+};
+
+/* Bytes of one segment that go to consecutive bytes of the caller's
+ * buffer: lines back to back (one load wrote them) read as one. */
+struct span {
+	uint32_t seg;
+	uint64_t off;
+	size_t len;
+	char *to;
+};
+
+static int span_flush(struct gfs_tver *tv, struct span *s)
 {
+	int rc = s->len ? tbl_seg_read(tv, s->seg, s->off, s->to, s->len) : 0;
+
+	s->len = 0;
+	return rc;
+}
+
+/* Adds want bytes of segment seg at off, landing at to. */
+static int span_add(struct gfs_tver *tv, struct span *s, uint32_t seg,
+		    uint64_t off, size_t want, char *to)
+{
+	int rc = 0;
+
+	if (s->len && (s->seg != seg || s->off + s->len != off))
+		rc = span_flush(tv, s);
+	if (!s->len)
+		*s = (struct span){ seg, off, 0, to };
+	s->len += want;
+	return rc;
+}
+
+/* Copies from the cursor's position on, advancing it; *done counts the
+ * bytes (all read once it returns 0). */
+static int cursor_copy(struct gfs_tcursor *c, char *buf, size_t len,
+		       size_t *done)
+{
+	struct path *p = &c->p;
+	struct span s = { 0, 0, 0, NULL };
+	int rc = 0;
+
 	while (*done < len) {
 		struct lent e;
 		struct rec r;
 		size_t want;
-		int rc = tbl_path_valid(tv, GFS_IX_PRIMARY, p);
 
+		rc = tbl_path_valid(c->tv, GFS_IX_PRIMARY, p);
 		if (rc <= 0)
-			return rc;
+			break;
 		tbl_path_entry(p, &e);
-		if (tbl_rec_decode(e.v, e.vlen, &r) || in >= r.line_len)
-			return GFS_ECORRUPT;
+		rc = tbl_rec_decode(e.v, e.vlen, &r) || c->in >= r.line_len
+			     ? GFS_ECORRUPT : 0;
+		if (rc)
+			break;
 		want = len - *done;
-		if (want > r.line_len - in)
-			want = (size_t)(r.line_len - in);
-		rc = seg_read(tv, r.seg, r.seg_off + in, buf + *done, want);
+		if (want > r.line_len - c->in)
+			want = r.line_len - c->in;
+		rc = span_add(c->tv, &s, r.seg, r.seg_off + c->in, want,
+			      buf + *done);
+		if (rc)
+			break;
+		*done += want;
+		c->in += (uint32_t)want;
+		if (c->in == r.line_len) {
+			p->before += r.line_len;
+			p->idx[p->depth - 1]++;
+			c->in = 0;
+		}
+	}
+	if (rc >= 0)
+		rc = span_flush(c->tv, &s);
+	return rc < 0 ? rc : 0;
+}
+
+int gfs_tcursor_new(struct gfs_tver *tv, struct gfs_tcursor **out)
+{
+	struct gfs_tcursor *c = calloc(1, sizeof *c);
+
+	*out = c;
+	if (!c)
+		return -ENOMEM;
+	c->tv = tv;
+	return 0;
+}
+
+void gfs_tcursor_free(struct gfs_tcursor *c)
+{
+	if (!c)
+		return;
+	tbl_path_clear(&c->p);
+	free(c);
+}
+
+int gfs_tcursor_read(struct gfs_tcursor *c, uint64_t off, void *buf,
+		     size_t len, size_t *n)
+{
+	size_t done = 0;
+	int rc = 0;
+
+	*n = 0;
+	if (off >= c->tv->info.export_bytes || !len)
+		return 0;
+	if (!c->placed || off != c->pos) {
+		c->placed = false;
+		rc = path_seek_off(c->tv, &c->p, off);
 		if (rc)
 			return rc;
-		*done += want;
-		in = 0;
-		p->idx[p->depth - 1]++;
+		c->in = (uint32_t)(off - c->p.before);
+		c->placed = true;
 	}
-	return 0;
+	rc = cursor_copy(c, buf, len, &done);
+	c->placed = !rc;
+	c->pos = off + done;
+	if (!rc)
+		*n = done;
+	return rc;
 }
 
 int gfs_tver_read_export(struct gfs_tver *tv, uint64_t off, void *buf,
 			 size_t len, size_t *n)
 {
-	struct path *p;
-	size_t done = 0;
-	int rc;
+	struct gfs_tcursor *c;
+	int rc = gfs_tcursor_new(tv, &c);
 
 	*n = 0;
-	if (off >= tv->info.export_bytes || !len)
-		return 0;
-	p = calloc(1, sizeof *p);
-	if (!p)
-		return -ENOMEM;
-	rc = path_seek_off(tv, p, off);
-	if (!rc)
-		rc = export_copy(tv, p, off - p->before, buf, len, &done);
-	tbl_path_clear(p);
-	free(p);
-	if (!rc)
-		*n = done;
+	if (rc)
+		return rc;
+	rc = gfs_tcursor_read(c, off, buf, len, n);
+	gfs_tcursor_free(c);
 	return rc;
 }
 
@@ -1209,13 +1123,16 @@ int gfs_titer_new_pair(struct gfs_tver *tv, enum gfs_index ix, const char *a,
 	return rc;
 }
 
-/* Secondary entry -> the full row, from the primary tree. */
+/* Secondary entry -> the full row, from the primary tree.  Consecutive
+ * entries often name nearby ids (an edge id starts with its source), so
+ * rowp is re-searched from the lowest page that still covers the id. */
 static int titer_row_of(struct gfs_titer *it, const struct lent *se,
 			struct gfs_row *row)
 {
 	struct lent e;
 	struct rec r;
-	int rc = tbl_path_seek_key(it->tv, GFS_IX_PRIMARY, &it->rowp, se->v, se->vlen);
+	int rc = tbl_path_seek_near(it->tv, GFS_IX_PRIMARY, &it->rowp, se->v,
+				    se->vlen);
 
 	if (rc)
 		return rc;
@@ -1260,7 +1177,7 @@ void gfs_titer_key(const struct gfs_titer *it, const char **key, size_t *len)
 	*key = NULL;
 	*len = 0;
 	if (!it->started || !it->p.depth ||
-	    it->p.idx[it->p.depth - 1] >= it->p.pg[it->p.depth - 1].n)
+	    it->p.idx[it->p.depth - 1] >= it->p.pg[it->p.depth - 1]->n)
 		return;
 	tbl_path_entry(&it->p, &e);
 	*key = e.k;

@@ -12,6 +12,9 @@
  *     gfs_tver_get(tv, id, id_len, &row)          one row by id
  *     gfs_titer_new(tv, GFS_IX_PRIMARY, NULL, 0, &it); while (gfs_titer_next(it, &row) == 1) ...
  *     gfs_tver_read_export(tv, off, buf, len, &n)  bytes of the whole-table export
+ *     gfs_tcursor_new(tv, &c); gfs_tcursor_read(c, off, buf, len, &n) ...
+ *         the same, sequential reads continuing where the last one ended;
+ *         gfs_tcursor_free(c)
  *     gfs_tver_close(tv); gfs_tstore_close(ts);
  *
  * Writing (the commit module calls this; nothing else does):
@@ -20,9 +23,15 @@
  *     gfs_tbuild_commit(b, version, op_id, &d)   put-if-absent: tmp + fsync + link + fsync dir
  *     gfs_tbuild_free(b)
  *
- * Thread safety: a gfs_tstore may be shared by threads (its fd cache is
- * locked); a gfs_tver is read-only after open and may be shared; iterators
- * and builders belong to one thread.
+ * Thread safety: a gfs_tstore may be shared by threads (its fd cache and
+ * page cache are locked); a gfs_tver may be shared (its lazily opened
+ * segment fds are locked); iterators, cursors and builders belong to one
+ * thread.
+ *
+ * Resources: a gfs_tver keeps an fd on every segment it has read from
+ * until it is closed, within the store's fd budget (beyond it, reads share
+ * the store's 32 fds); the store caches parsed B+tree pages up to a byte
+ * budget shared by all its versions (docs/decisions.md, "table read path").
  */
 #ifndef GFS_TABLE_H
 #define GFS_TABLE_H
@@ -41,6 +50,29 @@ struct gfs_tbuild;
 /* Returns a new handle on STORE/tables; free with gfs_tstore_close(). */
 int gfs_tstore_open(const char *store_dir, struct gfs_tstore **out);
 void gfs_tstore_close(struct gfs_tstore *ts);
+
+/* The page cache's budget: parsed pages not in use are evicted, least
+ * recently used first, to keep their bytes under it (pages in use by a
+ * path stay).  Default GFS_TSTORE_PAGE_CACHE_DEFAULT; 0 disables the cache
+ * (every page is read and verified on each use).  Thread-safe. */
+#define GFS_TSTORE_PAGE_CACHE_DEFAULT ((size_t)16 << 20)
+void gfs_tstore_set_page_cache(struct gfs_tstore *ts, size_t bytes);
+
+/* How many fds all open versions together may hold on older segments
+ * (beyond the store's 32 shared ones).  Default: half the soft
+ * RLIMIT_NOFILE at gfs_tstore_open, at least 64.  Versions already over a
+ * lowered budget keep their fds.  Thread-safe. */
+void gfs_tstore_set_fd_budget(struct gfs_tstore *ts, long fds);
+
+/* Counters since gfs_tstore_open (a snapshot; thread-safe). */
+struct gfs_tstore_stats {
+	uint64_t page_hits, page_misses, page_evictions;
+	uint64_t pages, page_bytes, page_budget; /* cached now */
+	uint64_t preads;        /* reads of table files (pages and lines) */
+	uint64_t fds_held;      /* per-version fds open now */
+	uint64_t fd_fallbacks;  /* reads that used a shared or temporary fd */
+};
+void gfs_tstore_stats(struct gfs_tstore *ts, struct gfs_tstore_stats *out);
 
 /* Creates STORE/tables/<table>/ (idempotent, fsyncs the parent). */
 int gfs_table_create(struct gfs_tstore *ts, const char *table);
@@ -120,9 +152,23 @@ int gfs_tver_read_row(struct gfs_tver *tv, const struct gfs_row *row,
 		      uint64_t off, void *buf, size_t len, size_t *n);
 
 /* Reads bytes [off, off+len) of the whole-table export (every row's line in
- * id order, export_bytes long) without scanning: O(log n) to find off. */
+ * id order, export_bytes long) without scanning: O(log n) to find off.
+ * *n is short only at the end of the export.  For many reads use a
+ * cursor: this is one read through a temporary one. */
 int gfs_tver_read_export(struct gfs_tver *tv, uint64_t off, void *buf,
 			 size_t len, size_t *n);
+
+/* A position in the export.  A read at the offset where the previous one
+ * ended continues without a lookup; any other offset costs O(log n).
+ * Lines that lie back to back in one segment (rows one load wrote) are
+ * copied with one read.  Returns a new cursor on tv (which must outlive
+ * it); free with gfs_tcursor_free().  One thread at a time. */
+struct gfs_tcursor;
+int gfs_tcursor_new(struct gfs_tver *tv, struct gfs_tcursor **out);
+/* As gfs_tver_read_export. */
+int gfs_tcursor_read(struct gfs_tcursor *c, uint64_t off, void *buf,
+		     size_t len, size_t *n);
+void gfs_tcursor_free(struct gfs_tcursor *c);
 
 enum gfs_index {
 	GFS_IX_PRIMARY = 0, /* by id */

@@ -371,46 +371,6 @@ static int prow_fill(const struct path *p, struct prow *pr)
 	return tbl_rec_decode(e.v, e.vlen, &pr->r) ? GFS_ECORRUPT : 1;
 }
 
-/* Ids come in increasing order, so the path of the previous lookup
- * usually still covers the next id: keep every page whose key range
- * holds it and re-descend only below the first that does not (a leaf
- * per ~50 rows instead of a root-to-leaf read per row). */
-static int path_seek_fwd(struct gfs_tver *tv, int tree, struct path *p,
-			 const char *key, size_t klen)
-{
-	int keep = 0;
-	struct ient e;
-
-	while (keep < p->depth - 1) {
-		const struct page *pg = &p->pg[keep];
-		uint32_t i = p->idx[keep], kl;
-		const char *nk;
-
-		if (i + 1 < pg->n && (nk = tbl_entry_key(pg, i + 1, &kl),
-				      tbl_keycmp(nk, kl, key, klen) <= 0))
-			break;
-		keep++;
-	}
-	if (!p->depth)
-		return tbl_path_seek_key(tv, tree, p, key, klen);
-	while (p->depth > keep + 1)
-		tbl_page_free(&p->pg[--p->depth]);
-	for (;;) {
-		struct page *pg = &p->pg[p->depth - 1];
-		int rc;
-
-		if (pg->kind == TBL_PG_LEAF) {
-			p->idx[p->depth - 1] = tbl_leaf_lower_bound(pg, key, klen);
-			return 0;
-		}
-		p->idx[p->depth - 1] = tbl_child_for_key(pg, key, klen);
-		tbl_ient_at(pg, p->idx[p->depth - 1], &e);
-		rc = tbl_path_push(tv, p, &e.ref, tree, pg->level - 1);
-		if (rc)
-			return rc;
-	}
-}
-
 static int parent_lookup(struct gfs_tbuild *b, const char *id, size_t idl,
 			 struct prow *pr)
 {
@@ -418,7 +378,9 @@ static int parent_lookup(struct gfs_tbuild *b, const char *id, size_t idl,
 
 	if (!b->parent)
 		return 0;
-	rc = path_seek_fwd(b->parent, GFS_IX_PRIMARY, b->pp, id, idl);
+	/* Ids come in increasing order: the path of the previous lookup
+	 * usually covers the next id down to its leaf. */
+	rc = tbl_path_seek_near(b->parent, GFS_IX_PRIMARY, b->pp, id, idl);
 	if (rc || !tbl_path_at_key(b->pp, id, idl))
 		return rc;
 	return prow_fill(b->pp, pr);
@@ -1198,7 +1160,7 @@ static int wc_push(struct gfs_tbuild *b, const struct tref *ref, int level)
 
 	if (p->depth >= TBL_MAX_HEIGHT)
 		return GFS_ECORRUPT;
-	rc = tbl_page_load(b->parent, ref, b->tree, level, &p->pg[p->depth], b->d);
+	rc = tbl_page_get(b->parent, ref, b->tree, level, &p->pg[p->depth], b->d);
 	if (!rc)
 		p->idx[p->depth++] = 0;
 	return rc;
@@ -1219,7 +1181,7 @@ static int tw_begin(struct gfs_tbuild *b, unsigned t)
 static int tw_close(struct gfs_tbuild *b, int d)
 {
 	struct path *p = b->wc;
-	struct page *pg = &p->pg[d];
+	struct page *pg = p->pg[d];
 	int rc = 0;
 
 	if (p->depth > d + 1) {
@@ -1238,7 +1200,7 @@ static int tw_close(struct gfs_tbuild *b, int d)
 			rc = push_ref(b, pg->level, &e);
 		}
 	}
-	tbl_page_free(pg);
+	tbl_page_put(pg);
 	p->depth = d;
 	return rc;
 }
@@ -1248,7 +1210,7 @@ static int tw_close(struct gfs_tbuild *b, int d)
 static int tw_descend(struct gfs_tbuild *b, int d, const struct op *o)
 {
 	struct path *p = b->wc;
-	struct page *pg = &p->pg[d];
+	struct page *pg = p->pg[d];
 	uint32_t c = tbl_child_for_key(pg, o->k, o->klen);
 	struct ient e;
 	int rc = 0;
@@ -1306,8 +1268,8 @@ static int tw_op(struct gfs_tbuild *b, const struct op *o)
 	for (int d = 0;; d++) {
 		int rc;
 
-		if (p->pg[d].kind == TBL_PG_LEAF)
-			return tw_leaf(b, &p->pg[d], &p->idx[d], o);
+		if (p->pg[d]->kind == TBL_PG_LEAF)
+			return tw_leaf(b, p->pg[d], &p->idx[d], o);
 		rc = tw_descend(b, d, o);
 		if (rc)
 			return rc;

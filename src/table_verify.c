@@ -171,24 +171,24 @@ static int verify_node(struct vctx *c, int tree, const struct tref *ref,
 		       int level, const struct kbound *lo,
 		       const struct kbound *hi, uint64_t *cnt, uint64_t *bytes)
 {
-	struct page pg;
-	int rc = tbl_page_load(c->tv, ref, tree, level, &pg, c->d);
+	struct page *pg;
+	int rc = tbl_page_read(c->tv, ref, tree, level, &pg, c->d);
 
 	if (rc)
 		return rc;
-	rc = verify_keys(c, &pg, ref->off, lo, hi);
+	rc = verify_keys(c, pg, ref->off, lo, hi);
 	if (!rc && ref->seg != c->tv->version) {
-		page_sums(&pg, cnt, bytes);
+		page_sums(pg, cnt, bytes);
 	} else if (!rc) {
 		rc = ext_add(c, ref->off, ref->len);
-		if (!rc && pg.kind == TBL_PG_LEAF) {
-			page_sums(&pg, cnt, bytes);
-			rc = verify_leaf(c, &pg, ref->off);
+		if (!rc && pg->kind == TBL_PG_LEAF) {
+			page_sums(pg, cnt, bytes);
+			rc = verify_leaf(c, pg, ref->off);
 		} else if (!rc) {
-			rc = verify_inner(c, &pg, ref->off, hi, cnt, bytes);
+			rc = verify_inner(c, pg, ref->off, hi, cnt, bytes);
 		}
 	}
-	tbl_page_free(&pg);
+	tbl_page_put(pg);
 	return rc;
 }
 
