@@ -158,6 +158,7 @@ struct fdslot {
 struct segfd {
 	uint32_t seg;
 	int fd;
+	unsigned busy; /* preads using it now: it may not be closed */
 };
 
 struct gfs_tstore {

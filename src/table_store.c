@@ -10,8 +10,11 @@
  *    is tv->fd.  All versions together hold at most ts->fd_budget of them
  *    (counted in ts->fds_held); past it, or when open() says EMFILE or
  *    ENFILE, a read borrows a slot of the store's shared cache (ts->slot,
- *    LRU), closing an idle slot to make room if it must.  A read never
- *    fails for want of a cached fd.
+ *    LRU), closing an idle slot to make room if it must, or else one of
+ *    the version's own fds that no read is using (each is marked busy
+ *    during its pread).  Running out also lowers the budget to what is
+ *    held.  So a read fails for want of an fd only if none at all can be
+ *    freed.
  * 2. Pages live in one cache per store keyed by (table, segment, offset):
  *    a segment's bytes never change once linked, so a page is the same for
  *    every version that references it.  A page is checksummed and parsed
@@ -29,6 +32,7 @@
 #include "table.h"
 #include "table_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -204,14 +208,18 @@ static bool fd_shortage(int rc)
 /* Out of fds: closes the least recently used idle slot.  false: none. */
 static bool slot_close_idle(struct gfs_tstore *ts)
 {
-	int i = slot_victim(ts);
+	int v = -1;
 
-	if (i < 0 || ts->slot[i].fd < 0)
+	for (int i = 0; i < TS_SLOTS; i++)
+		if (ts->slot[i].fd >= 0 && ts->slot[i].refs == 0 &&
+		    (v < 0 || ts->slot[i].used < ts->slot[v].used))
+			v = i;
+	if (v < 0)
 		return false;
-	close(ts->slot[i].fd);
-	ts->slot[i].fd = -1;
-	free(ts->slot[i].table);
-	ts->slot[i].table = NULL;
+	close(ts->slot[v].fd);
+	ts->slot[v].fd = -1;
+	free(ts->slot[v].table);
+	ts->slot[v].table = NULL;
 	return true;
 }
 
@@ -284,21 +292,36 @@ static size_t segfd_find(const struct gfs_tver *tv, uint32_t s)
 	return lo;
 }
 
-static int segfd_lookup(struct gfs_tver *tv, uint32_t seg)
+/* The fd tv holds on seg, marked busy (segfd_done unmarks it); -1 if none.
+ * A busy fd is never closed by segfd_steal. */
+static int segfd_take(struct gfs_tver *tv, uint32_t seg)
 {
 	size_t i;
 	int fd = -1;
 
 	pthread_mutex_lock(&tv->fd_mu);
 	i = segfd_find(tv, seg);
-	if (i < tv->nsegfd && tv->segfd[i].seg == seg)
+	if (i < tv->nsegfd && tv->segfd[i].seg == seg) {
 		fd = tv->segfd[i].fd;
+		tv->segfd[i].busy++;
+	}
 	pthread_mutex_unlock(&tv->fd_mu);
 	return fd;
 }
 
-/* Keeps fd for seg, or closes it if another thread was first; returns the
- * fd to use, -1 if there was no memory to keep it (fd closed). */
+static void segfd_done(struct gfs_tver *tv, uint32_t seg)
+{
+	size_t i;
+
+	pthread_mutex_lock(&tv->fd_mu);
+	i = segfd_find(tv, seg);
+	assert(i < tv->nsegfd && tv->segfd[i].seg == seg);
+	tv->segfd[i].busy--;
+	pthread_mutex_unlock(&tv->fd_mu);
+}
+
+/* Keeps fd for seg (busy), or closes it if another thread was first;
+ * returns the fd to use, -1 if there was no memory to keep it. */
 static int segfd_insert(struct gfs_tver *tv, uint32_t seg, int fd)
 {
 	struct segfd *nv;
@@ -309,12 +332,13 @@ static int segfd_insert(struct gfs_tver *tv, uint32_t seg, int fd)
 	if (i < tv->nsegfd && tv->segfd[i].seg == seg) {
 		close(fd);
 		fd = tv->segfd[i].fd;
+		tv->segfd[i].busy++;
 		__atomic_fetch_sub(&tv->ts->fds_held, 1, __ATOMIC_RELAXED);
 	} else if ((nv = gfs_array_grow(tv->segfd, &tv->capsegfd, tv->nsegfd,
 					sizeof *nv, 8))) {
 		tv->segfd = nv;
 		memmove(nv + i + 1, nv + i, (tv->nsegfd - i) * sizeof *nv);
-		nv[i] = (struct segfd){ seg, fd };
+		nv[i] = (struct segfd){ seg, fd, 1 };
 		tv->nsegfd++;
 	} else {
 		close(fd);
@@ -325,9 +349,30 @@ static int segfd_insert(struct gfs_tver *tv, uint32_t seg, int fd)
 	return fd;
 }
 
-/* Opens seg for tv to keep, within the store's budget: the fd, or -1 to
- * fall back on the shared cache (over budget, out of fds, no memory), or
- * another -errno. */
+/* Out of fds altogether: closes one of tv's idle fds.  false: none. */
+static bool segfd_steal(struct gfs_tver *tv)
+{
+	bool done = false;
+
+	pthread_mutex_lock(&tv->fd_mu);
+	for (size_t i = tv->nsegfd; i-- > 0 && !done;) {
+		if (tv->segfd[i].busy)
+			continue;
+		close(tv->segfd[i].fd);
+		memmove(tv->segfd + i, tv->segfd + i + 1,
+			(tv->nsegfd - i - 1) * sizeof *tv->segfd);
+		tv->nsegfd--;
+		__atomic_fetch_sub(&tv->ts->fds_held, 1, __ATOMIC_RELAXED);
+		done = true;
+	}
+	pthread_mutex_unlock(&tv->fd_mu);
+	return done;
+}
+
+/* Opens seg for tv to keep (busy), within the store's budget: the fd, or
+ * -1 to fall back on the shared cache (over budget, out of fds, no
+ * memory), or another -errno.  Running out of fds lowers the budget to
+ * what is held: past that, opening would only fail again. */
 static int segfd_open(struct gfs_tver *tv, uint32_t seg)
 {
 	struct gfs_tstore *ts = tv->ts;
@@ -340,8 +385,11 @@ static int segfd_open(struct gfs_tver *tv, uint32_t seg)
 	}
 	fd = open_version_fd(ts, tv->table, seg);
 	if (fd < 0) {
-		__atomic_fetch_sub(&ts->fds_held, 1, __ATOMIC_RELAXED);
-		return fd_shortage(fd) ? -1 : fd;
+		held = __atomic_sub_fetch(&ts->fds_held, 1, __ATOMIC_RELAXED);
+		if (!fd_shortage(fd))
+			return fd;
+		__atomic_store_n(&ts->fd_budget, held, __ATOMIC_RELAXED);
+		return -1;
 	}
 	return segfd_insert(tv, seg, fd);
 }
@@ -366,15 +414,22 @@ int tbl_seg_read(struct gfs_tver *tv, uint32_t seg, uint64_t off, void *buf,
 	if (seg == 0 || seg > tv->version || off > (uint64_t)INT64_MAX - len)
 		return GFS_ECORRUPT;
 	__atomic_fetch_add(&tv->ts->preads, 1, __ATOMIC_RELAXED);
-	fd = seg == tv->version ? tv->fd : segfd_lookup(tv, seg);
+	if (seg == tv->version)
+		return gfs_pread_all(tv->fd, buf, len, (off_t)off);
+	fd = segfd_take(tv, seg);
 	if (fd < 0)
 		fd = segfd_open(tv, seg);
-	if (fd >= 0)
-		return gfs_pread_all(fd, buf, len, (off_t)off);
+	if (fd >= 0) {
+		rc = gfs_pread_all(fd, buf, len, (off_t)off);
+		segfd_done(tv, seg);
+		return rc;
+	}
 	if (fd != -1)
 		return fd == -ENOENT ? GFS_ECORRUPT : fd;
 	__atomic_fetch_add(&tv->ts->fd_fallbacks, 1, __ATOMIC_RELAXED);
 	fd = ts_acquire(tv->ts, tv->table, seg, &slot);
+	if (fd_shortage(fd) && segfd_steal(tv))
+		fd = ts_acquire(tv->ts, tv->table, seg, &slot);
 	if (fd < 0)
 		return fd == -ENOENT ? GFS_ECORRUPT : fd;
 	rc = gfs_pread_all(fd, buf, len, (off_t)off);

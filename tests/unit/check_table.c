@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "table.h"
@@ -1142,6 +1144,388 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* ---- the read path: many segments, the cursor, the page cache ---------- */
+
+#define MV_ROWS 3000
+#define MV_VERSIONS 45
+
+/* A table of MV_VERSIONS versions, each changing, deleting or adding a
+ * scattered few rows, so the last one reads from every segment.  Returns
+ * the model of the last (free it). */
+static int *many_versions(void)
+{
+	int *g = gens(MV_ROWS, -1);
+	struct gfs_tbuild *b = builder(T, NULL, 0, 0);
+
+	for (int i = 0; i < MV_ROWS; i += 2) {
+		put_row(b, i, 0);
+		g[i] = 0;
+	}
+	commit_t(b, 1);
+	for (uint32_t v = 2; v <= MV_VERSIONS; v++) {
+		struct gfs_tver *p = open_t(T, v - 1);
+
+		b = builder(T, p, 0, 0);
+		for (int i = (int)v % 61; i < MV_ROWS; i += 61) {
+			if (i % 5 == 0 && g[i] >= 0) {
+				del_row(b, i);
+				g[i] = -1;
+			} else {
+				put_row(b, i, (int)v);
+				g[i] = (int)v;
+			}
+		}
+		commit_t(b, v);
+		gfs_tver_close(p);
+	}
+	return g;
+}
+
+/* The export as row-by-row reads of the primary index. */
+static void rows_export(struct gfs_tver *tv, struct gfs_buf *out)
+{
+	struct gfs_titer *it;
+	struct gfs_row row;
+	char buf[200];
+	size_t n;
+	int rc;
+
+	gfs_buf_init(out);
+	ck_assert_int_eq(gfs_titer_new(tv, GFS_IX_PRIMARY, NULL, 0, &it), 0);
+	while ((rc = gfs_titer_next(it, &row)) == 1) {
+		ck_assert_int_eq(gfs_tver_read_row(tv, &row, 0, buf, sizeof buf, &n), 0);
+		ck_assert_uint_eq(n, row.line_len);
+		ck_assert_int_eq(gfs_buf_append(out, buf, n), 0);
+	}
+	ck_assert_int_eq(rc, 0);
+	gfs_titer_free(it);
+}
+
+/* Reads the whole export through one cursor in reads of len bytes. */
+static void cursor_all(struct gfs_tver *tv, size_t len, struct gfs_buf *out)
+{
+	struct gfs_tcursor *c;
+	char *buf = malloc(len);
+	uint64_t off = 0;
+	size_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	gfs_buf_init(out);
+	ck_assert_int_eq(gfs_tcursor_new(tv, &c), 0);
+	do {
+		ck_assert_int_eq(gfs_tcursor_read(c, off, buf, len, &n), 0);
+		ck_assert_int_eq(gfs_buf_append(out, buf, n), 0);
+		off += n;
+	} while (n == len);
+	gfs_tcursor_free(c);
+	free(buf);
+}
+
+static void buf_eq(const struct gfs_buf *a, const struct gfs_buf *b)
+{
+	ck_assert_uint_eq(a->len, b->len);
+	ck_assert(!a->len || memcmp(a->p, b->p, a->len) == 0);
+}
+
+START_TEST(test_cursor_many_versions)
+{
+	int *g = many_versions();
+	const size_t lens[] = { 1, 7, 100, 4096, 131072, 1 << 20 };
+	struct gfs_tstore_stats st;
+	struct gfs_buf want, rows, got;
+	struct gfs_tver *tv;
+
+	for (uint32_t v = 1; v <= MV_VERSIONS; v += 11)
+		verify_ok(T, v);
+	tv = open_t(T, MV_VERSIONS);
+	expect_export(g, MV_ROWS, &want);
+	rows_export(tv, &rows);
+	buf_eq(&rows, &want);
+	for (size_t k = 0; k < GFS_ARRAY_SIZE(lens); k++) {
+		cursor_all(tv, lens[k], &got);
+		buf_eq(&got, &want);
+		gfs_buf_release(&got);
+	}
+	/* Every segment through the version's own fds, none shared. */
+	gfs_tstore_stats(g_ts, &st);
+	ck_assert_uint_eq(st.fd_fallbacks, 0);
+	ck_assert_uint_ge(st.fds_held, MV_VERSIONS - 1);
+	ck_assert_uint_gt(st.page_hits, 0);
+	gfs_tver_close(tv);
+	gfs_tstore_stats(g_ts, &st);
+	ck_assert_uint_eq(st.fds_held, 0);
+	tv = open_t(T, MV_VERSIONS);
+	check_model(tv, g, MV_ROWS);
+	gfs_tver_close(tv);
+	gfs_buf_release(&rows);
+	gfs_buf_release(&want);
+	free(g);
+}
+END_TEST
+
+/* Cursor reads at random offsets (seeks) and runs of small sequential
+ * reads (continuations) against the model. */
+START_TEST(test_cursor_random)
+{
+	int *g = many_versions();
+	struct gfs_tver *tv = open_t(T, MV_VERSIONS);
+	struct gfs_tcursor *c;
+	struct gfs_buf want;
+	char buf[3000];
+	unsigned seed = 7;
+	size_t n;
+
+	expect_export(g, MV_ROWS, &want);
+	ck_assert_int_eq(gfs_tcursor_new(tv, &c), 0);
+	for (int k = 0; k < 300; k++) {
+		uint64_t off = (uint64_t)rand_r(&seed) % (want.len + 2);
+		int steps = rand_r(&seed) % 20;
+
+		for (int s = 0; s <= steps; s++) {
+			size_t len = (size_t)rand_r(&seed) % 300;
+			size_t exp = off >= want.len ? 0
+				   : want.len - off < len ? want.len - off : len;
+
+			ck_assert_int_eq(gfs_tcursor_read(c, off, buf, len, &n), 0);
+			ck_assert_uint_eq(n, exp);
+			ck_assert(!n || memcmp(buf, want.p + off, n) == 0);
+			off += n;
+		}
+	}
+	/* Backwards: each read a seek. */
+	for (uint64_t off = want.len; off > 0;) {
+		size_t len = off < 777 ? (size_t)off : 777;
+
+		off -= len;
+		ck_assert_int_eq(gfs_tcursor_read(c, off, buf, len, &n), 0);
+		ck_assert_uint_eq(n, len);
+		ck_assert(memcmp(buf, want.p + off, n) == 0);
+	}
+	gfs_tcursor_free(c);
+	gfs_tcursor_free(NULL);
+	gfs_buf_release(&want);
+	gfs_tver_close(tv);
+	free(g);
+}
+END_TEST
+
+/* Budgets of one byte (every unused page evicted at once) and of zero (no
+ * cache) still read right, through every path that loads pages. */
+START_TEST(test_page_cache_pressure)
+{
+	int *g = many_versions();
+	const size_t budgets[] = { 1, 0, 64 << 10, GFS_TSTORE_PAGE_CACHE_DEFAULT };
+	struct gfs_tstore_stats st;
+
+	for (size_t k = 0; k < GFS_ARRAY_SIZE(budgets); k++) {
+		struct gfs_tver *tv;
+		struct gfs_buf want, got;
+
+		gfs_tstore_set_page_cache(g_ts, budgets[k]);
+		tv = open_t(T, MV_VERSIONS);
+		check_model(tv, g, MV_ROWS);
+		expect_export(g, MV_ROWS, &want);
+		cursor_all(tv, 1000, &got);
+		buf_eq(&got, &want);
+		gfs_buf_release(&got);
+		gfs_buf_release(&want);
+		gfs_tstore_stats(g_ts, &st);
+		ck_assert_uint_le(st.page_bytes, budgets[k]);
+		gfs_tver_close(tv);
+	}
+	gfs_tstore_stats(g_ts, &st);
+	ck_assert_uint_gt(st.page_evictions, 0);
+	ck_assert_uint_gt(st.page_misses, 0);
+	free(g);
+}
+END_TEST
+
+struct creader {
+	struct gfs_tver *tv;
+	const struct gfs_buf *want;
+	const int *g;
+	unsigned seed;
+	int bad;
+};
+
+static void *cursor_reader(void *arg)
+{
+	struct creader *r = arg;
+	struct gfs_tcursor *c;
+	struct gfs_row row = { 0 };
+	char buf[5000], id[16];
+	size_t n;
+
+	if (gfs_tcursor_new(r->tv, &c))
+		return NULL;
+	for (int k = 0; k < 400; k++) {
+		uint64_t off = (uint64_t)rand_r(&r->seed) % r->want->len;
+		int i = rand_r(&r->seed) % MV_ROWS;
+
+		for (int s = 0; s < 4; s++) {
+			if (gfs_tcursor_read(c, off, buf, sizeof buf, &n) ||
+			    (n && memcmp(buf, r->want->p + off, n)))
+				r->bad++;
+			off += n;
+		}
+		id_of(id, sizeof id, i);
+		if (gfs_tver_get(r->tv, id, strlen(id), &row) != (r->g[i] >= 0))
+			r->bad++;
+	}
+	gfs_row_release(&row);
+	gfs_tcursor_free(c);
+	return NULL;
+}
+
+/* Four threads share one version (its lazy fds, the page cache under a
+ * small budget so pages are evicted while others read them). */
+START_TEST(test_cursor_threads)
+{
+	int *g = many_versions();
+	struct gfs_tver *tv;
+	struct gfs_buf want;
+	struct creader r[4];
+	pthread_t th[4];
+
+	gfs_tstore_set_page_cache(g_ts, 32 << 10);
+	tv = open_t(T, MV_VERSIONS);
+	expect_export(g, MV_ROWS, &want);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct creader){ tv, &want, g, (unsigned)i + 1, 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, cursor_reader, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(r[i].bad, 0);
+	}
+	gfs_buf_release(&want);
+	gfs_tver_close(tv);
+	free(g);
+}
+END_TEST
+
+/* Reads the whole export through a cursor after lowering the fd limit to
+ * limit (0: unchanged); 0 if it reads right, else which step failed. */
+static int fd_starved_read(struct gfs_tver *tv, const struct gfs_buf *want,
+			   rlim_t limit)
+{
+	struct rlimit rl = { limit, limit };
+	struct gfs_buf got;
+	struct gfs_tcursor *c;
+	char buf[1000];
+	uint64_t off = 0;
+	size_t n;
+
+	if (limit && setrlimit(RLIMIT_NOFILE, &rl))
+		return 2;
+	gfs_buf_init(&got);
+	if (gfs_tcursor_new(tv, &c))
+		return 3;
+	do {
+		if (gfs_tcursor_read(c, off, buf, sizeof buf, &n) ||
+		    gfs_buf_append(&got, buf, n))
+			return 4;
+		off += n;
+	} while (n);
+	gfs_tcursor_free(c);
+	if (got.len != want->len || memcmp(got.p, want->p, got.len))
+		return 5;
+	gfs_buf_release(&got);
+	return 0;
+}
+
+static rlim_t fds_in_use(void)
+{
+	rlim_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* In a child whose fd limit leaves room for almost nothing, reads fall
+ * back on the shared fds (closing idle ones) and still succeed; an fd
+ * budget of 0 takes the same path without the limit. */
+START_TEST(test_fd_exhaustion)
+{
+	int *g = many_versions(), status;
+	struct gfs_tstore_stats st;
+	struct gfs_tver *tv;
+	struct gfs_buf want;
+	pid_t pid;
+
+	expect_export(g, MV_ROWS, &want);
+	gfs_tstore_set_page_cache(g_ts, 0);
+	tv = open_t(T, MV_VERSIONS);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(fd_starved_read(tv, &want, fds_in_use() + 3));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	gfs_tver_close(tv);
+	gfs_tstore_set_fd_budget(g_ts, 0);
+	tv = open_t(T, MV_VERSIONS);
+	ck_assert_int_eq(fd_starved_read(tv, &want, 0), 0);
+	gfs_tstore_stats(g_ts, &st);
+	ck_assert_uint_eq(st.fds_held, 0);
+	ck_assert_uint_gt(st.fd_fallbacks, 0);
+	gfs_tver_close(tv);
+	gfs_buf_release(&want);
+	free(g);
+}
+END_TEST
+
+/* A secondary-index listing reads each page once (the cache), not a
+ * primary descent per row. */
+START_TEST(test_src_iter_reads)
+{
+	struct gfs_tbuild *b = builder(E, NULL, 0, 0);
+	struct gfs_tstore_stats s0, s1;
+	struct gfs_titer *it;
+	struct gfs_row row;
+	struct gfs_tver *tv;
+	int n = 5000, rows = 0, rc;
+
+	for (int i = 0; i < n; i++) {
+		char id[16], src[16], dst[16], line[80];
+		struct gfs_rowput r = { 0 };
+
+		id_of(id, sizeof id, i);
+		snprintf(src, sizeof src, "s%05d", (i * 37) % 997);
+		snprintf(dst, sizeof dst, "d%05d", i % 13);
+		r.id = id;
+		r.id_len = strlen(id);
+		r.src = src;
+		r.src_len = strlen(src);
+		r.dst = dst;
+		r.dst_len = strlen(dst);
+		r.line_len = (size_t)snprintf(line, sizeof line, "{\"i\":%d}\n", i);
+		r.line = line;
+		ck_assert_int_eq(gfs_tbuild_put(b, &r), 0);
+	}
+	commit_t(b, 1);
+	tv = open_t(E, 1);
+	gfs_tstore_stats(g_ts, &s0);
+	ck_assert_int_eq(gfs_titer_new(tv, GFS_IX_SRC, NULL, 0, &it), 0);
+	while ((rc = gfs_titer_next(it, &row)) == 1)
+		rows++;
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(rows, n);
+	gfs_titer_free(it);
+	gfs_tstore_stats(g_ts, &s1);
+	/* Each page of PRIMARY and SRC read once: far fewer than rows. */
+	ck_assert_uint_eq(s1.preads - s0.preads, s1.page_misses - s0.page_misses);
+	ck_assert_uint_lt(s1.preads - s0.preads, (uint64_t)n / 10);
+	gfs_tver_close(tv);
+}
+END_TEST
+
 START_TEST(test_head_and_names)
 {
 	char path[PATH_MAX];
@@ -1253,5 +1637,12 @@ int main(void)
 	tc = tcase(s, "scale");
 	tcase_add_test(tc, test_big_build);
 	tcase_add_test(tc, test_threads);
+	tc = tcase(s, "read path");
+	tcase_add_test(tc, test_cursor_many_versions);
+	tcase_add_test(tc, test_cursor_random);
+	tcase_add_test(tc, test_page_cache_pressure);
+	tcase_add_test(tc, test_cursor_threads);
+	tcase_add_test(tc, test_fd_exhaustion);
+	tcase_add_test(tc, test_src_iter_reads);
 	return tu_run(s);
 }
