@@ -11,15 +11,19 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "failpoints.h"
 #include "fs.h"
 #include "view.h"
 
@@ -54,10 +58,25 @@ struct vnode {
 	struct gfs_vdesc d;
 };
 
+/* An open file or directory: the kernel's fi->fh.  Listed so the handles
+ * still open when the session ends (the kernel sends no RELEASE then) are
+ * closed by gfs_fs_free. */
+struct fh {
+	struct fh *prev, *next; /* protected by fs->fh_lock */
+	bool dir;
+	union {
+		struct gfs_vfile *f;
+		struct gfs_vdir *d;
+	} u;
+};
+
 struct gfs_fs {
 	struct gfs_graph *g;
 	struct gfs_view *v;
 	struct gfs_fs_opts o;
+
+	pthread_mutex_t fh_lock;  /* protects fhs */
+	struct fh fhs;            /* list head */
 
 	pthread_mutex_t ino_lock; /* protects buckets, n_buckets, n_vnodes */
 	struct vnode **buckets;
@@ -72,9 +91,21 @@ struct gfs_fs {
 	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
 	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
 
+	/* Staleness bound (docs/mount.md, "How stale the live view can be"):
+	 * epoch is the newest graph version the notifier has begun to
+	 * handle.  A reply about the live view takes reply_lock shared; the
+	 * notifier sets epoch, then takes reply_lock exclusively once (a
+	 * barrier) before it invalidates anything.  So a reply is either in
+	 * the kernel before the invalidation, or it sees the new epoch and,
+	 * if it was built from an older version, carries no timeout. */
+	atomic_uint_least64_t epoch;
+	pthread_rwlock_t reply_lock;
+	atomic_uint_least64_t zero_timeouts; /* replies sent uncacheable */
+
 	struct fuse_session *se;
 	pthread_t notifier;
 	bool notifier_running;
+	atomic_bool stopping;      /* notify calls end early once set */
 	pthread_mutex_t stop_lock; /* protects stop */
 	pthread_cond_t stop_cond;
 	bool stop;
@@ -212,6 +243,47 @@ static void vn_forget(struct gfs_fs *fs, uint64_t ino, uint64_t count)
 	vn_free(dead);
 }
 
+/* ---- open handles -------------------------------------------------------- */
+
+static struct fh *fh_new(struct gfs_fs *fs, bool dir, void *h)
+{
+	struct fh *x = calloc(1, sizeof *x);
+
+	if (!x)
+		return NULL;
+	x->dir = dir;
+	if (dir)
+		x->u.d = h;
+	else
+		x->u.f = h;
+	pthread_mutex_lock(&fs->fh_lock);
+	x->next = fs->fhs.next;
+	x->prev = &fs->fhs;
+	fs->fhs.next->prev = x;
+	fs->fhs.next = x;
+	pthread_mutex_unlock(&fs->fh_lock);
+	return x;
+}
+
+static struct fh *fh_of(const struct fuse_file_info *fi)
+{
+	return (struct fh *)(uintptr_t)fi->fh;
+}
+
+/* Closes the handle and forgets it. */
+static void fh_close(struct gfs_fs *fs, struct fh *x)
+{
+	pthread_mutex_lock(&fs->fh_lock);
+	x->prev->next = x->next;
+	x->next->prev = x->prev;
+	pthread_mutex_unlock(&fs->fh_lock);
+	if (x->dir)
+		gfs_view_closedir(fs->v, x->u.d);
+	else
+		gfs_view_close(fs->v, x->u.f);
+	free(x);
+}
+
 /* ---- counters ---------------------------------------------------------- */
 
 static struct gfs_fs *req_fs(fuse_req_t req)
@@ -265,12 +337,13 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			"\"forgotten_versions\":%" PRIu64 ","
 			"\"listings_versions\":%" PRIu64 ","
 			"\"negative_entries\":%" PRIu64 ","
+			"\"uncacheable_replies\":%" PRIu64 ","
 			"\"tver_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
 			",\"open\":%" PRIu64 "},"
 			"\"gv_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "},",
 			ld(&fs->bytes_served), nv, ld(&fs->forgotten_frozen),
 			ld(&fs->listed_frozen),
-			ld(&fs->neg_entries),
+			ld(&fs->neg_entries), ld(&fs->zero_timeouts),
 			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
 			vs.gv_misses);
 	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
@@ -303,6 +376,32 @@ static double timeout_of(const struct gfs_fs *fs, const struct gfs_vdesc *d)
 static void reply_err(fuse_req_t req, int rc)
 {
 	fuse_reply_err(req, rc < 0 ? -rc : rc);
+}
+
+/* A reply about the live view built from graph version `built` (or from
+ * a later one): takes reply_lock shared until reply_end and says whether
+ * its timeouts must be zero because the notifier has already begun to
+ * handle a newer version (see struct gfs_fs, epoch). */
+static bool reply_begin(struct gfs_fs *fs, bool live, uint64_t built)
+{
+	if (!live)
+		return false;
+	pthread_rwlock_rdlock(&fs->reply_lock);
+	if (built >= atomic_load(&fs->epoch))
+		return false;
+	atomic_fetch_add_explicit(&fs->zero_timeouts, 1, memory_order_relaxed);
+	return true;
+}
+
+static void reply_end(struct gfs_fs *fs, bool live)
+{
+	if (live)
+		pthread_rwlock_unlock(&fs->reply_lock);
+}
+
+static uint64_t epoch_of(struct gfs_fs *fs)
+{
+	return atomic_load(&fs->epoch);
 }
 
 /* Fills e for child (looked up in parent) and counts the reference. */
@@ -349,9 +448,11 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *p = vn_get(fs, parent);
+	uint64_t e0 = epoch_of(fs);
 	struct fuse_entry_param e;
 	struct gfs_vdesc child;
 	struct stat st;
+	bool live, zero;
 	int rc;
 
 	count(fs, OP_lookup, p);
@@ -368,11 +469,16 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (!rc)
 		rc = make_entry(fs, parent, name, &child, &st, &e);
+	live = !rc && !gfs_vdesc_frozen(&child);
 	gfs_vdesc_release(&child);
 	if (rc)
 		{ reply_err(req, rc); return; }
+	zero = reply_begin(fs, live, e0);
+	if (zero)
+		e.entry_timeout = e.attr_timeout = 0;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		vn_forget(fs, e.ino, 1); /* interrupted: kernel took no ref */
+	reply_end(fs, live);
 }
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -400,14 +506,20 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
+	uint64_t e0 = epoch_of(fs);
 	struct stat st;
+	bool live;
 
+	(void)fi;
 	count(fs, OP_getattr, n);
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
 	gfs_view_getattr(fs->v, &n->d, &st);
 	st.st_ino = ino;
-	fuse_reply_attr(req, &st, timeout_of(fs, &n->d));
+	live = !gfs_vdesc_frozen(&n->d);
+	fuse_reply_attr(req, &st, reply_begin(fs, live, e0) ? 0 :
+			timeout_of(fs, &n->d));
+	reply_end(fs, live);
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -436,6 +548,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
 	struct gfs_vfile *f;
+	struct fh *x;
 	int rc;
 
 	count(fs, OP_open, n);
@@ -446,20 +559,26 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	rc = gfs_view_open(fs->v, &n->d, &f);
 	if (rc)
 		{ reply_err(req, rc); return; }
-	fi->fh = (uintptr_t)f;
+	x = fh_new(fs, false, f);
+	if (!x) {
+		gfs_view_close(fs->v, f);
+		reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)x;
 	fi->direct_io = gfs_vfile_direct(f);
 	/* Every inode's bytes are immutable (content-addressed numbers), so
 	 * its page cache stays valid across opens. */
 	fi->keep_cache = !fi->direct_io;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		gfs_view_close(fs->v, f);
+		fh_close(fs, x);
 }
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct gfs_fs *fs = req_fs(req);
-	struct gfs_vfile *f = (struct gfs_vfile *)(uintptr_t)fi->fh;
+	struct gfs_vfile *f = fh_of(fi)->u.f;
 	struct vnode *n = vn_get(fs, ino);
 	size_t got = 0;
 	char *buf;
@@ -487,7 +606,7 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 	struct gfs_fs *fs = req_fs(req);
 
 	count(fs, OP_release, vn_get(fs, ino));
-	gfs_view_close(fs->v, (struct gfs_vfile *)(uintptr_t)fi->fh);
+	fh_close(fs, fh_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -497,6 +616,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
 	struct gfs_vdir *dh;
+	struct fh *x;
 	int rc;
 
 	count(fs, OP_opendir, n);
@@ -505,27 +625,50 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	rc = gfs_view_opendir(fs->v, &n->d, &dh);
 	if (rc)
 		{ reply_err(req, rc); return; }
-	fi->fh = (uintptr_t)dh;
+	x = fh_new(fs, true, dh);
+	if (!x) {
+		gfs_view_closedir(fs->v, dh);
+		reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)x;
 	/* versions/N: the kernel keeps the listing; both flags are needed. */
 	fi->cache_readdir = gfs_vdesc_frozen(&n->d);
 	fi->keep_cache = gfs_vdesc_frozen(&n->d);
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		gfs_view_closedir(fs->v, dh);
+		fh_close(fs, x);
 }
 
 struct rd {
 	struct gfs_fs *fs;
 	fuse_req_t req;
 	fuse_ino_t dir;
-	bool plus;
+	bool plus, zero;
 	char *buf;
 	size_t size, used;
+	uint64_t *refs;      /* readdirplus: inodes referenced, to undo */
+	size_t n_refs, cap_refs;
 };
 
 static bool is_dot(const char *name)
 {
 	return name[0] == '.' &&
 	       (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static int rd_ref(struct rd *r, uint64_t ino)
+{
+	if (r->n_refs == r->cap_refs) {
+		size_t cap = r->cap_refs ? 2 * r->cap_refs : 64;
+		uint64_t *p = realloc(r->refs, cap * sizeof *p);
+
+		if (!p)
+			return -ENOMEM;
+		r->refs = p;
+		r->cap_refs = cap;
+	}
+	r->refs[r->n_refs++] = ino;
+	return 0;
 }
 
 static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
@@ -551,10 +694,28 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 		e.attr = *st; /* the kernel takes no reference for . and .. */
 	} else if (make_entry(r->fs, r->dir, name, d, st, &e)) {
 		return 1;
+	} else if (rd_ref(r, e.ino)) {
+		vn_forget(r->fs, e.ino, 1);
+		return 1;
 	}
+	if (r->zero)
+		e.entry_timeout = e.attr_timeout = 0;
 	r->used += fuse_add_direntry_plus(r->req, p, room, name, &e,
 					  (off_t)next_off);
 	return 0;
+}
+
+/* A live listing pinned to a version older than the notifier's epoch.
+ * (Offset 0 re-pins the listing to the head: see gfs_view_readdir.) */
+static bool stale_listing(struct gfs_fs *fs, struct gfs_vdir *dh,
+			  uint64_t off)
+{
+	if (off == 0)
+		return false;
+	if (gfs_vdir_version(dh) >= atomic_load(&fs->epoch))
+		return false;
+	atomic_fetch_add_explicit(&fs->zero_timeouts, 1, memory_order_relaxed);
+	return true;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -562,8 +723,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
+	struct gfs_vdir *dh = fh_of(fi)->u.d;
 	struct rd r = { .fs = fs, .req = req, .dir = ino, .plus = plus,
 			.size = size };
+	bool live = plus && n && !gfs_vdesc_frozen(&n->d);
 	int rc;
 
 	count(fs, plus ? OP_readdirplus : OP_readdir, n);
@@ -577,13 +740,38 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	r.buf = malloc(size ? size : 1);
 	if (!r.buf)
 		{ reply_err(req, ENOMEM); return; }
-	rc = gfs_view_readdir(fs->v, (struct gfs_vdir *)(uintptr_t)fi->fh,
-			      (uint64_t)off, rd_emit, &r);
-	/* Entries already added (and referenced) must reach the kernel. */
-	if (rc && r.used == 0)
+	/* Held while the entries are built: they carry the listing's
+	 * version, which may be older than what the notifier handled. */
+	if (live) {
+		pthread_rwlock_rdlock(&fs->reply_lock);
+		r.zero = stale_listing(fs, dh, (uint64_t)off);
+	}
+	rc = gfs_view_readdir(fs->v, dh, (uint64_t)off, rd_emit, &r);
+	if (live && !r.zero && r.n_refs &&
+	    gfs_vdir_version(dh) < atomic_load(&fs->epoch)) {
+		/* Built before the barrier from an older version: send the
+		 * names, but nothing the kernel may keep. */
+		rc = 0;
+		r.zero = true;
+		for (size_t i = 0; i < r.n_refs; i++)
+			vn_forget(fs, r.refs[i], 1);
+		r.n_refs = 0;
+		r.used = 0;
+		atomic_fetch_add_explicit(&fs->zero_timeouts, 1,
+					  memory_order_relaxed);
+		rc = gfs_view_readdir(fs->v, dh, (uint64_t)off, rd_emit, &r);
+	}
+	/* Entries already added (and referenced) must reach the kernel; if
+	 * they cannot (the request was interrupted), drop their references. */
+	if (rc && r.used == 0) {
 		reply_err(req, rc);
-	else
-		fuse_reply_buf(req, r.buf, r.used);
+	} else if (fuse_reply_buf(req, r.buf, r.used) != 0) {
+		for (size_t i = 0; i < r.n_refs; i++)
+			vn_forget(fs, r.refs[i], 1);
+	}
+	if (live)
+		pthread_rwlock_unlock(&fs->reply_lock);
+	free(r.refs);
 	free(r.buf);
 }
 
@@ -605,7 +793,7 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 	struct gfs_fs *fs = req_fs(req);
 
 	count(fs, OP_releasedir, vn_get(fs, ino));
-	gfs_view_closedir(fs->v, (struct gfs_vdir *)(uintptr_t)fi->fh);
+	fh_close(fs, fh_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -828,10 +1016,16 @@ static bool still_same(struct gfs_fs *fs, const struct inval *x)
 	return same;
 }
 
-/* No lock held here: notify calls wait for kernel inode locks. */
+static bool stopping(struct gfs_fs *fs)
+{
+	return atomic_load(&fs->stopping);
+}
+
+/* No lock held here: notify calls wait for kernel inode locks.  Ends
+ * early when the daemon stops (no notify call after the session ends). */
 static void apply(struct gfs_fs *fs, struct invals *iv)
 {
-	for (size_t i = 0; i < iv->n; i++) {
+	for (size_t i = 0; i < iv->n && !stopping(fs); i++) {
 		struct inval *x = &iv->a[i];
 		bool entry = x->entry;
 
@@ -880,14 +1074,27 @@ static void note_lag(struct gfs_fs *fs, uint64_t head)
 	atomic_store(&fs->head_seen, head);
 }
 
+/* Replies built from versions before head are uncacheable from here on;
+ * the barrier waits for the replies already on their way. */
+static void epoch_advance(struct gfs_fs *fs, uint64_t head)
+{
+	atomic_store(&fs->epoch, head);
+	pthread_rwlock_wrlock(&fs->reply_lock);
+	pthread_rwlock_unlock(&fs->reply_lock);
+}
+
 static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
 {
 	struct invals iv;
 
 	memset(&iv, 0, sizeof iv);
-	gfs_view_diff(fs->v, old, head, add_table, &iv);
-	iv.schema_moved = !old || gfs_view_schema_moved(fs->v, old, head);
+	epoch_advance(fs, head);
+	/* Without the list of moved tables, everything live may have moved. */
+	iv.schema_moved = !old || gfs_view_diff(fs->v, old, head, add_table, &iv) ||
+			  gfs_view_schema_moved(fs->v, old, head);
 	collect(fs, &iv);
+	/* Tests park here to stop the daemon with invalidations pending. */
+	gfs_fp_hit(GFS_FP_NOTIFIER_BEFORE_APPLY);
 	apply(fs, &iv);
 	invals_release(&iv);
 	atomic_fetch_add(&fs->versions_seen, 1);
@@ -914,7 +1121,7 @@ static bool wait_stop(struct gfs_fs *fs)
 static void *notifier_main(void *arg)
 {
 	struct gfs_fs *fs = arg;
-	uint64_t last = gfs_view_head(fs->v);
+	uint64_t last = atomic_load(&fs->epoch);
 
 	atomic_store(&fs->head_seen, last);
 	while (!wait_stop(fs)) {
@@ -935,7 +1142,8 @@ int gfs_fs_notifier_start(struct gfs_fs *fs, struct fuse_session *se)
 	int rc;
 
 	fs->se = se;
-	/* Signals belong to the main thread (libfuse's handlers). */
+	atomic_store(&fs->epoch, gfs_view_head(fs->v));
+	/* Signals belong to the main thread and the stopper (fuse/main.c). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	rc = pthread_create(&fs->notifier, NULL, notifier_main, fs);
@@ -946,15 +1154,86 @@ int gfs_fs_notifier_start(struct gfs_fs *fs, struct fuse_session *se)
 	return 0;
 }
 
+/* Unescapes a mountinfo field in place (\\040 and friends). */
+static void mi_unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* The FUSE connection number of the newest mount on mnt: the minor of
+ * its anonymous device (/proc/self/mountinfo, never a stat of the mount,
+ * which would ask this very daemon).  0 if not found. */
+static unsigned conn_of(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], dev[64], point[4096];
+	unsigned found = 0, maj, min;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", dev, point) != 2 ||
+		    sscanf(dev, "%u:%u", &maj, &min) != 2 || maj != 0)
+			continue;
+		mi_unescape(point);
+		if (strcmp(point, mnt) == 0 && strstr(line, " - fuse"))
+			found = min;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Last resort: fail every pending request, which ends every notify call
+ * waiting for one. */
+static void abort_connection(struct gfs_fs *fs)
+{
+	unsigned conn = fs->o.mountpoint ? conn_of(fs->o.mountpoint) : 0;
+	char path[64];
+	int fd;
+
+	if (!conn)
+		return;
+	snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", conn);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT &&
+	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL) == 0)
+		fd = open(path, O_WRONLY | O_CLOEXEC); /* root: control fs was not mounted */
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) < 0) {
+		/* nothing more to try */
+	}
+	close(fd);
+}
+
 void gfs_fs_notifier_stop(struct gfs_fs *fs)
 {
+	struct timespec ts;
+
 	if (!fs->notifier_running)
 		return;
+	atomic_store(&fs->stopping, true);
 	pthread_mutex_lock(&fs->stop_lock);
 	fs->stop = true;
 	pthread_cond_signal(&fs->stop_cond);
 	pthread_mutex_unlock(&fs->stop_lock);
-	pthread_join(fs->notifier, NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += GFS_NOTIFIER_STOP_S;
+	if (pthread_timedjoin_np(fs->notifier, NULL, &ts)) {
+		abort_connection(fs);
+		pthread_join(fs->notifier, NULL);
+	}
 	fs->notifier_running = false;
 }
 
@@ -987,6 +1266,14 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 	fs->root.ino = FUSE_ROOT_ID;
 	fs->root.nlookup = 1;
 	pthread_mutex_init(&fs->ino_lock, NULL);
+	pthread_mutex_init(&fs->fh_lock, NULL);
+	fs->fhs.next = fs->fhs.prev = &fs->fhs;
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* The notifier's barrier must not wait behind a stream of readers. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->reply_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->stop_lock, NULL);
 	pthread_cond_init(&fs->stop_cond, NULL);
 	*out = fs;
@@ -998,6 +1285,8 @@ void gfs_fs_free(struct gfs_fs *fs)
 	if (!fs)
 		return;
 	gfs_fs_notifier_stop(fs);
+	while (fs->fhs.next != &fs->fhs)
+		fh_close(fs, fs->fhs.next);
 	for (size_t b = 0; b < fs->n_buckets; b++) {
 		while (fs->buckets[b]) {
 			struct vnode *n = fs->buckets[b];
@@ -1009,6 +1298,8 @@ void gfs_fs_free(struct gfs_fs *fs)
 	free(fs->buckets);
 	gfs_view_free(fs->v);
 	pthread_mutex_destroy(&fs->ino_lock);
+	pthread_mutex_destroy(&fs->fh_lock);
+	pthread_rwlock_destroy(&fs->reply_lock);
 	pthread_mutex_destroy(&fs->stop_lock);
 	pthread_cond_destroy(&fs->stop_cond);
 	free(fs);

@@ -24,6 +24,7 @@ struct gfs_fs_opts {
 	unsigned poll_ms;     /* notifier: manifest head poll interval */
 	unsigned tver_cache;  /* unused open table versions kept */
 	const char *options_text; /* .graphfs/options (borrowed) */
+	const char *mountpoint;   /* absolute (borrowed): to abort a wedged connection */
 };
 
 struct gfs_fs;
@@ -34,7 +35,13 @@ void gfs_fs_free(struct gfs_fs *fs);
 const struct fuse_lowlevel_ops *gfs_fs_ops(void);
 
 /* The notifier thread: follows the manifest head and invalidates kernel
- * caches of the live view, holding no lock a request handler needs. */
+ * caches of the live view, holding no lock a request handler needs.
+ * _stop must run while the session's workers still serve (a notify call
+ * can wait for a request only a worker answers); it is bounded: if the
+ * thread has not ended after GFS_NOTIFIER_STOP_S seconds, the connection
+ * is aborted through /sys/fs/fuse/connections/N/abort, which fails every
+ * pending request and so every blocked notify call.  Idempotent. */
+#define GFS_NOTIFIER_STOP_S 10
 int gfs_fs_notifier_start(struct gfs_fs *fs, struct fuse_session *se);
 void gfs_fs_notifier_stop(struct gfs_fs *fs);
 

@@ -12,11 +12,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -193,6 +197,8 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *o)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)o->clone_fd);
 	fuse_loop_cfg_set_max_threads(cfg, o->max_threads);
+	if (o->max_idle_threads != UINT_MAX) /* UINT_MAX: not given */
+		fuse_loop_cfg_set_idle_threads(cfg, o->max_idle_threads);
 	rc = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return rc;
@@ -202,7 +208,7 @@ struct mount {
 	struct gfs_graph *g;
 	struct gfs_fs *fs;
 	struct fuse_session *se;
-	bool mounted, handlers;
+	bool mounted;
 };
 
 static void mount_release(struct mount *m)
@@ -211,13 +217,134 @@ static void mount_release(struct mount *m)
 		gfs_fs_notifier_stop(m->fs);
 	if (m->mounted)
 		fuse_session_unmount(m->se);
-	if (m->handlers)
-		fuse_remove_signal_handlers(m->se);
 	if (m->se)
 		fuse_session_destroy(m->se);
 	gfs_fs_free(m->fs);
 	if (m->g)
 		gfs_graph_close(m->g);
+}
+
+/* ---- shutdown ------------------------------------------------------------
+ *
+ * libfuse's own handlers (fuse_set_signal_handlers) end the session loop
+ * from the signal handler: the multithreaded loop then cancels its workers
+ * while the notifier may be blocked in fuse_lowlevel_notify_inval_* on a
+ * directory lock that a pending LOOKUP holds.  Nobody answers that LOOKUP
+ * any more, the notify never returns, and the daemon is wedged for good
+ * (docs/mount.md, Shutdown).  So a signal here only wakes the stopper
+ * thread, which (1) stops and joins the notifier while the workers still
+ * serve (gfs_fs_notifier_stop, bounded: it aborts the connection if the
+ * join does not finish), then (2) ends the loop and wakes the main thread
+ * out of its wait.  An unmount ends the loop by itself (the kernel closes
+ * the connection); the notifier's calls then fail at once. */
+
+static int sig_pipe[2] = { -1, -1 };
+
+static void on_stop_signal(int sig)
+{
+	unsigned char c = (unsigned char)sig;
+	int e = errno;
+
+	if (write(sig_pipe[1], &c, 1) < 0) {
+		/* pipe full: a stop is already pending */
+	}
+	errno = e;
+}
+
+static void on_wake_signal(int sig)
+{
+	(void)sig; /* only interrupts the loop's wait (no SA_RESTART) */
+}
+
+struct stopper {
+	struct mount *m;
+	pthread_t main_thread, thread;
+	atomic_bool loop_done;
+	bool running;
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *s = arg;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	unsigned char c = 0;
+	ssize_t r;
+
+	while ((r = read(sig_pipe[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	if (r != 1 || c == 0)
+		return NULL; /* the loop ended by itself */
+	gfs_fs_notifier_stop(s->m->fs);
+	fuse_session_exit(s->m->se);
+	/* The loop checks "exited" before each wait: a wake-up that lands
+	 * between the check and the wait is lost, so repeat it until the
+	 * loop is seen to have returned. */
+	while (!atomic_load(&s->loop_done)) {
+		pthread_kill(s->main_thread, SIGUSR1);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static int set_handler(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, NULL);
+}
+
+static int stopper_start(struct stopper *s, struct mount *m)
+{
+	static const int stops[] = { SIGTERM, SIGINT, SIGHUP };
+	sigset_t all, old;
+	int rc;
+
+	s->m = m;
+	s->main_thread = pthread_self();
+	atomic_init(&s->loop_done, false);
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK))
+		return -errno;
+	/* The read end blocks: only the stopper reads it. */
+	fcntl(sig_pipe[0], F_SETFL, 0);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = -pthread_create(&s->thread, NULL, stopper_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return rc;
+	s->running = true;
+	for (size_t i = 0; i < GFS_ARRAY_SIZE(stops); i++)
+		if (set_handler(stops[i], on_stop_signal))
+			return -errno;
+	if (set_handler(SIGUSR1, on_wake_signal) ||
+	    set_handler(SIGPIPE, SIG_IGN))
+		return -errno;
+	return 0;
+}
+
+/* After the loop returned: restore the defaults, end the stopper. */
+static void stopper_end(struct stopper *s)
+{
+	unsigned char zero = 0;
+
+	set_handler(SIGTERM, SIG_DFL);
+	set_handler(SIGINT, SIG_DFL);
+	set_handler(SIGHUP, SIG_DFL);
+	atomic_store(&s->loop_done, true);
+	if (s->running) {
+		if (write(sig_pipe[1], &zero, 1) < 0) {
+			/* full: the stopper is awake already */
+		}
+		pthread_join(s->thread, NULL);
+		s->running = false;
+	}
+	for (int i = 0; i < 2; i++)
+		if (sig_pipe[i] >= 0)
+			close(sig_pipe[i]);
+	sig_pipe[0] = sig_pipe[1] = -1;
 }
 
 static void sweep_note(const char *msg, void *arg)
@@ -264,6 +391,7 @@ static int serve(const char *store, struct fuse_args *args,
 		 int report_fd, bool ro)
 {
 	struct gfs_diag d = {{0}};
+	struct stopper stop = {0};
 	struct mount m = {0};
 	int rc;
 
@@ -280,10 +408,8 @@ static int serve(const char *store, struct fuse_args *args,
 		m.se = fuse_session_new(args, gfs_fs_ops(), sizeof(struct fuse_lowlevel_ops), m.fs);
 		rc = m.se ? 0 : -EINVAL;
 	}
-	if (!rc) {
-		rc = fuse_set_signal_handlers(m.se) ? -EIO : 0;
-		m.handlers = rc == 0;
-	}
+	if (!rc)
+		rc = stopper_start(&stop, &m);
 	if (!rc) {
 		rc = fuse_session_mount(m.se, o->mountpoint) ? -EIO : 0;
 		m.mounted = rc == 0;
@@ -307,6 +433,7 @@ static int serve(const char *store, struct fuse_args *args,
 		rc = 0; /* ended by SIGTERM/SIGINT/SIGHUP: a clean unmount */
 out:
 	report(report_fd, 1);
+	stopper_end(&stop);
 	mount_release(&m);
 	return rc ? 1 : 0;
 }
@@ -379,7 +506,8 @@ int main(int argc, char *argv[])
 	fo = (struct gfs_fs_opts){ .live_timeout = c.live_timeout,
 				   .poll_ms = c.poll_ms,
 				   .tver_cache = c.tver_cache,
-				   .options_text = otext };
+				   .options_text = otext,
+				   .mountpoint = o.mountpoint };
 	if (!o.foreground) {
 		pid_t pid;
 

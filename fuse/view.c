@@ -1850,6 +1850,11 @@ int gfs_view_opendir(struct gfs_view *v, const struct gfs_vdesc *d,
 	return 0;
 }
 
+uint64_t gfs_vdir_version(const struct gfs_vdir *dh)
+{
+	return dh->c.gv ? dh->c.gv->version : 0;
+}
+
 static void dir_reset(struct gfs_vdir *dh)
 {
 	if (dh->it)
@@ -2048,11 +2053,43 @@ static int fill_next(struct gfs_view *v, struct gfs_vdir *dh)
 /* Offsets are positions: "." 0, ".." 1, entries from 2 in index order.  A
  * sequential listing continues the open iterator; any other offset
  * (seekdir) replays the listing from the start to that position. */
+/* A live listing read from offset 0 again (rewinddir, a new getdents
+ * pass) is read from the head as it is now, not from the version pinned
+ * when the directory was opened. */
+static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh)
+{
+	struct ctx c;
+	int rc = to_errno(ctx_get(v, 0, &c));
+
+	if (rc)
+		return rc;
+	if (c.gv->version == dh->c.gv->version) {
+		ctx_put(v, &c);
+		return 0;
+	}
+	dir_reset(dh);
+	for (size_t i = 0; i < dh->n_names; i++)
+		free(dh->names[i]);
+	free(dh->names);
+	dh->names = NULL;
+	dh->n_names = 0;
+	tv_put(v, dh->te);
+	dh->te = NULL;
+	ctx_put(v, &dh->c);
+	dh->c = c;
+	return dir_setup(v, dh);
+}
+
 int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 		     gfs_view_emit_fn emit, void *arg)
 {
 	int rc;
 
+	if (off == 0 && dh->d.ver == 0) {
+		rc = dir_repin(v, dh);
+		if (rc)
+			return rc;
+	}
 	if (off != dh->pos) {
 		dir_reset(dh);
 		while (dh->pos < off) {

@@ -141,6 +141,9 @@ int gfs_view_opendir(struct gfs_view *v, const struct gfs_vdesc *d,
 int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 		     gfs_view_emit_fn emit, void *arg);
 void gfs_view_closedir(struct gfs_view *v, struct gfs_vdir *dh);
+/* The graph version the listing is read from (live listings: the head
+ * when it was opened or last rewound to offset 0). */
+uint64_t gfs_vdir_version(const struct gfs_vdir *dh);
 
 /* Tables whose pins differ between graph versions a and b (either may be
  * gone: then every table counts).  Calls fn for each; the name passed is

@@ -20,7 +20,7 @@ fp_file_name() {
 # prints its pid; status 1 on timeout.  Polls every 10 ms.
 fp_wait_reached() {
 	_fp_base=$(fp_file_name "$1")
-	_fp_left=$(( ${2:-30} * 100 ))
+	_fp_left=$(( $(scaled "${2:-30}") * 100 ))
 	while [ "$_fp_left" -gt 0 ]; do
 		for _fp_f in "${GRAPHFS_FP_DIR:?GRAPHFS_FP_DIR unset}/$_fp_base".*.reached; do
 			[ -e "$_fp_f" ] || continue
@@ -47,10 +47,16 @@ fp_release() {
 	fi
 }
 
+# scaled SECS: SECS times GRAPHFS_TEST_TIMEOUT_FACTOR (default 1), for slow
+# or busy machines.  Every bounded wait of the suite goes through it.
+scaled() {
+	echo $(( $1 * ${GRAPHFS_TEST_TIMEOUT_FACTOR:-1} ))
+}
+
 # with_timeout SECS CMD [ARGS...]: runs CMD, killed (TERM, then KILL 5 s
-# later) after SECS; status 124 on timeout as timeout(1).
+# later) after SECS (scaled); status 124 on timeout as timeout(1).
 with_timeout() {
-	_wt_secs=$1
+	_wt_secs=$(scaled "$1")
 	shift
 	timeout --kill-after=5 "$_wt_secs" "$@"
 }

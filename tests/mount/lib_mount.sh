@@ -32,7 +32,7 @@ bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
 # check DESC CMD...: runs CMD (under timeout), ok if it succeeds.
 check() {
 	local desc=$1; shift
-	local run=(timeout 60)
+	local run=(timeout "$(scaled 60)")
 	declare -F "$1" >/dev/null && run=() # shell functions bound themselves
 	if "${run[@]}" "$@" >/dev/null; then ok "$desc"; else bad "$desc"; fi
 }
@@ -41,7 +41,7 @@ finish() {
 	[ "$fails" -eq 0 ]
 }
 
-gc() { timeout 120 "$GRAPHCTL" "$@"; }
+gc() { timeout "$(scaled 120)" "$GRAPHCTL" "$@"; }
 
 SCHEMA=$T/people.pg
 cat > "$SCHEMA" <<'PG'
@@ -63,7 +63,7 @@ mount_gfs() { # mount_gfs STORE MNT [graphfs options...]
 	local s=$1 m=$2; shift 2
 	mkdir -p "$m"
 	MNTS+=("$m")
-	timeout 30 "$GRAPHFS" "$s" "$m" "$@"
+	timeout "$(scaled 30)" "$GRAPHFS" "$s" "$m" "$@"
 }
 
 umount_gfs() { # umount_gfs MNT: unmounts and waits until it is gone
@@ -78,7 +78,7 @@ umount_gfs() { # umount_gfs MNT: unmounts and waits until it is gone
 
 # wait_until SECS CMD...: polls CMD every 5 ms until it succeeds.
 wait_until() {
-	local secs=$1 i; shift
+	local secs i; secs=$(scaled "$1"); shift
 	for i in $(seq 1 $((secs * 200))); do
 		"$@" 2>/dev/null && return 0
 		sleep 0.005
