@@ -513,6 +513,7 @@ void tbl_path_clear(struct path *p)
 	while (p->depth > 0)
 		tbl_page_put(p->pg[--p->depth]);
 	p->before = 0;
+	p->rank = 0;
 }
 
 int tbl_path_push(struct gfs_tver *tv, struct path *p, const struct tref *ref,
@@ -561,6 +562,21 @@ static uint64_t bytes_before(const struct page *pg, uint32_t i)
 	for (uint32_t j = 0; j < i; j++) {
 		tbl_ient_at(pg, j, &e);
 		sum += e.bytes;
+	}
+	return sum;
+}
+
+/* Entries of the tree below the first i entries of pg. */
+static uint64_t count_before(const struct page *pg, uint32_t i)
+{
+	uint64_t sum = 0;
+	struct ient e;
+
+	if (pg->kind == TBL_PG_LEAF)
+		return i;
+	for (uint32_t j = 0; j < i; j++) {
+		tbl_ient_at(pg, j, &e);
+		sum += e.count;
 	}
 	return sum;
 }
@@ -614,11 +630,13 @@ static int path_descend(struct gfs_tver *tv, int tree, struct path *p,
 		if (pg->kind == TBL_PG_LEAF) {
 			i = tbl_leaf_lower_bound(pg, key, klen);
 			p->before += bytes_before(pg, i);
+			p->rank += i;
 			p->idx[p->depth - 1] = i;
 			return 0;
 		}
 		i = tbl_child_for_key(pg, key, klen);
 		p->before += bytes_before(pg, i);
+		p->rank += count_before(pg, i);
 		p->idx[p->depth - 1] = i;
 		tbl_ient_at(pg, i, &e);
 		rc = tbl_path_push(tv, p, &e.ref, tree, pg->level - 1);
@@ -678,9 +696,50 @@ int tbl_path_seek_near(struct gfs_tver *tv, int tree, struct path *p,
 	while (p->depth > keep + 1)
 		path_pop(p);
 	p->before = 0;
-	for (int d = 0; d < keep; d++)
+	p->rank = 0;
+	for (int d = 0; d < keep; d++) {
 		p->before += bytes_before(p->pg[d], p->idx[d]);
+		p->rank += count_before(p->pg[d], p->idx[d]);
+	}
 	return path_descend(tv, tree, p, key, klen);
+}
+
+/* Positions p at the entry of rank `rank` (0-based; one past the end if
+ * the tree has no more), in O(log n) from the subtree counts. */
+static int path_seek_rank(struct gfs_tver *tv, int tree, struct path *p,
+			  uint64_t rank)
+{
+	struct tref root = tv->roots[tree];
+	int rc;
+
+	tbl_path_clear(p);
+	if (!root.seg)
+		return 0;
+	rc = tbl_path_push(tv, p, &root, tree, -1);
+	while (!rc) {
+		struct page *pg = p->pg[p->depth - 1];
+		struct ient e;
+		uint32_t i = 0;
+
+		if (pg->kind == TBL_PG_LEAF) {
+			i = rank - p->rank < pg->n ? (uint32_t)(rank - p->rank) : pg->n;
+			p->before += bytes_before(pg, i);
+			p->rank += i;
+			p->idx[p->depth - 1] = i;
+			return 0;
+		}
+		for (; i + 1 < pg->n; i++) {
+			tbl_ient_at(pg, i, &e);
+			if (p->rank + e.count > rank)
+				break;
+			p->rank += e.count;
+			p->before += e.bytes;
+		}
+		p->idx[p->depth - 1] = i;
+		tbl_ient_at(pg, i, &e);
+		rc = tbl_path_push(tv, p, &e.ref, tree, pg->level - 1);
+	}
+	return rc;
 }
 
 /* Positions p (PRIMARY) at the row whose line covers export offset off;
@@ -1104,6 +1163,36 @@ int gfs_titer_new(struct gfs_tver *tv, enum gfs_index ix, const char *start,
 	return rc;
 }
 
+int gfs_titer_new_at(struct gfs_tver *tv, enum gfs_index ix, uint64_t rank,
+		     struct gfs_titer **out)
+{
+	struct gfs_titer *it;
+	int rc;
+
+	*out = NULL;
+	if ((unsigned)ix >= tv->n_trees)
+		return -EINVAL;
+	it = calloc(1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	it->tv = tv;
+	it->tree = ix;
+	rc = path_seek_rank(tv, ix, &it->p, rank);
+	if (rc) {
+		gfs_titer_free(it);
+		return rc;
+	}
+	*out = it;
+	return 0;
+}
+
+uint64_t gfs_titer_rank(const struct gfs_titer *it)
+{
+	/* Before the first next the position is the entry it will return;
+	 * after, the position is the entry last returned. */
+	return it->started && it->p.depth ? it->p.rank + 1 : it->p.rank;
+}
+
 int gfs_titer_new_pair(struct gfs_tver *tv, enum gfs_index ix, const char *a,
 		       size_t a_len, const char *b, size_t b_len,
 		       struct gfs_titer **out)
@@ -1154,6 +1243,7 @@ int gfs_titer_next(struct gfs_titer *it, struct gfs_row *row)
 	if (it->started && it->p.depth) {
 		it->p.idx[it->p.depth - 1]++;
 		it->p.before += it->last_len;
+		it->p.rank++;
 	}
 	it->started = true;
 	it->last_len = 0;

@@ -188,6 +188,15 @@ int gfs_titer_new(struct gfs_tver *tv, enum gfs_index ix, const char *start,
 int gfs_titer_new_pair(struct gfs_tver *tv, enum gfs_index ix, const char *a,
 		       size_t a_len, const char *b, size_t b_len,
 		       struct gfs_titer **out);
+/* Starts index ix at its entry of rank `rank` (0-based: the entry that
+ * `rank` calls of gfs_titer_next from the beginning would skip), in
+ * O(log n) from the subtree counts; past the end, the first next returns
+ * 0.  Returns a new iterator; free with gfs_titer_free(). */
+int gfs_titer_new_at(struct gfs_tver *tv, enum gfs_index ix, uint64_t rank,
+		     struct gfs_titer **out);
+/* The rank of the entry the next gfs_titer_next will return (the index's
+ * entry count at the end). */
+uint64_t gfs_titer_rank(const struct gfs_titer *it);
 /* 1 = *row filled, 0 = end, <0 = error. */
 int gfs_titer_next(struct gfs_titer *it, struct gfs_row *row);
 /* For unique indexes: the key bytes of the entry last returned. */

@@ -144,6 +144,7 @@ struct path {
 	uint32_t idx[TBL_MAX_HEIGHT];
 	int depth;
 	uint64_t before; /* PRIMARY: export bytes before the position */
+	uint64_t rank;   /* read path: entries of the tree before the position */
 };
 
 struct fdslot {

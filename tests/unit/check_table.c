@@ -1526,6 +1526,102 @@ START_TEST(test_src_iter_reads)
 }
 END_TEST
 
+static bool id_is(const struct gfs_row *row, const char *id)
+{
+	return row->id_len == strlen(id) && memcmp(row->id, id, row->id_len) == 0;
+}
+
+/* gfs_titer_new_at(r) returns what the r-th next of a full iteration
+ * returns, and gfs_titer_rank says where an iterator stands: on a
+ * multi-level PRIMARY tree with deletes (underfull pages) and on SRC. */
+static void rank_check(struct gfs_tver *tv, enum gfs_index ix, int n)
+{
+	char **ids = calloc((size_t)n + 1, sizeof *ids);
+	struct gfs_titer *it;
+	struct gfs_row row;
+	int got = 0, rc;
+
+	ck_assert_ptr_nonnull(ids);
+	ck_assert_int_eq(gfs_titer_new(tv, ix, NULL, 0, &it), 0);
+	ck_assert_uint_eq(gfs_titer_rank(it), 0);
+	while ((rc = gfs_titer_next(it, &row)) == 1) {
+		ck_assert_int_lt(got, n);
+		ids[got++] = gfs_memdup(row.id, row.id_len);
+		ck_assert_uint_eq(gfs_titer_rank(it), (uint64_t)got);
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(got, n);
+	gfs_titer_free(it);
+	for (int k = 0; k < 400; k++) {
+		int r = k < 3 ? (k == 0 ? 0 : k == 1 ? n - 1 : n) : rand() % n;
+
+		ck_assert_int_eq(gfs_titer_new_at(tv, ix, (uint64_t)r, &it), 0);
+		ck_assert_uint_eq(gfs_titer_rank(it), (uint64_t)r);
+		rc = gfs_titer_next(it, &row);
+		if (r == n) {
+			ck_assert_int_eq(rc, 0);
+		} else {
+			ck_assert_int_eq(rc, 1);
+			ck_assert(id_is(&row, ids[r]));
+			if (r + 1 < n) { /* and it goes on from there */
+				ck_assert_int_eq(gfs_titer_next(it, &row), 1);
+				ck_assert(id_is(&row, ids[r + 1]));
+			}
+		}
+		gfs_titer_free(it);
+	}
+	for (int i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+START_TEST(test_rank_seek)
+{
+	struct gfs_tbuild *b;
+	struct gfs_tver *tv1, *tv;
+	int n = 6000, left = 0;
+
+	build_full(n, 1);
+	tv1 = open_t(T, 1);
+	b = builder(T, tv1, 0, 0);
+	for (int i = 0; i < n; i++)
+		if (i % 3 == 0)
+			del_row(b, i);
+		else
+			left++;
+	commit_t(b, 2);
+	gfs_tver_close(tv1);
+	tv = open_t(T, 2);
+	srand(7);
+	rank_check(tv, GFS_IX_PRIMARY, left);
+	gfs_tver_close(tv);
+
+	b = builder(E, NULL, 0, 0);
+	for (int i = 0; i < 3000; i++) {
+		char id[16], src[16], dst[16], line[80];
+		struct gfs_rowput r = { 0 };
+
+		id_of(id, sizeof id, i);
+		snprintf(src, sizeof src, "s%05d", (i * 37) % 499);
+		snprintf(dst, sizeof dst, "d%05d", i % 13);
+		r.id = id;
+		r.id_len = strlen(id);
+		r.src = src;
+		r.src_len = strlen(src);
+		r.dst = dst;
+		r.dst_len = strlen(dst);
+		r.line_len = (size_t)snprintf(line, sizeof line, "{\"i\":%d}\n", i);
+		r.line = line;
+		ck_assert_int_eq(gfs_tbuild_put(b, &r), 0);
+	}
+	commit_t(b, 1);
+	tv = open_t(E, 1);
+	rank_check(tv, GFS_IX_SRC, 3000);
+	rank_check(tv, GFS_IX_DST, 3000);
+	gfs_tver_close(tv);
+}
+END_TEST
+
 START_TEST(test_head_and_names)
 {
 	char path[PATH_MAX];
@@ -1644,5 +1740,6 @@ int main(void)
 	tcase_add_test(tc, test_cursor_threads);
 	tcase_add_test(tc, test_fd_exhaustion);
 	tcase_add_test(tc, test_src_iter_reads);
+	tcase_add_test(tc, test_rank_seek);
 	return tu_run(s);
 }
