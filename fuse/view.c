@@ -1703,25 +1703,37 @@ int gfs_view_read(struct gfs_view *v, struct gfs_vfile *f, uint64_t off,
 enum vdir_mode { VD_STATIC, VD_NODES_T, VD_EDGES_T, VD_SRCDIR, VD_ETDIR,
 		 VD_VERSIONS };
 
+/* Listing positions ("cookies", the d_off of each entry): "." 0, ".." 1,
+ * then from 2: VD_STATIC the index in the name list; VD_NODES_T 2 + 2r
+ * (the node's directory) and 3 + 2r (its file) for the row of rank r;
+ * VD_EDGES_T 2 + r for the first edge of each source in the SRC index;
+ * VD_SRCDIR/VD_ETDIR 2 + (r - base) with base the rank of the anchor's
+ * first edge; VD_VERSIONS 1 + N for versions/N.  A READDIR at offset o
+ * resumes at the first entry whose position is >= o, located in O(log n)
+ * (gfs_titer_new_at), never by replaying the listing. */
 struct gfs_vdir {
 	struct gfs_vdesc d;      /* the directory */
 	struct ctx c;            /* graph version pinned at opendir */
 	struct tvent *te;        /* table version listed (big dirs) */
 	enum vdir_mode mode;
 	char **names;            /* VD_STATIC */
-	size_t n_names, sidx;
-	struct gfs_titer *it;
-	uint64_t pos;            /* position of cur / of the next entry */
+	size_t n_names;
+	struct gfs_titer *it;    /* next returns the entry of rank it_rank */
+	uint64_t it_rank;
+	uint64_t base;           /* SRCDIR/ETDIR: rank of the first edge */
+	bool have_base;
+	uint64_t pos;            /* where the next entry is looked for */
 	bool have_cur;
+	uint64_t cur_pos;        /* position of cur */
 	char cur_name[GFS_NAME_BUF + 8];
 	struct gfs_vdesc cur;
 	struct stat cur_st;
-	struct rowc row;         /* NODES_T: row between its two entries;
-				    EDGES_T: the last source listed */
+	struct rowc row;         /* the row of rank row_rank */
+	uint64_t row_rank;
 	bool have_row;
 	uint64_t vers[VERSIONS_BATCH], vtimes[VERSIONS_BATCH];
-	size_t vn, vi;
-	uint64_t vnext;
+	size_t vn;
+	uint64_t vfrom;          /* every version in [vfrom, vers[vn-1]] is in vers */
 };
 
 static int names_add(struct gfs_vdir *dh, const char *s)
@@ -1865,10 +1877,9 @@ static void dir_reset(struct gfs_vdir *dh)
 	dh->have_cur = false;
 	rowc_release(&dh->row);
 	dh->have_row = false;
+	dh->have_base = false;
 	dh->pos = 0;
-	dh->sidx = 0;
-	dh->vn = dh->vi = 0;
-	dh->vnext = 1;
+	dh->vn = 0;
 }
 
 void gfs_view_closedir(struct gfs_view *v, struct gfs_vdir *dh)
@@ -1888,8 +1899,8 @@ void gfs_view_closedir(struct gfs_view *v, struct gfs_vdir *dh)
 
 static int fill_static(struct gfs_view *v, struct gfs_vdir *dh)
 {
-	while (dh->sidx < dh->n_names) {
-		const char *nm = dh->names[dh->sidx++];
+	for (uint64_t i = dh->pos - 2; i < dh->n_names; i++) {
+		const char *nm = dh->names[i];
 		int rc = lk_dispatch(v, &dh->c, &dh->d, nm, strlen(nm), &dh->cur);
 
 		if (rc == -ENOENT) {
@@ -1899,98 +1910,135 @@ static int fill_static(struct gfs_view *v, struct gfs_vdir *dh)
 		if (rc)
 			return rc;
 		snprintf(dh->cur_name, sizeof dh->cur_name, "%s", nm);
+		dh->cur_pos = 2 + i;
 		return 1;
 	}
 	return 0;
 }
 
-/* The next row of the directory's index, or 0 at the end. */
-static int dir_next_row(struct gfs_vdir *dh, enum gfs_index ix,
-			const char *start, size_t slen, struct gfs_row *row)
+/* The row of rank r in index ix into dh->row: 1, 0 past the end, <0.
+ * Sequential ranks continue the open iterator; any other rank starts a
+ * new one there in O(log n). */
+static int row_at(struct gfs_vdir *dh, enum gfs_index ix, uint64_t r)
 {
-	if (!dh->it) {
-		int rc = gfs_titer_new(dh->te->tv, ix, start, slen, &dh->it);
+	struct gfs_row row;
+	int rc;
 
+	if (dh->have_row && dh->row_rank == r)
+		return 1;
+	if (!dh->it || dh->it_rank != r) {
+		if (dh->it)
+			gfs_titer_free(dh->it);
+		dh->it = NULL;
+		rc = gfs_titer_new_at(dh->te->tv, ix, r, &dh->it);
 		if (rc)
 			return rc;
+		dh->it_rank = r;
 	}
-	return gfs_titer_next(dh->it, row);
+	rc = gfs_titer_next(dh->it, &row);
+	if (rc != 1)
+		return rc;
+	dh->it_rank = r + 1;
+	rc = rowc_set(&dh->row, &row);
+	dh->have_row = rc == 0;
+	dh->row_rank = r;
+	return rc ? rc : 1;
 }
 
 static int fill_nodes(struct gfs_view *v, struct gfs_vdir *dh)
 {
-	struct gfs_row row;
-	int rc;
+	uint64_t r = (dh->pos - 2) / 2;
+	int rc = row_at(dh, GFS_IX_PRIMARY, r);
 	size_t n;
 
+	if (rc <= 0)
+		return rc;
+	dh->cur_pos = dh->pos;
+	n = gfs_name_encode(dh->row.id, dh->row.id_len, GFS_NAME_KEY_MAX,
+			    dh->cur_name);
 	if ((dh->pos - 2) % 2 == 0) {
-		rc = dir_next_row(dh, GFS_IX_PRIMARY, NULL, 0, &row);
-		if (rc <= 0)
-			return rc;
-		rc = rowc_set(&dh->row, &row);
-		if (rc)
-			return rc;
-		gfs_name_encode(dh->row.id, dh->row.id_len, GFS_NAME_KEY_MAX,
-				dh->cur_name);
 		rc = desc_dir(&dh->cur, GFS_VK_NODEDIR, &dh->d, &dh->c,
 			      dh->row.id, dh->row.id_len);
 		return rc ? rc : 1;
 	}
-	n = gfs_name_encode(dh->row.id, dh->row.id_len, GFS_NAME_KEY_MAX,
-			    dh->cur_name);
 	memcpy(dh->cur_name + n, ".json", 6);
 	rc = desc_row(v, &dh->cur, GFS_VK_NODEFILE, dh->d.ver, dh->d.table,
 		      dh->te->ver, &dh->row);
 	return rc ? rc : 1;
 }
 
+/* edges/<E>/: one directory per source, at the rank of its first edge in
+ * the SRC index; a position inside a source's run resumes at the next
+ * source. */
 static int fill_sources(struct gfs_vdir *dh)
 {
-	struct gfs_row row;
-	int rc;
+	uint64_t r = dh->pos - 2;
+	char *prev = NULL;
+	size_t prev_len = 0;
+	int rc = 0;
 
-	while ((rc = dir_next_row(dh, GFS_IX_SRC, NULL, 0, &row)) == 1) {
-		if (dh->have_row &&
-		    bytes_eq(row.src, row.src_len, dh->row.src, dh->row.src_len))
-			continue;
-		rc = rowc_set(&dh->row, &row);
-		if (rc)
-			return rc;
-		dh->have_row = true;
-		gfs_name_encode(row.src, row.src_len, GFS_NAME_KEY_MAX,
-				dh->cur_name);
-		rc = desc_dir(&dh->cur, GFS_VK_SRCDIR, &dh->d, &dh->c,
-			      dh->row.src, dh->row.src_len);
-		return rc ? rc : 1;
+	if (r > 0) {
+		rc = row_at(dh, GFS_IX_SRC, r - 1);
+		if (rc == 1) {
+			prev = gfs_memdup(dh->row.src, dh->row.src_len);
+			prev_len = dh->row.src_len;
+			rc = prev ? 0 : -ENOMEM;
+		}
 	}
-	return rc;
+	while (rc >= 0 && (rc = row_at(dh, GFS_IX_SRC, r)) == 1) {
+		if (!prev || !bytes_eq(dh->row.src, dh->row.src_len, prev, prev_len))
+			break;
+		r++;
+	}
+	free(prev);
+	if (rc <= 0)
+		return rc;
+	dh->cur_pos = 2 + r;
+	gfs_name_encode(dh->row.src, dh->row.src_len, GFS_NAME_KEY_MAX,
+			dh->cur_name);
+	rc = desc_dir(&dh->cur, GFS_VK_SRCDIR, &dh->d, &dh->c, dh->row.src,
+		      dh->row.src_len);
+	return rc ? rc : 1;
 }
 
 /* edges/<E>/<from>/ (side 0) and nodes/<T>/<key>/{out,in}/<E>/. */
 static int fill_edges(struct gfs_view *v, struct gfs_vdir *dh)
 {
 	int side = dh->mode == VD_ETDIR ? dh->d.sub : 0;
-	struct rowc r = {0};
-	struct gfs_row row;
+	enum gfs_index ix = side ? GFS_IX_DST : GFS_IX_SRC;
+	const char *a, *o;
 	size_t al, ol;
 	int rc;
 
-	rc = dir_next_row(dh, side ? GFS_IX_DST : GFS_IX_SRC, dh->d.key,
-			  dh->d.key_len, &row);
+	if (!dh->have_base) {
+		if (dh->it)
+			gfs_titer_free(dh->it);
+		dh->it = NULL;
+		rc = gfs_titer_new(dh->te->tv, ix, dh->d.key, dh->d.key_len,
+				   &dh->it);
+		if (rc)
+			return rc;
+		dh->base = dh->it_rank = gfs_titer_rank(dh->it);
+		dh->have_base = true;
+	}
+	rc = row_at(dh, ix, dh->base + dh->pos - 2);
 	if (rc <= 0)
 		return rc;
-	const char *a = edge_end(&row, side, &al), *o = edge_end(&row, !side, &ol);
-
+	a = side ? dh->row.dst : dh->row.src;
+	al = side ? dh->row.dst_len : dh->row.src_len;
+	o = side ? dh->row.src : dh->row.dst;
+	ol = side ? dh->row.src_len : dh->row.dst_len;
 	if (!bytes_eq(a, al, dh->d.key, dh->d.key_len))
 		return 0;
-	edge_name(o, ol, row.id, row.id_len, row.flags, dh->cur_name);
-	rc = rowc_set(&r, &row);
-	if (!rc && dh->mode == VD_SRCDIR)
+	dh->cur_pos = dh->pos;
+	edge_name(o, ol, dh->row.id, dh->row.id_len, dh->row.flags,
+		  dh->cur_name);
+	if (dh->mode == VD_SRCDIR)
 		rc = desc_row(v, &dh->cur, GFS_VK_EDGEFILE, dh->d.ver,
-			      dh->d.table, dh->te->ver, &r);
-	else if (!rc)
-		rc = desc_link(v, &dh->c, &dh->cur, &dh->d, dh->te->ver, &r);
-	rowc_release(&r);
+			      dh->d.table, dh->te->ver, &dh->row);
+	else
+		rc = desc_link(v, &dh->c, &dh->cur, &dh->d, dh->te->ver,
+			       &dh->row);
 	return rc ? rc : 1;
 }
 
@@ -2003,35 +2051,43 @@ static int vbatch_one(const struct gfs_gv *gv, void *arg)
 	return dh->vn == VERSIONS_BATCH ? 1 : 0;
 }
 
+/* versions/: the first version >= pos - 1, from a batch of the history. */
 static int fill_versions(struct gfs_view *v, struct gfs_vdir *dh)
 {
-	if (dh->vi == dh->vn) {
-		uint64_t head = dh->c.gv->version;
+	uint64_t want = dh->pos - 1, head = dh->c.gv->version;
+	size_t i = 0;
+
+	while (i < dh->vn && dh->vers[i] < want)
+		i++;
+	if (i == dh->vn || want < dh->vfrom) {
 		int rc;
 
-		dh->vn = dh->vi = 0;
-		if (dh->vnext > head)
+		dh->vn = 0;
+		dh->vfrom = want;
+		if (want > head)
 			return 0;
-		rc = gfs_manifest_history(v->m, dh->vnext, head, vbatch_one, dh);
+		rc = gfs_manifest_history(v->m, want, head, vbatch_one, dh);
 		if (rc < 0)
 			return rc;
 		if (!dh->vn)
 			return 0;
-		dh->vnext = dh->vers[dh->vn - 1] + 1;
+		i = 0;
 	}
-	desc_init(&dh->cur, GFS_VK_VDIR, dh->vers[dh->vi], NULL);
-	dh->cur.mtime_ns = dh->vtimes[dh->vi];
-	snprintf(dh->cur_name, sizeof dh->cur_name, "%" PRIu64, dh->vers[dh->vi]);
-	dh->vi++;
+	desc_init(&dh->cur, GFS_VK_VDIR, dh->vers[i], NULL);
+	dh->cur.mtime_ns = dh->vtimes[i];
+	snprintf(dh->cur_name, sizeof dh->cur_name, "%" PRIu64, dh->vers[i]);
+	dh->cur_pos = dh->vers[i] + 1;
 	return 1;
 }
 
-/* Produces the entry at dh->pos into dh->cur: 1, 0 at the end, <0. */
+/* Fills dh->cur with the first entry at a position >= dh->pos and sets
+ * dh->cur_pos: 1, 0 at the end, <0. */
 static int fill_next(struct gfs_view *v, struct gfs_vdir *dh)
 {
 	if (dh->pos < 2) {
 		snprintf(dh->cur_name, sizeof dh->cur_name, "%s",
 			 dh->pos ? ".." : ".");
+		dh->cur_pos = dh->pos;
 		return gfs_vdesc_copy(&dh->cur, &dh->d) ? -ENOMEM : 1;
 	}
 	switch (dh->mode) {
@@ -2050,9 +2106,6 @@ static int fill_next(struct gfs_view *v, struct gfs_vdir *dh)
 	return 0;
 }
 
-/* Offsets are positions: "." 0, ".." 1, entries from 2 in index order.  A
- * sequential listing continues the open iterator; any other offset
- * (seekdir) replays the listing from the start to that position. */
 /* A live listing read from offset 0 again (rewinddir, a new getdents
  * pass) is read from the head as it is now, not from the version pinned
  * when the directory was opened. */
@@ -2090,16 +2143,11 @@ int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 		if (rc)
 			return rc;
 	}
-	if (off != dh->pos) {
-		dir_reset(dh);
-		while (dh->pos < off) {
-			rc = fill_next(v, dh);
-			if (rc <= 0)
-				return to_errno(rc);
-			gfs_vdesc_release(&dh->cur);
-			dh->pos++;
-		}
+	if (off != dh->pos && dh->have_cur) {
+		gfs_vdesc_release(&dh->cur);
+		dh->have_cur = false;
 	}
+	dh->pos = off;
 	for (;;) {
 		if (!dh->have_cur) {
 			rc = fill_next(v, dh);
@@ -2110,11 +2158,12 @@ int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 			dh->have_cur = true;
 			gfs_view_getattr(v, &dh->cur, &dh->cur_st);
 		}
-		if (emit(arg, dh->cur_name, &dh->cur, &dh->cur_st, dh->pos + 1))
+		if (emit(arg, dh->cur_name, &dh->cur, &dh->cur_st,
+			 dh->cur_pos + 1))
 			return 0;
 		gfs_vdesc_release(&dh->cur);
 		dh->have_cur = false;
-		dh->pos++;
+		dh->pos = dh->cur_pos + 1;
 	}
 }
 
