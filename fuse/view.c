@@ -1496,6 +1496,12 @@ struct gfs_vfile {
 	enum vfile_kind kind;
 	struct tvent *te;
 	struct gfs_row row;
+	/* VF_TABLE: the reading position, kept between READs so sequential
+	 * reads continue without a lookup.  READs of one handle can run on
+	 * several workers at once: the one that does not get the lock reads
+	 * through a temporary cursor. */
+	pthread_mutex_t cur_lock;
+	struct gfs_tcursor *cur;
 	uint64_t size;
 	uint64_t log_upto;
 	struct gfs_buf buf;
@@ -1556,6 +1562,7 @@ int gfs_view_open(struct gfs_view *v, const struct gfs_vdesc *d,
 	if (!f)
 		return -ENOMEM;
 	gfs_buf_init(&f->buf);
+	pthread_mutex_init(&f->cur_lock, NULL);
 	switch (d->kind) {
 	case GFS_VK_NODEFILE:
 	case GFS_VK_EDGEFILE:
@@ -1602,6 +1609,8 @@ void gfs_view_close(struct gfs_view *v, struct gfs_vfile *f)
 		return;
 	if (f->kind == VF_ROW)
 		gfs_row_release(&f->row);
+	gfs_tcursor_free(f->cur);
+	pthread_mutex_destroy(&f->cur_lock);
 	tv_put(v, f->te);
 	gfs_buf_release(&f->buf);
 	free(f);
@@ -1684,7 +1693,14 @@ int gfs_view_read(struct gfs_view *v, struct gfs_vfile *f, uint64_t off,
 		break;
 	}
 	case VF_TABLE:
-		rc = gfs_tver_read_export(f->te->tv, off, buf, len, &got);
+		if (pthread_mutex_trylock(&f->cur_lock) == 0) {
+			rc = f->cur ? 0 : gfs_tcursor_new(f->te->tv, &f->cur);
+			if (!rc)
+				rc = gfs_tcursor_read(f->cur, off, buf, len, &got);
+			pthread_mutex_unlock(&f->cur_lock);
+		} else {
+			rc = gfs_tver_read_export(f->te->tv, off, buf, len, &got);
+		}
 		break;
 	case VF_BUF:
 		memcpy(buf, f->buf.p + off, len);
@@ -1763,22 +1779,54 @@ static int names_types(struct gfs_vdir *dh, bool edges)
 	return rc;
 }
 
-static int names_edge_types(struct gfs_vdir *dh, int side)
+/* Whether the node `key` has an edge of etable on `side` (0 as source,
+ * 1 as target) in the listed version: 1, 0 or <0. */
+static int has_edge(struct gfs_view *v, const struct ctx *c,
+		    const char *etable, int side, const char *key, size_t klen)
+{
+	struct gfs_titer *it = NULL;
+	struct tvent *te;
+	struct gfs_row row;
+	size_t al;
+	int rc = ctx_tver(v, c, etable, &te);
+
+	if (rc)
+		return rc == -ENOENT ? 0 : rc; /* no pin: no edges */
+	rc = gfs_titer_new(te->tv, side ? GFS_IX_DST : GFS_IX_SRC, key, klen, &it);
+	if (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
+		const char *a = edge_end(&row, side, &al);
+
+		rc = bytes_eq(a, al, key, klen);
+	}
+	gfs_titer_free(it);
+	tv_put(v, te);
+	return rc;
+}
+
+/* out/ and in/ list the edge types the node has (a lookup of any type the
+ * schema allows there still succeeds, as an empty directory). */
+static int names_edge_types(struct gfs_view *v, struct gfs_vdir *dh, int side)
 {
 	const struct gfs_typedef *nt = ctx_type(&dh->c, dh->d.table);
 	const struct gfs_schema *s = dh->c.s;
 	int rc = 0;
 
-	for (size_t i = 0; nt && !rc && i < s->n_types; i++) {
+	for (size_t i = 0; nt && rc >= 0 && i < s->n_types; i++) {
 		const struct gfs_typedef *t = &s->types[i];
+		const char *et;
 
-		if (t->is_edge && strcmp(side ? t->to : t->from, nt->name) == 0)
+		if (!t->is_edge || strcmp(side ? t->to : t->from, nt->name))
+			continue;
+		et = type_table(v, t);
+		rc = et ? has_edge(v, &dh->c, et, side, dh->d.key,
+				   dh->d.key_len) : -ENOMEM;
+		if (rc == 1)
 			rc = names_add(dh, t->name);
 	}
-	return rc;
+	return rc < 0 ? to_errno(rc) : 0;
 }
 
-static int dir_static_names(struct gfs_vdir *dh)
+static int dir_static_names(struct gfs_view *v, struct gfs_vdir *dh)
 {
 	static const char *const root[] = { ".graphfs", "HEAD", "edges",
 		"log.jsonl", "manifest.json", "nodes", "schema.pg", "versions" };
@@ -1807,7 +1855,7 @@ static int dir_static_names(struct gfs_vdir *dh)
 		return rc ? rc : names_add(dh, "out");
 	case GFS_VK_NODEOUT:
 	case GFS_VK_NODEIN:
-		return names_edge_types(dh, dh->d.kind == GFS_VK_NODEIN);
+		return names_edge_types(v, dh, dh->d.kind == GFS_VK_NODEIN);
 	default:
 		return -ENOTDIR;
 	}
@@ -1835,7 +1883,7 @@ static int dir_setup(struct gfs_view *v, struct gfs_vdir *dh)
 		break;
 	default:
 		dh->mode = VD_STATIC;
-		return dir_static_names(dh);
+		return dir_static_names(v, dh);
 	}
 	return to_errno(ctx_tver(v, &dh->c, table, &dh->te));
 }

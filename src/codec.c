@@ -1386,7 +1386,7 @@ static int parse_root(struct vctx *c, const struct gfs_schema *s,
 {
 	const struct gfs_typedef *td;
 	json_t *data, *empty = NULL;
-	bool edge;
+	bool edge = false; /* set by top_keys on success */
 	int rc;
 
 	if (!json_is_object(root))

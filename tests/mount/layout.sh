@@ -94,6 +94,16 @@ check "in/Knows/alice.json on bob" cmp -s "$M/nodes/Person/bob/in/Knows/alice.js
 check "out/WorksAt crosses types" cmp -s "$M/nodes/Person/alice/out/WorksAt/Acme.json" "$M/nodes/Company/Acme.json"
 check "in/WorksAt on Company" test -L "$M/nodes/Company/Acme/in/WorksAt/alice.json"
 check "Company has no out/Knows" test ! -e "$M/nodes/Company/Acme/out/Knows"
+# out/ and in/ list only the edge types the node has; any type the schema
+# allows there still resolves, as an empty directory.
+check "alice/out lists Knows and WorksAt" test "$(ls "$M/nodes/Person/alice/out" | tr '\n' ' ')" = "Knows WorksAt "
+check "bob/out lists Knows only" test "$(ls "$M/nodes/Person/bob/out" | tr '\n' ' ')" = "Knows "
+check "alice/in lists Knows only" test "$(ls "$M/nodes/Person/alice/in" | tr '\n' ' ')" = "Knows "
+check "Acme/out is empty" test -z "$(ls "$M/nodes/Company/Acme/out")"
+check "bob/out/WorksAt still resolves" test -d "$M/nodes/Person/bob/out/WorksAt"
+check "and is empty" test -z "$(ls "$M/nodes/Person/bob/out/WorksAt")"
+check "versions/2 lists the same" test "$(ls "$M/versions/2/nodes/Person/bob/out" | tr '\n' ' ')" = "Knows "
+check "find walks only existing edge dirs (bob, in, in/Knows, out, out/Knows)" test "$(find "$M/nodes/Person/bob" -type d | wc -l)" = 5
 check "odd keys link" cmp -s "$M/nodes/Person/%2Ehidden/out/Knows/a%2Fb%25c%7Ed.json" "$M/nodes/Person/a%2Fb%25c%7Ed.json"
 check "two hops: alice -> bob -> alice" cmp -s \
 	"$M/nodes/Person/$(basename "$(readlink "$M/nodes/Person/alice/out/Knows/bob.json")" .json)/out/Knows/alice.json" \
