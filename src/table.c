@@ -1314,3 +1314,190 @@ int gfs_tver_get_unique(struct gfs_tver *tv, unsigned k, const char *key,
 	free(p);
 	return rc;
 }
+
+/* ---- diff of two versions ---------------------------------------------- */
+
+/* One side of a diff: a path whose top is positioned at an item (a leaf
+ * entry, or a child reference of an internal page not yet descended). */
+struct dside {
+	struct gfs_tver *tv;
+	struct path p;
+	uint64_t pages;
+};
+
+static bool ds_end(const struct dside *s)
+{
+	return s->p.depth == 0;
+}
+
+static struct page *ds_top(const struct dside *s)
+{
+	return s->p.pg[s->p.depth - 1];
+}
+
+static bool ds_internal(const struct dside *s)
+{
+	return ds_top(s)->kind != TBL_PG_LEAF;
+}
+
+/* Steps past the current item, popping finished pages. */
+static void ds_advance(struct dside *s)
+{
+	s->p.idx[s->p.depth - 1]++;
+	while (s->p.depth > 0 && s->p.idx[s->p.depth - 1] >= ds_top(s)->n) {
+		path_pop(&s->p);
+		if (s->p.depth)
+			s->p.idx[s->p.depth - 1]++;
+	}
+}
+
+static int ds_descend(struct dside *s)
+{
+	struct page *pg = ds_top(s);
+	struct ient e;
+
+	tbl_ient_at(pg, s->p.idx[s->p.depth - 1], &e);
+	s->pages++;
+	return tbl_path_push(s->tv, &s->p, &e.ref, GFS_IX_PRIMARY, pg->level - 1);
+}
+
+static int ds_start(struct dside *s, struct gfs_tver *tv)
+{
+	struct tref root = tv->roots[GFS_IX_PRIMARY];
+
+	memset(s, 0, sizeof *s);
+	s->tv = tv;
+	if (!root.seg)
+		return 0;
+	s->pages = 1;
+	return tbl_path_push(tv, &s->p, &root, GFS_IX_PRIMARY, -1);
+}
+
+/* The key of the current item (an internal item's key is a lower bound
+ * of its subtree's keys). */
+static const char *ds_key(const struct dside *s, uint32_t *kl)
+{
+	return tbl_entry_key(ds_top(s), s->p.idx[s->p.depth - 1], kl);
+}
+
+static int ds_report(struct dside *a, struct dside *b, gfs_tdiff_fn fn,
+		     void *arg)
+{
+	struct gfs_row ra, rb;
+	struct lent ea, eb;
+	struct rec xa, xb;
+
+	if (a) {
+		tbl_path_entry(&a->p, &ea);
+		if (tbl_rec_decode(ea.v, ea.vlen, &xa))
+			return GFS_ECORRUPT;
+		fill_row(&ra, ea.k, ea.klen, &xa, 0);
+	}
+	if (b) {
+		tbl_path_entry(&b->p, &eb);
+		if (tbl_rec_decode(eb.v, eb.vlen, &xb))
+			return GFS_ECORRUPT;
+		fill_row(&rb, eb.k, eb.klen, &xb, 0);
+	}
+	if (a && b && ea.vlen == eb.vlen && memcmp(ea.v, eb.v, ea.vlen) == 0)
+		return 0; /* the same record: unchanged */
+	return fn(arg, a ? &ra : NULL, b ? &rb : NULL);
+}
+
+/* Both sides at child references: skip a shared child, else descend the
+ * higher one(s).  Shared pages sit at the same level in both trees. */
+static int ds_both_internal(struct dside *a, struct dside *b)
+{
+	struct ient x, y;
+	uint8_t la = ds_top(a)->level, lb = ds_top(b)->level;
+	int rc = 0;
+
+	tbl_ient_at(ds_top(a), a->p.idx[a->p.depth - 1], &x);
+	tbl_ient_at(ds_top(b), b->p.idx[b->p.depth - 1], &y);
+	if (x.ref.seg == y.ref.seg && x.ref.off == y.ref.off &&
+	    x.ref.len == y.ref.len) {
+		ds_advance(a);
+		ds_advance(b);
+		return 0;
+	}
+	if (la >= lb)
+		rc = ds_descend(a);
+	if (!rc && lb >= la)
+		rc = ds_descend(b);
+	return rc;
+}
+
+/* One side at a child reference, the other at a leaf entry (or done). */
+static int ds_one_internal(struct dside *in, struct dside *leaf, bool in_is_a,
+			   gfs_tdiff_fn fn, void *arg)
+{
+	uint32_t kl, ll;
+	const char *k, *l;
+	int rc;
+
+	if (ds_end(leaf))
+		return ds_descend(in);
+	k = ds_key(in, &kl);
+	l = ds_key(leaf, &ll);
+	if (tbl_keycmp(l, ll, k, kl) >= 0)
+		return ds_descend(in);
+	/* Every key left on the internal side is >= k > l: l is on one side. */
+	rc = in_is_a ? ds_report(NULL, leaf, fn, arg) : ds_report(leaf, NULL, fn, arg);
+	ds_advance(leaf);
+	return rc;
+}
+
+static int ds_leaves(struct dside *a, struct dside *b, gfs_tdiff_fn fn,
+		     void *arg)
+{
+	uint32_t kl, ll;
+	const char *k, *l;
+	int c, rc;
+
+	if (ds_end(a) || ds_end(b)) {
+		struct dside *s = ds_end(a) ? b : a;
+
+		rc = s == a ? ds_report(a, NULL, fn, arg) : ds_report(NULL, b, fn, arg);
+		ds_advance(s);
+		return rc;
+	}
+	k = ds_key(a, &kl);
+	l = ds_key(b, &ll);
+	c = tbl_keycmp(k, kl, l, ll);
+	rc = ds_report(c <= 0 ? a : NULL, c >= 0 ? b : NULL, fn, arg);
+	if (c <= 0)
+		ds_advance(a);
+	if (c >= 0)
+		ds_advance(b);
+	return rc;
+}
+
+int gfs_tver_diff(struct gfs_tver *a, struct gfs_tver *b, gfs_tdiff_fn fn,
+		  void *arg, uint64_t *pages)
+{
+	struct dside x, y;
+	int rc = ds_start(&x, a);
+
+	if (!rc)
+		rc = ds_start(&y, b);
+	else
+		memset(&y, 0, sizeof y);
+	while (!rc && !(ds_end(&x) && ds_end(&y))) {
+		bool ia = !ds_end(&x) && ds_internal(&x);
+		bool ib = !ds_end(&y) && ds_internal(&y);
+
+		if (ia && ib)
+			rc = ds_both_internal(&x, &y);
+		else if (ia)
+			rc = ds_one_internal(&x, &y, true, fn, arg);
+		else if (ib)
+			rc = ds_one_internal(&y, &x, false, fn, arg);
+		else
+			rc = ds_leaves(&x, &y, fn, arg);
+	}
+	if (pages)
+		*pages = x.pages + y.pages;
+	tbl_path_clear(&x.p);
+	tbl_path_clear(&y.p);
+	return rc;
+}

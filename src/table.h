@@ -203,6 +203,18 @@ int gfs_titer_next(struct gfs_titer *it, struct gfs_row *row);
 void gfs_titer_key(const struct gfs_titer *it, const char **key, size_t *len);
 void gfs_titer_free(struct gfs_titer *it);
 
+/* What changed between two versions a and b of one table: fn is called,
+ * in id order, for every row present in only one of them (the other
+ * NULL) or whose record differs (its bytes, serial or `changed`).  Pages
+ * both versions reference are skipped unread, so the cost is
+ * O(rows changed x log n) pages, whatever the table's size.  The rows are
+ * borrowed for the call.  A nonzero return from fn stops the walk and is
+ * returned.  *pages (may be NULL): pages read. */
+typedef int (*gfs_tdiff_fn)(void *arg, const struct gfs_row *old,
+			    const struct gfs_row *new_row);
+int gfs_tver_diff(struct gfs_tver *a, struct gfs_tver *b, gfs_tdiff_fn fn,
+		  void *arg, uint64_t *pages);
+
 /* Looks up unique index k by key: 1 found (*row filled), 0 absent, <0 error. */
 int gfs_tver_get_unique(struct gfs_tver *tv, unsigned k, const char *key,
 			size_t len, struct gfs_row *row);

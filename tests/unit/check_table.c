@@ -1622,6 +1622,146 @@ START_TEST(test_rank_seek)
 }
 END_TEST
 
+struct diffs {
+	char got[64][16]; /* "+k0000001", "-…", "~…" */
+	int n;
+};
+
+static int diff_cb(void *arg, const struct gfs_row *o, const struct gfs_row *n)
+{
+	struct diffs *d = arg;
+	const struct gfs_row *r = n ? n : o;
+
+	ck_assert_int_lt(d->n, 64);
+	snprintf(d->got[d->n++], 16, "%c%.*s", !o ? '+' : !n ? '-' : '~',
+		 (int)r->id_len, r->id);
+	return 0;
+}
+
+static void diff_is(uint32_t va, uint32_t vb, const char *want, uint64_t max_pages)
+{
+	struct gfs_tver *a = open_t(T, va), *b = open_t(T, vb);
+	struct diffs d = { .n = 0 };
+	char all[64 * 16] = "";
+	uint64_t pages = 0;
+
+	ck_assert_int_eq(gfs_tver_diff(a, b, diff_cb, &d, &pages), 0);
+	for (int i = 0; i < d.n; i++) {
+		strcat(all, d.got[i]);
+		strcat(all, " ");
+	}
+	ck_assert_str_eq(all, want);
+	ck_assert_uint_le(pages, max_pages);
+	gfs_tver_close(a);
+	gfs_tver_close(b);
+}
+
+struct rdiff {
+	const int *ga, *gb; /* generation per id, -1 absent */
+	int n, seen, last;
+};
+
+static int rdiff_cb(void *arg, const struct gfs_row *o, const struct gfs_row *n)
+{
+	struct rdiff *d = arg;
+	const struct gfs_row *r = n ? n : o;
+	int i = (int)strtol(r->id + 1, NULL, 10); /* "k%07d" */
+
+	ck_assert_int_gt(i, d->last); /* in id order, once each */
+	d->last = i;
+	ck_assert(d->ga[i] != d->gb[i]);
+	ck_assert((o != NULL) == (d->ga[i] >= 0));
+	ck_assert((n != NULL) == (d->gb[i] >= 0));
+	d->seen++;
+	return 0;
+}
+
+/* Random histories: every pair of versions diffs to exactly the ids
+ * whose generation differs in the model. */
+START_TEST(test_diff_random)
+{
+	enum { N = 3000, V = 12 };
+	static int gen[V + 1][N];
+	struct gfs_tver *tv = NULL;
+
+	srand(11);
+	for (int i = 0; i < N; i++)
+		gen[1][i] = i % 5 ? 0 : -1;
+	for (uint32_t v = 1; v <= V; v++) {
+		struct gfs_tbuild *b = builder(T, tv, 0, 0);
+
+		if (v > 1)
+			for (int i = 0; i < N; i++) {
+				int g = gen[v - 1][i], r = rand() % 100;
+
+				gen[v][i] = g < 0 ? -1 : r < 3 ? (int)v : r < 5 ? -1 : g;
+			}
+		for (int i = 0; i < N; i++)
+			if (gen[v][i] >= 0 && (v == 1 || gen[v][i] != gen[v - 1][i]))
+				put_row(b, i, gen[v][i]);
+			else if (v > 1 && gen[v][i] < 0 && gen[v - 1][i] >= 0)
+				del_row(b, i);
+		commit_t(b, v);
+		gfs_tver_close(tv);
+		tv = open_t(T, v);
+	}
+	gfs_tver_close(tv);
+	for (uint32_t a = 1; a <= V; a += 3)
+		for (uint32_t bv = 1; bv <= V; bv += 2) {
+			struct gfs_tver *x = open_t(T, a), *y = open_t(T, bv);
+			struct rdiff d = { gen[a], gen[bv], N, 0, -1 };
+			int want = 0;
+
+			for (int i = 0; i < N; i++)
+				want += gen[a][i] != gen[bv][i];
+			ck_assert_int_eq(gfs_tver_diff(x, y, rdiff_cb, &d, NULL), 0);
+			ck_assert_int_eq(d.seen, want);
+			gfs_tver_close(x);
+			gfs_tver_close(y);
+		}
+}
+END_TEST
+
+/* A diff reads only the pages on the paths to what changed. */
+START_TEST(test_diff)
+{
+	struct gfs_diag dg = {{0}};
+	struct gfs_tbuild *b;
+	struct gfs_tver *tv;
+	char op[GFS_ULID_LEN + 1];
+	int n = 20000;
+
+	build_full(n, 1);
+	tv = open_t(T, 1);
+	b = builder(T, tv, 0, 0);
+	put_row(b, 5, 1);
+	del_row(b, 100);
+	put_row(b, 9000, 0); /* byte-identical: unchanged */
+	put_row(b, 9001, 2);
+	put_row(b, n + 1, 0);
+	commit_t(b, 2);
+	gfs_tver_close(tv);
+	diff_is(1, 2, "~k0000005 -k0000100 ~k0009001 +k0020001 ", 40);
+	diff_is(2, 1, "~k0000005 +k0000100 ~k0009001 -k0020001 ", 40);
+	diff_is(2, 2, "", 2);
+	ck_assert_int_eq(gfs_ulid_new(op), 0);
+	ck_assert_int_eq(gfs_table_write_compensation(g_ts, T, 3, 1, op, &dg), 0);
+	diff_is(1, 3, "", 2);
+	diff_is(3, 2, "~k0000005 -k0000100 ~k0009001 +k0020001 ", 40);
+	/* A table emptied. */
+	b = builder(T, NULL, 0, 0);
+	put_row(b, 7, 0);
+	commit_t(b, 4);
+	tv = open_t(T, 4);
+	b = builder(T, tv, 0, 0);
+	del_row(b, 7);
+	commit_t(b, 5);
+	gfs_tver_close(tv);
+	diff_is(4, 5, "-k0000007 ", 2);
+	diff_is(5, 4, "+k0000007 ", 2);
+}
+END_TEST
+
 START_TEST(test_head_and_names)
 {
 	char path[PATH_MAX];
@@ -1741,5 +1881,7 @@ int main(void)
 	tcase_add_test(tc, test_fd_exhaustion);
 	tcase_add_test(tc, test_src_iter_reads);
 	tcase_add_test(tc, test_rank_seek);
+	tcase_add_test(tc, test_diff);
+	tcase_add_test(tc, test_diff_random);
 	return tu_run(s);
 }
