@@ -1,5 +1,5 @@
-/* fs.c - libfuse low-level adapters, the inode table, op counters and the
- * live-view notifier (docs/mount.md).
+/* fs.c - libfuse low-level adapters, the inode table, open handles and
+ * op counters (docs/mount.md); the notifier is in notify.c.
  *
  * Locks: fs->ino_lock protects the inode table and nothing else; handlers
  * hold it only to find, insert or forget a vnode, never across a call into
@@ -19,96 +19,15 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "failpoints.h"
-#include "fs.h"
-#include "view.h"
-
-/* "Never expire" for versions/N: a century; the kernel caps it anyway. */
-#define FOREVER (100.0 * 365 * 86400)
-
-#define OPS(X) X(init) X(destroy) X(lookup) X(forget) X(forget_multi) \
-	X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir) X(unlink)  \
-	X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write)  \
-	X(release) X(opendir) X(readdir) X(readdirplus) X(releasedir)  \
-	X(statfs) X(access) X(create) X(fallocate)
-
-enum op {
-#define X(n) OP_##n,
-	OPS(X)
-#undef X
-	OP_COUNT
-};
+#include "fs_int.h"
 
 static const char *const op_names[OP_COUNT] = {
 #define X(n) [OP_##n] = #n,
 	OPS(X)
 #undef X
-};
-
-struct vnode {
-	struct vnode *next;   /* hash chain */
-	uint64_t ino;
-	uint64_t nlookup;     /* kernel references (lookup count) */
-	uint64_t parent;      /* live view: where the kernel found it */
-	char *name;
-	struct gfs_vdesc d;
-};
-
-/* An open file or directory: the kernel's fi->fh.  Listed so the handles
- * still open when the session ends (the kernel sends no RELEASE then) are
- * closed by gfs_fs_free. */
-struct fh {
-	struct fh *prev, *next; /* protected by fs->fh_lock */
-	bool dir;
-	union {
-		struct gfs_vfile *f;
-		struct gfs_vdir *d;
-	} u;
-};
-
-struct gfs_fs {
-	struct gfs_graph *g;
-	struct gfs_view *v;
-	struct gfs_fs_opts o;
-
-	pthread_mutex_t fh_lock;  /* protects fhs */
-	struct fh fhs;            /* list head */
-
-	pthread_mutex_t ino_lock; /* protects buckets, n_buckets, n_vnodes */
-	struct vnode **buckets;
-	size_t n_buckets, n_vnodes;
-	struct vnode root;
-
-	atomic_uint_least64_t ops[OP_COUNT];
-	atomic_uint_least64_t ops_frozen[OP_COUNT]; /* on versions/N inodes */
-	atomic_uint_least64_t bytes_served, neg_entries;
-	atomic_uint_least64_t forgotten_frozen; /* versions/N inodes evicted */
-	atomic_uint_least64_t listed_frozen;    /* their listings read afresh */
-	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
-	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
-
-	/* Staleness bound (docs/mount.md, "How stale the live view can be"):
-	 * epoch is the newest graph version the notifier has begun to
-	 * handle.  A reply about the live view takes reply_lock shared; the
-	 * notifier sets epoch, then takes reply_lock exclusively once (a
-	 * barrier) before it invalidates anything.  So a reply is either in
-	 * the kernel before the invalidation, or it sees the new epoch and,
-	 * if it was built from an older version, carries no timeout. */
-	atomic_uint_least64_t epoch;
-	pthread_rwlock_t reply_lock;
-	atomic_uint_least64_t zero_timeouts; /* replies sent uncacheable */
-
-	struct fuse_session *se;
-	pthread_t notifier;
-	bool notifier_running;
-	atomic_bool stopping;      /* notify calls end early once set */
-	pthread_mutex_t stop_lock; /* protects stop */
-	pthread_cond_t stop_cond;
-	bool stop;
 };
 
 /* ---- inode table ------------------------------------------------------- */
@@ -118,7 +37,7 @@ static struct vnode **bucket(struct gfs_fs *fs, uint64_t ino)
 	return &fs->buckets[ino % fs->n_buckets];
 }
 
-static struct vnode *vn_find_locked(struct gfs_fs *fs, uint64_t ino)
+struct vnode *fsi_vn_find_locked(struct gfs_fs *fs, uint64_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
 		return &fs->root;
@@ -135,7 +54,7 @@ static struct vnode *vn_get(struct gfs_fs *fs, fuse_ino_t ino)
 	struct vnode *n;
 
 	pthread_mutex_lock(&fs->ino_lock);
-	n = vn_find_locked(fs, ino);
+	n = fsi_vn_find_locked(fs, ino);
 	pthread_mutex_unlock(&fs->ino_lock);
 	return n;
 }
@@ -179,7 +98,7 @@ static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
 	int rc = 0;
 
 	pthread_mutex_lock(&fs->ino_lock);
-	while ((n = vn_find_locked(fs, h)) && !gfs_vdesc_same(&n->d, d))
+	while ((n = fsi_vn_find_locked(fs, h)) && !gfs_vdesc_same(&n->d, d))
 		h = rehash(h);
 	if (n) {
 		n->nlookup++;
@@ -297,11 +216,6 @@ static void count(struct gfs_fs *fs, enum op op, const struct vnode *n)
 	if (n && gfs_vdesc_frozen(&n->d))
 		atomic_fetch_add_explicit(&fs->ops_frozen[op], 1,
 					  memory_order_relaxed);
-}
-
-static uint64_t ld(atomic_uint_least64_t *a)
-{
-	return atomic_load_explicit(a, memory_order_relaxed);
 }
 
 static void stats_ops(struct gfs_buf *b, atomic_uint_least64_t *ops)
@@ -883,358 +797,6 @@ static const struct fuse_lowlevel_ops gfs_ops = {
 const struct fuse_lowlevel_ops *gfs_fs_ops(void)
 {
 	return &gfs_ops;
-}
-
-/* ---- notifier ---------------------------------------------------------- */
-
-struct inval {
-	uint64_t ino, parent;
-	char *name;
-	bool inode;          /* inval_inode(ino): attributes, pages, listing */
-	bool entry;          /* inval_entry(parent, name) */
-	bool check;          /* entry only if the name now means another inode */
-	struct gfs_vdesc pd; /* check: the parent, to look the name up again */
-};
-
-struct invals {
-	struct inval *a;
-	size_t n, cap;
-	const char **tables; /* tables whose pins moved */
-	size_t n_tables, cap_tables;
-	bool schema_moved;
-};
-
-static void add_table(void *arg, const char *table)
-{
-	struct invals *iv = arg;
-
-	for (size_t i = 0; i < iv->n_tables; i++)
-		if (iv->tables[i] == table)
-			return;
-	if (iv->n_tables == iv->cap_tables) {
-		size_t cap = iv->cap_tables ? 2 * iv->cap_tables : 16;
-		const char **p = realloc(iv->tables, cap * sizeof *p);
-
-		if (!p)
-			return;
-		iv->tables = p;
-		iv->cap_tables = cap;
-	}
-	iv->tables[iv->n_tables++] = table;
-}
-
-static bool touches(const struct invals *iv, const struct gfs_vdesc *d)
-{
-	if (iv->schema_moved)
-		return true;
-	for (size_t i = 0; i < iv->n_tables; i++)
-		if (gfs_vdesc_uses(d, iv->tables[i]))
-			return true;
-	return false;
-}
-
-static struct inval *inval_add(struct invals *iv)
-{
-	if (iv->n == iv->cap) {
-		size_t cap = iv->cap ? 2 * iv->cap : 64;
-		struct inval *p = realloc(iv->a, cap * sizeof *p);
-
-		if (!p)
-			return NULL;
-		iv->a = p;
-		iv->cap = cap;
-	}
-	memset(&iv->a[iv->n], 0, sizeof iv->a[0]);
-	return &iv->a[iv->n++];
-}
-
-/* What a new head may have changed about one live vnode. */
-static void collect_one(struct gfs_fs *fs, struct invals *iv,
-			const struct vnode *n)
-{
-	const struct gfs_vdesc *d = &n->d;
-	struct inval *x;
-	bool entry = false, check = false, inode = false;
-
-	switch (d->kind) {
-	case GFS_VK_ROOT: case GFS_VK_VERSIONS: case GFS_VK_LOG:
-	case GFS_VK_NODES: case GFS_VK_EDGES:
-		inode = true;
-		break;
-	case GFS_VK_HEAD: case GFS_VK_MANIFEST:
-		entry = true;
-		break;
-	case GFS_VK_GFSDIR: case GFS_VK_GFSFILE:
-		return; /* direct I/O, sizes computed on every stat */
-	default:
-		if (!touches(iv, d))
-			return;
-		inode = gfs_vdesc_is_dir(d);
-		check = true;
-		break;
-	}
-	x = inval_add(iv);
-	if (!x)
-		return;
-	x->ino = n->ino;
-	x->parent = n->parent;
-	x->inode = inode;
-	x->entry = entry;
-	x->check = check;
-	if ((entry || check) && n->name)
-		x->name = gfs_strdup(n->name);
-	if (check) {
-		struct vnode *p = vn_find_locked(fs, n->parent);
-
-		if (!p || gfs_vdesc_copy(&x->pd, &p->d))
-			x->check = false, x->entry = true; /* be safe */
-	}
-}
-
-static void collect(struct gfs_fs *fs, struct invals *iv)
-{
-	pthread_mutex_lock(&fs->ino_lock);
-	collect_one(fs, iv, &fs->root);
-	for (size_t b = 0; b < fs->n_buckets; b++)
-		for (struct vnode *n = fs->buckets[b]; n; n = n->next)
-			if (!gfs_vdesc_frozen(&n->d))
-				collect_one(fs, iv, n);
-	pthread_mutex_unlock(&fs->ino_lock);
-}
-
-/* Still the same inode under the same name at the new head? */
-static bool still_same(struct gfs_fs *fs, const struct inval *x)
-{
-	struct gfs_vdesc child;
-	struct stat st;
-	bool same;
-
-	if (gfs_view_lookup(fs->v, &x->pd, x->name, &child, &st))
-		return false;
-	same = (uint64_t)st.st_ino == x->ino;
-	gfs_vdesc_release(&child);
-	return same;
-}
-
-static bool stopping(struct gfs_fs *fs)
-{
-	return atomic_load(&fs->stopping);
-}
-
-/* No lock held here: notify calls wait for kernel inode locks.  Ends
- * early when the daemon stops (no notify call after the session ends). */
-static void apply(struct gfs_fs *fs, struct invals *iv)
-{
-	for (size_t i = 0; i < iv->n && !stopping(fs); i++) {
-		struct inval *x = &iv->a[i];
-		bool entry = x->entry;
-
-		if (x->check && x->name)
-			entry = !still_same(fs, x);
-		if (x->inode) {
-			fuse_lowlevel_notify_inval_inode(fs->se, x->ino, 0, 0);
-			atomic_fetch_add(&fs->inval_inode, 1);
-		}
-		if (entry && x->name) {
-			fuse_lowlevel_notify_inval_entry(fs->se, x->parent,
-							 x->name, strlen(x->name));
-			atomic_fetch_add(&fs->inval_entry, 1);
-		}
-	}
-}
-
-static void invals_release(struct invals *iv)
-{
-	for (size_t i = 0; i < iv->n; i++) {
-		free(iv->a[i].name);
-		gfs_vdesc_release(&iv->a[i].pd);
-	}
-	free(iv->a);
-	free(iv->tables);
-	memset(iv, 0, sizeof *iv);
-}
-
-static void note_lag(struct gfs_fs *fs, uint64_t head)
-{
-	struct gfs_vdesc root, d;
-	struct stat st;
-	uint64_t now = gfs_now_ns(), lag;
-
-	gfs_view_root(fs->v, &root);
-	if (gfs_view_lookup(fs->v, &root, "manifest.json", &d, &st))
-		return;
-	gfs_vdesc_release(&d);
-	uint64_t t = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-		     (uint64_t)st.st_mtim.tv_nsec;
-
-	lag = now > t ? (now - t) / 1000000u : 0;
-	atomic_store(&fs->lag_ms_last, lag);
-	if (lag > ld(&fs->lag_ms_max))
-		atomic_store(&fs->lag_ms_max, lag);
-	atomic_store(&fs->head_seen, head);
-}
-
-/* Replies built from versions before head are uncacheable from here on;
- * the barrier waits for the replies already on their way. */
-static void epoch_advance(struct gfs_fs *fs, uint64_t head)
-{
-	atomic_store(&fs->epoch, head);
-	pthread_rwlock_wrlock(&fs->reply_lock);
-	pthread_rwlock_unlock(&fs->reply_lock);
-}
-
-static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
-{
-	struct invals iv;
-
-	memset(&iv, 0, sizeof iv);
-	epoch_advance(fs, head);
-	/* Without the list of moved tables, everything live may have moved. */
-	iv.schema_moved = !old || gfs_view_diff(fs->v, old, head, add_table, &iv) ||
-			  gfs_view_schema_moved(fs->v, old, head);
-	collect(fs, &iv);
-	/* Tests park here to stop the daemon with invalidations pending. */
-	gfs_fp_hit(GFS_FP_NOTIFIER_BEFORE_APPLY);
-	apply(fs, &iv);
-	invals_release(&iv);
-	atomic_fetch_add(&fs->versions_seen, 1);
-	note_lag(fs, head);
-}
-
-static bool wait_stop(struct gfs_fs *fs)
-{
-	struct timespec ts;
-	bool stop;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)fs->o.poll_ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_mutex_lock(&fs->stop_lock);
-	if (!fs->stop)
-		pthread_cond_timedwait(&fs->stop_cond, &fs->stop_lock, &ts);
-	stop = fs->stop;
-	pthread_mutex_unlock(&fs->stop_lock);
-	return stop;
-}
-
-static void *notifier_main(void *arg)
-{
-	struct gfs_fs *fs = arg;
-	uint64_t last = atomic_load(&fs->epoch);
-
-	atomic_store(&fs->head_seen, last);
-	while (!wait_stop(fs)) {
-		uint64_t head = gfs_view_head(fs->v);
-
-		atomic_fetch_add(&fs->polls, 1);
-		if (!head || head == last)
-			continue;
-		follow(fs, last, head);
-		last = head;
-	}
-	return NULL;
-}
-
-int gfs_fs_notifier_start(struct gfs_fs *fs, struct fuse_session *se)
-{
-	sigset_t all, old;
-	int rc;
-
-	fs->se = se;
-	atomic_store(&fs->epoch, gfs_view_head(fs->v));
-	/* Signals belong to the main thread and the stopper (fuse/main.c). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&fs->notifier, NULL, notifier_main, fs);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc)
-		return -rc;
-	fs->notifier_running = true;
-	return 0;
-}
-
-/* Unescapes a mountinfo field in place (\\040 and friends). */
-static void mi_unescape(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
-/* The FUSE connection number of the newest mount on mnt: the minor of
- * its anonymous device (/proc/self/mountinfo, never a stat of the mount,
- * which would ask this very daemon).  0 if not found. */
-static unsigned conn_of(const char *mnt)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192], dev[64], point[4096];
-	unsigned found = 0, maj, min;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f)) {
-		if (sscanf(line, "%*s %*s %63s %*s %4095s", dev, point) != 2 ||
-		    sscanf(dev, "%u:%u", &maj, &min) != 2 || maj != 0)
-			continue;
-		mi_unescape(point);
-		if (strcmp(point, mnt) == 0 && strstr(line, " - fuse"))
-			found = min;
-	}
-	fclose(f);
-	return found;
-}
-
-/* Last resort: fail every pending request, which ends every notify call
- * waiting for one. */
-static void abort_connection(struct gfs_fs *fs)
-{
-	unsigned conn = fs->o.mountpoint ? conn_of(fs->o.mountpoint) : 0;
-	char path[64];
-	int fd;
-
-	if (!conn)
-		return;
-	snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", conn);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT &&
-	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL) == 0)
-		fd = open(path, O_WRONLY | O_CLOEXEC); /* root: control fs was not mounted */
-	if (fd < 0)
-		return;
-	if (write(fd, "1", 1) < 0) {
-		/* nothing more to try */
-	}
-	close(fd);
-}
-
-void gfs_fs_notifier_stop(struct gfs_fs *fs)
-{
-	struct timespec ts;
-
-	if (!fs->notifier_running)
-		return;
-	atomic_store(&fs->stopping, true);
-	pthread_mutex_lock(&fs->stop_lock);
-	fs->stop = true;
-	pthread_cond_signal(&fs->stop_cond);
-	pthread_mutex_unlock(&fs->stop_lock);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += GFS_NOTIFIER_STOP_S;
-	if (pthread_timedjoin_np(fs->notifier, NULL, &ts)) {
-		abort_connection(fs);
-		pthread_join(fs->notifier, NULL);
-	}
-	fs->notifier_running = false;
 }
 
 /* ---- lifecycle --------------------------------------------------------- */

@@ -1,0 +1,104 @@
+/* fs_int.h - private to fuse/fs.c and fuse/notify.c: the daemon's state.
+ *
+ * fs.c owns the inode table, the open handles and the request adapters;
+ * notify.c owns the notifier thread that follows the manifest head and
+ * invalidates the kernel's caches of the live view.
+ */
+#ifndef GFS_FUSE_FS_INT_H
+#define GFS_FUSE_FS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fs.h"
+#include "view.h"
+
+/* "Never expire" for versions/N: a century; the kernel caps it anyway. */
+#define FOREVER (100.0 * 365 * 86400)
+
+#define OPS(X) X(init) X(destroy) X(lookup) X(forget) X(forget_multi) \
+	X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir) X(unlink)  \
+	X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write)  \
+	X(release) X(opendir) X(readdir) X(readdirplus) X(releasedir)  \
+	X(statfs) X(access) X(create) X(fallocate)
+
+enum op {
+#define X(n) OP_##n,
+	OPS(X)
+#undef X
+	OP_COUNT
+};
+
+struct vnode {
+	struct vnode *next;   /* hash chain */
+	uint64_t ino;
+	uint64_t nlookup;     /* kernel references (lookup count) */
+	uint64_t parent;      /* live view: where the kernel found it */
+	char *name;
+	struct gfs_vdesc d;
+};
+
+/* An open file or directory: the kernel's fi->fh.  Listed so the handles
+ * still open when the session ends (the kernel sends no RELEASE then) are
+ * closed by gfs_fs_free. */
+struct fh {
+	struct fh *prev, *next; /* protected by fs->fh_lock */
+	bool dir;
+	union {
+		struct gfs_vfile *f;
+		struct gfs_vdir *d;
+	} u;
+};
+
+struct gfs_fs {
+	struct gfs_graph *g;
+	struct gfs_view *v;
+	struct gfs_fs_opts o;
+
+	pthread_mutex_t fh_lock;  /* protects fhs */
+	struct fh fhs;            /* list head */
+
+	pthread_mutex_t ino_lock; /* protects buckets, n_buckets, n_vnodes */
+	struct vnode **buckets;
+	size_t n_buckets, n_vnodes;
+	struct vnode root;
+
+	atomic_uint_least64_t ops[OP_COUNT];
+	atomic_uint_least64_t ops_frozen[OP_COUNT]; /* on versions/N inodes */
+	atomic_uint_least64_t bytes_served, neg_entries;
+	atomic_uint_least64_t forgotten_frozen; /* versions/N inodes evicted */
+	atomic_uint_least64_t listed_frozen;    /* their listings read afresh */
+	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
+	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
+
+	/* Staleness bound (docs/mount.md, "How stale the live view can be"):
+	 * epoch is the newest graph version the notifier has begun to
+	 * handle.  A reply about the live view takes reply_lock shared; the
+	 * notifier sets epoch, then takes reply_lock exclusively once (a
+	 * barrier) before it invalidates anything.  So a reply is either in
+	 * the kernel before the invalidation, or it sees the new epoch and,
+	 * if it was built from an older version, carries no timeout. */
+	atomic_uint_least64_t epoch;
+	pthread_rwlock_t reply_lock;
+	atomic_uint_least64_t zero_timeouts; /* replies sent uncacheable */
+
+	struct fuse_session *se;
+	pthread_t notifier;
+	bool notifier_running;
+	atomic_bool stopping;      /* notify calls end early once set */
+	pthread_mutex_t stop_lock; /* protects stop */
+	pthread_cond_t stop_cond;
+	bool stop;
+};
+
+/* The vnode of ino, or NULL; caller holds fs->ino_lock. */
+struct vnode *fsi_vn_find_locked(struct gfs_fs *fs, uint64_t ino);
+
+static inline uint64_t ld(atomic_uint_least64_t *a)
+{
+	return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+#endif
