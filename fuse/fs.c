@@ -59,13 +59,75 @@ static struct vnode *vn_get(struct gfs_fs *fs, fuse_ino_t ino)
 	return n;
 }
 
+/* ---- the key index (live vnodes by the key they show) ---- */
+
+static bool keyed(const struct vnode *n)
+{
+	return !gfs_vdesc_frozen(&n->d) && n->d.kind != GFS_VK_ROOT &&
+	       n->d.kind != GFS_VK_GFSDIR && n->d.kind != GFS_VK_GFSFILE;
+}
+
+static size_t kslot(size_t nb, const char *key, size_t len)
+{
+	return gfs_hash64(len ? key : "", len) % nb;
+}
+
+struct vnode *fsi_by_key_locked(struct gfs_fs *fs, const char *key,
+				size_t len)
+{
+	return fs->kbuckets[kslot(fs->n_buckets, key, len)];
+}
+
+static void kidx_insert_locked(struct gfs_fs *fs, struct vnode *n)
+{
+	struct vnode **b;
+
+	if (!keyed(n))
+		return;
+	b = &fs->kbuckets[kslot(fs->n_buckets, n->d.key, n->d.key_len)];
+	n->knext = *b;
+	*b = n;
+	n->kidx = true;
+}
+
+static void kidx_remove_locked(struct gfs_fs *fs, struct vnode *n)
+{
+	struct vnode **pp;
+
+	if (!n->kidx)
+		return;
+	pp = &fs->kbuckets[kslot(fs->n_buckets, n->d.key, n->d.key_len)];
+	for (; *pp; pp = &(*pp)->knext)
+		if (*pp == n) {
+			*pp = n->knext;
+			break;
+		}
+	n->kidx = false;
+}
+
 static void vn_grow_locked(struct gfs_fs *fs)
 {
 	size_t nb = fs->n_buckets * 2;
 	struct vnode **b = calloc(nb, sizeof *b);
+	struct vnode **kb = calloc(nb, sizeof *kb);
 
-	if (!b)
+	if (!b || !kb) {
+		free(b);
+		free(kb);
 		return; /* keep the longer chains */
+	}
+	for (size_t i = 0; i < fs->n_buckets; i++) {
+		while (fs->kbuckets[i]) {
+			struct vnode *n = fs->kbuckets[i];
+			size_t k = kslot(nb, n->d.key, n->d.key_len);
+
+			fs->kbuckets[i] = n->knext;
+			n->knext = kb[k];
+			kb[k] = n;
+		}
+	}
+	free(fs->kbuckets);
+	fs->kbuckets = kb;
 	for (size_t i = 0; i < fs->n_buckets; i++) {
 		while (fs->buckets[i]) {
 			struct vnode *n = fs->buckets[i];
@@ -110,6 +172,7 @@ static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
 		n->parent = parent;
 		n->next = *bucket(fs, h);
 		*bucket(fs, h) = n;
+		kidx_insert_locked(fs, n);
 		if (++fs->n_vnodes > 2 * fs->n_buckets)
 			vn_grow_locked(fs);
 	} else {
@@ -148,6 +211,7 @@ static void vn_forget(struct gfs_fs *fs, uint64_t ino, uint64_t count)
 		n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
 		if (!n->nlookup) {
 			*pp = n->next;
+			kidx_remove_locked(fs, n);
 			fs->n_vnodes--;
 			dead = n;
 		}
@@ -262,10 +326,12 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			vs.gv_misses);
 	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
-			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"lag_ms_last\":%"
+			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
+			PRIu64 ",\"full_scans\":%" PRIu64 ",\"lag_ms_last\":%"
 			PRIu64 ",\"lag_ms_max\":%" PRIu64 "}}\n",
 			ld(&fs->polls), ld(&fs->head_seen), ld(&fs->versions_seen),
 			ld(&fs->inval_entry), ld(&fs->inval_inode),
+			ld(&fs->rows_changed), ld(&fs->full_scans),
 			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max));
 }
 
@@ -817,10 +883,12 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 		fs->o.poll_ms = 20;
 	fs->n_buckets = 1024;
 	fs->buckets = calloc(fs->n_buckets, sizeof *fs->buckets);
+	fs->kbuckets = calloc(fs->n_buckets, sizeof *fs->kbuckets);
 	vo.status_arg = fs;
-	rc = fs->buckets ? gfs_view_new(g, &vo, &fs->v) : -ENOMEM;
+	rc = fs->buckets && fs->kbuckets ? gfs_view_new(g, &vo, &fs->v) : -ENOMEM;
 	if (rc) {
 		free(fs->buckets);
+		free(fs->kbuckets);
 		free(fs);
 		return rc;
 	}
@@ -858,6 +926,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 		}
 	}
 	free(fs->buckets);
+	free(fs->kbuckets);
 	gfs_view_free(fs->v);
 	pthread_mutex_destroy(&fs->ino_lock);
 	pthread_mutex_destroy(&fs->fh_lock);

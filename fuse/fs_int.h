@@ -32,7 +32,9 @@ enum op {
 };
 
 struct vnode {
-	struct vnode *next;   /* hash chain */
+	struct vnode *next;   /* hash chain by ino */
+	struct vnode *knext;  /* live vnodes: hash chain by key (kbuckets) */
+	bool kidx;            /* on a kbuckets chain */
 	uint64_t ino;
 	uint64_t nlookup;     /* kernel references (lookup count) */
 	uint64_t parent;      /* live view: where the kernel found it */
@@ -60,7 +62,12 @@ struct gfs_fs {
 	pthread_mutex_t fh_lock;  /* protects fhs */
 	struct fh fhs;            /* list head */
 
-	pthread_mutex_t ino_lock; /* protects buckets, n_buckets, n_vnodes */
+	/* ino_lock protects buckets, n_buckets, n_vnodes and kbuckets: the
+	 * live vnodes by the key they show (a row id, an edge's end; "" for
+	 * none), so the notifier finds what a changed row affects without
+	 * scanning every vnode. */
+	pthread_mutex_t ino_lock;
+	struct vnode **kbuckets;
 	struct vnode **buckets;
 	size_t n_buckets, n_vnodes;
 	struct vnode root;
@@ -71,6 +78,7 @@ struct gfs_fs {
 	atomic_uint_least64_t forgotten_frozen; /* versions/N inodes evicted */
 	atomic_uint_least64_t listed_frozen;    /* their listings read afresh */
 	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
+	atomic_uint_least64_t rows_changed, full_scans;
 	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
 
 	/* Staleness bound (docs/mount.md, "How stale the live view can be"):
@@ -95,6 +103,10 @@ struct gfs_fs {
 
 /* The vnode of ino, or NULL; caller holds fs->ino_lock. */
 struct vnode *fsi_vn_find_locked(struct gfs_fs *fs, uint64_t ino);
+/* The first live vnode whose key hashes like key (walk ->knext and
+ * compare d.key); caller holds fs->ino_lock. */
+struct vnode *fsi_by_key_locked(struct gfs_fs *fs, const char *key,
+				size_t len);
 
 static inline uint64_t ld(atomic_uint_least64_t *a)
 {

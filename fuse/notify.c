@@ -48,8 +48,10 @@ static void add_table(void *arg, const char *table)
 		size_t cap = iv->cap_tables ? 2 * iv->cap_tables : 16;
 		const char **p = realloc(iv->tables, cap * sizeof *p);
 
-		if (!p)
+		if (!p) {
+			iv->schema_moved = true; /* invalidate everything */
 			return;
+		}
 		iv->tables = p;
 		iv->cap_tables = cap;
 	}
@@ -135,6 +137,265 @@ static void collect(struct gfs_fs *fs, struct invals *iv)
 	pthread_mutex_unlock(&fs->ino_lock);
 }
 
+/* ---- targeted collection: what the changed rows affect --------------- */
+
+/* A row a commit added, changed or removed (for an edge whose ends moved,
+ * once with its old ends, gone, and once with its new ones). */
+struct chg {
+	const char *table; /* interned */
+	bool edge, gone;
+	char *id, *src, *dst;
+	size_t id_len, src_len, dst_len;
+};
+
+struct chgs {
+	struct chg *a;
+	size_t n, cap, limit;
+	const char *table; /* the table being diffed */
+	bool full;         /* too many (or no memory): scan every vnode */
+};
+
+static int chg_add(struct chgs *cs, const struct gfs_row *r, bool gone)
+{
+	struct chg *c;
+
+	if (cs->n == cs->limit) {
+		cs->full = true;
+		return 1;
+	}
+	if (cs->n == cs->cap) {
+		size_t cap = cs->cap ? 2 * cs->cap : 64;
+		struct chg *p = realloc(cs->a, cap * sizeof *p);
+
+		if (!p) {
+			cs->full = true;
+			return 1;
+		}
+		cs->a = p;
+		cs->cap = cap;
+	}
+	c = &cs->a[cs->n];
+	memset(c, 0, sizeof *c);
+	c->table = cs->table;
+	c->edge = r->src != NULL;
+	c->gone = gone;
+	c->id = gfs_memdup(r->id, r->id_len);
+	c->src = c->edge ? gfs_memdup(r->src, r->src_len) : NULL;
+	c->dst = c->edge ? gfs_memdup(r->dst, r->dst_len) : NULL;
+	c->id_len = r->id_len;
+	c->src_len = r->src_len;
+	c->dst_len = r->dst_len;
+	cs->n++;
+	if (!c->id || (c->edge && (!c->src || !c->dst))) {
+		cs->full = true;
+		return 1;
+	}
+	return 0;
+}
+
+static bool same_bytes(const char *a, size_t al, const char *b, size_t bl)
+{
+	return al == bl && (al == 0 || memcmp(a, b, al) == 0);
+}
+
+static int on_row(void *arg, const struct gfs_row *o, const struct gfs_row *n)
+{
+	struct chgs *cs = arg;
+	int rc = 0;
+
+	if (o && (!n || (o->src && !(same_bytes(o->src, o->src_len, n->src, n->src_len) &&
+				    same_bytes(o->dst, o->dst_len, n->dst, n->dst_len)))))
+		rc = chg_add(cs, o, true);
+	if (!rc && n)
+		rc = chg_add(cs, n, false);
+	return rc;
+}
+
+static void chgs_release(struct chgs *cs)
+{
+	for (size_t i = 0; i < cs->n; i++) {
+		free(cs->a[i].id);
+		free(cs->a[i].src);
+		free(cs->a[i].dst);
+	}
+	free(cs->a);
+	memset(cs, 0, sizeof *cs);
+}
+
+/* An invalidation for vnode n; check: its entry only if the name now
+ * means another inode (looked up again after the lock is released). */
+static void add_vnode(struct gfs_fs *fs, struct invals *iv,
+		      const struct vnode *n, bool inode, bool entry, bool check)
+{
+	struct inval *x = inval_add(iv);
+
+	if (!x)
+		return;
+	x->ino = n->ino;
+	x->parent = n->parent;
+	x->inode = inode;
+	x->entry = entry;
+	x->check = check;
+	if ((entry || check) && n->name)
+		x->name = gfs_strdup(n->name);
+	if (check) {
+		struct vnode *p = fsi_vn_find_locked(fs, n->parent);
+
+		if (!p || gfs_vdesc_copy(&x->pd, &p->d))
+			x->check = false, x->entry = true; /* be safe */
+	}
+}
+
+static bool key_is(const struct vnode *n, const char *k, size_t kl)
+{
+	return same_bytes(n->d.key ? n->d.key : "", n->d.key_len, k ? k : "", kl);
+}
+
+/* Names and directories without a key: the root's neighbours, and the
+ * type directories and table files of moved tables. */
+static void targeted_fixed(struct gfs_fs *fs, struct invals *iv)
+{
+	collect_one(fs, iv, &fs->root);
+	for (struct vnode *n = fsi_by_key_locked(fs, "", 0); n; n = n->knext) {
+		if (!key_is(n, "", 0))
+			continue;
+		switch (n->d.kind) {
+		case GFS_VK_VERSIONS: case GFS_VK_NODES: case GFS_VK_EDGES:
+		case GFS_VK_LOG: case GFS_VK_HEAD: case GFS_VK_MANIFEST:
+			collect_one(fs, iv, n);
+			break;
+		case GFS_VK_TYPEDIR:
+			if (touches(iv, &n->d))
+				add_vnode(fs, iv, n, true, false, false);
+			break;
+		case GFS_VK_TABLEFILE:
+			if (touches(iv, &n->d))
+				add_vnode(fs, iv, n, false, true, false);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* The vnodes showing row c itself: its file, its node directory (and
+ * out/, in/), an edge's file and its links. */
+static void targeted_row(struct gfs_fs *fs, struct invals *iv,
+			 const struct chg *c)
+{
+	for (struct vnode *n = fsi_by_key_locked(fs, c->id, c->id_len); n;
+	     n = n->knext) {
+		const struct gfs_vdesc *d = &n->d;
+
+		if (!key_is(n, c->id, c->id_len))
+			continue;
+		if (!c->edge && d->table == c->table) {
+			if (d->kind == GFS_VK_NODEFILE)
+				add_vnode(fs, iv, n, false, true, false);
+			else if (d->kind == GFS_VK_NODEDIR)
+				add_vnode(fs, iv, n, true, c->gone, false);
+			else if (d->kind == GFS_VK_NODEOUT || d->kind == GFS_VK_NODEIN)
+				add_vnode(fs, iv, n, true, false, false);
+		} else if (c->edge && ((d->kind == GFS_VK_EDGEFILE && d->table == c->table) ||
+				       (d->kind == GFS_VK_EDGELINK && d->table2 == c->table))) {
+			add_vnode(fs, iv, n, false, true, false);
+		}
+	}
+}
+
+/* The directories listing edge c at its end `side` (0 source, 1 target). */
+static void targeted_end(struct gfs_fs *fs, struct invals *iv,
+			 const struct chg *c, int side)
+{
+	const char *k = side ? c->dst : c->src;
+	size_t kl = side ? c->dst_len : c->src_len;
+
+	for (struct vnode *n = fsi_by_key_locked(fs, k, kl); n; n = n->knext) {
+		const struct gfs_vdesc *d = &n->d;
+
+		if (!key_is(n, k, kl))
+			continue;
+		if (!side && d->kind == GFS_VK_SRCDIR && d->table == c->table)
+			add_vnode(fs, iv, n, true, false, c->gone);
+		else if (d->kind == GFS_VK_ETDIR && d->table2 == c->table &&
+			 d->sub == side)
+			add_vnode(fs, iv, n, true, false, false);
+		else if (d->kind == (side ? GFS_VK_NODEIN : GFS_VK_NODEOUT))
+			add_vnode(fs, iv, n, true, false, false);
+	}
+}
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct inval *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* One invalidation per inode (a vnode has one parent and name). */
+static void invals_merge(struct invals *iv)
+{
+	size_t w = 0;
+
+	qsort(iv->a, iv->n, sizeof *iv->a, by_ino);
+	for (size_t r = 0; r < iv->n; r++) {
+		struct inval *x = &iv->a[r];
+
+		if (w && iv->a[w - 1].ino == x->ino) {
+			struct inval *y = &iv->a[w - 1];
+
+			y->inode |= x->inode;
+			y->entry |= x->entry;
+			if (!y->check && x->check) {
+				y->check = true;
+				y->pd = x->pd;
+				memset(&x->pd, 0, sizeof x->pd);
+			}
+			if (!y->name) {
+				y->name = x->name;
+				x->name = NULL;
+			}
+			free(x->name);
+			gfs_vdesc_release(&x->pd);
+			continue;
+		}
+		iv->a[w++] = *x;
+	}
+	iv->n = w;
+}
+
+static void collect_targeted(struct gfs_fs *fs, struct invals *iv,
+			     const struct chgs *cs)
+{
+	pthread_mutex_lock(&fs->ino_lock);
+	targeted_fixed(fs, iv);
+	for (size_t i = 0; i < cs->n; i++) {
+		targeted_row(fs, iv, &cs->a[i]);
+		if (cs->a[i].edge) {
+			targeted_end(fs, iv, &cs->a[i], 0);
+			targeted_end(fs, iv, &cs->a[i], 1);
+		}
+	}
+	pthread_mutex_unlock(&fs->ino_lock);
+	invals_merge(iv);
+}
+
+/* The rows every moved table changed, unless that costs more than a scan
+ * of the vnodes (more rows than vnodes, a table added or dropped). */
+static bool diff_tables(struct gfs_fs *fs, const struct invals *iv,
+			uint64_t old, uint64_t head, struct chgs *cs)
+{
+	pthread_mutex_lock(&fs->ino_lock);
+	cs->limit = fs->n_vnodes + 1024;
+	pthread_mutex_unlock(&fs->ino_lock);
+	for (size_t i = 0; i < iv->n_tables && !cs->full; i++) {
+		cs->table = iv->tables[i];
+		if (gfs_view_diff_rows(fs->v, cs->table, old, head, on_row, cs) < 0)
+			cs->full = true;
+	}
+	return !cs->full;
+}
+
 /* Still the same inode under the same name at the new head? */
 static bool still_same(struct gfs_fs *fs, const struct inval *x)
 {
@@ -218,6 +479,7 @@ static void epoch_advance(struct gfs_fs *fs, uint64_t head)
 
 static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
 {
+	struct chgs cs = {0};
 	struct invals iv;
 
 	memset(&iv, 0, sizeof iv);
@@ -225,7 +487,14 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
 	/* Without the list of moved tables, everything live may have moved. */
 	iv.schema_moved = !old || gfs_view_diff(fs->v, old, head, add_table, &iv) ||
 			  gfs_view_schema_moved(fs->v, old, head);
-	collect(fs, &iv);
+	if (!iv.schema_moved && diff_tables(fs, &iv, old, head, &cs)) {
+		collect_targeted(fs, &iv, &cs);
+		atomic_fetch_add(&fs->rows_changed, cs.n);
+	} else {
+		collect(fs, &iv);
+		atomic_fetch_add(&fs->full_scans, 1);
+	}
+	chgs_release(&cs);
 	/* Tests park here to stop the daemon with invalidations pending. */
 	gfs_fp_hit(GFS_FP_NOTIFIER_BEFORE_APPLY);
 	apply(fs, &iv);

@@ -1061,8 +1061,88 @@ static void stat_fill(struct gfs_view *v, const struct gfs_vdesc *d,
 	st->st_ctim = st->st_mtim;
 }
 
+/* The commit time of the version that last changed the row `key` of
+ * table (0 if absent). */
+static uint64_t row_mtime(struct gfs_view *v, const struct ctx *c,
+			  const char *table, const char *key, size_t klen)
+{
+	struct rowc r = {0};
+	struct tvent *te;
+	uint64_t t = 0;
+
+	if (ctx_tver(v, c, table, &te))
+		return 0;
+	if (row_by_id(te->tv, key, klen, &r) == 1)
+		t = mtime_of(v, table, r.changed);
+	rowc_release(&r);
+	tv_put(v, te);
+	return t;
+}
+
+/* The newest change among the edges of etable whose end `side` is key
+ * (0 if none): O(edges of that node). */
+static uint64_t edges_mtime(struct gfs_view *v, const struct ctx *c,
+			    const char *etable, int side, const char *key,
+			    size_t klen)
+{
+	struct gfs_titer *it = NULL;
+	struct tvent *te;
+	struct gfs_row row;
+	uint32_t newest = 0;
+	size_t al;
+
+	if (ctx_tver(v, c, etable, &te))
+		return 0;
+	if (gfs_titer_new(te->tv, side ? GFS_IX_DST : GFS_IX_SRC, key, klen,
+			  &it) == 0) {
+		while (gfs_titer_next(it, &row) == 1) {
+			const char *a = edge_end(&row, side, &al);
+
+			if (!bytes_eq(a, al, key, klen))
+				break;
+			if (row.changed > newest)
+				newest = row.changed;
+		}
+		gfs_titer_free(it);
+	}
+	tv_put(v, te);
+	return newest ? mtime_of(v, etable, newest) : 0;
+}
+
+/* A directory's mtime at graph version c: the commit time of the last
+ * change to what it lists, so incremental backups skip what did not
+ * change (docs/mount.md, "Times, owners, sizes"). */
+static uint64_t dir_mtime(struct gfs_view *v, const struct ctx *c,
+			  const struct gfs_vdesc *d)
+{
+	uint64_t t = 0;
+	uint32_t pin;
+
+	switch (d->kind) {
+	case GFS_VK_TYPEDIR:
+		pin = gfs_gv_pin(c->gv, d->table);
+		t = pin ? mtime_of(v, d->table, pin) : 0;
+		break;
+	case GFS_VK_NODEDIR: case GFS_VK_NODEOUT: case GFS_VK_NODEIN:
+		t = row_mtime(v, c, d->table, d->key, d->key_len);
+		break;
+	case GFS_VK_ETDIR:
+		t = edges_mtime(v, c, d->table2, d->sub, d->key, d->key_len);
+		if (!t) /* no edges: the node's own time */
+			t = row_mtime(v, c, d->table, d->key, d->key_len);
+		break;
+	case GFS_VK_SRCDIR:
+		t = edges_mtime(v, c, d->table, 0, d->key, d->key_len);
+		break;
+	default:
+		break;
+	}
+	return t ? t : c->gv->time_ns;
+}
+
 /* Files whose size is computed when asked (their bytes change by
- * themselves): log.jsonl and .graphfs/ files. */
+ * themselves): log.jsonl and .graphfs/ files; live directories, whose
+ * mtime follows the head. */
 static void desc_refresh(struct gfs_view *v, struct gfs_vdesc *d)
 {
 	struct gfs_buf b;
@@ -1081,9 +1161,22 @@ static void desc_refresh(struct gfs_view *v, struct gfs_vdesc *d)
 	if (d->ver == 0 && (gfs_vdesc_is_dir(d) || d->kind == GFS_VK_LOG ||
 			    d->kind == GFS_VK_GFSFILE) &&
 	    ctx_get(v, 0, &c) == 0) {
-		d->mtime_ns = c.gv->time_ns;
+		d->mtime_ns = gfs_vdesc_is_dir(d) ? dir_mtime(v, &c, d)
+						  : c.gv->time_ns;
 		ctx_put(v, &c);
 	}
+}
+
+/* Attributes of a descriptor just built from the version at hand (a
+ * lookup or a listing): only sizes that change by themselves are
+ * computed again. */
+static void fresh_attr(struct gfs_view *v, const struct gfs_vdesc *d,
+		       struct stat *st)
+{
+	if (d->kind == GFS_VK_LOG || d->kind == GFS_VK_GFSFILE)
+		gfs_view_getattr(v, d, st);
+	else
+		stat_fill(v, d, st);
 }
 
 int gfs_view_getattr(struct gfs_view *v, const struct gfs_vdesc *d,
@@ -1343,9 +1436,9 @@ static int lk_nodeside(struct gfs_view *v, const struct ctx *c,
 	return rc ? rc : d->table2 ? 0 : -ENOMEM;
 }
 
-static int lk_dispatch(struct gfs_view *v, const struct ctx *c,
-		       const struct gfs_vdesc *p, const char *name,
-		       size_t nlen, struct gfs_vdesc *d)
+static int lk_kind(struct gfs_view *v, const struct ctx *c,
+		   const struct gfs_vdesc *p, const char *name, size_t nlen,
+		   struct gfs_vdesc *d)
 {
 	switch (p->kind) {
 	case GFS_VK_ROOT:
@@ -1377,6 +1470,17 @@ static int lk_dispatch(struct gfs_view *v, const struct ctx *c,
 	}
 }
 
+static int lk_dispatch(struct gfs_view *v, const struct ctx *c,
+		       const struct gfs_vdesc *p, const char *name,
+		       size_t nlen, struct gfs_vdesc *d)
+{
+	int rc = lk_kind(v, c, p, name, nlen, d);
+
+	if (!rc && gfs_vdesc_is_dir(d) && d->kind != GFS_VK_VDIR)
+		d->mtime_ns = dir_mtime(v, c, d);
+	return rc;
+}
+
 int gfs_view_lookup(struct gfs_view *v, const struct gfs_vdesc *parent,
 		    const char *name, struct gfs_vdesc *child, struct stat *st)
 {
@@ -1399,7 +1503,7 @@ int gfs_view_lookup(struct gfs_view *v, const struct gfs_vdesc *parent,
 		return rc;
 	}
 	if (st)
-		gfs_view_getattr(v, child, st);
+		fresh_attr(v, child, st);
 	return 0;
 }
 
@@ -2007,6 +2111,7 @@ static int fill_nodes(struct gfs_view *v, struct gfs_vdir *dh)
 	if ((dh->pos - 2) % 2 == 0) {
 		rc = desc_dir(&dh->cur, GFS_VK_NODEDIR, &dh->d, &dh->c,
 			      dh->row.id, dh->row.id_len);
+		dh->cur.mtime_ns = mtime_of(v, dh->d.table, dh->row.changed);
 		return rc ? rc : 1;
 	}
 	memcpy(dh->cur_name + n, ".json", 6);
@@ -2018,7 +2123,7 @@ static int fill_nodes(struct gfs_view *v, struct gfs_vdir *dh)
 /* edges/<E>/: one directory per source, at the rank of its first edge in
  * the SRC index; a position inside a source's run resumes at the next
  * source. */
-static int fill_sources(struct gfs_vdir *dh)
+static int fill_sources(struct gfs_view *v, struct gfs_vdir *dh)
 {
 	uint64_t r = dh->pos - 2;
 	char *prev = NULL;
@@ -2046,6 +2151,8 @@ static int fill_sources(struct gfs_vdir *dh)
 			dh->cur_name);
 	rc = desc_dir(&dh->cur, GFS_VK_SRCDIR, &dh->d, &dh->c, dh->row.src,
 		      dh->row.src_len);
+	if (!rc)
+		dh->cur.mtime_ns = dir_mtime(v, &dh->c, &dh->cur);
 	return rc ? rc : 1;
 }
 
@@ -2144,7 +2251,7 @@ static int fill_next(struct gfs_view *v, struct gfs_vdir *dh)
 	case VD_NODES_T:
 		return fill_nodes(v, dh);
 	case VD_EDGES_T:
-		return fill_sources(dh);
+		return fill_sources(v, dh);
 	case VD_SRCDIR:
 	case VD_ETDIR:
 		return fill_edges(v, dh);
@@ -2204,7 +2311,10 @@ int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 				return to_errno(rc);
 			}
 			dh->have_cur = true;
-			gfs_view_getattr(v, &dh->cur, &dh->cur_st);
+			if (dh->pos < 2)
+				gfs_view_getattr(v, &dh->cur, &dh->cur_st);
+			else
+				fresh_attr(v, &dh->cur, &dh->cur_st);
 		}
 		if (emit(arg, dh->cur_name, &dh->cur, &dh->cur_st,
 			 dh->cur_pos + 1))
@@ -2252,6 +2362,32 @@ int gfs_view_diff(struct gfs_view *v, uint64_t a, uint64_t b,
 	gv_put(v, ga);
 	gv_put(v, gb);
 	return 0;
+}
+
+int gfs_view_diff_rows(struct gfs_view *v, const char *table, uint64_t a,
+		       uint64_t b, gfs_tdiff_fn fn, void *arg)
+{
+	struct gvent *ga = NULL, *gb = NULL;
+	struct tvent *ea = NULL, *eb = NULL;
+	uint32_t pa = 0, pb = 0;
+	int rc = gv_get(v, a, &ga);
+
+	rc = rc ? rc : gv_get(v, b, &gb);
+	if (!rc) {
+		pa = gfs_gv_pin(ga->gv, table);
+		pb = gfs_gv_pin(gb->gv, table);
+		rc = pa && pb ? 0 : -ENOENT;
+	}
+	if (!rc && pa != pb) {
+		rc = tv_get(v, table, pa, &ea);
+		rc = rc ? rc : tv_get(v, table, pb, &eb);
+		rc = rc ? rc : gfs_tver_diff(ea->tv, eb->tv, fn, arg, NULL);
+	}
+	tv_put(v, ea);
+	tv_put(v, eb);
+	gv_put(v, ga);
+	gv_put(v, gb);
+	return rc;
 }
 
 bool gfs_view_schema_moved(struct gfs_view *v, uint64_t a, uint64_t b)

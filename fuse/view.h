@@ -150,6 +150,11 @@ uint64_t gfs_vdir_version(const struct gfs_vdir *dh);
  * interned (valid until gfs_view_free). */
 int gfs_view_diff(struct gfs_view *v, uint64_t a, uint64_t b,
 		  void (*fn)(void *arg, const char *table), void *arg);
+/* The rows of table that differ between graph versions a and b
+ * (gfs_tver_diff: O(rows changed), shared pages skipped): 0, fn's nonzero
+ * return, -ENOENT if either version does not pin the table, or <0. */
+int gfs_view_diff_rows(struct gfs_view *v, const char *table, uint64_t a,
+		       uint64_t b, gfs_tdiff_fn fn, void *arg);
 /* True if graph versions a and b have different schemas. */
 bool gfs_view_schema_moved(struct gfs_view *v, uint64_t a, uint64_t b);
 
