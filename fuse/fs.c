@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,6 +56,8 @@ static struct vnode *vn_get(struct gfs_fs *fs, fuse_ino_t ino)
 
 	pthread_mutex_lock(&fs->ino_lock);
 	n = fsi_vn_find_locked(fs, ino);
+	if (n)
+		n->used = true;
 	pthread_mutex_unlock(&fs->ino_lock);
 	return n;
 }
@@ -164,6 +167,7 @@ static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
 		h = rehash(h);
 	if (n) {
 		n->nlookup++;
+		n->used = true;
 	} else if ((n = calloc(1, sizeof *n)) &&
 		   gfs_vdesc_copy(&n->d, d) == 0 &&
 		   (n->name = gfs_strdup(name))) {
@@ -267,6 +271,82 @@ static void fh_close(struct gfs_fs *fs, struct fh *x)
 	free(x);
 }
 
+/* ---- the pruner ----------------------------------------------------------
+ *
+ * The kernel keeps every inode it was told about until memory reclaim
+ * makes it forget them; `ls -l` of a million nodes would make the daemon
+ * track two million.  Past max_vnodes, a CLOCK sweep (the used bit is set
+ * by every request on the inode) picks names not used since its last pass,
+ * files and links before directories, and asks the kernel to drop them
+ * (notify_inval_entry); the kernel then evicts the unused inodes and sends
+ * FORGET, which frees them here.  An inode still open or in use stays. */
+
+struct victim {
+	uint64_t parent;
+	char *name;
+};
+
+/* Picks up to want victims (dirs only on the second pass). */
+static size_t pick_locked(struct gfs_fs *fs, struct victim *v, size_t want)
+{
+	size_t got = 0, nb = fs->n_buckets, steps = 0;
+
+	for (int pass = 0; pass < 3 && got < want; pass++) {
+		for (size_t i = 0; i < nb && got < want; i++, steps++) {
+			size_t b = (fs->clock_hand + i) % nb;
+
+			for (struct vnode *n = fs->buckets[b]; n && got < want; n = n->next) {
+				if (n->used) {
+					n->used = false;
+					continue;
+				}
+				if (!n->name || !n->parent ||
+				    (pass == 0 && gfs_vdesc_is_dir(&n->d)))
+					continue;
+				v[got].parent = n->parent;
+				v[got].name = gfs_strdup(n->name);
+				if (v[got].name)
+					got++;
+			}
+		}
+		fs->clock_hand = (fs->clock_hand + steps) % nb;
+		steps = 0;
+	}
+	return got;
+}
+
+void fsi_prune(struct gfs_fs *fs)
+{
+	struct victim *v;
+	size_t want, got;
+
+	pthread_mutex_lock(&fs->ino_lock);
+	want = fs->n_vnodes > fs->o.max_vnodes ?
+	       fs->n_vnodes - fs->o.max_vnodes * 9 / 10 : 0;
+	pthread_mutex_unlock(&fs->ino_lock);
+	if (!want)
+		return;
+	v = calloc(want, sizeof *v);
+	if (!v)
+		return;
+	pthread_mutex_lock(&fs->ino_lock);
+	got = pick_locked(fs, v, want);
+	pthread_mutex_unlock(&fs->ino_lock);
+	for (size_t i = 0; i < got; i++) {
+		if (!atomic_load(&fs->stopping))
+			fuse_lowlevel_notify_inval_entry(fs->se, v[i].parent,
+							 v[i].name, strlen(v[i].name));
+		free(v[i].name);
+	}
+	atomic_fetch_add(&fs->pruned, got);
+	free(v);
+	/* The FORGETs free the vnodes a little later, across the workers'
+	 * malloc arenas: hand what is free back to the system now and then,
+	 * or the peak stays in the RSS. */
+	if (got >= 1024 && ++fs->trims % 16 == 0)
+		malloc_trim(0);
+}
+
 /* ---- counters ---------------------------------------------------------- */
 
 static struct gfs_fs *req_fs(fuse_req_t req)
@@ -316,12 +396,14 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			"\"listings_versions\":%" PRIu64 ","
 			"\"negative_entries\":%" PRIu64 ","
 			"\"uncacheable_replies\":%" PRIu64 ","
+			"\"pruned\":%" PRIu64 ",\"bare_entries\":%" PRIu64 ","
 			"\"tver_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
 			",\"open\":%" PRIu64 "},"
 			"\"gv_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "},",
 			ld(&fs->bytes_served), nv, ld(&fs->forgotten_frozen),
 			ld(&fs->listed_frozen),
 			ld(&fs->neg_entries), ld(&fs->zero_timeouts),
+			ld(&fs->pruned), ld(&fs->bare_entries),
 			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
 			vs.gv_misses);
 	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
@@ -651,6 +733,18 @@ static int rd_ref(struct rd *r, uint64_t ino)
 	return 0;
 }
 
+/* The daemon tracks as many inodes as it may: listings stop handing out
+ * more (readdirplus entries go bare) until the pruner made room. */
+static bool over_budget(struct gfs_fs *fs)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fs->ino_lock);
+	n = fs->n_vnodes;
+	pthread_mutex_unlock(&fs->ino_lock);
+	return n >= fs->o.max_vnodes;
+}
+
 static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 		   const struct stat *st, uint64_t next_off)
 {
@@ -670,8 +764,15 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 	if (need > room)
 		return 1;
 	memset(&e, 0, sizeof e);
-	if (is_dot(name)) {
-		e.attr = *st; /* the kernel takes no reference for . and .. */
+	if (is_dot(name) || over_budget(r->fs)) {
+		/* Node id 0: the kernel lists the name and instantiates
+		 * nothing (so takes no reference); a stat of it will LOOKUP.
+		 * "." and ".." are never instantiated anyway. */
+		e.attr = *st;
+		e.attr.st_ino = (ino_t)gfs_vdesc_ino(d);
+		if (!is_dot(name))
+			atomic_fetch_add_explicit(&r->fs->bare_entries, 1,
+						  memory_order_relaxed);
 	} else if (make_entry(r->fs, r->dir, name, d, st, &e)) {
 		return 1;
 	} else if (rd_ref(r, e.ino)) {
@@ -881,6 +982,8 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 	fs->o = *o;
 	if (!fs->o.poll_ms)
 		fs->o.poll_ms = 20;
+	if (!fs->o.max_vnodes)
+		fs->o.max_vnodes = 131072;
 	fs->n_buckets = 1024;
 	fs->buckets = calloc(fs->n_buckets, sizeof *fs->buckets);
 	fs->kbuckets = calloc(fs->n_buckets, sizeof *fs->kbuckets);

@@ -35,6 +35,7 @@ struct vnode {
 	struct vnode *next;   /* hash chain by ino */
 	struct vnode *knext;  /* live vnodes: hash chain by key (kbuckets) */
 	bool kidx;            /* on a kbuckets chain */
+	bool used;            /* touched since the pruner last passed */
 	uint64_t ino;
 	uint64_t nlookup;     /* kernel references (lookup count) */
 	uint64_t parent;      /* live view: where the kernel found it */
@@ -79,6 +80,9 @@ struct gfs_fs {
 	atomic_uint_least64_t listed_frozen;    /* their listings read afresh */
 	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
 	atomic_uint_least64_t rows_changed, full_scans;
+	atomic_uint_least64_t pruned, bare_entries;
+	size_t clock_hand;        /* the pruner's position; protected by ino_lock */
+	unsigned trims;           /* notifier thread only */
 	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
 
 	/* Staleness bound (docs/mount.md, "How stale the live view can be"):
@@ -100,6 +104,10 @@ struct gfs_fs {
 	pthread_cond_t stop_cond;
 	bool stop;
 };
+
+/* Asks the kernel to drop the least recently used names when the daemon
+ * tracks more than max_vnodes inodes (notify.c calls it; no lock held). */
+void fsi_prune(struct gfs_fs *fs);
 
 /* The vnode of ino, or NULL; caller holds fs->ino_lock. */
 struct vnode *fsi_vn_find_locked(struct gfs_fs *fs, uint64_t ino);

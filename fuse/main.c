@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -31,6 +32,7 @@ struct cli {
 	double live_timeout;
 	unsigned poll_ms;
 	unsigned tver_cache;
+	unsigned max_inodes;
 	int nonempty;
 	int ro;         /* -o ro: no recovery sweep, the store opened read-only */
 };
@@ -43,6 +45,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "live_timeout=%lf", offsetof(struct cli, live_timeout), 0 },
 	{ "poll_ms=%u", offsetof(struct cli, poll_ms), 0 },
 	{ "tver_cache=%u", offsetof(struct cli, tver_cache), 0 },
+	{ "max_inodes=%u", offsetof(struct cli, max_inodes), 0 },
 	CLI_OPT("nonempty", nonempty),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
@@ -73,6 +76,8 @@ static void usage(const char *prog)
 	       "    -o live_timeout=SEC    kernel cache timeout of the live view (default 1.0)\n"
 	       "    -o poll_ms=MS          head poll interval of the notifier (default 20)\n"
 	       "    -o tver_cache=N        unused open table versions kept (default 64)\n"
+	       "    -o max_inodes=N        inodes the daemon tracks before it asks the kernel\n"
+	       "                           to drop the least recently used (default 131072)\n"
 	       "    -o nonempty            allow a non-empty mount point\n\n",
 	       prog);
 	fuse_cmdline_help();
@@ -174,9 +179,9 @@ static char *options_text(const struct cli *c, const char *store,
 
 	gfs_buf_init(&b);
 	gfs_buf_appendf(&b, "store=%s\nmountpoint=%s\nlive_timeout=%g\n"
-			"poll_ms=%u\ntver_cache=%u\nforeground=%d\n"
+			"poll_ms=%u\ntver_cache=%u\nmax_inodes=%u\nforeground=%d\n"
 			"singlethread=%d\ndebug=%d\n", store, o->mountpoint,
-			c->live_timeout, c->poll_ms, c->tver_cache,
+			c->live_timeout, c->poll_ms, c->tver_cache, c->max_inodes,
 			o->foreground, o->singlethread, o->debug);
 	gfs_buf_append(&b, "fuse_args=", 10);
 	for (int i = 1; i < args->argc; i++)
@@ -395,6 +400,9 @@ static int serve(const char *store, struct fuse_args *args,
 	struct mount m = {0};
 	int rc;
 
+	/* Worker threads would each grow a malloc arena of their own; two
+	 * keep the daemon's memory near what it uses (docs/mount.md). */
+	mallopt(M_ARENA_MAX, 2);
 	rc = gfs_graph_open(store, ro ? GFS_GRAPH_RDONLY : 0, &m.g, &d);
 	if (rc) {
 		fprintf(stderr, "graphfs: store '%s': %s%s%s\n", store,
@@ -470,7 +478,8 @@ static int add_fsname(struct fuse_args *args, const char *store)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cli c = { .live_timeout = 1.0, .poll_ms = 20, .tver_cache = 64 };
+	struct cli c = { .live_timeout = 1.0, .poll_ms = 20, .tver_cache = 64,
+			 .max_inodes = 131072 };
 	struct fuse_cmdline_opts o = {0};
 	struct gfs_fs_opts fo;
 	char store[PATH_MAX], *otext = NULL;
@@ -506,6 +515,7 @@ int main(int argc, char *argv[])
 	fo = (struct gfs_fs_opts){ .live_timeout = c.live_timeout,
 				   .poll_ms = c.poll_ms,
 				   .tver_cache = c.tver_cache,
+				   .max_vnodes = c.max_inodes,
 				   .options_text = otext,
 				   .mountpoint = o.mountpoint };
 	if (!o.foreground) {

@@ -530,6 +530,7 @@ static void *notifier_main(void *arg)
 		uint64_t head = gfs_view_head(fs->v);
 
 		atomic_fetch_add(&fs->polls, 1);
+		fsi_prune(fs);
 		if (!head || head == last)
 			continue;
 		follow(fs, last, head);
