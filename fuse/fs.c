@@ -499,6 +499,11 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Read-only: no writeback cache, no locks. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* The kernel opens directories itself and caches every listing
+	 * (FOPEN_CACHE_DIR) until the notifier invalidates it: no OPENDIR or
+	 * RELEASEDIR per directory walked (docs/mount.md, "Listings"). */
+	fs->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) &&
+			 !fs->o.with_opendir;
 }
 
 static void ll_destroy(void *userdata)
@@ -682,6 +687,8 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	count(fs, OP_opendir, n);
+	if (fs->no_opendir)
+		{ reply_err(req, ENOSYS); return; } /* the kernel takes over */
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
 	rc = gfs_view_opendir(fs->v, &n->d, &dh);
@@ -786,17 +793,25 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 	return 0;
 }
 
-/* A live listing pinned to a version older than the notifier's epoch.
- * (Offset 0 re-pins the listing to the head: see gfs_view_readdir.) */
-static bool stale_listing(struct gfs_fs *fs, struct gfs_vdir *dh,
-			  uint64_t off)
+/* One READDIR(PLUS) batch into r: through the directory handle, or, when
+ * the kernel opens directories itself (no handle), from the offset alone.
+ * *ver: the graph version listed. */
+static int rd_fill(struct gfs_fs *fs, struct vnode *n,
+		   struct fuse_file_info *fi, uint64_t off, struct rd *r,
+		   uint64_t *ver)
 {
-	if (off == 0)
-		return false;
-	if (gfs_vdir_version(dh) >= atomic_load(&fs->epoch))
-		return false;
-	atomic_fetch_add_explicit(&fs->zero_timeouts, 1, memory_order_relaxed);
-	return true;
+	int rc;
+
+	if (fi->fh) {
+		struct gfs_vdir *dh = fh_of(fi)->u.d;
+
+		rc = gfs_view_readdir(fs->v, dh, off, rd_emit, r);
+		*ver = gfs_vdir_version(dh);
+		return rc;
+	}
+	if (!n)
+		return -ESTALE;
+	return gfs_view_readdir_at(fs->v, &n->d, off, rd_emit, r, ver);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -804,10 +819,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
-	struct gfs_vdir *dh = fh_of(fi)->u.d;
 	struct rd r = { .fs = fs, .req = req, .dir = ino, .plus = plus,
 			.size = size };
 	bool live = plus && n && !gfs_vdesc_frozen(&n->d);
+	uint64_t ver = 0;
 	int rc;
 
 	count(fs, plus ? OP_readdirplus : OP_readdir, n);
@@ -823,24 +838,20 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		{ reply_err(req, ENOMEM); return; }
 	/* Held while the entries are built: they carry the listing's
 	 * version, which may be older than what the notifier handled. */
-	if (live) {
+	if (live)
 		pthread_rwlock_rdlock(&fs->reply_lock);
-		r.zero = stale_listing(fs, dh, (uint64_t)off);
-	}
-	rc = gfs_view_readdir(fs->v, dh, (uint64_t)off, rd_emit, &r);
-	if (live && !r.zero && r.n_refs &&
-	    gfs_vdir_version(dh) < atomic_load(&fs->epoch)) {
-		/* Built before the barrier from an older version: send the
-		 * names, but nothing the kernel may keep. */
-		rc = 0;
-		r.zero = true;
+	rc = rd_fill(fs, n, fi, (uint64_t)off, &r, &ver);
+	if (live && r.n_refs && ver < atomic_load(&fs->epoch)) {
+		/* Built from a version older than the notifier's epoch: send
+		 * the names, but nothing the kernel may keep. */
 		for (size_t i = 0; i < r.n_refs; i++)
 			vn_forget(fs, r.refs[i], 1);
 		r.n_refs = 0;
 		r.used = 0;
+		r.zero = true;
 		atomic_fetch_add_explicit(&fs->zero_timeouts, 1,
 					  memory_order_relaxed);
-		rc = gfs_view_readdir(fs->v, dh, (uint64_t)off, rd_emit, &r);
+		rc = rd_fill(fs, n, fi, (uint64_t)off, &r, &ver);
 	}
 	/* Entries already added (and referenced) must reach the kernel; if
 	 * they cannot (the request was interrupted), drop their references. */

@@ -23,6 +23,7 @@ struct gfs_fs_opts {
 	double live_timeout;  /* entry/attr timeout in the live view, seconds */
 	unsigned poll_ms;     /* notifier: manifest head poll interval */
 	unsigned tver_cache;  /* unused open table versions kept */
+	bool with_opendir;    /* keep OPENDIR/RELEASEDIR (no kernel listing cache) */
 	size_t max_vnodes;    /* beyond this the kernel is asked to drop the
 				 least recently used names (0: 131072) */
 	const char *options_text; /* .graphfs/options (borrowed) */

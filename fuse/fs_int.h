@@ -83,6 +83,7 @@ struct gfs_fs {
 	atomic_uint_least64_t pruned, bare_entries;
 	size_t clock_hand;        /* the pruner's position; protected by ino_lock */
 	unsigned trims;           /* notifier thread only */
+	bool no_opendir;          /* set once in init */
 	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
 
 	/* Staleness bound (docs/mount.md, "How stale the live view can be"):

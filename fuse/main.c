@@ -33,6 +33,7 @@ struct cli {
 	unsigned poll_ms;
 	unsigned tver_cache;
 	unsigned max_inodes;
+	int opendir;
 	int nonempty;
 	int ro;         /* -o ro: no recovery sweep, the store opened read-only */
 };
@@ -46,6 +47,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "poll_ms=%u", offsetof(struct cli, poll_ms), 0 },
 	{ "tver_cache=%u", offsetof(struct cli, tver_cache), 0 },
 	{ "max_inodes=%u", offsetof(struct cli, max_inodes), 0 },
+	CLI_OPT("opendir", opendir),
 	CLI_OPT("nonempty", nonempty),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_END
@@ -78,6 +80,9 @@ static void usage(const char *prog)
 	       "    -o tver_cache=N        unused open table versions kept (default 64)\n"
 	       "    -o max_inodes=N        inodes the daemon tracks before it asks the kernel\n"
 	       "                           to drop the least recently used (default 131072)\n"
+	       "    -o opendir             keep OPENDIR/RELEASEDIR: live listings are then\n"
+	       "                           not cached by the kernel (default: cached until\n"
+	       "                           the notifier invalidates them)\n"
 	       "    -o nonempty            allow a non-empty mount point\n\n",
 	       prog);
 	fuse_cmdline_help();
@@ -516,6 +521,7 @@ int main(int argc, char *argv[])
 				   .poll_ms = c.poll_ms,
 				   .tver_cache = c.tver_cache,
 				   .max_vnodes = c.max_inodes,
+				   .with_opendir = c.opendir,
 				   .options_text = otext,
 				   .mountpoint = o.mountpoint };
 	if (!o.foreground) {

@@ -2261,17 +2261,41 @@ static int fill_next(struct gfs_view *v, struct gfs_vdir *dh)
 	return 0;
 }
 
-/* A live listing read from offset 0 again (rewinddir, a new getdents
- * pass) is read from the head as it is now, not from the version pinned
- * when the directory was opened. */
-static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh)
+/* Listing cookies carry the graph version they were read from, so a
+ * READDIR at a cookie resumes in that (immutable) version even without a
+ * directory handle (FUSE_CAP_NO_OPENDIR_SUPPORT): a listing that spans a
+ * commit is one snapshot, never repeating or skipping a name.  Bits 0-39:
+ * the position; bits 40-62: the version's low 23 bits (resolved to the
+ * newest version <= head with those bits); 0 is "the start, at the head". */
+#define POS_BITS 40
+#define POS_MASK ((UINT64_C(1) << POS_BITS) - 1)
+#define VER_MASK ((UINT64_C(1) << 23) - 1)
+
+static uint64_t cookie(uint64_t ver, uint64_t pos)
+{
+	return (ver & VER_MASK) << POS_BITS | (pos & POS_MASK);
+}
+
+/* The version a cookie names, given the head. */
+static uint64_t cookie_version(uint64_t off, uint64_t head)
+{
+	uint64_t low = off >> POS_BITS & VER_MASK;
+	uint64_t v = (head & ~VER_MASK) | low;
+
+	if (v > head)
+		v = v >= VER_MASK + 1 ? v - (VER_MASK + 1) : 0;
+	return v ? v : head;
+}
+
+/* Points a live listing at graph version ver (0: the head). */
+static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh, uint64_t ver)
 {
 	struct ctx c;
-	int rc = to_errno(ctx_get(v, 0, &c));
+	int rc = to_errno(ctx_get(v, ver, &c));
 
 	if (rc)
 		return rc;
-	if (c.gv->version == dh->c.gv->version) {
+	if (dh->c.gv && c.gv->version == dh->c.gv->version) {
 		ctx_put(v, &c);
 		return 0;
 	}
@@ -2283,26 +2307,39 @@ static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh)
 	dh->n_names = 0;
 	tv_put(v, dh->te);
 	dh->te = NULL;
-	ctx_put(v, &dh->c);
+	if (dh->c.ge)
+		ctx_put(v, &dh->c);
 	dh->c = c;
 	return dir_setup(v, dh);
+}
+
+/* A live listing read from offset 0 is read from the head as it is now;
+ * at any other cookie, from the version the cookie names. */
+static int dir_pin_for(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off)
+{
+	if (dh->d.ver)
+		return 0; /* versions/N: fixed */
+	if (off == 0)
+		return dir_repin(v, dh, 0);
+	if (dh->c.gv && (dh->c.gv->version & VER_MASK) == (off >> POS_BITS & VER_MASK))
+		return 0;
+	return dir_repin(v, dh, cookie_version(off, gfs_manifest_head_version(v->m)));
 }
 
 int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 		     gfs_view_emit_fn emit, void *arg)
 {
-	int rc;
+	uint64_t pos = off & POS_MASK, ver;
+	int rc = dir_pin_for(v, dh, off);
 
-	if (off == 0 && dh->d.ver == 0) {
-		rc = dir_repin(v, dh);
-		if (rc)
-			return rc;
-	}
-	if (off != dh->pos && dh->have_cur) {
+	if (rc)
+		return rc;
+	ver = dh->c.gv->version;
+	if (pos != dh->pos && dh->have_cur) {
 		gfs_vdesc_release(&dh->cur);
 		dh->have_cur = false;
 	}
-	dh->pos = off;
+	dh->pos = pos;
 	for (;;) {
 		if (!dh->have_cur) {
 			rc = fill_next(v, dh);
@@ -2317,12 +2354,38 @@ int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 				fresh_attr(v, &dh->cur, &dh->cur_st);
 		}
 		if (emit(arg, dh->cur_name, &dh->cur, &dh->cur_st,
-			 dh->cur_pos + 1))
+			 cookie(ver, dh->cur_pos + 1)))
 			return 0;
 		gfs_vdesc_release(&dh->cur);
 		dh->have_cur = false;
 		dh->pos = dh->cur_pos + 1;
 	}
+}
+
+int gfs_view_readdir_at(struct gfs_view *v, const struct gfs_vdesc *d,
+			uint64_t off, gfs_view_emit_fn emit, void *arg,
+			uint64_t *version)
+{
+	struct gfs_vdir *dh;
+	int rc;
+
+	*version = 0;
+	if (!gfs_vdesc_is_dir(d))
+		return -ENOTDIR;
+	dh = calloc(1, sizeof *dh);
+	if (!dh)
+		return -ENOMEM;
+	rc = gfs_vdesc_copy(&dh->d, d);
+	if (!rc && d->ver)
+		rc = to_errno(ctx_get(v, d->ver, &dh->c));
+	if (!rc && d->ver)
+		rc = dir_setup(v, dh);
+	if (!rc)
+		rc = gfs_view_readdir(v, dh, off, emit, arg);
+	if (dh->c.gv)
+		*version = dh->c.gv->version;
+	gfs_view_closedir(v, dh);
+	return rc;
 }
 
 /* ---- changes between graph versions (the notifier) --------------------- */

@@ -141,6 +141,12 @@ int gfs_view_opendir(struct gfs_view *v, const struct gfs_vdesc *d,
 int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
 		     gfs_view_emit_fn emit, void *arg);
 void gfs_view_closedir(struct gfs_view *v, struct gfs_vdir *dh);
+/* The same without a directory handle (the kernel opened the directory
+ * itself: FUSE_CAP_NO_OPENDIR_SUPPORT): the offset alone says where and in
+ * which graph version to go on.  *version: the version listed. */
+int gfs_view_readdir_at(struct gfs_view *v, const struct gfs_vdesc *d,
+			uint64_t off, gfs_view_emit_fn emit, void *arg,
+			uint64_t *version);
 /* The graph version the listing is read from (live listings: the head
  * when it was opened or last rewound to offset 0). */
 uint64_t gfs_vdir_version(const struct gfs_vdir *dh);
