@@ -41,7 +41,7 @@ static struct vnode **bucket(struct gfs_fs *fs, uint64_t ino)
 struct vnode *fsi_vn_find_locked(struct gfs_fs *fs, uint64_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
-		return &fs->root;
+		return fs->root;
 	for (struct vnode *n = *bucket(fs, ino); n; n = n->next)
 		if (n->ino == ino)
 			return n;
@@ -168,9 +168,9 @@ static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
 	if (n) {
 		n->nlookup++;
 		n->used = true;
-	} else if ((n = calloc(1, sizeof *n)) &&
-		   gfs_vdesc_copy(&n->d, d) == 0 &&
-		   (n->name = gfs_strdup(name))) {
+	} else if ((n = calloc(1, sizeof *n + strlen(name) + 1)) &&
+		   gfs_vdesc_copy(&n->d, d) == 0) {
+		memcpy(n->name, name, strlen(name) + 1);
 		n->ino = h;
 		n->nlookup = 1;
 		n->parent = parent;
@@ -193,7 +193,6 @@ static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
 static void vn_free(struct vnode *n)
 {
 	gfs_vdesc_release(&n->d);
-	free(n->name);
 	free(n);
 }
 
@@ -300,7 +299,7 @@ static size_t pick_locked(struct gfs_fs *fs, struct victim *v, size_t want)
 					n->used = false;
 					continue;
 				}
-				if (!n->name || !n->parent ||
+				if (!n->name[0] || !n->parent ||
 				    (pass == 0 && gfs_vdesc_is_dir(&n->d)))
 					continue;
 				v[got].parent = n->parent;
@@ -499,6 +498,12 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Read-only: no writeback cache, no locks. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* READDIRPLUS for every batch, not only the first: find and tar read
+	 * a whole directory before they descend, so in AUTO mode the later
+	 * batches came as plain READDIR and each subdirectory then cost a
+	 * LOOKUP.  Attributes here cost an index probe at most; past the
+	 * inode budget, entries go out bare anyway. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* The kernel opens directories itself and caches every listing
 	 * (FOPEN_CACHE_DIR) until the notifier invalidates it: no OPENDIR or
 	 * RELEASEDIR per directory walked (docs/mount.md, "Listings"). */
@@ -994,21 +999,24 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 	if (!fs->o.poll_ms)
 		fs->o.poll_ms = 20;
 	if (!fs->o.max_vnodes)
-		fs->o.max_vnodes = 131072;
+		fs->o.max_vnodes = 200000;
 	fs->n_buckets = 1024;
 	fs->buckets = calloc(fs->n_buckets, sizeof *fs->buckets);
 	fs->kbuckets = calloc(fs->n_buckets, sizeof *fs->kbuckets);
+	fs->root = calloc(1, sizeof *fs->root + 1);
 	vo.status_arg = fs;
-	rc = fs->buckets && fs->kbuckets ? gfs_view_new(g, &vo, &fs->v) : -ENOMEM;
+	rc = fs->buckets && fs->kbuckets && fs->root ?
+	     gfs_view_new(g, &vo, &fs->v) : -ENOMEM;
 	if (rc) {
 		free(fs->buckets);
 		free(fs->kbuckets);
+		free(fs->root);
 		free(fs);
 		return rc;
 	}
-	gfs_view_root(fs->v, &fs->root.d);
-	fs->root.ino = FUSE_ROOT_ID;
-	fs->root.nlookup = 1;
+	gfs_view_root(fs->v, &fs->root->d);
+	fs->root->ino = FUSE_ROOT_ID;
+	fs->root->nlookup = 1;
 	pthread_mutex_init(&fs->ino_lock, NULL);
 	pthread_mutex_init(&fs->fh_lock, NULL);
 	fs->fhs.next = fs->fhs.prev = &fs->fhs;
@@ -1041,6 +1049,8 @@ void gfs_fs_free(struct gfs_fs *fs)
 	}
 	free(fs->buckets);
 	free(fs->kbuckets);
+	gfs_vdesc_release(&fs->root->d);
+	free(fs->root);
 	gfs_view_free(fs->v);
 	pthread_mutex_destroy(&fs->ino_lock);
 	pthread_mutex_destroy(&fs->fh_lock);

@@ -25,7 +25,7 @@ struct gfs_fs_opts {
 	unsigned tver_cache;  /* unused open table versions kept */
 	bool with_opendir;    /* keep OPENDIR/RELEASEDIR (no kernel listing cache) */
 	size_t max_vnodes;    /* beyond this the kernel is asked to drop the
-				 least recently used names (0: 131072) */
+				 least recently used names (0: 200000) */
 	const char *options_text; /* .graphfs/options (borrowed) */
 	const char *mountpoint;   /* absolute (borrowed): to abort a wedged connection */
 };

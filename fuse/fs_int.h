@@ -39,8 +39,8 @@ struct vnode {
 	uint64_t ino;
 	uint64_t nlookup;     /* kernel references (lookup count) */
 	uint64_t parent;      /* live view: where the kernel found it */
-	char *name;
 	struct gfs_vdesc d;
+	char name[];          /* the name it was found under ("" for the root) */
 };
 
 /* An open file or directory: the kernel's fi->fh.  Listed so the handles
@@ -71,7 +71,7 @@ struct gfs_fs {
 	struct vnode **kbuckets;
 	struct vnode **buckets;
 	size_t n_buckets, n_vnodes;
-	struct vnode root;
+	struct vnode *root;       /* never forgotten */
 
 	atomic_uint_least64_t ops[OP_COUNT];
 	atomic_uint_least64_t ops_frozen[OP_COUNT]; /* on versions/N inodes */

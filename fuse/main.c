@@ -79,7 +79,7 @@ static void usage(const char *prog)
 	       "    -o poll_ms=MS          head poll interval of the notifier (default 20)\n"
 	       "    -o tver_cache=N        unused open table versions kept (default 64)\n"
 	       "    -o max_inodes=N        inodes the daemon tracks before it asks the kernel\n"
-	       "                           to drop the least recently used (default 131072)\n"
+	       "                           to drop the least recently used (default 200000)\n"
 	       "    -o opendir             keep OPENDIR/RELEASEDIR: live listings are then\n"
 	       "                           not cached by the kernel (default: cached until\n"
 	       "                           the notifier invalidates them)\n"
@@ -484,7 +484,7 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = { .live_timeout = 1.0, .poll_ms = 20, .tver_cache = 64,
-			 .max_inodes = 131072 };
+			 .max_inodes = 200000 };
 	struct fuse_cmdline_opts o = {0};
 	struct gfs_fs_opts fo;
 	char store[PATH_MAX], *otext = NULL;

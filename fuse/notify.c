@@ -116,7 +116,7 @@ static void collect_one(struct gfs_fs *fs, struct invals *iv,
 	x->inode = inode;
 	x->entry = entry;
 	x->check = check;
-	if ((entry || check) && n->name)
+	if ((entry || check) && n->name[0])
 		x->name = gfs_strdup(n->name);
 	if (check) {
 		struct vnode *p = fsi_vn_find_locked(fs, n->parent);
@@ -129,7 +129,7 @@ static void collect_one(struct gfs_fs *fs, struct invals *iv,
 static void collect(struct gfs_fs *fs, struct invals *iv)
 {
 	pthread_mutex_lock(&fs->ino_lock);
-	collect_one(fs, iv, &fs->root);
+	collect_one(fs, iv, fs->root);
 	for (size_t b = 0; b < fs->n_buckets; b++)
 		for (struct vnode *n = fs->buckets[b]; n; n = n->next)
 			if (!gfs_vdesc_frozen(&n->d))
@@ -236,7 +236,7 @@ static void add_vnode(struct gfs_fs *fs, struct invals *iv,
 	x->inode = inode;
 	x->entry = entry;
 	x->check = check;
-	if ((entry || check) && n->name)
+	if ((entry || check) && n->name[0])
 		x->name = gfs_strdup(n->name);
 	if (check) {
 		struct vnode *p = fsi_vn_find_locked(fs, n->parent);
@@ -255,7 +255,7 @@ static bool key_is(const struct vnode *n, const char *k, size_t kl)
  * type directories and table files of moved tables. */
 static void targeted_fixed(struct gfs_fs *fs, struct invals *iv)
 {
-	collect_one(fs, iv, &fs->root);
+	collect_one(fs, iv, fs->root);
 	for (struct vnode *n = fsi_by_key_locked(fs, "", 0); n; n = n->knext) {
 		if (!key_is(n, "", 0))
 			continue;
