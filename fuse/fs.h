@@ -24,6 +24,7 @@ struct gfs_fs_opts {
 	unsigned poll_ms;     /* notifier: manifest head poll interval */
 	unsigned tver_cache;  /* unused open table versions kept */
 	bool with_opendir;    /* keep OPENDIR/RELEASEDIR (no kernel listing cache) */
+	unsigned readahead_kb; /* the mount's readahead (0: the kernel's) */
 	size_t max_vnodes;    /* beyond this the kernel is asked to drop the
 				 least recently used names (0: 200000) */
 	const char *options_text; /* .graphfs/options (borrowed) */
@@ -45,6 +46,11 @@ const struct fuse_lowlevel_ops *gfs_fs_ops(void);
  * is aborted through /sys/fs/fuse/connections/N/abort, which fails every
  * pending request and so every blocked notify call.  Idempotent. */
 #define GFS_NOTIFIER_STOP_S 10
+/* The FUSE connection (the minor of the anonymous device, as in
+ * /sys/fs/fuse/connections/N and /sys/class/bdi/0:N) of the newest mount
+ * on mnt, read from /proc/self/mountinfo without touching the mount; 0 if
+ * none. */
+unsigned gfs_fs_conn_of(const char *mnt);
 int gfs_fs_notifier_start(struct gfs_fs *fs, struct fuse_session *se);
 void gfs_fs_notifier_stop(struct gfs_fs *fs);
 

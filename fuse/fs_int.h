@@ -84,6 +84,7 @@ struct gfs_fs {
 	size_t clock_hand;        /* the pruner's position; protected by ino_lock */
 	unsigned trims;           /* notifier thread only */
 	bool no_opendir;          /* set once in init */
+	atomic_bool ra_done;      /* readahead set (after INIT) */
 	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
 
 	/* Staleness bound (docs/mount.md, "How stale the live view can be"):

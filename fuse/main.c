@@ -33,6 +33,7 @@ struct cli {
 	unsigned poll_ms;
 	unsigned tver_cache;
 	unsigned max_inodes;
+	unsigned readahead_kb;
 	int opendir;
 	int nonempty;
 	int ro;         /* -o ro: no recovery sweep, the store opened read-only */
@@ -47,6 +48,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "poll_ms=%u", offsetof(struct cli, poll_ms), 0 },
 	{ "tver_cache=%u", offsetof(struct cli, tver_cache), 0 },
 	{ "max_inodes=%u", offsetof(struct cli, max_inodes), 0 },
+	{ "readahead_kb=%u", offsetof(struct cli, readahead_kb), 0 },
 	CLI_OPT("opendir", opendir),
 	CLI_OPT("nonempty", nonempty),
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -83,6 +85,8 @@ static void usage(const char *prog)
 	       "    -o opendir             keep OPENDIR/RELEASEDIR: live listings are then\n"
 	       "                           not cached by the kernel (default: cached until\n"
 	       "                           the notifier invalidates them)\n"
+	       "    -o readahead_kb=N      the mount's readahead, so big files are read in\n"
+	       "                           requests of up to N KiB (default 1024; root only)\n"
 	       "    -o nonempty            allow a non-empty mount point\n\n",
 	       prog);
 	fuse_cmdline_help();
@@ -184,9 +188,10 @@ static char *options_text(const struct cli *c, const char *store,
 
 	gfs_buf_init(&b);
 	gfs_buf_appendf(&b, "store=%s\nmountpoint=%s\nlive_timeout=%g\n"
-			"poll_ms=%u\ntver_cache=%u\nmax_inodes=%u\nforeground=%d\n"
+			"poll_ms=%u\ntver_cache=%u\nmax_inodes=%u\nreadahead_kb=%u\nforeground=%d\n"
 			"singlethread=%d\ndebug=%d\n", store, o->mountpoint,
 			c->live_timeout, c->poll_ms, c->tver_cache, c->max_inodes,
+			c->readahead_kb,
 			o->foreground, o->singlethread, o->debug);
 	gfs_buf_append(&b, "fuse_args=", 10);
 	for (int i = 1; i < args->argc; i++)
@@ -484,7 +489,7 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = { .live_timeout = 1.0, .poll_ms = 20, .tver_cache = 64,
-			 .max_inodes = 200000 };
+			 .max_inodes = 200000, .readahead_kb = 1024 };
 	struct fuse_cmdline_opts o = {0};
 	struct gfs_fs_opts fo;
 	char store[PATH_MAX], *otext = NULL;
@@ -522,6 +527,7 @@ int main(int argc, char *argv[])
 				   .tver_cache = c.tver_cache,
 				   .max_vnodes = c.max_inodes,
 				   .with_opendir = c.opendir,
+				   .readahead_kb = c.readahead_kb,
 				   .options_text = otext,
 				   .mountpoint = o.mountpoint };
 	if (!o.foreground) {

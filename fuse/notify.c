@@ -577,7 +577,7 @@ static void mi_unescape(char *s)
 /* The FUSE connection number of the newest mount on mnt: the minor of
  * its anonymous device (/proc/self/mountinfo, never a stat of the mount,
  * which would ask this very daemon).  0 if not found. */
-static unsigned conn_of(const char *mnt)
+unsigned gfs_fs_conn_of(const char *mnt)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[8192], dev[64], point[4096];
@@ -601,7 +601,7 @@ static unsigned conn_of(const char *mnt)
  * waiting for one. */
 static void abort_connection(struct gfs_fs *fs)
 {
-	unsigned conn = fs->o.mountpoint ? conn_of(fs->o.mountpoint) : 0;
+	unsigned conn = fs->o.mountpoint ? gfs_fs_conn_of(fs->o.mountpoint) : 0;
 	char path[64];
 	int fd;
 
