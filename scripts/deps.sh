@@ -1,10 +1,12 @@
 #!/bin/bash
-# Installs the Debian 12 packages graphfs needs to build, test and run.
+# Installs the Debian 12 packages graphfs needs to build, test, run and
+# benchmark (restic: a scenario of `make bench`).
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config
       libfuse3-dev fuse3 liblmdb-dev lmdb-utils libfiu-dev fiu-utils
       check libsubunit-dev libjansson-dev libxxhash-dev
-      rsync tar coreutils findutils procps psmisc util-linux bsdutils python3 jq git xxd)
+      rsync tar coreutils findutils procps psmisc util-linux bsdutils python3 jq git xxd
+      restic)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
