@@ -58,12 +58,17 @@ static void add_table(void *arg, const char *table)
 	iv->tables[iv->n_tables++] = table;
 }
 
+/* Whether what d shows may have moved.  out/ and in/ list the edge types
+ * a node has, so any moved edge table may change them. */
 static bool touches(const struct invals *iv, const struct gfs_vdesc *d)
 {
+	bool sides = d->kind == GFS_VK_NODEOUT || d->kind == GFS_VK_NODEIN;
+
 	if (iv->schema_moved)
 		return true;
 	for (size_t i = 0; i < iv->n_tables; i++)
-		if (gfs_vdesc_uses(d, iv->tables[i]))
+		if (gfs_vdesc_uses(d, iv->tables[i]) ||
+		    (sides && iv->tables[i][0] == 'e'))
 			return true;
 	return false;
 }
