@@ -88,12 +88,35 @@ static struct inval *inval_add(struct invals *iv)
 	return &iv->a[iv->n++];
 }
 
+/* An invalidation for vnode n; check: its entry only if the name now
+ * means another inode (looked up again after the lock is released). */
+static void add_vnode(struct gfs_fs *fs, struct invals *iv,
+		      const struct vnode *n, bool inode, bool entry, bool check)
+{
+	struct inval *x = inval_add(iv);
+
+	if (!x)
+		return;
+	x->ino = n->ino;
+	x->parent = n->parent;
+	x->inode = inode;
+	x->entry = entry;
+	x->check = check;
+	if ((entry || check) && n->name[0])
+		x->name = gfs_strdup(n->name);
+	if (check) {
+		struct vnode *p = fsi_vn_find_locked(fs, n->parent);
+
+		if (!p || gfs_vdesc_copy(&x->pd, &p->d))
+			x->check = false, x->entry = true; /* be safe */
+	}
+}
+
 /* What a new head may have changed about one live vnode. */
 static void collect_one(struct gfs_fs *fs, struct invals *iv,
 			const struct vnode *n)
 {
 	const struct gfs_vdesc *d = &n->d;
-	struct inval *x;
 	bool entry = false, check = false, inode = false;
 
 	switch (d->kind) {
@@ -113,22 +136,7 @@ static void collect_one(struct gfs_fs *fs, struct invals *iv,
 		check = true;
 		break;
 	}
-	x = inval_add(iv);
-	if (!x)
-		return;
-	x->ino = n->ino;
-	x->parent = n->parent;
-	x->inode = inode;
-	x->entry = entry;
-	x->check = check;
-	if ((entry || check) && n->name[0])
-		x->name = gfs_strdup(n->name);
-	if (check) {
-		struct vnode *p = fsi_vn_find_locked(fs, n->parent);
-
-		if (!p || gfs_vdesc_copy(&x->pd, &p->d))
-			x->check = false, x->entry = true; /* be safe */
-	}
+	add_vnode(fs, iv, n, inode, entry, check);
 }
 
 static void collect(struct gfs_fs *fs, struct invals *iv)
@@ -225,30 +233,6 @@ static void chgs_release(struct chgs *cs)
 	}
 	free(cs->a);
 	memset(cs, 0, sizeof *cs);
-}
-
-/* An invalidation for vnode n; check: its entry only if the name now
- * means another inode (looked up again after the lock is released). */
-static void add_vnode(struct gfs_fs *fs, struct invals *iv,
-		      const struct vnode *n, bool inode, bool entry, bool check)
-{
-	struct inval *x = inval_add(iv);
-
-	if (!x)
-		return;
-	x->ino = n->ino;
-	x->parent = n->parent;
-	x->inode = inode;
-	x->entry = entry;
-	x->check = check;
-	if ((entry || check) && n->name[0])
-		x->name = gfs_strdup(n->name);
-	if (check) {
-		struct vnode *p = fsi_vn_find_locked(fs, n->parent);
-
-		if (!p || gfs_vdesc_copy(&x->pd, &p->d))
-			x->check = false, x->entry = true; /* be safe */
-	}
 }
 
 static bool key_is(const struct vnode *n, const char *k, size_t kl)

@@ -1992,26 +1992,36 @@ static int dir_setup(struct gfs_view *v, struct gfs_vdir *dh)
 	return to_errno(ctx_tver(v, &dh->c, table, &dh->te));
 }
 
-int gfs_view_opendir(struct gfs_view *v, const struct gfs_vdesc *d,
-		     struct gfs_vdir **out)
+/* A listing of d; pinned (to d's version, or the head) when pin. */
+static int dir_new(struct gfs_view *v, const struct gfs_vdesc *d, bool pin,
+		   struct gfs_vdir **out)
 {
 	struct gfs_vdir *dh;
 	int rc;
 
+	*out = NULL;
 	if (!gfs_vdesc_is_dir(d))
 		return -ENOTDIR;
 	dh = calloc(1, sizeof *dh);
 	if (!dh)
 		return -ENOMEM;
 	rc = gfs_vdesc_copy(&dh->d, d);
-	rc = rc ? rc : to_errno(ctx_get(v, d->ver, &dh->c));
-	rc = rc ? rc : dir_setup(v, dh);
+	if (!rc && pin)
+		rc = to_errno(ctx_get(v, d->ver, &dh->c));
+	if (!rc && pin)
+		rc = dir_setup(v, dh);
 	if (rc) {
 		gfs_view_closedir(v, dh);
 		return rc;
 	}
 	*out = dh;
 	return 0;
+}
+
+int gfs_view_opendir(struct gfs_view *v, const struct gfs_vdesc *d,
+		     struct gfs_vdir **out)
+{
+	return dir_new(v, d, true, out);
 }
 
 uint64_t gfs_vdir_version(const struct gfs_vdir *dh)
@@ -2370,18 +2380,12 @@ int gfs_view_readdir_at(struct gfs_view *v, const struct gfs_vdesc *d,
 	int rc;
 
 	*version = 0;
-	if (!gfs_vdesc_is_dir(d))
-		return -ENOTDIR;
-	dh = calloc(1, sizeof *dh);
-	if (!dh)
-		return -ENOMEM;
-	rc = gfs_vdesc_copy(&dh->d, d);
-	if (!rc && d->ver)
-		rc = to_errno(ctx_get(v, d->ver, &dh->c));
-	if (!rc && d->ver)
-		rc = dir_setup(v, dh);
-	if (!rc)
-		rc = gfs_view_readdir(v, dh, off, emit, arg);
+	/* A live directory is pinned by gfs_view_readdir, to the version
+	 * the offset names. */
+	rc = dir_new(v, d, d->ver != 0, &dh);
+	if (rc)
+		return rc;
+	rc = gfs_view_readdir(v, dh, off, emit, arg);
 	if (dh->c.gv)
 		*version = dh->c.gv->version;
 	gfs_view_closedir(v, dh);

@@ -1483,21 +1483,16 @@ END_TEST
 
 /* A secondary-index listing reads each page once (the cache), not a
  * primary descent per row. */
-START_TEST(test_src_iter_reads)
+/* n edges k<i> from s<(i * 37) % sources> to d<i % 13>, committed as
+ * version 1 of E. */
+static void build_edges(struct gfs_tbuild *b, int n, int sources)
 {
-	struct gfs_tbuild *b = builder(E, NULL, 0, 0);
-	struct gfs_tstore_stats s0, s1;
-	struct gfs_titer *it;
-	struct gfs_row row;
-	struct gfs_tver *tv;
-	int n = 5000, rows = 0, rc;
-
 	for (int i = 0; i < n; i++) {
 		char id[16], src[16], dst[16], line[80];
 		struct gfs_rowput r = { 0 };
 
 		id_of(id, sizeof id, i);
-		snprintf(src, sizeof src, "s%05d", (i * 37) % 997);
+		snprintf(src, sizeof src, "s%05d", (i * 37) % sources);
 		snprintf(dst, sizeof dst, "d%05d", i % 13);
 		r.id = id;
 		r.id_len = strlen(id);
@@ -1510,6 +1505,18 @@ START_TEST(test_src_iter_reads)
 		ck_assert_int_eq(gfs_tbuild_put(b, &r), 0);
 	}
 	commit_t(b, 1);
+}
+
+START_TEST(test_src_iter_reads)
+{
+	struct gfs_tbuild *b = builder(E, NULL, 0, 0);
+	struct gfs_tstore_stats s0, s1;
+	struct gfs_titer *it;
+	struct gfs_row row;
+	struct gfs_tver *tv;
+	int n = 5000, rows = 0, rc;
+
+	build_edges(b, n, 997);
 	tv = open_t(E, 1);
 	gfs_tstore_stats(g_ts, &s0);
 	ck_assert_int_eq(gfs_titer_new(tv, GFS_IX_SRC, NULL, 0, &it), 0);
@@ -1597,24 +1604,7 @@ START_TEST(test_rank_seek)
 	gfs_tver_close(tv);
 
 	b = builder(E, NULL, 0, 0);
-	for (int i = 0; i < 3000; i++) {
-		char id[16], src[16], dst[16], line[80];
-		struct gfs_rowput r = { 0 };
-
-		id_of(id, sizeof id, i);
-		snprintf(src, sizeof src, "s%05d", (i * 37) % 499);
-		snprintf(dst, sizeof dst, "d%05d", i % 13);
-		r.id = id;
-		r.id_len = strlen(id);
-		r.src = src;
-		r.src_len = strlen(src);
-		r.dst = dst;
-		r.dst_len = strlen(dst);
-		r.line_len = (size_t)snprintf(line, sizeof line, "{\"i\":%d}\n", i);
-		r.line = line;
-		ck_assert_int_eq(gfs_tbuild_put(b, &r), 0);
-	}
-	commit_t(b, 1);
+	build_edges(b, 3000, 499);
 	tv = open_t(E, 1);
 	rank_check(tv, GFS_IX_SRC, 3000);
 	rank_check(tv, GFS_IX_DST, 3000);
