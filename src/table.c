@@ -704,10 +704,40 @@ int tbl_path_seek_near(struct gfs_tver *tv, int tree, struct path *p,
 	return path_descend(tv, tree, p, key, klen);
 }
 
-/* Positions p at the entry of rank `rank` (0-based; one past the end if
- * the tree has no more), in O(log n) from the subtree counts. */
-static int path_seek_rank(struct gfs_tver *tv, int tree, struct path *p,
-			  uint64_t rank)
+/* What a descent by position counts: entries (rank) or, in PRIMARY,
+ * export bytes. */
+enum seek_by { BY_RANK, BY_BYTES };
+
+/* Within leaf pg: the index of the entry holding target, counting from
+ * what p has already passed (pg->n if it lies beyond). */
+static uint32_t leaf_index(const struct page *pg, struct path *p,
+			   enum seek_by by, uint64_t target)
+{
+	uint32_t i = 0;
+
+	if (by == BY_RANK) {
+		i = target - p->rank < pg->n ? (uint32_t)(target - p->rank) : pg->n;
+		p->before += bytes_before(pg, i);
+		p->rank += i;
+		return i;
+	}
+	for (; i < pg->n; i++) {
+		uint64_t l = tbl_leaf_bytes(pg, i, i + 1);
+
+		if (p->before + l > target)
+			break;
+		p->before += l;
+		p->rank++;
+	}
+	return i;
+}
+
+/* Positions p at the entry of rank target (BY_RANK; one past the end if
+ * the tree has fewer) or at the PRIMARY row whose line covers export byte
+ * target (BY_BYTES; p->before is then that row's first byte), in
+ * O(log n) from the counts internal entries keep. */
+static int path_seek_by(struct gfs_tver *tv, int tree, struct path *p,
+			enum seek_by by, uint64_t target)
 {
 	struct tref root = tv->roots[tree];
 	int rc;
@@ -722,15 +752,12 @@ static int path_seek_rank(struct gfs_tver *tv, int tree, struct path *p,
 		uint32_t i = 0;
 
 		if (pg->kind == TBL_PG_LEAF) {
-			i = rank - p->rank < pg->n ? (uint32_t)(rank - p->rank) : pg->n;
-			p->before += bytes_before(pg, i);
-			p->rank += i;
-			p->idx[p->depth - 1] = i;
+			p->idx[p->depth - 1] = leaf_index(pg, p, by, target);
 			return 0;
 		}
 		for (; i + 1 < pg->n; i++) {
 			tbl_ient_at(pg, i, &e);
-			if (p->rank + e.count > rank)
+			if ((by == BY_RANK ? p->rank + e.count : p->before + e.bytes) > target)
 				break;
 			p->rank += e.count;
 			p->before += e.bytes;
@@ -742,45 +769,15 @@ static int path_seek_rank(struct gfs_tver *tv, int tree, struct path *p,
 	return rc;
 }
 
-/* Positions p (PRIMARY) at the row whose line covers export offset off;
- * p->before is that row's first byte. */
+static int path_seek_rank(struct gfs_tver *tv, int tree, struct path *p,
+			  uint64_t rank)
+{
+	return path_seek_by(tv, tree, p, BY_RANK, rank);
+}
+
 static int path_seek_off(struct gfs_tver *tv, struct path *p, uint64_t off)
 {
-	struct tref root = tv->roots[GFS_IX_PRIMARY];
-	int rc;
-
-	tbl_path_clear(p);
-	if (!root.seg)
-		return 0;
-	rc = tbl_path_push(tv, p, &root, GFS_IX_PRIMARY, -1);
-	while (!rc) {
-		struct page *pg = p->pg[p->depth - 1];
-		uint32_t i = 0;
-
-		if (pg->kind == TBL_PG_LEAF) {
-			for (; i < pg->n; i++) {
-				uint64_t l = tbl_leaf_bytes(pg, i, i + 1);
-
-				if (p->before + l > off)
-					break;
-				p->before += l;
-			}
-			p->idx[p->depth - 1] = i;
-			return 0;
-		}
-		struct ient e;
-
-		for (; i + 1 < pg->n; i++) {
-			tbl_ient_at(pg, i, &e);
-			if (p->before + e.bytes > off)
-				break;
-			p->before += e.bytes;
-		}
-		p->idx[p->depth - 1] = i;
-		tbl_ient_at(pg, i, &e);
-		rc = tbl_path_push(tv, p, &e.ref, GFS_IX_PRIMARY, pg->level - 1);
-	}
-	return rc;
+	return path_seek_by(tv, GFS_IX_PRIMARY, p, BY_BYTES, off);
 }
 
 /* Moves p to the next valid leaf entry at or after its position.
