@@ -192,6 +192,7 @@ static int txn_commit(struct env *e, MDB_txn *txn)
 	return rc;
 }
 
+/* The map's size; the caller holds e->grow (shared or exclusive). */
 static size_t map_size(struct env *e)
 {
 	MDB_envinfo info;
@@ -234,10 +235,14 @@ static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
 	}
 	for (;;) {
 		MDB_txn *txn;
-		size_t seen = map_size(e);
+		size_t seen;
 		int rc = txn_begin(e, 0, &txn);
 		if (rc)
 			return xl_diag(rc, d, "begin");
+		/* Under e->grow (held shared from txn_begin to the end of the
+		 * txn): mdb_env_info reads the meta pages inside the map,
+		 * which another thread's grow_map may be remapping. */
+		seen = map_size(e);
 		rc = fn(e, txn, ctx);
 		if (rc == 0)
 			rc = txn_commit(e, txn);
