@@ -455,6 +455,8 @@ static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)
 		stats_text(fs, out);
 	else if (which == GFS_GF_OPTIONS && fs->o.options_text)
 		gfs_buf_appendf(out, "%s", fs->o.options_text);
+	else if (which == GFS_GF_SEEN)
+		gfs_buf_appendf(out, "%" PRIu64 "\n", ld(&fs->head_seen));
 	return 0;
 }
 

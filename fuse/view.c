@@ -1202,6 +1202,7 @@ static const char *const gfs_names[GFS_GF_COUNT] = {
 	[GFS_GF_STATS] = "stats",
 	[GFS_GF_SIDECARS] = "sidecars.jsonl",
 	[GFS_GF_AUDIT] = "audit.jsonl",
+	[GFS_GF_SEEN] = "seen",
 };
 
 static bool name_is(const char *name, size_t nlen, const char *lit)

@@ -61,6 +61,7 @@ enum gfs_gfsfile {
 	GFS_GF_STATS,
 	GFS_GF_SIDECARS,
 	GFS_GF_AUDIT,
+	GFS_GF_SEEN,     /* the version the live view shows (notifier done) */
 	GFS_GF_COUNT,
 };
 

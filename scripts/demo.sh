@@ -16,6 +16,16 @@ mnt=$(mktemp -d /tmp/graphfs-demo.XXXXXX)
 cleanup() { fusermount3 -u "$mnt" 2>/dev/null || true; rmdir "$mnt" 2>/dev/null || true; }
 trap cleanup EXIT
 run() { printf '\n$ %s\n' "$*"; "$@"; }
+# wait_for_head N: until the mount shows graph version N (.graphfs/seen:
+# its notifier has handled it).
+wait_for_head() {
+	local i
+	for i in $(seq 200); do
+		[ "$(cat "$mnt/.graphfs/seen")" -ge "$1" ] && { echo "seen $1"; return 0; }
+		sleep 0.01
+	done
+	return 1
+}
 
 rm -rf "$store"
 run $B/graphctl init $store --schema examples/people.pg
@@ -31,6 +41,9 @@ if [ -x $B/graphfs ]; then
 	run ls "$mnt/versions"
 	run readlink "$mnt/HEAD"
 	run $B/graphctl load $store --data - --mode merge <<<'{"type":"Person","data":{"slug":"erin","name":"Erin","created":"2026-04-01T00:00:00Z"}}'
+	# The mount shows the new version after its notifier's next poll
+	# (20 ms); a script that must see it waits for .graphfs/seen.
+	run wait_for_head 3
 	run ls "$mnt/nodes/Person"
 	run ls "$mnt/versions"
 	run fusermount3 -u "$mnt"
