@@ -147,7 +147,9 @@ mnt_mem() { # mnt_mem BYTES MNT
 	"$W/memfs" -o size="$1" $FOPTS "$2" || die "memfs failed"
 }
 umnt() { fusermount3 -u "$1" 2>/dev/null || umount -l "$1"; }
-pid_of() { pgrep -f "graphfs .*$1( |\$)" | head -1; } # graphfs daemon of MNT
+# graphfs daemon of MNT, or nothing (no error: `set -e -o pipefail` would end the
+# script silently when MNT is not mounted, e.g. row 12.0 under --only 12)
+pid_of() { pgrep -f "graphfs .*$1( |\$)" | head -1 || true; }
 stats() { cat "$1/.graphfs/stats" >"$2"; }
 warm() { find "$1" -type f -exec cat {} + >/dev/null; } # a store into the page cache
 
