@@ -285,7 +285,27 @@ struct victim {
 	char *name;
 };
 
-/* Picks up to want victims (dirs only on the second pass). */
+/* Dropping a name also drops its directory's cached listing (the kernel
+ * counts the directory as changed), so names in small directories go
+ * first: pass 0 takes out/ and in/ (a node's two-name directory; the
+ * subtree goes with them), the edge directories and links of one node and
+ * the edge files of one source; pass 1 anything but the names of the big
+ * directories (a type's nodes and sources, versions/); pass 2 anything. */
+static bool prunable(const struct vnode *n, int pass)
+{
+	switch (n->d.kind) {
+	case GFS_VK_NODEOUT: case GFS_VK_NODEIN: case GFS_VK_ETDIR:
+	case GFS_VK_EDGELINK: case GFS_VK_EDGEFILE:
+		return true;
+	case GFS_VK_NODEFILE: case GFS_VK_NODEDIR: case GFS_VK_SRCDIR:
+	case GFS_VK_VDIR:
+		return pass >= 2;
+	default:
+		return pass >= 1;
+	}
+}
+
+/* Picks up to want victims, one CLOCK pass per preference (above). */
 static size_t pick_locked(struct gfs_fs *fs, struct victim *v, size_t want)
 {
 	size_t got = 0, nb = fs->n_buckets, steps = 0;
@@ -299,11 +319,11 @@ static size_t pick_locked(struct gfs_fs *fs, struct victim *v, size_t want)
 					n->used = false;
 					continue;
 				}
-				if (!n->name[0] || !n->parent ||
-				    (pass == 0 && gfs_vdesc_is_dir(&n->d)))
+				if (!n->name[0] || !n->parent || !prunable(n, pass))
 					continue;
 				v[got].parent = n->parent;
 				v[got].name = gfs_strdup(n->name);
+				n->used = true; /* not picked again this round */
 				if (v[got].name)
 					got++;
 			}
