@@ -482,9 +482,15 @@ static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)
 
 /* ---- replies ----------------------------------------------------------- */
 
+/* .graphfs/ files change by themselves (their size is computed at each
+ * stat) and no notifier follows them: never cached.  The rest of the live
+ * view is invalidated by the notifier; live_timeout only bounds how stale
+ * it gets if the notifier fails. */
 static double timeout_of(const struct gfs_fs *fs, const struct gfs_vdesc *d)
 {
-	return gfs_vdesc_frozen(d) ? FOREVER : fs->o.live_timeout;
+	if (gfs_vdesc_frozen(d))
+		return FOREVER;
+	return d->kind == GFS_VK_GFSFILE ? 0 : fs->o.live_timeout;
 }
 
 static void reply_err(fuse_req_t req, int rc)

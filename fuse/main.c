@@ -77,7 +77,8 @@ static void usage(const char *prog)
 {
 	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
 	       "graphfs options:\n"
-	       "    -o live_timeout=SEC    kernel cache timeout of the live view (default 1.0)\n"
+	       "    -o live_timeout=SEC    kernel cache timeout of the live view, the bound on\n"
+	       "                           staleness if the notifier fails (default 60)\n"
 	       "    -o poll_ms=MS          head poll interval of the notifier (default 20)\n"
 	       "    -o tver_cache=N        unused open table versions kept (default 64)\n"
 	       "    -o max_inodes=N        inodes the daemon tracks before it asks the kernel\n"
@@ -488,7 +489,7 @@ static int add_fsname(struct fuse_args *args, const char *store)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cli c = { .live_timeout = 1.0, .poll_ms = 20, .tver_cache = 64,
+	struct cli c = { .live_timeout = 60.0, .poll_ms = 20, .tver_cache = 64,
 			 .max_inodes = 200000, .readahead_kb = 1024 };
 	struct fuse_cmdline_opts o = {0};
 	struct gfs_fs_opts fo;
