@@ -437,7 +437,7 @@ static void invals_release(struct invals *iv)
 	memset(iv, 0, sizeof *iv);
 }
 
-static void note_lag(struct gfs_fs *fs, uint64_t head)
+static void note_lag(struct gfs_fs *fs)
 {
 	struct gfs_vdesc root, d;
 	struct stat st;
@@ -454,7 +454,6 @@ static void note_lag(struct gfs_fs *fs, uint64_t head)
 	atomic_store(&fs->lag_ms_last, lag);
 	if (lag > ld(&fs->lag_ms_max))
 		atomic_store(&fs->lag_ms_max, lag);
-	atomic_store(&fs->head_seen, head);
 }
 
 /* Replies built from versions before head are uncacheable from here on;
@@ -489,7 +488,8 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
 	apply(fs, &iv);
 	invals_release(&iv);
 	atomic_fetch_add(&fs->versions_seen, 1);
-	note_lag(fs, head);
+	atomic_store(&fs->head_seen, head); /* .graphfs/seen */
+	note_lag(fs);
 }
 
 static bool wait_stop(struct gfs_fs *fs)
