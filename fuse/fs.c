@@ -791,15 +791,12 @@ static bool is_dot(const char *name)
 
 static int rd_ref(struct rd *r, uint64_t ino)
 {
-	if (r->n_refs == r->cap_refs) {
-		size_t cap = r->cap_refs ? 2 * r->cap_refs : 64;
-		uint64_t *p = realloc(r->refs, cap * sizeof *p);
+	uint64_t *p = gfs_array_grow(r->refs, &r->cap_refs, r->n_refs,
+				     sizeof *p, 64);
 
-		if (!p)
-			return -ENOMEM;
-		r->refs = p;
-		r->cap_refs = cap;
-	}
+	if (!p)
+		return -ENOMEM;
+	r->refs = p;
 	r->refs[r->n_refs++] = ino;
 	return 0;
 }

@@ -44,17 +44,14 @@ static void add_table(void *arg, const char *table)
 	for (size_t i = 0; i < iv->n_tables; i++)
 		if (iv->tables[i] == table)
 			return;
-	if (iv->n_tables == iv->cap_tables) {
-		size_t cap = iv->cap_tables ? 2 * iv->cap_tables : 16;
-		const char **p = realloc(iv->tables, cap * sizeof *p);
+	const char **p = gfs_array_grow(iv->tables, &iv->cap_tables,
+					iv->n_tables, sizeof *p, 16);
 
-		if (!p) {
-			iv->schema_moved = true; /* invalidate everything */
-			return;
-		}
-		iv->tables = p;
-		iv->cap_tables = cap;
+	if (!p) {
+		iv->schema_moved = true; /* invalidate everything */
+		return;
 	}
+	iv->tables = p;
 	iv->tables[iv->n_tables++] = table;
 }
 
@@ -75,15 +72,11 @@ static bool touches(const struct invals *iv, const struct gfs_vdesc *d)
 
 static struct inval *inval_add(struct invals *iv)
 {
-	if (iv->n == iv->cap) {
-		size_t cap = iv->cap ? 2 * iv->cap : 64;
-		struct inval *p = realloc(iv->a, cap * sizeof *p);
+	struct inval *p = gfs_array_grow(iv->a, &iv->cap, iv->n, sizeof *p, 64);
 
-		if (!p)
-			return NULL;
-		iv->a = p;
-		iv->cap = cap;
-	}
+	if (!p)
+		return NULL;
+	iv->a = p;
 	memset(&iv->a[iv->n], 0, sizeof iv->a[0]);
 	return &iv->a[iv->n++];
 }
@@ -170,23 +163,15 @@ struct chgs {
 
 static int chg_add(struct chgs *cs, const struct gfs_row *r, bool gone)
 {
-	struct chg *c;
+	struct chg *c = NULL;
 
-	if (cs->n == cs->limit) {
-		cs->full = true;
+	if (cs->n < cs->limit)
+		c = gfs_array_grow(cs->a, &cs->cap, cs->n, sizeof *c, 64);
+	if (!c) {
+		cs->full = true; /* too many, or no memory: scan instead */
 		return 1;
 	}
-	if (cs->n == cs->cap) {
-		size_t cap = cs->cap ? 2 * cs->cap : 64;
-		struct chg *p = realloc(cs->a, cap * sizeof *p);
-
-		if (!p) {
-			cs->full = true;
-			return 1;
-		}
-		cs->a = p;
-		cs->cap = cap;
-	}
+	cs->a = c;
 	c = &cs->a[cs->n];
 	memset(c, 0, sizeof *c);
 	c->table = cs->table;

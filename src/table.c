@@ -1120,8 +1120,11 @@ static char *pair_key(const char *a, size_t al, const char *b, size_t bl,
 	return k;
 }
 
-static int titer_start(struct gfs_tver *tv, enum gfs_index ix, const char *key,
-		       size_t klen, struct gfs_titer **out)
+/* A new iterator on index ix, positioned by key (by_rank false) or by
+ * rank. */
+static int titer_open(struct gfs_tver *tv, enum gfs_index ix, bool by_rank,
+		      const char *key, size_t klen, uint64_t rank,
+		      struct gfs_titer **out)
 {
 	struct gfs_titer *it;
 	int rc;
@@ -1134,7 +1137,9 @@ static int titer_start(struct gfs_tver *tv, enum gfs_index ix, const char *key,
 		return -ENOMEM;
 	it->tv = tv;
 	it->tree = ix;
-	rc = tbl_path_seek_key(tv, ix, &it->p, key ? key : "", key ? klen : 0);
+	rc = by_rank ? path_seek_rank(tv, ix, &it->p, rank)
+		     : tbl_path_seek_key(tv, ix, &it->p, key ? key : "",
+					 key ? klen : 0);
 	if (rc) {
 		gfs_titer_free(it);
 		return rc;
@@ -1151,11 +1156,11 @@ int gfs_titer_new(struct gfs_tver *tv, enum gfs_index ix, const char *start,
 	int rc;
 
 	if ((ix != GFS_IX_SRC && ix != GFS_IX_DST) || !start)
-		return titer_start(tv, ix, start, start_len, out);
+		return titer_open(tv, ix, false, start, start_len, 0, out);
 	k = pair_key(start, start_len, NULL, 0, NULL, 0, 1, &kl);
 	if (!k)
 		return -ENOMEM;
-	rc = titer_start(tv, ix, k, kl, out);
+	rc = titer_open(tv, ix, false, k, kl, 0, out);
 	free(k);
 	return rc;
 }
@@ -1163,24 +1168,7 @@ int gfs_titer_new(struct gfs_tver *tv, enum gfs_index ix, const char *start,
 int gfs_titer_new_at(struct gfs_tver *tv, enum gfs_index ix, uint64_t rank,
 		     struct gfs_titer **out)
 {
-	struct gfs_titer *it;
-	int rc;
-
-	*out = NULL;
-	if ((unsigned)ix >= tv->n_trees)
-		return -EINVAL;
-	it = calloc(1, sizeof *it);
-	if (!it)
-		return -ENOMEM;
-	it->tv = tv;
-	it->tree = ix;
-	rc = path_seek_rank(tv, ix, &it->p, rank);
-	if (rc) {
-		gfs_titer_free(it);
-		return rc;
-	}
-	*out = it;
-	return 0;
+	return titer_open(tv, ix, true, NULL, 0, rank, out);
 }
 
 uint64_t gfs_titer_rank(const struct gfs_titer *it)
@@ -1204,7 +1192,7 @@ int gfs_titer_new_pair(struct gfs_tver *tv, enum gfs_index ix, const char *a,
 	k = pair_key(a, a_len, b, b_len, NULL, 0, 2, &kl);
 	if (!k)
 		return -ENOMEM;
-	rc = titer_start(tv, ix, k, kl, out);
+	rc = titer_open(tv, ix, false, k, kl, 0, out);
 	free(k);
 	return rc;
 }
