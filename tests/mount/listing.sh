@@ -115,4 +115,11 @@ PY
 first=$(timeout "$(scaled 60)" python3 "$T/mid.py" "$M/edges/Knows")
 second=$(ls -f "$M/edges/Knows" | grep -v '^\.' | sed -n 2p)
 check "offset inside a source's run resumes at the next source ($first)" test "$first" = "$second"
+# The kernel opens directories itself: no OPENDIR reaches the daemon
+# (but the first, answered ENOSYS), no RELEASEDIR.  -o opendir keeps them.
+check "no OPENDIR/RELEASEDIR by default" test "$(jq -c '[.requests.opendir, .requests.releasedir]' "$M/.graphfs/stats")" = "[1,0]"
+M2=$T/mnt2
+mount_gfs "$S" "$M2" -o opendir || bad "mount -o opendir"
+check "-o opendir: the same listing" lst "$M2/nodes/Person/p00000/out/Knows"
+check "-o opendir: OPENDIR and RELEASEDIR reach the daemon" test "$(jq '.requests.opendir > 1 and .requests.releasedir > 0' "$M2/.graphfs/stats")" = true
 finish

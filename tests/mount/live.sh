@@ -28,6 +28,8 @@ check "p00099 absent before" test ! -e "$P/p99999.json"
 printf '%s\n' '{"type":"Person","data":{"slug":"p00001","age":77}}' \
 	'{"type":"Person","data":{"slug":"p99999"}}' | load "$S" merge
 check "new head visible" wait_until 5 test "$(cat "$M/.graphfs/head")" = 3
+check ".graphfs/seen reaches it once the notifier handled it" wait_until 5 test "$(cat "$M/.graphfs/seen")" = 3
+check "and equals notifier.head_seen" test "$(cat "$M/.graphfs/seen")" = "$(jq .notifier.head_seen "$M/.graphfs/stats")"
 check "changed node visible" wait_until 5 grep -q '"age":77' "$P/p00001.json"
 check "new node visible" wait_until 5 test -e "$P/p99999.json"
 check "new node listed" wait_until 5 grep -qx p99999.json <(ls "$P")
