@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "failpoints.h"
 #include "graph.h"
 #include "load_int.h"
 
@@ -83,7 +84,7 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	if (fd < 0)
 		return -errno;
 	rc = gfs_write_all(fd, s->text, s->text_len);
-	if (!rc && fsync(fd) < 0)
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_SCHEMA) && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
 	if (!rc && link(tmp, path) < 0 && errno != EEXIST)
@@ -109,7 +110,7 @@ static int write_format_file(const char *dir)
 		rc = -errno;
 	if (!rc)
 		rc = gfs_write_all(fd, b.p, b.len);
-	if (!rc && fsync(fd) < 0)
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT) && fsync(fd) < 0)
 		rc = -errno;
 	if (fd >= 0)
 		close(fd);
@@ -151,6 +152,24 @@ static int pin_cmp(const void *a, const void *b)
 		      ((const struct gfs_pin *)b)->table);
 }
 
+/* Invariant 56: FORMAT is init's commit point, so everything it vouches
+ * for is durable before its name can be.  LMDB creates data.mdb but fsyncs
+ * no directory: fsync manifest/ (the name data.mdb), then the store
+ * directory (the name manifest/) before FORMAT is renamed into place. */
+static int manifest_names_durable(const char *dir, struct gfs_diag *d)
+{
+	char mdir[PATH_MAX];
+	int rc = path_join(mdir, sizeof mdir, dir, "manifest");
+
+	if (!rc && gfs_fp_hit(GFS_FP_SYNC_SKIP_MANIFEST_DIR))
+		return 0;
+	if (!rc && (rc = gfs_fsync_dir(mdir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", mdir, gfs_strerror(rc));
+	if (!rc && (rc = gfs_fsync_dir(dir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", dir, gfs_strerror(rc));
+	return rc;
+}
+
 static int init_manifest(const char *dir, const struct gfs_schema *s,
 			 const char *op_id, struct gfs_pin *pins,
 			 const char *actor, struct gfs_diag *d)
@@ -174,7 +193,7 @@ static int init_manifest(const char *dir, const struct gfs_schema *s,
 		return rc;
 	rc = gfs_manifest_init(m, &gv);
 	gfs_manifest_close(m);
-	return rc;
+	return rc ? rc : manifest_names_durable(dir, d);
 }
 
 static void default_actor(char *out, size_t n, const char *prog)
@@ -205,6 +224,11 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		gfs_diag_set(d, "'%s' is not empty: init needs a new or empty directory", dir);
 	if (!rc && (rc = gfs_mkdir(dir, 0755)))
 		gfs_diag_set(d, "cannot create '%s': %s", dir, gfs_strerror(rc));
+	/* Invariant 55: the store's own name survives a power cut. */
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_STORE_PARENT) &&
+	    (rc = gfs_fsync_parent(dir)))
+		gfs_diag_set(d, "cannot fsync the directory holding '%s': %s",
+			     dir, gfs_strerror(rc));
 	if (!rc)
 		rc = gfs_ulid_new(op_id);
 	pins = rc ? NULL : calloc(s->n_types ? s->n_types : 1, sizeof *pins);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,6 +358,25 @@ int gfs_fsync_dir(const char *path)
 		rc = -errno;
 	close(fd);
 	return rc;
+}
+
+int gfs_fsync_parent(const char *path)
+{
+	char parent[PATH_MAX];
+	size_t n = strlen(path);
+	const char *slash;
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n >= sizeof parent)
+		return -ENAMETOOLONG;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	slash = strrchr(parent, '/');
+	if (!slash)
+		return gfs_fsync_dir(".");
+	parent[slash == parent ? 1 : (size_t)(slash - parent)] = '\0';
+	return gfs_fsync_dir(parent);
 }
 
 int gfs_mkdir(const char *path, mode_t mode)

@@ -95,6 +95,8 @@ int gfs_pwrite_all(int fd, const void *p, size_t len, off_t off);
 /* Reads exactly len bytes at off; short file = GFS_ECORRUPT. */
 int gfs_pread_all(int fd, void *p, size_t len, off_t off);
 int gfs_fsync_dir(const char *path);
+/* fsyncs the directory that holds path (its name's directory entry). */
+int gfs_fsync_parent(const char *path);
 /* mkdir -p for one level (EEXIST is success). */
 int gfs_mkdir(const char *path, mode_t mode);
 /* Reads a whole small file into a new buffer (caller frees *out). */
