@@ -1652,6 +1652,8 @@ static int publish(struct gfs_tbuild *b, bool compensation,
 static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 		     struct gfs_diag *d)
 {
+	enum gfs_fp skip = a->compensation ? GFS_FP_SYNC_SKIP_COMPENSATION
+					   : GFS_FP_SYNC_SKIP_TABLE_TMP;
 	struct tref *roots;
 	struct prow pr;
 	uint64_t rows = 0, bytes = 0, lines_end;
@@ -1680,9 +1682,7 @@ static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 	free(roots);
 	if (!rc)
 		rc = write_header(b, a);
-	if (!rc && !gfs_fp_hit(a->compensation ? GFS_FP_SYNC_SKIP_COMPENSATION
-					       : GFS_FP_SYNC_SKIP_TABLE_TMP) &&
-	    fsync(b->fd))
+	if (!rc && !gfs_fp_hit(skip) && fsync(b->fd))
 		rc = -errno;
 	if (!rc)
 		rc = publish(b, a->compensation, d);
