@@ -25,12 +25,13 @@ pc_check() {
 pc_summary() {
 	python3 - "$1" <<'PY'
 import re, sys
-w = c = s = f = 0
+w = c = s = f = v = 0
 for line in open(sys.argv[1]):
-    m = re.search(r"(\d+) cut points, (\d+) states built, (\d+) unique, (\d+) checked .* (\d+) failed", line)
+    m = re.search(r"(\d+) cut points, (\d+) states built, (\d+) unique, "
+                  r"(\d+) checked .* (\d+) failed, (\d+) lost a version", line)
     if m:
-        w += 1; c += int(m[1]); s += int(m[4]); f += int(m[5])
+        w += 1; c += int(m[1]); s += int(m[4]); f += int(m[5]); v += int(m[6])
 print("# power loss: writers %d, cut points %d, crash states checked %d, "
-      "violations %d, versions lost: %d" % (w, c, s, f, f))
+      "violations %d, versions lost: %d" % (w, c, s, f, v))
 PY
 }

@@ -384,9 +384,10 @@ class Tools:
 # ---- the checker ------------------------------------------------------------
 
 class Checker:
-    def __init__(self, args, tools, trace, old, new):
+    def __init__(self, args, tools, trace, old, old_heads, new):
         self.a, self.t, self.trace = args, tools, trace
         self.old, self.new = old, new      # (exports, head) or None (no store)
+        self.old_heads = old_heads         # what the head may show before the ack
         self.scratch = os.path.join(args.work, "state")
 
     def check(self, cut, lost, tree, mount):
@@ -418,8 +419,8 @@ class Checker:
                 if ex.get(v) != b:
                     return "version %d does not export as before the writer" % v
         heads = [self.new[0][self.new[1]]]
-        if self.old and not acked:
-            heads.append(self.old[0][self.old[1]])
+        if not acked:
+            heads += self.old_heads
         if ex[head] not in heads:
             return "head version %d is neither the old graph nor the new one%s" % (
                 head, " (acknowledged: must be the new one)" if acked else "")
@@ -442,6 +443,26 @@ class Checker:
         return None
 
 
+def old_heads(args, tools, base, old):
+    """The head before the writer, raw and as recovery leaves it (a dead
+    writer's confirmed operation rolls forward: that graph was never
+    acknowledged but is not lost either)."""
+    if not old:
+        return []
+    heads = [old[0][old[1]]]
+    rec = os.path.join(args.work, "base-recovered")
+    shutil.rmtree(rec, ignore_errors=True)
+    shutil.copytree(base, rec)
+    rc, _, err = tools.gc("recover", os.path.join(rec, "s"), "--quiet")
+    got, verr = tools.versions(os.path.join(rec, "s"))
+    if rc or verr:
+        raise SystemExit("powercut: the store before the writer does not "
+                         "recover: %s %s" % (err, verr))
+    heads.append(got[0][got[1]])
+    shutil.rmtree(rec)
+    return heads
+
+
 def plan(trace, args, rng):
     """Candidate (cut, lost, why) in priority order."""
     n = len(trace.effects)
@@ -460,6 +481,12 @@ def plan(trace, args, rng):
             if und:
                 sub = frozenset(i for i in und if rng.random() < 0.5)
                 yield c, sub, "random subset %d" % k
+
+
+def lost_version(why):
+    """Whether a failure lost (or changed) a published or acknowledged
+    version, as opposed to a store that recovery or fsck refuses."""
+    return why.startswith(("version ", "acknowledged", "no FORMAT", "head "))
 
 
 def lost_str(lost):
@@ -558,7 +585,7 @@ def main():
         print("%s: FAIL the recorder missed calls: the replayed tree differs "
               "from the writer's at %s" % (args.name, diff[:5]))
         return 1
-    checker = Checker(args, tools, trace, old, new)
+    checker = Checker(args, tools, trace, old, old_heads(args, tools, base, old), new)
     if args.replay:
         c, l = args.replay.split(":")
         c = int(c)
@@ -596,9 +623,10 @@ def main():
                 break
     print("%s: seed %d, %d ops recorded (ack after %s), %d cut points, "
           "%d states built, %d unique, %d checked (%d through a mount), "
-          "%d failed" % (args.name, args.seed, len(trace.effects),
-                         trace.ack, len(cuts), built, len(seen), checked,
-                         min(checked, args.mounts), len(fails)))
+          "%d failed, %d lost a version" % (
+              args.name, args.seed, len(trace.effects), trace.ack, len(cuts),
+              built, len(seen), checked, min(checked, args.mounts),
+              len(fails), sum(lost_version(f[3]) for f in fails)))
     for cut, lost, why, bad, mount in fails[:5]:
         print("  %s at cut %d (%s%s): %s" % ("VIOLATION" if not args.expect_fail
                                              else "caught", cut, why,
