@@ -16,10 +16,23 @@ ${CC:-cc} -O1 -fPIC -shared -o "$PC_REC" "$PC_DIR/record.c" -ldl -lpthread ||
 PC_PRELOAD=$(ldd "$GRAPHCTL" | awk '/lib(a|ub)san/ { printf "%s%s", sep, $3; sep=":" }')
 
 pc_check() {
-	local name=$1
+	local name=$1 rc=0 keep
 	shift
 	with_timeout 900 python3 "$PC_DIR/powercut.py" --work "$T/$name" \
-		--name "$name" --recorder "$PC_REC" --preload "$PC_PRELOAD" "$@"
+		--name "$name" --recorder "$PC_REC" --preload "$PC_PRELOAD" \
+		"$@" >"$T/$name.out" || rc=$?
+	case " $* " in *" --expect-fail "*) rc=0 ;; esac
+	if [ "$rc" != 0 ] && [ -f "$T/$name/trace.log" ]; then
+		# The test's directory goes on exit: keep what a replay needs.
+		keep=$(mktemp -d "${TMPDIR:-/tmp}/gfs-powercut-$name.XXXXXX")
+		cp -a "$T/$name/base" "$T/$name/w" "$T/$name/trace.log" "$keep/"
+		cp -a "$T"/*.pg "$T"/*.jsonl "$keep/" 2>/dev/null || true
+		sed "s|$T/$name|$keep|g; s|$T/|$keep/|g" "$T/$name.out"
+		echo "  (trace kept in $keep)"
+	else
+		cat "$T/$name.out"
+	fi
+	return $rc
 }
 
 pc_summary() {

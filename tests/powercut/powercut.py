@@ -83,6 +83,7 @@ class Trace:
 
     def __init__(self, base_dir, log):
         self.inodes = []
+        self.names = {}              # inode -> a path it had (for messages)
         self.root = self._scan(base_dir, {})
         self.effects = []
         self.ack = None
@@ -101,8 +102,9 @@ class Trace:
             ino = self._new(DIR)
             seen[(st.st_dev, st.st_ino)] = ino
             for name in sorted(os.listdir(path)):
-                self.inodes[ino].entries[name] = self._scan(
-                    os.path.join(path, name), seen)
+                child = self._scan(os.path.join(path, name), seen)
+                self.inodes[ino].entries[name] = child
+                self.names.setdefault(child, self.name(ino) + name)
             return ino
         with open(path, "rb") as f:
             ino = self._new(FILE, f.read())
@@ -129,8 +131,17 @@ class Trace:
     def _add(self, kind, args, dsync=False):
         self.effects.append([kind, args, len(self.effects) if dsync else None])
 
+    def name(self, ino):
+        """A path ino had, with a trailing / for directories ('' = root)."""
+        if ino == 0:
+            return ""
+        p = self.names.get(ino, "<ino %d>" % ino)
+        return p + "/" if self.inodes[ino].kind == DIR else p
+
     def _ns(self, d, name, ino, dirs=None):
         """A name change in directory d (name -> ino, None = removed)."""
+        if ino is not None:
+            self.names.setdefault(ino, self.name(d) + name)
         old = self.cur[d].get(name)
         if ino is None:
             self.cur[d].pop(name, None)
@@ -495,17 +506,18 @@ def lost_str(lost):
 
 def describe(trace, i):
     kind, a = trace.effects[i][0], trace.effects[i][1]
-    path = {}
-
-    def name_of(ino):
-        return path.get(ino, "ino%d" % ino)
-    if kind in ("write", "trunc"):
-        return "%s ino%d %s" % (kind, a[0], (a[1], len(a[2])) if kind == "write" else a[1])
+    n = trace.name
+    if kind == "write":
+        return "write of %d bytes at %d to %s" % (len(a[2]), a[1], n(a[0]))
+    if kind == "trunc":
+        return "truncate %s to %d" % (n(a[0]), a[1])
+    if kind == "ns" and a[2] is None:
+        return "unlink %s%s" % (n(a[0]), a[1])
     if kind == "ns":
-        return "name %s in dir ino%d -> %s" % (a[1], a[0], a[2])
+        return "create name %s%s (of %s)" % (n(a[0]), a[1], n(a[2]))
     if kind == "rename":
-        return "rename %s (ino%d) -> %s (ino%d)" % (a[1], a[0], a[3], a[2])
-    return kind + " " + name_of(a[0] if a[0] is not None else -1)
+        return "rename %s%s -> %s%s" % (n(a[0]), a[1], n(a[2]), a[3])
+    return kind
 
 
 def run_writer(args, tools):
@@ -543,7 +555,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--recorder", required=True)
+    ap.add_argument("--recorder", default="", help="record.so (not for --replay)")
     ap.add_argument("--preload", default="")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cuts", default="all")
@@ -640,10 +652,11 @@ def main():
 
 
 def replay_cmd(args):
-    return ("GRAPHCTL=%s python3 %s --work %s --name %s --recorder %s "
+    return ("GRAPHCTL=%s GRAPHFS=%s python3 %s --work %s --name %s "
             "--replay %%d:%%s -- %s" % (
-                os.environ["GRAPHCTL"], os.path.abspath(__file__), args.work,
-                args.name, args.recorder, " ".join(args.writer)))
+                os.environ["GRAPHCTL"], os.environ.get("GRAPHFS", "graphfs"),
+                os.path.abspath(__file__), args.work, args.name,
+                " ".join(args.writer)))
 
 
 def _scan_tree(path, prefix, out):
