@@ -207,13 +207,13 @@ int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
 	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
 		return rc;
 	if (!(dir = opendir(path)))
-		return errno == ENOENT ? 0 : -errno;
+		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
 	while (!rc && (de = readdir(dir)))
 		if (!strncmp(de->d_name, ".tmp-", 5)) {
 			if (unlinkat(dirfd(dir), de->d_name, 0) == 0)
 				n++;
 			else if (errno != ENOENT)
-				rc = -errno;
+				rc = gfs_io_fail("unlink temp file in", path, -errno);
 		}
 	closedir(dir);
 	if (!rc && n)
@@ -474,7 +474,7 @@ int gfs_tver_open(struct gfs_tstore *ts, const char *table, uint32_t version,
 		rc = tbl_table_id(ts, table, &tv->tid);
 	if (!rc) {
 		tv->fd = open(tv->path, O_RDONLY | O_CLOEXEC);
-		rc = tv->fd < 0 ? -errno : 0;
+		rc = tv->fd < 0 ? gfs_io_fail("open", tv->path, -errno) : 0;
 	}
 	if (!rc)
 		rc = read_header(tv, d);

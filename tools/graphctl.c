@@ -43,6 +43,8 @@ static int fail(const char *what, int rc, const struct gfs_diag *d)
 {
 	if (d && d->msg[0])
 		fprintf(stderr, "graphctl %s: %s\n", what, d->msg);
+	else if (gfs_io_last(rc)) /* which file, which system call */
+		fprintf(stderr, "graphctl %s: %s\n", what, gfs_io_last(rc));
 	else
 		fprintf(stderr, "graphctl %s: %s\n", what, gfs_strerror(rc));
 	return exit_for(rc);
