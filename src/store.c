@@ -129,7 +129,9 @@ static int xl_diag_dir(int rc, struct gfs_diag *d, const char *dir,
 		     mdb_strerror(rc),
 		     rc == MDB_PANIC ? " (the manifest is unusable in this "
 				       "process after an I/O error)" : "");
-	gfs_io_fail(what, path, xl(rc));
+	gfs_io_fail(rc == MDB_PANIC ? "lmdb environment unusable after an "
+				      "earlier I/O error (MDB_PANIC), at"
+				    : what, path, xl(rc));
 	return xl(rc);
 }
 

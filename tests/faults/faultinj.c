@@ -17,6 +17,11 @@
  *                             per kind with a non-zero count
  *   GFS_FAULT_STICKY=1        keep failing every later call of KIND too
  *                             (a disk that stays broken)
+ *   GFS_FAULT_OFFSET_MAX=B    count pwrite/pwritev calls only when they
+ *                             write below offset B: with B = 2 pages of
+ *                             data.mdb, only LMDB's meta-page writes (its
+ *                             O_DSYNC descriptor), the write whose failure
+ *                             marks the environment fatal (MDB_PANIC)
  *
  * Without GFS_FAULT it only counts, which is how a test learns how many
  * calls of each kind an operation makes before walking N = 1..count.
@@ -74,6 +79,7 @@ static struct {
 	unsigned long n;   /* the call to fail, from 1 */
 	int action;        /* errno, or ACT_SHORT */
 	bool sticky;
+	long long offset_max; /* 0: no limit */
 	char dir[PATH_MAX];
 	size_t dirlen;
 	char report[PATH_MAX];
@@ -148,6 +154,8 @@ __attribute__((constructor)) static void faultinj_init(void)
 	if ((s = getenv("GFS_FAULT")) && *s)
 		parse_fault(s);
 	F.sticky = (s = getenv("GFS_FAULT_STICKY")) && *s == '1';
+	if ((s = getenv("GFS_FAULT_OFFSET_MAX")) && *s)
+		F.offset_max = atoll(s);
 	if ((s = getenv("GFS_FAULT_DIR")) && *s) {
 		if (!realpath(s, F.dir))
 			snprintf(F.dir, sizeof F.dir, "%s", s);
@@ -290,9 +298,17 @@ ssize_t write(int fd, const void *buf, size_t n)
 	return real_write(fd, buf, n);
 }
 
+/* Outside GFS_FAULT_OFFSET_MAX: not counted. */
+static bool off_counts(off_t off)
+{
+	return !F.offset_max || (long long)off < F.offset_max;
+}
+
 static ssize_t pwrite_common(ssize_t (*fn)(int, const void *, size_t, off_t),
 			     int fd, const void *buf, size_t n, off_t off)
 {
+	if (!off_counts(off))
+		return fn(fd, buf, n, off);
 	switch (decide_fd(K_PWRITE, fd)) {
 	case FAIL: FAILWITH(-1);
 	case SHORT: n = half(n); break;
@@ -334,6 +350,8 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	REAL(pwritev, ssize_t, int, const struct iovec *, int, off_t);
+	if (!off_counts(off))
+		return real_pwritev(fd, iov, cnt, off);
 	switch (decide_fd(K_PWRITEV, fd)) {
 	case FAIL: FAILWITH(-1);
 	case SHORT: cnt = short_iov(cnt); break;
@@ -345,6 +363,8 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	REAL(pwritev64, ssize_t, int, const struct iovec *, int, off_t);
+	if (!off_counts(off))
+		return real_pwritev64(fd, iov, cnt, off);
 	switch (decide_fd(K_PWRITEV, fd)) {
 	case FAIL: FAILWITH(-1);
 	case SHORT: cnt = short_iov(cnt); break;
