@@ -82,13 +82,13 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	snprintf(tmp, sizeof tmp, "%s/.tmp-%s.%d", sdir, s->id, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return -errno;
+		return gfs_io_fail("create", tmp, -errno);
 	rc = gfs_write_all(fd, s->text, s->text_len);
 	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_SCHEMA) && fsync(fd) < 0)
-		rc = -errno;
+		rc = gfs_io_fail("fsync", tmp, -errno);
 	close(fd);
 	if (!rc && link(tmp, path) < 0 && errno != EEXIST)
-		rc = -errno;
+		rc = gfs_io_fail("link", path, -errno);
 	unlink(tmp);
 	return rc ? rc : gfs_fsync_dir(sdir);
 }
@@ -107,17 +107,21 @@ static int write_format_file(const char *dir)
 	snprintf(tmp, sizeof tmp, "%s/.FORMAT.tmp", dir);
 	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (!rc && fd < 0)
-		rc = -errno;
+		rc = gfs_io_fail("create", tmp, -errno);
 	if (!rc)
 		rc = gfs_write_all(fd, b.p, b.len);
 	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT) && fsync(fd) < 0)
-		rc = -errno;
+		rc = gfs_io_fail("fsync", tmp, -errno);
 	if (fd >= 0)
 		close(fd);
 	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
+		rc = gfs_io_fail("rename", path, -errno);
+	if (rc)
+		unlink(tmp);
 	gfs_buf_release(&b);
-	return rc ? rc : gfs_fsync_dir(dir);
+	if (!rc && (rc = gfs_fsync_dir(dir)))
+		unlink(path); /* not durable: a failed init leaves no FORMAT */
+	return rc;
 }
 
 static int init_tables(const char *dir, const struct gfs_schema *s,

@@ -1264,8 +1264,8 @@ static int open_spool(struct loader *L)
 		return rc;
 	L->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (L->spool_fd < 0) {
-		rc = -errno;
-		gfs_diag_set(L->d, "cannot create a spool file in '%s': %s", dir, strerror(errno));
+		rc = gfs_io_fail("create spool file in", dir, -errno);
+		gfs_diag_set(L->d, "create spool file in '%s': %s", dir, strerror(-rc));
 	}
 	return rc;
 }

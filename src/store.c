@@ -112,11 +112,37 @@ static int xl(int rc)
 	return rc;
 }
 
-static int xl_diag(int rc, struct gfs_diag *d, const char *what)
+/* Names the manifest file and the step; also recorded as the thread's last
+ * I/O failure (util.h) for callers that pass no diag.  LMDB does not say
+ * which system call failed: "commit" covers its page writes, fdatasync and
+ * meta write.  After MDB_PANIC the environment is unusable in this process
+ * until it is closed and reopened (docs/recovery.md "MDB_PANIC"). */
+static int xl_diag_dir(int rc, struct gfs_diag *d, const char *dir,
+		       const char *what)
 {
-	if (rc && (rc > 0 || is_mdb_code(rc)))
-		gfs_diag_set(d, "manifest %s: lmdb: %s", what, mdb_strerror(rc));
+	char path[PATH_MAX];
+
+	if (!rc || !(rc > 0 || is_mdb_code(rc)))
+		return xl(rc);
+	snprintf(path, sizeof path, "%s/data.mdb", dir ? dir : "manifest");
+	gfs_diag_set(d, "manifest '%s' %s: lmdb: %s%s", path, what,
+		     mdb_strerror(rc),
+		     rc == MDB_PANIC ? " (the manifest is unusable in this "
+				       "process after an I/O error)" : "");
+	gfs_io_fail(rc == MDB_PANIC ? "lmdb environment unusable after an "
+				      "earlier I/O error (MDB_PANIC), at"
+				    : what, path, xl(rc));
 	return xl(rc);
+}
+
+static int xl_diag(int rc, struct gfs_diag *d, struct env *e,
+		   const char *what)
+{
+	const char *dir = NULL;
+
+	if (e && e->env && mdb_env_get_path(e->env, &dir))
+		dir = NULL;
+	return xl_diag_dir(rc, d, dir, what);
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -238,7 +264,7 @@ static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
 		size_t seen;
 		int rc = txn_begin(e, 0, &txn);
 		if (rc)
-			return xl_diag(rc, d, "begin");
+			return xl_diag(rc, d, e, "begin");
 		/* Under e->grow (held shared from txn_begin to the end of the
 		 * txn): mdb_env_info reads the meta pages inside the map,
 		 * which another thread's grow_map may be remapping. */
@@ -249,7 +275,7 @@ static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
 		else
 			txn_abort(e, txn);
 		if (rc != MDB_MAP_FULL)
-			return xl_diag(rc, d, "write");
+			return xl_diag(rc, d, e, "commit");
 		rc = grow_map(e, seen);
 		if (rc) {
 			gfs_diag_set(d, "manifest map full and cannot grow "
@@ -264,7 +290,7 @@ static int run_read(struct gfs_manifest *m, txn_fn fn, void *ctx)
 	MDB_txn *txn;
 	int rc = txn_begin(m->e, MDB_RDONLY, &txn);
 	if (rc)
-		return xl(rc);
+		return xl_diag(rc, NULL, m->e, "begin");
 	rc = fn(m->e, txn, ctx);
 	txn_abort(m->e, txn);
 	return xl(rc);
@@ -963,7 +989,7 @@ static int env_open(const char *dir, const struct stat *st, bool rdonly,
 		rc = dbis_open(e, d);
 	if (rc) {
 		env_free(e);
-		return xl_diag(rc, d, "open");
+		return xl_diag_dir(rc, d, dir, "open");
 	}
 	*out = e;
 	return 0;
