@@ -45,7 +45,8 @@
 	X(RECOVER_AFTER_PUBLISH, "recover/after_publish")                  \
 	X(STORE_MAP_GROW, "store/map_grow")                                \
 	X(LOAD_AFTER_HEAL, "load/after_heal")                              \
-	X(NOTIFIER_BEFORE_APPLY, "notifier/before_apply")
+	X(NOTIFIER_BEFORE_APPLY, "notifier/before_apply")                  \
+	X(UPGRADE_AFTER_MANIFEST, "upgrade/after_manifest")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,
