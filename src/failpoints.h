@@ -55,7 +55,8 @@
 	X(SYNC_SKIP_SCHEMA, "sync/skip_schema")                            \
 	X(SYNC_SKIP_COMPENSATION, "sync/skip_compensation")                \
 	X(SYNC_SKIP_STORE_PARENT, "sync/skip_store_parent")                \
-	X(SYNC_SKIP_MANIFEST_DIR, "sync/skip_manifest_dir")
+	X(SYNC_SKIP_MANIFEST_DIR, "sync/skip_manifest_dir")                \
+	X(UPGRADE_AFTER_MANIFEST, "upgrade/after_manifest")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

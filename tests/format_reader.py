@@ -71,15 +71,37 @@ def _unprint(s):
     return bytes(out)
 
 
-def lmdb_db(store, name):
-    """[(key bytes, value bytes)] of one named database, in key order."""
+def unseal(db, k, v):
+    """A format-2 value: payload + u64 LE xxh3(key || payload) (§2)."""
+    if len(v) < 8 or u64(v, len(v) - 8) != xxh3(k + v[:-8]):
+        raise Corrupt("manifest record %s/%r does not verify (checksum)"
+                      % (db, k))
+    return v[:-8]
+
+
+def manifest_format(store):
+    meta = dict(lmdb_db(store, "meta", sealed=False))
+    v = meta.get(b"manifest_format")
+    if v is None:
+        raise Corrupt("manifest has no meta/manifest_format")
+    v = unseal("meta", b"manifest_format", v)
+    if v != b"2":
+        raise Corrupt("manifest format %r is not 2" % v)
+
+
+def lmdb_db(store, name, sealed=True):
+    """[(key bytes, value bytes)] of one named database, in key order;
+    sealed: values checked and stripped of their checksum."""
     out = subprocess.run(["mdb_dump", "-p", "-s", name,
                           os.path.join(store, "manifest")],
                          check=True, stdout=subprocess.PIPE).stdout
     lines = out.decode("latin-1").split("\n")
     data = lines[lines.index("HEADER=END") + 1:lines.index("DATA=END")]
     items = [_unprint(l[1:]) for l in data]
-    return list(zip(items[0::2], items[1::2]))
+    pairs = list(zip(items[0::2], items[1::2]))
+    if sealed:
+        pairs = [(k, unseal(name, k, v)) for k, v in pairs]
+    return pairs
 
 
 def graph_version(store, n):
@@ -312,10 +334,13 @@ def main(argv):
     ap.add_argument("--file-version", type=int)
     ap.add_argument("--info", action="store_true")
     a = ap.parse_args(argv)
-    with open(os.path.join(a.store, "FORMAT")) as f:
-        fmt = f.read()
-    if not re.match(r"graphfs-store 1\nid [0-9A-HJKMNP-TV-Z]{26}\n\Z", fmt):
-        raise Corrupt("FORMAT is not a format-1 store: %r" % fmt)
+    with open(os.path.join(a.store, "FORMAT"), "rb") as f:
+        fmt = f.read().decode("latin-1")
+    m = re.match(r"(graphfs-store 2\nid [0-7][0-9A-HJKMNP-TV-Z]{25}\n)"
+                 r"check ([0-9a-f]{16})\n\Z", fmt)
+    if not m or "%016x" % xxh3(m.group(1).encode("latin-1")) != m.group(2):
+        raise Corrupt("FORMAT is not a valid format-2 store: %r" % fmt)
+    manifest_format(a.store)
     cache = {}
     out = sys.stdout.buffer
     if a.table:
