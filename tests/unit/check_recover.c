@@ -446,10 +446,45 @@ START_TEST(heal_resolves_only_sidecars_on_its_tables)
 
 	arm(g, op_p, PERSON, NULL, false);
 	arm(g, op_d, DOC, NULL, false);
-	ck_assert_int_eq(gfs_heal_tables(g, mine, 1, &d), 0);
+	ck_assert_int_eq(gfs_heal_tables(g, mine, NULL, 1, &d), 0);
 	ck_assert_uint_eq(n_audits(g, op_p), 1);
 	ck_assert_uint_eq(n_audits(g, op_d), 0);
 	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* Heal-first resolves only sidecars whose locks conflict with the
+ * writer's: EX against anything, SH against EX.  A reader of Person does
+ * not wait for a live writer of Doc that also reads Person (its locks are
+ * held here: waiting for them would hang the test until Check's timeout),
+ * but heals a writer of Person; a writer of Person heals both. */
+START_TEST(heal_waits_only_for_conflicting_lock_sets)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d = {{0}};
+	char op_r[GFS_ULID_LEN + 1], op_w[GFS_ULID_LEN + 1];
+	const char *mine[] = { PERSON };
+	const enum gfs_lock_mode sh[] = { GFS_LOCK_SH }, ex[] = { GFS_LOCK_EX };
+	const char *live[] = { DOC, PERSON };
+	const enum gfs_lock_mode live_modes[] = { GFS_LOCK_EX, GFS_LOCK_SH };
+	struct gfs_lockset *ls;
+
+	arm(g, op_r, DOC, PERSON, false);  /* writes Doc, reads Person */
+	ck_assert_int_eq(gfs_lock_tables(gfs_graph_dir(g), live, live_modes, 2,
+					 GFS_LOCK_TRY, &ls), 0);
+	ck_assert_msg(gfs_heal_tables(g, mine, sh, 1, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_lockset_free(ls);
+	arm(g, op_w, PERSON, NULL, false); /* writes Person */
+	ck_assert_msg(gfs_heal_tables(g, mine, sh, 1, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(n_audits(g, op_w), 1);
+	ck_assert_uint_eq(n_audits(g, op_r), 0);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	ck_assert_msg(gfs_heal_tables(g, mine, ex, 1, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(n_audits(g, op_r), 1);
+	ck_assert_uint_eq(n_sidecars(g), 0);
+	check_invariants(g);
 	gfs_graph_close(g);
 }
 END_TEST
@@ -507,6 +542,7 @@ int main(void)
 	tcase_add_test(tc, orphan_is_compensated_once_and_a_crashed_compensation_reused);
 	tcase_add_test(tc, try_lock_sweep_leaves_a_held_sidecar_busy);
 	tcase_add_test(tc, heal_resolves_only_sidecars_on_its_tables);
+	tcase_add_test(tc, heal_waits_only_for_conflicting_lock_sets);
 	tcase_add_test(tc, a_load_heals_a_dead_writer_then_writes);
 	tcase_add_test(tc, own_resolution_of_a_resolved_sidecar_is_gone);
 	suite_add_tcase(s, tc);
