@@ -52,7 +52,7 @@ def keycmp_key(k):
 
 # ---- the manifest through mdb_dump (hex) -----------------------------------
 # Not `mdb_dump -p`: lmdb-utils 0.9.24 prints a raw backslash unescaped there,
-# so a value holding "\\" followed by two hex digits reads back wrong (the
+# so a value holding a backslash followed by two hex digits reads back wrong (the
 # checksum suffixes of format 2 hit that in about 3% of records).
 
 def _unhex(s):
