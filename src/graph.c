@@ -90,7 +90,9 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	if (!rc && link(tmp, path) < 0 && errno != EEXIST)
 		rc = -errno;
 	unlink(tmp);
-	return rc ? rc : gfs_fsync_dir(sdir);
+	if (rc || gfs_fp_hit(GFS_FP_SYNC_SKIP_SCHEMA_DIR))
+		return rc;
+	return gfs_fsync_dir(sdir);
 }
 
 static int write_format_file(const char *dir)
@@ -117,7 +119,9 @@ static int write_format_file(const char *dir)
 	if (!rc && rename(tmp, path) < 0)
 		rc = -errno;
 	gfs_buf_release(&b);
-	return rc ? rc : gfs_fsync_dir(dir);
+	if (rc || gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT_DIR))
+		return rc;
+	return gfs_fsync_dir(dir);
 }
 
 static int init_tables(const char *dir, const struct gfs_schema *s,

@@ -44,6 +44,9 @@ skip sync/skip_schema none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_store_parent none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_manifest_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_compensation back "$GRAPHCTL" recover @S -q
+skip sync/skip_format_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
+skip sync/skip_schema_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
+skip sync/skip_table_create none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 
 # The model checks itself against the writer's real tree: a trace with one
 # recorded write left out, or with a call the model does not know, fails.
