@@ -21,7 +21,7 @@ pc_check() {
 	with_timeout 900 python3 "$PC_DIR/powercut.py" --work "$T/$name" \
 		--name "$name" --recorder "$PC_REC" --preload "$PC_PRELOAD" \
 		"$@" >"$T/$name.out" || rc=$?
-	case " $* " in *" --expect-fail "*) rc=0 ;; esac
+	case " $* " in *" --expect-fail "*) cat "$T/$name.out"; return $rc ;; esac
 	if [ "$rc" != 0 ] && [ -f "$T/$name/trace.log" ]; then
 		# The test's directory goes on exit: keep what a replay needs.
 		keep=$(mktemp -d "${TMPDIR:-/tmp}/gfs-powercut-$name.XXXXXX")

@@ -48,6 +48,22 @@ skip sync/skip_format_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_schema_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_table_create none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 
+# As a reviewer's LD_PRELOAD shim turning fsync/fdatasync into no-ops would:
+# LMDB's fdatasync of data.mdb alone, then every one.
+for what in manifest/data.mdb all; do
+	name=nosync-$(fp_file_name "$what")
+	mkdir -p "$T/$name/w"
+	seeded "$T/$name/w/s"
+	if out=$(pc_check "$name" --cuts 4 --k 2 --expect-fail --ignore-sync "$what" \
+		-- "$GRAPHCTL" load @S --data "$T/merge.jsonl" -q); then
+		echo "$out" | sed -n '1,2p'
+		ok "fsync of $what as a no-op is caught"
+	else
+		echo "$out"
+		bad "fsync of $what as a no-op went unnoticed"
+	fi
+done
+
 # The model checks itself against the writer's real tree: a trace with one
 # recorded write left out, or with a call the model does not know, fails.
 mkdir -p "$T/self/w"
