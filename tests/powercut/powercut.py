@@ -42,6 +42,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 
 DIR, FILE = "d", "f"
 
@@ -389,13 +390,15 @@ class Tools:
         return files, problem
 
     def umount(self, mnt):
+        """Unmounts and polls (bounded, scaled) until the mount is gone."""
         r = self.run("fusermount3", "-u", mnt)[0]
         if r:
             self.run("umount", "-l", mnt)
-        for _ in range(2000):
-            if not os.path.ismount(mnt):
-                return
-            os.sched_yield()
+        deadline = time.monotonic() + self.tmo / 3
+        while os.path.ismount(mnt):
+            if time.monotonic() > deadline:
+                raise SystemExit("powercut: %s is still mounted" % mnt)
+            time.sleep(0.01)
 
 
 # ---- the checker ------------------------------------------------------------
