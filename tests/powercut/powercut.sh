@@ -71,17 +71,18 @@ gen_edges "$LARGE" big >>"$T/large.jsonl"
 gen_people 10 v4 >"$T/over.jsonl"
 gen_edges 10 v4 >>"$T/over.jsonl"
 
-writer init none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
-writer load-merge seeded "$GRAPHCTL" load @S --data "$T/merge.jsonl" --mode merge -q
+# without -q: the first write to stdout is the acknowledgment
+writer init none "$GRAPHCTL" init @S --schema "$SCHEMA"
+writer load-merge seeded "$GRAPHCTL" load @S --data "$T/merge.jsonl" --mode merge
 writer load-append seeded "$GRAPHCTL" load @S --data "$T/append.jsonl" --mode append -q
 # large enough for multi-page table files and several LMDB pages
 writer load-large seeded "$GRAPHCTL" load @S --data "$T/large.jsonl" -q
 writer load-overwrite seeded "$GRAPHCTL" load @S --data "$T/over.jsonl" --mode overwrite -q
 writer recover-forward fwd "$GRAPHCTL" recover @S -q
-writer recover-back back "$GRAPHCTL" recover @S -q
+writer recover-back back "$GRAPHCTL" recover @S
 # a load that heals a dead writer first (roll forward / roll back), then loads
 writer load-heal-forward fwd "$GRAPHCTL" load @S --data "$T/append.jsonl" --mode append -q
-writer load-heal-back back "$GRAPHCTL" load @S --data "$T/merge.jsonl" -q
+writer load-heal-back back "$GRAPHCTL" load @S --data "$T/merge.jsonl" --json
 if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	writer mount-sweep back "$GRAPHFS" @S @M
 	writer mount-sweep-forward fwd "$GRAPHFS" @S @M
