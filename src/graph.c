@@ -90,7 +90,9 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	if (!rc && link(tmp, path) < 0 && errno != EEXIST)
 		rc = gfs_io_fail("link", path, -errno);
 	unlink(tmp);
-	return rc ? rc : gfs_fsync_dir(sdir);
+	if (rc || gfs_fp_hit(GFS_FP_SYNC_SKIP_SCHEMA_DIR))
+		return rc;
+	return gfs_fsync_dir(sdir);
 }
 
 /* Format 2: "graphfs-store 2\nid <ULID>\ncheck <xxh3 of what precedes,
@@ -127,9 +129,9 @@ int gfs_graph_format_write(const char *dir, const char *store_id)
 	if (rc)
 		unlink(tmp);
 	gfs_buf_release(&b);
-	if (!rc && (rc = gfs_fsync_dir(dir)))
-		unlink(path); /* not durable: a failed init leaves no FORMAT */
-	return rc;
+	if (rc || gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT_DIR))
+		return rc;
+	return gfs_fsync_dir(dir);
 }
 
 static int init_tables(const char *dir, const struct gfs_schema *s,
@@ -256,8 +258,14 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		rc = init_tables(dir, s, op_id, pins, d);
 	if (!rc)
 		rc = init_manifest(dir, s, op_id, pins, actor, d);
-	if (!rc)
-		rc = gfs_graph_format_write(dir, NULL);
+	if (!rc && (rc = gfs_graph_format_write(dir, NULL))) {
+		/* Not durable: a failed init leaves no FORMAT.  (Only init may
+		 * do this: upgrade's FORMAT replaces one that must stay.) */
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof path, "%s/FORMAT", dir);
+		unlink(path);
+	}
 	free(pins);
 	gfs_schema_free(s);
 	return rc;
