@@ -212,6 +212,36 @@ for w in $WRITERS; do
 	[ "$wfail" = 0 ] && ok "$w: $wcases faulted runs, each surfaced or complete, store clean after"
 done
 
+# fsyncgate across processes: a sweep whose directory fsync failed after it
+# linked its compensation leaves that name behind.  The next sweep must not
+# trust it: it fsyncs the directory again before publishing, and fails
+# (keeping the sidecar) when that fsync fails too.
+untrusted=""
+for n in 1 2 3 4 5 6; do
+	rm -rf "$T/s" "$T/rep"; cp -a "$T/pre.recover-back" "$T/s"
+	fi_env "fsync:$n:EIO" "$T/s" "$T/rep"
+	set +e; run_cmd recover-back "$T/s" >/dev/null 2>&1; rc=$?; set -e
+	FI_ENV=()
+	p=$(sed -n 's/^fired .* path=//p' "$T/rep" 2>/dev/null | head -1)
+	[ -n "$p" ] || break
+	[ -d "$p" ] || continue
+	[ "$rc" != 0 ] && [ "$(pending "$T/s")" = 1 ] ||
+		{ bad "fsyncgate: directory fsync $n failed, yet the sweep published (exit $rc)"; untrusted=x; break; }
+	fi_env "fsync:1:EIO" "$T/s" "$T/rep"; rm -f "$T/rep"
+	set +e; run_cmd recover-back "$T/s" >/dev/null 2>"$T/err"; rc=$?; set -e
+	FI_ENV=()
+	if [ "$rc" = 0 ] || [ "$(pending "$T/s")" != 1 ]; then
+		bad "fsyncgate: the next sweep published a compensation whose directory fsync had failed, without an fsync of its own (exit $rc)"
+	elif why=$(check_after recover-back "$T/s" 1); then
+		ok "fsyncgate: after a failed directory fsync ($n) the next sweep fsyncs again and fails with it; then recovers cleanly"
+	else
+		bad "fsyncgate: afterwards: $why"
+	fi
+	untrusted=x
+	break
+done
+[ -n "$untrusted" ] || bad "fsyncgate: no fsync of a directory found in a roll back"
+
 echo "# summary: writers $(echo $WRITERS | wc -w), faults injected $INJECTED," \
      "errors surfaced $SURFACED, crashes $CRASHES, versions lost $VLOST, seed $SEED"
 [ "$CRASHES" = 0 ] || bad "crashes: $CRASHES"
