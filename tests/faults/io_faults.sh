@@ -10,7 +10,8 @@
 #   - no crash: no signal, no timeout, no sanitizer report;
 #   - the shim fired; exit 0 only if the result is complete (the new graph,
 #     fsck clean), never after an fsync/fdatasync failure (fsyncgate);
-#     non-zero names the file (its directory at least) and the operation;
+#     non-zero names the file (the manifest directory for LMDB) and the
+#     operation;
 #   - then, without faults: recover exits 0, fsck is clean, no sidecar is
 #     left, every earlier version exports byte-identically, and the head is
 #     exactly the old graph or exactly the new one.
