@@ -2,7 +2,7 @@
 # tests/faults/io_faults.sh - I/O errors (issue 8, requirement 2).
 #
 # For each writer (init, load merge/append/overwrite, recover rolling
-# forward and rolling back), a counting run under tests/faults/faultinj.c
+# forward, rolling back and compensating an orphan), a counting run under tests/faults/faultinj.c
 # learns how many calls of each kind (write, pwrite, writev, fsync,
 # fdatasync, link, rename, unlink, unlinkat, open, openat, mmap, ftruncate,
 # mkdir, ...) it makes under the store; then the Nth call of a kind is
@@ -75,6 +75,17 @@ prepare() {
 		[ $? = 86 ] || { echo "prepare $w: the writer did not die at $fp" >&2; exit 1; }
 		set -e
 		[ "$(pending "$p")" = 1 ] || { echo "prepare $w: no sidecar" >&2; exit 1; }
+		printf '%s\n' recover STORE -q ;;
+	recover-orphan)
+		# A version above the pin that no sidecar names: the same load
+		# done on a copy, its node:Person version put into this store.
+		rm -rf "$T/twin"
+		cp -a "$p" "$T/twin"
+		gen_people 40 v2 >"$T/data.$w"
+		gctl load "$T/twin" --data "$T/data.$w" -q >/dev/null
+		local h
+		h=$(ls "$T/twin/tables/node:Person" | grep -E '^[0-9]+$' | sort -n | tail -1)
+		cp "$T/twin/tables/node:Person/$h" "$p/tables/node:Person/$h"
 		printf '%s\n' recover STORE -q ;;
 	esac >"$T/cmd.$w"
 	exports_of "$p" "$T/old.$w"
@@ -168,7 +179,7 @@ fi_kind_wanted() {
 }
 
 INJECTED=0 SURFACED=0 CRASHES=0 VLOST=0 CASES=0
-WRITERS="init load-merge load-append load-overwrite recover-forward recover-back"
+WRITERS="init load-merge load-append load-overwrite recover-forward recover-back recover-orphan"
 
 if [ -n "$ONLY" ]; then
 	set -- $ONLY
