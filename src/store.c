@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -999,6 +1000,70 @@ static bool is_format_1(const MDB_val *v)
 
 /* Format 1 (unsealed values) is refused with the way out, except when
  * upgrade opens it; anything newer than ours is refused. */
+/* LMDB's two meta pages carry no checksum, and LMDB opens the one with the
+ * larger transaction id: one flipped bit there can make it open an older
+ * snapshot and serve it as the head, with every one of our checksums
+ * intact (issue 8, bitflip.py).  LMDB writes transaction t to meta page
+ * t % 2, so the two ids are 0 and 0 (never committed) or consecutive with
+ * page 0 even and page 1 odd.  Checked before mdb_env_open; what it cannot
+ * catch is in docs/format.md ("What a flipped bit does"). */
+#define META_OFF 16              /* after the page header */
+#define META_MAGIC 0xBEEFC0DEu
+#define META_PSIZE (META_OFF + 16 + 8) /* dbs[FREE].md_pad: the page size */
+#define META_TXNID (META_OFF + 128)    /* after magic..dbs[2], mm_last_pg */
+
+static uint64_t le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int meta_read(int fd, off_t at, unsigned char *b, size_t n)
+{
+	return gfs_pread_all(fd, b, n, at);
+}
+
+static int meta_pages_check(const char *dir, struct gfs_diag *d)
+{
+	char path[PATH_MAX + 16];
+	unsigned char m0[256], m1[256];
+	uint64_t t0, t1;
+	uint32_t psize;
+	int fd, rc;
+
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno; /* LMDB says what is wrong */
+	rc = meta_read(fd, 0, m0, sizeof m0);
+	psize = rc ? 0 : (uint32_t)(m0[META_PSIZE] | m0[META_PSIZE + 1] << 8 |
+				    m0[META_PSIZE + 2] << 16 |
+				    (uint32_t)m0[META_PSIZE + 3] << 24);
+	if (!rc && (psize < 512 || psize > (1u << 16) || (psize & (psize - 1))))
+		rc = GFS_ECORRUPT;
+	if (!rc)
+		rc = meta_read(fd, (off_t)psize, m1, sizeof m1);
+	close(fd);
+	if (rc == GFS_ECORRUPT || rc == 0) {
+		t0 = le64(m0 + META_TXNID);
+		t1 = le64(m1 + META_TXNID);
+		if (rc || le64(m0 + META_OFF) << 32 >> 32 != META_MAGIC ||
+		    le64(m1 + META_OFF) << 32 >> 32 != META_MAGIC ||
+		    !((t0 == 0 && t1 == 0) ||
+		      (t0 % 2 == 0 && t1 % 2 == 1 &&
+		       (t0 > t1 ? t0 - t1 : t1 - t0) == 1))) {
+			gfs_diag_set(d, "manifest '%s' is corrupt: LMDB meta pages do not agree (transaction %llu on page 0, %llu on page 1)",
+				     path, rc ? 0ull : (unsigned long long)t0,
+				     rc ? 0ull : (unsigned long long)t1);
+			gfs_corrupt_note("%s", d ? d->msg : "manifest meta pages do not agree");
+			return GFS_ECORRUPT;
+		}
+	}
+	return rc;
+}
+
 static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 {
 	MDB_val k = str_val("manifest_format"), v;
@@ -1089,7 +1154,12 @@ static int env_open(const char *dir, const struct stat *st, bool rdonly,
 	e->pid = getpid();
 	e->rdonly = rdonly;
 	e->upgrade = upgrade;
-	int rc = env_open_mdb(e, dir);
+	int rc = meta_pages_check(dir, d);
+	if (rc) {
+		env_free(e);
+		return rc;
+	}
+	rc = env_open_mdb(e, dir);
 	if (rc)
 		gfs_diag_set(d, "cannot open manifest '%s': %s", dir,
 			     mdb_strerror(rc));
