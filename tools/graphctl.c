@@ -583,9 +583,15 @@ static int cmd_upgrade(int argc, char **argv)
 	}
 	if (rc)
 		return fail("upgrade", rc, &d);
-	if (o.json)
-		printf("{\"store\":\"%s\",\"from\":%d,\"to\":%d,\"records\":%llu}\n",
-		       o.store, r.from, r.to, (unsigned long long)r.records);
+	if (o.json) {
+		struct gfs_buf b;
+		gfs_buf_init(&b);
+		if (gfs_buf_append_json_str(&b, o.store, strlen(o.store)))
+			return fail("upgrade", -ENOMEM, NULL);
+		printf("{\"store\":%s,\"from\":%d,\"to\":%d,\"records\":%llu}\n",
+		       b.p, r.from, r.to, (unsigned long long)r.records);
+		gfs_buf_release(&b);
+	}
 	else if (!o.quiet && r.from == r.to && !r.records)
 		printf("%s: already format %d, nothing to do\n", o.store, r.to);
 	else if (!o.quiet)
