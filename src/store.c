@@ -105,7 +105,10 @@ static int xl(int rc)
 	case MDB_KEYEXIST: return -EEXIST;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID: return GFS_ECORRUPT;
+	case MDB_INVALID:
+		gfs_corrupt_note("manifest/data.mdb is corrupt: lmdb: %s",
+				 mdb_strerror(rc));
+		return GFS_ECORRUPT;
 	case MDB_VERSION_MISMATCH: return GFS_EFORMAT;
 	case MDB_MAP_FULL: return -ENOSPC;
 	case MDB_READERS_FULL: return -EAGAIN;
@@ -189,6 +192,10 @@ static void key_text(enum db db, const MDB_val *k, char *out, size_t cap)
 
 	if ((db == DB_VERSIONS || db == DB_AUDIT) && be64_get(k, &n)) {
 		snprintf(out, cap, "%llu", (unsigned long long)n);
+		return;
+	}
+	if (db == DB_VERSIONS || db == DB_AUDIT || k->mv_size == 0) {
+		snprintf(out, cap, "(a key of %zu bytes)", k->mv_size);
 		return;
 	}
 	for (i = 0; i < k->mv_size && o + 5 < cap; i++) {
@@ -1325,7 +1332,7 @@ static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
 	if (!rc && !be64_get(&k, ctx))
-		rc = GFS_ECORRUPT;
+		rc = seal_fail(DB_VERSIONS, &k, "the last key is not a version number");
 	return rc;
 }
 
@@ -1720,7 +1727,7 @@ static int audit_fill(struct env *e, MDB_txn *txn, void *ctx)
 	while (!rc && b->n < BATCH) {
 		uint64_t seq;
 		if (!be64_get(&k, &seq)) {
-			rc = GFS_ECORRUPT;
+			rc = seal_fail(DB_AUDIT, &k, "key is not a sequence number");
 			break;
 		}
 		rc = audit_decode(&k, &v, (struct gfs_audit **)&b->item[b->n]);

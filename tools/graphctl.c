@@ -47,6 +47,8 @@ static int fail(const char *what, int rc, const struct gfs_diag *d)
 {
 	if (d && d->msg[0])
 		fprintf(stderr, "graphctl %s: %s\n", what, d->msg);
+	else if (rc == GFS_ECORRUPT && gfs_corrupt_last()[0])
+		fprintf(stderr, "graphctl %s: %s\n", what, gfs_corrupt_last());
 	else
 		fprintf(stderr, "graphctl %s: %s\n", what, gfs_strerror(rc));
 	return exit_for(rc);
