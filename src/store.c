@@ -584,6 +584,55 @@ static int gv_decode(const MDB_val *k, const MDB_val *sealed,
 	return rc;
 }
 
+/* meta/head: the newest graph version, written with it.  A witness kept in
+ * another B-tree: damage to the versions tree that LMDB cannot see (a page
+ * header that hides its last records) leaves a last key below it. */
+#define META_HEAD "head"
+
+static int head_witness_put(struct env *e, MDB_txn *txn, uint64_t n)
+{
+	char num[24];
+	MDB_val k = str_val(META_HEAD);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)n);
+	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+}
+
+/* meta/head into *n: 0, MDB_NOTFOUND, or an error. */
+static int head_witness_get(struct env *e, MDB_txn *txn, uint64_t *n)
+{
+	MDB_val k = str_val(META_HEAD), v;
+	char buf[24] = "";
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	if (!rc)
+		rc = unseal(DB_META, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	if (gfs_parse_u64(buf, n))
+		return seal_fail(DB_META, &k, "not a version number");
+	return 0;
+}
+
+/* 0 when last agrees with meta/head (or there is none), else corrupt. */
+static int head_witness_check(struct env *e, MDB_txn *txn, uint64_t last)
+{
+	uint64_t n;
+	int rc = head_witness_get(e, txn, &n);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (n != last) {
+		gfs_corrupt_note("manifest is corrupt: the last graph version "
+				 "record is versions/%llu but meta/head says %llu "
+				 "(records lost inside data.mdb)",
+				 (unsigned long long)last, (unsigned long long)n);
+		return GFS_ECORRUPT;
+	}
+	return 0;
+}
+
 static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
 {
 	unsigned char kb[8];
@@ -595,6 +644,8 @@ static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
 	int rc = seal_put(txn, e->dbi[DB_VERSIONS], &k, s, strlen(s),
 			  MDB_NOOVERWRITE);
 	free(s);
+	if (!rc)
+		rc = head_witness_put(e, txn, gv->version);
 	return rc;
 }
 
@@ -609,7 +660,15 @@ static int head_read(struct env *e, MDB_txn *txn, struct gfs_gv **out)
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
-	return rc ? rc : gv_decode(&k, &v, out);
+	if (!rc)
+		rc = gv_decode(&k, &v, out);
+	if (!rc)
+		rc = head_witness_check(e, txn, (*out)->version);
+	if (rc && *out) {
+		gfs_gv_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 /* ---- sidecar records ---------------------------------------------------- */
@@ -1027,46 +1086,71 @@ static uint64_t le64(const unsigned char *p)
 	return v;
 }
 
-static int meta_read(int fd, off_t at, unsigned char *b, size_t n)
+static uint32_t le32(const unsigned char *p)
 {
-	return gfs_pread_all(fd, b, n, at);
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* Both meta pages as they are now; false if they do not agree. */
+static bool metas_agree(const unsigned char *m0, const unsigned char *m1,
+			uint64_t *t0, uint64_t *t1)
+{
+	*t0 = le64(m0 + META_TXNID);
+	*t1 = le64(m1 + META_TXNID);
+	if (le32(m0 + META_OFF) != META_MAGIC || le32(m1 + META_OFF) != META_MAGIC)
+		return false;
+	if (*t0 == 0 && *t1 == 0)
+		return true;
+	return *t0 % 2 == 0 && *t1 % 2 == 1 &&
+	       (*t0 > *t1 ? *t0 - *t1 : *t1 - *t0) == 1;
+}
+
+/* A writer of another process may commit between or during our reads (a
+ * meta page is rewritten in place): both pages are read with one pread and
+ * a disagreement is believed only when it persists. */
+static int metas_read_check(int fd, uint64_t *t0, uint64_t *t1)
+{
+	unsigned char b0[256], *b;
+	uint32_t psize;
+	int rc = gfs_pread_all(fd, b0, sizeof b0, 0);
+
+	*t0 = *t1 = 0;
+	if (rc)
+		return rc;
+	psize = le32(b0 + META_PSIZE);
+	if (psize < 512 || psize > (1u << 16) || (psize & (psize - 1)))
+		return GFS_ECORRUPT;
+	b = malloc(psize + 256);
+	if (!b)
+		return -ENOMEM;
+	rc = GFS_ECORRUPT;
+	for (int i = 0; i < 8 && rc == GFS_ECORRUPT; i++) {
+		rc = gfs_pread_all(fd, b, psize + 256, 0);
+		if (!rc && !metas_agree(b, b + psize, t0, t1))
+			rc = GFS_ECORRUPT;
+	}
+	free(b);
+	return rc;
 }
 
 static int meta_pages_check(const char *dir, struct gfs_diag *d)
 {
 	char path[PATH_MAX + 16];
-	unsigned char m0[256], m1[256];
 	uint64_t t0, t1;
-	uint32_t psize;
 	int fd, rc;
 
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno; /* LMDB says what is wrong */
-	rc = meta_read(fd, 0, m0, sizeof m0);
-	psize = rc ? 0 : (uint32_t)(m0[META_PSIZE] | m0[META_PSIZE + 1] << 8 |
-				    m0[META_PSIZE + 2] << 16 |
-				    (uint32_t)m0[META_PSIZE + 3] << 24);
-	if (!rc && (psize < 512 || psize > (1u << 16) || (psize & (psize - 1))))
-		rc = GFS_ECORRUPT;
-	if (!rc)
-		rc = meta_read(fd, (off_t)psize, m1, sizeof m1);
+	rc = metas_read_check(fd, &t0, &t1);
 	close(fd);
-	if (rc == GFS_ECORRUPT || rc == 0) {
-		t0 = le64(m0 + META_TXNID);
-		t1 = le64(m1 + META_TXNID);
-		if (rc || le64(m0 + META_OFF) << 32 >> 32 != META_MAGIC ||
-		    le64(m1 + META_OFF) << 32 >> 32 != META_MAGIC ||
-		    !((t0 == 0 && t1 == 0) ||
-		      (t0 % 2 == 0 && t1 % 2 == 1 &&
-		       (t0 > t1 ? t0 - t1 : t1 - t0) == 1))) {
-			gfs_diag_set(d, "manifest '%s' is corrupt: LMDB meta pages do not agree (transaction %llu on page 0, %llu on page 1)",
-				     path, rc ? 0ull : (unsigned long long)t0,
-				     rc ? 0ull : (unsigned long long)t1);
-			gfs_corrupt_note("%s", d ? d->msg : "manifest meta pages do not agree");
-			return GFS_ECORRUPT;
-		}
+	if (rc == GFS_ECORRUPT) {
+		gfs_diag_set(d, "manifest '%s' is corrupt: LMDB meta pages do not agree (transaction %llu on page 0, %llu on page 1)",
+			     path, (unsigned long long)t0, (unsigned long long)t1);
+		gfs_corrupt_note("manifest '%s' is corrupt: LMDB meta pages do not agree",
+				 path);
 	}
 	return rc;
 }
@@ -1322,7 +1406,8 @@ int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out)
 	return run_read(m, head_txn, out);
 }
 
-static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+/* The last key of versions, unchecked against meta/head. */
+static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -1331,8 +1416,16 @@ static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
-	if (!rc && !be64_get(&k, ctx))
+	if (!rc && !be64_get(&k, out))
 		rc = seal_fail(DB_VERSIONS, &k, "the last key is not a version number");
+	return rc;
+}
+
+static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	int rc = head_version_txn_raw(e, txn, ctx);
+	if (!rc)
+		rc = head_witness_check(e, txn, *(uint64_t *)ctx);
 	return rc;
 }
 
@@ -1354,6 +1447,14 @@ static int get_txn(struct env *e, MDB_txn *txn, void *ctx)
 	be64_put(kb, g->n);
 	MDB_val k = { 8, kb }, v;
 	int rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
+	uint64_t w;
+	if (rc == MDB_NOTFOUND && g->n >= 1 && head_witness_get(e, txn, &w) == 0 &&
+	    g->n <= w) {
+		gfs_corrupt_note("manifest record versions/%llu is missing below "
+				 "the head %llu: the manifest is corrupt",
+				 (unsigned long long)g->n, (unsigned long long)w);
+		rc = GFS_ECORRUPT;
+	}
 	return rc ? rc : gv_decode(&k, &v, g->out);
 }
 
@@ -2000,6 +2101,11 @@ int gfs_manifest_check(struct gfs_manifest *m,
 			bad++;
 		}
 	}
+	uint64_t last;
+	if (run_read(m, head_version_txn, &last) == GFS_ECORRUPT) {
+		report(gfs_corrupt_last(), arg);
+		bad++;
+	}
 	return bad;
 }
 
@@ -2029,6 +2135,15 @@ static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 	return 0;
 }
 
+static int upgrade_head_witness(struct env *e, MDB_txn *txn)
+{
+	uint64_t last = 0;
+	int rc = head_version_txn_raw(e, txn, &last);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? rc : head_witness_put(e, txn, last);
+}
+
 static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct upgrade_ctx *u = ctx;
@@ -2046,6 +2161,8 @@ static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
 	if (!rc)
 		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+	if (!rc)
+		rc = upgrade_head_witness(e, txn);
 	if (!rc)
 		rc = upgrade_verify(e, txn, u->d);
 	return rc;

@@ -92,18 +92,19 @@ gc fsck "$S" >/dev/null && ok "flipped back: fsck clean" || bad "flip back"
 gv=$((head - 2))
 gc export "$S" --version "$gv" >"$T/gv.jsonl"
 mdb=$S/manifest/data.mdb
-poff=$(python3 - "$mdb" "$gv" <<'PY'
-import sys
-b = open(sys.argv[1], "rb").read()
-i = b.index(b'"version":%s,' % sys.argv[2].encode())
-j = b.index(b'"node:Person":', i) + len(b'"node:Person":')
-print(j)  # the first digit of the pin
-PY
-)
 cp "$mdb" "$T/data.mdb.orig"
-python3 -c "
-import sys; p, o = sys.argv[1], int(sys.argv[2])
-b = bytearray(open(p, 'rb').read()); b[o] ^= 0x01; open(p, 'wb').write(b)" "$mdb" "$poff"
+# every copy of the record: stale copies sit in LMDB's free pages
+python3 - "$mdb" "$gv" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+i = b.find(b'"version":%s,' % sys.argv[2].encode())
+while i >= 0:
+    j = b.index(b'"node:Person":', i) + len(b'"node:Person":')
+    b[j] ^= 0x01   # the first digit of the pin
+    i = b.find(b'"version":%s,' % sys.argv[2].encode(), j)
+open(p, "wb").write(bytes(b))
+PY
 if gc export "$S" --version "$gv" >"$T/out" 2>"$T/err"; then
 	bad "export --version $gv with a flipped pin succeeded"
 else
@@ -138,17 +139,24 @@ import struct, sys
 p, what = sys.argv[1], sys.argv[2]
 b = bytearray(open(p, "rb").read())
 ps = struct.unpack_from("<I", b, 16 + 24)[0]       # meta: dbs[FREE].md_pad
+n = 0
+# every leaf page holding version records (stale copies sit in free pages)
 for o in range(2 * ps, len(b), ps):
     pgno, _, flags, lower, upper = struct.unpack_from("<QHHHH", b, o)
-    if pgno == o // ps and flags & 0x02 and b'"version":' in b[o:o + ps]:
-        break
-else:
+    if pgno != o // ps or not flags & 0x02 or b'"version":' not in b[o:o + ps]:
+        continue
+    if what == "key":   # version 3's key: 00..03 -> 00 00 01 .. 03
+        k = b.find(b"\0" * 7 + b"\x03" + b'{"format":1,"version":3,', o, o + ps)
+        if k < 0:
+            continue
+        b[k + 2] ^= 0x01
+    elif what == "hide":  # mp_lower - 4: the page's last 2 records vanish
+        struct.pack_into("<H", b, o + 12, lower - 4)
+    else:               # mp_lower: LMDB now sees ~2000 nodes on the page
+        struct.pack_into("<H", b, o + 12, 0x0ff0)
+    n += 1
+if not n:
     sys.exit("no leaf page of versions")
-if what == "key":       # version 3's key: 00..03 -> 00 00 01 .. 03
-    k = b.index(b"\0" * 7 + b"\x03" + b'{"format":1,"version":3,', o)
-    b[k + 2] ^= 0x01
-else:                   # mp_lower: LMDB now sees ~2000 nodes on the page
-    struct.pack_into("<H", b, o + 12, 0x0ff0)
 open(p, "wb").write(bytes(b))
 PY
 }
@@ -156,6 +164,15 @@ mdbpatch key
 gc export "$S" --version 3 >"$T/out" 2>"$T/err" && bad "export of a version whose key flipped succeeded" \
 	|| { grep -q "versions/3 is missing below the head" "$T/err" && ok "a flipped key: version 3 missing below the head is corruption" || bad "flipped key: $(cat "$T/err")"; }
 gc fsck "$S" >"$T/out" 2>&1 && bad "fsck missed the flipped key" || ok "fsck reports the flipped key"
+cp "$T/data.mdb.orig" "$mdb"
+# a page header that hides the last records: every seal still verifies, the
+# witness meta/head (another B-tree) does not agree
+mdbpatch hide
+gc export "$S" >"$T/out" 2>"$T/err" && bad "export of the head with its records hidden succeeded" \
+	|| { grep -q "meta/head says $head" "$T/err" && ok "hidden last records: the head export names the lost records" || bad "hidden head: $(cat "$T/err")"; }
+gc export "$S" --version "$head" >"$T/out" 2>"$T/err" && bad "export --version $head with its record hidden succeeded" \
+	|| { grep -q "versions/$head is missing below the head $head" "$T/err" && ok "hidden record: versions/$head missing" || bad "hidden record: $(cat "$T/err")"; }
+gc fsck "$S" >"$T/out" 2>&1 && bad "fsck missed the hidden records" || ok "fsck reports the hidden records"
 cp "$T/data.mdb.orig" "$mdb"
 mdbpatch lower
 st=0
