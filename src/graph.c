@@ -484,6 +484,30 @@ static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
 	return rc;
 }
 
+/* Version n was not found: -ENOENT if it is above a head that verifies,
+ * else GFS_ECORRUPT (versions run from 1 to the head without gaps, and
+ * nothing collects them yet, so a hole or an unreadable head is damage). */
+static int export_missing(struct gfs_graph *g, uint64_t n, struct gfs_diag *d)
+{
+	struct gfs_gv *head = NULL;
+	int rc = gfs_manifest_head(g->m, &head);
+
+	if (rc == GFS_ECORRUPT || rc == -ENOENT) {
+		gfs_diag_set(d, "%s", rc == GFS_ECORRUPT ? gfs_manifest_last_corruption()
+			     : "manifest has no graph version: the manifest is corrupt");
+		rc = GFS_ECORRUPT;
+	} else if (!rc && n < head->version) {
+		gfs_diag_set(d, "manifest record versions/%llu is missing below the head %llu: the manifest is corrupt (run 'graphctl fsck')",
+			     (unsigned long long)n,
+			     (unsigned long long)head->version);
+		rc = GFS_ECORRUPT;
+	} else if (!rc) {
+		rc = -ENOENT;
+	}
+	gfs_gv_free(head);
+	return rc;
+}
+
 int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
 		     int fd, struct gfs_diag *d)
 {
@@ -497,6 +521,8 @@ int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
 	rc = version ? gfs_manifest_get(g->m, version, &gv) : gfs_manifest_head(g->m, &gv);
 	if (rc == GFS_ECORRUPT)
 		gfs_diag_set(d, "%s", gfs_manifest_last_corruption());
+	if (rc == -ENOENT)
+		rc = export_missing(g, version, d);
 	if (rc == -ENOENT)
 		gfs_diag_set(d, "graph version %llu does not exist (see 'graphctl log')",
 			     (unsigned long long)version);

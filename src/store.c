@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -104,7 +105,10 @@ static int xl(int rc)
 	case MDB_KEYEXIST: return -EEXIST;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID: return GFS_ECORRUPT;
+	case MDB_INVALID:
+		gfs_corrupt_note("manifest/data.mdb is corrupt: lmdb: %s",
+				 mdb_strerror(rc));
+		return GFS_ECORRUPT;
 	case MDB_VERSION_MISMATCH: return GFS_EFORMAT;
 	case MDB_MAP_FULL: return -ENOSPC;
 	case MDB_READERS_FULL: return -EAGAIN;
@@ -214,6 +218,10 @@ static void key_text(enum db db, const MDB_val *k, char *out, size_t cap)
 
 	if ((db == DB_VERSIONS || db == DB_AUDIT) && be64_get(k, &n)) {
 		snprintf(out, cap, "%llu", (unsigned long long)n);
+		return;
+	}
+	if (db == DB_VERSIONS || db == DB_AUDIT || k->mv_size == 0) {
+		snprintf(out, cap, "(a key of %zu bytes)", k->mv_size);
 		return;
 	}
 	for (i = 0; i < k->mv_size && o + 5 < cap; i++) {
@@ -602,6 +610,55 @@ static int gv_decode(const MDB_val *k, const MDB_val *sealed,
 	return rc;
 }
 
+/* meta/head: the newest graph version, written with it.  A witness kept in
+ * another B-tree: damage to the versions tree that LMDB cannot see (a page
+ * header that hides its last records) leaves a last key below it. */
+#define META_HEAD "head"
+
+static int head_witness_put(struct env *e, MDB_txn *txn, uint64_t n)
+{
+	char num[24];
+	MDB_val k = str_val(META_HEAD);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)n);
+	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+}
+
+/* meta/head into *n: 0, MDB_NOTFOUND, or an error. */
+static int head_witness_get(struct env *e, MDB_txn *txn, uint64_t *n)
+{
+	MDB_val k = str_val(META_HEAD), v;
+	char buf[24] = "";
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	if (!rc)
+		rc = unseal(DB_META, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	if (gfs_parse_u64(buf, n))
+		return seal_fail(DB_META, &k, "not a version number");
+	return 0;
+}
+
+/* 0 when last agrees with meta/head (or there is none), else corrupt. */
+static int head_witness_check(struct env *e, MDB_txn *txn, uint64_t last)
+{
+	uint64_t n;
+	int rc = head_witness_get(e, txn, &n);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (n != last) {
+		gfs_corrupt_note("manifest is corrupt: the last graph version "
+				 "record is versions/%llu but meta/head says %llu "
+				 "(records lost inside data.mdb)",
+				 (unsigned long long)last, (unsigned long long)n);
+		return GFS_ECORRUPT;
+	}
+	return 0;
+}
+
 static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
 {
 	unsigned char kb[8];
@@ -613,6 +670,8 @@ static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
 	int rc = seal_put(txn, e->dbi[DB_VERSIONS], &k, s, strlen(s),
 			  MDB_NOOVERWRITE);
 	free(s);
+	if (!rc)
+		rc = head_witness_put(e, txn, gv->version);
 	return rc;
 }
 
@@ -627,7 +686,15 @@ static int head_read(struct env *e, MDB_txn *txn, struct gfs_gv **out)
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
-	return rc ? rc : gv_decode(&k, &v, out);
+	if (!rc)
+		rc = gv_decode(&k, &v, out);
+	if (!rc)
+		rc = head_witness_check(e, txn, (*out)->version);
+	if (rc && *out) {
+		gfs_gv_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 /* ---- sidecar records ---------------------------------------------------- */
@@ -1025,6 +1092,95 @@ static bool is_format_1(const MDB_val *v)
 
 /* Format 1 (unsealed values) is refused with the way out, except when
  * upgrade opens it; anything newer than ours is refused. */
+/* LMDB's two meta pages carry no checksum, and LMDB opens the one with the
+ * larger transaction id: one flipped bit there can make it open an older
+ * snapshot and serve it as the head, with every one of our checksums
+ * intact (issue 8, bitflip.py).  LMDB writes transaction t to meta page
+ * t % 2, so the two ids are 0 and 0 (never committed) or consecutive with
+ * page 0 even and page 1 odd.  Checked before mdb_env_open; what it cannot
+ * catch is in docs/format.md ("What a flipped bit does"). */
+#define META_OFF 16              /* after the page header */
+#define META_MAGIC 0xBEEFC0DEu
+#define META_PSIZE (META_OFF + 16 + 8) /* dbs[FREE].md_pad: the page size */
+#define META_TXNID (META_OFF + 128)    /* after magic..dbs[2], mm_last_pg */
+
+static uint64_t le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* Both meta pages as they are now; false if they do not agree. */
+static bool metas_agree(const unsigned char *m0, const unsigned char *m1,
+			uint64_t *t0, uint64_t *t1)
+{
+	*t0 = le64(m0 + META_TXNID);
+	*t1 = le64(m1 + META_TXNID);
+	if (le32(m0 + META_OFF) != META_MAGIC || le32(m1 + META_OFF) != META_MAGIC)
+		return false;
+	if (*t0 == 0 && *t1 == 0)
+		return true;
+	return *t0 % 2 == 0 && *t1 % 2 == 1 &&
+	       (*t0 > *t1 ? *t0 - *t1 : *t1 - *t0) == 1;
+}
+
+/* A writer of another process may commit between or during our reads (a
+ * meta page is rewritten in place): both pages are read with one pread and
+ * a disagreement is believed only when it persists. */
+static int metas_read_check(int fd, uint64_t *t0, uint64_t *t1)
+{
+	unsigned char b0[256], *b;
+	uint32_t psize;
+	int rc = gfs_pread_all(fd, b0, sizeof b0, 0);
+
+	*t0 = *t1 = 0;
+	if (rc)
+		return rc;
+	psize = le32(b0 + META_PSIZE);
+	if (psize < 512 || psize > (1u << 16) || (psize & (psize - 1)))
+		return GFS_ECORRUPT;
+	b = malloc(psize + 256);
+	if (!b)
+		return -ENOMEM;
+	rc = GFS_ECORRUPT;
+	for (int i = 0; i < 8 && rc == GFS_ECORRUPT; i++) {
+		rc = gfs_pread_all(fd, b, psize + 256, 0);
+		if (!rc && !metas_agree(b, b + psize, t0, t1))
+			rc = GFS_ECORRUPT;
+	}
+	free(b);
+	return rc;
+}
+
+static int meta_pages_check(const char *dir, struct gfs_diag *d)
+{
+	char path[PATH_MAX + 16];
+	uint64_t t0, t1;
+	int fd, rc;
+
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno; /* LMDB says what is wrong */
+	rc = metas_read_check(fd, &t0, &t1);
+	close(fd);
+	if (rc == GFS_ECORRUPT) {
+		gfs_diag_set(d, "manifest '%s' is corrupt: LMDB meta pages do not agree (transaction %llu on page 0, %llu on page 1)",
+			     path, (unsigned long long)t0, (unsigned long long)t1);
+		gfs_corrupt_note("manifest '%s' is corrupt: LMDB meta pages do not agree",
+				 path);
+	}
+	return rc;
+}
+
 static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 {
 	MDB_val k = str_val("manifest_format"), v;
@@ -1115,7 +1271,12 @@ static int env_open(const char *dir, const struct stat *st, bool rdonly,
 	e->pid = getpid();
 	e->rdonly = rdonly;
 	e->upgrade = upgrade;
-	int rc = env_open_mdb(e, dir);
+	int rc = meta_pages_check(dir, d);
+	if (rc) {
+		env_free(e);
+		return rc;
+	}
+	rc = env_open_mdb(e, dir);
 	if (rc)
 		gfs_diag_set(d, "cannot open manifest '%s': %s", dir,
 			     mdb_strerror(rc));
@@ -1271,7 +1432,8 @@ int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out)
 	return run_read(m, head_txn, out);
 }
 
-static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+/* The last key of versions, unchecked against meta/head. */
+static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -1280,8 +1442,16 @@ static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
-	if (!rc && !be64_get(&k, ctx))
-		rc = GFS_ECORRUPT;
+	if (!rc && !be64_get(&k, out))
+		rc = seal_fail(DB_VERSIONS, &k, "the last key is not a version number");
+	return rc;
+}
+
+static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	int rc = head_version_txn_raw(e, txn, ctx);
+	if (!rc)
+		rc = head_witness_check(e, txn, *(uint64_t *)ctx);
 	return rc;
 }
 
@@ -1303,6 +1473,14 @@ static int get_txn(struct env *e, MDB_txn *txn, void *ctx)
 	be64_put(kb, g->n);
 	MDB_val k = { 8, kb }, v;
 	int rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
+	uint64_t w;
+	if (rc == MDB_NOTFOUND && g->n >= 1 && head_witness_get(e, txn, &w) == 0 &&
+	    g->n <= w) {
+		gfs_corrupt_note("manifest record versions/%llu is missing below "
+				 "the head %llu: the manifest is corrupt",
+				 (unsigned long long)g->n, (unsigned long long)w);
+		rc = GFS_ECORRUPT;
+	}
 	return rc ? rc : gv_decode(&k, &v, g->out);
 }
 
@@ -1676,7 +1854,7 @@ static int audit_fill(struct env *e, MDB_txn *txn, void *ctx)
 	while (!rc && b->n < BATCH) {
 		uint64_t seq;
 		if (!be64_get(&k, &seq)) {
-			rc = GFS_ECORRUPT;
+			rc = seal_fail(DB_AUDIT, &k, "key is not a sequence number");
 			break;
 		}
 		rc = audit_decode(&k, &v, (struct gfs_audit **)&b->item[b->n]);
@@ -1949,6 +2127,11 @@ int gfs_manifest_check(struct gfs_manifest *m,
 			bad++;
 		}
 	}
+	uint64_t last;
+	if (run_read(m, head_version_txn, &last) == GFS_ECORRUPT) {
+		report(gfs_corrupt_last(), arg);
+		bad++;
+	}
 	return bad;
 }
 
@@ -1978,6 +2161,15 @@ static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 	return 0;
 }
 
+static int upgrade_head_witness(struct env *e, MDB_txn *txn)
+{
+	uint64_t last = 0;
+	int rc = head_version_txn_raw(e, txn, &last);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? rc : head_witness_put(e, txn, last);
+}
+
 static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct upgrade_ctx *u = ctx;
@@ -1995,6 +2187,8 @@ static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
 	if (!rc)
 		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+	if (!rc)
+		rc = upgrade_head_witness(e, txn);
 	if (!rc)
 		rc = upgrade_verify(e, txn, u->d);
 	return rc;
