@@ -705,6 +705,15 @@ static int sidecar_refuse(const MDB_val *k, const MDB_val *v,
 	return sc->raw ? GFS_EFORMAT : -ENOMEM;
 }
 
+/* The revision of a stored sidecar: a hash of its bytes, never 0 (0 in a
+ * publish means "do not compare"). */
+static uint64_t sidecar_rev(const MDB_val *v)
+{
+	uint64_t h = gfs_hash64(v->mv_data, v->mv_size);
+
+	return h ? h : 1;
+}
+
 /* GFS_EFORMAT with *out set (raw bytes) for a record we cannot use. */
 static int sidecar_decode(const MDB_val *k, const MDB_val *v,
 			  struct gfs_sidecar **out)
@@ -719,6 +728,7 @@ static int sidecar_decode(const MDB_val *k, const MDB_val *v,
 		  sidecar_fields(o, sc) && k->mv_size == strlen(sc->op_id) &&
 		  memcmp(k->mv_data, sc->op_id, k->mv_size) == 0;
 	json_decref(o);
+	sc->rev = sidecar_rev(v);
 	int rc = ok ? 0 : sidecar_refuse(k, v, sc);
 	if (rc == -ENOMEM) {
 		gfs_sidecar_free(sc);
@@ -1346,14 +1356,22 @@ static int sidecar_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 	const struct gfs_publish *p = c->p;
 	if (!p->sidecar)
 		return 0;
-	MDB_val k = str_val(p->sidecar);
-	int rc = mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
+	MDB_val k = str_val(p->sidecar), v;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
 	if (rc == MDB_NOTFOUND && p->require_sidecar) {
 		gfs_diag_reset(c->d, "sidecar '%s' already resolved",
 			       p->sidecar);
 		return GFS_EGONE;
 	}
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	/* a recovery publish decides on the record it classified */
+	if (!rc && p->sidecar_rev && sidecar_rev(&v) != p->sidecar_rev) {
+		gfs_diag_reset(c->d, "sidecar '%s' changed since it was classified (confirmed meanwhile?)",
+			       p->sidecar);
+		return GFS_ECAS;
+	}
+	return rc ? rc : mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
 }
 
 static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
