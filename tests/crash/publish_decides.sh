@@ -14,6 +14,9 @@
 #     finds the sidecar gone.  The compensation left above the pin is
 #     settled: fsck is clean, the next load writes above it, and
 #     `graphctl recover` compensates no orphan.
+#  C. Above that settled version, a load that dies before its confirm is
+#     rolled back and one that dies after it rolled forward: the sidecar's
+#     post_commit_pin (head+1, not pin+1) is what recovery classifies by.
 . "$top_srcdir/tests/crash/crashlib.sh"
 
 BASE=$T/base
@@ -77,5 +80,27 @@ fp_release recover/before_audit
 wait "$spid" && [ "$(summary gone "$T/sum.b")" = 1 ] && ok "B: the sweep's publish finds the sidecar gone" ||
 	bad "B: sweep: $(cat "$T/sum.b")"
 [ "$(audits "$S" "$op")" = 0 ] && ok "B: no audit record (the writer published)" || bad "B: $(audits "$S" "$op") audits"
+cp -a "$S" "$T/settled"
 after_race "$S" "$op" B
+
+# C. crashes of a writer above the settled version
+gctl export "$T/settled" >"$T/mid"
+cp -a "$T/settled" "$T/ref2"
+gctl load "$T/ref2" --data "$T/next.jsonl" -q
+gctl export "$T/ref2" >"$T/after"
+for kind in back forward; do
+	S=$T/c$kind; cp -a "$T/settled" "$S"
+	fp=commit/after_table=exit@1 want=mid dec=roll-back
+	[ "$kind" = forward ] && fp=commit/before_publish=exit want=after dec=roll-forward
+	set +e
+	GRAPHFS_FAILPOINTS=$fp gctl load "$S" --data "$T/next.jsonl" -q 2>/dev/null
+	st=$?
+	set -e
+	[ "$st" = 86 ] || bad "C $kind: load exited $st"
+	op=$(pending_ids "$S")
+	gctl recover "$S" -q && ok "C $kind: recover" || bad "C $kind: recover failed"
+	[ "$(audit_decision "$S" "$op")" = "$dec" ] && ok "C $kind: $dec" || bad "C $kind: decision $(audit_decision "$S" "$op")"
+	gctl export "$S" | cmp -s - "$T/$want" && ok "C $kind: the $want state" || bad "C $kind: not the $want state"
+	clean "$S" && ok "C $kind: clean" || bad "C $kind: not clean: $(cat "$T/fsck.out")"
+done
 finish
