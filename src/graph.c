@@ -592,6 +592,15 @@ static bool sidecar_names(struct gfs_sidecar **scs, size_t n, const char *table)
 	return false;
 }
 
+/* Only versions settled by resolved operations above the pin (a roll back
+ * that lost its publish): not an orphan (docs/recovery.md). */
+static bool settled(struct fsck_ctx *c, const struct gfs_pin *pin, uint32_t h)
+{
+	bool yes = false;
+
+	return !gfs_settled_above(c->g, pin->table, pin->version, h, &yes) && yes;
+}
+
 static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 		       struct gfs_sidecar **scs, size_t nsc, uint32_t *head)
 {
@@ -606,7 +615,8 @@ static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 	if (h < pin->version)
 		fsck_report(c, "table '%s': the manifest pins version %u but the newest file is version %u (missing table-version file)",
 			    pin->table, pin->version, h);
-	else if (h > pin->version && !sidecar_names(scs, nsc, pin->table))
+	else if (h > pin->version && !sidecar_names(scs, nsc, pin->table) &&
+		 !settled(c, pin, h))
 		fsck_report(c, "table '%s': orphan version %u above pin %u with no sidecar naming it (run 'graphctl recover')",
 			    pin->table, h, pin->version);
 	for (uint32_t v = 1; v <= (h > pin->version ? h : pin->version); v++) {
