@@ -925,7 +925,7 @@ static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
 		  sidecar_fields(o, sc) && k->mv_size == strlen(sc->op_id) &&
 		  memcmp(k->mv_data, sc->op_id, k->mv_size) == 0;
 	json_decref(o);
-	sc->rev = sidecar_rev(v);
+	sc->rev = sidecar_rev(sealed); /* the stored bytes, as sidecar_step sees them */
 	int rc = ok ? 0 : sidecar_refuse(k, v, sc);
 	if (rc == -ENOMEM) {
 		gfs_sidecar_free(sc);
