@@ -1239,11 +1239,19 @@ static int meta_pages_check(const char *dir, struct gfs_diag *d)
 
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno; /* LMDB says what is wrong */
+	if (fd < 0 && (errno == ENOENT || errno == EACCES || errno == EPERM))
+		return 0; /* LMDB's open says what is wrong (access_diag) */
+	if (fd < 0) {
+		rc = gfs_io_fail("open", path, -errno);
+		gfs_diag_set(d, "manifest '%s' open: %s", path, gfs_strerror(rc));
+		return rc;
+	}
 	rc = metas_read_check(fd, &t0, &t1);
 	close(fd);
-	if (rc == GFS_ECORRUPT) {
+	if (rc && rc != GFS_ECORRUPT) {
+		gfs_io_fail("read", path, rc);
+		gfs_diag_set(d, "manifest '%s' read: %s", path, gfs_strerror(rc));
+	} else if (rc) {
 		gfs_diag_set(d, "manifest '%s' is corrupt: LMDB meta pages do not agree (transaction %llu on page 0, %llu on page 1)",
 			     path, (unsigned long long)t0, (unsigned long long)t1);
 		gfs_corrupt_note("manifest '%s' is corrupt: LMDB meta pages do not agree",

@@ -1867,8 +1867,10 @@ START_TEST(test_head_and_names)
 END_TEST
 
 #ifdef GFS_FAILPOINTS_ENABLED
-/* Failpoints are armed from the environment on the first hit, and Check
- * runs each test in a fresh child, so each test arms its own. */
+/* Failpoints are armed from the environment on the first hit (creating a
+ * table is one: sync/skip_table_create), and Check runs each test in a
+ * fresh child, so each test arms its own before its setup: these tests run
+ * in a tcase without the checked fixture. */
 static void fp_commit(const char *spec, int want_rc, bool want_version)
 {
 	struct gfs_tbuild *b;
@@ -1879,6 +1881,7 @@ static void fp_commit(const char *spec, int want_rc, bool want_version)
 	if (getenv("CK_FORK") && !strcmp(getenv("CK_FORK"), "no"))
 		return;
 	ck_assert_int_eq(setenv("GRAPHFS_FAILPOINTS", spec, 1), 0);
+	setup();
 	b = builder(T, NULL, 0, 0);
 	put_row(b, 1, 0);
 	ck_assert_int_eq(gfs_ulid_new(op), 0);
@@ -1889,6 +1892,7 @@ static void fp_commit(const char *spec, int want_rc, bool want_version)
 	ck_assert_uint_eq(head, want_version ? 1 : 0);
 	if (want_version)
 		verify_ok(T, 1);
+	teardown();
 }
 
 START_TEST(test_fp_after_tmp_write)
@@ -1933,6 +1937,9 @@ int main(void)
 	tcase_add_test(tc, test_link_eexist);
 	tcase_add_test(tc, test_head_and_names);
 #ifdef GFS_FAILPOINTS_ENABLED
+	tc = tcase_create("failpoints"); /* no fixture: see fp_commit */
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
 	tcase_add_test(tc, test_fp_after_tmp_write);
 	tcase_add_test(tc, test_fp_after_link);
 #endif
