@@ -1190,8 +1190,12 @@ static int finish_failed(struct loader *L, int rc, uint64_t *version)
 {
 	struct gfs_recover_own_result res;
 	struct gfs_diag d2 = {{0}};
-	int r2 = gfs_recover_own(L->g, L->op_id, &res, &d2);
+	int r2;
 
+	/* The failing system call, before recovery's own calls replace it. */
+	if (L->d)
+		gfs_diag_io(L->d, rc);
+	r2 = gfs_recover_own(L->g, L->op_id, &res, &d2);
 	if (!r2 && res.forward) {
 		if (L->d)
 			L->d->msg[0] = '\0';
@@ -1202,7 +1206,9 @@ static int finish_failed(struct loader *L, int rc, uint64_t *version)
 		char first[sizeof L->d->msg];
 		snprintf(first, sizeof first, "%s", L->d->msg[0] ? L->d->msg : gfs_strerror(rc));
 		gfs_diag_reset(L->d, "%s; operation %s is left for recovery ('graphctl recover %s'): %s",
-			       first, L->op_id, gfs_graph_dir(L->g), d2.msg[0] ? d2.msg : gfs_strerror(r2));
+			       first, L->op_id, gfs_graph_dir(L->g),
+			       d2.msg[0] ? d2.msg
+			       : gfs_io_last(r2) ? gfs_io_last(r2) : gfs_strerror(r2));
 	}
 	return rc;
 }
@@ -1281,8 +1287,8 @@ static int open_spool(struct loader *L)
 		return rc;
 	L->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (L->spool_fd < 0) {
-		rc = -errno;
-		gfs_diag_set(L->d, "cannot create a spool file in '%s': %s", dir, strerror(errno));
+		rc = gfs_io_fail("create spool file in", dir, -errno);
+		gfs_diag_set(L->d, "create spool file in '%s': %s", dir, strerror(-rc));
 	}
 	return rc;
 }

@@ -487,6 +487,25 @@ static int outcome_of(struct sweep *s, const struct job *j, enum action a,
 	return a == ACT_FORWARD ? OUT_FORWARD : a == ACT_BACK ? OUT_BACK : OUT_DISCARD;
 }
 
+/* fsyncgate: the versions a publish points at may have been linked by a
+ * process whose directory fsync failed (and that failed for it).  Never
+ * trust such a name: fsync every moving table's directory again first; if
+ * that fails, the publish does not happen and the sidecar stays. */
+static int sync_moving(struct sweep *s, const struct job *j, enum action a)
+{
+	uint32_t post;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < j->sc->n_tables; i++)
+		if (moves(a, &j->ts[i], &post))
+			rc = gfs_table_sync(gfs_graph_tables(s->g),
+					    j->sc->tables[i].table);
+	if (rc)
+		gfs_diag_set(s->d, "operation %s: %s", j->sc->op_id,
+			     gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
+	return rc;
+}
+
 static int act(struct sweep *s, struct job *j, enum action a)
 {
 	struct gfs_diag pd = {{0}};
@@ -500,6 +519,8 @@ static int act(struct sweep *s, struct job *j, enum action a)
 		report_violation(s, j);
 		return OUT_VIOLATION;
 	}
+	if (!rc && a != ACT_DISCARD)
+		rc = sync_moving(s, j, a);
 	if (!rc)
 		rc = fp(GFS_FP_RECOVER_BEFORE_AUDIT);
 	if (!rc)
@@ -814,6 +835,9 @@ static int orphan_locked(struct sweep *s, const char *table)
 	if (rc || busy) /* only settled versions above the pin: no orphan */
 		return rc;
 	rc = orphan_comp(s, table, m, h, &target, op_id);
+	if (!rc && (rc = gfs_table_sync(gfs_graph_tables(s->g), table)))
+		gfs_diag_set(s->d, "orphan compensation of table '%s': %s", table,
+			     gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
 	return rc ? rc : orphan_publish(s, table, m, target, op_id);
 }
 
