@@ -9,7 +9,7 @@ secondary indexes against the rows, and prints the export in load format.
     format_reader.py STORE [--version N] [--type TYPE]   # like graphctl export
     format_reader.py STORE --table node:Person --file-version 3 --info
 
-The manifest (LMDB) is read through `mdb_dump -p` (lmdb-utils), xxh3 through
+The manifest (LMDB) is read through `mdb_dump` (lmdb-utils, hex output), xxh3 through
 libxxhash's XXH3_64bits (ctypes).  Exit status 0, or 1 with a message naming
 the file and offset that did not verify.
 """
@@ -50,26 +50,7 @@ def keycmp_key(k):
     return k
 
 
-# ---- the manifest through mdb_dump -p ------------------------------------
-
-def _unprint(s):
-    """Decodes one mdb_dump -p line (without its leading space)."""
-    out = bytearray()
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\":
-            if s[i + 1] == "\\":
-                out.append(0x5C)
-                i += 2
-            else:
-                out.append(int(s[i + 1:i + 3], 16))
-                i += 3
-        else:
-            out += c.encode("latin-1")
-            i += 1
-    return bytes(out)
-
+# ---- the manifest through mdb_dump (hex) --------------------------------
 
 def unseal(db, k, v):
     """A format-2 value: payload + u64 LE xxh3(key || payload) (§2)."""
@@ -87,17 +68,24 @@ def manifest_format(store):
     v = unseal("meta", b"manifest_format", v)
     if v != b"2":
         raise Corrupt("manifest format %r is not 2" % v)
+    head = meta.get(b"head")
+    recs = lmdb_db(store, "versions")
+    if head is not None and recs and \
+            int(unseal("meta", b"head", head)) != struct.unpack(">Q", recs[-1][0])[0]:
+        raise Corrupt("the last graph version record is not meta/head")
 
 
 def lmdb_db(store, name, sealed=True):
     """[(key bytes, value bytes)] of one named database, in key order;
     sealed: values checked and stripped of their checksum."""
-    out = subprocess.run(["mdb_dump", "-p", "-s", name,
+    # hex, not -p: LMDB 0.9's mdb_dump -p prints a backslash as itself, so
+    # a value byte 0x5c followed by two hex digits reads back as one byte
+    out = subprocess.run(["mdb_dump", "-s", name,
                           os.path.join(store, "manifest")],
                          check=True, stdout=subprocess.PIPE).stdout
-    lines = out.decode("latin-1").split("\n")
+    lines = out.decode("ascii").split("\n")
     data = lines[lines.index("HEADER=END") + 1:lines.index("DATA=END")]
-    items = [_unprint(l[1:]) for l in data]
+    items = [bytes.fromhex(l[1:]) for l in data]
     pairs = list(zip(items[0::2], items[1::2]))
     if sealed:
         pairs = [(k, unseal(name, k, v)) for k, v in pairs]
