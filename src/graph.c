@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "failpoints.h"
 #include "graph.h"
 #include "load_int.h"
 
@@ -81,15 +82,17 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	snprintf(tmp, sizeof tmp, "%s/.tmp-%s.%d", sdir, s->id, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return -errno;
+		return gfs_io_fail("create", tmp, -errno);
 	rc = gfs_write_all(fd, s->text, s->text_len);
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_SCHEMA) && fsync(fd) < 0)
+		rc = gfs_io_fail("fsync", tmp, -errno);
 	close(fd);
 	if (!rc && link(tmp, path) < 0 && errno != EEXIST)
-		rc = -errno;
+		rc = gfs_io_fail("link", path, -errno);
 	unlink(tmp);
-	return rc ? rc : gfs_fsync_dir(sdir);
+	if (rc || gfs_fp_hit(GFS_FP_SYNC_SKIP_SCHEMA_DIR))
+		return rc;
+	return gfs_fsync_dir(sdir);
 }
 
 /* Format 2: "graphfs-store 2\nid <ULID>\ncheck <xxh3 of what precedes,
@@ -114,17 +117,21 @@ int gfs_graph_format_write(const char *dir, const char *store_id)
 	snprintf(tmp, sizeof tmp, "%s/.FORMAT.tmp", dir);
 	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (!rc && fd < 0)
-		rc = -errno;
+		rc = gfs_io_fail("create", tmp, -errno);
 	if (!rc)
 		rc = gfs_write_all(fd, b.p, b.len);
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT) && fsync(fd) < 0)
+		rc = gfs_io_fail("fsync", tmp, -errno);
 	if (fd >= 0)
 		close(fd);
 	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
+		rc = gfs_io_fail("rename", path, -errno);
+	if (rc)
+		unlink(tmp);
 	gfs_buf_release(&b);
-	return rc ? rc : gfs_fsync_dir(dir);
+	if (rc || gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT_DIR))
+		return rc;
+	return gfs_fsync_dir(dir);
 }
 
 static int init_tables(const char *dir, const struct gfs_schema *s,
@@ -159,6 +166,24 @@ static int pin_cmp(const void *a, const void *b)
 		      ((const struct gfs_pin *)b)->table);
 }
 
+/* Invariant 56: FORMAT is init's commit point, so everything it vouches
+ * for is durable before its name can be.  LMDB creates data.mdb but fsyncs
+ * no directory: fsync manifest/ (the name data.mdb), then the store
+ * directory (the name manifest/) before FORMAT is renamed into place. */
+static int manifest_names_durable(const char *dir, struct gfs_diag *d)
+{
+	char mdir[PATH_MAX];
+	int rc = path_join(mdir, sizeof mdir, dir, "manifest");
+
+	if (!rc && gfs_fp_hit(GFS_FP_SYNC_SKIP_MANIFEST_DIR))
+		return 0;
+	if (!rc && (rc = gfs_fsync_dir(mdir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", mdir, gfs_strerror(rc));
+	if (!rc && (rc = gfs_fsync_dir(dir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", dir, gfs_strerror(rc));
+	return rc;
+}
+
 static int init_manifest(const char *dir, const struct gfs_schema *s,
 			 const char *op_id, struct gfs_pin *pins,
 			 const char *actor, struct gfs_diag *d)
@@ -182,7 +207,7 @@ static int init_manifest(const char *dir, const struct gfs_schema *s,
 		return rc;
 	rc = gfs_manifest_init(m, &gv);
 	gfs_manifest_close(m);
-	return rc;
+	return rc ? rc : manifest_names_durable(dir, d);
 }
 
 static void default_actor(char *out, size_t n, const char *prog)
@@ -213,6 +238,11 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		gfs_diag_set(d, "'%s' is not empty: init needs a new or empty directory", dir);
 	if (!rc && (rc = gfs_mkdir(dir, 0755)))
 		gfs_diag_set(d, "cannot create '%s': %s", dir, gfs_strerror(rc));
+	/* Invariant 55: the store's own name survives a power cut. */
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_STORE_PARENT) &&
+	    (rc = gfs_fsync_parent(dir)))
+		gfs_diag_set(d, "cannot fsync the directory holding '%s': %s",
+			     dir, gfs_strerror(rc));
 	if (!rc)
 		rc = gfs_ulid_new(op_id);
 	pins = rc ? NULL : calloc(s->n_types ? s->n_types : 1, sizeof *pins);
@@ -228,8 +258,14 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		rc = init_tables(dir, s, op_id, pins, d);
 	if (!rc)
 		rc = init_manifest(dir, s, op_id, pins, actor, d);
-	if (!rc)
-		rc = gfs_graph_format_write(dir, NULL);
+	if (!rc && (rc = gfs_graph_format_write(dir, NULL))) {
+		/* Not durable: a failed init leaves no FORMAT.  (Only init may
+		 * do this: upgrade's FORMAT replaces one that must stay.) */
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof path, "%s/FORMAT", dir);
+		unlink(path);
+	}
 	free(pins);
 	gfs_schema_free(s);
 	return rc;
@@ -561,6 +597,15 @@ static bool sidecar_names(struct gfs_sidecar **scs, size_t n, const char *table)
 	return false;
 }
 
+/* Only versions settled by resolved operations above the pin (a roll back
+ * that lost its publish): not an orphan (docs/recovery.md). */
+static bool settled(struct fsck_ctx *c, const struct gfs_pin *pin, uint32_t h)
+{
+	bool yes = false;
+
+	return !gfs_settled_above(c->g, pin->table, pin->version, h, &yes) && yes;
+}
+
 static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 		       struct gfs_sidecar **scs, size_t nsc, uint32_t *head)
 {
@@ -575,7 +620,8 @@ static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 	if (h < pin->version)
 		fsck_report(c, "table '%s': the manifest pins version %u but the newest file is version %u (missing table-version file)",
 			    pin->table, pin->version, h);
-	else if (h > pin->version && !sidecar_names(scs, nsc, pin->table))
+	else if (h > pin->version && !sidecar_names(scs, nsc, pin->table) &&
+		 !settled(c, pin, h))
 		fsck_report(c, "table '%s': orphan version %u above pin %u with no sidecar naming it (run 'graphctl recover')",
 			    pin->table, h, pin->version);
 	for (uint32_t v = 1; v <= (h > pin->version ? h : pin->version); v++) {

@@ -26,6 +26,14 @@
  *     batches, outside any transaction.
  *  3. MDB_MAP_FULL aborts, grows (double), retries; MDB_MAP_RESIZED adopts
  *     the size another process set.  -ENOSPC only when growing fails.
+ *     Every mdb_txn_begin is txn_begin's, so every transaction (the open's
+ *     too) adopts a resized map; MDB_READERS_FULL clears the slots of dead
+ *     processes (mdb_reader_check) and retries, READERS_FULL_RETRIES times.
+ *  6. MDB_NOLOCK only for a read-only open on a read-only file system
+ *     (statvfs ST_RDONLY), where no writer can run; anywhere else a reader
+ *     without the lock file is invisible to writers, which may then reuse
+ *     the pages it reads (LMDB's documentation), so the open fails naming
+ *     the access it needs.
  *  4. Write transactions only touch LMDB: no failpoint, lock or fsync inside.
  *  5. LMDB codes are translated in one place, xl().
  */
@@ -41,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "failpoints.h"
@@ -53,6 +62,7 @@
 #define MAP_SIZE_INITIAL ((size_t)64 << 20)
 #define MAP_SIZE_MAX ((size_t)1 << 40)
 #define MAX_READERS 126
+#define READERS_FULL_RETRIES 3 /* mdb_reader_check + retry, then -EAGAIN */
 #define MAX_DBS 8
 #define BATCH 256
 #define MANIFEST_FORMAT 2
@@ -88,6 +98,7 @@ struct gfs_manifest {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct env *registry;
 static size_t initial_mapsize = MAP_SIZE_INITIAL; /* tests may shrink it */
+static unsigned max_readers = MAX_READERS;        /* tests may shrink it */
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -120,11 +131,37 @@ static int xl(int rc)
 	return rc;
 }
 
-static int xl_diag(int rc, struct gfs_diag *d, const char *what)
+/* Names the manifest file and the step; also recorded as the thread's last
+ * I/O failure (util.h) for callers that pass no diag.  LMDB does not say
+ * which system call failed: "commit" covers its page writes, fdatasync and
+ * meta write.  After MDB_PANIC the environment is unusable in this process
+ * until it is closed and reopened (docs/recovery.md "MDB_PANIC"). */
+static int xl_diag_dir(int rc, struct gfs_diag *d, const char *dir,
+		       const char *what)
 {
-	if (rc && (rc > 0 || is_mdb_code(rc)))
-		gfs_diag_set(d, "manifest %s: lmdb: %s", what, mdb_strerror(rc));
+	char path[PATH_MAX];
+
+	if (!rc || !(rc > 0 || is_mdb_code(rc)))
+		return xl(rc);
+	snprintf(path, sizeof path, "%s/data.mdb", dir ? dir : "manifest");
+	gfs_diag_set(d, "manifest '%s' %s: lmdb: %s%s", path, what,
+		     mdb_strerror(rc),
+		     rc == MDB_PANIC ? " (the manifest is unusable in this "
+				       "process after an I/O error)" : "");
+	gfs_io_fail(rc == MDB_PANIC ? "lmdb environment unusable after an "
+				      "earlier I/O error (MDB_PANIC), at"
+				    : what, path, xl(rc));
 	return xl(rc);
+}
+
+static int xl_diag(int rc, struct gfs_diag *d, struct env *e,
+		   const char *what)
+{
+	const char *dir = NULL;
+
+	if (e && e->env && mdb_env_get_path(e->env, &dir))
+		dir = NULL;
+	return xl_diag_dir(rc, d, dir, what);
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -261,8 +298,22 @@ static int adopt_mapsize(struct env *e)
 	return rc;
 }
 
+/* Stale reader slots (processes that died inside a read transaction) are
+ * cleared on open; a full table later means more died since, or too many
+ * live readers: clear and retry a bounded number of times. */
+static int readers_full(struct env *e, unsigned *tries)
+{
+	int dead = 0;
+
+	if ((*tries)++ >= READERS_FULL_RETRIES)
+		return MDB_READERS_FULL;
+	return mdb_reader_check(e->env, &dead);
+}
+
 static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
 {
+	unsigned tries = 0;
+
 	for (;;) {
 		pthread_rwlock_rdlock(&e->grow);
 		int rc = mdb_txn_begin(e->env, NULL, flags, txn);
@@ -270,9 +321,10 @@ static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
 			return 0;
 		pthread_rwlock_unlock(&e->grow);
 		*txn = NULL;
-		if (rc != MDB_MAP_RESIZED)
-			return rc;
-		rc = adopt_mapsize(e);
+		if (rc == MDB_READERS_FULL)
+			rc = readers_full(e, &tries);
+		else if (rc == MDB_MAP_RESIZED)
+			rc = adopt_mapsize(e);
 		if (rc)
 			return rc;
 	}
@@ -337,7 +389,7 @@ static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
 		size_t seen;
 		int rc = txn_begin(e, 0, &txn);
 		if (rc)
-			return xl_diag(rc, d, "begin");
+			return xl_diag(rc, d, e, "begin");
 		/* Under e->grow (held shared from txn_begin to the end of the
 		 * txn): mdb_env_info reads the meta pages inside the map,
 		 * which another thread's grow_map may be remapping. */
@@ -348,7 +400,7 @@ static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
 		else
 			txn_abort(e, txn);
 		if (rc != MDB_MAP_FULL)
-			return xl_diag(rc, d, "write");
+			return xl_diag(rc, d, e, "commit");
 		rc = grow_map(e, seen);
 		if (rc) {
 			gfs_diag_set(d, "manifest map full and cannot grow "
@@ -363,7 +415,7 @@ static int run_read(struct gfs_manifest *m, txn_fn fn, void *ctx)
 	MDB_txn *txn;
 	int rc = txn_begin(m->e, MDB_RDONLY, &txn);
 	if (rc)
-		return xl(rc);
+		return xl_diag(rc, NULL, m->e, "begin");
 	rc = fn(m->e, txn, ctx);
 	txn_abort(m->e, txn);
 	return xl(rc);
@@ -846,6 +898,15 @@ static int sidecar_refuse(const MDB_val *k, const MDB_val *v,
 	return sc->raw ? GFS_EFORMAT : -ENOMEM;
 }
 
+/* The revision of a stored sidecar: a hash of its bytes, never 0 (0 in a
+ * publish means "do not compare"). */
+static uint64_t sidecar_rev(const MDB_val *v)
+{
+	uint64_t h = gfs_hash64(v->mv_data, v->mv_size);
+
+	return h ? h : 1;
+}
+
 /* GFS_EFORMAT with *out set (raw bytes) for a record we cannot use. */
 static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
 			  struct gfs_sidecar **out)
@@ -864,6 +925,7 @@ static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
 		  sidecar_fields(o, sc) && k->mv_size == strlen(sc->op_id) &&
 		  memcmp(k->mv_data, sc->op_id, k->mv_size) == 0;
 	json_decref(o);
+	sc->rev = sidecar_rev(sealed); /* the stored bytes, as sidecar_step sees them */
 	int rc = ok ? 0 : sidecar_refuse(k, v, sc);
 	if (rc == -ENOMEM) {
 		gfs_sidecar_free(sc);
@@ -999,6 +1061,13 @@ static int audit_put(struct env *e, MDB_txn *txn, const struct gfs_audit *a)
 
 /* ---- the registry and open/close ---------------------------------------- */
 
+void gfs_manifest_debug_set_maxreaders(unsigned n)
+{
+	pthread_mutex_lock(&registry_lock);
+	max_readers = n ? n : MAX_READERS;
+	pthread_mutex_unlock(&registry_lock);
+}
+
 void gfs_manifest_debug_set_initial_mapsize(size_t bytes)
 {
 	pthread_mutex_lock(&registry_lock);
@@ -1028,7 +1097,7 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 		return rc;
 	rc = mdb_env_set_maxdbs(env, MAX_DBS);
 	if (!rc)
-		rc = mdb_env_set_maxreaders(env, MAX_READERS);
+		rc = mdb_env_set_maxreaders(env, max_readers);
 	if (!rc)
 		rc = mdb_env_set_mapsize(env, initial_mapsize);
 	if (!rc)
@@ -1041,17 +1110,45 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 	return rc;
 }
 
-/* Read-only opens first try the normal way (sharing the reader table with
- * writers).  When the directory or lock file is not writable for us, fall
- * back to MDB_NOLOCK: best effort, since our readers are then invisible to
- * writers, which may reuse pages under a long read. */
-static int env_open_mdb(struct env *e, const char *dir)
+/* Is dir on a file system mounted read-only? */
+static bool fs_rdonly(const char *dir)
+{
+	struct statvfs sv;
+
+	return statvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+}
+
+/* The open failed for lack of access: say which access is needed. */
+static void access_diag(struct gfs_diag *d, const char *dir, bool rdonly,
+			bool rofs, int rc)
+{
+	if (rdonly)
+		gfs_diag_set(d, "cannot open manifest '%s' read-only: %s: a reader needs read access to '%s/data.mdb' and write access to the lock file '%s/lock.mdb' (and to '%s' if it does not exist yet), so that writers see it; without them only a store on a read-only file system can be read",
+			     dir, mdb_strerror(rc), dir, dir, dir);
+	else if (rofs)
+		gfs_diag_set(d, "cannot open manifest '%s' for writing: it is on a read-only file system; use a read-only command or mount (-o ro)",
+			     dir);
+	else
+		gfs_diag_set(d, "cannot open manifest '%s' for writing: %s: a writer needs write access to '%s', '%s/data.mdb' and '%s/lock.mdb'",
+			     dir, mdb_strerror(rc), dir, dir, dir);
+}
+
+/* MDB_NOLOCK only where no writer can exist (invariant 6): a read-only open
+ * on a read-only file system.  Elsewhere a reader takes a slot in the lock
+ * file like everyone else, and stale slots are cleared. */
+static int env_open_mdb(struct env *e, const char *dir, struct gfs_diag *d)
 {
 	unsigned flags = MDB_NOTLS | (e->rdonly ? MDB_RDONLY : 0);
+	bool rofs = fs_rdonly(dir);
+
+	if (e->rdonly && rofs)
+		flags |= MDB_NOLOCK;
 	int rc = env_create(dir, flags, &e->env);
-	if (e->rdonly && (rc == EACCES || rc == EROFS || rc == EPERM))
-		rc = env_create(dir, flags | MDB_NOLOCK, &e->env);
-	else if (rc == 0) {
+	if (rc == EACCES || rc == EPERM || rc == EROFS)
+		access_diag(d, dir, e->rdonly, rofs, rc);
+	else if (rc)
+		; /* the caller names data.mdb and the call (xl_diag_dir) */
+	else if (!(flags & MDB_NOLOCK)) {
 		int dead = 0;
 		mdb_reader_check(e->env, &dead);
 	}
@@ -1195,7 +1292,7 @@ static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 static int dbis_open(struct env *e, struct gfs_diag *d)
 {
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(e->env, NULL, e->rdonly ? MDB_RDONLY : 0, &txn);
+	int rc = txn_begin(e, e->rdonly ? MDB_RDONLY : 0, &txn);
 	if (rc)
 		return rc;
 	for (int i = 0; i < DB__COUNT && !rc; i++) {
@@ -1212,11 +1309,11 @@ static int dbis_open(struct env *e, struct gfs_diag *d)
 	if (!rc)
 		rc = format_check(e, txn, d);
 	if (rc) {
-		mdb_txn_abort(txn);
+		txn_abort(e, txn);
 		return rc;
 	}
 	/* committing (even read-only) keeps the dbi handles for later txns */
-	return mdb_txn_commit(txn);
+	return txn_commit(e, txn);
 }
 
 static void env_free(struct env *e)
@@ -1250,15 +1347,12 @@ static int env_open(const char *dir, const struct stat *st, bool rdonly,
 		env_free(e);
 		return rc;
 	}
-	rc = env_open_mdb(e, dir);
-	if (rc)
-		gfs_diag_set(d, "cannot open manifest '%s': %s", dir,
-			     mdb_strerror(rc));
+	rc = env_open_mdb(e, dir, d);
 	if (!rc)
 		rc = dbis_open(e, d);
 	if (rc) {
 		env_free(e);
-		return xl_diag(rc, d, "open");
+		return xl_diag_dir(rc, d, dir, "open"); /* access_diag's stays */
 	}
 	*out = e;
 	return 0;
@@ -1600,14 +1694,22 @@ static int sidecar_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 	const struct gfs_publish *p = c->p;
 	if (!p->sidecar)
 		return 0;
-	MDB_val k = str_val(p->sidecar);
-	int rc = mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
+	MDB_val k = str_val(p->sidecar), v;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
 	if (rc == MDB_NOTFOUND && p->require_sidecar) {
 		gfs_diag_reset(c->d, "sidecar '%s' already resolved",
 			       p->sidecar);
 		return GFS_EGONE;
 	}
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	/* a recovery publish decides on the record it classified */
+	if (!rc && p->sidecar_rev && sidecar_rev(&v) != p->sidecar_rev) {
+		gfs_diag_reset(c->d, "sidecar '%s' changed since it was classified (confirmed meanwhile?)",
+			       p->sidecar);
+		return GFS_ECAS;
+	}
+	return rc ? rc : mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
 }
 
 static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)

@@ -122,7 +122,7 @@ int gfs_table_create(struct gfs_tstore *ts, const char *table)
 {
 	char path[PATH_MAX];
 	char *store;
-	int rc;
+	int rc, skip;
 
 	if (!tbl_name_ok(table))
 		return -EINVAL;
@@ -130,15 +130,16 @@ int gfs_table_create(struct gfs_tstore *ts, const char *table)
 	if (!store)
 		return -ENOMEM;
 	*strrchr(store, '/') = '\0';
+	skip = gfs_fp_hit(GFS_FP_SYNC_SKIP_TABLE_CREATE);
 	rc = gfs_mkdir(ts->dir, 0755);
-	if (!rc)
+	if (!rc && !skip)
 		rc = gfs_fsync_dir(store);
 	free(store);
 	if (!rc)
 		rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL);
 	if (!rc)
 		rc = gfs_mkdir(path, 0755);
-	if (!rc)
+	if (!rc && !skip)
 		rc = gfs_fsync_dir(ts->dir);
 	return rc;
 }
@@ -188,6 +189,18 @@ int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head)
 	return 0;
 }
 
+int gfs_table_sync(struct gfs_tstore *ts, const char *table)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (!tbl_name_ok(table))
+		return -EINVAL;
+	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
+		return rc;
+	return gfs_fsync_dir(path);
+}
+
 /* A builder's temp file is named ".tmp-<pid>-..." in the table directory
  * (link() needs a name).  A writer killed before link() leaves it behind;
  * it is garbage, never a version.  Builders create it only while holding
@@ -207,13 +220,13 @@ int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
 	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
 		return rc;
 	if (!(dir = opendir(path)))
-		return errno == ENOENT ? 0 : -errno;
+		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
 	while (!rc && (de = readdir(dir)))
 		if (!strncmp(de->d_name, ".tmp-", 5)) {
 			if (unlinkat(dirfd(dir), de->d_name, 0) == 0)
 				n++;
 			else if (errno != ENOENT)
-				rc = -errno;
+				rc = gfs_io_fail("unlink temp file in", path, -errno);
 		}
 	closedir(dir);
 	if (!rc && n)
@@ -356,6 +369,8 @@ static int read_header(struct gfs_tver *tv, struct gfs_diag *d)
 	char h[TBL_HDR_LEN];
 	int rc = gfs_pread_all(tv->fd, h, sizeof h, 0);
 
+	if (rc && rc != GFS_ECORRUPT)
+		gfs_diag_io(d, rc);
 	if (rc)
 		return rc == GFS_ECORRUPT ? hdr_corrupt(tv, d, 0, "truncated header")
 					  : rc;
@@ -431,6 +446,8 @@ static int read_footer(struct gfs_tver *tv, struct gfs_diag *d)
 	if ((uint64_t)st.st_size < TBL_HDR_LEN + TBL_FOOT_FIXED + TBL_TRAILER)
 		return hdr_corrupt(tv, d, (uint64_t)st.st_size, "truncated file");
 	rc = gfs_pread_all(tv->fd, tr, sizeof tr, st.st_size - TBL_TRAILER);
+	if (rc && rc != GFS_ECORRUPT)
+		gfs_diag_io(d, rc);
 	if (rc)
 		return rc;
 	flen = tbl_get32(tr);
@@ -443,6 +460,11 @@ static int read_footer(struct gfs_tver *tv, struct gfs_diag *d)
 	if (!f)
 		return -ENOMEM;
 	rc = gfs_pread_all(tv->fd, f, flen, st.st_size - flen);
+	if (rc && rc != GFS_ECORRUPT) { /* EIO is not corruption: say so */
+		free(f);
+		gfs_diag_io(d, rc);
+		return rc;
+	}
 	why = rc ? "unreadable footer"
 	    : tbl_get64(f + flen - 16) != gfs_hash64(f, flen - 16)
 		? "footer checksum mismatch"
@@ -476,7 +498,7 @@ int gfs_tver_open(struct gfs_tstore *ts, const char *table, uint32_t version,
 		rc = tbl_table_id(ts, table, &tv->tid);
 	if (!rc) {
 		tv->fd = open(tv->path, O_RDONLY | O_CLOEXEC);
-		rc = tv->fd < 0 ? -errno : 0;
+		rc = tv->fd < 0 ? gfs_io_fail("open", tv->path, -errno) : 0;
 	}
 	if (!rc)
 		rc = read_header(tv, d);

@@ -582,9 +582,9 @@ static int open_tmp(struct gfs_tbuild *b)
 		return rc;
 	b->fd = mkostemp(b->tmp, O_CLOEXEC);
 	if (b->fd < 0)
-		return -errno;
+		return gfs_io_fail("create", b->tmp, -errno);
 	b->tmp_exists = true;
-	return fchmod(b->fd, 0644) ? -errno : 0;
+	return fchmod(b->fd, 0644) ? gfs_io_fail("chmod", b->tmp, -errno) : 0;
 }
 
 int gfs_tbuild_new(struct gfs_tstore *ts, const char *table,
@@ -720,7 +720,7 @@ static int open_spill(struct gfs_tbuild *b)
 		return rc;
 	b->sfd = mkostemp(path, O_CLOEXEC);
 	if (b->sfd < 0)
-		return -errno;
+		return gfs_io_fail("create spill file", path, -errno);
 	unlink(path);
 	return 0;
 }
@@ -1619,7 +1619,8 @@ static int write_header(struct gfs_tbuild *b, const struct hdr_args *a)
 }
 
 /* Put-if-absent: the fsync'd temp file becomes "<version>" by link(). */
-static int publish(struct gfs_tbuild *b, struct gfs_diag *d)
+static int publish(struct gfs_tbuild *b, bool compensation,
+		   struct gfs_diag *d)
 {
 	char final[PATH_MAX];
 	int err, rc;
@@ -1636,11 +1637,12 @@ static int publish(struct gfs_tbuild *b, struct gfs_diag *d)
 			gfs_diag_set(d, "table '%s' version %u already exists",
 				     b->table, b->version);
 		else
-			gfs_diag_set(d, "cannot link '%s': %s", final,
+			gfs_diag_set(d, "link '%s': %s", final,
 				     gfs_strerror(rc));
-		return rc;
+		return gfs_io_fail("link", final, rc);
 	}
-	rc = gfs_fsync_dir(b->dir);
+	if (compensation || !gfs_fp_hit(GFS_FP_SYNC_SKIP_TABLE_DIR))
+		rc = gfs_fsync_dir(b->dir);
 	if (rc)
 		return rc;
 	err = gfs_fp_hit(GFS_FP_TABLE_AFTER_LINK);
@@ -1650,6 +1652,8 @@ static int publish(struct gfs_tbuild *b, struct gfs_diag *d)
 static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 		     struct gfs_diag *d)
 {
+	enum gfs_fp skip = a->compensation ? GFS_FP_SYNC_SKIP_COMPENSATION
+					   : GFS_FP_SYNC_SKIP_TABLE_TMP;
 	struct tref *roots;
 	struct prow pr;
 	uint64_t rows = 0, bytes = 0, lines_end;
@@ -1678,10 +1682,10 @@ static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 	free(roots);
 	if (!rc)
 		rc = write_header(b, a);
-	if (!rc && fsync(b->fd))
-		rc = -errno;
+	if (!rc && !gfs_fp_hit(skip) && fsync(b->fd))
+		rc = gfs_io_fail("fsync", b->tmp, -errno);
 	if (!rc)
-		rc = publish(b, d);
+		rc = publish(b, a->compensation, d);
 	drop_tmp(b);
 	return rc;
 }

@@ -183,7 +183,7 @@ static int open_version_fd(struct gfs_tstore *ts, const char *table,
 	if (rc)
 		return rc;
 	rc = open(path, O_RDONLY | O_CLOEXEC);
-	return rc < 0 ? -errno : rc;
+	return rc < 0 ? gfs_io_fail("open", path, -errno) : rc;
 }
 
 static int slot_victim(struct gfs_tstore *ts)

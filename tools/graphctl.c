@@ -45,10 +45,16 @@ static int exit_for(int rc)
 
 static int fail(const char *what, int rc, const struct gfs_diag *d)
 {
-	if (d && d->msg[0])
+	const char *io = gfs_io_last(rc); /* which file, which system call */
+
+	if (d && d->msg[0] && io && !strstr(d->msg, io))
+		fprintf(stderr, "graphctl %s: %s (%s)\n", what, d->msg, io);
+	else if (d && d->msg[0])
 		fprintf(stderr, "graphctl %s: %s\n", what, d->msg);
 	else if (rc == GFS_ECORRUPT && gfs_corrupt_last()[0])
 		fprintf(stderr, "graphctl %s: %s\n", what, gfs_corrupt_last());
+	else if (io)
+		fprintf(stderr, "graphctl %s: %s\n", what, io);
 	else
 		fprintf(stderr, "graphctl %s: %s\n", what, gfs_strerror(rc));
 	return exit_for(rc);
