@@ -14,6 +14,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#ifdef GFS_FAILPOINTS_ENABLED
+#include <fiu-control.h>
+#endif
+#include "failpoints.h"
 #include "table.h"
 #include "table_int.h"
 
@@ -1867,18 +1871,26 @@ START_TEST(test_head_and_names)
 END_TEST
 
 #ifdef GFS_FAILPOINTS_ENABLED
-/* Failpoints are armed from the environment on the first hit, and Check
- * runs each test in a fresh child, so each test arms its own. */
+/* Failpoints are armed from GRAPHFS_FAILPOINTS on the first hit, and the
+ * fixture already hit one (gfs_table_create's sync/skip_table_create), so
+ * setenv here would come too late: the spec "name=error:N" is armed through
+ * libfiu directly, in this test's own child. */
 static void fp_commit(const char *spec, int want_rc, bool want_version)
 {
 	struct gfs_tbuild *b;
 	struct gfs_diag d = { { 0 } };
-	char op[GFS_ULID_LEN + 1];
+	char op[GFS_ULID_LEN + 1], name[64];
+	const char *eq = strchr(spec, '=');
 	uint32_t head;
+	int err;
 
 	if (getenv("CK_FORK") && !strcmp(getenv("CK_FORK"), "no"))
 		return;
-	ck_assert_int_eq(setenv("GRAPHFS_FAILPOINTS", spec, 1), 0);
+	ck_assert_ptr_nonnull(eq);
+	ck_assert_int_eq(sscanf(eq, "=error:%d", &err), 1);
+	snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
+	ck_assert_int_eq(gfs_fp_init(NULL), 0);
+	ck_assert_int_eq(fiu_enable(name, err, NULL, 0), 0);
 	b = builder(T, NULL, 0, 0);
 	put_row(b, 1, 0);
 	ck_assert_int_eq(gfs_ulid_new(op), 0);
