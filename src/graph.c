@@ -462,15 +462,19 @@ static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
 {
 	struct gfs_tver *tv;
 	struct gfs_tver_info info;
+	struct gfs_tcursor *c = NULL;
 	uint64_t off = 0;
 	int rc = gfs_tver_open(g->ts, table, ver, &tv, d);
 
 	if (rc)
 		return rc;
 	gfs_tver_info(tv, &info);
+	/* one cursor for the whole table: reads continue without a lookup,
+	 * and its list of lines to check is allocated once */
+	rc = gfs_tcursor_new(tv, &c);
 	while (!rc && off < info.export_bytes) {
 		size_t n = 0;
-		rc = gfs_tver_read_export(tv, off, buf, bufsz, &n);
+		rc = gfs_tcursor_read(c, off, buf, bufsz, &n);
 		if (!rc && n == 0)
 			rc = GFS_ECORRUPT;
 		if (rc == GFS_ECORRUPT && !d->msg[0])
@@ -480,6 +484,7 @@ static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
 			rc = gfs_write_all(fd, buf, n);
 		off += n;
 	}
+	gfs_tcursor_free(c);
 	gfs_tver_close(tv);
 	return rc;
 }

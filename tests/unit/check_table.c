@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "failpoints.h"
 #include "table.h"
 #include "table_int.h"
 
