@@ -385,6 +385,12 @@ static int sweep(struct gfs_graph *g, const char *store, const char *mnt)
 	gethostname(host, sizeof host - 1);
 	snprintf(who, sizeof who, "pid %d on %s (graphfs mount %s)", (int)getpid(), host, mnt);
 	rc = gfs_recover_sweep(g, &ro, &rr, &d);
+	if (rc && gfs_io_last(rc) && !strstr(d.msg, gfs_io_last(rc))) {
+		/* which file and system call failed (util.h) */
+		size_t n = strlen(d.msg);
+		snprintf(d.msg + n, sizeof d.msg - n, "%s%s%s", n ? " (" : "",
+			 gfs_io_last(rc), n ? ")" : "");
+	}
 	if (rc) {
 		/* d.msg, when set, already starts with what happened */
 		fprintf(stderr, "graphfs: store '%s': %s\n"
@@ -415,6 +421,8 @@ static int serve(const char *store, struct fuse_args *args,
 	 * keep the daemon's memory near what it uses (docs/mount.md). */
 	mallopt(M_ARENA_MAX, 2);
 	rc = gfs_graph_open(store, ro ? GFS_GRAPH_RDONLY : 0, &m.g, &d);
+	if (rc)
+		gfs_diag_io(&d, rc);
 	if (rc) {
 		fprintf(stderr, "graphfs: store '%s': %s%s%s\n", store,
 			gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg);

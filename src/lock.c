@@ -76,7 +76,7 @@ static int lock_open(const char *store_dir, const char *table)
 		if (fd >= 0)
 			return fd;
 		if (errno != ENOENT || tries)
-			return -errno;
+			return gfs_io_fail("open lock file", path, -errno);
 		int rc = gfs_mkdir(dir, 0755);
 		if (rc)
 			return rc;

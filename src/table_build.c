@@ -582,9 +582,9 @@ static int open_tmp(struct gfs_tbuild *b)
 		return rc;
 	b->fd = mkostemp(b->tmp, O_CLOEXEC);
 	if (b->fd < 0)
-		return -errno;
+		return gfs_io_fail("create", b->tmp, -errno);
 	b->tmp_exists = true;
-	return fchmod(b->fd, 0644) ? -errno : 0;
+	return fchmod(b->fd, 0644) ? gfs_io_fail("chmod", b->tmp, -errno) : 0;
 }
 
 int gfs_tbuild_new(struct gfs_tstore *ts, const char *table,
@@ -720,7 +720,7 @@ static int open_spill(struct gfs_tbuild *b)
 		return rc;
 	b->sfd = mkostemp(path, O_CLOEXEC);
 	if (b->sfd < 0)
-		return -errno;
+		return gfs_io_fail("create spill file", path, -errno);
 	unlink(path);
 	return 0;
 }
@@ -1637,9 +1637,9 @@ static int publish(struct gfs_tbuild *b, bool compensation,
 			gfs_diag_set(d, "table '%s' version %u already exists",
 				     b->table, b->version);
 		else
-			gfs_diag_set(d, "cannot link '%s': %s", final,
+			gfs_diag_set(d, "link '%s': %s", final,
 				     gfs_strerror(rc));
-		return rc;
+		return gfs_io_fail("link", final, rc);
 	}
 	if (compensation || !gfs_fp_hit(GFS_FP_SYNC_SKIP_TABLE_DIR))
 		rc = gfs_fsync_dir(b->dir);
@@ -1683,7 +1683,7 @@ static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 	if (!rc)
 		rc = write_header(b, a);
 	if (!rc && !gfs_fp_hit(skip) && fsync(b->fd))
-		rc = -errno;
+		rc = gfs_io_fail("fsync", b->tmp, -errno);
 	if (!rc)
 		rc = publish(b, a->compensation, d);
 	drop_tmp(b);

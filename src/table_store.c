@@ -183,7 +183,7 @@ static int open_version_fd(struct gfs_tstore *ts, const char *table,
 	if (rc)
 		return rc;
 	rc = open(path, O_RDONLY | O_CLOEXEC);
-	return rc < 0 ? -errno : rc;
+	return rc < 0 ? gfs_io_fail("open", path, -errno) : rc;
 }
 
 static int slot_victim(struct gfs_tstore *ts)
@@ -533,6 +533,9 @@ static int page_corrupt(struct gfs_tver *tv, const struct tref *ref,
 	gfs_diag_set(d, "corrupt table file '%s/%s/%u' at offset %llu: %s",
 		     tv->ts->dir, tv->table, ref->seg,
 		     (unsigned long long)ref->off, why);
+	gfs_corrupt_note("corrupt table file '%s/%s/%u' at offset %llu: %s",
+			 tv->ts->dir, tv->table, ref->seg,
+			 (unsigned long long)ref->off, why);
 	return GFS_ECORRUPT;
 }
 

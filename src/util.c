@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "util.h"
@@ -292,6 +294,81 @@ uint64_t gfs_hash64(const void *p, size_t len)
 	return (uint64_t)XXH3_64bits(p, len);
 }
 
+/* ---- the last I/O failure of this thread ------------------------------------ */
+
+static __thread struct {
+	int rc;
+	char msg[PATH_MAX + 96];
+} io_last;
+
+int gfs_io_fail(const char *op, const char *path, int rc)
+{
+	if (!rc)
+		return 0;
+	io_last.rc = rc;
+	snprintf(io_last.msg, sizeof io_last.msg, "%s '%s': %s", op,
+		 path ? path : "?", gfs_strerror(rc));
+	return rc;
+}
+
+/* The file behind fd, from /proc (an O_TMPFILE shows as "dir/#ino
+ * (deleted)", which still says where). */
+int gfs_io_fail_fd(const char *op, int fd, int rc)
+{
+	char link[64], path[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof path - 1);
+	if (n < 0)
+		snprintf(path, sizeof path, "descriptor %d", fd);
+	else
+		path[n] = '\0';
+	return gfs_io_fail(op, path, rc);
+}
+
+const char *gfs_io_last(int rc)
+{
+	return rc && io_last.rc == rc ? io_last.msg : NULL;
+}
+
+void gfs_diag_io(struct gfs_diag *d, int rc)
+{
+	const char *m = gfs_io_last(rc);
+
+	if (m)
+		gfs_diag_set(d, "%s", m);
+}
+
+/* Thread-local: the library's calls return codes, and many read paths
+ * (cursors, manifest reads) have no diagnostic to fill. */
+static __thread char corrupt_msg[512];
+
+void gfs_corrupt_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(corrupt_msg, sizeof corrupt_msg, fmt, ap);
+	va_end(ap);
+}
+
+const char *gfs_corrupt_last(void)
+{
+	return corrupt_msg;
+}
+
+uint64_t gfs_hash64_2(const void *a, size_t alen, const void *b, size_t blen)
+{
+	XXH3_state_t st;
+
+	/* the state lives on the stack: no allocation, cannot fail */
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, a, alen);
+	XXH3_64bits_update(&st, b, blen);
+	return (uint64_t)XXH3_64bits_digest(&st);
+}
+
 int gfs_write_all(int fd, const void *p, size_t len)
 {
 	const char *c = p;
@@ -301,7 +378,7 @@ int gfs_write_all(int fd, const void *p, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			return gfs_io_fail_fd("write", fd, -errno);
 		}
 		c += n;
 		len -= (size_t)n;
@@ -318,7 +395,7 @@ int gfs_pwrite_all(int fd, const void *p, size_t len, off_t off)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			return gfs_io_fail_fd("write", fd, -errno);
 		}
 		c += n;
 		off += n;
@@ -336,10 +413,11 @@ int gfs_pread_all(int fd, void *p, size_t len, off_t off)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			return gfs_io_fail_fd("read", fd, -errno);
 		}
 		if (n == 0)
-			return GFS_ECORRUPT;
+			return gfs_io_fail_fd("read (file too short)", fd,
+					      GFS_ECORRUPT);
 		c += n;
 		off += n;
 		len -= (size_t)n;
@@ -353,9 +431,9 @@ int gfs_fsync_dir(const char *path)
 	int rc = 0;
 
 	if (fd < 0)
-		return -errno;
+		return gfs_io_fail("open directory", path, -errno);
 	if (fsync(fd) < 0)
-		rc = -errno;
+		rc = gfs_io_fail("fsync directory", path, -errno);
 	close(fd);
 	return rc;
 }
@@ -382,7 +460,7 @@ int gfs_fsync_parent(const char *path)
 int gfs_mkdir(const char *path, mode_t mode)
 {
 	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -errno;
+		return gfs_io_fail("mkdir", path, -errno);
 	return 0;
 }
 
@@ -395,14 +473,14 @@ int gfs_read_file(const char *path, char **out, size_t *len, size_t max)
 
 	*out = NULL;
 	if (fd < 0)
-		return -errno;
+		return gfs_io_fail("open", path, -errno);
 	gfs_buf_init(&b);
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof chunk);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = -errno;
+			rc = gfs_io_fail("read", path, -errno);
 			break;
 		}
 		if (n == 0)

@@ -88,8 +88,35 @@ void gfs_time_format(uint64_t ns, char out[40]);
 
 /* 64-bit content hash (xxh3) used for checksums and schema ids. */
 uint64_t gfs_hash64(const void *p, size_t len);
+/* Where the last GFS_ECORRUPT of this thread came from ("corrupt table
+ * file '...' at offset N: why", "manifest record versions/4 is corrupt:
+ * why"): set by the read path that found it, so callers without a
+ * diagnostic (the mount, cursors) can still name the file or key.
+ * gfs_corrupt_last() is borrowed and thread-local ("" if none). */
+void gfs_corrupt_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *gfs_corrupt_last(void);
+/* xxh3 of the bytes of a followed by those of b (no copy). */
+uint64_t gfs_hash64_2(const void *a, size_t alen, const void *b, size_t blen);
 
-/* Files: whole writes/reads that retry EINTR and short counts. */
+/* The last I/O failure of the calling thread, so that an error that
+ * surfaces far from the system call still names the operation and the
+ * file ("fsync '/s/tables/node:A/.tmp-1-x': Input/output error") even where
+ * no gfs_diag is passed down (docs/recovery.md "I/O errors").  The helpers
+ * below record their own failures; code that calls the kernel directly
+ * records with gfs_io_fail() and returns its result:
+ *
+ *     if (fsync(fd) < 0)
+ *             return gfs_io_fail_fd("fsync", fd, -errno);
+ *
+ * gfs_io_last(rc) is that message if the thread's last recorded failure
+ * had this rc (else NULL); gfs_diag_io() copies it into an empty diag. */
+int gfs_io_fail(const char *op, const char *path, int rc);
+int gfs_io_fail_fd(const char *op, int fd, int rc);
+const char *gfs_io_last(int rc);
+void gfs_diag_io(struct gfs_diag *d, int rc);
+
+/* Files: whole writes/reads that retry EINTR and short counts; failures are
+ * recorded (gfs_io_fail), naming the file. */
 int gfs_write_all(int fd, const void *p, size_t len);
 int gfs_pwrite_all(int fd, const void *p, size_t len, off_t off);
 /* Reads exactly len bytes at off; short file = GFS_ECORRUPT. */

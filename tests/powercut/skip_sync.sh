@@ -27,13 +27,15 @@ skip() { # skip FAILPOINT SETUP WRITER ARGS...
 	rm -rf "${T:?}/$name"
 	mkdir -p "$T/$name/w"
 	"$setup" "$T/$name/w/s"
-	if out=$(pc_check "$name" --cuts 4 --k 2 --seed 1 --expect-fail \
-		--fp "$fp=error:EIO" -- "$@"); then
-		echo "$out" | sed -n '1,3p'
-		ok "$fp: the checker reports the missing fsync"
-	else
+	if ! out=$(GRAPHFS_FP_LOG=$T/$name.fired pc_check "$name" --cuts 4 \
+		--k 2 --seed 1 --expect-fail --fp "$fp=error:EIO" -- "$@"); then
 		echo "$out"
 		bad "$fp: the checker did not notice the missing fsync"
+	elif ! fired "$fp" "$T/$name.fired"; then
+		bad "$fp: never reached by the writer (nothing was skipped)"
+	else
+		echo "$out" | sed -n '1,3p'
+		ok "$fp: the checker reports the missing fsync"
 	fi
 }
 
