@@ -29,13 +29,17 @@ echo "# seed $SEED (GRAPHFS_POWERCUT_SEED=$SEED replays this sample)"
 
 SUMMARY=$T/summary
 : >"$SUMMARY"
-writer() { # writer NAME SETUP-FUNCTION WRITER-ARGS...
-	local name=$1 setup=$2 out
+writer() { # writer NAME SETUP-FUNCTION [powercut.py options --] WRITER-ARGS...
+	local name=$1 setup=$2 out opts=()
 	shift 2
+	case " $* " in *" -- "*)
+		while [ "$1" != -- ]; do opts+=("$1"); shift; done
+		shift ;;
+	esac
 	rm -rf "${T:?}/$name"
 	mkdir -p "$T/$name/w"
 	"$setup" "$T/$name/w/s"
-	if out=$(pc_check "$name" "${OPTS[@]}" --seed "$SEED" -- "$@"); then
+	if out=$(pc_check "$name" "${OPTS[@]}" ${opts[@]+"${opts[@]}"} --seed "$SEED" -- "$@"); then
 		echo "$out"
 		ok "$name: every crash state is the old graph or the new one"
 	else
@@ -83,6 +87,15 @@ writer recover-back back "$GRAPHCTL" recover @S
 # a load that heals a dead writer first (roll forward / roll back), then loads
 writer load-heal-forward fwd "$GRAPHCTL" load @S --data "$T/append.jsonl" --mode append -q
 writer load-heal-back back "$GRAPHCTL" load @S --data "$T/merge.jsonl" --json
+# graphctl upgrade of the format-1 store made by the old build
+# (tests/data/format1-store.tar.gz): each state is upgraded (again) first,
+# as a user would have to, then recovered and checked.
+format1() {
+	tar -C "$T" -xzf "$top_srcdir/tests/data/format1-store.tar.gz"
+	mv "$T/fixture/store" "$1"
+	rm -rf "$T/fixture"
+}
+writer upgrade format1 --prepare upgrade -- "$GRAPHCTL" upgrade @S
 if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	writer mount-sweep back "$GRAPHFS" @S @M
 	writer mount-sweep-forward fwd "$GRAPHFS" @S @M
