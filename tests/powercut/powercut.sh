@@ -21,8 +21,8 @@ if [ "${GRAPHFS_POWERCUT:-short}" = full ] || [ -n "${GRAPHFS_STRESS:-}" ]; then
 else
 	# about a minute under ASan on 2 cores for all writers together:
 	# the last cut point first (where a missing fsync shows), then 10
-	# sampled ones, at most 24 distinct states per writer.
-	OPTS=(--cuts 10 --k 1 --budget 24 --mounts 2)
+	# sampled ones, at most 20 distinct states per writer.
+	OPTS=(--cuts 10 --k 1 --budget 20 --mounts 2)
 	LARGE=3000
 fi
 echo "# seed $SEED (GRAPHFS_POWERCUT_SEED=$SEED replays this sample)"
