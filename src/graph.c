@@ -129,9 +129,12 @@ int gfs_graph_format_write(const char *dir, const char *store_id)
 	if (rc)
 		unlink(tmp);
 	gfs_buf_release(&b);
+	/* Not durable: a failed init leaves no FORMAT.  An upgrade (store_id
+	 * given) keeps it: the manifest is already the new format, and a
+	 * store without FORMAT is one no command, upgrade included, opens. */
 	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT_DIR) &&
-	    (rc = gfs_fsync_dir(dir)))
-		unlink(path); /* not durable: a failed init leaves no FORMAT */
+	    (rc = gfs_fsync_dir(dir)) && !store_id)
+		unlink(path);
 	return rc;
 }
 
