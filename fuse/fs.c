@@ -427,6 +427,35 @@ static void stats_ops(struct gfs_buf *b, atomic_uint_least64_t *ops)
 	gfs_buf_appendc(b, '}');
 }
 
+/* s as a JSON string (quotes, backslashes and control bytes escaped). */
+static void json_str(struct gfs_buf *b, const char *s)
+{
+	gfs_buf_appendc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			gfs_buf_appendf(b, "\\%c", c);
+		else if (c < 0x20)
+			gfs_buf_appendf(b, "\\u%04x", c);
+		else
+			gfs_buf_appendc(b, (char)c);
+	}
+	gfs_buf_appendc(b, '"');
+}
+
+static void stats_io(struct gfs_fs *fs, struct gfs_buf *b)
+{
+	char last[sizeof fs->last_io];
+
+	pthread_mutex_lock(&fs->io_lock);
+	memcpy(last, fs->last_io, sizeof last);
+	pthread_mutex_unlock(&fs->io_lock);
+	gfs_buf_appendf(b, "\"io_errors\":%" PRIu64 ",\"last_io_error\":",
+			ld(&fs->io_errors));
+	json_str(b, last);
+	gfs_buf_appendc(b, ',');
+}
+
 static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 {
 	struct gfs_view_stats vs;
@@ -456,6 +485,7 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			ld(&fs->pruned), ld(&fs->bare_entries),
 			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
 			vs.gv_misses);
+	stats_io(fs, b);
 	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
@@ -493,9 +523,26 @@ static double timeout_of(const struct gfs_fs *fs, const struct gfs_vdesc *d)
 	return d->kind == GFS_VK_GFSFILE ? 0 : fs->o.live_timeout;
 }
 
+/* An I/O error is counted, and the failing system call and file (util.h,
+ * recorded by this worker thread) kept for .graphfs/stats, so a user who
+ * sees EIO can find out which table file failed. */
+static void note_io_error(struct gfs_fs *fs, int err)
+{
+	const char *m = gfs_io_last(-err);
+
+	atomic_fetch_add_explicit(&fs->io_errors, 1, memory_order_relaxed);
+	pthread_mutex_lock(&fs->io_lock);
+	snprintf(fs->last_io, sizeof fs->last_io, "%s", m ? m : strerror(err));
+	pthread_mutex_unlock(&fs->io_lock);
+}
+
 static void reply_err(fuse_req_t req, int rc)
 {
-	fuse_reply_err(req, rc < 0 ? -rc : rc);
+	int err = rc < 0 ? -rc : rc;
+
+	if (err == EIO || err == ENOSPC || err == EDQUOT)
+		note_io_error(req_fs(req), err);
+	fuse_reply_err(req, err);
 }
 
 /* A reply about the live view built from graph version `built` (or from
@@ -1075,6 +1122,7 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 	fs->root->nlookup = 1;
 	pthread_mutex_init(&fs->ino_lock, NULL);
 	pthread_mutex_init(&fs->fh_lock, NULL);
+	pthread_mutex_init(&fs->io_lock, NULL);
 	fs->fhs.next = fs->fhs.prev = &fs->fhs;
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
@@ -1110,6 +1158,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 	gfs_view_free(fs->v);
 	pthread_mutex_destroy(&fs->ino_lock);
 	pthread_mutex_destroy(&fs->fh_lock);
+	pthread_mutex_destroy(&fs->io_lock);
 	pthread_rwlock_destroy(&fs->reply_lock);
 	pthread_mutex_destroy(&fs->stop_lock);
 	pthread_cond_destroy(&fs->stop_cond);

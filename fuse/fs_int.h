@@ -86,6 +86,11 @@ struct gfs_fs {
 	bool no_opendir;          /* set once in init */
 	atomic_bool ra_done;      /* readahead set (after INIT) */
 	atomic_uint_least64_t lag_ms_last, lag_ms_max, head_seen;
+	/* Requests answered with an I/O error (EIO, ENOSPC, EDQUOT) and the
+	 * last failing system call and file, for .graphfs/stats. */
+	atomic_uint_least64_t io_errors;
+	pthread_mutex_t io_lock;  /* protects last_io */
+	char last_io[512];
 
 	/* Staleness bound (docs/mount.md, "How stale the live view can be"):
 	 * epoch is the newest graph version the notifier has begun to

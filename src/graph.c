@@ -129,13 +129,9 @@ int gfs_graph_format_write(const char *dir, const char *store_id)
 	if (rc)
 		unlink(tmp);
 	gfs_buf_release(&b);
-	/* Not durable: a failed init leaves no FORMAT.  An upgrade (store_id
-	 * given) keeps it: the manifest is already the new format, and a
-	 * store without FORMAT is one no command, upgrade included, opens. */
-	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT_DIR) &&
-	    (rc = gfs_fsync_dir(dir)) && !store_id)
-		unlink(path);
-	return rc;
+	if (rc || gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT_DIR))
+		return rc;
+	return gfs_fsync_dir(dir);
 }
 
 static int init_tables(const char *dir, const struct gfs_schema *s,
@@ -262,8 +258,14 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		rc = init_tables(dir, s, op_id, pins, d);
 	if (!rc)
 		rc = init_manifest(dir, s, op_id, pins, actor, d);
-	if (!rc)
-		rc = gfs_graph_format_write(dir, NULL);
+	if (!rc && (rc = gfs_graph_format_write(dir, NULL))) {
+		/* Not durable: a failed init leaves no FORMAT.  (Only init may
+		 * do this: upgrade's FORMAT replaces one that must stay.) */
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof path, "%s/FORMAT", dir);
+		unlink(path);
+	}
 	free(pins);
 	gfs_schema_free(s);
 	return rc;
@@ -482,6 +484,30 @@ static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
 	return rc;
 }
 
+/* Version n was not found: -ENOENT if it is above a head that verifies,
+ * else GFS_ECORRUPT (versions run from 1 to the head without gaps, and
+ * nothing collects them yet, so a hole or an unreadable head is damage). */
+static int export_missing(struct gfs_graph *g, uint64_t n, struct gfs_diag *d)
+{
+	struct gfs_gv *head = NULL;
+	int rc = gfs_manifest_head(g->m, &head);
+
+	if (rc == GFS_ECORRUPT || rc == -ENOENT) {
+		gfs_diag_set(d, "%s", rc == GFS_ECORRUPT ? gfs_manifest_last_corruption()
+			     : "manifest has no graph version: the manifest is corrupt");
+		rc = GFS_ECORRUPT;
+	} else if (!rc && n < head->version) {
+		gfs_diag_set(d, "manifest record versions/%llu is missing below the head %llu: the manifest is corrupt (run 'graphctl fsck')",
+			     (unsigned long long)n,
+			     (unsigned long long)head->version);
+		rc = GFS_ECORRUPT;
+	} else if (!rc) {
+		rc = -ENOENT;
+	}
+	gfs_gv_free(head);
+	return rc;
+}
+
 int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
 		     int fd, struct gfs_diag *d)
 {
@@ -495,6 +521,8 @@ int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
 	rc = version ? gfs_manifest_get(g->m, version, &gv) : gfs_manifest_head(g->m, &gv);
 	if (rc == GFS_ECORRUPT)
 		gfs_diag_set(d, "%s", gfs_manifest_last_corruption());
+	if (rc == -ENOENT)
+		rc = export_missing(g, version, d);
 	if (rc == -ENOENT)
 		gfs_diag_set(d, "graph version %llu does not exist (see 'graphctl log')",
 			     (unsigned long long)version);
@@ -564,6 +592,15 @@ static bool sidecar_names(struct gfs_sidecar **scs, size_t n, const char *table)
 	return false;
 }
 
+/* Only versions settled by resolved operations above the pin (a roll back
+ * that lost its publish): not an orphan (docs/recovery.md). */
+static bool settled(struct fsck_ctx *c, const struct gfs_pin *pin, uint32_t h)
+{
+	bool yes = false;
+
+	return !gfs_settled_above(c->g, pin->table, pin->version, h, &yes) && yes;
+}
+
 static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 		       struct gfs_sidecar **scs, size_t nsc, uint32_t *head)
 {
@@ -578,7 +615,8 @@ static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 	if (h < pin->version)
 		fsck_report(c, "table '%s': the manifest pins version %u but the newest file is version %u (missing table-version file)",
 			    pin->table, pin->version, h);
-	else if (h > pin->version && !sidecar_names(scs, nsc, pin->table))
+	else if (h > pin->version && !sidecar_names(scs, nsc, pin->table) &&
+		 !settled(c, pin, h))
 		fsck_report(c, "table '%s': orphan version %u above pin %u with no sidecar naming it (run 'graphctl recover')",
 			    pin->table, h, pin->version);
 	for (uint32_t v = 1; v <= (h > pin->version ? h : pin->version); v++) {

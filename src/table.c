@@ -189,6 +189,18 @@ int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head)
 	return 0;
 }
 
+int gfs_table_sync(struct gfs_tstore *ts, const char *table)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (!tbl_name_ok(table))
+		return -EINVAL;
+	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
+		return rc;
+	return gfs_fsync_dir(path);
+}
+
 /* A builder's temp file is named ".tmp-<pid>-..." in the table directory
  * (link() needs a name).  A writer killed before link() leaves it behind;
  * it is garbage, never a version.  Builders create it only while holding

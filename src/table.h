@@ -80,6 +80,10 @@ int gfs_table_create(struct gfs_tstore *ts, const char *table);
 /* The table's head: its highest existing version, 0 if none.  Does not read
  * version contents. */
 int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head);
+/* fsyncs the table's directory: every version name in it is durable once
+ * this returns 0.  Recovery calls it before publishing versions that
+ * another process linked, whose own directory fsync may have failed. */
+int gfs_table_sync(struct gfs_tstore *ts, const char *table);
 
 /* Removes the temp files ("." "tmp-*") that writers killed before link()
  * left in the table's directory; *removed counts them.  The caller must

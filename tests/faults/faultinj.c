@@ -329,19 +329,35 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 	return pwrite_common(real_pwrite64, fd, buf, n, off);
 }
 
-/* A short vectored write keeps the first half of the iovecs (at least
- * one). */
-static int short_iov(int cnt)
+/* A short vectored write: the first half of the bytes (at least one),
+ * through a copy of the vector cut there.  Returns the new count. */
+static int short_iov(const struct iovec *iov, int cnt, struct iovec *out)
 {
-	return cnt > 1 ? cnt / 2 : cnt;
+	size_t total = 0, want;
+	int n = 0;
+
+	if (cnt > 1024)
+		cnt = 1024;
+	for (int i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	want = half(total);
+	for (; n < cnt && want; n++) {
+		out[n] = iov[n];
+		if (out[n].iov_len > want)
+			out[n].iov_len = want;
+		want -= out[n].iov_len;
+	}
+	return n ? n : cnt;
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
+	struct iovec cut[1024];
+
 	REAL(writev, ssize_t, int, const struct iovec *, int);
 	switch (decide_fd(K_WRITEV, fd)) {
 	case FAIL: FAILWITH(-1);
-	case SHORT: cnt = short_iov(cnt); break;
+	case SHORT: cnt = short_iov(iov, cnt, cut); iov = cut; break;
 	case PASS: break;
 	}
 	return real_writev(fd, iov, cnt);
@@ -349,12 +365,14 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+	struct iovec cut[1024];
+
 	REAL(pwritev, ssize_t, int, const struct iovec *, int, off_t);
 	if (!off_counts(off))
 		return real_pwritev(fd, iov, cnt, off);
 	switch (decide_fd(K_PWRITEV, fd)) {
 	case FAIL: FAILWITH(-1);
-	case SHORT: cnt = short_iov(cnt); break;
+	case SHORT: cnt = short_iov(iov, cnt, cut); iov = cut; break;
 	case PASS: break;
 	}
 	return real_pwritev(fd, iov, cnt, off);
@@ -362,12 +380,14 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+	struct iovec cut[1024];
+
 	REAL(pwritev64, ssize_t, int, const struct iovec *, int, off_t);
 	if (!off_counts(off))
 		return real_pwritev64(fd, iov, cnt, off);
 	switch (decide_fd(K_PWRITEV, fd)) {
 	case FAIL: FAILWITH(-1);
-	case SHORT: cnt = short_iov(cnt); break;
+	case SHORT: cnt = short_iov(iov, cnt, cut); iov = cut; break;
 	case PASS: break;
 	}
 	return real_pwritev64(fd, iov, cnt, off);

@@ -113,7 +113,12 @@ fi_verdict() {
 		esac
 		return 0
 	fi
-	dir=${path%/*}
+	# The exact file, except inside LMDB (which does not say which of its
+	# files failed: the manifest directory then).
+	case $path in
+	*/manifest/*) dir=${path%/*} ;;
+	*) dir=$path ;;
+	esac
 	words=$(fi_op_words "$kind" "$path")
 	if ! grep -qF -- "$dir" "$err"; then
 		echo "exit $rc but stderr does not name '$dir' (the fault hit '$path')"

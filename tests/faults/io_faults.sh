@@ -2,7 +2,7 @@
 # tests/faults/io_faults.sh - I/O errors (issue 8, requirement 2).
 #
 # For each writer (init, load merge/append/overwrite, recover rolling
-# forward and rolling back), a counting run under tests/faults/faultinj.c
+# forward, rolling back and compensating an orphan), a counting run under tests/faults/faultinj.c
 # learns how many calls of each kind (write, pwrite, writev, fsync,
 # fdatasync, link, rename, unlink, unlinkat, open, openat, mmap, ftruncate,
 # mkdir, ...) it makes under the store; then the Nth call of a kind is
@@ -10,7 +10,8 @@
 #   - no crash: no signal, no timeout, no sanitizer report;
 #   - the shim fired; exit 0 only if the result is complete (the new graph,
 #     fsck clean), never after an fsync/fdatasync failure (fsyncgate);
-#     non-zero names the file (its directory at least) and the operation;
+#     non-zero names the file (the manifest directory for LMDB) and the
+#     operation;
 #   - then, without faults: recover exits 0, fsck is clean, no sidecar is
 #     left, every earlier version exports byte-identically, and the head is
 #     exactly the old graph or exactly the new one.
@@ -74,6 +75,17 @@ prepare() {
 		[ $? = 86 ] || { echo "prepare $w: the writer did not die at $fp" >&2; exit 1; }
 		set -e
 		[ "$(pending "$p")" = 1 ] || { echo "prepare $w: no sidecar" >&2; exit 1; }
+		printf '%s\n' recover STORE -q ;;
+	recover-orphan)
+		# A version above the pin that no sidecar names: the same load
+		# done on a copy, its node:Person version put into this store.
+		rm -rf "$T/twin"
+		cp -a "$p" "$T/twin"
+		gen_people 40 v2 >"$T/data.$w"
+		gctl load "$T/twin" --data "$T/data.$w" -q >/dev/null
+		local h
+		h=$(ls "$T/twin/tables/node:Person" | grep -E '^[0-9]+$' | sort -n | tail -1)
+		cp "$T/twin/tables/node:Person/$h" "$p/tables/node:Person/$h"
 		printf '%s\n' recover STORE -q ;;
 	esac >"$T/cmd.$w"
 	exports_of "$p" "$T/old.$w"
@@ -167,7 +179,7 @@ fi_kind_wanted() {
 }
 
 INJECTED=0 SURFACED=0 CRASHES=0 VLOST=0 CASES=0
-WRITERS="init load-merge load-append load-overwrite recover-forward recover-back"
+WRITERS="init load-merge load-append load-overwrite recover-forward recover-back recover-orphan"
 
 if [ -n "$ONLY" ]; then
 	set -- $ONLY
@@ -211,6 +223,36 @@ for w in $WRITERS; do
 	done
 	[ "$wfail" = 0 ] && ok "$w: $wcases faulted runs, each surfaced or complete, store clean after"
 done
+
+# fsyncgate across processes: a sweep whose directory fsync failed after it
+# linked its compensation leaves that name behind.  The next sweep must not
+# trust it: it fsyncs the directory again before publishing, and fails
+# (keeping the sidecar) when that fsync fails too.
+untrusted=""
+for n in 1 2 3 4 5 6; do
+	rm -rf "$T/s" "$T/rep"; cp -a "$T/pre.recover-back" "$T/s"
+	fi_env "fsync:$n:EIO" "$T/s" "$T/rep"
+	set +e; run_cmd recover-back "$T/s" >/dev/null 2>&1; rc=$?; set -e
+	FI_ENV=()
+	p=$(sed -n 's/^fired .* path=//p' "$T/rep" 2>/dev/null | head -1)
+	[ -n "$p" ] || break
+	[ -d "$p" ] || continue
+	[ "$rc" != 0 ] && [ "$(pending "$T/s")" = 1 ] ||
+		{ bad "fsyncgate: directory fsync $n failed, yet the sweep published (exit $rc)"; untrusted=x; break; }
+	fi_env "fsync:1:EIO" "$T/s" "$T/rep"; rm -f "$T/rep"
+	set +e; run_cmd recover-back "$T/s" >/dev/null 2>"$T/err"; rc=$?; set -e
+	FI_ENV=()
+	if [ "$rc" = 0 ] || [ "$(pending "$T/s")" != 1 ]; then
+		bad "fsyncgate: the next sweep published a compensation whose directory fsync had failed, without an fsync of its own (exit $rc)"
+	elif why=$(check_after recover-back "$T/s" 1); then
+		ok "fsyncgate: after a failed directory fsync ($n) the next sweep fsyncs again and fails with it; then recovers cleanly"
+	else
+		bad "fsyncgate: afterwards: $why"
+	fi
+	untrusted=x
+	break
+done
+[ -n "$untrusted" ] || bad "fsyncgate: no fsync of a directory found in a roll back"
 
 echo "# summary: writers $(echo $WRITERS | wc -w), faults injected $INJECTED," \
      "errors surfaced $SURFACED, crashes $CRASHES, versions lost $VLOST, seed $SEED"

@@ -194,6 +194,15 @@ for kc in $B_COUNTS; do
 		bcases=$((bcases + 1))
 		res=$(read_all "$T/got")
 		same_as_ref "$T/got" "$res" >"$T/why" || { bad "B $kind:$n:EIO first read: $(cat "$T/why")"; bfail=$((bfail + 1)); }
+		case $res in
+		*eio*)
+			timeout "$(scaled 10)" cat "$M/.graphfs/stats" >"$T/stats" 2>/dev/null
+			jq -e --arg d "$S0" '.io_errors >= 1 and (.last_io_error | contains("/tables/node:Person/"))' \
+				"$T/stats" >/dev/null 2>&1 || {
+				bad "B $kind:$n:EIO: .graphfs/stats does not count the error or name the file: $(jq -c '{io_errors,last_io_error}' "$T/stats" 2>&1)"
+				bfail=$((bfail + 1)); }
+			;;
+		esac
 		res2=$(read_all "$T/got")
 		case $res2 in *eio* | *other*) bad "B $kind:$n:EIO: the read after the fault still fails ($(echo $res2))"; bfail=$((bfail + 1)) ;; esac
 		same_as_ref "$T/got" "$res2" >/dev/null || { bad "B $kind:$n:EIO: wrong bytes after the fault"; bfail=$((bfail + 1)); }
