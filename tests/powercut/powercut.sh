@@ -61,6 +61,18 @@ killed() {
 	[ "$(pending "$2")" = 1 ] || { echo "no sidecar after $1" >&2; return 1; }
 }
 fwd() { killed commit/after_confirm "$1"; }
+# orphan STORE: a node:Person version above the pin that no sidecar names
+# (the same load done on a copy, its version file put into this store).
+orphan() {
+	local h
+	new_store "$1"
+	rm -rf "$T/twin"
+	cp -a "$1" "$T/twin"
+	gen_people 40 v2 >"$T/twin.jsonl"
+	gctl load "$T/twin" --data "$T/twin.jsonl" -q
+	h=$(ls "$T/twin/tables/node:Person" | grep -E '^[0-9]+$' | sort -n | tail -1)
+	cp "$T/twin/tables/node:Person/$h" "$1/tables/node:Person/$h"
+}
 back() { killed commit/after_table "$1"; }
 
 gen_people 40 v2 >"$T/merge.jsonl"
@@ -84,6 +96,7 @@ writer load-large seeded "$GRAPHCTL" load @S --data "$T/large.jsonl" -q
 writer load-overwrite seeded "$GRAPHCTL" load @S --data "$T/over.jsonl" --mode overwrite -q
 writer recover-forward fwd "$GRAPHCTL" recover @S -q
 writer recover-back back "$GRAPHCTL" recover @S
+writer recover-orphan orphan "$GRAPHCTL" recover @S
 # a load that heals a dead writer first (roll forward / roll back), then loads
 writer load-heal-forward fwd "$GRAPHCTL" load @S --data "$T/append.jsonl" --mode append -q
 writer load-heal-back back "$GRAPHCTL" load @S --data "$T/merge.jsonl" --json
