@@ -594,6 +594,10 @@ def main():
     ap.add_argument("--budget", type=int, default=0, help="0 = no limit")
     ap.add_argument("--mounts", type=int, default=0)
     ap.add_argument("--fp", default="")
+    ap.add_argument("--accept", action="append", default=[],
+                    help="a file holding one more export the head may show "
+                         "before the ack (concurrent writers: one of them "
+                         "done)")
     ap.add_argument("--prepare", default="",
                     help="graphctl command run on every state before "
                          "recover (upgrade: an old-format state needs it)")
@@ -619,6 +623,9 @@ def main():
         return 1
     final = os.path.join(args.work, "w")
     old, heads = reference(args, tools, base)
+    for f in args.accept:
+        with open(f, "rb") as fh:
+            heads.append(fh.read())
     new, err = tools.versions(os.path.join(final, "s"))
     if err:
         print("%s: FAIL the writer's own result does not read: %s" % (args.name, err))
