@@ -1404,6 +1404,36 @@ static int dbis_open(struct env *e, struct gfs_diag *d)
 	return txn_commit(e, txn);
 }
 
+/* A data.mdb shorter than its last committed page (a copy cut short, a
+ * failing disk, a file system that lost writes LMDB had synced) would make
+ * the first read of that page SIGBUS through the map: refuse it at open.
+ * A healthy file is never shorter, since LMDB writes (and syncs) pages
+ * before the meta page that names them. */
+static int data_size_check(struct env *e, const char *dir, struct gfs_diag *d)
+{
+	char path[PATH_MAX];
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat st;
+	int rc = mdb_env_info(e->env, &info);
+
+	if (!rc)
+		rc = mdb_env_stat(e->env, &ms);
+	if (rc)
+		return rc;
+	if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
+		return -ENAMETOOLONG;
+	if (stat(path, &st) < 0)
+		return -errno;
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+	if ((uint64_t)st.st_size >= need)
+		return 0;
+	gfs_diag_set(d, "manifest '%s' is truncated: %lld bytes, but its last "
+		     "committed page ends at byte %llu", path,
+		     (long long)st.st_size, (unsigned long long)need);
+	return GFS_ECORRUPT;
+}
+
 static void env_free(struct env *e)
 {
 	if (e->env)
@@ -1436,6 +1466,8 @@ static int env_open(const char *dir, const struct stat *st, bool rdonly,
 		return rc;
 	}
 	rc = env_open_mdb(e, dir, d);
+	if (!rc)
+		rc = data_size_check(e, dir, d);
 	if (!rc)
 		rc = dbis_open(e, d);
 	if (rc) {

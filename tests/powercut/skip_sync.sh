@@ -20,23 +20,31 @@ back() {
 	fi
 }
 
-skip() { # skip FAILPOINT SETUP WRITER ARGS...
-	local fp=$1 setup=$2 name out
-	name=$(fp_file_name "$fp")
+skip() { # skip FAILPOINT SETUP [powercut.py options --] WRITER ARGS...
+	local fp=$1 setup=$2 name out opts=()
+	name=$(fp_file_name "$fp")$((++nskip))
 	shift 2
+	case " $* " in *" -- "*)
+		while [ "$1" != -- ]; do opts+=("$1"); shift; done
+		shift ;;
+	esac
 	rm -rf "${T:?}/$name"
 	mkdir -p "$T/$name/w"
 	"$setup" "$T/$name/w/s"
-	if out=$(pc_check "$name" --cuts 4 --k 2 --seed 1 --expect-fail \
-		--fp "$fp=error:EIO" -- "$@"); then
-		echo "$out" | sed -n '1,3p'
-		ok "$fp: the checker reports the missing fsync"
-	else
+	if ! out=$(GRAPHFS_FP_LOG=$T/$name.fired pc_check "$name" --cuts 4 \
+		--k 2 --seed 1 --expect-fail --fp "$fp=error:EIO" \
+		${opts[@]+"${opts[@]}"} -- "$@"); then
 		echo "$out"
 		bad "$fp: the checker did not notice the missing fsync"
+	elif ! fired "$fp" "$T/$name.fired"; then
+		bad "$fp: never reached by the writer (nothing was skipped)"
+	else
+		echo "$out" | sed -n '1,3p'
+		ok "$fp: the checker reports the missing fsync"
 	fi
 }
 
+nskip=0
 skip sync/skip_table_tmp seeded "$GRAPHCTL" load @S --data "$T/merge.jsonl" -q
 skip sync/skip_table_dir seeded "$GRAPHCTL" load @S --data "$T/merge.jsonl" -q
 skip sync/skip_format none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
@@ -47,6 +55,14 @@ skip sync/skip_compensation back "$GRAPHCTL" recover @S -q
 skip sync/skip_format_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_schema_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_table_create none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
+# graphctl upgrade rewrites FORMAT through the same code: both of its syncs
+format1() {
+	tar -C "$T" -xzf "$top_srcdir/tests/data/format1-store.tar.gz"
+	mv "$T/fixture/store" "$1"
+	rm -rf "$T/fixture"
+}
+skip sync/skip_format format1 --prepare upgrade -- "$GRAPHCTL" upgrade @S
+skip sync/skip_format_dir format1 --prepare upgrade -- "$GRAPHCTL" upgrade @S
 
 # As a reviewer's LD_PRELOAD shim turning fsync/fdatasync into no-ops would:
 # LMDB's fdatasync of data.mdb alone, then every one.
