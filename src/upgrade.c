@@ -165,6 +165,13 @@ int gfs_graph_upgrade(const char *dir, struct gfs_upgrade_result *res,
 		if (rc)
 			gfs_diag_set(d, "cannot write '%s/FORMAT': %s", dir,
 				     gfs_strerror(rc));
+	} else if (!rc) {
+		/* Current already, but an earlier run may have failed at its
+		 * directory fsync after renaming FORMAT into place: make the
+		 * name durable now rather than trust the page cache. */
+		rc = gfs_fsync_dir(dir);
+		if (rc)
+			gfs_diag_io(d, rc);
 	}
 	gfs_lockset_free(ls);
 	return rc;
