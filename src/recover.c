@@ -154,6 +154,24 @@ static int lock_job(struct sweep *s, const struct gfs_sidecar *sc,
 
 /* ---- classification ----------------------------------------------------- */
 
+/* The stamp of version v of table: 1 read into *info, 0 absent or not
+ * verifying (proves nothing is ours), <0 an error that proves nothing. */
+static int stamp_of(struct gfs_graph *g, const char *table, uint32_t v,
+		    struct gfs_tver_info *info)
+{
+	struct gfs_diag d = {{0}};
+	struct gfs_tver *tv;
+	int rc = gfs_tver_open(gfs_graph_tables(g), table, v, &tv, &d);
+
+	if (rc == -ENOENT || rc == GFS_ECORRUPT || rc == GFS_EFORMAT)
+		return 0;
+	if (rc)
+		return rc;
+	gfs_tver_info(tv, info);
+	gfs_tver_close(tv);
+	return 1;
+}
+
 /* Is version v of table stamped op_id, with this compensation flag (and,
  * for a compensation, content_of)?  1 yes, 0 no (absent, other stamp,
  * does not verify), <0 an error that proves nothing. */
@@ -161,16 +179,10 @@ static int stamped(struct sweep *s, const char *table, uint32_t v,
 		   const char *op_id, bool comp, uint32_t content_of)
 {
 	struct gfs_tver_info info;
-	struct gfs_diag d = {{0}};
-	struct gfs_tver *tv;
-	int rc = gfs_tver_open(gfs_graph_tables(s->g), table, v, &tv, &d);
+	int rc = stamp_of(s->g, table, v, &info);
 
-	if (rc == -ENOENT || rc == GFS_ECORRUPT || rc == GFS_EFORMAT)
-		return 0;
-	if (rc)
+	if (rc <= 0)
 		return rc;
-	gfs_tver_info(tv, &info);
-	gfs_tver_close(tv);
 	return !strcmp(info.op_id, op_id) && info.compensation == comp &&
 	       (!comp || info.content_of == content_of);
 }
@@ -685,17 +697,11 @@ static int passes(struct sweep *s)
 static int settled_one(struct gfs_graph *g, const char *table, uint32_t v)
 {
 	struct gfs_tver_info info;
-	struct gfs_diag d = {{0}};
 	struct gfs_sidecar *sc = NULL;
-	struct gfs_tver *tv;
-	int rc = gfs_tver_open(gfs_graph_tables(g), table, v, &tv, &d);
+	int rc = stamp_of(g, table, v, &info);
 
-	if (rc == -ENOENT || rc == GFS_ECORRUPT || rc == GFS_EFORMAT)
-		return 0;
-	if (rc)
+	if (rc <= 0)
 		return rc;
-	gfs_tver_info(tv, &info);
-	gfs_tver_close(tv);
 	if (!info.compensation)
 		return 0;
 	rc = gfs_manifest_sidecar_get(gfs_graph_manifest(g), info.op_id, &sc);
