@@ -16,6 +16,14 @@
  * the pid), created atomically by rename, and blocks until that file is
  * deleted; tests/lib.sh has fp_wait_reached / fp_release.  Park with
  * GRAPHFS_FP_DIR unset returns EINVAL at the call site.
+ *
+ * Every time an armed point fires (its action is taken: error, exit or
+ * park), one line "<name> <action> <pid>\n" is appended to
+ * $GRAPHFS_FP_LOG (a test's own record, so a loop can fail when a point it
+ * expects is never reached) and to $GRAPHFS_FP_COVERAGE (set by `make
+ * check` for the whole suite: tests/lint_failpoints.sh counts a point as
+ * covered only if it is there).  One O_APPEND write per line, so lines of
+ * concurrent processes never interleave; written before _exit and park.
  */
 #include "config.h"
 
@@ -250,6 +258,32 @@ static int park(const char *name)
 	return 0;
 }
 
+static void log_to(const char *var, const char *line, size_t len)
+{
+	const char *path = getenv(var);
+	if (!path || !*path)
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return; /* a test that needs the record fails on its absence */
+	(void)gfs_write_all(fd, line, len);
+	close(fd);
+}
+
+/* Records that an armed point fired (see the header comment). */
+static void log_fired(enum gfs_fp fp, int n)
+{
+	const char *act = n == GFS_FP_ACTION_EXIT ? "exit" :
+			  n == GFS_FP_ACTION_PARK ? "park" : "error";
+	char line[160];
+	int len = snprintf(line, sizeof line, "%s %s %ld\n", gfs_fp_names[fp],
+			   act, (long)getpid());
+	if (len <= 0 || (size_t)len >= sizeof line)
+		return;
+	log_to("GRAPHFS_FP_LOG", line, (size_t)len);
+	log_to("GRAPHFS_FP_COVERAGE", line, (size_t)len);
+}
+
 int gfs_fp_hit(enum gfs_fp fp)
 {
 	if ((unsigned)fp >= GFS_FP__COUNT)
@@ -261,6 +295,7 @@ int gfs_fp_hit(enum gfs_fp fp)
 	int n = fiu_fail(gfs_fp_names[fp]);
 	if (n == 0)
 		return 0;
+	log_fired(fp, n);
 	if (n == GFS_FP_ACTION_EXIT)
 		_exit(EXIT_STATUS);
 	if (n == GFS_FP_ACTION_PARK)

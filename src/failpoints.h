@@ -27,6 +27,9 @@
 #include "config.h"
 #endif
 
+/* sync/skip_* points leave out one durability call (any nonzero return =
+ * skip it): tests/powercut/skip_sync.sh proves that the power-cut checker
+ * notices each one missing. */
 #define GFS_FAILPOINT_CATALOG(X)                                           \
 	X(LOAD_AFTER_STAGE, "load/after_stage")                            \
 	X(LOAD_AFTER_LOCKS, "load/after_locks")                            \
@@ -45,7 +48,15 @@
 	X(RECOVER_AFTER_PUBLISH, "recover/after_publish")                  \
 	X(STORE_MAP_GROW, "store/map_grow")                                \
 	X(LOAD_AFTER_HEAL, "load/after_heal")                              \
-	X(NOTIFIER_BEFORE_APPLY, "notifier/before_apply")
+	X(NOTIFIER_BEFORE_APPLY, "notifier/before_apply")                  \
+	X(SYNC_SKIP_TABLE_TMP, "sync/skip_table_tmp")                      \
+	X(SYNC_SKIP_TABLE_DIR, "sync/skip_table_dir")                      \
+	X(SYNC_SKIP_FORMAT, "sync/skip_format")                            \
+	X(SYNC_SKIP_SCHEMA, "sync/skip_schema")                            \
+	X(SYNC_SKIP_COMPENSATION, "sync/skip_compensation")                \
+	X(SYNC_SKIP_STORE_PARENT, "sync/skip_store_parent")                \
+	X(SYNC_SKIP_MANIFEST_DIR, "sync/skip_manifest_dir")                \
+	X(UPGRADE_AFTER_MANIFEST, "upgrade/after_manifest")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

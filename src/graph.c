@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "failpoints.h"
 #include "graph.h"
 #include "load_int.h"
 
@@ -83,7 +84,7 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	if (fd < 0)
 		return gfs_io_fail("create", tmp, -errno);
 	rc = gfs_write_all(fd, s->text, s->text_len);
-	if (!rc && fsync(fd) < 0)
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_SCHEMA) && fsync(fd) < 0)
 		rc = gfs_io_fail("fsync", tmp, -errno);
 	close(fd);
 	if (!rc && link(tmp, path) < 0 && errno != EEXIST)
@@ -92,16 +93,24 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	return rc ? rc : gfs_fsync_dir(sdir);
 }
 
-static int write_format_file(const char *dir)
+/* Format 2: "graphfs-store 2\nid <ULID>\ncheck <xxh3 of what precedes,
+ * %016x>\n".  Written to a temp file, fsync'd, renamed, directory fsync'd:
+ * a crash leaves the old FORMAT or the new one. */
+int gfs_graph_format_write(const char *dir, const char *store_id)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], id[GFS_ULID_LEN + 1];
 	struct gfs_buf b;
-	int fd, rc;
+	int fd, rc = 0;
 
-	if ((rc = gfs_ulid_new(id)))
+	if (store_id)
+		snprintf(id, sizeof id, "%s", store_id);
+	else if ((rc = gfs_ulid_new(id)))
 		return rc;
 	gfs_buf_init(&b);
 	rc = gfs_buf_appendf(&b, "graphfs-store %d\nid %s\n", GFS_FORMAT_VERSION, id);
+	if (!rc)
+		rc = gfs_buf_appendf(&b, "check %016llx\n",
+				     (unsigned long long)gfs_hash64(b.p, b.len));
 	snprintf(path, sizeof path, "%s/FORMAT", dir);
 	snprintf(tmp, sizeof tmp, "%s/.FORMAT.tmp", dir);
 	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -109,7 +118,7 @@ static int write_format_file(const char *dir)
 		rc = gfs_io_fail("create", tmp, -errno);
 	if (!rc)
 		rc = gfs_write_all(fd, b.p, b.len);
-	if (!rc && fsync(fd) < 0)
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_FORMAT) && fsync(fd) < 0)
 		rc = gfs_io_fail("fsync", tmp, -errno);
 	if (fd >= 0)
 		close(fd);
@@ -118,9 +127,19 @@ static int write_format_file(const char *dir)
 	if (rc)
 		unlink(tmp);
 	gfs_buf_release(&b);
-	if (!rc && (rc = gfs_fsync_dir(dir)))
-		unlink(path); /* not durable: a failed init leaves no FORMAT */
-	return rc;
+	return rc ? rc : gfs_fsync_dir(dir);
+}
+
+/* FORMAT is init's commit point: after a failure (its directory fsync,
+ * say) the name may be in the page cache but not on disk, so init removes
+ * it and the directory is plainly not a store.  (Not for upgrade: there
+ * FORMAT names a store that exists either way.) */
+static void remove_format(const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (!path_join(path, sizeof path, dir, "FORMAT"))
+		unlink(path);
 }
 
 static int init_tables(const char *dir, const struct gfs_schema *s,
@@ -155,6 +174,24 @@ static int pin_cmp(const void *a, const void *b)
 		      ((const struct gfs_pin *)b)->table);
 }
 
+/* Invariant 56: FORMAT is init's commit point, so everything it vouches
+ * for is durable before its name can be.  LMDB creates data.mdb but fsyncs
+ * no directory: fsync manifest/ (the name data.mdb), then the store
+ * directory (the name manifest/) before FORMAT is renamed into place. */
+static int manifest_names_durable(const char *dir, struct gfs_diag *d)
+{
+	char mdir[PATH_MAX];
+	int rc = path_join(mdir, sizeof mdir, dir, "manifest");
+
+	if (!rc && gfs_fp_hit(GFS_FP_SYNC_SKIP_MANIFEST_DIR))
+		return 0;
+	if (!rc && (rc = gfs_fsync_dir(mdir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", mdir, gfs_strerror(rc));
+	if (!rc && (rc = gfs_fsync_dir(dir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", dir, gfs_strerror(rc));
+	return rc;
+}
+
 static int init_manifest(const char *dir, const struct gfs_schema *s,
 			 const char *op_id, struct gfs_pin *pins,
 			 const char *actor, struct gfs_diag *d)
@@ -178,7 +215,7 @@ static int init_manifest(const char *dir, const struct gfs_schema *s,
 		return rc;
 	rc = gfs_manifest_init(m, &gv);
 	gfs_manifest_close(m);
-	return rc;
+	return rc ? rc : manifest_names_durable(dir, d);
 }
 
 static void default_actor(char *out, size_t n, const char *prog)
@@ -209,6 +246,11 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		gfs_diag_set(d, "'%s' is not empty: init needs a new or empty directory", dir);
 	if (!rc && (rc = gfs_mkdir(dir, 0755)))
 		gfs_diag_set(d, "cannot create '%s': %s", dir, gfs_strerror(rc));
+	/* Invariant 55: the store's own name survives a power cut. */
+	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_STORE_PARENT) &&
+	    (rc = gfs_fsync_parent(dir)))
+		gfs_diag_set(d, "cannot fsync the directory holding '%s': %s",
+			     dir, gfs_strerror(rc));
 	if (!rc)
 		rc = gfs_ulid_new(op_id);
 	pins = rc ? NULL : calloc(s->n_types ? s->n_types : 1, sizeof *pins);
@@ -224,21 +266,52 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		rc = init_tables(dir, s, op_id, pins, d);
 	if (!rc)
 		rc = init_manifest(dir, s, op_id, pins, actor, d);
-	if (!rc)
-		rc = write_format_file(dir);
+	if (!rc && (rc = gfs_graph_format_write(dir, NULL)))
+		remove_format(dir); /* a failed init leaves no FORMAT */
 	free(pins);
 	gfs_schema_free(s);
 	return rc;
 }
 
-static int check_format(const char *dir, struct gfs_diag *d)
+/* The exact text of a format-1 FORMAT file, or of a format-2 one whose
+ * check line verifies; the store id is copied out. */
+static int format_parse(const char *txt, size_t len, int *ver,
+			char id[GFS_ULID_LEN + 1])
+{
+	const size_t body = sizeof "graphfs-store 2\nid \n" - 1 + GFS_ULID_LEN;
+	char want[32];
+	int n = 0;
+
+	if (sscanf(txt, "graphfs-store %d\n%n", ver, &n) != 1 || n == 0)
+		return GFS_ECORRUPT;
+	if (*ver != 1 && *ver != GFS_FORMAT_VERSION)
+		return GFS_EFORMAT;
+	if (len < body || (size_t)n + 3 + GFS_ULID_LEN != body - 1 ||
+	    strncmp(txt + n, "id ", 3) || txt[body - 1] != '\n')
+		return GFS_ECORRUPT;
+	memcpy(id, txt + n + 3, GFS_ULID_LEN);
+	id[GFS_ULID_LEN] = '\0';
+	if (!gfs_ulid_valid(id))
+		return GFS_ECORRUPT;
+	if (*ver == 1)
+		return len == body ? 0 : GFS_ECORRUPT;
+	snprintf(want, sizeof want, "check %016llx\n",
+		 (unsigned long long)gfs_hash64(txt, body));
+	return len == body + strlen(want) && !memcmp(txt + body, want, strlen(want))
+		       ? 0 : GFS_ECORRUPT;
+}
+
+int gfs_graph_format_read(const char *dir, int *ver, char id[GFS_ULID_LEN + 1],
+			  struct gfs_diag *d)
 {
 	char path[PATH_MAX], *txt = NULL;
-	int rc, ver = 0;
+	size_t len = 0;
+	int rc;
 
+	*ver = 0;
 	if ((rc = path_join(path, sizeof path, dir, "FORMAT")))
 		return rc;
-	rc = gfs_read_file(path, &txt, NULL, 4096);
+	rc = gfs_read_file(path, &txt, &len, 4096);
 	if (rc == -ENOENT) {
 		struct stat st;
 		if (stat(dir, &st) < 0)
@@ -251,14 +324,27 @@ static int check_format(const char *dir, struct gfs_diag *d)
 		gfs_diag_set(d, "cannot read '%s': %s", path, gfs_strerror(rc));
 		return rc;
 	}
-	if (sscanf(txt, "graphfs-store %d", &ver) != 1)
-		rc = GFS_ECORRUPT;
-	else if (ver != GFS_FORMAT_VERSION)
-		rc = GFS_EFORMAT;
-	if (rc)
+	rc = format_parse(txt, len, ver, id);
+	if (rc == GFS_EFORMAT)
 		gfs_diag_set(d, "'%s': store format %d is not supported (this graphfs reads format %d)",
-			     path, ver, GFS_FORMAT_VERSION);
+			     path, *ver, GFS_FORMAT_VERSION);
+	else if (rc)
+		gfs_diag_set(d, "'%s' is corrupt: not a valid format-%d FORMAT file (checksum or layout)",
+			     path, *ver);
 	free(txt);
+	return rc;
+}
+
+static int check_format(const char *dir, struct gfs_diag *d)
+{
+	char id[GFS_ULID_LEN + 1];
+	int ver, rc = gfs_graph_format_read(dir, &ver, id, d);
+
+	if (!rc && ver != GFS_FORMAT_VERSION) {
+		gfs_diag_set(d, "store '%s' has format %d, written by an older graphfs: run 'graphctl upgrade %s' (this graphfs reads format %d)",
+			     dir, ver, dir, GFS_FORMAT_VERSION);
+		rc = GFS_EFORMAT;
+	}
 	return rc;
 }
 
@@ -389,6 +475,9 @@ static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
 		rc = gfs_tver_read_export(tv, off, buf, bufsz, &n);
 		if (!rc && n == 0)
 			rc = GFS_ECORRUPT;
+		if (rc == GFS_ECORRUPT && !d->msg[0])
+			gfs_diag_set(d, "%s", gfs_corrupt_last()[0] ? gfs_corrupt_last()
+				     : "table export does not verify");
 		if (!rc)
 			rc = gfs_write_all(fd, buf, n);
 		off += n;
@@ -406,7 +495,10 @@ int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
 	char *buf = NULL, table[GFS_TABLE_NAME_MAX];
 	int rc, matched = 0;
 
+	gfs_corrupt_note("%s", "");
 	rc = version ? gfs_manifest_get(g->m, version, &gv) : gfs_manifest_head(g->m, &gv);
+	if (rc == GFS_ECORRUPT)
+		gfs_diag_set(d, "%s", gfs_manifest_last_corruption());
 	if (rc == -ENOENT)
 		gfs_diag_set(d, "graph version %llu does not exist (see 'graphctl log')",
 			     (unsigned long long)version);
@@ -447,6 +539,8 @@ struct fsck_ctx {
 	struct gfs_pin *heads; /* table -> head, from the head's tables */
 	size_t n_heads;
 	uint64_t bad_versions;
+	char (*schemas)[17];   /* schema ids already checked */
+	size_t n_schemas, cap_schemas;
 };
 
 static void fsck_report(struct fsck_ctx *c, const char *fmt, ...)
@@ -500,10 +594,34 @@ static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 	}
 }
 
+/* Every graph version's schema: the file exists and its xxh3 is its id
+ * (gfs_graph_schema checks both); each id once. */
+static void fsck_schema(struct fsck_ctx *c, const struct gfs_gv *gv)
+{
+	const struct gfs_schema *s;
+	struct gfs_diag d = {{0}};
+	void *p;
+
+	for (size_t i = 0; i < c->n_schemas; i++)
+		if (!strcmp(c->schemas[i], gv->schema_id))
+			return;
+	p = gfs_array_grow(c->schemas, &c->cap_schemas, c->n_schemas,
+			   sizeof *c->schemas, 4);
+	if (p) {
+		c->schemas = p;
+		memcpy(c->schemas[c->n_schemas++], gv->schema_id, 17);
+	}
+	if (gfs_graph_schema(c->g, gv->schema_id, &s, &d))
+		fsck_report(c, "graph version %llu: schema %s: %s",
+			    (unsigned long long)gv->version, gv->schema_id,
+			    d.msg);
+}
+
 static int fsck_gv(const struct gfs_gv *gv, void *arg)
 {
 	struct fsck_ctx *c = arg;
 
+	fsck_schema(c, gv);
 	for (size_t i = 0; i < gv->n_pins; i++) {
 		const struct gfs_pin *p = &gv->pins[i];
 		uint32_t h = 0;
@@ -522,6 +640,39 @@ static int fsck_gv(const struct gfs_gv *gv, void *arg)
 	return 0;
 }
 
+/* The newest graph version that decodes (a corrupt head is reported by
+ * gfs_manifest_check; the tables are still checked against the one before). */
+static int fsck_newest(struct fsck_ctx *c, struct gfs_gv **gv)
+{
+	uint64_t n = gfs_manifest_head_version(c->g->m);
+	int rc = n ? GFS_ECORRUPT : -ENOENT;
+
+	for (; n && rc; n--)
+		rc = gfs_manifest_get(c->g->m, n, gv);
+	if (rc)
+		fsck_report(c, "cannot read any graph version of the manifest: %s",
+			    gfs_strerror(rc));
+	return rc;
+}
+
+/* Each version on its own, so one corrupt record (reported by
+ * gfs_manifest_check) does not hide the others. */
+static void fsck_history(struct fsck_ctx *c)
+{
+	uint64_t head = gfs_manifest_head_version(c->g->m);
+
+	for (uint64_t v = 1; v <= head; v++) {
+		struct gfs_gv *gv = NULL;
+		int rc = gfs_manifest_get(c->g->m, v, &gv);
+		if (rc == -ENOENT && c->bad_versions++ < 20)
+			fsck_report(c, "graph version %llu is missing from the manifest",
+				    (unsigned long long)v);
+		if (!rc)
+			fsck_gv(gv, c);
+		gfs_gv_free(gv);
+	}
+}
+
 int gfs_graph_fsck(struct gfs_graph *g,
 		   void (*report)(const char *msg, void *arg), void *arg,
 		   unsigned *problems)
@@ -534,11 +685,10 @@ int gfs_graph_fsck(struct gfs_graph *g,
 	size_t nsc = 0;
 	int rc;
 
-	rc = gfs_manifest_head(g->m, &gv);
-	if (rc) {
-		fsck_report(&c, "cannot read the manifest head: %s", gfs_strerror(rc));
+	c.problems += (unsigned)gfs_manifest_check(g->m, report, arg);
+	rc = fsck_newest(&c, &gv);
+	if (rc)
 		goto out;
-	}
 	if (gfs_graph_schema(g, gv->schema_id, &s, &d))
 		fsck_report(&c, "schema %s of the head: %s", gv->schema_id, d.msg);
 	rc = gfs_manifest_sidecar_list(g->m, &scs, &nsc);
@@ -558,11 +708,10 @@ int gfs_graph_fsck(struct gfs_graph *g,
 		c.heads[i] = gv->pins[i];
 		fsck_table(&c, &gv->pins[i], scs, nsc, &c.heads[i].version);
 	}
-	rc = gfs_manifest_history(g->m, 1, 0, fsck_gv, &c);
-	if (rc)
-		fsck_report(&c, "cannot read the history: %s", gfs_strerror(rc));
+	fsck_history(&c);
 	rc = 0;
 out:
+	free(c.schemas);
 	for (size_t i = 0; i < nsc; i++)
 		gfs_sidecar_free(scs[i]);
 	free(scs);

@@ -24,7 +24,7 @@
 #include "table.h"
 #include "util.h"
 
-#define GFS_FORMAT_VERSION 1
+#define GFS_FORMAT_VERSION 2
 
 struct gfs_graph;
 
@@ -102,6 +102,26 @@ int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
 int gfs_graph_fsck(struct gfs_graph *g,
 		   void (*report)(const char *msg, void *arg), void *arg,
 		   unsigned *problems);
+
+/* STORE/FORMAT: reads it (format 1 or the current one, verified; *ver set
+ * whenever the first line parses) and copies the store id into id; writes
+ * the current format's text for store_id (NULL: a new id), crash-safe. */
+int gfs_graph_format_read(const char *dir, int *ver,
+			  char id[GFS_ULID_LEN + 1], struct gfs_diag *d);
+int gfs_graph_format_write(const char *dir, const char *store_id);
+
+struct gfs_upgrade_result {
+	int from, to;        /* store formats before and after */
+	uint64_t records;    /* manifest values rewritten (0: was current) */
+};
+
+/* Brings a store of an earlier format to the current one (graphctl
+ * upgrade): takes every table lock exclusively, refuses (-EBUSY) while
+ * another process has the manifest open, rewrites the manifest in one LMDB
+ * transaction, then FORMAT.  A crash in between leaves a store that upgrade
+ * finishes when run again.  Table files and schemas are unchanged. */
+int gfs_graph_upgrade(const char *dir, struct gfs_upgrade_result *res,
+		      struct gfs_diag *d);
 
 /* A description of this process for sidecars and audit records:
  * "graphctl pid 123 on host". */

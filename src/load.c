@@ -509,21 +509,26 @@ static int dead_sidecar(struct loader *L, bool *found)
 	return rc;
 }
 
-/* Heal first (DESIGN.md §3): resolve dead writers' sidecars on every table
- * this load writes or reads, holding none of our locks. */
+/* Heal first (DESIGN.md §3): resolve dead writers' sidecars whose locks
+ * conflict with ours (EX against anything, SH against EX), holding none of
+ * our locks.  A writer whose locks are compatible with ours is not waited
+ * for, even when it is stopped. */
 static int heal(struct loader *L)
 {
 	const char **names = calloc(L->s->n_types + 1, sizeof *names);
+	enum gfs_lock_mode *modes = calloc(L->s->n_types + 1, sizeof *modes);
 	size_t n = 0;
-	int rc;
+	int rc = names && modes ? 0 : -ENOMEM;
 
-	if (!names)
-		return -ENOMEM;
-	for (size_t t = 0; t < L->s->n_types; t++)
-		if (involved(&L->ts[t]))
-			names[n++] = L->ts[t].table;
-	rc = gfs_heal_tables(L->g, names, n, L->d);
+	for (size_t t = 0; !rc && t < L->s->n_types; t++)
+		if (involved(&L->ts[t])) {
+			names[n] = L->ts[t].table;
+			modes[n++] = L->ts[t].written ? GFS_LOCK_EX : GFS_LOCK_SH;
+		}
+	if (!rc)
+		rc = gfs_heal_tables(L->g, names, modes, n, L->d);
 	free(names);
+	free(modes);
 	return rc;
 }
 

@@ -1,8 +1,11 @@
 /* load_int.h - internals shared by load.c and the recovery module.
  *
  * gfs_heal_tables() is the writer's "heal first" step (DESIGN.md §3): it
- * resolves every dead writer's sidecar that names one of the tables, waiting
- * for each sidecar's locks, holding none of the caller's (recover.c).
+ * resolves every sidecar whose lock set conflicts with the caller's
+ * (modes[k] is the caller's lock on tables[k]: EX conflicts with anything,
+ * SH with EX; modes NULL = all EX), waiting for each such sidecar's locks
+ * and holding none of the caller's (recover.c).  A live writer whose locks
+ * do not conflict is never waited for.
  *
  * gfs_recover_own() is how a writer that failed after arming undoes (or,
  * past its commit point, finishes) its own operation while it still holds
@@ -17,8 +20,10 @@
 #include "graph.h"
 #include "util.h"
 
-int gfs_heal_tables(struct gfs_graph *g, const char *const *tables, size_t n,
-		    struct gfs_diag *d);
+#include "lock.h"
+
+int gfs_heal_tables(struct gfs_graph *g, const char *const *tables,
+		    const enum gfs_lock_mode *modes, size_t n, struct gfs_diag *d);
 
 struct gfs_recover_own_result {
 	bool resolved;    /* the sidecar is gone (rolled back, forward, discarded) */

@@ -95,6 +95,7 @@ void gfs_audit_free(struct gfs_audit *a);
 enum gfs_manifest_flags {
 	GFS_MANIFEST_RDONLY = 1 << 0,
 	GFS_MANIFEST_CREATE = 1 << 1, /* create the environment (init only) */
+	GFS_MANIFEST_UPGRADE = 1 << 2, /* accept format 1 (graphctl upgrade only) */
 };
 
 int gfs_manifest_open(const char *store_dir, unsigned flags,
@@ -159,6 +160,24 @@ int gfs_manifest_audit_list(struct gfs_manifest *m,
 			    void *arg);
 int gfs_manifest_audit_count(struct gfs_manifest *m, const char *op_id,
 			     size_t *n);
+
+/* Converts an environment opened with GFS_MANIFEST_UPGRADE to the current
+ * manifest format in one write transaction (every value gets its checksum,
+ * every graph-version and audit record must decode); *records counts the
+ * values rewritten, 0 when it already was current.  A crash leaves format 1
+ * or the current format, never a mix. */
+int gfs_manifest_upgrade(struct gfs_manifest *m, uint64_t *records,
+			 struct gfs_diag *d);
+
+/* Checks every value of every database (checksum, and that versions,
+ * sidecars and audit records decode), calling report once per bad key.
+ * Returns the number reported, or <0 if the manifest cannot be read. */
+int gfs_manifest_check(struct gfs_manifest *m,
+		       void (*report)(const char *msg, void *arg), void *arg);
+
+/* What the last GFS_ECORRUPT of this thread from the manifest was: the
+ * record's database and key, and why.  Borrowed, thread-local. */
+const char *gfs_manifest_last_corruption(void);
 
 /* Store-level metadata key/values (format, store id); small strings. */
 int gfs_manifest_meta_get(struct gfs_manifest *m, const char *key, char **val);

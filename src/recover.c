@@ -535,23 +535,45 @@ static int resolve(struct sweep *s, const struct gfs_sidecar *listed,
 
 /* ---- passes over the sidecars ------------------------------------------- */
 
-static bool only_has(const struct sweep *s, const char *table)
+/* The index of table in only_tables, or -1 (and 0 when there is no
+ * restriction: the whole store). */
+static long only_index(const struct sweep *s, const char *table)
 {
 	for (size_t k = 0; k < s->o->n_only; k++)
 		if (!strcmp(table, s->o->only_tables[k]))
-			return true;
-	return !s->o->n_only;
+			return (long)k;
+	return s->o->n_only ? -1 : 0;
 }
 
-/* Heal-first resolves only sidecars naming one of its tables; a record
- * that does not parse names none it could prove, so a writer leaves it to
- * the full sweep (its own orphan check refuses a head above a pin). */
+static bool only_has(const struct sweep *s, const char *table)
+{
+	return only_index(s, table) >= 0;
+}
+
+/* Does a sidecar table conflict with the caller's lock on it?  EX against
+ * anything, SH against EX; two readers never do (DESIGN.md §3). */
+static bool conflicts(const struct sweep *s, const struct gfs_sc_table *t)
+{
+	long k = only_index(s, t->table);
+
+	if (k < 0)
+		return false;
+	return t->written || !s->o->only_modes ||
+	       s->o->only_modes[k] == GFS_LOCK_EX;
+}
+
+/* Heal-first resolves only sidecars whose locks conflict with the
+ * writer's: one that does not could belong to a live writer (even a
+ * stopped one) that the writer must not wait for, and a dead one touches
+ * nothing the writer reads or writes.  A record that does not parse names
+ * none it could prove, so a writer leaves it to the full sweep (its own
+ * orphan check refuses a head above a pin). */
 static bool wanted(const struct sweep *s, const struct gfs_sidecar *sc)
 {
 	if (!s->o->n_only)
 		return true;
 	for (size_t i = 0; !sc->raw && i < sc->n_tables; i++)
-		if (only_has(s, sc->tables[i].table))
+		if (conflicts(s, &sc->tables[i]))
 			return true;
 	return false;
 }
@@ -834,10 +856,11 @@ int gfs_recover_sweep(struct gfs_graph *g, const struct gfs_recover_opts *o,
 	return rc;
 }
 
-int gfs_heal_tables(struct gfs_graph *g, const char *const *tables, size_t n,
-		    struct gfs_diag *d)
+int gfs_heal_tables(struct gfs_graph *g, const char *const *tables,
+		    const enum gfs_lock_mode *modes, size_t n, struct gfs_diag *d)
 {
-	struct gfs_recover_opts o = { .wait = true, .only_tables = tables, .n_only = n };
+	struct gfs_recover_opts o = { .wait = true, .only_tables = tables,
+				      .n_only = n, .only_modes = modes };
 	struct gfs_recover_report r;
 	int rc = gfs_recover_sweep(g, &o, &r, d);
 

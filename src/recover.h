@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "graph.h"
+#include "lock.h"
 
 struct gfs_recover_opts {
 	bool wait;           /* wait for sidecar locks (graphctl recover, heal) instead of trying */
@@ -27,6 +28,10 @@ struct gfs_recover_opts {
 	const char *resolver;/* who resolves, for audit records (NULL = the graph's actor) */
 	const char *const *only_tables; /* heal-first: only sidecars naming one of these */
 	size_t n_only;
+	/* Heal-first: the caller's lock mode on each only_tables[k]; only
+	 * sidecars whose lock set conflicts with it are resolved (EX against
+	 * anything, SH against EX).  NULL: every sidecar naming one of them. */
+	const enum gfs_lock_mode *only_modes;
 	/* Added for graphctl recover and the mount's log (may be NULL): one
 	 * human line per operation resolved, kept or refused.  msg is
 	 * borrowed for the call. */

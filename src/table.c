@@ -358,6 +358,8 @@ static int hdr_corrupt(struct gfs_tver *tv, struct gfs_diag *d, uint64_t off,
 {
 	gfs_diag_set(d, "corrupt table file '%s' at offset %llu: %s", tv->path,
 		     (unsigned long long)off, why);
+	gfs_corrupt_note("corrupt table file '%s' at offset %llu: %s", tv->path,
+			 (unsigned long long)off, why);
 	return GFS_ECORRUPT;
 }
 
@@ -933,10 +935,55 @@ int gfs_tver_export_offset(struct gfs_tver *tv, const char *id, size_t id_len,
 	return rc;
 }
 
+/* ---- serving lines: each one's xxh3 is checked before its bytes go out --
+ *
+ * Pages are verified once, when they enter the page cache; a line is
+ * verified every time its bytes are served (issue 8: a flipped bit in a
+ * line must never be exported as wrong bytes with success).  A read that
+ * covers a whole line hashes what it read; one that covers part of a line
+ * reads the whole line once more to check it. */
+
+static int line_corrupt(struct gfs_tver *tv, uint32_t seg, uint64_t off,
+			const char *why)
+{
+	gfs_corrupt_note("corrupt table file '%s/%s/%u' at offset %llu: %s",
+			 tv->ts->dir, tv->table, seg, (unsigned long long)off,
+			 why);
+	return GFS_ECORRUPT;
+}
+
+static int line_check(struct gfs_tver *tv, uint32_t seg, uint64_t off,
+		      const void *line, size_t len, uint64_t hash)
+{
+	if (gfs_hash64(line, len) != hash)
+		return line_corrupt(tv, seg, off, "line checksum mismatch");
+	return 0;
+}
+
+/* The whole line at (seg, off), checked against hash; *out is new. */
+static int line_fetch(struct gfs_tver *tv, uint32_t seg, uint64_t off,
+		      uint32_t len, uint64_t hash, char **out)
+{
+	char *b = malloc(len ? len : 1);
+	int rc = b ? tbl_seg_read(tv, seg, off, b, len) : -ENOMEM;
+
+	if (rc == GFS_ECORRUPT)
+		rc = line_corrupt(tv, seg, off, "line past the end of the file");
+	if (!rc)
+		rc = line_check(tv, seg, off, b, len, hash);
+	if (rc) {
+		free(b);
+		b = NULL;
+	}
+	*out = b;
+	return rc;
+}
+
 int gfs_tver_read_row(struct gfs_tver *tv, const struct gfs_row *row,
 		      uint64_t off, void *buf, size_t len, size_t *n)
 {
 	size_t want;
+	char *line;
 	int rc;
 
 	*n = 0;
@@ -945,7 +992,21 @@ int gfs_tver_read_row(struct gfs_tver *tv, const struct gfs_row *row,
 	want = row->line_len - off < len ? (size_t)(row->line_len - off) : len;
 	if (!want)
 		return 0;
-	rc = tbl_seg_read(tv, row->seg, row->seg_off + off, buf, want);
+	if (off == 0 && want == row->line_len) {
+		rc = tbl_seg_read(tv, row->seg, row->seg_off, buf, want);
+		if (rc == GFS_ECORRUPT)
+			rc = line_corrupt(tv, row->seg, row->seg_off,
+					  "line past the end of the file");
+		else if (!rc)
+			rc = line_check(tv, row->seg, row->seg_off, buf, want,
+					row->hash);
+	} else {
+		rc = line_fetch(tv, row->seg, row->seg_off, row->line_len,
+				row->hash, &line);
+		if (!rc)
+			memcpy(buf, line + off, want);
+		free(line);
+	}
 	if (!rc)
 		*n = want;
 	return rc;
@@ -953,12 +1014,24 @@ int gfs_tver_read_row(struct gfs_tver *tv, const struct gfs_row *row,
 
 /* ---- the export cursor ------------------------------------------------ */
 
+/* A line (or part of one) copied by the current read, checked once the
+ * read's spans are flushed. */
+struct served {
+	uint32_t seg, in, want, line_len;
+	uint64_t seg_off, hash;
+	char *to;
+};
+
 struct gfs_tcursor {
 	struct gfs_tver *tv;
 	struct path p;   /* PRIMARY: the row holding byte pos, if placed */
 	uint64_t pos;    /* where the last read ended */
 	uint32_t in;     /* pos's offset in that row's line */
 	bool placed;
+	struct served *sv; /* this read's lines, to check */
+	size_t nsv, capsv;
+	uint32_t ok_seg; /* the last partly served line already checked whole */
+	uint64_t ok_off;
 };
 
 /* Bytes of one segment that go to consecutive bytes of the caller's
@@ -994,6 +1067,57 @@ static int span_add(struct gfs_tver *tv, struct span *s, uint32_t seg,
 
 /* Copies from the cursor's position on, advancing it; *done counts the
  * bytes (all read once it returns 0). */
+static int served_add(struct gfs_tcursor *c, const struct rec *r,
+		      size_t want, char *to)
+{
+	void *p = gfs_array_grow(c->sv, &c->capsv, c->nsv, sizeof *c->sv, 64);
+
+	if (!p)
+		return -ENOMEM;
+	c->sv = p;
+	c->sv[c->nsv++] = (struct served){ r->seg, c->in, (uint32_t)want,
+					   r->line_len, r->seg_off, r->hash,
+					   to };
+	return 0;
+}
+
+/* A part of a line: checked whole (once per line while a reader walks
+ * through it in pieces), and the bytes served are the checked ones. */
+static int served_part(struct gfs_tcursor *c, const struct served *s)
+{
+	char *line;
+	int rc;
+
+	if (c->ok_seg == s->seg && c->ok_off == s->seg_off)
+		return 0;
+	rc = line_fetch(c->tv, s->seg, s->seg_off, s->line_len, s->hash,
+			&line);
+	if (!rc) {
+		memcpy(s->to, line + s->in, s->want);
+		c->ok_seg = s->seg;
+		c->ok_off = s->seg_off;
+	}
+	free(line);
+	return rc;
+}
+
+static int served_check(struct gfs_tcursor *c)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < c->nsv; i++) {
+		const struct served *s = &c->sv[i];
+
+		if (s->in == 0 && s->want == s->line_len)
+			rc = line_check(c->tv, s->seg, s->seg_off, s->to,
+					s->want, s->hash);
+		else
+			rc = served_part(c, s);
+	}
+	c->nsv = 0;
+	return rc;
+}
+
 static int cursor_copy(struct gfs_tcursor *c, char *buf, size_t len,
 		       size_t *done)
 {
@@ -1017,8 +1141,10 @@ static int cursor_copy(struct gfs_tcursor *c, char *buf, size_t len,
 		want = len - *done;
 		if (want > r.line_len - c->in)
 			want = r.line_len - c->in;
-		rc = span_add(c->tv, &s, r.seg, r.seg_off + c->in, want,
-			      buf + *done);
+		rc = served_add(c, &r, want, buf + *done);
+		if (!rc)
+			rc = span_add(c->tv, &s, r.seg, r.seg_off + c->in, want,
+				      buf + *done);
 		if (rc)
 			break;
 		*done += want;
@@ -1031,6 +1157,9 @@ static int cursor_copy(struct gfs_tcursor *c, char *buf, size_t len,
 	}
 	if (rc >= 0)
 		rc = span_flush(c->tv, &s);
+	if (rc >= 0)
+		rc = served_check(c);
+	c->nsv = 0;
 	return rc < 0 ? rc : 0;
 }
 
@@ -1050,6 +1179,7 @@ void gfs_tcursor_free(struct gfs_tcursor *c)
 	if (!c)
 		return;
 	tbl_path_clear(&c->p);
+	free(c->sv);
 	free(c);
 }
 

@@ -1619,7 +1619,8 @@ static int write_header(struct gfs_tbuild *b, const struct hdr_args *a)
 }
 
 /* Put-if-absent: the fsync'd temp file becomes "<version>" by link(). */
-static int publish(struct gfs_tbuild *b, struct gfs_diag *d)
+static int publish(struct gfs_tbuild *b, bool compensation,
+		   struct gfs_diag *d)
 {
 	char final[PATH_MAX];
 	int err, rc;
@@ -1640,7 +1641,8 @@ static int publish(struct gfs_tbuild *b, struct gfs_diag *d)
 				     gfs_strerror(rc));
 		return gfs_io_fail("link", final, rc);
 	}
-	rc = gfs_fsync_dir(b->dir);
+	if (compensation || !gfs_fp_hit(GFS_FP_SYNC_SKIP_TABLE_DIR))
+		rc = gfs_fsync_dir(b->dir);
 	if (rc)
 		return rc;
 	err = gfs_fp_hit(GFS_FP_TABLE_AFTER_LINK);
@@ -1650,6 +1652,8 @@ static int publish(struct gfs_tbuild *b, struct gfs_diag *d)
 static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 		     struct gfs_diag *d)
 {
+	enum gfs_fp skip = a->compensation ? GFS_FP_SYNC_SKIP_COMPENSATION
+					   : GFS_FP_SYNC_SKIP_TABLE_TMP;
 	struct tref *roots;
 	struct prow pr;
 	uint64_t rows = 0, bytes = 0, lines_end;
@@ -1678,10 +1682,10 @@ static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 	free(roots);
 	if (!rc)
 		rc = write_header(b, a);
-	if (!rc && fsync(b->fd))
+	if (!rc && !gfs_fp_hit(skip) && fsync(b->fd))
 		rc = gfs_io_fail("fsync", b->tmp, -errno);
 	if (!rc)
-		rc = publish(b, d);
+		rc = publish(b, a->compensation, d);
 	drop_tmp(b);
 	return rc;
 }

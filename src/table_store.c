@@ -533,6 +533,9 @@ static int page_corrupt(struct gfs_tver *tv, const struct tref *ref,
 	gfs_diag_set(d, "corrupt table file '%s/%s/%u' at offset %llu: %s",
 		     tv->ts->dir, tv->table, ref->seg,
 		     (unsigned long long)ref->off, why);
+	gfs_corrupt_note("corrupt table file '%s/%s/%u' at offset %llu: %s",
+			 tv->ts->dir, tv->table, ref->seg,
+			 (unsigned long long)ref->off, why);
 	return GFS_ECORRUPT;
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "util.h"
@@ -338,6 +340,35 @@ void gfs_diag_io(struct gfs_diag *d, int rc)
 		gfs_diag_set(d, "%s", m);
 }
 
+/* Thread-local: the library's calls return codes, and many read paths
+ * (cursors, manifest reads) have no diagnostic to fill. */
+static __thread char corrupt_msg[512];
+
+void gfs_corrupt_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(corrupt_msg, sizeof corrupt_msg, fmt, ap);
+	va_end(ap);
+}
+
+const char *gfs_corrupt_last(void)
+{
+	return corrupt_msg;
+}
+
+uint64_t gfs_hash64_2(const void *a, size_t alen, const void *b, size_t blen)
+{
+	XXH3_state_t st;
+
+	/* the state lives on the stack: no allocation, cannot fail */
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, a, alen);
+	XXH3_64bits_update(&st, b, blen);
+	return (uint64_t)XXH3_64bits_digest(&st);
+}
+
 int gfs_write_all(int fd, const void *p, size_t len)
 {
 	const char *c = p;
@@ -405,6 +436,25 @@ int gfs_fsync_dir(const char *path)
 		rc = gfs_io_fail("fsync directory", path, -errno);
 	close(fd);
 	return rc;
+}
+
+int gfs_fsync_parent(const char *path)
+{
+	char parent[PATH_MAX];
+	size_t n = strlen(path);
+	const char *slash;
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n >= sizeof parent)
+		return -ENAMETOOLONG;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	slash = strrchr(parent, '/');
+	if (!slash)
+		return gfs_fsync_dir(".");
+	parent[slash == parent ? 1 : (size_t)(slash - parent)] = '\0';
+	return gfs_fsync_dir(parent);
 }
 
 int gfs_mkdir(const char *path, mode_t mode)

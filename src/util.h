@@ -88,6 +88,15 @@ void gfs_time_format(uint64_t ns, char out[40]);
 
 /* 64-bit content hash (xxh3) used for checksums and schema ids. */
 uint64_t gfs_hash64(const void *p, size_t len);
+/* Where the last GFS_ECORRUPT of this thread came from ("corrupt table
+ * file '...' at offset N: why", "manifest record versions/4 is corrupt:
+ * why"): set by the read path that found it, so callers without a
+ * diagnostic (the mount, cursors) can still name the file or key.
+ * gfs_corrupt_last() is borrowed and thread-local ("" if none). */
+void gfs_corrupt_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *gfs_corrupt_last(void);
+/* xxh3 of the bytes of a followed by those of b (no copy). */
+uint64_t gfs_hash64_2(const void *a, size_t alen, const void *b, size_t blen);
 
 /* The last I/O failure of the calling thread, so that an error that
  * surfaces far from the system call still names the operation and the
@@ -113,6 +122,8 @@ int gfs_pwrite_all(int fd, const void *p, size_t len, off_t off);
 /* Reads exactly len bytes at off; short file = GFS_ECORRUPT. */
 int gfs_pread_all(int fd, void *p, size_t len, off_t off);
 int gfs_fsync_dir(const char *path);
+/* fsyncs the directory that holds path (its name's directory entry). */
+int gfs_fsync_parent(const char *path);
 /* mkdir -p for one level (EEXIST is success). */
 int gfs_mkdir(const char *path, mode_t mode);
 /* Reads a whole small file into a new buffer (caller frees *out). */

@@ -9,7 +9,7 @@ secondary indexes against the rows, and prints the export in load format.
     format_reader.py STORE [--version N] [--type TYPE]   # like graphctl export
     format_reader.py STORE --table node:Person --file-version 3 --info
 
-The manifest (LMDB) is read through `mdb_dump -p` (lmdb-utils), xxh3 through
+The manifest (LMDB) is read through `mdb_dump` (lmdb-utils, hex format), xxh3 through
 libxxhash's XXH3_64bits (ctypes).  Exit status 0, or 1 with a message naming
 the file and offset that did not verify.
 """
@@ -50,36 +50,47 @@ def keycmp_key(k):
     return k
 
 
-# ---- the manifest through mdb_dump -p ------------------------------------
+# ---- the manifest through mdb_dump (hex) -----------------------------------
+# Not `mdb_dump -p`: lmdb-utils 0.9.24 prints a raw backslash unescaped there,
+# so a value holding a backslash followed by two hex digits reads back wrong (the
+# checksum suffixes of format 2 hit that in about 3% of records).
 
-def _unprint(s):
-    """Decodes one mdb_dump -p line (without its leading space)."""
-    out = bytearray()
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\":
-            if s[i + 1] == "\\":
-                out.append(0x5C)
-                i += 2
-            else:
-                out.append(int(s[i + 1:i + 3], 16))
-                i += 3
-        else:
-            out += c.encode("latin-1")
-            i += 1
-    return bytes(out)
+def _unhex(s):
+    """Decodes one mdb_dump line (without its leading space)."""
+    return bytes.fromhex(s)
 
 
-def lmdb_db(store, name):
-    """[(key bytes, value bytes)] of one named database, in key order."""
-    out = subprocess.run(["mdb_dump", "-p", "-s", name,
+def unseal(db, k, v):
+    """A format-2 value: payload + u64 LE xxh3(key || payload) (§2)."""
+    if len(v) < 8 or u64(v, len(v) - 8) != xxh3(k + v[:-8]):
+        raise Corrupt("manifest record %s/%r does not verify (checksum)"
+                      % (db, k))
+    return v[:-8]
+
+
+def manifest_format(store):
+    meta = dict(lmdb_db(store, "meta", sealed=False))
+    v = meta.get(b"manifest_format")
+    if v is None:
+        raise Corrupt("manifest has no meta/manifest_format")
+    v = unseal("meta", b"manifest_format", v)
+    if v != b"2":
+        raise Corrupt("manifest format %r is not 2" % v)
+
+
+def lmdb_db(store, name, sealed=True):
+    """[(key bytes, value bytes)] of one named database, in key order;
+    sealed: values checked and stripped of their checksum."""
+    out = subprocess.run(["mdb_dump", "-s", name,
                           os.path.join(store, "manifest")],
                          check=True, stdout=subprocess.PIPE).stdout
     lines = out.decode("latin-1").split("\n")
     data = lines[lines.index("HEADER=END") + 1:lines.index("DATA=END")]
-    items = [_unprint(l[1:]) for l in data]
-    return list(zip(items[0::2], items[1::2]))
+    items = [_unhex(l[1:]) for l in data]
+    pairs = list(zip(items[0::2], items[1::2]))
+    if sealed:
+        pairs = [(k, unseal(name, k, v)) for k, v in pairs]
+    return pairs
 
 
 def graph_version(store, n):
@@ -312,10 +323,13 @@ def main(argv):
     ap.add_argument("--file-version", type=int)
     ap.add_argument("--info", action="store_true")
     a = ap.parse_args(argv)
-    with open(os.path.join(a.store, "FORMAT")) as f:
-        fmt = f.read()
-    if not re.match(r"graphfs-store 1\nid [0-9A-HJKMNP-TV-Z]{26}\n\Z", fmt):
-        raise Corrupt("FORMAT is not a format-1 store: %r" % fmt)
+    with open(os.path.join(a.store, "FORMAT"), "rb") as f:
+        fmt = f.read().decode("latin-1")
+    m = re.match(r"(graphfs-store 2\nid [0-7][0-9A-HJKMNP-TV-Z]{25}\n)"
+                 r"check ([0-9a-f]{16})\n\Z", fmt)
+    if not m or "%016x" % xxh3(m.group(1).encode("latin-1")) != m.group(2):
+        raise Corrupt("FORMAT is not a valid format-2 store: %r" % fmt)
+    manifest_format(a.store)
     cache = {}
     out = sys.stdout.buffer
     if a.table:

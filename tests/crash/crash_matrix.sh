@@ -38,14 +38,20 @@ run_case() { # run_case POINT N HEALER(recover|load)
 	local p=$1 n=$2 how=$3 S=$T/s st op want got
 	rm -rf "$S"
 	cp -a "$BASE" "$S"
+	rm -f "$T/fp.log"
 	set +e
-	GRAPHFS_FAILPOINTS="$p=exit@$n" gctl load "$S" --data "$T/v2.jsonl" -q >/dev/null 2>"$T/err"
+	GRAPHFS_FP_LOG=$T/fp.log GRAPHFS_FAILPOINTS="$p=exit@$n" gctl load "$S" --data "$T/v2.jsonl" -q >/dev/null 2>"$T/err"
 	st=$?
 	set -e
 	if [ "$st" = 0 ]; then
-		return 1 # fewer than n hits: this point is done
+		# fewer than n hits: this point is done - but every point this
+		# loop walks must be reached at least once
+		[ "$n" -gt 1 ] || bad "$p: never reached by the load (the loop expects it)"
+		! fired "$p" "$T/fp.log" || bad "$p@$n: fired but the load exited 0"
+		return 1
 	fi
 	[ "$st" = 86 ] || { bad "$p@$n: load exited $st, wanted 86: $(head -c 300 "$T/err")"; return 0; }
+	fired "$p" "$T/fp.log" || { bad "$p@$n: exit 86 but the failpoint log has no '$p'"; return 0; }
 	op=$(pending_ids "$S" | head -1)
 	if [ "$how" = recover ]; then
 		gctl recover "$S" -q || { bad "$p@$n: recover failed"; return 0; }

@@ -134,6 +134,12 @@ wait_parked() {
 	return 1
 }
 
+# fired NAME LOG: did an armed NAME fire (src/failpoints.c appends
+# "name action pid" to $GRAPHFS_FP_LOG each time one does)?
+fired() {
+	[ -e "$2" ] && grep -q "^$1 " "$2"
+}
+
 # bg CMD...: runs CMD in the background, remembers its pid in $! / BG_PIDS.
 bg() {
 	"$@" &

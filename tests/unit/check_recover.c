@@ -74,19 +74,63 @@ static struct gfs_tver_info info(struct gfs_graph *g, const char *table, uint32_
 	return i;
 }
 
-/* A version v of table stamped op_id, same content as v-1 (a writer's). */
+/* The whole-table export of version v: a new string, free() it. */
+static char *export_of(struct gfs_graph *g, const char *table, uint32_t v)
+{
+	struct gfs_tver_info i = info(g, table, v);
+	struct gfs_diag d = {{0}};
+	struct gfs_tver *tv;
+	char *buf = calloc(1, i.export_bytes + 1);
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(gfs_tver_open(gfs_graph_tables(g), table, v, &tv, &d), 0);
+	ck_assert_int_eq(gfs_tver_read_export(tv, 0, buf, i.export_bytes, &n), 0);
+	ck_assert_uint_eq(n, i.export_bytes);
+	gfs_tver_close(tv);
+	return buf;
+}
+
+/* Does version a of table export the same bytes as version b? */
+static bool same_content(struct gfs_graph *g, const char *table, uint32_t a,
+			 uint32_t b)
+{
+	char *x = export_of(g, table, a), *y = export_of(g, table, b);
+	bool same = !strcmp(x, y);
+
+	free(x);
+	free(y);
+	return same;
+}
+
+/* A version v of table stamped op_id: v-1 plus one row of its own ("v<v>"),
+ * so every version's bytes differ and copying the wrong version as a
+ * compensation (or publishing the wrong one) fails the content checks. */
 static void write_version(struct gfs_graph *g, const char *table, uint32_t v,
 			  const char *op_id)
 {
 	struct gfs_diag d = {{0}};
 	struct gfs_tbuild *b;
 	struct gfs_tver *parent;
+	const char *type = strchr(table, ':') + 1, *key = !strcmp(table, DOC) ? "title" : "slug";
+	char id[16], line[160];
+	int n = snprintf(id, sizeof id, "v%u", v);
+	int len = snprintf(line, sizeof line,
+			   "{\"type\":\"%s\",\"data\":{\"%s\":\"%s\"%s}}\n", type,
+			   key, id, strcmp(table, DOC) ? ",\"name\":\"written by a test\"" : "");
+	struct gfs_rowput r = { .id = id, .id_len = (size_t)n, .line = line,
+				.line_len = (size_t)len };
 
+	r.data_off = (uint32_t)(strstr(line, "\"data\":") + 7 - line);
+	r.data_len = (uint32_t)(len - 2) - r.data_off; /* up to the outer '}' */
 	ck_assert_int_eq(gfs_tver_open(gfs_graph_tables(g), table, v - 1, &parent, &d), 0);
-	ck_assert_int_eq(gfs_tbuild_new(gfs_graph_tables(g), table, parent, 0, 0, &b), 0);
+	ck_assert_int_eq(gfs_tbuild_new(gfs_graph_tables(g), table, parent,
+					0, 0, &b), 0);
+	ck_assert_int_eq(gfs_tbuild_put(b, &r), 0);
 	ck_assert_msg(gfs_tbuild_commit(b, v, op_id, &d) == 0, "commit: %s", d.msg);
 	gfs_tbuild_free(b);
 	gfs_tver_close(parent);
+	ck_assert(!same_content(g, table, v - 1, v));
 }
 
 /* Arms a sidecar writing `written` (expected = its pin) and reading `read`. */
@@ -224,6 +268,9 @@ START_TEST(unconfirmed_ours_is_rolled_back_by_a_compensation)
 	ck_assert(i.compensation);
 	ck_assert_uint_eq(i.content_of, m);
 	ck_assert_str_eq(i.op_id, op);
+	/* the compensation carries m's bytes, not the undone version's */
+	ck_assert(same_content(g, PERSON, m + 2, m));
+	ck_assert(!same_content(g, PERSON, m + 2, m + 1));
 	ck_assert_str_eq(last_decision(g), "roll-back");
 	ck_assert_uint_eq(n_audits(g, op), 1);
 	/* a second sweep finds nothing to do */
@@ -248,6 +295,7 @@ START_TEST(confirmed_ours_is_rolled_forward)
 	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
 	ck_assert_uint_eq(r.rolled_forward, 1);
 	ck_assert_uint_eq(pin(g, PERSON), m + 1);
+	ck_assert(!same_content(g, PERSON, m + 1, m));
 	ck_assert_str_eq(last_decision(g), "roll-forward");
 	ck_assert_uint_eq(n_audits(g, op), 1);
 	check_invariants(g);
@@ -328,6 +376,7 @@ START_TEST(ours_compensated_is_published_without_a_new_version)
 	ck_assert_uint_eq(r.rolled_back, 1);
 	ck_assert_uint_eq(head(g, PERSON), m + 2);
 	ck_assert_uint_eq(pin(g, PERSON), m + 2);
+	ck_assert(same_content(g, PERSON, m + 2, m));
 	check_invariants(g);
 	gfs_graph_close(g);
 }
@@ -400,6 +449,8 @@ START_TEST(orphan_is_compensated_once_and_a_crashed_compensation_reused)
 	ck_assert_uint_eq(r.orphans_compensated, 1);
 	ck_assert_uint_eq(pin(g, PERSON), m + 2);
 	ck_assert(info(g, PERSON, m + 2).compensation);
+	ck_assert(same_content(g, PERSON, m + 2, m));
+	ck_assert(!same_content(g, PERSON, m + 2, m + 1));
 	ck_assert_str_eq(last_decision(g), "orphan-compensated");
 	/* a compensation of the pin left by a crashed pass is published as is */
 	ck_assert_int_eq(gfs_ulid_new(comp), 0);
@@ -446,10 +497,45 @@ START_TEST(heal_resolves_only_sidecars_on_its_tables)
 
 	arm(g, op_p, PERSON, NULL, false);
 	arm(g, op_d, DOC, NULL, false);
-	ck_assert_int_eq(gfs_heal_tables(g, mine, 1, &d), 0);
+	ck_assert_int_eq(gfs_heal_tables(g, mine, NULL, 1, &d), 0);
 	ck_assert_uint_eq(n_audits(g, op_p), 1);
 	ck_assert_uint_eq(n_audits(g, op_d), 0);
 	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* Heal-first resolves only sidecars whose locks conflict with the
+ * writer's: EX against anything, SH against EX.  A reader of Person does
+ * not wait for a live writer of Doc that also reads Person (its locks are
+ * held here: waiting for them would hang the test until Check's timeout),
+ * but heals a writer of Person; a writer of Person heals both. */
+START_TEST(heal_waits_only_for_conflicting_lock_sets)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d = {{0}};
+	char op_r[GFS_ULID_LEN + 1], op_w[GFS_ULID_LEN + 1];
+	const char *mine[] = { PERSON };
+	const enum gfs_lock_mode sh[] = { GFS_LOCK_SH }, ex[] = { GFS_LOCK_EX };
+	const char *live[] = { DOC, PERSON };
+	const enum gfs_lock_mode live_modes[] = { GFS_LOCK_EX, GFS_LOCK_SH };
+	struct gfs_lockset *ls;
+
+	arm(g, op_r, DOC, PERSON, false);  /* writes Doc, reads Person */
+	ck_assert_int_eq(gfs_lock_tables(gfs_graph_dir(g), live, live_modes, 2,
+					 GFS_LOCK_TRY, &ls), 0);
+	ck_assert_msg(gfs_heal_tables(g, mine, sh, 1, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	gfs_lockset_free(ls);
+	arm(g, op_w, PERSON, NULL, false); /* writes Person */
+	ck_assert_msg(gfs_heal_tables(g, mine, sh, 1, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(n_audits(g, op_w), 1);
+	ck_assert_uint_eq(n_audits(g, op_r), 0);
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	ck_assert_msg(gfs_heal_tables(g, mine, ex, 1, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(n_audits(g, op_r), 1);
+	ck_assert_uint_eq(n_sidecars(g), 0);
+	check_invariants(g);
 	gfs_graph_close(g);
 }
 END_TEST
@@ -507,6 +593,7 @@ int main(void)
 	tcase_add_test(tc, orphan_is_compensated_once_and_a_crashed_compensation_reused);
 	tcase_add_test(tc, try_lock_sweep_leaves_a_held_sidecar_busy);
 	tcase_add_test(tc, heal_resolves_only_sidecars_on_its_tables);
+	tcase_add_test(tc, heal_waits_only_for_conflicting_lock_sets);
 	tcase_add_test(tc, a_load_heals_a_dead_writer_then_writes);
 	tcase_add_test(tc, own_resolution_of_a_resolved_sidecar_is_gone);
 	suite_add_tcase(s, tc);
