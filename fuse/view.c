@@ -711,6 +711,19 @@ static int ctx_tver(struct gfs_view *v, const struct ctx *c,
 	return tv_get(v, table, pin, out);
 }
 
+/* Corruption is answered EIO; what and where goes to the daemon's stderr
+ * (seen with -f or -d), once per distinct message per thread. */
+static void log_corrupt(void)
+{
+	static __thread char last[512];
+	const char *m = gfs_corrupt_last();
+
+	if (!m[0] || !strcmp(m, last))
+		return;
+	snprintf(last, sizeof last, "%s", m);
+	fprintf(stderr, "graphfs: %s\n", m);
+}
+
 /* Library errors become errno here, once. */
 static int to_errno(int rc)
 {
@@ -718,6 +731,8 @@ static int to_errno(int rc)
 		return rc;
 	if (rc > -4096)
 		return rc;
+	if (rc == GFS_ECORRUPT)
+		log_corrupt();
 	return -EIO;
 }
 

@@ -56,7 +56,10 @@
 	X(SYNC_SKIP_COMPENSATION, "sync/skip_compensation")                \
 	X(SYNC_SKIP_STORE_PARENT, "sync/skip_store_parent")                \
 	X(SYNC_SKIP_MANIFEST_DIR, "sync/skip_manifest_dir")                \
-	X(UPGRADE_AFTER_MANIFEST, "upgrade/after_manifest")
+	X(UPGRADE_AFTER_MANIFEST, "upgrade/after_manifest")                \
+	X(SYNC_SKIP_FORMAT_DIR, "sync/skip_format_dir")                    \
+	X(SYNC_SKIP_SCHEMA_DIR, "sync/skip_schema_dir")                    \
+	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -59,6 +59,8 @@ struct typestate {
 	size_t first, count;  /* range in ents after sort */
 	bool written, read;   /* EX / SH */
 	uint32_t pin;
+	uint32_t next;        /* the version a written table gets: pin+1, or
+				 head+1 above settled versions (check_orphans) */
 	struct gfs_tver *tv;
 	char table[GFS_TABLE_NAME_MAX];
 };
@@ -460,20 +462,30 @@ static bool involved(const struct typestate *t)
 
 /* Refuses while a head is above its pin with no sidecar naming it (an
  * orphan: 'graphctl recover' compensates it) or below it (a violation).
- * Called under the locks, after healing, with the pins just read. */
+ * Versions above the pin that resolved operations settled (compensations
+ * of a roll back that lost its publish, docs/recovery.md) are no orphan:
+ * the table's next version goes above them.  Called under the locks,
+ * after healing, with the pins just read. */
 static int check_orphans(struct loader *L)
 {
 	int rc = 0;
 
 	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
+		struct typestate *ts = &L->ts[t];
 		uint32_t h = 0;
-		if (!involved(&L->ts[t]))
+		bool settled = false;
+		if (!involved(ts))
 			continue;
-		rc = gfs_table_head(gfs_graph_tables(L->g), L->ts[t].table, &h);
-		if (!rc && h != L->ts[t].pin) {
+		ts->next = ts->pin + 1;
+		rc = gfs_table_head(gfs_graph_tables(L->g), ts->table, &h);
+		if (!rc && h > ts->pin)
+			rc = gfs_settled_above(L->g, ts->table, ts->pin, h, &settled);
+		if (!rc && settled)
+			ts->next = h + 1;
+		else if (!rc && h != ts->pin) {
 			gfs_diag_set(L->d, "recovery needed: table '%s' has version %u but the manifest shows %u (an orphan no sidecar names); run 'graphctl recover %s'",
-				     L->ts[t].table, h, L->ts[t].pin, gfs_graph_dir(L->g));
-			rc = h > L->ts[t].pin ? GFS_ERECOVERY : GFS_EVIOLATION;
+				     ts->table, h, ts->pin, gfs_graph_dir(L->g));
+			rc = h > ts->pin ? GFS_ERECOVERY : GFS_EVIOLATION;
 		}
 	}
 	return rc;
@@ -982,7 +994,7 @@ static struct gfs_sc_table *op_tables(const struct loader *L, size_t *np)
 		snprintf(tabs[n].table, sizeof tabs[n].table, "%s", ts->table);
 		tabs[n].written = ts->written;
 		tabs[n].expected = ts->pin;
-		tabs[n].post = ts->written ? ts->pin + 1 : ts->pin;
+		tabs[n].post = ts->written ? ts->next : ts->pin;
 		n++;
 	}
 	if (tabs)
@@ -1118,10 +1130,10 @@ static int commit_table(struct loader *L, size_t t)
 	if (!rc)
 		rc = put_rows(L, t, b, &rd);
 	if (!rc)
-		rc = gfs_tbuild_commit(b, ts->pin + 1, L->op_id, L->d);
+		rc = gfs_tbuild_commit(b, ts->next, L->op_id, L->d);
 	if (rc == -EEXIST)
 		gfs_diag_set(L->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
-			     ts->table, ts->pin + 1, gfs_graph_dir(L->g));
+			     ts->table, ts->next, gfs_graph_dir(L->g));
 	gfs_tbuild_free(b);
 	gfs_buf_release(&rd.win);
 	return rc;

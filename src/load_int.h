@@ -25,6 +25,13 @@
 int gfs_heal_tables(struct gfs_graph *g, const char *const *tables,
 		    const enum gfs_lock_mode *modes, size_t n, struct gfs_diag *d);
 
+/* Settled versions (docs/recovery.md): *settled is true when head > pin
+ * and every version in (pin, head] is a compensation stamped by an
+ * operation no sidecar names (a roll back that lost its publish left it).
+ * They are never orphans; a writer writes at head+1 above them. */
+int gfs_settled_above(struct gfs_graph *g, const char *table, uint32_t pin,
+		      uint32_t head, bool *settled);
+
 struct gfs_recover_own_result {
 	bool resolved;    /* the sidecar is gone (rolled back, forward, discarded) */
 	bool forward;     /* rolled forward: the operation is published */

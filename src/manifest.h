@@ -76,6 +76,8 @@ struct gfs_sidecar {
 	struct gfs_sc_table *tables; /* sorted by name */
 	size_t n_tables;
 	char *raw;             /* set when the record did not parse: its bytes */
+	uint64_t rev;          /* revision of the record as read: a hash of its
+				  stored bytes (gfs_publish.sidecar_rev) */
 };
 void gfs_sidecar_free(struct gfs_sidecar *sc);
 
@@ -127,6 +129,10 @@ struct gfs_publish {
 	size_t n_tables;
 	const char *sidecar;    /* op id of the sidecar to delete, or NULL */
 	bool require_sidecar;   /* recovery: sidecar gone -> GFS_EGONE, nothing written */
+	uint64_t sidecar_rev;   /* recovery: nonzero = the sidecar's rev as
+				   classified; a different record -> GFS_ECAS
+				   ("changed since it was classified"), nothing
+				   written */
 	const struct gfs_audit *audit; /* written in the same txn, or NULL */
 	bool no_version;        /* recovery with nothing to publish: only delete
 				   the sidecar and write the audit */

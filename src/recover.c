@@ -8,7 +8,12 @@
  *  R3  Recovery never deletes or rewrites a table version; an undo is a new
  *      compensating version whose content is the pin's.
  *  R4  Every recovery publish is exact: require_sidecar (gone -> GFS_EGONE,
- *      nothing written) and a CAS on every pin it observed.
+ *      nothing written), the sidecar's revision as classified (changed,
+ *      e.g. confirmed meanwhile -> GFS_ECAS, nothing written, classified
+ *      again next pass) and a CAS on every pin it observed.
+ *  R11 A compensation whose operation no sidecar names is settled, never an
+ *      orphan (gfs_settled_above); writers write above settled versions and
+ *      record that number as post_commit_pin, which classify_one reads.
  *  R5  No failpoint, lock wait or table fsync happens inside an LMDB write
  *      transaction: each step below is its own short transaction.
  *  R6  A mount never fails on a version mismatch: GFS_ECAS keeps the sidecar
@@ -22,7 +27,8 @@
  *     v                                                                   v
  *   compensating --(compensate(): one version per ours table)--+    publish_job()
  *     |                                                                   |
- *     +-- publish_job(): pins m -> m+2, delete, audit "roll-back" --> [gone]
+ *     +-- publish_job(): pins m -> post+1, delete, audit "roll-back" -> [gone]
+ *   confirmed, ours or ours compensated -- publish_job(): m -> post ---> [gone]
  *   armed, nothing committed -- publish_job(): audit "discard" ------> [gone]
  *   any, foreign/violation ---- report_violation(): kept ------------> armed/confirmed
  *   any, pins moved ----------- GFS_ECAS: kept, retried next pass ---> same
@@ -52,9 +58,9 @@
 
 /* Per-table classification (DESIGN.md §4 table, in its order). */
 enum cls {
-	CLS_NONE,      /* h == m: never committed here */
-	CLS_OURS,      /* h == m+1 stamped by this op */
-	CLS_OURS_COMP, /* h == m+2: ours, then our compensation */
+	CLS_NONE,      /* h == m (or post-1): never committed here */
+	CLS_OURS,      /* h == post (m+1 usually) stamped by this op */
+	CLS_OURS_COMP, /* h == post+1: ours, then our compensation */
 	CLS_READ,      /* a table the op only read (its pin is in the CAS) */
 	CLS_VIOLATION, /* h < m */
 	CLS_FOREIGN,   /* someone else's version where ours should be */
@@ -78,6 +84,7 @@ enum outcome {
 struct tstate {
 	enum cls c;
 	uint32_t h, m;
+	uint32_t p;    /* the version the op writes: its post_commit_pin */
 };
 
 struct sweep {
@@ -168,23 +175,34 @@ static int stamped(struct sweep *s, const char *table, uint32_t v,
 	       (!comp || info.content_of == content_of);
 }
 
+/* The sidecar's post_commit_pin says which version is the operation's:
+ * m+1, or above versions settled by resolved operations (docs/recovery.md
+ * "Version numbering").  No movement: h == m or h == post-1; ours: h ==
+ * post stamped ours; ours, compensated: post+1 our compensation of m. */
 static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
 			const struct gfs_sc_table *t, struct tstate *st)
 {
-	uint32_t m = st->m, h = st->h;
+	uint32_t m = st->m, h = st->h, p = t->post;
 	int a = 0, b = 1;
 
+	st->p = p;
 	st->c = h < m ? CLS_VIOLATION : !t->written ? CLS_READ :
 		h == m ? CLS_NONE : CLS_FOREIGN;
-	if (st->c != CLS_FOREIGN || t->expected != m || h > m + 2)
+	if (st->c != CLS_FOREIGN || t->expected != m || p <= m || p == UINT32_MAX)
 		return 0;
-	a = stamped(s, t->table, m + 1, sc->op_id, false, 0);
-	if (a == 1 && h == m + 2)
-		b = stamped(s, t->table, m + 2, sc->op_id, true, m);
+	if (h == p - 1) {
+		st->c = CLS_NONE;
+		return 0;
+	}
+	if (h != p && h != p + 1)
+		return 0;
+	a = stamped(s, t->table, p, sc->op_id, false, 0);
+	if (a == 1 && h == p + 1)
+		b = stamped(s, t->table, p + 1, sc->op_id, true, m);
 	if (a < 0 || b < 0)
 		return a < 0 ? a : b;
 	if (a == 1 && b == 1)
-		st->c = h == m + 1 ? CLS_OURS : CLS_OURS_COMP;
+		st->c = h == p ? CLS_OURS : CLS_OURS_COMP;
 	return 0;
 }
 
@@ -217,8 +235,11 @@ static enum action decide(const struct job *j)
 		return ACT_VIOLATION;
 	if (j->sc->confirmed)
 		/* A confirmed op fsync'd every version before confirming: a
-		 * missing one (or an undo of it) is not ours to guess about. */
-		return n[CLS_NONE] || n[CLS_OURS_COMP] ? ACT_VIOLATION : ACT_FORWARD;
+		 * missing one is not ours to guess about.  Our compensation
+		 * above our version comes from a sweep that classified the
+		 * sidecar before the confirm and lost its publish (it compares
+		 * the sidecar's revision): the confirm decides, roll forward. */
+		return n[CLS_NONE] ? ACT_VIOLATION : ACT_FORWARD;
 	return n[CLS_OURS] || n[CLS_OURS_COMP] ? ACT_BACK : ACT_DISCARD;
 }
 
@@ -251,24 +272,24 @@ static void report_violation(struct sweep *s, const struct job *j)
 static int compensate_one(struct sweep *s, const struct job *j, size_t i)
 {
 	const struct gfs_sc_table *t = &j->sc->tables[i];
-	uint32_t m = j->ts[i].m;
+	uint32_t m = j->ts[i].m, c = j->ts[i].p + 1;
 	struct gfs_diag d = {{0}};
 	int rc = gfs_table_write_compensation(gfs_graph_tables(s->g), t->table,
-					      m + 2, m, j->sc->op_id, &d);
+					      c, m, j->sc->op_id, &d);
 
 	if (rc == -EEXIST) {
 		/* Another sweeper (expired lease) wrote it: ours if stamped so. */
-		rc = stamped(s, t->table, m + 2, j->sc->op_id, true, m);
+		rc = stamped(s, t->table, c, j->sc->op_id, true, m);
 		if (rc == 0) {
 			j->ts[i].c = CLS_FOREIGN;
-			j->ts[i].h = m + 2;
+			j->ts[i].h = c;
 			return GFS_EVIOLATION;
 		}
 		rc = rc == 1 ? 0 : rc;
 	}
 	if (rc)
 		gfs_diag_set(s->d, "compensating table '%s' version %u of operation %s: %s",
-			     t->table, m + 2, j->sc->op_id, d.msg[0] ? d.msg : gfs_strerror(rc));
+			     t->table, c, j->sc->op_id, d.msg[0] ? d.msg : gfs_strerror(rc));
 	return rc;
 }
 
@@ -294,10 +315,10 @@ static int compensate(struct sweep *s, struct job *j)
 static bool moves(enum action a, const struct tstate *st, uint32_t *post)
 {
 	*post = st->m;
-	if (a == ACT_FORWARD && st->c == CLS_OURS)
-		*post = st->m + 1;
+	if (a == ACT_FORWARD && (st->c == CLS_OURS || st->c == CLS_OURS_COMP))
+		*post = st->p;
 	if (a == ACT_BACK && st->c == CLS_OURS_COMP)
-		*post = st->m + 2;
+		*post = st->p + 1;
 	return *post != st->m;
 }
 
@@ -383,6 +404,7 @@ static int publish_job(struct sweep *s, const struct job *j, enum action a,
 	p.n_tables = np;
 	p.sidecar = j->sc->op_id;
 	p.require_sidecar = true;
+	p.sidecar_rev = j->sc->rev; /* decide on what was classified */
 	p.audit = &au;
 	p.no_version = a == ACT_DISCARD;
 	if (!rc)
@@ -656,6 +678,44 @@ static int passes(struct sweep *s)
 	return rc ? rc : p.err;
 }
 
+/* ---- settled versions (docs/recovery.md "Settled versions") ------------ */
+
+/* Is version v of table a compensation stamped by an operation no sidecar
+ * names?  1 yes, 0 no, <0 an error. */
+static int settled_one(struct gfs_graph *g, const char *table, uint32_t v)
+{
+	struct gfs_tver_info info;
+	struct gfs_diag d = {{0}};
+	struct gfs_sidecar *sc = NULL;
+	struct gfs_tver *tv;
+	int rc = gfs_tver_open(gfs_graph_tables(g), table, v, &tv, &d);
+
+	if (rc == -ENOENT || rc == GFS_ECORRUPT || rc == GFS_EFORMAT)
+		return 0;
+	if (rc)
+		return rc;
+	gfs_tver_info(tv, &info);
+	gfs_tver_close(tv);
+	if (!info.compensation)
+		return 0;
+	rc = gfs_manifest_sidecar_get(gfs_graph_manifest(g), info.op_id, &sc);
+	gfs_sidecar_free(sc);
+	if (rc == -ENOENT)
+		return 1;
+	return rc == 0 || rc == GFS_EFORMAT ? 0 : rc;
+}
+
+int gfs_settled_above(struct gfs_graph *g, const char *table, uint32_t pin,
+		      uint32_t head, bool *settled)
+{
+	int rc = 1;
+
+	for (uint32_t v = pin + 1; rc == 1 && v <= head; v++)
+		rc = settled_one(g, table, v);
+	*settled = rc == 1 && head > pin;
+	return rc < 0 ? rc : 0;
+}
+
 /* ---- orphans ------------------------------------------------------------ */
 
 /* Does a sidecar name table (any role), or is any unreadable?  Then the
@@ -771,6 +831,9 @@ static int orphan_locked(struct sweep *s, const char *table)
 	}
 	if (rc || h <= m)
 		return rc;
+	rc = gfs_settled_above(s->g, table, m, h, &busy);
+	if (rc || busy) /* only settled versions above the pin: no orphan */
+		return rc;
 	rc = orphan_comp(s, table, m, h, &target, op_id);
 	if (!rc && (rc = gfs_table_sync(gfs_graph_tables(s->g), table)))
 		gfs_diag_set(s->d, "orphan compensation of table '%s': %s", table,
@@ -872,6 +935,38 @@ int gfs_heal_tables(struct gfs_graph *g, const char *const *tables,
 	return rc;
 }
 
+struct audit_find {
+	const char *op_id;
+	bool forward;
+	uint64_t version;
+};
+
+static int audit_find_cb(const struct gfs_audit *a, void *arg)
+{
+	struct audit_find *f = arg;
+
+	if (!strcmp(a->op_id, f->op_id) && !strcmp(a->decision, act_names[ACT_FORWARD])) {
+		f->forward = true;
+		f->version = a->graph_version;
+	}
+	return 0;
+}
+
+/* The writer's sidecar is gone: did a sweep roll the operation forward
+ * (its lease had expired)?  Then it is published, at *version. */
+static bool gone_forward(struct gfs_graph *g, const char *op_id, uint64_t *version)
+{
+	struct audit_find f = { .op_id = op_id };
+	size_t n = 0;
+
+	if (gfs_manifest_audit_count(gfs_graph_manifest(g), op_id, &n) || !n ||
+	    gfs_manifest_audit_list(gfs_graph_manifest(g), audit_find_cb, &f))
+		return false;
+	if (f.forward)
+		*version = f.version;
+	return f.forward;
+}
+
 int gfs_recover_own(struct gfs_graph *g, const char *op_id,
 		    struct gfs_recover_own_result *res, struct gfs_diag *d)
 {
@@ -888,6 +983,8 @@ int gfs_recover_own(struct gfs_graph *g, const char *op_id,
 		return out;
 	res->version = s.version;
 	res->forward = out == OUT_FORWARD;
+	if (out == OUT_GONE && gone_forward(g, op_id, &res->version))
+		res->forward = true;
 	res->resolved = out == OUT_FORWARD || out == OUT_BACK || out == OUT_DISCARD ||
 			out == OUT_GONE;
 	if (out == OUT_VIOLATION)

@@ -26,12 +26,21 @@
  *     batches, outside any transaction.
  *  3. MDB_MAP_FULL aborts, grows (double), retries; MDB_MAP_RESIZED adopts
  *     the size another process set.  -ENOSPC only when growing fails.
+ *     Every mdb_txn_begin is txn_begin's, so every transaction (the open's
+ *     too) adopts a resized map; MDB_READERS_FULL clears the slots of dead
+ *     processes (mdb_reader_check) and retries, READERS_FULL_RETRIES times.
+ *  6. MDB_NOLOCK only for a read-only open on a read-only file system
+ *     (statvfs ST_RDONLY), where no writer can run; anywhere else a reader
+ *     without the lock file is invisible to writers, which may then reuse
+ *     the pages it reads (LMDB's documentation), so the open fails naming
+ *     the access it needs.
  *  4. Write transactions only touch LMDB: no failpoint, lock or fsync inside.
  *  5. LMDB codes are translated in one place, xl().
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -40,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "failpoints.h"
@@ -52,6 +62,7 @@
 #define MAP_SIZE_INITIAL ((size_t)64 << 20)
 #define MAP_SIZE_MAX ((size_t)1 << 40)
 #define MAX_READERS 126
+#define READERS_FULL_RETRIES 3 /* mdb_reader_check + retry, then -EAGAIN */
 #define MAX_DBS 8
 #define BATCH 256
 #define MANIFEST_FORMAT 2
@@ -87,6 +98,7 @@ struct gfs_manifest {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct env *registry;
 static size_t initial_mapsize = MAP_SIZE_INITIAL; /* tests may shrink it */
+static unsigned max_readers = MAX_READERS;        /* tests may shrink it */
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -104,7 +116,10 @@ static int xl(int rc)
 	case MDB_KEYEXIST: return -EEXIST;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID: return GFS_ECORRUPT;
+	case MDB_INVALID:
+		gfs_corrupt_note("manifest/data.mdb is corrupt: lmdb: %s",
+				 mdb_strerror(rc));
+		return GFS_ECORRUPT;
 	case MDB_VERSION_MISMATCH: return GFS_EFORMAT;
 	case MDB_MAP_FULL: return -ENOSPC;
 	case MDB_READERS_FULL: return -EAGAIN;
@@ -216,6 +231,10 @@ static void key_text(enum db db, const MDB_val *k, char *out, size_t cap)
 		snprintf(out, cap, "%llu", (unsigned long long)n);
 		return;
 	}
+	if (db == DB_VERSIONS || db == DB_AUDIT || k->mv_size == 0) {
+		snprintf(out, cap, "(a key of %zu bytes)", k->mv_size);
+		return;
+	}
 	for (i = 0; i < k->mv_size && o + 5 < cap; i++) {
 		if (p[i] >= 0x20 && p[i] < 0x7f)
 			out[o++] = (char)p[i];
@@ -279,8 +298,22 @@ static int adopt_mapsize(struct env *e)
 	return rc;
 }
 
+/* Stale reader slots (processes that died inside a read transaction) are
+ * cleared on open; a full table later means more died since, or too many
+ * live readers: clear and retry a bounded number of times. */
+static int readers_full(struct env *e, unsigned *tries)
+{
+	int dead = 0;
+
+	if ((*tries)++ >= READERS_FULL_RETRIES)
+		return MDB_READERS_FULL;
+	return mdb_reader_check(e->env, &dead);
+}
+
 static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
 {
+	unsigned tries = 0;
+
 	for (;;) {
 		pthread_rwlock_rdlock(&e->grow);
 		int rc = mdb_txn_begin(e->env, NULL, flags, txn);
@@ -288,9 +321,10 @@ static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
 			return 0;
 		pthread_rwlock_unlock(&e->grow);
 		*txn = NULL;
-		if (rc != MDB_MAP_RESIZED)
-			return rc;
-		rc = adopt_mapsize(e);
+		if (rc == MDB_READERS_FULL)
+			rc = readers_full(e, &tries);
+		else if (rc == MDB_MAP_RESIZED)
+			rc = adopt_mapsize(e);
 		if (rc)
 			return rc;
 	}
@@ -602,6 +636,55 @@ static int gv_decode(const MDB_val *k, const MDB_val *sealed,
 	return rc;
 }
 
+/* meta/head: the newest graph version, written with it.  A witness kept in
+ * another B-tree: damage to the versions tree that LMDB cannot see (a page
+ * header that hides its last records) leaves a last key below it. */
+#define META_HEAD "head"
+
+static int head_witness_put(struct env *e, MDB_txn *txn, uint64_t n)
+{
+	char num[24];
+	MDB_val k = str_val(META_HEAD);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)n);
+	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+}
+
+/* meta/head into *n: 0, MDB_NOTFOUND, or an error. */
+static int head_witness_get(struct env *e, MDB_txn *txn, uint64_t *n)
+{
+	MDB_val k = str_val(META_HEAD), v;
+	char buf[24] = "";
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	if (!rc)
+		rc = unseal(DB_META, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	if (gfs_parse_u64(buf, n))
+		return seal_fail(DB_META, &k, "not a version number");
+	return 0;
+}
+
+/* 0 when last agrees with meta/head (or there is none), else corrupt. */
+static int head_witness_check(struct env *e, MDB_txn *txn, uint64_t last)
+{
+	uint64_t n;
+	int rc = head_witness_get(e, txn, &n);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (n != last) {
+		gfs_corrupt_note("manifest is corrupt: the last graph version "
+				 "record is versions/%llu but meta/head says %llu "
+				 "(records lost inside data.mdb)",
+				 (unsigned long long)last, (unsigned long long)n);
+		return GFS_ECORRUPT;
+	}
+	return 0;
+}
+
 static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
 {
 	unsigned char kb[8];
@@ -613,6 +696,8 @@ static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
 	int rc = seal_put(txn, e->dbi[DB_VERSIONS], &k, s, strlen(s),
 			  MDB_NOOVERWRITE);
 	free(s);
+	if (!rc)
+		rc = head_witness_put(e, txn, gv->version);
 	return rc;
 }
 
@@ -627,7 +712,15 @@ static int head_read(struct env *e, MDB_txn *txn, struct gfs_gv **out)
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
-	return rc ? rc : gv_decode(&k, &v, out);
+	if (!rc)
+		rc = gv_decode(&k, &v, out);
+	if (!rc)
+		rc = head_witness_check(e, txn, (*out)->version);
+	if (rc && *out) {
+		gfs_gv_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 /* ---- sidecar records ---------------------------------------------------- */
@@ -805,6 +898,15 @@ static int sidecar_refuse(const MDB_val *k, const MDB_val *v,
 	return sc->raw ? GFS_EFORMAT : -ENOMEM;
 }
 
+/* The revision of a stored sidecar: a hash of its bytes, never 0 (0 in a
+ * publish means "do not compare"). */
+static uint64_t sidecar_rev(const MDB_val *v)
+{
+	uint64_t h = gfs_hash64(v->mv_data, v->mv_size);
+
+	return h ? h : 1;
+}
+
 /* GFS_EFORMAT with *out set (raw bytes) for a record we cannot use. */
 static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
 			  struct gfs_sidecar **out)
@@ -823,6 +925,7 @@ static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
 		  sidecar_fields(o, sc) && k->mv_size == strlen(sc->op_id) &&
 		  memcmp(k->mv_data, sc->op_id, k->mv_size) == 0;
 	json_decref(o);
+	sc->rev = sidecar_rev(sealed); /* the stored bytes, as sidecar_step sees them */
 	int rc = ok ? 0 : sidecar_refuse(k, v, sc);
 	if (rc == -ENOMEM) {
 		gfs_sidecar_free(sc);
@@ -958,6 +1061,13 @@ static int audit_put(struct env *e, MDB_txn *txn, const struct gfs_audit *a)
 
 /* ---- the registry and open/close ---------------------------------------- */
 
+void gfs_manifest_debug_set_maxreaders(unsigned n)
+{
+	pthread_mutex_lock(&registry_lock);
+	max_readers = n ? n : MAX_READERS;
+	pthread_mutex_unlock(&registry_lock);
+}
+
 void gfs_manifest_debug_set_initial_mapsize(size_t bytes)
 {
 	pthread_mutex_lock(&registry_lock);
@@ -987,7 +1097,7 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 		return rc;
 	rc = mdb_env_set_maxdbs(env, MAX_DBS);
 	if (!rc)
-		rc = mdb_env_set_maxreaders(env, MAX_READERS);
+		rc = mdb_env_set_maxreaders(env, max_readers);
 	if (!rc)
 		rc = mdb_env_set_mapsize(env, initial_mapsize);
 	if (!rc)
@@ -1000,17 +1110,45 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 	return rc;
 }
 
-/* Read-only opens first try the normal way (sharing the reader table with
- * writers).  When the directory or lock file is not writable for us, fall
- * back to MDB_NOLOCK: best effort, since our readers are then invisible to
- * writers, which may reuse pages under a long read. */
-static int env_open_mdb(struct env *e, const char *dir)
+/* Is dir on a file system mounted read-only? */
+static bool fs_rdonly(const char *dir)
+{
+	struct statvfs sv;
+
+	return statvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+}
+
+/* The open failed for lack of access: say which access is needed. */
+static void access_diag(struct gfs_diag *d, const char *dir, bool rdonly,
+			bool rofs, int rc)
+{
+	if (rdonly)
+		gfs_diag_set(d, "cannot open manifest '%s' read-only: %s: a reader needs read access to '%s/data.mdb' and write access to the lock file '%s/lock.mdb' (and to '%s' if it does not exist yet), so that writers see it; without them only a store on a read-only file system can be read",
+			     dir, mdb_strerror(rc), dir, dir, dir);
+	else if (rofs)
+		gfs_diag_set(d, "cannot open manifest '%s' for writing: it is on a read-only file system; use a read-only command or mount (-o ro)",
+			     dir);
+	else
+		gfs_diag_set(d, "cannot open manifest '%s' for writing: %s: a writer needs write access to '%s', '%s/data.mdb' and '%s/lock.mdb'",
+			     dir, mdb_strerror(rc), dir, dir, dir);
+}
+
+/* MDB_NOLOCK only where no writer can exist (invariant 6): a read-only open
+ * on a read-only file system.  Elsewhere a reader takes a slot in the lock
+ * file like everyone else, and stale slots are cleared. */
+static int env_open_mdb(struct env *e, const char *dir, struct gfs_diag *d)
 {
 	unsigned flags = MDB_NOTLS | (e->rdonly ? MDB_RDONLY : 0);
+	bool rofs = fs_rdonly(dir);
+
+	if (e->rdonly && rofs)
+		flags |= MDB_NOLOCK;
 	int rc = env_create(dir, flags, &e->env);
-	if (e->rdonly && (rc == EACCES || rc == EROFS || rc == EPERM))
-		rc = env_create(dir, flags | MDB_NOLOCK, &e->env);
-	else if (rc == 0) {
+	if (rc == EACCES || rc == EPERM || rc == EROFS)
+		access_diag(d, dir, e->rdonly, rofs, rc);
+	else if (rc)
+		; /* the caller names data.mdb and the call (xl_diag_dir) */
+	else if (!(flags & MDB_NOLOCK)) {
 		int dead = 0;
 		mdb_reader_check(e->env, &dead);
 	}
@@ -1025,6 +1163,103 @@ static bool is_format_1(const MDB_val *v)
 
 /* Format 1 (unsealed values) is refused with the way out, except when
  * upgrade opens it; anything newer than ours is refused. */
+/* LMDB's two meta pages carry no checksum, and LMDB opens the one with the
+ * larger transaction id: one flipped bit there can make it open an older
+ * snapshot and serve it as the head, with every one of our checksums
+ * intact (issue 8, bitflip.py).  LMDB writes transaction t to meta page
+ * t % 2, so the two ids are 0 and 0 (never committed) or consecutive with
+ * page 0 even and page 1 odd.  Checked before mdb_env_open; what it cannot
+ * catch is in docs/format.md ("What a flipped bit does"). */
+#define META_OFF 16              /* after the page header */
+#define META_MAGIC 0xBEEFC0DEu
+#define META_PSIZE (META_OFF + 16 + 8) /* dbs[FREE].md_pad: the page size */
+#define META_TXNID (META_OFF + 128)    /* after magic..dbs[2], mm_last_pg */
+
+static uint64_t le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* Both meta pages as they are now; false if they do not agree. */
+static bool metas_agree(const unsigned char *m0, const unsigned char *m1,
+			uint64_t *t0, uint64_t *t1)
+{
+	*t0 = le64(m0 + META_TXNID);
+	*t1 = le64(m1 + META_TXNID);
+	if (le32(m0 + META_OFF) != META_MAGIC || le32(m1 + META_OFF) != META_MAGIC)
+		return false;
+	if (*t0 == 0 && *t1 == 0)
+		return true;
+	return *t0 % 2 == 0 && *t1 % 2 == 1 &&
+	       (*t0 > *t1 ? *t0 - *t1 : *t1 - *t0) == 1;
+}
+
+/* A writer of another process may commit between or during our reads (a
+ * meta page is rewritten in place): both pages are read with one pread and
+ * a disagreement is believed only when it persists. */
+static int metas_read_check(int fd, uint64_t *t0, uint64_t *t1)
+{
+	unsigned char b0[256], *b;
+	uint32_t psize;
+	int rc = gfs_pread_all(fd, b0, sizeof b0, 0);
+
+	*t0 = *t1 = 0;
+	if (rc)
+		return rc;
+	psize = le32(b0 + META_PSIZE);
+	if (psize < 512 || psize > (1u << 16) || (psize & (psize - 1)))
+		return GFS_ECORRUPT;
+	b = malloc(psize + 256);
+	if (!b)
+		return -ENOMEM;
+	rc = GFS_ECORRUPT;
+	for (int i = 0; i < 8 && rc == GFS_ECORRUPT; i++) {
+		rc = gfs_pread_all(fd, b, psize + 256, 0);
+		if (!rc && !metas_agree(b, b + psize, t0, t1))
+			rc = GFS_ECORRUPT;
+	}
+	free(b);
+	return rc;
+}
+
+static int meta_pages_check(const char *dir, struct gfs_diag *d)
+{
+	char path[PATH_MAX + 16];
+	uint64_t t0, t1;
+	int fd, rc;
+
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == EACCES || errno == EPERM))
+		return 0; /* LMDB's open says what is wrong (access_diag) */
+	if (fd < 0) {
+		rc = gfs_io_fail("open", path, -errno);
+		gfs_diag_set(d, "manifest '%s' open: %s", path, gfs_strerror(rc));
+		return rc;
+	}
+	rc = metas_read_check(fd, &t0, &t1);
+	close(fd);
+	if (rc && rc != GFS_ECORRUPT) {
+		gfs_io_fail("read", path, rc);
+		gfs_diag_set(d, "manifest '%s' read: %s", path, gfs_strerror(rc));
+	} else if (rc) {
+		gfs_diag_set(d, "manifest '%s' is corrupt: LMDB meta pages do not agree (transaction %llu on page 0, %llu on page 1)",
+			     path, (unsigned long long)t0, (unsigned long long)t1);
+		gfs_corrupt_note("manifest '%s' is corrupt: LMDB meta pages do not agree",
+				 path);
+	}
+	return rc;
+}
+
 static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 {
 	MDB_val k = str_val("manifest_format"), v;
@@ -1065,7 +1300,7 @@ static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 static int dbis_open(struct env *e, struct gfs_diag *d)
 {
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(e->env, NULL, e->rdonly ? MDB_RDONLY : 0, &txn);
+	int rc = txn_begin(e, e->rdonly ? MDB_RDONLY : 0, &txn);
 	if (rc)
 		return rc;
 	for (int i = 0; i < DB__COUNT && !rc; i++) {
@@ -1082,11 +1317,11 @@ static int dbis_open(struct env *e, struct gfs_diag *d)
 	if (!rc)
 		rc = format_check(e, txn, d);
 	if (rc) {
-		mdb_txn_abort(txn);
+		txn_abort(e, txn);
 		return rc;
 	}
 	/* committing (even read-only) keeps the dbi handles for later txns */
-	return mdb_txn_commit(txn);
+	return txn_commit(e, txn);
 }
 
 static void env_free(struct env *e)
@@ -1115,15 +1350,17 @@ static int env_open(const char *dir, const struct stat *st, bool rdonly,
 	e->pid = getpid();
 	e->rdonly = rdonly;
 	e->upgrade = upgrade;
-	int rc = env_open_mdb(e, dir);
-	if (rc)
-		gfs_diag_set(d, "cannot open manifest '%s': %s", dir,
-			     mdb_strerror(rc));
+	int rc = meta_pages_check(dir, d);
+	if (rc) {
+		env_free(e);
+		return rc;
+	}
+	rc = env_open_mdb(e, dir, d);
 	if (!rc)
 		rc = dbis_open(e, d);
 	if (rc) {
 		env_free(e);
-		return xl_diag_dir(rc, d, dir, "open");
+		return xl_diag_dir(rc, d, dir, "open"); /* access_diag's stays */
 	}
 	*out = e;
 	return 0;
@@ -1271,7 +1508,8 @@ int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out)
 	return run_read(m, head_txn, out);
 }
 
-static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+/* The last key of versions, unchecked against meta/head. */
+static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -1280,8 +1518,16 @@ static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	mdb_cursor_close(c);
-	if (!rc && !be64_get(&k, ctx))
-		rc = GFS_ECORRUPT;
+	if (!rc && !be64_get(&k, out))
+		rc = seal_fail(DB_VERSIONS, &k, "the last key is not a version number");
+	return rc;
+}
+
+static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	int rc = head_version_txn_raw(e, txn, ctx);
+	if (!rc)
+		rc = head_witness_check(e, txn, *(uint64_t *)ctx);
 	return rc;
 }
 
@@ -1303,6 +1549,14 @@ static int get_txn(struct env *e, MDB_txn *txn, void *ctx)
 	be64_put(kb, g->n);
 	MDB_val k = { 8, kb }, v;
 	int rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
+	uint64_t w;
+	if (rc == MDB_NOTFOUND && g->n >= 1 && head_witness_get(e, txn, &w) == 0 &&
+	    g->n <= w) {
+		gfs_corrupt_note("manifest record versions/%llu is missing below "
+				 "the head %llu: the manifest is corrupt",
+				 (unsigned long long)g->n, (unsigned long long)w);
+		rc = GFS_ECORRUPT;
+	}
 	return rc ? rc : gv_decode(&k, &v, g->out);
 }
 
@@ -1448,14 +1702,22 @@ static int sidecar_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 	const struct gfs_publish *p = c->p;
 	if (!p->sidecar)
 		return 0;
-	MDB_val k = str_val(p->sidecar);
-	int rc = mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
+	MDB_val k = str_val(p->sidecar), v;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
 	if (rc == MDB_NOTFOUND && p->require_sidecar) {
 		gfs_diag_reset(c->d, "sidecar '%s' already resolved",
 			       p->sidecar);
 		return GFS_EGONE;
 	}
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	/* a recovery publish decides on the record it classified */
+	if (!rc && p->sidecar_rev && sidecar_rev(&v) != p->sidecar_rev) {
+		gfs_diag_reset(c->d, "sidecar '%s' changed since it was classified (confirmed meanwhile?)",
+			       p->sidecar);
+		return GFS_ECAS;
+	}
+	return rc ? rc : mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
 }
 
 static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
@@ -1676,7 +1938,7 @@ static int audit_fill(struct env *e, MDB_txn *txn, void *ctx)
 	while (!rc && b->n < BATCH) {
 		uint64_t seq;
 		if (!be64_get(&k, &seq)) {
-			rc = GFS_ECORRUPT;
+			rc = seal_fail(DB_AUDIT, &k, "key is not a sequence number");
 			break;
 		}
 		rc = audit_decode(&k, &v, (struct gfs_audit **)&b->item[b->n]);
@@ -1949,6 +2211,11 @@ int gfs_manifest_check(struct gfs_manifest *m,
 			bad++;
 		}
 	}
+	uint64_t last;
+	if (run_read(m, head_version_txn, &last) == GFS_ECORRUPT) {
+		report(gfs_corrupt_last(), arg);
+		bad++;
+	}
 	return bad;
 }
 
@@ -1978,6 +2245,15 @@ static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 	return 0;
 }
 
+static int upgrade_head_witness(struct env *e, MDB_txn *txn)
+{
+	uint64_t last = 0;
+	int rc = head_version_txn_raw(e, txn, &last);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? rc : head_witness_put(e, txn, last);
+}
+
 static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct upgrade_ctx *u = ctx;
@@ -1995,6 +2271,8 @@ static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
 	if (!rc)
 		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+	if (!rc)
+		rc = upgrade_head_witness(e, txn);
 	if (!rc)
 		rc = upgrade_verify(e, txn, u->d);
 	return rc;

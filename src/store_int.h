@@ -22,6 +22,10 @@ int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
  * default).  Process-global; for tests of the growth path. */
 void gfs_manifest_debug_set_initial_mapsize(size_t bytes);
 
+/* Reader slots of lock files created after the call (0: the library
+ * default).  Process-global; for tests of MDB_READERS_FULL. */
+void gfs_manifest_debug_set_maxreaders(unsigned n);
+
 /* The current map size of m's environment. */
 size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m);
 

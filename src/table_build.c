@@ -1710,13 +1710,21 @@ int gfs_table_write_compensation(struct gfs_tstore *ts, const char *table,
 
 	if (!tbl_name_ok(table) || version < 2 || content_of >= version)
 		return -EINVAL;
+	/* The restored content is shared, not copied: check all of it (every
+	 * line and page) before a new version points at it (issue 8). */
 	if (content_of)
+		rc = gfs_tver_verify(ts, table, content_of, d);
+	if (!rc && content_of)
 		rc = gfs_tver_open(ts, table, content_of, &src, d);
 	if (!rc)
 		rc = gfs_tbuild_new(ts, table, src, src ? src->n_unique : 0, 0, &b);
-	/* Never hand out a serial the undone version may have shown. */
-	if (!rc && !gfs_tver_open(ts, table, version - 1, &prev, NULL) &&
-	    prev->info.next_serial > b->next_serial)
+	/* Never hand out a serial the undone version may have shown: a
+	 * version h that exists but does not open is an error, not 0. */
+	if (!rc)
+		rc = gfs_tver_open(ts, table, version - 1, &prev, d);
+	if (rc == -ENOENT && prev == NULL && b)
+		rc = 0;
+	if (!rc && prev && prev->info.next_serial > b->next_serial)
 		b->next_serial = prev->info.next_serial;
 	if (!rc)
 		rc = commit_ex(b, &a, d);

@@ -20,7 +20,7 @@
 
 static const char *const gfs_err_text[] = {
 	[-(GFS_ECORRUPT - GFS_EBASE)] = "on-disk data is corrupt",
-	[-(GFS_EFORMAT - GFS_EBASE)] = "unknown or newer on-disk format",
+	[-(GFS_EFORMAT - GFS_EBASE)] = "unsupported on-disk format (older or newer)",
 	[-(GFS_ESCHEMA - GFS_EBASE)] = "invalid schema",
 	[-(GFS_EDATA - GFS_EBASE)] = "invalid data",
 	[-(GFS_ECONFLICT - GFS_EBASE)] = "constraint violated",

@@ -22,7 +22,7 @@
 enum gfs_err {
 	GFS_EBASE = -40000,
 	GFS_ECORRUPT = -40001,  /* on-disk bytes fail verification */
-	GFS_EFORMAT = -40002,   /* unknown or newer on-disk format */
+	GFS_EFORMAT = -40002,   /* unsupported on-disk format: unknown, newer, or older (upgrade) */
 	GFS_ESCHEMA = -40003,   /* schema text is invalid */
 	GFS_EDATA = -40004,     /* load data is invalid (type, syntax, unknown field) */
 	GFS_ECONFLICT = -40005, /* key / unique / card / endpoint constraint failed */

@@ -20,7 +20,7 @@ expect_err() { # expect_err PATTERN DESC
 }
 
 expect_status 0 "graphctl --help" "$GRAPHCTL" --help
-for c in init load export snapshot log schema fsck recover; do
+for c in init load export snapshot log schema fsck recover upgrade; do
 	expect_status 0 "graphctl $c --help" "$GRAPHCTL" "$c" --help
 	grep -q "usage: graphctl $c" "$T/out" || bad "$c --help has no usage line"
 done

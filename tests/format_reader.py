@@ -76,6 +76,11 @@ def manifest_format(store):
     v = unseal("meta", b"manifest_format", v)
     if v != b"2":
         raise Corrupt("manifest format %r is not 2" % v)
+    head = meta.get(b"head")
+    recs = lmdb_db(store, "versions")
+    if head is not None and recs and \
+            int(unseal("meta", b"head", head)) != struct.unpack(">Q", recs[-1][0])[0]:
+        raise Corrupt("the last graph version record is not meta/head")
 
 
 def lmdb_db(store, name, sealed=True):

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "failpoints.h"
@@ -30,6 +31,7 @@ struct cmd {
 	int (*fn)(int argc, char **argv);
 	const char *usage;
 	const char *help;
+	bool guarded; /* read-only: run in a child, a crash becomes an error */
 };
 
 static int exit_for(int rc)
@@ -49,6 +51,8 @@ static int fail(const char *what, int rc, const struct gfs_diag *d)
 		fprintf(stderr, "graphctl %s: %s (%s)\n", what, d->msg, io);
 	else if (d && d->msg[0])
 		fprintf(stderr, "graphctl %s: %s\n", what, d->msg);
+	else if (rc == GFS_ECORRUPT && gfs_corrupt_last()[0])
+		fprintf(stderr, "graphctl %s: %s\n", what, gfs_corrupt_last());
 	else if (io)
 		fprintf(stderr, "graphctl %s: %s\n", what, io);
 	else
@@ -587,9 +591,15 @@ static int cmd_upgrade(int argc, char **argv)
 	}
 	if (rc)
 		return fail("upgrade", rc, &d);
-	if (o.json)
-		printf("{\"store\":\"%s\",\"from\":%d,\"to\":%d,\"records\":%llu}\n",
-		       o.store, r.from, r.to, (unsigned long long)r.records);
+	if (o.json) {
+		struct gfs_buf b;
+		gfs_buf_init(&b);
+		if (gfs_buf_append_json_str(&b, o.store, strlen(o.store)))
+			return fail("upgrade", -ENOMEM, NULL);
+		printf("{\"store\":%s,\"from\":%d,\"to\":%d,\"records\":%llu}\n",
+		       b.p, r.from, r.to, (unsigned long long)r.records);
+		gfs_buf_release(&b);
+	}
 	else if (!o.quiet && r.from == r.to && !r.records)
 		printf("%s: already format %d, nothing to do\n", o.store, r.to);
 	else if (!o.quiet)
@@ -603,27 +613,27 @@ static int cmd_upgrade(int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "init", cmd_init, "init STORE --schema FILE.pg",
 	  "Create a new store in STORE (a new or empty directory) with the schema in\n"
-	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n" },
+	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n", false },
 	{ "load", cmd_load, "load STORE --data FILE.jsonl|- [--mode merge|append|overwrite] [--json] [--quiet]",
 	  "Load a JSON Lines file as one new graph version.  merge (default) upserts\n"
 	  "by id, append inserts only new ids, overwrite replaces every table the\n"
 	  "file mentions.  Everything is validated first; on any error nothing is\n"
 	  "written and the message names the line, type, id and property.\n"
-	  "A terminal shows progress on standard error.\n" },
+	  "A terminal shows progress on standard error.\n", false },
 	{ "export", cmd_export, "export STORE [--version N] [--type TYPE]",
 	  "Write graph version N (default: the newest) in load format to standard\n"
-	  "output: node tables, then edge tables, each in id order.\n" },
+	  "output: node tables, then edge tables, each in id order.\n", true },
 	{ "snapshot", cmd_snapshot, "snapshot STORE [--version N] [--json]",
 	  "Show, per table, the table version graph version N pins and its rows.\n"
-	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n" },
+	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n", true },
 	{ "log", cmd_log, "log STORE [--version FROM] [--json]",
 	  "One line per graph version, oldest first.  --json: one object per line,\n"
-	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n" },
+	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n", true },
 	{ "schema", cmd_schema, "schema STORE [--version N]",
-	  "Print the schema text of graph version N (default: the newest).\n" },
+	  "Print the schema text of graph version N (default: the newest).\n", true },
 	{ "fsck", cmd_fsck, "fsck STORE [--json]",
 	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
-	  "when clean, 1 when problems were found (each printed on a line).\n" },
+	  "when clean, 1 when problems were found (each printed on a line).\n", true },
 	{ "recover", cmd_recover, "recover STORE [--list] [--no-wait] [--json] [--quiet]",
 	  "Resolve what crashed writers left behind (DESIGN.md section 4): each\n"
 	  "pending sidecar is rolled forward (confirmed: published), rolled back\n"
@@ -636,7 +646,7 @@ static const struct cmd cmds[] = {
 	  "records; with --json one object {\"pending\":[...],\"audit\":[...]}.\n"
 	  "--json without --list prints the summary as one object.\n"
 	  "Exit 0 resolved (or busy), 3 some kept because pins kept moving,\n"
-	  "4 invariant violation or an unreadable sidecar (kept, named on stderr).\n" },
+	  "4 invariant violation or an unreadable sidecar (kept, named on stderr).\n", false },
 	{ "upgrade", cmd_upgrade, "upgrade STORE [--json] [--quiet]",
 	  "Bring a store written by an older graphfs to this build's format (format\n"
 	  "1 -> 2: checksums on every manifest record).  Other commands refuse an\n"
@@ -644,8 +654,37 @@ static const struct cmd cmds[] = {
 	  "the store open (stop mounts and writers first).  Crash-safe: the manifest\n"
 	  "is rewritten in one transaction, then FORMAT; run it again after a crash.\n"
 	  "A current store is left as it is.  --json: {\"store\":...,\"from\":1,\"to\":2,\n"
-	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n" },
+	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false },
 };
+
+/* LMDB has no page checksums and trusts its page headers: a flipped bit in
+ * data.mdb can make it read outside the map (SIGSEGV, SIGBUS; see
+ * docs/format.md, "What a flipped bit does").  A read-only command runs in
+ * a child forked before anything touches the store, so such a crash is
+ * reported as a corrupt store and exit 1, never a signal. */
+static int run_guarded(const struct cmd *c, int argc, char **argv)
+{
+	int st;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return c->fn(argc, argv);
+	if (pid == 0) {
+		int rc = c->fn(argc, argv);
+		fflush(NULL);
+		_exit(rc);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return EXIT_FAILURE;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	fprintf(stderr, "graphctl %s: died of signal %d (%s) reading the store: its manifest (manifest/data.mdb) is damaged where LMDB has no checksum; restore the store from a backup\n",
+		c->name, WTERMSIG(st), strsignal(WTERMSIG(st)));
+	return EXIT_FAILURE;
+}
 
 static const struct cmd *find_cmd(const char *name)
 {
@@ -691,5 +730,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "graphctl: GRAPHFS_FAILPOINTS: %s\n", d.msg);
 		return EXIT_USAGE;
 	}
-	return c->fn(argc - 1, argv + 1);
+	return c->guarded ? run_guarded(c, argc - 1, argv + 1)
+			  : c->fn(argc - 1, argv + 1);
 }

@@ -70,6 +70,7 @@ v0=$(head_version "$S")
 GRAPHFS_FAILPOINTS=commit/after_confirm=park bg gctl load "$S" --data "$T/works.jsonl" -q
 apid=$!
 gpid=$(fp_wait_reached commit/after_confirm 30) || bad "2: WorksAt load never parked"
+BG_PIDS="$BG_PIDS $gpid" # the EXIT trap continues and kills it on failure
 kill -STOP "$gpid"
 fp_release commit/after_confirm "$gpid"
 # C conflicts (EX node:Person against the stopped writer's SH): park it at

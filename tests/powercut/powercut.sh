@@ -17,11 +17,13 @@
 SEED=${GRAPHFS_POWERCUT_SEED:-$(( $(date +%s) % 100000 ))}
 if [ "${GRAPHFS_POWERCUT:-short}" = full ] || [ -n "${GRAPHFS_STRESS:-}" ]; then
 	OPTS=(--cuts all --k 4 --mounts 6)
+	LARGE=20000     # table files written in several 1 MiB chunks
 else
 	# about a minute under ASan on 2 cores for all writers together:
 	# the last cut point first (where a missing fsync shows), then 10
 	# sampled ones, at most 24 distinct states per writer.
-	OPTS=(--cuts 10 --k 1 --budget 24 --mounts 1)
+	OPTS=(--cuts 10 --k 1 --budget 24 --mounts 2)
+	LARGE=3000
 fi
 echo "# seed $SEED (GRAPHFS_POWERCUT_SEED=$SEED replays this sample)"
 
@@ -63,21 +65,27 @@ gen_docs 5 new >>"$T/merge.jsonl"
 # append: new ids only (persons q*, companies k*, edges x*)
 gen_people 20 v3 | sed 's/"p0/"q0/; s/"c0/"k0/' >"$T/append.jsonl"
 gen_edges 20 v3 | sed 's/"p0/"q0/; s/"c0/"k0/; s/"w0/"x0/' >>"$T/append.jsonl"
+gen_people "$LARGE" big >"$T/large.jsonl"
+gen_edges "$LARGE" big >>"$T/large.jsonl"
 # overwrite with deletes: every table the file names shrinks to 10 rows
 gen_people 10 v4 >"$T/over.jsonl"
 gen_edges 10 v4 >>"$T/over.jsonl"
 
-writer init none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
-writer load-merge seeded "$GRAPHCTL" load @S --data "$T/merge.jsonl" --mode merge -q
+# without -q: the first write to stdout is the acknowledgment
+writer init none "$GRAPHCTL" init @S --schema "$SCHEMA"
+writer load-merge seeded "$GRAPHCTL" load @S --data "$T/merge.jsonl" --mode merge
 writer load-append seeded "$GRAPHCTL" load @S --data "$T/append.jsonl" --mode append -q
+# large enough for multi-page table files and several LMDB pages
+writer load-large seeded "$GRAPHCTL" load @S --data "$T/large.jsonl" -q
 writer load-overwrite seeded "$GRAPHCTL" load @S --data "$T/over.jsonl" --mode overwrite -q
 writer recover-forward fwd "$GRAPHCTL" recover @S -q
-writer recover-back back "$GRAPHCTL" recover @S -q
+writer recover-back back "$GRAPHCTL" recover @S
 # a load that heals a dead writer first (roll forward / roll back), then loads
 writer load-heal-forward fwd "$GRAPHCTL" load @S --data "$T/append.jsonl" --mode append -q
-writer load-heal-back back "$GRAPHCTL" load @S --data "$T/merge.jsonl" -q
+writer load-heal-back back "$GRAPHCTL" load @S --data "$T/merge.jsonl" --json
 if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	writer mount-sweep back "$GRAPHFS" @S @M
+	writer mount-sweep-forward fwd "$GRAPHFS" @S @M
 else
 	echo "# no FUSE here: the mount's sweep is not traced"
 fi

@@ -528,7 +528,6 @@ static void rec_alloc(int fd, int mode, off_t off, off_t len)
 	else if (!(mode & FALLOC_FL_KEEP_SIZE) && !fstat(fd, &st))
 		rec("T\t%d\t%d\t%lld", (int)getpid(), fd,
 		    (long long)(st.st_size > off + len ? st.st_size : off + len));
-	(void)st;
 }
 
 int fallocate(int fd, int mode, off_t off, off_t len)

@@ -44,4 +44,57 @@ skip sync/skip_schema none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_store_parent none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_manifest_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
 skip sync/skip_compensation back "$GRAPHCTL" recover @S -q
+skip sync/skip_format_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
+skip sync/skip_schema_dir none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
+skip sync/skip_table_create none "$GRAPHCTL" init @S --schema "$SCHEMA" -q
+
+# As a reviewer's LD_PRELOAD shim turning fsync/fdatasync into no-ops would:
+# LMDB's fdatasync of data.mdb alone, then every one.
+for what in manifest/data.mdb all; do
+	name=nosync-$(fp_file_name "$what")
+	mkdir -p "$T/$name/w"
+	seeded "$T/$name/w/s"
+	if out=$(pc_check "$name" --cuts 4 --k 2 --expect-fail --ignore-sync "$what" \
+		-- "$GRAPHCTL" load @S --data "$T/merge.jsonl" -q); then
+		echo "$out" | sed -n '1,2p'
+		ok "fsync of $what as a no-op is caught"
+	else
+		echo "$out"
+		bad "fsync of $what as a no-op went unnoticed"
+	fi
+done
+
+# The model checks itself against the writer's real tree: a trace with one
+# recorded write left out, or with a call the model does not know, fails.
+mkdir -p "$T/self/w"
+seeded "$T/self/w/s"
+pc_check self --cuts 0 --k 0 --budget 1 -- "$GRAPHCTL" load @S --data "$T/merge.jsonl" -q >/dev/null ||
+	bad "the untampered trace does not check"
+cp "$T/self/trace.log" "$T/self/trace.orig"
+tamper() { # tamper HOW: rewrites $T/self/trace.log from trace.orig
+	python3 - "$PC_DIR" "$T/self/trace.orig" "$T/self/trace.log" "$1" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from powercut import parse_log
+recs = list(parse_log(sys.argv[2]))
+if sys.argv[4] == "drop-write":
+    last = max(i for i, r in enumerate(recs) if r[0] == "W")
+    del recs[last]
+else:
+    recs.insert(len(recs) - 1, ("X", [recs[0][1][0], "msync"], b""))
+with open(sys.argv[3], "wb") as f:
+    for tag, fields, payload in recs:
+        f.write("\t".join([tag] + fields).encode() + b"\n" + payload)
+PY
+}
+for how in drop-write unknown-call; do
+	tamper "$how"
+	out=$(GRAPHCTL=$GRAPHCTL python3 "$PC_DIR/powercut.py" --work "$T/self" \
+		--name self --replay 0:none -- x 2>&1) && rc=0 || rc=$?
+	case "$how:$rc:$out" in
+	drop-write:1:*"recorder missed calls"*|unknown-call:1:*"cannot follow the trace"*)
+		ok "a trace with a $how is refused" ;;
+	*)	echo "$out"; bad "a trace with a $how was accepted (rc $rc)" ;;
+	esac
+done
 finish

@@ -369,6 +369,76 @@ START_TEST(test_audit_atomic)
 }
 END_TEST
 
+/* Issue 8: every value carries a seal over key and payload.  A byte
+ * flipped inside a version record on disk (the issue: a pin digit) is
+ * GFS_ECORRUPT naming versions/N, never a record with another pin; the
+ * other records keep reading; gfs_manifest_check reports exactly it. */
+static void count_msgs(const char *msg, void *arg)
+{
+	(void)msg;
+	(*(int *)arg)++;
+}
+
+static void flip_in_file(const char *path, const char *needle, size_t at)
+{
+	FILE *f = fopen(path, "r+b");
+	size_t len = strlen(needle), n;
+	char *b;
+
+	ck_assert_ptr_nonnull(f);
+	b = malloc(1 << 22);
+	ck_assert_ptr_nonnull(b);
+	n = fread(b, 1, 1 << 22, f);
+	/* every copy: stale ones sit in LMDB's free pages */
+	for (size_t i = 0; i + len <= n; i++)
+		if (memcmp(b + i, needle, len) == 0) {
+			b[i + at] ^= 0x01;
+			ck_assert_int_eq(fseek(f, (long)(i + at), SEEK_SET), 0);
+			ck_assert_int_eq(fputc((unsigned char)b[i + at], f), (unsigned char)b[i + at]);
+		}
+	free(b);
+	fclose(f);
+}
+
+START_TEST(test_sealed_values)
+{
+	struct gfs_manifest *m = new_store();
+	struct gfs_sc_table t = sct("node:A", true, 1, 2);
+	struct gfs_publish p = { .op = "load", .op_id = OP2, .actor = "me",
+				 .tables = &t, .n_tables = 1 };
+	struct gfs_diag d = { { 0 } };
+	struct gfs_gv *gv;
+	char path[PATH_MAX + 32];
+	int n = 0;
+
+	ck_assert_int_eq(gfs_manifest_publish(m, &p, NULL, &d), 0);
+	t = sct("node:A", true, 2, 3);
+	ck_assert_int_eq(gfs_manifest_publish(m, &p, NULL, &d), 0);
+	ck_assert_int_eq(gfs_manifest_check(m, count_msgs, &n), 0);
+	gfs_manifest_close(m);
+
+	/* version 2 pins node:A at 2: flip the digit to 3 (valid JSON, the
+	 * key still agrees: only the seal can tell) */
+	snprintf(path, sizeof path, "%s/manifest/data.mdb", dir);
+	flip_in_file(path, "\"node:A\":2,", strlen("\"node:A\":"));
+	m = open_m(GFS_MANIFEST_RDONLY);
+	ck_assert_int_eq(gfs_manifest_get(m, 2, &gv), GFS_ECORRUPT);
+	ck_assert_ptr_null(gv);
+	ck_assert_str_eq(gfs_manifest_last_corruption(),
+			 "manifest record versions/2 is corrupt: checksum mismatch");
+	ck_assert_int_eq(gfs_manifest_get(m, 3, &gv), 0);
+	ck_assert_uint_eq(gfs_gv_pin(gv, "node:A"), 3);
+	gfs_gv_free(gv);
+	ck_assert_int_eq(gfs_manifest_head(m, &gv), 0);
+	ck_assert_uint_eq(gv->version, 3);
+	gfs_gv_free(gv);
+	n = 0;
+	ck_assert_int_eq(gfs_manifest_check(m, count_msgs, &n), 1);
+	ck_assert_int_eq(n, 1);
+	gfs_manifest_close(m);
+}
+END_TEST
+
 START_TEST(test_corrupt_sidecar)
 {
 	struct gfs_manifest *m = new_store();
@@ -999,6 +1069,7 @@ static Suite *manifest_suite(void)
 	tcase_add_test(tc, test_locks_threads);
 	tcase_add_test(tc, test_json_shapes);
 	tcase_add_test(tc, test_fp_names);
+	tcase_add_test(tc, test_sealed_values);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, test_failpoints);
 	tcase_add_test(tc, test_failpoint_park);

@@ -207,15 +207,17 @@ static const char *last_decision(struct gfs_graph *g)
 }
 
 /* The invariant checker: every pin exists, and a head above a pin is named
- * by a sidecar (not an orphan). */
+ * by a sidecar or settled (not an orphan). */
 static void check_invariants(struct gfs_graph *g)
 {
 	const char *tables[] = { PERSON, DOC };
 
 	for (size_t i = 0; i < 2; i++) {
 		uint32_t p = pin(g, tables[i]), h = head(g, tables[i]);
+		bool settled = false;
 		ck_assert_uint_ge(h, p);
-		if (h > p)
+		ck_assert_int_eq(gfs_settled_above(g, tables[i], p, h, &settled), 0);
+		if (h > p && !settled)
 			ck_assert_uint_gt(n_sidecars(g), 0);
 	}
 }
@@ -452,14 +454,167 @@ START_TEST(orphan_is_compensated_once_and_a_crashed_compensation_reused)
 	ck_assert(same_content(g, PERSON, m + 2, m));
 	ck_assert(!same_content(g, PERSON, m + 2, m + 1));
 	ck_assert_str_eq(last_decision(g), "orphan-compensated");
-	/* a compensation of the pin left by a crashed pass is published as is */
+	/* a compensation of the pin left above an orphan by a crashed pass
+	 * is published as is */
+	write_version(g, DOC, md + 1, other);
 	ck_assert_int_eq(gfs_ulid_new(comp), 0);
-	ck_assert_int_eq(gfs_table_write_compensation(gfs_graph_tables(g), DOC, md + 1, md, comp, &d), 0);
+	ck_assert_int_eq(gfs_table_write_compensation(gfs_graph_tables(g), DOC, md + 2, md, comp, &d), 0);
 	ck_assert_int_eq(gfs_recover_sweep(g, &o, &r, &d), 0);
 	ck_assert_uint_eq(r.orphans_compensated, 1);
-	ck_assert_uint_eq(head(g, DOC), md + 1);
-	ck_assert_uint_eq(pin(g, DOC), md + 1);
+	ck_assert_uint_eq(head(g, DOC), md + 2);
+	ck_assert_uint_eq(pin(g, DOC), md + 2);
+	ck_assert(same_content(g, DOC, md + 2, md));
 	ck_assert_uint_eq(n_audits(g, comp), 1);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* Publishes op's own version of PERSON (m -> m+1) as its writer would. */
+static void writer_publish(struct gfs_graph *g, const char *op, uint32_t m)
+{
+	struct gfs_sc_table t = { .written = true, .expected = m, .post = m + 1 };
+	struct gfs_publish p;
+	struct gfs_diag d = {{0}};
+
+	snprintf(t.table, sizeof t.table, "%s", PERSON);
+	memset(&p, 0, sizeof p);
+	p.op = "load";
+	p.op_id = op;
+	p.actor = "test";
+	p.tables = &t;
+	p.n_tables = 1;
+	p.sidecar = op;
+	ck_assert_msg(gfs_manifest_publish(gfs_graph_manifest(g), &p, NULL, &d) == 0, "%s", d.msg);
+}
+
+/* The exact recovery publish compares the sidecar it classified: after a
+ * confirm in between it fails with GFS_ECAS and writes nothing. */
+START_TEST(recovery_publish_fails_if_the_sidecar_changed)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_sidecar *sc;
+	struct gfs_sc_table t = { .written = true };
+	struct gfs_publish p;
+	struct gfs_audit au;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1];
+	uint64_t v0 = gfs_manifest_head_version(gfs_graph_manifest(g));
+	uint32_t m = pin(g, PERSON);
+
+	arm(g, op, PERSON, NULL, false);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(gfs_graph_manifest(g), op, &sc), 0);
+	ck_assert_uint_ne(sc->rev, 0);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(gfs_graph_manifest(g), op), 0);
+	snprintf(t.table, sizeof t.table, "%s", PERSON);
+	t.expected = t.post = m;
+	memset(&au, 0, sizeof au);
+	snprintf(au.op_id, sizeof au.op_id, "%s", op);
+	snprintf(au.decision, sizeof au.decision, "discard");
+	memset(&p, 0, sizeof p);
+	p.tables = &t;
+	p.n_tables = 1;
+	p.sidecar = op;
+	p.require_sidecar = true;
+	p.sidecar_rev = sc->rev;
+	p.audit = &au;
+	p.no_version = true;
+	ck_assert_int_eq(gfs_manifest_publish(gfs_graph_manifest(g), &p, NULL, &d), GFS_ECAS);
+	ck_assert_ptr_nonnull(strstr(d.msg, "changed since it was classified"));
+	ck_assert_uint_eq(n_sidecars(g), 1);
+	ck_assert_uint_eq(n_audits(g, op), 0);
+	ck_assert_uint_eq(gfs_manifest_head_version(gfs_graph_manifest(g)), v0);
+	gfs_sidecar_free(sc);
+	/* re-read, it publishes */
+	ck_assert_int_eq(gfs_manifest_sidecar_get(gfs_graph_manifest(g), op, &sc), 0);
+	p.sidecar_rev = sc->rev;
+	ck_assert_msg(gfs_manifest_publish(gfs_graph_manifest(g), &p, NULL, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(n_audits(g, op), 1);
+	gfs_sidecar_free(sc);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* A confirmed operation whose compensation a losing sweep left rolls
+ * forward (the confirm decides); the compensation above the published
+ * version is then settled: not an orphan, and the next writer writes
+ * above it. */
+START_TEST(confirmed_with_our_compensation_rolls_forward_and_leaves_it_settled)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_opts o = { .wait = true, .orphans = true };
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+	bool settled = true;
+
+	arm(g, op, PERSON, NULL, false);
+	write_version(g, PERSON, m + 1, op);
+	ck_assert_int_eq(gfs_table_write_compensation(gfs_graph_tables(g), PERSON, m + 2, m, op, &d), 0);
+	ck_assert_int_eq(gfs_settled_above(g, PERSON, m, m + 2, &settled), 0);
+	ck_assert(!settled); /* its sidecar is still there */
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(gfs_graph_manifest(g), op), 0);
+	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.rolled_forward, 1);
+	ck_assert_uint_eq(pin(g, PERSON), m + 1);
+	ck_assert(!same_content(g, PERSON, m + 1, m));
+	ck_assert_uint_eq(head(g, PERSON), m + 2);
+	ck_assert_int_eq(gfs_settled_above(g, PERSON, m + 1, m + 2, &settled), 0);
+	ck_assert(settled);
+	check_invariants(g);
+	/* the orphan pass leaves it alone; the next writer writes m+3 */
+	ck_assert_int_eq(gfs_recover_sweep(g, &o, &r, &d), 0);
+	ck_assert_uint_eq(r.orphans_compensated, 0);
+	ck_assert_uint_eq(pin(g, PERSON), m + 1);
+	load(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"b\",\"name\":\"B\"}}\n");
+	ck_assert_uint_eq(pin(g, PERSON), m + 3);
+	ck_assert_uint_eq(info(g, PERSON, m + 3).parent, m + 1);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* A writer that armed above settled versions records post = head+1; a
+ * crash then classifies by that number: rolled back at post+1. */
+START_TEST(a_sidecar_above_settled_versions_rolls_back_by_its_post)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1], op2[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON);
+	struct gfs_sc_table t[1];
+	struct gfs_sidecar sc;
+
+	/* a settled compensation at m+2 over a published m+1 */
+	arm(g, op, PERSON, NULL, false);
+	write_version(g, PERSON, m + 1, op);
+	ck_assert_int_eq(gfs_table_write_compensation(gfs_graph_tables(g), PERSON, m + 2, m, op, &d), 0);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(gfs_graph_manifest(g), op), 0);
+	writer_publish(g, op, m);
+	/* a writer above it: expected m+1, post m+3, dies after its version */
+	memset(&sc, 0, sizeof sc);
+	memset(t, 0, sizeof t);
+	ck_assert_int_eq(gfs_ulid_new(op2), 0);
+	sc.format = GFS_SIDECAR_FORMAT;
+	memcpy(sc.op_id, op2, sizeof sc.op_id);
+	snprintf(sc.kind, sizeof sc.kind, "load");
+	snprintf(sc.actor, sizeof sc.actor, "test");
+	snprintf(t[0].table, sizeof t[0].table, "%s", PERSON);
+	t[0].written = true;
+	t[0].expected = m + 1;
+	t[0].post = m + 3;
+	sc.tables = t;
+	sc.n_tables = 1;
+	ck_assert_int_eq(gfs_manifest_sidecar_put(gfs_graph_manifest(g), &sc), 0);
+	write_version(g, PERSON, m + 3, op2);
+	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.rolled_back, 1);
+	ck_assert_uint_eq(pin(g, PERSON), m + 4);
+	ck_assert(info(g, PERSON, m + 4).compensation);
+	ck_assert(same_content(g, PERSON, m + 4, m + 1));
+	ck_assert(!same_content(g, PERSON, m + 4, m + 3));
 	check_invariants(g);
 	gfs_graph_close(g);
 }
@@ -591,6 +746,9 @@ int main(void)
 	tcase_add_test(tc, moved_read_pin_keeps_the_sidecar_and_the_sweep_still_returns_0);
 	tcase_add_test(tc, unparseable_sidecar_is_refused_and_kept_and_blocks_orphan_work);
 	tcase_add_test(tc, orphan_is_compensated_once_and_a_crashed_compensation_reused);
+	tcase_add_test(tc, recovery_publish_fails_if_the_sidecar_changed);
+	tcase_add_test(tc, confirmed_with_our_compensation_rolls_forward_and_leaves_it_settled);
+	tcase_add_test(tc, a_sidecar_above_settled_versions_rolls_back_by_its_post);
 	tcase_add_test(tc, try_lock_sweep_leaves_a_held_sidecar_busy);
 	tcase_add_test(tc, heal_resolves_only_sidecars_on_its_tables);
 	tcase_add_test(tc, heal_waits_only_for_conflicting_lock_sets);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "failpoints.h"
 #include "table.h"
 #include "table_int.h"
 
@@ -1026,6 +1027,96 @@ START_TEST(test_corrupt_flip)
 }
 END_TEST
 
+/* Issue 8: a flipped bit in a line is never served.  Every read of the
+ * export (sequential through a cursor in pieces of several sizes, and at
+ * offsets of its own) and of a row either fails GFS_ECORRUPT or returns
+ * exactly the original bytes, and the reads that cover the flipped line
+ * fail. */
+static void reads_never_wrong(struct gfs_tver *tv, const struct gfs_buf *want,
+			      int *failed)
+{
+	static const size_t piece[] = { 1, 7, 100, 333, 4096, 70000 };
+	char *buf = malloc(70000);
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t p = 0; p < GFS_ARRAY_SIZE(piece); p++) {
+		struct gfs_tcursor *c;
+		uint64_t off = 0;
+
+		ck_assert_int_eq(gfs_tcursor_new(tv, &c), 0);
+		while (off < want->len) {
+			size_t n = 0;
+			int rc = gfs_tcursor_read(c, off, buf, piece[p], &n);
+
+			if (rc) {
+				ck_assert_int_eq(rc, GFS_ECORRUPT);
+				ck_assert_ptr_nonnull(strstr(gfs_corrupt_last(), "line checksum mismatch"));
+				(*failed)++;
+				off += piece[p]; /* skip on, as a reader would */
+				continue;
+			}
+			ck_assert_uint_gt(n, 0);
+			ck_assert_msg(memcmp(buf, want->p + off, n) == 0,
+				      "wrong bytes served at %llu (piece %zu)",
+				      (unsigned long long)off, piece[p]);
+			off += n;
+		}
+		gfs_tcursor_free(c);
+	}
+	free(buf);
+}
+
+START_TEST(test_line_flip_never_served)
+{
+	struct gfs_buf want;
+	struct gfs_tver *tv;
+	char path[PATH_MAX];
+	int *g = gens(300, 0);
+	uint64_t lines_end;
+
+	build_full(300, 1);
+	gfs_buf_init(&want);
+	expect_export(g, 300, &want);
+	tv = open_t(T, 1);
+	lines_end = tv->lines_end;
+	snprintf(path, sizeof path, "%s/tables/%s/1", g_dir, T);
+	for (uint64_t off = 128; off < lines_end; off += 997) {
+		int failed = 0, row_failed = 0;
+
+		flip(path, (off_t)off);
+		reads_never_wrong(tv, &want, &failed);
+		ck_assert_msg(failed > 0, "flip at %llu never reported",
+			      (unsigned long long)off);
+		/* rows: whole and partial reads */
+		for (int i = 0; i < 300; i++) {
+			struct gfs_row row;
+			char buf[256], line[256];
+			size_t n;
+			int len = line_of(line, sizeof line, i, 0);
+
+			get_t(tv, i, &row, 1);
+			for (uint64_t o = 0; o < 3; o++) {
+				int rc = gfs_tver_read_row(tv, &row, o * 5, buf,
+							   o == 1 ? 4 : sizeof buf, &n);
+				if (rc) {
+					ck_assert_int_eq(rc, GFS_ECORRUPT);
+					row_failed++;
+				} else {
+					ck_assert(memcmp(buf, line + o * 5, n) == 0);
+					ck_assert_uint_le(o * 5 + n, (size_t)len);
+				}
+			}
+			gfs_row_release(&row);
+		}
+		ck_assert_int_eq(row_failed, 3); /* one row, three reads */
+		flip(path, (off_t)off);
+	}
+	gfs_tver_close(tv);
+	gfs_buf_release(&want);
+	free(g);
+}
+END_TEST
+
 START_TEST(test_truncated)
 {
 	char path[PATH_MAX];
@@ -1777,8 +1868,10 @@ START_TEST(test_head_and_names)
 END_TEST
 
 #ifdef GFS_FAILPOINTS_ENABLED
-/* Failpoints are armed from the environment on the first hit, and Check
- * runs each test in a fresh child, so each test arms its own. */
+/* Failpoints are armed from the environment on the first hit (creating a
+ * table is one: sync/skip_table_create), and Check runs each test in a
+ * fresh child, so each test arms its own before its setup: these tests run
+ * in a tcase without the checked fixture. */
 static void fp_commit(const char *spec, int want_rc, bool want_version)
 {
 	struct gfs_tbuild *b;
@@ -1789,6 +1882,7 @@ static void fp_commit(const char *spec, int want_rc, bool want_version)
 	if (getenv("CK_FORK") && !strcmp(getenv("CK_FORK"), "no"))
 		return;
 	ck_assert_int_eq(setenv("GRAPHFS_FAILPOINTS", spec, 1), 0);
+	setup();
 	b = builder(T, NULL, 0, 0);
 	put_row(b, 1, 0);
 	ck_assert_int_eq(gfs_ulid_new(op), 0);
@@ -1799,6 +1893,7 @@ static void fp_commit(const char *spec, int want_rc, bool want_version)
 	ck_assert_uint_eq(head, want_version ? 1 : 0);
 	if (want_version)
 		verify_ok(T, 1);
+	teardown();
 }
 
 START_TEST(test_fp_after_tmp_write)
@@ -1843,6 +1938,9 @@ int main(void)
 	tcase_add_test(tc, test_link_eexist);
 	tcase_add_test(tc, test_head_and_names);
 #ifdef GFS_FAILPOINTS_ENABLED
+	tc = tcase_create("failpoints"); /* no fixture: see fp_commit */
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
 	tcase_add_test(tc, test_fp_after_tmp_write);
 	tcase_add_test(tc, test_fp_after_link);
 #endif
@@ -1873,5 +1971,6 @@ int main(void)
 	tcase_add_test(tc, test_rank_seek);
 	tcase_add_test(tc, test_diff);
 	tcase_add_test(tc, test_diff_random);
+	tcase_add_test(tc, test_line_flip_never_served);
 	return tu_run(s);
 }

@@ -56,6 +56,12 @@ for c in "export" "fsck" "log"; do
 done
 expect_status 1 "load on a format-1 store" "$GRAPHCTL" load "$S" --data "$E/2.jsonl"
 expect_err "format 1.*graphctl upgrade" "load says to run graphctl upgrade"
+if [ -n "${GRAPHFS:-}" ] && [ -x "$GRAPHFS" ]; then
+	mkdir -p "$T/mnt"
+	expect_status 1 "mount of a format-1 store" timeout "$(scaled 30)" "$GRAPHFS" "$S" "$T/mnt"
+	expect_err "format 1.*graphctl upgrade" "the mount says to run graphctl upgrade"
+	if mountpoint -q "$T/mnt"; then fusermount3 -u "$T/mnt"; bad "format-1 store mounted"; fi
+fi
 after=$(cd "$S" && find . -type f ! -name lock.mdb | sort | xargs sha256sum)
 [ "$before" = "$after" ] && ok "refusals left the store as it was" || bad "refusals changed the store"
 
