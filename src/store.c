@@ -30,7 +30,9 @@
  *     too) adopts a resized map; MDB_READERS_FULL clears the slots of dead
  *     processes (mdb_reader_check) and retries, READERS_FULL_RETRIES times.
  *  6. MDB_NOLOCK only for a read-only open on a read-only file system
- *     (statvfs ST_RDONLY), where no writer can run; anywhere else a reader
+ *     (statvfs ST_RDONLY and a read-only superblock in mountinfo: a
+ *     read-only bind mount of a file system written elsewhere is not
+ *     one), where no writer can run; anywhere else a reader
  *     without the lock file is invisible to writers, which may then reuse
  *     the pages it reads (LMDB's documentation), so the open fails naming
  *     the access it needs.
@@ -1110,19 +1112,90 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 	return rc;
 }
 
-/* Is dir on a file system mounted read-only? */
-static bool fs_rdonly(const char *dir)
+/* Is dir on a mount that is read-only (statvfs ST_RDONLY)?  That alone
+ * does not keep writers away: a read-only bind mount (mount -o bind,ro) of
+ * a read-write file system reports ST_RDONLY while other mounts of the same
+ * file system (its superblock) are written. */
+static bool mount_rdonly(const char *dir)
 {
 	struct statvfs sv;
 
 	return statvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY);
 }
 
-/* The open failed for lack of access: say which access is needed. */
-static void access_diag(struct gfs_diag *d, const char *dir, bool rdonly,
-			bool rofs, int rc)
+/* A mount point of /proc/self/mountinfo, with its octal escapes undone. */
+static void mnt_unescape(char *s)
 {
-	if (rdonly)
+	char *w = s;
+
+	for (const char *r = s; *r; r++, w++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
+		    r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+			*w = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 3;
+		} else {
+			*w = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/* Is the file system under dir itself read-only: the superblock options
+ * (the last field of /proc/self/mountinfo) of the mount that holds dir
+ * (the longest mount point containing it; the last such line is on top)
+ * include "ro"?  Only then can no process on this host write it.  Unknown
+ * (no mountinfo, no matching line) is "no": never MDB_NOLOCK on a guess. */
+static bool sb_rdonly(const char *dir)
+{
+	char path[PATH_MAX], *line = NULL;
+	size_t cap = 0, best = 0;
+	bool found = false, ro = false;
+	FILE *f;
+
+	if (!realpath(dir, path) || !(f = fopen("/proc/self/mountinfo", "re")))
+		return false;
+	while (getline(&line, &cap, f) > 0) {
+		char *sep = strstr(line, " - "), *save = NULL, *mp, *sopts;
+		size_t n;
+		bool r = false;
+		if (!sep)
+			continue;
+		*sep = '\0';
+		/* id parent maj:min root mount-point ... - fstype source superopts */
+		mp = strtok_r(line, " ", &save);
+		for (int i = 0; mp && i < 4; i++)
+			mp = strtok_r(NULL, " ", &save);
+		sopts = strtok_r(sep + 3, " \n", &save);
+		for (int i = 0; sopts && i < 2; i++)
+			sopts = strtok_r(NULL, " \n", &save);
+		if (!mp || !sopts)
+			continue;
+		mnt_unescape(mp);
+		n = strlen(mp);
+		if (n < best || !(strcmp(mp, "/") == 0 ||
+				  (strncmp(path, mp, n) == 0 &&
+				   (path[n] == '/' || path[n] == '\0'))))
+			continue;
+		for (char *o = strtok_r(sopts, ",", &save); o; o = strtok_r(NULL, ",", &save))
+			r = r || strcmp(o, "ro") == 0;
+		best = n;
+		found = true;
+		ro = r;
+	}
+	free(line);
+	fclose(f);
+	return found && ro;
+}
+
+/* The open failed for lack of access: say which access is needed.  rofs:
+ * the mount is read-only; rosb: so is the file system itself. */
+static void access_diag(struct gfs_diag *d, const char *dir, bool rdonly,
+			bool rofs, bool rosb, int rc)
+{
+	if (rdonly && rofs && !rosb)
+		gfs_diag_set(d, "cannot open manifest '%s' read-only: %s: this mount is read-only but the file system is writable through another mount, so writers may be active and a reader must take a slot in the lock file '%s/lock.mdb', which it cannot write here; read the store through a mount where it has write access to that lock file, or from a read-only file system",
+			     dir, mdb_strerror(rc), dir);
+	else if (rdonly)
 		gfs_diag_set(d, "cannot open manifest '%s' read-only: %s: a reader needs read access to '%s/data.mdb' and write access to the lock file '%s/lock.mdb' (and to '%s' if it does not exist yet), so that writers see it; without them only a store on a read-only file system can be read",
 			     dir, mdb_strerror(rc), dir, dir, dir);
 	else if (rofs)
@@ -1134,18 +1207,25 @@ static void access_diag(struct gfs_diag *d, const char *dir, bool rdonly,
 }
 
 /* MDB_NOLOCK only where no writer can exist (invariant 6): a read-only open
- * on a read-only file system.  Elsewhere a reader takes a slot in the lock
- * file like everyone else, and stale slots are cleared. */
+ * on a read-only file system, i.e. a read-only mount whose superblock is
+ * read-only too (not a read-only bind mount of a file system writers use).
+ * Elsewhere a reader takes a slot in the lock file like everyone else, and
+ * stale slots are cleared. */
 static int env_open_mdb(struct env *e, const char *dir, struct gfs_diag *d)
 {
 	unsigned flags = MDB_NOTLS | (e->rdonly ? MDB_RDONLY : 0);
-	bool rofs = fs_rdonly(dir);
+	bool rofs = mount_rdonly(dir);
+	bool rosb = rofs && sb_rdonly(dir);
 
-	if (e->rdonly && rofs)
+	if (e->rdonly && rosb)
 		flags |= MDB_NOLOCK;
-	int rc = env_create(dir, flags, &e->env);
+	/* A read-only mount of a file system written elsewhere: LMDB would
+	 * open it without a reader slot on its own (EROFS on lock.mdb ->
+	 * lockless), invisible to the writers.  Refuse instead. */
+	int rc = e->rdonly && rofs && !rosb ? EROFS
+		 : env_create(dir, flags, &e->env);
 	if (rc == EACCES || rc == EPERM || rc == EROFS)
-		access_diag(d, dir, e->rdonly, rofs, rc);
+		access_diag(d, dir, e->rdonly, rofs, rosb, rc);
 	else if (rc)
 		; /* the caller names data.mdb and the call (xl_diag_dir) */
 	else if (!(flags & MDB_NOLOCK)) {
