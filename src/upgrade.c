@@ -115,9 +115,9 @@ static int manifest_user(const char *dir, struct gfs_diag *d)
 	snprintf(path, sizeof path, "%s/manifest/lock.mdb", dir);
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return errno == ENOENT ? 0 : gfs_io_fail("open", path, -errno);
 	if (fcntl(fd, F_GETLK, &fl) < 0)
-		rc = -errno;
+		rc = gfs_io_fail("fcntl(F_GETLK)", path, -errno);
 	else if (fl.l_type != F_UNLCK) {
 		gfs_diag_set(d, "store '%s' is open in process %d (a mount or another graphctl): stop it, then run upgrade again",
 			     dir, (int)fl.l_pid);

@@ -2,7 +2,8 @@
 # tests/faults/io_faults.sh - I/O errors (issue 8, requirement 2).
 #
 # For each writer (init, load merge/append/overwrite, recover rolling
-# forward, rolling back and compensating an orphan), a counting run under tests/faults/faultinj.c
+# forward, rolling back and compensating an orphan; upgrade of a format-1
+# store), a counting run under tests/faults/faultinj.c
 # learns how many calls of each kind (write, pwrite, writev, fsync,
 # fdatasync, link, rename, unlink, unlinkat, open, openat, mmap, ftruncate,
 # mkdir, ...) it makes under the store; then the Nth call of a kind is
@@ -50,6 +51,23 @@ prepare() {
 	case $w in
 	init)
 		printf '%s\n' init STORE --schema "$SCHEMA" -q >"$T/cmd.$w"
+		return ;;
+	upgrade)
+		# The format-1 store of tests/upgrade/upgrade.sh; its exports are
+		# the versions before (a format-1 store exports nothing itself).
+		# The new graph: upgraded, then its old build's sidecar recovered.
+		local v
+		rm -rf "$T/fx" && mkdir -p "$T/fx"
+		tar -C "$T/fx" -xzf "$top_srcdir/tests/data/format1-store.tar.gz"
+		mv "$T/fx/fixture/store" "$p"
+		for v in $(ls "$T/fx/fixture/exports" | sed 's/\.jsonl$//'); do
+			cp "$T/fx/fixture/exports/$v.jsonl" "$T/old.$w.$v"
+		done
+		printf '%s\n' upgrade STORE -q >"$T/cmd.$w"
+		rm -rf "$T/ref" && cp -a "$p" "$T/ref"
+		run_cmd "$w" "$T/ref" >/dev/null 2>&1 && gctl recover "$T/ref" -q >/dev/null 2>&1 ||
+			{ echo "prepare $w: clean run failed" >&2; exit 1; }
+		gctl export "$T/ref" >"$T/new.$w"
 		return ;;
 	esac
 	gctl init "$p" --schema "$SCHEMA" -q >/dev/null
@@ -122,6 +140,9 @@ check_after() {
 		gctl init "$s" --schema "$SCHEMA" -q >/dev/null 2>&1 || { echo "init after a failed init fails"; return 1; }
 		return 0
 	fi
+	if [ "$w" = upgrade ]; then # run again after a failure (documented)
+		gctl upgrade "$s" -q >"$T/rec.out" 2>&1 || { echo "upgrade again after the fault: $(cat "$T/rec.out")"; return 1; }
+	fi
 	gctl recover "$s" -q >"$T/rec.out" 2>&1 || { echo "recover after the fault: $(cat "$T/rec.out")"; return 1; }
 	clean "$s" >/dev/null 2>&1 || { echo "fsck or sidecars after recover: $(cat "$T/fsck.out")"; return 1; }
 	n=$(ls "$T/old.$w".* | wc -l)
@@ -179,7 +200,7 @@ fi_kind_wanted() {
 }
 
 INJECTED=0 SURFACED=0 CRASHES=0 VLOST=0 CASES=0
-WRITERS="init load-merge load-append load-overwrite recover-forward recover-back recover-orphan"
+WRITERS=${GFS_FAULT_WRITERS:-init load-merge load-append load-overwrite recover-forward recover-back recover-orphan upgrade}
 
 if [ -n "$ONLY" ]; then
 	set -- $ONLY
