@@ -65,6 +65,7 @@
 #define MAP_SIZE_MAX ((size_t)1 << 40)
 #define MAX_READERS 126
 #define READERS_FULL_RETRIES 3 /* mdb_reader_check + retry, then -EAGAIN */
+#define MAP_RESIZE_RETRIES 16  /* adopt another process's map size, then corrupt */
 #define MAX_DBS 8
 #define BATCH 256
 #define MANIFEST_FORMAT 2
@@ -312,12 +313,44 @@ static int readers_full(struct env *e, unsigned *tries)
 	return mdb_reader_check(e->env, &dead);
 }
 
+static size_t env_mapsize(struct env *e)
+{
+	MDB_envinfo info;
+
+	return mdb_env_info(e->env, &info) ? 0 : info.me_mapsize;
+}
+
+/* MDB_MAP_RESIZED means the newest meta page names a page beyond our map:
+ * another process grew it, and adopting the size its meta page records
+ * makes the page fit.  If adopting changes nothing, the meta page's last
+ * page number is damaged (LMDB has no checksum there): retrying would spin
+ * for good (bitflip.py found one), so that is corruption.  A bound covers
+ * a writer that keeps growing the map meanwhile. */
+static int map_resized(struct env *e, size_t before, unsigned *resizes)
+{
+	int rc = adopt_mapsize(e);
+
+	if (rc)
+		return rc;
+	if (env_mapsize(e) == before || ++*resizes > MAP_RESIZE_RETRIES) {
+		const char *dir = NULL;
+
+		mdb_env_get_path(e->env, &dir);
+		gfs_corrupt_note("manifest '%s/data.mdb' is corrupt: its newest "
+				 "meta page names a page beyond the map size it "
+				 "records", dir ? dir : "manifest");
+		return GFS_ECORRUPT;
+	}
+	return 0;
+}
+
 static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
 {
-	unsigned tries = 0;
+	unsigned tries = 0, resizes = 0;
 
 	for (;;) {
 		pthread_rwlock_rdlock(&e->grow);
+		size_t before = env_mapsize(e);
 		int rc = mdb_txn_begin(e->env, NULL, flags, txn);
 		if (rc == 0)
 			return 0;
@@ -326,7 +359,7 @@ static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
 		if (rc == MDB_READERS_FULL)
 			rc = readers_full(e, &tries);
 		else if (rc == MDB_MAP_RESIZED)
-			rc = adopt_mapsize(e);
+			rc = map_resized(e, before, &resizes);
 		if (rc)
 			return rc;
 	}

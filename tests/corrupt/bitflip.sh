@@ -202,6 +202,28 @@ gc fsck "$S" >"$T/out" 2>&1 && bad "fsck missed the meta page" || ok "fsck repor
 cp "$T/data.mdb.orig" "$mdb"
 gc fsck "$S" >/dev/null && ok "restored: fsck clean" || bad "restore after the meta page"
 
+# ---- an LMDB meta page's last page number beyond its map size: LMDB says
+# MDB_MAP_RESIZED for ever (make stress, seed 20261130, flip
+# mdb-meta:manifest/data.mdb:143:2 hung export and fsck until killed)
+python3 - "$mdb" <<'PY'
+import struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+ps = struct.unpack_from("<I", b, 16 + 24)[0]
+for page in (0, ps):             # whichever meta page is the newest
+    b[page + 16 + 127] ^= 0x04   # mm_last_pg's top byte (offset 143)
+open(p, "wb").write(bytes(b))
+PY
+st=0
+with_timeout 60 "$GRAPHCTL" export "$S" --version 1 >"$T/out" 2>"$T/err" || st=$?
+[ "$st" = 1 ] && grep -q "data.mdb' is corrupt: its newest meta page names a page beyond" "$T/err" \
+	&& ok "a meta page's last page beyond the map: refused at once, naming data.mdb" \
+	|| bad "meta last page: export exit $st (124 = hung): $(head -c 300 "$T/err")"
+st=0
+with_timeout 60 "$GRAPHCTL" fsck "$S" >"$T/out" 2>&1 || st=$?
+[ "$st" = 1 ] && ok "fsck reports the meta page's last page" || bad "meta last page: fsck exit $st"
+cp "$T/data.mdb.orig" "$mdb"
+
 # ---- recovery never shares a damaged version into a compensation ---------
 S2=$T/rstore
 gc init "$S2" --schema "$top_srcdir/examples/people.pg" >/dev/null
