@@ -49,6 +49,14 @@ grep -qaE "(parse|sort|write) .* rows/s" "$T/tty" && ok "progress shown on a ter
 expect_status 0 "load redirected" "$GRAPHCTL" load "$S" --data "$T/many.jsonl"
 [ ! -s "$T/err" ] && ok "no progress when redirected" || bad "stderr not quiet: $(head -c 200 "$T/err")"
 
+# a reader whose pipe closes early (export | head) ends as any Unix filter
+# does: killed by SIGPIPE, quietly (read commands run in a guarded child,
+# which once reported that as a damaged manifest)
+{ st=0; "$GRAPHCTL" export "$S" 2>"$T/err" || st=$?; echo "$st" >"$T/st"; } | head -c 1 >/dev/null
+st=$(cat "$T/st")
+[ "$st" = 141 ] && [ ! -s "$T/err" ] && ok "export | head: SIGPIPE, nothing on stderr" ||
+	bad "export | head: exit $st: $(head -c 300 "$T/err")"
+
 expect_status 0 "snapshot --json" "$GRAPHCTL" snapshot "$S" --json
 python3 - "$T/out" <<'PY' && ok "snapshot --json shape" || bad "snapshot --json shape"
 import json, sys

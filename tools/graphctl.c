@@ -681,8 +681,18 @@ static int run_guarded(const struct cmd *c, int argc, char **argv)
 			return EXIT_FAILURE;
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
+	int sig = WTERMSIG(st);
+	if (sig != SIGSEGV && sig != SIGBUS) {
+		/* Not a fault inside LMDB: a closed pipe (`export | head`),
+		 * ^C, kill, an abort.  End as the child did, so the shell sees
+		 * what it would have seen without the fork. */
+		fflush(NULL);
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return 128 + sig;
+	}
 	fprintf(stderr, "graphctl %s: died of signal %d (%s) reading the store: its manifest (manifest/data.mdb) is damaged where LMDB has no checksum; restore the store from a backup\n",
-		c->name, WTERMSIG(st), strsignal(WTERMSIG(st)));
+		c->name, sig, strsignal(sig));
 	return EXIT_FAILURE;
 }
 

@@ -117,7 +117,7 @@ if mount --bind "$S" "$RO" 2>/dev/null && mount -o remount,bind,ro "$RO" 2>/dev/
 			bad "graphfs -o ro on bind ro: $(cat "$T/err")"
 	fi
 	echo '{"type":"Person","data":{"slug":"dave"}}' >"$T/d.jsonl"
-	gc load "$S" --data "$T/d.jsonl" -q && gc export "$S" | grep -q '"dave"' &&
+	gc load "$S" --data "$T/d.jsonl" -q && gc export "$S" >"$T/out" && grep -q '"dave"' "$T/out" &&
 		ok "the writer on the read-write path goes on" || bad "load on the rw path failed"
 	umount "$RO"
 else
