@@ -4,20 +4,13 @@
 # as it was (same LMDB contents by mdb_dump, same table files).
 set -euo pipefail
 : "${GRAPHCTL:?}" "${top_srcdir:?}"
+. "$top_srcdir/tests/lib.sh"
 T=$(mktemp -d /tmp/gfs-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 S=$T/store
 fails=0
 ok()   { echo "ok - $*"; }
 bad()  { echo "FAIL - $*"; fails=$((fails + 1)); }
-expect_status() { # expect_status CODE DESC CMD...
-	local want=$1 desc=$2; shift 2
-	set +e; "$@" >"$T/out" 2>"$T/err"; local got=$?; set -e
-	if [ "$got" = "$want" ]; then ok "$desc (exit $got)"; else bad "$desc: exit $got, wanted $want: $(head -c 400 "$T/err")"; fi
-}
-expect_err() { # expect_err PATTERN DESC
-	if grep -qE -- "$1" "$T/err"; then ok "$2"; else bad "$2: stderr was: $(head -c 400 "$T/err")"; fi
-}
 
 expect_status 0 "graphctl --help" "$GRAPHCTL" --help
 for c in init load export snapshot log schema fsck recover upgrade; do

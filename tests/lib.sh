@@ -60,3 +60,21 @@ with_timeout() {
 	shift
 	timeout --kill-after=5 "$_wt_secs" "$@"
 }
+
+# expect_status CODE DESC CMD...: runs CMD with stdout in $T/out and stderr
+# in $T/err, then reports (ok/bad, the caller's) whether it exited CODE.
+# expect_err PATTERN DESC: whether $T/err matches the extended regex.
+expect_status() {
+	_es_want=$1 _es_desc=$2
+	shift 2
+	_es_got=0
+	"$@" >"$T/out" 2>"$T/err" || _es_got=$?
+	if [ "$_es_got" = "$_es_want" ]; then
+		ok "$_es_desc (exit $_es_got)"
+	else
+		bad "$_es_desc: exit $_es_got, wanted $_es_want: $(head -c 400 "$T/err")"
+	fi
+}
+expect_err() {
+	if grep -qE -- "$1" "$T/err"; then ok "$2"; else bad "$2: stderr was: $(head -c 400 "$T/err")"; fi
+}

@@ -18,14 +18,6 @@ trap cleanup EXIT
 fails=0
 ok()   { echo "ok - $*"; }
 bad()  { echo "FAIL - $*"; fails=$((fails + 1)); }
-expect_status() { # expect_status CODE DESC CMD...
-	local want=$1 desc=$2; shift 2
-	set +e; "$@" >"$T/out" 2>"$T/err"; local got=$?; set -e
-	if [ "$got" = "$want" ]; then ok "$desc (exit $got)"; else bad "$desc: exit $got, wanted $want: $(head -c 400 "$T/err")"; fi
-}
-expect_err() { # expect_err PATTERN DESC
-	if grep -qE -- "$1" "$T/err"; then ok "$2"; else bad "$2: stderr was: $(head -c 400 "$T/err")"; fi
-}
 fixture() { # fixture DIR: a fresh copy of the format-1 store in DIR/fixture
 	mkdir -p "$1"
 	tar -C "$1" -xzf "$top_srcdir/tests/data/format1-store.tar.gz"
