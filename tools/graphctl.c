@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -682,10 +683,14 @@ static int run_guarded(const struct cmd *c, int argc, char **argv)
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
 	int sig = WTERMSIG(st);
-	if (sig != SIGSEGV && sig != SIGBUS) {
-		/* Not a fault inside LMDB: a closed pipe (`export | head`),
-		 * ^C, kill, an abort.  End as the child did, so the shell sees
-		 * what it would have seen without the fork. */
+	/* LMDB trusts its page headers: on a damaged one it faults (SIGSEGV,
+	 * SIGBUS, SIGFPE, SIGILL) or fails one of its own assertions, which
+	 * abort()s (SIGABRT; "mdb.c: Assertion ... failed" is on stderr). */
+	bool fault = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT ||
+		     sig == SIGFPE || sig == SIGILL;
+	if (!fault) {
+		/* A closed pipe (`export | head`), ^C, kill: end as the child
+		 * did, so the shell sees what it would without the fork. */
 		fflush(NULL);
 		signal(sig, SIG_DFL);
 		raise(sig);
