@@ -731,8 +731,12 @@ static int to_errno(int rc)
 		return rc;
 	if (rc > -4096)
 		return rc;
-	if (rc == GFS_ECORRUPT)
+	if (rc == GFS_ECORRUPT) {
 		log_corrupt();
+		/* so .graphfs/stats' last_io_error names the damaged file */
+		if (gfs_corrupt_last()[0])
+			gfs_io_note(-EIO, gfs_corrupt_last());
+	}
 	return -EIO;
 }
 

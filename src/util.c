@@ -311,6 +311,12 @@ int gfs_io_fail(const char *op, const char *path, int rc)
 	return rc;
 }
 
+void gfs_io_note(int rc, const char *msg)
+{
+	io_last.rc = rc;
+	snprintf(io_last.msg, sizeof io_last.msg, "%s", msg);
+}
+
 /* The file behind fd, from /proc (an O_TMPFILE shows as "dir/#ino
  * (deleted)", which still says where). */
 int gfs_io_fail_fd(const char *op, int fd, int rc)

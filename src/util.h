@@ -113,6 +113,9 @@ uint64_t gfs_hash64_2(const void *a, size_t alen, const void *b, size_t blen);
 int gfs_io_fail(const char *op, const char *path, int rc);
 int gfs_io_fail_fd(const char *op, int fd, int rc);
 const char *gfs_io_last(int rc);
+/* Records msg verbatim as the last failure, with rc (the mount: corruption
+ * answered EIO keeps gfs_corrupt_last()'s file and offset this way). */
+void gfs_io_note(int rc, const char *msg);
 void gfs_diag_io(struct gfs_diag *d, int rc);
 
 /* Files: whole writes/reads that retry EINTR and short counts; failures are

@@ -71,6 +71,9 @@ if mount_gfs "$S" "$M" -o ro; then
 	timeout 30 cat "$M/nodes/Person.jsonl" >/dev/null 2>"$T/err" \
 		&& bad "cat of the whole table served the flipped line" \
 		|| { grep -q "Input/output error" "$T/err" && ok "whole-table file: EIO" || bad "whole-table file: $(cat "$T/err")"; }
+	grep -q "\"last_io_error\":\"corrupt table file '[^']*node:Person/$v'" "$M/.graphfs/stats" \
+		&& ok ".graphfs/stats names the damaged file" \
+		|| bad ".graphfs/stats: $(grep -o '"last_io_error":"[^"]*"' "$M/.graphfs/stats")"
 	timeout 30 cat "$M/nodes/Person/$slug.json" >/dev/null 2>"$T/err" \
 		&& bad "cat of row '$slug' served the flipped line" \
 		|| { grep -q "Input/output error" "$T/err" && ok "row file of the flipped line: EIO" || bad "row file: $(cat "$T/err")"; }
