@@ -64,6 +64,7 @@ enum gfs_load_phase {
 	GFS_PHASE_VALIDATE,
 	GFS_PHASE_WRITE,
 	GFS_PHASE_PUBLISH,
+	GFS_PHASE__COUNT
 };
 const char *gfs_load_phase_name(enum gfs_load_phase p);
 
@@ -84,6 +85,8 @@ struct gfs_load_result {
 	uint64_t rows_put;  /* rows written (new or changed) */
 	uint64_t rows_kept; /* rows given but identical to the stored ones */
 	uint64_t rows_deleted;
+	uint64_t bytes;     /* input bytes read */
+	uint64_t phase_ns[GFS_PHASE__COUNT]; /* wall time spent in each phase */
 	char op_id[GFS_ULID_LEN + 1];
 };
 

@@ -39,6 +39,7 @@ grep -q "graph version 2" "$T/out" && ok "load prints the version" || bad "load 
 printf '{"type":"Person","data":{"slug":"p%d","name":"P","created":"2026-01-01T00:00:00Z"}}\n' $(seq 1 2000) >"$T/many.jsonl"
 script -qec "$GRAPHCTL load $S --data $T/many.jsonl" "$T/tty" >/dev/null 2>&1 || true
 grep -qaE "(parse|sort|write) .* rows/s" "$T/tty" && ok "progress shown on a terminal" || bad "no progress on a terminal: $(head -c 300 "$T/tty")"
+grep -qaE "rows/s +[0-9.]+ MB/s" "$T/tty" && ok "progress shows rows/s and MB/s" || bad "no MB/s in the progress: $(head -c 300 "$T/tty")"
 expect_status 0 "load redirected" "$GRAPHCTL" load "$S" --data "$T/many.jsonl"
 [ ! -s "$T/err" ] && ok "no progress when redirected" || bad "stderr not quiet: $(head -c 200 "$T/err")"
 
@@ -49,6 +50,19 @@ expect_status 0 "load redirected" "$GRAPHCTL" load "$S" --data "$T/many.jsonl"
 st=$(cat "$T/st")
 [ "$st" = 141 ] && [ ! -s "$T/err" ] && ok "export | head: SIGPIPE, nothing on stderr" ||
 	bad "export | head: exit $st: $(head -c 300 "$T/err")"
+
+printf '{"type":"Person","data":{"slug":"q%d","name":"Q","created":"2026-01-01T00:00:00Z"}}\n' $(seq 1 500) >"$T/q.jsonl"
+"$GRAPHCTL" init "$T/js" --schema "$top_srcdir/examples/people.pg" -q
+expect_status 0 "load --json" "$GRAPHCTL" load "$T/js" --data "$T/q.jsonl" --json
+python3 - "$T/out" "$(stat -c %s "$T/q.jsonl")" <<'PY' && ok "load --json: bytes and the time of each phase" || bad "load --json: $(cat "$T/out")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["rows"] == 500 and j["lines"] == 500 and j["bytes"] == int(sys.argv[2]), j
+p = j["phases_ms"]
+assert list(p) == ["parse", "sort", "lock", "validate", "write", "publish"], p
+assert all(isinstance(v, (int, float)) and v >= 0 for v in p.values()), p
+assert p["parse"] > 0 and p["write"] > 0, p
+PY
 
 expect_status 0 "snapshot --json" "$GRAPHCTL" snapshot "$S" --json
 python3 - "$T/out" <<'PY' && ok "snapshot --json shape" || bad "snapshot --json shape"

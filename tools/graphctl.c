@@ -192,7 +192,9 @@ static int cmd_init(int argc, char **argv)
 /* ---- load -------------------------------------------------------------- */
 
 struct progress_state {
-	struct timespec start, last;
+	struct timespec start, last, phase_start;
+	int phase;       /* the phase shown, -1 before the first */
+	uint64_t total;  /* rows parsed (known once sorting starts) */
 	bool shown;
 };
 
@@ -201,22 +203,38 @@ static double secs(const struct timespec *a, const struct timespec *b)
 	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
+/* One line, redrawn: the phase, the input's size, rows done, and the
+ * phase's own rates.  Parse and write count rows from 0; their MB/s is of
+ * the input (write: the share of the input its rows stand for).  The
+ * phases in between are single steps and show no rate. */
 static void show_progress(enum gfs_load_phase ph, uint64_t bytes, uint64_t rows,
 			  void *arg)
 {
 	struct progress_state *p = arg;
 	struct timespec now;
-	double el;
+	double el, rps = 0, mbps = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((int)ph != p->phase) {
+		p->phase = (int)ph;
+		p->phase_start = now;
+		if (ph == GFS_PHASE_SORT)
+			p->total = rows;
+	}
 	if (p->shown && secs(&p->last, &now) < 0.2)
 		return;
 	p->last = now;
 	p->shown = true;
-	el = secs(&p->start, &now);
-	fprintf(stderr, "\r\033[K%-8s %8.1f MiB %10" PRIu64 " rows %9.0f rows/s",
-		gfs_load_phase_name(ph), (double)bytes / 1048576.0, rows,
-		el > 0 ? (double)rows / el : 0.0);
+	el = secs(&p->phase_start, &now);
+	if (el > 0 && ph == GFS_PHASE_PARSE) {
+		rps = (double)rows / el;
+		mbps = (double)bytes / 1e6 / el;
+	} else if (el > 0 && ph == GFS_PHASE_WRITE && p->total) {
+		rps = (double)rows / el;
+		mbps = (double)bytes / 1e6 * ((double)rows / (double)p->total) / el;
+	}
+	fprintf(stderr, "\r\033[K%-8s %8.1f MiB %10" PRIu64 " rows %9.0f rows/s %7.1f MB/s",
+		gfs_load_phase_name(ph), (double)bytes / 1048576.0, rows, rps, mbps);
 }
 
 static int cmd_load(int argc, char **argv)
@@ -246,6 +264,7 @@ static int cmd_load(int argc, char **argv)
 	lo.source = o.data;
 	if (isatty(STDERR_FILENO) && !o.quiet && !o.json) {
 		clock_gettime(CLOCK_MONOTONIC, &ps.start);
+		ps.phase = -1;
 		lo.progress = show_progress;
 		lo.progress_arg = &ps;
 	}
@@ -257,9 +276,16 @@ static int cmd_load(int argc, char **argv)
 	gfs_graph_close(g);
 	if (rc)
 		return fail("load", rc, &d);
-	if (o.json)
-		printf("{\"version\":%" PRIu64 ",\"op_id\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%" PRIu64 "}\n",
-		       res.version, res.op_id, res.lines, res.rows_put);
+	if (o.json) {
+		printf("{\"version\":%" PRIu64 ",\"op_id\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%" PRIu64
+		       ",\"bytes\":%" PRIu64 ",\"phases_ms\":{",
+		       res.version, res.op_id, res.lines, res.rows_put, res.bytes);
+		for (int ph = 0; ph < GFS_PHASE__COUNT; ph++)
+			printf("%s\"%s\":%.3f", ph ? "," : "",
+			       gfs_load_phase_name((enum gfs_load_phase)ph),
+			       (double)res.phase_ns[ph] / 1e6);
+		printf("}}\n");
+	}
 	else if (!o.quiet)
 		printf("loaded %" PRIu64 " rows from %s as graph version %" PRIu64 "\n",
 		       res.rows_put, o.data, res.version);
@@ -620,7 +646,8 @@ static const struct cmd cmds[] = {
 	  "by id, append inserts only new ids, overwrite replaces every table the\n"
 	  "file mentions.  Everything is validated first; on any error nothing is\n"
 	  "written and the message names the line, type, id and property.\n"
-	  "A terminal shows progress on standard error.\n", false },
+	  "A terminal shows progress on standard error (rows/s and MB/s per phase);\n"
+	  "--json: {\"version\",\"op_id\",\"lines\",\"rows\",\"bytes\",\"phases_ms\":{...}}.\n", false },
 	{ "export", cmd_export, "export STORE [--version N] [--type TYPE]",
 	  "Write graph version N (default: the newest) in load format to standard\n"
 	  "output: node tables, then edge tables, each in id order.\n", true },
