@@ -46,6 +46,18 @@ node Doc { title: String @key  body: String? }
 edge WorksAt: Person -> Company { role: String? }
 EOF
 
+# blocked_on_flock PID [TIMEOUT]: waits (scaled, bounded) until PID waits
+# for a flock, as /proc/locks shows a waiter ("-> FLOCK ... PID ...").
+blocked_on_flock() {
+	local left=$(( $(scaled "${2:-30}") * 100 ))
+	while [ "$left" -gt 0 ]; do
+		grep -qE -- "-> FLOCK +ADVISORY +[A-Z]+ +$1 " /proc/locks && return 0
+		sleep 0.01
+		left=$((left - 1))
+	done
+	return 1
+}
+
 # gen_people N TAG: N persons and N/10+1 companies whose values carry TAG,
 # so two generations of one id differ.  Nodes only (Person, Company).
 gen_people() {

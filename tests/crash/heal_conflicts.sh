@@ -36,17 +36,6 @@ printf '{"edge":"Knows","from":"new1","to":"new2","data":{"id":"k2"}}\n' >"$T/kn
 quick() { with_timeout 20 "$GRAPHCTL" "$@"; }
 kc() { gctl export "$1" --type Knows | grep -c '"Knows"' || true; }
 
-# blocked_on_flock PID [TIMEOUT]: waits until PID waits for a flock.
-blocked_on_flock() {
-	local left=$(( $(scaled "${2:-30}") * 100 ))
-	while [ "$left" -gt 0 ]; do
-		grep -qE -- "-> FLOCK +ADVISORY +[A-Z]+ +$1 " /proc/locks && return 0
-		sleep 0.01
-		left=$((left - 1))
-	done
-	return 1
-}
-
 # 1. two compatible loads at the same time
 S=$T/s1; cp -a "$BASE" "$S"
 v0=$(head_version "$S")

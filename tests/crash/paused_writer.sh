@@ -21,17 +21,6 @@ cp -a "$BASE" "$T/ref"
 gctl load "$T/ref" --data "$T/v2.jsonl" -q
 gctl export "$T/ref" >"$T/new"
 
-# blocked_on_flock PID [TIMEOUT]: waits until PID waits for a flock.
-blocked_on_flock() {
-	local left=$(( ${2:-30} * 100 ))
-	while [ "$left" -gt 0 ]; do
-		grep -qE -- "-> FLOCK +ADVISORY +[A-Z]+ +$1 " /proc/locks && return 0
-		sleep 0.01
-		left=$((left - 1))
-	done
-	return 1
-}
-
 # 1. parked writer, try-lock sweep
 S=$T/s1; cp -a "$BASE" "$S"
 GRAPHFS_FAILPOINTS=commit/after_table=park@1 bg gctl load "$S" --data "$T/v2.jsonl" -q
