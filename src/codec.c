@@ -1214,7 +1214,7 @@ static int free_id(struct vctx *c, const json_t *idv, struct gfs_rowin *r)
 	if (idv)
 		return gfs_buf_append(&r->id, json_string_value(idv),
 				      json_string_length(idv));
-	rc = gfs_ulid_new(ulid);
+	rc = gfs_ulid_for_line(ulid, c->lineno);
 	return rc ? rc : gfs_buf_append(&r->id, ulid, GFS_ULID_LEN);
 }
 
