@@ -349,16 +349,18 @@ static int deliver(struct parser *P, struct slot *s, struct view *v)
 
 /* ---- the whole parse ---------------------------------------------------- */
 
-static int start_workers(struct parser *P)
+/* Threads that cannot be created (EAGAIN, no memory for a stack) are
+ * not an error: the parse goes on with those that were, or inline. */
+static void start_workers(struct parser *P)
 {
-	if (!(P->workers = calloc(P->n_workers, sizeof *P->workers)))
-		return -ENOMEM;
-	for (; P->started < P->n_workers; P->started++) {
-		int err = pthread_create(&P->workers[P->started], NULL, worker, P);
-		if (err)
-			return -err;
+	if (!(P->workers = calloc(P->n_workers, sizeof *P->workers))) {
+		P->n_workers = 0;
+		return;
 	}
-	return 0;
+	for (; P->started < P->n_workers; P->started++)
+		if (pthread_create(&P->workers[P->started], NULL, worker, P))
+			break;
+	P->n_workers = P->started;
 }
 
 static void stop_workers(struct parser *P)
@@ -422,7 +424,7 @@ int gfs_load_parse(int fd, const struct gfs_parse_opts *o,
 	for (unsigned i = 0; !rc && i < P.n_slots; i++)
 		gfs_buf_init(&P.slots[i].out);
 	if (!rc && P.n_workers)
-		rc = start_workers(&P);
+		start_workers(&P);
 	while (!rc) {
 		struct slot *s;
 
@@ -445,11 +447,11 @@ int gfs_load_parse(int fd, const struct gfs_parse_opts *o,
 		s->state = SLOT_FREE;
 		seq_next++;
 	}
-	if (P.started || P.workers)
+	if (P.workers)
 		stop_workers(&P);
 	st->lines = P.lines;
 	st->bytes = P.bytes;
-	st->threads = threads;
+	st->threads = P.n_workers ? P.n_workers : 1;
 	for (unsigned i = 0; P.slots && i < P.n_slots; i++) {
 		free(P.slots[i].in);
 		gfs_buf_release(&P.slots[i].out);
