@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,22 @@ static size_t utf8_len(const unsigned char *s, const unsigned char *end)
 	return n;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+
+/* Whether any of the 8 bytes at p is '"', '\\', < 0x20 or >= 0x80 (the
+ * bit tricks of "Bit Twiddling Hacks": a zero byte, a byte less than n). */
+static bool special8(const unsigned char *p)
+{
+	uint64_t w, q, b;
+
+	memcpy(&w, p, 8);
+	q = w ^ (ONES * '"');
+	b = w ^ (ONES * '\\');
+	return ((w - ONES * 0x20) & ~w & HIGH) | (w & HIGH) |
+	       ((q - ONES) & ~q & HIGH) | ((b - ONES) & ~b & HIGH);
+}
+
 /* A string without escapes; c->p at the opening quote. */
 static bool scan_str(struct cursor *c, const char **s, size_t *n)
 {
@@ -113,6 +130,8 @@ static bool scan_str(struct cursor *c, const char **s, size_t *n)
 	const unsigned char *end = (const unsigned char *)c->end;
 
 	*s = (const char *)p;
+	while (end - p >= 8 && !special8(p))
+		p += 8;
 	while (p < end && *p != '"') {
 		size_t q = 1;
 
@@ -355,9 +374,30 @@ static bool scan_line(const char *p, size_t len, struct line *l)
 
 /* ---- canonical values ------------------------------------------------ */
 
-static bool put(struct gfs_buf *b, const char *s, size_t n)
+/* Appends n bytes; the capacity test inline, as a reused row rarely grows. */
+static inline bool put(struct gfs_buf *b, const char *s, size_t n)
 {
-	return gfs_buf_append(b, s, n) == 0;
+	if (b->len + n >= b->cap && gfs_buf_reserve(b, n))
+		return false;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return true;
+}
+
+/* "s": what gfs_buf_append_json_str writes for a string that needs no
+ * escape - every string here: input strings with escapes or control bytes
+ * were declined, canonical texts have none, and names are identifiers. */
+static inline bool put_quoted(struct gfs_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 2 >= b->cap && gfs_buf_reserve(b, n + 2))
+		return false;
+	b->p[b->len++] = '"';
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len++] = '"';
+	b->p[b->len] = '\0';
+	return true;
 }
 
 /* Canonical text of scalar v of t's base (unquoted) appended to out. */
@@ -554,7 +594,7 @@ static bool emit_props(struct row *w, struct gfs_buf *b, bool first)
 			continue;
 		}
 		if ((!first && !put(b, ",", 1)) ||
-		    gfs_buf_append_json_str(b, p->name, strlen(p->name)) ||
+		    !put_quoted(b, p->name, strlen(p->name)) ||
 		    !put(b, ":", 1))
 			return false;
 		w->off[i] = b->len;
@@ -594,13 +634,13 @@ static bool emit(struct row *w, struct gfs_rowin *r)
 
 	gfs_buf_reset(b);
 	if (!put(b, w->td->is_edge ? "{\"edge\":" : "{\"type\":", 8) ||
-	    gfs_buf_append_json_str(b, n, strlen(n)))
+	    !put_quoted(b, n, strlen(n)))
 		return false;
 	if (w->td->is_edge &&
 	    (!put(b, ",\"from\":", 8) ||
-	     gfs_buf_append_json_str(b, r->src.p, r->src.len) ||
+	     !put_quoted(b, r->src.p, r->src.len) ||
 	     !put(b, ",\"to\":", 6) ||
-	     gfs_buf_append_json_str(b, r->dst.p, r->dst.len)))
+	     !put_quoted(b, r->dst.p, r->dst.len)))
 		return false;
 	return put(b, ",\"data\":", 8) && emit_data(w, r);
 }
@@ -716,8 +756,8 @@ static bool ukey_one(const struct row *w, const struct gfs_rowin *r,
 			return true;
 		}
 		if (!put(out, i ? "," : "[", 1) ||
-		    (src || dst ? gfs_buf_append_json_str(out, e->p, e->len) :
-		     !put(out, r->line.p + w->off[pi], w->len[pi])))
+		    !(src || dst ? put_quoted(out, e->p, e->len) :
+		      put(out, r->line.p + w->off[pi], w->len[pi])))
 			return false;
 	}
 	return put(out, k->n_props ? "]" : "[]", k->n_props ? 1 : 2);
