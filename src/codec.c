@@ -4,8 +4,11 @@
  * strings, nothing after the value), checked member by member against the
  * type's schema, and re-emitted in one canonical form, so that two inputs
  * meaning the same row give the same bytes and the canonical line parses
- * back to itself.  Decisions the design leaves open (docs/format.md repeats
- * them):
+ * back to itself.  Each line is first offered to the scanner of
+ * codec_fast.c, which fills the row only when the result here would be the
+ * same and otherwise leaves the line to this path (every error and message
+ * is made here; codec_int.h holds the value rules both share).  Decisions
+ * the design leaves open (docs/format.md repeats them):
  *   - U64 values above INT64_MAX are rejected: jansson's integer is a long
  *     long, and the value must never be silently rounded through a double.
  *   - F32 values are rounded to float and printed with the fewest digits
