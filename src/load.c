@@ -215,11 +215,6 @@ static const char *get_span(const char *p, struct span *s)
 	return p + l;
 }
 
-static int put_u32(struct gfs_buf *a, uint32_t v)
-{
-	return gfs_buf_append(a, &v, sizeof v);
-}
-
 static uint32_t get_u32(const char *p)
 {
 	uint32_t v;
@@ -486,50 +481,38 @@ static int parse_stream(struct loader *L, int fd)
 
 /* ---- phase 2: sort, deduplicate, check within the file ----------------- */
 
-/* The other streams: each a key, then a row reference (rec_put, not full).
- *   ends:   u32 node type | u8 side (1 source, 2 target) | endpoint id
- *   ukeys:  u32 type | u32 k | key
- *   claims: u32 type | u32 k | the id that owns the key at the pin | key
- *   cards:  u32 edge type | u8 kind (0 an edge of the file, 1 a pinned
- *           edge the file replaces) | source id    (no row reference) */
+/* The other streams share one layout: u32 type | u32 k | u32 aux |
+ * u64 line | one or two spans | [a row reference (rec_put, not full)].
+ * The comparators read the fixed part and the spans only.
+ *   ends:   node type | side (1 source, 2 target) | edge type | the edge's
+ *           line | endpoint id, edge id      (no reference: kept small)
+ *   ukeys:  type | k | - | line | key | reference
+ *   claims: type | k | - | line | the id that owns the key at the pin,
+ *           key | reference
+ *   cards:  edge type | kind (0 an edge of the file, 1 a pinned edge the
+ *           file replaces) | - | - | source id */
+#define XFIXED 20
+
 struct xrec {
-	uint32_t type, k;   /* k: unique index, or side / kind */
-	struct span a, b;   /* endpoint / key / owner id; claims: the key */
-	struct rec r;       /* the row reference (not in cards) */
+	uint32_t type, k, aux;
+	uint64_t lineno;
+	struct span a, b;
+	struct rec r; /* the row reference, where the stream has one */
 };
 
-static void ends_get(const char *p, size_t len, struct xrec *x)
+/* Decodes the fixed part and nsp spans; the reference too if ref. */
+static void xget(const char *p, size_t len, int nsp, bool ref, struct xrec *x)
 {
-	const char *q = get_span(p + 5, &x->a);
-
-	x->type = get_u32(p);
-	x->k = (unsigned char)p[4];
-	rec_get(q, len - (size_t)(q - p), &x->r);
-}
-
-static void ukeys_get(const char *p, size_t len, struct xrec *x)
-{
-	const char *q = get_span(p + 8, &x->a);
+	const char *q = get_span(p + XFIXED, &x->a);
 
 	x->type = get_u32(p);
 	x->k = get_u32(p + 4);
-	rec_get(q, len - (size_t)(q - p), &x->r);
-}
-
-static void claims_get(const char *p, size_t len, struct xrec *x)
-{
-	const char *q = get_span(get_span(p + 8, &x->a), &x->b);
-
-	x->type = get_u32(p);
-	x->k = get_u32(p + 4);
-	rec_get(q, len - (size_t)(q - p), &x->r);
-}
-
-static void cards_get(const char *p, struct xrec *x)
-{
-	x->type = get_u32(p);
-	x->k = (unsigned char)p[4];
-	get_span(p + 5, &x->a);
+	x->aux = get_u32(p + 8);
+	memcpy(&x->lineno, p + 12, 8);
+	if (nsp > 1)
+		q = get_span(q, &x->b);
+	if (ref)
+		rec_get(q, len - (size_t)(q - p), &x->r);
 }
 
 static int k_cmp(uint32_t a, uint32_t b)
@@ -545,11 +528,11 @@ static int ends_cmp(const void *a, size_t alen, const void *b, size_t blen,
 	int c;
 
 	(void)arg;
-	ends_get(a, alen, &x);
-	ends_get(b, blen, &y);
+	xget(a, alen, 1, false, &x);
+	xget(b, blen, 1, false, &y);
 	c = key_cmp(x.type, x.a, y.type, y.a);
 	if (!c)
-		c = u64_cmp(x.r.lineno, y.r.lineno);
+		c = u64_cmp(x.lineno, y.lineno);
 	return c ? c : k_cmp(x.k, y.k);
 }
 
@@ -561,17 +544,17 @@ static int ukeys_cmp(const void *a, size_t alen, const void *b, size_t blen,
 	int c;
 
 	(void)arg;
-	ukeys_get(a, alen, &x);
-	ukeys_get(b, blen, &y);
+	xget(a, alen, 1, false, &x);
+	xget(b, blen, 1, false, &y);
 	c = k_cmp(x.type, y.type);
 	if (!c)
 		c = k_cmp(x.k, y.k);
 	if (!c)
 		c = span_cmp(x.a, y.a);
-	return c ? c : u64_cmp(x.r.lineno, y.r.lineno);
+	return c ? c : u64_cmp(x.lineno, y.lineno);
 }
 
-/* claims: (type, owner id, line, k) */
+/* claims: (type, owner id, line, k); cards: (edge type, source, kind) */
 static int claims_cmp(const void *a, size_t alen, const void *b, size_t blen,
 		      void *arg)
 {
@@ -579,44 +562,30 @@ static int claims_cmp(const void *a, size_t alen, const void *b, size_t blen,
 	int c;
 
 	(void)arg;
-	claims_get(a, alen, &x);
-	claims_get(b, blen, &y);
+	xget(a, alen, 1, false, &x);
+	xget(b, blen, 1, false, &y);
 	c = key_cmp(x.type, x.a, y.type, y.a);
 	if (!c)
-		c = u64_cmp(x.r.lineno, y.r.lineno);
+		c = u64_cmp(x.lineno, y.lineno);
 	return c ? c : k_cmp(x.k, y.k);
 }
 
-/* cards: (edge type, source, kind) */
-static int cards_cmp(const void *a, size_t alen, const void *b, size_t blen,
-		     void *arg)
+static int xadd(struct loader *L, struct gfs_xsort *s, const struct xrec *x,
+		int nsp, const struct rec *ref)
 {
-	struct xrec x, y;
-	int c;
-
-	(void)alen;
-	(void)blen;
-	(void)arg;
-	cards_get(a, &x);
-	cards_get(b, &y);
-	c = key_cmp(x.type, x.a, y.type, y.a);
-	return c ? c : k_cmp(x.k, y.k);
-}
-
-/* Appends u32 type | u32 or u8 k | spans | [row reference] to s. */
-static int xadd(struct loader *L, struct gfs_xsort *s, uint32_t type,
-		uint32_t k, bool k32, const struct span *sp, int nsp,
-		const struct rec *ref)
-{
-	char kb = (char)k;
+	char h[XFIXED];
 	int rc;
 
+	memcpy(h, &x->type, 4);
+	memcpy(h + 4, &x->k, 4);
+	memcpy(h + 8, &x->aux, 4);
+	memcpy(h + 12, &x->lineno, 8);
 	gfs_buf_reset(&L->enc);
-	rc = put_u32(&L->enc, type);
+	rc = gfs_buf_append(&L->enc, h, sizeof h);
 	if (!rc)
-		rc = k32 ? put_u32(&L->enc, k) : gfs_buf_append(&L->enc, &kb, 1);
-	for (int i = 0; !rc && i < nsp; i++)
-		rc = put_span(&L->enc, sp[i]);
+		rc = put_span(&L->enc, x->a);
+	if (!rc && nsp > 1)
+		rc = put_span(&L->enc, x->b);
 	if (!rc && ref)
 		rc = rec_put(&L->enc, ref, false);
 	return rc ? rc : gfs_xsort_add(s, L->enc.p, L->enc.len);
@@ -680,10 +649,13 @@ static int rows_next(struct rows *rs, struct rec *r)
 	while ((rc = gfs_xsort_iter_next(rs->it, &p, &len)) == 1) {
 		struct rec n;
 		struct gfs_buf t;
-		rec_get(p, len, &n);
+		n.type = get_u32(p); /* the key only: type and id */
+		get_span((const char *)p + REC_FIXED, &n.id);
 		if (rs->have_held && !key_cmp(n.type, n.id, rs->hrec.type, rs->hrec.id)) {
-			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND)
+			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND) {
+				rec_get(p, len, &n);
 				return dup_error(rs->L, &n, rs->hrec.lineno);
+			}
 			rc = hold(rs, p, len); /* merge / overwrite: the last line wins */
 		} else if (rs->have_held) {
 			*r = rs->hrec; /* it lives in held's memory, which becomes out */
@@ -710,6 +682,19 @@ static int rows_next(struct rows *rs, struct rec *r)
 	return 1;
 }
 
+static int add_ends(struct loader *L, const struct rec *r,
+		    const struct gfs_typedef *td)
+{
+	struct xrec x = { .type = (uint32_t)td->from_idx, .k = 1, .aux = r->type,
+			  .lineno = r->lineno, .a = r->src, .b = r->id };
+	int rc = xadd(L, L->ends, &x, 2, NULL);
+
+	x.type = (uint32_t)td->to_idx;
+	x.k = 2;
+	x.a = r->dst;
+	return rc ? rc : xadd(L, L->ends, &x, 2, NULL);
+}
+
 /* The first pass over the sorted rows: counts them per type, and feeds
  * the endpoint and unique-key streams from the rows kept. */
 static int scan_rows(struct loader *L)
@@ -725,13 +710,12 @@ static int scan_rows(struct loader *L)
 		L->n++;
 		L->ts[r.type].count++;
 		if (td->is_edge)
-			rc = xadd(L, L->ends, (uint32_t)td->from_idx, 1, false, &r.src, 1, &r);
-		if (!rc && td->is_edge)
-			rc = xadd(L, L->ends, (uint32_t)td->to_idx, 2, false, &r.dst, 1, &r);
+			rc = add_ends(L, &r, td);
 		for (uint32_t k = 0; !rc && k < r.nuk; k++) {
-			struct span key = rec_uk(&r, k);
-			if (key.len)
-				rc = xadd(L, L->ukeys, r.type, k, true, &key, 1, &r);
+			struct xrec x = { .type = r.type, .k = k, .lineno = r.lineno,
+					  .a = rec_uk(&r, k) };
+			if (x.a.len)
+				rc = xadd(L, L->ukeys, &x, 1, &r);
 		}
 		if (!rc && L->n % 65536 == 0)
 			progress(L, GFS_PHASE_SORT, L->n);
@@ -758,11 +742,11 @@ static int unique_in_file(struct loader *L)
 	gfs_buf_init(&prev);
 	while (!rc && (rc = gfs_xsort_iter_next(it, &p, &len)) == 1) {
 		rc = 0;
-		ukeys_get(p, len, &x);
+		xget(p, len, 1, true, &x);
 		if (have && x.type == px.type && x.k == px.k && !span_cmp(x.a, px.a)) {
 			char idb[80], kb[120], other[200];
 			snprintf(other, sizeof other, "'%s' on line %" PRIu64,
-				 show(px.r.id, idb, sizeof idb), px.r.lineno);
+				 show(px.r.id, idb, sizeof idb), px.lineno);
 			rc = row_error(L, &x.r, "unique value %s is also used by %s",
 				       show(x.a, kb, sizeof kb), other);
 			break;
@@ -770,7 +754,7 @@ static int unique_in_file(struct loader *L)
 		gfs_buf_reset(&prev);
 		rc = gfs_buf_append(&prev, p, len);
 		if (!rc)
-			ukeys_get(prev.p, len, &px);
+			xget(prev.p, len, 1, true, &px);
 		have = !rc;
 	}
 	gfs_xsort_iter_free(it);
@@ -1060,6 +1044,29 @@ static int at_pin(struct loader *L, size_t t, struct span id)
 	return rc;
 }
 
+/* Names the edge (type, id) of the ends stream that lacks an endpoint:
+ * the stream carries no row reference, so one more pass over the rows
+ * finds it (only on this error). */
+static int missing_end(struct loader *L, const struct xrec *x)
+{
+	struct rows rs;
+	struct rec r;
+	char eb[80];
+	int rc = rows_open(L, &rs, false);
+
+	while (!rc && (rc = rows_next(&rs, &r)) == 1 &&
+	       key_cmp(r.type, r.id, x->aux, x->b))
+		rc = 0;
+	if (rc == 1)
+		rc = row_error(L, &r, "%s node %s '%s' does not exist (not in this file nor in the store)",
+			       x->k == 1 ? "source" : "target",
+			       L->s->types[x->type].name, show(x->a, eb, sizeof eb));
+	else if (rc == 0)
+		rc = -EIO; /* the edge is in the rows: cannot happen */
+	rows_close(&rs);
+	return rc;
+}
+
 /* Endpoints below (type, id) in the ends stream are not in the file: they
  * must be at the pin (unless an overwrite replaces that node table);
  * those equal to it are.  Called with the node rows in order, then with
@@ -1072,7 +1079,7 @@ static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
 	int rc = 0, c;
 
 	for (; !rc && w->state == 1; rc = walk_step(w)) {
-		ends_get(w->p, w->len, &x);
+		xget(w->p, w->len, 2, false, &x);
 		c = key_cmp(x.type, x.a, type, id);
 		if (c > 0)
 			break;
@@ -1082,12 +1089,8 @@ static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
 		     at_pin(L, x.type, x.a);
 		if (rc == 1)
 			rc = walk_keep(w, x.type, x.a);
-		else if (rc == 0) {
-			char eb[80];
-			return row_error(L, &x.r, "%s node %s '%s' does not exist (not in this file nor in the store)",
-					 x.k == 1 ? "source" : "target",
-					 L->s->types[x.type].name, show(x.a, eb, sizeof eb));
-		}
+		else if (rc == 0)
+			return missing_end(L, &x);
 	}
 	return rc;
 }
@@ -1211,14 +1214,14 @@ static int claim_keys(struct loader *L, const struct rec *r, struct gfs_row *uro
 	int rc = 0;
 
 	for (uint32_t k = 0; !rc && k < r->nuk; k++) {
-		struct span key = rec_uk(r, k), sp[2];
+		struct span key = rec_uk(r, k);
 		if (!key.len)
 			continue;
 		rc = gfs_tver_get_unique(ts->tv, k, key.p, key.len, urow);
 		if (rc == 1 && !span_eq(r->id, urow->id, urow->id_len)) {
-			sp[0] = (struct span){ urow->id, urow->id_len };
-			sp[1] = key;
-			rc = xadd(L, L->claims, r->type, k, true, sp, 2, r);
+			struct xrec x = { .type = r->type, .k = k, .lineno = r->lineno,
+					  .a = { urow->id, urow->id_len }, .b = key };
+			rc = xadd(L, L->claims, &x, 2, r);
 		} else if (rc == 1) {
 			rc = 0;
 		}
@@ -1242,11 +1245,13 @@ static int check_pinned_row(struct loader *L, const struct rec *r,
 		return row_error(L, r, "id already exists (append mode inserts only new ids; use --mode merge to update)");
 	if (!overwrite)
 		rc = claim_keys(L, r, &c->urow);
-	if (!rc && card)
-		rc = xadd(L, L->cards, r->type, 0, false, &r->src, 1, NULL);
-	if (!rc && card && got == 1) {
-		struct span old = { c->prow.src, c->prow.src_len };
-		rc = xadd(L, L->cards, r->type, 1, false, &old, 1, NULL);
+	if (!rc && card) {
+		struct xrec x = { .type = r->type, .k = 0, .a = r->src };
+		rc = xadd(L, L->cards, &x, 1, NULL);
+		x.k = 1;
+		x.a = (struct span){ c->prow.src, c->prow.src_len };
+		if (!rc && got == 1)
+			rc = xadd(L, L->cards, &x, 1, NULL);
 	}
 	return rc;
 }
@@ -1304,7 +1309,7 @@ static int check_claims(struct loader *L)
 	while (!rc && have >= 0 && w.state == 1) {
 		struct xrec x;
 		char kb[120], ob[80];
-		claims_get(w.p, w.len, &x);
+		xget(w.p, w.len, 2, true, &x);
 		while (have == 1 && key_cmp(r.type, r.id, x.type, x.a) < 0)
 			have = rows_next(&rs, &r);
 		if (have == 1 && !key_cmp(r.type, r.id, x.type, x.a))
@@ -1374,7 +1379,7 @@ static int check_card(struct loader *L)
 
 	while (!rc && w.state == 1) {
 		struct xrec x;
-		cards_get(w.p, &x);
+		xget(w.p, w.len, 1, false, &x);
 		if (!walk_kept(&w, x.type, x.a)) {
 			cnt[0] = cnt[1] = 0;
 			rc = walk_keep(&w, x.type, x.a);
@@ -1383,7 +1388,7 @@ static int check_card(struct loader *L)
 		if (!rc)
 			rc = walk_step(&w);
 		if (!rc && w.state == 1)
-			cards_get(w.p, &x);
+			xget(w.p, w.len, 1, false, &x);
 		if (!rc && (w.state != 1 || !walk_kept(&w, x.type, x.a)))
 			rc = card_source(L, w.key_type,
 					 (struct span){ w.key.p, w.key.len }, cnt[0], cnt[1]);
@@ -1399,7 +1404,7 @@ static int validate(struct loader *L)
 	progress(L, GFS_PHASE_VALIDATE, L->n);
 	rc = new_sorter(L, L->budget / 4, claims_cmp, &L->claims);
 	if (!rc)
-		rc = new_sorter(L, L->budget / 4, cards_cmp, &L->cards);
+		rc = new_sorter(L, L->budget / 4, claims_cmp, &L->cards);
 	if (!rc)
 		rc = scan_pinned(L);
 	if (!rc)
