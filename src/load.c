@@ -1829,6 +1829,7 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 	if (!rc)
 		rc = write_phase(&L, &version);
 	phase_switch(&L, -1);
+	free_sorters(&L);
 	if (!rc) {
 		res->version = version;
 		res->lines = L.lines;
@@ -1836,6 +1837,8 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 		res->bytes = L.bytes;
 		memcpy(res->phase_ns, L.phase_ns, sizeof res->phase_ns);
 		memcpy(res->op_id, L.op_id, sizeof res->op_id);
+		res->sort_runs = L.sorted.runs;
+		res->sort_bytes = L.sorted.run_bytes;
 	}
 	teardown(&L);
 	return rc;
