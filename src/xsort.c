@@ -3,8 +3,10 @@
  * Memory: the batch (records back to back, each a 4-byte length + bytes,
  * and one 8-byte offset per record) grows up to the budget; a run on disk
  * has the same framing.  Runs are extents of one O_TMPFILE file; a group
- * merge appends its output and punches the merged extents out, so the
- * file's blocks stay about the input's size.  Stability: the batch sorts
+ * merge appends its output to it (the merged extents are not given back
+ * before the file is closed: a level of group merges, needed past 64 runs,
+ * doubles the file; no fallocate hole punching, which the power-cut
+ * recorder, tests/powercut/record.c, would have to model).  Stability: the batch sorts
  * by (cmp, position) and the merge breaks ties by run index, runs being
  * in input order.
  */
@@ -389,18 +391,6 @@ static int merge_next(struct gfs_xsort_iter *it, const void **rec, size_t *len)
 	return 1;
 }
 
-static void punch(struct gfs_xsort *x, const struct run *r)
-{
-#ifdef FALLOC_FL_PUNCH_HOLE
-	/* Only to give blocks back early; the file is scratch either way. */
-	(void)fallocate(x->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			(off_t)r->off, (off_t)r->len);
-#else
-	(void)x;
-	(void)r;
-#endif
-}
-
 /* Merges runs [0, FANIN) into one run that takes their place. */
 static int merge_group(struct gfs_xsort *x)
 {
@@ -417,8 +407,6 @@ static int merge_group(struct gfs_xsort *x)
 	iter_release(&it);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < GFS_XSORT_FANIN; i++)
-		punch(x, &x->runs[i]);
 	x->runs[0] = (struct run){ start, x->flen - start };
 	memmove(x->runs + 1, x->runs + GFS_XSORT_FANIN,
 		(x->nruns - GFS_XSORT_FANIN) * sizeof *x->runs);
