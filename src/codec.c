@@ -1528,7 +1528,7 @@ int gfs_codec_parse_line(const struct gfs_schema *s, const char *line,
 			     "%zu bytes (32 MiB)", lineno, len, GFS_MAX_LINE);
 		return GFS_ETOOLONG;
 	}
-	if (fast_on && gfs_codec_fast_parse(s, line, len, r) > 0)
+	if (fast_on && gfs_codec_fast_parse(s, line, len, lineno, r) > 0)
 		return 0;
 	rowin_reset(r);
 	ctx_init(&c, lineno, d);
