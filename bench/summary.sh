@@ -14,7 +14,7 @@ have() {
 met_if() { awk "BEGIN { print (($1) ? \"met\" : \"NOT met\") }"; }
 
 # srow WHAT MEASURED TARGET BEFORE MET
-srow() { printf '  %-38s | %-30s | %-30s | %-26s | %s\n' "$@"; }
+srow() { printf '  %-40s | %-30s | %-30s | %-26s | %s\n' "$@"; }
 
 # not_slower KIND NEW_SECS OLD_SECS: "met" when the new time is within the
 # tolerance of the old; a time of a few ms also within 10 ms of it (the
