@@ -192,7 +192,8 @@ static ZSTD_CDict *train(const unsigned char *f, const struct units *u, ZSTD_DDi
 	}
 	dlen = ZDICT_trainFromBuffer(dict, dict_cap, samples, sizes, (unsigned)n);
 	if (ZDICT_isError(dlen)) {
-		fprintf(stderr, "compress_study: dictionary: %s (skipped)\n", ZDICT_getErrorName(dlen));
+		fprintf(stderr, "compress_study: dictionary of %zu samples: %s (zstd-3 without one"
+			" counted in the totals)\n", n, ZDICT_getErrorName(dlen));
 		free(sizes), free(samples), free(dict);
 		return NULL;
 	}
@@ -340,7 +341,7 @@ static void one_file(const char *path)
 	struct units u[N_UNIT] = { 0 };
 	uint64_t size[N_UNIT][N_CODEC] = { { 0 } };
 	struct result saved[N_UNIT][N_CODEC];
-	char name[64];
+	char name[64], num[32];
 	struct codec_ctx x = { ZSTD_createCCtx(), ZSTD_createDCtx(), NULL, NULL };
 
 	memset(file_tree_bytes, 0, sizeof(file_tree_bytes));
@@ -381,7 +382,7 @@ static void one_file(const char *path)
 		uint64_t fixed = 128 + (len - pages_end), pages = u[U_PAGE].n ? size[U_PAGE][c] : 0;
 
 		/* no dictionary (too few samples): count zstd-3 without one */
-		for (int k = 0; k < N_UNIT; k++)
+		for (int k = 0; k < U_FILE; k++)
 			if (c == C_ZSTD3D && u[k].n && !size[k][c])
 				size[k][c] = k == U_PAGE ? (pages = size[k][C_ZSTD3]) : size[k][C_ZSTD3];
 		tot_pages[c] += pages, tot_l4k[c] += size[U_LINES4K][c];
@@ -391,11 +392,12 @@ static void one_file(const char *path)
 		if (quiet)
 			continue;
 		printf("%-14s whole file  %-12s pages only %.3f, pages + lines-4k %.3f,"
-		       " pages + lines-64k %.3f, one stream %.3f\n", name, codec_name[c],
+		       " pages + lines-64k %.3f, one stream %s\n", name, codec_name[c],
 		       (double)(fixed + pages + lines_end - 128) / len,
 		       (double)(fixed + pages + size[U_LINES4K][c]) / len,
 		       (double)(fixed + pages + size[U_LINES64K][c]) / len,
-		       size[U_FILE][c] ? (double)size[U_FILE][c] / len : 0);
+		       c == C_ZSTD3D ? "-" : (snprintf(num, sizeof(num), "%.3f",
+						       (double)size[U_FILE][c] / len), num));
 	}
 	for (int k = 0; k < N_UNIT; k++) { /* add this file to the totals */
 		for (int c = 0; c < N_CODEC; c++) {
