@@ -27,7 +27,10 @@
 # skip the git baseline, BENCH_PKG=0 / BENCH_SYNTH=0 to skip a dataset,
 # BENCH_TOLERANCE (default 1.25): "unchanged" means after <= before x this
 # (times of a few ms move by more than that between runs: see the summary),
-# BENCH_SAVE=FILE keeps every figure as "key value" lines.  Caches are warm:
+# BENCH_SAVE=FILE keeps every figure as "key value" lines, and
+# BENCH_BEFORE_FILE=FILE (such a file, of a run at the same BENCH_SYNTH_NODES,
+# e.g. bench/issue9-before-1M.txt) is the before column when no before build
+# runs: figures of another hour, so noisier than a same-run before.  Caches are warm:
 # every input is read once before it is timed, and `sync` runs before each
 # timed step.
 set -euo pipefail
@@ -52,6 +55,16 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) b = 0.001; print a / b }'; 
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 0.001; printf "%.1f", b / 1e6 / s }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) b = 1; printf "%.3f", 100 * a / b }'; }
 size() { stat -c %s "$1"; }
+
+R[new.synth.nodes]=$SYNTH_NODES
+if [ -z "$OLDCTL" ] && [ -n "${BENCH_BEFORE_FILE:-}" ]; then
+	# the file's own figures ("new.*") are this run's before ("old.*")
+	while read -r k v; do
+		case $k in new.*) R[old.${k#new.}]=$v ;; esac
+	done <"$BENCH_BEFORE_FILE"
+	[ "${BENCH_SYNTH:-1}" = 0 ] || [ "${R[old.synth.nodes]:-}" = "$SYNTH_NODES" ] ||
+		die "BENCH_BEFORE_FILE=$BENCH_BEFORE_FILE is of a run at ${R[old.synth.nodes]:-?} items, not $SYNTH_NODES"
+fi
 
 # timed OUT CMD...: runs CMD (stdout to OUT, "-" = discard); sets SECS and
 # RSS_MIB.

@@ -47,8 +47,11 @@ slow_row() {
 
 summary() {
 	local n mb s r before met
+	local bhead="before (same run)"
+	[ -n "$OLDCTL" ] || bhead="before (${BENCH_BEFORE_FILE:-none})"
+	[ ${#bhead} -le 26 ] || bhead="before (${BENCH_BEFORE_FILE##*/})"
 	echo "== issue 9 targets (this run; time ratios after/before: lower is better)"
-	srow "what" "measured" "target" "before (same run)" "met?"
+	srow "what" "measured" "target" "$bhead" "met?"
 	if have new.synth.load.s; then
 		n=$SYNTH_NODES
 		mb=$(fmt "$(div "${R[new.synth.bytes]}" 1e6)" 0)
@@ -102,6 +105,6 @@ summary() {
 	slow_row "merge 100 spread rows, package index" pkg.merge.spread.s ""
 	[ "$SYNTH_NODES" = 4000000 ] ||
 		echo "  (the synthetic rows ran at $SYNTH_NODES items; the issue's targets are for 4000000, ~1 GB)"
-	[ -n "$OLDCTL" ] ||
+	[ -n "$OLDCTL" ] || [ -n "${BENCH_BEFORE_FILE:-}" ] ||
 		echo "  (no before build: set BENCH_BEFORE_GRAPHCTL=OLD/graphctl for the before column; docs/benchmarks.md)"
 }
