@@ -26,7 +26,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 STUDY=${COMPRESS_STUDY:-}
 if [ -z "$STUDY" ]; then
 	STUDY=$W/compress_study
-	cc -O2 -Wall -o "$STUDY" "$here/compress_study.c" -lzstd -llz4 ||
+	cc -O2 -Wall -o "$STUDY" "$here/compress_study.c" -lzstd -llz4 -lxxhash ||
 		die "cannot build compress_study: install libzstd-dev and liblz4-dev (scripts/deps.sh)"
 fi
 
