@@ -5,8 +5,10 @@
 # file, and the ratio graphctl/baseline (time; lower is better):
 #   load    vs  cp FILE COPY && sync COPY   (a durable copy: load fsyncs too)
 #   export  vs  cat FILE > OUT
-#   merge of 100 changed rows: time, and the new table-version file's size
-#           against the table's total size (O(rows changed), not O(table))
+#   merge of 100 changed rows: time (median of BENCH_MERGE_RUNS merges, default
+#           3, each a different change of the same rows), and the new
+#           table-version file's size against the table's total size
+#           (O(rows changed), not O(table))
 #   git     (optional) git add + commit of the same JSONL, then of the file
 #           with the same 100 rows changed, vs graphctl load / merge
 #   mount   `cat` of the biggest whole-table file through a graphfs mount vs
@@ -19,12 +21,15 @@
 #
 # Before and after in one run: BENCH_BEFORE_GRAPHCTL=OLD/graphctl (and
 # BENCH_BEFORE_GRAPHFS, default next to it) repeats load, export, mount read
-# and merges with that build on a store it makes itself, right after the
-# current build's, and the summary shows before, after and after/before.
+# and merges with that build on a store it makes itself, each step right
+# after the current build's (alternating, so both see the same machine),
+# and the summary shows before, after and after/before.
 #
 # Environment: GRAPHCTL (default ./graphctl), BENCH_TMPDIR (default /tmp; needs
 # ~7 GB free, ~12 GB with a before build), BENCH_SYNTH_NODES, BENCH_GIT=0 to
 # skip the git baseline, BENCH_PKG=0 / BENCH_SYNTH=0 to skip a dataset,
+# BENCH_MERGE_RUNS (default 3, at most 25: merges timed, the median counted),
+# BENCH_READ_RUNS (default 3: exports and fresh-mount reads, medians),
 # BENCH_TOLERANCE (default 1.25): "unchanged" means after <= before x this
 # (times of a few ms move by more than that between runs: see the summary),
 # BENCH_SAVE=FILE keeps every figure as "key value" lines, and
@@ -44,6 +49,11 @@ OLDFS=${BENCH_BEFORE_GRAPHFS:-${OLDCTL:+$(dirname "$OLDCTL")/graphfs}}
 [ -z "$OLDCTL" ] || [ -x "$OLDCTL" ] || { echo "bench: BENCH_BEFORE_GRAPHCTL=$OLDCTL is not executable" >&2; exit 2; }
 SYNTH_NODES=${BENCH_SYNTH_NODES:-4000000}
 TOL=${BENCH_TOLERANCE:-1.25}
+MERGE_RUNS=${BENCH_MERGE_RUNS:-3}
+READ_RUNS=${BENCH_READ_RUNS:-3}
+case $READ_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_READ_RUNS=$READ_RUNS: expected a count" >&2; exit 2 ;; esac
+case $MERGE_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_MERGE_RUNS=$MERGE_RUNS: expected a count from 1 to 25" >&2; exit 2 ;; esac
+[ "$MERGE_RUNS" -le 25 ] || { echo "bench: BENCH_MERGE_RUNS=$MERGE_RUNS: expected a count from 1 to 25" >&2; exit 2; }
 W=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/gfs-bench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
@@ -100,71 +110,126 @@ use() {
 	if [ "$1" = old ]; then CTL=$OLDCTL FS=$OLDFS TAG=" (before)"; else CTL=$GRAPHCTL FS=$GRAPHFS TAG=; fi
 }
 
-# load_export NAME FILE SCHEMA: fresh store W/NAME with the SIDE's build,
-# load vs cp, export vs cat, the store's size, a mount read.
-load_export() {
+# st NAME: the SIDE's store of dataset NAME (both sides' stores coexist, so
+# that every step alternates between the builds: new, old, new, old ...)
+st() { echo "$W/$1.$SIDE"; }
+
+# load_step NAME FILE SCHEMA: fresh store with the SIDE's build, load vs cp.
+load_step() {
 	local name=$1 file=$2 schema=$3 bytes k=$SIDE.$1
 	bytes=$(size "$file")
 	cat "$file" >/dev/null
-	"$CTL" init "$W/$name" --schema "$schema" >/dev/null
-	timed - "$CTL" load "$W/$name" --data "$file" --mode append
+	"$CTL" init "$(st "$name")" --schema "$schema" >/dev/null
+	timed - "$CTL" load "$(st "$name")" --data "$file" --mode append
 	local ls=$SECS lr=$RSS_MIB
 	timed - sh -c 'cp "$1" "$2" && sync "$2"' sh "$file" "$W/copy"
 	rm -f "$W/copy"
 	row "load --mode append$TAG" "$bytes" "$ls" "$lr" "cp + fsync" "$SECS"
 	R[$k.load.s]=$ls R[$k.load.rss]=$lr R[$k.bytes]=$bytes R[$k.cp.s]=$SECS
-	timed "$W/export.jsonl" "$CTL" export "$W/$name"
-	local es=$SECS er=$RSS_MIB ebytes
-	ebytes=$(size "$W/export.jsonl")
-	rm -f "$W/export.jsonl"
-	timed "$W/cat.jsonl" cat "$file"
-	rm -f "$W/cat.jsonl"
-	row "export$TAG" "$ebytes" "$es" "$er" "cat" "$SECS"
-	R[$k.export.s]=$es R[$k.export.bytes]=$ebytes R[$k.cat.s]=$SECS
-	R[$k.store]=$(du -sb "$W/$name" | cut -f1)
-	printf '  store on disk%s: %s MB for %s MB of JSONL (x%s)\n' "$TAG" \
-		"$(fmt "$(div "${R[$k.store]}" 1e6)" 1)" "$(fmt "$(div "$bytes" 1e6)" 1)" \
-		"$(fmt "$(div "${R[$k.store]}" "$bytes")" 2)"
-	mount_read "$name"
 }
 
-# mount_read NAME: the biggest .jsonl of the store's live view, read through
-# the mount, against the same bytes read from a native file.
-mount_read() {
-	local name=$1 m=$W/mnt-$1 f native pid k=$SIDE.$1
-	[ -x "$FS" ] || { echo "  (no graphfs at $FS: mount read skipped)"; return 0; }
+# median "A B C ...": the middle value (the lower middle of an even count)
+median() { printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+declare -A S # samples of the repeated steps: S[side.dataset.what] = "t1 t2 ..."
+
+# export_sample NAME FILE: one export vs one cat.
+export_sample() {
+	local k=$SIDE.$1
+	timed "$W/export.jsonl" "$CTL" export "$(st "$1")"
+	S[$k.export]+="$SECS " R[$k.export.rss]=$RSS_MIB R[$k.export.bytes]=$(size "$W/export.jsonl")
+	rm -f "$W/export.jsonl"
+	timed "$W/cat.jsonl" cat "$2"
+	S[$k.cat]+="$SECS "
+	rm -f "$W/cat.jsonl"
+}
+
+# export_report NAME: the median export vs the median cat, the store's size.
+export_report() {
+	local k=$SIDE.$1
+	R[$k.export.s]=$(median "${S[$k.export]}") R[$k.cat.s]=$(median "${S[$k.cat]}")
+	row "export$TAG" "${R[$k.export.bytes]}" "${R[$k.export.s]}" "${R[$k.export.rss]}" "cat" "${R[$k.cat.s]}"
+	R[$k.store]=$(du -sb "$(st "$1")" | cut -f1)
+	printf '  store on disk%s: %s MB for %s MB of JSONL (x%s)\n' "$TAG" \
+		"$(fmt "$(div "${R[$k.store]}" 1e6)" 1)" "$(fmt "$(div "${R[$k.bytes]}" 1e6)" 1)" \
+		"$(fmt "$(div "${R[$k.store]}" "${R[$k.bytes]}")" 2)"
+}
+
+# steps NAME FILE SCHEMA: load, then READ_RUNS exports and mount reads, each
+# step run by every side in turn; medians reported.
+steps() {
+	local s r
+	for s in $(sides); do use "$s"; load_step "$@"; done
+	for r in $(seq "$READ_RUNS"); do
+		for s in $(sides); do use "$s"; export_sample "$1" "$2"; done
+	done
+	for s in $(sides); do use "$s"; export_report "$1"; done
+	[ -x "$GRAPHFS" ] || { echo "  (no graphfs at $GRAPHFS: mount read skipped)"; return 0; }
+	for r in $(seq "$READ_RUNS"); do
+		for s in $(sides); do use "$s"; mount_sample "$1"; done
+	done
+	for s in $(sides); do use "$s"; mount_report "$1"; done
+}
+
+# mount_sample NAME: a fresh mount of the SIDE's store; the first read of its
+# biggest .jsonl through it, and of the same bytes from a native file.
+mount_sample() {
+	local name=$1 m=$W/mnt-$1 f native pid k=$SIDE.$1 store
+	store=$(st "$name")
+	[ -x "$FS" ] || die "no graphfs at $FS (BENCH_BEFORE_GRAPHFS)"
 	mkdir -p "$m"
-	"$FS" "$W/$name" "$m" || die "graphfs $W/$name failed"
+	"$FS" "$store" "$m" || die "graphfs $store failed"
 	f=$(find "$m/nodes" "$m/edges" -maxdepth 1 -name '*.jsonl' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
 	native=$W/native.jsonl
 	# the same bytes, without touching the mount: its first read is timed
-	"$CTL" export "$W/$name" --type "$(basename "$f" .jsonl)" >"$native"
+	"$CTL" export "$store" --type "$(basename "$f" .jsonl)" >"$native"
 	cat "$native" >/dev/null
 	timed - cat "$f"
-	local ms=$SECS bytes
-	bytes=$(size "$native")
-	pid=$(pgrep -f "graphfs $W/$name $m" | head -1)
-	local drss
-	drss=$(awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "?")
+	S[$k.mount]+="$SECS " R[$k.mount.bytes]=$(size "$native") R[$k.mount.file]=${f##*/}
+	pid=$(pgrep -f "graphfs $store $m" | head -1)
+	R[$k.mount.rss]=$(awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "?")
 	timed - cat "$native"
-	row "mount cat ${f##*/}$TAG" "$bytes" "$ms" "$drss" "native cat" "$SECS"
-	echo "  (peak RSS column of the mount row: the graphfs daemon's RSS after the read)"
-	R[$k.mount.s]=$ms R[$k.mount.bytes]=$bytes R[$k.mount.file]=${f##*/} R[$k.native.s]=$SECS
+	S[$k.native]+="$SECS "
 	fusermount3 -u "$m"
 	rm -f "$native"
 }
 
-# merge NAME TABLE CHANGED_FILE DESC KEY: a merge of a few changed rows.
+mount_report() {
+	local k=$SIDE.$1
+	R[$k.mount.s]=$(median "${S[$k.mount]}") R[$k.native.s]=$(median "${S[$k.native]}")
+	row "mount cat ${R[$k.mount.file]}$TAG" "${R[$k.mount.bytes]}" "${R[$k.mount.s]}" "${R[$k.mount.rss]}" \
+		"native cat" "${R[$k.native.s]}"
+	echo "  (peak RSS column of the mount row: the graphfs daemon's RSS after the read)"
+	[ "$READ_RUNS" = 1 ] || echo "    (medians of $READ_RUNS: export ${S[$k.export]}s; mount cat ${S[$k.mount]}s)"
+}
+
+# merge NAME TABLE DESC KEY CHANGED_FILE...: a merge of a few changed rows,
+# once per file (each a different change of the same rows), every side in
+# turn for each file; the median time goes to the summary, the size is the
+# last merge's new version.
 merge() {
-	local name=$1 table=$2 changed=$3 desc=$4 total newf
-	timed - "$CTL" load "$W/$name" --data "$changed" --mode merge
-	newf=$(head_file "$W/$name" "$table")
-	total=$(table_bytes "$W/$name" "$table")
-	printf '  merge %3d %-16s %6s s  peak RSS %4s MiB  new version %8s bytes = %s%% of %s (%s MB, %s versions)%s\n' \
-		"$(wc -l <"$changed")" "$desc" "$(fmt "$SECS" 3)" "$RSS_MIB" "$(size "$newf")" \
-		"$(pct "$(size "$newf")" "$total")" "$table" \
-		"$(fmt "$(div "$total" 1e6)" 1)" "${newf##*/}" "$TAG"
-	R[$SIDE.$name.merge.$5.s]=$SECS
+	local name=$1 table=$2 desc=$3 key=$4 total newf med f s
+	local -A tm=() rss=()
+	shift 4
+	for f; do
+		for s in $(sides); do
+			use "$s"
+			timed - "$CTL" load "$(st "$name")" --data "$f" --mode merge
+			tm[$s]+="$SECS " rss[$s]=$RSS_MIB
+		done
+	done
+	for s in $(sides); do
+		use "$s"
+		med=$(median "${tm[$s]}")
+		newf=$(head_file "$(st "$name")" "$table")
+		total=$(table_bytes "$(st "$name")" "$table")
+		printf '  merge %3d %-16s %6s s  peak RSS %4s MiB  new version %8s bytes = %s%% of %s (%s MB, %s versions)%s\n' \
+			"$(wc -l <"$1")" "$desc" "$(fmt "$med" 3)" "${rss[$s]}" "$(size "$newf")" \
+			"$(pct "$(size "$newf")" "$total")" "$table" \
+			"$(fmt "$(div "$total" 1e6)" 1)" "${newf##*/}" "$TAG"
+		[ $# = 1 ] || echo "    (median of $# merges: ${tm[$s]}s)"
+		R[$s.$name.merge.$key.s]=$med
+	done
 }
 
 # git_baseline FILE CHANGED_FULL_FILE: commit FILE, then its changed copy.
@@ -204,25 +269,24 @@ if [ "${BENCH_PKG:-1}" != 0 ]; then
 	python3 "$top/tests/data/pkggraph.py" --out "$W/pkg.jsonl" --counts "$W/pkg.counts"
 	echo "== package index: $(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print("%d nodes, %d edges, from %s" % (c["nodes"], c["edges"], c["source"]))' "$W/pkg.counts"), $(fmt "$(div "$(size "$W/pkg.jsonl")" 1e6)" 1) MB"
 	# 100 Package rows spread over the table, each with a new version string.
-	python3 - "$W/pkg.jsonl" "$W/pkg.changed" "$W/pkg.full2" <<'PY'
+	python3 - "$W/pkg.jsonl" "$W/pkg.changed" "$W/pkg.full2" "$MERGE_RUNS" <<'PY'
 import json, sys
 lines = open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]
 pk = [i for i, l in enumerate(lines) if l.startswith('{"type":"Package"') and '"virtual":false' in l]
 pick = pk[:: max(1, len(pk) // 100)][:100]
-with open(sys.argv[2], "w", encoding="utf-8") as ch:
-    for i in pick:
-        o = json.loads(lines[i])
-        o["data"]["version"] = o["data"].get("version", "0") + "+bench1"
-        lines[i] = json.dumps(o, ensure_ascii=False, separators=(",", ":"))
-        ch.write(lines[i] + "\n")
+for run in range(int(sys.argv[4]), 0, -1):  # pkg.changed.1 last: full2 has it
+    with open("%s.%d" % (sys.argv[2], run), "w", encoding="utf-8") as ch:
+        for i in pick:
+            o = json.loads(lines[i])
+            o["data"]["version"] = o["data"].get("version", "0") + "+bench%d" % run
+            ch.write(json.dumps(o, ensure_ascii=False, separators=(",", ":")) + "\n")
+            if run == 1:
+                lines[i] = json.dumps(o, ensure_ascii=False, separators=(",", ":"))
 open(sys.argv[3], "w", encoding="utf-8").write("\n".join(lines) + "\n")
 PY
-	for s in $(sides); do
-		use "$s"
-		load_export pkg "$W/pkg.jsonl" "$top/tests/data/pkggraph.pg"
-		merge pkg node:Package "$W/pkg.changed" "spread rows" spread
-		rm -rf "$W/pkg"
-	done
+	steps pkg "$W/pkg.jsonl" "$top/tests/data/pkggraph.pg"
+	merge pkg node:Package "spread rows" spread "$W"/pkg.changed.*
+	rm -rf "$W"/pkg.new "$W"/pkg.old
 	[ "${BENCH_GIT:-1}" != 0 ] && git_baseline "$W/pkg.jsonl" "$W/pkg.full2"
 	rm -rf "$W/pkg.jsonl" "$W/pkg.full2"
 fi
@@ -231,15 +295,17 @@ if [ "${BENCH_SYNTH:-1}" != 0 ]; then
 	echo
 	timed - python3 "$here/synth.py" --nodes "$SYNTH_NODES" --out "$W/synth.jsonl"
 	echo "== synthetic: $SYNTH_NODES Items + $((SYNTH_NODES * 3 / 2)) Links, $(fmt "$(div "$(size "$W/synth.jsonl")" 1e6)" 1) MB (generated in $(fmt "$SECS" 1) s)"
-	python3 "$here/synth.py" --nodes "$SYNTH_NODES" --changed 100 --out "$W/ch1.jsonl"
-	python3 "$here/synth.py" --nodes "$SYNTH_NODES" --changed 100 --clustered --out "$W/ch2.jsonl"
+	for r in $(seq "$MERGE_RUNS"); do
+		python3 "$here/synth.py" --nodes "$SYNTH_NODES" --changed 100 --salt "$r" --out "$W/ch1.$r.jsonl"
+		python3 "$here/synth.py" --nodes "$SYNTH_NODES" --changed 100 --clustered --salt "$r" --out "$W/ch2.$r.jsonl"
+	done
+	steps synth "$W/synth.jsonl" "$here/synth.pg"
+	merge synth node:Item "spread rows" spread "$W"/ch1.*.jsonl
+	merge synth node:Item "adjacent rows" adjacent "$W"/ch2.*.jsonl
 	for s in $(sides); do
 		use "$s"
-		load_export synth "$W/synth.jsonl" "$here/synth.pg"
-		merge synth node:Item "$W/ch1.jsonl" "spread rows" spread
-		merge synth node:Item "$W/ch2.jsonl" "adjacent rows" adjacent
-		"$CTL" fsck "$W/synth" >/dev/null || die "fsck of the synthetic store ($s build) failed"
-		rm -rf "$W/synth"
+		"$CTL" fsck "$(st synth)" >/dev/null || die "fsck of the synthetic store ($s build) failed"
+		rm -rf "$(st synth)"
 	done
 	rm -f "$W/synth.jsonl"
 fi
