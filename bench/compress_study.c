@@ -23,11 +23,12 @@
  * and the decompression time per unit in microseconds; and, as the yardstick,
  * what reading a unit costs today: pread from the (warm) page cache and its
  * xxh3, as the daemon does when a page enters its cache (row "pread+xxh3").
- * Then the whole file's
- * size under each codec with pages compressed and lines raw or in blocks.
- * -q prints only each file's layout and the totals over all files.
+ * Then the whole file's size under each codec with pages compressed and lines
+ * raw or in blocks.  -q prints only each file's layout and the totals over
+ * all files.
  *
- * Build (not part of make check): make bench/compress_study, or
+ * Not part of make check: bench/compress.sh (make bench-compress) builds and
+ * runs it, or by hand (Debian's libzstd-dev, liblz4-dev, libxxhash-dev):
  *   cc -O2 -o compress_study bench/compress_study.c -lzstd -llz4 -lxxhash
  */
 #define _GNU_SOURCE
