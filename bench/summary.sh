@@ -47,9 +47,12 @@ slow_row() {
 
 summary() {
 	local n mb s r before met
-	local bhead="before (same run)"
-	[ -n "$OLDCTL" ] || bhead="before (${BENCH_BEFORE_FILE:-none})"
-	[ ${#bhead} -le 26 ] || bhead="before (${BENCH_BEFORE_FILE##*/})"
+	local bhead=before
+	if [ -n "$OLDCTL" ]; then
+		bhead="before (same run)"
+	elif [ -n "${BENCH_BEFORE_FILE:-}" ]; then
+		bhead="before (${BENCH_BEFORE_FILE##*/})"
+	fi
 	echo "== issue 9 targets (this run; time ratios after/before: lower is better)"
 	srow "what" "measured" "target" "$bhead" "met?"
 	if have new.synth.load.s; then
@@ -103,6 +106,9 @@ summary() {
 	have new.synth.mount.file && slow_row "mount cat ${R[new.synth.mount.file]}, synthetic" synth.mount.s synth.mount.bytes
 	have new.pkg.mount.file && slow_row "mount cat ${R[new.pkg.mount.file]}, package index" pkg.mount.s pkg.mount.bytes
 	slow_row "merge 100 spread rows, package index" pkg.merge.spread.s ""
+	awk -v l="$LOAD_MAX" -v n="$(nproc)" 'BEGIN { exit !(l > n) }' &&
+		echo "  (load average $LOAD_MAX on $(nproc) cores: other work shared the machine; times moved by up to 2x between" \
+			"samples in such runs here: rerun when it is quiet before reading a ratio)"
 	[ "$SYNTH_NODES" = 4000000 ] ||
 		echo "  (the synthetic rows ran at $SYNTH_NODES items; the issue's targets are for 4000000, ~1 GB)"
 	[ -n "$OLDCTL" ] || [ -n "${BENCH_BEFORE_FILE:-}" ] ||
