@@ -55,7 +55,16 @@ case $READ_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_READ_RUNS=$READ_RUNS: expec
 case $MERGE_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_MERGE_RUNS=$MERGE_RUNS: expected a count from 1 to 25" >&2; exit 2 ;; esac
 [ "$MERGE_RUNS" -le 25 ] || { echo "bench: BENCH_MERGE_RUNS=$MERGE_RUNS: expected a count from 1 to 25" >&2; exit 2; }
 W=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/gfs-bench.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+cleanup() { # never leave a mount behind, whatever step failed
+	local m
+	for m in "$W"/mnt-*; do
+		mountpoint -q "$m" 2>/dev/null || continue
+		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 declare -A R # every figure of the run: R[side.dataset.what], side "new" or "old"
 
@@ -197,7 +206,7 @@ mount_sample() {
 	find "$store/tables" -type f -exec cat {} + >/dev/null
 	timed - cat "$f"
 	S[$k.mount]+="$SECS " R[$k.mount.bytes]=$(size "$native") R[$k.mount.file]=${f##*/}
-	pid=$(pgrep -f "graphfs $store $m" | head -1)
+	pid=$(pgrep -f "graphfs $store $m" | head -1 || true)
 	R[$k.mount.rss]=$(awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "?")
 	timed - cat "$native"
 	S[$k.native]+="$SECS "
