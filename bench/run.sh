@@ -48,6 +48,7 @@ OLDCTL=${BENCH_BEFORE_GRAPHCTL:-}
 OLDFS=${BENCH_BEFORE_GRAPHFS:-${OLDCTL:+$(dirname "$OLDCTL")/graphfs}}
 [ -z "$OLDCTL" ] || [ -x "$OLDCTL" ] || { echo "bench: BENCH_BEFORE_GRAPHCTL=$OLDCTL is not executable" >&2; exit 2; }
 SYNTH_NODES=${BENCH_SYNTH_NODES:-4000000}
+# shellcheck disable=SC2034 # used by summary.sh
 TOL=${BENCH_TOLERANCE:-1.25}
 MERGE_RUNS=${BENCH_MERGE_RUNS:-3}
 READ_RUNS=${BENCH_READ_RUNS:-3}
@@ -140,6 +141,7 @@ load_step() {
 # best "A B C ...": the smallest time.  Other processes on the machine only
 # ever add time to a sample, so the best of a few is the step's own cost
 # (a same-build comparison by medians still saw x1.8 at load average 5).
+# shellcheck disable=SC2086 # the samples are split on purpose
 best() { printf '%s\n' $1 | sort -g | head -1; }
 
 # sides_of ROUND: the sides in the order of that round, reversed every other
@@ -277,6 +279,7 @@ git_baseline() {
 # sides: the builds to run, the current one first.
 sides() { echo new; [ -z "$OLDCTL" ] || echo old; }
 
+# shellcheck source=bench/summary.sh
 . "$here/summary.sh"
 
 echo "graphfs benchmarks: $("$GRAPHCTL" --version 2>/dev/null | head -1 || true) $GRAPHCTL"
