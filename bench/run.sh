@@ -30,6 +30,8 @@
 # skip the git baseline, BENCH_PKG=0 / BENCH_SYNTH=0 to skip a dataset,
 # BENCH_MERGE_RUNS (default 3, at most 25: merges timed, the best counted),
 # BENCH_READ_RUNS (default 3: exports and fresh-mount reads, the best counted),
+# BENCH_LOAD_RUNS (default 1: loads into a fresh store; the best time, the
+# highest peak RSS),
 # BENCH_TOLERANCE (default 1.25): "unchanged" means after <= before x this
 # (times of a few ms move by more than that between runs: see the summary),
 # BENCH_SAVE=FILE keeps every figure as "key value" lines, and
@@ -52,6 +54,8 @@ SYNTH_NODES=${BENCH_SYNTH_NODES:-4000000}
 TOL=${BENCH_TOLERANCE:-1.25}
 MERGE_RUNS=${BENCH_MERGE_RUNS:-3}
 READ_RUNS=${BENCH_READ_RUNS:-3}
+LOAD_RUNS=${BENCH_LOAD_RUNS:-1}
+case $LOAD_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_LOAD_RUNS=$LOAD_RUNS: expected a count" >&2; exit 2 ;; esac
 case $READ_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_READ_RUNS=$READ_RUNS: expected a count" >&2; exit 2 ;; esac
 case $MERGE_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_MERGE_RUNS=$MERGE_RUNS: expected a count from 1 to 25" >&2; exit 2 ;; esac
 [ "$MERGE_RUNS" -le 25 ] || { echo "bench: BENCH_MERGE_RUNS=$MERGE_RUNS: expected a count from 1 to 25" >&2; exit 2; }
@@ -124,18 +128,28 @@ use() {
 # that every step alternates between the builds: new, old, new, old ...)
 st() { echo "$W/$1.$SIDE"; }
 
-# load_step NAME FILE SCHEMA: fresh store with the SIDE's build, load vs cp.
-load_step() {
-	local name=$1 file=$2 schema=$3 bytes k=$SIDE.$1
-	bytes=$(size "$file")
+# load_sample NAME FILE SCHEMA: a fresh store with the SIDE's build, one load
+# and one cp + fsync of the same file.
+load_sample() {
+	local name=$1 file=$2 schema=$3 k=$SIDE.$1 rss
+	rm -rf "$(st "$name")"
 	cat "$file" >/dev/null
 	"$CTL" init "$(st "$name")" --schema "$schema" >/dev/null
 	timed - "$CTL" load "$(st "$name")" --data "$file" --mode append
-	local ls=$SECS lr=$RSS_MIB
+	S[$k.load]+="$SECS "
+	rss=${R[$k.load.rss]:-0}
+	[ "$RSS_MIB" -le "$rss" ] || R[$k.load.rss]=$RSS_MIB # the peak over samples
 	timed - sh -c 'cp "$1" "$2" && sync "$2"' sh "$file" "$W/copy"
 	rm -f "$W/copy"
-	row "load --mode append$TAG" "$bytes" "$ls" "$lr" "cp + fsync" "$SECS"
-	R[$k.load.s]=$ls R[$k.load.rss]=$lr R[$k.bytes]=$bytes R[$k.cp.s]=$SECS
+	S[$k.cp]+="$SECS " R[$k.bytes]=$(size "$file")
+}
+
+load_report() {
+	local k=$SIDE.$1
+	R[$k.load.s]=$(best "${S[$k.load]}") R[$k.cp.s]=$(best "${S[$k.cp]}")
+	row "load --mode append$TAG" "${R[$k.bytes]}" "${R[$k.load.s]}" "${R[$k.load.rss]}" \
+		"cp + fsync" "${R[$k.cp.s]}"
+	[ "$LOAD_RUNS" = 1 ] || echo "    (best of $LOAD_RUNS loads: ${S[$k.load]}s)"
 }
 
 # best "A B C ...": the smallest time.  Other processes on the machine only
@@ -173,11 +187,14 @@ export_report() {
 		"$(fmt "$(div "${R[$k.store]}" "${R[$k.bytes]}")" 2)"
 }
 
-# steps NAME FILE SCHEMA: load, then READ_RUNS exports and mount reads, each
+# steps NAME FILE SCHEMA: LOAD_RUNS loads, then READ_RUNS exports and mount reads, each
 # step run by every side in turn; the best of each reported.
 steps() {
 	local s r
-	for s in $(sides); do use "$s"; load_step "$@"; done
+	for r in $(seq "$LOAD_RUNS"); do
+		for s in $(sides_of "$r"); do use "$s"; load_sample "$@"; done
+	done
+	for s in $(sides); do use "$s"; load_report "$1"; done
 	for r in $(seq "$READ_RUNS"); do
 		for s in $(sides_of "$r"); do use "$s"; export_sample "$1" "$2"; done
 	done
@@ -279,7 +296,7 @@ git_baseline() {
 # sides: the builds to run, the current one first.
 sides() { echo new; [ -z "$OLDCTL" ] || echo old; }
 
-# shellcheck source=bench/summary.sh
+# shellcheck source-path=SCRIPTDIR source=summary.sh
 . "$here/summary.sh"
 
 echo "graphfs benchmarks: $("$GRAPHCTL" --version 2>/dev/null | head -1 || true) $GRAPHCTL"
