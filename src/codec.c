@@ -1283,7 +1283,7 @@ static int free_id(struct vctx *c, const json_t *idv, struct gfs_rowin *r)
 	if (idv)
 		return gfs_buf_append(&r->id, json_string_value(idv),
 				      json_string_length(idv));
-	rc = gfs_ulid_new(ulid);
+	rc = gfs_ulid_for_line(ulid, c->lineno);
 	return rc ? rc : gfs_buf_append(&r->id, ulid, GFS_ULID_LEN);
 }
 
@@ -1528,7 +1528,7 @@ int gfs_codec_parse_line(const struct gfs_schema *s, const char *line,
 			     "%zu bytes (32 MiB)", lineno, len, GFS_MAX_LINE);
 		return GFS_ETOOLONG;
 	}
-	if (fast_on && gfs_codec_fast_parse(s, line, len, r) > 0)
+	if (fast_on && gfs_codec_fast_parse(s, line, len, lineno, r) > 0)
 		return 0;
 	rowin_reset(r);
 	ctx_init(&c, lineno, d);

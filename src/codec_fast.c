@@ -815,14 +815,15 @@ static bool ukeys(const struct row *w, struct gfs_rowin *r)
 
 /* The row passed: a generated id is drawn now, so a declined line never
  * consumed one. */
-static bool finish(const struct row *w, struct gfs_rowin *r)
+static bool finish(const struct row *w, struct gfs_rowin *r,
+		   unsigned long lineno)
 {
 	char ulid[GFS_ULID_LEN + 1];
 
 	r->id_generated = (w->td->is_edge || !w->td->n_key) && !w->idv;
 	if (!r->id_generated)
 		return true;
-	if (gfs_ulid_new(ulid))
+	if (gfs_ulid_for_line(ulid, lineno))
 		return false;
 	memcpy(r->line.p + w->id_off, ulid, GFS_ULID_LEN);
 	return put(&r->id, ulid, GFS_ULID_LEN);
@@ -841,7 +842,7 @@ static bool endpoints(const struct gfs_schema *s, const struct line *l,
 }
 
 int gfs_codec_fast_parse(const struct gfs_schema *s, const char *line,
-			 size_t len, struct gfs_rowin *r)
+			 size_t len, unsigned long lineno, struct gfs_rowin *r)
 {
 	struct line l;
 	struct row w;
@@ -854,7 +855,7 @@ int gfs_codec_fast_parse(const struct gfs_schema *s, const char *line,
 	    !check_cons(&w, r))
 		return 0;
 	r->td = w.td;
-	if (!ukeys(&w, r) || !finish(&w, r)) {
+	if (!ukeys(&w, r) || !finish(&w, r, lineno)) {
 		r->td = NULL;
 		return 0;
 	}

@@ -1,7 +1,7 @@
 /* codec_int.h - what codec.c (the jansson path) shares with codec_fast.c
  * (the scanner that handles the common lines first; docs/decisions.md).
  *
- *     rc = gfs_codec_fast_parse(s, line, len, r);
+ *     rc = gfs_codec_fast_parse(s, line, len, lineno, r);
  *     // 1: r is filled exactly as gfs_codec_parse_line's jansson path
  *     //    would fill it; 0: not handled, run the jansson path (which
  *     //    gives every error and its message).
@@ -64,7 +64,7 @@ int gfs_codec_ukeys_size(struct gfs_rowin *r);
 /* The fast path (codec_fast.c): 1 = accepted and r filled, 0 = not handled
  * (r's buffers hold garbage; the caller resets them). Never an error. */
 int gfs_codec_fast_parse(const struct gfs_schema *s, const char *line,
-			 size_t len, struct gfs_rowin *r);
+			 size_t len, unsigned long lineno, struct gfs_rowin *r);
 
 /* Test switch: false makes gfs_codec_parse_line use jansson only.  Not
  * thread-safe; set it before any parse (default: true).  Returns the old

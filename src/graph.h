@@ -77,6 +77,7 @@ struct gfs_load_opts {
 	void (*progress)(enum gfs_load_phase phase, uint64_t bytes,
 			 uint64_t rows, void *arg);
 	void *progress_arg;
+	unsigned threads; /* parse threads; 0 = gfs_load_default_threads() */
 };
 
 struct gfs_load_result {
@@ -88,6 +89,9 @@ struct gfs_load_result {
 	uint64_t bytes;     /* input bytes read */
 	uint64_t phase_ns[GFS_PHASE__COUNT]; /* wall time spent in each phase */
 	char op_id[GFS_ULID_LEN + 1];
+	/* The sorters' spills (GRAPHFS_LOAD_MEM_BYTES, src/load.c): sorted
+	 * runs written, and their bytes (group merges included). */
+	uint64_t sort_runs, sort_bytes;
 };
 
 /* Loads one JSONL stream as one graph version (DESIGN.md §1, §3).  Every

@@ -1,26 +1,42 @@
 /* load.c - one JSONL stream -> one graph version (DESIGN.md §1, §3).
  *
  * Phases, in order; nothing is visible before the last:
- *   1. parse    every line through the codec; the canonical line goes to a
- *               spool file (O_TMPFILE in STORE/staging: it vanishes on a
- *               crash), a small record per row stays in memory
- *   2. sort     records by (type, id, line); merge/overwrite keep the last
- *               line of an id, append rejects a second one
+ *   1. parse    every line through the codec, chunks of lines on every
+ *               core (load_parse.c), rows handed over in file order; one
+ *               record per row (type, line number, id, endpoints, unique
+ *               keys and the canonical line) goes to an external sorter
+ *               (xsort.h)
+ *   2. sort     records by (type, id, line); a pass over the merge drops
+ *               all but the last line of an id (merge/overwrite) or rejects
+ *               a second one (append), counts the rows, checks @unique
+ *               within the file, and feeds two more sorted streams: the
+ *               edges' endpoints by (node type, id) and, per row, its
+ *               unique keys
  *   3. lock     heal first (recover.c resolves dead writers' sidecars on
  *               our tables), then flock: LOCK_EX on written tables, LOCK_SH
  *               on tables validation reads (healing again if a writer died
  *               in between); then the pins are read
- *   4. validate against those pins: append conflicts, @unique, endpoints,
- *               @card, edges an overwrite would leave dangling
- *   5. write    arm sidecar -> one new version per written table ->
- *               confirm -> CAS publish (which deletes the sidecar); on a
- *               failure after arming, recovery's code undoes or finishes
- *               our own operation (finish_failed)
+ *   4. validate against those pins, as sort-merge joins of sorted streams:
+ *               the rows with the endpoints (present in the file?), with
+ *               the pinned node tables (dangling after an overwrite); per
+ *               row lookups in the pins (append conflicts, @unique owners,
+ *               moved edges) feed two more sorted streams, checked after:
+ *               unique keys owned by ids the file does not rewrite, @card
+ *               by (edge type, source)
+ *   5. write    arm sidecar -> one new version per written table, fed from
+ *               one more pass over the sorted rows -> confirm -> CAS
+ *               publish (which deletes the sidecar); on a failure after
+ *               arming, recovery's code undoes or finishes our own
+ *               operation (finish_failed)
  *
- * Memory: per row one struct ent (40 bytes) plus its id, endpoints and
- * unique keys in the arena (a varint length each, one byte below 128, +
- * the bytes).  That is all that grows with the input: the line is on disk,
- * and a table builder holds a bounded batch of ops (table.c, "builder").
+ * Memory is bounded whatever the input's size: each sorter keeps records
+ * in memory up to a budget (GRAPHFS_LOAD_MEM_BYTES, default 64 MiB for
+ * the rows, a quarter of it for each other stream) and spills sorted runs
+ * past it to an unnamed file in STORE/staging (O_TMPFILE: scratch, never
+ * fsynced, gone on a crash); a pass merges at most 64 runs, 64 KiB of
+ * buffer each.  Nothing else grows with the rows: lookups go to the
+ * mmap'ed pinned versions, and a table builder holds a bounded batch of
+ * ops (table_build.c).  docs/decisions.md, "the load in bounded memory".
  */
 #include "config.h"
 
@@ -28,6 +44,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +56,12 @@
 #include "failpoints.h"
 #include "graph.h"
 #include "load_int.h"
+#include "load_parse.h"
 #include "lock.h"
+#include "xsort.h"
 
-struct ent {
-	uint64_t lineno;
-	uint64_t spool_off;
-	uint64_t arena_off; /* id, src, dst, n_uk, ukeys: each a varint len + bytes */
-	uint32_t line_len;
-	uint32_t type : 31;        /* index in the schema's types */
-	uint32_t id_generated : 1; /* no data.id: messages name the endpoints */
-	uint32_t data_off, data_len;
-};
+/* The rows' sorter budget when GRAPHFS_LOAD_MEM_BYTES is unset. */
+#define LOAD_MEM_DEFAULT ((size_t)64 << 20)
 
 struct span {
 	const char *p;
@@ -57,7 +69,7 @@ struct span {
 };
 
 struct typestate {
-	size_t first, count;  /* range in ents after sort */
+	uint64_t count;       /* rows of this type after deduplication */
 	bool written, read;   /* EX / SH */
 	uint32_t pin;
 	uint32_t next;        /* the version a written table gets: pin+1, or
@@ -66,18 +78,46 @@ struct typestate {
 	char table[GFS_TABLE_NAME_MAX];
 };
 
+/* A row as the sorters carry it (rec_put / rec_get). */
+struct rec {
+	uint32_t type;
+	uint64_t lineno;
+	uint32_t data_off, data_len;
+	bool id_generated; /* no data.id: messages name the endpoints */
+	struct span id, src, dst;
+	struct span uk;    /* the unique keys, each a varint length + bytes */
+	uint32_t nuk;
+	struct span line;  /* the canonical line ('\n' included) */
+};
+
+/* One pass over the deduplicated rows (rows_open). */
+struct rows {
+	struct loader *L;
+	struct gfs_xsort_iter *it;
+	struct gfs_buf out, held; /* the row returned, the one looked ahead */
+	struct rec hrec;          /* decoded held */
+	bool have_held, check_dups;
+};
+
 struct loader {
 	struct gfs_graph *g;
 	const struct gfs_schema *s;
 	const struct gfs_load_opts *o;
 	struct gfs_diag *d;
 	struct gfs_gv *gv;
-	int spool_fd;
-	uint64_t spool_len;     /* bytes spooled, buffered ones included */
-	struct gfs_buf spool_w; /* write buffer in front of spool_fd */
-	struct ent *ents;
-	size_t n, cap;
-	struct gfs_buf arena;
+	size_t budget;            /* the rows' sorter; others get a quarter */
+	char staging[PATH_MAX];   /* where sorters put their runs */
+	struct gfs_xsort *rows;   /* struct rec, by (type, id, line) */
+	struct gfs_xsort *ends;   /* endpoints, by (node type, id, line, side) */
+	struct gfs_xsort *ukeys;  /* unique keys, by (type, k, key, line) */
+	struct gfs_xsort *claims; /* keys owned at the pin by another id */
+	struct gfs_xsort *cards;  /* @card: (edge type, source, kind) */
+	struct gfs_buf enc, ukenc; /* scratch for encoding records */
+	struct gfs_xsort_stats sorted; /* summed over the sorters, at the end */
+	uint64_t n;             /* rows parsed; after sorting, rows kept */
+	struct rows w;          /* the write phase's pass */
+	struct rec wrec;        /* its row not yet written */
+	int wstate;             /* 1 wrec is valid, 0 end, <0 error */
 	struct typestate *ts; /* one per schema type */
 	uint64_t lines, bytes;
 	int phase;              /* the phase being timed, -1 none */
@@ -132,11 +172,11 @@ static void progress(struct loader *L, enum gfs_load_phase ph, uint64_t rows)
 		L->o->progress(ph, L->bytes, rows, L->o->progress_arg);
 }
 
-/* ---- the arena: variable-length parts of each record ------------------- */
+/* ---- records: what the sorters carry ------------------------------------ */
 
 /* Lengths are LEB128 varints: ids and keys are mostly under 128 bytes, so
- * a length takes one byte instead of four (12 bytes a row). */
-static int arena_varint(struct gfs_buf *a, uint32_t v)
+ * a length takes one byte instead of four. */
+static int put_varint(struct gfs_buf *a, uint32_t v)
 {
 	char b[5];
 	size_t n = 0;
@@ -163,49 +203,143 @@ static const char *varint_get(const char *p, uint32_t *v)
 	return p;
 }
 
-static int arena_put(struct gfs_buf *a, const char *p, size_t len)
+static int put_span(struct gfs_buf *a, struct span s)
 {
-	int rc = arena_varint(a, (uint32_t)len);
+	int rc = put_varint(a, (uint32_t)s.len);
 
-	return rc ? rc : gfs_buf_append(a, p, len);
+	return rc ? rc : gfs_buf_append(a, s.p, s.len);
 }
 
-/* Part k of a record: 0 id, 1 src, 2 dst, 3+j unique key j.  Slot 3 of
- * the layout is the count of unique keys, which has no payload. */
-static struct span ent_part(const struct loader *L, const struct ent *e,
-			    unsigned k)
+static const char *get_span(const char *p, struct span *s)
 {
-	const char *p = L->arena.p + e->arena_off;
-	unsigned want = k < 3 ? k : k + 1;
 	uint32_t l;
 
-	for (unsigned i = 0;; i++) {
-		p = varint_get(p, &l);
-		if (i == 3)
-			continue;
-		if (i == want)
-			return (struct span){ p, l };
-		p += l;
-	}
+	p = varint_get(p, &l);
+	*s = (struct span){ p, l };
+	return p + l;
 }
 
-static struct span ent_id(const struct loader *L, const struct ent *e)
+static uint32_t get_u32(const char *p)
 {
-	return ent_part(L, e, 0);
+	uint32_t v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/* A row record: u32 type | u64 line | u32 data_off | u32 data_len |
+ * u8 id_generated | id, src, dst, the unique keys (each a varint length +
+ * bytes; the keys after a varint count) | the line (the rest).  A row
+ * reference in the other streams is the same with no keys and no line. */
+#define REC_FIXED 21
+
+static int rec_put(struct gfs_buf *b, const struct rec *r, bool full)
+{
+	char h[REC_FIXED];
+	int rc;
+
+	memcpy(h, &r->type, 4);
+	memcpy(h + 4, &r->lineno, 8);
+	memcpy(h + 12, &r->data_off, 4);
+	memcpy(h + 16, &r->data_len, 4);
+	h[20] = (char)r->id_generated;
+	rc = gfs_buf_append(b, h, sizeof h);
+	if (!rc)
+		rc = put_span(b, r->id);
+	if (!rc)
+		rc = put_span(b, r->src);
+	if (!rc)
+		rc = put_span(b, r->dst);
+	if (!rc)
+		rc = put_varint(b, full ? r->nuk : 0);
+	if (!rc && full)
+		rc = gfs_buf_append(b, r->uk.p, r->uk.len);
+	if (!rc && full)
+		rc = gfs_buf_append(b, r->line.p, r->line.len);
+	return rc;
+}
+
+/* Decodes the record at p (len bytes); returns the end of it. */
+static const char *rec_get(const char *p, size_t len, struct rec *r)
+{
+	const char *end = p + len, *q = p + REC_FIXED, *uk;
+
+	memcpy(&r->type, p, 4);
+	memcpy(&r->lineno, p + 4, 8);
+	memcpy(&r->data_off, p + 12, 4);
+	memcpy(&r->data_len, p + 16, 4);
+	r->id_generated = p[20] != 0;
+	q = get_span(q, &r->id);
+	q = get_span(q, &r->src);
+	q = get_span(q, &r->dst);
+	q = varint_get(q, &r->nuk);
+	uk = q;
+	for (uint32_t k = 0; k < r->nuk; k++) {
+		struct span s;
+		q = get_span(q, &s);
+	}
+	r->uk = (struct span){ uk, (size_t)(q - uk) };
+	r->line = (struct span){ q, (size_t)(end - q) };
+	return end;
+}
+
+/* Unique key k of r (empty: not indexed). */
+static struct span rec_uk(const struct rec *r, unsigned k)
+{
+	const char *p = r->uk.p;
+	struct span s = { NULL, 0 };
+
+	for (unsigned i = 0; i <= k && i < r->nuk; i++)
+		p = get_span(p, &s);
+	return k < r->nuk ? s : (struct span){ NULL, 0 };
 }
 
 static int span_cmp(struct span a, struct span b)
 {
-	int c = memcmp(a.p, b.p, a.len < b.len ? a.len : b.len);
+	int c = a.len && b.len ? memcmp(a.p, b.p, a.len < b.len ? a.len : b.len) : 0;
 
 	if (c)
 		return c;
 	return a.len < b.len ? -1 : a.len > b.len;
 }
 
+/* Orders (type, id) pairs as the row stream does. */
+static int key_cmp(uint32_t ta, struct span a, uint32_t tb, struct span b)
+{
+	if (ta != tb)
+		return ta < tb ? -1 : 1;
+	return span_cmp(a, b);
+}
+
+static int u64_cmp(uint64_t a, uint64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+/* Rows: by (type, id, line). */
+static int row_cmp(const void *a, size_t alen, const void *b, size_t blen,
+		   void *arg)
+{
+	struct span ia, ib;
+	uint64_t la, lb;
+	int c;
+
+	(void)alen;
+	(void)blen;
+	(void)arg;
+	get_span((const char *)a + REC_FIXED, &ia);
+	get_span((const char *)b + REC_FIXED, &ib);
+	c = key_cmp(get_u32(a), ia, get_u32(b), ib);
+	if (c)
+		return c;
+	memcpy(&la, (const char *)a + 4, 8);
+	memcpy(&lb, (const char *)b + 4, 8);
+	return u64_cmp(la, lb);
+}
+
 static bool span_eq(struct span a, const char *p, size_t len)
 {
-	return a.len == len && !memcmp(a.p, p, len);
+	return a.len == len && (!len || !memcmp(a.p, p, len));
 }
 
 /* Printable excerpt of an id for messages (NULs and controls as '?'). */
@@ -223,231 +357,373 @@ static const char *show(struct span s, char *buf, size_t n)
 	return buf;
 }
 
+
 /* ---- phase 1: parse ---------------------------------------------------- */
 
-/* Row lines go to the spool through a 1 MiB buffer: one write per row
- * costs more than the parsing. */
-#define SPOOL_WBUF ((size_t)1 << 20)
-
-static int spool_flush(struct loader *L)
+/* Takes one parsed row, line number lineno, into the rows' sorter. */
+static int add_ent(struct loader *L, const struct gfs_rowin *r, uint64_t lineno)
 {
-	int rc = gfs_write_all(L->spool_fd, L->spool_w.p, L->spool_w.len);
-
-	gfs_buf_reset(&L->spool_w);
-	return rc;
-}
-
-static int spool_write(struct loader *L, const char *p, size_t len)
-{
+	struct rec e = {
+		.type = (uint32_t)r->type_idx,
+		.lineno = lineno,
+		.data_off = (uint32_t)r->data_off,
+		.data_len = (uint32_t)r->data_len,
+		.id_generated = r->id_generated,
+		.id = { r->id.p, r->id.len },
+		.src = { r->src.p, r->src.len },
+		.dst = { r->dst.p, r->dst.len },
+		.nuk = (uint32_t)r->n_ukeys,
+		.line = { r->line.p, r->line.len },
+	};
 	int rc = 0;
 
-	if (L->spool_w.len + len > SPOOL_WBUF)
-		rc = spool_flush(L);
-	if (!rc && len >= SPOOL_WBUF)
-		return gfs_write_all(L->spool_fd, p, len);
-	return rc ? rc : gfs_buf_append(&L->spool_w, p, len);
-}
-
-static int add_ent(struct loader *L, const struct gfs_rowin *r)
-{
-	struct ent *e;
-	uint32_t nuk = (uint32_t)r->n_ukeys;
-	int rc;
-
-	e = gfs_array_grow(L->ents, &L->cap, L->n, sizeof *e, 4096);
-	if (!e)
-		return -ENOMEM;
-	L->ents = e;
-	e = &L->ents[L->n];
-	e->lineno = L->lines;
-	e->spool_off = L->spool_len;
-	e->arena_off = L->arena.len;
-	e->line_len = (uint32_t)r->line.len;
-	e->type = (uint32_t)r->type_idx & 0x7fffffffu;
-	e->id_generated = r->id_generated;
-	e->data_off = (uint32_t)r->data_off;
-	e->data_len = (uint32_t)r->data_len;
-	rc = arena_put(&L->arena, r->id.p, r->id.len);
-	if (!rc)
-		rc = arena_put(&L->arena, r->src.p, r->src.len);
-	if (!rc)
-		rc = arena_put(&L->arena, r->dst.p, r->dst.len);
-	if (!rc)
-		rc = arena_varint(&L->arena, nuk);
+	gfs_buf_reset(&L->enc);
+	gfs_buf_reset(&L->ukenc);
 	for (size_t k = 0; !rc && k < r->n_ukeys; k++)
-		rc = arena_put(&L->arena, r->ukeys[k].p, r->ukeys[k].len);
+		rc = put_span(&L->ukenc, (struct span){ r->ukeys[k].p, r->ukeys[k].len });
+	e.uk = (struct span){ L->ukenc.p, L->ukenc.len };
 	if (!rc)
-		rc = spool_write(L, r->line.p, r->line.len);
-	if (rc)
-		return rc;
-	L->spool_len += r->line.len;
-	L->n++;
-	return 0;
-}
-
-static bool blank(const char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
-			return false;
-	return true;
-}
-
-static int parse_one(struct loader *L, struct gfs_rowin *r, const char *p,
-		     size_t len)
-{
-	int rc;
-
-	L->lines++;
-	if (blank(p, len))
-		return 0;
-	rc = gfs_codec_parse_line(L->s, p, len, L->lines, r, L->d);
+		rc = rec_put(&L->enc, &e, true);
 	if (!rc)
-		rc = add_ent(L, r);
-	if (!rc && L->n % 65536 == 0)
-		progress(L, GFS_PHASE_PARSE, L->n);
+		rc = gfs_xsort_add(L->rows, L->enc.p, L->enc.len);
+	if (!rc)
+		L->n++;
 	return rc;
 }
 
-static int too_long(struct loader *L)
+/* The parse runs on every core (load_parse.c) and hands us the rows in
+ * file order. */
+static int parsed_row(void *arg, const struct gfs_rowin *r, uint64_t lineno)
 {
-	gfs_diag_set(L->d, "line %" PRIu64 ": longer than the limit of %zu MiB per line",
-		     L->lines + 1, GFS_MAX_LINE >> 20);
-	return GFS_ETOOLONG;
+	return add_ent(arg, r, lineno);
 }
 
-/* Streams fd line by line with a buffer that never exceeds the line limit
- * plus one read. */
+static void parsed_chunk(void *arg, uint64_t bytes, uint64_t lines)
+{
+	struct loader *L = arg;
+
+	(void)lines;
+	L->bytes = bytes;
+	progress(L, GFS_PHASE_PARSE, L->n);
+}
+
 static int parse_stream(struct loader *L, int fd)
 {
-	size_t cap = (size_t)1 << 20, len = 0, start = 0;
-	char *buf = malloc(cap), *nl;
-	struct gfs_rowin r;
-	int rc = 0;
+	struct gfs_parse_opts po = {
+		.s = L->s, .source = L->o->source, .threads = L->o->threads,
+		.row = parsed_row, .tick = parsed_chunk, .arg = L,
+	};
+	struct gfs_parse_stats st;
+	int rc = gfs_load_parse(fd, &po, &st, L->d);
 
-	if (!buf)
-		return -ENOMEM;
-	gfs_rowin_init(&r);
-	for (bool eof = false; !rc;) {
-		while (!rc && (nl = memchr(buf + start, '\n', len - start))) {
-			size_t ll = (size_t)(nl - (buf + start));
-			rc = ll > GFS_MAX_LINE ? too_long(L) :
-			     parse_one(L, &r, buf + start, ll);
-			start += ll + 1;
-		}
-		if (rc)
-			break;
-		if (eof) {
-			if (len > start)
-				rc = parse_one(L, &r, buf + start, len - start);
-			break;
-		}
-		memmove(buf, buf + start, len - start);
-		len -= start;
-		start = 0;
-		if (len > GFS_MAX_LINE) {
-			rc = too_long(L);
-			break;
-		}
-		if (len == cap) {
-			char *p = realloc(buf, cap * 2);
-			if (!p) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = p;
-			cap *= 2;
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			gfs_diag_set(L->d, "reading %s: %s", L->o->source ? L->o->source : "input", strerror(errno));
-		}
-		if (n == 0)
-			eof = true;
-		if (n > 0) {
-			len += (size_t)n;
-			L->bytes += (uint64_t)n;
-		}
-	}
-	gfs_rowin_release(&r);
-	free(buf);
+	L->lines = st.lines;
+	L->bytes = st.bytes;
 	return rc;
 }
 
-/* ---- phase 2: sort and deduplicate ------------------------------------- */
+/* ---- phase 2: sort, deduplicate, check within the file ----------------- */
 
-static int ent_cmp(const void *a, const void *b, void *arg)
+/* The other streams share one layout: u32 type | u32 k | u32 aux |
+ * u64 line | one or two spans | [a row reference (rec_put, not full)].
+ * The comparators read the fixed part and the spans only.
+ *   ends:   node type | side (1 source, 2 target) | edge type | the edge's
+ *           line | endpoint id, edge id      (no reference: kept small)
+ *   ukeys:  type | k | - | line | key | reference
+ *   claims: type | k | - | line | the id that owns the key at the pin,
+ *           key | reference
+ *   cards:  edge type | kind (0 an edge of the file, 1 a pinned edge the
+ *           file replaces) | - | - | source id */
+#define XFIXED 20
+
+struct xrec {
+	uint32_t type, k, aux;
+	uint64_t lineno;
+	struct span a, b;
+	struct rec r; /* the row reference, where the stream has one */
+};
+
+/* Decodes the fixed part and nsp spans; the reference too if ref. */
+static void xget(const char *p, size_t len, int nsp, bool ref, struct xrec *x)
 {
-	const struct loader *L = arg;
-	const struct ent *x = a, *y = b;
-	int c;
+	const char *q = get_span(p + XFIXED, &x->a);
 
-	if (x->type != y->type)
-		return x->type < y->type ? -1 : 1;
-	c = span_cmp(ent_id(L, x), ent_id(L, y));
-	if (c)
-		return c;
-	return x->lineno < y->lineno ? -1 : x->lineno > y->lineno;
+	x->type = get_u32(p);
+	x->k = get_u32(p + 4);
+	x->aux = get_u32(p + 8);
+	memcpy(&x->lineno, p + 12, 8);
+	if (nsp > 1)
+		q = get_span(q, &x->b);
+	if (ref)
+		rec_get(q, len - (size_t)(q - p), &x->r);
 }
 
-static int dedupe(struct loader *L)
+static int k_cmp(uint32_t a, uint32_t b)
 {
-	size_t w = 0;
+	return a < b ? -1 : a > b;
+}
+
+/* ends: (node type, id, line, side) */
+static int ends_cmp(const void *a, size_t alen, const void *b, size_t blen,
+		    void *arg)
+{
+	struct xrec x, y;
+	int c;
+
+	(void)arg;
+	xget(a, alen, 1, false, &x);
+	xget(b, blen, 1, false, &y);
+	c = key_cmp(x.type, x.a, y.type, y.a);
+	if (!c)
+		c = u64_cmp(x.lineno, y.lineno);
+	return c ? c : k_cmp(x.k, y.k);
+}
+
+/* ukeys: (type, k, key, line) */
+static int ukeys_cmp(const void *a, size_t alen, const void *b, size_t blen,
+		     void *arg)
+{
+	struct xrec x, y;
+	int c;
+
+	(void)arg;
+	xget(a, alen, 1, false, &x);
+	xget(b, blen, 1, false, &y);
+	c = k_cmp(x.type, y.type);
+	if (!c)
+		c = k_cmp(x.k, y.k);
+	if (!c)
+		c = span_cmp(x.a, y.a);
+	return c ? c : u64_cmp(x.lineno, y.lineno);
+}
+
+/* claims: (type, owner id, line, k); cards: (edge type, source, kind) */
+static int claims_cmp(const void *a, size_t alen, const void *b, size_t blen,
+		      void *arg)
+{
+	struct xrec x, y;
+	int c;
+
+	(void)arg;
+	xget(a, alen, 1, false, &x);
+	xget(b, blen, 1, false, &y);
+	c = key_cmp(x.type, x.a, y.type, y.a);
+	if (!c)
+		c = u64_cmp(x.lineno, y.lineno);
+	return c ? c : k_cmp(x.k, y.k);
+}
+
+static int xadd(struct loader *L, struct gfs_xsort *s, const struct xrec *x,
+		int nsp, const struct rec *ref)
+{
+	char h[XFIXED];
+	int rc;
+
+	memcpy(h, &x->type, 4);
+	memcpy(h + 4, &x->k, 4);
+	memcpy(h + 8, &x->aux, 4);
+	memcpy(h + 12, &x->lineno, 8);
+	gfs_buf_reset(&L->enc);
+	rc = gfs_buf_append(&L->enc, h, sizeof h);
+	if (!rc)
+		rc = put_span(&L->enc, x->a);
+	if (!rc && nsp > 1)
+		rc = put_span(&L->enc, x->b);
+	if (!rc && ref)
+		rc = rec_put(&L->enc, ref, false);
+	return rc ? rc : gfs_xsort_add(s, L->enc.p, L->enc.len);
+}
+
+static int new_sorter(struct loader *L, size_t budget, gfs_xsort_cmp cmp,
+		      struct gfs_xsort **out)
+{
+	return gfs_xsort_new(L->staging, budget ? budget : 1, cmp, L, out);
+}
+
+/* A pass over the rows in (type, id) order, the last line of each id only.
+ * check_dups: a second line of an id in append mode is an error. */
+static int rows_open(struct loader *L, struct rows *rs, bool check_dups)
+{
+	memset(rs, 0, sizeof *rs);
+	rs->L = L;
+	rs->check_dups = check_dups;
+	gfs_buf_init(&rs->out);
+	gfs_buf_init(&rs->held);
+	return gfs_xsort_iter_new(L->rows, &rs->it);
+}
+
+static void rows_close(struct rows *rs)
+{
+	gfs_xsort_iter_free(rs->it);
+	rs->it = NULL;
+	gfs_buf_release(&rs->out);
+	gfs_buf_release(&rs->held);
+}
+
+static int hold(struct rows *rs, const void *p, size_t len)
+{
+	int rc;
+
+	gfs_buf_reset(&rs->held);
+	rc = gfs_buf_append(&rs->held, p, len);
+	if (!rc)
+		rec_get(rs->held.p, len, &rs->hrec);
+	rs->have_held = !rc;
+	return rc;
+}
+
+static int dup_error(struct loader *L, const struct rec *later, uint64_t first)
+{
 	char b1[80];
 
-	for (size_t i = 0; i < L->n; i++) {
-		const struct ent *e = &L->ents[i];
-		bool dup = w > 0 && L->ents[w - 1].type == e->type &&
-			   span_cmp(ent_id(L, &L->ents[w - 1]), ent_id(L, e)) == 0;
-		if (dup && L->o->mode == GFS_LOAD_APPEND) {
-			gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s': id already given on line %" PRIu64 " (append inserts each id once)",
-				     e->lineno, L->s->types[e->type].name,
-				     show(ent_id(L, e), b1, sizeof b1), L->ents[w - 1].lineno);
-			return GFS_ECONFLICT;
+	gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s': id already given on line %" PRIu64 " (append inserts each id once)",
+		     later->lineno, L->s->types[later->type].name,
+		     show(later->id, b1, sizeof b1), first);
+	return GFS_ECONFLICT;
+}
+
+/* 1 = *r is the next row (valid until the next call), 0 = end, <0 error. */
+static int rows_next(struct rows *rs, struct rec *r)
+{
+	const void *p;
+	size_t len;
+	int rc;
+
+	while ((rc = gfs_xsort_iter_next(rs->it, &p, &len)) == 1) {
+		struct rec n;
+		struct gfs_buf t;
+		n.type = get_u32(p); /* the key only: type and id */
+		get_span((const char *)p + REC_FIXED, &n.id);
+		if (rs->have_held && !key_cmp(n.type, n.id, rs->hrec.type, rs->hrec.id)) {
+			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND) {
+				rec_get(p, len, &n);
+				return dup_error(rs->L, &n, rs->hrec.lineno);
+			}
+			rc = hold(rs, p, len); /* merge / overwrite: the last line wins */
+		} else if (rs->have_held) {
+			*r = rs->hrec; /* it lives in held's memory, which becomes out */
+			t = rs->out;
+			rs->out = rs->held;
+			rs->held = t;
+			rc = hold(rs, p, len);
+			return rc ? rc : 1;
+		} else {
+			rc = hold(rs, p, len);
 		}
-		if (dup) /* merge / overwrite: the last line wins */
-			w--;
-		L->ents[w++] = *e;
+		if (rc)
+			return rc;
 	}
-	L->n = w;
-	for (size_t i = 0; i < L->n; i++) {
-		struct typestate *t = &L->ts[L->ents[i].type];
-		if (!t->count++)
-			t->first = i;
+	if (rc < 0 || !rs->have_held)
+		return rc;
+	*r = rs->hrec;
+	{
+		struct gfs_buf t = rs->out;
+		rs->out = rs->held;
+		rs->held = t;
 	}
-	return 0;
+	rs->have_held = false;
+	return 1;
+}
+
+static int add_ends(struct loader *L, const struct rec *r,
+		    const struct gfs_typedef *td)
+{
+	struct xrec x = { .type = (uint32_t)td->from_idx, .k = 1, .aux = r->type,
+			  .lineno = r->lineno, .a = r->src, .b = r->id };
+	int rc = xadd(L, L->ends, &x, 2, NULL);
+
+	x.type = (uint32_t)td->to_idx;
+	x.k = 2;
+	x.a = r->dst;
+	return rc ? rc : xadd(L, L->ends, &x, 2, NULL);
+}
+
+/* The first pass over the sorted rows: counts them per type, and feeds
+ * the endpoint and unique-key streams from the rows kept. */
+static int scan_rows(struct loader *L)
+{
+	struct rows rs;
+	struct rec r;
+	int rc = rows_open(L, &rs, true);
+
+	L->n = 0;
+	while (!rc && (rc = rows_next(&rs, &r)) == 1) {
+		const struct gfs_typedef *td = &L->s->types[r.type];
+		rc = 0;
+		L->n++;
+		L->ts[r.type].count++;
+		if (td->is_edge)
+			rc = add_ends(L, &r, td);
+		for (uint32_t k = 0; !rc && k < r.nuk; k++) {
+			struct xrec x = { .type = r.type, .k = k, .lineno = r.lineno,
+					  .a = rec_uk(&r, k) };
+			if (x.a.len)
+				rc = xadd(L, L->ukeys, &x, 1, &r);
+		}
+		if (!rc && L->n % 65536 == 0)
+			progress(L, GFS_PHASE_SORT, L->n);
+	}
+	rows_close(&rs);
+	return rc;
+}
+
+static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* @unique within the file: equal keys are neighbours in the stream; the
+ * later line of the first pair is the one named. */
+static int unique_in_file(struct loader *L)
+{
+	struct gfs_xsort_iter *it;
+	struct gfs_buf prev;
+	struct xrec x, px = { 0 };
+	const void *p;
+	size_t len;
+	bool have = false;
+	int rc = gfs_xsort_iter_new(L->ukeys, &it);
+
+	gfs_buf_init(&prev);
+	while (!rc && (rc = gfs_xsort_iter_next(it, &p, &len)) == 1) {
+		rc = 0;
+		xget(p, len, 1, true, &x);
+		if (have && x.type == px.type && x.k == px.k && !span_cmp(x.a, px.a)) {
+			char idb[80], kb[120], other[200];
+			snprintf(other, sizeof other, "'%s' on line %" PRIu64,
+				 show(px.r.id, idb, sizeof idb), px.lineno);
+			rc = row_error(L, &x.r, "unique value %s is also used by %s",
+				       show(x.a, kb, sizeof kb), other);
+			break;
+		}
+		gfs_buf_reset(&prev);
+		rc = gfs_buf_append(&prev, p, len);
+		if (!rc)
+			xget(prev.p, len, 1, true, &px);
+		have = !rc;
+	}
+	gfs_xsort_iter_free(it);
+	gfs_buf_release(&prev);
+	return rc;
 }
 
 static int sort_phase(struct loader *L)
 {
+	int rc;
+
 	progress(L, GFS_PHASE_SORT, L->n);
-	qsort_r(L->ents, L->n, sizeof *L->ents, ent_cmp, L);
-	return dedupe(L);
+	rc = gfs_xsort_finish(L->rows);
+	if (!rc)
+		rc = new_sorter(L, L->budget / 4, ends_cmp, &L->ends);
+	if (!rc)
+		rc = new_sorter(L, L->budget / 4, ukeys_cmp, &L->ukeys);
+	if (!rc)
+		rc = scan_rows(L);
+	if (!rc)
+		rc = gfs_xsort_finish(L->ends);
+	if (!rc)
+		rc = gfs_xsort_finish(L->ukeys);
+	if (!rc)
+		rc = unique_in_file(L);
+	return rc;
 }
-
-/* The record of type t with this id, or NULL (binary search). */
-static const struct ent *find_ent(const struct loader *L, size_t t,
-				  const char *id, size_t len)
-{
-	size_t lo = L->ts[t].first, hi = lo + L->ts[t].count;
-	struct span key = { id, len };
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = span_cmp(ent_id(L, &L->ents[mid]), key);
-		if (!c)
-			return &L->ents[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 
 /* ---- phase 3: locks and pins ------------------------------------------- */
 
@@ -625,9 +901,7 @@ static int open_pinned(struct loader *L)
 
 /* ---- phase 4: validate against the pins -------------------------------- */
 
-static int row_error(struct loader *L, const struct ent *e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int row_error(struct loader *L, const struct ent *e, const char *fmt, ...)
+static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
 {
 	char idb[80], msg[400];
 	va_list ap;
@@ -637,277 +911,137 @@ static int row_error(struct loader *L, const struct ent *e, const char *fmt, ...
 	va_end(ap);
 	if (L->s->types[e->type].is_edge) {
 		char sb[80], db[80];
-		show(ent_part(L, e, 1), sb, sizeof sb);
-		show(ent_part(L, e, 2), db, sizeof db);
+		show(e->src, sb, sizeof sb);
+		show(e->dst, db, sizeof db);
 		if (e->id_generated)
 			gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s' -> '%s': %s", e->lineno,
 				     L->s->types[e->type].name, sb, db, msg);
 		else
 			gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s' ('%s' -> '%s'): %s", e->lineno,
-				     L->s->types[e->type].name, show(ent_id(L, e), idb, sizeof idb),
+				     L->s->types[e->type].name, show(e->id, idb, sizeof idb),
 				     sb, db, msg);
 		return GFS_ECONFLICT;
 	}
 	gfs_diag_set(L->d, "line %" PRIu64 ": %s '%s': %s", e->lineno,
-		     L->s->types[e->type].name, show(ent_id(L, e), idb, sizeof idb), msg);
+		     L->s->types[e->type].name, show(e->id, idb, sizeof idb), msg);
 	return GFS_ECONFLICT;
 }
 
-static int check_append(struct loader *L, size_t t)
-{
-	struct typestate *ts = &L->ts[t];
-	struct gfs_row row;
-	int rc = 0;
-
-	memset(&row, 0, sizeof row);
-	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
-		struct span id = ent_id(L, &L->ents[i]);
-		rc = gfs_tver_get(ts->tv, id.p, id.len, &row);
-		if (rc == 1)
-			rc = row_error(L, &L->ents[i], "id already exists (append mode inserts only new ids; use --mode merge to update)");
-	}
-	gfs_row_release(&row);
-	return rc < 0 || rc == GFS_ECONFLICT ? rc : 0;
-}
-
-struct ukref {
-	size_t ent;
-	struct span key;
+/* A pass over a finished sorter, remembering a copy of one key. */
+struct walk {
+	struct gfs_xsort_iter *it;
+	const void *p;      /* current record, valid until the next step */
+	size_t len;
+	int state;          /* 1 p is valid, 0 end, <0 error */
+	struct gfs_buf key; /* a key kept across steps */
+	uint32_t key_type;
+	bool have_key;
 };
 
-static int ukref_cmp(const void *a, const void *b)
+static int walk_open(struct gfs_xsort *s, struct walk *w)
 {
-	return span_cmp(((const struct ukref *)a)->key, ((const struct ukref *)b)->key);
+	memset(w, 0, sizeof *w);
+	gfs_buf_init(&w->key);
+	w->state = gfs_xsort_iter_new(s, &w->it);
+	if (!w->state)
+		w->state = gfs_xsort_iter_next(w->it, &w->p, &w->len);
+	return w->state < 0 ? w->state : 0;
 }
 
-static int unique_in_file(struct loader *L, size_t t, unsigned k)
+static int walk_step(struct walk *w)
 {
-	struct typestate *ts = &L->ts[t];
-	struct ukref *v = malloc((ts->count ? ts->count : 1) * sizeof *v);
-	size_t n = 0;
-	int rc = 0;
-
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = ts->first; i < ts->first + ts->count; i++) {
-		struct span key = ent_part(L, &L->ents[i], 3 + k);
-		if (key.len)
-			v[n++] = (struct ukref){ i, key };
-	}
-	qsort(v, n, sizeof *v, ukref_cmp);
-	for (size_t i = 1; !rc && i < n; i++)
-		if (!span_cmp(v[i - 1].key, v[i].key)) {
-			char idb[80], kb[120];
-			const struct ent *a = &L->ents[v[i - 1].ent], *b = &L->ents[v[i].ent];
-			const struct ent *later = a->lineno > b->lineno ? a : b;
-			const struct ent *first = later == a ? b : a;
-			char other[200];
-			snprintf(other, sizeof other, "'%s' on line %" PRIu64,
-				 show(ent_id(L, first), idb, sizeof idb), first->lineno);
-			rc = row_error(L, later, "unique value %s is also used by %s",
-				       show(v[i].key, kb, sizeof kb), other);
-		}
-	free(v);
-	return rc;
+	w->state = gfs_xsort_iter_next(w->it, &w->p, &w->len);
+	return w->state < 0 ? w->state : 0;
 }
 
-static int unique_in_store(struct loader *L, size_t t, unsigned k)
+static void walk_close(struct walk *w)
 {
-	struct typestate *ts = &L->ts[t];
-	struct gfs_row row;
-	int rc = 0;
-
-	memset(&row, 0, sizeof row);
-	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
-		const struct ent *e = &L->ents[i];
-		struct span key = ent_part(L, e, 3 + k), id = ent_id(L, e);
-		if (!key.len)
-			continue;
-		rc = gfs_tver_get_unique(ts->tv, k, key.p, key.len, &row);
-		if (rc == 1 && !span_eq(id, row.id, row.id_len) &&
-		    !find_ent(L, t, row.id, row.id_len)) {
-			char kb[120], ob[80];
-			struct span oid = { row.id, row.id_len };
-			rc = row_error(L, e, "unique value %s already belongs to '%s'",
-				       show(key, kb, sizeof kb), show(oid, ob, sizeof ob));
-		} else if (rc == 1 || rc == 0) {
-			rc = 0;
-		}
-	}
-	gfs_row_release(&row);
-	return rc;
+	gfs_xsort_iter_free(w->it);
+	w->it = NULL;
+	gfs_buf_release(&w->key);
 }
 
-/* Does node `id` of node type t exist for this load: in the file, or at the
- * pin unless an overwrite replaces that table? */
-static int node_exists(struct loader *L, size_t t, struct span id)
+static int walk_keep(struct walk *w, uint32_t type, struct span s)
+{
+	gfs_buf_reset(&w->key);
+	w->key_type = type;
+	w->have_key = !gfs_buf_append(&w->key, s.p, s.len);
+	return w->have_key ? 0 : -ENOMEM;
+}
+
+static bool walk_kept(const struct walk *w, uint32_t type, struct span s)
+{
+	return w->have_key && w->key_type == type && span_eq(s, w->key.p, w->key.len);
+}
+
+/* Node id of type t at the pin (1 yes, 0 no, <0 error). */
+static int at_pin(struct loader *L, size_t t, struct span id)
 {
 	struct gfs_row row;
 	int rc;
 
-	if (find_ent(L, t, id.p, id.len))
-		return 1;
-	if (L->o->mode == GFS_LOAD_OVERWRITE && L->ts[t].written)
-		return 0;
 	memset(&row, 0, sizeof row);
 	rc = gfs_tver_get(L->ts[t].tv, id.p, id.len, &row);
 	gfs_row_release(&row);
 	return rc;
 }
 
-/* Edges sorted by id often share a source (ids like "<src>#n"), so the
- * last endpoint found on each side is remembered: one lookup per run. */
-static int check_endpoints(struct loader *L, size_t t)
+/* Names the edge (type, id) of the ends stream that lacks an endpoint:
+ * the stream carries no row reference, so one more pass over the rows
+ * finds it (only on this error). */
+static int missing_end(struct loader *L, const struct xrec *x)
 {
-	const struct gfs_typedef *td = &L->s->types[t];
-	struct typestate *ts = &L->ts[t];
-	struct span seen[3] = { { NULL, 0 } };
-	int rc = 0;
+	struct rows rs;
+	struct rec r;
+	char eb[80];
+	int rc = rows_open(L, &rs, false);
 
-	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
-		const struct ent *e = &L->ents[i];
-		for (unsigned side = 1; !rc && side <= 2; side++) {
-			size_t nt = side == 1 ? td->from_idx : td->to_idx;
-			struct span ep = ent_part(L, e, side);
-			char eb[80];
-			if (seen[side].p && span_eq(seen[side], ep.p, ep.len))
-				continue;
-			rc = node_exists(L, nt, ep);
-			if (rc == 1)
-				seen[side] = ep;
-			if (rc == 0)
-				rc = row_error(L, e, "%s node %s '%s' does not exist (not in this file nor in the store)",
-					       side == 1 ? "source" : "target",
-					       L->s->types[nt].name, show(ep, eb, sizeof eb));
-			else if (rc == 1)
-				rc = 0;
-		}
-	}
-	return rc;
-}
-
-static int span_qcmp(const void *a, const void *b)
-{
-	return span_cmp(*(const struct span *)a, *(const struct span *)b);
-}
-
-/* Number of spans in sorted v equal to key. */
-static size_t span_count(const struct span *v, size_t n, struct span key)
-{
-	size_t lo = 0, hi = n, first;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (span_cmp(v[mid], key) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	first = lo;
-	while (lo < n && !span_cmp(v[lo], key))
-		lo++;
-	return lo - first;
-}
-
-/* Edges of table t leaving src at the pin that this load leaves in place. */
-static int stored_out_degree(struct loader *L, size_t t, struct span src,
-			     uint64_t *count)
-{
-	struct gfs_titer *it;
-	struct gfs_row row;
-	int rc;
-
-	*count = 0;
-	if (L->o->mode == GFS_LOAD_OVERWRITE)
-		return 0;
-	rc = gfs_titer_new(L->ts[t].tv, GFS_IX_SRC, src.p, src.len, &it);
-	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
-		if (!span_eq(src, row.src, row.src_len)) {
-			rc = 0;
-			break;
-		}
-		if (!find_ent(L, t, row.id, row.id_len))
-			(*count)++;
+	while (!rc && (rc = rows_next(&rs, &r)) == 1 &&
+	       key_cmp(r.type, r.id, x->aux, x->b))
 		rc = 0;
-	}
-	if (it)
-		gfs_titer_free(it);
+	if (rc == 1)
+		rc = row_error(L, &r, "%s node %s '%s' does not exist (not in this file nor in the store)",
+			       x->k == 1 ? "source" : "target",
+			       L->s->types[x->type].name, show(x->a, eb, sizeof eb));
+	else if (rc == 0)
+		rc = -EIO; /* the edge is in the rows: cannot happen */
+	rows_close(&rs);
 	return rc;
 }
 
-static int card_source(struct loader *L, size_t t, struct span src,
-		       const struct span *filesrc, size_t nfile)
+/* Endpoints below (type, id) in the ends stream are not in the file: they
+ * must be at the pin (unless an overwrite replaces that node table);
+ * those equal to it are.  Called with the node rows in order, then with
+ * type UINT32_MAX.  The last endpoint found is remembered: edges share
+ * endpoints, and each is looked up once. */
+static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
+		     struct span id)
 {
-	const struct gfs_typedef *td = &L->s->types[t];
-	uint64_t n = 0;
-	int rc = stored_out_degree(L, t, src, &n);
-	char sb[80], max[32] = "";
+	struct xrec x;
+	int rc = 0, c;
 
-	if (rc)
-		return rc;
-	n += span_count(filesrc, nfile, src);
-	if (n == 0 || (n >= td->card_min && n <= td->card_max))
-		return 0;
-	if (td->card_max != UINT64_MAX)
-		snprintf(max, sizeof max, "%" PRIu64, td->card_max);
-	gfs_diag_set(L->d, "%s: source %s '%s' would have %" PRIu64 " edges, but @card(%" PRIu64 "..%s) allows %s",
-		     td->name, L->s->types[td->from_idx].name, show(src, sb, sizeof sb), n,
-		     td->card_min, max, n < td->card_min ? "more" : "fewer");
-	return GFS_ECONFLICT;
-}
-
-static int check_card(struct loader *L, size_t t)
-{
-	struct typestate *ts = &L->ts[t];
-	struct span *filesrc, *affected;
-	struct gfs_row row;
-	size_t na = 0;
-	int rc = 0;
-
-	filesrc = malloc((ts->count + 1) * sizeof *filesrc);
-	affected = malloc((2 * ts->count + 1) * sizeof *affected);
-	if (!filesrc || !affected) {
-		free(filesrc);
-		free(affected);
-		return -ENOMEM;
+	for (; !rc && w->state == 1; rc = walk_step(w)) {
+		xget(w->p, w->len, 2, false, &x);
+		c = key_cmp(x.type, x.a, type, id);
+		if (c > 0)
+			break;
+		if (c == 0 || walk_kept(w, x.type, x.a))
+			continue;
+		rc = L->o->mode == GFS_LOAD_OVERWRITE && L->ts[x.type].written ? 0 :
+		     at_pin(L, x.type, x.a);
+		if (rc == 1)
+			rc = walk_keep(w, x.type, x.a);
+		else if (rc == 0)
+			return missing_end(L, &x);
 	}
-	memset(&row, 0, sizeof row);
-	for (size_t i = 0; i < ts->count; i++) {
-		const struct ent *e = &L->ents[ts->first + i];
-		struct span id = ent_id(L, e);
-		filesrc[i] = affected[na++] = ent_part(L, e, 1);
-		/* An edge that moves away lowers its old source's count. */
-		if (L->o->mode != GFS_LOAD_OVERWRITE &&
-		    gfs_tver_get(ts->tv, id.p, id.len, &row) == 1 &&
-		    !span_eq(filesrc[i], row.src, row.src_len)) {
-			char *copy = gfs_memdup(row.src, row.src_len);
-			if (!copy) {
-				rc = -ENOMEM;
-				break;
-			}
-			/* A heap copy (freed below, told apart from arena spans). */
-			affected[na++] = (struct span){ copy, row.src_len };
-		}
-	}
-	if (!rc)
-		qsort(filesrc, ts->count, sizeof *filesrc, span_qcmp);
-	if (!rc)
-		qsort(affected, na, sizeof *affected, span_qcmp);
-	for (size_t i = 0; !rc && i < na; i++)
-		if (i == 0 || span_cmp(affected[i - 1], affected[i]))
-			rc = card_source(L, t, affected[i], filesrc, ts->count);
-	for (size_t i = 0; i < na; i++) /* free the copied old sources */
-		if (affected[i].p < L->arena.p || affected[i].p >= L->arena.p + L->arena.len)
-			free((void *)affected[i].p);
-	gfs_row_release(&row);
-	free(filesrc);
-	free(affected);
 	return rc;
 }
 
 /* An overwrite of node table t removes the pinned rows not in the file; an
  * edge of another table that still points at one of them is an error
- * (nothing cascades implicitly). */
+ * (nothing cascades implicitly).  Only edge tables this load does not
+ * overwrite are asked (check_removed_node), so none of their edges is in
+ * the file. */
 static int check_dangling_edge(struct loader *L, size_t e, enum gfs_index ix,
 			       struct span id)
 {
@@ -918,18 +1052,16 @@ static int check_dangling_edge(struct loader *L, size_t e, enum gfs_index ix,
 	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
 		const char *ep = ix == GFS_IX_SRC ? row.src : row.dst;
 		size_t eplen = ix == GFS_IX_SRC ? row.src_len : row.dst_len;
-		char ib[80], sb[80], db[80];
+		char nb[80], ib[80], sb[80], db[80];
 		rc = 0;
 		if (!span_eq(id, ep, eplen))
 			break;
-		if (find_ent(L, e, row.id, row.id_len))
-			continue; /* replaced by this file: its endpoints were checked */
 		gfs_diag_set(L->d, "overwrite removes %s '%s', but edge %s '%s' (%s -> %s) still points at it; delete or overwrite that edge in the same load",
 			     L->s->types[ix == GFS_IX_SRC ? L->s->types[e].from_idx : L->s->types[e].to_idx].name,
-			     show(id, ib, sizeof ib), L->s->types[e].name,
-			     show((struct span){ row.id, row.id_len }, db, sizeof db),
+			     show(id, nb, sizeof nb), L->s->types[e].name,
+			     show((struct span){ row.id, row.id_len }, ib, sizeof ib),
 			     show((struct span){ row.src, row.src_len }, sb, sizeof sb),
-			     show((struct span){ row.dst, row.dst_len }, ib, sizeof ib));
+			     show((struct span){ row.dst, row.dst_len }, db, sizeof db));
 		rc = GFS_ECONFLICT;
 	}
 	if (it)
@@ -953,45 +1085,278 @@ static int check_removed_node(struct loader *L, size_t t, struct span id)
 	return rc;
 }
 
-static int check_dangling(struct loader *L, size_t t)
+/* The pinned rows of an overwritten node table, walked beside the file's
+ * rows of that type: the pinned ids the file lacks are removed. */
+struct pinwalk {
+	uint32_t type;       /* UINT32_MAX: none open */
+	struct gfs_titer *it;
+	struct gfs_row row;
+	int state;           /* 1 row is valid, 0 end */
+};
+
+static int pin_step(struct pinwalk *pw)
+{
+	pw->state = gfs_titer_next(pw->it, &pw->row);
+	return pw->state < 0 ? pw->state : 0;
+}
+
+/* Checks the pinned rows of pw's table below id (all when id.p is NULL),
+ * skipping one equal to it. */
+static int removed_upto(struct loader *L, struct pinwalk *pw, struct span id)
+{
+	int rc = 0;
+
+	while (!rc && pw->state == 1) {
+		struct span pid = { pw->row.id, pw->row.id_len };
+		int c = id.p ? span_cmp(pid, id) : -1;
+		if (c > 0)
+			break;
+		if (c < 0)
+			rc = check_removed_node(L, pw->type, pid);
+		if (!rc)
+			rc = pin_step(pw);
+	}
+	return rc;
+}
+
+/* Called for each node row of an overwrite in order, then with type
+ * UINT32_MAX to finish. */
+static int dangling_upto(struct loader *L, struct pinwalk *pw, uint32_t type,
+			 struct span id)
+{
+	int rc = 0;
+
+	if (pw->type != type && pw->it) {
+		rc = removed_upto(L, pw, (struct span){ NULL, 0 });
+		gfs_titer_free(pw->it);
+		pw->it = NULL;
+	}
+	if (!rc && pw->type != type && type != UINT32_MAX) {
+		rc = gfs_titer_new(L->ts[type].tv, GFS_IX_PRIMARY, NULL, 0, &pw->it);
+		if (!rc)
+			rc = pin_step(pw);
+	}
+	pw->type = type;
+	if (!rc && type != UINT32_MAX)
+		rc = removed_upto(L, pw, id);
+	return rc;
+}
+
+/* Per row lookups in the pin: append conflicts; unique keys another id
+ * owns at the pin (a claim: fine if the file rewrites that id, which the
+ * claims pass checks); @card's counts, with the pinned edge the row
+ * replaces (its old source loses one). */
+struct pinned_ctx {
+	struct gfs_row prow, urow;
+};
+
+static int claim_keys(struct loader *L, const struct rec *r, struct gfs_row *urow)
+{
+	struct typestate *ts = &L->ts[r->type];
+	int rc = 0;
+
+	for (uint32_t k = 0; !rc && k < r->nuk; k++) {
+		struct span key = rec_uk(r, k);
+		if (!key.len)
+			continue;
+		rc = gfs_tver_get_unique(ts->tv, k, key.p, key.len, urow);
+		if (rc == 1 && !span_eq(r->id, urow->id, urow->id_len)) {
+			struct xrec x = { .type = r->type, .k = k, .lineno = r->lineno,
+					  .a = { urow->id, urow->id_len }, .b = key };
+			rc = xadd(L, L->claims, &x, 2, r);
+		} else if (rc == 1) {
+			rc = 0;
+		}
+	}
+	return rc;
+}
+
+static int check_pinned_row(struct loader *L, const struct rec *r,
+			    struct pinned_ctx *c)
+{
+	const struct gfs_typedef *td = &L->s->types[r->type];
+	bool overwrite = L->o->mode == GFS_LOAD_OVERWRITE;
+	bool card = td->is_edge && td->has_card;
+	int got = 0, rc = 0;
+
+	if (L->o->mode == GFS_LOAD_APPEND || (card && !overwrite))
+		got = gfs_tver_get(L->ts[r->type].tv, r->id.p, r->id.len, &c->prow);
+	if (got < 0)
+		return got;
+	if (got == 1 && L->o->mode == GFS_LOAD_APPEND)
+		return row_error(L, r, "id already exists (append mode inserts only new ids; use --mode merge to update)");
+	if (!overwrite)
+		rc = claim_keys(L, r, &c->urow);
+	if (!rc && card) {
+		struct xrec x = { .type = r->type, .k = 0, .a = r->src };
+		rc = xadd(L, L->cards, &x, 1, NULL);
+		x.k = 1;
+		x.a = (struct span){ c->prow.src, c->prow.src_len };
+		if (!rc && got == 1)
+			rc = xadd(L, L->cards, &x, 1, NULL);
+	}
+	return rc;
+}
+
+/* The validation pass over the rows: the ends stream and the pinned node
+ * tables of an overwrite are merged in beside it. */
+static int scan_pinned(struct loader *L)
+{
+	struct pinned_ctx c;
+	struct pinwalk pw = { .type = UINT32_MAX };
+	struct walk ends;
+	struct rows rs;
+	struct rec r;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	rc = walk_open(L->ends, &ends);
+	if (!rc)
+		rc = rows_open(L, &rs, false);
+	while (!rc && (rc = rows_next(&rs, &r)) == 1) {
+		bool node = !L->s->types[r.type].is_edge;
+		rc = node ? ends_upto(L, &ends, r.type, r.id) : 0;
+		if (!rc)
+			rc = check_pinned_row(L, &r, &c);
+		if (!rc && node && L->o->mode == GFS_LOAD_OVERWRITE)
+			rc = dangling_upto(L, &pw, r.type, r.id);
+	}
+	if (!rc)
+		rc = ends_upto(L, &ends, UINT32_MAX, (struct span){ NULL, 0 });
+	if (!rc)
+		rc = dangling_upto(L, &pw, UINT32_MAX, (struct span){ NULL, 0 });
+	if (pw.it)
+		gfs_titer_free(pw.it);
+	rows_close(&rs);
+	walk_close(&ends);
+	gfs_row_release(&c.prow);
+	gfs_row_release(&c.urow);
+	return rc;
+}
+
+/* Claims whose owner id the file does not rewrite are conflicts: the
+ * claims, by (type, owner), merged with the rows. */
+static int check_claims(struct loader *L)
+{
+	struct walk w;
+	struct rows rs;
+	struct rec r;
+	int have = 0, rc = walk_open(L->claims, &w);
+
+	memset(&rs, 0, sizeof rs);
+	if (!rc && w.state == 1) { /* claims are rare: no pass without one */
+		rc = rows_open(L, &rs, false);
+		have = rc ? 0 : rows_next(&rs, &r);
+	}
+	while (!rc && have >= 0 && w.state == 1) {
+		struct xrec x;
+		char kb[120], ob[80];
+		xget(w.p, w.len, 2, true, &x);
+		while (have == 1 && key_cmp(r.type, r.id, x.type, x.a) < 0)
+			have = rows_next(&rs, &r);
+		if (have == 1 && !key_cmp(r.type, r.id, x.type, x.a))
+			rc = walk_step(&w);
+		else if (have >= 0)
+			rc = row_error(L, &x.r, "unique value %s already belongs to '%s'",
+				       show(x.b, kb, sizeof kb), show(x.a, ob, sizeof ob));
+	}
+	rows_close(&rs);
+	walk_close(&w);
+	return rc ? rc : have < 0 ? have : 0;
+}
+
+/* Edges of table t leaving src at the pin. */
+static int pinned_out_degree(struct loader *L, size_t t, struct span src,
+			     uint64_t *count)
 {
 	struct gfs_titer *it;
 	struct gfs_row row;
-	int rc = gfs_titer_new(L->ts[t].tv, GFS_IX_PRIMARY, NULL, 0, &it);
+	int rc;
 
+	*count = 0;
+	rc = gfs_titer_new(L->ts[t].tv, GFS_IX_SRC, src.p, src.len, &it);
 	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
-		struct span id = { row.id, row.id_len };
-		rc = find_ent(L, t, row.id, row.id_len) ? 0 : check_removed_node(L, t, id);
+		rc = 0;
+		if (!span_eq(src, row.src, row.src_len))
+			break;
+		(*count)++;
 	}
 	if (it)
 		gfs_titer_free(it);
 	return rc;
 }
 
+/* Source src of edge table t: nfile edges in the file, nrep pinned edges
+ * from it that the file replaces (by id); the others at the pin stay,
+ * unless an overwrite replaces the table. */
+static int card_source(struct loader *L, size_t t, struct span src,
+		       uint64_t nfile, uint64_t nrep)
+{
+	const struct gfs_typedef *td = &L->s->types[t];
+	uint64_t n = 0;
+	int rc = L->o->mode == GFS_LOAD_OVERWRITE ? 0 :
+		 pinned_out_degree(L, t, src, &n);
+	char sb[80], max[32] = "";
+
+	if (rc)
+		return rc;
+	n = (n > nrep ? n - nrep : 0) + nfile;
+	if (n == 0 || (n >= td->card_min && n <= td->card_max))
+		return 0;
+	if (td->card_max != UINT64_MAX)
+		snprintf(max, sizeof max, "%" PRIu64, td->card_max);
+	gfs_diag_set(L->d, "%s: source %s '%s' would have %" PRIu64 " edges, but @card(%" PRIu64 "..%s) allows %s",
+		     td->name, L->s->types[td->from_idx].name, show(src, sb, sizeof sb), n,
+		     td->card_min, max, n < td->card_min ? "more" : "fewer");
+	return GFS_ECONFLICT;
+}
+
+/* @card: every source an edge of the file leaves or reaches, in (edge
+ * type, source) order. */
+static int check_card(struct loader *L)
+{
+	struct walk w;
+	uint64_t cnt[2] = { 0, 0 };
+	int rc = walk_open(L->cards, &w);
+
+	while (!rc && w.state == 1) {
+		struct xrec x;
+		xget(w.p, w.len, 1, false, &x);
+		if (!walk_kept(&w, x.type, x.a)) {
+			cnt[0] = cnt[1] = 0;
+			rc = walk_keep(&w, x.type, x.a);
+		}
+		cnt[x.k != 0]++;
+		if (!rc)
+			rc = walk_step(&w);
+		if (!rc && w.state == 1)
+			xget(w.p, w.len, 1, false, &x);
+		if (!rc && (w.state != 1 || !walk_kept(&w, x.type, x.a)))
+			rc = card_source(L, w.key_type,
+					 (struct span){ w.key.p, w.key.len }, cnt[0], cnt[1]);
+	}
+	walk_close(&w);
+	return rc;
+}
+
 static int validate(struct loader *L)
 {
-	int rc = 0;
+	int rc;
 
 	progress(L, GFS_PHASE_VALIDATE, L->n);
-	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
-		const struct gfs_typedef *td = &L->s->types[t];
-		unsigned nu = (unsigned)gfs_codec_n_unique(td);
-		if (!L->ts[t].written)
-			continue;
-		if (L->o->mode == GFS_LOAD_APPEND)
-			rc = check_append(L, t);
-		for (unsigned k = 0; !rc && k < nu; k++) {
-			rc = unique_in_file(L, t, k);
-			if (!rc && L->o->mode != GFS_LOAD_OVERWRITE)
-				rc = unique_in_store(L, t, k);
-		}
-		if (!rc && td->is_edge)
-			rc = check_endpoints(L, t);
-		if (!rc && td->is_edge && td->has_card)
-			rc = check_card(L, t);
-		if (!rc && !td->is_edge && L->o->mode == GFS_LOAD_OVERWRITE)
-			rc = check_dangling(L, t);
-	}
+	rc = new_sorter(L, L->budget / 4, claims_cmp, &L->claims);
+	if (!rc)
+		rc = new_sorter(L, L->budget / 4, claims_cmp, &L->cards);
+	if (!rc)
+		rc = scan_pinned(L);
+	if (!rc)
+		rc = gfs_xsort_finish(L->claims);
+	if (!rc)
+		rc = gfs_xsort_finish(L->cards);
+	if (!rc)
+		rc = check_claims(L);
+	if (!rc)
+		rc = check_card(L);
 	return rc;
 }
 
@@ -1051,116 +1416,143 @@ static int arm(struct loader *L)
 	return rc;
 }
 
-/* Reads row lines back from the spool in sorted order.  The rows of a
- * type mostly come in file order, so one pread fetches a stretch of
- * neighbouring lines (up to SPOOL_RBUF) instead of one call per row. */
-#define SPOOL_RBUF ((size_t)1 << 20)
-#define SPOOL_GAP 4096 /* bytes of skipped rows worth reading through */
-
-struct spool_rd {
-	struct gfs_buf win;
-	uint64_t off; /* spool offset of win.p[0] */
-};
-
-/* End of the stretch that starts with row i: rows up to `end` that follow
- * in the spool, with small gaps (rows of other types, duplicates). */
-static uint64_t stretch_end(const struct loader *L, size_t i, size_t end)
+/* Feeds the builder the rows of type t: the write pass is in (type, id)
+ * order and the tables are committed in type order, so each table takes
+ * the rows up to the first of a later type. */
+static int put_rows(struct loader *L, size_t t, struct gfs_tbuild *b)
 {
-	uint64_t start = L->ents[i].spool_off;
-	uint64_t stop = start + L->ents[i].line_len;
-
-	for (size_t j = i + 1; j < end; j++) {
-		const struct ent *n = &L->ents[j];
-
-		if (n->spool_off < stop || n->spool_off - stop > SPOOL_GAP ||
-		    n->spool_off + n->line_len - start > SPOOL_RBUF)
-			break;
-		stop = n->spool_off + n->line_len;
-	}
-	return stop;
-}
-
-static int spool_line(struct loader *L, struct spool_rd *r, size_t i,
-		      size_t end, const char **line)
-{
-	const struct ent *e = &L->ents[i];
-	uint64_t stop;
-	int rc;
-
-	if (e->spool_off < r->off ||
-	    e->spool_off + e->line_len > r->off + r->win.len) {
-		stop = stretch_end(L, i, end);
-		gfs_buf_reset(&r->win);
-		rc = gfs_buf_reserve(&r->win, (size_t)(stop - e->spool_off));
-		if (!rc)
-			rc = gfs_pread_all(L->spool_fd, r->win.p,
-					   (size_t)(stop - e->spool_off),
-					   (off_t)e->spool_off);
-		if (rc)
-			return rc;
-		r->off = e->spool_off;
-		r->win.len = (size_t)(stop - e->spool_off);
-	}
-	*line = r->win.p + (e->spool_off - r->off);
-	return 0;
-}
-
-static int put_rows(struct loader *L, size_t t, struct gfs_tbuild *b,
-		    struct spool_rd *rd)
-{
-	const struct typestate *ts = &L->ts[t];
 	size_t nu = gfs_codec_n_unique(&L->s->types[t]);
 	struct gfs_buf *uk = calloc(nu + 1, sizeof *uk);
+	bool edge = L->s->types[t].is_edge;
+	uint64_t i = 0;
 	int rc = uk ? 0 : -ENOMEM;
 
-	for (size_t i = ts->first; !rc && i < ts->first + ts->count; i++) {
-		const struct ent *e = &L->ents[i];
-		struct span id = ent_id(L, e), src = ent_part(L, e, 1), dst = ent_part(L, e, 2);
+	for (; !rc && L->wstate == 1 && L->wrec.type == t; i++) {
+		const struct rec *e = &L->wrec;
 		struct gfs_rowput rp;
-		const char *line = NULL;
 		for (size_t k = 0; k < nu; k++) {
-			struct span u = ent_part(L, e, 3 + (unsigned)k);
+			struct span u = rec_uk(e, (unsigned)k);
 			uk[k] = (struct gfs_buf){ (char *)u.p, u.len, u.len };
 		}
-		rc = spool_line(L, rd, i, ts->first + ts->count, &line);
 		rp = (struct gfs_rowput){
-			.id = id.p, .id_len = id.len,
-			.src = src.len || L->s->types[t].is_edge ? src.p : NULL, .src_len = src.len,
-			.dst = dst.len || L->s->types[t].is_edge ? dst.p : NULL, .dst_len = dst.len,
-			.line = line, .line_len = e->line_len,
+			.id = e->id.p, .id_len = e->id.len,
+			.src = e->src.len || edge ? e->src.p : NULL, .src_len = e->src.len,
+			.dst = e->dst.len || edge ? e->dst.p : NULL, .dst_len = e->dst.len,
+			.line = e->line.p, .line_len = e->line.len,
 			.data_off = e->data_off, .data_len = e->data_len,
 			.ukeys = uk, .n_ukeys = nu,
 		};
+		rc = gfs_tbuild_put(b, &rp);
 		if (!rc)
-			rc = gfs_tbuild_put(b, &rp);
-		if (!rc && (i - ts->first) % 65536 == 65535)
+			L->wstate = rows_next(&L->w, &L->wrec);
+		if (!rc && L->wstate < 0)
+			rc = L->wstate;
+		if (!rc && i % 65536 == 65535)
 			progress(L, GFS_PHASE_WRITE, i);
 	}
 	free(uk);
 	return rc;
 }
 
-static int commit_table(struct loader *L, size_t t)
+/* A written table between its last put and its link.  Its finish (merge
+ * the builder's runs, write the trees, fsync the temp file: about half of
+ * a table's write time) runs on a thread of its own while the next
+ * table's rows are put; the links stay in table order on the loader's
+ * thread, each followed by commit/after_table as before.  The finish
+ * touches only the builder's temp file and reads the pinned version. */
+static int fp(enum gfs_fp id);
+
+struct finisher {
+	struct loader *L;
+	size_t t;
+	struct gfs_tbuild *b; /* NULL: none pending */
+	pthread_t th;
+	bool threaded;
+	int rc;
+	struct gfs_diag d;
+	char io[PATH_MAX + 96];      /* the thread's gfs_io_last */
+	char corrupt[512];           /* and its gfs_corrupt_last */
+};
+
+static void *finish_run(void *arg)
+{
+	struct finisher *f = arg;
+	const char *io;
+
+	f->rc = gfs_tbuild_finish(f->b, f->L->ts[f->t].next, f->L->op_id, &f->d);
+	if (f->rc && (io = gfs_io_last(f->rc)))
+		snprintf(f->io, sizeof f->io, "%s", io);
+	if (f->rc == GFS_ECORRUPT)
+		snprintf(f->corrupt, sizeof f->corrupt, "%s", gfs_corrupt_last());
+	return NULL;
+}
+
+static void finish_start(struct finisher *f, struct loader *L, size_t t,
+			 struct gfs_tbuild *b)
+{
+	f->L = L;
+	f->t = t;
+	f->b = b;
+	f->rc = 0;
+	f->d.msg[0] = f->io[0] = f->corrupt[0] = '\0';
+	f->threaded = !pthread_create(&f->th, NULL, finish_run, f);
+	if (!f->threaded) /* no thread to be had: finish here */
+		finish_run(f);
+}
+
+/* Waits for the pending finish (if any), then links it, or on `discard`
+ * (an earlier failure) only frees it: the temp file goes with it. */
+static int finish_end(struct finisher *f, bool discard)
+{
+	struct loader *L = f->L;
+	int rc;
+
+	if (!f->b)
+		return 0;
+	if (f->threaded)
+		pthread_join(f->th, NULL);
+	f->threaded = false;
+	rc = f->rc;
+	if (rc && !discard) { /* the thread's messages, as if it were ours */
+		if (f->corrupt[0])
+			gfs_corrupt_note("%s", f->corrupt);
+		if (f->io[0])
+			gfs_io_note(rc, f->io);
+		if (f->d.msg[0])
+			gfs_diag_set(L->d, "%s", f->d.msg);
+	}
+	if (!rc && !discard)
+		rc = gfs_tbuild_link(f->b, L->d);
+	if (rc == -EEXIST)
+		gfs_diag_set(L->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
+			     L->ts[f->t].table, L->ts[f->t].next, gfs_graph_dir(L->g));
+	if (!rc && !discard)
+		rc = fp(GFS_FP_COMMIT_AFTER_TABLE);
+	gfs_tbuild_free(f->b);
+	f->b = NULL;
+	return rc;
+}
+
+/* Puts table t's rows; the previous table is linked once they are in,
+ * and t's own finish starts. */
+static int commit_table(struct loader *L, size_t t, struct finisher *f)
 {
 	struct typestate *ts = &L->ts[t];
 	struct gfs_tbuild *b = NULL;
-	struct spool_rd rd = { .off = 0 };
 	int rc;
 
-	gfs_buf_init(&rd.win);
 	rc = gfs_tbuild_new(gfs_graph_tables(L->g), ts->table, ts->tv,
 			    (unsigned)gfs_codec_n_unique(&L->s->types[t]),
 			    L->o->mode == GFS_LOAD_OVERWRITE ? GFS_TBUILD_REPLACE : 0, &b);
 	if (!rc)
-		rc = put_rows(L, t, b, &rd);
-	if (!rc)
-		rc = gfs_tbuild_commit(b, ts->next, L->op_id, L->d);
-	if (rc == -EEXIST)
-		gfs_diag_set(L->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
-			     ts->table, ts->next, gfs_graph_dir(L->g));
-	gfs_tbuild_free(b);
-	gfs_buf_release(&rd.win);
-	return rc;
+		rc = put_rows(L, t, b);
+	rc = rc ? (finish_end(f, true), rc) : finish_end(f, false);
+	if (rc) {
+		gfs_tbuild_free(b);
+		return rc;
+	}
+	finish_start(f, L, t, b);
+	return 0;
 }
 
 static int publish(struct loader *L, uint64_t *version)
@@ -1172,7 +1564,7 @@ static int publish(struct loader *L, uint64_t *version)
 	int rc;
 
 	gfs_buf_init(&detail);
-	rc = gfs_buf_appendf(&detail, "{\"mode\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%zu,\"source\":",
+	rc = gfs_buf_appendf(&detail, "{\"mode\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"source\":",
 			     mode_names[L->o->mode], L->lines, L->n);
 	if (!rc) {
 		const char *src = L->o->source ? L->o->source : "-";
@@ -1240,15 +1632,20 @@ static int finish_failed(struct loader *L, int rc, uint64_t *version)
 /* B: one new version per written table, then confirm (the commit point). */
 static int commit_tables(struct loader *L)
 {
+	struct finisher fin = { .L = L };
 	int rc = fp(GFS_FP_COMMIT_AFTER_SIDECAR);
 
-	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
-		if (!L->ts[t].written)
-			continue;
-		rc = commit_table(L, t);
-		if (!rc)
-			rc = fp(GFS_FP_COMMIT_AFTER_TABLE);
-	}
+	if (!rc)
+		rc = rows_open(L, &L->w, false);
+	if (!rc)
+		rc = L->wstate = rows_next(&L->w, &L->wrec);
+	if (rc > 0)
+		rc = 0;
+	for (size_t t = 0; !rc && t < L->s->n_types; t++)
+		if (L->ts[t].written)
+			rc = commit_table(L, t, &fin);
+	rc = rc ? (finish_end(&fin, true), rc) : finish_end(&fin, false);
+	rows_close(&L->w);
 	if (!rc)
 		rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(L->g), L->op_id);
 	if (rc == -ENOENT) /* only when locks were skipped: a lease lost */
@@ -1301,20 +1698,21 @@ static int write_phase(struct loader *L, uint64_t *version)
 
 /* ---- the whole load ---------------------------------------------------- */
 
-static int open_spool(struct loader *L)
+/* GRAPHFS_LOAD_MEM_BYTES: the rows' sorter budget in bytes (tests make it
+ * tiny to spill on every few rows); unset or unparsable: the default. */
+static size_t mem_budget(void)
 {
-	char dir[PATH_MAX];
-	int rc;
+	const char *s = getenv("GRAPHFS_LOAD_MEM_BYTES");
+	unsigned long long v;
+	char *end;
 
-	snprintf(dir, sizeof dir, "%s/staging", gfs_graph_dir(L->g));
-	if ((rc = gfs_mkdir(dir, 0755)))
-		return rc;
-	L->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (L->spool_fd < 0) {
-		rc = gfs_io_fail("create spool file in", dir, -errno);
-		gfs_diag_set(L->d, "create spool file in '%s': %s", dir, strerror(-rc));
-	}
-	return rc;
+	if (!s || !*s)
+		return LOAD_MEM_DEFAULT;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v == 0 || v > SIZE_MAX)
+		return LOAD_MEM_DEFAULT;
+	return (size_t)v;
 }
 
 static int setup(struct loader *L)
@@ -1327,9 +1725,37 @@ static int setup(struct loader *L)
 	gfs_gv_free(gv);
 	if (!rc && !(L->ts = calloc(L->s->n_types + 1, sizeof *L->ts)))
 		rc = -ENOMEM;
+	snprintf(L->staging, sizeof L->staging, "%s/staging", gfs_graph_dir(L->g));
+	if (!rc && (rc = gfs_mkdir(L->staging, 0755)))
+		gfs_diag_set(L->d, "create '%s': %s", L->staging, gfs_strerror(rc));
+	L->budget = mem_budget();
 	if (!rc)
-		rc = open_spool(L);
+		rc = new_sorter(L, L->budget, row_cmp, &L->rows);
 	return rc;
+}
+
+static void sorter_free(struct loader *L, struct gfs_xsort **x)
+{
+	struct gfs_xsort_stats st;
+
+	if (!*x)
+		return;
+	gfs_xsort_stats(*x, &st);
+	L->sorted.records += st.records;
+	L->sorted.runs += st.runs;
+	L->sorted.run_bytes += st.run_bytes;
+	L->sorted.merges += st.merges;
+	gfs_xsort_free(*x);
+	*x = NULL;
+}
+
+static void free_sorters(struct loader *L)
+{
+	sorter_free(L, &L->rows);
+	sorter_free(L, &L->ends);
+	sorter_free(L, &L->ukeys);
+	sorter_free(L, &L->claims);
+	sorter_free(L, &L->cards);
 }
 
 static void teardown(struct loader *L)
@@ -1337,14 +1763,14 @@ static void teardown(struct loader *L)
 	for (size_t t = 0; L->ts && L->s && t < L->s->n_types; t++)
 		gfs_tver_close(L->ts[t].tv);
 	gfs_lockset_free(L->locks);
-	if (L->spool_fd >= 0)
-		close(L->spool_fd);
+	rows_close(&L->w);
+	free_sorters(L);
 	gfs_gv_free(L->gv);
 	free(L->ts);
-	free(L->ents);
-	gfs_buf_release(&L->arena);
-	gfs_buf_release(&L->spool_w);
+	gfs_buf_release(&L->enc);
+	gfs_buf_release(&L->ukenc);
 }
+
 
 /* Heal, lock, and if a writer died on our tables in between (its sidecar
  * is there under our locks), let go and heal again: never plan around
@@ -1397,19 +1823,17 @@ static int lock_and_validate(struct loader *L)
 int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 		   struct gfs_load_result *res, struct gfs_diag *d)
 {
-	struct loader L = { .g = g, .o = o, .d = d, .spool_fd = -1, .phase = -1 };
+	struct loader L = { .g = g, .o = o, .d = d, .phase = -1 };
 	uint64_t version = 0;
 	int rc;
 
 	memset(res, 0, sizeof *res);
 	phase_switch(&L, GFS_PHASE_PARSE);
-	gfs_buf_init(&L.arena);
-	gfs_buf_init(&L.spool_w);
+	gfs_buf_init(&L.enc);
+	gfs_buf_init(&L.ukenc);
 	rc = setup(&L);
 	if (!rc)
 		rc = parse_stream(&L, fd);
-	if (!rc)
-		rc = spool_flush(&L);
 	if (!rc && L.n == 0) {
 		gfs_diag_set(d, "%s %s: nothing to load", o->source ? o->source : "input",
 			     L.lines ? "has only blank lines" : "is empty");
@@ -1426,6 +1850,7 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 	if (!rc)
 		rc = write_phase(&L, &version);
 	phase_switch(&L, -1);
+	free_sorters(&L);
 	if (!rc) {
 		res->version = version;
 		res->lines = L.lines;
@@ -1433,6 +1858,8 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 		res->bytes = L.bytes;
 		memcpy(res->phase_ns, L.phase_ns, sizeof res->phase_ns);
 		memcpy(res->op_id, L.op_id, sizeof res->op_id);
+		res->sort_runs = L.sorted.runs;
+		res->sort_bytes = L.sorted.run_bytes;
 	}
 	teardown(&L);
 	return rc;

@@ -416,6 +416,142 @@ START_TEST(endpoint_runs_still_report_the_missing_node)
 }
 END_TEST
 
+/* Each validation message, in full: the sort-merge validation (src/load.c)
+ * keeps the formats of the in-memory one.  check_load runs once with the
+ * default budget and once with GRAPHFS_LOAD_MEM_BYTES=4096
+ * (tests/load_spill.sh), so both paths are held to them. */
+static void expect_conflict(struct gfs_graph *g, const char *text,
+			    enum gfs_load_mode mode, const char *msg)
+{
+	struct gfs_diag d;
+
+	ck_assert_int_eq(load_text(g, text, mode, &d, NULL), GFS_ECONFLICT);
+	ck_assert_str_eq(d.msg, msg);
+}
+
+START_TEST(validation_messages_name_line_type_id_and_value)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d;
+
+	ck_assert_msg(load_text(g, PEOPLE, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x\",\"name\":\"X\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x\",\"name\":\"Y\"}}\n",
+		GFS_LOAD_APPEND, "line 2: Person 'x': id already given on line 1 (append inserts each id once)");
+	expect_conflict(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"bob\",\"name\":\"B\"}}\n",
+		GFS_LOAD_APPEND, "line 1: Person 'bob': id already exists (append mode inserts only new ids; use --mode merge to update)");
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x1\",\"name\":\"E\",\"email\":\"q@x\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x3\",\"name\":\"E\",\"email\":\"r@x\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x2\",\"name\":\"E\",\"email\":\"q@x\"}}\n",
+		GFS_LOAD_MERGE, "line 3: Person 'x2': unique value [\"q@x\"] is also used by 'x1' on line 1");
+	expect_conflict(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"eve\",\"name\":\"E\",\"email\":\"a@x\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Person 'eve': unique value [\"a@x\"] already belongs to 'alice'");
+	expect_conflict(g, "\n{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"nobody\"}\n",
+		GFS_LOAD_MERGE, "line 2: Knows 'alice' -> 'nobody': target node Person 'nobody' does not exist (not in this file nor in the store)");
+	expect_conflict(g, "{\"edge\":\"Wrote\",\"from\":\"ghost\",\"to\":\"d1\",\"data\":{\"id\":\"w1\"}}\n"
+		"{\"type\":\"Doc\",\"data\":{\"id\":\"d1\",\"text\":\"t\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Wrote 'w1' ('ghost' -> 'd1'): source node Person 'ghost' does not exist (not in this file nor in the store)");
+	expect_conflict(g,
+		"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"alice\",\"data\":{\"id\":\"k5\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"bob\",\"data\":{\"id\":\"k6\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zz\",\"name\":\"Z\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"zz\",\"data\":{\"id\":\"k7\"}}\n",
+		GFS_LOAD_MERGE, "Knows: source Person 'bob' would have 3 edges, but @card(0..2) allows fewer");
+	/* Removing a node that an edge leaves names the node, not the edge's
+	 * target (the in-memory version printed the target twice). */
+	expect_conflict(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"bob\",\"name\":\"Bob\"}}\n",
+		GFS_LOAD_OVERWRITE, "overwrite removes Person 'alice', but edge Knows 'k1' (alice -> bob) still points at it; delete or overwrite that edge in the same load");
+	expect_conflict(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"alice\",\"name\":\"A\"}}\n",
+		GFS_LOAD_OVERWRITE, "overwrite removes Person 'bob', but edge Knows 'k1' (alice -> bob) still points at it; delete or overwrite that edge in the same load");
+	ck_assert_uint_eq(gfs_manifest_head_version(gfs_graph_manifest(g)), 2);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* @card counts what the load leaves: a pinned edge the file moves to
+ * another source no longer counts for its old one, and one it rewrites
+ * counts once. */
+START_TEST(card_counts_moved_and_rewritten_edges_once)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d;
+
+	ck_assert_msg(load_text(g, PEOPLE, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	ck_assert_msg(load_text(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"cy\",\"name\":\"C\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"cy\",\"data\":{\"id\":\"k2\"}}\n",
+		GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	/* alice has k1, k2 (the maximum); k1 moves to bob, k3 is new: 2 */
+	ck_assert_msg(load_text(g,
+		"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"alice\",\"data\":{\"id\":\"k1\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"alice\",\"data\":{\"id\":\"k3\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"cy\",\"data\":{\"id\":\"k2\",\"since\":\"2021-01-01\"}}\n",
+		GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	/* now alice has k2, k3: one more is too many */
+	expect_conflict(g, "{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k4\"}}\n",
+		GFS_LOAD_MERGE, "Knows: source Person 'alice' would have 3 edges, but @card(0..2) allows fewer");
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* A store's worth of rows through a 4 KiB budget: hundreds of runs, group
+ * merges, duplicates across runs; the graph equals the one loaded in
+ * memory, and the same errors come out. */
+static char *many_rows(unsigned n, unsigned salt)
+{
+	struct gfs_buf b;
+
+	gfs_buf_init(&b);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned k = (i * 7919u + salt) % (n / 2); /* each id about twice */
+		ck_assert_int_eq(gfs_buf_appendf(&b,
+			"{\"type\":\"Person\",\"data\":{\"slug\":\"p%05u\",\"name\":\"v%u\",\"email\":\"m%05u.%u@x\"}}\n"
+			"{\"edge\":\"Knows\",\"from\":\"p%05u\",\"to\":\"p%05u\",\"data\":{\"id\":\"k%05u\"}}\n",
+			k, i, k, i, k, (k * 13u) % (n / 2), k), 0);
+	}
+	return b.p;
+}
+
+START_TEST(tiny_budget_spills_and_gives_the_same_graph)
+{
+	struct gfs_load_opts o = { .mode = GFS_LOAD_MERGE, .source = "many.jsonl" };
+	struct gfs_load_result res[2];
+	struct gfs_diag d = {{0}};
+	char *text = many_rows(3000, 5), *exp[2], msg[2][sizeof d.msg];
+
+	for (int pass = 0; pass < 2; pass++) {
+		struct gfs_graph *g;
+		char sub[PATH_MAX + 16];
+		int fd = memfd_create("in", MFD_CLOEXEC);
+		snprintf(sub, sizeof sub, "%s%d", dir, pass);
+		ck_assert_msg(gfs_graph_init(sub, SCHEMA, strlen(SCHEMA), "t.pg", "test", &d) == 0, "%s", d.msg);
+		ck_assert_msg(gfs_graph_open(sub, 0, &g, &d) == 0, "%s", d.msg);
+		ck_assert_int_eq(setenv("GRAPHFS_LOAD_MEM_BYTES", pass ? "4096" : "67108864", 1), 0);
+		ck_assert_int_eq(gfs_write_all(fd, text, strlen(text)), 0);
+		lseek(fd, 0, SEEK_SET);
+		ck_assert_msg(gfs_graph_load(g, fd, &o, &res[pass], &d) == 0, "%s", d.msg);
+		close(fd);
+		exp[pass] = export_text(g, 0, NULL);
+		/* the same error either way: a second line of an id in append */
+		ck_assert_int_eq(load_text(g, text, GFS_LOAD_APPEND, &d, NULL), GFS_ECONFLICT);
+		snprintf(msg[pass], sizeof msg[pass], "%s", d.msg);
+		gfs_graph_close(g);
+	}
+	ck_assert_uint_eq(res[0].sort_runs, 0);
+	ck_assert_uint_gt(res[1].sort_runs, 64); /* past GFS_XSORT_FANIN: group merges */
+	ck_assert_uint_eq(res[0].rows_put, res[1].rows_put);
+	ck_assert_uint_eq(res[1].rows_put, 3000);
+	ck_assert_str_eq(exp[0], exp[1]);
+	ck_assert_str_eq(msg[0], msg[1]);
+	ck_assert_str_eq(msg[0], "line 4211: Person 'p00000': id already given on line 1211 (append inserts each id once)");
+	free(exp[0]);
+	free(exp[1]);
+	free(text);
+	unsetenv("GRAPHFS_LOAD_MEM_BYTES");
+}
+END_TEST
+
 /* Two processes load at once; both must publish, in some order. */
 static void racer(int rfd, const char *text)
 {
@@ -531,6 +667,9 @@ int main(void)
 	tcase_add_test(tc, export_round_trips_into_a_fresh_store);
 	tcase_add_test(tc, spilling_builders_and_long_ids_give_the_same_graph);
 	tcase_add_test(tc, endpoint_runs_still_report_the_missing_node);
+	tcase_add_test(tc, validation_messages_name_line_type_id_and_value);
+	tcase_add_test(tc, card_counts_moved_and_rewritten_edges_once);
+	tcase_add_test(tc, tiny_budget_spills_and_gives_the_same_graph);
 	tcase_add_test(tc, two_processes_loading_the_same_table_both_publish);
 	tcase_add_test(tc, fsck_detects_corrupt_and_missing_table_versions);
 	suite_add_tcase(s, tc);

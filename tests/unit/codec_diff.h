@@ -132,7 +132,7 @@ static inline const char *cdiff_line(struct cdiff *x,
 	 * reset leaves it. */
 	gfs_rowin_release(&x->f);
 	gfs_rowin_init(&x->f);
-	rf = gfs_codec_fast_parse(s, line, len, &x->f);
+	rf = gfs_codec_fast_parse(s, line, len, 7, &x->f);
 	x->took = rf == 1;
 	x->lines++;
 	x->fast += x->took;

@@ -1,0 +1,486 @@
+/* xsort.c - external sort of variable-length records (xsort.h).
+ *
+ * Memory: the batch (records back to back, each a 4-byte length + bytes,
+ * and one 8-byte offset per record) grows up to the budget; a run on disk
+ * has the same framing.  Runs are extents of one O_TMPFILE file; a group
+ * merge appends its output to it (the merged extents are not given back
+ * before the file is closed: a level of group merges, needed past 64 runs,
+ * doubles the file; no fallocate hole punching, which the power-cut
+ * recorder, tests/powercut/record.c, would have to model).  Stability: the batch sorts
+ * by (cmp, position) and the merge breaks ties by run index, runs being
+ * in input order.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "xsort.h"
+
+#define WBUF ((size_t)256 << 10) /* run write buffer */
+#define RBUF ((size_t)64 << 10)  /* per-run read buffer of an iterator */
+#define HDR 4                     /* record length prefix */
+
+struct run {
+	uint64_t off, len; /* extent in the run file */
+};
+
+struct gfs_xsort {
+	char *dir;
+	size_t budget;
+	gfs_xsort_cmp cmp;
+	void *arg;
+	char *data; /* the batch: [u32 len][bytes]... */
+	size_t dlen, dcap;
+	size_t *offs; /* record offsets in data, sorted at finish/spill */
+	size_t n, ocap;
+	bool finished;
+	int fd;          /* run file, -1 until the first spill */
+	uint64_t flen;   /* its length */
+	struct gfs_buf w; /* write buffer */
+	struct run *runs;
+	size_t nruns, rcap;
+	struct gfs_xsort_stats st;
+};
+
+static uint32_t get32(const char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+int gfs_xsort_new(const char *dir, size_t budget, gfs_xsort_cmp cmp,
+		  void *arg, struct gfs_xsort **out)
+{
+	struct gfs_xsort *x = calloc(1, sizeof *x);
+
+	*out = NULL;
+	if (!x || !(x->dir = gfs_strdup(dir))) {
+		free(x);
+		return -ENOMEM;
+	}
+	x->budget = budget ? budget : 1;
+	x->cmp = cmp;
+	x->arg = arg;
+	x->fd = -1;
+	gfs_buf_init(&x->w);
+	*out = x;
+	return 0;
+}
+
+void gfs_xsort_free(struct gfs_xsort *x)
+{
+	if (!x)
+		return;
+	if (x->fd >= 0)
+		close(x->fd);
+	gfs_buf_release(&x->w);
+	free(x->data);
+	free(x->offs);
+	free(x->runs);
+	free(x->dir);
+	free(x);
+}
+
+void gfs_xsort_stats(const struct gfs_xsort *x, struct gfs_xsort_stats *out)
+{
+	*out = x->st;
+}
+
+/* ---- the batch ---------------------------------------------------------- */
+
+static int batch_cmp(const void *a, const void *b, void *arg)
+{
+	const struct gfs_xsort *x = arg;
+	size_t oa = *(const size_t *)a, ob = *(const size_t *)b;
+	const char *pa = x->data + oa, *pb = x->data + ob;
+	int c = x->cmp(pa + HDR, get32(pa), pb + HDR, get32(pb), x->arg);
+
+	if (c)
+		return c;
+	return oa < ob ? -1 : oa > ob; /* stable: input order */
+}
+
+static int open_runs(struct gfs_xsort *x)
+{
+	x->fd = open(x->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (x->fd < 0)
+		return gfs_io_fail("create sort run file in", x->dir, -errno);
+	return 0;
+}
+
+static int wflush(struct gfs_xsort *x)
+{
+	int rc = 0;
+
+	if (x->w.len)
+		rc = gfs_pwrite_all(x->fd, x->w.p, x->w.len, (off_t)x->flen);
+	if (!rc) {
+		x->flen += x->w.len;
+		x->st.run_bytes += x->w.len;
+	}
+	gfs_buf_reset(&x->w);
+	return rc;
+}
+
+/* Appends one framed record to the run file (through the write buffer). */
+static int wrec(struct gfs_xsort *x, const char *rec, size_t len)
+{
+	uint32_t l = (uint32_t)len;
+	int rc = 0;
+
+	if (x->w.len + HDR + len > WBUF)
+		rc = wflush(x);
+	if (!rc && !x->w.cap)
+		rc = gfs_buf_reserve(&x->w, WBUF);
+	if (!rc)
+		rc = gfs_buf_append(&x->w, &l, HDR);
+	if (!rc)
+		rc = gfs_buf_append(&x->w, rec, len);
+	return rc;
+}
+
+static int add_run(struct gfs_xsort *x, uint64_t off, uint64_t len)
+{
+	struct run *r = gfs_array_grow(x->runs, &x->rcap, x->nruns, sizeof *r, 16);
+
+	if (!r)
+		return -ENOMEM;
+	x->runs = r;
+	x->runs[x->nruns++] = (struct run){ off, len };
+	return 0;
+}
+
+/* Sorts the batch, writes it as a run, empties it. */
+static int spill(struct gfs_xsort *x)
+{
+	uint64_t start;
+	int rc = 0;
+
+	if (x->fd < 0)
+		rc = open_runs(x);
+	if (rc)
+		return rc;
+	qsort_r(x->offs, x->n, sizeof *x->offs, batch_cmp, x);
+	start = x->flen;
+	for (size_t i = 0; !rc && i < x->n; i++) {
+		const char *p = x->data + x->offs[i];
+		rc = wrec(x, p + HDR, get32(p));
+	}
+	if (!rc)
+		rc = wflush(x);
+	if (!rc)
+		rc = add_run(x, start, x->flen - start);
+	if (!rc)
+		x->st.runs++;
+	x->dlen = 0;
+	x->n = 0;
+	return rc;
+}
+
+/* Room for `need` more bytes in data, growing by doubling up to the budget
+ * (or exactly to what one oversized record needs). */
+static int reserve(struct gfs_xsort *x, size_t need)
+{
+	size_t cap = x->dcap ? x->dcap : 4096;
+	char *p;
+
+	if (x->dlen + need <= x->dcap)
+		return 0;
+	while (cap < x->dlen + need)
+		cap *= 2;
+	if (cap > x->budget)
+		cap = x->budget > x->dlen + need ? x->budget : x->dlen + need;
+	if (!(p = realloc(x->data, cap)))
+		return -ENOMEM;
+	x->data = p;
+	x->dcap = cap;
+	return 0;
+}
+
+int gfs_xsort_add(struct gfs_xsort *x, const void *rec, size_t len)
+{
+	size_t need = HDR + len, *o;
+	uint32_t l = (uint32_t)len;
+	int rc = 0;
+
+	if (x->finished || len > UINT32_MAX)
+		return -EINVAL;
+	if (x->n && x->dlen + need + (x->n + 1) * sizeof *x->offs > x->budget)
+		rc = spill(x);
+	if (!rc)
+		rc = reserve(x, need);
+	if (rc)
+		return rc;
+	if (!(o = gfs_array_grow(x->offs, &x->ocap, x->n, sizeof *o, 256)))
+		return -ENOMEM;
+	x->offs = o;
+	x->offs[x->n++] = x->dlen;
+	memcpy(x->data + x->dlen, &l, HDR);
+	if (len)
+		memcpy(x->data + x->dlen + HDR, rec, len);
+	x->dlen += need;
+	x->st.records++;
+	return 0;
+}
+
+/* ---- merging ------------------------------------------------------------ */
+
+struct reader {
+	uint64_t off, end; /* next unread byte of the run in the file, its end */
+	char *buf;
+	size_t cap, pos, len; /* buf[pos, len) holds unconsumed bytes */
+	const char *rec;      /* current record, NULL at the end */
+	size_t rlen;
+};
+
+struct gfs_xsort_iter {
+	struct gfs_xsort *x;
+	size_t next;  /* in-memory mode: index in x->offs */
+	struct reader *rd;
+	size_t nrd;
+	size_t *heap; /* reader indexes, a min-heap on (record, index) */
+	size_t nheap;
+	bool started;
+};
+
+/* Makes `want` bytes available at buf[pos]. */
+static int fill(struct gfs_xsort *x, struct reader *r, size_t want)
+{
+	size_t n;
+	int rc;
+
+	if (r->len - r->pos >= want)
+		return 0;
+	memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+	r->len -= r->pos;
+	r->pos = 0;
+	if (want > r->cap) {
+		char *p = realloc(r->buf, want);
+		if (!p)
+			return -ENOMEM;
+		r->buf = p;
+		r->cap = want;
+	}
+	n = r->cap - r->len;
+	if (n > r->end - r->off)
+		n = (size_t)(r->end - r->off);
+	if (r->len + n < want)
+		return -EIO; /* a run shorter than its framing: cannot happen */
+	rc = gfs_pread_all(x->fd, r->buf + r->len, n, (off_t)r->off);
+	if (rc)
+		return rc;
+	r->off += n;
+	r->len += n;
+	return 0;
+}
+
+/* Advances r to its next record (r->rec NULL at the end of the run). */
+static int advance(struct gfs_xsort *x, struct reader *r)
+{
+	uint32_t l;
+	int rc;
+
+	if (r->pos == r->len && r->off == r->end) {
+		r->rec = NULL;
+		return 0;
+	}
+	rc = fill(x, r, HDR);
+	if (!rc) {
+		l = get32(r->buf + r->pos);
+		rc = fill(x, r, HDR + (size_t)l);
+	}
+	if (rc)
+		return rc;
+	r->rec = r->buf + r->pos + HDR;
+	r->rlen = l;
+	r->pos += HDR + l;
+	return 0;
+}
+
+static bool heap_less(const struct gfs_xsort_iter *it, size_t a, size_t b)
+{
+	const struct reader *ra = &it->rd[a], *rb = &it->rd[b];
+	int c = it->x->cmp(ra->rec, ra->rlen, rb->rec, rb->rlen, it->x->arg);
+
+	return c < 0 || (c == 0 && a < b);
+}
+
+static void sift_down(struct gfs_xsort_iter *it, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		if (l < it->nheap && heap_less(it, it->heap[l], it->heap[m]))
+			m = l;
+		if (l + 1 < it->nheap && heap_less(it, it->heap[l + 1], it->heap[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		size_t t = it->heap[i];
+		it->heap[i] = it->heap[m];
+		it->heap[m] = t;
+		i = m;
+	}
+}
+
+static void iter_release(struct gfs_xsort_iter *it)
+{
+	for (size_t i = 0; i < it->nrd; i++)
+		free(it->rd[i].buf);
+	free(it->rd);
+	free(it->heap);
+}
+
+/* An iterator merging runs [a, b). */
+static int iter_runs(struct gfs_xsort *x, size_t a, size_t b,
+		     struct gfs_xsort_iter *it)
+{
+	memset(it, 0, sizeof *it);
+	it->x = x;
+	it->nrd = b - a;
+	it->rd = calloc(it->nrd + 1, sizeof *it->rd);
+	it->heap = calloc(it->nrd + 1, sizeof *it->heap);
+	if (!it->rd || !it->heap)
+		return -ENOMEM;
+	for (size_t i = 0; i < it->nrd; i++) {
+		struct reader *r = &it->rd[i];
+		r->off = x->runs[a + i].off;
+		r->end = r->off + x->runs[a + i].len;
+		r->cap = RBUF;
+		if (!(r->buf = malloc(r->cap)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int merge_next(struct gfs_xsort_iter *it, const void **rec, size_t *len)
+{
+	int rc = 0;
+
+	if (!it->started) {
+		it->started = true;
+		for (size_t i = 0; !rc && i < it->nrd; i++) {
+			rc = advance(it->x, &it->rd[i]);
+			if (!rc && it->rd[i].rec)
+				it->heap[it->nheap++] = i;
+		}
+		for (size_t i = it->nheap / 2; !rc && i-- > 0;)
+			sift_down(it, i);
+	} else if (it->nheap) {
+		/* The record returned last is consumed now, not before. */
+		struct reader *r = &it->rd[it->heap[0]];
+		rc = advance(it->x, r);
+		if (!rc && !r->rec)
+			it->heap[0] = it->heap[--it->nheap];
+		if (!rc && it->nheap)
+			sift_down(it, 0);
+	}
+	if (rc)
+		return rc;
+	if (!it->nheap)
+		return 0;
+	*rec = it->rd[it->heap[0]].rec;
+	*len = it->rd[it->heap[0]].rlen;
+	return 1;
+}
+
+/* Merges runs [0, FANIN) into one run that takes their place. */
+static int merge_group(struct gfs_xsort *x)
+{
+	struct gfs_xsort_iter it;
+	uint64_t start = x->flen;
+	const void *rec;
+	size_t len;
+	int rc = iter_runs(x, 0, GFS_XSORT_FANIN, &it);
+
+	while (!rc && (rc = merge_next(&it, &rec, &len)) == 1)
+		rc = wrec(x, rec, len);
+	if (!rc)
+		rc = wflush(x);
+	iter_release(&it);
+	if (rc)
+		return rc;
+	x->runs[0] = (struct run){ start, x->flen - start };
+	memmove(x->runs + 1, x->runs + GFS_XSORT_FANIN,
+		(x->nruns - GFS_XSORT_FANIN) * sizeof *x->runs);
+	x->nruns -= GFS_XSORT_FANIN - 1;
+	x->st.merges++;
+	return 0;
+}
+
+int gfs_xsort_finish(struct gfs_xsort *x)
+{
+	int rc = 0;
+
+	if (x->finished)
+		return 0;
+	x->finished = true;
+	if (x->nruns && x->n)
+		rc = spill(x);
+	else if (x->n)
+		qsort_r(x->offs, x->n, sizeof *x->offs, batch_cmp, x);
+	/* Merge the oldest runs first: the merged run stays in input order. */
+	while (!rc && x->nruns > GFS_XSORT_FANIN)
+		rc = merge_group(x);
+	if (x->nruns) { /* the batch memory is not needed any more */
+		free(x->data);
+		free(x->offs);
+		x->data = NULL;
+		x->offs = NULL;
+		x->dcap = x->ocap = 0;
+	}
+	gfs_buf_release(&x->w);
+	return rc;
+}
+
+int gfs_xsort_iter_new(struct gfs_xsort *x, struct gfs_xsort_iter **out)
+{
+	struct gfs_xsort_iter *it = calloc(1, sizeof *it);
+	int rc;
+
+	*out = NULL;
+	if (!it)
+		return -ENOMEM;
+	if (!x->finished) {
+		free(it);
+		return -EINVAL;
+	}
+	rc = iter_runs(x, 0, x->nruns, it);
+	if (rc) {
+		iter_release(it);
+		free(it);
+		return rc;
+	}
+	*out = it;
+	return 0;
+}
+
+int gfs_xsort_iter_next(struct gfs_xsort_iter *it, const void **rec,
+			size_t *len)
+{
+	const struct gfs_xsort *x = it->x;
+
+	if (x->nruns)
+		return merge_next(it, rec, len);
+	if (it->next >= x->n)
+		return 0;
+	const char *p = x->data + x->offs[it->next++];
+	*rec = p + HDR;
+	*len = get32(p);
+	return 1;
+}
+
+void gfs_xsort_iter_free(struct gfs_xsort_iter *it)
+{
+	if (!it)
+		return;
+	iter_release(it);
+	free(it);
+}
