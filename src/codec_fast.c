@@ -13,9 +13,9 @@
  *     than 63 bytes or overflowing a double ("real number overflow");
  *   - duplicate members, unknown members, nesting other than data's object
  *     and a list's or vector's flat array;
- *   - Blob, composite keys, data.id on a keyed node, more than FAST_MAX
- *     properties, and any value of the wrong type, out of range, or failing
- *     @range / @check.
+ *   - Blob, a composite key given as a string, data.id on a keyed node,
+ *     more than FAST_MAX properties, and any value of the wrong type, out
+ *     of range, or failing @range / @check.
  * Two passes: scan() checks the syntax and records each member's value
  * (spans into the input, numbers converted once); emit() writes the
  * canonical line, then the checks and unique keys read what was written.
@@ -386,8 +386,9 @@ static inline bool put(struct gfs_buf *b, const char *s, size_t n)
 }
 
 /* "s": what gfs_buf_append_json_str writes for a string that needs no
- * escape - every string here: input strings with escapes or control bytes
- * were declined, canonical texts have none, and names are identifiers. */
+ * escape: input strings (escapes and control bytes were declined), the
+ * canonical text of a scalar, names (identifiers).  Not an endpoint id: a
+ * composite one is a JSON array, quotes included. */
 static inline bool put_quoted(struct gfs_buf *b, const char *s, size_t n)
 {
 	if (b->len + n + 2 >= b->cap && gfs_buf_reserve(b, n + 2))
@@ -491,6 +492,24 @@ static bool ref_string(const struct gfs_type *kt, const struct val *v,
 	       !memcmp(out->p, v->p, v->n);
 }
 
+/* A composite key given as an array: the JSON array of its parts'
+ * canonical values (codec.c key_composite). */
+static bool ref_composite(const struct gfs_typedef *td, const struct val *v,
+			  struct gfs_buf *out)
+{
+	struct cursor c = { v->p + 1, v->p + v->n };
+	struct val e;
+	bool more;
+
+	if (v->kind != V_ARR || v->elems != td->n_key || !put(out, "[", 1))
+		return false;
+	for (size_t i = 0; array_next(&c, i == 0, &e, &more) && more; i++)
+		if (e.kind == V_NULL || (i && !put(out, ",", 1)) ||
+		    !scalar_json(&td->props[td->key[i]].type, &e, out))
+			return false;
+	return put(out, "]", 1);
+}
+
 /* Canonical id of an endpoint v of node type td (codec.c canon_ref). */
 static bool ref_canon(const struct gfs_typedef *td, const struct val *v,
 		      struct gfs_buf *out)
@@ -501,7 +520,7 @@ static bool ref_canon(const struct gfs_typedef *td, const struct val *v,
 	if (td->n_key == 0)
 		return v->kind == V_STR && put(out, v->p, v->n);
 	if (td->n_key > 1)
-		return false;
+		return ref_composite(td, v, out); /* a string form: jansson's */
 	kt = &td->props[td->key[0]].type;
 	if (v->kind == V_STR && !gfs_codec_quoted_base(kt->base))
 		return ref_string(kt, v, out);
@@ -638,11 +657,27 @@ static bool emit(struct row *w, struct gfs_rowin *r)
 		return false;
 	if (w->td->is_edge &&
 	    (!put(b, ",\"from\":", 8) ||
-	     !put_quoted(b, r->src.p, r->src.len) ||
+	     gfs_buf_append_json_str(b, r->src.p, r->src.len) ||
 	     !put(b, ",\"to\":", 6) ||
-	     !put_quoted(b, r->dst.p, r->dst.len)))
+	     gfs_buf_append_json_str(b, r->dst.p, r->dst.len)))
 		return false;
 	return put(b, ",\"data\":", 8) && emit_data(w, r);
+}
+
+/* A composite key's id: the parts' JSON as written in the line, in key
+ * order, as an array. */
+static bool composite_id(const struct row *w, struct gfs_rowin *r)
+{
+	const struct gfs_typedef *td = w->td;
+
+	for (size_t i = 0; i < td->n_key; i++) {
+		size_t k = td->key[i];
+
+		if (!w->len[k] || !put(&r->id, i ? "," : "[", 1) ||
+		    !put(&r->id, r->line.p + w->off[k], w->len[k]))
+			return false;
+	}
+	return put(&r->id, "]", 1);
 }
 
 /* The id: a keyed node's key text (as written in the line), else data.id
@@ -657,6 +692,8 @@ static bool ident(const struct row *w, struct gfs_rowin *r)
 	if (td->is_edge || !td->n_key)
 		return !w->idv || (w->idv->kind == V_STR &&
 				   put(&r->id, w->idv->p, w->idv->n));
+	if (td->n_key > 1)
+		return composite_id(w, r);
 	if (!w->len[k])
 		return false;
 	return put(&r->id, r->line.p + w->off[k] + q, w->len[k] - 2 * q);
@@ -756,8 +793,8 @@ static bool ukey_one(const struct row *w, const struct gfs_rowin *r,
 			return true;
 		}
 		if (!put(out, i ? "," : "[", 1) ||
-		    !(src || dst ? put_quoted(out, e->p, e->len) :
-		      put(out, r->line.p + w->off[pi], w->len[pi])))
+		    (src || dst ? gfs_buf_append_json_str(out, e->p, e->len) :
+		     !put(out, r->line.p + w->off[pi], w->len[pi])))
 			return false;
 	}
 	return put(out, k->n_props ? "]" : "[]", k->n_props ? 1 : 2);
@@ -813,7 +850,7 @@ int gfs_codec_fast_parse(const struct gfs_schema *s, const char *line,
 	if (!scan_line(line, len, &l) ||
 	    (l.type.kind != V_NONE) == (l.edge.kind != V_NONE) ||
 	    !(w.td = find_type(s, &l, &r->type_idx)) ||
-	    (w.td->n_key > 1) || !bind(&w, &l) ||
+	    !bind(&w, &l) ||
 	    !endpoints(s, &l, w.td, r) || !emit(&w, r) || !ident(&w, r) ||
 	    !check_cons(&w, r))
 		return 0;
