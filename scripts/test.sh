@@ -31,7 +31,7 @@ set +e
 cd ..
 fuzz_log=build-fuzz/fuzz.log
 mkdir -p build-fuzz
-( cd build-fuzz && ../configure -q --enable-fuzz &&
+( cd build-fuzz && ../configure -q --enable-fuzz --enable-werror &&
   make -j"$(nproc)" fuzz/fuzz_codec_diff >/dev/null &&
   make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}" ) >"$fuzz_log" 2>&1
 fuzz_rc=$?

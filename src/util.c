@@ -45,6 +45,8 @@ const char *gfs_strerror(int rc)
 }
 
 static void diag_vset(struct gfs_diag *d, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void diag_vset(struct gfs_diag *d, const char *fmt, va_list ap)
 {
 	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
 }
