@@ -111,6 +111,12 @@ struct loader {
 	struct gfs_buf enc, ukenc; /* scratch for encoding records */
 	struct gfs_xsort_stats sorted; /* summed over the sorters, at the end */
 	uint64_t n;             /* rows parsed; after sorting, rows kept */
+	/* The earliest error a check has seen so far (earlier()): checks that
+	 * name a line report the first bad line of the file. */
+	uint64_t err_line;
+	uint32_t err_side;
+	bool err_set;
+	struct gfs_buf err_rec; /* the endpoint record named after the pass */
 	struct rows w;          /* the write phase's pass */
 	struct rec wrec;        /* its row not yet written */
 	int wstate;             /* 1 wrec is valid, 0 end, <0 error */
@@ -727,8 +733,23 @@ static int scan_rows(struct loader *L)
 static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* @unique within the file: equal keys are neighbours in the stream; the
- * later line of the first pair is the one named. */
+/* Is (line, side) before the earliest error seen?  Then it becomes it,
+ * and the message of the one it replaces is cleared for its own. */
+static bool earlier(struct loader *L, uint64_t line, uint32_t side)
+{
+	if (L->err_set && (line > L->err_line ||
+			   (line == L->err_line && side >= L->err_side)))
+		return false;
+	if (L->d)
+		L->d->msg[0] = '\0';
+	L->err_set = true;
+	L->err_line = line;
+	L->err_side = side;
+	return true;
+}
+
+/* @unique within the file: equal keys are neighbours in the stream; of
+ * all such pairs the one whose later line comes first is named. */
 static int unique_in_file(struct loader *L)
 {
 	struct gfs_xsort_iter *it;
@@ -740,16 +761,17 @@ static int unique_in_file(struct loader *L)
 	int rc = gfs_xsort_iter_new(L->ukeys, &it);
 
 	gfs_buf_init(&prev);
+	L->err_set = false;
 	while (!rc && (rc = gfs_xsort_iter_next(it, &p, &len)) == 1) {
 		rc = 0;
 		xget(p, len, 1, true, &x);
-		if (have && x.type == px.type && x.k == px.k && !span_cmp(x.a, px.a)) {
+		if (have && x.type == px.type && x.k == px.k && !span_cmp(x.a, px.a) &&
+		    earlier(L, x.lineno, 0)) {
 			char idb[80], kb[120], other[200];
 			snprintf(other, sizeof other, "'%s' on line %" PRIu64,
 				 show(px.r.id, idb, sizeof idb), px.lineno);
-			rc = row_error(L, &x.r, "unique value %s is also used by %s",
-				       show(x.a, kb, sizeof kb), other);
-			break;
+			row_error(L, &x.r, "unique value %s is also used by %s",
+				  show(x.a, kb, sizeof kb), other);
 		}
 		gfs_buf_reset(&prev);
 		rc = gfs_buf_append(&prev, p, len);
@@ -759,7 +781,7 @@ static int unique_in_file(struct loader *L)
 	}
 	gfs_xsort_iter_free(it);
 	gfs_buf_release(&prev);
-	return rc;
+	return rc ? rc : L->err_set ? GFS_ECONFLICT : 0;
 }
 
 static int sort_phase(struct loader *L)
@@ -1070,8 +1092,9 @@ static int missing_end(struct loader *L, const struct xrec *x)
 /* Endpoints below (type, id) in the ends stream are not in the file: they
  * must be at the pin (unless an overwrite replaces that node table);
  * those equal to it are.  Called with the node rows in order, then with
- * type UINT32_MAX.  The last endpoint found is remembered: edges share
- * endpoints, and each is looked up once. */
+ * type UINT32_MAX.  The last endpoint resolved is remembered: edges share
+ * endpoints, and each is looked up once.  A missing one is kept if its
+ * line is the earliest yet; the pass names it at the end. */
 static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
 		     struct span id)
 {
@@ -1087,10 +1110,12 @@ static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
 			continue;
 		rc = L->o->mode == GFS_LOAD_OVERWRITE && L->ts[x.type].written ? 0 :
 		     at_pin(L, x.type, x.a);
-		if (rc == 1)
+		if (rc == 0 && earlier(L, x.lineno, x.k)) {
+			gfs_buf_reset(&L->err_rec);
+			rc = gfs_buf_append(&L->err_rec, w->p, w->len);
+		}
+		if (rc >= 0)
 			rc = walk_keep(w, x.type, x.a);
-		else if (rc == 0)
-			return missing_end(L, &x);
 	}
 	return rc;
 }
@@ -1268,6 +1293,7 @@ static int scan_pinned(struct loader *L)
 	int rc;
 
 	memset(&c, 0, sizeof c);
+	L->err_set = false;
 	rc = walk_open(L->ends, &ends);
 	if (!rc)
 		rc = rows_open(L, &rs, false);
@@ -1283,6 +1309,11 @@ static int scan_pinned(struct loader *L)
 		rc = ends_upto(L, &ends, UINT32_MAX, (struct span){ NULL, 0 });
 	if (!rc)
 		rc = dangling_upto(L, &pw, UINT32_MAX, (struct span){ NULL, 0 });
+	if (!rc && L->err_set) { /* the earliest missing endpoint */
+		struct xrec x;
+		xget(L->err_rec.p, L->err_rec.len, 2, false, &x);
+		rc = missing_end(L, &x);
+	}
 	if (pw.it)
 		gfs_titer_free(pw.it);
 	rows_close(&rs);
@@ -1293,7 +1324,8 @@ static int scan_pinned(struct loader *L)
 }
 
 /* Claims whose owner id the file does not rewrite are conflicts: the
- * claims, by (type, owner), merged with the rows. */
+ * claims, by (type, owner), merged with the rows; the earliest line is
+ * named. */
 static int check_claims(struct loader *L)
 {
 	struct walk w;
@@ -1302,6 +1334,7 @@ static int check_claims(struct loader *L)
 	int have = 0, rc = walk_open(L->claims, &w);
 
 	memset(&rs, 0, sizeof rs);
+	L->err_set = false;
 	if (!rc && w.state == 1) { /* claims are rare: no pass without one */
 		rc = rows_open(L, &rs, false);
 		have = rc ? 0 : rows_next(&rs, &r);
@@ -1312,15 +1345,18 @@ static int check_claims(struct loader *L)
 		xget(w.p, w.len, 2, true, &x);
 		while (have == 1 && key_cmp(r.type, r.id, x.type, x.a) < 0)
 			have = rows_next(&rs, &r);
-		if (have == 1 && !key_cmp(r.type, r.id, x.type, x.a))
+		if (have >= 0 && (have == 0 || key_cmp(r.type, r.id, x.type, x.a)) &&
+		    earlier(L, x.lineno, x.k))
+			row_error(L, &x.r, "unique value %s already belongs to '%s'",
+				  show(x.b, kb, sizeof kb), show(x.a, ob, sizeof ob));
+		if (have >= 0)
 			rc = walk_step(&w);
-		else if (have >= 0)
-			rc = row_error(L, &x.r, "unique value %s already belongs to '%s'",
-				       show(x.b, kb, sizeof kb), show(x.a, ob, sizeof ob));
 	}
 	rows_close(&rs);
 	walk_close(&w);
-	return rc ? rc : have < 0 ? have : 0;
+	if (!rc && have < 0)
+		rc = have;
+	return rc ? rc : L->err_set ? GFS_ECONFLICT : 0;
 }
 
 /* Edges of table t leaving src at the pin. */
@@ -1748,6 +1784,7 @@ static void teardown(struct loader *L)
 	free(L->ts);
 	gfs_buf_release(&L->enc);
 	gfs_buf_release(&L->ukenc);
+	gfs_buf_release(&L->err_rec);
 }
 
 
@@ -1810,6 +1847,7 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 	phase_switch(&L, GFS_PHASE_PARSE);
 	gfs_buf_init(&L.enc);
 	gfs_buf_init(&L.ukenc);
+	gfs_buf_init(&L.err_rec);
 	rc = setup(&L);
 	if (!rc)
 		rc = parse_stream(&L, fd);

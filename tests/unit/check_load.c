@@ -470,6 +470,44 @@ START_TEST(validation_messages_name_line_type_id_and_value)
 }
 END_TEST
 
+/* Several bad rows: the checks that name a line name the earliest one
+ * (and the source before the target of one edge), whatever order the
+ * sorted streams meet them in. */
+START_TEST(the_earliest_bad_line_is_named)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d;
+
+	ck_assert_msg(load_text(g, PEOPLE, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	expect_conflict(g,
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"zed\",\"data\":{\"id\":\"k5\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"abe\",\"data\":{\"id\":\"k6\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Knows 'k5' ('alice' -> 'zed'): target node Person 'zed' does not exist (not in this file nor in the store)");
+	expect_conflict(g,
+		"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"abe\",\"data\":{\"id\":\"k6\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"zed\",\"to\":\"abe\",\"data\":{\"id\":\"k5\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Knows 'k6' ('bob' -> 'abe'): target node Person 'abe' does not exist (not in this file nor in the store)");
+	expect_conflict(g,
+		"{\"edge\":\"Knows\",\"from\":\"zed\",\"to\":\"abe\",\"data\":{\"id\":\"k5\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Knows 'k5' ('zed' -> 'abe'): source node Person 'zed' does not exist (not in this file nor in the store)");
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x1\",\"name\":\"E\",\"email\":\"a@y\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x2\",\"name\":\"E\",\"email\":\"b@y\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x3\",\"name\":\"E\",\"email\":\"b@y\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x4\",\"name\":\"E\",\"email\":\"a@y\"}}\n",
+		GFS_LOAD_MERGE, "line 3: Person 'x3': unique value [\"b@y\"] is also used by 'x2' on line 2");
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zo\",\"name\":\"E\",\"email\":\"a@x\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"an\",\"name\":\"E\",\"email\":\"a@x\"}}\n",
+		GFS_LOAD_MERGE, "line 2: Person 'an': unique value [\"a@x\"] is also used by 'zo' on line 1");
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zo\",\"name\":\"E\",\"email\":\"a@x\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"an\",\"name\":\"E\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Person 'zo': unique value [\"a@x\"] already belongs to 'alice'");
+	gfs_graph_close(g);
+}
+END_TEST
+
 /* @card counts what the load leaves: a pinned edge the file moves to
  * another source no longer counts for its old one, and one it rewrites
  * counts once. */
@@ -669,6 +707,7 @@ int main(void)
 	tcase_add_test(tc, endpoint_runs_still_report_the_missing_node);
 	tcase_add_test(tc, validation_messages_name_line_type_id_and_value);
 	tcase_add_test(tc, card_counts_moved_and_rewritten_edges_once);
+	tcase_add_test(tc, the_earliest_bad_line_is_named);
 	tcase_add_test(tc, tiny_budget_spills_and_gives_the_same_graph);
 	tcase_add_test(tc, two_processes_loading_the_same_table_both_publish);
 	tcase_add_test(tc, fsck_detects_corrupt_and_missing_table_versions);
