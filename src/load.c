@@ -603,6 +603,24 @@ static int new_sorter(struct loader *L, size_t budget, gfs_xsort_cmp cmp,
 	return gfs_xsort_new(L->staging, budget ? budget : 1, cmp, L, out);
 }
 
+static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Is (line, side) before the earliest error seen?  Then it becomes it,
+ * and the message of the one it replaces is cleared for its own. */
+static bool earlier(struct loader *L, uint64_t line, uint32_t side)
+{
+	if (L->err_set && (line > L->err_line ||
+			   (line == L->err_line && side >= L->err_side)))
+		return false;
+	if (L->d)
+		L->d->msg[0] = '\0';
+	L->err_set = true;
+	L->err_line = line;
+	L->err_side = side;
+	return true;
+}
+
 /* A pass over the rows in (type, id) order, the last line of each id only.
  * check_dups: a second line of an id in append mode is an error. */
 static int rows_open(struct loader *L, struct rows *rs, bool check_dups)
@@ -659,8 +677,11 @@ static int rows_next(struct rows *rs, struct rec *r)
 		get_span((const char *)p + REC_FIXED, &n.id);
 		if (rs->have_held && !key_cmp(n.type, n.id, rs->hrec.type, rs->hrec.id)) {
 			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND) {
+				/* an error; the earliest second line is named */
 				rec_get(p, len, &n);
-				return dup_error(rs->L, &n, rs->hrec.lineno);
+				if (earlier(rs->L, n.lineno, 0))
+					dup_error(rs->L, &n, rs->hrec.lineno);
+				continue;
 			}
 			rc = hold(rs, p, len); /* merge / overwrite: the last line wins */
 		} else if (rs->have_held) {
@@ -710,6 +731,7 @@ static int scan_rows(struct loader *L)
 	int rc = rows_open(L, &rs, true);
 
 	L->n = 0;
+	L->err_set = false;
 	while (!rc && (rc = rows_next(&rs, &r)) == 1) {
 		const struct gfs_typedef *td = &L->s->types[r.type];
 		rc = 0;
@@ -727,25 +749,7 @@ static int scan_rows(struct loader *L)
 			progress(L, GFS_PHASE_SORT, L->n);
 	}
 	rows_close(&rs);
-	return rc;
-}
-
-static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Is (line, side) before the earliest error seen?  Then it becomes it,
- * and the message of the one it replaces is cleared for its own. */
-static bool earlier(struct loader *L, uint64_t line, uint32_t side)
-{
-	if (L->err_set && (line > L->err_line ||
-			   (line == L->err_line && side >= L->err_side)))
-		return false;
-	if (L->d)
-		L->d->msg[0] = '\0';
-	L->err_set = true;
-	L->err_line = line;
-	L->err_side = side;
-	return true;
+	return rc ? rc : L->err_set ? GFS_ECONFLICT : 0; /* append: a second line */
 }
 
 /* @unique within the file: equal keys are neighbours in the stream; of

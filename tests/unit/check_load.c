@@ -582,7 +582,7 @@ START_TEST(tiny_budget_spills_and_gives_the_same_graph)
 	ck_assert_uint_eq(res[1].rows_put, 3000);
 	ck_assert_str_eq(exp[0], exp[1]);
 	ck_assert_str_eq(msg[0], msg[1]);
-	ck_assert_str_eq(msg[0], "line 4211: Person 'p00000': id already given on line 1211 (append inserts each id once)");
+	ck_assert_str_eq(msg[0], "line 3001: Person 'p00005': id already given on line 1 (append inserts each id once)");
 	free(exp[0]);
 	free(exp[1]);
 	free(text);
