@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds graphfs with AddressSanitizer + UBSan and failpoints, runs every test
-# (`make check`), and prints a closing "N passed, N failed" line.
+# (`make check`), then a 30 s libFuzzer run in build-fuzz/ (FUZZ_SECONDS),
+# and prints a closing "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh || exit 1
@@ -23,6 +24,24 @@ if [ "$status" -ne 0 ]; then
 	for f in $(find . -name '*.log' ! -name test-suite.log ! -name config.log); do
 		grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "==== $f"; tail -60 "$f"; }
 	done
+fi
+# A short libFuzzer run (issue 9): the fast load-codec path against
+# jansson's on arbitrary bytes (fuzz/, docs/testing.md); one more test.
+set +e
+cd ..
+fuzz_log=build-fuzz/fuzz.log
+mkdir -p build-fuzz
+( cd build-fuzz && ../configure -q --enable-fuzz &&
+  make -j"$(nproc)" fuzz/fuzz_codec_diff >/dev/null &&
+  make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}" ) >"$fuzz_log" 2>&1
+fuzz_rc=$?
+grep -E '^(fuzz: |stat::(number_of_executed_units|average_exec_per_sec))' "$fuzz_log"
+if [ "$fuzz_rc" -eq 0 ]; then
+	pass=$(( ${pass:-0} + 1 ))
+else
+	echo "==== $fuzz_log (fuzz run failed: rc $fuzz_rc)"; tail -40 "$fuzz_log"
+	fail=$(( ${fail:-0} + 1 ))
+	[ "$status" -ne 0 ] || status=$fuzz_rc
 fi
 echo "${pass:-0} passed, $(( ${fail:-0} + ${err:-0} + ${xpass:-0} )) failed, ${skip:-0} skipped"
 exit $status

@@ -4,8 +4,11 @@
  * strings, nothing after the value), checked member by member against the
  * type's schema, and re-emitted in one canonical form, so that two inputs
  * meaning the same row give the same bytes and the canonical line parses
- * back to itself.  Decisions the design leaves open (docs/format.md repeats
- * them):
+ * back to itself.  Each line is first offered to the scanner of
+ * codec_fast.c, which fills the row only when the result here would be the
+ * same and otherwise leaves the line to this path (every error and message
+ * is made here; codec_int.h holds the value rules both share).  Decisions
+ * the design leaves open (docs/format.md repeats them):
  *   - U64 values above INT64_MAX are rejected: jansson's integer is a long
  *     long, and the value must never be silently rounded through a double.
  *   - F32 values are rounded to float and printed with the fewest digits
@@ -34,6 +37,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_int.h"
 
 /* Where a value sits, for messages: "line 3: Person 'alice': property 'age': ". */
 struct vctx {
@@ -159,8 +163,6 @@ static void set_subject(struct vctx *c, const char *type, const char *id,
 	}
 }
 
-static void fmt_real(char *out, size_t n, double v, bool f32);
-
 /* What a JSON value is, for "got ...": string "x", integer 5, real 1.5. */
 static void describe(const json_t *v, char *out, size_t n)
 {
@@ -177,7 +179,7 @@ static void describe(const json_t *v, char *out, size_t n)
 			 (long long)json_integer_value(v));
 		break;
 	case JSON_REAL:
-		fmt_real(q, sizeof q, json_real_value(v), false);
+		gfs_codec_fmt_real(q, sizeof q, json_real_value(v), false);
 		snprintf(out, n, "real %s", q);
 		break;
 	case JSON_TRUE: snprintf(out, n, "true"); break;
@@ -231,7 +233,7 @@ static int expected(struct vctx *c, const struct gfs_type *t, bool elem,
 
 /* Fewest digits that read back to the same double (or float): idempotent
  * because the value read back is the value printed. */
-static void fmt_real(char *out, size_t n, double v, bool f32)
+void gfs_codec_fmt_real(char *out, size_t n, double v, bool f32)
 {
 	int p = f32 ? 6 : 15, last = f32 ? 9 : 17;
 
@@ -247,25 +249,55 @@ static void fmt_real(char *out, size_t n, double v, bool f32)
 		cat(out, n, ".0");
 }
 
-/* Smallest magnitude that rounds to float infinity: half an ulp past FLT_MAX. */
-#define F32_OVERFLOW 0x1.ffffffp+127
+static const long long int_lo[] = { [GFS_T_I32] = INT32_MIN,
+	[GFS_T_I64] = INT64_MIN, [GFS_T_U32] = 0, [GFS_T_U64] = 0 };
+static const long long int_hi[] = { [GFS_T_I32] = INT32_MAX,
+	[GFS_T_I64] = INT64_MAX, [GFS_T_U32] = UINT32_MAX,
+	[GFS_T_U64] = INT64_MAX };
+
+bool gfs_codec_int_fits(enum gfs_base b, long long x)
+{
+	return b >= GFS_T_I32 && b <= GFS_T_U64 && x >= int_lo[b] &&
+	       x <= int_hi[b];
+}
+
+size_t gfs_codec_fmt_int(char *out, long long x)
+{
+	unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x :
+			       (unsigned long long)x;
+	char rev[20];
+	size_t k = 0, n = 0;
+
+	do {
+		rev[k++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (x < 0)
+		out[n++] = '-';
+	while (k)
+		out[n++] = rev[--k];
+	out[n] = '\0';
+	return n;
+}
+
+bool gfs_codec_real_fits(enum gfs_base b, double x)
+{
+	return isfinite(x) && (b != GFS_T_F32 || fabs(x) < GFS_F32_OVERFLOW);
+}
 
 static int canon_int(struct vctx *c, const struct gfs_type *t, const json_t *v)
 {
-	static const long long lo[] = { [GFS_T_I32] = INT32_MIN,
-		[GFS_T_I64] = INT64_MIN, [GFS_T_U32] = 0, [GFS_T_U64] = 0 };
-	static const long long hi[] = { [GFS_T_I32] = INT32_MAX,
-		[GFS_T_I64] = INT64_MAX, [GFS_T_U32] = UINT32_MAX,
-		[GFS_T_U64] = INT64_MAX };
+	char s[24];
 	long long x;
 
 	if (!json_is_integer(v))
 		return expected(c, t, true, v);
 	x = (long long)json_integer_value(v);
-	if (x < lo[t->base] || x > hi[t->base])
+	if (!gfs_codec_int_fits(t->base, x))
 		return fail(c, "%lld is out of range for %s (%lld..%lld)", x,
-			    base_names[t->base], lo[t->base], hi[t->base]);
-	return gfs_buf_appendf(&c->tmp, "%lld", x);
+			    base_names[t->base], int_lo[t->base],
+			    int_hi[t->base]);
+	return gfs_buf_append(&c->tmp, s, gfs_codec_fmt_int(s, x));
 }
 
 static int canon_float(struct vctx *c, const struct gfs_type *t,
@@ -277,12 +309,12 @@ static int canon_float(struct vctx *c, const struct gfs_type *t,
 	if (!json_is_number(v))
 		return expected(c, t, true, v);
 	x = json_number_value(v);
-	if (!isfinite(x) || (t->base == GFS_T_F32 && fabs(x) >= F32_OVERFLOW))
+	if (!gfs_codec_real_fits(t->base, x))
 		return fail(c, "%g is out of range for %s", x,
 			    base_names[t->base]);
 	if (t->base == GFS_T_F32)
 		x = (float)x;
-	fmt_real(s, sizeof s, x, t->base == GFS_T_F32);
+	gfs_codec_fmt_real(s, sizeof s, x, t->base == GFS_T_F32);
 	return gfs_buf_append(&c->tmp, s, strlen(s));
 }
 
@@ -350,16 +382,22 @@ static bool parse_ymd(const char *s, size_t n, unsigned *y, unsigned *m,
 	return *m >= 1 && *m <= 12 && *d >= 1 && *d <= days_in_month(*y, *m);
 }
 
+bool gfs_codec_date_ok(const char *s, size_t n)
+{
+	unsigned y, m, d;
+
+	return n == 10 && parse_ymd(s, 10, &y, &m, &d);
+}
+
 static int canon_date(struct vctx *c, const struct gfs_type *t,
 		      const json_t *v)
 {
 	const char *s = json_string_value(v);
-	unsigned y, m, d;
 	char got[200];
 
 	if (!s)
 		return expected(c, t, true, v);
-	if (json_string_length(v) != 10 || !parse_ymd(s, 10, &y, &m, &d)) {
+	if (!gfs_codec_date_ok(s, json_string_length(v))) {
 		describe(v, got, sizeof got);
 		return fail(c, "expected a Date YYYY-MM-DD (a valid calendar "
 			    "date), got %s", got);
@@ -454,25 +492,34 @@ static int format_datetime(struct gfs_buf *b, const struct instant *t)
 #define DT_MIN (-62167219200LL)
 #define DT_END (253402300800LL)
 
+int gfs_codec_datetime_canon(const char *s, size_t n, struct gfs_buf *out)
+{
+	struct instant in;
+
+	if (!parse_datetime(s, n, &in))
+		return 1;
+	if (in.sec < DT_MIN || in.sec >= DT_END)
+		return 2;
+	return format_datetime(out, &in);
+}
+
 static int canon_datetime(struct vctx *c, const struct gfs_type *t,
 			  const json_t *v)
 {
-	struct instant in;
 	char got[200];
+	int rc;
 
 	if (!json_is_string(v))
 		return expected(c, t, true, v);
-	if (!parse_datetime(json_string_value(v), json_string_length(v), &in)) {
-		describe(v, got, sizeof got);
+	rc = gfs_codec_datetime_canon(json_string_value(v),
+				      json_string_length(v), &c->tmp);
+	if (rc <= 0)
+		return rc;
+	describe(v, got, sizeof got);
+	if (rc == 1)
 		return fail(c, "expected an RFC 3339 DateTime "
 			    "(YYYY-MM-DDThh:mm:ss[.f]Z or +hh:mm), got %s", got);
-	}
-	if (in.sec < DT_MIN || in.sec >= DT_END) {
-		describe(v, got, sizeof got);
-		return fail(c, "DateTime %s is outside years 0000..9999 in UTC",
-			    got);
-	}
-	return format_datetime(&c->tmp, &in);
+	return fail(c, "DateTime %s is outside years 0000..9999 in UTC", got);
 }
 
 /* ---- base64 ---------------------------------------------------------- */
@@ -586,23 +633,28 @@ static int canon_enum(struct vctx *c, const struct gfs_type *t,
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
 
-	if (s)
-		for (size_t i = 0; i < t->n_enum; i++)
-			if (strlen(t->enum_vals[i]) == n &&
-			    !memcmp(t->enum_vals[i], s, n))
-				return gfs_buf_append(&c->tmp, s, n);
+	if (s && gfs_codec_enum_has(t, s, n))
+		return gfs_buf_append(&c->tmp, s, n);
 	return expected(c, t, true, v);
 }
 
-/* True when the canonical form of base b is a JSON string. */
-static bool quoted_base(enum gfs_base b)
+bool gfs_codec_enum_has(const struct gfs_type *t, const char *s, size_t n)
+{
+	for (size_t i = 0; i < t->n_enum; i++)
+		if (strlen(t->enum_vals[i]) == n &&
+		    !memcmp(t->enum_vals[i], s, n))
+			return true;
+	return false;
+}
+
+bool gfs_codec_quoted_base(enum gfs_base b)
 {
 	return b == GFS_T_STRING || b == GFS_T_DATE || b == GFS_T_DATETIME ||
 	       b == GFS_T_BLOB || b == GFS_T_ENUM;
 }
 
 /* Canonical text of one scalar v of t's base type into c->tmp: a string's
- * content when quoted_base(), else a JSON literal. */
+ * content when gfs_codec_quoted_base(), else a JSON literal. */
 static int canon_scalar(struct vctx *c, const struct gfs_type *t,
 			const json_t *v)
 {
@@ -624,7 +676,7 @@ static int canon_scalar(struct vctx *c, const struct gfs_type *t,
 /* Appends c->tmp to out as JSON. */
 static int emit_tmp(struct vctx *c, enum gfs_base b, struct gfs_buf *out)
 {
-	if (quoted_base(b))
+	if (gfs_codec_quoted_base(b))
 		return gfs_buf_append_json_str(out, c->tmp.p, c->tmp.len);
 	return gfs_buf_append(out, c->tmp.p, c->tmp.len);
 }
@@ -799,7 +851,7 @@ static int canon_ref(struct vctx *c, const struct gfs_typedef *td,
 			    td->n_key, td->name, got);
 	}
 	kt = &td->props[td->key[0]].type;
-	if (json_is_string(v) && !quoted_base(kt->base))
+	if (json_is_string(v) && !gfs_codec_quoted_base(kt->base))
 		return ref_from_string(c, td, v, out);
 	rc = canon_scalar(c, kt, v);
 	return rc ? rc : gfs_buf_append(out, c->tmp.p, c->tmp.len);
@@ -948,8 +1000,7 @@ int gfs_codec_ukeys_of(const struct gfs_typedef *td, const char *data,
 	return 0;
 }
 
-static int rowin_ukeys(struct vctx *c, struct gfs_rowin *r,
-		       const json_t *data)
+int gfs_codec_ukeys_size(struct gfs_rowin *r)
 {
 	size_t nu = gfs_codec_n_unique(r->td);
 
@@ -961,7 +1012,16 @@ static int rowin_ukeys(struct vctx *c, struct gfs_rowin *r,
 			return -ENOMEM;
 		r->n_ukeys = nu;
 	}
-	return ukeys_fill(c, r->td, data, &r->src, &r->dst, r->ukeys);
+	return 0;
+}
+
+static int rowin_ukeys(struct vctx *c, struct gfs_rowin *r,
+		       const json_t *data)
+{
+	int rc = gfs_codec_ukeys_size(r);
+
+	return rc ? rc : ukeys_fill(c, r->td, data, &r->src, &r->dst,
+				    r->ukeys);
 }
 
 /* ---- constraints ----------------------------------------------------- */
@@ -971,19 +1031,24 @@ static bool is_int_base(enum gfs_base b)
 	return b >= GFS_T_I32 && b <= GFS_T_U64;
 }
 
+int gfs_codec_cmp_bound(enum gfs_base base, bool is_int, long long i,
+			double x, const struct gfs_bound *b)
+{
+	double y = b->is_int ? (double)b->i : b->d;
+
+	if (is_int_base(base) && is_int && b->is_int)
+		return (i > b->i) - (i < b->i);
+	return (x > y) - (x < y);
+}
+
 /* <0, 0, >0 as v compares with bound b. */
 static int cmp_bound(enum gfs_base base, const json_t *v,
 		     const struct gfs_bound *b)
 {
-	if (is_int_base(base) && json_is_integer(v) && b->is_int) {
-		long long x = (long long)json_integer_value(v);
-
-		return (x > b->i) - (x < b->i);
-	}
-	double x = json_number_value(v);
-	double y = b->is_int ? (double)b->i : b->d;
-
-	return (x > y) - (x < y);
+	return gfs_codec_cmp_bound(base, json_is_integer(v),
+				   json_is_integer(v) ?
+				   (long long)json_integer_value(v) : 0,
+				   json_number_value(v), b);
 }
 
 static void fmt_bound(const struct gfs_bound *b, char *out, size_t n)
@@ -992,7 +1057,7 @@ static void fmt_bound(const struct gfs_bound *b, char *out, size_t n)
 	if (b->set && b->is_int)
 		snprintf(out, n, "%lld", (long long)b->i);
 	else if (b->set)
-		fmt_real(out, n, b->d, false);
+		gfs_codec_fmt_real(out, n, b->d, false);
 }
 
 static int range_one(struct vctx *c, const struct gfs_cons *k,
@@ -1015,19 +1080,23 @@ static int range_one(struct vctx *c, const struct gfs_cons *k,
 static int check_one(struct vctx *c, const struct gfs_cons *k,
 		     const struct gfs_type *t, const json_t *v)
 {
-	regmatch_t m = { 0, 0 };
 	char q[160];
 	int rc = canon_scalar(c, t, v);
 
 	if (rc)
 		return rc;
-	m.rm_eo = (regoff_t)c->tmp.len;
-	rc = regexec(&k->re, c->tmp.p ? c->tmp.p : "", 1, &m, REG_STARTEND);
-	if (rc == 0)
+	if (gfs_codec_check_match(k, c->tmp.p, c->tmp.len))
 		return 0;
 	sanitize(c->tmp.p, c->tmp.len, 48, q, sizeof q);
 	return fail(c, "\"%s\" does not match @check(%s, \"%s\")", q,
 		    k->props[0], k->pattern ? k->pattern : "");
+}
+
+bool gfs_codec_check_match(const struct gfs_cons *k, const char *s, size_t n)
+{
+	regmatch_t m = { 0, (regoff_t)n };
+
+	return regexec(&k->re, s ? s : "", 1, &m, REG_STARTEND) == 0;
 }
 
 /* Runs one @range/@check on a value, on each element of a list/vector. */
@@ -1214,7 +1283,7 @@ static int free_id(struct vctx *c, const json_t *idv, struct gfs_rowin *r)
 	if (idv)
 		return gfs_buf_append(&r->id, json_string_value(idv),
 				      json_string_length(idv));
-	rc = gfs_ulid_new(ulid);
+	rc = gfs_ulid_for_line(ulid, c->lineno);
 	return rc ? rc : gfs_buf_append(&r->id, ulid, GFS_ULID_LEN);
 }
 
@@ -1421,6 +1490,17 @@ static int parse_root(struct vctx *c, const struct gfs_schema *s,
 	return rc;
 }
 
+/* The fast path runs first (docs/decisions.md); tests turn it off to compare. */
+static bool fast_on = true;
+
+bool gfs_codec_set_fast(bool on)
+{
+	bool old = fast_on;
+
+	fast_on = on;
+	return old;
+}
+
 /* jansson's own message; a too-big integer is only ever a U64 past int64. */
 static int bad_json(struct vctx *c, const json_error_t *je)
 {
@@ -1448,6 +1528,9 @@ int gfs_codec_parse_line(const struct gfs_schema *s, const char *line,
 			     "%zu bytes (32 MiB)", lineno, len, GFS_MAX_LINE);
 		return GFS_ETOOLONG;
 	}
+	if (fast_on && gfs_codec_fast_parse(s, line, len, lineno, r) > 0)
+		return 0;
+	rowin_reset(r);
 	ctx_init(&c, lineno, d);
 	root = json_loadb(line, len, flags, &je);
 	rc = root ? parse_root(&c, s, root, r) : bad_json(&c, &je);

@@ -77,6 +77,7 @@ struct gfs_load_opts {
 	void (*progress)(enum gfs_load_phase phase, uint64_t bytes,
 			 uint64_t rows, void *arg);
 	void *progress_arg;
+	unsigned threads; /* parse threads; 0 = gfs_load_default_threads() */
 };
 
 struct gfs_load_result {

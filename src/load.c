@@ -1,9 +1,11 @@
 /* load.c - one JSONL stream -> one graph version (DESIGN.md §1, §3).
  *
  * Phases, in order; nothing is visible before the last:
- *   1. parse    every line through the codec; one record per row (type,
- *               line number, id, endpoints, unique keys and the canonical
- *               line) goes to an external sorter (xsort.h)
+ *   1. parse    every line through the codec, chunks of lines on every
+ *               core (load_parse.c), rows handed over in file order; one
+ *               record per row (type, line number, id, endpoints, unique
+ *               keys and the canonical line) goes to an external sorter
+ *               (xsort.h)
  *   2. sort     records by (type, id, line); a pass over the merge drops
  *               all but the last line of an id (merge/overwrite) or rejects
  *               a second one (append), counts the rows, checks @unique
@@ -53,6 +55,7 @@
 #include "failpoints.h"
 #include "graph.h"
 #include "load_int.h"
+#include "load_parse.h"
 #include "lock.h"
 #include "xsort.h"
 
@@ -393,95 +396,33 @@ static int add_ent(struct loader *L, const struct gfs_rowin *r, uint64_t lineno)
 	return rc;
 }
 
-static bool blank(const char *p, size_t len)
+/* The parse runs on every core (load_parse.c) and hands us the rows in
+ * file order. */
+static int parsed_row(void *arg, const struct gfs_rowin *r, uint64_t lineno)
 {
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
-			return false;
-	return true;
+	return add_ent(arg, r, lineno);
 }
 
-static int parse_one(struct loader *L, struct gfs_rowin *r, const char *p,
-		     size_t len)
+static void parsed_chunk(void *arg, uint64_t bytes, uint64_t lines)
 {
-	int rc;
+	struct loader *L = arg;
 
-	L->lines++;
-	if (blank(p, len))
-		return 0;
-	rc = gfs_codec_parse_line(L->s, p, len, L->lines, r, L->d);
-	if (!rc)
-		rc = add_ent(L, r, L->lines);
-	if (!rc && L->n % 65536 == 0)
-		progress(L, GFS_PHASE_PARSE, L->n);
-	return rc;
+	(void)lines;
+	L->bytes = bytes;
+	progress(L, GFS_PHASE_PARSE, L->n);
 }
 
-static int too_long(struct loader *L)
-{
-	gfs_diag_set(L->d, "line %" PRIu64 ": longer than the limit of %zu MiB per line",
-		     L->lines + 1, GFS_MAX_LINE >> 20);
-	return GFS_ETOOLONG;
-}
-
-/* Streams fd line by line with a buffer that never exceeds the line limit
- * plus one read. */
 static int parse_stream(struct loader *L, int fd)
 {
-	size_t cap = (size_t)1 << 20, len = 0, start = 0;
-	char *buf = malloc(cap), *nl;
-	struct gfs_rowin r;
-	int rc = 0;
+	struct gfs_parse_opts po = {
+		.s = L->s, .source = L->o->source, .threads = L->o->threads,
+		.row = parsed_row, .tick = parsed_chunk, .arg = L,
+	};
+	struct gfs_parse_stats st;
+	int rc = gfs_load_parse(fd, &po, &st, L->d);
 
-	if (!buf)
-		return -ENOMEM;
-	gfs_rowin_init(&r);
-	for (bool eof = false; !rc;) {
-		while (!rc && (nl = memchr(buf + start, '\n', len - start))) {
-			size_t ll = (size_t)(nl - (buf + start));
-			rc = ll > GFS_MAX_LINE ? too_long(L) :
-			     parse_one(L, &r, buf + start, ll);
-			start += ll + 1;
-		}
-		if (rc)
-			break;
-		if (eof) {
-			if (len > start)
-				rc = parse_one(L, &r, buf + start, len - start);
-			break;
-		}
-		memmove(buf, buf + start, len - start);
-		len -= start;
-		start = 0;
-		if (len > GFS_MAX_LINE) {
-			rc = too_long(L);
-			break;
-		}
-		if (len == cap) {
-			char *p = realloc(buf, cap * 2);
-			if (!p) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = p;
-			cap *= 2;
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			gfs_diag_set(L->d, "reading %s: %s", L->o->source ? L->o->source : "input", strerror(errno));
-		}
-		if (n == 0)
-			eof = true;
-		if (n > 0) {
-			len += (size_t)n;
-			L->bytes += (uint64_t)n;
-		}
-	}
-	gfs_rowin_release(&r);
-	free(buf);
+	L->lines = st.lines;
+	L->bytes = st.bytes;
 	return rc;
 }
 

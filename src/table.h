@@ -21,6 +21,8 @@
  *     gfs_tbuild_new(ts, table, parent_tv_or_NULL, flags, &b)
  *     gfs_tbuild_put(b, &rowput) / gfs_tbuild_del(b, id, len)   ids strictly increasing
  *     gfs_tbuild_commit(b, version, op_id, &d)   put-if-absent: tmp + fsync + link + fsync dir
+ *       = gfs_tbuild_finish(b, version, op_id, &d)  trees, footer, header, fsync of the tmp
+ *       + gfs_tbuild_link(b, &d)                     link + fsync dir (may run on another thread)
  *     gfs_tbuild_free(b)
  *
  * Thread safety: a gfs_tstore may be shared by threads (its fd cache and
@@ -262,6 +264,13 @@ int gfs_tbuild_del(struct gfs_tbuild *b, const char *id, size_t id_len);
  * table/after_link.  Consumes nothing: free b afterwards either way. */
 int gfs_tbuild_commit(struct gfs_tbuild *b, uint32_t version,
 		      const char *op_id, struct gfs_diag *d);
+/* commit in two steps: finish writes and fsyncs the temp file (the slow
+ * part, which a loader runs beside its next table's puts), link makes it
+ * version `version` (put-if-absent, as above).  A failed finish leaves no
+ * temp file; link after a failed or without a finish is -EINVAL. */
+int gfs_tbuild_finish(struct gfs_tbuild *b, uint32_t version,
+		      const char *op_id, struct gfs_diag *d);
+int gfs_tbuild_link(struct gfs_tbuild *b, struct gfs_diag *d);
 void gfs_tbuild_free(struct gfs_tbuild *b);
 
 /* Writes version `version` whose content equals version content_of, stamped

@@ -105,6 +105,7 @@ struct gfs_tbuild {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	int fd, err, tree;
 	bool tmp_exists, committed, have_last, rp_started, rp_skip;
+	bool finished; /* finish done, link not yet */
 	unsigned n_unique, n_trees, flags, parent_nu;
 	uint32_t version;
 	uint64_t pos, next_serial;
@@ -1649,7 +1650,8 @@ static int publish(struct gfs_tbuild *b, bool compensation,
 	return err ? -err : 0;
 }
 
-static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
+/* Everything but the link: trees, footer, header, fsync of the temp. */
+static int finish_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 		     struct gfs_diag *d)
 {
 	enum gfs_fp skip = a->compensation ? GFS_FP_SYNC_SKIP_COMPENSATION
@@ -1684,19 +1686,53 @@ static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 		rc = write_header(b, a);
 	if (!rc && !gfs_fp_hit(skip) && fsync(b->fd))
 		rc = gfs_io_fail("fsync", b->tmp, -errno);
-	if (!rc)
-		rc = publish(b, a->compensation, d);
+	if (rc)
+		drop_tmp(b);
+	else
+		b->finished = true;
+	return rc;
+}
+
+static int link_ex(struct gfs_tbuild *b, bool compensation, struct gfs_diag *d)
+{
+	int rc;
+
+	if (!b->finished)
+		return b->err ? b->err : -EINVAL;
+	b->finished = false;
+	rc = publish(b, compensation, d);
 	drop_tmp(b);
 	return rc;
 }
 
-int gfs_tbuild_commit(struct gfs_tbuild *b, uint32_t version,
+static int commit_ex(struct gfs_tbuild *b, const struct hdr_args *a,
+		     struct gfs_diag *d)
+{
+	int rc = finish_ex(b, a, d);
+
+	return rc ? rc : link_ex(b, a->compensation, d);
+}
+
+int gfs_tbuild_finish(struct gfs_tbuild *b, uint32_t version,
 		      const char *op_id, struct gfs_diag *d)
 {
 	struct hdr_args a = { version, b->parent ? b->parent->version : 0, 0,
 			      false, op_id };
 
-	return commit_ex(b, &a, d);
+	return finish_ex(b, &a, d);
+}
+
+int gfs_tbuild_link(struct gfs_tbuild *b, struct gfs_diag *d)
+{
+	return link_ex(b, false, d);
+}
+
+int gfs_tbuild_commit(struct gfs_tbuild *b, uint32_t version,
+		      const char *op_id, struct gfs_diag *d)
+{
+	int rc = gfs_tbuild_finish(b, version, op_id, d);
+
+	return rc ? rc : gfs_tbuild_link(b, d);
 }
 
 int gfs_table_write_compensation(struct gfs_tstore *ts, const char *table,

@@ -220,6 +220,24 @@ char *gfs_memdup(const void *p, size_t len)
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/* 128 bits as 26 base32 digits, most significant first (the first digit
+ * carries 3 bits). */
+static void ulid_text(const uint8_t raw[16], char out[GFS_ULID_LEN + 1])
+{
+	for (int i = 0; i < GFS_ULID_LEN; i++) {
+		int bit = 128 - 5 * (GFS_ULID_LEN - i); /* may be negative */
+		unsigned v = 0;
+		for (int k = 0; k < 5; k++) {
+			int pos = bit + k;
+			if (pos < 0)
+				continue;
+			v = (v << 1) | ((raw[pos / 8] >> (7 - pos % 8)) & 1u);
+		}
+		out[i] = crockford[v];
+	}
+	out[GFS_ULID_LEN] = '\0';
+}
+
 int gfs_ulid_new(char out[GFS_ULID_LEN + 1])
 {
 	uint8_t raw[16];
@@ -235,20 +253,28 @@ int gfs_ulid_new(char out[GFS_ULID_LEN + 1])
 		if (n > 0)
 			got += (size_t)n;
 	}
-	/* 128 bits as 26 base32 digits, most significant first (the first
-	 * digit carries 3 bits). */
-	for (int i = 0; i < GFS_ULID_LEN; i++) {
-		int bit = 128 - 5 * (GFS_ULID_LEN - i); /* may be negative */
-		unsigned v = 0;
-		for (int k = 0; k < 5; k++) {
-			int pos = bit + k;
-			if (pos < 0)
-				continue;
-			v = (v << 1) | ((raw[pos / 8] >> (7 - pos % 8)) & 1u);
-		}
-		out[i] = crockford[v];
-	}
-	out[GFS_ULID_LEN] = '\0';
+	ulid_text(raw, out);
+	return 0;
+}
+
+/* GRAPHFS_TEST_ID_SEED=N makes generated row ids a function of N and the
+ * row's line: two loads of one file then export the same bytes whatever
+ * their thread count (tests only; real ids stay random). */
+int gfs_ulid_for_line(char out[GFS_ULID_LEN + 1], uint64_t lineno)
+{
+	const char *env = getenv("GRAPHFS_TEST_ID_SEED");
+	uint64_t seed, h[2], ms = 1700000000000u;
+	uint8_t raw[16];
+
+	if (!env || !*env)
+		return gfs_ulid_new(out);
+	seed = strtoull(env, NULL, 10);
+	h[0] = XXH3_64bits_withSeed(&lineno, sizeof lineno, seed);
+	h[1] = XXH3_64bits_withSeed(&lineno, sizeof lineno, ~seed);
+	for (int i = 5; i >= 0; i--, ms >>= 8)
+		raw[i] = (uint8_t)(ms & 0xff);
+	memcpy(raw + 6, h, 10);
+	ulid_text(raw, out);
 	return 0;
 }
 

@@ -79,6 +79,9 @@ char *gfs_memdup(const void *p, size_t len); /* adds a NUL */
 /* ULID: 26 Crockford base32 characters + NUL; time-ordered, 80 random bits. */
 #define GFS_ULID_LEN 26
 int gfs_ulid_new(char out[GFS_ULID_LEN + 1]);
+/* A generated row id: random, or with GRAPHFS_TEST_ID_SEED set a function
+ * of the seed and lineno (tests compare loads that generate ids). */
+int gfs_ulid_for_line(char out[GFS_ULID_LEN + 1], uint64_t lineno);
 bool gfs_ulid_valid(const char *s);
 
 /* Wall clock in nanoseconds since the epoch (CLOCK_REALTIME). */
