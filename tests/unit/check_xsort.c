@@ -192,6 +192,38 @@ START_TEST(test_empty_and_oversized)
 }
 END_TEST
 
+/* Batches that come sorted, reversed, or all equal (the natural merge
+ * sort's runs), in memory and spilled. */
+START_TEST(test_presorted_and_reversed)
+{
+	size_t n = 6000;
+	struct rec *v = gen(13, n, 20);
+	struct gfs_xsort_stats st;
+	size_t budget = _i & 1 ? (size_t)16 << 20 : 2048;
+
+	qsort(v, n, sizeof *v, rec_qcmp); /* sorted, seq follows the key order */
+	for (size_t i = 0; i < n; i++)
+		v[i].seq = (uint32_t)i;
+	if (_i >= 2) /* reversed: keys descending, seq still the input order */
+		for (size_t i = 0; i < n / 2; i++) {
+			struct rec t = v[i];
+			v[i] = v[n - 1 - i];
+			v[n - 1 - i] = t;
+		}
+	if (_i >= 4) /* all keys equal: only stability orders them */
+		for (size_t i = 0; i < n; i++)
+			v[i].klen = 0;
+	for (size_t i = 0; i < n; i++)
+		v[i].seq = (uint32_t)i;
+	sort_and_check(v, n, budget, &st);
+	if (_i & 1)
+		ck_assert_uint_eq(st.runs, 0);
+	else
+		ck_assert_uint_gt(st.runs, 1);
+	free(v);
+}
+END_TEST
+
 START_TEST(test_misuse)
 {
 	char dir[PATH_MAX];
@@ -225,6 +257,7 @@ int main(void)
 	tcase_add_test(tc, test_few_runs);
 	tcase_add_test(tc, test_in_memory);
 	tcase_add_test(tc, test_empty_and_oversized);
+	tcase_add_loop_test(tc, test_presorted_and_reversed, 0, 6);
 	tcase_add_test(tc, test_misuse);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
