@@ -31,12 +31,13 @@
  *
  * Memory is bounded whatever the input's size: each sorter keeps records
  * in memory up to a budget (GRAPHFS_LOAD_MEM_BYTES, default 64 MiB for
- * the rows, a quarter of it for each other stream) and spills sorted runs
- * past it to an unnamed file in STORE/staging (O_TMPFILE: scratch, never
- * fsynced, gone on a crash); a pass merges at most 64 runs, 64 KiB of
- * buffer each.  Nothing else grows with the rows: lookups go to the
- * mmap'ed pinned versions, and a table builder holds a bounded batch of
- * ops (table_build.c).  docs/decisions.md, "the load in bounded memory".
+ * the rows, a quarter or an eighth of it for each other stream) and
+ * spills sorted runs past it to an unnamed file in STORE/staging
+ * (O_TMPFILE: scratch, never fsynced, gone on a crash); a pass merges at
+ * most 64 runs, 64 KiB of buffer each.  Nothing else grows with the
+ * rows: lookups go to the mmap'ed pinned versions, and a table builder
+ * holds a bounded batch of ops (table_build.c).  docs/decisions.md, "The
+ * load sorts in bounded memory".
  */
 #include "config.h"
 
@@ -104,7 +105,7 @@ struct loader {
 	const struct gfs_load_opts *o;
 	struct gfs_diag *d;
 	struct gfs_gv *gv;
-	size_t budget;            /* the rows' sorter; others get a quarter */
+	size_t budget;            /* the rows' sorter; others 1/4 or 1/8 */
 	char staging[PATH_MAX];   /* where sorters put their runs */
 	struct gfs_xsort *rows;   /* struct rec, by (type, id, line) */
 	/* Endpoints, by (node type, id, line, side): sources and targets
