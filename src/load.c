@@ -90,12 +90,14 @@ struct rec {
 	struct span line;  /* the canonical line ('\n' included) */
 };
 
-/* One pass over the deduplicated rows (rows_open). */
+/* One pass over the deduplicated rows (rows_open).  The row looked
+ * ahead is not copied: the sorter keeps a record valid through the next
+ * call (xsort.h). */
 struct rows {
 	struct loader *L;
 	struct gfs_xsort_iter *it;
-	struct gfs_buf out, held; /* the row returned, the one looked ahead */
-	struct rec hrec;          /* decoded held */
+	struct rec held;          /* the row looked ahead (the last line of an id) */
+	uint64_t first;           /* the first line of held's id */
 	bool have_held, check_dups;
 };
 
@@ -581,8 +583,6 @@ static int rows_open(struct loader *L, struct rows *rs, bool check_dups)
 	memset(rs, 0, sizeof *rs);
 	rs->L = L;
 	rs->check_dups = check_dups;
-	gfs_buf_init(&rs->out);
-	gfs_buf_init(&rs->held);
 	return gfs_xsort_iter_new(L->rows, &rs->it);
 }
 
@@ -590,20 +590,6 @@ static void rows_close(struct rows *rs)
 {
 	gfs_xsort_iter_free(rs->it);
 	rs->it = NULL;
-	gfs_buf_release(&rs->out);
-	gfs_buf_release(&rs->held);
-}
-
-static int hold(struct rows *rs, const void *p, size_t len)
-{
-	int rc;
-
-	gfs_buf_reset(&rs->held);
-	rc = gfs_buf_append(&rs->held, p, len);
-	if (!rc)
-		rec_get(rs->held.p, len, &rs->hrec);
-	rs->have_held = !rc;
-	return rc;
 }
 
 static int dup_error(struct loader *L, const struct rec *later, uint64_t first)
@@ -625,39 +611,28 @@ static int rows_next(struct rows *rs, struct rec *r)
 
 	while ((rc = gfs_xsort_iter_next(rs->it, &p, &len)) == 1) {
 		struct rec n;
-		struct gfs_buf t;
-		n.type = get_u32(p); /* the key only: type and id */
-		get_span((const char *)p + REC_FIXED, &n.id);
-		if (rs->have_held && !key_cmp(n.type, n.id, rs->hrec.type, rs->hrec.id)) {
-			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND) {
-				/* an error; the earliest second line is named */
-				rec_get(p, len, &n);
-				if (earlier(rs->L, n.lineno, 0))
-					dup_error(rs->L, &n, rs->hrec.lineno);
-				continue;
-			}
-			rc = hold(rs, p, len); /* merge / overwrite: the last line wins */
-		} else if (rs->have_held) {
-			*r = rs->hrec; /* it lives in held's memory, which becomes out */
-			t = rs->out;
-			rs->out = rs->held;
-			rs->held = t;
-			rc = hold(rs, p, len);
-			return rc ? rc : 1;
-		} else {
-			rc = hold(rs, p, len);
+		rec_get(p, len, &n);
+		if (rs->have_held && !key_cmp(n.type, n.id, rs->held.type, rs->held.id)) {
+			/* append: an error, the earliest second line is named;
+			 * merge / overwrite: the last line wins */
+			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND &&
+			    earlier(rs->L, n.lineno, 0))
+				dup_error(rs->L, &n, rs->first);
+			rs->held = n; /* held's memory lasts one more call only */
+			continue;
 		}
-		if (rc)
-			return rc;
+		rs->first = n.lineno;
+		if (rs->have_held) {
+			*r = rs->held;
+			rs->held = n;
+			return 1;
+		}
+		rs->held = n;
+		rs->have_held = true;
 	}
 	if (rc < 0 || !rs->have_held)
 		return rc;
-	*r = rs->hrec;
-	{
-		struct gfs_buf t = rs->out;
-		rs->out = rs->held;
-		rs->held = t;
-	}
+	*r = rs->held;
 	rs->have_held = false;
 	return 1;
 }

@@ -320,10 +320,15 @@ int gfs_xsort_add(struct gfs_xsort *x, const void *rec, size_t len)
 
 /* ---- merging ------------------------------------------------------------ */
 
+/* A run being read.  Two buffers take turns: a refill copies what is
+ * left into the other one, so the record returned before stays where it
+ * is (xsort.h: a record is valid through the next call). */
 struct reader {
 	uint64_t off, end; /* next unread byte of the run in the file, its end */
-	char *buf;
-	size_t cap, pos, len; /* buf[pos, len) holds unconsumed bytes */
+	char *buf[2];
+	size_t cap[2];
+	int cur;              /* the buffer in use */
+	size_t pos, len;      /* buf[cur][pos, len) holds unconsumed bytes */
 	const char *rec;      /* current record, NULL at the end */
 	size_t rlen;
 };
@@ -339,29 +344,48 @@ struct gfs_xsort_iter {
 };
 
 /* Makes `want` bytes available at buf[pos]. */
+static int grow(struct reader *r, int b, size_t cap)
+{
+	char *p;
+
+	if (cap <= r->cap[b])
+		return 0;
+	if (!(p = realloc(r->buf[b], cap)))
+		return -ENOMEM;
+	r->buf[b] = p;
+	r->cap[b] = cap;
+	return 0;
+}
+
+/* Makes `want` bytes available at buf[cur][pos].  Bytes before pos (the
+ * record returned last) are never moved: what is left goes to the other
+ * buffer, unless nothing of this one was consumed yet (pos 0), which then
+ * may grow in place. */
 static int fill(struct gfs_xsort *x, struct reader *r, size_t want)
 {
-	size_t n;
+	size_t n, cap = want > RBUF ? want : RBUF;
 	int rc;
 
 	if (r->len - r->pos >= want)
 		return 0;
-	memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-	r->len -= r->pos;
-	r->pos = 0;
-	if (want > r->cap) {
-		char *p = realloc(r->buf, want);
-		if (!p)
-			return -ENOMEM;
-		r->buf = p;
-		r->cap = want;
+	if (r->pos > 0 || !r->buf[r->cur]) {
+		int o = !r->cur;
+		if ((rc = grow(r, o, cap)))
+			return rc;
+		if (r->len > r->pos)
+			memcpy(r->buf[o], r->buf[r->cur] + r->pos, r->len - r->pos);
+		r->len -= r->pos;
+		r->pos = 0;
+		r->cur = o;
+	} else if ((rc = grow(r, r->cur, cap))) {
+		return rc;
 	}
-	n = r->cap - r->len;
+	n = r->cap[r->cur] - r->len;
 	if (n > r->end - r->off)
 		n = (size_t)(r->end - r->off);
 	if (r->len + n < want)
 		return -EIO; /* a run shorter than its framing: cannot happen */
-	rc = gfs_pread_all(x->fd, r->buf + r->len, n, (off_t)r->off);
+	rc = gfs_pread_all(x->fd, r->buf[r->cur] + r->len, n, (off_t)r->off);
 	if (rc)
 		return rc;
 	r->off += n;
@@ -381,12 +405,12 @@ static int advance(struct gfs_xsort *x, struct reader *r)
 	}
 	rc = fill(x, r, HDR);
 	if (!rc) {
-		l = get32(r->buf + r->pos);
+		l = get32(r->buf[r->cur] + r->pos);
 		rc = fill(x, r, HDR + (size_t)l);
 	}
 	if (rc)
 		return rc;
-	r->rec = r->buf + r->pos + HDR;
+	r->rec = r->buf[r->cur] + r->pos + HDR;
 	r->rlen = l;
 	r->pos += HDR + l;
 	return 0;
@@ -420,7 +444,7 @@ static void sift_down(struct gfs_xsort_iter *it, size_t i)
 static void iter_release(struct gfs_xsort_iter *it)
 {
 	for (size_t i = 0; i < it->nrd; i++)
-		free(it->rd[i].buf);
+		free(it->rd[i].buf[0]), free(it->rd[i].buf[1]);
 	free(it->rd);
 	free(it->heap);
 }
@@ -440,9 +464,6 @@ static int iter_runs(struct gfs_xsort *x, size_t a, size_t b,
 		struct reader *r = &it->rd[i];
 		r->off = x->runs[a + i].off;
 		r->end = r->off + x->runs[a + i].len;
-		r->cap = RBUF;
-		if (!(r->buf = malloc(r->cap)))
-			return -ENOMEM;
 	}
 	return 0;
 }

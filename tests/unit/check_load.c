@@ -480,6 +480,13 @@ START_TEST(the_earliest_bad_line_is_named)
 
 	ck_assert_msg(load_text(g, PEOPLE, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
 	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zz\",\"name\":\"1\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"aa\",\"name\":\"2\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zz\",\"name\":\"3\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zz\",\"name\":\"4\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"aa\",\"name\":\"5\"}}\n",
+		GFS_LOAD_APPEND, "line 3: Person 'zz': id already given on line 1 (append inserts each id once)");
+	expect_conflict(g,
 		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"zed\",\"data\":{\"id\":\"k5\"}}\n"
 		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"abe\",\"data\":{\"id\":\"k6\"}}\n",
 		GFS_LOAD_MERGE, "line 1: Knows 'k5' ('alice' -> 'zed'): target node Person 'zed' does not exist (not in this file nor in the store)");

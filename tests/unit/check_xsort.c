@@ -113,11 +113,19 @@ static void sort_and_check(struct rec *v, size_t n, size_t budget,
 	qsort(v, n, sizeof *v, rec_qcmp);
 	ck_assert_int_eq(gfs_xsort_iter_new(x, &it[0]), 0);
 	ck_assert_int_eq(gfs_xsort_iter_new(x, &it[1]), 0);
+	const void *prev[2] = { NULL, NULL };
+	size_t prevlen[2] = { 0, 0 };
 	for (size_t i = 0; i <= n; i++)
 		for (int k = 0; k < 2; k++) {
 			const void *rec;
 			size_t len;
 			int rc = gfs_xsort_iter_next(it[k], &rec, &len);
+			/* the record before stays valid through this call */
+			if (i > 0) {
+				ck_assert_uint_eq(prevlen[k], encode(&v[i - 1], buf));
+				ck_assert_msg(!memcmp(prev[k], buf, prevlen[k]),
+					      "record %zu moved under the next call", i - 1);
+			}
 			if (i == n) {
 				ck_assert_int_eq(rc, 0);
 				continue;
@@ -126,6 +134,8 @@ static void sort_and_check(struct rec *v, size_t n, size_t budget,
 			ck_assert_uint_eq(len, encode(&v[i], buf));
 			ck_assert_msg(!memcmp(rec, buf, len),
 				      "record %zu (seq %u) differs", i, v[i].seq);
+			prev[k] = rec;
+			prevlen[k] = len;
 		}
 	gfs_xsort_iter_free(it[0]);
 	gfs_xsort_iter_free(it[1]);
