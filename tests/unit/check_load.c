@@ -259,7 +259,7 @@ START_TEST(export_round_trips_into_a_fresh_store)
 }
 END_TEST
 
-/* ---- bounded-memory paths: spilled builders, spool stretches, varints --- */
+/* ---- bounded-memory paths: spilled builders, long records, varints ----- */
 
 #define BIG_N 400 /* persons */
 
@@ -302,7 +302,7 @@ static void big_line(struct gfs_buf *b, int n)
 		knows_line(b, i, kind - 1, 0);
 	else if (kind == 3 && i < 20) {
 		gfs_buf_appendf(b, "{\"type\":\"Doc\",\"data\":{\"id\":\"D%02d\",\"text\":\"", i);
-		for (int k = 0; k < (i == 5 ? 1200000 : 10); k++) /* a line past the spool's read window */
+		for (int k = 0; k < (i == 5 ? 1200000 : 10); k++) /* a line past a sort run's 64 KiB read buffer */
 			gfs_buf_appendc(b, (char)('a' + k % 26));
 		gfs_buf_appendf(b, "\"}}\n");
 	} else if (kind == 3) {
