@@ -443,8 +443,10 @@ static void sift_down(struct gfs_xsort_iter *it, size_t i)
 
 static void iter_release(struct gfs_xsort_iter *it)
 {
-	for (size_t i = 0; i < it->nrd; i++)
-		free(it->rd[i].buf[0]), free(it->rd[i].buf[1]);
+	for (size_t i = 0; i < it->nrd; i++) {
+		free(it->rd[i].buf[0]);
+		free(it->rd[i].buf[1]);
+	}
 	free(it->rd);
 	free(it->heap);
 }
