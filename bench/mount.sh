@@ -27,12 +27,18 @@
 # BENCH_TMPDIR (/tmp), BENCH_RESULTS (bench/results.json under the current
 # directory), BENCH_FUSE_OPTS (e.g. "-o max_read=131072", given to graphfs,
 # memfs and passthrough_ll alike), BENCH_KEEP=1 keeps the work directory.
+# BENCH_BEFORE_GRAPHFS=OLD/graphfs (or BENCH_BEFORE_GRAPHCTL=OLD/graphctl,
+# graphfs next to it; issue 9, requirement 6): the read rows 1, 2, 3 and 8
+# also time that build's daemon over the same store (it must read the
+# current store format), in the same runs, and rows 1v, 2v, 3v and 8v hold
+# the current build against it (unchanged: <= 1.25x before).
 # Scenarios needing a missing tool (rsync, restic, tar) or root (drop_caches)
 # are skipped with the reason.  Every mount is unmounted by the EXIT trap.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 GRAPHCTL=${GRAPHCTL:-./graphctl}
 GRAPHFS=${GRAPHFS:-$(dirname "$GRAPHCTL")/graphfs}
+OLDFS=${BENCH_BEFORE_GRAPHFS:-${BENCH_BEFORE_GRAPHCTL:+$(dirname "$BENCH_BEFORE_GRAPHCTL")/graphfs}}
 RUNS=${BENCH_RUNS:-3}
 SCALE=${BENCH_SCALE:-small}
 ONLY=
@@ -55,7 +61,7 @@ esac
 TABLE_MB=${BENCH_TABLE_MB:-$([ "$N" -ge 100000 ] && echo 1024 || echo 100)}
 COMMITS=${BENCH_COMMITS:-20}
 RESULTS=${BENCH_RESULTS:-bench/results.json}
-for x in "$GRAPHCTL" "$GRAPHFS"; do
+for x in "$GRAPHCTL" "$GRAPHFS" ${OLDFS:+"$OLDFS"}; do
 	[ -x "$x" ] || { echo "bench: $x is not executable (make)" >&2; exit 2; }
 done
 
@@ -134,6 +140,13 @@ pt_fits() {
 	PT_SAID=1
 	return 1
 }
+# mnt_old STORE MNT: the before build's graphfs (BENCH_BEFORE_GRAPHFS).
+mnt_old() {
+	mkdir -p "$2"
+	MOUNTS+=("$2")
+	# shellcheck disable=SC2086
+	"$OLDFS" "$1" "$2" $FOPTS || die "before graphfs $OLDFS $1 $2 failed"
+}
 mnt_pt() { # mnt_pt SRCDIR MNT: passthrough_ll, cached like versions/N
 	mkdir -p "$2"
 	MOUNTS+=("$2")
@@ -182,6 +195,7 @@ synth_store() {
 head_of() { "$GRAPHCTL" log "$1" --json | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])'; }
 
 echo "graphfs mount benchmarks: $("$GRAPHFS" --version 2>/dev/null | grep -m1 graphfs) ($GRAPHFS)"
+[ -z "$OLDFS" ] || echo "before build: $("$OLDFS" --version 2>/dev/null | grep -m1 graphfs) ($OLDFS): rows 1v, 2v, 3v, 8v"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg), tmp $W"
 echo "scale $SCALE: $N nodes, $((N * 3 / 2)) edges, table file ${TABLE_MB} MB; $RUNS runs a scenario; FUSE options '${FOPTS}'"
 [ $CAN_DROP = 1 ] || say "bench: /proc/sys/vm/drop_caches is not writable (not root): cold scenarios are skipped"
@@ -242,18 +256,31 @@ s_bigread() {
 		f=$BM/nodes/Doc.jsonl
 		t g1 cat "$f"
 		t g3 cat "$f"
+		if [ -n "$OLDFS" ]; then
+			mountpoint -q "$W/bmo" && umnt "$W/bmo"
+			warm "$B"; mnt_old "$B" "$W/bmo"
+			t o1 cat "$W/bmo/nodes/Doc.jsonl"
+			t o3 cat "$W/bmo/nodes/Doc.jsonl"
+		fi
 	done
 	row 1 "cat ${TABLE_MB} MB table, store warm, 1st read" s g1 memfs "memfs=m1 copy=c1 pt=p1" \
 		"ratio<=1.4286;mbps>=1000" ">=0.7x memfs thr; >=1000 MB/s" "" "$BYTES"
+	[ -z "$OLDFS" ] || row 1v "  1st read, vs the before build" s g1 before "before=o1" \
+		"ratio<=1.25" "<=1.25x before" "" "$BYTES"
 	row 3 "cat ${TABLE_MB} MB table, read again" s g3 copy "copy=c3" "ratio<=1.2" "<=1.2x copy" "" "$BYTES"
+	[ -z "$OLDFS" ] || row 3v "  read again, vs the before build" s g3 before "before=o3" \
+		"ratio<=1.25" "<=1.25x before" "" "$BYTES"
 	[ $CAN_DROP = 1 ] || { skip 2 "needs root for drop_caches"; return; }
 	for ((r = 1; r <= RUNS; r++)); do
 		drop; t c2 cat "$W/bcopy/Doc.jsonl"
 		[ $HAVE_PT = 1 ] && { drop; t p2 cat "$W/bpt/Doc.jsonl"; }
 		drop; t g2 cat "$BM/nodes/Doc.jsonl"
+		[ -z "$OLDFS" ] || { drop; t o2 cat "$W/bmo/nodes/Doc.jsonl"; }
 	done
 	row 2 "cat ${TABLE_MB} MB table, cold (drop_caches)" s g2 copy "copy=c2 pt=p2" \
 		"ratio<=2.5;faster:pt" "<=2.5x copy; faster than pt" "" "$BYTES"
+	[ -z "$OLDFS" ] || row 2v "  cold, vs the before build" s g2 before "before=o2" \
+		"ratio<=1.25" "<=1.25x before" "" "$BYTES"
 }
 
 # ---- 4-5: walking versions/H -------------------------------------------
@@ -342,12 +369,16 @@ s_nodefiles() {
 	mb sample --nodes "$N" --count 10000 >"$W/sample"
 	n=$(wc -l <"$W/sample")
 	pt_fits $((n + 10)) && pt=1
+	[ -z "$OLDFS" ] || mnt_old "$G" "$W/gmo"
 	for ((r = 1; r <= RUNS; r++)); do
 		drop; t n_c c_cats "$COPY"
 		[ $pt = 1 ] && { drop; t n_p c_cats "$PTM"; }
 		drop; t n_g c_cats "$GM/versions/$H"
+		[ -z "$OLDFS" ] || { drop; t n_o c_cats "$W/gmo/versions/$H"; }
 	done
 	row 8 "cat $n random node files (cold)" s n_g copy "copy=n_c pt=n_p" "ratio<=2" "<=2x copy"
+	[ -z "$OLDFS" ] || row 8v "  node files, vs the before build" s n_g before "before=n_o" "ratio<=1.25" "<=1.25x before"
+	[ -z "$OLDFS" ] || umnt "$W/gmo"
 }
 
 # ---- 9: two readers against one -----------------------------------------

@@ -2,8 +2,9 @@
 """synth.py - a synthetic graph for the benchmarks (bench/synth.pg).
 
     synth.py --nodes N [--edges-per-node F] --out FILE
-    synth.py --nodes N --changed K [--clustered] --out FILE
-                                    # K changed Item rows, for a merge
+    synth.py --nodes N --changed K [--clustered] [--salt S] --out FILE
+                                    # K changed Item rows, for a merge;
+                                    # salts 1..25 give 25 different changes
 
 Item keys are "n%09d" so id order is numeric order; edge ids "e%010d".  Each
 Item has a ~48-byte label; each Link points from item i to a pseudo-random
@@ -34,6 +35,8 @@ def main():
     ap.add_argument("--changed", type=int, default=0)
     ap.add_argument("--clustered", action="store_true",
                     help="change K consecutive items, not K spread evenly")
+    ap.add_argument("--salt", type=int, default=1,
+                    help="with --changed: which change (1..25; 0 = the original rows)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     n = a.nodes
@@ -41,7 +44,7 @@ def main():
         if a.changed:
             step = 1 if a.clustered else max(1, n // a.changed)
             first = n // 2 if a.clustered else 0
-            out.writelines(item(i, salt=1) for i in range(first, first + step * a.changed, step) if i < n)
+            out.writelines(item(i, salt=a.salt) for i in range(first, first + step * a.changed, step) if i < n)
             return
         out.writelines(item(i) for i in range(n))
         m = int(n * a.edges_per_node)

@@ -1,12 +1,13 @@
 #!/bin/bash
 # Installs the Debian 12 packages graphfs needs to build, test, fuzz, run and
-# benchmark (restic: a scenario of `make bench`).
+# benchmark (restic: a scenario of `make bench`; libzstd-dev and liblz4-dev:
+# the compression study of `make bench-compress`).
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config
       libfuse3-dev fuse3 liblmdb-dev lmdb-utils libfiu-dev fiu-utils
       check libsubunit-dev libjansson-dev libxxhash-dev
       rsync tar coreutils findutils procps psmisc util-linux bsdutils python3 jq git xxd
-      restic
+      restic libzstd-dev liblz4-dev
       clang libclang-rt-14-dev)   # --enable-fuzz: clang's libFuzzer (scripts/test.sh)
 missing=()
 for p in "${pkgs[@]}"; do

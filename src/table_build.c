@@ -8,7 +8,8 @@
  * for edges a SRC and a DST op of 36 + esc(src) + esc(dst) + esc(id) + id;
  * per unique key 32 + key + id) that stay in memory only up to
  * tbl_spill_bytes (8 MiB), then go sorted to a spill file as runs that the
- * commit merges.  Writing a tree streams it: one page per level.  What
+ * commit merges (a spiller thread sorts and writes one full batch while
+ * puts fill the next: two batches at most).  Writing a tree streams it: one page per level.  What
  * still grows with the batch, slowly: one bit per PRIMARY op (PAIR_FIRST)
  * and, while a tree is written, a 64 KiB read buffer per run of it (a
  * spill holds ~25,000 edge rows: ~3 bytes a row).  Never O(line bytes).
@@ -23,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +126,15 @@ struct gfs_tbuild {
 	struct lvl *lv;
 	int nlv, lv_cap;
 	struct gfs_diag *d; /* commit's, for corrupt parent pages */
+	/* The spill in flight: a spiller thread sorts and writes the ops of
+	 * the last full batch (sops, sarena) while puts fill the next one.
+	 * It alone touches sfd, sbuf, spos and runs until it is joined. */
+	struct opvec *sops;   /* [n_trees]: the batch being spilled */
+	struct achunk *sarena;
+	pthread_t sth;
+	bool spilling, sthreaded;
+	int src;              /* the spill's result */
+	char sio[PATH_MAX + 96]; /* its gfs_io_last, carried back */
 };
 
 /* Tests lower it to make small builds spill. */
@@ -156,14 +167,20 @@ static char *arena_alloc(struct gfs_tbuild *b, size_t n)
 	return c->data + c->used - n;
 }
 
+static void chunks_free(struct achunk *c)
+{
+	while (c) {
+		struct achunk *n = c->next;
+
+		free(c);
+		c = n;
+	}
+}
+
 static void arena_free(struct gfs_tbuild *b)
 {
-	while (b->arena) {
-		struct achunk *c = b->arena;
-
-		b->arena = c->next;
-		free(c);
-	}
+	chunks_free(b->arena);
+	b->arena = NULL;
 }
 
 /* Makes room for one more op of tree t; returns it, NULL on ENOMEM. */
@@ -621,11 +638,12 @@ int gfs_tbuild_new(struct gfs_tstore *ts, const char *table,
 	gfs_buf_init(&b->last);
 	b->table = gfs_strdup(table);
 	b->ops = calloc(b->n_trees, sizeof *b->ops);
+	b->sops = calloc(b->n_trees, sizeof *b->sops);
 	b->runs = calloc(b->n_trees, sizeof *b->runs);
 	b->nops = calloc(b->n_trees, sizeof *b->nops);
 	b->pp = calloc(1, sizeof *b->pp);
 	b->wc = calloc(1, sizeof *b->wc);
-	rc = b->table && b->ops && b->runs && b->nops && b->pp && b->wc
+	rc = b->table && b->ops && b->sops && b->runs && b->nops && b->pp && b->wc
 		     ? open_tmp(b) : -ENOMEM;
 	if (!rc)
 		rc = bw_append(b, zeros, sizeof zeros);
@@ -650,10 +668,15 @@ static void free_path(struct path *p)
 	free(p);
 }
 
+static int spill_wait(struct gfs_tbuild *b);
+static void chunks_free(struct achunk *c);
+
 void gfs_tbuild_free(struct gfs_tbuild *b)
 {
 	if (!b)
 		return;
+	spill_wait(b);
+	chunks_free(b->sarena);
 	if (b->fd >= 0)
 		close(b->fd);
 	if (b->sfd >= 0)
@@ -663,6 +686,9 @@ void gfs_tbuild_free(struct gfs_tbuild *b)
 	arena_free(b);
 	for (unsigned t = 0; b->ops && t < b->n_trees; t++)
 		free(b->ops[t].v);
+	for (unsigned t = 0; b->sops && t < b->n_trees; t++)
+		free(b->sops[t].v);
+	free(b->sops);
 	for (unsigned t = 0; b->runs && t < b->n_trees; t++)
 		free(b->runs[t].v);
 	free(b->ops);
@@ -768,9 +794,8 @@ static int run_add(struct runvec *rv, uint64_t off, uint64_t len)
 
 /* Writes tree t's ops in memory as one sorted run.  PRIMARY ops come in
  * id order already. */
-static int spill_tree(struct gfs_tbuild *b, unsigned t)
+static int spill_tree(struct gfs_tbuild *b, struct opvec *ov, unsigned t)
 {
-	struct opvec *ov = &b->ops[t];
 	uint64_t start = b->spos;
 	int rc = 0;
 
@@ -786,22 +811,65 @@ static int spill_tree(struct gfs_tbuild *b, unsigned t)
 	return rc;
 }
 
+/* The spiller: every tree of the batch in sops as one sorted run each. */
+static void *spill_run(void *arg)
+{
+	struct gfs_tbuild *b = arg;
+	const char *io;
+	int rc = 0;
+
+	for (unsigned t = 0; !rc && t < b->n_trees; t++)
+		rc = spill_tree(b, &b->sops[t], t);
+	if (!rc)
+		rc = sbuf_flush(b);
+	if (rc && (io = gfs_io_last(rc)))
+		snprintf(b->sio, sizeof b->sio, "%s", io);
+	for (unsigned t = 0; t < b->n_trees; t++)
+		b->sops[t].n = 0;
+	chunks_free(b->sarena);
+	b->sarena = NULL;
+	b->src = rc;
+	return NULL;
+}
+
+/* Waits for the spill in flight; its error, with its I/O message. */
+static int spill_wait(struct gfs_tbuild *b)
+{
+	if (!b->spilling)
+		return 0;
+	if (b->sthreaded)
+		pthread_join(b->sth, NULL);
+	b->spilling = b->sthreaded = false;
+	if (b->src && b->sio[0])
+		gfs_io_note(b->src, b->sio);
+	return b->src;
+}
+
+/* Past the budget the batch goes to the spiller, which sorts and writes
+ * it while puts fill a fresh one: two batches in memory at most. */
 static int maybe_spill(struct gfs_tbuild *b)
 {
-	int rc = 0;
+	struct opvec *full = b->ops;
+	int rc;
 
 	if (b->mem <= tbl_spill_bytes)
 		return 0;
-	if (b->sfd < 0)
+	rc = spill_wait(b);
+	if (!rc && b->sfd < 0)
 		rc = open_spill(b);
-	for (unsigned t = 0; !rc && t < b->n_trees; t++)
-		rc = spill_tree(b, t);
-	if (!rc)
-		rc = sbuf_flush(b);
 	if (rc)
 		return rc; /* b->err is set: nothing reads the ops again */
-	arena_free(b);
+	b->ops = b->sops;
+	b->sops = full;
+	b->sarena = b->arena;
+	b->arena = NULL;
 	b->mem = 0;
+	b->src = 0;
+	b->sio[0] = '\0';
+	b->spilling = true;
+	b->sthreaded = !pthread_create(&b->sth, NULL, spill_run, b);
+	if (!b->sthreaded) /* no thread: spill here */
+		spill_run(b);
 	return 0;
 }
 
@@ -1675,6 +1743,8 @@ static int finish_ex(struct gfs_tbuild *b, const struct hdr_args *a,
 	rc = b->flags & GFS_TBUILD_REPLACE ? replace_walk(b, NULL, 0, &pr) : 0;
 	if (!rc)
 		rc = bw_flush(b);
+	if (!rc) /* the runs are complete once the last spill is in */
+		rc = spill_wait(b);
 	lines_end = b->pos;
 	roots = calloc(b->n_trees, sizeof *roots);
 	if (!rc)

@@ -29,7 +29,7 @@ check "tar twice is byte-identical" cmp -s "$T/a.tar" "$T/b.tar"
 
 # A new version changes nothing under versions/2.
 echo '{"type":"Person","data":{"slug":"p001","age":99}}' | load "$S" merge
-wait_until 10 test "$(cat "$M/.graphfs/head")" = 3 || bad "head never moved"
+wait_until 10 out_is 3 cat "$M/.graphfs/head" || bad "head never moved"
 snapshot "$V" "$T/snap2"
 check "versions/2 unchanged after version 3" cmp -s "$T/snap1" "$T/snap2"
 

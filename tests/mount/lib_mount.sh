@@ -77,6 +77,12 @@ umount_gfs() { # umount_gfs MNT: unmounts and waits until it is gone
 }
 
 # wait_until SECS CMD...: polls CMD every 5 ms until it succeeds.
+# out_is WANT CMD... / out_le MAX CMD...: CMD's output, read at each call,
+# equals WANT / is at most MAX.  For wait_until, which runs its command again
+# and again: `wait_until 5 test "$(cat F)" = 3` would read F only once.
+out_is() { local want=$1; shift; [ "$("$@" 2>/dev/null)" = "$want" ]; }
+out_le() { local max=$1 v; shift; v=$("$@" 2>/dev/null) && [ -n "$v" ] && [ "$v" -le "$max" ]; }
+
 wait_until() {
 	local secs i; secs=$(scaled "$1"); shift
 	for i in $(seq 1 $((secs * 200))); do

@@ -27,14 +27,14 @@ check "p00099 absent before" test ! -e "$P/p99999.json"
 # Another process publishes; the mount must follow, bounded, by polling.
 printf '%s\n' '{"type":"Person","data":{"slug":"p00001","age":77}}' \
 	'{"type":"Person","data":{"slug":"p99999"}}' | load "$S" merge
-check "new head visible" wait_until 5 test "$(cat "$M/.graphfs/head")" = 3
-check ".graphfs/seen reaches it once the notifier handled it" wait_until 5 test "$(cat "$M/.graphfs/seen")" = 3
+check "new head visible" wait_until 5 out_is 3 cat "$M/.graphfs/head"
+check ".graphfs/seen reaches it once the notifier handled it" wait_until 5 out_is 3 cat "$M/.graphfs/seen"
 check "and equals notifier.head_seen" test "$(cat "$M/.graphfs/seen")" = "$(jq .notifier.head_seen "$M/.graphfs/stats")"
 check "changed node visible" wait_until 5 grep -q '"age":77' "$P/p00001.json"
 check "new node visible" wait_until 5 test -e "$P/p99999.json"
 check "new node listed" wait_until 5 grep -qx p99999.json <(ls "$P")
-check "HEAD follows" wait_until 5 test "$(readlink "$M/HEAD")" = versions/3
-check "manifest.json follows" wait_until 5 test "$(jq .version "$M/manifest.json")" = 3
+check "HEAD follows" wait_until 5 out_is versions/3 readlink "$M/HEAD"
+check "manifest.json follows" wait_until 5 out_is 3 jq .version "$M/manifest.json"
 check "versions/3 appears" test -d "$M/versions/3"
 check "log.jsonl grows" test "$(wc -l < "$M/log.jsonl")" = 3
 check "open file keeps its bytes" test "$(cat <&7)" = "$old"

@@ -70,7 +70,7 @@ first=$(timeout "$(scaled 60)" cat "$T/ready")
 check "first batch read ($first entries)" test "${first:-0}" -gt 0
 printf '%s\n' '{"type":"Person","data":{"slug":"p19990","age":2}}' \
 	'{"type":"Person","data":{"slug":"p99999","age":2}}' | load "$S" merge
-check "notifier saw the change" wait_until 30 test "$(jq .notifier.head_seen "$M/.graphfs/stats")" = 3
+check "notifier saw the change" wait_until 30 out_is 3 jq .notifier.head_seen "$M/.graphfs/stats"
 echo go > "$T/go"
 wait "$lister"
 check "lister ran" test $? = 0
