@@ -7,7 +7,7 @@
  *   tables/<t>/<N>    table versions (table.c)
  *   schemas/<id>.pg   schema texts by content id, immutable
  *   locks/<t>.lock    writer leases (lock.c)
- *   staging/          spool files of running loads (O_TMPFILE: vanish on crash)
+ *   staging/          sort runs of running loads (O_TMPFILE: vanish on crash)
  */
 #include "config.h"
 

@@ -31,12 +31,13 @@
  *
  * Memory is bounded whatever the input's size: each sorter keeps records
  * in memory up to a budget (GRAPHFS_LOAD_MEM_BYTES, default 64 MiB for
- * the rows, a quarter of it for each other stream) and spills sorted runs
- * past it to an unnamed file in STORE/staging (O_TMPFILE: scratch, never
- * fsynced, gone on a crash); a pass merges at most 64 runs, 64 KiB of
- * buffer each.  Nothing else grows with the rows: lookups go to the
- * mmap'ed pinned versions, and a table builder holds a bounded batch of
- * ops (table_build.c).  docs/decisions.md, "the load in bounded memory".
+ * the rows, a quarter or an eighth of it for each other stream) and
+ * spills sorted runs past it to an unnamed file in STORE/staging
+ * (O_TMPFILE: scratch, never fsynced, gone on a crash); a pass merges at
+ * most 64 runs, 64 KiB of buffer each.  Nothing else grows with the
+ * rows: lookups go to the mmap'ed pinned versions, and a table builder
+ * holds a bounded batch of ops (table_build.c).  docs/decisions.md, "The
+ * load sorts in bounded memory".
  */
 #include "config.h"
 
@@ -90,12 +91,14 @@ struct rec {
 	struct span line;  /* the canonical line ('\n' included) */
 };
 
-/* One pass over the deduplicated rows (rows_open). */
+/* One pass over the deduplicated rows (rows_open).  The row looked
+ * ahead is not copied: the sorter keeps a record valid through the next
+ * call (xsort.h). */
 struct rows {
 	struct loader *L;
 	struct gfs_xsort_iter *it;
-	struct gfs_buf out, held; /* the row returned, the one looked ahead */
-	struct rec hrec;          /* decoded held */
+	struct rec held;          /* the row looked ahead (the last line of an id) */
+	uint64_t first;           /* the first line of held's id */
 	bool have_held, check_dups;
 };
 
@@ -105,16 +108,25 @@ struct loader {
 	const struct gfs_load_opts *o;
 	struct gfs_diag *d;
 	struct gfs_gv *gv;
-	size_t budget;            /* the rows' sorter; others get a quarter */
+	size_t budget;            /* the rows' sorter; others 1/4 or 1/8 */
 	char staging[PATH_MAX];   /* where sorters put their runs */
 	struct gfs_xsort *rows;   /* struct rec, by (type, id, line) */
-	struct gfs_xsort *ends;   /* endpoints, by (node type, id, line, side) */
+	/* Endpoints, by (node type, id, line, side): sources and targets
+	 * apart, as the sources often come sorted (edge ids that begin with
+	 * their source), which the sorter then merges for free. */
+	struct gfs_xsort *ends[2];
 	struct gfs_xsort *ukeys;  /* unique keys, by (type, k, key, line) */
 	struct gfs_xsort *claims; /* keys owned at the pin by another id */
 	struct gfs_xsort *cards;  /* @card: (edge type, source, kind) */
 	struct gfs_buf enc, ukenc; /* scratch for encoding records */
 	struct gfs_xsort_stats sorted; /* summed over the sorters, at the end */
 	uint64_t n;             /* rows parsed; after sorting, rows kept */
+	/* The earliest error a check has seen so far (earlier()): checks that
+	 * name a line report the first bad line of the file. */
+	uint64_t err_line;
+	uint32_t err_side;
+	bool err_set;
+	struct gfs_buf err_rec; /* the endpoint record named after the pass */
 	struct rows w;          /* the write phase's pass */
 	struct rec wrec;        /* its row not yet written */
 	int wstate;             /* 1 wrec is valid, 0 end, <0 error */
@@ -462,20 +474,28 @@ static int k_cmp(uint32_t a, uint32_t b)
 	return a < b ? -1 : a > b;
 }
 
-/* ends: (node type, id, line, side) */
+/* ends: (node type, id, line, side).  The hottest comparator of a load
+ * (the targets come in no order): it reads the fields in place. */
 static int ends_cmp(const void *a, size_t alen, const void *b, size_t blen,
 		    void *arg)
 {
-	struct xrec x, y;
+	const char *pa = a, *pb = b;
+	struct span ia, ib;
+	uint64_t la, lb;
 	int c;
 
+	(void)alen;
+	(void)blen;
 	(void)arg;
-	xget(a, alen, 1, false, &x);
-	xget(b, blen, 1, false, &y);
-	c = key_cmp(x.type, x.a, y.type, y.a);
-	if (!c)
-		c = u64_cmp(x.lineno, y.lineno);
-	return c ? c : k_cmp(x.k, y.k);
+	get_span(pa + XFIXED, &ia);
+	get_span(pb + XFIXED, &ib);
+	c = key_cmp(get_u32(pa), ia, get_u32(pb), ib);
+	if (c)
+		return c;
+	memcpy(&la, pa + 12, 8);
+	memcpy(&lb, pb + 12, 8);
+	c = u64_cmp(la, lb);
+	return c ? c : k_cmp(get_u32(pa + 4), get_u32(pb + 4));
 }
 
 /* ukeys: (type, k, key, line) */
@@ -539,6 +559,24 @@ static int new_sorter(struct loader *L, size_t budget, gfs_xsort_cmp cmp,
 	return gfs_xsort_new(L->staging, budget ? budget : 1, cmp, L, out);
 }
 
+static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Is (line, side) before the earliest error seen?  Then it becomes it,
+ * and the message of the one it replaces is cleared for its own. */
+static bool earlier(struct loader *L, uint64_t line, uint32_t side)
+{
+	if (L->err_set && (line > L->err_line ||
+			   (line == L->err_line && side >= L->err_side)))
+		return false;
+	if (L->d)
+		L->d->msg[0] = '\0';
+	L->err_set = true;
+	L->err_line = line;
+	L->err_side = side;
+	return true;
+}
+
 /* A pass over the rows in (type, id) order, the last line of each id only.
  * check_dups: a second line of an id in append mode is an error. */
 static int rows_open(struct loader *L, struct rows *rs, bool check_dups)
@@ -546,8 +584,6 @@ static int rows_open(struct loader *L, struct rows *rs, bool check_dups)
 	memset(rs, 0, sizeof *rs);
 	rs->L = L;
 	rs->check_dups = check_dups;
-	gfs_buf_init(&rs->out);
-	gfs_buf_init(&rs->held);
 	return gfs_xsort_iter_new(L->rows, &rs->it);
 }
 
@@ -555,20 +591,6 @@ static void rows_close(struct rows *rs)
 {
 	gfs_xsort_iter_free(rs->it);
 	rs->it = NULL;
-	gfs_buf_release(&rs->out);
-	gfs_buf_release(&rs->held);
-}
-
-static int hold(struct rows *rs, const void *p, size_t len)
-{
-	int rc;
-
-	gfs_buf_reset(&rs->held);
-	rc = gfs_buf_append(&rs->held, p, len);
-	if (!rc)
-		rec_get(rs->held.p, len, &rs->hrec);
-	rs->have_held = !rc;
-	return rc;
 }
 
 static int dup_error(struct loader *L, const struct rec *later, uint64_t first)
@@ -590,36 +612,28 @@ static int rows_next(struct rows *rs, struct rec *r)
 
 	while ((rc = gfs_xsort_iter_next(rs->it, &p, &len)) == 1) {
 		struct rec n;
-		struct gfs_buf t;
-		n.type = get_u32(p); /* the key only: type and id */
-		get_span((const char *)p + REC_FIXED, &n.id);
-		if (rs->have_held && !key_cmp(n.type, n.id, rs->hrec.type, rs->hrec.id)) {
-			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND) {
-				rec_get(p, len, &n);
-				return dup_error(rs->L, &n, rs->hrec.lineno);
-			}
-			rc = hold(rs, p, len); /* merge / overwrite: the last line wins */
-		} else if (rs->have_held) {
-			*r = rs->hrec; /* it lives in held's memory, which becomes out */
-			t = rs->out;
-			rs->out = rs->held;
-			rs->held = t;
-			rc = hold(rs, p, len);
-			return rc ? rc : 1;
-		} else {
-			rc = hold(rs, p, len);
+		rec_get(p, len, &n);
+		if (rs->have_held && !key_cmp(n.type, n.id, rs->held.type, rs->held.id)) {
+			/* append: an error, the earliest second line is named;
+			 * merge / overwrite: the last line wins */
+			if (rs->check_dups && rs->L->o->mode == GFS_LOAD_APPEND &&
+			    earlier(rs->L, n.lineno, 0))
+				dup_error(rs->L, &n, rs->first);
+			rs->held = n; /* held's memory lasts one more call only */
+			continue;
 		}
-		if (rc)
-			return rc;
+		rs->first = n.lineno;
+		if (rs->have_held) {
+			*r = rs->held;
+			rs->held = n;
+			return 1;
+		}
+		rs->held = n;
+		rs->have_held = true;
 	}
 	if (rc < 0 || !rs->have_held)
 		return rc;
-	*r = rs->hrec;
-	{
-		struct gfs_buf t = rs->out;
-		rs->out = rs->held;
-		rs->held = t;
-	}
+	*r = rs->held;
 	rs->have_held = false;
 	return 1;
 }
@@ -629,12 +643,12 @@ static int add_ends(struct loader *L, const struct rec *r,
 {
 	struct xrec x = { .type = (uint32_t)td->from_idx, .k = 1, .aux = r->type,
 			  .lineno = r->lineno, .a = r->src, .b = r->id };
-	int rc = xadd(L, L->ends, &x, 2, NULL);
+	int rc = xadd(L, L->ends[0], &x, 2, NULL);
 
 	x.type = (uint32_t)td->to_idx;
 	x.k = 2;
 	x.a = r->dst;
-	return rc ? rc : xadd(L, L->ends, &x, 2, NULL);
+	return rc ? rc : xadd(L, L->ends[1], &x, 2, NULL);
 }
 
 /* The first pass over the sorted rows: counts them per type, and feeds
@@ -646,6 +660,7 @@ static int scan_rows(struct loader *L)
 	int rc = rows_open(L, &rs, true);
 
 	L->n = 0;
+	L->err_set = false;
 	while (!rc && (rc = rows_next(&rs, &r)) == 1) {
 		const struct gfs_typedef *td = &L->s->types[r.type];
 		rc = 0;
@@ -663,14 +678,11 @@ static int scan_rows(struct loader *L)
 			progress(L, GFS_PHASE_SORT, L->n);
 	}
 	rows_close(&rs);
-	return rc;
+	return rc ? rc : L->err_set ? GFS_ECONFLICT : 0; /* append: a second line */
 }
 
-static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* @unique within the file: equal keys are neighbours in the stream; the
- * later line of the first pair is the one named. */
+/* @unique within the file: equal keys are neighbours in the stream; of
+ * all such pairs the one whose later line comes first is named. */
 static int unique_in_file(struct loader *L)
 {
 	struct gfs_xsort_iter *it;
@@ -682,16 +694,17 @@ static int unique_in_file(struct loader *L)
 	int rc = gfs_xsort_iter_new(L->ukeys, &it);
 
 	gfs_buf_init(&prev);
+	L->err_set = false;
 	while (!rc && (rc = gfs_xsort_iter_next(it, &p, &len)) == 1) {
 		rc = 0;
 		xget(p, len, 1, true, &x);
-		if (have && x.type == px.type && x.k == px.k && !span_cmp(x.a, px.a)) {
+		if (have && x.type == px.type && x.k == px.k && !span_cmp(x.a, px.a) &&
+		    earlier(L, x.lineno, 0)) {
 			char idb[80], kb[120], other[200];
 			snprintf(other, sizeof other, "'%s' on line %" PRIu64,
 				 show(px.r.id, idb, sizeof idb), px.lineno);
-			rc = row_error(L, &x.r, "unique value %s is also used by %s",
-				       show(x.a, kb, sizeof kb), other);
-			break;
+			row_error(L, &x.r, "unique value %s is also used by %s",
+				  show(x.a, kb, sizeof kb), other);
 		}
 		gfs_buf_reset(&prev);
 		rc = gfs_buf_append(&prev, p, len);
@@ -701,7 +714,7 @@ static int unique_in_file(struct loader *L)
 	}
 	gfs_xsort_iter_free(it);
 	gfs_buf_release(&prev);
-	return rc;
+	return rc ? rc : L->err_set ? GFS_ECONFLICT : 0;
 }
 
 static int sort_phase(struct loader *L)
@@ -711,13 +724,17 @@ static int sort_phase(struct loader *L)
 	progress(L, GFS_PHASE_SORT, L->n);
 	rc = gfs_xsort_finish(L->rows);
 	if (!rc)
-		rc = new_sorter(L, L->budget / 4, ends_cmp, &L->ends);
+		rc = new_sorter(L, L->budget / 8, ends_cmp, &L->ends[0]);
+	if (!rc)
+		rc = new_sorter(L, L->budget / 8, ends_cmp, &L->ends[1]);
 	if (!rc)
 		rc = new_sorter(L, L->budget / 4, ukeys_cmp, &L->ukeys);
 	if (!rc)
 		rc = scan_rows(L);
 	if (!rc)
-		rc = gfs_xsort_finish(L->ends);
+		rc = gfs_xsort_finish(L->ends[0]);
+	if (!rc)
+		rc = gfs_xsort_finish(L->ends[1]);
 	if (!rc)
 		rc = gfs_xsort_finish(L->ukeys);
 	if (!rc)
@@ -1012,8 +1029,9 @@ static int missing_end(struct loader *L, const struct xrec *x)
 /* Endpoints below (type, id) in the ends stream are not in the file: they
  * must be at the pin (unless an overwrite replaces that node table);
  * those equal to it are.  Called with the node rows in order, then with
- * type UINT32_MAX.  The last endpoint found is remembered: edges share
- * endpoints, and each is looked up once. */
+ * type UINT32_MAX.  The last endpoint resolved is remembered: edges share
+ * endpoints, and each is looked up once.  A missing one is kept if its
+ * line is the earliest yet; the pass names it at the end. */
 static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
 		     struct span id)
 {
@@ -1029,10 +1047,12 @@ static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
 			continue;
 		rc = L->o->mode == GFS_LOAD_OVERWRITE && L->ts[x.type].written ? 0 :
 		     at_pin(L, x.type, x.a);
-		if (rc == 1)
+		if (rc == 0 && earlier(L, x.lineno, x.k)) {
+			gfs_buf_reset(&L->err_rec);
+			rc = gfs_buf_append(&L->err_rec, w->p, w->len);
+		}
+		if (rc >= 0)
 			rc = walk_keep(w, x.type, x.a);
-		else if (rc == 0)
-			return missing_end(L, &x);
 	}
 	return rc;
 }
@@ -1198,44 +1218,65 @@ static int check_pinned_row(struct loader *L, const struct rec *r,
 	return rc;
 }
 
-/* The validation pass over the rows: the ends stream and the pinned node
- * tables of an overwrite are merged in beside it. */
+/* Both endpoint streams up to (type, id). */
+static int both_ends_upto(struct loader *L, struct walk *ends, uint32_t type,
+			  struct span id)
+{
+	int rc = ends_upto(L, &ends[0], type, id);
+
+	return rc ? rc : ends_upto(L, &ends[1], type, id);
+}
+
+/* The validation pass over the rows: the endpoint streams and the pinned
+ * node tables of an overwrite are merged in beside it. */
 static int scan_pinned(struct loader *L)
 {
 	struct pinned_ctx c;
 	struct pinwalk pw = { .type = UINT32_MAX };
-	struct walk ends;
+	struct walk ends[2];
 	struct rows rs;
 	struct rec r;
 	int rc;
 
 	memset(&c, 0, sizeof c);
-	rc = walk_open(L->ends, &ends);
+	memset(&rs, 0, sizeof rs);
+	memset(ends, 0, sizeof ends);
+	L->err_set = false;
+	rc = walk_open(L->ends[0], &ends[0]);
+	if (!rc)
+		rc = walk_open(L->ends[1], &ends[1]);
 	if (!rc)
 		rc = rows_open(L, &rs, false);
 	while (!rc && (rc = rows_next(&rs, &r)) == 1) {
 		bool node = !L->s->types[r.type].is_edge;
-		rc = node ? ends_upto(L, &ends, r.type, r.id) : 0;
+		rc = node ? both_ends_upto(L, ends, r.type, r.id) : 0;
 		if (!rc)
 			rc = check_pinned_row(L, &r, &c);
 		if (!rc && node && L->o->mode == GFS_LOAD_OVERWRITE)
 			rc = dangling_upto(L, &pw, r.type, r.id);
 	}
 	if (!rc)
-		rc = ends_upto(L, &ends, UINT32_MAX, (struct span){ NULL, 0 });
+		rc = both_ends_upto(L, ends, UINT32_MAX, (struct span){ NULL, 0 });
 	if (!rc)
 		rc = dangling_upto(L, &pw, UINT32_MAX, (struct span){ NULL, 0 });
+	if (!rc && L->err_set) { /* the earliest missing endpoint */
+		struct xrec x;
+		xget(L->err_rec.p, L->err_rec.len, 2, false, &x);
+		rc = missing_end(L, &x);
+	}
 	if (pw.it)
 		gfs_titer_free(pw.it);
 	rows_close(&rs);
-	walk_close(&ends);
+	walk_close(&ends[0]);
+	walk_close(&ends[1]);
 	gfs_row_release(&c.prow);
 	gfs_row_release(&c.urow);
 	return rc;
 }
 
 /* Claims whose owner id the file does not rewrite are conflicts: the
- * claims, by (type, owner), merged with the rows. */
+ * claims, by (type, owner), merged with the rows; the earliest line is
+ * named. */
 static int check_claims(struct loader *L)
 {
 	struct walk w;
@@ -1244,6 +1285,7 @@ static int check_claims(struct loader *L)
 	int have = 0, rc = walk_open(L->claims, &w);
 
 	memset(&rs, 0, sizeof rs);
+	L->err_set = false;
 	if (!rc && w.state == 1) { /* claims are rare: no pass without one */
 		rc = rows_open(L, &rs, false);
 		have = rc ? 0 : rows_next(&rs, &r);
@@ -1254,15 +1296,18 @@ static int check_claims(struct loader *L)
 		xget(w.p, w.len, 2, true, &x);
 		while (have == 1 && key_cmp(r.type, r.id, x.type, x.a) < 0)
 			have = rows_next(&rs, &r);
-		if (have == 1 && !key_cmp(r.type, r.id, x.type, x.a))
+		if (have >= 0 && (have == 0 || key_cmp(r.type, r.id, x.type, x.a)) &&
+		    earlier(L, x.lineno, x.k))
+			row_error(L, &x.r, "unique value %s already belongs to '%s'",
+				  show(x.b, kb, sizeof kb), show(x.a, ob, sizeof ob));
+		if (have >= 0)
 			rc = walk_step(&w);
-		else if (have >= 0)
-			rc = row_error(L, &x.r, "unique value %s already belongs to '%s'",
-				       show(x.b, kb, sizeof kb), show(x.a, ob, sizeof ob));
 	}
 	rows_close(&rs);
 	walk_close(&w);
-	return rc ? rc : have < 0 ? have : 0;
+	if (!rc && have < 0)
+		rc = have;
+	return rc ? rc : L->err_set ? GFS_ECONFLICT : 0;
 }
 
 /* Edges of table t leaving src at the pin. */
@@ -1752,7 +1797,8 @@ static void sorter_free(struct loader *L, struct gfs_xsort **x)
 static void free_sorters(struct loader *L)
 {
 	sorter_free(L, &L->rows);
-	sorter_free(L, &L->ends);
+	sorter_free(L, &L->ends[0]);
+	sorter_free(L, &L->ends[1]);
 	sorter_free(L, &L->ukeys);
 	sorter_free(L, &L->claims);
 	sorter_free(L, &L->cards);
@@ -1769,6 +1815,7 @@ static void teardown(struct loader *L)
 	free(L->ts);
 	gfs_buf_release(&L->enc);
 	gfs_buf_release(&L->ukenc);
+	gfs_buf_release(&L->err_rec);
 }
 
 
@@ -1831,6 +1878,7 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 	phase_switch(&L, GFS_PHASE_PARSE);
 	gfs_buf_init(&L.enc);
 	gfs_buf_init(&L.ukenc);
+	gfs_buf_init(&L.err_rec);
 	rc = setup(&L);
 	if (!rc)
 		rc = parse_stream(&L, fd);

@@ -6,9 +6,9 @@
  * merge appends its output to it (the merged extents are not given back
  * before the file is closed: a level of group merges, needed past 64 runs,
  * doubles the file; no fallocate hole punching, which the power-cut
- * recorder, tests/powercut/record.c, would have to model).  Stability: the batch sorts
- * by (cmp, position) and the merge breaks ties by run index, runs being
- * in input order.
+ * recorder, tests/powercut/record.c, would have to model).
+ * Stability: the batch's sort is a stable merge sort (batch_sort) and the
+ * merge of runs breaks ties by run index, runs being in input order.
  */
 #include "config.h"
 
@@ -96,16 +96,103 @@ void gfs_xsort_stats(const struct gfs_xsort *x, struct gfs_xsort_stats *out)
 
 /* ---- the batch ---------------------------------------------------------- */
 
-static int batch_cmp(const void *a, const void *b, void *arg)
+/* Is the record at offset a strictly before the one at b? */
+static bool before(const struct gfs_xsort *x, size_t a, size_t b)
 {
-	const struct gfs_xsort *x = arg;
-	size_t oa = *(const size_t *)a, ob = *(const size_t *)b;
-	const char *pa = x->data + oa, *pb = x->data + ob;
-	int c = x->cmp(pa + HDR, get32(pa), pb + HDR, get32(pb), x->arg);
+	const char *pa = x->data + a, *pb = x->data + b;
 
-	if (c)
-		return c;
-	return oa < ob ? -1 : oa > ob; /* stable: input order */
+	return x->cmp(pa + HDR, get32(pa), pb + HDR, get32(pb), x->arg) < 0;
+}
+
+/* The end of the non-decreasing run of v that starts at i. */
+static size_t run_end(const struct gfs_xsort *x, const size_t *v, size_t i,
+		      size_t n)
+{
+	size_t j = i + 1;
+
+	while (j < n && !before(x, v[j], v[j - 1]))
+		j++;
+	return j;
+}
+
+/* Sorts v[i, e) whose prefix v[i, j) is sorted, by insertion (stable). */
+static void insertion(const struct gfs_xsort *x, size_t *v, size_t i,
+		      size_t j, size_t e)
+{
+	for (size_t k = j; k < e; k++) {
+		size_t o = v[k], p = k;
+		while (p > i && before(x, o, v[p - 1])) {
+			v[p] = v[p - 1];
+			p--;
+		}
+		v[p] = o;
+	}
+}
+
+/* Merges the sorted src[lo, mid) and src[mid, hi) into dst[lo, hi); on a
+ * tie the left one comes first (stable). */
+static void merge2(const struct gfs_xsort *x, const size_t *src, size_t lo,
+		   size_t mid, size_t hi, size_t *dst)
+{
+	size_t i = lo, j = mid, k = lo;
+
+	while (i < mid && j < hi)
+		dst[k++] = before(x, src[j], src[i]) ? src[j++] : src[i++];
+	while (i < mid)
+		dst[k++] = src[i++];
+	while (j < hi)
+		dst[k++] = src[j++];
+}
+
+/* A stable natural merge sort of the batch's offsets (TimSort's idea
+ * without its galloping): runs already in order are found in one pass and
+ * short ones extended to MINRUN by insertion, then merged pairwise.  Rows
+ * often come in order (an export, edges whose ids begin with their
+ * source): a sorted batch costs n - 1 comparisons; a random one about as
+ * many as any merge sort.  Extra memory: n + n / MINRUN offsets. */
+#define MINRUN 16
+
+static int batch_sort(struct gfs_xsort *x)
+{
+	size_t n = x->n, nb = 0, *src = x->offs, *dst, *bounds, *tmp;
+
+	if (n < 2)
+		return 0;
+	tmp = malloc(n * sizeof *tmp);
+	bounds = malloc((n / MINRUN + 2) * sizeof *bounds);
+	if (!tmp || !bounds) {
+		free(tmp);
+		free(bounds);
+		return -ENOMEM;
+	}
+	for (size_t i = 0, j; i < n; i = j) {
+		j = run_end(x, src, i, n);
+		if (j - i < MINRUN && j < n) {
+			size_t e = i + MINRUN < n ? i + MINRUN : n;
+			insertion(x, src, i, j, e);
+			j = e;
+		}
+		bounds[nb++] = i;
+	}
+	bounds[nb] = n;
+	for (dst = tmp; nb > 1;) {
+		size_t w = 0, *t;
+		for (size_t r = 0; r < nb; r += 2) {
+			size_t hi = r + 1 < nb ? bounds[r + 2] : bounds[r + 1];
+			merge2(x, src, bounds[r], bounds[r + 1], hi, dst);
+			bounds[w++] = bounds[r];
+		}
+		bounds[w] = n;
+		nb = w;
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != x->offs)
+		memcpy(x->offs, src, n * sizeof *src);
+	free(tmp);
+	free(bounds);
+	return 0;
 }
 
 static int open_runs(struct gfs_xsort *x)
@@ -168,7 +255,7 @@ static int spill(struct gfs_xsort *x)
 		rc = open_runs(x);
 	if (rc)
 		return rc;
-	qsort_r(x->offs, x->n, sizeof *x->offs, batch_cmp, x);
+	rc = batch_sort(x);
 	start = x->flen;
 	for (size_t i = 0; !rc && i < x->n; i++) {
 		const char *p = x->data + x->offs[i];
@@ -233,10 +320,15 @@ int gfs_xsort_add(struct gfs_xsort *x, const void *rec, size_t len)
 
 /* ---- merging ------------------------------------------------------------ */
 
+/* A run being read.  Two buffers take turns: a refill copies what is
+ * left into the other one, so the record returned before stays where it
+ * is (xsort.h: a record is valid through the next call). */
 struct reader {
 	uint64_t off, end; /* next unread byte of the run in the file, its end */
-	char *buf;
-	size_t cap, pos, len; /* buf[pos, len) holds unconsumed bytes */
+	char *buf[2];
+	size_t cap[2];
+	int cur;              /* the buffer in use */
+	size_t pos, len;      /* buf[cur][pos, len) holds unconsumed bytes */
 	const char *rec;      /* current record, NULL at the end */
 	size_t rlen;
 };
@@ -252,29 +344,48 @@ struct gfs_xsort_iter {
 };
 
 /* Makes `want` bytes available at buf[pos]. */
+static int grow(struct reader *r, int b, size_t cap)
+{
+	char *p;
+
+	if (cap <= r->cap[b])
+		return 0;
+	if (!(p = realloc(r->buf[b], cap)))
+		return -ENOMEM;
+	r->buf[b] = p;
+	r->cap[b] = cap;
+	return 0;
+}
+
+/* Makes `want` bytes available at buf[cur][pos].  Bytes before pos (the
+ * record returned last) are never moved: what is left goes to the other
+ * buffer, unless nothing of this one was consumed yet (pos 0), which then
+ * may grow in place. */
 static int fill(struct gfs_xsort *x, struct reader *r, size_t want)
 {
-	size_t n;
+	size_t n, cap = want > RBUF ? want : RBUF;
 	int rc;
 
 	if (r->len - r->pos >= want)
 		return 0;
-	memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-	r->len -= r->pos;
-	r->pos = 0;
-	if (want > r->cap) {
-		char *p = realloc(r->buf, want);
-		if (!p)
-			return -ENOMEM;
-		r->buf = p;
-		r->cap = want;
+	if (r->pos > 0 || !r->buf[r->cur]) {
+		int o = !r->cur;
+		if ((rc = grow(r, o, cap)))
+			return rc;
+		if (r->len > r->pos)
+			memcpy(r->buf[o], r->buf[r->cur] + r->pos, r->len - r->pos);
+		r->len -= r->pos;
+		r->pos = 0;
+		r->cur = o;
+	} else if ((rc = grow(r, r->cur, cap))) {
+		return rc;
 	}
-	n = r->cap - r->len;
+	n = r->cap[r->cur] - r->len;
 	if (n > r->end - r->off)
 		n = (size_t)(r->end - r->off);
 	if (r->len + n < want)
 		return -EIO; /* a run shorter than its framing: cannot happen */
-	rc = gfs_pread_all(x->fd, r->buf + r->len, n, (off_t)r->off);
+	rc = gfs_pread_all(x->fd, r->buf[r->cur] + r->len, n, (off_t)r->off);
 	if (rc)
 		return rc;
 	r->off += n;
@@ -294,12 +405,12 @@ static int advance(struct gfs_xsort *x, struct reader *r)
 	}
 	rc = fill(x, r, HDR);
 	if (!rc) {
-		l = get32(r->buf + r->pos);
+		l = get32(r->buf[r->cur] + r->pos);
 		rc = fill(x, r, HDR + (size_t)l);
 	}
 	if (rc)
 		return rc;
-	r->rec = r->buf + r->pos + HDR;
+	r->rec = r->buf[r->cur] + r->pos + HDR;
 	r->rlen = l;
 	r->pos += HDR + l;
 	return 0;
@@ -332,8 +443,10 @@ static void sift_down(struct gfs_xsort_iter *it, size_t i)
 
 static void iter_release(struct gfs_xsort_iter *it)
 {
-	for (size_t i = 0; i < it->nrd; i++)
-		free(it->rd[i].buf);
+	for (size_t i = 0; i < it->nrd; i++) {
+		free(it->rd[i].buf[0]);
+		free(it->rd[i].buf[1]);
+	}
 	free(it->rd);
 	free(it->heap);
 }
@@ -353,9 +466,6 @@ static int iter_runs(struct gfs_xsort *x, size_t a, size_t b,
 		struct reader *r = &it->rd[i];
 		r->off = x->runs[a + i].off;
 		r->end = r->off + x->runs[a + i].len;
-		r->cap = RBUF;
-		if (!(r->buf = malloc(r->cap)))
-			return -ENOMEM;
 	}
 	return 0;
 }
@@ -424,8 +534,8 @@ int gfs_xsort_finish(struct gfs_xsort *x)
 	x->finished = true;
 	if (x->nruns && x->n)
 		rc = spill(x);
-	else if (x->n)
-		qsort_r(x->offs, x->n, sizeof *x->offs, batch_cmp, x);
+	else
+		rc = batch_sort(x);
 	/* Merge the oldest runs first: the merged run stays in input order. */
 	while (!rc && x->nruns > GFS_XSORT_FANIN)
 		rc = merge_group(x);

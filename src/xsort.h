@@ -64,8 +64,10 @@ void gfs_xsort_stats(const struct gfs_xsort *x, struct gfs_xsort_stats *out);
 /* A pass over the sorted records (after finish).  Returns a new iterator;
  * free with gfs_xsort_iter_free() before the sorter. */
 int gfs_xsort_iter_new(struct gfs_xsort *x, struct gfs_xsort_iter **out);
-/* 1 = *rec and *len set (borrowed: valid until the next call on this
- * iterator), 0 = end, <0 = error (-errno). */
+/* 1 = *rec and *len set, 0 = end, <0 = error (-errno).  Borrowed: the
+ * record stays valid through the next call on this iterator too (so a
+ * caller can look one record ahead without copying) and until the call
+ * after that. */
 int gfs_xsort_iter_next(struct gfs_xsort_iter *it, const void **rec,
 			size_t *len);
 void gfs_xsort_iter_free(struct gfs_xsort_iter *it);

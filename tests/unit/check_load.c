@@ -259,7 +259,7 @@ START_TEST(export_round_trips_into_a_fresh_store)
 }
 END_TEST
 
-/* ---- bounded-memory paths: spilled builders, spool stretches, varints --- */
+/* ---- bounded-memory paths: spilled builders, long records, varints ----- */
 
 #define BIG_N 400 /* persons */
 
@@ -302,7 +302,7 @@ static void big_line(struct gfs_buf *b, int n)
 		knows_line(b, i, kind - 1, 0);
 	else if (kind == 3 && i < 20) {
 		gfs_buf_appendf(b, "{\"type\":\"Doc\",\"data\":{\"id\":\"D%02d\",\"text\":\"", i);
-		for (int k = 0; k < (i == 5 ? 1200000 : 10); k++) /* a line past the spool's read window */
+		for (int k = 0; k < (i == 5 ? 1200000 : 10); k++) /* a line past a sort run's 64 KiB read buffer */
 			gfs_buf_appendc(b, (char)('a' + k % 26));
 		gfs_buf_appendf(b, "\"}}\n");
 	} else if (kind == 3) {
@@ -470,6 +470,51 @@ START_TEST(validation_messages_name_line_type_id_and_value)
 }
 END_TEST
 
+/* Several bad rows: the checks that name a line name the earliest one
+ * (and the source before the target of one edge), whatever order the
+ * sorted streams meet them in. */
+START_TEST(the_earliest_bad_line_is_named)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_diag d;
+
+	ck_assert_msg(load_text(g, PEOPLE, GFS_LOAD_MERGE, &d, NULL) == 0, "%s", d.msg);
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zz\",\"name\":\"1\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"aa\",\"name\":\"2\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zz\",\"name\":\"3\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zz\",\"name\":\"4\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"aa\",\"name\":\"5\"}}\n",
+		GFS_LOAD_APPEND, "line 3: Person 'zz': id already given on line 1 (append inserts each id once)");
+	expect_conflict(g,
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"zed\",\"data\":{\"id\":\"k5\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"abe\",\"data\":{\"id\":\"k6\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Knows 'k5' ('alice' -> 'zed'): target node Person 'zed' does not exist (not in this file nor in the store)");
+	expect_conflict(g,
+		"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"abe\",\"data\":{\"id\":\"k6\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"zed\",\"to\":\"abe\",\"data\":{\"id\":\"k5\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Knows 'k6' ('bob' -> 'abe'): target node Person 'abe' does not exist (not in this file nor in the store)");
+	expect_conflict(g,
+		"{\"edge\":\"Knows\",\"from\":\"zed\",\"to\":\"abe\",\"data\":{\"id\":\"k5\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Knows 'k5' ('zed' -> 'abe'): source node Person 'zed' does not exist (not in this file nor in the store)");
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x1\",\"name\":\"E\",\"email\":\"a@y\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x2\",\"name\":\"E\",\"email\":\"b@y\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x3\",\"name\":\"E\",\"email\":\"b@y\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"x4\",\"name\":\"E\",\"email\":\"a@y\"}}\n",
+		GFS_LOAD_MERGE, "line 3: Person 'x3': unique value [\"b@y\"] is also used by 'x2' on line 2");
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zo\",\"name\":\"E\",\"email\":\"a@x\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"an\",\"name\":\"E\",\"email\":\"a@x\"}}\n",
+		GFS_LOAD_MERGE, "line 2: Person 'an': unique value [\"a@x\"] is also used by 'zo' on line 1");
+	expect_conflict(g,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"zo\",\"name\":\"E\",\"email\":\"a@x\"}}\n"
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"an\",\"name\":\"E\"}}\n",
+		GFS_LOAD_MERGE, "line 1: Person 'zo': unique value [\"a@x\"] already belongs to 'alice'");
+	gfs_graph_close(g);
+}
+END_TEST
+
 /* @card counts what the load leaves: a pinned edge the file moves to
  * another source no longer counts for its old one, and one it rewrites
  * counts once. */
@@ -544,7 +589,7 @@ START_TEST(tiny_budget_spills_and_gives_the_same_graph)
 	ck_assert_uint_eq(res[1].rows_put, 3000);
 	ck_assert_str_eq(exp[0], exp[1]);
 	ck_assert_str_eq(msg[0], msg[1]);
-	ck_assert_str_eq(msg[0], "line 4211: Person 'p00000': id already given on line 1211 (append inserts each id once)");
+	ck_assert_str_eq(msg[0], "line 3001: Person 'p00005': id already given on line 1 (append inserts each id once)");
 	free(exp[0]);
 	free(exp[1]);
 	free(text);
@@ -669,6 +714,7 @@ int main(void)
 	tcase_add_test(tc, endpoint_runs_still_report_the_missing_node);
 	tcase_add_test(tc, validation_messages_name_line_type_id_and_value);
 	tcase_add_test(tc, card_counts_moved_and_rewritten_edges_once);
+	tcase_add_test(tc, the_earliest_bad_line_is_named);
 	tcase_add_test(tc, tiny_budget_spills_and_gives_the_same_graph);
 	tcase_add_test(tc, two_processes_loading_the_same_table_both_publish);
 	tcase_add_test(tc, fsck_detects_corrupt_and_missing_table_versions);

@@ -113,11 +113,19 @@ static void sort_and_check(struct rec *v, size_t n, size_t budget,
 	qsort(v, n, sizeof *v, rec_qcmp);
 	ck_assert_int_eq(gfs_xsort_iter_new(x, &it[0]), 0);
 	ck_assert_int_eq(gfs_xsort_iter_new(x, &it[1]), 0);
+	const void *prev[2] = { NULL, NULL };
+	size_t prevlen[2] = { 0, 0 };
 	for (size_t i = 0; i <= n; i++)
 		for (int k = 0; k < 2; k++) {
 			const void *rec;
 			size_t len;
 			int rc = gfs_xsort_iter_next(it[k], &rec, &len);
+			/* the record before stays valid through this call */
+			if (i > 0) {
+				ck_assert_uint_eq(prevlen[k], encode(&v[i - 1], buf));
+				ck_assert_msg(!memcmp(prev[k], buf, prevlen[k]),
+					      "record %zu moved under the next call", i - 1);
+			}
 			if (i == n) {
 				ck_assert_int_eq(rc, 0);
 				continue;
@@ -126,6 +134,8 @@ static void sort_and_check(struct rec *v, size_t n, size_t budget,
 			ck_assert_uint_eq(len, encode(&v[i], buf));
 			ck_assert_msg(!memcmp(rec, buf, len),
 				      "record %zu (seq %u) differs", i, v[i].seq);
+			prev[k] = rec;
+			prevlen[k] = len;
 		}
 	gfs_xsort_iter_free(it[0]);
 	gfs_xsort_iter_free(it[1]);
@@ -192,6 +202,38 @@ START_TEST(test_empty_and_oversized)
 }
 END_TEST
 
+/* Batches that come sorted, reversed, or all equal (the natural merge
+ * sort's runs), in memory and spilled. */
+START_TEST(test_presorted_and_reversed)
+{
+	size_t n = 6000;
+	struct rec *v = gen(13, n, 20);
+	struct gfs_xsort_stats st;
+	size_t budget = _i & 1 ? (size_t)16 << 20 : 2048;
+
+	qsort(v, n, sizeof *v, rec_qcmp); /* sorted, seq follows the key order */
+	for (size_t i = 0; i < n; i++)
+		v[i].seq = (uint32_t)i;
+	if (_i >= 2) /* reversed: keys descending, seq still the input order */
+		for (size_t i = 0; i < n / 2; i++) {
+			struct rec t = v[i];
+			v[i] = v[n - 1 - i];
+			v[n - 1 - i] = t;
+		}
+	if (_i >= 4) /* all keys equal: only stability orders them */
+		for (size_t i = 0; i < n; i++)
+			v[i].klen = 0;
+	for (size_t i = 0; i < n; i++)
+		v[i].seq = (uint32_t)i;
+	sort_and_check(v, n, budget, &st);
+	if (_i & 1)
+		ck_assert_uint_eq(st.runs, 0);
+	else
+		ck_assert_uint_gt(st.runs, 1);
+	free(v);
+}
+END_TEST
+
 START_TEST(test_misuse)
 {
 	char dir[PATH_MAX];
@@ -225,6 +267,7 @@ int main(void)
 	tcase_add_test(tc, test_few_runs);
 	tcase_add_test(tc, test_in_memory);
 	tcase_add_test(tc, test_empty_and_oversized);
+	tcase_add_loop_test(tc, test_presorted_and_reversed, 0, 6);
 	tcase_add_test(tc, test_misuse);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
