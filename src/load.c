@@ -1591,7 +1591,10 @@ static int commit_table(struct loader *L, size_t t, struct finisher *f)
 			    L->o->mode == GFS_LOAD_OVERWRITE ? GFS_TBUILD_REPLACE : 0, &b);
 	if (!rc)
 		rc = put_rows(L, t, b);
-	rc = rc ? (finish_end(f, true), rc) : finish_end(f, false);
+	if (rc)
+		finish_end(f, true);
+	else
+		rc = finish_end(f, false);
 	if (rc) {
 		gfs_tbuild_free(b);
 		return rc;
@@ -1689,7 +1692,10 @@ static int commit_tables(struct loader *L)
 	for (size_t t = 0; !rc && t < L->s->n_types; t++)
 		if (L->ts[t].written)
 			rc = commit_table(L, t, &fin);
-	rc = rc ? (finish_end(&fin, true), rc) : finish_end(&fin, false);
+	if (rc)
+		finish_end(&fin, true);
+	else
+		rc = finish_end(&fin, false);
 	rows_close(&L->w);
 	if (!rc)
 		rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(L->g), L->op_id);
