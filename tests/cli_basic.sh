@@ -62,6 +62,15 @@ p = j["phases_ms"]
 assert list(p) == ["parse", "sort", "lock", "validate", "write", "publish"], p
 assert all(isinstance(v, (int, float)) and v >= 0 for v in p.values()), p
 assert p["parse"] > 0 and p["write"] > 0, p
+assert j["sort_runs"] == 0 and j["sort_bytes"] == 0, j   # fits the budget
+PY
+# A budget the rows cannot fit: the sort spills runs, and --json says so.
+"$GRAPHCTL" init "$T/js2" --schema "$top_srcdir/examples/people.pg" -q
+expect_status 0 "load --json, spilling" env GRAPHFS_LOAD_MEM_BYTES=4096 "$GRAPHCTL" load "$T/js2" --data "$T/q.jsonl" --json
+python3 - "$T/out" <<'PY' && ok "load --json: sort_runs and sort_bytes of a spilling sort" || bad "load --json, spilling: $(cat "$T/out")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["sort_runs"] > 1 and j["sort_bytes"] > 500 * 60, j
 PY
 
 expect_status 0 "snapshot --json" "$GRAPHCTL" snapshot "$S" --json

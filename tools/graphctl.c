@@ -288,8 +288,10 @@ static int cmd_load(int argc, char **argv)
 		return fail("load", rc, &d);
 	if (o.json) {
 		printf("{\"version\":%" PRIu64 ",\"op_id\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%" PRIu64
-		       ",\"bytes\":%" PRIu64 ",\"phases_ms\":{",
-		       res.version, res.op_id, res.lines, res.rows_put, res.bytes);
+		       ",\"bytes\":%" PRIu64 ",\"sort_runs\":%" PRIu64 ",\"sort_bytes\":%" PRIu64
+		       ",\"phases_ms\":{",
+		       res.version, res.op_id, res.lines, res.rows_put, res.bytes,
+		       res.sort_runs, res.sort_bytes);
 		for (int ph = 0; ph < GFS_PHASE__COUNT; ph++)
 			printf("%s\"%s\":%.3f", ph ? "," : "",
 			       gfs_load_phase_name((enum gfs_load_phase)ph),
@@ -659,7 +661,8 @@ static const struct cmd cmds[] = {
 	  "--threads N: parse on N threads (default: one per CPU, or\n"
 	  "GRAPHFS_LOAD_THREADS); the result does not depend on N.\n"
 	  "A terminal shows progress on standard error (rows/s and MB/s per phase);\n"
-	  "--json: {\"version\",\"op_id\",\"lines\",\"rows\",\"bytes\",\"phases_ms\":{...}}.\n", false },
+	  "--json: {\"version\",\"op_id\",\"lines\",\"rows\",\"bytes\",\"sort_runs\",\"sort_bytes\",\n"
+	  "\"phases_ms\":{...}} (sort_*: runs and bytes the sort spilled to STORE/staging).\n", false },
 	{ "export", cmd_export, "export STORE [--version N] [--type TYPE]",
 	  "Write graph version N (default: the newest) in load format to standard\n"
 	  "output: node tables, then edge tables, each in id order.\n", true },
