@@ -213,9 +213,10 @@ static double secs(const struct timespec *a, const struct timespec *b)
 }
 
 /* One line, redrawn: the phase, the input's size, rows done, and the
- * phase's own rates.  Parse and write count rows from 0; their MB/s is of
- * the input (write: the share of the input its rows stand for).  The
- * phases in between are single steps and show no rate. */
+ * phase's own rates.  Parse, sort (its pass over the sorted rows) and
+ * write count rows from 0; their MB/s is of the input (sort and write: the
+ * share of the input their rows stand for).  Lock, validate and publish
+ * show no rate. */
 static void show_progress(enum gfs_load_phase ph, uint64_t bytes, uint64_t rows,
 			  void *arg)
 {
@@ -235,10 +236,11 @@ static void show_progress(enum gfs_load_phase ph, uint64_t bytes, uint64_t rows,
 	p->last = now;
 	p->shown = true;
 	el = secs(&p->phase_start, &now);
-	if (el > 0 && ph == GFS_PHASE_PARSE) {
+	if (el > 0.1 && ph == GFS_PHASE_PARSE) {
 		rps = (double)rows / el;
 		mbps = (double)bytes / 1e6 / el;
-	} else if (el > 0 && ph == GFS_PHASE_WRITE && p->total) {
+	} else if (el > 0.1 && (ph == GFS_PHASE_SORT || ph == GFS_PHASE_WRITE) &&
+		   p->total && rows <= p->total) {
 		rps = (double)rows / el;
 		mbps = (double)bytes / 1e6 * ((double)rows / (double)p->total) / el;
 	}
