@@ -444,7 +444,9 @@ int gfs_load_parse(int fd, const struct gfs_parse_opts *o,
 			if (d && s->diag.msg[0])
 				gfs_diag_set(d, "%s", s->diag.msg);
 		}
+		pthread_mutex_lock(&P.mu); /* workers scan the states */
 		s->state = SLOT_FREE;
+		pthread_mutex_unlock(&P.mu);
 		seq_next++;
 	}
 	if (P.workers)
