@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds graphfs with AddressSanitizer + UBSan and failpoints, runs every test
-# (`make check`), then a 30 s libFuzzer run in build-fuzz/ (FUZZ_SECONDS),
-# and prints a closing "N passed, N failed" line.
+# (`make check`), then a 30 s libFuzzer run in build-fuzz/ (FUZZ_SECONDS)
+# and the threaded load tests under ThreadSanitizer in build-tsan/, and
+# prints a closing "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh || exit 1
@@ -42,6 +43,27 @@ else
 	echo "==== $fuzz_log (fuzz run failed: rc $fuzz_rc)"; tail -40 "$fuzz_log"
 	fail=$(( ${fail:-0} + 1 ))
 	[ "$status" -ne 0 ] || status=$fuzz_rc
+fi
+# The load's threads (parse workers, tables finished on a thread, the
+# builder's spiller) under ThreadSanitizer: the tests that run them, in
+# build-tsan/; each counts as one more test.
+tsan_tests="tests/load_threads.sh tests/load_spill.sh tests/unit/check_load tests/unit/check_table tests/unit/check_xsort"
+tsan_log=build-tsan/tsan.log
+mkdir -p build-tsan
+( cd build-tsan && ../configure -q --enable-tsan --enable-werror &&
+  make -j"$(nproc)" >/dev/null &&
+  TSAN_OPTIONS=halt_on_error=1 make -j"$(nproc)" check TESTS="$tsan_tests" ) >"$tsan_log" 2>&1
+tsan_rc=$?
+tsan_pass=$(sed -n 's/^# PASS: *//p' build-tsan/test-suite.log 2>/dev/null | head -1)
+echo "tsan: ${tsan_pass:-0} of $(echo $tsan_tests | wc -w) passed (rc $tsan_rc)"
+pass=$(( ${pass:-0} + ${tsan_pass:-0} ))
+if [ "$tsan_rc" -ne 0 ]; then
+	echo "==== $tsan_log (ThreadSanitizer run failed: rc $tsan_rc)"; tail -60 "$tsan_log"
+	for f in $(find build-tsan/tests -name '*.log' 2>/dev/null); do
+		grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "==== $f"; tail -60 "$f"; }
+	done
+	fail=$(( ${fail:-0} + $(echo $tsan_tests | wc -w) - ${tsan_pass:-0} ))
+	[ "$status" -ne 0 ] || status=$tsan_rc
 fi
 echo "${pass:-0} passed, $(( ${fail:-0} + ${err:-0} + ${xpass:-0} )) failed, ${skip:-0} skipped"
 exit $status

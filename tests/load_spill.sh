@@ -13,7 +13,8 @@
 #      nodes).  The sizes are past the point where the table builders'
 #      fixed batches (8 MiB, two per builder) are full.  Both loads are
 #      checked by fsck and by their row count.  Under ASan, which keeps
-#      freed memory in quarantine, RSS is not checked and one load of 40k
+#      freed memory in quarantine (or TSan, whose shadow memory counts
+#      in RSS), RSS is not checked and one load of 40k
 #      nodes stands for both (time).
 #   3. A loader killed with spilled runs leaves nothing (failpoint builds).
 #   4. tests/load_budget_diff.py: random loads (every mode, most kinds of
@@ -40,7 +41,7 @@ fi
 # Not a pipe into grep -q: under pipefail its early exit would fail the pipe.
 is_asan() {
 	case "$({ ldd "$GRAPHCTL"; nm "$GRAPHCTL"; } 2>/dev/null)" in
-	*libasan*|*__asan_init*) return 0 ;;
+	*libasan*|*__asan_init*|*libtsan*|*__tsan_init*) return 0 ;;  # or TSan: shadow memory
 	esac
 	return 1
 }
