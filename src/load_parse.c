@@ -42,8 +42,7 @@ struct prec {
 struct slot {
 	enum slot_state state;
 	uint64_t seq;
-	char *in;
-	size_t in_len, in_cap;
+	struct gfs_buf in;    /* whole lines of the input */
 	uint64_t first_line, n_lines;
 	struct gfs_buf out; /* packed rows */
 	uint64_t bytes_after; /* input bytes read once this chunk was cut */
@@ -56,8 +55,7 @@ struct parser {
 	int fd;
 	size_t chunk;
 	/* reader (the caller's thread only) */
-	char *carry;
-	size_t carry_len, carry_cap;
+	struct gfs_buf carry; /* the partial line after the last chunk */
 	bool eof, stop_reading;
 	uint64_t lines, bytes;
 	/* slots and workers */
@@ -81,22 +79,6 @@ unsigned gfs_load_default_threads(void)
 }
 
 /* ---- the reader -------------------------------------------------------- */
-
-static int reserve(char **p, size_t *cap, size_t need)
-{
-	size_t n = *cap ? *cap : 4096;
-	char *q;
-
-	if (need <= *cap)
-		return 0;
-	while (n < need)
-		n *= 2;
-	if (!(q = realloc(*p, n)))
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
 
 static int read_error(struct parser *P, struct slot *s, int err)
 {
@@ -126,59 +108,56 @@ static uint64_t count_lines(const char *p, size_t n)
 }
 
 /* Fills s with the next whole lines (at least P->chunk bytes unless the
- * input ends).  Returns 0 with s->in_len 0 at the end of the input; an
+ * input ends).  Returns 0 with s->in.len 0 at the end of the input; an
  * error is left in the slot (s->rc), to be reported in order. */
 static int fill(struct parser *P, struct slot *s)
 {
+	struct gfs_buf *in = &s->in;
 	int rc;
 
-	s->in_len = 0;
 	s->rc = 0;
 	s->diag.msg[0] = '\0';
-	if ((rc = reserve(&s->in, &s->in_cap, P->carry_len + P->chunk)))
-		return s->rc = rc;
 	gfs_buf_reset(&s->out);
-	if (P->carry_len)
-		memcpy(s->in, P->carry, P->carry_len);
-	s->in_len = P->carry_len;
-	P->carry_len = 0;
-	for (;;) {
-		if (s->in_len >= P->chunk || P->eof) {
-			const char *nl = memrchr(s->in, '\n', s->in_len);
+	gfs_buf_reset(in);
+	rc = gfs_buf_append(in, P->carry.p, P->carry.len);
+	gfs_buf_reset(&P->carry);
+	for (; !rc;) {
+		if (in->len >= P->chunk || P->eof) {
+			const char *nl = memrchr(in->p, '\n', in->len);
 			if (nl || P->eof) {
-				size_t cut = nl && !P->eof ? (size_t)(nl - s->in) + 1 : s->in_len;
-				size_t rest = s->in_len - cut;
-				if ((rc = reserve(&P->carry, &P->carry_cap, rest)))
-					return s->rc = rc;
-				if (rest)
-					memcpy(P->carry, s->in + cut, rest);
-				P->carry_len = rest;
-				s->in_len = cut;
+				size_t cut = nl && !P->eof ? (size_t)(nl - in->p) + 1 : in->len;
+				rc = gfs_buf_append(&P->carry, in->p + cut, in->len - cut);
+				in->len = cut;
 				break;
 			}
 			/* One line so far and no end in sight: a long line. */
-			if (s->in_len > GFS_MAX_LINE) {
+			if (in->len > GFS_MAX_LINE) {
 				too_long(s, P->lines + 1);
-				s->in_len = 0;
+				in->len = 0;
 				return s->rc;
 			}
 		}
-		if ((rc = reserve(&s->in, &s->in_cap, s->in_len + P->chunk)))
-			return s->rc = rc;
-		ssize_t n = read(P->fd, s->in + s->in_len, s->in_cap - s->in_len);
+		if ((rc = gfs_buf_reserve(in, P->chunk)))
+			break;
+		/* gfs_buf keeps one byte for a NUL */
+		ssize_t n = read(P->fd, in->p + in->len, in->cap - in->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			s->in_len = 0;
+			in->len = 0;
 			return read_error(P, s, errno);
 		}
 		if (n == 0)
 			P->eof = true;
-		s->in_len += (size_t)n;
+		in->len += (size_t)n;
 		P->bytes += (uint64_t)n;
 	}
+	if (rc) {
+		in->len = 0;
+		return s->rc = rc;
+	}
 	s->first_line = P->lines + 1;
-	s->n_lines = count_lines(s->in, s->in_len);
+	s->n_lines = count_lines(in->p, in->len);
 	P->lines += s->n_lines;
 	s->bytes_after = P->bytes;
 	return 0;
@@ -241,7 +220,7 @@ static int pack(struct gfs_buf *out, const struct gfs_rowin *r, uint64_t lineno)
 
 static void parse_slot(const struct parser *P, struct slot *s, struct gfs_rowin *r)
 {
-	const char *p = s->in, *end = s->in + s->in_len;
+	const char *p = s->in.p, *end = s->in.p + s->in.len;
 	uint64_t lineno = s->first_line;
 
 	gfs_buf_reset(&s->out);
@@ -381,7 +360,7 @@ static void read_ahead(struct parser *P, uint64_t *seq_read, uint64_t seq_next)
 		struct slot *s = &P->slots[*seq_read % P->n_slots];
 		int rc = fill(P, s);
 
-		if (!rc && s->in_len == 0) {
+		if (!rc && s->in.len == 0) {
 			P->stop_reading = true; /* the end: this slot stays free */
 			break;
 		}
@@ -421,8 +400,10 @@ int gfs_load_parse(int fd, const struct gfs_parse_opts *o,
 	json_object_seed(0);
 	if (!(P.slots = calloc(P.n_slots, sizeof *P.slots)))
 		rc = -ENOMEM;
-	for (unsigned i = 0; !rc && i < P.n_slots; i++)
+	for (unsigned i = 0; !rc && i < P.n_slots; i++) {
+		gfs_buf_init(&P.slots[i].in);
 		gfs_buf_init(&P.slots[i].out);
+	}
 	if (!rc && P.n_workers)
 		start_workers(&P);
 	while (!rc) {
@@ -455,11 +436,11 @@ int gfs_load_parse(int fd, const struct gfs_parse_opts *o,
 	st->bytes = P.bytes;
 	st->threads = P.n_workers ? P.n_workers : 1;
 	for (unsigned i = 0; P.slots && i < P.n_slots; i++) {
-		free(P.slots[i].in);
+		gfs_buf_release(&P.slots[i].in);
 		gfs_buf_release(&P.slots[i].out);
 	}
 	free(P.slots);
-	free(P.carry);
+	gfs_buf_release(&P.carry);
 	free(v.r.ukeys);
 	gfs_rowin_release(&own);
 	pthread_cond_destroy(&P.work);
