@@ -1,0 +1,570 @@
+/* check_apply.c - gfs_graph_apply (apply.h): every change kind, key
+ * fill-in, @unique and @card against the pins and inside a batch, the
+ * delete cascade and the rename's re-pointed edges (exports compared byte
+ * for byte), group commit (one bad change fails only itself), the log
+ * record naming the writers, and a writer killed at each commit failpoint.
+ * Each test makes its own store in a fresh temp dir. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "failpoints.h"
+#include "graph.h"
+#include "manifest.h"
+#include "recover.h"
+#include "testutil.h"
+
+static const char SCHEMA[] =
+	"node Person { slug: String @key  name: String?  age: I32?  email: String? @unique }\n"
+	"node Company { name: String @key }\n"
+	"node Cell { row: I32  col: I32  v: String?  @key(row, col) }\n"
+	"node Note { text: String }\n"
+	"edge Knows: Person -> Person @card(0..2) { since: Date? }\n"
+	"edge WorksAt: Person -> Company @card(1..1)\n"
+	"edge Tagged: Note -> Person\n";
+
+#include "teststore.h"
+
+static int load_text(struct gfs_graph *g, const char *text)
+{
+	struct gfs_load_opts o = { .mode = GFS_LOAD_MERGE, .source = "seed.jsonl" };
+	struct gfs_load_result res;
+	struct gfs_diag d = {{0}};
+	int fd = memfd_create("in", MFD_CLOEXEC), rc;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(gfs_write_all(fd, text, strlen(text)), 0);
+	lseek(fd, 0, SEEK_SET);
+	rc = gfs_graph_load(g, fd, &o, &res, &d);
+	ck_assert_msg(rc == 0, "seed: %s", d.msg);
+	close(fd);
+	return rc;
+}
+
+static char *export_text(struct gfs_graph *g, uint64_t v, const char *type)
+{
+	struct gfs_diag d = {{0}};
+	int fd = memfd_create("out", MFD_CLOEXEC);
+	struct stat st;
+	char *buf;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(gfs_graph_export(g, v, type, fd, &d) == 0, "export: %s", d.msg);
+	fstat(fd, &st);
+	buf = calloc(1, (size_t)st.st_size + 1);
+	ck_assert(st.st_size == 0 || gfs_pread_all(fd, buf, (size_t)st.st_size, 0) == 0);
+	close(fd);
+	return buf;
+}
+
+static void export_is(struct gfs_graph *g, const char *type, const char *want)
+{
+	char *got = export_text(g, 0, type);
+
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+
+static uint64_t head(struct gfs_graph *g)
+{
+	return gfs_manifest_head_version(gfs_graph_manifest(g));
+}
+
+#define S(x) (x), sizeof(x) - 1
+#define NPUT(t, k, dat) { .kind = GFS_CH_NODE_PUT, .type = (t), .key = S(k), .data = S(dat) }
+#define NDEL(t, k) { .kind = GFS_CH_NODE_DEL, .type = (t), .key = S(k) }
+#define NREN(t, k, k2) { .kind = GFS_CH_NODE_RENAME, .type = (t), .key = S(k), .key2 = S(k2) }
+#define EPUT(t, id, f, dst, dat) { .kind = GFS_CH_EDGE_PUT, .type = (t), .key = S(id), \
+				    .from = (f), .from_len = sizeof(f) - 1, .to = (dst), \
+				    .to_len = sizeof(dst) - 1, .data = S(dat) }
+#define EDEL(t, id) { .kind = GFS_CH_EDGE_DEL, .type = (t), .key = S(id) }
+
+static int apply(struct gfs_graph *g, struct gfs_change *ch, size_t n,
+		 struct gfs_apply_result *res)
+{
+	struct gfs_apply_opts o = { .source = "mount /mnt" };
+	struct gfs_diag d = {{0}};
+
+	return gfs_graph_apply(g, ch, n, &o, res, &d);
+}
+
+/* Applies and requires every change to succeed in one new version. */
+static void apply_ok(struct gfs_graph *g, struct gfs_change *ch, size_t n)
+{
+	struct gfs_apply_result res;
+	uint64_t before = head(g);
+	int rc = apply(g, ch, n, &res);
+
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(ch[i].rc == 0, "change %zu: %d %s", i, ch[i].rc, ch[i].msg);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(res.version, before + 1);
+	ck_assert_uint_eq(head(g), before + 1);
+	ck_assert_uint_eq(res.applied, n);
+}
+
+static const char SEED[] =
+	"{\"type\":\"Person\",\"data\":{\"slug\":\"alice\",\"email\":\"a@x\"}}\n"
+	"{\"type\":\"Person\",\"data\":{\"slug\":\"bob\",\"name\":\"Bob\"}}\n"
+	"{\"type\":\"Person\",\"data\":{\"slug\":\"carol\"}}\n"
+	"{\"type\":\"Company\",\"data\":{\"name\":\"acme\"}}\n"
+	"{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\"}}\n"
+	"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"carol\",\"data\":{\"id\":\"k2\",\"since\":\"2020-01-02\"}}\n"
+	"{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"bob\",\"data\":{\"id\":\"k3\"}}\n"
+	"{\"edge\":\"WorksAt\",\"from\":\"bob\",\"to\":\"acme\",\"data\":{\"id\":\"w1\"}}\n"
+	"{\"edge\":\"WorksAt\",\"from\":\"alice\",\"to\":\"acme\",\"data\":{\"id\":\"w2\"}}\n"
+	"{\"type\":\"Note\",\"data\":{\"id\":\"n1\",\"text\":\"hi\"}}\n"
+	"{\"edge\":\"Tagged\",\"from\":\"n1\",\"to\":\"bob\",\"data\":{\"id\":\"t1\"}}\n";
+
+static struct gfs_graph *seeded(void)
+{
+	struct gfs_graph *g = open_g();
+
+	load_text(g, SEED);
+	ck_assert_uint_eq(head(g), 2);
+	return g;
+}
+
+START_TEST(node_put_fills_the_key_and_publishes_one_version)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = {
+		NPUT("Person", "dave", "{\"name\":\"Dave\",\"age\":7}"),
+		NPUT("Person", "bob", "{\"slug\":\"bob\",\"name\":\"Robert\"}"),
+	};
+	struct gfs_apply_result res;
+
+	ck_assert_int_eq(apply(g, ch, 2, &res), 0);
+	ck_assert_int_eq(ch[0].rc, 0);
+	ck_assert_int_eq(ch[1].rc, 0);
+	ck_assert_uint_eq(res.version, 3);
+	ck_assert_uint_eq(ch[0].version, 3);
+	ck_assert_uint_eq(ch[1].version, 3);
+	ck_assert_uint_eq(res.rows_put, 2);
+	ck_assert_uint_eq(res.rows_deleted, 0);
+	export_is(g, "Person",
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"alice\",\"email\":\"a@x\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"bob\",\"name\":\"Robert\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"carol\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"dave\",\"name\":\"Dave\",\"age\":7}}\n");
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(a_disagreeing_key_or_bad_data_fails_naming_both)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = {
+		NPUT("Person", "bob", "{\"slug\":\"robert\"}"),
+		NPUT("Person", "bob", "{\"age\":\"x\"}"),
+		NPUT("Person", "bob", "[1]"),
+		NPUT("Person", "bob", "{\"age\":"),
+		NPUT("Nope", "bob", "{}"),
+		NPUT("Note", "n2", "{\"id\":\"n3\",\"text\":\"t\"}"),
+	};
+	struct gfs_apply_result res;
+	char *before = export_text(g, 0, NULL);
+
+	ck_assert_int_eq(apply(g, ch, 6, &res), 0);
+	ck_assert_uint_eq(res.version, 0);
+	ck_assert_uint_eq(res.failed, 6);
+	ck_assert_uint_eq(head(g), 2);
+	for (size_t i = 0; i < 6; i++)
+		ck_assert_int_eq(ch[i].rc, GFS_EDATA);
+	ck_assert_msg(strstr(ch[0].msg, "robert") && strstr(ch[0].msg, "'bob'"), "%s", ch[0].msg);
+	ck_assert_msg(strstr(ch[1].msg, "Person 'bob': property 'age'"), "%s", ch[1].msg);
+	ck_assert_msg(strstr(ch[2].msg, "expected a JSON object"), "%s", ch[2].msg);
+	ck_assert_msg(strstr(ch[3].msg, "not valid JSON"), "%s", ch[3].msg);
+	ck_assert_msg(strstr(ch[4].msg, "unknown node type 'Nope'"), "%s", ch[4].msg);
+	ck_assert_msg(strstr(ch[5].msg, "n3") && strstr(ch[5].msg, "n2"), "%s", ch[5].msg);
+	export_is(g, NULL, before);
+	free(before);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(composite_and_unkeyed_types)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ok[] = {
+		NPUT("Cell", "[1,2]", "{\"v\":\"x\"}"),
+		NPUT("Cell", "[3,4]", "{\"row\":3,\"col\":4}"),
+		NPUT("Note", "n2", "{\"text\":\"t\"}"),
+	};
+	struct gfs_change bad[] = {
+		NPUT("Cell", "1", "{}"),
+		NPUT("Cell", "[1,5]", "{\"col\":6}"),
+	};
+	struct gfs_apply_result res;
+
+	apply_ok(g, ok, 3);
+	export_is(g, "Cell",
+		  "{\"type\":\"Cell\",\"data\":{\"row\":1,\"col\":2,\"v\":\"x\"}}\n"
+		  "{\"type\":\"Cell\",\"data\":{\"row\":3,\"col\":4}}\n");
+	export_is(g, "Note",
+		  "{\"type\":\"Note\",\"data\":{\"id\":\"n1\",\"text\":\"hi\"}}\n"
+		  "{\"type\":\"Note\",\"data\":{\"id\":\"n2\",\"text\":\"t\"}}\n");
+	ck_assert_int_eq(apply(g, bad, 2, &res), 0);
+	ck_assert_int_eq(bad[0].rc, GFS_EDATA);
+	ck_assert_msg(strstr(bad[0].msg, "2 parts"), "%s", bad[0].msg);
+	ck_assert_int_eq(bad[1].rc, GFS_EDATA);
+	ck_assert_msg(strstr(bad[1].msg, "[1,6]") && strstr(bad[1].msg, "[1,5]"), "%s", bad[1].msg);
+	ck_assert_uint_eq(head(g), 3);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(unique_against_the_pin_and_inside_the_batch)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = {
+		NPUT("Person", "bob", "{\"email\":\"a@x\"}"),   /* alice has it */
+		NPUT("Person", "dave", "{\"email\":\"d@x\"}"),
+		NPUT("Person", "erin", "{\"email\":\"d@x\"}"),  /* dave, in the batch */
+		NPUT("Person", "alice", "{\"email\":\"a@x\"}"), /* its own key */
+	};
+	struct gfs_change freed[] = {
+		NDEL("Person", "alice"),
+		NPUT("Person", "bob", "{\"email\":\"a@x\"}"),   /* freed by the delete */
+		NPUT("Person", "dave", "{\"email\":\"e@x\"}"),
+		NPUT("Person", "erin", "{\"email\":\"d@x\"}"),  /* freed by the update */
+	};
+	struct gfs_apply_result res;
+
+	ck_assert_int_eq(apply(g, ch, 4, &res), 0);
+	ck_assert_int_eq(ch[0].rc, GFS_EDATA);
+	ck_assert_msg(strstr(ch[0].msg, "unique value") && strstr(ch[0].msg, "'alice'"), "%s", ch[0].msg);
+	ck_assert_int_eq(ch[1].rc, 0);
+	ck_assert_int_eq(ch[2].rc, GFS_EDATA);
+	ck_assert_msg(strstr(ch[2].msg, "'dave'"), "%s", ch[2].msg);
+	ck_assert_int_eq(ch[3].rc, 0);
+	ck_assert_uint_eq(res.version, 3);
+	ck_assert_uint_eq(res.rows_put, 1); /* alice's put changed nothing */
+	apply_ok(g, freed, 4);
+	export_is(g, "Person",
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"bob\",\"email\":\"a@x\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"carol\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"dave\",\"email\":\"e@x\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"erin\",\"email\":\"d@x\"}}\n");
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(card_counts_pin_and_batch)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = {
+		EPUT("Knows", "k4", "bob", "alice", "{}"),      /* bob has k2, k3: 3 > 2 */
+		EDEL("Knows", "k3"),
+		EPUT("Knows", "k5", "bob", "alice", "{}"),      /* now 2 */
+		EPUT("WorksAt", "w3", "carol", "acme", "{}"),   /* 1 */
+		EPUT("WorksAt", "w4", "alice", "acme", "{}"),   /* alice has w2 */
+	};
+	struct gfs_apply_result res;
+
+	ck_assert_int_eq(apply(g, ch, 5, &res), 0);
+	ck_assert_int_eq(ch[0].rc, GFS_EDATA);
+	ck_assert_msg(strstr(ch[0].msg, "Knows: source Person 'bob' would have 3 edges, but @card(0..2) allows fewer"),
+		      "%s", ch[0].msg);
+	ck_assert_int_eq(ch[1].rc, 0);
+	ck_assert_int_eq(ch[2].rc, 0);
+	ck_assert_int_eq(ch[3].rc, 0);
+	ck_assert_int_eq(ch[4].rc, GFS_EDATA);
+	export_is(g, "Knows",
+		  "{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"carol\",\"data\":{\"id\":\"k2\",\"since\":\"2020-01-02\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"alice\",\"data\":{\"id\":\"k5\"}}\n");
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(edges_need_endpoints_and_keep_theirs)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = {
+		EPUT("Knows", "x", "alice", "zed", "{}"),
+		EPUT("Knows", "k1", "alice", "carol", "{}"),    /* k1 goes alice -> bob */
+		EDEL("Knows", "nope"),
+		EPUT("Knows", "k1", "alice", "bob", "{\"since\":\"2021-03-04\"}"),
+		NPUT("Person", "zed", "{}"),
+		EPUT("Knows", "x", "alice", "zed", "{}"),       /* zed exists now */
+		{ .kind = GFS_CH_EDGE_PUT, .type = "Tagged", .from = "n1", .from_len = 2,
+		  .to = "carol", .to_len = 5 },
+	};
+	struct gfs_apply_result res;
+	char *out;
+
+	ck_assert_int_eq(apply(g, ch, 7, &res), 0);
+	ck_assert_int_eq(ch[0].rc, GFS_EDATA);
+	ck_assert_str_eq(ch[0].msg, "edge Knows 'x' (alice -> zed): target Person 'zed' does not exist");
+	ck_assert_int_eq(ch[1].rc, GFS_EDATA);
+	ck_assert_msg(strstr(ch[1].msg, "alice -> bob"), "%s", ch[1].msg);
+	ck_assert_int_eq(ch[2].rc, -ENOENT);
+	for (size_t i = 3; i < 7; i++)
+		ck_assert_msg(ch[i].rc == 0, "change %zu: %s", i, ch[i].msg);
+	export_is(g, "Knows",
+		  "{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\",\"since\":\"2021-03-04\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"carol\",\"data\":{\"id\":\"k2\",\"since\":\"2020-01-02\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"bob\",\"to\":\"bob\",\"data\":{\"id\":\"k3\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"zed\",\"data\":{\"id\":\"x\"}}\n");
+	out = export_text(g, 0, "Tagged"); /* a generated ULID id */
+	ck_assert_msg(strstr(out, "\"from\":\"n1\",\"to\":\"carol\",\"data\":{\"id\":\""), "%s", out);
+	free(out);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(delete_cascades_over_every_edge_type_both_directions)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = {
+		EPUT("Knows", "k9", "carol", "bob", "{}"),     /* added in the batch */
+		NDEL("Person", "bob"),
+	};
+	struct gfs_change again[] = { NDEL("Person", "bob") };
+	struct gfs_apply_result res;
+
+	apply_ok(g, ch, 2);
+	export_is(g, NULL,
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"alice\",\"email\":\"a@x\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"carol\"}}\n"
+		  "{\"type\":\"Company\",\"data\":{\"name\":\"acme\"}}\n"
+		  "{\"type\":\"Note\",\"data\":{\"id\":\"n1\",\"text\":\"hi\"}}\n"
+		  "{\"edge\":\"WorksAt\",\"from\":\"alice\",\"to\":\"acme\",\"data\":{\"id\":\"w2\"}}\n");
+	ck_assert_int_eq(apply(g, again, 1, &res), 0);
+	ck_assert_int_eq(again[0].rc, -ENOENT);
+	ck_assert_uint_eq(res.version, 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(rename_repoints_edges_and_refuses_a_taken_name)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = {
+		NREN("Person", "bob", "robert"),
+	};
+	struct gfs_change bad[] = {
+		NREN("Person", "alice", "carol"),
+		NREN("Person", "nobody", "x"),
+		NREN("Company", "acme", "acme2"),
+	};
+	struct gfs_apply_result res;
+
+	apply_ok(g, ch, 1);
+	export_is(g, NULL,
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"alice\",\"email\":\"a@x\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"carol\"}}\n"
+		  "{\"type\":\"Person\",\"data\":{\"slug\":\"robert\",\"name\":\"Bob\"}}\n"
+		  "{\"type\":\"Company\",\"data\":{\"name\":\"acme\"}}\n"
+		  "{\"type\":\"Note\",\"data\":{\"id\":\"n1\",\"text\":\"hi\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"robert\",\"data\":{\"id\":\"k1\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"robert\",\"to\":\"carol\",\"data\":{\"id\":\"k2\",\"since\":\"2020-01-02\"}}\n"
+		  "{\"edge\":\"Knows\",\"from\":\"robert\",\"to\":\"robert\",\"data\":{\"id\":\"k3\"}}\n"
+		  "{\"edge\":\"WorksAt\",\"from\":\"robert\",\"to\":\"acme\",\"data\":{\"id\":\"w1\"}}\n"
+		  "{\"edge\":\"WorksAt\",\"from\":\"alice\",\"to\":\"acme\",\"data\":{\"id\":\"w2\"}}\n"
+		  "{\"edge\":\"Tagged\",\"from\":\"n1\",\"to\":\"robert\",\"data\":{\"id\":\"t1\"}}\n");
+	ck_assert_int_eq(apply(g, bad, 2, &res), 0);
+	ck_assert_int_eq(bad[0].rc, -EEXIST);
+	ck_assert_msg(strstr(bad[0].msg, "Person 'carol'"), "%s", bad[0].msg);
+	ck_assert_int_eq(bad[1].rc, -ENOENT);
+	ck_assert_uint_eq(res.version, 0);
+	/* a rename of the target side, then a put under the old name */
+	struct gfs_change more[] = {
+		NREN("Company", "acme", "acme2"),
+		NPUT("Company", "acme", "{}"),
+		EPUT("WorksAt", "w5", "carol", "acme", "{}"),
+	};
+	apply_ok(g, more, 3);
+	export_is(g, "WorksAt",
+		  "{\"edge\":\"WorksAt\",\"from\":\"robert\",\"to\":\"acme2\",\"data\":{\"id\":\"w1\"}}\n"
+		  "{\"edge\":\"WorksAt\",\"from\":\"alice\",\"to\":\"acme2\",\"data\":{\"id\":\"w2\"}}\n"
+		  "{\"edge\":\"WorksAt\",\"from\":\"carol\",\"to\":\"acme\",\"data\":{\"id\":\"w5\"}}\n");
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(one_bad_change_fails_only_itself_and_the_log_names_the_writers)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_writer w1 = { .uid = 1000, .pid = 42, .comm = "vim" };
+	struct gfs_writer w2 = { .uid = 1001, .pid = 43, .comm = "cp" };
+	struct gfs_change ch[] = {
+		NPUT("Person", "dave", "{}"),
+		NPUT("Person", "erin", "{\"age\":\"x\"}"),
+		NPUT("Company", "initech", "{}"),
+		NPUT("Person", "frank", "{}"),
+	};
+	struct gfs_apply_result res;
+	struct gfs_gv *gv = NULL;
+
+	ch[0].who = &w1;
+	ch[1].who = &w2;
+	ch[2].who = &w2;
+	ch[3].who = &w1;
+	ck_assert_int_eq(apply(g, ch, 4, &res), 0);
+	ck_assert_int_eq(ch[1].rc, GFS_EDATA);
+	ck_assert_uint_eq(ch[1].version, 0);
+	ck_assert_uint_eq(res.applied, 3);
+	ck_assert_uint_eq(res.failed, 1);
+	ck_assert_uint_eq(res.version, 3);
+	ck_assert_uint_eq(ch[0].version, 3);
+	ck_assert_uint_eq(ch[2].version, 3);
+	ck_assert_uint_eq(head(g), 3);
+	ck_assert_int_eq(gfs_manifest_head(gfs_graph_manifest(g), &gv), 0);
+	ck_assert_str_eq(gv->op, "write");
+	ck_assert_str_eq(gv->op_id, res.op_id);
+	ck_assert_str_eq(gv->detail,
+		"{\"source\":\"mount /mnt\",\"changes\":["
+		"{\"op\":\"put\",\"type\":\"Person\",\"key\":\"dave\",\"uid\":1000,\"pid\":42,\"comm\":\"vim\"},"
+		"{\"op\":\"put\",\"type\":\"Company\",\"key\":\"initech\",\"uid\":1001,\"pid\":43,\"comm\":\"cp\"},"
+		"{\"op\":\"put\",\"type\":\"Person\",\"key\":\"frank\",\"uid\":1000,\"pid\":42,\"comm\":\"vim\"}],"
+		"\"writers\":[{\"uid\":1000,\"pid\":42,\"comm\":\"vim\"},{\"uid\":1001,\"pid\":43,\"comm\":\"cp\"}]}");
+	gfs_gv_free(gv);
+	gfs_graph_close(g);
+}
+END_TEST
+
+START_TEST(the_log_lists_at_most_64_changes)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_change ch[70];
+	char keys[70][8];
+	struct gfs_gv *gv = NULL;
+
+	memset(ch, 0, sizeof ch);
+	for (int i = 0; i < 70; i++) {
+		snprintf(keys[i], sizeof keys[i], "p%02d", i);
+		ch[i] = (struct gfs_change){ .kind = GFS_CH_NODE_PUT, .type = "Person",
+					     .key = keys[i], .key_len = 3 };
+	}
+	apply_ok(g, ch, 70);
+	ck_assert_int_eq(gfs_manifest_head(gfs_graph_manifest(g), &gv), 0);
+	ck_assert_msg(strstr(gv->detail, "\"key\":\"p63\"") && !strstr(gv->detail, "\"key\":\"p64\"") &&
+		      strstr(gv->detail, "\"more\":6"), "%s", gv->detail);
+	gfs_gv_free(gv);
+	gfs_graph_close(g);
+}
+END_TEST
+
+#ifdef GFS_FAILPOINTS_ENABLED
+#include <fiu-control.h>
+
+static unsigned fsck_problems(struct gfs_graph *g)
+{
+	unsigned problems = 0;
+
+	ck_assert_int_eq(gfs_graph_fsck(g, NULL, NULL, &problems), 0);
+	return problems;
+}
+
+/* A writer killed at each step of the commit: the next process's heal
+ * (a sweep, as a mount does) leaves the old or the new state, fsck clean. */
+START_TEST(a_writer_killed_at_each_commit_step_leaves_old_or_new)
+{
+	static const char *const points[] = {
+		"apply/after_heal", "apply/after_locks", "commit/after_sidecar",
+		"commit/after_table", "commit/after_confirm", "commit/before_publish",
+		"table/after_tmp_write", "table/after_link", "commit/after_publish",
+	};
+	/* past the commit point (confirmed): rolled forward */
+	static const bool forward[] = { false, false, false, false, true, true,
+					false, false, true };
+	for (size_t p = 0; p < sizeof points / sizeof *points; p++) {
+		struct gfs_graph *g;
+		struct gfs_recover_opts ro = { .wait = true };
+		struct gfs_recover_report rep;
+		struct gfs_diag d = {{0}};
+		char *old, *now, spec[80];
+		uint64_t v0;
+		pid_t pid;
+		int st;
+
+		if (p > 0) { /* a fresh store each round */
+			teardown();
+			setup();
+		}
+		g = seeded();
+		old = export_text(g, 0, NULL);
+		v0 = head(g);
+		gfs_graph_close(g);
+		snprintf(spec, sizeof spec, "%s=exit", points[p]);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			struct gfs_change ch[] = {
+				NREN("Person", "bob", "bobby"),
+				NPUT("Person", "zoe", "{\"name\":\"Zoe\"}"),
+			};
+			struct gfs_apply_result res;
+			/* this process read GRAPHFS_FAILPOINTS long ago (the
+			 * fixture's init): arm the point through libfiu */
+			if (fiu_enable(points[p], GFS_FP_ACTION_EXIT, NULL, 0))
+				_exit(4);
+			if (gfs_graph_open(dir, 0, &g, &d))
+				_exit(3);
+			apply(g, ch, 2, &res);
+			_exit(0);
+		}
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 86, "%s: status %d", spec, st);
+		g = open_g();
+		ck_assert_msg(gfs_recover_sweep(g, &ro, &rep, &d) == 0, "%s: sweep: %s", spec, d.msg);
+		now = export_text(g, 0, NULL);
+		/* rolled back: the old content (a roll back publishes its
+		 * compensations as one more version); else fully new */
+		ck_assert_msg(!strcmp(now, old) == !forward[p], "%s: %s", spec, now);
+		if (strcmp(now, old)) {
+			ck_assert_uint_eq(head(g), v0 + 1);
+			ck_assert_msg(strstr(now, "\"slug\":\"bobby\"") && strstr(now, "\"slug\":\"zoe\"") &&
+				      strstr(now, "\"from\":\"bobby\",\"to\":\"carol\"") &&
+				      !strstr(now, "\"bob\""), "%s: %s", spec, now);
+		}
+		ck_assert_msg(fsck_problems(g) == 0, "%s: fsck", spec);
+		/* and the store takes the same batch afterwards */
+		{
+			struct gfs_change ch[] = { NPUT("Person", "zoe", "{\"name\":\"Zoe\"}") };
+			struct gfs_apply_result res;
+			ck_assert_int_eq(apply(g, ch, 1, &res), 0);
+			ck_assert_msg(ch[0].rc == 0, "%s: %s", spec, ch[0].msg);
+		}
+		free(old);
+		free(now);
+		gfs_graph_close(g);
+	}
+}
+END_TEST
+#endif
+
+int main(void)
+{
+	Suite *s = suite_create("apply");
+	TCase *tc = tcase_create("apply");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, node_put_fills_the_key_and_publishes_one_version);
+	tcase_add_test(tc, a_disagreeing_key_or_bad_data_fails_naming_both);
+	tcase_add_test(tc, composite_and_unkeyed_types);
+	tcase_add_test(tc, unique_against_the_pin_and_inside_the_batch);
+	tcase_add_test(tc, card_counts_pin_and_batch);
+	tcase_add_test(tc, edges_need_endpoints_and_keep_theirs);
+	tcase_add_test(tc, delete_cascades_over_every_edge_type_both_directions);
+	tcase_add_test(tc, rename_repoints_edges_and_refuses_a_taken_name);
+	tcase_add_test(tc, one_bad_change_fails_only_itself_and_the_log_names_the_writers);
+	tcase_add_test(tc, the_log_lists_at_most_64_changes);
+#ifdef GFS_FAILPOINTS_ENABLED
+	tcase_add_test(tc, a_writer_killed_at_each_commit_step_leaves_old_or_new);
+#endif
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
