@@ -1455,11 +1455,7 @@ static int attempt(struct applier *A, const struct gfs_apply_opts *o,
 	if (!rc)
 		rc = gfs_commit_lock(&A->c, GFS_FP_APPLY_AFTER_HEAL, GFS_FP_APPLY_AFTER_LOCKS);
 	if (!rc)
-		rc = gfs_commit_read_pins(&A->c);
-	if (!rc)
-		rc = gfs_commit_check_orphans(&A->c);
-	if (!rc)
-		rc = gfs_commit_open_pinned(&A->c);
+		rc = gfs_commit_pin(&A->c);
 	if (!rc)
 		rc = validate(A);
 	if (!rc)

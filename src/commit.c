@@ -84,7 +84,7 @@ int gfs_commit_fp(enum gfs_fp id)
  * of a roll back that lost its publish, docs/recovery.md) are no orphan:
  * the table's next version goes above them.  Called under the locks,
  * after healing, with the pins just read. */
-int gfs_commit_check_orphans(struct gfs_commit *c)
+static int check_orphans(struct gfs_commit *c)
 {
 	int rc = 0;
 
@@ -226,7 +226,7 @@ int gfs_commit_lock(struct gfs_commit *c, enum gfs_fp after_heal,
 	return rc;
 }
 
-int gfs_commit_read_pins(struct gfs_commit *c)
+static int read_pins(struct gfs_commit *c)
 {
 	struct gfs_manifest *m = gfs_graph_manifest(c->g);
 	int rc;
@@ -243,7 +243,7 @@ int gfs_commit_read_pins(struct gfs_commit *c)
 	return 0;
 }
 
-int gfs_commit_open_pinned(struct gfs_commit *c)
+static int open_pinned(struct gfs_commit *c)
 {
 	int rc = 0;
 
@@ -251,6 +251,17 @@ int gfs_commit_open_pinned(struct gfs_commit *c)
 		if (gfs_commit_involved(&c->ts[t]) && !c->ts[t].tv)
 			rc = gfs_tver_open(gfs_graph_tables(c->g), c->ts[t].table,
 					   c->ts[t].pin, &c->ts[t].tv, c->d);
+	return rc;
+}
+
+int gfs_commit_pin(struct gfs_commit *c)
+{
+	int rc = read_pins(c);
+
+	if (!rc)
+		rc = check_orphans(c);
+	if (!rc)
+		rc = open_pinned(c);
 	return rc;
 }
 

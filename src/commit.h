@@ -8,10 +8,10 @@
  *     gfs_commit_lock(&c, FP_x_AFTER_HEAL, FP_x_AFTER_LOCKS)
  *                                       heal first, flock sorted, heal again
  *                                       if a writer died in between
- *     gfs_commit_read_pins(&c)          pins of the head, GFS_ECAS if the
- *                                       schema is no longer c.s
- *     gfs_commit_check_orphans(&c)      refuse orphans, step over settled
- *     gfs_commit_open_pinned(&c)        c.ts[t].tv for every involved table
+ *     gfs_commit_pin(&c)                pins of the head (GFS_ECAS if the
+ *                                       schema is no longer c.s), refuse
+ *                                       orphans, c.ts[t].tv for every
+ *                                       involved table
  *     ... validate against c.ts[t].tv ...
  *     gfs_commit_arm(&c)                A: stale temp files, op id, sidecar
  *     rc = gfs_commit_fp(GFS_FP_COMMIT_AFTER_SIDECAR)
@@ -45,7 +45,7 @@ struct gfs_commit_table {
 	uint32_t pin;         /* at the head read under the locks */
 	uint32_t next;        /* the version a written table gets: pin+1, or
 				 head+1 above settled versions */
-	struct gfs_tver *tv;  /* the pinned version (open_pinned) */
+	struct gfs_tver *tv;  /* the pinned version (gfs_commit_pin) */
 	char table[GFS_TABLE_NAME_MAX];
 };
 
@@ -57,7 +57,7 @@ struct gfs_commit {
 	const char *actor;
 	const char *what;             /* "load", "write": for messages */
 	struct gfs_commit_table *ts;  /* one per schema type */
-	struct gfs_gv *gv;            /* the head read_pins read */
+	struct gfs_gv *gv;            /* the head gfs_commit_pin read */
 	struct gfs_lockset *locks;
 	char op_id[GFS_ULID_LEN + 1];
 };
@@ -80,10 +80,10 @@ int gfs_commit_fp(enum gfs_fp id);
 
 int gfs_commit_lock(struct gfs_commit *c, enum gfs_fp after_heal,
 		    enum gfs_fp after_locks);
-/* GFS_ECAS (no message) when the head's schema is not c->s. */
-int gfs_commit_read_pins(struct gfs_commit *c);
-int gfs_commit_check_orphans(struct gfs_commit *c);
-int gfs_commit_open_pinned(struct gfs_commit *c);
+/* Under the locks: reads the head's pins (GFS_ECAS, no message, when its
+ * schema is not c->s), refuses orphans (a next version above settled
+ * ones), opens the pinned version of every involved table (c->ts[t].tv). */
+int gfs_commit_pin(struct gfs_commit *c);
 
 /* A: removes dead writers' temp files of written tables, takes a new op
  * id, records the sidecar.  On failure nothing is armed. */

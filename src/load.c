@@ -760,15 +760,6 @@ static void plan_tables(struct loader *L)
 	}
 }
 
-static int read_pins(struct loader *L)
-{
-	int rc = gfs_commit_read_pins(&L->c);
-
-	if (rc == GFS_ECAS)
-		gfs_diag_set(L->d, "the schema changed while the file was read; load again");
-	return rc;
-}
-
 /* ---- phase 4: validate against the pins -------------------------------- */
 
 static int row_error(struct loader *L, const struct rec *e, const char *fmt, ...)
@@ -1537,11 +1528,9 @@ static int lock_and_validate(struct loader *L)
 	progress(L, GFS_PHASE_LOCK, L->n);
 	rc = gfs_commit_lock(&L->c, GFS_FP_LOAD_AFTER_HEAL, GFS_FP_LOAD_AFTER_LOCKS);
 	if (!rc)
-		rc = read_pins(L);
-	if (!rc)
-		rc = gfs_commit_check_orphans(&L->c);
-	if (!rc)
-		rc = gfs_commit_open_pinned(&L->c);
+		rc = gfs_commit_pin(&L->c);
+	if (rc == GFS_ECAS)
+		gfs_diag_set(L->d, "the schema changed while the file was read; load again");
 	if (!rc)
 		rc = validate(L);
 	return rc;

@@ -50,22 +50,6 @@ static int load_text(struct gfs_graph *g, const char *text)
 	return rc;
 }
 
-static char *export_text(struct gfs_graph *g, uint64_t v, const char *type)
-{
-	struct gfs_diag d = {{0}};
-	int fd = memfd_create("out", MFD_CLOEXEC);
-	struct stat st;
-	char *buf;
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(gfs_graph_export(g, v, type, fd, &d) == 0, "export: %s", d.msg);
-	fstat(fd, &st);
-	buf = calloc(1, (size_t)st.st_size + 1);
-	ck_assert(st.st_size == 0 || gfs_pread_all(fd, buf, (size_t)st.st_size, 0) == 0);
-	close(fd);
-	return buf;
-}
-
 static void export_is(struct gfs_graph *g, const char *type, const char *want)
 {
 	char *got = export_text(g, 0, type);

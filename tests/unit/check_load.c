@@ -45,23 +45,6 @@ static int load_text(struct gfs_graph *g, const char *text, enum gfs_load_mode m
 	return rc;
 }
 
-/* Export of version v (0 = head), optionally one type, as a new string. */
-static char *export_text(struct gfs_graph *g, uint64_t v, const char *type)
-{
-	struct gfs_diag d = {{0}};
-	int fd = memfd_create("out", MFD_CLOEXEC);
-	struct stat st;
-	char *buf;
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(gfs_graph_export(g, v, type, fd, &d) == 0, "export: %s", d.msg);
-	fstat(fd, &st);
-	buf = calloc(1, (size_t)st.st_size + 1);
-	ck_assert_int_eq(gfs_pread_all(fd, buf, (size_t)st.st_size, 0) == 0 || st.st_size == 0, 1);
-	close(fd);
-	return buf;
-}
-
 static const char PEOPLE[] =
 	"{\"type\":\"Person\",\"data\":{\"slug\":\"bob\",\"name\":\"Bob\",\"age\":41}}\n"
 	"\n"

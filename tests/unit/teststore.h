@@ -7,8 +7,13 @@
 #ifndef GFS_TESTSTORE_H
 #define GFS_TESTSTORE_H
 
+#include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "graph.h"
 #include "testutil.h"
@@ -40,6 +45,24 @@ static struct gfs_graph *open_g(void)
 
 	ck_assert_msg(gfs_graph_open(dir, 0, &g, &d) == 0, "open: %s", d.msg);
 	return g;
+}
+
+/* Export of version v (0 = head), optionally one type, as a new string
+ * (free()). */
+static inline char *export_text(struct gfs_graph *g, uint64_t v, const char *type)
+{
+	struct gfs_diag d = {{0}};
+	int fd = memfd_create("out", MFD_CLOEXEC);
+	struct stat st;
+	char *buf;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(gfs_graph_export(g, v, type, fd, &d) == 0, "export: %s", d.msg);
+	fstat(fd, &st);
+	buf = calloc(1, (size_t)st.st_size + 1);
+	ck_assert(st.st_size == 0 || gfs_pread_all(fd, buf, (size_t)st.st_size, 0) == 0);
+	close(fd);
+	return buf;
 }
 
 #endif
