@@ -440,6 +440,72 @@ START_TEST(the_log_lists_at_most_64_changes)
 }
 END_TEST
 
+/* Two processes apply at once to the same tables: both publish, in some
+ * order, and neither change is lost. */
+static void racer(int rfd, const char *key)
+{
+	struct gfs_change ch[] = {
+		{ .kind = GFS_CH_NODE_PUT, .type = "Person", .key = key, .key_len = strlen(key) },
+		{ .kind = GFS_CH_EDGE_PUT, .type = "Knows", .from = key, .from_len = strlen(key),
+		  .to = "carol", .to_len = 5 },
+		{ .kind = GFS_CH_NODE_RENAME, .type = "Company", .key = "acme", .key_len = 4,
+		  .key2 = key, .key2_len = strlen(key) },
+	};
+	struct gfs_apply_result res;
+	struct gfs_graph *g;
+	struct gfs_diag d = {{0}};
+	char c;
+	int rc;
+
+	if (gfs_graph_open(dir, 0, &g, &d))
+		_exit(10);
+	if (read(rfd, &c, 1) != 1) /* barrier: the parent releases both */
+		_exit(11);
+	rc = apply(g, ch, 3, &res);
+	gfs_graph_close(g);
+	/* one of the two renames finds acme gone: -ENOENT, only itself */
+	_exit(rc || ch[0].rc || ch[1].rc || (ch[2].rc && ch[2].rc != -ENOENT) ? 12 :
+	      ch[2].rc ? 1 : 0);
+}
+
+START_TEST(two_processes_applying_at_once_both_publish)
+{
+	struct gfs_graph *g = seeded();
+	int p[2], st[2];
+	pid_t a, b;
+	char *out;
+
+	gfs_graph_close(g);
+	ck_assert_int_eq(pipe(p), 0);
+	if (!(a = fork()))
+		racer(p[0], "ann");
+	if (!(b = fork()))
+		racer(p[0], "ben");
+	ck_assert_int_eq(write(p[1], "ab", 2), 2);
+	ck_assert_int_eq(waitpid(a, &st[0], 0), a);
+	ck_assert_int_eq(waitpid(b, &st[1], 0), b);
+	ck_assert(WIFEXITED(st[0]) && WIFEXITED(st[1]));
+	/* exactly one rename won */
+	ck_assert_int_eq(WEXITSTATUS(st[0]) + WEXITSTATUS(st[1]), 1);
+	g = open_g();
+	ck_assert_uint_eq(head(g), 4);
+	out = export_text(g, 0, "Person");
+	ck_assert_msg(strstr(out, "\"slug\":\"ann\"") && strstr(out, "\"slug\":\"ben\""), "%s", out);
+	free(out);
+	out = export_text(g, 0, "Knows");
+	ck_assert_msg(strstr(out, "\"from\":\"ann\",\"to\":\"carol\"") &&
+		      strstr(out, "\"from\":\"ben\",\"to\":\"carol\""), "%s", out);
+	free(out);
+	out = export_text(g, 0, "Company");
+	ck_assert_msg(!strcmp(out, "{\"type\":\"Company\",\"data\":{\"name\":\"ann\"}}\n") ||
+		      !strcmp(out, "{\"type\":\"Company\",\"data\":{\"name\":\"ben\"}}\n"), "%s", out);
+	free(out);
+	gfs_graph_close(g);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 #ifdef GFS_FAILPOINTS_ENABLED
 #include <fiu-control.h>
 
@@ -566,6 +632,7 @@ int main(void)
 	tcase_add_test(tc, rename_repoints_edges_and_refuses_a_taken_name);
 	tcase_add_test(tc, one_bad_change_fails_only_itself_and_the_log_names_the_writers);
 	tcase_add_test(tc, the_log_lists_at_most_64_changes);
+	tcase_add_test(tc, two_processes_applying_at_once_both_publish);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, a_writer_killed_at_each_commit_step_leaves_old_or_new);
 #endif
