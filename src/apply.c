@@ -105,6 +105,7 @@ struct applier {
 	size_t ncards, capcards;
 	struct gfs_rowin rin;
 	uint64_t rows_put, rows_deleted;
+	uint64_t head;         /* the version validated against */
 };
 
 /* ---- messages --------------------------------------------------------- */
@@ -1460,6 +1461,8 @@ static int attempt(struct applier *A, const struct gfs_apply_opts *o,
 		rc = validate(A);
 	if (!rc)
 		rc = settle_written(A, &any);
+	if (!rc)
+		A->head = A->c.gv->version;
 	if (!rc && any)
 		rc = write_batch(A, o, version);
 	else if (!rc)
@@ -1481,7 +1484,7 @@ int gfs_graph_apply(struct gfs_graph *g, struct gfs_change *changes, size_t n,
 		    struct gfs_diag *d)
 {
 	struct applier A;
-	uint64_t version = 0;
+	uint64_t version = 0, at = 0;
 	int rc = GFS_ECAS;
 
 	memset(res, 0, sizeof *res);
@@ -1499,6 +1502,7 @@ int gfs_graph_apply(struct gfs_graph *g, struct gfs_change *changes, size_t n,
 			res->rows_put = A.rows_put;
 			res->rows_deleted = A.rows_deleted;
 			memcpy(res->op_id, A.c.op_id, sizeof res->op_id);
+			at = version ? version : A.head;
 		}
 		applier_free(&A);
 	}
@@ -1511,7 +1515,7 @@ int gfs_graph_apply(struct gfs_graph *g, struct gfs_change *changes, size_t n,
 			c->rc = rc;
 			snprintf(c->msg, sizeof c->msg, "%s", d && d->msg[0] ? d->msg : gfs_strerror(rc));
 		}
-		c->version = c->rc ? 0 : version;
+		c->version = c->rc ? 0 : at;
 		if (c->rc)
 			res->failed++;
 		else

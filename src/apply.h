@@ -87,7 +87,10 @@ struct gfs_change {
 			     batch's error when nothing was published */
 	char msg[512];    /* why, when rc != 0: type, key, property, as
 			     graphctl load prints it */
-	uint64_t version; /* graph version that holds it (0: none) */
+	uint64_t version; /* graph version that holds it (0: none); for a
+			     change that changed nothing in a batch that
+			     published nothing, the head it was checked
+			     against */
 };
 
 struct gfs_apply_opts {

@@ -233,6 +233,14 @@ START_TEST(unique_against_the_pin_and_inside_the_batch)
 	ck_assert_int_eq(ch[3].rc, 0);
 	ck_assert_uint_eq(res.version, 3);
 	ck_assert_uint_eq(res.rows_put, 1); /* alice's put changed nothing */
+	{ /* a batch of no-ops publishes nothing; its changes are in the head */
+		struct gfs_change same[] = { NPUT("Person", "alice", "{\"email\":\"a@x\"}") };
+		ck_assert_int_eq(apply(g, same, 1, &res), 0);
+		ck_assert_int_eq(same[0].rc, 0);
+		ck_assert_uint_eq(res.version, 0);
+		ck_assert_uint_eq(same[0].version, 3);
+		ck_assert_uint_eq(head(g), 3);
+	}
 	apply_ok(g, freed, 4);
 	export_is(g, "Person",
 		  "{\"type\":\"Person\",\"data\":{\"slug\":\"bob\",\"email\":\"a@x\"}}\n"
