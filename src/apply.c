@@ -1145,8 +1145,12 @@ static int validate(struct applier *A)
 
 /* ---- plan ------------------------------------------------------------- */
 
-static void plan(struct applier *A)
+/* Marks the tables of every change whose type is valid; returns whether
+ * there is any. */
+static bool plan(struct applier *A)
 {
+	bool any = false;
+
 	const struct gfs_schema *s = A->s;
 	struct gfs_commit_table *ts = A->c.ts;
 
@@ -1157,7 +1161,7 @@ static void plan(struct applier *A)
 		if (t < 0)
 			continue;
 		td = &s->types[t];
-		ts[t].written = true;
+		ts[t].written = any = true;
 		if (c->kind == GFS_CH_EDGE_PUT) {
 			ts[td->from_idx].read = true;
 			ts[td->to_idx].read = true;
@@ -1169,6 +1173,7 @@ static void plan(struct applier *A)
 						    s->types[k].to_idx == (size_t)t))
 				ts[k].written = true;
 	}
+	return any;
 }
 
 /* ---- write ------------------------------------------------------------ */
@@ -1451,8 +1456,11 @@ static int attempt(struct applier *A, const struct gfs_apply_opts *o,
 	gfs_gv_free(gv);
 	if (!rc)
 		rc = gfs_commit_init(&A->c, A->g, A->s, "mount", o ? o->actor : NULL, "write", d);
-	if (!rc)
-		plan(A);
+	if (!rc && !plan(A)) { /* no valid change: touch nothing (an empty
+				 lock set would heal every table) */
+		*version = 0;
+		return 0;
+	}
 	if (!rc)
 		rc = gfs_commit_lock(&A->c, GFS_FP_APPLY_AFTER_HEAL, GFS_FP_APPLY_AFTER_LOCKS);
 	if (!rc)

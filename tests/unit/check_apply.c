@@ -172,6 +172,12 @@ START_TEST(a_disagreeing_key_or_bad_data_fails_naming_both)
 	ck_assert_msg(strstr(ch[5].msg, "n3") && strstr(ch[5].msg, "n2"), "%s", ch[5].msg);
 	export_is(g, NULL, before);
 	free(before);
+	/* nothing at all: no change, or none with a known type */
+	ck_assert_int_eq(apply(g, ch, 0, &res), 0);
+	ck_assert_uint_eq(res.version, 0);
+	ck_assert_int_eq(apply(g, &ch[4], 1, &res), 0);
+	ck_assert_int_eq(ch[4].rc, GFS_EDATA);
+	ck_assert_uint_eq(head(g), 2);
 	gfs_graph_close(g);
 }
 END_TEST
