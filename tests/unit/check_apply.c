@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,153 @@ START_TEST(the_log_lists_at_most_64_changes)
 }
 END_TEST
 
+static void keep_report(const char *msg, void *arg)
+{
+	char *buf = arg;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 4096 - n, "%s\n", msg);
+}
+
+/* fsck's problem count; its reports into buf (4096 bytes) if not NULL. */
+static unsigned fsck_problems(struct gfs_graph *g, char *buf)
+{
+	char scratch[4096] = "";
+	unsigned problems = 0;
+
+	ck_assert_int_eq(gfs_graph_fsck(g, keep_report, buf ? buf : scratch, &problems), 0);
+	return problems;
+}
+
+/* ---- one batch = the changes one by one ---------------------------------
+ * apply.h promises that a batch gives what applying its valid changes one
+ * by one would give, in one version.  Random batches over a few keys (so
+ * that unique keys, @card, cascades, renames and endpoints collide) go to
+ * two stores: as one batch into one, change by change into the other;
+ * each change's rc and message and then the exports must agree.
+ * GFS_APPLY_DIFF_SEED=N replays one seed; GFS_APPLY_DIFF_ROUNDS sets the
+ * rounds (make stress runs more). */
+
+static uint64_t rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+#define PICK(x, arr) (arr)[rng_next(x) % (sizeof(arr) / sizeof *(arr))]
+
+struct rchange {
+	struct gfs_change ch;
+	char key[16], key2[16], from[16], to[16], data[96];
+};
+
+static void random_change(uint64_t *x, struct rchange *r)
+{
+	static const char *const people[] = { "p0", "p1", "p2", "p3", "p4" };
+	static const char *const firms[] = { "c0", "c1", "c2" };
+	static const char *const emails[] = { "\"a@x\"", "\"b@x\"", "null" };
+	static const char *const ages[] = { "1", "2", "\"bad\"" };
+	unsigned k = (unsigned)(rng_next(x) % 10);
+
+	memset(r, 0, sizeof *r);
+	snprintf(r->key, sizeof r->key, "%s", PICK(x, people));
+	snprintf(r->key2, sizeof r->key2, "%s", PICK(x, people));
+	if (k < 3) {
+		snprintf(r->data, sizeof r->data, "{\"email\":%s,\"age\":%s}",
+			 PICK(x, emails), PICK(x, ages));
+		r->ch = (struct gfs_change){ .kind = GFS_CH_NODE_PUT, .type = "Person" };
+	} else if (k == 3) {
+		r->ch = (struct gfs_change){ .kind = GFS_CH_NODE_DEL, .type = "Person" };
+	} else if (k == 4) {
+		r->ch = (struct gfs_change){ .kind = GFS_CH_NODE_RENAME, .type = "Person" };
+	} else if (k == 5) {
+		snprintf(r->key, sizeof r->key, "%s", PICK(x, firms));
+		snprintf(r->key2, sizeof r->key2, "%s", PICK(x, firms));
+		r->ch = (struct gfs_change){ .kind = rng_next(x) % 2 ? GFS_CH_NODE_PUT :
+					     GFS_CH_NODE_RENAME, .type = "Company" };
+	} else if (k < 9) {
+		bool works = k == 8;
+		snprintf(r->key, sizeof r->key, "%c%u", works ? 'w' : 'k',
+			 (unsigned)(rng_next(x) % 6));
+		snprintf(r->from, sizeof r->from, "%s", PICK(x, people));
+		snprintf(r->to, sizeof r->to, "%s", works ? PICK(x, firms) : PICK(x, people));
+		r->ch = (struct gfs_change){ .kind = GFS_CH_EDGE_PUT,
+					     .type = works ? "WorksAt" : "Knows" };
+	} else {
+		snprintf(r->key, sizeof r->key, "k%u", (unsigned)(rng_next(x) % 6));
+		r->ch = (struct gfs_change){ .kind = GFS_CH_EDGE_DEL, .type = "Knows" };
+	}
+	r->ch.key = r->key;
+	r->ch.key_len = strlen(r->key);
+	r->ch.key2 = r->key2;
+	r->ch.key2_len = strlen(r->key2);
+	r->ch.from = r->from;
+	r->ch.from_len = strlen(r->from);
+	r->ch.to = r->to;
+	r->ch.to_len = strlen(r->to);
+	r->ch.data = r->data;
+	r->ch.data_len = strlen(r->data);
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *s = getenv(name);
+	uint64_t v;
+
+	return s && *s && !gfs_parse_u64(s, &v) ? v : dflt;
+}
+
+START_TEST(a_batch_gives_what_its_changes_give_one_by_one)
+{
+	char dir2[PATH_MAX];
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *ga, *gb;
+	uint64_t seed0 = env_u64("GFS_APPLY_DIFF_SEED", 0);
+	uint64_t rounds = seed0 ? 1 : env_u64("GFS_APPLY_DIFF_ROUNDS", 40);
+
+	tu_tmpdir(dir2, sizeof dir2);
+	strcat(dir2, "/store");
+	ck_assert_msg(gfs_graph_init(dir2, SCHEMA, strlen(SCHEMA), "t.pg", "test", &d) == 0, "%s", d.msg);
+	ga = open_g();
+	ck_assert_int_eq(gfs_graph_open(dir2, 0, &gb, &d), 0);
+	for (uint64_t round = 0; round < rounds; round++) {
+		uint64_t seed = seed0 ? seed0 : 20261130 + round, x = seed;
+		struct rchange r[12];
+		struct gfs_apply_result res;
+		char *ea, *eb;
+		size_t n = 1 + rng_next(&x) % 12;
+		for (size_t i = 0; i < n; i++)
+			random_change(&x, &r[i]);
+		{
+			struct gfs_change batch[12];
+			for (size_t i = 0; i < n; i++)
+				batch[i] = r[i].ch;
+			ck_assert_int_eq(apply(ga, batch, n, &res), 0);
+			for (size_t i = 0; i < n; i++) {
+				struct gfs_change one = r[i].ch;
+				ck_assert_int_eq(apply(gb, &one, 1, &res), 0);
+				ck_assert_msg(one.rc == batch[i].rc && !strcmp(one.msg, batch[i].msg),
+					      "seed %" PRIu64 " change %zu: alone %d '%s', in the batch %d '%s'",
+					      seed, i, one.rc, one.msg, batch[i].rc, batch[i].msg);
+			}
+		}
+		ea = export_text(ga, 0, NULL);
+		eb = export_text(gb, 0, NULL);
+		ck_assert_msg(!strcmp(ea, eb), "seed %" PRIu64 ": batch\n%s\none by one\n%s", seed, ea, eb);
+		free(ea);
+		free(eb);
+	}
+	ck_assert_uint_eq(fsck_problems(ga, NULL), 0);
+	ck_assert_uint_eq(fsck_problems(gb, NULL), 0);
+	gfs_graph_close(ga);
+	gfs_graph_close(gb);
+	*strrchr(dir2, '/') = '\0';
+	tu_rmrf(dir2);
+}
+END_TEST
+
 /* Two processes apply at once to the same tables: both publish, in some
  * order, and neither change is lost. */
 static void racer(int rfd, const char *key)
@@ -522,24 +670,6 @@ END_TEST
 
 #ifdef GFS_FAILPOINTS_ENABLED
 #include <fiu-control.h>
-
-static void keep_report(const char *msg, void *arg)
-{
-	char *buf = arg;
-	size_t n = strlen(buf);
-
-	snprintf(buf + n, 4096 - n, "%s\n", msg);
-}
-
-/* fsck's problem count; its reports into buf (4096 bytes) if not NULL. */
-static unsigned fsck_problems(struct gfs_graph *g, char *buf)
-{
-	char scratch[4096] = "";
-	unsigned problems = 0;
-
-	ck_assert_int_eq(gfs_graph_fsck(g, keep_report, buf ? buf : scratch, &problems), 0);
-	return problems;
-}
 
 /* A writer killed at each step of the commit: the next process's heal
  * (a sweep, as a mount does) leaves the old or the new state, fsck clean. */
@@ -647,6 +777,7 @@ int main(void)
 	tcase_add_test(tc, one_bad_change_fails_only_itself_and_the_log_names_the_writers);
 	tcase_add_test(tc, the_log_lists_at_most_64_changes);
 	tcase_add_test(tc, two_processes_applying_at_once_both_publish);
+	tcase_add_test(tc, a_batch_gives_what_its_changes_give_one_by_one);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, a_writer_killed_at_each_commit_step_leaves_old_or_new);
 #endif
