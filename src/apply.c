@@ -955,6 +955,8 @@ static int renamed_node(struct applier *A, uint32_t t, struct gfs_change *c)
 	gfs_buf_init(&src);
 	gfs_buf_init(&dst);
 	rc = current_row(A, t, c->key, c->key_len, &line, &off, &dlen, &src, &dst);
+	if (rc == 0) /* the caller saw it exist: a bug, never a crash */
+		rc = -EIO;
 	if (rc == 1 && (uint64_t)off + dlen <= line.len)
 		data = parse_data(line.p + off, dlen, "stored row", c);
 	else if (rc == 1)
