@@ -95,7 +95,7 @@ static int check_orphans(struct gfs_commit *c)
 		if (!gfs_commit_involved(ts))
 			continue;
 		ts->next = ts->pin + 1;
-		rc = gfs_table_head(gfs_graph_tables(c->g), ts->table, &h);
+		rc = gfs_table_head_above(gfs_graph_tables(c->g), ts->table, ts->pin, &h);
 		if (!rc && h > ts->pin)
 			rc = gfs_settled_above(c->g, ts->table, ts->pin, h, &settled);
 		if (!rc && settled)

@@ -189,6 +189,39 @@ int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head)
 	return 0;
 }
 
+int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
+			 uint32_t from, uint32_t *head)
+{
+	char path[PATH_MAX], name[16];
+	struct stat st;
+	uint32_t h = from;
+	int dfd, rc;
+
+	*head = 0;
+	if (!tbl_name_ok(table))
+		return -EINVAL;
+	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
+		return rc;
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	snprintf(name, sizeof name, "%u", from);
+	if (from && fstatat(dfd, name, &st, 0)) { /* not there: the full scan decides */
+		close(dfd);
+		return gfs_table_head(ts, table, head);
+	}
+	for (;;) {
+		snprintf(name, sizeof name, "%u", h + 1);
+		if (h + 1 == UINT32_MAX || fstatat(dfd, name, &st, 0))
+			break;
+		h++;
+	}
+	rc = errno == ENOENT || h + 1 == UINT32_MAX ? 0 : -errno;
+	close(dfd);
+	*head = rc ? 0 : h;
+	return rc;
+}
+
 int gfs_table_sync(struct gfs_tstore *ts, const char *table)
 {
 	char path[PATH_MAX];

@@ -82,6 +82,14 @@ int gfs_table_create(struct gfs_tstore *ts, const char *table);
 /* The table's head: its highest existing version, 0 if none.  Does not read
  * version contents. */
 int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head);
+/* The head as writers make it: versions above a version `from` that
+ * exists are contiguous (a writer links pin+1, or head+1 above settled
+ * versions), so it probes from+1, from+2, ... by name: O(versions above
+ * from), not O(versions) as gfs_table_head's directory scan.  When
+ * version `from` (> 0) does not exist, returns gfs_table_head's answer.
+ * A version above a gap is not seen: fsck and the recovery sweep scan. */
+int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
+			 uint32_t from, uint32_t *head);
 /* fsyncs the table's directory: every version name in it is durable once
  * this returns 0.  Recovery calls it before publishing versions that
  * another process linked, whose own directory fsync may have failed. */

@@ -473,6 +473,48 @@ static unsigned fsck_problems(struct gfs_graph *g, char *buf)
 	return problems;
 }
 
+/* Copies STORE/tables/<table>/<from> to <to> (a version nobody armed). */
+static void copy_version(const char *table, unsigned from, unsigned to)
+{
+	char cmd[PATH_MAX * 2 + 64];
+
+	snprintf(cmd, sizeof cmd, "cp '%s/tables/%s/%u' '%s/tables/%s/%u'",
+		 dir, table, from, dir, table, to);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(orphans_above_the_pin_and_missing_pins_are_refused)
+{
+	struct gfs_graph *g = seeded();
+	struct gfs_change ch[] = { NPUT("Person", "dave", "{}") };
+	struct gfs_apply_result res;
+	struct gfs_diag d = {{0}};
+	struct gfs_gv *gv = NULL;
+	char path[PATH_MAX + 64];
+	uint32_t pin;
+	int rc;
+
+	ck_assert_int_eq(gfs_manifest_head(gfs_graph_manifest(g), &gv), 0);
+	pin = gfs_gv_pin(gv, "node:Person");
+	gfs_gv_free(gv);
+	/* a copy of the pinned version as pin+1: no sidecar's version (nor a
+	 * valid one: it says it is the pin), found above the pin */
+	copy_version("node:Person", pin, pin + 1);
+	rc = gfs_graph_apply(g, ch, 1, NULL, &res, &d);
+	ck_assert_msg(rc == GFS_ECORRUPT || rc == GFS_ERECOVERY, "rc %d: %s", rc, d.msg);
+	ck_assert_int_eq(ch[0].rc, rc);
+	ck_assert_uint_eq(head(g), 2);
+	snprintf(path, sizeof path, "%s/tables/node:Person/%u", dir, pin + 1);
+	ck_assert_int_eq(unlink(path), 0);
+	apply_ok(g, ch, 1); /* gone: the next version is pin+1 again */
+	ck_assert_int_eq(unlink(path), 0); /* now the pinned version is missing */
+	ck_assert_int_eq(gfs_graph_apply(g, ch, 1, NULL, &res, &d), GFS_EVIOLATION);
+	ck_assert_msg(strstr(d.msg, "table 'node:Person' has version") &&
+		      strstr(d.msg, "but the manifest shows"), "%s", d.msg);
+	gfs_graph_close(g);
+}
+END_TEST
+
 /* ---- one batch = the changes one by one ---------------------------------
  * apply.h promises that a batch gives what applying its valid changes one
  * by one would give, in one version.  Random batches over a few keys (so
@@ -778,6 +820,7 @@ int main(void)
 	tcase_add_test(tc, the_log_lists_at_most_64_changes);
 	tcase_add_test(tc, two_processes_applying_at_once_both_publish);
 	tcase_add_test(tc, a_batch_gives_what_its_changes_give_one_by_one);
+	tcase_add_test(tc, orphans_above_the_pin_and_missing_pins_are_refused);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, a_writer_killed_at_each_commit_step_leaves_old_or_new);
 #endif
