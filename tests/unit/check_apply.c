@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,6 +711,62 @@ START_TEST(two_processes_applying_at_once_both_publish)
 }
 END_TEST
 
+/* Threads of one process (the mount's) applying at once on one handle:
+ * they serialize on the table locks, every change is published. */
+struct tharg {
+	struct gfs_graph *g;
+	int id, failed;
+};
+
+static void *th_apply(void *p)
+{
+	struct tharg *a = p;
+
+	for (int i = 0; i < 15; i++) {
+		char key[16];
+		struct gfs_change ch[2];
+		struct gfs_apply_result res;
+		struct gfs_diag d = {{0}};
+		snprintf(key, sizeof key, "t%d-%02d", a->id, i);
+		memset(ch, 0, sizeof ch);
+		ch[0] = (struct gfs_change){ .kind = GFS_CH_NODE_PUT, .type = "Person",
+					     .key = key, .key_len = strlen(key) };
+		ch[1] = (struct gfs_change){ .kind = GFS_CH_EDGE_PUT, .type = "Knows",
+					     .from = key, .from_len = strlen(key),
+					     .to = "carol", .to_len = 5 };
+		if (gfs_graph_apply(a->g, ch, 2, NULL, &res, &d) || res.failed || !res.version)
+			a->failed++;
+	}
+	return NULL;
+}
+
+START_TEST(threads_applying_on_one_handle_all_publish)
+{
+	struct gfs_graph *g = seeded();
+	struct tharg a[4];
+	pthread_t th[4];
+	char *out;
+	size_t lines = 0;
+
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct tharg){ .g = g, .id = i };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, th_apply, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_int_eq(a[i].failed, 0);
+	}
+	ck_assert_uint_eq(head(g), 2 + 60);
+	out = export_text(g, 0, "Knows");
+	for (const char *p = out; (p = strchr(p, '\n')); p++)
+		lines++;
+	ck_assert_uint_eq(lines, 3 + 60);
+	free(out);
+	ck_assert_uint_eq(fsck_problems(g, NULL), 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
 #ifdef GFS_FAILPOINTS_ENABLED
 #include <fiu-control.h>
 
@@ -821,6 +878,7 @@ int main(void)
 	tcase_add_test(tc, two_processes_applying_at_once_both_publish);
 	tcase_add_test(tc, a_batch_gives_what_its_changes_give_one_by_one);
 	tcase_add_test(tc, orphans_above_the_pin_and_missing_pins_are_refused);
+	tcase_add_test(tc, threads_applying_on_one_handle_all_publish);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, a_writer_killed_at_each_commit_step_leaves_old_or_new);
 #endif
