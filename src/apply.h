@@ -24,6 +24,13 @@
  *
  * Memory: O(size of the changes) plus, for a node delete or rename, the
  * edges incident to that node; nothing proportional to a table.
+ *
+ * Threads: calls on one graph handle may run at once from several threads
+ * (and processes); they serialize on the table locks like any writers.
+ * A change's rc: GFS_EDATA for anything wrong with its data or the graph
+ * it would make (@key, @unique, @card, endpoints, types), -EEXIST (rename
+ * onto a taken key), -ENOENT (delete or rename of an absent key), -EINVAL
+ * (no key or endpoints given).
  */
 #ifndef GFS_APPLY_H
 #define GFS_APPLY_H
