@@ -24,7 +24,8 @@
  * The overlay is a hash table of slots keyed by (type, namespace, bytes):
  * namespace ID maps an id to its newest row; SRC and DST head a chain of
  * the edge rows ever put with that source / target (stale entries are
- * skipped: a row is current iff its id's slot still points at it); UK+k
+ * skipped: a row is current iff its id's slot still points at it); CARD
+ * marks the (edge type, source) pairs the current change touched; UK+k
  * maps unique key k to the row that holds it.  Rows and slots live until
  * the batch ends; undo only resets slot values.
  *
@@ -55,7 +56,7 @@
 /* The log record lists at most this many changes (then "more": N). */
 #define LOG_CHANGES_MAX 64
 
-enum { NS_ID = 0, NS_SRC = 1, NS_DST = 2, NS_UK = 3 };
+enum { NS_ID = 0, NS_SRC = 1, NS_DST = 2, NS_CARD = 3, NS_UK = 4 };
 
 /* One row as the batch leaves it.  Owned copies. */
 struct orow {
@@ -69,7 +70,6 @@ struct orow {
 };
 
 struct slot {
-	bool used;
 	uint32_t type, ns;
 	const char *key; /* borrowed from a row, which lives as long */
 	size_t len;
@@ -96,13 +96,19 @@ struct applier {
 	size_t n;
 	struct orow *rows;
 	size_t nrows, caprows;
+	/* Slots never move once made (the journal and the card list keep
+	 * their indexes); tab maps a hash to them, -1 empty. */
 	struct slot *slots;
-	size_t nslots, capslots; /* capslots a power of two */
+	size_t nslots, capslots;
+	long *tab;
+	size_t captab;           /* a power of two */
 	struct undo *undo;
 	size_t nundo, capundo;
-	/* The (edge type, source) pairs the current change touched. */
-	struct { uint32_t type; struct gfs_buf src; } *cards;
+	/* The (edge type, source) pairs the current change touched: their
+	 * NS_CARD slots, whose value is the change's index when listed. */
+	long *cards;
 	size_t ncards, capcards;
+	long stamp;
 	struct gfs_rowin rin;
 	uint64_t rows_put, rows_deleted;
 	uint64_t head;         /* the version validated against */
@@ -164,6 +170,12 @@ static const char *subject(const struct gfs_typedef *td, const char *id,
 
 /* ---- the overlay ------------------------------------------------------ */
 
+static bool same(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && !memcmp(a, b, alen);
+}
+
+
 static uint64_t slot_hash(uint32_t type, uint32_t ns, const char *key, size_t len)
 {
 	uint32_t tn[2] = { type, ns };
@@ -171,24 +183,24 @@ static uint64_t slot_hash(uint32_t type, uint32_t ns, const char *key, size_t le
 	return gfs_hash64_2(tn, sizeof tn, key, len);
 }
 
-static int slots_grow(struct applier *A)
+static int tab_grow(struct applier *A)
 {
-	size_t cap = A->capslots ? A->capslots * 2 : 64;
-	struct slot *ns = calloc(cap, sizeof *ns);
+	size_t cap = A->captab ? A->captab * 2 : 64;
+	long *nt = malloc(cap * sizeof *nt);
 
-	if (!ns)
+	if (!nt)
 		return -ENOMEM;
-	for (size_t i = 0; i < A->capslots; i++) {
+	for (size_t i = 0; i < cap; i++)
+		nt[i] = -1;
+	for (size_t i = 0; i < A->nslots; i++) {
 		size_t j;
-		if (!A->slots[i].used)
-			continue;
-		for (j = A->slots[i].h & (cap - 1); ns[j].used; j = (j + 1) & (cap - 1))
+		for (j = A->slots[i].h & (cap - 1); nt[j] >= 0; j = (j + 1) & (cap - 1))
 			;
-		ns[j] = A->slots[i];
+		nt[j] = (long)i;
 	}
-	free(A->slots);
-	A->slots = ns;
-	A->capslots = cap;
+	free(A->tab);
+	A->tab = nt;
+	A->captab = cap;
 	return 0;
 }
 
@@ -199,36 +211,42 @@ static int slot_find(struct applier *A, uint32_t type, uint32_t ns,
 {
 	uint64_t h = slot_hash(type, ns, key, len);
 	size_t j;
+	void *p;
 	int rc;
 
 	*si = -1;
-	if (create && (A->nslots + 1) * 2 > A->capslots && (rc = slots_grow(A)))
+	if (create && (A->nslots + 1) * 2 > A->captab && (rc = tab_grow(A)))
 		return rc;
-	if (!A->capslots)
+	if (!A->captab)
 		return 0;
-	for (j = h & (A->capslots - 1); A->slots[j].used; j = (j + 1) & (A->capslots - 1)) {
-		const struct slot *s = &A->slots[j];
+	for (j = h & (A->captab - 1); A->tab[j] >= 0; j = (j + 1) & (A->captab - 1)) {
+		const struct slot *s = &A->slots[A->tab[j]];
 		if (s->h == h && s->type == type && s->ns == ns && s->len == len &&
 		    !memcmp(s->key, key, len)) {
-			*si = (long)j;
+			*si = A->tab[j];
 			return 0;
 		}
 	}
 	if (!create)
 		return 0;
-	A->slots[j] = (struct slot){ .used = true, .type = type, .ns = ns,
-				     .key = key, .len = len, .h = h, .val = -1 };
-	A->nslots++;
-	*si = (long)j;
+	if (!(p = gfs_array_grow(A->slots, &A->capslots, A->nslots + 1, sizeof *A->slots, 64)))
+		return -ENOMEM; /* A->slots still valid */
+	A->slots = p;
+	A->slots[A->nslots] = (struct slot){ .type = type, .ns = ns, .key = key,
+					     .len = len, .h = h, .val = -1 };
+	A->tab[j] = (long)A->nslots;
+	*si = (long)A->nslots++;
 	return 0;
 }
 
 /* Sets a slot's value, journaled for undo. */
 static int slot_set(struct applier *A, long si, long val)
 {
-	A->undo = gfs_array_grow(A->undo, &A->capundo, A->nundo + 1, sizeof *A->undo, 64);
-	if (!A->undo)
-		return -ENOMEM;
+	void *p;
+
+	if (!(p = gfs_array_grow(A->undo, &A->capundo, A->nundo + 1, sizeof *A->undo, 64)))
+		return -ENOMEM; /* A->undo still valid */
+	A->undo = p;
 	A->undo[A->nundo++] = (struct undo){ (size_t)si, A->slots[si].val };
 	A->slots[si].val = val;
 	return 0;
@@ -296,10 +314,11 @@ static void orow_release(struct orow *o)
 static int row_new(struct applier *A, uint32_t type, long *r)
 {
 	struct orow *o;
+	void *p;
 
-	A->rows = gfs_array_grow(A->rows, &A->caprows, A->nrows + 1, sizeof *A->rows, 16);
-	if (!A->rows)
-		return -ENOMEM;
+	if (!(p = gfs_array_grow(A->rows, &A->caprows, A->nrows + 1, sizeof *A->rows, 16)))
+		return -ENOMEM; /* A->rows still valid */
+	A->rows = p;
 	o = &A->rows[A->nrows];
 	memset(o, 0, sizeof *o);
 	o->type = type;
@@ -427,22 +446,26 @@ static int chain_edge(struct applier *A, long r)
 	return rc;
 }
 
-/* Records that the current change touched the out-degree of (type, src). */
-static int touch_card(struct applier *A, uint32_t type, const char *src, size_t len)
+/* Records that the current change touched the out-degree of edge row r's
+ * source (the slot borrows the row's src, which lives as long). */
+static int touch_card(struct applier *A, long r)
 {
-	if (!A->s->types[type].has_card)
+	const struct orow *o = &A->rows[r];
+	long si;
+	void *p;
+	int rc;
+
+	if (!A->s->types[o->type].has_card)
 		return 0;
-	for (size_t i = 0; i < A->ncards; i++)
-		if (A->cards[i].type == type && A->cards[i].src.len == len &&
-		    !memcmp(A->cards[i].src.p, src, len))
-			return 0;
-	A->cards = gfs_array_grow(A->cards, &A->capcards, A->ncards + 1, sizeof *A->cards, 8);
-	if (!A->cards)
-		return -ENOMEM;
-	A->cards[A->ncards].type = type;
-	gfs_buf_init(&A->cards[A->ncards].src);
-	A->ncards++;
-	return gfs_buf_append(&A->cards[A->ncards - 1].src, src, len);
+	rc = slot_find(A, o->type, NS_CARD, o->src.p, o->src.len, true, &si);
+	if (rc || A->slots[si].val == A->stamp)
+		return rc;
+	A->slots[si].val = A->stamp; /* no undo: stamps differ per change */
+	if (!(p = gfs_array_grow(A->cards, &A->capcards, A->ncards + 1, sizeof *A->cards, 8)))
+		return -ENOMEM; /* A->cards still valid */
+	A->cards = p;
+	A->cards[A->ncards++] = si;
+	return 0;
 }
 
 /* Puts the parsed row A->rin as the current state of its id. */
@@ -479,7 +502,7 @@ static int put_rin(struct applier *A, struct gfs_change *c, const char *subj)
 	if (!rc && in->td->is_edge)
 		rc = chain_edge(A, r);
 	if (!rc && in->td->is_edge)
-		rc = touch_card(A, o->type, o->src.p, o->src.len);
+		rc = touch_card(A, r);
 	return rc;
 }
 
@@ -490,13 +513,16 @@ static int del_row(struct applier *A, uint32_t type, const char *id, size_t len,
 	long r;
 	int rc = row_new(A, type, &r);
 
+	if (rc)
+		return rc;
 	A->rows[r].deleted = true;
-	if (!rc)
-		rc = gfs_buf_append(&A->rows[r].id, id, len);
+	rc = gfs_buf_append(&A->rows[r].id, id, len);
+	if (!rc && src)
+		rc = gfs_buf_append(&A->rows[r].src, src, src_len);
 	if (!rc)
 		rc = set_current(A, r);
 	if (!rc && A->s->types[type].is_edge)
-		rc = touch_card(A, type, src, src_len);
+		rc = touch_card(A, r);
 	return rc;
 }
 
@@ -560,25 +586,17 @@ static void incs_release(struct incs *I)
 	memset(I, 0, sizeof *I);
 }
 
-static bool incs_has(const struct incs *I, uint32_t type, const char *id, size_t len)
-{
-	for (size_t i = I->n; i-- > 0;)
-		if (I->v[i].type == type && I->v[i].id.len == len &&
-		    !memcmp(I->v[i].id.p, id, len))
-			return true;
-	return false;
-}
-
 static int incs_add(struct incs *I, uint32_t type, const char *id, size_t id_len,
 		    const char *src, size_t src_len, const char *dst, size_t dst_len,
 		    const char *data, size_t data_len)
 {
 	struct inc *e;
+	void *p;
 	int rc;
 
-	I->v = gfs_array_grow(I->v, &I->cap, I->n + 1, sizeof *I->v, 16);
-	if (!I->v)
-		return -ENOMEM;
+	if (!(p = gfs_array_grow(I->v, &I->cap, I->n + 1, sizeof *I->v, 16)))
+		return -ENOMEM; /* I->v still valid */
+	I->v = p;
 	e = &I->v[I->n++];
 	e->type = type;
 	gfs_buf_init(&e->id);
@@ -592,9 +610,10 @@ static int incs_add(struct incs *I, uint32_t type, const char *id, size_t id_len
 }
 
 /* The pinned edges of edge type e at node id on side ix (GFS_IX_SRC /
- * GFS_IX_DST) that the batch has not touched, into I. */
+ * GFS_IX_DST) that the batch has not touched, into I; skip_loops: not
+ * those whose source is id too (a walk of the sources has them). */
 static int pinned_incident(struct applier *A, uint32_t e, enum gfs_index ix,
-			   const char *id, size_t len, struct incs *I)
+			   const char *id, size_t len, bool skip_loops, struct incs *I)
 {
 	struct gfs_tver *tv = pinned(A, e);
 	struct gfs_titer *it = NULL;
@@ -611,7 +630,7 @@ static int pinned_incident(struct applier *A, uint32_t e, enum gfs_index ix,
 		if (end_len != len || memcmp(end, id, len))
 			break;
 		if (overlay_row(A, e, row.id, row.id_len) >= 0 ||
-		    incs_has(I, e, row.id, row.id_len))
+		    (skip_loops && same(row.src, row.src_len, id, len)))
 			continue;
 		gfs_buf_reset(&line);
 		rc = gfs_buf_reserve(&line, row.line_len);
@@ -628,9 +647,10 @@ static int pinned_incident(struct applier *A, uint32_t e, enum gfs_index ix,
 	return rc;
 }
 
-/* The batch's current edges of type e in the chain (ns, id), into I. */
+/* The batch's current edges of type e in the chain (ns, id), into I;
+ * skip_loops as for pinned_incident. */
 static int overlay_incident(struct applier *A, uint32_t e, uint32_t ns,
-			    const char *id, size_t len, struct incs *I)
+			    const char *id, size_t len, bool skip_loops, struct incs *I)
 {
 	long si, r;
 	int rc = slot_find(A, e, ns, id, len, false, &si);
@@ -638,7 +658,7 @@ static int overlay_incident(struct applier *A, uint32_t e, uint32_t ns,
 	for (r = si >= 0 ? A->slots[si].val : -1; !rc && r >= 0;
 	     r = ns == NS_SRC ? A->rows[r].next_src : A->rows[r].next_dst) {
 		const struct orow *o = &A->rows[r];
-		if (!current(A, r) || incs_has(I, e, o->id.p, o->id.len))
+		if (!current(A, r) || (skip_loops && same(o->src.p, o->src.len, id, len)))
 			continue;
 		rc = incs_add(I, e, o->id.p, o->id.len, o->src.p, o->src.len,
 			      o->dst.p, o->dst.len, o->line.p + o->data_off, o->data_len);
@@ -656,14 +676,15 @@ static int incident(struct applier *A, uint32_t t, const char *id, size_t len,
 		const struct gfs_typedef *td = &A->s->types[e];
 		if (!td->is_edge)
 			continue;
+		bool loops = td->from_idx == t; /* self loops: once, as sources */
 		if (td->from_idx == t)
-			rc = pinned_incident(A, e, GFS_IX_SRC, id, len, I);
+			rc = pinned_incident(A, e, GFS_IX_SRC, id, len, false, I);
 		if (!rc && td->from_idx == t)
-			rc = overlay_incident(A, e, NS_SRC, id, len, I);
+			rc = overlay_incident(A, e, NS_SRC, id, len, false, I);
 		if (!rc && td->to_idx == t)
-			rc = pinned_incident(A, e, GFS_IX_DST, id, len, I);
+			rc = pinned_incident(A, e, GFS_IX_DST, id, len, loops, I);
 		if (!rc && td->to_idx == t)
-			rc = overlay_incident(A, e, NS_DST, id, len, I);
+			rc = overlay_incident(A, e, NS_DST, id, len, loops, I);
 	}
 	return rc;
 }
@@ -673,10 +694,10 @@ static int out_degree(struct applier *A, uint32_t e, const char *src, size_t len
 		      uint64_t *n)
 {
 	struct incs I = { 0 };
-	int rc = pinned_incident(A, e, GFS_IX_SRC, src, len, &I);
+	int rc = pinned_incident(A, e, GFS_IX_SRC, src, len, false, &I);
 
 	if (!rc)
-		rc = overlay_incident(A, e, NS_SRC, src, len, &I);
+		rc = overlay_incident(A, e, NS_SRC, src, len, false, &I);
 	*n = I.n;
 	incs_release(&I);
 	return rc;
@@ -687,18 +708,18 @@ static int check_cards(struct applier *A, struct gfs_change *c)
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < A->ncards; i++) {
-		const struct gfs_typedef *td = &A->s->types[A->cards[i].type];
-		const struct gfs_buf *src = &A->cards[i].src;
+		const struct slot *sl = &A->slots[A->cards[i]];
+		const struct gfs_typedef *td = &A->s->types[sl->type];
 		uint64_t n = 0;
 		char sb[200], max[32] = "";
-		rc = out_degree(A, A->cards[i].type, src->p, src->len, &n);
+		rc = out_degree(A, sl->type, sl->key, sl->len, &n);
 		if (rc || n == 0 || (n >= td->card_min && n <= td->card_max))
 			continue;
 		if (td->card_max != UINT64_MAX)
 			snprintf(max, sizeof max, "%" PRIu64, td->card_max);
 		rc = change_fail(c, GFS_EDATA, "%s: source %s '%s' would have %" PRIu64 " edges, but @card(%" PRIu64 "..%s) allows %s",
 				 td->name, A->s->types[td->from_idx].name,
-				 show(src->p, src->len, sb, sizeof sb), n, td->card_min,
+				 show(sl->key, sl->len, sb, sizeof sb), n, td->card_min,
 				 max, n < td->card_min ? "more" : "fewer");
 	}
 	return rc;
@@ -797,11 +818,6 @@ static int codec_parse(struct applier *A, json_t *root, struct gfs_change *c)
 	if (rc == GFS_EDATA || rc == GFS_ETOOLONG)
 		change_fail(c, GFS_EDATA, "%s", d.msg);
 	return rc;
-}
-
-static bool same(const char *a, size_t alen, const char *b, size_t blen)
-{
-	return alen == blen && !memcmp(a, b, alen);
 }
 
 /* The canonical node row of type t, key key, properties data, into A->rin. */
@@ -1131,9 +1147,8 @@ static int validate(struct applier *A)
 		t = change_type(A->s, c);
 		if (t < 0)
 			continue;
-		for (size_t k = 0; k < A->ncards; k++)
-			gfs_buf_release(&A->cards[k].src);
 		A->ncards = 0;
+		A->stamp = (long)i;
 		rc = do_change(A, (uint32_t)t, c);
 		if (!rc)
 			rc = check_cards(A, c);
@@ -1199,9 +1214,8 @@ static int changed_ids(struct applier *A, uint32_t t, size_t **out, size_t *n)
 	*out = v;
 	if (!v)
 		return -ENOMEM;
-	for (size_t i = 0; i < A->capslots; i++)
-		if (A->slots[i].used && A->slots[i].type == t && A->slots[i].ns == NS_ID &&
-		    A->slots[i].val >= 0)
+	for (size_t i = 0; i < A->nslots; i++)
+		if (A->slots[i].type == t && A->slots[i].ns == NS_ID && A->slots[i].val >= 0)
 			v[(*n)++] = i;
 	qsort_r(v, *n, sizeof *v, slot_id_cmp, A->slots);
 	return 0;
@@ -1404,9 +1418,10 @@ static void overlay_reset(struct applier *A)
 	free(A->slots);
 	A->slots = NULL;
 	A->nslots = A->capslots = 0;
+	free(A->tab);
+	A->tab = NULL;
+	A->captab = 0;
 	A->nundo = 0;
-	for (size_t k = 0; k < A->ncards; k++)
-		gfs_buf_release(&A->cards[k].src);
 	A->ncards = 0;
 	A->rows_put = A->rows_deleted = 0;
 }

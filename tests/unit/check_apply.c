@@ -474,6 +474,70 @@ static unsigned fsck_problems(struct gfs_graph *g, char *buf)
 	return problems;
 }
 
+static size_t count_lines(const char *text)
+{
+	size_t n = 0;
+
+	for (const char *p = text; (p = strchr(p, '\n')); p++)
+		n++;
+	return n;
+}
+
+/* A node with thousands of edges of two types, in and out: a rename
+ * re-points them all, a delete takes them all, one version each. */
+START_TEST(a_hub_is_renamed_then_deleted_with_all_its_edges)
+{
+	enum { N = 3000 };
+	struct gfs_graph *g = open_g();
+	struct gfs_buf seed;
+	struct gfs_change ren[] = { NREN("Person", "hub", "hub2") };
+	struct gfs_change del[] = { NDEL("Person", "hub2") };
+	struct gfs_apply_result res;
+	char *out;
+
+	gfs_buf_init(&seed);
+	ck_assert_int_eq(gfs_buf_appendf(&seed, "{\"type\":\"Person\",\"data\":{\"slug\":\"hub\"}}\n"), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(gfs_buf_appendf(&seed,
+			"{\"type\":\"Person\",\"data\":{\"slug\":\"p%05d\"}}\n"
+			"{\"type\":\"Note\",\"data\":{\"id\":\"n%05d\",\"text\":\"t\"}}\n"
+			"{\"edge\":\"Knows\",\"from\":\"p%05d\",\"to\":\"hub\",\"data\":{\"id\":\"k%05d\"}}\n"
+			"{\"edge\":\"Tagged\",\"from\":\"n%05d\",\"to\":\"hub\",\"data\":{\"id\":\"t%05d\"}}\n",
+			i, i, i, i, i, i), 0);
+	ck_assert_int_eq(gfs_buf_appendf(&seed,
+		"{\"edge\":\"Knows\",\"from\":\"hub\",\"to\":\"hub\",\"data\":{\"id\":\"loop\"}}\n"
+		"{\"edge\":\"Knows\",\"from\":\"hub\",\"to\":\"p00000\",\"data\":{\"id\":\"out\"}}\n"), 0);
+	ck_assert_int_eq(gfs_buf_appendc(&seed, '\0'), 0);
+	load_text(g, seed.p);
+	gfs_buf_release(&seed);
+	ck_assert_int_eq(apply(g, ren, 1, &res), 0);
+	ck_assert_msg(ren[0].rc == 0, "%s", ren[0].msg);
+	/* the node twice (old deleted, new put), every edge put again */
+	ck_assert_uint_eq(res.rows_put, 1 + 2 * N + 2);
+	ck_assert_uint_eq(res.rows_deleted, 1);
+	out = export_text(g, 0, "Knows");
+	ck_assert_uint_eq(count_lines(out), N + 2);
+	ck_assert_ptr_null(strstr(out, "\"hub\""));
+	ck_assert_ptr_nonnull(strstr(out, "{\"edge\":\"Knows\",\"from\":\"hub2\",\"to\":\"hub2\",\"data\":{\"id\":\"loop\"}}\n"));
+	free(out);
+	out = export_text(g, 0, "Tagged");
+	ck_assert_uint_eq(count_lines(out), N);
+	ck_assert_ptr_null(strstr(out, "\"hub\""));
+	free(out);
+	ck_assert_int_eq(apply(g, del, 1, &res), 0);
+	ck_assert_int_eq(del[0].rc, 0);
+	ck_assert_uint_eq(res.rows_deleted, 1 + 2 * N + 2);
+	out = export_text(g, 0, "Knows");
+	ck_assert_str_eq(out, "");
+	free(out);
+	out = export_text(g, 0, "Tagged");
+	ck_assert_str_eq(out, "");
+	free(out);
+	ck_assert_uint_eq(fsck_problems(g, NULL), 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
 /* Copies STORE/tables/<table>/<from> to <to> (a version nobody armed). */
 static void copy_version(const char *table, unsigned from, unsigned to)
 {
@@ -879,6 +943,7 @@ int main(void)
 	tcase_add_test(tc, a_batch_gives_what_its_changes_give_one_by_one);
 	tcase_add_test(tc, orphans_above_the_pin_and_missing_pins_are_refused);
 	tcase_add_test(tc, threads_applying_on_one_handle_all_publish);
+	tcase_add_test(tc, a_hub_is_renamed_then_deleted_with_all_its_edges);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, a_writer_killed_at_each_commit_step_leaves_old_or_new);
 #endif
