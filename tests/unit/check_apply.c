@@ -32,7 +32,8 @@ static const char SCHEMA[] =
 	"node Note { text: String }\n"
 	"edge Knows: Person -> Person @card(0..2) { since: Date? }\n"
 	"edge WorksAt: Person -> Company @card(1..1)\n"
-	"edge Tagged: Note -> Person\n";
+	"edge Tagged: Note -> Person\n"
+	"edge Likes: Person -> Note @card(2..)\n";
 
 #include "teststore.h"
 
@@ -538,6 +539,55 @@ START_TEST(a_hub_is_renamed_then_deleted_with_all_its_edges)
 }
 END_TEST
 
+/* A change that makes many overlay entries (a cascade over 40 edges)
+ * and then fails (@card min) is undone exactly: the next change and the
+ * published version see every edge it had deleted. */
+START_TEST(a_large_failed_change_is_undone_exactly)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_buf seed;
+	struct gfs_change ch[] = {
+		NDEL("Note", "nx"),      /* p would keep 1 Likes: @card(2..) */
+		NPUT("Person", "q00", "{\"name\":\"x\"}"),
+		EDEL("Tagged", "t39"),
+	};
+	struct gfs_apply_result res;
+	char *out;
+
+	gfs_buf_init(&seed);
+	ck_assert_int_eq(gfs_buf_appendf(&seed,
+		"{\"type\":\"Person\",\"data\":{\"slug\":\"p\"}}\n"
+		"{\"type\":\"Note\",\"data\":{\"id\":\"nx\",\"text\":\"x\"}}\n"
+		"{\"type\":\"Note\",\"data\":{\"id\":\"ny\",\"text\":\"y\"}}\n"
+		"{\"edge\":\"Likes\",\"from\":\"p\",\"to\":\"nx\",\"data\":{\"id\":\"l1\"}}\n"
+		"{\"edge\":\"Likes\",\"from\":\"p\",\"to\":\"ny\",\"data\":{\"id\":\"l2\"}}\n"), 0);
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(gfs_buf_appendf(&seed,
+			"{\"type\":\"Person\",\"data\":{\"slug\":\"q%02d\"}}\n"
+			"{\"edge\":\"Tagged\",\"from\":\"nx\",\"to\":\"q%02d\",\"data\":{\"id\":\"t%02d\"}}\n",
+			i, i, i), 0);
+	ck_assert_int_eq(gfs_buf_appendc(&seed, '\0'), 0);
+	load_text(g, seed.p);
+	gfs_buf_release(&seed);
+	ck_assert_int_eq(apply(g, ch, 3, &res), 0);
+	ck_assert_int_eq(ch[0].rc, GFS_EDATA);
+	ck_assert_msg(strstr(ch[0].msg, "Likes: source Person 'p' would have 1 edges, but @card(2..) allows more"),
+		      "%s", ch[0].msg);
+	ck_assert_msg(ch[1].rc == 0 && ch[2].rc == 0, "%s / %s", ch[1].msg, ch[2].msg);
+	ck_assert_uint_eq(res.rows_put, 1);
+	ck_assert_uint_eq(res.rows_deleted, 1);
+	out = export_text(g, 0, "Tagged");
+	ck_assert_uint_eq(count_lines(out), 39);
+	ck_assert_ptr_nonnull(strstr(out, "\"id\":\"t00\""));
+	ck_assert_ptr_null(strstr(out, "\"id\":\"t39\""));
+	free(out);
+	out = export_text(g, 0, "Note");
+	ck_assert_uint_eq(count_lines(out), 2);
+	free(out);
+	gfs_graph_close(g);
+}
+END_TEST
+
 /* Copies STORE/tables/<table>/<from> to <to> (a version nobody armed). */
 static void copy_version(const char *table, unsigned from, unsigned to)
 {
@@ -610,7 +660,8 @@ static void random_change(uint64_t *x, struct rchange *r)
 	static const char *const firms[] = { "c0", "c1", "c2" };
 	static const char *const emails[] = { "\"a@x\"", "\"b@x\"", "null" };
 	static const char *const ages[] = { "1", "2", "\"bad\"" };
-	unsigned k = (unsigned)(rng_next(x) % 10);
+	static const char *const notes[] = { "n0", "n1", "n2" };
+	unsigned k = (unsigned)(rng_next(x) % 14);
 
 	memset(r, 0, sizeof *r);
 	snprintf(r->key, sizeof r->key, "%s", PICK(x, people));
@@ -636,9 +687,20 @@ static void random_change(uint64_t *x, struct rchange *r)
 		snprintf(r->to, sizeof r->to, "%s", works ? PICK(x, firms) : PICK(x, people));
 		r->ch = (struct gfs_change){ .kind = GFS_CH_EDGE_PUT,
 					     .type = works ? "WorksAt" : "Knows" };
-	} else {
+	} else if (k == 9) {
 		snprintf(r->key, sizeof r->key, "k%u", (unsigned)(rng_next(x) % 6));
 		r->ch = (struct gfs_change){ .kind = GFS_CH_EDGE_DEL, .type = "Knows" };
+	} else if (k < 12) { /* Likes: @card(2..) */
+		snprintf(r->key, sizeof r->key, "l%u", (unsigned)(rng_next(x) % 6));
+		snprintf(r->from, sizeof r->from, "%s", PICK(x, people));
+		snprintf(r->to, sizeof r->to, "%s", PICK(x, notes));
+		r->ch = (struct gfs_change){ .kind = k == 10 ? GFS_CH_EDGE_PUT : GFS_CH_EDGE_DEL,
+					     .type = "Likes" };
+	} else {
+		snprintf(r->key, sizeof r->key, "%s", PICK(x, notes));
+		snprintf(r->data, sizeof r->data, "{\"text\":\"t\"}");
+		r->ch = (struct gfs_change){ .kind = k == 12 ? GFS_CH_NODE_PUT : GFS_CH_NODE_DEL,
+					     .type = "Note" };
 	}
 	r->ch.key = r->key;
 	r->ch.key_len = strlen(r->key);
@@ -944,6 +1006,7 @@ int main(void)
 	tcase_add_test(tc, orphans_above_the_pin_and_missing_pins_are_refused);
 	tcase_add_test(tc, threads_applying_on_one_handle_all_publish);
 	tcase_add_test(tc, a_hub_is_renamed_then_deleted_with_all_its_edges);
+	tcase_add_test(tc, a_large_failed_change_is_undone_exactly);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, a_writer_killed_at_each_commit_step_leaves_old_or_new);
 #endif
