@@ -1047,6 +1047,10 @@ EROFS_OP(write, fuse_ino_t i, const char *b, size_t s, off_t o,
 	 struct fuse_file_info *f)
 EROFS_OP(fallocate, fuse_ino_t i, int m, off_t o, off_t l,
 	 struct fuse_file_info *f)
+/* The superblock is writable without -o ro (fuse/main.c, add_fsname): an
+ * unanswered setxattr would reach the caller as ENOTSUP, not EROFS. */
+EROFS_OP(setxattr, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
+EROFS_OP(removexattr, fuse_ino_t i, const char *n)
 
 static const struct fuse_lowlevel_ops gfs_ops = {
 	.init = ll_init,
@@ -1076,6 +1080,8 @@ static const struct fuse_lowlevel_ops gfs_ops = {
 	.access = ll_access,
 	.create = ll_create,
 	.fallocate = ll_fallocate,
+	.setxattr = ll_setxattr,
+	.removexattr = ll_removexattr,
 	/* getxattr/listxattr stay unimplemented: libfuse answers ENOSYS once
 	 * and the kernel stops asking (DESIGN.md §5). */
 };
