@@ -89,17 +89,18 @@ check "rw: third pass: nothing beyond reclaim" since "$M" 0
 
 # Writes under versions/ fail with EROFS, whatever the superblock says.
 F=$V/nodes/Person/p001.json
-erofs() { # erofs WHAT PYTHON-STATEMENT (f = the node file, d = its dir)
-	check "versions/: $1 is EROFS" python3 - "$F" "$2" <<'PY'
+fails_with() { # fails_with ERRNO WHAT PYTHON-STATEMENT (f = the node file, d = its dir)
+	check "versions/: $2 is $1" python3 - "$F" "$1" "$3" <<'PY'
 import errno, os, sys
 f = sys.argv[1]; d = os.path.dirname(f)
 try:
-    exec(sys.argv[2])
+    exec(sys.argv[3])
 except OSError as e:
-    sys.exit(0 if e.errno == errno.EROFS else "got %s" % errno.errorcode[e.errno])
+    sys.exit(0 if errno.errorcode[e.errno] == sys.argv[2] else "got %s" % errno.errorcode[e.errno])
 sys.exit("succeeded")
 PY
 }
+erofs() { fails_with EROFS "$@"; }
 erofs "open O_WRONLY"  'os.open(f, os.O_WRONLY)'
 erofs "open O_TRUNC"   'os.open(f, os.O_RDONLY | os.O_TRUNC)'
 erofs "create"         'os.open(d + "/new.json", os.O_WRONLY | os.O_CREAT, 0o644)'
@@ -115,6 +116,11 @@ erofs "link"           'os.link(f, d + "/h.json")'
 erofs "setxattr"       'os.setxattr(f, "user.x", b"1")'
 erofs "removexattr"    'os.removexattr(f, "user.x")'
 erofs "mkdir in versions/" 'os.mkdir(os.path.dirname(os.path.dirname(os.path.dirname(d))) + "/9")'
+# A name is looked up before the write is refused, as on any writable file
+# system: a missing one is ENOENT, an existing one EEXIST (docs/semantics.md).
+fails_with ENOENT "unlink of a missing name" 'os.unlink(d + "/nosuch.json")'
+fails_with ENOENT "rename of a missing name" 'os.rename(d + "/nosuch.json", d + "/x.json")'
+fails_with EEXIST "mkdir of an existing name" 'os.mkdir(d + "/p001")'
 check "versions/2 unchanged by the attempts" test -f "$F"
 
 # ---- unmount by fusermount3 -u and by umount: no mount, daemon gone ---------
@@ -145,6 +151,7 @@ check "-o ro: first pass: no GETATTR" since "$M" 0 first
 snap "$M"; pass
 check "-o ro: second pass: nothing beyond reclaim" since "$M" 0
 check "-o ro: write is EROFS" bash -c "! : > '$F' 2>/dev/null"
+fails_with EROFS "-o ro: unlink of a missing name (the kernel refuses first)" 'os.unlink(d + "/nosuch.json")'
 check "-o ro: unmount" umount_gfs "$M"
 
 # ---- fstab style: mount -t fuse.graphfs (mount.fuse3 runs graphfs) --------
