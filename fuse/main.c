@@ -465,11 +465,11 @@ out:
 	return rc ? 1 : 0;
 }
 
-/* Adds "-o fsname=STORE,subtype=graphfs" (mount(8) shows the store) and,
- * only with -o ro, "ro" for the kernel.  Without -o ro the superblock is
- * writable, as writes through the live view (issue 10) need: the daemon
- * answers EROFS itself for every write it does not implement, and for
- * every write under versions/.  On a writable superblock the kernel marks
+/* Adds "-o fsname=STORE,subtype=graphfs": mount(8) shows the store.  -o ro
+ * stays in the arguments (cli_proc), so only then is the superblock
+ * read-only.  Without it the superblock is writable, as writes through the
+ * live view (issue 10) need: the daemon answers EROFS itself for every
+ * write it does not implement, and for every write under versions/.  On a writable superblock the kernel marks
  * an inode's atime stale whenever it fetches the inode's pages from the
  * daemon (READ, READDIR, READLINK: fuse_invalidate_atime), so the next
  * stat of that inode sends one GETATTR although its attributes are cached
@@ -477,7 +477,7 @@ out:
  * pages.  Measured and weighed against a second, read-only session on
  * versions/ (which makes a plain `umount MNT` fail with EBUSY) in
  * docs/mount.md, "A writable superblock". */
-static int add_fsname(struct fuse_args *args, const char *store, bool ro)
+static int add_fsname(struct fuse_args *args, const char *store)
 {
 	char *opts = NULL, *fsname;
 	size_t n = strlen(store) + 8;
@@ -489,8 +489,6 @@ static int add_fsname(struct fuse_args *args, const char *store, bool ro)
 	snprintf(fsname, n, "fsname=%s", store);
 	rc = fuse_opt_add_opt_escaped(&opts, fsname);
 	rc = rc ? rc : fuse_opt_add_opt(&opts, "subtype=graphfs");
-	if (ro)
-		rc = rc ? rc : fuse_opt_add_opt(&opts, "ro");
 	rc = rc ? rc : fuse_opt_add_arg(args, "-o");
 	rc = rc ? rc : fuse_opt_add_arg(args, opts);
 	free(fsname);
@@ -532,7 +530,7 @@ int main(int argc, char *argv[])
 		goto out_free;
 	}
 	if (check_store(c.store, store) || check_mountpoint(o.mountpoint, c.nonempty) ||
-	    add_fsname(&args, store, c.ro))
+	    add_fsname(&args, store))
 		goto out_free;
 	otext = options_text(&c, store, &o, &args);
 	fo = (struct gfs_fs_opts){ .live_timeout = c.live_timeout,
