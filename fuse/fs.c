@@ -1047,10 +1047,33 @@ EROFS_OP(write, fuse_ino_t i, const char *b, size_t s, off_t o,
 	 struct fuse_file_info *f)
 EROFS_OP(fallocate, fuse_ino_t i, int m, off_t o, off_t l,
 	 struct fuse_file_info *f)
-/* The superblock is writable without -o ro (fuse/main.c, add_fsname): an
- * unanswered setxattr would reach the caller as ENOTSUP, not EROFS. */
-EROFS_OP(setxattr, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
-EROFS_OP(removexattr, fuse_ino_t i, const char *n)
+
+/* Extended attributes are not supported (ENOTSUP), and under versions/
+ * nothing may be written (EROFS).  The superblock is writable without
+ * -o ro (fuse/main.c, add_fsname), so the kernel no longer answers EROFS
+ * first, and an unimplemented handler would make it ENOTSUP there too. */
+static void xattr_write(fuse_req_t req, fuse_ino_t ino, enum op op)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+
+	count(fs, op, n);
+	fuse_reply_err(req, n && (gfs_vdesc_frozen(&n->d) ||
+				  n->d.kind == GFS_VK_VERSIONS) ? EROFS : ENOTSUP);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)name; (void)value; (void)size; (void)flags;
+	xattr_write(req, ino, OP_setxattr);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)name;
+	xattr_write(req, ino, OP_removexattr);
+}
 
 static const struct fuse_lowlevel_ops gfs_ops = {
 	.init = ll_init,
