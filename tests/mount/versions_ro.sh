@@ -164,6 +164,12 @@ if [ "$(id -u)" = 0 ] && command -v mount.fuse3 >/dev/null; then
 		-o allow_other,default_permissions,nodev,nosuid,nofail
 	check "fstab: superblock writable" test "$(sb_opts "$M" | cut -d, -f1)" = rw
 	check "fstab: versions/ browsable" test -f "$F"
+	# allow_other: another user browses versions/ (a /proc/PID/fd path to
+	# a detached read-only mount would give EACCES here, docs/mount.md).
+	if command -v setpriv >/dev/null; then
+		check "fstab allow_other: another user lists versions/2" \
+			setpriv --reuid=65534 --regid=65534 --clear-groups ls -lR "$V"
+	fi
 	check "fstab: versions/ write is EROFS" bash -c "! : > '$F' 2>/dev/null"
 	snap "$M"; lslr; snap "$M"; lslr
 	check "fstab: second ls -lR: at most one GETATTR per directory" since "$M" "$ndirs"
