@@ -1048,6 +1048,33 @@ EROFS_OP(write, fuse_ino_t i, const char *b, size_t s, off_t o,
 EROFS_OP(fallocate, fuse_ino_t i, int m, off_t o, off_t l,
 	 struct fuse_file_info *f)
 
+/* Extended attributes are not supported (ENOTSUP), and under versions/
+ * nothing may be written (EROFS).  The superblock is writable without
+ * -o ro (fuse/main.c, add_fsname), so the kernel no longer answers EROFS
+ * first, and an unimplemented handler would make it ENOTSUP there too. */
+static void xattr_write(fuse_req_t req, fuse_ino_t ino, enum op op)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+
+	count(fs, op, n);
+	fuse_reply_err(req, n && (gfs_vdesc_frozen(&n->d) ||
+				  n->d.kind == GFS_VK_VERSIONS) ? EROFS : ENOTSUP);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)name; (void)value; (void)size; (void)flags;
+	xattr_write(req, ino, OP_setxattr);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)name;
+	xattr_write(req, ino, OP_removexattr);
+}
+
 static const struct fuse_lowlevel_ops gfs_ops = {
 	.init = ll_init,
 	.destroy = ll_destroy,
@@ -1076,6 +1103,8 @@ static const struct fuse_lowlevel_ops gfs_ops = {
 	.access = ll_access,
 	.create = ll_create,
 	.fallocate = ll_fallocate,
+	.setxattr = ll_setxattr,
+	.removexattr = ll_removexattr,
 	/* getxattr/listxattr stay unimplemented: libfuse answers ENOSYS once
 	 * and the kernel stops asking (DESIGN.md §5). */
 };

@@ -22,7 +22,8 @@
 	X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir) X(unlink)  \
 	X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write)  \
 	X(release) X(opendir) X(readdir) X(readdirplus) X(releasedir)  \
-	X(statfs) X(access) X(create) X(fallocate)
+	X(statfs) X(access) X(create) X(fallocate)            \
+	X(setxattr) X(removexattr)
 
 enum op {
 #define X(n) OP_##n,
