@@ -1166,10 +1166,9 @@ static int validate(struct applier *A)
  * there is any. */
 static bool plan(struct applier *A)
 {
-	bool any = false;
-
 	const struct gfs_schema *s = A->s;
 	struct gfs_commit_table *ts = A->c.ts;
+	bool any = false;
 
 	for (size_t i = 0; i < A->n; i++) {
 		struct gfs_change *c = &A->ch[i];
