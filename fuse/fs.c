@@ -263,7 +263,9 @@ static void fh_close(struct gfs_fs *fs, struct fh *x)
 	x->prev->next = x->next;
 	x->next->prev = x->prev;
 	pthread_mutex_unlock(&fs->fh_lock);
-	if (x->dir)
+	if (x->w)
+		gfs_wr_close(fs->wr, x->w);
+	else if (x->dir)
 		gfs_view_closedir(fs->v, x->u.d);
 	else
 		gfs_view_close(fs->v, x->u.f);
@@ -507,6 +509,8 @@ static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)
 		gfs_buf_appendf(out, "%s", fs->o.options_text);
 	else if (which == GFS_GF_SEEN)
 		gfs_buf_appendf(out, "%" PRIu64 "\n", ld(&fs->head_seen));
+	else if (which == GFS_GF_ERRORS)
+		gfs_wr_errors(fs->wr, out);
 	return 0;
 }
 
@@ -520,7 +524,10 @@ static double timeout_of(const struct gfs_fs *fs, const struct gfs_vdesc *d)
 {
 	if (gfs_vdesc_frozen(d))
 		return FOREVER;
-	return d->kind == GFS_VK_GFSFILE ? 0 : fs->o.live_timeout;
+	/* A WFILE (write.c) becomes a node file or goes away without the
+	 * notifier's help: the kernel asks again every time. */
+	return d->kind == GFS_VK_GFSFILE || d->kind == GFS_VK_WFILE ? 0 :
+	       fs->o.live_timeout;
 }
 
 /* An I/O error is counted, and the failing system call and file (util.h,
@@ -585,6 +592,7 @@ static int make_entry(struct gfs_fs *fs, fuse_ino_t parent, const char *name,
 	e->ino = ino;
 	e->attr = *st;
 	e->attr.st_ino = ino;
+	gfs_wr_mode(child, &e->attr);
 	e->attr_timeout = timeout_of(fs, child);
 	e->entry_timeout = e->attr_timeout;
 	return 0;
@@ -602,8 +610,13 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	/* Inode numbers change with content; attributes of one inode never
 	 * change, so mtime-triggered invalidation only costs. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-	/* Read-only: no writeback cache, no locks. */
+	/* No writeback cache: every WRITE must have arrived before the
+	 * FLUSH that commits the handle's bytes (docs/mount.md, Writes). */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* O_TRUNC arrives with OPEN, not as a SETATTR that would commit an
+	 * empty node file. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* READDIRPLUS for every batch, not only the first: find and tar read
 	 * a whole directory before they descend, so in AUTO mode the later
 	 * batches came as plain READDIR and each subdirectory then cost a
@@ -636,7 +649,9 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	count(fs, OP_lookup, p);
 	if (!p)
 		{ reply_err(req, ESTALE); return; }
-	rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);
+	rc = gfs_wr_lookup(fs->wr, parent, &p->d, name, &child, &st);
+	if (rc == 1)
+		rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);
 	if (rc == -ENOENT && gfs_vdesc_frozen(&p->d)) {
 		/* versions/N never gains a name: cache the miss forever. */
 		memset(&e, 0, sizeof e);
@@ -693,6 +708,9 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
 	gfs_view_getattr(fs->v, &n->d, &st);
+	if (gfs_wr_getattr(fs->wr, ino, &n->d, &st))
+		{ reply_err(req, ESTALE); return; }
+	gfs_wr_mode(&n->d, &st);
 	st.st_ino = ino;
 	live = !gfs_vdesc_frozen(&n->d);
 	fuse_reply_attr(req, &st, reply_begin(fs, live, e0) ? 0 :
@@ -721,6 +739,47 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	gfs_buf_release(&b);
 }
 
+/* ---- writes (fuse/write.c does the work; docs/mount.md, Writes) ---------- */
+
+static void who_of(fuse_req_t req, struct gfs_writer *who)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	gfs_wr_writer(c->uid, c->pid, who);
+}
+
+static struct fh *fh_new_w(struct gfs_fs *fs, struct gfs_wobj *h)
+{
+	struct fh *x = fh_new(fs, false, NULL);
+
+	if (x)
+		x->w = h;
+	else
+		gfs_wr_close(fs->wr, h);
+	return x;
+}
+
+/* Write handles (and any handle of a WFILE) are served with direct I/O:
+ * their bytes are the daemon's, and st_size follows them. */
+static void open_write(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
+		       struct fuse_file_info *fi)
+{
+	struct gfs_wobj *h;
+	struct fh *x;
+	int rc = gfs_wr_open(fs->wr, n->ino, &n->d, fi->flags, &h);
+
+	if (rc)
+		{ reply_err(req, rc); return; }
+	x = fh_new_w(fs, h);
+	if (!x)
+		{ reply_err(req, ENOMEM); return; }
+	fi->fh = (uintptr_t)x;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fh_close(fs, x);
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct gfs_fs *fs = req_fs(req);
@@ -732,8 +791,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	count(fs, OP_open, n);
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		{ reply_err(req, EROFS); return; }
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ||
+	    n->d.kind == GFS_VK_WFILE)
+		{ open_write(req, fs, n, fi); return; }
 	rc = gfs_view_open(fs->v, &n->d, &f);
 	if (rc)
 		{ reply_err(req, rc); return; }
@@ -768,7 +828,11 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf = malloc(size ? size : 1); /* bounded by max_read (1 MiB) */
 	if (!buf)
 		{ reply_err(req, ENOMEM); return; }
-	rc = gfs_view_read(fs->v, f, (uint64_t)off, buf, size, &got);
+	if (fh_of(fi)->w)
+		rc = gfs_wr_read(fs->wr, fh_of(fi)->w, (uint64_t)off, buf, size,
+				 &got);
+	else
+		rc = gfs_view_read(fs->v, f, (uint64_t)off, buf, size, &got);
 	if (rc) {
 		reply_err(req, rc);
 	} else {
@@ -1010,7 +1074,6 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	pthread_mutex_lock(&fs->ino_lock);
 	sv.f_files = fs->n_vnodes + 1;
 	pthread_mutex_unlock(&fs->ino_lock);
-	sv.f_flag = ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -1020,33 +1083,286 @@ static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct gfs_fs *fs = req_fs(req);
 
-	count(fs, OP_access, vn_get(fs, ino));
-	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+	struct vnode *n = vn_get(fs, ino);
+	struct stat st = { .st_mode = 0 };
+
+	count(fs, OP_access, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	if (!(mask & W_OK))
+		{ fuse_reply_err(req, 0); return; }
+	if (gfs_vdesc_frozen(&n->d))
+		{ fuse_reply_err(req, EROFS); return; }
+	gfs_wr_mode(&n->d, &st);
+	fuse_reply_err(req, (st.st_mode & 0200) ? 0 : EACCES);
 }
 
-/* Writes: the mount is read-only for now (docs/semantics.md). */
-#define EROFS_OP(op, ...)                                          \
-	static void ll_##op(fuse_req_t req, __VA_ARGS__)           \
-	{                                                          \
-		count(req_fs(req), OP_##op, NULL);                 \
-		fuse_reply_err(req, EROFS);                        \
-	}
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent);
+	struct fuse_entry_param e;
+	struct gfs_vdesc child;
+	struct gfs_wobj *h;
+	struct stat st;
+	struct fh *x;
+	int rc;
 
-EROFS_OP(setattr, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f)
-EROFS_OP(mknod, fuse_ino_t p, const char *n, mode_t m, dev_t r)
-EROFS_OP(mkdir, fuse_ino_t p, const char *n, mode_t m)
-EROFS_OP(unlink, fuse_ino_t p, const char *n)
-EROFS_OP(rmdir, fuse_ino_t p, const char *n)
-EROFS_OP(symlink, const char *l, fuse_ino_t p, const char *n)
-EROFS_OP(rename, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn,
-	 unsigned int f)
-EROFS_OP(link, fuse_ino_t i, fuse_ino_t np, const char *nn)
-EROFS_OP(create, fuse_ino_t p, const char *n, mode_t m,
-	 struct fuse_file_info *f)
-EROFS_OP(write, fuse_ino_t i, const char *b, size_t s, off_t o,
-	 struct fuse_file_info *f)
-EROFS_OP(fallocate, fuse_ino_t i, int m, off_t o, off_t l,
-	 struct fuse_file_info *f)
+	(void)mode; /* files are 0644: the node's, not the creator's */
+	count(fs, OP_create, p);
+	if (!p)
+		{ reply_err(req, ESTALE); return; }
+	rc = gfs_wr_create(fs->wr, parent, &p->d, name, &h, &child, &st);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	rc = make_entry(fs, parent, name, &child, &st, &e);
+	gfs_vdesc_release(&child);
+	x = rc ? NULL : fh_new_w(fs, h);
+	if (!x) {
+		if (!rc)
+			vn_forget(fs, e.ino, 1);
+		else
+			gfs_wr_close(fs->wr, h);
+		reply_err(req, rc ? rc : ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)x;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		vn_forget(fs, e.ino, 1);
+		fh_close(fs, x);
+	}
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct fh *x = fh_of(fi);
+	int rc;
+
+	count(fs, OP_write, vn_get(fs, ino));
+	if (!x->w)
+		{ reply_err(req, EBADF); return; }
+	if (off < 0)
+		{ reply_err(req, EINVAL); return; }
+	rc = gfs_wr_write(fs->wr, x->w, (uint64_t)off, buf, size);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* FLUSH (each close) and FSYNC commit the handle's bytes if they changed,
+ * then wait until the notifier has shown that version to this mount's
+ * readers: the kernel holds no directory lock here (docs/mount.md). */
+static void commit_handle(fuse_req_t req, struct gfs_fs *fs,
+			  struct fuse_file_info *fi)
+{
+	struct fh *x = fh_of(fi);
+	struct gfs_writer who;
+	uint64_t ver = 0;
+	int rc;
+
+	if (!x || !x->w)
+		{ fuse_reply_err(req, 0); return; }
+	who_of(req, &who);
+	rc = gfs_wr_flush(fs->wr, x->w, &who, &ver);
+	if (!rc && ver)
+		fsi_seen_wait(fs, ver);
+	reply_err(req, rc);
+}
+
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	count(fs, OP_flush, vn_get(fs, ino));
+	commit_handle(req, fs, fi);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	(void)datasync;
+	count(fs, OP_fsync, vn_get(fs, ino));
+	commit_handle(req, fs, fi);
+}
+
+/* chmod/chown to what the file already has succeed (cp -a, rsync -a),
+ * others are EPERM; times are accepted and ignored (mtimes are commit
+ * times); a size truncates the handle, or commits at once (truncate(1)). */
+static int setattr_do(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
+		      struct stat *a, int set, struct fuse_file_info *fi,
+		      struct stat *st)
+{
+	struct fh *x = fi ? fh_of(fi) : NULL;
+	struct gfs_writer who;
+	uint64_t ver = 0;
+	int rc;
+
+	gfs_view_getattr(fs->v, &n->d, st);
+	rc = gfs_wr_getattr(fs->wr, n->ino, &n->d, st);
+	if (rc)
+		return rc;
+	gfs_wr_mode(&n->d, st);
+	if (gfs_vdesc_frozen(&n->d))
+		return -EROFS;
+	if ((set & FUSE_SET_ATTR_MODE) && (a->st_mode & 07777) != (st->st_mode & 07777))
+		return -EPERM;
+	if (((set & FUSE_SET_ATTR_UID) && a->st_uid != st->st_uid) ||
+	    ((set & FUSE_SET_ATTR_GID) && a->st_gid != st->st_gid))
+		return -EPERM;
+	if (!(set & FUSE_SET_ATTR_SIZE))
+		return 0;
+	if (x && x->w) {
+		rc = gfs_wr_truncate(fs->wr, x->w, (uint64_t)a->st_size);
+		st->st_size = (off_t)gfs_wr_size(fs->wr, x->w);
+		return rc;
+	}
+	if (S_ISDIR(st->st_mode))
+		return -EISDIR;
+	who_of(req, &who);
+	rc = gfs_wr_truncate_path(fs->wr, n->ino, &n->d, (uint64_t)a->st_size,
+				  &who, &ver);
+	if (!rc) {
+		st->st_size = a->st_size;
+		if (ver)
+			fsi_seen_wait(fs, ver);
+	}
+	return rc;
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a,
+		       int set, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+	struct stat st;
+	int rc;
+
+	count(fs, OP_setattr, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	rc = setattr_do(req, fs, n, a, set, fi, &st);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, 0);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent);
+	struct gfs_writer who;
+
+	count(fs, OP_unlink, p);
+	if (!p)
+		{ reply_err(req, ESTALE); return; }
+	who_of(req, &who);
+	/* No wait for the notifier: the kernel holds the directory's lock
+	 * and drops the name itself when this succeeds. */
+	reply_err(req, gfs_wr_unlink(fs->wr, parent, &p->d, name, &who));
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent), *np = vn_get(fs, newparent);
+	struct gfs_writer who;
+
+	count(fs, OP_rename, p);
+	if (!p || !np)
+		{ reply_err(req, ESTALE); return; }
+	who_of(req, &who);
+	reply_err(req, gfs_wr_rename(fs->wr, parent, &p->d, name, newparent,
+				     &np->d, newname, flags, &who));
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent);
+	struct fuse_entry_param e;
+	struct gfs_writer who;
+	struct gfs_vdesc child;
+	struct stat st;
+	int rc;
+
+	count(fs, OP_symlink, p);
+	if (!p)
+		{ reply_err(req, ESTALE); return; }
+	who_of(req, &who);
+	rc = gfs_wr_symlink(fs->wr, &p->d, name, link, &who);
+	/* The reply is the new link as the new head shows it. */
+	if (!rc)
+		rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	rc = make_entry(fs, parent, name, &child, &st, &e);
+	gfs_vdesc_release(&child);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	e.entry_timeout = e.attr_timeout = 0;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		vn_forget(fs, e.ino, 1);
+}
+
+/* Directories are the graph's (a type's, a node's): none is made or
+ * removed by hand (docs/semantics.md, Writes). */
+static int dir_op(struct gfs_fs *fs, fuse_ino_t parent)
+{
+	struct vnode *p = vn_get(fs, parent);
+
+	return p && gfs_vdesc_frozen(&p->d) ? EROFS : EPERM;
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)name; (void)mode; (void)rdev;
+	count(req_fs(req), OP_mknod, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), parent));
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)name; (void)mode;
+	count(req_fs(req), OP_mkdir, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), parent));
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)name;
+	count(req_fs(req), OP_rmdir, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), parent));
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino; (void)newname;
+	count(req_fs(req), OP_link, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), newparent));
+}
+
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	(void)ino; (void)mode; (void)off; (void)len; (void)fi;
+	count(req_fs(req), OP_fallocate, NULL);
+	fuse_reply_err(req, EOPNOTSUPP);
+}
 
 static const struct fuse_lowlevel_ops gfs_ops = {
 	.init = ll_init,
@@ -1076,6 +1392,8 @@ static const struct fuse_lowlevel_ops gfs_ops = {
 	.access = ll_access,
 	.create = ll_create,
 	.fallocate = ll_fallocate,
+	.flush = ll_flush,
+	.fsync = ll_fsync,
 	/* getxattr/listxattr stay unimplemented: libfuse answers ENOSYS once
 	 * and the kernel stops asking (DESIGN.md §5). */
 };
@@ -1117,6 +1435,17 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 		free(fs);
 		return rc;
 	}
+	rc = gfs_wr_new(g, fs->v, o->mountpoint, &fs->wr);
+	if (rc) {
+		gfs_view_free(fs->v);
+		free(fs->buckets);
+		free(fs->kbuckets);
+		free(fs->root);
+		free(fs);
+		return rc;
+	}
+	pthread_mutex_init(&fs->seen_lock, NULL);
+	pthread_cond_init(&fs->seen_cond, NULL);
 	gfs_view_root(fs->v, &fs->root->d);
 	fs->root->ino = FUSE_ROOT_ID;
 	fs->root->nlookup = 1;
@@ -1143,6 +1472,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 	gfs_fs_notifier_stop(fs);
 	while (fs->fhs.next != &fs->fhs)
 		fh_close(fs, fs->fhs.next);
+	gfs_wr_free(fs->wr); /* deletions still pending are done now */
 	for (size_t b = 0; b < fs->n_buckets; b++) {
 		while (fs->buckets[b]) {
 			struct vnode *n = fs->buckets[b];
@@ -1162,5 +1492,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 	pthread_rwlock_destroy(&fs->reply_lock);
 	pthread_mutex_destroy(&fs->stop_lock);
 	pthread_cond_destroy(&fs->stop_cond);
+	pthread_mutex_destroy(&fs->seen_lock);
+	pthread_cond_destroy(&fs->seen_cond);
 	free(fs);
 }

@@ -14,6 +14,7 @@
 
 #include "fs.h"
 #include "view.h"
+#include "write.h"
 
 /* "Never expire" for versions/N: a century; the kernel caps it anyway. */
 #define FOREVER (100.0 * 365 * 86400)
@@ -22,7 +23,8 @@
 	X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir) X(unlink)  \
 	X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write)  \
 	X(release) X(opendir) X(readdir) X(readdirplus) X(releasedir)  \
-	X(statfs) X(access) X(create) X(fallocate)
+	X(statfs) X(access) X(create) X(fallocate) \
+	X(flush) X(fsync)
 
 enum op {
 #define X(n) OP_##n,
@@ -49,6 +51,7 @@ struct vnode {
 struct fh {
 	struct fh *prev, *next; /* protected by fs->fh_lock */
 	bool dir;
+	struct gfs_wobj *w;   /* a write handle (or any handle of a WFILE) */
 	union {
 		struct gfs_vfile *f;
 		struct gfs_vdir *d;
@@ -103,6 +106,12 @@ struct gfs_fs {
 	pthread_rwlock_t reply_lock;
 	atomic_uint_least64_t zero_timeouts; /* replies sent uncacheable */
 
+	struct gfs_wr *wr;        /* writes (fuse/write.c) */
+	/* seen_lock/seen_cond: the notifier broadcasts each head_seen it
+	 * reaches; a FLUSH waits there for its own version (visibility). */
+	pthread_mutex_t seen_lock;
+	pthread_cond_t seen_cond;
+
 	struct fuse_session *se;
 	pthread_t notifier;
 	bool notifier_running;
@@ -115,6 +124,12 @@ struct gfs_fs {
 /* Asks the kernel to drop the least recently used names when the daemon
  * tracks more than max_vnodes inodes (notify.c calls it; no lock held). */
 void fsi_prune(struct gfs_fs *fs);
+
+/* Wakes the notifier and waits (bounded) until it has handled graph
+ * version ver; holds no lock meanwhile.  Only from FLUSH/FSYNC (no
+ * directory lock held by the kernel there). */
+#define GFS_SEEN_WAIT_S 10
+void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver);
 
 /* The vnode of ino, or NULL; caller holds fs->ino_lock. */
 struct vnode *fsi_vn_find_locked(struct gfs_fs *fs, uint64_t ino);

@@ -1222,6 +1222,7 @@ static const char *const gfs_names[GFS_GF_COUNT] = {
 	[GFS_GF_SIDECARS] = "sidecars.jsonl",
 	[GFS_GF_AUDIT] = "audit.jsonl",
 	[GFS_GF_SEEN] = "seen",
+	[GFS_GF_ERRORS] = "errors.jsonl",
 };
 
 static bool name_is(const char *name, size_t nlen, const char *lit)

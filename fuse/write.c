@@ -1,0 +1,1428 @@
+/* write.c - writes through the live view (write.h; docs/mount.md "Writes").
+ *
+ * Objects: a struct gfs_wobj holds the bytes of one writable file: a node
+ * file opened for writing (private to its handle: the handle starts from
+ * the file's bytes and commits them on FLUSH/FSYNC), a node file created
+ * and not yet committed, or a scratch file (a name in a node type
+ * directory that is no node file name: editors' probes, swap files and
+ * backups, sed -i's temporary).  The last two are "listed": lookup and
+ * readdir of their directory find them, under a WFILE inode.
+ *
+ * Pending deletion: renaming node K to a scratch name (vim's backup)
+ * deletes nothing; the scratch object records K and the name K looks
+ * absent.  Writing K again clears it (an update: edges stay); removing the
+ * scratch file while it is set, or the end of the mount, deletes K.
+ *
+ * Locks: w->lock protects the lists, every object's fields and bytes and
+ * the error ring; it is never held across a commit.  w->q_lock protects
+ * the commit queue.  The commit thread holds neither while it calls
+ * gfs_graph_apply, and never waits for the notifier (fs.c does, after a
+ * FLUSH, holding nothing).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "names.h"
+#include "write.h"
+
+/* ---- buffers: memory up to GFS_WR_MEM_MAX, then an O_TMPFILE ---------- */
+
+struct wbuf {
+	char *p;       /* fd < 0: the bytes */
+	size_t cap;
+	uint64_t size;
+	int fd;        /* spilled: every byte is in the file */
+};
+
+static void wbuf_init(struct wbuf *b)
+{
+	memset(b, 0, sizeof *b);
+	b->fd = -1;
+}
+
+static void wbuf_release(struct wbuf *b)
+{
+	free(b->p);
+	if (b->fd >= 0)
+		close(b->fd);
+	wbuf_init(b);
+}
+
+static int wbuf_spill(struct wbuf *b, const char *staging)
+{
+	int fd = open(staging, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	uint64_t done = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (done < b->size) {
+		ssize_t n = pwrite(fd, b->p + done, b->size - done, (off_t)done);
+
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		done += (uint64_t)n;
+	}
+	free(b->p);
+	b->p = NULL;
+	b->cap = 0;
+	b->fd = fd;
+	return 0;
+}
+
+/* Makes room for size bytes in memory (zero-filled), or spills. */
+static int wbuf_room(struct wbuf *b, uint64_t size, const char *staging)
+{
+	char *p;
+	size_t cap;
+
+	if (b->fd >= 0)
+		return 0;
+	if (size > GFS_WR_MEM_MAX)
+		return wbuf_spill(b, staging);
+	if (size <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < size)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	memset(p + b->cap, 0, cap - b->cap);
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int wbuf_write(struct wbuf *b, uint64_t off, const void *data,
+		      size_t len, const char *staging)
+{
+	uint64_t end = off + len;
+	int rc;
+
+	if (end < off || end > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	rc = wbuf_room(b, end, staging);
+	if (rc)
+		return rc;
+	if (b->fd < 0) {
+		if (off > b->size)
+			memset(b->p + b->size, 0, off - b->size);
+		memcpy(b->p + off, data, len);
+	} else {
+		size_t done = 0;
+
+		while (done < len) {
+			ssize_t n = pwrite(b->fd, (const char *)data + done,
+					   len - done, (off_t)(off + done));
+			if (n < 0)
+				return -errno;
+			done += (size_t)n;
+		}
+	}
+	if (end > b->size)
+		b->size = end;
+	return 0;
+}
+
+static int wbuf_truncate(struct wbuf *b, uint64_t size, const char *staging)
+{
+	int rc = wbuf_room(b, size, staging);
+
+	if (rc)
+		return rc;
+	if (b->fd >= 0) {
+		if (ftruncate(b->fd, (off_t)size))
+			return -errno;
+	} else if (size > b->size) {
+		memset(b->p + b->size, 0, size - b->size);
+	} else if (b->p && size < b->size) {
+		memset(b->p + size, 0, b->size - size);
+	}
+	b->size = size;
+	return 0;
+}
+
+static int wbuf_read(const struct wbuf *b, uint64_t off, void *buf,
+		     size_t len, size_t *n)
+{
+	*n = 0;
+	if (off >= b->size)
+		return 0;
+	if (len > b->size - off)
+		len = (size_t)(b->size - off);
+	if (b->fd < 0) {
+		memcpy(buf, b->p + off, len);
+		*n = len;
+		return 0;
+	}
+	while (*n < len) {
+		ssize_t r = pread(b->fd, (char *)buf + *n, len - *n,
+				  (off_t)(off + *n));
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		*n += (size_t)r;
+	}
+	return 0;
+}
+
+/* A copy of all the bytes (for a commit); *out is new. */
+static int wbuf_copy(const struct wbuf *b, char **out, size_t *len)
+{
+	size_t n;
+	char *p;
+	int rc;
+
+	if (b->size > SIZE_MAX - 1)
+		return -EFBIG;
+	p = malloc((size_t)b->size + 1);
+	if (!p)
+		return -ENOMEM;
+	rc = wbuf_read(b, 0, p, (size_t)b->size, &n);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	*len = n;
+	return 0;
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+enum wkind {
+	WK_NODE,     /* a node file opened for writing (private) */
+	WK_NEW,      /* a node file created, not committed yet (listed) */
+	WK_SCRATCH,  /* a scratch file (listed) */
+};
+
+struct gfs_wobj {
+	struct gfs_wobj *next;     /* all objects; protected by w->lock */
+	enum wkind kind;
+	int refs;                  /* open handles + 1 while listed */
+	bool listed;
+	bool dirty;                /* bytes differ from what was committed */
+	uint64_t gen;              /* bumped by every change of the bytes */
+	uint64_t serial;           /* WFILE identity */
+	uint64_t ino;              /* the kernel's inode of it (0: none yet) */
+	uint64_t dir_ino;          /* listed: the directory */
+	char *name;                /* listed: its name */
+	const char *table;         /* interned: "node:T" */
+	char *key;                 /* WK_NODE / WK_NEW: the node key */
+	size_t key_len;
+	char *pend;                /* scratch: node whose deletion is pending */
+	size_t pend_len;
+	uint64_t mtime_ns;
+	struct wbuf b;
+};
+
+struct wreq {
+	struct wreq *next;
+	struct gfs_change *ch;
+	size_t n;
+	bool done;
+};
+
+struct gfs_wr {
+	struct gfs_graph *g;
+	struct gfs_view *v;
+	char *source;              /* "mount /mnt" for the log */
+	char *staging;             /* STORE/staging */
+	uid_t uid;
+	gid_t gid;
+
+	pthread_mutex_t lock;
+	struct gfs_wobj *objs;
+	uint64_t serial;
+	char **errs;               /* ring of JSON lines */
+	size_t err_next, err_count;
+
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond, done_cond;
+	struct wreq *q_head, **q_tail;
+	bool q_stop, thread_on;
+	pthread_t thread;
+};
+
+static const char *type_of(const char *table)
+{
+	const char *c = table ? strchr(table, ':') : NULL;
+
+	return c ? c + 1 : "";
+}
+
+static bool is_node_typedir(const struct gfs_vdesc *d)
+{
+	return d->kind == GFS_VK_TYPEDIR && !gfs_vdesc_frozen(d) && d->table &&
+	       strncmp(d->table, "node:", 5) == 0;
+}
+
+static void obj_unref_locked(struct gfs_wr *w, struct gfs_wobj *o)
+{
+	if (--o->refs > 0)
+		return;
+	for (struct gfs_wobj **pp = &w->objs; *pp; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	wbuf_release(&o->b);
+	free(o->name);
+	free(o->key);
+	free(o->pend);
+	free(o);
+}
+
+static struct gfs_wobj *obj_new_locked(struct gfs_wr *w, enum wkind k,
+				       const char *table)
+{
+	struct gfs_wobj *o = calloc(1, sizeof *o);
+
+	if (!o)
+		return NULL;
+	o->kind = k;
+	o->table = table;
+	o->serial = ++w->serial;
+	o->mtime_ns = gfs_now_ns();
+	wbuf_init(&o->b);
+	o->next = w->objs;
+	w->objs = o;
+	return o;
+}
+
+static void obj_unlist_locked(struct gfs_wr *w, struct gfs_wobj *o)
+{
+	if (!o->listed)
+		return;
+	o->listed = false;
+	obj_unref_locked(w, o);
+}
+
+static struct gfs_wobj *listed_locked(struct gfs_wr *w, uint64_t dir_ino,
+				      const char *name)
+{
+	for (struct gfs_wobj *o = w->objs; o; o = o->next)
+		if (o->listed && o->dir_ino == dir_ino && !strcmp(o->name, name))
+			return o;
+	return NULL;
+}
+
+static struct gfs_wobj *by_serial_locked(struct gfs_wr *w, uint64_t serial)
+{
+	for (struct gfs_wobj *o = w->objs; o; o = o->next)
+		if (o->serial == serial)
+			return o;
+	return NULL;
+}
+
+static struct gfs_wobj *pending_locked(struct gfs_wr *w, const char *table,
+				       const char *key, size_t len)
+{
+	for (struct gfs_wobj *o = w->objs; o; o = o->next)
+		if (o->listed && o->pend && o->table == table &&
+		    o->pend_len == len && !memcmp(o->pend, key, len))
+			return o;
+	return NULL;
+}
+
+static void clear_pending_locked(struct gfs_wr *w, const char *table,
+				 const char *key, size_t len)
+{
+	struct gfs_wobj *o;
+
+	while ((o = pending_locked(w, table, key, len))) {
+		free(o->pend);
+		o->pend = NULL;
+		o->pend_len = 0;
+	}
+}
+
+static void obj_stat(const struct gfs_wr *w, const struct gfs_wobj *o,
+		     struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_mode = S_IFREG | 0644;
+	st->st_nlink = 1;
+	st->st_uid = w->uid;
+	st->st_gid = w->gid;
+	st->st_size = (off_t)o->b.size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((o->b.size + 511) / 512);
+	st->st_mtim.tv_sec = (time_t)(o->mtime_ns / 1000000000u);
+	st->st_mtim.tv_nsec = (long)(o->mtime_ns % 1000000000u);
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+static int obj_desc(const struct gfs_wobj *o, struct gfs_vdesc *d)
+{
+	memset(d, 0, sizeof *d);
+	d->kind = GFS_VK_WFILE;
+	d->table = o->table;
+	d->serial = o->serial;
+	d->key = gfs_strdup(o->name ? o->name : "");
+	if (!d->key)
+		return -ENOMEM;
+	d->key_len = strlen(d->key);
+	d->size = o->b.size;
+	d->mtime_ns = o->mtime_ns;
+	return 0;
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+enum wname { WN_SCRATCH, WN_NODE };
+
+/* What name means in node type directory dir: a node file name (its key
+ * in *key, new; a hashed name must match an existing node), a scratch
+ * name, or -EINVAL (ends in ".json" but is not a canonical node file
+ * name: %61lice.json). */
+static int classify(struct gfs_wr *w, const struct gfs_vdesc *dir,
+		    const char *name, char **key, size_t *klen)
+{
+	size_t nlen = strlen(name), stem;
+	struct gfs_name_dec dec;
+	struct gfs_vdesc child;
+	int rc;
+
+	*key = NULL;
+	*klen = 0;
+	if (!gfs_name_is_json(name, nlen, &stem))
+		return WN_SCRATCH;
+	if (gfs_name_decode(name, stem, &dec))
+		return -EINVAL;
+	if (dec.hashed) {
+		gfs_name_dec_release(&dec);
+		rc = gfs_view_lookup(w->v, dir, name, &child, NULL);
+		if (rc)
+			return rc == -ENOENT ? -EINVAL : rc;
+		*key = gfs_memdup(child.key, child.key_len);
+		*klen = child.key_len;
+		gfs_vdesc_release(&child);
+		return *key ? WN_NODE : -ENOMEM;
+	}
+	if (!gfs_name_matches(dec.key, dec.len, GFS_NAME_KEY_MAX, name, stem)) {
+		gfs_name_dec_release(&dec);
+		return -EINVAL;
+	}
+	*key = gfs_memdup(dec.key, dec.len);
+	*klen = dec.len;
+	gfs_name_dec_release(&dec);
+	return *key ? WN_NODE : -ENOMEM;
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void note_error(struct gfs_wr *w, const char *op, const char *path,
+		       int err, const char *msg)
+{
+	struct gfs_buf b;
+	struct timespec ts;
+	char when[32];
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	gfs_buf_init(&b);
+	gfs_buf_appendf(&b, "{\"time\":\"%s\",\"op\":\"%s\",\"path\":", when, op);
+	gfs_buf_append_json_str(&b, path, strlen(path));
+	gfs_buf_appendf(&b, ",\"errno\":%d,\"error\":\"%s\",\"message\":", err,
+			strerrorname_np(err) ? strerrorname_np(err) : "");
+	gfs_buf_append_json_str(&b, msg, strlen(msg));
+	gfs_buf_append(&b, "}\n", 3); /* with the NUL */
+	fprintf(stderr, "graphfs: %s %s: %s: %s\n", op, path, strerror(err), msg);
+	if (!b.p)
+		return;
+	pthread_mutex_lock(&w->lock);
+	free(w->errs[w->err_next]);
+	w->errs[w->err_next] = b.p;
+	w->err_next = (w->err_next + 1) % GFS_WR_ERRORS_MAX;
+	if (w->err_count < GFS_WR_ERRORS_MAX)
+		w->err_count++;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void gfs_wr_errors(struct gfs_wr *w, struct gfs_buf *out)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->err_count; i++) {
+		size_t k = (w->err_next + GFS_WR_ERRORS_MAX - w->err_count + i) %
+			   GFS_WR_ERRORS_MAX;
+		gfs_buf_appendf(out, "%s", w->errs[k]);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* The path of name in node type table's directory (for messages). */
+static void node_path(char *out, size_t n, const char *table, const char *name)
+{
+	snprintf(out, n, "nodes/%s/%s", type_of(table), name);
+}
+
+/* ---- the commit thread -------------------------------------------------- */
+
+/* Library result -> errno (docs/semantics.md, "Writes"). */
+static int to_errno(int rc)
+{
+	if (rc >= 0)
+		return rc;
+	if (rc == GFS_EDATA || rc == GFS_ECONFLICT || rc == GFS_ETOOLONG ||
+	    rc == GFS_ESCHEMA)
+		return -EINVAL;
+	if (rc > -4096)
+		return rc;
+	return -EIO;
+}
+
+/* A change that failed with its batch: the batch's reason. */
+static void batch_msg(struct gfs_change *ch, const struct gfs_diag *d)
+{
+	struct gfs_buf b;
+
+	gfs_buf_init(&b);
+	gfs_buf_appendf(&b, "%s%s%s", gfs_strerror(ch->rc),
+			d->msg[0] ? ": " : "", d->msg);
+	if (b.p)
+		snprintf(ch->msg, sizeof ch->msg, "%.*s", (int)sizeof ch->msg - 1, b.p);
+	gfs_buf_release(&b);
+}
+
+static void run_batch(struct gfs_wr *w, struct wreq *batch)
+{
+	struct gfs_apply_opts o = { .source = w->source };
+	struct gfs_apply_result res;
+	struct gfs_diag d = {{0}};
+	struct gfs_change *all;
+	size_t n = 0, k = 0;
+	int rc;
+
+	for (struct wreq *r = batch; r; r = r->next)
+		n += r->n;
+	all = calloc(n ? n : 1, sizeof *all);
+	if (!all) {
+		for (struct wreq *r = batch; r; r = r->next)
+			for (size_t i = 0; i < r->n; i++)
+				r->ch[i].rc = -ENOMEM;
+		return;
+	}
+	for (struct wreq *r = batch; r; r = r->next)
+		for (size_t i = 0; i < r->n; i++)
+			all[k++] = r->ch[i];
+	memset(&res, 0, sizeof res);
+	rc = gfs_graph_apply(w->g, all, n, &o, &res, &d);
+	k = 0;
+	for (struct wreq *r = batch; r; r = r->next)
+		for (size_t i = 0; i < r->n; i++, k++) {
+			r->ch[i].rc = all[k].rc;
+			r->ch[i].version = all[k].version ? all[k].version :
+					   res.version;
+			memcpy(r->ch[i].msg, all[k].msg, sizeof all[k].msg);
+			if (rc && !r->ch[i].rc)
+				r->ch[i].rc = rc;
+			if (r->ch[i].rc && !r->ch[i].msg[0])
+				batch_msg(&r->ch[i], &d);
+		}
+	free(all);
+}
+
+static void *committer(void *arg)
+{
+	struct gfs_wr *w = arg;
+
+	pthread_mutex_lock(&w->q_lock);
+	for (;;) {
+		struct wreq *batch;
+
+		while (!w->q_head && !w->q_stop)
+			pthread_cond_wait(&w->q_cond, &w->q_lock);
+		if (!w->q_head)
+			break;
+		batch = w->q_head;
+		w->q_head = NULL;
+		w->q_tail = &w->q_head;
+		pthread_mutex_unlock(&w->q_lock);
+		run_batch(w, batch);
+		pthread_mutex_lock(&w->q_lock);
+		for (struct wreq *r = batch; r; r = r->next)
+			r->done = true;
+		pthread_cond_broadcast(&w->done_cond);
+	}
+	pthread_mutex_unlock(&w->q_lock);
+	return NULL;
+}
+
+/* Publishes ch[0..n) (with whatever else is queued) and waits; each
+ * change's rc/msg/version are set.  Returns ch[0]'s errno. */
+static int commit(struct gfs_wr *w, struct gfs_change *ch, size_t n)
+{
+	struct wreq r = { .ch = ch, .n = n };
+	int rc = 0;
+
+	pthread_mutex_lock(&w->q_lock);
+	if (!w->thread_on && !w->q_stop) {
+		rc = -pthread_create(&w->thread, NULL, committer, w);
+		w->thread_on = rc == 0;
+	}
+	if (rc || w->q_stop) {
+		pthread_mutex_unlock(&w->q_lock);
+		return rc ? rc : -EROFS;
+	}
+	*w->q_tail = &r;
+	w->q_tail = &r.next;
+	pthread_cond_signal(&w->q_cond);
+	while (!r.done)
+		pthread_cond_wait(&w->done_cond, &w->q_lock);
+	pthread_mutex_unlock(&w->q_lock);
+	return to_errno(ch[0].rc);
+}
+
+/* One change of op on path: commits it, records a failure. */
+static int commit_one(struct gfs_wr *w, struct gfs_change *ch, const char *op,
+		      const char *path)
+{
+	int rc = commit(w, ch, 1);
+
+	if (rc)
+		note_error(w, op, path, -rc, ch->msg[0] ? ch->msg :
+			   gfs_strerror(ch->rc ? ch->rc : rc));
+	return rc;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int gfs_wr_new(struct gfs_graph *g, struct gfs_view *v, const char *mnt,
+	       struct gfs_wr **out)
+{
+	struct gfs_wr *w = calloc(1, sizeof *w);
+	struct gfs_buf b;
+	struct gfs_vdesc root;
+	struct stat st;
+
+	if (!w)
+		return -ENOMEM;
+	gfs_buf_init(&b);
+	gfs_buf_appendf(&b, "mount %s", mnt ? mnt : "?");
+	w->source = b.p;
+	gfs_buf_init(&b);
+	gfs_buf_appendf(&b, "%s/staging", gfs_graph_dir(g));
+	w->staging = b.p;
+	w->errs = calloc(GFS_WR_ERRORS_MAX, sizeof *w->errs);
+	if (!w->source || !w->staging || !w->errs) {
+		free(w->source);
+		free(w->staging);
+		free(w->errs);
+		free(w);
+		return -ENOMEM;
+	}
+	w->g = g;
+	w->v = v;
+	gfs_view_root(v, &root);
+	gfs_view_getattr(v, &root, &st);
+	gfs_vdesc_release(&root);
+	w->uid = st.st_uid;
+	w->gid = st.st_gid;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->q_lock, NULL);
+	pthread_cond_init(&w->q_cond, NULL);
+	pthread_cond_init(&w->done_cond, NULL);
+	w->q_tail = &w->q_head;
+	*out = w;
+	return 0;
+}
+
+/* The end of the mount: a node still pending deletion is deleted now. */
+static void flush_pending(struct gfs_wr *w)
+{
+	struct gfs_writer who = { .uid = getuid(), .pid = getpid() };
+	struct gfs_change *ch = NULL;
+	size_t n = 0, cap = 0;
+
+	snprintf(who.comm, sizeof who.comm, "graphfs");
+	pthread_mutex_lock(&w->lock);
+	for (struct gfs_wobj *o = w->objs; o; o = o->next) {
+		struct gfs_change *p;
+
+		if (!o->listed || !o->pend)
+			continue;
+		p = gfs_array_grow(ch, &cap, n, sizeof *ch, 8);
+		if (!p)
+			break;
+		ch = p;
+		memset(&ch[n], 0, sizeof ch[n]);
+		ch[n].kind = GFS_CH_NODE_DEL;
+		ch[n].type = type_of(o->table);
+		ch[n].key = o->pend;
+		ch[n].key_len = o->pend_len;
+		ch[n].who = &who;
+		n++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (n)
+		commit(w, ch, n);
+	for (size_t i = 0; i < n; i++)
+		if (ch[i].rc && ch[i].rc != -ENOENT)
+			fprintf(stderr, "graphfs: unmount: deleting '%s' (pending since its rename to a scratch name): %s\n",
+				ch[i].key, ch[i].msg);
+	free(ch);
+}
+
+void gfs_wr_free(struct gfs_wr *w)
+{
+	if (!w)
+		return;
+	flush_pending(w);
+	pthread_mutex_lock(&w->q_lock);
+	w->q_stop = true;
+	pthread_cond_signal(&w->q_cond);
+	pthread_mutex_unlock(&w->q_lock);
+	if (w->thread_on)
+		pthread_join(w->thread, NULL);
+	while (w->objs) {
+		w->objs->refs = 1;
+		obj_unref_locked(w, w->objs);
+	}
+	for (size_t i = 0; i < GFS_WR_ERRORS_MAX; i++)
+		free(w->errs[i]);
+	free(w->errs);
+	free(w->source);
+	free(w->staging);
+	pthread_mutex_destroy(&w->lock);
+	pthread_mutex_destroy(&w->q_lock);
+	pthread_cond_destroy(&w->q_cond);
+	pthread_cond_destroy(&w->done_cond);
+	free(w);
+}
+
+void gfs_wr_writer(uid_t uid, pid_t pid, struct gfs_writer *who)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	memset(who, 0, sizeof *who);
+	who->uid = uid;
+	who->pid = pid;
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, who->comm, sizeof who->comm - 1);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	who->comm[n] = '\0';
+	who->comm[strcspn(who->comm, "\n")] = '\0';
+}
+
+/* ---- attributes and lookups --------------------------------------------- */
+
+void gfs_wr_mode(const struct gfs_vdesc *d, struct stat *st)
+{
+	bool w = false;
+
+	if (!gfs_vdesc_frozen(d)) {
+		switch (d->kind) {
+		case GFS_VK_TYPEDIR: case GFS_VK_NODEFILE: case GFS_VK_WFILE:
+		case GFS_VK_SRCDIR: case GFS_VK_EDGEFILE: case GFS_VK_ETDIR:
+			w = true;
+			break;
+		default:
+			break;
+		}
+	}
+	if (w)
+		st->st_mode |= S_ISDIR(st->st_mode) ? 0755 : 0644;
+	if (S_ISLNK(st->st_mode))
+		st->st_mode = S_IFLNK | 0777;
+}
+
+int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
+		  const struct gfs_vdesc *dir, const char *name,
+		  struct gfs_vdesc *child, struct stat *st)
+{
+	struct gfs_wobj *o;
+	char *key = NULL;
+	size_t klen;
+	int rc = 1;
+
+	if (!is_node_typedir(dir))
+		return 1;
+	pthread_mutex_lock(&w->lock);
+	o = listed_locked(w, dir_ino, name);
+	if (o) {
+		rc = obj_desc(o, child);
+		if (!rc)
+			obj_stat(w, o, st);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (o)
+		return rc;
+	if (classify(w, dir, name, &key, &klen) != WN_NODE)
+		return 1;
+	pthread_mutex_lock(&w->lock);
+	if (pending_locked(w, dir->table, key, klen))
+		rc = -ENOENT;
+	pthread_mutex_unlock(&w->lock);
+	free(key);
+	return rc;
+}
+
+int gfs_wr_getattr(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
+		   struct stat *st)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (d->kind == GFS_VK_WFILE) {
+		struct gfs_wobj *o = by_serial_locked(w, d->serial);
+
+		if (o)
+			obj_stat(w, o, st);
+		else
+			rc = -ESTALE;
+	} else if (d->kind == GFS_VK_NODEFILE && !gfs_vdesc_frozen(d)) {
+		for (struct gfs_wobj *o = w->objs; o; o = o->next)
+			if (o->ino == ino && o->kind == WK_NODE && o->dirty) {
+				st->st_size = (off_t)o->b.size;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+int gfs_wr_list(struct gfs_wr *w, uint64_t dir_ino, uint64_t pos,
+		int (*emit)(void *arg, const char *name, const struct gfs_vdesc *d,
+			    const struct stat *st, uint64_t next),
+		void *arg)
+{
+	uint64_t i = 0;
+
+	pthread_mutex_lock(&w->lock);
+	for (struct gfs_wobj *o = w->objs; o; o = o->next) {
+		struct gfs_vdesc d;
+		struct stat st;
+		int stop;
+
+		if (!o->listed || o->dir_ino != dir_ino)
+			continue;
+		if (i++ < pos)
+			continue;
+		if (obj_desc(o, &d))
+			break;
+		obj_stat(w, o, &st);
+		stop = emit(arg, o->name, &d, &st, i);
+		gfs_vdesc_release(&d);
+		if (stop)
+			break;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+/* The bytes of node file d, into b. */
+static int read_node(struct gfs_wr *w, const struct gfs_vdesc *d,
+		     struct wbuf *b)
+{
+	struct gfs_vfile *f;
+	char buf[65536];
+	uint64_t off = 0;
+	size_t n;
+	int rc = gfs_view_open(w->v, d, &f);
+
+	if (rc)
+		return rc;
+	for (;;) {
+		rc = gfs_view_read(w->v, f, off, buf, sizeof buf, &n);
+		if (rc || n == 0)
+			break;
+		rc = wbuf_write(b, off, buf, n, w->staging);
+		if (rc)
+			break;
+		off += n;
+	}
+	gfs_view_close(w->v, f);
+	return rc;
+}
+
+int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
+		  const struct gfs_vdesc *dir, const char *name,
+		  struct gfs_wobj **h, struct gfs_vdesc *child, struct stat *st)
+{
+	struct gfs_wobj *o, *old;
+	char *key = NULL;
+	size_t klen = 0;
+	int k, rc;
+
+	*h = NULL;
+	if (gfs_vdesc_frozen(dir))
+		return -EROFS;
+	if (!is_node_typedir(dir))
+		return -EACCES;
+	k = classify(w, dir, name, &key, &klen);
+	if (k < 0)
+		return k;
+	pthread_mutex_lock(&w->lock);
+	old = listed_locked(w, dir_ino, name);
+	if (old)
+		obj_unlist_locked(w, old);
+	o = obj_new_locked(w, k == WN_NODE ? WK_NEW : WK_SCRATCH, dir->table);
+	if (!o) {
+		pthread_mutex_unlock(&w->lock);
+		free(key);
+		return -ENOMEM;
+	}
+	o->name = gfs_strdup(name);
+	o->key = key;
+	o->key_len = klen;
+	o->dir_ino = dir_ino;
+	o->listed = true;
+	o->dirty = k == WN_NODE;
+	o->refs = 2; /* listed + the handle */
+	rc = o->name ? obj_desc(o, child) : -ENOMEM;
+	if (!rc) {
+		obj_stat(w, o, st);
+		*h = o;
+	} else {
+		obj_unlist_locked(w, o);
+		obj_unref_locked(w, o);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
+		int flags, struct gfs_wobj **h)
+{
+	struct gfs_wobj *o;
+	int rc = 0;
+
+	*h = NULL;
+	if (gfs_vdesc_frozen(d))
+		return -EROFS;
+	pthread_mutex_lock(&w->lock);
+	if (d->kind == GFS_VK_WFILE) {
+		o = by_serial_locked(w, d->serial);
+		if (!o) {
+			rc = -ESTALE;
+		} else {
+			o->refs++;
+			o->ino = ino;
+			if (flags & O_TRUNC) {
+				rc = wbuf_truncate(&o->b, 0, w->staging);
+				o->dirty = o->kind == WK_NEW;
+				o->gen++;
+			}
+			*h = o;
+		}
+		pthread_mutex_unlock(&w->lock);
+		return rc;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (d->kind != GFS_VK_NODEFILE)
+		return -EACCES;
+	pthread_mutex_lock(&w->lock);
+	o = obj_new_locked(w, WK_NODE, d->table);
+	if (o) {
+		o->refs = 1;
+		o->ino = ino;
+		o->key = gfs_memdup(d->key, d->key_len);
+		o->key_len = d->key_len;
+		o->dirty = (flags & O_TRUNC) != 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!o || !o->key)
+		rc = -ENOMEM;
+	else if (!(flags & O_TRUNC))
+		rc = read_node(w, d, &o->b); /* o is private until returned */
+	if (rc && o) {
+		pthread_mutex_lock(&w->lock);
+		obj_unref_locked(w, o);
+		pthread_mutex_unlock(&w->lock);
+		return rc;
+	}
+	*h = o;
+	return rc;
+}
+
+int gfs_wr_read(struct gfs_wr *w, struct gfs_wobj *h, uint64_t off,
+		void *buf, size_t len, size_t *n)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	rc = wbuf_read(&h->b, off, buf, len, n);
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+int gfs_wr_write(struct gfs_wr *w, struct gfs_wobj *h, uint64_t off,
+		 const void *buf, size_t len)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	rc = wbuf_write(&h->b, off, buf, len, w->staging);
+	h->dirty = h->kind != WK_SCRATCH;
+	h->gen++;
+	h->mtime_ns = gfs_now_ns();
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+int gfs_wr_truncate(struct gfs_wr *w, struct gfs_wobj *h, uint64_t size)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	rc = wbuf_truncate(&h->b, size, w->staging);
+	h->dirty = h->kind != WK_SCRATCH;
+	h->gen++;
+	h->mtime_ns = gfs_now_ns();
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+uint64_t gfs_wr_size(struct gfs_wr *w, struct gfs_wobj *h)
+{
+	uint64_t s;
+
+	pthread_mutex_lock(&w->lock);
+	s = h->b.size;
+	pthread_mutex_unlock(&w->lock);
+	return s;
+}
+
+/* Commits o's bytes as node o->key (o->table); on success o is clean
+ * (unless written meanwhile), a created file stops being listed and a
+ * deletion pending on that key is cleared. */
+static int put_obj(struct gfs_wr *w, struct gfs_wobj *o, const char *key,
+		   size_t klen, const char *path, const char *op,
+		   const struct gfs_writer *who, uint64_t *version)
+{
+	struct gfs_change ch;
+	uint64_t gen;
+	size_t len = 0;
+	char *data = NULL;
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	gen = o->gen;
+	rc = wbuf_copy(&o->b, &data, &len);
+	pthread_mutex_unlock(&w->lock);
+	if (rc)
+		return rc;
+	memset(&ch, 0, sizeof ch);
+	ch.kind = GFS_CH_NODE_PUT;
+	ch.type = type_of(o->table);
+	ch.key = key;
+	ch.key_len = klen;
+	ch.data = data;
+	ch.data_len = len;
+	ch.who = who;
+	rc = commit_one(w, &ch, op, path);
+	free(data);
+	if (rc)
+		return rc;
+	*version = ch.version;
+	pthread_mutex_lock(&w->lock);
+	if (o->gen == gen)
+		o->dirty = false;
+	clear_pending_locked(w, o->table, key, klen);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+int gfs_wr_flush(struct gfs_wr *w, struct gfs_wobj *h,
+		 const struct gfs_writer *who, uint64_t *version)
+{
+	char path[PATH_MAX];
+	bool dirty;
+	int rc;
+
+	*version = 0;
+	pthread_mutex_lock(&w->lock);
+	/* An empty file is no node: it is what O_TRUNC and a shell's
+	 * redirection leave before the bytes come (bash closes its first
+	 * descriptor of `>` before echo writes); left dirty, not committed. */
+	dirty = h->dirty && h->kind != WK_SCRATCH && h->b.size > 0;
+	if (dirty)
+		node_path(path, sizeof path, h->table,
+			  h->name ? h->name : "");
+	pthread_mutex_unlock(&w->lock);
+	if (!dirty)
+		return 0;
+	if (!h->name) {
+		char nm[GFS_NAME_BUF];
+
+		gfs_name_encode(h->key, h->key_len, GFS_NAME_KEY_MAX, nm);
+		node_path(path, sizeof path, h->table, nm);
+		strncat(path, ".json", sizeof path - strlen(path) - 1);
+	}
+	rc = put_obj(w, h, h->key, h->key_len, path, "close", who, version);
+	if (!rc && h->kind == WK_NEW) {
+		pthread_mutex_lock(&w->lock);
+		if (!h->dirty)
+			obj_unlist_locked(w, h);
+		pthread_mutex_unlock(&w->lock);
+	}
+	return rc;
+}
+
+void gfs_wr_close(struct gfs_wr *w, struct gfs_wobj *h)
+{
+	pthread_mutex_lock(&w->lock);
+	/* A created node file whose commit failed goes with its last handle:
+	 * nothing of it was published. */
+	if (h->kind == WK_NEW && h->refs == 2 && h->listed)
+		obj_unlist_locked(w, h);
+	obj_unref_locked(w, h);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int gfs_wr_truncate_path(struct gfs_wr *w, uint64_t ino,
+			 const struct gfs_vdesc *d, uint64_t size,
+			 const struct gfs_writer *who, uint64_t *version)
+{
+	struct gfs_wobj *h;
+	int rc = gfs_wr_open(w, ino, d, 0, &h);
+
+	*version = 0;
+	if (rc)
+		return rc;
+	rc = gfs_wr_truncate(w, h, size);
+	if (!rc)
+		rc = gfs_wr_flush(w, h, who, version);
+	gfs_wr_close(w, h);
+	return rc;
+}
+
+/* ---- unlink and rename -------------------------------------------------- */
+
+static int del_node(struct gfs_wr *w, const char *table, const char *key,
+		    size_t klen, const char *path, const struct gfs_writer *who)
+{
+	struct gfs_change ch;
+
+	memset(&ch, 0, sizeof ch);
+	ch.kind = GFS_CH_NODE_DEL;
+	ch.type = type_of(table);
+	ch.key = key;
+	ch.key_len = klen;
+	ch.who = who;
+	return commit_one(w, &ch, "unlink", path);
+}
+
+static int unlink_edge(struct gfs_wr *w, const struct gfs_vdesc *c,
+		       const char *name, const struct gfs_writer *who)
+{
+	const char *table = c->kind == GFS_VK_EDGELINK ? c->table2 : c->table;
+	struct gfs_change ch;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof path, "edges/%s/.../%s", type_of(table), name);
+	memset(&ch, 0, sizeof ch);
+	ch.kind = GFS_CH_EDGE_DEL;
+	ch.type = type_of(table);
+	ch.key = c->key;
+	ch.key_len = c->key_len;
+	ch.who = who;
+	return commit_one(w, &ch, "unlink", path);
+}
+
+/* Removes scratch or created file o (listed); a deletion pending on it is
+ * carried out now. */
+static int unlink_obj(struct gfs_wr *w, struct gfs_wobj *o,
+		      const struct gfs_writer *who)
+{
+	char *pend = NULL, path[PATH_MAX];
+	size_t plen = 0;
+	const char *table = o->table;
+	int rc = 0;
+
+	if (o->pend) {
+		pend = o->pend;
+		plen = o->pend_len;
+		o->pend = NULL;
+		node_path(path, sizeof path, table, o->name);
+	}
+	obj_unlist_locked(w, o);
+	pthread_mutex_unlock(&w->lock);
+	if (pend) {
+		rc = del_node(w, table, pend, plen, path, who);
+		if (rc == -ENOENT)
+			rc = 0; /* gone already: what was asked */
+	}
+	free(pend);
+	pthread_mutex_lock(&w->lock);
+	return rc;
+}
+
+int gfs_wr_unlink(struct gfs_wr *w, uint64_t dir_ino,
+		  const struct gfs_vdesc *dir, const char *name,
+		  const struct gfs_writer *who)
+{
+	struct gfs_vdesc c;
+	struct gfs_wobj *o;
+	char *key = NULL, path[PATH_MAX];
+	size_t klen;
+	int k, rc;
+
+	if (gfs_vdesc_frozen(dir))
+		return -EROFS;
+	if (is_node_typedir(dir)) {
+		pthread_mutex_lock(&w->lock);
+		o = listed_locked(w, dir_ino, name);
+		rc = o ? unlink_obj(w, o, who) : 1;
+		pthread_mutex_unlock(&w->lock);
+		if (rc != 1)
+			return rc;
+		k = classify(w, dir, name, &key, &klen);
+		if (k < 0)
+			return k == -EINVAL ? -ENOENT : k;
+		if (k != WN_NODE)
+			return -ENOENT;
+		pthread_mutex_lock(&w->lock);
+		rc = pending_locked(w, dir->table, key, klen) ? -ENOENT : 0;
+		pthread_mutex_unlock(&w->lock);
+		node_path(path, sizeof path, dir->table, name);
+		if (!rc)
+			rc = del_node(w, dir->table, key, klen, path, who);
+		free(key);
+		return rc;
+	}
+	rc = gfs_view_lookup(w->v, dir, name, &c, NULL);
+	if (rc)
+		return rc;
+	if (c.kind == GFS_VK_EDGEFILE || c.kind == GFS_VK_EDGELINK)
+		rc = unlink_edge(w, &c, name, who);
+	else
+		rc = gfs_vdesc_is_dir(&c) ? -EISDIR : -EACCES;
+	gfs_vdesc_release(&c);
+	return rc;
+}
+
+/* mv of a listed file onto node name (key): its bytes become that node. */
+static int rename_obj_to_node(struct gfs_wr *w, struct gfs_wobj *o,
+			      const char *key, size_t klen, const char *path,
+			      const struct gfs_writer *who)
+{
+	uint64_t version;
+	int rc;
+
+	rc = put_obj(w, o, key, klen, path, "rename", who, &version);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&w->lock);
+	if (o->pend) { /* a backup put back under another name: delete */
+		char *pend = o->pend;
+		size_t plen = o->pend_len;
+
+		o->pend = NULL;
+		obj_unlist_locked(w, o);
+		pthread_mutex_unlock(&w->lock);
+		rc = del_node(w, o->table, pend, plen, path, who);
+		free(pend);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	obj_unlist_locked(w, o);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+/* mv of node key to scratch name: the scratch file holds its bytes and
+ * the node is pending deletion (see the top of this file). */
+static int rename_node_to_scratch(struct gfs_wr *w, uint64_t dir_ino,
+				  const struct gfs_vdesc *dir,
+				  const struct gfs_vdesc *node,
+				  const char *nname)
+{
+	struct gfs_wbuf_holder { struct wbuf b; } tmp;
+	struct gfs_wobj *o, *old;
+	int rc;
+
+	wbuf_init(&tmp.b);
+	rc = read_node(w, node, &tmp.b);
+	if (rc) {
+		wbuf_release(&tmp.b);
+		return rc;
+	}
+	pthread_mutex_lock(&w->lock);
+	old = listed_locked(w, dir_ino, nname);
+	if (old)
+		obj_unlist_locked(w, old);
+	o = obj_new_locked(w, WK_SCRATCH, dir->table);
+	if (o) {
+		o->refs = 1;
+		o->listed = true;
+		o->dir_ino = dir_ino;
+		o->name = gfs_strdup(nname);
+		o->pend = gfs_memdup(node->key, node->key_len);
+		o->pend_len = node->key_len;
+		o->b = tmp.b;
+		wbuf_init(&tmp.b);
+		if (!o->name || !o->pend) {
+			obj_unlist_locked(w, o);
+			rc = -ENOMEM;
+		}
+	} else {
+		rc = -ENOMEM;
+	}
+	pthread_mutex_unlock(&w->lock);
+	wbuf_release(&tmp.b);
+	return rc;
+}
+
+static int rename_node(struct gfs_wr *w, const struct gfs_vdesc *dir,
+		       const struct gfs_vdesc *node, const char *key2,
+		       size_t klen2, const char *path,
+		       const struct gfs_writer *who)
+{
+	struct gfs_change ch;
+
+	(void)dir;
+	memset(&ch, 0, sizeof ch);
+	ch.kind = GFS_CH_NODE_RENAME;
+	ch.type = type_of(node->table);
+	ch.key = node->key;
+	ch.key_len = node->key_len;
+	ch.key2 = key2;
+	ch.key2_len = klen2;
+	ch.who = who;
+	return commit_one(w, &ch, "rename", path);
+}
+
+/* Both names in node type directory dir. */
+static int rename_in(struct gfs_wr *w, uint64_t dir_ino,
+		     const struct gfs_vdesc *dir, const char *name,
+		     const char *nname, unsigned flags,
+		     const struct gfs_writer *who)
+{
+	struct gfs_vdesc src, dst;
+	struct gfs_wobj *o, *t;
+	char *key2 = NULL, path[PATH_MAX];
+	size_t klen2;
+	int k2, rc;
+
+	node_path(path, sizeof path, dir->table, nname);
+	k2 = classify(w, dir, nname, &key2, &klen2);
+	if (k2 < 0)
+		return k2;
+	pthread_mutex_lock(&w->lock);
+	o = listed_locked(w, dir_ino, name);
+	t = listed_locked(w, dir_ino, nname);
+	if (o && k2 == WN_SCRATCH) {
+		/* scratch -> scratch: only the name changes */
+		char *nm = gfs_strdup(nname);
+
+		rc = nm ? 0 : -ENOMEM;
+		if (nm && t && t != o) {
+			if (t->pend && !o->pend) { /* keep the pending deletion */
+				o->pend = t->pend;
+				o->pend_len = t->pend_len;
+				t->pend = NULL;
+			}
+			obj_unlist_locked(w, t);
+		}
+		if (nm) {
+			free(o->name);
+			o->name = nm;
+		}
+		pthread_mutex_unlock(&w->lock);
+		return rc;
+	}
+	if (o) {
+		o->refs++;
+		if (t && t != o)
+			obj_unlist_locked(w, t);
+		pthread_mutex_unlock(&w->lock);
+		rc = rename_obj_to_node(w, o, key2, klen2, path, who);
+		pthread_mutex_lock(&w->lock);
+		obj_unref_locked(w, o);
+		pthread_mutex_unlock(&w->lock);
+		free(key2);
+		return rc;
+	}
+	pthread_mutex_unlock(&w->lock);
+	/* The source is a node file (not pending deletion). */
+	rc = gfs_wr_lookup(w, dir_ino, dir, name, &src, NULL);
+	if (rc == 0) {
+		gfs_vdesc_release(&src);
+		rc = -ENOENT;
+	}
+	if (rc == 1)
+		rc = gfs_view_lookup(w->v, dir, name, &src, NULL);
+	if (rc) {
+		free(key2);
+		return rc;
+	}
+	if (src.kind != GFS_VK_NODEFILE) {
+		rc = -EINVAL;
+	} else if (k2 == WN_SCRATCH) {
+		rc = rename_node_to_scratch(w, dir_ino, dir, &src, nname);
+	} else if (src.key_len == klen2 && !memcmp(src.key, key2, klen2)) {
+		rc = 0; /* same node */
+	} else {
+		rc = gfs_view_lookup(w->v, dir, nname, &dst, NULL);
+		if (rc == 0) {
+			gfs_vdesc_release(&dst);
+			rc = -EEXIST;
+			note_error(w, "rename", path, EEXIST,
+				   "a node with that key exists: no merge of two nodes by mv");
+		} else if (rc == -ENOENT) {
+			rc = rename_node(w, dir, &src, key2, klen2, path, who);
+		}
+	}
+	(void)flags;
+	gfs_vdesc_release(&src);
+	free(key2);
+	return rc;
+}
+
+int gfs_wr_rename(struct gfs_wr *w, uint64_t dir_ino,
+		  const struct gfs_vdesc *dir, const char *name,
+		  uint64_t ndir_ino, const struct gfs_vdesc *ndir,
+		  const char *nname, unsigned flags,
+		  const struct gfs_writer *who)
+{
+	if (gfs_vdesc_frozen(dir) || gfs_vdesc_frozen(ndir))
+		return -EROFS;
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	if (!is_node_typedir(dir) || !is_node_typedir(ndir))
+		return is_node_typedir(dir) || is_node_typedir(ndir) ?
+		       -EXDEV : -EPERM;
+	if (dir_ino != ndir_ino)
+		return -EXDEV; /* mv falls back to copy + unlink */
+	if (!strcmp(name, nname))
+		return 0;
+	return rename_in(w, dir_ino, dir, name, nname, flags, who);
+}
+
+int gfs_wr_symlink(struct gfs_wr *w, const struct gfs_vdesc *dir,
+		   const char *name, const char *target,
+		   const struct gfs_writer *who)
+{
+	(void)w; (void)name; (void)target; (void)who;
+	if (gfs_vdesc_frozen(dir))
+		return -EROFS;
+	return -EPERM;
+}
