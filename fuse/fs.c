@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fs_int.h"
+#include "names.h"
 
 static const char *const op_names[OP_COUNT] = {
 #define X(n) [OP_##n] = #n,
@@ -192,6 +193,7 @@ static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
 
 static void vn_free(struct vnode *n)
 {
+	free(n->renamed);
 	gfs_vdesc_release(&n->d);
 	free(n);
 }
@@ -598,6 +600,29 @@ static int make_entry(struct gfs_fs *fs, fuse_ino_t parent, const char *name,
 	return 0;
 }
 
+/* A renamed node file's current descriptor (see struct vnode, renamed):
+ * 0 and *out set (release it), or 1 if n is not renamed. */
+static int renamed_desc(struct gfs_fs *fs, struct vnode *n,
+			struct gfs_vdesc *out)
+{
+	struct vnode *p;
+	char *name = NULL;
+	int rc;
+
+	pthread_mutex_lock(&fs->ino_lock);
+	if (n->renamed)
+		name = gfs_strdup(n->renamed);
+	p = name ? fsi_vn_find_locked(fs, n->parent) : NULL;
+	pthread_mutex_unlock(&fs->ino_lock);
+	if (!p) {
+		free(name);
+		return 1;
+	}
+	rc = gfs_view_lookup(fs->v, &p->d, name, out, NULL);
+	free(name);
+	return rc;
+}
+
 /* ---- handlers ---------------------------------------------------------- */
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn)
@@ -700,6 +725,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
 	uint64_t e0 = epoch_of(fs);
+	struct gfs_vdesc rd;
 	struct stat st;
 	bool live;
 
@@ -707,7 +733,12 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	count(fs, OP_getattr, n);
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
-	gfs_view_getattr(fs->v, &n->d, &st);
+	if (renamed_desc(fs, n, &rd) == 0) {
+		gfs_view_getattr(fs->v, &rd, &st);
+		gfs_vdesc_release(&rd);
+	} else {
+		gfs_view_getattr(fs->v, &n->d, &st);
+	}
 	if (gfs_wr_getattr(fs->wr, ino, &n->d, &st))
 		{ reply_err(req, ESTALE); return; }
 	gfs_wr_mode(&n->d, &st);
@@ -784,6 +815,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
+	struct gfs_vdesc rd;
 	struct gfs_vfile *f;
 	struct fh *x;
 	int rc;
@@ -794,7 +826,13 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ||
 	    n->d.kind == GFS_VK_WFILE)
 		{ open_write(req, fs, n, fi); return; }
-	rc = gfs_view_open(fs->v, &n->d, &f);
+	rc = renamed_desc(fs, n, &rd);
+	if (rc == 0) {
+		rc = gfs_view_open(fs->v, &rd, &f);
+		gfs_vdesc_release(&rd);
+	} else if (rc == 1) {
+		rc = gfs_view_open(fs->v, &n->d, &f);
+	}
 	if (rc)
 		{ reply_err(req, rc); return; }
 	x = fh_new(fs, false, f);
@@ -888,6 +926,7 @@ struct rd {
 	fuse_req_t req;
 	fuse_ino_t dir;
 	bool plus, zero;
+	bool full;           /* an entry did not fit */
 	char *buf;
 	size_t size, used;
 	uint64_t *refs;      /* readdirplus: inodes referenced, to undo */
@@ -935,13 +974,13 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 	if (!r->plus) {
 		need = fuse_add_direntry(r->req, p, room, name, st, (off_t)next_off);
 		if (need > room)
-			return 1;
+			return r->full = true, 1;
 		r->used += need;
 		return 0;
 	}
 	need = fuse_add_direntry_plus(r->req, NULL, 0, name, NULL, 0);
 	if (need > room)
-		return 1;
+		return r->full = true, 1;
 	memset(&e, 0, sizeof e);
 	if (is_dot(name) || over_budget(r->fs)) {
 		/* Node id 0: the kernel lists the name and instantiates
@@ -965,12 +1004,46 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 	return 0;
 }
 
+/* Scratch names (fuse/write.c) follow a node type directory's listing;
+ * their offsets are SCRATCH_OFF + i: a view.c cookie of version bits 0
+ * and a position no listing reaches (2^39), and off_t stays positive. */
+#define SCRATCH_OFF (UINT64_C(1) << 39)
+#define IS_SCRATCH_OFF(o) ((o) >= SCRATCH_OFF && (o) < 2 * SCRATCH_OFF)
+
+static int rd_emit_scratch(void *arg, const char *name,
+			   const struct gfs_vdesc *d, const struct stat *st,
+			   uint64_t next)
+{
+	return rd_emit(arg, name, d, st, SCRATCH_OFF + next);
+}
+
 /* One READDIR(PLUS) batch into r: through the directory handle, or, when
  * the kernel opens directories itself (no handle), from the offset alone.
  * *ver: the graph version listed. */
+static int rd_fill_view(struct gfs_fs *fs, struct vnode *n,
+			struct fuse_file_info *fi, uint64_t off, struct rd *r,
+			uint64_t *ver);
+
 static int rd_fill(struct gfs_fs *fs, struct vnode *n,
 		   struct fuse_file_info *fi, uint64_t off, struct rd *r,
 		   uint64_t *ver)
+{
+	int rc;
+
+	if (IS_SCRATCH_OFF(off)) {
+		*ver = atomic_load(&fs->epoch);
+		return n ? gfs_wr_list(fs->wr, r->dir, off - SCRATCH_OFF,
+				       rd_emit_scratch, r) : -ESTALE;
+	}
+	rc = rd_fill_view(fs, n, fi, off, r, ver);
+	if (!rc && !r->full && n && n->d.kind == GFS_VK_TYPEDIR)
+		rc = gfs_wr_list(fs->wr, r->dir, 0, rd_emit_scratch, r);
+	return rc;
+}
+
+static int rd_fill_view(struct gfs_fs *fs, struct vnode *n,
+			struct fuse_file_info *fi, uint64_t off, struct rd *r,
+			uint64_t *ver)
 {
 	int rc;
 
@@ -1021,6 +1094,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		r.n_refs = 0;
 		r.used = 0;
 		r.zero = true;
+		r.full = false;
 		atomic_fetch_add_explicit(&fs->zero_timeouts, 1,
 					  memory_order_relaxed);
 		rc = rd_fill(fs, n, fi, (uint64_t)off, &r, &ver);
@@ -1270,6 +1344,38 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_err(req, gfs_wr_unlink(fs->wr, parent, &p->d, name, &who));
 }
 
+/* The inode of node file name in p, if the kernel may hold it. */
+static uint64_t renamed_source(struct gfs_fs *fs, struct vnode *p,
+			       const char *name)
+{
+	struct gfs_vdesc c;
+	uint64_t ino = 0;
+
+	if (p->d.kind != GFS_VK_TYPEDIR ||
+	    gfs_view_lookup(fs->v, &p->d, name, &c, NULL))
+		return 0;
+	if (c.kind == GFS_VK_NODEFILE)
+		ino = gfs_vdesc_ino(&c);
+	gfs_vdesc_release(&c);
+	return ino;
+}
+
+static void note_renamed(struct gfs_fs *fs, uint64_t ino, const char *newname)
+{
+	struct vnode *n;
+	size_t stem;
+
+	if (!gfs_name_is_json(newname, strlen(newname), &stem))
+		return; /* to a scratch name: it keeps showing the old bytes */
+	pthread_mutex_lock(&fs->ino_lock);
+	n = fsi_vn_find_locked(fs, ino);
+	if (n) {
+		free(n->renamed);
+		n->renamed = gfs_strdup(newname);
+	}
+	pthread_mutex_unlock(&fs->ino_lock);
+}
+
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
@@ -1277,13 +1383,19 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *p = vn_get(fs, parent), *np = vn_get(fs, newparent);
 	struct gfs_writer who;
+	uint64_t src_ino;
+	int rc;
 
 	count(fs, OP_rename, p);
 	if (!p || !np)
 		{ reply_err(req, ESTALE); return; }
 	who_of(req, &who);
-	reply_err(req, gfs_wr_rename(fs->wr, parent, &p->d, name, newparent,
-				     &np->d, newname, flags, &who));
+	src_ino = renamed_source(fs, p, name);
+	rc = gfs_wr_rename(fs->wr, parent, &p->d, name, newparent, &np->d,
+			   newname, flags, &who);
+	if (!rc && src_ino)
+		note_renamed(fs, src_ino, newname);
+	reply_err(req, rc);
 }
 
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,

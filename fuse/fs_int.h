@@ -41,6 +41,11 @@ struct vnode {
 	uint64_t ino;
 	uint64_t nlookup;     /* kernel references (lookup count) */
 	uint64_t parent;      /* live view: where the kernel found it */
+	/* A node file renamed through this mount (mv a.json b.json): the
+	 * kernel moved its name, the identity (d) is still a's; until the
+	 * notifier drops it, opens and stats resolve parent/renamed. Protected
+	 * by ino_lock. */
+	char *renamed;
 	struct gfs_vdesc d;
 	char name[];          /* the name it was found under ("" for the root) */
 };

@@ -1103,9 +1103,12 @@ int gfs_wr_truncate_path(struct gfs_wr *w, uint64_t ino,
 			 const struct gfs_writer *who, uint64_t *version)
 {
 	struct gfs_wobj *h;
-	int rc = gfs_wr_open(w, ino, d, 0, &h);
+	int rc;
 
 	*version = 0;
+	if (size == 0 && d->kind == GFS_VK_NODEFILE)
+		return -EINVAL; /* an empty file is no node: rm deletes one */
+	rc = gfs_wr_open(w, ino, d, 0, &h);
 	if (rc)
 		return rc;
 	rc = gfs_wr_truncate(w, h, size);
