@@ -59,7 +59,9 @@
 	X(UPGRADE_AFTER_MANIFEST, "upgrade/after_manifest")                \
 	X(SYNC_SKIP_FORMAT_DIR, "sync/skip_format_dir")                    \
 	X(SYNC_SKIP_SCHEMA_DIR, "sync/skip_schema_dir")                    \
-	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")
+	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")               \
+	X(APPLY_AFTER_HEAL, "apply/after_heal")                            \
+	X(APPLY_AFTER_LOCKS, "apply/after_locks")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "commit.h"
 #include "failpoints.h"
 #include "graph.h"
 #include "load_int.h"
@@ -67,16 +68,6 @@
 struct span {
 	const char *p;
 	size_t len;
-};
-
-struct typestate {
-	uint64_t count;       /* rows of this type after deduplication */
-	bool written, read;   /* EX / SH */
-	uint32_t pin;
-	uint32_t next;        /* the version a written table gets: pin+1, or
-				 head+1 above settled versions (check_orphans) */
-	struct gfs_tver *tv;
-	char table[GFS_TABLE_NAME_MAX];
 };
 
 /* A row as the sorters carry it (rec_put / rec_get). */
@@ -107,7 +98,6 @@ struct loader {
 	const struct gfs_schema *s;
 	const struct gfs_load_opts *o;
 	struct gfs_diag *d;
-	struct gfs_gv *gv;
 	size_t budget;            /* the rows' sorter; others 1/4 or 1/8 */
 	char staging[PATH_MAX];   /* where sorters put their runs */
 	struct gfs_xsort *rows;   /* struct rec, by (type, id, line) */
@@ -130,12 +120,11 @@ struct loader {
 	struct rows w;          /* the write phase's pass */
 	struct rec wrec;        /* its row not yet written */
 	int wstate;             /* 1 wrec is valid, 0 end, <0 error */
-	struct typestate *ts; /* one per schema type */
+	struct gfs_commit c;    /* the write door's state, c.ts per type */
+	uint64_t *count;        /* per type: rows after deduplication */
 	uint64_t lines, bytes;
 	int phase;              /* the phase being timed, -1 none */
 	uint64_t phase_t0, phase_ns[GFS_PHASE__COUNT];
-	char op_id[GFS_ULID_LEN + 1];
-	struct gfs_lockset *locks;
 };
 
 static const char *const mode_names[] = { "merge", "append", "overwrite" };
@@ -665,7 +654,7 @@ static int scan_rows(struct loader *L)
 		const struct gfs_typedef *td = &L->s->types[r.type];
 		rc = 0;
 		L->n++;
-		L->ts[r.type].count++;
+		L->count[r.type]++;
 		if (td->is_edge)
 			rc = add_ends(L, &r, td);
 		for (uint32_t k = 0; !rc && k < r.nuk; k++) {
@@ -748,18 +737,17 @@ static int sort_phase(struct loader *L)
 static void plan_tables(struct loader *L)
 {
 	const struct gfs_schema *s = L->s;
+	struct gfs_commit_table *ts = L->c.ts;
 
-	for (size_t i = 0; i < s->n_types; i++) {
-		gfs_typedef_table(&s->types[i], L->ts[i].table, sizeof L->ts[i].table);
-		L->ts[i].written = L->ts[i].count > 0;
-	}
+	for (size_t i = 0; i < s->n_types; i++)
+		ts[i].written = L->count[i] > 0;
 	for (size_t i = 0; i < s->n_types; i++) {
 		const struct gfs_typedef *t = &s->types[i];
-		if (!L->ts[i].written)
+		if (!ts[i].written)
 			continue;
 		if (t->is_edge) {
-			L->ts[t->from_idx].read = true;
-			L->ts[t->to_idx].read = true;
+			ts[t->from_idx].read = true;
+			ts[t->to_idx].read = true;
 		}
 		if (t->is_edge || L->o->mode != GFS_LOAD_OVERWRITE)
 			continue;
@@ -767,152 +755,17 @@ static void plan_tables(struct loader *L)
 		for (size_t k = 0; k < s->n_types; k++) {
 			const struct gfs_typedef *e = &s->types[k];
 			if (e->is_edge && (e->from_idx == i || e->to_idx == i))
-				L->ts[k].read = true;
+				ts[k].read = true;
 		}
 	}
-}
-
-static bool involved(const struct typestate *t)
-{
-	return t->written || t->read;
-}
-
-/* Refuses while a head is above its pin with no sidecar naming it (an
- * orphan: 'graphctl recover' compensates it) or below it (a violation).
- * Versions above the pin that resolved operations settled (compensations
- * of a roll back that lost its publish, docs/recovery.md) are no orphan:
- * the table's next version goes above them.  Called under the locks,
- * after healing, with the pins just read. */
-static int check_orphans(struct loader *L)
-{
-	int rc = 0;
-
-	for (size_t t = 0; !rc && t < L->s->n_types; t++) {
-		struct typestate *ts = &L->ts[t];
-		uint32_t h = 0;
-		bool settled = false;
-		if (!involved(ts))
-			continue;
-		ts->next = ts->pin + 1;
-		rc = gfs_table_head(gfs_graph_tables(L->g), ts->table, &h);
-		if (!rc && h > ts->pin)
-			rc = gfs_settled_above(L->g, ts->table, ts->pin, h, &settled);
-		if (!rc && settled)
-			ts->next = h + 1;
-		else if (!rc && h != ts->pin) {
-			gfs_diag_set(L->d, "recovery needed: table '%s' has version %u but the manifest shows %u (an orphan no sidecar names); run 'graphctl recover %s'",
-				     ts->table, h, ts->pin, gfs_graph_dir(L->g));
-			rc = h > ts->pin ? GFS_ERECOVERY : GFS_EVIOLATION;
-		}
-	}
-	return rc;
-}
-
-/* Does sidecar sc conflict with this load: it writes a table we touch, or
- * touches one we write?  (Two readers of one table do not conflict.) */
-static bool conflicts(const struct loader *L, const struct gfs_sidecar *sc)
-{
-	for (size_t k = 0; k < sc->n_tables; k++)
-		for (size_t t = 0; t < L->s->n_types; t++)
-			if (involved(&L->ts[t]) &&
-			    (sc->tables[k].written || L->ts[t].written) &&
-			    !strcmp(sc->tables[k].table, L->ts[t].table))
-				return true;
-	return false;
-}
-
-/* Under our locks: a conflicting sidecar belongs to a dead writer (a live
- * one would hold a lock we hold), one that died after we healed. */
-static int dead_sidecar(struct loader *L, bool *found)
-{
-	struct gfs_sidecar **scs = NULL;
-	size_t nsc = 0;
-	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(L->g), &scs, &nsc);
-
-	*found = false;
-	for (size_t i = 0; !rc && i < nsc; i++)
-		*found = *found || (!scs[i]->raw && conflicts(L, scs[i]));
-	for (size_t i = 0; i < nsc; i++)
-		gfs_sidecar_free(scs[i]);
-	free(scs);
-	return rc;
-}
-
-/* Heal first (DESIGN.md §3): resolve dead writers' sidecars whose locks
- * conflict with ours (EX against anything, SH against EX), holding none of
- * our locks.  A writer whose locks are compatible with ours is not waited
- * for, even when it is stopped. */
-static int heal(struct loader *L)
-{
-	const char **names = calloc(L->s->n_types + 1, sizeof *names);
-	enum gfs_lock_mode *modes = calloc(L->s->n_types + 1, sizeof *modes);
-	size_t n = 0;
-	int rc = names && modes ? 0 : -ENOMEM;
-
-	for (size_t t = 0; !rc && t < L->s->n_types; t++)
-		if (involved(&L->ts[t])) {
-			names[n] = L->ts[t].table;
-			modes[n++] = L->ts[t].written ? GFS_LOCK_EX : GFS_LOCK_SH;
-		}
-	if (!rc)
-		rc = gfs_heal_tables(L->g, names, modes, n, L->d);
-	free(names);
-	free(modes);
-	return rc;
-}
-
-static int take_locks(struct loader *L)
-{
-	const char **names = calloc(L->s->n_types + 1, sizeof *names);
-	enum gfs_lock_mode *modes = calloc(L->s->n_types + 1, sizeof *modes);
-	size_t n = 0;
-	int rc = 0;
-
-	if (!names || !modes)
-		rc = -ENOMEM;
-	for (size_t t = 0; !rc && t < L->s->n_types; t++)
-		if (involved(&L->ts[t])) {
-			names[n] = L->ts[t].table;
-			modes[n++] = L->ts[t].written ? GFS_LOCK_EX : GFS_LOCK_SH;
-		}
-	/* Test builds only: skipping the locks stands for an expired lease. */
-	if (!rc && !gfs_fp_hit(GFS_FP_COMMIT_SKIP_LOCKS))
-		rc = gfs_lock_tables(gfs_graph_dir(L->g), names, modes, n,
-				     GFS_LOCK_WAIT, &L->locks);
-	if (rc)
-		gfs_diag_set(L->d, "cannot lock tables: %s", gfs_strerror(rc));
-	free(names);
-	free(modes);
-	return rc;
 }
 
 static int read_pins(struct loader *L)
 {
-	struct gfs_manifest *m = gfs_graph_manifest(L->g);
-	int rc;
+	int rc = gfs_commit_read_pins(&L->c);
 
-	gfs_gv_free(L->gv);
-	L->gv = NULL;
-	rc = gfs_manifest_head(m, &L->gv);
-	if (rc)
-		return rc;
-	if (strcmp(L->gv->schema_id, L->s->id)) {
+	if (rc == GFS_ECAS)
 		gfs_diag_set(L->d, "the schema changed while the file was read; load again");
-		return GFS_ECAS;
-	}
-	for (size_t t = 0; t < L->s->n_types; t++)
-		L->ts[t].pin = gfs_gv_pin(L->gv, L->ts[t].table);
-	return 0;
-}
-
-static int open_pinned(struct loader *L)
-{
-	int rc = 0;
-
-	for (size_t t = 0; !rc && t < L->s->n_types; t++)
-		if (involved(&L->ts[t]))
-			rc = gfs_tver_open(gfs_graph_tables(L->g), L->ts[t].table,
-					   L->ts[t].pin, &L->ts[t].tv, L->d);
 	return rc;
 }
 
@@ -998,7 +851,7 @@ static int at_pin(struct loader *L, size_t t, struct span id)
 	int rc;
 
 	memset(&row, 0, sizeof row);
-	rc = gfs_tver_get(L->ts[t].tv, id.p, id.len, &row);
+	rc = gfs_tver_get(L->c.ts[t].tv, id.p, id.len, &row);
 	gfs_row_release(&row);
 	return rc;
 }
@@ -1045,7 +898,7 @@ static int ends_upto(struct loader *L, struct walk *w, uint32_t type,
 			break;
 		if (c == 0 || walk_kept(w, x.type, x.a))
 			continue;
-		rc = L->o->mode == GFS_LOAD_OVERWRITE && L->ts[x.type].written ? 0 :
+		rc = L->o->mode == GFS_LOAD_OVERWRITE && L->c.ts[x.type].written ? 0 :
 		     at_pin(L, x.type, x.a);
 		if (rc == 0 && earlier(L, x.lineno, x.k)) {
 			gfs_buf_reset(&L->err_rec);
@@ -1067,7 +920,7 @@ static int check_dangling_edge(struct loader *L, size_t e, enum gfs_index ix,
 {
 	struct gfs_titer *it;
 	struct gfs_row row;
-	int rc = gfs_titer_new(L->ts[e].tv, ix, id.p, id.len, &it);
+	int rc = gfs_titer_new(L->c.ts[e].tv, ix, id.p, id.len, &it);
 
 	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
 		const char *ep = ix == GFS_IX_SRC ? row.src : row.dst;
@@ -1095,7 +948,7 @@ static int check_removed_node(struct loader *L, size_t t, struct span id)
 
 	for (size_t e = 0; !rc && e < L->s->n_types; e++) {
 		const struct gfs_typedef *td = &L->s->types[e];
-		if (!td->is_edge || (L->ts[e].written && L->o->mode == GFS_LOAD_OVERWRITE))
+		if (!td->is_edge || (L->c.ts[e].written && L->o->mode == GFS_LOAD_OVERWRITE))
 			continue;
 		if (td->from_idx == t)
 			rc = check_dangling_edge(L, e, GFS_IX_SRC, id);
@@ -1152,7 +1005,7 @@ static int dangling_upto(struct loader *L, struct pinwalk *pw, uint32_t type,
 		pw->it = NULL;
 	}
 	if (!rc && pw->type != type && type != UINT32_MAX) {
-		rc = gfs_titer_new(L->ts[type].tv, GFS_IX_PRIMARY, NULL, 0, &pw->it);
+		rc = gfs_titer_new(L->c.ts[type].tv, GFS_IX_PRIMARY, NULL, 0, &pw->it);
 		if (!rc)
 			rc = pin_step(pw);
 	}
@@ -1172,7 +1025,7 @@ struct pinned_ctx {
 
 static int claim_keys(struct loader *L, const struct rec *r, struct gfs_row *urow)
 {
-	struct typestate *ts = &L->ts[r->type];
+	struct gfs_commit_table *ts = &L->c.ts[r->type];
 	int rc = 0;
 
 	for (uint32_t k = 0; !rc && k < r->nuk; k++) {
@@ -1200,7 +1053,7 @@ static int check_pinned_row(struct loader *L, const struct rec *r,
 	int got = 0, rc = 0;
 
 	if (L->o->mode == GFS_LOAD_APPEND || (card && !overwrite))
-		got = gfs_tver_get(L->ts[r->type].tv, r->id.p, r->id.len, &c->prow);
+		got = gfs_tver_get(L->c.ts[r->type].tv, r->id.p, r->id.len, &c->prow);
 	if (got < 0)
 		return got;
 	if (got == 1 && L->o->mode == GFS_LOAD_APPEND)
@@ -1319,7 +1172,7 @@ static int pinned_out_degree(struct loader *L, size_t t, struct span src,
 	int rc;
 
 	*count = 0;
-	rc = gfs_titer_new(L->ts[t].tv, GFS_IX_SRC, src.p, src.len, &it);
+	rc = gfs_titer_new(L->c.ts[t].tv, GFS_IX_SRC, src.p, src.len, &it);
 	while (!rc && (rc = gfs_titer_next(it, &row)) == 1) {
 		rc = 0;
 		if (!span_eq(src, row.src, row.src_len))
@@ -1407,60 +1260,6 @@ static int validate(struct loader *L)
 
 /* ---- phase 5: arm, commit tables, confirm, publish --------------------- */
 
-static int sc_table_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct gfs_sc_table *)a)->table,
-		      ((const struct gfs_sc_table *)b)->table);
-}
-
-/* The tables of this operation for the sidecar and the CAS, sorted: a
- * written table moves pin -> pin+1, a read one must stay at its pin.
- * Returns a new array (free()) or NULL on ENOMEM. */
-static struct gfs_sc_table *op_tables(const struct loader *L, size_t *np)
-{
-	struct gfs_sc_table *tabs = calloc(L->s->n_types + 1, sizeof *tabs);
-	size_t n = 0;
-
-	for (size_t t = 0; tabs && t < L->s->n_types; t++) {
-		const struct typestate *ts = &L->ts[t];
-		if (!involved(ts))
-			continue;
-		snprintf(tabs[n].table, sizeof tabs[n].table, "%s", ts->table);
-		tabs[n].written = ts->written;
-		tabs[n].expected = ts->pin;
-		tabs[n].post = ts->written ? ts->next : ts->pin;
-		n++;
-	}
-	if (tabs)
-		qsort(tabs, n, sizeof *tabs, sc_table_cmp);
-	*np = n;
-	return tabs;
-}
-
-static int arm(struct loader *L)
-{
-	struct gfs_sidecar sc;
-	struct gfs_sc_table *tabs;
-	size_t n = 0;
-	int rc;
-
-	memset(&sc, 0, sizeof sc);
-	sc.format = GFS_SIDECAR_FORMAT;
-	memcpy(sc.op_id, L->op_id, sizeof sc.op_id);
-	snprintf(sc.kind, sizeof sc.kind, "load");
-	snprintf(sc.actor, sizeof sc.actor, "%s", L->o->actor ? L->o->actor : gfs_graph_actor(L->g));
-	sc.start_ns = gfs_now_ns();
-	if (!(tabs = op_tables(L, &n)))
-		return -ENOMEM;
-	sc.tables = tabs;
-	sc.n_tables = n;
-	rc = gfs_manifest_sidecar_put(gfs_graph_manifest(L->g), &sc);
-	free(tabs);
-	if (rc)
-		gfs_diag_set(L->d, "cannot record the recovery sidecar: %s", gfs_strerror(rc));
-	return rc;
-}
-
 /* Feeds the builder the rows of type t: the write pass is in (type, id)
  * order and the tables are committed in type order, so each table takes
  * the rows up to the first of a later type. */
@@ -1505,8 +1304,6 @@ static int put_rows(struct loader *L, size_t t, struct gfs_tbuild *b)
  * table's rows are put; the links stay in table order on the loader's
  * thread, each followed by commit/after_table as before.  The finish
  * touches only the builder's temp file and reads the pinned version. */
-static int fp(enum gfs_fp id);
-
 struct finisher {
 	struct loader *L;
 	size_t t;
@@ -1524,7 +1321,7 @@ static void *finish_run(void *arg)
 	struct finisher *f = arg;
 	const char *io;
 
-	f->rc = gfs_tbuild_finish(f->b, f->L->ts[f->t].next, f->L->op_id, &f->d);
+	f->rc = gfs_tbuild_finish(f->b, f->L->c.ts[f->t].next, f->L->c.op_id, &f->d);
 	if (f->rc && (io = gfs_io_last(f->rc)))
 		snprintf(f->io, sizeof f->io, "%s", io);
 	if (f->rc == GFS_ECORRUPT)
@@ -1567,12 +1364,7 @@ static int finish_end(struct finisher *f, bool discard)
 			gfs_diag_set(L->d, "%s", f->d.msg);
 	}
 	if (!rc && !discard)
-		rc = gfs_tbuild_link(f->b, L->d);
-	if (rc == -EEXIST)
-		gfs_diag_set(L->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
-			     L->ts[f->t].table, L->ts[f->t].next, gfs_graph_dir(L->g));
-	if (!rc && !discard)
-		rc = fp(GFS_FP_COMMIT_AFTER_TABLE);
+		rc = gfs_commit_linked(&L->c, f->t, gfs_tbuild_link(f->b, L->d));
 	gfs_tbuild_free(f->b);
 	f->b = NULL;
 	return rc;
@@ -1582,7 +1374,7 @@ static int finish_end(struct finisher *f, bool discard)
  * and t's own finish starts. */
 static int commit_table(struct loader *L, size_t t, struct finisher *f)
 {
-	struct typestate *ts = &L->ts[t];
+	struct gfs_commit_table *ts = &L->c.ts[t];
 	struct gfs_tbuild *b = NULL;
 	int rc;
 
@@ -1603,77 +1395,17 @@ static int commit_table(struct loader *L, size_t t, struct finisher *f)
 	return 0;
 }
 
-static int publish(struct loader *L, uint64_t *version)
+/* The log record's detail: mode, lines, rows, source. */
+static int load_detail(struct loader *L, struct gfs_buf *detail)
 {
-	struct gfs_sc_table *tabs;
-	struct gfs_publish p;
-	struct gfs_buf detail;
-	size_t n = 0;
-	int rc;
+	const char *src = L->o->source ? L->o->source : "-";
+	int rc = gfs_buf_appendf(detail, "{\"mode\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"source\":",
+				 mode_names[L->o->mode], L->lines, L->n);
 
-	gfs_buf_init(&detail);
-	rc = gfs_buf_appendf(&detail, "{\"mode\":\"%s\",\"lines\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"source\":",
-			     mode_names[L->o->mode], L->lines, L->n);
-	if (!rc) {
-		const char *src = L->o->source ? L->o->source : "-";
-		rc = gfs_buf_append_json_str(&detail, src, strlen(src));
-	}
 	if (!rc)
-		rc = gfs_buf_appendc(&detail, '}');
-	tabs = op_tables(L, &n);
-	if (!tabs)
-		rc = -ENOMEM;
-	memset(&p, 0, sizeof p);
-	p.op = "load";
-	p.op_id = L->op_id;
-	p.actor = L->o->actor ? L->o->actor : gfs_graph_actor(L->g);
-	p.detail = rc ? NULL : detail.p;
-	p.tables = tabs;
-	p.n_tables = n;
-	p.sidecar = L->op_id;
-	if (tabs)
-		rc = gfs_manifest_publish(gfs_graph_manifest(L->g), &p, version, L->d);
-	free(tabs);
-	gfs_buf_release(&detail);
-	return rc;
-}
-
-static int fp(enum gfs_fp id)
-{
-	int err = gfs_fp_hit(id);
-
-	return err ? -err : 0;
-}
-
-/* A failure after arming: resolve our own sidecar through recovery's code
- * while we still hold the locks.  Nothing committed -> discarded; some
- * tables committed -> rolled back (compensating versions); confirmed ->
- * rolled forward, i.e. published: the commit point was passed, so the load
- * succeeds.  If that fails too the sidecar stays for the next sweep. */
-static int finish_failed(struct loader *L, int rc, uint64_t *version)
-{
-	struct gfs_recover_own_result res;
-	struct gfs_diag d2 = {{0}};
-	int r2;
-
-	/* The failing system call, before recovery's own calls replace it. */
-	if (L->d)
-		gfs_diag_io(L->d, rc);
-	r2 = gfs_recover_own(L->g, L->op_id, &res, &d2);
-	if (!r2 && res.forward) {
-		if (L->d)
-			L->d->msg[0] = '\0';
-		*version = res.version;
-		return 0;
-	}
-	if (r2 && L->d) {
-		char first[sizeof L->d->msg];
-		snprintf(first, sizeof first, "%s", L->d->msg[0] ? L->d->msg : gfs_strerror(rc));
-		gfs_diag_reset(L->d, "%s; operation %s is left for recovery ('graphctl recover %s'): %s",
-			       first, L->op_id, gfs_graph_dir(L->g),
-			       d2.msg[0] ? d2.msg
-			       : gfs_io_last(r2) ? gfs_io_last(r2) : gfs_strerror(r2));
-	}
+		rc = gfs_buf_append_json_str(detail, src, strlen(src));
+	if (!rc)
+		rc = gfs_buf_appendc(detail, '}');
 	return rc;
 }
 
@@ -1681,7 +1413,7 @@ static int finish_failed(struct loader *L, int rc, uint64_t *version)
 static int commit_tables(struct loader *L)
 {
 	struct finisher fin = { .L = L };
-	int rc = fp(GFS_FP_COMMIT_AFTER_SIDECAR);
+	int rc = gfs_commit_fp(GFS_FP_COMMIT_AFTER_SIDECAR);
 
 	if (!rc)
 		rc = rows_open(L, &L->w, false);
@@ -1690,7 +1422,7 @@ static int commit_tables(struct loader *L)
 	if (rc > 0)
 		rc = 0;
 	for (size_t t = 0; !rc && t < L->s->n_types; t++)
-		if (L->ts[t].written)
+		if (L->c.ts[t].written)
 			rc = commit_table(L, t, &fin);
 	if (rc)
 		finish_end(&fin, true);
@@ -1698,53 +1430,27 @@ static int commit_tables(struct loader *L)
 		rc = finish_end(&fin, false);
 	rows_close(&L->w);
 	if (!rc)
-		rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(L->g), L->op_id);
-	if (rc == -ENOENT) /* only when locks were skipped: a lease lost */
-		gfs_diag_set(L->d, "operation %s was resolved by a recovery sweep while this load was writing (its table locks were not held); nothing of it is visible: load again",
-			     L->op_id);
-	if (!rc)
-		rc = fp(GFS_FP_COMMIT_AFTER_CONFIRM);
-	if (!rc)
-		rc = fp(GFS_FP_COMMIT_BEFORE_PUBLISH);
-	return rc;
-}
-
-/* Temp files of writers killed before link() are garbage; we hold LOCK_EX
- * on the tables we write, so any there are not a live writer's.  Without
- * real locks (the test-only skip_locks) they might be: leave them. */
-static int remove_stale_tmp(struct loader *L)
-{
-	int rc = 0;
-
-	for (size_t t = 0; L->locks && !rc && t < L->s->n_types; t++) {
-		unsigned n = 0;
-		if (L->ts[t].written)
-			rc = gfs_table_remove_tmp(gfs_graph_tables(L->g), L->ts[t].table, &n);
-	}
-	if (rc)
-		gfs_diag_set(L->d, "cannot remove a dead writer's temp file: %s", gfs_strerror(rc));
+		rc = gfs_commit_confirm(&L->c);
 	return rc;
 }
 
 static int write_phase(struct loader *L, uint64_t *version)
 {
+	struct gfs_buf detail;
 	int rc;
 
 	progress(L, GFS_PHASE_WRITE, L->n);
-	rc = remove_stale_tmp(L);
-	if (!rc)
-		rc = gfs_ulid_new(L->op_id);
-	if (!rc)
-		rc = arm(L);
+	rc = gfs_commit_arm(&L->c);
 	if (rc)
 		return rc;
+	gfs_buf_init(&detail);
 	rc = commit_tables(L);
 	progress(L, GFS_PHASE_PUBLISH, L->n);
 	if (!rc)
-		rc = publish(L, version);
-	if (rc)
-		return finish_failed(L, rc, version);
-	return fp(GFS_FP_COMMIT_AFTER_PUBLISH);
+		rc = load_detail(L, &detail);
+	rc = gfs_commit_finish(&L->c, rc, "load", detail.p, version);
+	gfs_buf_release(&detail);
+	return rc;
 }
 
 /* ---- the whole load ---------------------------------------------------- */
@@ -1774,8 +1480,10 @@ static int setup(struct loader *L)
 	if (!rc)
 		rc = gfs_graph_schema(L->g, gv->schema_id, &L->s, L->d);
 	gfs_gv_free(gv);
-	if (!rc && !(L->ts = calloc(L->s->n_types + 1, sizeof *L->ts)))
+	if (!rc && !(L->count = calloc(L->s->n_types + 1, sizeof *L->count)))
 		rc = -ENOMEM;
+	if (!rc)
+		rc = gfs_commit_init(&L->c, L->g, L->s, "load", L->o->actor, "load", L->d);
 	snprintf(L->staging, sizeof L->staging, "%s/staging", gfs_graph_dir(L->g));
 	if (!rc && (rc = gfs_mkdir(L->staging, 0755)))
 		gfs_diag_set(L->d, "create '%s': %s", L->staging, gfs_strerror(rc));
@@ -1812,62 +1520,28 @@ static void free_sorters(struct loader *L)
 
 static void teardown(struct loader *L)
 {
-	for (size_t t = 0; L->ts && L->s && t < L->s->n_types; t++)
-		gfs_tver_close(L->ts[t].tv);
-	gfs_lockset_free(L->locks);
+	gfs_commit_release(&L->c);
 	rows_close(&L->w);
 	free_sorters(L);
-	gfs_gv_free(L->gv);
-	free(L->ts);
+	free(L->count);
 	gfs_buf_release(&L->enc);
 	gfs_buf_release(&L->ukenc);
 	gfs_buf_release(&L->err_rec);
 }
 
 
-/* Heal, lock, and if a writer died on our tables in between (its sidecar
- * is there under our locks), let go and heal again: never plan around
- * partial state.  Each round resolves at least that sidecar. */
-#define HEAL_ROUNDS 16
-
-static int heal_and_lock(struct loader *L)
-{
-	bool found = true;
-	int rc = 0;
-
-	for (unsigned i = 0; !rc && found && i < HEAL_ROUNDS; i++) {
-		gfs_lockset_free(L->locks);
-		L->locks = NULL;
-		rc = heal(L);
-		if (!rc)
-			rc = fp(GFS_FP_LOAD_AFTER_HEAL);
-		if (!rc)
-			rc = take_locks(L);
-		if (!rc)
-			rc = fp(GFS_FP_LOAD_AFTER_LOCKS);
-		if (!rc)
-			rc = dead_sidecar(L, &found);
-	}
-	if (!rc && found) {
-		gfs_diag_set(L->d, "recovery needed: writers kept dying on these tables while this load healed them; run 'graphctl recover %s'",
-			     gfs_graph_dir(L->g));
-		rc = GFS_ERECOVERY;
-	}
-	return rc;
-}
-
 static int lock_and_validate(struct loader *L)
 {
 	int rc;
 
 	progress(L, GFS_PHASE_LOCK, L->n);
-	rc = heal_and_lock(L);
+	rc = gfs_commit_lock(&L->c, GFS_FP_LOAD_AFTER_HEAL, GFS_FP_LOAD_AFTER_LOCKS);
 	if (!rc)
 		rc = read_pins(L);
 	if (!rc)
-		rc = check_orphans(L);
+		rc = gfs_commit_check_orphans(&L->c);
 	if (!rc)
-		rc = open_pinned(L);
+		rc = gfs_commit_open_pinned(&L->c);
 	if (!rc)
 		rc = validate(L);
 	return rc;
@@ -1894,7 +1568,7 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 		rc = GFS_EDATA;
 	}
 	if (!rc)
-		rc = fp(GFS_FP_LOAD_AFTER_STAGE);
+		rc = gfs_commit_fp(GFS_FP_LOAD_AFTER_STAGE);
 	if (!rc)
 		rc = sort_phase(&L);
 	if (!rc)
@@ -1911,7 +1585,7 @@ int gfs_graph_load(struct gfs_graph *g, int fd, const struct gfs_load_opts *o,
 		res->rows_put = L.n;
 		res->bytes = L.bytes;
 		memcpy(res->phase_ns, L.phase_ns, sizeof res->phase_ns);
-		memcpy(res->op_id, L.op_id, sizeof res->op_id);
+		memcpy(res->op_id, L.c.op_id, sizeof res->op_id);
 		res->sort_runs = L.sorted.runs;
 		res->sort_bytes = L.sorted.run_bytes;
 	}

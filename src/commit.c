@@ -1,0 +1,423 @@
+/* commit.c - the steps of the one write door (DESIGN.md §3), shared by
+ * load.c and apply.c (commit.h has the calling sequence).
+ *
+ * Invariants this file keeps (docs/recovery.md, docs/invariants.md):
+ *   1. Heal first: a writer resolves dead writers' sidecars that conflict
+ *      with its lock set before it takes its locks, and again if one
+ *      appears under them (gfs_commit_lock).
+ *   2. The sidecar is durable before any table file exists (arm before
+ *      any gfs_tbuild_*; the builders only write temp files before link).
+ *   3. A failure after arming is resolved by recovery's code while the
+ *      locks are still held (gfs_commit_finish -> gfs_recover_own): never
+ *      a sidecar left by a live writer that could have resolved it.
+ *   4. The publish is one CAS over every involved table's pin.
+ *
+ * States: init -> locked (gfs_commit_lock) -> pinned (read_pins,
+ * check_orphans, open_pinned) -> armed (gfs_commit_arm) -> confirmed
+ * (gfs_commit_confirm) -> published or resolved (gfs_commit_finish).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commit.h"
+#include "load_int.h"
+
+int gfs_commit_init(struct gfs_commit *c, struct gfs_graph *g,
+		    const struct gfs_schema *s, const char *kind,
+		    const char *actor, const char *what, struct gfs_diag *d)
+{
+	memset(c, 0, sizeof *c);
+	c->g = g;
+	c->s = s;
+	c->d = d;
+	c->kind = kind;
+	c->actor = actor ? actor : gfs_graph_actor(g);
+	c->what = what;
+	c->ts = calloc(s->n_types + 1, sizeof *c->ts);
+	if (!c->ts)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_types; i++)
+		gfs_typedef_table(&s->types[i], c->ts[i].table, sizeof c->ts[i].table);
+	return 0;
+}
+
+void gfs_commit_unlock(struct gfs_commit *c)
+{
+	for (size_t t = 0; c->ts && c->s && t < c->s->n_types; t++) {
+		gfs_tver_close(c->ts[t].tv);
+		c->ts[t].tv = NULL;
+	}
+	gfs_lockset_free(c->locks);
+	c->locks = NULL;
+	gfs_gv_free(c->gv);
+	c->gv = NULL;
+}
+
+void gfs_commit_release(struct gfs_commit *c)
+{
+	gfs_commit_unlock(c);
+	free(c->ts);
+	c->ts = NULL;
+}
+
+bool gfs_commit_involved(const struct gfs_commit_table *t)
+{
+	return t->written || t->read;
+}
+
+int gfs_commit_fp(enum gfs_fp id)
+{
+	int err = gfs_fp_hit(id);
+
+	return err ? -err : 0;
+}
+
+/* ---- locks and pins ---------------------------------------------------- */
+
+/* Refuses while a head is above its pin with no sidecar naming it (an
+ * orphan: 'graphctl recover' compensates it) or below it (a violation).
+ * Versions above the pin that resolved operations settled (compensations
+ * of a roll back that lost its publish, docs/recovery.md) are no orphan:
+ * the table's next version goes above them.  Called under the locks,
+ * after healing, with the pins just read. */
+int gfs_commit_check_orphans(struct gfs_commit *c)
+{
+	int rc = 0;
+
+	for (size_t t = 0; !rc && t < c->s->n_types; t++) {
+		struct gfs_commit_table *ts = &c->ts[t];
+		uint32_t h = 0;
+		bool settled = false;
+		if (!gfs_commit_involved(ts))
+			continue;
+		ts->next = ts->pin + 1;
+		rc = gfs_table_head(gfs_graph_tables(c->g), ts->table, &h);
+		if (!rc && h > ts->pin)
+			rc = gfs_settled_above(c->g, ts->table, ts->pin, h, &settled);
+		if (!rc && settled)
+			ts->next = h + 1;
+		else if (!rc && h != ts->pin) {
+			gfs_diag_set(c->d, "recovery needed: table '%s' has version %u but the manifest shows %u (an orphan no sidecar names); run 'graphctl recover %s'",
+				     ts->table, h, ts->pin, gfs_graph_dir(c->g));
+			rc = h > ts->pin ? GFS_ERECOVERY : GFS_EVIOLATION;
+		}
+	}
+	return rc;
+}
+
+/* Does sidecar sc conflict with this operation: it writes a table we
+ * touch, or touches one we write?  (Two readers of one table do not
+ * conflict.) */
+static bool conflicts(const struct gfs_commit *c, const struct gfs_sidecar *sc)
+{
+	for (size_t k = 0; k < sc->n_tables; k++)
+		for (size_t t = 0; t < c->s->n_types; t++)
+			if (gfs_commit_involved(&c->ts[t]) &&
+			    (sc->tables[k].written || c->ts[t].written) &&
+			    !strcmp(sc->tables[k].table, c->ts[t].table))
+				return true;
+	return false;
+}
+
+/* Under our locks: a conflicting sidecar belongs to a dead writer (a live
+ * one would hold a lock we hold), one that died after we healed. */
+static int dead_sidecar(struct gfs_commit *c, bool *found)
+{
+	struct gfs_sidecar **scs = NULL;
+	size_t nsc = 0;
+	int rc = gfs_manifest_sidecar_list(gfs_graph_manifest(c->g), &scs, &nsc);
+
+	*found = false;
+	for (size_t i = 0; !rc && i < nsc; i++)
+		*found = *found || (!scs[i]->raw && conflicts(c, scs[i]));
+	for (size_t i = 0; i < nsc; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return rc;
+}
+
+/* The involved tables and our lock mode on each, in type order.  Returns
+ * 0 or -ENOMEM; the caller frees both arrays. */
+static int lock_set(const struct gfs_commit *c, const char ***names,
+		    enum gfs_lock_mode **modes, size_t *n)
+{
+	*n = 0;
+	*names = calloc(c->s->n_types + 1, sizeof **names);
+	*modes = calloc(c->s->n_types + 1, sizeof **modes);
+	if (!*names || !*modes)
+		return -ENOMEM;
+	for (size_t t = 0; t < c->s->n_types; t++)
+		if (gfs_commit_involved(&c->ts[t])) {
+			(*names)[*n] = c->ts[t].table;
+			(*modes)[(*n)++] = c->ts[t].written ? GFS_LOCK_EX : GFS_LOCK_SH;
+		}
+	return 0;
+}
+
+/* Heal first (DESIGN.md §3): resolve dead writers' sidecars whose locks
+ * conflict with ours (EX against anything, SH against EX), holding none of
+ * our locks.  A writer whose locks are compatible with ours is not waited
+ * for, even when it is stopped. */
+static int heal(struct gfs_commit *c)
+{
+	const char **names;
+	enum gfs_lock_mode *modes;
+	size_t n;
+	int rc = lock_set(c, &names, &modes, &n);
+
+	if (!rc)
+		rc = gfs_heal_tables(c->g, names, modes, n, c->d);
+	free(names);
+	free(modes);
+	return rc;
+}
+
+static int take_locks(struct gfs_commit *c)
+{
+	const char **names;
+	enum gfs_lock_mode *modes;
+	size_t n;
+	int rc = lock_set(c, &names, &modes, &n);
+
+	/* Test builds only: skipping the locks stands for an expired lease. */
+	if (!rc && !gfs_fp_hit(GFS_FP_COMMIT_SKIP_LOCKS))
+		rc = gfs_lock_tables(gfs_graph_dir(c->g), names, modes, n,
+				     GFS_LOCK_WAIT, &c->locks);
+	if (rc)
+		gfs_diag_set(c->d, "cannot lock tables: %s", gfs_strerror(rc));
+	free(names);
+	free(modes);
+	return rc;
+}
+
+/* Heal, lock, and if a writer died on our tables in between (its sidecar
+ * is there under our locks), let go and heal again: never plan around
+ * partial state.  Each round resolves at least that sidecar. */
+#define HEAL_ROUNDS 16
+
+int gfs_commit_lock(struct gfs_commit *c, enum gfs_fp after_heal,
+		    enum gfs_fp after_locks)
+{
+	bool found = true;
+	int rc = 0;
+
+	for (unsigned i = 0; !rc && found && i < HEAL_ROUNDS; i++) {
+		gfs_lockset_free(c->locks);
+		c->locks = NULL;
+		rc = heal(c);
+		if (!rc)
+			rc = gfs_commit_fp(after_heal);
+		if (!rc)
+			rc = take_locks(c);
+		if (!rc)
+			rc = gfs_commit_fp(after_locks);
+		if (!rc)
+			rc = dead_sidecar(c, &found);
+	}
+	if (!rc && found) {
+		gfs_diag_set(c->d, "recovery needed: writers kept dying on these tables while this %s healed them; run 'graphctl recover %s'",
+			     c->what, gfs_graph_dir(c->g));
+		rc = GFS_ERECOVERY;
+	}
+	return rc;
+}
+
+int gfs_commit_read_pins(struct gfs_commit *c)
+{
+	struct gfs_manifest *m = gfs_graph_manifest(c->g);
+	int rc;
+
+	gfs_gv_free(c->gv);
+	c->gv = NULL;
+	rc = gfs_manifest_head(m, &c->gv);
+	if (rc)
+		return rc;
+	if (strcmp(c->gv->schema_id, c->s->id))
+		return GFS_ECAS;
+	for (size_t t = 0; t < c->s->n_types; t++)
+		c->ts[t].pin = gfs_gv_pin(c->gv, c->ts[t].table);
+	return 0;
+}
+
+int gfs_commit_open_pinned(struct gfs_commit *c)
+{
+	int rc = 0;
+
+	for (size_t t = 0; !rc && t < c->s->n_types; t++)
+		if (gfs_commit_involved(&c->ts[t]) && !c->ts[t].tv)
+			rc = gfs_tver_open(gfs_graph_tables(c->g), c->ts[t].table,
+					   c->ts[t].pin, &c->ts[t].tv, c->d);
+	return rc;
+}
+
+/* ---- arm, confirm, publish --------------------------------------------- */
+
+static int sc_table_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct gfs_sc_table *)a)->table,
+		      ((const struct gfs_sc_table *)b)->table);
+}
+
+/* The tables of this operation for the sidecar and the CAS, sorted: a
+ * written table moves pin -> next, a read one must stay at its pin.
+ * Returns a new array (free()) or NULL on ENOMEM. */
+static struct gfs_sc_table *op_tables(const struct gfs_commit *c, size_t *np)
+{
+	struct gfs_sc_table *tabs = calloc(c->s->n_types + 1, sizeof *tabs);
+	size_t n = 0;
+
+	for (size_t t = 0; tabs && t < c->s->n_types; t++) {
+		const struct gfs_commit_table *ts = &c->ts[t];
+		if (!gfs_commit_involved(ts))
+			continue;
+		snprintf(tabs[n].table, sizeof tabs[n].table, "%s", ts->table);
+		tabs[n].written = ts->written;
+		tabs[n].expected = ts->pin;
+		tabs[n].post = ts->written ? ts->next : ts->pin;
+		n++;
+	}
+	if (tabs)
+		qsort(tabs, n, sizeof *tabs, sc_table_cmp);
+	*np = n;
+	return tabs;
+}
+
+/* Temp files of writers killed before link() are garbage; we hold LOCK_EX
+ * on the tables we write, so any there are not a live writer's.  Without
+ * real locks (the test-only skip_locks) they might be: leave them. */
+static int remove_stale_tmp(struct gfs_commit *c)
+{
+	int rc = 0;
+
+	for (size_t t = 0; c->locks && !rc && t < c->s->n_types; t++) {
+		unsigned n = 0;
+		if (c->ts[t].written)
+			rc = gfs_table_remove_tmp(gfs_graph_tables(c->g), c->ts[t].table, &n);
+	}
+	if (rc)
+		gfs_diag_set(c->d, "cannot remove a dead writer's temp file: %s", gfs_strerror(rc));
+	return rc;
+}
+
+int gfs_commit_arm(struct gfs_commit *c)
+{
+	struct gfs_sidecar sc;
+	struct gfs_sc_table *tabs;
+	size_t n = 0;
+	int rc = remove_stale_tmp(c);
+
+	if (!rc)
+		rc = gfs_ulid_new(c->op_id);
+	if (rc)
+		return rc;
+	memset(&sc, 0, sizeof sc);
+	sc.format = GFS_SIDECAR_FORMAT;
+	memcpy(sc.op_id, c->op_id, sizeof sc.op_id);
+	snprintf(sc.kind, sizeof sc.kind, "%s", c->kind);
+	snprintf(sc.actor, sizeof sc.actor, "%s", c->actor);
+	sc.start_ns = gfs_now_ns();
+	if (!(tabs = op_tables(c, &n)))
+		return -ENOMEM;
+	sc.tables = tabs;
+	sc.n_tables = n;
+	rc = gfs_manifest_sidecar_put(gfs_graph_manifest(c->g), &sc);
+	free(tabs);
+	if (rc)
+		gfs_diag_set(c->d, "cannot record the recovery sidecar: %s", gfs_strerror(rc));
+	return rc;
+}
+
+int gfs_commit_linked(struct gfs_commit *c, size_t t, int rc)
+{
+	if (rc == -EEXIST)
+		gfs_diag_set(c->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
+			     c->ts[t].table, c->ts[t].next, gfs_graph_dir(c->g));
+	if (!rc)
+		rc = gfs_commit_fp(GFS_FP_COMMIT_AFTER_TABLE);
+	return rc;
+}
+
+int gfs_commit_confirm(struct gfs_commit *c)
+{
+	int rc = gfs_manifest_sidecar_confirm(gfs_graph_manifest(c->g), c->op_id);
+
+	if (rc == -ENOENT) /* only when locks were skipped: a lease lost */
+		gfs_diag_set(c->d, "operation %s was resolved by a recovery sweep while this %s was writing (its table locks were not held); nothing of it is visible: %s again",
+			     c->op_id, c->what, c->what);
+	if (!rc)
+		rc = gfs_commit_fp(GFS_FP_COMMIT_AFTER_CONFIRM);
+	if (!rc)
+		rc = gfs_commit_fp(GFS_FP_COMMIT_BEFORE_PUBLISH);
+	return rc;
+}
+
+static int publish(struct gfs_commit *c, const char *op, const char *detail,
+		   uint64_t *version)
+{
+	struct gfs_sc_table *tabs;
+	struct gfs_publish p;
+	size_t n = 0;
+	int rc;
+
+	tabs = op_tables(c, &n);
+	if (!tabs)
+		return -ENOMEM;
+	memset(&p, 0, sizeof p);
+	p.op = op;
+	p.op_id = c->op_id;
+	p.actor = c->actor;
+	p.detail = detail;
+	p.tables = tabs;
+	p.n_tables = n;
+	p.sidecar = c->op_id;
+	rc = gfs_manifest_publish(gfs_graph_manifest(c->g), &p, version, c->d);
+	free(tabs);
+	return rc;
+}
+
+/* A failure after arming: resolve our own sidecar through recovery's code
+ * while we still hold the locks.  Nothing committed -> discarded; some
+ * tables committed -> rolled back (compensating versions); confirmed ->
+ * rolled forward, i.e. published: the commit point was passed, so the
+ * operation succeeds.  If that fails too the sidecar stays for the next
+ * sweep. */
+static int finish_failed(struct gfs_commit *c, int rc, uint64_t *version)
+{
+	struct gfs_recover_own_result res;
+	struct gfs_diag d2 = {{0}};
+	int r2;
+
+	/* The failing system call, before recovery's own calls replace it. */
+	if (c->d)
+		gfs_diag_io(c->d, rc);
+	r2 = gfs_recover_own(c->g, c->op_id, &res, &d2);
+	if (!r2 && res.forward) {
+		if (c->d)
+			c->d->msg[0] = '\0';
+		*version = res.version;
+		return 0;
+	}
+	if (r2 && c->d) {
+		char first[sizeof c->d->msg];
+		snprintf(first, sizeof first, "%s", c->d->msg[0] ? c->d->msg : gfs_strerror(rc));
+		gfs_diag_reset(c->d, "%s; operation %s is left for recovery ('graphctl recover %s'): %s",
+			       first, c->op_id, gfs_graph_dir(c->g),
+			       d2.msg[0] ? d2.msg
+			       : gfs_io_last(r2) ? gfs_io_last(r2) : gfs_strerror(r2));
+	}
+	return rc;
+}
+
+int gfs_commit_finish(struct gfs_commit *c, int rc, const char *op,
+		      const char *detail, uint64_t *version)
+{
+	if (!rc)
+		rc = publish(c, op, detail, version);
+	if (rc)
+		return finish_failed(c, rc, version);
+	return gfs_commit_fp(GFS_FP_COMMIT_AFTER_PUBLISH);
+}
