@@ -1286,6 +1286,10 @@ static int setattr_do(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
 	gfs_wr_mode(&n->d, st);
 	if (gfs_vdesc_frozen(&n->d))
 		return -EROFS;
+	/* A WFILE is the daemon's (rsync fchmods its temporary to 0600
+	 * first): mode and owner accepted and ignored. */
+	if (n->d.kind == GFS_VK_WFILE)
+		set &= ~(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
 	if ((set & FUSE_SET_ATTR_MODE) && (a->st_mode & 07777) != (st->st_mode & 07777))
 		return -EPERM;
 	if (((set & FUSE_SET_ATTR_UID) && a->st_uid != st->st_uid) ||
