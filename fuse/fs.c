@@ -605,20 +605,23 @@ static int make_entry(struct gfs_fs *fs, fuse_ino_t parent, const char *name,
 static int renamed_desc(struct gfs_fs *fs, struct vnode *n,
 			struct gfs_vdesc *out)
 {
+	struct gfs_vdesc pd;
 	struct vnode *p;
 	char *name = NULL;
+	bool have = false;
 	int rc;
 
 	pthread_mutex_lock(&fs->ino_lock);
-	if (n->renamed)
+	if (n->renamed && (p = fsi_vn_find_locked(fs, n->parent)) &&
+	    gfs_vdesc_copy(&pd, &p->d) == 0) {
 		name = gfs_strdup(n->renamed);
-	p = name ? fsi_vn_find_locked(fs, n->parent) : NULL;
-	pthread_mutex_unlock(&fs->ino_lock);
-	if (!p) {
-		free(name);
-		return 1;
+		have = true;
 	}
-	rc = gfs_view_lookup(fs->v, &p->d, name, out, NULL);
+	pthread_mutex_unlock(&fs->ino_lock);
+	if (!have)
+		return 1;
+	rc = name ? gfs_view_lookup(fs->v, &pd, name, out, NULL) : -ENOMEM;
+	gfs_vdesc_release(&pd);
 	free(name);
 	return rc;
 }

@@ -761,6 +761,7 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 	size_t klen;
 	int rc = 1;
 
+	memset(child, 0, sizeof *child); /* released by the caller in any case */
 	if (!is_node_typedir(dir))
 		return 1;
 	pthread_mutex_lock(&w->lock);
