@@ -798,9 +798,23 @@ static struct fh *fh_new_w(struct gfs_fs *fs, struct gfs_wobj *h)
 static void open_write(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
 		       struct fuse_file_info *fi)
 {
+	struct gfs_vdesc pd;
 	struct gfs_wobj *h;
+	struct vnode *p;
+	bool have = false;
 	struct fh *x;
-	int rc = gfs_wr_open(fs->wr, n->ino, &n->d, fi->flags, &h);
+	int rc;
+
+	/* An edge file's endpoints come from where it was found. */
+	pthread_mutex_lock(&fs->ino_lock);
+	p = fsi_vn_find_locked(fs, n->parent);
+	if (p && gfs_vdesc_copy(&pd, &p->d) == 0)
+		have = true;
+	pthread_mutex_unlock(&fs->ino_lock);
+	rc = gfs_wr_open(fs->wr, n->ino, &n->d, have ? &pd : NULL, n->name,
+			 fi->flags, &h);
+	if (have)
+		gfs_vdesc_release(&pd);
 
 	if (rc)
 		{ reply_err(req, rc); return; }

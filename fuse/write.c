@@ -222,8 +222,11 @@ struct gfs_wobj {
 	uint64_t dir_ino;          /* listed: the directory */
 	char *name;                /* listed: its name */
 	const char *table;         /* interned: "node:T" */
-	char *key;                 /* WK_NODE / WK_NEW: the node key */
+	char *key;                 /* WK_NODE / WK_NEW: node key or edge id */
 	size_t key_len;
+	bool edge;                 /* an edge file: table "edge:E", from/to */
+	char *from, *to;
+	size_t from_len, to_len;
 	char *pend;                /* scratch: node whose deletion is pending */
 	size_t pend_len;
 	uint64_t mtime_ns;
@@ -241,6 +244,7 @@ struct gfs_wr {
 	struct gfs_graph *g;
 	struct gfs_view *v;
 	char *source;              /* "mount /mnt" for the log */
+	char *mnt;                 /* the mount point (absolute symlink targets) */
 	char *staging;             /* STORE/staging */
 	uid_t uid;
 	gid_t gid;
@@ -271,6 +275,18 @@ static bool is_node_typedir(const struct gfs_vdesc *d)
 	       strncmp(d->table, "node:", 5) == 0;
 }
 
+/* edges/<E>/<from>/ of the live view: table "edge:E", key = from. */
+static bool is_srcdir(const struct gfs_vdesc *d)
+{
+	return d->kind == GFS_VK_SRCDIR && !gfs_vdesc_frozen(d);
+}
+
+/* Directories that hold scratch and created files. */
+static bool is_wdir(const struct gfs_vdesc *d)
+{
+	return is_node_typedir(d) || is_srcdir(d);
+}
+
 static void obj_unref_locked(struct gfs_wr *w, struct gfs_wobj *o)
 {
 	if (--o->refs > 0)
@@ -283,6 +299,8 @@ static void obj_unref_locked(struct gfs_wr *w, struct gfs_wobj *o)
 	wbuf_release(&o->b);
 	free(o->name);
 	free(o->key);
+	free(o->from);
+	free(o->to);
 	free(o->pend);
 	free(o);
 }
@@ -422,6 +440,51 @@ static int classify(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	*klen = dec.len;
 	gfs_name_dec_release(&dec);
 	return *key ? WN_NODE : -ENOMEM;
+}
+
+/* Decodes a canonical name part (never a hashed one) into *out (new). */
+static int decode_part(const char *p, size_t n, size_t max, char **out,
+		       size_t *len)
+{
+	struct gfs_name_dec dec;
+
+	if (gfs_name_decode(p, n, &dec))
+		return -EINVAL;
+	if (dec.hashed || !gfs_name_matches(dec.key, dec.len, max, p, n)) {
+		gfs_name_dec_release(&dec);
+		return -EINVAL;
+	}
+	*out = gfs_memdup(dec.key, dec.len);
+	*len = dec.len;
+	gfs_name_dec_release(&dec);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* An edge file name in edges/<E>/<from>/: "<to>.json" (id NULL: the
+ * caller picks one) or "<to>~<id>.json"; WN_SCRATCH for other names. */
+static int classify_edge(const char *name, char **to, size_t *to_len,
+			 char **id, size_t *id_len)
+{
+	size_t nlen = strlen(name), stem, tilde;
+	int rc;
+
+	*to = *id = NULL;
+	*to_len = *id_len = 0;
+	if (!gfs_name_is_json(name, nlen, &stem))
+		return WN_SCRATCH;
+	if (!gfs_name_split_edge(name, stem, &tilde))
+		return decode_part(name, stem, GFS_NAME_PART_MAX, to, to_len) ?:
+		       WN_NODE;
+	rc = decode_part(name, tilde, GFS_NAME_PART_MAX, to, to_len);
+	if (!rc)
+		rc = decode_part(name + tilde + 1, stem - tilde - 1,
+				 GFS_NAME_PART_MAX, id, id_len);
+	if (rc) {
+		free(*to);
+		*to = NULL;
+		return rc;
+	}
+	return WN_NODE;
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -632,6 +695,7 @@ int gfs_wr_new(struct gfs_graph *g, struct gfs_view *v, const char *mnt,
 	}
 	w->g = g;
 	w->v = v;
+	w->mnt = mnt ? gfs_strdup(mnt) : NULL;
 	gfs_view_root(v, &root);
 	gfs_view_getattr(v, &root, &st);
 	gfs_vdesc_release(&root);
@@ -702,6 +766,7 @@ void gfs_wr_free(struct gfs_wr *w)
 	free(w->errs);
 	free(w->source);
 	free(w->staging);
+	free(w->mnt);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->q_lock);
 	pthread_cond_destroy(&w->q_cond);
@@ -762,7 +827,7 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 	int rc = 1;
 
 	memset(child, 0, sizeof *child); /* released by the caller in any case */
-	if (!is_node_typedir(dir))
+	if (!is_wdir(dir))
 		return 1;
 	pthread_mutex_lock(&w->lock);
 	o = listed_locked(w, dir_ino, name);
@@ -772,8 +837,8 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 			obj_stat(w, o, st);
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (o)
-		return rc;
+	if (o || !is_node_typedir(dir))
+		return o ? rc : 1;
 	if (classify(w, dir, name, &key, &klen) != WN_NODE)
 		return 1;
 	pthread_mutex_lock(&w->lock);
@@ -864,6 +929,79 @@ static int read_node(struct gfs_wr *w, const struct gfs_vdesc *d,
 	return rc;
 }
 
+/* Lists a new object for name in dir_ino with one handle (*h). */
+static int list_new(struct gfs_wr *w, struct gfs_wobj *o, uint64_t dir_ino,
+		    const char *name, struct gfs_wobj **h,
+		    struct gfs_vdesc *child, struct stat *st)
+{
+	struct gfs_wobj *old = listed_locked(w, dir_ino, name);
+	int rc;
+
+	if (old)
+		obj_unlist_locked(w, old);
+	o->name = gfs_strdup(name);
+	o->dir_ino = dir_ino;
+	o->listed = true;
+	o->refs = 2; /* listed + the handle */
+	rc = o->name ? obj_desc(o, child) : -ENOMEM;
+	if (!rc) {
+		obj_stat(w, o, st);
+		*h = o;
+	} else {
+		obj_unlist_locked(w, o);
+		obj_unref_locked(w, o);
+	}
+	return rc;
+}
+
+/* An edge file (or scratch file) created in edges/<E>/<from>/.  A new
+ * "<to>.json" gets its id now, so each later commit replaces that edge. */
+static int create_edge(struct gfs_wr *w, uint64_t dir_ino,
+		       const struct gfs_vdesc *dir, const char *name,
+		       struct gfs_wobj **h, struct gfs_vdesc *child,
+		       struct stat *st)
+{
+	char *to, *id, ulid[GFS_ULID_LEN + 1];
+	size_t to_len, id_len;
+	struct gfs_wobj *o;
+	int k = classify_edge(name, &to, &to_len, &id, &id_len), rc;
+
+	if (k < 0)
+		return k;
+	if (k == WN_NODE && !id) {
+		rc = gfs_ulid_new(ulid);
+		id = rc ? NULL : gfs_strdup(ulid);
+		id_len = id ? GFS_ULID_LEN : 0;
+		if (!id) {
+			free(to);
+			return rc ? rc : -ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&w->lock);
+	o = obj_new_locked(w, k == WN_NODE ? WK_NEW : WK_SCRATCH, dir->table);
+	if (!o) {
+		pthread_mutex_unlock(&w->lock);
+		free(to);
+		free(id);
+		return -ENOMEM;
+	}
+	o->edge = true;
+	o->key = id;
+	o->key_len = id_len;
+	o->to = to;
+	o->to_len = to_len;
+	o->from = gfs_memdup(dir->key, dir->key_len);
+	o->from_len = dir->key_len;
+	o->dirty = k == WN_NODE;
+	rc = o->from ? list_new(w, o, dir_ino, name, h, child, st) : -ENOMEM;
+	if (!o->from) {
+		o->refs = 1;
+		obj_unref_locked(w, o);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
 int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 		  const struct gfs_vdesc *dir, const char *name,
 		  struct gfs_wobj **h, struct gfs_vdesc *child, struct stat *st)
@@ -876,6 +1014,8 @@ int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 	*h = NULL;
 	if (gfs_vdesc_frozen(dir))
 		return -EROFS;
+	if (is_srcdir(dir))
+		return create_edge(w, dir_ino, dir, name, h, child, st);
 	if (!is_node_typedir(dir))
 		return -EACCES;
 	k = classify(w, dir, name, &key, &klen);
@@ -911,7 +1051,8 @@ int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 }
 
 int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
-		int flags, struct gfs_wobj **h)
+		const struct gfs_vdesc *dir, const char *name, int flags,
+		struct gfs_wobj **h)
 {
 	struct gfs_wobj *o;
 	int rc = 0;
@@ -938,7 +1079,8 @@ int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 		return rc;
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (d->kind != GFS_VK_NODEFILE)
+	if (d->kind != GFS_VK_NODEFILE &&
+	    (d->kind != GFS_VK_EDGEFILE || !dir || !is_srcdir(dir) || !name))
 		return -EACCES;
 	pthread_mutex_lock(&w->lock);
 	o = obj_new_locked(w, WK_NODE, d->table);
@@ -950,9 +1092,21 @@ int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 		o->dirty = (flags & O_TRUNC) != 0;
 	}
 	pthread_mutex_unlock(&w->lock);
+	if (o && d->kind == GFS_VK_EDGEFILE) {
+		char *id;
+		size_t id_len;
+
+		o->edge = true;
+		o->name = gfs_strdup(name);
+		o->from = gfs_memdup(dir->key, dir->key_len);
+		o->from_len = dir->key_len;
+		rc = classify_edge(name, &o->to, &o->to_len, &id, &id_len);
+		free(id); /* the row's id (d->key) is the one to replace */
+		rc = rc < 0 ? rc : o->name && o->from ? 0 : -ENOMEM;
+	}
 	if (!o || !o->key)
 		rc = -ENOMEM;
-	else if (!(flags & O_TRUNC))
+	else if (!rc && !(flags & O_TRUNC))
 		rc = read_node(w, d, &o->b); /* o is private until returned */
 	if (rc && o) {
 		pthread_mutex_lock(&w->lock);
@@ -1032,10 +1186,14 @@ static int put_obj(struct gfs_wr *w, struct gfs_wobj *o, const char *key,
 	if (rc)
 		return rc;
 	memset(&ch, 0, sizeof ch);
-	ch.kind = GFS_CH_NODE_PUT;
+	ch.kind = o->edge ? GFS_CH_EDGE_PUT : GFS_CH_NODE_PUT;
 	ch.type = type_of(o->table);
 	ch.key = key;
 	ch.key_len = klen;
+	ch.from = o->from;
+	ch.from_len = o->from_len;
+	ch.to = o->to;
+	ch.to_len = o->to_len;
 	ch.data = data;
 	ch.data_len = len;
 	ch.who = who;
@@ -1065,13 +1223,17 @@ int gfs_wr_flush(struct gfs_wr *w, struct gfs_wobj *h,
 	 * redirection leave before the bytes come (bash closes its first
 	 * descriptor of `>` before echo writes); left dirty, not committed. */
 	dirty = h->dirty && h->kind != WK_SCRATCH && h->b.size > 0;
-	if (dirty)
+	if (dirty && h->edge)
+		snprintf(path, sizeof path, "edges/%s/%.*s/%s",
+			 type_of(h->table), (int)h->from_len, h->from,
+			 h->name ? h->name : "");
+	else if (dirty)
 		node_path(path, sizeof path, h->table,
 			  h->name ? h->name : "");
 	pthread_mutex_unlock(&w->lock);
 	if (!dirty)
 		return 0;
-	if (!h->name) {
+	if (!h->name && !h->edge) {
 		char nm[GFS_NAME_BUF];
 
 		gfs_name_encode(h->key, h->key_len, GFS_NAME_KEY_MAX, nm);
@@ -1109,7 +1271,7 @@ int gfs_wr_truncate_path(struct gfs_wr *w, uint64_t ino,
 	*version = 0;
 	if (size == 0 && d->kind == GFS_VK_NODEFILE)
 		return -EINVAL; /* an empty file is no node: rm deletes one */
-	rc = gfs_wr_open(w, ino, d, 0, &h);
+	rc = gfs_wr_open(w, ino, d, NULL, NULL, 0, &h);
 	if (rc)
 		return rc;
 	rc = gfs_wr_truncate(w, h, size);
@@ -1192,6 +1354,14 @@ int gfs_wr_unlink(struct gfs_wr *w, uint64_t dir_ino,
 
 	if (gfs_vdesc_frozen(dir))
 		return -EROFS;
+	if (is_srcdir(dir)) {
+		pthread_mutex_lock(&w->lock);
+		o = listed_locked(w, dir_ino, name);
+		rc = o ? unlink_obj(w, o, who) : 1;
+		pthread_mutex_unlock(&w->lock);
+		if (rc != 1)
+			return rc;
+	}
 	if (is_node_typedir(dir)) {
 		pthread_mutex_lock(&w->lock);
 		o = listed_locked(w, dir_ino, name);
@@ -1401,6 +1571,74 @@ static int rename_in(struct gfs_wr *w, uint64_t dir_ino,
 	return rc;
 }
 
+/* In edges/<E>/<from>/: a scratch file renamed onto an edge file name is
+ * committed as that edge (sed -i); scratch -> scratch renames it; edge
+ * files themselves are not renamed (EPERM: an edge file's name is its
+ * endpoints and id). */
+static int rename_in_src(struct gfs_wr *w, uint64_t dir_ino,
+			 const struct gfs_vdesc *dir, const char *name,
+			 const char *nname, const struct gfs_writer *who)
+{
+	char *to, *id, ulid[GFS_ULID_LEN + 1], path[PATH_MAX];
+	struct gfs_vdesc ex;
+	size_t to_len, id_len;
+	uint64_t version;
+	struct gfs_wobj *o;
+	int k = classify_edge(nname, &to, &to_len, &id, &id_len), rc;
+
+	if (k < 0)
+		return k;
+	if (k == WN_NODE && !id) { /* "<to>.json": the pair's first edge, or new */
+		rc = gfs_view_lookup(w->v, dir, nname, &ex, NULL);
+		if (rc == 0)
+			id = gfs_memdup(ex.key, ex.key_len), id_len = ex.key_len;
+		else if ((rc = gfs_ulid_new(ulid)) == 0)
+			id = gfs_strdup(ulid), id_len = GFS_ULID_LEN;
+		if (rc == 0)
+			gfs_vdesc_release(&ex);
+	}
+	pthread_mutex_lock(&w->lock);
+	o = listed_locked(w, dir_ino, name);
+	rc = !o ? -EPERM : k == WN_NODE && !id ? -ENOMEM : 0;
+	if (!rc && k == WN_SCRATCH) {
+		char *nm = gfs_strdup(nname);
+
+		if (nm) {
+			free(o->name);
+			o->name = nm;
+		}
+		pthread_mutex_unlock(&w->lock);
+		free(to);
+		return nm ? 0 : -ENOMEM;
+	}
+	if (!rc) {
+		free(o->to);
+		free(o->key);
+		free(o->from);
+		o->edge = true;
+		o->to = to, o->to_len = to_len;
+		o->key = id, o->key_len = id_len;
+		o->from = gfs_memdup(dir->key, dir->key_len);
+		o->from_len = dir->key_len;
+		to = id = NULL;
+		o->refs++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	free(to);
+	free(id);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof path, "edges/%s/%s", type_of(dir->table), nname);
+	rc = o->from ? put_obj(w, o, o->key, o->key_len, path, "rename", who,
+			       &version) : -ENOMEM;
+	pthread_mutex_lock(&w->lock);
+	if (!rc)
+		obj_unlist_locked(w, o);
+	obj_unref_locked(w, o);
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
 int gfs_wr_rename(struct gfs_wr *w, uint64_t dir_ino,
 		  const struct gfs_vdesc *dir, const char *name,
 		  uint64_t ndir_ino, const struct gfs_vdesc *ndir,
@@ -1411,6 +1649,9 @@ int gfs_wr_rename(struct gfs_wr *w, uint64_t dir_ino,
 		return -EROFS;
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	if (is_srcdir(dir) && is_srcdir(ndir))
+		return dir_ino == ndir_ino ?
+		       rename_in_src(w, dir_ino, dir, name, nname, who) : -EXDEV;
 	if (!is_node_typedir(dir) || !is_node_typedir(ndir))
 		return is_node_typedir(dir) || is_node_typedir(ndir) ?
 		       -EXDEV : -EPERM;
@@ -1421,12 +1662,160 @@ int gfs_wr_rename(struct gfs_wr *w, uint64_t dir_ino,
 	return rename_in(w, dir_ino, dir, name, nname, flags, who);
 }
 
+/* ---- symlinks: edges by graph walking ---------------------------------- */
+
+#define LINK_DEPTH 64
+
+/* target, read from directory comps[0..n) of the mount (or absolute under
+ * the mount point), as the components of a path from the root. */
+static int resolve(const struct gfs_wr *w, char **comps, size_t n,
+		   const char *target, char **out, size_t *nout)
+{
+	size_t k = 0, ml = w->mnt ? strlen(w->mnt) : 0;
+	const char *c = target;
+	int rc = 0;
+
+	if (target[0] == '/') {
+		if (!ml || strncmp(target, w->mnt, ml) || target[ml] != '/')
+			return -EINVAL;
+		c = target + ml;
+	} else {
+		for (; k < n; k++)
+			if (!(out[k] = gfs_strdup(comps[k])))
+				rc = -ENOMEM;
+	}
+	while (!rc && *c) {
+		const char *e = strchr(c, '/');
+		size_t len = e ? (size_t)(e - c) : strlen(c);
+
+		if (len == 2 && !memcmp(c, "..", 2)) {
+			if (!k)
+				rc = -EINVAL;
+			else
+				free(out[--k]);
+		} else if (len && !(len == 1 && c[0] == '.')) {
+			if (k == LINK_DEPTH)
+				rc = -EINVAL;
+			else if (!(out[k++] = gfs_memdup(c, len)))
+				rc = -ENOMEM;
+		}
+		c += len + (e != NULL);
+	}
+	*nout = k;
+	return rc;
+}
+
+/* Looks comps[0..n) up from the root: the descriptor of the last one. */
+static int walk(struct gfs_wr *w, char **comps, size_t n, struct gfs_vdesc *d)
+{
+	struct gfs_vdesc cur, next;
+	int rc = 0;
+
+	gfs_view_root(w->v, &cur);
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = gfs_view_lookup(w->v, &cur, comps[i], &next, NULL);
+		gfs_vdesc_release(&cur);
+		if (!rc)
+			cur = next;
+		else
+			memset(&cur, 0, sizeof cur);
+	}
+	if (rc) {
+		gfs_vdesc_release(&cur);
+		return rc;
+	}
+	*d = cur;
+	return 0;
+}
+
+/* The node key a link target names, checked: a node file of the live
+ * view, of the type at the edge's other end, named like the link. */
+static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
+		    const char *name, const char *target, char **key,
+		    size_t *klen, char *why, size_t wn)
+{
+	char enc[GFS_NAME_BUF], *mine[5], *path[LINK_DEPTH];
+	const char *side = dir->sub ? "in" : "out";
+	size_t n = 0, stem;
+	struct gfs_vdesc f, e;
+	int rc;
+
+	gfs_name_encode(dir->key, dir->key_len, GFS_NAME_KEY_MAX, enc);
+	mine[0] = "nodes";
+	mine[1] = (char *)type_of(dir->table);
+	mine[2] = enc;
+	mine[3] = (char *)side;
+	mine[4] = (char *)type_of(dir->table2);
+	rc = resolve(w, mine, 5, target, path, &n);
+	if (!rc && (n != 3 || strcmp(path[0], "nodes") ||
+		    !gfs_name_is_json(path[2], strlen(path[2]), &stem)))
+		rc = -EINVAL;
+	if (rc) {
+		snprintf(why, wn, "'%s' is no node file of the live view", target);
+		goto out;
+	}
+	if (strcmp(path[2], name)) {
+		snprintf(why, wn, "the link's name must be its target's, '%s'", path[2]);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = walk(w, path, 3, &f);
+	if (rc) {
+		snprintf(why, wn, "no node at '%s' (%s)", target, strerror(-rc));
+		rc = -EINVAL;
+		goto out;
+	}
+	/* The other end's type: nodes/<T2>/<k2>/{in,out}/<E> exists. */
+	path[2][stem] = '\0';
+	mine[0] = path[0]; mine[1] = path[1]; mine[2] = path[2];
+	mine[3] = dir->sub ? "out" : "in";
+	mine[4] = (char *)type_of(dir->table2);
+	if (f.kind != GFS_VK_NODEFILE || walk(w, mine, 5, &e)) {
+		snprintf(why, wn, "'%s' is not a node of the type at the %s end of %s",
+			 target, dir->sub ? "from" : "to", type_of(dir->table2));
+		rc = -EINVAL;
+	} else {
+		gfs_vdesc_release(&e);
+		*key = gfs_memdup(f.key, f.key_len);
+		*klen = f.key_len;
+		rc = *key ? 0 : -ENOMEM;
+	}
+	gfs_vdesc_release(&f);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(path[i]);
+	return rc;
+}
+
 int gfs_wr_symlink(struct gfs_wr *w, const struct gfs_vdesc *dir,
 		   const char *name, const char *target,
 		   const struct gfs_writer *who)
 {
-	(void)w; (void)name; (void)target; (void)who;
+	char why[512] = "", path[PATH_MAX], *key = NULL;
+	struct gfs_change ch;
+	size_t klen = 0;
+	int rc;
+
 	if (gfs_vdesc_frozen(dir))
 		return -EROFS;
-	return -EPERM;
+	if (dir->kind != GFS_VK_ETDIR)
+		return -EPERM;
+	snprintf(path, sizeof path, "nodes/%s/.../%s/%s/%s", type_of(dir->table),
+		 dir->sub ? "in" : "out", type_of(dir->table2), name);
+	rc = link_end(w, dir, name, target, &key, &klen, why, sizeof why);
+	if (rc) {
+		note_error(w, "symlink", path, -rc, why);
+		return rc;
+	}
+	memset(&ch, 0, sizeof ch);
+	ch.kind = GFS_CH_EDGE_PUT;
+	ch.type = type_of(dir->table2);
+	ch.from = dir->sub ? key : dir->key;
+	ch.from_len = dir->sub ? klen : dir->key_len;
+	ch.to = dir->sub ? dir->key : key;
+	ch.to_len = dir->sub ? dir->key_len : klen;
+	ch.who = who;
+	rc = commit_one(w, &ch, "symlink", path);
+	free(key);
+	return rc;
 }

@@ -71,10 +71,12 @@ int gfs_wr_list(struct gfs_wr *w, uint64_t dir_ino, uint64_t pos,
 int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 		  const struct gfs_vdesc *dir, const char *name,
 		  struct gfs_wobj **h, struct gfs_vdesc *child, struct stat *st);
-/* Opens d (inode ino) for writing (a node file: the handle starts from
- * its bytes, or empty with O_TRUNC) or a WFILE in any mode. */
+/* Opens d (inode ino, found as name in dir: needed for an edge file)
+ * for writing (a node or edge file: the handle starts from its bytes, or
+ * empty with O_TRUNC) or a WFILE in any mode. */
 int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
-		int flags, struct gfs_wobj **h);
+		const struct gfs_vdesc *dir, const char *name, int flags,
+		struct gfs_wobj **h);
 int gfs_wr_read(struct gfs_wr *w, struct gfs_wobj *h, uint64_t off,
 		void *buf, size_t len, size_t *n);
 int gfs_wr_write(struct gfs_wr *w, struct gfs_wobj *h, uint64_t off,
