@@ -149,6 +149,50 @@ check "mv: the old name is gone" test ! -e "$P/carol.json"
 check "mv: its edges follow" wait_until 10 test -L "$P/alice/in/Knows/caroline.json"
 expect 18 "mv within a type" mv
 
+# -- edges -------------------------------------------------------------------
+ln -s ../../../../Company/acme.json "$P/alice/out/WorksAt/acme.json"
+check "ln -s (relative) creates an edge" test "$(readlink "$P/alice/out/WorksAt/acme.json")" = ../../../../Company/acme.json
+check "ln -s: the edge file exists" test -e "$M/edges/WorksAt/alice/acme.json"
+expect 19 "ln -s relative" ln
+ln -s "$M/nodes/Person/alice.json" "$P/dan/in/Knows/alice.json"
+check "ln -s (absolute under the mount) in in/" test -e "$M/edges/Knows/alice/dan.json"
+expect 20 "ln -s absolute" ln
+echo '{"since":"2020-01-01"}' | tee "$M/edges/WorksAt/alice/acme.json" >/dev/null
+check "edge file written in place" has "$M/edges/WorksAt/alice/acme.json" '"since":"2020-01-01"'
+expect 21 "edge file replaced" tee
+sed -i 's/2020/2021/' "$M/edges/WorksAt/alice/acme.json"
+check "sed -i on an edge file" has "$M/edges/WorksAt/alice/acme.json" '"since":"2021-01-01"'
+expect 22 "sed -i of an edge" sed
+rm "$P/alice/out/WorksAt/acme.json"
+check "rm of a link deletes the edge" test ! -e "$M/edges/WorksAt/alice/acme.json"
+expect 23 "rm of a link" rm
+rm "$M/edges/Knows/alice/dan.json"
+check "rm of an edge file" test ! -e "$P/dan/in/Knows/alice.json"
+expect 24 "rm of an edge file" rm
+claim EINVAL "ln -s to a node of the wrong type" 'os.symlink("../../../../Person/dan.json", m + "/nodes/Person/alice/out/WorksAt/dan.json")'
+claim EINVAL "ln -s to a missing node (dangling endpoint)" 'os.symlink("../../../../Company/nope.json", m + "/nodes/Person/alice/out/WorksAt/nope.json")'
+claim EINVAL "ln -s into versions/" 'os.symlink("../../../../../versions/2/nodes/Company/acme.json", m + "/nodes/Person/alice/out/WorksAt/acme.json")'
+claim EINVAL "ln -s under another name than the target's" 'os.symlink("../../../../Company/acme.json", m + "/nodes/Person/alice/out/WorksAt/other.json")'
+check "dangling endpoint: the reason in errors.jsonl" has "$M/.graphfs/errors.jsonl" "no node at"
+expect 24 "refused links publish nothing"
+
+# -- group commit: 8 writers at once, each close() its own outcome ------------
+for i in 0 1 2 3 4 5 6 7; do
+	( for j in 0 1 2 3 4 5 6 7 8 9; do
+		printf '{"slug":"w%d_%d"}\n' $i $j > "$T/w.$i"
+		cp "$T/w.$i" "$P/w${i}_$j.json" || echo "cp w${i}_$j failed"
+	  done
+	  printf '{"slug":"x"' > "$T/bad.$i"; cp "$T/bad.$i" "$P/bad$i.json" 2>/dev/null && echo "bad$i accepted" ) > "$T/par.$i" &
+done
+wait
+check "8 parallel writers: every good close succeeded, every bad one failed" test -z "$(cat "$T"/par.*)"
+check "8 parallel writers: all 80 nodes" test "$(ls "$P" | grep -c '^w[0-7]_[0-9]\.json$')" = 80
+check "no bad node" test -z "$(ls "$P" | grep '^bad')"
+v=$(gc log "$S" | tail -n 1 | awk '{print $1}')
+check "group commit: at most 80 versions for 80 files (got $((v - 24)))" test "$((v - 24))" -le 80
+check "fsck after the parallel writers" gc fsck "$S"
+base=$v
+
 # -- errors: each with its errno; nothing committed ---------------------------
 printf '{"slug":' > "$T/bad.json"
 check "cp of bad JSON fails" bash -c "! cp '$T/bad.json' '$P/hal.json' 2>/dev/null"
@@ -167,7 +211,7 @@ claim EINVAL "truncate to 0 (an empty file is no node)" 'os.truncate(m + "/nodes
 claim EPERM "chmod to another mode" 'os.chmod(m + "/nodes/Person/alice.json", 0o600)'
 claim OK "utime (ignored)" 'os.utime(m + "/nodes/Person/alice.json", (1, 1))'
 check "alice unchanged by the failures" has "$P/alice.json" '"Alys"'
-expect 18 "failed writes publish nothing"
+expect "$base" "failed writes publish nothing"
 
 # -- permissions and -o ro ----------------------------------------------------
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
@@ -185,19 +229,19 @@ mount_gfs "$S" "$M3" -o ro || bad "mount -o ro"
 claim EROFS "-o ro: create" 'os.open(m + "/../m3/nodes/Person/new.json", os.O_WRONLY | os.O_CREAT)'
 claim EROFS "-o ro: unlink" 'os.unlink(m + "/../m3/nodes/Person/alice.json")'
 umount_gfs "$M3"
-expect 18 "after all the refusals"
+expect "$base" "after all the refusals"
 
 # -- scratch files vanish at unmount; pending deletions happen then -----------
 echo scratch > "$P/4913"
 mv "$P/dan.json" "$P/dan.json~"
 check "pending deletion: the name looks absent" test ! -e "$P/dan.json"
 check "scratch listed" bash -c "ls '$P' | grep -qx 4913"
-expect 18 "a rename to a scratch name publishes nothing yet"
+expect "$base" "a rename to a scratch name publishes nothing yet"
 umount_gfs "$M"
 # The daemon deletes it as it ends, after the kernel let go of the mount.
 newest() { gc log "$S" | tail -n 1 | awk '{print $1}'; }
-check "the daemon's exit deletes the node left pending" wait_until 10 out_is 19 newest
-expect 19 "unmount deleted the node left pending" graphfs
+check "the daemon's exit deletes the node left pending" wait_until 10 out_is $((base + 1)) newest
+expect $((base + 1)) "unmount deleted the node left pending" graphfs
 mount_gfs "$S" "$M" || bad remount
 check "scratch gone after remount" test ! -e "$P/4913"
 check "dan gone" test ! -e "$P/dan.json"
