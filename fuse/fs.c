@@ -490,6 +490,9 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
 			vs.gv_misses);
 	stats_io(fs, b);
+	gfs_buf_append(b, "\"writes\":", 9);
+	gfs_wr_stats(fs->wr, b);
+	gfs_buf_appendc(b, ',');
 	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"

@@ -259,6 +259,9 @@ struct gfs_wr {
 	pthread_cond_t q_cond, done_cond;
 	struct wreq *q_head, **q_tail;
 	bool q_stop, thread_on;
+	/* For .graphfs/stats (under q_lock): changes waiting for the commit
+	 * thread, batches run, changes in them, versions published. */
+	uint64_t queued, batches, changes, published;
 	pthread_t thread;
 };
 
@@ -519,6 +522,15 @@ static void note_error(struct gfs_wr *w, const char *op, const char *path,
 	pthread_mutex_unlock(&w->lock);
 }
 
+void gfs_wr_stats(struct gfs_wr *w, struct gfs_buf *out)
+{
+	pthread_mutex_lock(&w->q_lock);
+	gfs_buf_appendf(out, "{\"queued\":%" PRIu64 ",\"batches\":%" PRIu64
+			",\"changes\":%" PRIu64 ",\"versions\":%" PRIu64 "}",
+			w->queued, w->batches, w->changes, w->published);
+	pthread_mutex_unlock(&w->q_lock);
+}
+
 void gfs_wr_errors(struct gfs_wr *w, struct gfs_buf *out)
 {
 	if (!w)
@@ -566,7 +578,7 @@ static void batch_msg(struct gfs_change *ch, const struct gfs_diag *d)
 	gfs_buf_release(&b);
 }
 
-static void run_batch(struct gfs_wr *w, struct wreq *batch)
+static uint64_t run_batch(struct gfs_wr *w, struct wreq *batch)
 {
 	struct gfs_apply_opts o = { .source = w->source };
 	struct gfs_apply_result res;
@@ -582,7 +594,7 @@ static void run_batch(struct gfs_wr *w, struct wreq *batch)
 		for (struct wreq *r = batch; r; r = r->next)
 			for (size_t i = 0; i < r->n; i++)
 				r->ch[i].rc = -ENOMEM;
-		return;
+		return 0;
 	}
 	for (struct wreq *r = batch; r; r = r->next)
 		for (size_t i = 0; i < r->n; i++)
@@ -602,11 +614,13 @@ static void run_batch(struct gfs_wr *w, struct wreq *batch)
 				batch_msg(&r->ch[i], &d);
 		}
 	free(all);
+	return rc ? 0 : res.version;
 }
 
 static void *committer(void *arg)
 {
 	struct gfs_wr *w = arg;
+	uint64_t ver;
 
 	pthread_mutex_lock(&w->q_lock);
 	for (;;) {
@@ -619,9 +633,13 @@ static void *committer(void *arg)
 		batch = w->q_head;
 		w->q_head = NULL;
 		w->q_tail = &w->q_head;
+		for (struct wreq *r = batch; r; r = r->next)
+			w->queued -= r->n, w->changes += r->n;
+		w->batches++;
 		pthread_mutex_unlock(&w->q_lock);
-		run_batch(w, batch);
+		ver = run_batch(w, batch);
 		pthread_mutex_lock(&w->q_lock);
+		w->published += ver != 0;
 		for (struct wreq *r = batch; r; r = r->next)
 			r->done = true;
 		pthread_cond_broadcast(&w->done_cond);
@@ -648,6 +666,7 @@ static int commit(struct gfs_wr *w, struct gfs_change *ch, size_t n)
 	}
 	*w->q_tail = &r;
 	w->q_tail = &r.next;
+	w->queued += n;
 	pthread_cond_signal(&w->q_cond);
 	while (!r.done)
 		pthread_cond_wait(&w->done_cond, &w->q_lock);

@@ -107,6 +107,9 @@ int gfs_wr_symlink(struct gfs_wr *w, const struct gfs_vdesc *dir,
 		   const char *name, const char *target,
 		   const struct gfs_writer *who);
 
+/* The commit thread's counters, a JSON object for .graphfs/stats:
+ * queued (changes waiting now), batches, changes, versions. */
+void gfs_wr_stats(struct gfs_wr *w, struct gfs_buf *out);
 /* .graphfs/errors.jsonl */
 void gfs_wr_errors(struct gfs_wr *w, struct gfs_buf *out);
 
