@@ -267,7 +267,7 @@ static void fh_close(struct gfs_fs *fs, struct fh *x)
 	pthread_mutex_unlock(&fs->fh_lock);
 	if (x->w)
 		gfs_wr_close(fs->wr, x->w);
-	else if (x->dir)
+	else if (x->dir && x->u.d)
 		gfs_view_closedir(fs->v, x->u.d);
 	else
 		gfs_view_close(fs->v, x->u.f);
@@ -924,12 +924,14 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		{ reply_err(req, ENOSYS); return; } /* the kernel takes over */
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
-	rc = gfs_view_opendir(fs->v, &n->d, &dh);
-	if (rc)
+	if (n->d.kind == GFS_VK_INGEST)
+		dh = NULL; /* write.c lists it */
+	else if ((rc = gfs_view_opendir(fs->v, &n->d, &dh)))
 		{ reply_err(req, rc); return; }
 	x = fh_new(fs, true, dh);
 	if (!x) {
-		gfs_view_closedir(fs->v, dh);
+		if (dh)
+			gfs_view_closedir(fs->v, dh);
 		reply_err(req, ENOMEM);
 		return;
 	}
@@ -1050,14 +1052,18 @@ static int rd_fill(struct gfs_fs *fs, struct vnode *n,
 {
 	int rc;
 
+	if (n && n->d.kind == GFS_VK_INGEST && !off)
+		off = SCRATCH_OFF; /* only the daemon's names */
 	if (IS_SCRATCH_OFF(off)) {
 		*ver = atomic_load(&fs->epoch);
-		return n ? gfs_wr_list(fs->wr, r->dir, off - SCRATCH_OFF,
+		return n ? gfs_wr_list(fs->wr, r->dir, &n->d, off - SCRATCH_OFF,
 				       rd_emit_scratch, r) : -ESTALE;
 	}
 	rc = rd_fill_view(fs, n, fi, off, r, ver);
-	if (!rc && !r->full && n && n->d.kind == GFS_VK_TYPEDIR)
-		rc = gfs_wr_list(fs->wr, r->dir, 0, rd_emit_scratch, r);
+	if (!rc && !r->full && n && (n->d.kind == GFS_VK_TYPEDIR ||
+				     n->d.kind == GFS_VK_SRCDIR ||
+				     n->d.kind == GFS_VK_ROOT))
+		rc = gfs_wr_list(fs->wr, r->dir, &n->d, 0, rd_emit_scratch, r);
 	return rc;
 }
 
@@ -1067,7 +1073,7 @@ static int rd_fill_view(struct gfs_fs *fs, struct vnode *n,
 {
 	int rc;
 
-	if (fi->fh) {
+	if (fi->fh && fh_of(fi)->u.d) {
 		struct gfs_vdir *dh = fh_of(fi)->u.d;
 
 		rc = gfs_view_readdir(fs->v, dh, off, rd_emit, r);

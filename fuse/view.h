@@ -57,6 +57,9 @@ enum gfs_vkind {
 	 * created and not yet committed, or a scratch file; table = its
 	 * directory's, key = its name, serial = write.c's object number. */
 	GFS_VK_WFILE,
+	/* ingest/ (sub 0: merge), ingest/append/ (1), ingest/overwrite/ (2):
+	 * directories of fuse/write.c, in the live root. */
+	GFS_VK_INGEST,
 };
 
 enum gfs_gfsfile {

@@ -225,6 +225,7 @@ struct gfs_wobj {
 	char *key;                 /* WK_NODE / WK_NEW: node key or edge id */
 	size_t key_len;
 	bool edge;                 /* an edge file: table "edge:E", from/to */
+	int ingest;                /* 1 + the GFS_VK_INGEST sub of an ingest file */
 	char *from, *to;
 	size_t from_len, to_len;
 	char *pend;                /* scratch: node whose deletion is pending */
@@ -248,6 +249,7 @@ struct gfs_wr {
 	char *staging;             /* STORE/staging */
 	uid_t uid;
 	gid_t gid;
+	uint64_t started_ns;
 
 	pthread_mutex_t lock;
 	struct gfs_wobj *objs;
@@ -284,10 +286,38 @@ static bool is_srcdir(const struct gfs_vdesc *d)
 	return d->kind == GFS_VK_SRCDIR && !gfs_vdesc_frozen(d);
 }
 
+static bool is_ingest(const struct gfs_vdesc *d)
+{
+	return d->kind == GFS_VK_INGEST;
+}
+
 /* Directories that hold scratch and created files. */
 static bool is_wdir(const struct gfs_vdesc *d)
 {
-	return is_node_typedir(d) || is_srcdir(d);
+	return is_node_typedir(d) || is_srcdir(d) || is_ingest(d);
+}
+
+static const char *const ingest_names[3] = { "ingest", "append", "overwrite" };
+
+static int ingest_desc(const struct gfs_wr *w, int sub, struct gfs_vdesc *d,
+		       struct stat *st)
+{
+	memset(d, 0, sizeof *d);
+	d->kind = GFS_VK_INGEST;
+	d->sub = (uint8_t)sub;
+	d->mtime_ns = w->started_ns;
+	if (st) {
+		memset(st, 0, sizeof *st);
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 1;
+		st->st_uid = w->uid;
+		st->st_gid = w->gid;
+		st->st_blksize = 4096;
+		st->st_mtim.tv_sec = (time_t)(w->started_ns / 1000000000u);
+		st->st_mtim.tv_nsec = (long)(w->started_ns % 1000000000u);
+		st->st_atim = st->st_ctim = st->st_mtim;
+	}
+	return 0;
 }
 
 static void obj_unref_locked(struct gfs_wr *w, struct gfs_wobj *o)
@@ -720,6 +750,7 @@ int gfs_wr_new(struct gfs_graph *g, struct gfs_view *v, const char *mnt,
 	gfs_vdesc_release(&root);
 	w->uid = st.st_uid;
 	w->gid = st.st_gid;
+	w->started_ns = gfs_now_ns();
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_init(&w->q_lock, NULL);
 	pthread_cond_init(&w->q_cond, NULL);
@@ -824,6 +855,7 @@ void gfs_wr_mode(const struct gfs_vdesc *d, struct stat *st)
 		switch (d->kind) {
 		case GFS_VK_TYPEDIR: case GFS_VK_NODEFILE: case GFS_VK_WFILE:
 		case GFS_VK_SRCDIR: case GFS_VK_EDGEFILE: case GFS_VK_ETDIR:
+		case GFS_VK_INGEST:
 			w = true;
 			break;
 		default:
@@ -846,6 +878,11 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 	int rc = 1;
 
 	memset(child, 0, sizeof *child); /* released by the caller in any case */
+	if (dir->kind == GFS_VK_ROOT && !strcmp(name, "ingest"))
+		return ingest_desc(w, 0, child, st);
+	if (is_ingest(dir) && dir->sub == 0 &&
+	    (!strcmp(name, "append") || !strcmp(name, "overwrite")))
+		return ingest_desc(w, name[0] == 'a' ? 1 : 2, child, st);
 	if (!is_wdir(dir))
 		return 1;
 	pthread_mutex_lock(&w->lock);
@@ -857,7 +894,7 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (o || !is_node_typedir(dir))
-		return o ? rc : 1;
+		return o ? rc : is_ingest(dir) ? -ENOENT : 1;
 	if (classify(w, dir, name, &key, &klen) != WN_NODE)
 		return 1;
 	pthread_mutex_lock(&w->lock);
@@ -892,13 +929,31 @@ int gfs_wr_getattr(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 	return rc;
 }
 
-int gfs_wr_list(struct gfs_wr *w, uint64_t dir_ino, uint64_t pos,
+int gfs_wr_list(struct gfs_wr *w, uint64_t dir_ino,
+		const struct gfs_vdesc *dir, uint64_t pos,
 		int (*emit)(void *arg, const char *name, const struct gfs_vdesc *d,
 			    const struct stat *st, uint64_t next),
 		void *arg)
 {
 	uint64_t i = 0;
+	int sub = -1;
 
+	if (dir && dir->kind == GFS_VK_ROOT && !gfs_vdesc_frozen(dir))
+		sub = 0;
+	else if (dir && is_ingest(dir) && dir->sub == 0)
+		sub = 1;
+	for (int k = sub; sub >= 0 && k <= (sub ? 2 : 0); k++) {
+		struct gfs_vdesc d;
+		struct stat st;
+
+		if (i++ < pos)
+			continue;
+		ingest_desc(w, k, &d, &st);
+		if (emit(arg, ingest_names[k], &d, &st, i))
+			return 0;
+	}
+	if (sub == 0)
+		return 0;
 	pthread_mutex_lock(&w->lock);
 	for (struct gfs_wobj *o = w->objs; o; o = o->next) {
 		struct gfs_vdesc d;
@@ -1021,6 +1076,32 @@ static int create_edge(struct gfs_wr *w, uint64_t dir_ino,
 	return rc;
 }
 
+/* A file in ingest/: loaded when flushed (ingest_load). */
+static int create_ingest(struct gfs_wr *w, uint64_t dir_ino,
+			 const struct gfs_vdesc *dir, const char *name,
+			 struct gfs_wobj **h, struct gfs_vdesc *child,
+			 struct stat *st)
+{
+	struct gfs_wobj *o;
+	size_t n = strlen(name);
+	int rc;
+
+	if ((n > 3 && !strcmp(name + n - 3, ".ok")) ||
+	    (n > 6 && !strcmp(name + n - 6, ".error")))
+		return -EACCES; /* the daemon's answers */
+	pthread_mutex_lock(&w->lock);
+	o = obj_new_locked(w, WK_NEW, NULL);
+	if (o) {
+		o->ingest = 1 + dir->sub;
+		o->dirty = true;
+		rc = list_new(w, o, dir_ino, name, h, child, st);
+	} else {
+		rc = -ENOMEM;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
 int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 		  const struct gfs_vdesc *dir, const char *name,
 		  struct gfs_wobj **h, struct gfs_vdesc *child, struct stat *st)
@@ -1035,6 +1116,8 @@ int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 		return -EROFS;
 	if (is_srcdir(dir))
 		return create_edge(w, dir_ino, dir, name, h, child, st);
+	if (is_ingest(dir))
+		return create_ingest(w, dir_ino, dir, name, h, child, st);
 	if (!is_node_typedir(dir))
 		return -EACCES;
 	k = classify(w, dir, name, &key, &klen);
@@ -1229,6 +1312,85 @@ static int put_obj(struct gfs_wr *w, struct gfs_wobj *o, const char *key,
 	return 0;
 }
 
+/* A listed answer file "<name><suffix>" in dir_ino holding text. */
+static void answer(struct gfs_wr *w, uint64_t dir_ino, const char *name,
+		   const char *suffix, const char *text)
+{
+	struct gfs_vdesc d;
+	struct gfs_wobj *o, *h = NULL;
+	struct stat st;
+	char nm[NAME_MAX + 8];
+
+	snprintf(nm, sizeof nm, "%s%s", name, suffix);
+	pthread_mutex_lock(&w->lock);
+	o = obj_new_locked(w, WK_SCRATCH, NULL);
+	if (o && wbuf_write(&o->b, 0, text, strlen(text), w->staging) == 0 &&
+	    list_new(w, o, dir_ino, nm, &h, &d, &st) == 0) {
+		gfs_vdesc_release(&d);
+		obj_unref_locked(w, h); /* no handle: only listed */
+	} else if (o) {
+		o->refs = 1;
+		obj_unref_locked(w, o);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Loads an ingest file's bytes as one version (gfs_graph_load, the mode
+ * of its directory); "<name>.ok" gets the version and the input goes, or
+ * "<name>.error" gets the messages and the close fails. */
+static int ingest_flush(struct gfs_wr *w, struct gfs_wobj *h,
+			const struct gfs_writer *who, uint64_t *version)
+{
+	static const enum gfs_load_mode modes[3] = {
+		GFS_LOAD_MERGE, GFS_LOAD_APPEND, GFS_LOAD_OVERWRITE };
+	struct gfs_load_opts lo = { .mode = modes[h->ingest - 1] };
+	struct gfs_load_result res;
+	struct gfs_diag d = {{0}};
+	char actor[256], path[PATH_MAX], text[600];
+	const char *name;
+	int fd = -1, rc;
+	bool dirty;
+
+	pthread_mutex_lock(&w->lock);
+	dirty = h->dirty && h->listed && h->b.size > 0;
+	if (dirty && h->b.fd < 0)
+		rc = wbuf_spill(&h->b, w->staging); /* the loader reads an fd */
+	else
+		rc = 0;
+	if (dirty && !rc && (fd = dup(h->b.fd)) < 0)
+		rc = -errno;
+	name = h->name;
+	pthread_mutex_unlock(&w->lock);
+	if (!dirty || rc)
+		return rc;
+	snprintf(path, sizeof path, "ingest/%s%s", h->ingest > 1 ?
+		 (h->ingest == 2 ? "append/" : "overwrite/") : "", name);
+	snprintf(actor, sizeof actor, "%s uid %u pid %d (%s)", w->source,
+		 (unsigned)who->uid, (int)who->pid, who->comm);
+	lo.actor = actor;
+	lo.source = path;
+	memset(&res, 0, sizeof res);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		rc = -errno;
+	else
+		rc = gfs_graph_load(w->g, fd, &lo, &res, &d);
+	close(fd);
+	if (rc) {
+		snprintf(text, sizeof text, "%s\n", d.msg[0] ? d.msg : gfs_strerror(rc));
+		answer(w, h->dir_ino, name, ".error", text);
+		note_error(w, "close", path, -to_errno(rc), d.msg[0] ? d.msg : gfs_strerror(rc));
+		return to_errno(rc);
+	}
+	*version = res.version;
+	snprintf(text, sizeof text, "%" PRIu64 "\n", res.version);
+	answer(w, h->dir_ino, name, ".ok", text);
+	pthread_mutex_lock(&w->lock);
+	h->dirty = false;
+	obj_unlist_locked(w, h); /* the input vanishes once committed */
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
 int gfs_wr_flush(struct gfs_wr *w, struct gfs_wobj *h,
 		 const struct gfs_writer *who, uint64_t *version)
 {
@@ -1237,6 +1399,8 @@ int gfs_wr_flush(struct gfs_wr *w, struct gfs_wobj *h,
 	int rc;
 
 	*version = 0;
+	if (h->ingest)
+		return ingest_flush(w, h, who, version);
 	pthread_mutex_lock(&w->lock);
 	/* An empty file is no node: it is what O_TRUNC and a shell's
 	 * redirection leave before the bytes come (bash closes its first
@@ -1373,10 +1537,10 @@ int gfs_wr_unlink(struct gfs_wr *w, uint64_t dir_ino,
 
 	if (gfs_vdesc_frozen(dir))
 		return -EROFS;
-	if (is_srcdir(dir)) {
+	if (is_srcdir(dir) || is_ingest(dir)) {
 		pthread_mutex_lock(&w->lock);
 		o = listed_locked(w, dir_ino, name);
-		rc = o ? unlink_obj(w, o, who) : 1;
+		rc = o ? unlink_obj(w, o, who) : is_ingest(dir) ? -ENOENT : 1;
 		pthread_mutex_unlock(&w->lock);
 		if (rc != 1)
 			return rc;

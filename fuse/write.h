@@ -61,9 +61,11 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
  * with a dirty write handle.  -ESTALE for a WFILE no longer known. */
 int gfs_wr_getattr(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 		   struct stat *st);
-/* Lists the scratch names of dir from index *pos on: emit(arg, name, st,
- * next) until it returns nonzero.  Returns 0. */
-int gfs_wr_list(struct gfs_wr *w, uint64_t dir_ino, uint64_t pos,
+/* Lists the names the daemon keeps in dir (inode dir_ino) from index pos
+ * on (the live root: ingest; ingest/: append, overwrite, then files):
+ * emit(arg, name, d, st, next) until it returns nonzero.  Returns 0. */
+int gfs_wr_list(struct gfs_wr *w, uint64_t dir_ino,
+		const struct gfs_vdesc *dir, uint64_t pos,
 		int (*emit)(void *arg, const char *name, const struct gfs_vdesc *d,
 			    const struct stat *st, uint64_t next),
 		void *arg);

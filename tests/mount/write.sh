@@ -193,6 +193,21 @@ check "group commit: at most 80 versions for 80 files (got $((v - 24)))" test "$
 check "fsck after the parallel writers" gc fsck "$S"
 base=$v
 
+# -- ingest/: a JSONL file = one version ---------------------------------------
+printf '%s\n' '{"type":"Person","data":{"slug":"in1"}}' '{"type":"Person","data":{"slug":"in2"}}' > "$T/delta.jsonl"
+check "cp into ingest/ (merge)" cp "$T/delta.jsonl" "$M/ingest/"
+check "ingest: delta.jsonl.ok holds the version" test "$(cat "$M/ingest/delta.jsonl.ok")" = $((base + 1))
+check "ingest: the input vanished" test ! -e "$M/ingest/delta.jsonl"
+check "ingest: both nodes, one version" test -e "$P/in1.json" -a -e "$P/in2.json"
+expect $((base + 1)) "ingest (merge)"
+printf '{"type":"Person","data":{"slug":"in3","age":"x"}}\n' > "$T/bad.jsonl"
+check "cp of a bad JSONL into ingest/append/ fails" bash -c "! cp '$T/bad.jsonl' '$M/ingest/append/' 2>/dev/null"
+check "ingest: bad.jsonl.error names line, type, key and property" has "$M/ingest/append/bad.jsonl.error" "line 1: Person 'in3': property 'age'"
+check "ingest: result files are removable" rm "$M/ingest/append/bad.jsonl.error" "$M/ingest/delta.jsonl.ok"
+check "ingest: listing empty again" test -z "$(ls "$M/ingest/append")"
+expect $((base + 1)) "refused ingest publishes nothing"
+base=$((base + 1))
+
 # -- errors: each with its errno; nothing committed ---------------------------
 printf '{"slug":' > "$T/bad.json"
 check "cp of bad JSON fails" bash -c "! cp '$T/bad.json' '$P/hal.json' 2>/dev/null"
