@@ -862,6 +862,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)x;
+	/* Nothing to commit on a read-only handle: no FLUSH at its close
+	 * (a second pass over versions/N sends nothing, frozen.sh). */
+	fi->noflush = 1;
 	fi->direct_io = gfs_vfile_direct(f);
 	/* Every inode's bytes are immutable (content-addressed numbers), so
 	 * its page cache stays valid across opens. */
