@@ -1367,6 +1367,7 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *p = vn_get(fs, parent);
 	struct gfs_writer who;
+	int rc;
 
 	count(fs, OP_unlink, p);
 	if (!p)
@@ -1374,7 +1375,10 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	who_of(req, &who);
 	/* No wait for the notifier: the kernel holds the directory's lock
 	 * and drops the name itself when this succeeds. */
-	reply_err(req, gfs_wr_unlink(fs->wr, parent, &p->d, name, &who));
+	rc = gfs_wr_unlink(fs->wr, parent, &p->d, name, &who);
+	if (!rc)
+		fsi_notifier_kick(fs);
+	reply_err(req, rc);
 }
 
 /* The inode of node file name in p, if the kernel may hold it. */
@@ -1428,6 +1432,8 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			   newname, flags, &who);
 	if (!rc && src_ino)
 		note_renamed(fs, src_ino, newname);
+	if (!rc)
+		fsi_notifier_kick(fs);
 	reply_err(req, rc);
 }
 
@@ -1447,6 +1453,8 @@ static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		{ reply_err(req, ESTALE); return; }
 	who_of(req, &who);
 	rc = gfs_wr_symlink(fs->wr, &p->d, name, link, &who);
+	if (!rc)
+		fsi_notifier_kick(fs);
 	/* The reply is the new link as the new head shows it. */
 	if (!rc)
 		rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);

@@ -133,6 +133,9 @@ void fsi_prune(struct gfs_fs *fs);
 /* Wakes the notifier and waits (bounded) until it has handled graph
  * version ver; holds no lock meanwhile.  Only from FLUSH/FSYNC (no
  * directory lock held by the kernel there). */
+/* Wakes the notifier without waiting for it (after UNLINK, RENAME,
+ * SYMLINK: the other paths of what changed follow within its lag). */
+void fsi_notifier_kick(struct gfs_fs *fs);
 #define GFS_SEEN_WAIT_S 10
 void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver);
 

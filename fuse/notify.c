@@ -497,6 +497,15 @@ static bool wait_stop(struct gfs_fs *fs)
 	return stop;
 }
 
+void fsi_notifier_kick(struct gfs_fs *fs)
+{
+	if (!fs->notifier_running)
+		return;
+	pthread_mutex_lock(&fs->stop_lock);
+	pthread_cond_signal(&fs->stop_cond); /* poll now, not at poll_ms */
+	pthread_mutex_unlock(&fs->stop_lock);
+}
+
 void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver)
 {
 	struct timespec ts;
