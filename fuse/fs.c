@@ -952,6 +952,7 @@ struct rd {
 	fuse_ino_t dir;
 	bool plus, zero;
 	bool full;           /* an entry did not fit */
+	const struct gfs_vdesc *dird; /* the directory (hides pending names) */
 	char *buf;
 	size_t size, used;
 	uint64_t *refs;      /* readdirplus: inodes referenced, to undo */
@@ -996,6 +997,10 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 	size_t room = r->size - r->used, need;
 	struct fuse_entry_param e;
 
+	/* A node pending deletion (renamed to a scratch name) looks absent. */
+	if (r->dird && d->kind == GFS_VK_NODEFILE &&
+	    gfs_wr_pending(r->fs->wr, r->dird, name))
+		return 0;
 	if (!r->plus) {
 		need = fuse_add_direntry(r->req, p, room, name, st, (off_t)next_off);
 		if (need > room)
@@ -1094,7 +1099,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
 	struct rd r = { .fs = fs, .req = req, .dir = ino, .plus = plus,
-			.size = size };
+			.size = size, .dird = n ? &n->d : NULL };
 	bool live = plus && n && !gfs_vdesc_frozen(&n->d);
 	uint64_t ver = 0;
 	int rc;

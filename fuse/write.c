@@ -905,6 +905,29 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 	return rc;
 }
 
+bool gfs_wr_pending(struct gfs_wr *w, const struct gfs_vdesc *dir,
+		    const char *name)
+{
+	struct gfs_name_dec dec;
+	size_t stem;
+	bool any = false, hit = false;
+
+	if (!is_node_typedir(dir))
+		return false;
+	pthread_mutex_lock(&w->lock);
+	for (struct gfs_wobj *o = w->objs; o && !any; o = o->next)
+		any = o->listed && o->pend && o->table == dir->table;
+	pthread_mutex_unlock(&w->lock);
+	if (!any || !gfs_name_is_json(name, strlen(name), &stem) ||
+	    gfs_name_decode(name, stem, &dec))
+		return false;
+	pthread_mutex_lock(&w->lock);
+	hit = !dec.hashed && pending_locked(w, dir->table, dec.key, dec.len);
+	pthread_mutex_unlock(&w->lock);
+	gfs_name_dec_release(&dec);
+	return hit;
+}
+
 int gfs_wr_getattr(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 		   struct stat *st)
 {

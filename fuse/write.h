@@ -57,6 +57,10 @@ void gfs_wr_mode(const struct gfs_vdesc *d, struct stat *st);
 int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 		  const struct gfs_vdesc *dir, const char *name,
 		  struct gfs_vdesc *child, struct stat *st);
+/* True if name in node type directory dir is a node pending deletion
+ * (cheap when none is). */
+bool gfs_wr_pending(struct gfs_wr *w, const struct gfs_vdesc *dir,
+		    const char *name);
 /* Adjusts st of d (inode ino): a WFILE's attributes, the size of a file
  * with a dirty write handle.  -ESTALE for a WFILE no longer known. */
 int gfs_wr_getattr(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
