@@ -1318,7 +1318,7 @@ static int setattr_do(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
 	if (rc)
 		return rc;
 	gfs_wr_mode(&n->d, st);
-	if (gfs_vdesc_frozen(&n->d))
+	if (gfs_wr_readonly(&n->d))
 		return -EROFS;
 	/* A WFILE is the daemon's (rsync fchmods its temporary to 0600
 	 * first): mode and owner accepted and ignored. */
@@ -1480,7 +1480,7 @@ static int dir_op(struct gfs_fs *fs, fuse_ino_t parent)
 {
 	struct vnode *p = vn_get(fs, parent);
 
-	return p && gfs_vdesc_frozen(&p->d) ? EROFS : EPERM;
+	return p && gfs_wr_readonly(&p->d) ? EROFS : EPERM;
 }
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1522,6 +1522,33 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	fuse_reply_err(req, EOPNOTSUPP);
 }
 
+/* Extended attributes are not supported (ENOTSUP), and under versions/
+ * nothing may be written (EROFS).  The superblock is writable without
+ * -o ro (fuse/main.c, add_fsname), so the kernel no longer answers EROFS
+ * first, and an unimplemented handler would make it ENOTSUP there too. */
+static void xattr_write(fuse_req_t req, fuse_ino_t ino, enum op op)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+
+	count(fs, op, n);
+	fuse_reply_err(req, n && (gfs_vdesc_frozen(&n->d) ||
+				  n->d.kind == GFS_VK_VERSIONS) ? EROFS : ENOTSUP);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)name; (void)value; (void)size; (void)flags;
+	xattr_write(req, ino, OP_setxattr);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)name;
+	xattr_write(req, ino, OP_removexattr);
+}
+
 static const struct fuse_lowlevel_ops gfs_ops = {
 	.init = ll_init,
 	.destroy = ll_destroy,
@@ -1552,6 +1579,8 @@ static const struct fuse_lowlevel_ops gfs_ops = {
 	.fallocate = ll_fallocate,
 	.flush = ll_flush,
 	.fsync = ll_fsync,
+	.setxattr = ll_setxattr,
+	.removexattr = ll_removexattr,
 	/* getxattr/listxattr stay unimplemented: libfuse answers ENOSYS once
 	 * and the kernel stops asking (DESIGN.md §5). */
 };

@@ -23,8 +23,8 @@
 	X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir) X(unlink)  \
 	X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write)  \
 	X(release) X(opendir) X(readdir) X(readdirplus) X(releasedir)  \
-	X(statfs) X(access) X(create) X(fallocate) \
-	X(flush) X(fsync)
+	X(statfs) X(access) X(create) X(fallocate)            \
+	X(setxattr) X(removexattr) X(flush) X(fsync)
 
 enum op {
 #define X(n) OP_##n,

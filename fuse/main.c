@@ -465,15 +465,18 @@ out:
 	return rc ? 1 : 0;
 }
 
-/* Adds "-o fsname=STORE,subtype=graphfs,ro": mount(8) shows the store, and
- * the superblock is read-only whatever -o ro says (that option is about
- * the store: no recovery sweep).  Every write is refused anyway, and on a
- * writable superblock the kernel marks an inode's atime stale whenever it
- * fetches the inode's pages from the daemon (READ, READDIR, READLINK:
- * fuse_invalidate_atime), so after memory reclaim had dropped a cached
- * listing of versions/N the next stat would send a GETATTR although the
- * attributes are cached forever (docs/mount.md, Caching).  Writes through
- * the live view (DESIGN.md section 5) will have to revisit this. */
+/* Adds "-o fsname=STORE,subtype=graphfs": mount(8) shows the store.  -o ro
+ * stays in the arguments (cli_proc), so only then is the superblock
+ * read-only.  Without it the superblock is writable, as writes through the
+ * live view (issue 10) need: the daemon answers EROFS itself for every
+ * write it does not implement, and for every write under versions/.  On a writable superblock the kernel marks
+ * an inode's atime stale whenever it fetches the inode's pages from the
+ * daemon (READ, READDIR, READLINK: fuse_invalidate_atime), so the next
+ * stat of that inode sends one GETATTR although its attributes are cached
+ * forever; once answered, nothing is sent again until reclaim drops the
+ * pages.  Measured and weighed against a second, read-only session on
+ * versions/ (which makes a plain `umount MNT` fail with EBUSY) in
+ * docs/mount.md, "A writable superblock". */
 static int add_fsname(struct fuse_args *args, const char *store)
 {
 	char *opts = NULL, *fsname;

@@ -267,6 +267,17 @@ struct gfs_wr {
 	pthread_t thread;
 };
 
+/* versions/ and everything under it: never written (EROFS). */
+static bool ro_desc(const struct gfs_vdesc *d)
+{
+	return gfs_vdesc_frozen(d) || d->kind == GFS_VK_VERSIONS;
+}
+
+bool gfs_wr_readonly(const struct gfs_vdesc *d)
+{
+	return ro_desc(d);
+}
+
 static const char *type_of(const char *table)
 {
 	const char *c = table ? strchr(table, ':') : NULL;
@@ -1135,7 +1146,7 @@ int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 	int k, rc;
 
 	*h = NULL;
-	if (gfs_vdesc_frozen(dir))
+	if (ro_desc(dir))
 		return -EROFS;
 	if (is_srcdir(dir))
 		return create_edge(w, dir_ino, dir, name, h, child, st);
@@ -1183,7 +1194,7 @@ int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 	int rc = 0;
 
 	*h = NULL;
-	if (gfs_vdesc_frozen(d))
+	if (ro_desc(d))
 		return -EROFS;
 	pthread_mutex_lock(&w->lock);
 	if (d->kind == GFS_VK_WFILE) {
@@ -1558,7 +1569,7 @@ int gfs_wr_unlink(struct gfs_wr *w, uint64_t dir_ino,
 	size_t klen;
 	int k, rc;
 
-	if (gfs_vdesc_frozen(dir))
+	if (ro_desc(dir))
 		return -EROFS;
 	if (is_srcdir(dir) || is_ingest(dir)) {
 		pthread_mutex_lock(&w->lock);
@@ -1851,7 +1862,7 @@ int gfs_wr_rename(struct gfs_wr *w, uint64_t dir_ino,
 		  const char *nname, unsigned flags,
 		  const struct gfs_writer *who)
 {
-	if (gfs_vdesc_frozen(dir) || gfs_vdesc_frozen(ndir))
+	if (ro_desc(dir) || ro_desc(ndir))
 		return -EROFS;
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
@@ -2002,7 +2013,7 @@ int gfs_wr_symlink(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	size_t klen = 0;
 	int rc;
 
-	if (gfs_vdesc_frozen(dir))
+	if (ro_desc(dir))
 		return -EROFS;
 	if (dir->kind != GFS_VK_ETDIR)
 		return -EPERM;

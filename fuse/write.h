@@ -44,6 +44,9 @@ int gfs_wr_new(struct gfs_graph *g, struct gfs_view *v, const char *mnt,
  * name was not written again), stops the commit thread.  NULL: no-op. */
 void gfs_wr_free(struct gfs_wr *w);
 
+/* True under versions/ (and for versions/ itself): EROFS for any write. */
+bool gfs_wr_readonly(const struct gfs_vdesc *d);
+
 /* Fills who from a request's uid and pid (comm from /proc/<pid>/comm). */
 void gfs_wr_writer(uid_t uid, pid_t pid, struct gfs_writer *who);
 

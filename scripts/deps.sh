@@ -7,7 +7,7 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       libfuse3-dev fuse3 liblmdb-dev lmdb-utils libfiu-dev fiu-utils
       check libsubunit-dev libjansson-dev libxxhash-dev
       rsync tar coreutils findutils procps psmisc util-linux bsdutils python3 jq git xxd
-      vim nano   # tests/mount/write.sh: the editors, through the mount
+      vim nano   # tests/mount: writes through the mount with real editors (issue 10)
       restic libzstd-dev liblz4-dev
       clang libclang-rt-14-dev)   # --enable-fuzz: clang's libFuzzer (scripts/test.sh)
 missing=()
