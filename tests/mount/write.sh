@@ -92,18 +92,32 @@ os.close(fd)
 PY
 check "pwrite + fsync in place" has "$P/alice.json" 'Alicx'
 expect 10 "pwrite/fsync" python3
+# A handle past GFS_WR_MEM_MAX (1 MiB) spills to STORE/staging; a stat
+# while it is open shows the handle's size.
+check "a 2 MiB node file written at offsets, stat shows the open handle's size" timeout "$(scaled 60)" python3 - "$P/big.json" <<'PY'
+import os, sys
+body = b'{"slug":"big","name":"' + b'x' * (2 << 20) + b'"}'
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)
+half = len(body) // 2
+os.pwrite(fd, body[half:], half)          # the second half first
+os.pwrite(fd, body[:half], 0)
+assert os.stat(sys.argv[1]).st_size == len(body), os.stat(sys.argv[1]).st_size
+os.close(fd)
+assert open(sys.argv[1], 'rb').read().rstrip(b'\n') == body
+PY
+expect 11 "the spilled file" python3
 
 # -- editors ---------------------------------------------------------------
 vim -Nu NONE -i NONE -es -c 'set backupcopy=yes' -c '%s/Alicx/Alice/' -c wq "$P/alice.json"
 check "vim backupcopy=yes" has "$P/alice.json" '"Alice"'
-expect 11 "vim backupcopy=yes" vim
+expect 12 "vim backupcopy=yes" vim
 vim -Nu NONE -i NONE -es -c 'set backupcopy=no backup' -c '%s/Alice/Alicia/' -c wq "$P/alice.json"
 check "vim backupcopy=no (rename to alice.json~, write anew)" has "$P/alice.json" '"Alicia"'
 check "vim backupcopy=no: the edge stays (an update, no delete)" test -L "$P/alice/out/Knows/bob.json"
-check "vim backup alice.json~ is scratch, not a node" test ! -e "$M/versions/12/nodes/Person/alice.json~"
-expect 12 "vim backupcopy=no" vim
+check "vim backup alice.json~ is scratch, not a node" test ! -e "$M/versions/13/nodes/Person/alice.json~"
+expect 13 "vim backupcopy=no" vim
 rm -f "$P/alice.json~"
-expect 12 "removing the backup deletes nothing (the name was written again)"
+expect 13 "removing the backup deletes nothing (the name was written again)"
 if command -v nano >/dev/null; then
 	# nano on a pseudo-terminal (tests/mount/tty_drive.py: each key is sent
 	# once the screen shows the prompt it answers): ^\ replace "Alicia"
@@ -115,7 +129,7 @@ if command -v nano >/dev/null; then
 		python3 "$top_srcdir/tests/mount/tty_drive.py" "$(scaled 30)" \
 			nano --ignorercfiles "$P/alice.json" >/dev/null
 	check "nano saves" has "$P/alice.json" '"Alys"'
-	expect 13 "nano" nano
+	expect 14 "nano" nano
 else
 	echo "SKIP nano: not installed"
 	gc load "$S" --data - --mode merge <<<'{"type":"Person","data":{"slug":"alice","name":"Alys"}}' >/dev/null
@@ -127,9 +141,9 @@ if command -v rsync >/dev/null; then
 	chmod 644 "$T/sync"/*.json
 	check "rsync -a into the live view" timeout "$(scaled 60)" rsync -a "$T/sync/" "$P/"
 	check "rsync: both nodes" test -e "$P/fay.json" -a -e "$P/gus.json"
-	expect 15 "rsync (one version per file)" rsync
+	expect 16 "rsync (one version per file)" rsync
 	check "rsync again with --size-only: nothing to do" timeout "$(scaled 60)" rsync -a --size-only "$T/sync/" "$P/"
-	expect 15 "repeated rsync --size-only writes nothing"
+	expect 16 "repeated rsync --size-only writes nothing"
 else
 	echo "SKIP rsync: not installed"
 	printf '%s\n' '{"type":"Person","data":{"slug":"fay"}}' | load "$S" merge
@@ -141,41 +155,41 @@ rm "$P/bob.json"
 check "rm: the node is gone at once" test ! -e "$P/bob.json"
 no_edges_left() { [ -z "$(ls "$M/edges/Knows" "$M/edges/WorksAt" | grep -v ':$' | grep .)" ]; }
 check "rm: its edges went with it (other paths: the notifier's lag)" wait_until 10 no_edges_left
-expect 16 "rm of a node file" rm
+expect 17 "rm of a node file" rm
 gc load "$S" --data - --mode merge <<<'{"edge":"Knows","from":"carol","to":"alice"}' >/dev/null
 check "CLI writer's edge visible through the notifier" wait_until 10 test -L "$P/alice/in/Knows/carol.json"
 mv "$P/carol.json" "$P/caroline.json"
 check "mv re-keys the node (its @key property follows)" has "$P/caroline.json" '"slug":"caroline"'
 check "mv: the old name is gone" test ! -e "$P/carol.json"
 check "mv: its edges follow" wait_until 10 test -L "$P/alice/in/Knows/caroline.json"
-expect 18 "mv within a type" mv
+expect 19 "mv within a type" mv
 
 # -- edges -------------------------------------------------------------------
 ln -s ../../../../Company/acme.json "$P/alice/out/WorksAt/acme.json"
 check "ln -s (relative) creates an edge" test "$(readlink "$P/alice/out/WorksAt/acme.json")" = ../../../../Company/acme.json
 check "ln -s: the edge file exists (another path)" wait_until 10 test -e "$M/edges/WorksAt/alice/acme.json"
-expect 19 "ln -s relative" ln
+expect 20 "ln -s relative" ln
 ln -s "$M/nodes/Person/alice.json" "$P/dan/in/Knows/alice.json"
 check "ln -s (absolute under the mount) in in/" wait_until 10 test -e "$M/edges/Knows/alice/dan.json"
-expect 20 "ln -s absolute" ln
+expect 21 "ln -s absolute" ln
 echo '{"since":"2020-01-01"}' | tee "$M/edges/WorksAt/alice/acme.json" >/dev/null
 check "edge file written in place" has "$M/edges/WorksAt/alice/acme.json" '"since":"2020-01-01"'
-expect 21 "edge file replaced" tee
+expect 22 "edge file replaced" tee
 sed -i 's/2020/2021/' "$M/edges/WorksAt/alice/acme.json"
 check "sed -i on an edge file" has "$M/edges/WorksAt/alice/acme.json" '"since":"2021-01-01"'
-expect 22 "sed -i of an edge" sed
+expect 23 "sed -i of an edge" sed
 rm "$P/alice/out/WorksAt/acme.json"
 check "rm of a link deletes the edge (another path)" wait_until 10 test ! -e "$M/edges/WorksAt/alice/acme.json"
-expect 23 "rm of a link" rm
+expect 24 "rm of a link" rm
 rm "$M/edges/Knows/alice/dan.json"
 check "rm of an edge file (the link: another path)" wait_until 10 test ! -e "$P/dan/in/Knows/alice.json"
-expect 24 "rm of an edge file" rm
+expect 25 "rm of an edge file" rm
 claim EINVAL "ln -s to a node of the wrong type" 'os.symlink("../../../../Person/dan.json", m + "/nodes/Person/alice/out/WorksAt/dan.json")'
 claim EINVAL "ln -s to a missing node (dangling endpoint)" 'os.symlink("../../../../Company/nope.json", m + "/nodes/Person/alice/out/WorksAt/nope.json")'
 claim EINVAL "ln -s into versions/" 'os.symlink("../../../../../versions/2/nodes/Company/acme.json", m + "/nodes/Person/alice/out/WorksAt/acme.json")'
 claim EINVAL "ln -s under another name than the target's" 'os.symlink("../../../../Company/acme.json", m + "/nodes/Person/alice/out/WorksAt/other.json")'
 check "dangling endpoint: the reason in errors.jsonl" has "$M/.graphfs/errors.jsonl" "no node at"
-expect 24 "refused links publish nothing"
+expect 25 "refused links publish nothing"
 
 # -- group commit: 8 writers at once, each close() its own outcome ------------
 for i in 0 1 2 3 4 5 6 7; do
@@ -190,7 +204,7 @@ check "8 parallel writers: every good close succeeded, every bad one failed" tes
 check "8 parallel writers: all 80 nodes" test "$(ls "$P" | grep -c '^w[0-7]_[0-9]\.json$')" = 80
 check "no bad node" test -z "$(ls "$P" | grep '^bad')"
 v=$(gc log "$S" | tail -n 1 | awk '{print $1}')
-check "group commit: at most 80 versions for 80 files (got $((v - 24)))" test "$((v - 24))" -le 80
+check "group commit: at most 80 versions for 80 files (got $((v - 25)))" test "$((v - 25))" -le 80
 check "fsck after the parallel writers" gc fsck "$S"
 base=$v
 
