@@ -601,6 +601,10 @@ static int to_errno(int rc)
 	if (rc == GFS_EDATA || rc == GFS_ECONFLICT || rc == GFS_ETOOLONG ||
 	    rc == GFS_ESCHEMA)
 		return -EINVAL;
+	/* Other writers kept winning, or another's operation awaits its
+	 * recovery: nothing is wrong with the data or the disk. */
+	if (rc == GFS_ECAS || rc == GFS_ERECOVERY || rc == GFS_EGONE)
+		return -EBUSY;
 	if (rc > -4096)
 		return rc;
 	return -EIO;
