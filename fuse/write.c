@@ -1740,6 +1740,10 @@ static int rename_in(struct gfs_wr *w, uint64_t dir_ino,
 		if (nm) {
 			free(o->name);
 			o->name = nm;
+			/* A node file being created, renamed to a scratch
+			 * name, is scratch from now on. */
+			o->kind = WK_SCRATCH;
+			o->dirty = false;
 		}
 		pthread_mutex_unlock(&w->lock);
 		return rc;
