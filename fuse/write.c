@@ -992,25 +992,47 @@ int gfs_wr_list(struct gfs_wr *w, uint64_t dir_ino,
 	}
 	if (sub == 0)
 		return 0;
+	/* Taken under the lock, emitted without it: emit calls back into
+	 * fs.c, which may ask this module again. */
+	struct lent { char *name; struct gfs_vdesc d; struct stat st; uint64_t next; } *e = NULL;
+	size_t n = 0, cap = 0;
+
 	pthread_mutex_lock(&w->lock);
 	for (struct gfs_wobj *o = w->objs; o; o = o->next) {
-		struct gfs_vdesc d;
-		struct stat st;
-		int stop;
+		struct lent *p;
 
-		if (!o->listed || o->dir_ino != dir_ino)
+		if (!o->listed || o->dir_ino != dir_ino || i++ < pos)
 			continue;
-		if (i++ < pos)
-			continue;
-		if (obj_desc(o, &d))
+		p = gfs_array_grow(e, &cap, n, sizeof *e, 8);
+		if (!p)
 			break;
-		obj_stat(w, o, &st);
-		stop = emit(arg, o->name, &d, &st, i);
-		gfs_vdesc_release(&d);
-		if (stop)
+		e = p;
+		e[n].name = gfs_strdup(o->name);
+		if (!e[n].name || obj_desc(o, &e[n].d)) {
+			free(e[n].name);
 			break;
+		}
+		obj_stat(w, o, &e[n].st);
+		e[n].next = i;
+		n++;
 	}
 	pthread_mutex_unlock(&w->lock);
+	for (size_t k = 0; k < n; k++) {
+		if (!emit(arg, e[k].name, &e[k].d, &e[k].st, e[k].next))
+			continue;
+		/* the caller's buffer is full: the rest goes next time */
+		for (size_t j = k; j < n; j++) {
+			free(e[j].name);
+			gfs_vdesc_release(&e[j].d);
+		}
+		n = k;
+		break;
+	}
+	for (size_t k = 0; k < n; k++) {
+		free(e[k].name);
+		gfs_vdesc_release(&e[k].d);
+	}
+	free(e);
 	return 0;
 }
 

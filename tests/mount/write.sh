@@ -267,6 +267,8 @@ mv "$P/dan.json" "$P/dan.json~"
 check "pending deletion: the name looks absent" test ! -e "$P/dan.json"
 check "pending deletion: not listed either" bash -c "! ls '$P' | grep -qx dan.json"
 check "scratch listed" bash -c "ls '$P' | grep -qx 4913"
+for i in $(seq 1 300); do : > "$P/scratch-with-a-longer-name-$i"; done
+check "300 scratch names listed once each across READDIR batches" test "$(ls "$P" | grep -c '^scratch-with-a-longer-name-')" = 300 -a -z "$(ls "$P" | sort | uniq -d)"
 expect "$base" "a rename to a scratch name publishes nothing yet"
 umount_gfs "$M"
 # The daemon deletes it as it ends, after the kernel let go of the mount.
