@@ -93,7 +93,7 @@ PY
 }
 
 store() { # NAME: a fresh store, mounted read-write at $W/NAME.mnt
-	"$GRAPHCTL" init "$W/$1.store" "$W/bench.pg" >/dev/null
+	"$GRAPHCTL" init "$W/$1.store" --schema "$W/bench.pg" >/dev/null
 	mkdir -p "$W/$1.mnt"
 	"$GRAPHFS" "$W/$1.store" "$W/$1.mnt" || die "cannot mount $W/$1.store"
 	MNTS+=("$W/$1.mnt")
@@ -145,8 +145,8 @@ printf 'par   graphfs %d x cp -r: %6.2f s %6s files/s, %d versions (%s files a v
 # ---- reads of a table written file by file --------------------------------
 "$GRAPHCTL" export "$W/seq.store" --type Person >"$W/person.jsonl"
 cmp -s "$W/person.jsonl" "$W/seq.mnt/nodes/Person.jsonl" || die "nodes/Person.jsonl differs from the export"
-"$GRAPHCTL" init "$W/one.store" "$W/bench.pg" >/dev/null
-"$GRAPHCTL" load "$W/one.store" "$W/person.jsonl" >/dev/null
+"$GRAPHCTL" init "$W/one.store" --schema "$W/bench.pg" >/dev/null
+"$GRAPHCTL" load "$W/one.store" --data "$W/person.jsonl" >/dev/null
 mkdir -p "$W/one.mnt"; "$GRAPHFS" -o ro "$W/one.store" "$W/one.mnt"; MNTS+=("$W/one.mnt")
 read_time() { # CMD...: the best of 3 runs
 	local best=999999 i s e

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fs_int.h"
+#include "names.h"
 
 static const char *const op_names[OP_COUNT] = {
 #define X(n) [OP_##n] = #n,
@@ -192,6 +193,7 @@ static int vn_ref(struct gfs_fs *fs, const struct gfs_vdesc *d,
 
 static void vn_free(struct vnode *n)
 {
+	free(n->renamed);
 	gfs_vdesc_release(&n->d);
 	free(n);
 }
@@ -263,7 +265,9 @@ static void fh_close(struct gfs_fs *fs, struct fh *x)
 	x->prev->next = x->next;
 	x->next->prev = x->prev;
 	pthread_mutex_unlock(&fs->fh_lock);
-	if (x->dir)
+	if (x->w)
+		gfs_wr_close(fs->wr, x->w);
+	else if (x->dir && x->u.d)
 		gfs_view_closedir(fs->v, x->u.d);
 	else
 		gfs_view_close(fs->v, x->u.f);
@@ -486,6 +490,9 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
 			vs.gv_misses);
 	stats_io(fs, b);
+	gfs_buf_append(b, "\"writes\":", 9);
+	gfs_wr_stats(fs->wr, b);
+	gfs_buf_appendc(b, ',');
 	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
@@ -507,6 +514,8 @@ static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)
 		gfs_buf_appendf(out, "%s", fs->o.options_text);
 	else if (which == GFS_GF_SEEN)
 		gfs_buf_appendf(out, "%" PRIu64 "\n", ld(&fs->head_seen));
+	else if (which == GFS_GF_ERRORS)
+		gfs_wr_errors(fs->wr, out);
 	return 0;
 }
 
@@ -520,7 +529,10 @@ static double timeout_of(const struct gfs_fs *fs, const struct gfs_vdesc *d)
 {
 	if (gfs_vdesc_frozen(d))
 		return FOREVER;
-	return d->kind == GFS_VK_GFSFILE ? 0 : fs->o.live_timeout;
+	/* A WFILE (write.c) becomes a node file or goes away without the
+	 * notifier's help: the kernel asks again every time. */
+	return d->kind == GFS_VK_GFSFILE || d->kind == GFS_VK_WFILE ? 0 :
+	       fs->o.live_timeout;
 }
 
 /* An I/O error is counted, and the failing system call and file (util.h,
@@ -585,9 +597,36 @@ static int make_entry(struct gfs_fs *fs, fuse_ino_t parent, const char *name,
 	e->ino = ino;
 	e->attr = *st;
 	e->attr.st_ino = ino;
+	gfs_wr_mode(child, &e->attr);
 	e->attr_timeout = timeout_of(fs, child);
 	e->entry_timeout = e->attr_timeout;
 	return 0;
+}
+
+/* A renamed node file's current descriptor (see struct vnode, renamed):
+ * 0 and *out set (release it), or 1 if n is not renamed. */
+static int renamed_desc(struct gfs_fs *fs, struct vnode *n,
+			struct gfs_vdesc *out)
+{
+	struct gfs_vdesc pd;
+	struct vnode *p;
+	char *name = NULL;
+	bool have = false;
+	int rc;
+
+	pthread_mutex_lock(&fs->ino_lock);
+	if (n->renamed && (p = fsi_vn_find_locked(fs, n->parent)) &&
+	    gfs_vdesc_copy(&pd, &p->d) == 0) {
+		name = gfs_strdup(n->renamed);
+		have = true;
+	}
+	pthread_mutex_unlock(&fs->ino_lock);
+	if (!have)
+		return 1;
+	rc = name ? gfs_view_lookup(fs->v, &pd, name, out, NULL) : -ENOMEM;
+	gfs_vdesc_release(&pd);
+	free(name);
+	return rc;
 }
 
 /* ---- handlers ---------------------------------------------------------- */
@@ -602,8 +641,13 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	/* Inode numbers change with content; attributes of one inode never
 	 * change, so mtime-triggered invalidation only costs. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-	/* Read-only: no writeback cache, no locks. */
+	/* No writeback cache: every WRITE must have arrived before the
+	 * FLUSH that commits the handle's bytes (docs/mount.md, Writes). */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* O_TRUNC arrives with OPEN, not as a SETATTR that would commit an
+	 * empty node file. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* READDIRPLUS for every batch, not only the first: find and tar read
 	 * a whole directory before they descend, so in AUTO mode the later
 	 * batches came as plain READDIR and each subdirectory then cost a
@@ -636,7 +680,9 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	count(fs, OP_lookup, p);
 	if (!p)
 		{ reply_err(req, ESTALE); return; }
-	rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);
+	rc = gfs_wr_lookup(fs->wr, parent, &p->d, name, &child, &st);
+	if (rc == 1)
+		rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);
 	if (rc == -ENOENT && gfs_vdesc_frozen(&p->d)) {
 		/* versions/N never gains a name: cache the miss forever. */
 		memset(&e, 0, sizeof e);
@@ -685,6 +731,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
 	uint64_t e0 = epoch_of(fs);
+	struct gfs_vdesc rd;
 	struct stat st;
 	bool live;
 
@@ -692,7 +739,15 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	count(fs, OP_getattr, n);
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
-	gfs_view_getattr(fs->v, &n->d, &st);
+	if (renamed_desc(fs, n, &rd) == 0) {
+		gfs_view_getattr(fs->v, &rd, &st);
+		gfs_vdesc_release(&rd);
+	} else {
+		gfs_view_getattr(fs->v, &n->d, &st);
+	}
+	if (gfs_wr_getattr(fs->wr, ino, &n->d, &st))
+		{ reply_err(req, ESTALE); return; }
+	gfs_wr_mode(&n->d, &st);
 	st.st_ino = ino;
 	live = !gfs_vdesc_frozen(&n->d);
 	fuse_reply_attr(req, &st, reply_begin(fs, live, e0) ? 0 :
@@ -721,10 +776,66 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	gfs_buf_release(&b);
 }
 
+/* ---- writes (fuse/write.c does the work; docs/mount.md, Writes) ---------- */
+
+static void who_of(fuse_req_t req, struct gfs_writer *who)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	gfs_wr_writer(c->uid, c->pid, who);
+}
+
+static struct fh *fh_new_w(struct gfs_fs *fs, struct gfs_wobj *h)
+{
+	struct fh *x = fh_new(fs, false, NULL);
+
+	if (x)
+		x->w = h;
+	else
+		gfs_wr_close(fs->wr, h);
+	return x;
+}
+
+/* Write handles (and any handle of a WFILE) are served with direct I/O:
+ * their bytes are the daemon's, and st_size follows them. */
+static void open_write(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
+		       struct fuse_file_info *fi)
+{
+	struct gfs_vdesc pd;
+	struct gfs_wobj *h;
+	struct vnode *p;
+	bool have = false;
+	struct fh *x;
+	int rc;
+
+	/* An edge file's endpoints come from where it was found. */
+	pthread_mutex_lock(&fs->ino_lock);
+	p = fsi_vn_find_locked(fs, n->parent);
+	if (p && gfs_vdesc_copy(&pd, &p->d) == 0)
+		have = true;
+	pthread_mutex_unlock(&fs->ino_lock);
+	rc = gfs_wr_open(fs->wr, n->ino, &n->d, have ? &pd : NULL, n->name,
+			 fi->flags, &h);
+	if (have)
+		gfs_vdesc_release(&pd);
+
+	if (rc)
+		{ reply_err(req, rc); return; }
+	x = fh_new_w(fs, h);
+	if (!x)
+		{ reply_err(req, ENOMEM); return; }
+	fi->fh = (uintptr_t)x;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fh_close(fs, x);
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
+	struct gfs_vdesc rd;
 	struct gfs_vfile *f;
 	struct fh *x;
 	int rc;
@@ -732,9 +843,16 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	count(fs, OP_open, n);
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		{ reply_err(req, EROFS); return; }
-	rc = gfs_view_open(fs->v, &n->d, &f);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ||
+	    n->d.kind == GFS_VK_WFILE)
+		{ open_write(req, fs, n, fi); return; }
+	rc = renamed_desc(fs, n, &rd);
+	if (rc == 0) {
+		rc = gfs_view_open(fs->v, &rd, &f);
+		gfs_vdesc_release(&rd);
+	} else if (rc == 1) {
+		rc = gfs_view_open(fs->v, &n->d, &f);
+	}
 	if (rc)
 		{ reply_err(req, rc); return; }
 	x = fh_new(fs, false, f);
@@ -744,6 +862,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)x;
+	/* Nothing to commit on a read-only handle: no FLUSH at its close
+	 * (a second pass over versions/N sends nothing, frozen.sh). */
+	fi->noflush = 1;
 	fi->direct_io = gfs_vfile_direct(f);
 	/* Every inode's bytes are immutable (content-addressed numbers), so
 	 * its page cache stays valid across opens. */
@@ -768,7 +889,11 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf = malloc(size ? size : 1); /* bounded by max_read (1 MiB) */
 	if (!buf)
 		{ reply_err(req, ENOMEM); return; }
-	rc = gfs_view_read(fs->v, f, (uint64_t)off, buf, size, &got);
+	if (fh_of(fi)->w)
+		rc = gfs_wr_read(fs->wr, fh_of(fi)->w, (uint64_t)off, buf, size,
+				 &got);
+	else
+		rc = gfs_view_read(fs->v, f, (uint64_t)off, buf, size, &got);
 	if (rc) {
 		reply_err(req, rc);
 	} else {
@@ -802,12 +927,14 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		{ reply_err(req, ENOSYS); return; } /* the kernel takes over */
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
-	rc = gfs_view_opendir(fs->v, &n->d, &dh);
-	if (rc)
+	if (n->d.kind == GFS_VK_INGEST)
+		dh = NULL; /* write.c lists it */
+	else if ((rc = gfs_view_opendir(fs->v, &n->d, &dh)))
 		{ reply_err(req, rc); return; }
 	x = fh_new(fs, true, dh);
 	if (!x) {
-		gfs_view_closedir(fs->v, dh);
+		if (dh)
+			gfs_view_closedir(fs->v, dh);
 		reply_err(req, ENOMEM);
 		return;
 	}
@@ -824,6 +951,8 @@ struct rd {
 	fuse_req_t req;
 	fuse_ino_t dir;
 	bool plus, zero;
+	bool full;           /* an entry did not fit */
+	const struct gfs_vdesc *dird; /* the directory (hides pending names) */
 	char *buf;
 	size_t size, used;
 	uint64_t *refs;      /* readdirplus: inodes referenced, to undo */
@@ -868,16 +997,20 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 	size_t room = r->size - r->used, need;
 	struct fuse_entry_param e;
 
+	/* A node pending deletion (renamed to a scratch name) looks absent. */
+	if (r->dird && d->kind == GFS_VK_NODEFILE &&
+	    gfs_wr_pending(r->fs->wr, r->dird, name))
+		return 0;
 	if (!r->plus) {
 		need = fuse_add_direntry(r->req, p, room, name, st, (off_t)next_off);
 		if (need > room)
-			return 1;
+			return r->full = true, 1;
 		r->used += need;
 		return 0;
 	}
 	need = fuse_add_direntry_plus(r->req, NULL, 0, name, NULL, 0);
 	if (need > room)
-		return 1;
+		return r->full = true, 1;
 	memset(&e, 0, sizeof e);
 	if (is_dot(name) || over_budget(r->fs)) {
 		/* Node id 0: the kernel lists the name and instantiates
@@ -901,16 +1034,54 @@ static int rd_emit(void *arg, const char *name, const struct gfs_vdesc *d,
 	return 0;
 }
 
+/* Scratch names (fuse/write.c) follow a node type directory's listing;
+ * their offsets are SCRATCH_OFF + i: a view.c cookie of version bits 0
+ * and a position no listing reaches (2^39), and off_t stays positive. */
+#define SCRATCH_OFF (UINT64_C(1) << 39)
+#define IS_SCRATCH_OFF(o) ((o) >= SCRATCH_OFF && (o) < 2 * SCRATCH_OFF)
+
+static int rd_emit_scratch(void *arg, const char *name,
+			   const struct gfs_vdesc *d, const struct stat *st,
+			   uint64_t next)
+{
+	return rd_emit(arg, name, d, st, SCRATCH_OFF + next);
+}
+
 /* One READDIR(PLUS) batch into r: through the directory handle, or, when
  * the kernel opens directories itself (no handle), from the offset alone.
  * *ver: the graph version listed. */
+static int rd_fill_view(struct gfs_fs *fs, struct vnode *n,
+			struct fuse_file_info *fi, uint64_t off, struct rd *r,
+			uint64_t *ver);
+
 static int rd_fill(struct gfs_fs *fs, struct vnode *n,
 		   struct fuse_file_info *fi, uint64_t off, struct rd *r,
 		   uint64_t *ver)
 {
 	int rc;
 
-	if (fi->fh) {
+	if (n && n->d.kind == GFS_VK_INGEST && !off)
+		off = SCRATCH_OFF; /* only the daemon's names */
+	if (IS_SCRATCH_OFF(off)) {
+		*ver = atomic_load(&fs->epoch);
+		return n ? gfs_wr_list(fs->wr, r->dir, &n->d, off - SCRATCH_OFF,
+				       rd_emit_scratch, r) : -ESTALE;
+	}
+	rc = rd_fill_view(fs, n, fi, off, r, ver);
+	if (!rc && !r->full && n && (n->d.kind == GFS_VK_TYPEDIR ||
+				     n->d.kind == GFS_VK_SRCDIR ||
+				     n->d.kind == GFS_VK_ROOT))
+		rc = gfs_wr_list(fs->wr, r->dir, &n->d, 0, rd_emit_scratch, r);
+	return rc;
+}
+
+static int rd_fill_view(struct gfs_fs *fs, struct vnode *n,
+			struct fuse_file_info *fi, uint64_t off, struct rd *r,
+			uint64_t *ver)
+{
+	int rc;
+
+	if (fi->fh && fh_of(fi)->u.d) {
 		struct gfs_vdir *dh = fh_of(fi)->u.d;
 
 		rc = gfs_view_readdir(fs->v, dh, off, rd_emit, r);
@@ -928,7 +1099,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
 	struct rd r = { .fs = fs, .req = req, .dir = ino, .plus = plus,
-			.size = size };
+			.size = size, .dird = n ? &n->d : NULL };
 	bool live = plus && n && !gfs_vdesc_frozen(&n->d);
 	uint64_t ver = 0;
 	int rc;
@@ -957,6 +1128,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		r.n_refs = 0;
 		r.used = 0;
 		r.zero = true;
+		r.full = false;
 		atomic_fetch_add_explicit(&fs->zero_timeouts, 1,
 					  memory_order_relaxed);
 		rc = rd_fill(fs, n, fi, (uint64_t)off, &r, &ver);
@@ -1010,7 +1182,6 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	pthread_mutex_lock(&fs->ino_lock);
 	sv.f_files = fs->n_vnodes + 1;
 	pthread_mutex_unlock(&fs->ino_lock);
-	sv.f_flag = ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -1020,33 +1191,336 @@ static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct gfs_fs *fs = req_fs(req);
 
-	count(fs, OP_access, vn_get(fs, ino));
-	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+	struct vnode *n = vn_get(fs, ino);
+	struct stat st = { .st_mode = 0 };
+
+	count(fs, OP_access, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	if (!(mask & W_OK))
+		{ fuse_reply_err(req, 0); return; }
+	if (gfs_vdesc_frozen(&n->d))
+		{ fuse_reply_err(req, EROFS); return; }
+	gfs_wr_mode(&n->d, &st);
+	fuse_reply_err(req, (st.st_mode & 0200) ? 0 : EACCES);
 }
 
-/* Writes: the mount is read-only for now (docs/semantics.md). */
-#define EROFS_OP(op, ...)                                          \
-	static void ll_##op(fuse_req_t req, __VA_ARGS__)           \
-	{                                                          \
-		count(req_fs(req), OP_##op, NULL);                 \
-		fuse_reply_err(req, EROFS);                        \
-	}
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent);
+	struct fuse_entry_param e;
+	struct gfs_vdesc child;
+	struct gfs_wobj *h;
+	struct stat st;
+	struct fh *x;
+	int rc;
 
-EROFS_OP(setattr, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f)
-EROFS_OP(mknod, fuse_ino_t p, const char *n, mode_t m, dev_t r)
-EROFS_OP(mkdir, fuse_ino_t p, const char *n, mode_t m)
-EROFS_OP(unlink, fuse_ino_t p, const char *n)
-EROFS_OP(rmdir, fuse_ino_t p, const char *n)
-EROFS_OP(symlink, const char *l, fuse_ino_t p, const char *n)
-EROFS_OP(rename, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn,
-	 unsigned int f)
-EROFS_OP(link, fuse_ino_t i, fuse_ino_t np, const char *nn)
-EROFS_OP(create, fuse_ino_t p, const char *n, mode_t m,
-	 struct fuse_file_info *f)
-EROFS_OP(write, fuse_ino_t i, const char *b, size_t s, off_t o,
-	 struct fuse_file_info *f)
-EROFS_OP(fallocate, fuse_ino_t i, int m, off_t o, off_t l,
-	 struct fuse_file_info *f)
+	(void)mode; /* files are 0644: the node's, not the creator's */
+	count(fs, OP_create, p);
+	if (!p)
+		{ reply_err(req, ESTALE); return; }
+	rc = gfs_wr_create(fs->wr, parent, &p->d, name, &h, &child, &st);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	rc = make_entry(fs, parent, name, &child, &st, &e);
+	gfs_vdesc_release(&child);
+	x = rc ? NULL : fh_new_w(fs, h);
+	if (!x) {
+		if (!rc)
+			vn_forget(fs, e.ino, 1);
+		else
+			gfs_wr_close(fs->wr, h);
+		reply_err(req, rc ? rc : ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)x;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		vn_forget(fs, e.ino, 1);
+		fh_close(fs, x);
+	}
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct fh *x = fh_of(fi);
+	int rc;
+
+	count(fs, OP_write, vn_get(fs, ino));
+	if (!x->w)
+		{ reply_err(req, EBADF); return; }
+	if (off < 0)
+		{ reply_err(req, EINVAL); return; }
+	rc = gfs_wr_write(fs->wr, x->w, (uint64_t)off, buf, size);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* FLUSH (each close) and FSYNC commit the handle's bytes if they changed,
+ * then wait until the notifier has shown that version to this mount's
+ * readers: the kernel holds no directory lock here (docs/mount.md). */
+static void commit_handle(fuse_req_t req, struct gfs_fs *fs,
+			  struct fuse_file_info *fi)
+{
+	struct fh *x = fh_of(fi);
+	struct gfs_writer who;
+	uint64_t ver = 0;
+	int rc;
+
+	if (!x || !x->w)
+		{ fuse_reply_err(req, 0); return; }
+	who_of(req, &who);
+	rc = gfs_wr_flush(fs->wr, x->w, &who, &ver);
+	if (!rc && ver)
+		fsi_seen_wait(fs, ver);
+	reply_err(req, rc);
+}
+
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	count(fs, OP_flush, vn_get(fs, ino));
+	commit_handle(req, fs, fi);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+
+	(void)datasync;
+	count(fs, OP_fsync, vn_get(fs, ino));
+	commit_handle(req, fs, fi);
+}
+
+/* chmod/chown to what the file already has succeed (cp -a, rsync -a),
+ * others are EPERM; times are accepted and ignored (mtimes are commit
+ * times); a size truncates the handle, or commits at once (truncate(1)). */
+static int setattr_do(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
+		      struct stat *a, int set, struct fuse_file_info *fi,
+		      struct stat *st)
+{
+	struct fh *x = fi ? fh_of(fi) : NULL;
+	struct gfs_writer who;
+	uint64_t ver = 0;
+	int rc;
+
+	gfs_view_getattr(fs->v, &n->d, st);
+	rc = gfs_wr_getattr(fs->wr, n->ino, &n->d, st);
+	if (rc)
+		return rc;
+	gfs_wr_mode(&n->d, st);
+	if (gfs_wr_readonly(&n->d))
+		return -EROFS;
+	/* A WFILE is the daemon's (rsync fchmods its temporary to 0600
+	 * first): mode and owner accepted and ignored. */
+	if (n->d.kind == GFS_VK_WFILE)
+		set &= ~(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
+	if ((set & FUSE_SET_ATTR_MODE) && (a->st_mode & 07777) != (st->st_mode & 07777))
+		return -EPERM;
+	if (((set & FUSE_SET_ATTR_UID) && a->st_uid != st->st_uid) ||
+	    ((set & FUSE_SET_ATTR_GID) && a->st_gid != st->st_gid))
+		return -EPERM;
+	if (!(set & FUSE_SET_ATTR_SIZE))
+		return 0;
+	if (x && x->w) {
+		rc = gfs_wr_truncate(fs->wr, x->w, (uint64_t)a->st_size);
+		st->st_size = (off_t)gfs_wr_size(fs->wr, x->w);
+		return rc;
+	}
+	if (S_ISDIR(st->st_mode))
+		return -EISDIR;
+	who_of(req, &who);
+	rc = gfs_wr_truncate_path(fs->wr, n->ino, &n->d, (uint64_t)a->st_size,
+				  &who, &ver);
+	if (!rc) {
+		st->st_size = a->st_size;
+		if (ver)
+			fsi_seen_wait(fs, ver);
+	}
+	return rc;
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a,
+		       int set, struct fuse_file_info *fi)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *n = vn_get(fs, ino);
+	struct stat st;
+	int rc;
+
+	count(fs, OP_setattr, n);
+	if (!n)
+		{ reply_err(req, ESTALE); return; }
+	rc = setattr_do(req, fs, n, a, set, fi, &st);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, 0);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent);
+	struct gfs_writer who;
+	int rc;
+
+	count(fs, OP_unlink, p);
+	if (!p)
+		{ reply_err(req, ESTALE); return; }
+	who_of(req, &who);
+	/* No wait for the notifier: the kernel holds the directory's lock
+	 * and drops the name itself when this succeeds. */
+	rc = gfs_wr_unlink(fs->wr, parent, &p->d, name, &who);
+	if (!rc)
+		fsi_notifier_kick(fs);
+	reply_err(req, rc);
+}
+
+/* The inode of node file name in p, if the kernel may hold it. */
+static uint64_t renamed_source(struct gfs_fs *fs, struct vnode *p,
+			       const char *name)
+{
+	struct gfs_vdesc c;
+	uint64_t ino = 0;
+
+	if (p->d.kind != GFS_VK_TYPEDIR ||
+	    gfs_view_lookup(fs->v, &p->d, name, &c, NULL))
+		return 0;
+	if (c.kind == GFS_VK_NODEFILE)
+		ino = gfs_vdesc_ino(&c);
+	gfs_vdesc_release(&c);
+	return ino;
+}
+
+static void note_renamed(struct gfs_fs *fs, uint64_t ino, const char *newname)
+{
+	struct vnode *n;
+	size_t stem;
+
+	if (!gfs_name_is_json(newname, strlen(newname), &stem))
+		return; /* to a scratch name: it keeps showing the old bytes */
+	pthread_mutex_lock(&fs->ino_lock);
+	n = fsi_vn_find_locked(fs, ino);
+	if (n) {
+		free(n->renamed);
+		n->renamed = gfs_strdup(newname);
+	}
+	pthread_mutex_unlock(&fs->ino_lock);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent), *np = vn_get(fs, newparent);
+	struct gfs_writer who;
+	uint64_t src_ino;
+	int rc;
+
+	count(fs, OP_rename, p);
+	if (!p || !np)
+		{ reply_err(req, ESTALE); return; }
+	who_of(req, &who);
+	src_ino = renamed_source(fs, p, name);
+	rc = gfs_wr_rename(fs->wr, parent, &p->d, name, newparent, &np->d,
+			   newname, flags, &who);
+	if (!rc && src_ino)
+		note_renamed(fs, src_ino, newname);
+	if (!rc)
+		fsi_notifier_kick(fs);
+	reply_err(req, rc);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct gfs_fs *fs = req_fs(req);
+	struct vnode *p = vn_get(fs, parent);
+	struct fuse_entry_param e;
+	struct gfs_writer who;
+	struct gfs_vdesc child;
+	struct stat st;
+	int rc;
+
+	count(fs, OP_symlink, p);
+	if (!p)
+		{ reply_err(req, ESTALE); return; }
+	who_of(req, &who);
+	rc = gfs_wr_symlink(fs->wr, &p->d, name, link, &who);
+	if (!rc)
+		fsi_notifier_kick(fs);
+	/* The reply is the new link as the new head shows it. */
+	if (!rc)
+		rc = gfs_view_lookup(fs->v, &p->d, name, &child, &st);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	rc = make_entry(fs, parent, name, &child, &st, &e);
+	gfs_vdesc_release(&child);
+	if (rc)
+		{ reply_err(req, rc); return; }
+	e.entry_timeout = e.attr_timeout = 0;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		vn_forget(fs, e.ino, 1);
+}
+
+/* Directories are the graph's (a type's, a node's): none is made or
+ * removed by hand (docs/semantics.md, Writes). */
+static int dir_op(struct gfs_fs *fs, fuse_ino_t parent)
+{
+	struct vnode *p = vn_get(fs, parent);
+
+	return p && gfs_wr_readonly(&p->d) ? EROFS : EPERM;
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)name; (void)mode; (void)rdev;
+	count(req_fs(req), OP_mknod, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), parent));
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)name; (void)mode;
+	count(req_fs(req), OP_mkdir, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), parent));
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)name;
+	count(req_fs(req), OP_rmdir, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), parent));
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino; (void)newname;
+	count(req_fs(req), OP_link, NULL);
+	fuse_reply_err(req, dir_op(req_fs(req), newparent));
+}
+
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	(void)ino; (void)mode; (void)off; (void)len; (void)fi;
+	count(req_fs(req), OP_fallocate, NULL);
+	fuse_reply_err(req, EOPNOTSUPP);
+}
 
 /* Extended attributes are not supported (ENOTSUP), and under versions/
  * nothing may be written (EROFS).  The superblock is writable without
@@ -1103,6 +1577,8 @@ static const struct fuse_lowlevel_ops gfs_ops = {
 	.access = ll_access,
 	.create = ll_create,
 	.fallocate = ll_fallocate,
+	.flush = ll_flush,
+	.fsync = ll_fsync,
 	.setxattr = ll_setxattr,
 	.removexattr = ll_removexattr,
 	/* getxattr/listxattr stay unimplemented: libfuse answers ENOSYS once
@@ -1146,6 +1622,17 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 		free(fs);
 		return rc;
 	}
+	rc = gfs_wr_new(g, fs->v, o->mountpoint, &fs->wr);
+	if (rc) {
+		gfs_view_free(fs->v);
+		free(fs->buckets);
+		free(fs->kbuckets);
+		free(fs->root);
+		free(fs);
+		return rc;
+	}
+	pthread_mutex_init(&fs->seen_lock, NULL);
+	pthread_cond_init(&fs->seen_cond, NULL);
 	gfs_view_root(fs->v, &fs->root->d);
 	fs->root->ino = FUSE_ROOT_ID;
 	fs->root->nlookup = 1;
@@ -1172,6 +1659,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 	gfs_fs_notifier_stop(fs);
 	while (fs->fhs.next != &fs->fhs)
 		fh_close(fs, fs->fhs.next);
+	gfs_wr_free(fs->wr); /* deletions still pending are done now */
 	for (size_t b = 0; b < fs->n_buckets; b++) {
 		while (fs->buckets[b]) {
 			struct vnode *n = fs->buckets[b];
@@ -1191,5 +1679,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 	pthread_rwlock_destroy(&fs->reply_lock);
 	pthread_mutex_destroy(&fs->stop_lock);
 	pthread_cond_destroy(&fs->stop_cond);
+	pthread_mutex_destroy(&fs->seen_lock);
+	pthread_cond_destroy(&fs->seen_cond);
 	free(fs);
 }

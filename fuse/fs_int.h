@@ -14,6 +14,7 @@
 
 #include "fs.h"
 #include "view.h"
+#include "write.h"
 
 /* "Never expire" for versions/N: a century; the kernel caps it anyway. */
 #define FOREVER (100.0 * 365 * 86400)
@@ -23,7 +24,7 @@
 	X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write)  \
 	X(release) X(opendir) X(readdir) X(readdirplus) X(releasedir)  \
 	X(statfs) X(access) X(create) X(fallocate)            \
-	X(setxattr) X(removexattr)
+	X(setxattr) X(removexattr) X(flush) X(fsync)
 
 enum op {
 #define X(n) OP_##n,
@@ -40,6 +41,11 @@ struct vnode {
 	uint64_t ino;
 	uint64_t nlookup;     /* kernel references (lookup count) */
 	uint64_t parent;      /* live view: where the kernel found it */
+	/* A node file renamed through this mount (mv a.json b.json): the
+	 * kernel moved its name, the identity (d) is still a's; until the
+	 * notifier drops it, opens and stats resolve parent/renamed. Protected
+	 * by ino_lock. */
+	char *renamed;
 	struct gfs_vdesc d;
 	char name[];          /* the name it was found under ("" for the root) */
 };
@@ -50,6 +56,7 @@ struct vnode {
 struct fh {
 	struct fh *prev, *next; /* protected by fs->fh_lock */
 	bool dir;
+	struct gfs_wobj *w;   /* a write handle (or any handle of a WFILE) */
 	union {
 		struct gfs_vfile *f;
 		struct gfs_vdir *d;
@@ -104,6 +111,12 @@ struct gfs_fs {
 	pthread_rwlock_t reply_lock;
 	atomic_uint_least64_t zero_timeouts; /* replies sent uncacheable */
 
+	struct gfs_wr *wr;        /* writes (fuse/write.c) */
+	/* seen_lock/seen_cond: the notifier broadcasts each head_seen it
+	 * reaches; a FLUSH waits there for its own version (visibility). */
+	pthread_mutex_t seen_lock;
+	pthread_cond_t seen_cond;
+
 	struct fuse_session *se;
 	pthread_t notifier;
 	bool notifier_running;
@@ -116,6 +129,15 @@ struct gfs_fs {
 /* Asks the kernel to drop the least recently used names when the daemon
  * tracks more than max_vnodes inodes (notify.c calls it; no lock held). */
 void fsi_prune(struct gfs_fs *fs);
+
+/* Wakes the notifier and waits (bounded) until it has handled graph
+ * version ver; holds no lock meanwhile.  Only from FLUSH/FSYNC (no
+ * directory lock held by the kernel there). */
+/* Wakes the notifier without waiting for it (after UNLINK, RENAME,
+ * SYMLINK: the other paths of what changed follow within its lag). */
+void fsi_notifier_kick(struct gfs_fs *fs);
+#define GFS_SEEN_WAIT_S 10
+void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver);
 
 /* The vnode of ino, or NULL; caller holds fs->ino_lock. */
 struct vnode *fsi_vn_find_locked(struct gfs_fs *fs, uint64_t ino);

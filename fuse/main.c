@@ -489,6 +489,9 @@ static int add_fsname(struct fuse_args *args, const char *store)
 	snprintf(fsname, n, "fsname=%s", store);
 	rc = fuse_opt_add_opt_escaped(&opts, fsname);
 	rc = rc ? rc : fuse_opt_add_opt(&opts, "subtype=graphfs");
+	/* Writable unless -o ro (kept in args); the kernel checks mode bits
+	 * (only the mounting user may write by default). */
+	rc = rc ? rc : fuse_opt_add_opt(&opts, "default_permissions");
 	rc = rc ? rc : fuse_opt_add_arg(args, "-o");
 	rc = rc ? rc : fuse_opt_add_arg(args, opts);
 	free(fsname);

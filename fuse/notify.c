@@ -474,6 +474,9 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
 	invals_release(&iv);
 	atomic_fetch_add(&fs->versions_seen, 1);
 	atomic_store(&fs->head_seen, head); /* .graphfs/seen */
+	pthread_mutex_lock(&fs->seen_lock);
+	pthread_cond_broadcast(&fs->seen_cond);
+	pthread_mutex_unlock(&fs->seen_lock);
 	note_lag(fs);
 }
 
@@ -492,6 +495,33 @@ static bool wait_stop(struct gfs_fs *fs)
 	stop = fs->stop;
 	pthread_mutex_unlock(&fs->stop_lock);
 	return stop;
+}
+
+void fsi_notifier_kick(struct gfs_fs *fs)
+{
+	if (!fs->notifier_running)
+		return;
+	pthread_mutex_lock(&fs->stop_lock);
+	pthread_cond_signal(&fs->stop_cond); /* poll now, not at poll_ms */
+	pthread_mutex_unlock(&fs->stop_lock);
+}
+
+void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver)
+{
+	struct timespec ts;
+
+	if (!fs->notifier_running || ld(&fs->head_seen) >= ver)
+		return;
+	pthread_mutex_lock(&fs->stop_lock);
+	pthread_cond_signal(&fs->stop_cond); /* poll now */
+	pthread_mutex_unlock(&fs->stop_lock);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += GFS_SEEN_WAIT_S;
+	pthread_mutex_lock(&fs->seen_lock);
+	while (ld(&fs->head_seen) < ver && !atomic_load(&fs->stopping))
+		if (pthread_cond_timedwait(&fs->seen_cond, &fs->seen_lock, &ts))
+			break; /* durable anyway; only the view may lag */
+	pthread_mutex_unlock(&fs->seen_lock);
 }
 
 static void *notifier_main(void *arg)
@@ -601,6 +631,9 @@ void gfs_fs_notifier_stop(struct gfs_fs *fs)
 	if (!fs->notifier_running)
 		return;
 	atomic_store(&fs->stopping, true);
+	pthread_mutex_lock(&fs->seen_lock);
+	pthread_cond_broadcast(&fs->seen_cond); /* FLUSHes waiting: go */
+	pthread_mutex_unlock(&fs->seen_lock);
 	pthread_mutex_lock(&fs->stop_lock);
 	fs->stop = true;
 	pthread_cond_signal(&fs->stop_cond);

@@ -630,6 +630,7 @@ bool gfs_vdesc_is_dir(const struct gfs_vdesc *d)
 	case GFS_VK_GFSDIR: case GFS_VK_NODES: case GFS_VK_EDGES:
 	case GFS_VK_TYPEDIR: case GFS_VK_NODEDIR: case GFS_VK_NODEOUT:
 	case GFS_VK_NODEIN: case GFS_VK_ETDIR: case GFS_VK_SRCDIR:
+	case GFS_VK_INGEST:
 		return true;
 	default:
 		return false;
@@ -1222,6 +1223,7 @@ static const char *const gfs_names[GFS_GF_COUNT] = {
 	[GFS_GF_SIDECARS] = "sidecars.jsonl",
 	[GFS_GF_AUDIT] = "audit.jsonl",
 	[GFS_GF_SEEN] = "seen",
+	[GFS_GF_ERRORS] = "errors.jsonl",
 };
 
 static bool name_is(const char *name, size_t nlen, const char *lit)

@@ -53,6 +53,13 @@ enum gfs_vkind {
 	GFS_VK_EDGELINK,  /* .../out/<E>/<name>.json -> neighbour's node file */
 	GFS_VK_SRCDIR,    /* edges/<E>/<from>/ */
 	GFS_VK_EDGEFILE,  /* edges/<E>/<from>/<to>[~<id>].json */
+	/* A file that exists only in the daemon (fuse/write.c): a node file
+	 * created and not yet committed, or a scratch file; table = its
+	 * directory's, key = its name, serial = write.c's object number. */
+	GFS_VK_WFILE,
+	/* ingest/ (sub 0: merge), ingest/append/ (1), ingest/overwrite/ (2):
+	 * directories of fuse/write.c, in the live root. */
+	GFS_VK_INGEST,
 };
 
 enum gfs_gfsfile {
@@ -62,6 +69,7 @@ enum gfs_gfsfile {
 	GFS_GF_SIDECARS,
 	GFS_GF_AUDIT,
 	GFS_GF_SEEN,     /* the version the live view shows (notifier done) */
+	GFS_GF_ERRORS,   /* the last failed writes (fuse/write.c) */
 	GFS_GF_COUNT,
 };
 

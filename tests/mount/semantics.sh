@@ -30,25 +30,29 @@ claim() { # claim WANT DESC PY-EXPR
 	if [ "$got" = "$1" ]; then ok "$2: $got"; else bad "$2: got $got, want $1"; fi
 }
 
-# Writes: EROFS everywhere (live view and versions/N).
-claim EROFS "open O_WRONLY"   'os.open(f, os.O_WRONLY)'
-claim EROFS "open O_RDWR"     'os.open(f, os.O_RDWR)'
-claim EROFS "open O_TRUNC"    'os.open(f, os.O_RDONLY | os.O_TRUNC)'
-claim EROFS "create"          'os.open(m + "/nodes/Person/new.json", os.O_WRONLY | os.O_CREAT)'
+# Writes (docs/semantics.md, "Writes"; write.sh runs them with real tools).
+claim OK    "open O_WRONLY of a node file" 'os.close(os.open(f, os.O_WRONLY))'
+claim OK    "open O_RDWR of a node file" 'os.close(os.open(f, os.O_RDWR))'
 claim EROFS "write in versions/N" 'os.open(m + "/versions/2/manifest.json", os.O_WRONLY)'
-claim EROFS "truncate"        'os.truncate(f, 0)'
-claim EROFS "chmod"           'os.chmod(f, 0o644)'
-claim EROFS "chown"           'os.chown(f, 1, 1)'
-claim EROFS "utimes"          'os.utime(f, (1, 1))'
-claim EROFS "mkdir"           'os.mkdir(m + "/nodes/X")'
-claim EROFS "rmdir"           'os.rmdir(d)'
-claim EROFS "unlink"          'os.unlink(f)'
-claim EROFS "rename"          'os.rename(f, f + ".bak")'
-claim EROFS "symlink"         'os.symlink("x", m + "/nodes/l")'
-claim EROFS "link"            'os.link(f, m + "/nodes/l")'
-claim EROFS "mknod (fifo)"    'os.mkfifo(m + "/nodes/p")'
+claim EROFS "create in versions/N" 'os.open(m + "/versions/2/nodes/Person/x.json", os.O_WRONLY | os.O_CREAT)'
+claim EACCES "write schema.pg (not writable)" 'os.open(m + "/schema.pg", os.O_WRONLY)'
+claim EACCES "create in nodes/" 'os.open(m + "/nodes/x.json", os.O_WRONLY | os.O_CREAT)'
+claim EINVAL "create a non-canonical name" 'os.open(m + "/nodes/Person/%61lice.json", os.O_WRONLY | os.O_CREAT)'
+claim EINVAL "truncate a node file to 0" 'os.truncate(f, 0)'
+claim OK    "chmod to the same mode" 'os.chmod(f, 0o644)'
+claim EPERM "chmod to another mode" 'os.chmod(f, 0o600)'
+claim EPERM "chown to another owner" 'os.chown(f, 1, 1)'
+claim OK    "utimes (ignored)" 'os.utime(f, (1, 1))'
+claim EPERM "mkdir"           'os.mkdir(m + "/nodes/X")'
+claim EPERM "rmdir of a node's directory" 'os.rmdir(d)'
+claim EXDEV "rename across types" 'os.rename(f, m + "/nodes/Person/../../edges/Knows/x.json")'
+claim EEXIST "rename onto another node" 'os.rename(f, m + "/nodes/Person/bob.json")'
+claim EINVAL "rename with RENAME_EXCHANGE" '(lambda c: (lambda r: r == 0 or (_ for _ in ()).throw(OSError(c.get_errno(), "x")))(c.CDLL(None, use_errno=True).renameat2(-100, f.encode(), -100, (m + "/nodes/Person/bob.json").encode(), 2)))(__import__("ctypes"))'
+claim EPERM "symlink in nodes/" 'os.symlink("x", m + "/nodes/l")'
+claim EPERM "link"            'os.link(f, m + "/nodes/Person/l.json")'
+claim EPERM "mknod (fifo)"    'os.mkfifo(m + "/nodes/Person/p")'
 claim OK    "access R_OK"     'os.access(f, os.R_OK) or (_ for _ in ()).throw(OSError(errno.EACCES, "x"))'
-claim OK    "access W_OK is false" 'os.access(f, os.W_OK) and (_ for _ in ()).throw(OSError(errno.EIO, "x"))'
+claim OK    "access W_OK of a node file" 'os.access(f, os.W_OK) or (_ for _ in ()).throw(OSError(errno.EIO, "x"))'
 # Extended attributes are not implemented.
 claim ENOTSUP "getxattr"      'os.getxattr(f, "user.x")'
 claim ENOTSUP "listxattr"     'os.listxattr(f)'
@@ -74,8 +78,8 @@ claim OK "statvfs: namemax 255, no blocks" '(lambda s: s.f_namemax == 255 and s.
 check "st_nlink is 1 for directories" test "$(stat -c %h "$M/nodes")" = 1
 check "st_nlink is 1 for files" test "$(stat -c %h "$M/nodes/Person/alice.json")" = 1
 check "directories report size 0" test "$(stat -c %s "$M/nodes/Person")" = 0
-check "modes: dirs 555, files 444, links 777" test \
-	"$(stat -c %a "$M/nodes" "$M/nodes/Person/alice.json" "$M/HEAD" | tr '\n' ' ')" = "555 444 777 "
+check "modes: live node files 644, type dirs 755, other dirs 555, other files 444, links 777, versions/ 444" test \
+	"$(stat -c %a "$M/nodes/Person/alice.json" "$M/nodes/Person" "$M/nodes" "$M/schema.pg" "$M/HEAD" "$M/versions/2/nodes/Person/alice.json" | tr '\n' ' ')" = "644 755 555 444 777 444 "
 check "HEAD is a relative link" test "$(readlink "$M/HEAD")" = versions/2
 check "telldir/seekdir resume a listing" timeout 30 perl -e '
 	opendir(D, $ARGV[0]) or die; readdir(D); readdir(D);
