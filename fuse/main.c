@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "log.h"
 #include "recover.h"
 
 struct cli {
@@ -452,6 +453,7 @@ static int serve(const char *store, struct fuse_args *args,
 	report_fd = -1;
 	if (!o->foreground) {
 		detach_stdio();
+		gfs_log_to_syslog();
 		if (chdir("/"))
 			rc = 0; /* nothing depends on the cwd */
 	}

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "names.h"
 #include "view.h"
 
@@ -712,8 +713,8 @@ static int ctx_tver(struct gfs_view *v, const struct ctx *c,
 	return tv_get(v, table, pin, out);
 }
 
-/* Corruption is answered EIO; what and where goes to the daemon's stderr
- * (seen with -f or -d), once per distinct message per thread. */
+/* Corruption is answered EIO; what and where goes to the daemon's log
+ * (stderr with -f or -d, else syslog: log.h), once per distinct message per thread. */
 static void log_corrupt(void)
 {
 	static __thread char last[512];
@@ -722,7 +723,7 @@ static void log_corrupt(void)
 	if (!m[0] || !strcmp(m, last))
 		return;
 	snprintf(last, sizeof last, "%s", m);
-	fprintf(stderr, "graphfs: %s\n", m);
+	gfs_log(LOG_ERR, "%s", m);
 }
 
 /* Library errors become errno here, once. */

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "names.h"
 #include "write.h"
 
@@ -551,7 +552,7 @@ static void note_error(struct gfs_wr *w, const char *op, const char *path,
 			strerrorname_np(err) ? strerrorname_np(err) : "");
 	gfs_buf_append_json_str(&b, msg, strlen(msg));
 	gfs_buf_append(&b, "}\n", 3); /* with the NUL */
-	fprintf(stderr, "graphfs: %s %s: %s: %s\n", op, path, strerror(err), msg);
+	gfs_log(LOG_WARNING, "%s %s: %s: %s", op, path, strerror(err), msg);
 	if (!b.p)
 		return;
 	pthread_mutex_lock(&w->lock);
@@ -806,7 +807,7 @@ static void flush_pending(struct gfs_wr *w)
 		commit(w, ch, n);
 	for (size_t i = 0; i < n; i++)
 		if (ch[i].rc && ch[i].rc != -ENOENT)
-			fprintf(stderr, "graphfs: unmount: deleting '%s' (pending since its rename to a scratch name): %s\n",
+			gfs_log(LOG_WARNING, "unmount: deleting '%s' (pending since its rename to a scratch name): %s",
 				ch[i].key, ch[i].msg);
 	free(ch);
 }

@@ -180,7 +180,7 @@ int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head)
 		return rc;
 	dir = opendir(path);
 	if (!dir)
-		return errno == ENOENT ? 0 : -errno;
+		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
 	while ((de = readdir(dir)))
 		if (parse_version_name(de->d_name, &v) && v > h)
 			h = v;
@@ -204,7 +204,7 @@ int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
 		return rc;
 	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
 	snprintf(name, sizeof name, "%u", from);
 	if (from && fstatat(dfd, name, &st, 0)) { /* not there: the full scan decides */
 		close(dfd);
@@ -216,7 +216,8 @@ int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
 			break;
 		h++;
 	}
-	rc = errno == ENOENT || h + 1 == UINT32_MAX ? 0 : -errno;
+	rc = errno == ENOENT || h + 1 == UINT32_MAX ? 0
+	     : gfs_io_fail("stat a version in", path, -errno);
 	close(dfd);
 	*head = rc ? 0 : h;
 	return rc;
