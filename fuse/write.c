@@ -1194,21 +1194,10 @@ int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 		free(key);
 		return -ENOMEM;
 	}
-	o->name = gfs_strdup(name);
 	o->key = key;
 	o->key_len = klen;
-	o->dir_ino = dir_ino;
-	o->listed = true;
 	o->dirty = k == WN_NODE;
-	o->refs = 2; /* listed + the handle */
-	rc = o->name ? obj_desc(o, child) : -ENOMEM;
-	if (!rc) {
-		obj_stat(w, o, st);
-		*h = o;
-	} else {
-		obj_unlist_locked(w, o);
-		obj_unref_locked(w, o);
-	}
+	rc = list_new(w, o, dir_ino, name, h, child, st);
 	pthread_mutex_unlock(&w->lock);
 	return rc;
 }
