@@ -1,6 +1,6 @@
 #!/bin/bash
-# Builds graphfs, creates a demo store from examples/, mounts it and browses
-# it the way a person would, then unmounts.  Leaves ./demo-store behind for
+# Builds graphfs, creates a demo store from examples/, mounts it, browses
+# it and edits it through the mount the way a person would, then unmounts.  Leaves ./demo-store behind for
 # you to explore (graphctl ... demo-store; graphfs demo-store /some/dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,12 @@ if [ -x $B/graphfs ]; then
 	run wait_for_head 3
 	run ls "$mnt/nodes/Person"
 	run ls "$mnt/versions"
+	# The live view is writable: each close() publishes one version.
+	run sed -i 's/"name":"Erin"/"name":"Erin Example"/' "$mnt/nodes/Person/erin.json"
+	run cat "$mnt/nodes/Person/erin.json"
+	run ln -s ../../../../Person/alice.json "$mnt/nodes/Person/erin/out/Knows/alice.json"
+	run ls -l "$mnt/nodes/Person/erin/out/Knows"
+	run readlink "$mnt/HEAD"
 	run fusermount3 -u "$mnt"
 fi
 run $B/graphctl export $store --type Person
