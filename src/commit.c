@@ -6,7 +6,10 @@
  *      with its lock set before it takes its locks, and again if one
  *      appears under them (gfs_commit_lock).
  *   2. The sidecar is durable before any table file exists (arm before
- *      any gfs_tbuild_*; the builders only write temp files before link).
+ *      any gfs_tbuild_*; the builders only write temp files before link),
+ *      so a temp file a killed writer left belongs to a sidecar, and its
+ *      resolver removes it (invariant 130): a commit never lists a table
+ *      directory.
  *   3. A failure after arming is resolved by recovery's code while the
  *      locks are still held (gfs_commit_finish -> gfs_recover_own): never
  *      a sidecar left by a live writer that could have resolved it.
@@ -297,32 +300,17 @@ static struct gfs_sc_table *op_tables(const struct gfs_commit *c, size_t *np)
 	return tabs;
 }
 
-/* Temp files of writers killed before link() are garbage; we hold LOCK_EX
- * on the tables we write, so any there are not a live writer's.  Without
- * real locks (the test-only skip_locks) they might be: leave them. */
-static int remove_stale_tmp(struct gfs_commit *c)
-{
-	int rc = 0;
-
-	for (size_t t = 0; c->locks && !rc && t < c->s->n_types; t++) {
-		unsigned n = 0;
-		if (c->ts[t].written)
-			rc = gfs_table_remove_tmp(gfs_graph_tables(c->g), c->ts[t].table, &n);
-	}
-	if (rc)
-		gfs_diag_set(c->d, "cannot remove a dead writer's temp file: %s", gfs_strerror(rc));
-	return rc;
-}
-
 int gfs_commit_arm(struct gfs_commit *c)
 {
 	struct gfs_sidecar sc;
 	struct gfs_sc_table *tabs;
 	size_t n = 0;
-	int rc = remove_stale_tmp(c);
+	/* No listing of the table directories here (issue 10): temp files of
+	 * dead writers go when their sidecars are resolved (recover.c,
+	 * remove_tmp; heal-first does it before our locks), and graphctl
+	 * recover removes any others. */
+	int rc = gfs_ulid_new(c->op_id);
 
-	if (!rc)
-		rc = gfs_ulid_new(c->op_id);
 	if (rc)
 		return rc;
 	memset(&sc, 0, sizeof sc);
@@ -347,6 +335,11 @@ int gfs_commit_linked(struct gfs_commit *c, size_t t, int rc)
 	if (rc == -EEXIST)
 		gfs_diag_set(c->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
 			     c->ts[t].table, c->ts[t].next, gfs_graph_dir(c->g));
+	/* Only without the locks (the test-only skip_locks: a lease lost): a
+	 * recovery resolved our sidecar and removed our temp file. */
+	if (rc == -ENOENT && c->d)
+		gfs_diag_reset(c->d, "table '%s': the temp file of version %u is gone: a recovery resolved operation %s while this %s was writing (its table locks were not held); nothing of it is visible: %s again",
+			     c->ts[t].table, c->ts[t].next, c->op_id, c->what, c->what);
 	if (!rc)
 		rc = gfs_commit_fp(GFS_FP_COMMIT_AFTER_TABLE);
 	return rc;

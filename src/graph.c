@@ -563,8 +563,10 @@ int gfs_graph_export(struct gfs_graph *g, uint64_t version, const char *type,
 struct fsck_ctx {
 	struct gfs_graph *g;
 	void (*report)(const char *msg, void *arg);
+	void (*garbage_note)(const char *msg, void *arg);
 	void *arg;
 	unsigned problems;
+	unsigned garbage;      /* temp files of dead writers */
 	struct gfs_pin *heads; /* table -> head, from the head's tables */
 	size_t n_heads;
 	uint64_t bad_versions;
@@ -606,6 +608,22 @@ static bool settled(struct fsck_ctx *c, const struct gfs_pin *pin, uint32_t h)
 	return !gfs_settled_above(c->g, pin->table, pin->version, h, &yes) && yes;
 }
 
+/* Temp files are garbage, not corruption: counted and noted, never a
+ * problem (a resolver of their sidecar or graphctl recover removes them). */
+static void fsck_tmp(struct fsck_ctx *c, const char *table)
+{
+	char msg[512];
+	unsigned n = 0;
+
+	if (gfs_table_count_tmp(c->g->ts, table, &n) || !n)
+		return;
+	c->garbage += n;
+	snprintf(msg, sizeof msg, "table '%s': %u temp file%s (.tmp-*) of dead writers: garbage, never a version ('graphctl recover' removes them)",
+		 table, n, n == 1 ? "" : "s");
+	if (c->garbage_note)
+		c->garbage_note(msg, c->arg);
+}
+
 static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 		       struct gfs_sidecar **scs, size_t nsc, uint32_t *head)
 {
@@ -617,6 +635,7 @@ static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 		fsck_report(c, "table '%s': cannot read its directory: %s", pin->table, gfs_strerror(rc));
 		return;
 	}
+	fsck_tmp(c, pin->table);
 	if (h < pin->version)
 		fsck_report(c, "table '%s': the manifest pins version %u but the newest file is version %u (missing table-version file)",
 			    pin->table, pin->version, h);
@@ -716,7 +735,18 @@ int gfs_graph_fsck(struct gfs_graph *g,
 		   void (*report)(const char *msg, void *arg), void *arg,
 		   unsigned *problems)
 {
-	struct fsck_ctx c = { .g = g, .report = report, .arg = arg };
+	unsigned garbage;
+
+	return gfs_graph_fsck_ex(g, report, NULL, arg, problems, &garbage);
+}
+
+int gfs_graph_fsck_ex(struct gfs_graph *g,
+		      void (*report)(const char *msg, void *arg),
+		      void (*garbage_note)(const char *msg, void *arg), void *arg,
+		      unsigned *problems, unsigned *garbage)
+{
+	struct fsck_ctx c = { .g = g, .report = report,
+			      .garbage_note = garbage_note, .arg = arg };
 	struct gfs_sidecar **scs = NULL;
 	struct gfs_gv *gv = NULL;
 	const struct gfs_schema *s;
@@ -757,5 +787,6 @@ out:
 	free(c.heads);
 	gfs_gv_free(gv);
 	*problems = c.problems;
+	*garbage = c.garbage;
 	return rc;
 }

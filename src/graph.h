@@ -110,6 +110,14 @@ int gfs_graph_fsck(struct gfs_graph *g,
 		   void (*report)(const char *msg, void *arg), void *arg,
 		   unsigned *problems);
 
+/* As gfs_graph_fsck, and calls garbage (may be NULL) for each table
+ * holding temp files of dead writers (".tmp-*"): never a version, not a
+ * problem (graphctl recover removes them); *garbage counts the files. */
+int gfs_graph_fsck_ex(struct gfs_graph *g,
+		      void (*report)(const char *msg, void *arg),
+		      void (*garbage_note)(const char *msg, void *arg), void *arg,
+		      unsigned *problems, unsigned *garbage);
+
 /* STORE/FORMAT: reads it (format 1 or the current one, verified; *ver set
  * whenever the first line parses) and copies the store id into id; writes
  * the current format's text for store_id (NULL: a new id), crash-safe. */

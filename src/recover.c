@@ -518,6 +518,38 @@ static int sync_moving(struct sweep *s, const struct job *j, enum action a)
 	return rc;
 }
 
+/* Temp files (".tmp-*") in the op's written tables, before the publish
+ * that deletes its sidecar (invariant 130).  A builder creates one only
+ * after its writer armed the sidecar and unlinks it before confirming, so
+ * a leftover belongs to an operation whose sidecar still exists; whoever
+ * resolves that sidecar holds the table's LOCK_EX, so no live writer's
+ * temp file is there (under the test-only commit/skip_locks one may be:
+ * its link() then fails with ENOENT, a clean failure of that writer, whose
+ * sidecar this resolution settles).  Removed before the publish: a crash
+ * in between keeps the sidecar, and the next resolver removes them.  The
+ * one listing of the directory is here, never in a commit (issue 10).
+ * A temp file is garbage, never a version: failing to remove one does not
+ * stop the resolution (it is noted; fsck reports what is left and
+ * 'graphctl recover' removes it). */
+static void remove_tmp(struct sweep *s, const struct job *j)
+{
+	for (size_t i = 0; i < j->sc->n_tables; i++) {
+		const char *t = j->sc->tables[i].table;
+		unsigned n = 0;
+		int rc;
+		if (!j->sc->tables[i].written)
+			continue;
+		rc = gfs_table_remove_tmp(gfs_graph_tables(s->g), t, &n);
+		s->r->temps_removed += n;
+		if (rc)
+			note(s, "operation %s: temp files of table '%s' left: %s", j->sc->op_id,
+			     t, gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
+		else if (n)
+			note(s, "operation %s: %u temp file(s) of a dead writer removed from table '%s'",
+			     j->sc->op_id, n, t);
+	}
+}
+
 static int act(struct sweep *s, struct job *j, enum action a)
 {
 	struct gfs_diag pd = {{0}};
@@ -531,6 +563,8 @@ static int act(struct sweep *s, struct job *j, enum action a)
 		report_violation(s, j);
 		return OUT_VIOLATION;
 	}
+	if (!rc)
+		remove_tmp(s, j);
 	if (!rc && a != ACT_DISCARD)
 		rc = sync_moving(s, j, a);
 	if (!rc)
@@ -893,6 +927,53 @@ static int orphans(struct sweep *s)
 	return rc ? rc : first;
 }
 
+/* ---- temp files of older builds ----------------------------------------- */
+
+/* graphctl recover: every table's ".tmp-*" files, under its LOCK_EX (tried
+ * by a no-wait sweep: a held one is a live writer's business).  Resolving
+ * a sidecar removes its tables' temp files (remove_tmp); this catches the
+ * ones that older builds left without one (they removed temp files in
+ * every commit instead).  Removal failures are noted, not fatal. */
+static int temps_one(struct sweep *s, const char *table)
+{
+	struct gfs_sidecar sc = { .n_tables = 1 };
+	struct gfs_sc_table t = { .written = true };
+	struct gfs_lockset *ls = NULL;
+	unsigned n = 0;
+	int rc;
+
+	snprintf(t.table, sizeof t.table, "%s", table);
+	sc.tables = &t;
+	rc = lock_job(s, &sc, &ls);
+	if (rc == -EWOULDBLOCK)
+		return 0;
+	if (!rc) {
+		int e = gfs_table_remove_tmp(gfs_graph_tables(s->g), table, &n);
+		s->r->temps_removed += n;
+		if (e)
+			note(s, "table '%s': temp files left: %s", table,
+			     gfs_io_last(e) ? gfs_io_last(e) : gfs_strerror(e));
+		else if (n)
+			note(s, "table '%s': %u temp file(s) of dead writers removed", table, n);
+	}
+	gfs_lockset_free(ls);
+	return rc;
+}
+
+static int temps(struct sweep *s)
+{
+	struct gfs_gv *gv = NULL;
+	int rc = gfs_manifest_head(gfs_graph_manifest(s->g), &gv), first = 0;
+
+	for (size_t i = 0; !rc && i < gv->n_pins; i++) {
+		int e = only_has(s, gv->pins[i].table) ? temps_one(s, gv->pins[i].table) : 0;
+		if (e && !first)
+			first = e;
+	}
+	gfs_gv_free(gv);
+	return rc ? rc : first;
+}
+
 /* ---- entry points ------------------------------------------------------- */
 
 static void sweep_init(struct sweep *s, struct gfs_graph *g,
@@ -920,6 +1001,8 @@ int gfs_recover_sweep(struct gfs_graph *g, const struct gfs_recover_opts *o,
 	/* An unreadable sidecar might name any table: no orphan is provable. */
 	if (!rc && o->orphans && !r->refused)
 		rc = orphans(&s);
+	if (!rc && o->temps)
+		rc = temps(&s);
 	if (!rc && r->violations)
 		rc = GFS_EVIOLATION;
 	return rc;

@@ -24,6 +24,8 @@
 struct gfs_recover_opts {
 	bool wait;           /* wait for sidecar locks (graphctl recover, heal) instead of trying */
 	bool orphans;        /* also compensate orphan versions no sidecar names (graphctl recover) */
+	bool temps;          /* also remove every table's ".tmp-*" files under its LOCK_EX,
+				sidecar or not (graphctl recover: leftovers of older builds) */
 	unsigned max_passes; /* passes over sidecars whose pins moved (0 = default 3) */
 	const char *resolver;/* who resolves, for audit records (NULL = the graph's actor) */
 	const char *const *only_tables; /* heal-first: only sidecars naming one of these */
@@ -46,6 +48,7 @@ struct gfs_recover_report {
 	unsigned retry_left;  /* pins kept moving past max_passes */
 	unsigned violations;
 	unsigned orphans_compensated;
+	unsigned temps_removed; /* dead writers' ".tmp-*" files removed */
 	unsigned refused;     /* sidecars that do not parse or are newer: kept,
 				 reported in d; the sweep still returns 0 */
 };

@@ -237,10 +237,12 @@ int gfs_table_sync(struct gfs_tstore *ts, const char *table)
 
 /* A builder's temp file is named ".tmp-<pid>-..." in the table directory
  * (link() needs a name).  A writer killed before link() leaves it behind;
- * it is garbage, never a version.  Builders create it only while holding
- * the table's LOCK_EX, so whoever holds that lock may remove them all. */
-int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
-			 unsigned *removed)
+ * it is garbage, never a version.  Builders create it only after their
+ * writer armed its sidecar and while holding the table's LOCK_EX, so
+ * whoever holds that lock may remove them all: the resolver of a sidecar
+ * (recover.c) and graphctl recover do.  `unlink` false only counts. */
+static int scan_tmp(struct gfs_tstore *ts, const char *table, bool unlink,
+		    unsigned *count)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
@@ -248,7 +250,7 @@ int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
 	DIR *dir;
 	int rc = 0;
 
-	*removed = 0;
+	*count = 0;
 	if (!tbl_name_ok(table))
 		return -EINVAL;
 	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
@@ -257,16 +259,28 @@ int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
 		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
 	while (!rc && (de = readdir(dir)))
 		if (!strncmp(de->d_name, ".tmp-", 5)) {
-			if (unlinkat(dirfd(dir), de->d_name, 0) == 0)
+			if (!unlink || unlinkat(dirfd(dir), de->d_name, 0) == 0)
 				n++;
 			else if (errno != ENOENT)
 				rc = gfs_io_fail("unlink temp file in", path, -errno);
 		}
 	closedir(dir);
-	if (!rc && n)
+	if (!rc && n && unlink)
 		rc = gfs_fsync_dir(path);
-	*removed = n;
+	*count = n;
 	return rc;
+}
+
+int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
+			 unsigned *removed)
+{
+	return scan_tmp(ts, table, true, removed);
+}
+
+int gfs_table_count_tmp(struct gfs_tstore *ts, const char *table,
+			unsigned *count)
+{
+	return scan_tmp(ts, table, false, count);
 }
 
 /* ---- page entries ------------------------------------------------------ */

@@ -98,9 +98,13 @@ int gfs_table_sync(struct gfs_tstore *ts, const char *table);
 /* Removes the temp files ("." "tmp-*") that writers killed before link()
  * left in the table's directory; *removed counts them.  The caller must
  * hold the table's LOCK_EX (lock.h): a live builder's temp file would go
- * too. */
+ * too.  Lists the directory: O(versions).  Recovery calls it when it
+ * resolves a sidecar (a leftover belongs to one), never a commit. */
 int gfs_table_remove_tmp(struct gfs_tstore *ts, const char *table,
 			 unsigned *removed);
+/* Counts them (fsck: garbage, not corruption).  No lock needed. */
+int gfs_table_count_tmp(struct gfs_tstore *ts, const char *table,
+			unsigned *count);
 
 /* Opens one version.  -ENOENT if it does not exist; GFS_ECORRUPT/GFS_EFORMAT
  * with detail in d if its header or footer does not verify. */

@@ -461,21 +461,40 @@ static void fsck_print(const char *msg, void *arg)
 	}
 }
 
+/* Garbage (dead writers' temp files) is shown, never a problem: the exit
+ * status stays 0 for it. */
+static void fsck_garbage(const char *msg, void *arg)
+{
+	const struct opts *o = arg;
+
+	if (o->json) {
+		struct gfs_buf b;
+		gfs_buf_init(&b);
+		if (!gfs_buf_append_json_str(&b, msg, strlen(msg)))
+			printf("{\"garbage\":%s}\n", b.p);
+		gfs_buf_release(&b);
+	} else if (!o->quiet) {
+		printf("garbage: %s\n", msg);
+	}
+}
+
 static int cmd_fsck(int argc, char **argv)
 {
 	struct gfs_graph *g;
-	unsigned problems = 0;
+	unsigned problems = 0, garbage = 0;
 	struct opts o;
 	int rc = begin_read("fsck", argc, argv, &o, &g);
 
 	if (rc >= 0)
 		return rc;
-	rc = gfs_graph_fsck(g, fsck_print, &o, &problems);
+	rc = gfs_graph_fsck_ex(g, fsck_print, fsck_garbage, &o, &problems, &garbage);
 	gfs_graph_close(g);
 	if (rc)
 		return fail("fsck", rc, NULL);
 	if (!o.json && !o.quiet)
-		printf("%s: %u problem%s found\n", o.store, problems, problems == 1 ? "" : "s");
+		printf("%s: %u problem%s found%s\n", o.store, problems,
+		       problems == 1 ? "" : "s",
+		       garbage ? " (and temp files of dead writers: see 'garbage' above)" : "");
 	return problems ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -564,22 +583,24 @@ static void recover_summary(const struct gfs_recover_report *r, bool json)
 	if (json) {
 		printf("{\"rolled_forward\":%u,\"rolled_back\":%u,\"discarded\":%u,\"gone\":%u,"
 		       "\"busy\":%u,\"retry_left\":%u,\"violations\":%u,\"refused\":%u,"
-		       "\"orphans_compensated\":%u}\n",
+		       "\"orphans_compensated\":%u,\"temps_removed\":%u}\n",
 		       r->rolled_forward, r->rolled_back, r->discarded, r->gone, r->busy,
-		       r->retry_left, r->violations, r->refused, r->orphans_compensated);
+		       r->retry_left, r->violations, r->refused, r->orphans_compensated,
+		       r->temps_removed);
 		return;
 	}
 	printf("%u rolled forward, %u rolled back, %u discarded, %u resolved elsewhere, "
 	       "%u busy (live writer), %u orphan table(s) compensated, %u kept (pins moved), "
-	       "%u violation(s), %u refused\n",
+	       "%u violation(s), %u refused, %u temp file(s) removed\n",
 	       r->rolled_forward, r->rolled_back, r->discarded, r->gone, r->busy,
-	       r->orphans_compensated, r->retry_left, r->violations, r->refused);
+	       r->orphans_compensated, r->retry_left, r->violations, r->refused,
+	       r->temps_removed);
 }
 
 static int cmd_recover(int argc, char **argv)
 {
 	const struct cmd *c = find_cmd("recover");
-	struct gfs_recover_opts ro = { .wait = true, .orphans = true };
+	struct gfs_recover_opts ro = { .wait = true, .orphans = true, .temps = true };
 	struct gfs_recover_report r;
 	struct gfs_diag d = {{0}};
 	struct gfs_graph *g;
