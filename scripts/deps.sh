@@ -8,6 +8,7 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       check libsubunit-dev libjansson-dev libxxhash-dev
       rsync tar coreutils findutils procps psmisc util-linux bsdutils python3 jq git xxd
       vim nano   # tests/mount: writes through the mount with real editors (issue 10)
+      strace     # tests/crash/commit_no_listing.sh: counts a commit's directory listings
       restic libzstd-dev liblz4-dev
       clang libclang-rt-14-dev)   # --enable-fuzz: clang's libFuzzer (scripts/test.sh)
 missing=()
