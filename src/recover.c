@@ -528,26 +528,30 @@ static int sync_moving(struct sweep *s, const struct job *j, enum action a)
  * sidecar this resolution settles).  Removed before the publish: a crash
  * in between keeps the sidecar, and the next resolver removes them.  The
  * one listing of the directory is here, never in a commit (issue 10).
- * A temp file is garbage, never a version: failing to remove one does not
- * stop the resolution (it is noted; fsck reports what is left and
- * 'graphctl recover' removes it). */
-static void remove_tmp(struct sweep *s, const struct job *j)
+ * A failure (an unlink, the directory's fsync) stops the resolution and
+ * keeps the sidecar: after a failed fsync of a directory a later one may
+ * succeed without making the earlier names durable (fsyncgate), so the
+ * resolution must not go on to trust sync_moving's. */
+static int remove_tmp(struct sweep *s, const struct job *j)
 {
-	for (size_t i = 0; i < j->sc->n_tables; i++) {
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < j->sc->n_tables; i++) {
 		const char *t = j->sc->tables[i].table;
 		unsigned n = 0;
-		int rc;
 		if (!j->sc->tables[i].written)
 			continue;
 		rc = gfs_table_remove_tmp(gfs_graph_tables(s->g), t, &n);
 		s->r->temps_removed += n;
 		if (rc)
-			note(s, "operation %s: temp files of table '%s' left: %s", j->sc->op_id,
-			     t, gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
+			gfs_diag_set(s->d, "operation %s: removing temp files of table '%s': %s",
+				     j->sc->op_id, t,
+				     gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
 		else if (n)
 			note(s, "operation %s: %u temp file(s) of a dead writer removed from table '%s'",
 			     j->sc->op_id, n, t);
 	}
+	return rc;
 }
 
 static int act(struct sweep *s, struct job *j, enum action a)
@@ -564,7 +568,7 @@ static int act(struct sweep *s, struct job *j, enum action a)
 		return OUT_VIOLATION;
 	}
 	if (!rc)
-		remove_tmp(s, j);
+		rc = remove_tmp(s, j);
 	if (!rc && a != ACT_DISCARD)
 		rc = sync_moving(s, j, a);
 	if (!rc)
@@ -933,7 +937,8 @@ static int orphans(struct sweep *s)
  * by a no-wait sweep: a held one is a live writer's business).  Resolving
  * a sidecar removes its tables' temp files (remove_tmp); this catches the
  * ones that older builds left without one (they removed temp files in
- * every commit instead).  Removal failures are noted, not fatal. */
+ * every commit instead).  A failure is the sweep's error (fsyncgate: a
+ * failed directory fsync is never left for a later one to hide). */
 static int temps_one(struct sweep *s, const char *table)
 {
 	struct gfs_sidecar sc = { .n_tables = 1 };
@@ -947,15 +952,14 @@ static int temps_one(struct sweep *s, const char *table)
 	rc = lock_job(s, &sc, &ls);
 	if (rc == -EWOULDBLOCK)
 		return 0;
-	if (!rc) {
-		int e = gfs_table_remove_tmp(gfs_graph_tables(s->g), table, &n);
-		s->r->temps_removed += n;
-		if (e)
-			note(s, "table '%s': temp files left: %s", table,
-			     gfs_io_last(e) ? gfs_io_last(e) : gfs_strerror(e));
-		else if (n)
-			note(s, "table '%s': %u temp file(s) of dead writers removed", table, n);
-	}
+	if (!rc)
+		rc = gfs_table_remove_tmp(gfs_graph_tables(s->g), table, &n);
+	s->r->temps_removed += n;
+	if (rc)
+		gfs_diag_set(s->d, "removing temp files of table '%s': %s", table,
+			     gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
+	else if (n)
+		note(s, "table '%s': %u temp file(s) of dead writers removed", table, n);
 	gfs_lockset_free(ls);
 	return rc;
 }

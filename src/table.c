@@ -259,10 +259,15 @@ static int scan_tmp(struct gfs_tstore *ts, const char *table, bool unlink,
 		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
 	while (!rc && (de = readdir(dir)))
 		if (!strncmp(de->d_name, ".tmp-", 5)) {
+			char file[PATH_MAX];
 			if (!unlink || unlinkat(dirfd(dir), de->d_name, 0) == 0)
 				n++;
-			else if (errno != ENOENT)
-				rc = gfs_io_fail("unlink temp file in", path, -errno);
+			else if (errno != ENOENT) {
+				rc = -errno;
+				rc = tbl_mkpath(file, sizeof file, ts->dir, table, de->d_name)
+				     ? gfs_io_fail("unlink temp file in", path, rc)
+				     : gfs_io_fail("unlink", file, rc);
+			}
 		}
 	closedir(dir);
 	if (!rc && n && unlink)
