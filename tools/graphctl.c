@@ -699,13 +699,15 @@ static const struct cmd cmds[] = {
 	  "Print the schema text of graph version N (default: the newest).\n", true },
 	{ "fsck", cmd_fsck, "fsck STORE [--json]",
 	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
-	  "when clean, 1 when problems were found (each printed on a line).\n", true },
+	  "when clean, 1 when problems were found (each printed on a line).\n"
+	  "Temp files of dead writers are shown as garbage, not as problems.\n", true },
 	{ "recover", cmd_recover, "recover STORE [--list] [--no-wait] [--json] [--quiet]",
 	  "Resolve what crashed writers left behind (DESIGN.md section 4): each\n"
 	  "pending sidecar is rolled forward (confirmed: published), rolled back\n"
 	  "(compensating versions equal to the pinned ones) or discarded, with one\n"
 	  "audit record each; then table versions above their pin that no sidecar\n"
-	  "names (orphans) are compensated.  Prints one line per operation and a\n"
+	  "names (orphans) are compensated, and every table's temp files of dead\n"
+	  "writers removed.  Prints one line per operation and a\n"
 	  "summary.  Waits for the locks of a writer that is still running;\n"
 	  "--no-wait leaves such operations alone (as a mount does) and counts\n"
 	  "them busy.  --list only shows the pending sidecars and the audit\n"
