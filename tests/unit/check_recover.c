@@ -729,6 +729,87 @@ START_TEST(own_resolution_of_a_resolved_sidecar_is_gone)
 }
 END_TEST
 
+/* A dead writer's temp file in `table` (invariant 130). */
+static void put_tmp(struct gfs_graph *g, const char *table, const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/tables/%s/%s", gfs_graph_dir(g), table, name);
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+}
+
+static bool has_tmp(struct gfs_graph *g, const char *table, const char *name)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/tables/%s/%s", gfs_graph_dir(g), table, name);
+	return stat(path, &st) == 0;
+}
+
+/* Resolving a sidecar removes the temp files of the tables it writes (whose
+ * LOCK_EX it holds), not of those it only reads; the whole sweep's .temps
+ * removes every table's. */
+START_TEST(a_resolution_removes_the_temp_files_of_its_written_tables)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_opts all = { .wait = true, .temps = true };
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+
+	arm(g, op, DOC, PERSON, false); /* writes Doc, reads Person */
+	put_tmp(g, DOC, ".tmp-1-dead");
+	put_tmp(g, PERSON, ".tmp-2-other");
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.discarded, 1);
+	ck_assert_uint_eq(r.temps_removed, 1);
+	ck_assert(!has_tmp(g, DOC, ".tmp-1-dead"));
+	ck_assert(has_tmp(g, PERSON, ".tmp-2-other"));
+	/* No sidecar left: a sweep without .temps touches nothing. */
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.temps_removed, 0);
+	ck_assert(has_tmp(g, PERSON, ".tmp-2-other"));
+	memset(&d, 0, sizeof d);
+	ck_assert_int_eq(gfs_recover_sweep(g, &all, &r, &d), 0);
+	ck_assert_uint_eq(r.temps_removed, 1);
+	ck_assert(!has_tmp(g, PERSON, ".tmp-2-other"));
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* A writer that fails after arming resolves its own sidecar under its
+ * locks: a temp file left in its table goes too, on a roll back as well. */
+START_TEST(own_resolution_removes_the_temp_files)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_own_result res;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1];
+	const char *mine[] = { PERSON };
+	const enum gfs_lock_mode ex[] = { GFS_LOCK_EX };
+	struct gfs_lockset *ls;
+	uint32_t m = pin(g, PERSON);
+
+	ck_assert_int_eq(gfs_lock_tables(gfs_graph_dir(g), mine, ex, 1, GFS_LOCK_TRY, &ls), 0);
+	arm(g, op, PERSON, NULL, false);
+	write_version(g, PERSON, m + 1, op);
+	put_tmp(g, PERSON, ".tmp-3-mine");
+	ck_assert_msg(gfs_recover_own(g, op, &res, &d) == 0, "%s", d.msg);
+	ck_assert(res.resolved);
+	ck_assert(!res.forward);
+	ck_assert_str_eq(last_decision(g), "roll-back");
+	ck_assert(!has_tmp(g, PERSON, ".tmp-3-mine"));
+	gfs_lockset_free(ls);
+	check_invariants(g);
+	gfs_graph_close(g);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recover");
@@ -754,6 +835,8 @@ int main(void)
 	tcase_add_test(tc, heal_waits_only_for_conflicting_lock_sets);
 	tcase_add_test(tc, a_load_heals_a_dead_writer_then_writes);
 	tcase_add_test(tc, own_resolution_of_a_resolved_sidecar_is_gone);
+	tcase_add_test(tc, a_resolution_removes_the_temp_files_of_its_written_tables);
+	tcase_add_test(tc, own_resolution_removes_the_temp_files);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
