@@ -330,14 +330,24 @@ int gfs_commit_arm(struct gfs_commit *c)
 	return rc;
 }
 
+static bool sidecar_gone(struct gfs_commit *c)
+{
+	struct gfs_sidecar *sc = NULL;
+	int rc = gfs_manifest_sidecar_get(gfs_graph_manifest(c->g), c->op_id, &sc);
+
+	gfs_sidecar_free(sc);
+	return rc == -ENOENT;
+}
+
 int gfs_commit_linked(struct gfs_commit *c, size_t t, int rc)
 {
 	if (rc == -EEXIST)
 		gfs_diag_set(c->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
 			     c->ts[t].table, c->ts[t].next, gfs_graph_dir(c->g));
 	/* Only without the locks (the test-only skip_locks: a lease lost): a
-	 * recovery resolved our sidecar and removed our temp file. */
-	if (rc == -ENOENT && c->d)
+	 * recovery resolved our sidecar and removed our temp file.  Said only
+	 * when our sidecar is indeed gone; else link's own message stays. */
+	if (rc == -ENOENT && c->d && sidecar_gone(c))
 		gfs_diag_reset(c->d, "table '%s': the temp file of version %u is gone: a recovery resolved operation %s while this %s was writing (its table locks were not held); nothing of it is visible: %s again",
 			     c->ts[t].table, c->ts[t].next, c->op_id, c->what, c->what);
 	if (!rc)
