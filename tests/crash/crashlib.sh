@@ -119,6 +119,21 @@ exports_of() {
 	n=$(head_version "$1")
 	for v in $(seq 1 "$n"); do gctl export "$1" --version "$v" >"$2.$v"; done
 }
+# remember_versions STORE PREFIX: exports every graph version not saved yet
+# to PREFIX.<v> (same_exports checks them later).
+remember_versions() {
+	local v
+	for v in $(seq 1 "$(head_version "$1")"); do
+		[ -e "$2.$v" ] || gctl export "$1" --version "$v" >"$2.$v"
+	done
+}
+# all_versions_same STORE PREFIX: ok/bad for every version saved so far.
+all_versions_same() {
+	local n
+	n=$(head_version "$1")
+	if same_exports "$1" "$2" "$n"; then ok "all $n graph versions export byte-identically"
+	else bad "an earlier version changed"; fi
+}
 # same_exports STORE PREFIX N: versions 1..N still export byte-identically.
 same_exports() {
 	local v

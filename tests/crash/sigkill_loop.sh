@@ -41,11 +41,7 @@ for i in $(seq 1 "$N"); do
 	if [ "$state" = mix ]; then bad "iteration $i (kill at ${delay}/${dur} ms): a mix is visible"
 	elif [ "$st" = 0 ] && [ "$state" != after ]; then bad "iteration $i: the load succeeded but its data is gone"
 	else ok "iteration $i (kill at ${delay}/${dur} ms, exit $st): $state state, clean"; fi
-	# remember every version we have not seen yet
-	for v in $(seq 1 "$(head_version "$S")"); do
-		[ -e "$T/v.$v" ] || gctl export "$S" --version "$v" >"$T/v.$v"
-	done
+	remember_versions "$S" "$T/v"
 done
-n=$(head_version "$S")
-same_exports "$S" "$T/v" "$n" && ok "all $n graph versions export byte-identically" || bad "an earlier version changed"
+all_versions_same "$S" "$T/v"
 finish

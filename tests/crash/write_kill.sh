@@ -105,7 +105,7 @@ N=${GRAPHFS_SIGKILL_N:-4}
 S=$T/loop
 M=$T/loopm
 rm -rf "$S"; cp -a "$BASE" "$S"
-for v in $(seq 1 "$(head_version "$S")"); do gctl export "$S" --version "$v" >"$T/v.$v"; done
+remember_versions "$S" "$T/v"
 : >"$T/acked"
 ms_now() { date +%s%3N; }
 for i in $(seq 1 "$N"); do
@@ -146,10 +146,7 @@ for i in $(seq 1 "$N"); do
 	[ "$miss" = 0 ] && ok "loop $i (kill after ~${delay} ms, $(( $(ms_now) - t0 )) ms): all $acked acknowledged writes present" \
 		|| bad "loop $i: $miss of $acked acknowledged writes lost"
 	clean "$S" || bad "loop $i: fsck or sidecars not clean"
-	for v in $(seq 1 "$(head_version "$S")"); do
-		[ -e "$T/v.$v" ] || gctl export "$S" --version "$v" >"$T/v.$v"
-	done
+	remember_versions "$S" "$T/v"
 done
-n=$(head_version "$S")
-same_exports "$S" "$T/v" "$n" && ok "all $n graph versions export byte-identically" || bad "an earlier version changed"
+all_versions_same "$S" "$T/v"
 finish
