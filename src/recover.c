@@ -89,7 +89,7 @@ enum outcome {
 
 struct tstate {
 	enum cls c;
-	uint32_t h, m;
+	uint32_t m;    /* the pin at the head, re-read under the locks */
 	uint32_t p;    /* the version the op writes: its post_commit_pin */
 	uint32_t comp; /* its compensation's number, 0 none known */
 	bool comp_present; /* a file exists at comp */
