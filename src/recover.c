@@ -949,7 +949,7 @@ static int file_cb(uint32_t v, uint64_t bytes, void *arg)
 	struct orphan_scan *o = arg;
 
 	(void)bytes;
-	if (bsearch(&v, o->known, o->n_known, sizeof v, u32_cmp))
+	if (o->n_known && bsearch(&v, o->known, o->n_known, sizeof v, u32_cmp))
 		return 0;
 	return push_u32(&o->orph, &o->n_orph, &o->cap_orph, v);
 }
@@ -975,7 +975,8 @@ int gfs_table_orphans(struct gfs_graph *g, const char *table,
 		orphan_scan_free(&o);
 		return rc;
 	}
-	qsort(o.orph, o.n_orph, sizeof *o.orph, u32_cmp);
+	if (o.n_orph)
+		qsort(o.orph, o.n_orph, sizeof *o.orph, u32_cmp);
 	free(o.known);
 	*orphans = o.orph;
 	*n = o.n_orph;

@@ -409,7 +409,7 @@ static int index_tables(struct index *x)
 		for (size_t k = 0; !rc && !x->scs[i]->raw && k < x->scs[i]->n_tables; k++)
 			if (!table_known(x, x->scs[i]->tables[k].table, x->n_pins))
 				rc = pinned_push(x, x->scs[i]->tables[k].table, 0, 0);
-	if (!rc)
+	if (!rc && x->n_pins)
 		qsort(x->pins, x->n_pins, sizeof *x->pins, pinned_cmp);
 	for (size_t i = 0; !rc && i < x->n_pins; i++)
 		if (i == 0 || strcmp(x->pins[i].table, x->pins[i - 1].table))
@@ -426,7 +426,7 @@ static int build_index(const char *dir, struct gfs_manifest *m,
 
 	if (!rc)
 		rc = gfs_manifest_history(m, 1, 0, history_cb, &x);
-	if (!rc)
+	if (!rc && x.n_pins)
 		qsort(x.pins, x.n_pins, sizeof *x.pins, pinned_cmp);
 	if (!rc)
 		rc = gfs_manifest_head(m, &x.head);

@@ -17,8 +17,9 @@ want = int(sys.argv[1])
 for l in sys.stdin:
     r = json.loads(l)
     if r.get("v") == want: print(r["state"]); break
-else: print("none")' "$3"; }
-next_of() { idx "$1" "$2" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["next"])'; }
+else: print("none")
+sys.stdin.read()' "$3"; }
+next_of() { idx "$1" "$2" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readlines()[0])["next"])'; }
 
 S=$T/store
 new_store "$S"
