@@ -477,10 +477,9 @@ static void tver_set(struct gfs_tver_set *v, size_t *n, const char *table,
 
 /* §3.1 end: what the resolving publish does to the op's numbers besides
  * publishing the pins it moves (the manifest marks those published).
- * Roll forward: a compensation that exists is retired (settled).  Roll
- * back: p is retired.  Discard, and tables with no movement: p and c are
- * void, or retired where a file exists (a compensation left by a sweep
- * that lost its publish). */
+ * Every other number the op holds is settled: retired where its file is
+ * there (an undone p, a compensation a roll forward leaves), void where
+ * it is not (a discarded p, a c reserved by a sweep that died). */
 static struct gfs_tver_set *job_tver_sets(const struct job *j, enum action a,
 					  size_t *n)
 {
@@ -490,17 +489,15 @@ static struct gfs_tver_set *job_tver_sets(const struct job *j, enum action a,
 	for (size_t i = 0; v && i < j->sc->n_tables; i++) {
 		const struct gfs_sc_table *t = &j->sc->tables[i];
 		const struct tstate *st = &j->ts[i];
+		bool ours = st->c == CLS_OURS || st->c == CLS_OURS_COMP;
 		if (!t->written)
 			continue;
-		if (st->c == CLS_OURS_COMP && a == ACT_FORWARD)
-			tver_set(v, n, t->table, st->comp, GFS_TVER_RETIRED);
-		else if (st->c == CLS_OURS_COMP && a == ACT_BACK)
-			tver_set(v, n, t->table, st->p, GFS_TVER_RETIRED);
-		else if (st->c == CLS_NONE) {
-			tver_set(v, n, t->table, st->p, GFS_TVER_VOID);
+		if (!(a == ACT_FORWARD && ours))
+			tver_set(v, n, t->table, st->p,
+				 ours ? GFS_TVER_RETIRED : GFS_TVER_VOID);
+		if (st->comp && !(a == ACT_BACK && st->c == CLS_OURS_COMP))
 			tver_set(v, n, t->table, st->comp,
 				 st->comp_present ? GFS_TVER_RETIRED : GFS_TVER_VOID);
-		}
 	}
 	return v;
 }

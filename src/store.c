@@ -2480,6 +2480,7 @@ static int repost_txn(struct env *e, MDB_txn *txn, void *ctx)
 		rc = tver_reserve(e, txn, &r);
 		c->newp = t->post = r.v;
 	}
+	sc->format = GFS_SIDECAR_FORMAT;
 	if (!rc)
 		rc = sidecar_put_txn(e, txn, sc, 0);
 	gfs_sidecar_free(sc);
@@ -2528,6 +2529,8 @@ static int reserve_comp_txn(struct env *e, MDB_txn *txn, void *ctx)
 		rc = tver_reserve(e, txn, &r);
 		c->newp = t->comp = r.v;
 	}
+	if (sc)
+		sc->format = GFS_SIDECAR_FORMAT; /* it may carry a comp now */
 	if (!rc)
 		rc = sidecar_put_txn(e, txn, sc, 0);
 	if (!rc)

@@ -1052,18 +1052,21 @@ START_TEST(two_resolvers_share_one_compensation)
 	ck_assert_uint_eq(n_audits(g, op), 1);
 
 	/* confirmed since it was classified: the reserve refuses (GFS_ECAS),
-	 * takes no number, and the next sweep rolls forward */
+	 * takes no number, and the next sweep rolls forward; the c an
+	 * earlier resolver reserved (and never linked) becomes void */
 	p = arm_reserved(g, op, PERSON);
 	write_version(g, PERSON, p, op);
 	ck_assert_int_eq(gfs_manifest_sidecar_get(mf, op, &sc), 0);
+	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, pin(g, PERSON), &c, &rev), 0);
 	ck_assert_int_eq(gfs_manifest_sidecar_confirm(mf, op), 0);
 	n = next_of(g, PERSON);
-	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, pin(g, PERSON), &c, &rev), GFS_ECAS);
+	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, pin(g, PERSON), &c2, &rev2), GFS_ECAS);
 	gfs_sidecar_free(sc);
 	ck_assert_uint_eq(next_of(g, PERSON), n);
 	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
 	ck_assert_uint_eq(r.rolled_forward, 1);
 	ck_assert_uint_eq(pin(g, PERSON), p);
+	ck_assert_int_eq(tver_state(g, PERSON, c), GFS_TVER_VOID);
 	gfs_graph_close(g);
 }
 END_TEST
