@@ -367,7 +367,7 @@ static void repost(struct gfs_commit *c, size_t t)
 
 	if (!rc)
 		c->ts[t].next = np;
-	gfs_diag_set(c->d, "table '%s' version %u already exists: a file no reservation made (an orphan, see 'graphctl fsck %s'); %s",
+	gfs_diag_reset(c->d, "table '%s' version %u already exists: a file no reservation made (an orphan, see 'graphctl fsck %s'); %s",
 		     c->ts[t].table, p, gfs_graph_dir(c->g),
 		     rc ? "this write is left for recovery" : "nothing of this write is visible: run it again");
 }
