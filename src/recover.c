@@ -1069,6 +1069,7 @@ static int orphan_publish(struct sweep *s, const char *table, uint32_t m,
 		note(s, "table '%s': orphan versions above pin %u compensated by version %u (operation %s), graph version %" PRIu64,
 		     table, m, target, op_id, s->version);
 	} else if (!rc) {
+		s->r->orphans_retired++;
 		note(s, "table '%s': %zu orphan version(s) below its counter retired (operation %s)",
 		     table, n, op_id);
 	}

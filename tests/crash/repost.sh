@@ -51,7 +51,9 @@ grep -q "version $p already exists: a file no reservation made" "$T/err" && ok "
 [ "$(state_of "$S" node:Person $((p + 1)))" = void ] && ok "the reposted p' = $((p + 1)) is void (discarded)" || bad "p': $(state_of "$S" node:Person $((p + 1)))"
 gctl fsck "$S" >"$T/fsck1" 2>&1 && bad "fsck clean with an orphan" || true
 grep -q "orphan version $p" "$T/fsck1" && ok "fsck reports the file at p as an orphan" || bad "fsck: $(head -c 300 "$T/fsck1")"
-gctl recover "$S" -q && ok "recover" || bad "recover failed"
+gctl recover "$S" --json >"$T/rsum" && ok "recover" || bad "recover failed"
+[ "$(summary orphans_retired "$T/rsum")" = 1 ] && [ "$(summary orphans_compensated "$T/rsum")" = 0 ] &&
+	ok "summary: one orphan table retired, none compensated" || bad "summary: $(cat "$T/rsum")"
 [ "$(state_of "$S" node:Person "$p")" = retired ] && ok "the orphan below the counter is retired" || bad "p: $(state_of "$S" node:Person "$p")"
 [ "$(head_version "$S")" = "$v0" ] && ok "with no graph version" || bad "head moved"
 gctl recover "$S" --list --json | grep -q '"decision":"orphan-retired"' && ok "audit orphan-retired" || bad "no orphan-retired audit"
