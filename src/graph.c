@@ -599,63 +599,81 @@ static bool sidecar_names(struct gfs_sidecar **scs, size_t n, const char *table)
 	return false;
 }
 
-/* The index against the files (docs/branches-design.md §3.3): a file
- * without a live record is an orphan (gfs_table_orphans: one listing, one
- * range read, no header); a published or retired record without its file
- * is a missing version (collected and void records have none). */
+/* The index against the files (docs/recovery.md "Orphans"): a file whose
+ * number has no live record (none, or void) is an orphan; a published or
+ * retired record whose file is not in the listing is a missing version
+ * (collected and void records have none).  One range read of tver[T]
+ * against the one listing fsck_table made; no header is read for it. */
 struct fsck_idx {
 	struct fsck_ctx *c;
 	const char *table;
-	struct gfs_tstore *ts;
+	const uint32_t *vers;   /* the listing, sorted */
+	size_t n;
+	uint32_t *live;         /* numbers with a live record, sorted */
+	size_t n_live, cap_live;
 	unsigned missing;
 };
+
+static bool listed(const uint32_t *a, size_t n, uint32_t v)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && a[lo] == v;
+}
 
 static int fsck_rec(const struct gfs_tver_rec *r, void *arg)
 {
 	struct fsck_idx *x = arg;
-	bool there = true;
+	void *p;
 
-	if (r->state != GFS_TVER_PUBLISHED && r->state != GFS_TVER_RETIRED)
-		return 0;
-	if (gfs_table_version_exists(x->ts, x->table, r->v, &there) == 0 &&
-	    !there && x->missing++ < 20)
+	if ((r->state == GFS_TVER_PUBLISHED || r->state == GFS_TVER_RETIRED) &&
+	    !listed(x->vers, x->n, r->v) && x->missing++ < 20)
 		fsck_report(x->c, "table '%s': version %u is %s in the index but its file is missing",
 			    x->table, r->v, gfs_tver_state_name(r->state));
+	if (r->state == GFS_TVER_VOID)
+		return 0;
+	p = gfs_array_grow(x->live, &x->cap_live, x->n_live, sizeof *x->live, 64);
+	if (!p)
+		return -ENOMEM;
+	x->live = p;
+	x->live[x->n_live++] = r->v; /* in key order: sorted */
 	return 0;
 }
 
 static void fsck_index(struct fsck_ctx *c, const struct gfs_pin *pin,
-		       struct gfs_sidecar **scs, size_t nsc)
+		       struct gfs_sidecar **scs, size_t nsc,
+		       const uint32_t *vers, size_t n)
 {
-	struct fsck_idx x = { c, pin->table, c->g->ts, 0 };
-	uint32_t *orph = NULL;
-	size_t n = 0;
-	int rc = gfs_table_orphans(c->g, pin->table, &orph, &n);
+	struct fsck_idx x = { .c = c, .table = pin->table, .vers = vers, .n = n };
+	int rc = gfs_manifest_tver_list(c->g->m, pin->table, fsck_rec, &x);
 
-	if (rc)
-		fsck_report(c, "table '%s': cannot compare its files with the index: %s",
-			    pin->table, gfs_strerror(rc));
-	/* a table a pending sidecar writes may hold an older build's
-	 * compensation with no record: its resolver decides */
-	for (size_t i = 0; !rc && !sidecar_names(scs, nsc, pin->table) && i < n; i++)
-		fsck_report(c, "table '%s': orphan version %u %s pin %u: no reservation made it (run 'graphctl recover')",
-			    pin->table, orph[i], orph[i] > pin->version ? "above" : "below",
-			    pin->version);
-	free(orph);
-	rc = gfs_manifest_tver_list(c->g->m, pin->table, fsck_rec, &x);
 	if (rc)
 		fsck_report(c, "table '%s': cannot read its index: %s", pin->table,
 			    gfs_strerror(rc));
+	/* a table a pending sidecar writes may hold an older build's
+	 * compensation with no record: its resolver decides */
+	for (size_t i = 0; !rc && !sidecar_names(scs, nsc, pin->table) && i < n; i++)
+		if (!listed(x.live, x.n_live, vers[i]))
+			fsck_report(c, "table '%s': orphan version %u %s pin %u: no reservation made it (run 'graphctl recover')",
+				    pin->table, vers[i],
+				    vers[i] > pin->version ? "above" : "below", pin->version);
+	free(x.live);
 }
 
 /* Temp files are garbage, not corruption: counted and noted, never a
  * problem (a resolver of their sidecar or graphctl recover removes them). */
-static void fsck_tmp(struct fsck_ctx *c, const char *table)
+static void fsck_tmp(struct fsck_ctx *c, const char *table, unsigned n)
 {
 	char msg[512];
-	unsigned n = 0;
 
-	if (gfs_table_count_tmp(c->g->ts, table, &n) || !n)
+	if (!n)
 		return;
 	c->garbage += n;
 	snprintf(msg, sizeof msg, "table '%s': %u temp file%s (.tmp-*) of dead writers: garbage, never a version ('graphctl recover' removes them)",
@@ -664,31 +682,35 @@ static void fsck_tmp(struct fsck_ctx *c, const char *table)
 		c->garbage_note(msg, c->arg);
 }
 
+/* One listing of the table directory: the head, the temp files, the
+ * index comparison, and every listed version verified (numbers have
+ * gaps: only the files that are there). */
 static void fsck_table(struct fsck_ctx *c, const struct gfs_pin *pin,
 		       struct gfs_sidecar **scs, size_t nsc, uint32_t *head)
 {
-	uint32_t h = 0;
-	int rc = gfs_table_head(c->g->ts, pin->table, &h);
+	uint32_t *vers = NULL, h;
+	unsigned tmps = 0;
+	size_t n = 0;
+	int rc = gfs_table_list(c->g->ts, pin->table, &vers, &n, &tmps);
 
-	*head = h;
+	*head = h = n ? vers[n - 1] : 0;
 	if (rc) {
 		fsck_report(c, "table '%s': cannot read its directory: %s", pin->table, gfs_strerror(rc));
 		return;
 	}
-	fsck_tmp(c, pin->table);
+	fsck_tmp(c, pin->table, tmps);
 	if (h < pin->version)
 		fsck_report(c, "table '%s': the manifest pins version %u but the newest file is version %u (missing table-version file)",
 			    pin->table, pin->version, h);
-	fsck_index(c, pin, scs, nsc);
-	for (uint32_t v = 1; v <= (h > pin->version ? h : pin->version); v++) {
+	fsck_index(c, pin, scs, nsc, vers, n);
+	for (size_t i = 0; i < n; i++) {
 		struct gfs_diag d = {{0}};
-		rc = gfs_tver_verify(c->g->ts, pin->table, v, &d);
-		/* numbers have gaps (void reservations): a missing file is
-		 * the index's to report (fsck_rec), or the pins' (fsck_gv) */
-		if (rc && rc != -ENOENT)
-			fsck_report(c, "table '%s' version %u: %s%s%s", pin->table, v,
+		rc = gfs_tver_verify(c->g->ts, pin->table, vers[i], &d);
+		if (rc)
+			fsck_report(c, "table '%s' version %u: %s%s%s", pin->table, vers[i],
 				    gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg);
 	}
+	free(vers);
 }
 
 /* Every graph version's schema: the file exists and its xxh3 is its id

@@ -941,15 +941,6 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int file_cb(uint32_t v, uint64_t bytes, void *arg)
-{
-	struct orphan_scan *o = arg;
-
-	(void)bytes;
-	if (o->n_known && bsearch(&v, o->known, o->n_known, sizeof v, u32_cmp))
-		return 0;
-	return push_u32(&o->orph, &o->n_orph, &o->cap_orph, v);
-}
 
 static void orphan_scan_free(struct orphan_scan *o)
 {
@@ -962,18 +953,23 @@ int gfs_table_orphans(struct gfs_graph *g, const char *table,
 		      uint32_t **orphans, size_t *n)
 {
 	struct orphan_scan o = { 0 };
+	uint32_t *vers = NULL;
+	size_t nv = 0;
+	unsigned tmps;
 	int rc = gfs_manifest_tver_list(gfs_graph_manifest(g), table, known_cb, &o);
 
 	*orphans = NULL;
 	*n = 0;
 	if (!rc)
-		rc = gfs_table_versions(gfs_graph_tables(g), table, file_cb, &o);
+		rc = gfs_table_list(gfs_graph_tables(g), table, &vers, &nv, &tmps);
+	for (size_t i = 0; !rc && i < nv; i++) /* vers sorted: so is orph */
+		if (!o.n_known || !bsearch(&vers[i], o.known, o.n_known, sizeof *vers, u32_cmp))
+			rc = push_u32(&o.orph, &o.n_orph, &o.cap_orph, vers[i]);
+	free(vers);
 	if (rc) {
 		orphan_scan_free(&o);
 		return rc;
 	}
-	if (o.n_orph)
-		qsort(o.orph, o.n_orph, sizeof *o.orph, u32_cmp);
 	free(o.known);
 	*orphans = o.orph;
 	*n = o.n_orph;

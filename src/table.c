@@ -189,40 +189,6 @@ int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head)
 	return 0;
 }
 
-int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
-			 uint32_t from, uint32_t *head)
-{
-	char path[PATH_MAX], name[16];
-	struct stat st;
-	uint32_t h = from;
-	int dfd, rc;
-
-	*head = 0;
-	if (!tbl_name_ok(table))
-		return -EINVAL;
-	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
-		return rc;
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
-	snprintf(name, sizeof name, "%u", from);
-	if (from && fstatat(dfd, name, &st, 0)) { /* not there: the full scan decides */
-		close(dfd);
-		return gfs_table_head(ts, table, head);
-	}
-	for (;;) {
-		snprintf(name, sizeof name, "%u", h + 1);
-		if (h + 1 == UINT32_MAX || fstatat(dfd, name, &st, 0))
-			break;
-		h++;
-	}
-	rc = errno == ENOENT || h + 1 == UINT32_MAX ? 0
-	     : gfs_io_fail("stat a version in", path, -errno);
-	close(dfd);
-	*head = rc ? 0 : h;
-	return rc;
-}
-
 int gfs_table_versions(struct gfs_tstore *ts, const char *table,
 		       int (*fn)(uint32_t v, uint64_t bytes, void *arg),
 		       void *arg)
@@ -254,6 +220,60 @@ int gfs_table_versions(struct gfs_tstore *ts, const char *table,
 	if (!rc && errno)
 		rc = gfs_io_fail("read directory", path, -errno);
 	closedir(dir);
+	return rc;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int gfs_table_list(struct gfs_tstore *ts, const char *table, uint32_t **vers,
+		   size_t *n, unsigned *tmps)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t cap = 0;
+	uint32_t v;
+	DIR *dir;
+	int rc;
+
+	*vers = NULL;
+	*n = 0;
+	*tmps = 0;
+	if (!tbl_name_ok(table))
+		return -EINVAL;
+	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
+		return rc;
+	if (!(dir = opendir(path)))
+		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
+	errno = 0;
+	while (!rc && (de = readdir(dir))) {
+		void *p;
+		if (!strncmp(de->d_name, ".tmp-", 5))
+			(*tmps)++;
+		if (!parse_version_name(de->d_name, &v))
+			continue;
+		if (!(p = gfs_array_grow(*vers, &cap, *n, sizeof **vers, 64)))
+			rc = -ENOMEM;
+		else {
+			*vers = p;
+			(*vers)[(*n)++] = v;
+		}
+		errno = 0;
+	}
+	if (!rc && errno)
+		rc = gfs_io_fail("read directory", path, -errno);
+	closedir(dir);
+	if (!rc && *n)
+		qsort(*vers, *n, sizeof **vers, u32_cmp);
+	if (rc) {
+		free(*vers);
+		*vers = NULL;
+		*n = 0;
+	}
 	return rc;
 }
 

@@ -82,14 +82,6 @@ int gfs_table_create(struct gfs_tstore *ts, const char *table);
 /* The table's head: its highest existing version, 0 if none.  Does not read
  * version contents. */
 int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head);
-/* The head as writers make it: versions above a version `from` that
- * exists are contiguous (a writer links pin+1, or head+1 above settled
- * versions), so it probes from+1, from+2, ... by name: O(versions above
- * from), not O(versions) as gfs_table_head's directory scan.  When
- * version `from` (> 0) does not exist, returns gfs_table_head's answer.
- * A version above a gap is not seen: fsck and the recovery sweep scan. */
-int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
-			 uint32_t from, uint32_t *head);
 /* Calls fn(v, bytes, arg) for every version file of the table (one listing
  * of its directory, one fstatat per version for its size; no header is
  * read), in directory order.  A table without a directory has none.  fn's
@@ -97,6 +89,12 @@ int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
 int gfs_table_versions(struct gfs_tstore *ts, const char *table,
 		       int (*fn)(uint32_t v, uint64_t bytes, void *arg),
 		       void *arg);
+/* One listing of the table's directory: *vers a new sorted array of every
+ * version number there (free()), *n its length, *tmps the number of temp
+ * files (".tmp-*").  No header is read.  A table without a directory has
+ * none. */
+int gfs_table_list(struct gfs_tstore *ts, const char *table, uint32_t **vers,
+		   size_t *n, unsigned *tmps);
 /* Does version v's name exist (one stat; W2's probe)?  0 with *exists set,
  * or an I/O error. */
 int gfs_table_version_exists(struct gfs_tstore *ts, const char *table,

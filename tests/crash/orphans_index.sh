@@ -8,7 +8,7 @@
 # handful of version files (the orphan, the pin it restores and the pages
 # that pin shares, the compensation it writes), not one per version, and
 # lists the table a bounded number of times.  Also: fsck reports the
-# orphan before and is clean after; a writer refuses it before (W2's
+# orphan before (listing the table once) and is clean after; a writer refuses it before (W2's
 # probe) and writes above it after.
 . "$top_srcdir/tests/crash/crashlib.sh"
 if ! command -v strace >/dev/null; then
@@ -33,8 +33,11 @@ printf '{"type":"Person","data":{"slug":"fenced","name":"F"}}\n' >"$T/f.jsonl"
 gctl load "$T/copy" --data "$T/f.jsonl" -q
 [ -e "$T/copy/tables/node:Person/$o" ] || bad "the copy's load did not write version $o"
 cp "$T/copy/tables/node:Person/$o" "$D/$o"
-gctl fsck "$S" >"$T/fsck1" 2>&1 && bad "fsck clean with an orphan" || true
+with_timeout "$TMO" strace -f -y -e trace=getdents64 -o "$T/fsck.st" "$GRAPHCTL" fsck "$S" >"$T/fsck1" 2>&1 && bad "fsck clean with an orphan" || true
 grep -q "orphan version $o above pin $h" "$T/fsck1" && ok "fsck reports the orphan $o" || bad "fsck: $(head -c 400 "$T/fsck1")"
+# one listing: one getdents64 returning the entries, one returning 0
+n=$(grep -c 'getdents64([0-9]*</[^>]*/tables/node:Person>' "$T/fsck.st" || true)
+[ "$n" -ge 1 ] && [ "$n" -le 2 ] && ok "fsck listed the table once ($n getdents64 calls)" || bad "fsck: $n getdents64 calls on the table"
 printf '{"type":"Person","data":{"slug":"w","name":"W"}}\n' >"$T/w.jsonl"
 set +e
 gctl load "$S" --data "$T/w.jsonl" -q 2>"$T/err"
