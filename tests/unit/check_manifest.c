@@ -891,6 +891,112 @@ START_TEST(test_fp_names)
 }
 END_TEST
 
+/* ---- the table-version counter and index (store format 3) -------------- */
+
+static int count_cb(const struct gfs_tver_rec *r, void *arg)
+{
+	uint32_t *seen = arg;
+
+	ck_assert_str_eq(r->table, "node:A");
+	ck_assert_uint_gt(r->v, seen[1]); /* in number order */
+	seen[1] = r->v;
+	seen[0]++;
+	return 0;
+}
+
+static enum gfs_tver_state state_of(struct gfs_manifest *m, const char *t,
+				    uint32_t v)
+{
+	struct gfs_tver_rec r;
+
+	ck_assert_int_eq(gfs_manifest_tver_get(m, t, v, &r), 0);
+	return r.state;
+}
+
+/* The calls the branch, merge and gc work build on: init's records, the
+ * range read of one table only (node:A's keys are a prefix of node:AB's
+ * names, not of their keys), next, and a state set in a publish (gc's
+ * `collected`), which keeps first_gv. */
+START_TEST(test_tver_api)
+{
+	struct gfs_manifest *m = new_store();
+	struct gfs_diag d = { { 0 } };
+	struct gfs_sidecar *sc = mk_sidecar(OP2, 5);
+	struct gfs_sc_table t = sct("node:A", true, 1, 2), ab = sct("node:AB", true, 0, 0);
+	struct gfs_tver_set set = { .table = "node:A", .v = 1, .state = GFS_TVER_COLLECTED };
+	struct gfs_publish p = { .op = "load", .op_id = OP2, .actor = "t",
+				 .tables = &t, .n_tables = 1, .sidecar = OP2,
+				 .tver_sets = &set, .n_tver_sets = 1 };
+	struct gfs_tver_rec r;
+	uint32_t n = 0, seen[2] = { 0, 0 };
+	uint64_t ver = 0;
+
+	ck_assert_int_eq(gfs_manifest_next(m, "node:A", &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(gfs_manifest_next(m, "node:Nope", &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(gfs_manifest_tver_get(m, "node:A", 1, &r), 0);
+	ck_assert_int_eq(r.state, GFS_TVER_PUBLISHED);
+	ck_assert_uint_eq(r.first_gv, 1);
+	ck_assert_int_eq(gfs_manifest_tver_get(m, "node:A", 2, &r), -ENOENT);
+	/* node:AB: a reservation of its own (post 0: next is 1) */
+	sc->tables[0].post = 0;
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, sc), 0);
+	ck_assert_uint_eq(sc->tables[0].post, 2);
+	gfs_sidecar_free(sc);
+	sc = mk_sidecar(OP3, 6);
+	sc->tables[0] = ab;
+	sc->n_tables = 1;
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, sc), 0);
+	ck_assert_uint_eq(sc->tables[0].post, 1);
+	ck_assert_int_eq(gfs_manifest_tver_list(m, "node:A", count_cb, seen), 0);
+	ck_assert_uint_eq(seen[0], 2); /* 1 published, 2 reserved; not node:AB's */
+	ck_assert_int_eq(state_of(m, "node:A", 2), GFS_TVER_RESERVED);
+	ck_assert_msg(gfs_manifest_publish(m, &p, &ver, &d) == 0, "%s", d.msg);
+	ck_assert_int_eq(state_of(m, "node:A", 2), GFS_TVER_PUBLISHED);
+	ck_assert_int_eq(gfs_manifest_tver_get(m, "node:A", 2, &r), 0);
+	ck_assert_uint_eq(r.first_gv, ver);
+	ck_assert_int_eq(gfs_manifest_tver_get(m, "node:A", 1, &r), 0);
+	ck_assert_int_eq(r.state, GFS_TVER_COLLECTED);
+	ck_assert_uint_eq(r.first_gv, 1); /* the time stays known */
+	ck_assert_int_eq(gfs_manifest_tver_get(m, "node:A", 0, &r), -EINVAL);
+	gfs_sidecar_free(sc);
+	invariants(m);
+	gfs_manifest_close(m);
+}
+END_TEST
+
+/* W4': the repost checks the sidecar (ours, unconfirmed, still naming p),
+ * voids p and reserves the next number as the post. */
+START_TEST(test_sidecar_repost)
+{
+	struct gfs_manifest *m = new_store();
+	struct gfs_sidecar *sc = mk_sidecar(OP2, 5), *got = NULL;
+	uint32_t np = 0, n = 0;
+
+	sc->tables[0].post = 0;
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, sc), 0);
+	ck_assert_uint_eq(sc->tables[0].post, 2);
+	ck_assert_int_eq(gfs_manifest_sidecar_repost(m, OP2, "node:A", 3, &np), GFS_ECAS);
+	ck_assert_int_eq(gfs_manifest_sidecar_repost(m, OP3, "node:A", 2, &np), -ENOENT);
+	ck_assert_int_eq(gfs_manifest_sidecar_repost(m, OP2, "node:A", 2, &np), 0);
+	ck_assert_uint_eq(np, 3);
+	ck_assert_int_eq(state_of(m, "node:A", 2), GFS_TVER_VOID);
+	ck_assert_int_eq(state_of(m, "node:A", 3), GFS_TVER_RESERVED);
+	ck_assert_int_eq(gfs_manifest_next(m, "node:A", &n), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(m, OP2, &got), 0);
+	ck_assert_uint_eq(got->tables[0].post, 3);
+	ck_assert_int_eq(got->format, GFS_SIDECAR_FORMAT);
+	gfs_sidecar_free(got);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(m, OP2), 0);
+	ck_assert_int_eq(gfs_manifest_sidecar_repost(m, OP2, "node:A", 3, &np), GFS_ECAS);
+	ck_assert_uint_eq(np, 0);
+	gfs_sidecar_free(sc);
+	gfs_manifest_close(m);
+}
+END_TEST
+
 #ifdef GFS_FAILPOINTS_ENABLED
 /* Runs body in a child with GRAPHFS_FAILPOINTS=spec; returns its status. */
 static int fp_child(const char *spec, int (*body)(void))
@@ -1070,6 +1176,8 @@ static Suite *manifest_suite(void)
 	tcase_add_test(tc, test_json_shapes);
 	tcase_add_test(tc, test_fp_names);
 	tcase_add_test(tc, test_sealed_values);
+	tcase_add_test(tc, test_tver_api);
+	tcase_add_test(tc, test_sidecar_repost);
 #ifdef GFS_FAILPOINTS_ENABLED
 	tcase_add_test(tc, test_failpoints);
 	tcase_add_test(tc, test_failpoint_park);
