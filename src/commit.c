@@ -14,6 +14,12 @@
  *      locks are still held (gfs_commit_finish -> gfs_recover_own): never
  *      a sidecar left by a live writer that could have resolved it.
  *   4. The publish is one CAS over every involved table's pin.
+ *   5. Table-version numbers come from the table's counter next[T], taken
+ *      in the arm transaction (W3, gfs_manifest_sidecar_put) and recorded
+ *      in the index tver; before arming, W2 is one stat of next[T] per
+ *      involved table (check_orphans), never a listing or a header read;
+ *      EEXIST on link reposts (W4', repost) and fails the write
+ *      (docs/recovery.md "Version numbers").
  *
  * States: init -> locked (gfs_commit_lock) -> pinned (read_pins,
  * check_orphans, open_pinned) -> armed (gfs_commit_arm) -> confirmed

@@ -1011,20 +1011,53 @@ static int orphan_comp(struct sweep *s, const char *table, uint32_t m,
 	return rc ? rc : fp(GFS_FP_RECOVER_AFTER_COMPENSATE);
 }
 
+/* What an orphan publish did: counted and said; GFS_ECAS (the pin moved)
+ * leaves the table for the next pass. */
+static int orphan_done(struct sweep *s, const char *table, uint32_t m,
+		       uint32_t target, const char *op_id, size_t n, int rc,
+		       const struct gfs_diag *pd)
+{
+	const char *decision = target ? "orphan-compensated" : "orphan-retired";
+
+	if (rc == GFS_ECAS) {
+		s->r->retry_left++;
+		return 0;
+	}
+	if (rc) {
+		gfs_diag_set(s->d, "publishing the %s of table '%s': %s", decision, table,
+			     pd->msg[0] ? pd->msg : gfs_strerror(rc));
+		return rc;
+	}
+	if (!target) {
+		s->r->orphans_retired++;
+		note(s, "table '%s': %zu orphan version(s) below its counter retired (operation %s)",
+		     table, n, op_id);
+		return 0;
+	}
+	s->r->orphans_compensated++;
+	note(s, "table '%s': orphan versions above pin %u compensated by version %u (operation %s), graph version %" PRIu64,
+	     table, m, target, op_id, s->version);
+	return fp(GFS_FP_RECOVER_AFTER_PUBLISH);
+}
+
 /* One publish: the orphans retired; with a target, the compensation
  * published on main (audit orphan-compensated), else no graph version
- * (audit orphan-retired: nothing pins a void number). */
+ * (audit orphan-retired: nothing pins a void number).  The CAS checks
+ * that the pin is still m. */
 static int orphan_publish(struct sweep *s, const char *table, uint32_t m,
 			  uint32_t target, const char *op_id,
 			  const uint32_t *orph, size_t n)
 {
-	struct gfs_sc_table t = { .written = true, .expected = m, .post = target };
+	struct gfs_sc_table t = { .written = target != 0, .expected = m,
+				  .post = target ? target : m };
 	const char *decision = target ? "orphan-compensated" : "orphan-retired";
 	struct gfs_tver_set *sets = calloc(n + 1, sizeof *sets);
 	struct gfs_diag pd = {{0}};
-	char detail[64];
-	struct gfs_publish p;
+	struct gfs_publish p = { .op = "recover", .op_id = op_id,
+				 .actor = s->resolver, .tables = &t,
+				 .n_tables = 1, .no_version = !target };
 	struct gfs_audit au;
+	char detail[64];
 	int rc;
 
 	if (!sets)
@@ -1034,42 +1067,17 @@ static int orphan_publish(struct sweep *s, const char *table, uint32_t m,
 	audit_init(&au, s, op_id, decision, "recover", s->resolver);
 	au.tables = &t;
 	au.n_tables = 1;
-	memset(&p, 0, sizeof p);
-	p.op = "recover";
-	p.op_id = op_id;
-	p.actor = s->resolver;
 	p.detail = detail;
-	p.tables = &t;
-	p.n_tables = 1;
 	p.audit = &au;
-	p.no_version = !target;
 	for (size_t i = 0; i < n; i++)
 		if (orph[i] != target)
 			tver_set(sets, &p.n_tver_sets, table, orph[i], GFS_TVER_RETIRED);
 	p.tver_sets = sets;
-	if (!target)
-		t.post = m, t.written = false;
 	rc = fp(GFS_FP_RECOVER_BEFORE_AUDIT);
 	if (!rc)
 		rc = gfs_manifest_publish(gfs_graph_manifest(s->g), &p, &s->version, &pd);
 	free(sets);
-	if (rc == GFS_ECAS) {
-		s->r->retry_left++;
-		return 0;
-	}
-	if (rc)
-		gfs_diag_set(s->d, "publishing the %s of table '%s': %s", decision, table,
-			     pd.msg[0] ? pd.msg : gfs_strerror(rc));
-	if (!rc && target) {
-		s->r->orphans_compensated++;
-		note(s, "table '%s': orphan versions above pin %u compensated by version %u (operation %s), graph version %" PRIu64,
-		     table, m, target, op_id, s->version);
-	} else if (!rc) {
-		s->r->orphans_retired++;
-		note(s, "table '%s': %zu orphan version(s) below its counter retired (operation %s)",
-		     table, n, op_id);
-	}
-	return rc ? rc : (target ? fp(GFS_FP_RECOVER_AFTER_PUBLISH) : 0);
+	return orphan_done(s, table, m, target, op_id, n, rc, &pd);
 }
 
 /* Under the table's lock: re-read pin, sidecars, index and listing, then
