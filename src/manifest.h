@@ -156,6 +156,9 @@ int gfs_manifest_branch_get(struct gfs_manifest *m, const char *name,
 /* The head gv of branch name; -ENOENT: no such branch. */
 int gfs_manifest_branch_head(struct gfs_manifest *m, const char *name,
 			     struct gfs_gv **out);
+/* Both, read in one transaction (a writer records b->id in its sidecar). */
+int gfs_manifest_branch_read(struct gfs_manifest *m, const char *name,
+			     struct gfs_branch *b, struct gfs_gv **out);
 /* Creates branch name at graph version from_gv, or at the head of branch
  * from_branch when that is not NULL (read in the same transaction).
  * -EINVAL bad name, -EEXIST taken, -ENOENT from_branch or from_gv missing;

@@ -2260,13 +2260,23 @@ static int br_head_txn(struct env *e, MDB_txn *txn, void *ctx)
 	return branch_head_read(e, txn, c->name, &c->b, c->gv);
 }
 
+int gfs_manifest_branch_read(struct gfs_manifest *m, const char *name,
+			     struct gfs_branch *b, struct gfs_gv **out)
+{
+	struct br_ctx c = { .name = name, .gv = out };
+	int rc;
+
+	*out = NULL;
+	rc = gfs_branch_name_valid(name) ? run_read(m, br_head_txn, &c) : -ENOENT;
+	if (!rc && b)
+		*b = c.b;
+	return rc;
+}
+
 int gfs_manifest_branch_head(struct gfs_manifest *m, const char *name,
 			     struct gfs_gv **out)
 {
-	struct br_ctx c = { .name = name, .gv = out };
-
-	*out = NULL;
-	return gfs_branch_name_valid(name) ? run_read(m, br_head_txn, &c) : -ENOENT;
+	return gfs_manifest_branch_read(m, name, NULL, out);
 }
 
 /* main's record for a store made before branches: head = the highest gv. */
