@@ -469,6 +469,18 @@ static void collect_branches(struct gfs_fs *fs, struct invals *iv)
 	invals_merge(iv);
 }
 
+/* A branch was created or deleted (no graph version was written):
+ * branches/ and the branch views. */
+static void branches_changed(struct gfs_fs *fs)
+{
+	struct invals iv;
+
+	memset(&iv, 0, sizeof iv);
+	collect_branches(fs, &iv);
+	apply(fs, &iv);
+	invals_release(&iv);
+}
+
 /* The global head moved to head; main (the root) from old to main_head. */
 static void follow(struct gfs_fs *fs, uint64_t old, uint64_t main_head,
 		   uint64_t head)
@@ -552,13 +564,18 @@ static void *notifier_main(void *arg)
 	struct gfs_fs *fs = arg;
 	uint64_t last = atomic_load(&fs->epoch);
 	uint64_t main_last = gfs_view_main_head(fs->v);
+	uint64_t sig_last = gfs_view_branches_sig(fs->v);
 
 	atomic_store(&fs->head_seen, last);
 	while (!wait_stop(fs)) {
 		uint64_t head = gfs_view_head(fs->v), main_head;
+		uint64_t sig = gfs_view_branches_sig(fs->v);
 
 		atomic_fetch_add(&fs->polls, 1);
 		fsi_prune(fs);
+		if (head && head == last && sig != sig_last)
+			branches_changed(fs); /* created or deleted */
+		sig_last = sig;
 		if (!head || head == last)
 			continue;
 		/* The root shows main: diff main's heads, not the global

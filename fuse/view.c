@@ -401,6 +401,23 @@ static int live_head(struct gfs_view *v, uint64_t ver, uint64_t *out)
 	return rc;
 }
 
+uint64_t gfs_view_branches_sig(struct gfs_view *v)
+{
+	struct gfs_branch *bs = NULL;
+	size_t n = 0;
+	uint64_t h = 0;
+
+	if (gfs_manifest_branch_list(v->m, &bs, &n))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		h = h * 1099511628211u ^ gfs_hash64(bs[i].name, strlen(bs[i].name));
+		h = h * 1099511628211u ^ gfs_hash64(bs[i].id, strlen(bs[i].id));
+		h = h * 1099511628211u ^ bs[i].head;
+	}
+	free(bs);
+	return h;
+}
+
 uint64_t gfs_view_main_head(struct gfs_view *v)
 {
 	uint64_t h;
