@@ -1642,7 +1642,10 @@ static int dbis_open(struct env *e, struct gfs_diag *d)
 	if (rc)
 		return rc;
 	for (int i = 0; i < DB__COUNT && !rc; i++) {
-		unsigned f = e->rdonly ? 0 : MDB_CREATE;
+		/* an upgrade open writes nothing until it upgrades (a refused
+		 * upgrade leaves data.mdb as it was): branches comes with
+		 * gfs_manifest_branches_upgrade */
+		unsigned f = e->rdonly || (e->upgrade && i == DB_BRANCHES) ? 0 : MDB_CREATE;
 		if (i == DB_AUDIT_BY_OP)
 			f |= MDB_DUPSORT;
 		rc = mdb_dbi_open(txn, db_names[i], f, &e->dbi[i]);
@@ -2527,18 +2530,30 @@ int gfs_manifest_branch_list(struct gfs_manifest *m, struct gfs_branch **out,
 	return rc;
 }
 
+/* Creates the branches database if this (upgrade) open has none.  The
+ * upgrade runs alone in its process, so opening a database here races
+ * with no other transaction (LMDB's rule for mdb_dbi_open). */
 static int br_upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
+	int rc = 0;
 
-	return main_ensure(e, txn, &c->created);
+	if (!e->has_branches) {
+		rc = mdb_dbi_open(txn, db_names[DB_BRANCHES], MDB_CREATE,
+				  &e->dbi[DB_BRANCHES]);
+		e->has_branches = rc == 0;
+	}
+	return rc ? rc : main_ensure(e, txn, &c->created);
 }
 
 int gfs_manifest_branches_upgrade(struct gfs_manifest *m, bool *created)
 {
 	struct br_ctx c = { 0 };
+	bool had = m->e->has_branches;
 	int rc = run_write(m, br_upgrade_txn, &c, NULL);
 
+	if (rc && !had)
+		m->e->has_branches = false; /* the handle died with the txn */
 	*created = !rc && c.created;
 	return rc;
 }
@@ -2991,6 +3006,8 @@ static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 		struct check_ctx cc = { .db = (enum db)db };
 		if (db == DB_SIDECARS) /* kept even when unparsable (§4) */
 			continue;
+		if (db == DB_BRANCHES && !e->has_branches)
+			continue;
 		int rc = check_db_txn(e, txn, &cc);
 		if (!rc && cc.ms.n) {
 			gfs_diag_set(d, "cannot upgrade: %s", cc.ms.m[0]);
@@ -3027,7 +3044,8 @@ static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (rc)
 		return rc;
 	for (int db = 0; db < DB__COUNT && !rc; db++)
-		rc = db_seal_all(e, txn, (enum db)db, &u->records);
+		if (db != DB_BRANCHES || e->has_branches)
+			rc = db_seal_all(e, txn, (enum db)db, &u->records);
 	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
 	if (!rc)
 		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
