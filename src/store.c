@@ -2300,6 +2300,52 @@ static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
 	return rc;
 }
 
+#define META_BRANCHES_GEN "branches_gen"
+
+static int gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
+{
+	MDB_val k = str_val(META_BRANCHES_GEN), v;
+	char buf[24] = "";
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+
+	*n = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (!rc)
+		rc = unseal(DB_META, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
+}
+
+/* meta/branches_gen + 1, in the create or delete transaction. */
+static int gen_bump(struct env *e, MDB_txn *txn)
+{
+	MDB_val k = str_val(META_BRANCHES_GEN);
+	char num[24];
+	uint64_t n;
+	int rc = gen_read(e, txn, &n);
+
+	if (rc)
+		return rc;
+	snprintf(num, sizeof num, "%llu", (unsigned long long)n + 1);
+	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+}
+
+static int gen_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	return gen_read(e, txn, ctx);
+}
+
+uint64_t gfs_manifest_branches_gen(struct gfs_manifest *m)
+{
+	uint64_t n = 0;
+
+	return run_read(m, gen_txn, &n) ? 0 : n;
+}
+
 /* The graph version a new branch starts at; MDB_NOTFOUND (d says which)
  * when from_branch or from_gv does not exist. */
 static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
@@ -2361,6 +2407,8 @@ static int br_create_txn(struct env *e, MDB_txn *txn, void *ctx)
 	c->b.created_ns = gfs_now_ns();
 	if (!rc)
 		rc = gfs_ulid_new(c->b.id);
+	if (!rc)
+		rc = gen_bump(e, txn);
 	return rc ? rc : branch_put(e, txn, &c->b);
 }
 
@@ -2441,6 +2489,8 @@ static int br_delete_txn(struct env *e, MDB_txn *txn, void *ctx)
 			     c->name, op_id);
 		return -EBUSY;
 	}
+	if (!rc)
+		rc = gen_bump(e, txn);
 	return rc ? rc : mdb_del(txn, e->dbi[DB_BRANCHES], &k, NULL);
 }
 
