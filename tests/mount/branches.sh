@@ -76,6 +76,12 @@ check "main has none of it" bash -c "! grep -q '\"eve\"\\|\"cat\"' '$T/main.json
 check "dev's log: three writes" out_is "write write write" bash -c "gc() { timeout 60 '$GRAPHCTL' \"\$@\"; }; gc log '$S' --branch dev --json | tail -3 | jq -r .op | tr '\n' ' ' | sed 's/ \$//'"
 check "the writes show under branches/dev" wait_until 5 bash -c "test -e '$P/eve.json' && test ! -e '$P/bob.json'"
 check "and not at the root" bash -c "test ! -e '$M/nodes/Person/eve.json' && test -e '$M/nodes/Person/bob.json'"
+# vim's backup rename on dev: ann pending deletion there, not at the root
+check "mv a dev node to a scratch name" mv "$P/ann.json" "$P/ann.json~"
+check "dev's ann looks absent" test ! -e "$P/ann.json"
+check "the root still lists its ann (a pending deletion is per branch)" bash -c "ls '$M/nodes/Person' | grep -qx ann.json"
+check "writing dev's ann again makes it an update" bash -c "cp '$P/ann.json~' '$P/ann.json' && rm '$P/ann.json~'"
+check "ann kept on dev" bash -c "gc() { timeout 60 '$GRAPHCTL' \"\$@\"; }; gc export '$S' --branch dev --type Person | grep -q '\"ann\"'"
 
 # ---- 4. branch create and delete while mounted ----------------------------
 ls "$M/branches" >/dev/null
