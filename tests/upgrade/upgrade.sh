@@ -92,8 +92,8 @@ holder=
 
 # the upgrade itself
 expect_status 0 "upgrade --json" "$GRAPHCTL" upgrade "$S" --json
-grep -qE '"from":1,"to":2,"records":[1-9]' "$T/out" && ok "json names from, to, records" || bad "json: $(cat "$T/out")"
-grep -q '^graphfs-store 2$' "$S/FORMAT" && ok "FORMAT is 2" || bad "FORMAT: $(cat "$S/FORMAT")"
+grep -qE '"from":1,"to":3,"records":[1-9]' "$T/out" && ok "json names from, to, records" || bad "json: $(cat "$T/out")"
+grep -q '^graphfs-store 3$' "$S/FORMAT" && ok "FORMAT is 3" || bad "FORMAT: $(cat "$S/FORMAT")"
 exports_match "$S" "$E" "after upgrade"
 # issue 11 (h11-branch): the upgrade records main at the highest version
 "$GRAPHCTL" log "$S" --json | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' >"$T/last"
@@ -106,7 +106,7 @@ PY
 "$GRAPHCTL" log "$S" --json | python3 -c 'import json,sys; assert all(j["branch"] == "main" and j["parents"] == ([j["version"] - 1] if j["version"] > 1 else []) for j in map(json.loads, sys.stdin))' &&
 	ok "older versions read as main, parents [N-1]" || bad "older versions: $("$GRAPHCTL" log "$S" --json | head -2)"
 expect_status 0 "upgrade again" "$GRAPHCTL" upgrade "$S"
-grep -q "already format 2" "$T/out" && ok "second upgrade does nothing" || bad "second upgrade: $(cat "$T/out")"
+grep -q "already format 3" "$T/out" && ok "second upgrade does nothing" || bad "second upgrade: $(cat "$T/out")"
 # the old build's pending sidecar survived and is recovered
 expect_status 1 "fsck lists the pending sidecar" "$GRAPHCTL" fsck "$S"
 grep -q "pending sidecar" "$T/out" && ok "pending sidecar carried over" || bad "fsck: $(cat "$T/out")"
@@ -137,7 +137,7 @@ grep -q '^graphfs-store 1$' "$S2/FORMAT" && ok "FORMAT still 1 after the crash" 
 expect_status 1 "export between manifest and FORMAT" "$GRAPHCTL" export "$S2"
 expect_err "graphctl upgrade" "half-upgraded store says to run upgrade"
 expect_status 0 "upgrade after the crash" "$GRAPHCTL" upgrade "$S2" --json
-grep -q '"from":1,"to":2,"records":0' "$T/out" && ok "rerun found the manifest current" || bad "rerun: $(cat "$T/out")"
+grep -q '"from":1,"to":3,"records":0' "$T/out" && ok "rerun found the manifest current" || bad "rerun: $(cat "$T/out")"
 exports_match "$S2" "$T/b/fixture/exports" "after crash and rerun"
 
 # a format-1 record that does not decode: upgrade refuses, naming its key,
