@@ -335,6 +335,78 @@ START_TEST(branches_two_writers_distinct_numbers)
 }
 END_TEST
 
+/* Invariant 141 without the locks (an expired lease): two writers of one
+ * table on two branches arm at once; the counter gives them distinct
+ * numbers in the arm transactions, and both publish, each on its branch. */
+static void arm_on(struct gfs_graph *g, const char *branch, struct gfs_sidecar *sc,
+		   struct gfs_sc_table *t)
+{
+	struct gfs_branch b;
+	struct gfs_gv *gv;
+
+	ck_assert_int_eq(gfs_manifest_branch_read(gfs_graph_manifest(g), branch, &b, &gv), 0);
+	memset(sc, 0, sizeof *sc);
+	memset(t, 0, sizeof *t);
+	ck_assert_int_eq(gfs_ulid_new(sc->op_id), 0);
+	sc->format = GFS_SIDECAR_FORMAT;
+	snprintf(sc->kind, sizeof sc->kind, "load");
+	snprintf(sc->actor, sizeof sc->actor, "test");
+	snprintf(sc->branch, sizeof sc->branch, "%s", branch);
+	memcpy(sc->branch_id, b.id, sizeof sc->branch_id);
+	sc->start_ns = gfs_now_ns();
+	snprintf(t->table, sizeof t->table, PERSON);
+	t->written = true;
+	t->expected = gfs_gv_pin(gv, PERSON);
+	t->post = 0; /* reserve next[T] */
+	sc->tables = t;
+	sc->n_tables = 1;
+	gfs_gv_free(gv);
+	ck_assert_int_eq(gfs_manifest_sidecar_put(gfs_graph_manifest(g), sc), 0);
+}
+
+static void publish_on(struct gfs_graph *g, const struct gfs_sidecar *sc)
+{
+	struct gfs_publish p;
+	struct gfs_diag d = {{0}};
+	uint64_t v;
+
+	memset(&p, 0, sizeof p);
+	p.branch = sc->branch;
+	p.branch_id = sc->branch_id;
+	p.op = "load";
+	p.op_id = sc->op_id;
+	p.actor = "test";
+	p.tables = sc->tables;
+	p.n_tables = sc->n_tables;
+	p.sidecar = sc->op_id;
+	ck_assert_msg(gfs_manifest_publish(gfs_graph_manifest(g), &p, &v, &d) == 0,
+		      "publish on %s: %s", sc->branch, d.msg);
+}
+
+START_TEST(branches_two_arms_without_locks_distinct_numbers)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_sidecar a, b;
+	struct gfs_sc_table ta, tb;
+
+	load_ok(g, NULL, "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"A\"}}\n"); /* 2 */
+	create(g, "dev", NULL);
+	load_ok(g, "dev", "{\"type\":\"Person\",\"data\":{\"slug\":\"d\",\"name\":\"D\"}}\n"); /* 3 */
+	arm_on(g, "main", &a, &ta);
+	arm_on(g, "dev", &b, &tb);
+	ck_assert_uint_eq(ta.expected, 2);
+	ck_assert_uint_eq(tb.expected, 3);
+	ck_assert_uint_eq(ta.post, 4); /* above dev's 3, though main's pin is 2 */
+	ck_assert_uint_eq(tb.post, 5);
+	publish_on(g, &b);
+	publish_on(g, &a);
+	ck_assert_uint_eq(pin_on(g, "main", PERSON), 4);
+	ck_assert_uint_eq(pin_on(g, "dev", PERSON), 5);
+	ck_assert_uint_eq(n_sidecars(g), 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
 /* A dead writer's sidecar on dev: recovery compares and publishes on dev,
  * main does not move. */
 START_TEST(recovery_publishes_on_the_sidecars_branch)
@@ -491,6 +563,7 @@ int main(void)
 	tcase_add_test(tc, publish_to_a_recreated_branch_fails);
 	tcase_add_test(tc, a_load_on_a_deleted_branch_fails_and_names_it);
 	tcase_add_test(tc, branches_two_writers_distinct_numbers);
+	tcase_add_test(tc, branches_two_arms_without_locks_distinct_numbers);
 	tcase_add_test(tc, recovery_publishes_on_the_sidecars_branch);
 	tcase_add_test(tc, a_sidecar_of_a_deleted_branch_is_a_violation);
 	tcase_add_test(tc, records_before_branches_decode_as_main);
