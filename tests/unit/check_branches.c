@@ -523,6 +523,33 @@ START_TEST(records_before_branches_decode_as_main)
 }
 END_TEST
 
+static void count_problem(const char *msg, void *arg)
+{
+	(void)msg;
+	(*(unsigned *)arg)++;
+}
+
+/* fsck checks every branch record: its head exists and is on it. */
+START_TEST(fsck_checks_branch_heads)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_manifest *m = gfs_graph_manifest(g);
+	const char *bad = "{\"format\":1,\"name\":\"ghost\",\"id\":\"01HZZZZZZZZZZZZZZZZZZZZZZ1\","
+			  "\"head\":99,\"from\":1,\"created_ns\":1,\"actor\":\"t\"}";
+	unsigned problems = 0, n = 0;
+
+	create(g, "dev", NULL);
+	load_ok(g, "dev", "{\"type\":\"Doc\",\"data\":{\"title\":\"t\"}}\n");
+	ck_assert_int_eq(gfs_graph_fsck(g, count_problem, &n, &problems), 0);
+	ck_assert_uint_eq(problems, 0);
+	ck_assert_int_eq(gfs_manifest_debug_put_raw(m, "branches", "ghost", 5, bad, strlen(bad)), 0);
+	n = 0;
+	ck_assert_int_eq(gfs_graph_fsck(g, count_problem, &n, &problems), 0);
+	ck_assert_uint_eq(problems, 1);
+	gfs_graph_close(g);
+}
+END_TEST
+
 START_TEST(create_and_delete_refusals)
 {
 	struct gfs_graph *g = open_g();
@@ -568,6 +595,7 @@ int main(void)
 	tcase_add_test(tc, a_sidecar_of_a_deleted_branch_is_a_violation);
 	tcase_add_test(tc, records_before_branches_decode_as_main);
 	tcase_add_test(tc, create_and_delete_refusals);
+	tcase_add_test(tc, fsck_checks_branch_heads);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
