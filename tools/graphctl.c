@@ -33,7 +33,6 @@ struct cmd {
 	const char *usage;
 	const char *help;
 	bool guarded; /* read-only: run in a child, a crash becomes an error */
-	bool takes_name; /* a NAME after STORE (branch create, delete) */
 };
 
 static int exit_for(int rc)
@@ -153,9 +152,12 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 	if (optind >= argc)
 		return usage_error(c, "missing STORE");
 	o->store = argv[optind++];
-	if (c->takes_name && optind >= argc)
+	/* a NAME after STORE: branch create, branch delete */
+	bool takes_name = !strcmp(c->name, "branch create") ||
+			  !strcmp(c->name, "branch delete");
+	if (takes_name && optind >= argc)
 		return usage_error(c, "missing NAME");
-	if (c->takes_name)
+	if (takes_name)
 		o->name = argv[optind++];
 	if (optind < argc) {
 		char msg[128];
@@ -859,16 +861,16 @@ static const struct cmd branch_cmds[] = {
 	  "(default: main).  Copies no table data: one manifest record.  NAME is a\n"
 	  "letter or digit, then up to 63 letters, digits, '.', '_' or '-'.\n"
 	  "Exit 1 when NAME is taken or bad or --from names nothing; nothing changed.\n",
-	  false, true },
+	  false },
 	{ "branch delete", cmd_branch_delete, "branch delete STORE NAME",
 	  "Delete branch NAME (its graph versions stay, reachable as versions/N).\n"
 	  "main cannot be deleted (exit 1); a branch a pending operation names\n"
 	  "cannot be deleted until 'graphctl recover' resolved it (exit 3).\n",
-	  false, true },
+	  false },
 	{ "branch list", cmd_branch_list, "branch list STORE [--json]",
 	  "One line per branch: name, head and start graph versions, id, creation\n"
 	  "time.  --json: [{\"name\",\"id\",\"head\",\"from\",\"created\",\"actor\"}].\n",
-	  false, false },
+	  false },
 };
 
 static int cmd_branch(int argc, char **argv)
@@ -927,7 +929,7 @@ static int cmd_upgrade(int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "init", cmd_init, "init STORE --schema FILE.pg",
 	  "Create a new store in STORE (a new or empty directory) with the schema in\n"
-	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n", false, false },
+	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n", false },
 	{ "load", cmd_load, "load STORE --data FILE.jsonl|- [--mode merge|append|overwrite] [--threads N] [--json] [--quiet]",
 	  "Load a JSON Lines file as one new graph version.  merge (default) upserts\n"
 	  "by id, append inserts only new ids, overwrite replaces every table the\n"
@@ -937,22 +939,22 @@ static const struct cmd cmds[] = {
 	  "GRAPHFS_LOAD_THREADS); the result does not depend on N.\n"
 	  "A terminal shows progress on standard error (rows/s and MB/s per phase);\n"
 	  "--json: {\"version\",\"op_id\",\"lines\",\"rows\",\"bytes\",\"sort_runs\",\"sort_bytes\",\n"
-	  "\"phases_ms\":{...}} (sort_*: runs and bytes the sort spilled to STORE/staging).\n", false, false },
+	  "\"phases_ms\":{...}} (sort_*: runs and bytes the sort spilled to STORE/staging).\n", false },
 	{ "export", cmd_export, "export STORE [--version N] [--type TYPE]",
 	  "Write graph version N (default: the newest) in load format to standard\n"
-	  "output: node tables, then edge tables, each in id order.\n", true, false },
+	  "output: node tables, then edge tables, each in id order.\n", true },
 	{ "snapshot", cmd_snapshot, "snapshot STORE [--version N] [--json]",
 	  "Show, per table, the table version graph version N pins and its rows.\n"
-	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n", true, false },
+	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n", true },
 	{ "log", cmd_log, "log STORE [--version FROM] [--json]",
 	  "One line per graph version, oldest first.  --json: one object per line,\n"
-	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n", true, false },
+	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n", true },
 	{ "schema", cmd_schema, "schema STORE [--version N]",
-	  "Print the schema text of graph version N (default: the newest).\n", true, false },
+	  "Print the schema text of graph version N (default: the newest).\n", true },
 	{ "fsck", cmd_fsck, "fsck STORE [--json]",
 	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
 	  "when clean, 1 when problems were found (each printed on a line).\n"
-	  "Temp files of dead writers are shown as garbage, not as problems.\n", true, false },
+	  "Temp files of dead writers are shown as garbage, not as problems.\n", true },
 	{ "recover", cmd_recover, "recover STORE [--list] [--no-wait] [--json] [--quiet]",
 	  "Resolve what crashed writers left behind (DESIGN.md section 4): each\n"
 	  "pending sidecar is rolled forward (confirmed: published), rolled back\n"
@@ -967,7 +969,7 @@ static const struct cmd cmds[] = {
 	  "records; with --json one object {\"pending\":[...],\"audit\":[...]}.\n"
 	  "--json without --list prints the summary as one object.\n"
 	  "Exit 0 resolved (or busy), 3 some kept because pins kept moving,\n"
-	  "4 invariant violation or an unreadable sidecar (kept, named on stderr).\n", false, false },
+	  "4 invariant violation or an unreadable sidecar (kept, named on stderr).\n", false },
 	{ "branch", cmd_branch, "branch create|list|delete STORE [NAME] [--from VERSION|BRANCH] [--json]",
 	  "Branches (a line of history with its own head; the root of a mount and\n"
 	  "every command without --branch is main):\n"
@@ -977,7 +979,7 @@ static const struct cmd cmds[] = {
 	  "  branch delete STORE NAME          not main; not while a pending operation\n"
 	  "                                    names it (exit 3: run 'graphctl recover')\n"
 	  "load, export, snapshot, log and schema take --branch NAME; log --branch\n"
-	  "walks the branch's first parents from its head.\n", false, false },
+	  "walks the branch's first parents from its head.\n", false },
 	{ "upgrade", cmd_upgrade, "upgrade STORE [--json] [--quiet]",
 	  "Bring a store written by an older graphfs to this build's format (format\n"
 	  "1 -> 2: checksums on every manifest record).  Other commands refuse an\n"
@@ -985,7 +987,7 @@ static const struct cmd cmds[] = {
 	  "the store open (stop mounts and writers first).  Crash-safe: the manifest\n"
 	  "is rewritten in one transaction, then FORMAT; run it again after a crash.\n"
 	  "A current store is left as it is.  --json: {\"store\":...,\"from\":1,\"to\":2,\n"
-	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false, false },
+	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false },
 };
 
 /* LMDB has no page checksums and trusts its page headers: a flipped bit in
