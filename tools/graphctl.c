@@ -930,7 +930,7 @@ static const struct cmd cmds[] = {
 	{ "init", cmd_init, "init STORE --schema FILE.pg",
 	  "Create a new store in STORE (a new or empty directory) with the schema in\n"
 	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n", false },
-	{ "load", cmd_load, "load STORE --data FILE.jsonl|- [--mode merge|append|overwrite] [--threads N] [--json] [--quiet]",
+	{ "load", cmd_load, "load STORE --data FILE.jsonl|- [--mode merge|append|overwrite] [--threads N] [--branch NAME] [--json] [--quiet]",
 	  "Load a JSON Lines file as one new graph version.  merge (default) upserts\n"
 	  "by id, append inserts only new ids, overwrite replaces every table the\n"
 	  "file mentions.  Everything is validated first; on any error nothing is\n"
@@ -940,17 +940,19 @@ static const struct cmd cmds[] = {
 	  "A terminal shows progress on standard error (rows/s and MB/s per phase);\n"
 	  "--json: {\"version\",\"op_id\",\"lines\",\"rows\",\"bytes\",\"sort_runs\",\"sort_bytes\",\n"
 	  "\"phases_ms\":{...}} (sort_*: runs and bytes the sort spilled to STORE/staging).\n", false },
-	{ "export", cmd_export, "export STORE [--version N] [--type TYPE]",
-	  "Write graph version N (default: the newest) in load format to standard\n"
+	{ "export", cmd_export, "export STORE [--version N | --branch NAME] [--type TYPE]",
+	  "Write graph version N (default: main's head) in load format to standard\n"
 	  "output: node tables, then edge tables, each in id order.\n", true },
-	{ "snapshot", cmd_snapshot, "snapshot STORE [--version N] [--json]",
+	{ "snapshot", cmd_snapshot, "snapshot STORE [--version N | --branch NAME] [--json]",
 	  "Show, per table, the table version graph version N pins and its rows.\n"
-	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n", true },
-	{ "log", cmd_log, "log STORE [--version FROM] [--json]",
+	  "--json: {\"version\":N,\"branch\":\"main\",\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n", true },
+	{ "log", cmd_log, "log STORE [--version FROM] [--branch NAME] [--json]",
 	  "One line per graph version, oldest first.  --json: one object per line,\n"
-	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n", true },
-	{ "schema", cmd_schema, "schema STORE [--version N]",
-	  "Print the schema text of graph version N (default: the newest).\n", true },
+	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"branch\":\"main\",\n"
+	  "\"parents\":[N-1],\"tables\":{...}}.  --branch NAME: that branch's history\n"
+	  "along first parents, from its head.\n", true },
+	{ "schema", cmd_schema, "schema STORE [--version N | --branch NAME]",
+	  "Print the schema text of graph version N (default: main's head).\n", true },
 	{ "fsck", cmd_fsck, "fsck STORE [--json]",
 	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
 	  "when clean, 1 when problems were found (each printed on a line).\n"
