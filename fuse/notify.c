@@ -422,19 +422,13 @@ static void invals_release(struct invals *iv)
 	memset(iv, 0, sizeof *iv);
 }
 
-static void note_lag(struct gfs_fs *fs)
+/* From the commit of graph version head (any branch's) to now. */
+static void note_lag(struct gfs_fs *fs, uint64_t head)
 {
-	struct gfs_vdesc root, d;
-	struct stat st;
-	uint64_t now = gfs_now_ns(), lag;
+	uint64_t now = gfs_now_ns(), lag, t = gfs_view_time_of(fs->v, head);
 
-	gfs_view_root(fs->v, &root);
-	if (gfs_view_lookup(fs->v, &root, "manifest.json", &d, &st))
+	if (!t)
 		return;
-	gfs_vdesc_release(&d);
-	uint64_t t = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-		     (uint64_t)st.st_mtim.tv_nsec;
-
 	lag = now > t ? (now - t) / 1000000u : 0;
 	atomic_store(&fs->lag_ms_last, lag);
 	if (lag > ld(&fs->lag_ms_max))
@@ -514,7 +508,7 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t main_head,
 	pthread_mutex_lock(&fs->seen_lock);
 	pthread_cond_broadcast(&fs->seen_cond);
 	pthread_mutex_unlock(&fs->seen_lock);
-	note_lag(fs);
+	note_lag(fs, head);
 }
 
 static bool wait_stop(struct gfs_fs *fs)

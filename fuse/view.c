@@ -420,6 +420,17 @@ uint64_t gfs_view_branches_sig(struct gfs_view *v)
 	return h;
 }
 
+uint64_t gfs_view_time_of(struct gfs_view *v, uint64_t ver)
+{
+	struct gvent *e = NULL;
+	uint64_t t = 0;
+
+	if (gv_get(v, ver, &e) == 0)
+		t = e->gv->time_ns;
+	gv_put(v, e);
+	return t;
+}
+
 uint64_t gfs_view_main_head(struct gfs_view *v)
 {
 	uint64_t h;

@@ -132,6 +132,8 @@ void gfs_view_free(struct gfs_view *v);
 void gfs_view_stats(struct gfs_view *v, struct gfs_view_stats *out);
 /* The highest graph version of any branch (the notifier polls it). */
 uint64_t gfs_view_head(struct gfs_view *v);
+/* The commit time of graph version ver, 0 on error. */
+uint64_t gfs_view_time_of(struct gfs_view *v, uint64_t ver);
 /* The head of branch main (the root), 0 on error. */
 uint64_t gfs_view_main_head(struct gfs_view *v);
 /* The branch whose live view d is in: NULL for the root (main) and for
