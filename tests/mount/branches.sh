@@ -76,6 +76,10 @@ check "main has none of it" bash -c "! grep -q '\"eve\"\\|\"cat\"' '$T/main.json
 check "dev's log: three writes" out_is "write write write" bash -c "gc() { timeout 60 '$GRAPHCTL' \"\$@\"; }; gc log '$S' --branch dev --json | tail -3 | jq -r .op | tr '\n' ' ' | sed 's/ \$//'"
 check "the writes show under branches/dev" wait_until 5 bash -c "test -e '$P/eve.json' && test ! -e '$P/bob.json'"
 check "and not at the root" bash -c "test ! -e '$M/nodes/Person/eve.json' && test -e '$M/nodes/Person/bob.json'"
+check "ln -s an edge on dev" ln -s ../../../../Person/cat.json "$P/eve/out/Knows/cat.json"
+check "mv (re-key) a node on dev" mv "$P/eve.json" "$P/eva.json"
+check "dev: the edge follows the re-keyed node" bash -c "timeout 60 '$GRAPHCTL' export '$S' --branch dev --type Knows | grep -q '\"from\":\"eva\",\"to\":\"cat\"'"
+check "main: no such edge" bash -c "! timeout 60 '$GRAPHCTL' export '$S' --type Knows | grep -q '\"eva\"'"
 # vim's backup rename on dev: ann pending deletion there, not at the root
 check "mv a dev node to a scratch name" mv "$P/ann.json" "$P/ann.json~"
 check "dev's ann looks absent" test ! -e "$P/ann.json"
