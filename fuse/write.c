@@ -1958,8 +1958,8 @@ int gfs_wr_rename(struct gfs_wr *w, uint64_t dir_ino,
 
 /* target, read from directory comps[0..n) of the mount (or absolute under
  * the mount point), as the components of a path from the root. */
-static int resolve(const struct gfs_wr *w, char **comps, size_t n,
-		   const char *target, char **out, size_t *nout)
+static int resolve(const struct gfs_wr *w, const char *branch, char **comps,
+		   size_t n, const char *target, char **out, size_t *nout)
 {
 	size_t k = 0, ml = w->mnt ? strlen(w->mnt) : 0;
 	const char *c = target;
@@ -1969,6 +1969,13 @@ static int resolve(const struct gfs_wr *w, char **comps, size_t n,
 		if (!ml || strncmp(target, w->mnt, ml) || target[ml] != '/')
 			return -EINVAL;
 		c = target + ml;
+		if (branch) { /* absolute: MNT/branches/<name>/nodes/... */
+			size_t bl = strlen(branch);
+			if (strncmp(c, "/branches/", 10) || strncmp(c + 10, branch, bl) ||
+			    c[10 + bl] != '/')
+				return -EINVAL;
+			c += 10 + bl;
+		}
 	} else {
 		for (; k < n; k++)
 			if (!(out[k] = gfs_strdup(comps[k])))
@@ -1995,13 +2002,24 @@ static int resolve(const struct gfs_wr *w, char **comps, size_t n,
 	return rc;
 }
 
-/* Looks comps[0..n) up from the root: the descriptor of the last one. */
-static int walk(struct gfs_wr *w, char **comps, size_t n, struct gfs_vdesc *d)
+/* Looks comps[0..n) up from the root of branch's view (NULL: the mount's
+ * root, main; else branches/<branch>/): the descriptor of the last one. */
+static int walk(struct gfs_wr *w, const char *branch, char **comps, size_t n,
+		struct gfs_vdesc *d)
 {
 	struct gfs_vdesc cur, next;
+	char *pre[2] = { "branches", (char *)branch };
 	int rc = 0;
 
 	gfs_view_root(w->v, &cur);
+	for (size_t i = 0; branch && i < 2 && !rc; i++) {
+		rc = gfs_view_lookup(w->v, &cur, pre[i], &next, NULL);
+		gfs_vdesc_release(&cur);
+		if (!rc)
+			cur = next;
+		else
+			memset(&cur, 0, sizeof cur);
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		rc = gfs_view_lookup(w->v, &cur, comps[i], &next, NULL);
 		gfs_vdesc_release(&cur);
@@ -2028,6 +2046,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	const char *side = dir->sub ? "in" : "out";
 	size_t n = 0, stem;
 	struct gfs_vdesc f, e;
+	const char *br = gfs_view_branch_of(w->v, dir);
 	int rc;
 
 	gfs_name_encode(dir->key, dir->key_len, GFS_NAME_KEY_MAX, enc);
@@ -2036,7 +2055,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	mine[2] = enc;
 	mine[3] = (char *)side;
 	mine[4] = (char *)type_of(dir->table2);
-	rc = resolve(w, mine, 5, target, path, &n);
+	rc = resolve(w, br, mine, 5, target, path, &n);
 	if (!rc && (n != 3 || strcmp(path[0], "nodes") ||
 		    !gfs_name_is_json(path[2], strlen(path[2]), &stem)))
 		rc = -EINVAL;
@@ -2049,7 +2068,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 		rc = -EINVAL;
 		goto out;
 	}
-	rc = walk(w, path, 3, &f);
+	rc = walk(w, br, path, 3, &f);
 	if (rc) {
 		snprintf(why, wn, "no node at '%s' (%s)", target, strerror(-rc));
 		rc = -EINVAL;
@@ -2060,7 +2079,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	mine[0] = path[0]; mine[1] = path[1]; mine[2] = path[2];
 	mine[3] = dir->sub ? "out" : "in";
 	mine[4] = (char *)type_of(dir->table2);
-	if (f.kind != GFS_VK_NODEFILE || walk(w, mine, 5, &e)) {
+	if (f.kind != GFS_VK_NODEFILE || walk(w, br, mine, 5, &e)) {
 		snprintf(why, wn, "'%s' is not a node of the type at the %s end of %s",
 			 target, dir->sub ? "from" : "to", type_of(dir->table2));
 		rc = -EINVAL;
