@@ -232,10 +232,9 @@ int gfs_commit_lock(struct gfs_commit *c, enum gfs_fp after_heal,
 static int read_pins(struct gfs_commit *c)
 {
 	struct gfs_manifest *m = gfs_graph_manifest(c->g);
-	int rc;
-
-	struct gfs_branch b;
 	const char *name = c->branch ? c->branch : "main";
+	struct gfs_branch b;
+	int rc;
 
 	gfs_gv_free(c->gv);
 	c->gv = NULL;

@@ -276,8 +276,9 @@ static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
 }
 
 /* Reads the head of the sidecar's branch (re-read for every sidecar) and
- * every table's head.  A branch deleted or re-created under the sidecar
- * (branch delete refuses while a sidecar names it) leaves j->branch_gone. */
+ * classifies each table against its pins there.  A branch deleted or
+ * re-created under the sidecar (branch delete refuses while a sidecar
+ * names it) leaves j->branch_gone: a violation. */
 static int classify(struct sweep *s, struct job *j)
 {
 	struct gfs_gv *gv = NULL;
