@@ -232,11 +232,17 @@ struct gfs_wobj {
 	char *pend;                /* scratch: node whose deletion is pending */
 	size_t pend_len;
 	uint64_t mtime_ns;
+	const char *branch;        /* the branch its directory's view shows
+				      (gfs_view_branch_of: owned by the
+				      view), NULL for main */
 	struct wbuf b;
 };
 
+/* Changes to publish on one branch (NULL: main); a batch never mixes
+ * branches (take_batch_locked). */
 struct wreq {
 	struct wreq *next;
+	const char *branch;
 	struct gfs_change *ch;
 	size_t n;
 	bool done;
@@ -392,22 +398,30 @@ static struct gfs_wobj *by_serial_locked(struct gfs_wr *w, uint64_t serial)
 	return NULL;
 }
 
-static struct gfs_wobj *pending_locked(struct gfs_wr *w, const char *table,
-				       const char *key, size_t len)
+static bool same_branch(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* A deletion pending on key of table in branch's view (NULL: main's). */
+static struct gfs_wobj *pending_locked(struct gfs_wr *w, const char *branch,
+				       const char *table, const char *key,
+				       size_t len)
 {
 	for (struct gfs_wobj *o = w->objs; o; o = o->next)
 		if (o->listed && o->pend && o->table == table &&
+		    same_branch(o->branch, branch) &&
 		    o->pend_len == len && !memcmp(o->pend, key, len))
 			return o;
 	return NULL;
 }
 
-static void clear_pending_locked(struct gfs_wr *w, const char *table,
-				 const char *key, size_t len)
+static void clear_pending_locked(struct gfs_wr *w, const char *branch,
+				 const char *table, const char *key, size_t len)
 {
 	struct gfs_wobj *o;
 
-	while ((o = pending_locked(w, table, key, len))) {
+	while ((o = pending_locked(w, branch, table, key, len))) {
 		free(o->pend);
 		o->pend = NULL;
 		o->pend_len = 0;
@@ -626,7 +640,7 @@ static void batch_msg(struct gfs_change *ch, const struct gfs_diag *d)
 
 static uint64_t run_batch(struct gfs_wr *w, struct wreq *batch)
 {
-	struct gfs_apply_opts o = { .source = w->source };
+	struct gfs_apply_opts o = { .source = w->source, .branch = batch->branch };
 	struct gfs_apply_result res;
 	struct gfs_diag d = {{0}};
 	struct gfs_change *all;
@@ -663,6 +677,29 @@ static uint64_t run_batch(struct gfs_wr *w, struct wreq *batch)
 	return rc ? 0 : res.version;
 }
 
+/* The queued requests of the first one's branch, in order; the others
+ * stay queued for the next batch. */
+static struct wreq *take_batch_locked(struct gfs_wr *w)
+{
+	struct wreq *batch = NULL, **bt = &batch, *rest = NULL, **rt = &rest;
+	const char *br = w->q_head->branch;
+
+	for (struct wreq *r = w->q_head, *next; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		if (same_branch(r->branch, br)) {
+			*bt = r;
+			bt = &r->next;
+		} else {
+			*rt = r;
+			rt = &r->next;
+		}
+	}
+	w->q_head = rest;
+	w->q_tail = rest ? rt : &w->q_head;
+	return batch;
+}
+
 static void *committer(void *arg)
 {
 	struct gfs_wr *w = arg;
@@ -676,9 +713,7 @@ static void *committer(void *arg)
 			pthread_cond_wait(&w->q_cond, &w->q_lock);
 		if (!w->q_head)
 			break;
-		batch = w->q_head;
-		w->q_head = NULL;
-		w->q_tail = &w->q_head;
+		batch = take_batch_locked(w);
 		for (struct wreq *r = batch; r; r = r->next)
 			w->queued -= r->n, w->changes += r->n;
 		w->batches++;
@@ -696,9 +731,10 @@ static void *committer(void *arg)
 
 /* Publishes ch[0..n) (with whatever else is queued) and waits; each
  * change's rc/msg/version are set.  Returns ch[0]'s errno. */
-static int commit(struct gfs_wr *w, struct gfs_change *ch, size_t n)
+static int commit(struct gfs_wr *w, const char *branch, struct gfs_change *ch,
+		  size_t n)
 {
-	struct wreq r = { .ch = ch, .n = n };
+	struct wreq r = { .branch = branch, .ch = ch, .n = n };
 	int rc = 0;
 
 	pthread_mutex_lock(&w->q_lock);
@@ -721,10 +757,10 @@ static int commit(struct gfs_wr *w, struct gfs_change *ch, size_t n)
 }
 
 /* One change of op on path: commits it, records a failure. */
-static int commit_one(struct gfs_wr *w, struct gfs_change *ch, const char *op,
-		      const char *path)
+static int commit_one(struct gfs_wr *w, const char *branch,
+		      struct gfs_change *ch, const char *op, const char *path)
 {
-	int rc = commit(w, ch, 1);
+	int rc = commit(w, branch, ch, 1);
 
 	if (rc)
 		note_error(w, op, path, -rc, ch->msg[0] ? ch->msg :
@@ -776,40 +812,49 @@ int gfs_wr_new(struct gfs_graph *g, struct gfs_view *v, const char *mnt,
 	return 0;
 }
 
-/* The end of the mount: a node still pending deletion is deleted now. */
+/* The end of the mount: a node still pending deletion is deleted now, on
+ * the branch of the directory it was renamed in (one commit each: a batch
+ * is one branch). */
 static void flush_pending(struct gfs_wr *w)
 {
 	struct gfs_writer who = { .uid = getuid(), .pid = getpid() };
 	struct gfs_change *ch = NULL;
-	size_t n = 0, cap = 0;
+	const char **br = NULL;
+	size_t n = 0, cap = 0, bcap = 0;
 
 	snprintf(who.comm, sizeof who.comm, "graphfs");
 	pthread_mutex_lock(&w->lock);
 	for (struct gfs_wobj *o = w->objs; o; o = o->next) {
 		struct gfs_change *p;
+		const char **q;
 
 		if (!o->listed || !o->pend)
 			continue;
 		p = gfs_array_grow(ch, &cap, n, sizeof *ch, 8);
-		if (!p)
+		if (p)
+			ch = p;
+		q = p ? gfs_array_grow(br, &bcap, n, sizeof *br, 8) : NULL;
+		if (!q)
 			break;
-		ch = p;
+		br = q;
 		memset(&ch[n], 0, sizeof ch[n]);
 		ch[n].kind = GFS_CH_NODE_DEL;
 		ch[n].type = type_of(o->table);
 		ch[n].key = o->pend;
 		ch[n].key_len = o->pend_len;
 		ch[n].who = &who;
+		br[n] = o->branch;
 		n++;
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (n)
-		commit(w, ch, n);
+	for (size_t i = 0; i < n; i++)
+		commit(w, br[i], &ch[i], 1);
 	for (size_t i = 0; i < n; i++)
 		if (ch[i].rc && ch[i].rc != -ENOENT)
 			gfs_log(LOG_WARNING, "unmount: deleting '%s' (pending since its rename to a scratch name): %s",
 				ch[i].key, ch[i].msg);
 	free(ch);
+	free(br);
 }
 
 void gfs_wr_free(struct gfs_wr *w)
@@ -914,7 +959,7 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 	if (classify(w, dir, name, &key, &klen) != WN_NODE)
 		return 1;
 	pthread_mutex_lock(&w->lock);
-	if (pending_locked(w, dir->table, key, klen))
+	if (pending_locked(w, gfs_view_branch_of(w->v, dir), dir->table, key, klen))
 		rc = -ENOENT;
 	pthread_mutex_unlock(&w->lock);
 	free(key);
@@ -932,13 +977,15 @@ bool gfs_wr_pending(struct gfs_wr *w, const struct gfs_vdesc *dir,
 		return false;
 	pthread_mutex_lock(&w->lock);
 	for (struct gfs_wobj *o = w->objs; o && !any; o = o->next)
-		any = o->listed && o->pend && o->table == dir->table;
+		any = o->listed && o->pend && o->table == dir->table &&
+		      same_branch(o->branch, gfs_view_branch_of(w->v, dir));
 	pthread_mutex_unlock(&w->lock);
 	if (!any || !gfs_name_is_json(name, strlen(name), &stem) ||
 	    gfs_name_decode(name, stem, &dec))
 		return false;
 	pthread_mutex_lock(&w->lock);
-	hit = !dec.hashed && pending_locked(w, dir->table, dec.key, dec.len);
+	hit = !dec.hashed && pending_locked(w, gfs_view_branch_of(w->v, dir),
+					    dir->table, dec.key, dec.len);
 	pthread_mutex_unlock(&w->lock);
 	gfs_name_dec_release(&dec);
 	return hit;
@@ -1120,6 +1167,7 @@ static int create_edge(struct gfs_wr *w, uint64_t dir_ino,
 		free(id);
 		return -ENOMEM;
 	}
+	o->branch = gfs_view_branch_of(w->v, dir);
 	o->edge = true;
 	o->key = id;
 	o->key_len = id_len;
@@ -1194,6 +1242,7 @@ int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 		free(key);
 		return -ENOMEM;
 	}
+	o->branch = gfs_view_branch_of(w->v, dir);
 	o->key = key;
 	o->key_len = klen;
 	o->dirty = k == WN_NODE;
@@ -1237,6 +1286,7 @@ int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 	pthread_mutex_lock(&w->lock);
 	o = obj_new_locked(w, WK_NODE, d->table);
 	if (o) {
+		o->branch = gfs_view_branch_of(w->v, d);
 		o->refs = 1;
 		o->ino = ino;
 		o->key = gfs_memdup(d->key, d->key_len);
@@ -1349,7 +1399,7 @@ static int put_obj(struct gfs_wr *w, struct gfs_wobj *o, const char *key,
 	ch.data = data;
 	ch.data_len = len;
 	ch.who = who;
-	rc = commit_one(w, &ch, op, path);
+	rc = commit_one(w, o->branch, &ch, op, path);
 	free(data);
 	if (rc)
 		return rc;
@@ -1357,7 +1407,7 @@ static int put_obj(struct gfs_wr *w, struct gfs_wobj *o, const char *key,
 	pthread_mutex_lock(&w->lock);
 	if (o->gen == gen)
 		o->dirty = false;
-	clear_pending_locked(w, o->table, key, klen);
+	clear_pending_locked(w, o->branch, o->table, key, klen);
 	pthread_mutex_unlock(&w->lock);
 	return 0;
 }
@@ -1516,8 +1566,9 @@ int gfs_wr_truncate_path(struct gfs_wr *w, uint64_t ino,
 
 /* ---- unlink and rename -------------------------------------------------- */
 
-static int del_node(struct gfs_wr *w, const char *table, const char *key,
-		    size_t klen, const char *path, const struct gfs_writer *who)
+static int del_node(struct gfs_wr *w, const char *branch, const char *table,
+		    const char *key, size_t klen, const char *path,
+		    const struct gfs_writer *who)
 {
 	struct gfs_change ch;
 
@@ -1527,7 +1578,7 @@ static int del_node(struct gfs_wr *w, const char *table, const char *key,
 	ch.key = key;
 	ch.key_len = klen;
 	ch.who = who;
-	return commit_one(w, &ch, "unlink", path);
+	return commit_one(w, branch, &ch, "unlink", path);
 }
 
 static int unlink_edge(struct gfs_wr *w, const struct gfs_vdesc *c,
@@ -1544,7 +1595,7 @@ static int unlink_edge(struct gfs_wr *w, const struct gfs_vdesc *c,
 	ch.key = c->key;
 	ch.key_len = c->key_len;
 	ch.who = who;
-	return commit_one(w, &ch, "unlink", path);
+	return commit_one(w, gfs_view_branch_of(w->v, c), &ch, "unlink", path);
 }
 
 /* Removes scratch or created file o (listed); a deletion pending on it is
@@ -1566,7 +1617,7 @@ static int unlink_obj(struct gfs_wr *w, struct gfs_wobj *o,
 	obj_unlist_locked(w, o);
 	pthread_mutex_unlock(&w->lock);
 	if (pend) {
-		rc = del_node(w, table, pend, plen, path, who);
+		rc = del_node(w, o->branch, table, pend, plen, path, who);
 		if (rc == -ENOENT)
 			rc = 0; /* gone already: what was asked */
 	}
@@ -1608,11 +1659,13 @@ int gfs_wr_unlink(struct gfs_wr *w, uint64_t dir_ino,
 		if (k != WN_NODE)
 			return -ENOENT;
 		pthread_mutex_lock(&w->lock);
-		rc = pending_locked(w, dir->table, key, klen) ? -ENOENT : 0;
+		rc = pending_locked(w, gfs_view_branch_of(w->v, dir), dir->table,
+				    key, klen) ? -ENOENT : 0;
 		pthread_mutex_unlock(&w->lock);
 		node_path(path, sizeof path, dir->table, name);
 		if (!rc)
-			rc = del_node(w, dir->table, key, klen, path, who);
+			rc = del_node(w, gfs_view_branch_of(w->v, dir), dir->table,
+				      key, klen, path, who);
 		free(key);
 		return rc;
 	}
@@ -1646,7 +1699,7 @@ static int rename_obj_to_node(struct gfs_wr *w, struct gfs_wobj *o,
 		o->pend = NULL;
 		obj_unlist_locked(w, o);
 		pthread_mutex_unlock(&w->lock);
-		rc = del_node(w, o->table, pend, plen, path, who);
+		rc = del_node(w, o->branch, o->table, pend, plen, path, who);
 		free(pend);
 		return rc == -ENOENT ? 0 : rc;
 	}
@@ -1678,6 +1731,7 @@ static int rename_node_to_scratch(struct gfs_wr *w, uint64_t dir_ino,
 		obj_unlist_locked(w, old);
 	o = obj_new_locked(w, WK_SCRATCH, dir->table);
 	if (o) {
+		o->branch = gfs_view_branch_of(w->v, dir);
 		o->refs = 1;
 		o->listed = true;
 		o->dir_ino = dir_ino;
@@ -1705,7 +1759,6 @@ static int rename_node(struct gfs_wr *w, const struct gfs_vdesc *dir,
 {
 	struct gfs_change ch;
 
-	(void)dir;
 	memset(&ch, 0, sizeof ch);
 	ch.kind = GFS_CH_NODE_RENAME;
 	ch.type = type_of(node->table);
@@ -1714,7 +1767,7 @@ static int rename_node(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	ch.key2 = key2;
 	ch.key2_len = klen2;
 	ch.who = who;
-	return commit_one(w, &ch, "rename", path);
+	return commit_one(w, gfs_view_branch_of(w->v, dir), &ch, "rename", path);
 }
 
 /* Both names in node type directory dir. */
@@ -1905,8 +1958,8 @@ int gfs_wr_rename(struct gfs_wr *w, uint64_t dir_ino,
 
 /* target, read from directory comps[0..n) of the mount (or absolute under
  * the mount point), as the components of a path from the root. */
-static int resolve(const struct gfs_wr *w, char **comps, size_t n,
-		   const char *target, char **out, size_t *nout)
+static int resolve(const struct gfs_wr *w, const char *branch, char **comps,
+		   size_t n, const char *target, char **out, size_t *nout)
 {
 	size_t k = 0, ml = w->mnt ? strlen(w->mnt) : 0;
 	const char *c = target;
@@ -1916,6 +1969,13 @@ static int resolve(const struct gfs_wr *w, char **comps, size_t n,
 		if (!ml || strncmp(target, w->mnt, ml) || target[ml] != '/')
 			return -EINVAL;
 		c = target + ml;
+		if (branch) { /* absolute: MNT/branches/<name>/nodes/... */
+			size_t bl = strlen(branch);
+			if (strncmp(c, "/branches/", 10) || strncmp(c + 10, branch, bl) ||
+			    c[10 + bl] != '/')
+				return -EINVAL;
+			c += 10 + bl;
+		}
 	} else {
 		for (; k < n; k++)
 			if (!(out[k] = gfs_strdup(comps[k])))
@@ -1942,13 +2002,24 @@ static int resolve(const struct gfs_wr *w, char **comps, size_t n,
 	return rc;
 }
 
-/* Looks comps[0..n) up from the root: the descriptor of the last one. */
-static int walk(struct gfs_wr *w, char **comps, size_t n, struct gfs_vdesc *d)
+/* Looks comps[0..n) up from the root of branch's view (NULL: the mount's
+ * root, main; else branches/<branch>/): the descriptor of the last one. */
+static int walk(struct gfs_wr *w, const char *branch, char **comps, size_t n,
+		struct gfs_vdesc *d)
 {
 	struct gfs_vdesc cur, next;
+	char *pre[2] = { "branches", (char *)branch };
 	int rc = 0;
 
 	gfs_view_root(w->v, &cur);
+	for (size_t i = 0; branch && i < 2 && !rc; i++) {
+		rc = gfs_view_lookup(w->v, &cur, pre[i], &next, NULL);
+		gfs_vdesc_release(&cur);
+		if (!rc)
+			cur = next;
+		else
+			memset(&cur, 0, sizeof cur);
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		rc = gfs_view_lookup(w->v, &cur, comps[i], &next, NULL);
 		gfs_vdesc_release(&cur);
@@ -1975,6 +2046,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	const char *side = dir->sub ? "in" : "out";
 	size_t n = 0, stem;
 	struct gfs_vdesc f, e;
+	const char *br = gfs_view_branch_of(w->v, dir);
 	int rc;
 
 	gfs_name_encode(dir->key, dir->key_len, GFS_NAME_KEY_MAX, enc);
@@ -1983,7 +2055,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	mine[2] = enc;
 	mine[3] = (char *)side;
 	mine[4] = (char *)type_of(dir->table2);
-	rc = resolve(w, mine, 5, target, path, &n);
+	rc = resolve(w, br, mine, 5, target, path, &n);
 	if (!rc && (n != 3 || strcmp(path[0], "nodes") ||
 		    !gfs_name_is_json(path[2], strlen(path[2]), &stem)))
 		rc = -EINVAL;
@@ -1996,7 +2068,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 		rc = -EINVAL;
 		goto out;
 	}
-	rc = walk(w, path, 3, &f);
+	rc = walk(w, br, path, 3, &f);
 	if (rc) {
 		snprintf(why, wn, "no node at '%s' (%s)", target, strerror(-rc));
 		rc = -EINVAL;
@@ -2007,7 +2079,7 @@ static int link_end(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	mine[0] = path[0]; mine[1] = path[1]; mine[2] = path[2];
 	mine[3] = dir->sub ? "out" : "in";
 	mine[4] = (char *)type_of(dir->table2);
-	if (f.kind != GFS_VK_NODEFILE || walk(w, mine, 5, &e)) {
+	if (f.kind != GFS_VK_NODEFILE || walk(w, br, mine, 5, &e)) {
 		snprintf(why, wn, "'%s' is not a node of the type at the %s end of %s",
 			 target, dir->sub ? "from" : "to", type_of(dir->table2));
 		rc = -EINVAL;
@@ -2052,7 +2124,7 @@ int gfs_wr_symlink(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	ch.to = dir->sub ? dir->key : key;
 	ch.to_len = dir->sub ? dir->key_len : klen;
 	ch.who = who;
-	rc = commit_one(w, &ch, "symlink", path);
+	rc = commit_one(w, gfs_view_branch_of(w->v, dir), &ch, "symlink", path);
 	free(key);
 	return rc;
 }

@@ -801,6 +801,37 @@ int gfs_graph_fsck(struct gfs_graph *g,
 	return gfs_graph_fsck_ex(g, report, NULL, arg, problems, &garbage);
 }
 
+/* Every branch's head and origin are graph versions that exist, its head
+ * is on it (or is the version it was created at), and its id is a ULID. */
+static void fsck_branches(struct fsck_ctx *c)
+{
+	struct gfs_branch *bs = NULL;
+	size_t n = 0;
+	int rc = gfs_manifest_branch_list(c->g->m, &bs, &n);
+
+	if (rc)
+		fsck_report(c, "cannot list the branches: %s", gfs_strerror(rc));
+	for (size_t i = 0; !rc && i < n; i++) {
+		const struct gfs_branch *b = &bs[i];
+		struct gfs_gv *gv = NULL;
+		int e = gfs_manifest_get(c->g->m, b->head, &gv);
+		if (e)
+			fsck_report(c, "branch '%s': its head, graph version %llu, cannot be read: %s",
+				    b->name, (unsigned long long)b->head, gfs_strerror(e));
+		else if (b->id[0] && b->head != b->from && strcmp(gv->branch, b->name))
+			fsck_report(c, "branch '%s': its head, graph version %llu, is on branch '%s'",
+				    b->name, (unsigned long long)b->head, gv->branch);
+		gfs_gv_free(gv);
+		if (b->id[0] && !gfs_ulid_valid(b->id))
+			fsck_report(c, "branch '%s': id '%s' is not a ULID", b->name, b->id);
+		if (b->from > b->head)
+			fsck_report(c, "branch '%s': created at graph version %llu, above its head %llu",
+				    b->name, (unsigned long long)b->from,
+				    (unsigned long long)b->head);
+	}
+	free(bs);
+}
+
 int gfs_graph_fsck_ex(struct gfs_graph *g,
 		      void (*report)(const char *msg, void *arg),
 		      void (*garbage_note)(const char *msg, void *arg), void *arg,
@@ -839,6 +870,7 @@ int gfs_graph_fsck_ex(struct gfs_graph *g,
 		fsck_table(&c, &gv->pins[i], scs, nsc, &c.heads[i].version);
 	}
 	fsck_history(&c);
+	fsck_branches(&c);
 	rc = 0;
 out:
 	free(c.schemas);

@@ -110,7 +110,15 @@ struct job {
 	struct gfs_sidecar *sc;
 	struct tstate *ts;  /* one per sc->tables */
 	struct gfs_lockset *locks;
+	bool branch_gone;   /* its branch was deleted (or re-created): a
+			       violation, never guessed about */
 };
+
+/* The branch a sidecar publishes on: "" (older sidecars) is main. */
+static const char *sc_branch(const struct gfs_sidecar *sc)
+{
+	return sc->branch[0] ? sc->branch : "main";
+}
 
 static int fp(enum gfs_fp id)
 {
@@ -267,12 +275,21 @@ static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
 	return 0;
 }
 
-/* Reads the head (re-read for every sidecar) and classifies each table. */
+/* Reads the head of the sidecar's branch (re-read for every sidecar) and
+ * classifies each table against its pins there.  A branch deleted or
+ * re-created under the sidecar (branch delete refuses while a sidecar
+ * names it) leaves j->branch_gone: a violation. */
 static int classify(struct sweep *s, struct job *j)
 {
 	struct gfs_gv *gv = NULL;
-	int rc = gfs_manifest_head(gfs_graph_manifest(s->g), &gv);
+	struct gfs_branch b;
+	int rc = gfs_manifest_branch_read(gfs_graph_manifest(s->g), sc_branch(j->sc),
+					  &b, &gv);
 
+	j->branch_gone = rc == -ENOENT ||
+			 (!rc && j->sc->branch_id[0] && strcmp(b.id, j->sc->branch_id));
+	if (rc == -ENOENT)
+		rc = 0;
 	if (!rc && !(j->ts = calloc(j->sc->n_tables + 1, sizeof *j->ts)))
 		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < j->sc->n_tables; i++) {
@@ -290,7 +307,7 @@ static enum action decide(const struct job *j)
 
 	for (size_t i = 0; i < j->sc->n_tables; i++)
 		n[j->ts[i].c]++;
-	if (n[CLS_VIOLATION] || n[CLS_FOREIGN])
+	if (n[CLS_VIOLATION] || n[CLS_FOREIGN] || j->branch_gone)
 		return ACT_VIOLATION;
 	if (j->sc->confirmed)
 		/* A confirmed op fsync'd every version before confirming: a
@@ -311,6 +328,9 @@ static void report_violation(struct sweep *s, const struct job *j)
 	gfs_buf_appendf(&b, "invariant violation: operation %s (%s by %s, %s) kept:",
 			j->sc->op_id, j->sc->kind, j->sc->actor,
 			j->sc->confirmed ? "confirmed" : "not confirmed");
+	if (j->branch_gone)
+		gfs_buf_appendf(&b, " its branch '%s' (id %s) was deleted;",
+				sc_branch(j->sc), j->sc->branch_id);
 	for (size_t i = 0; i < j->sc->n_tables; i++) {
 		const struct gfs_sc_table *t = &j->sc->tables[i];
 		gfs_buf_appendf(&b, " table '%s' %s (pin %u, expected %u, version %u, compensation %u);",
@@ -520,6 +540,8 @@ static int publish_job(struct sweep *s, const struct job *j, enum action a,
 	au.tables = aud;
 	au.n_tables = na;
 	memset(&p, 0, sizeof p);
+	p.branch = sc_branch(j->sc);
+	p.branch_id = j->sc->branch_id;
 	p.op = a == ACT_FORWARD && j->sc->kind[0] ? j->sc->kind : "recover";
 	p.op_id = j->sc->op_id;
 	p.actor = a == ACT_FORWARD ? j->sc->actor : s->resolver;
