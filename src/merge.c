@@ -31,7 +31,8 @@ struct mrow {
 	bool present, was;                 /* now; in the base */
 	uint64_t serial;
 	uint32_t changed, data_off, data_len;
-	int take;                          /* source rows: 1 taken */
+	int take;                          /* source rows: 1 taken, 2 held
+					      back by an endpoint conflict */
 };
 
 struct mvec {
@@ -566,9 +567,26 @@ static int resolve_endpoint(struct gfs_merge *m, size_t i, bool source)
 	return add_extra(nt, &it->node_key, nt->s);
 }
 
+/* Without --prefer an endpoint conflict's change is held back, as a
+ * two-sided conflict's is, so that the validation reports the rest rather
+ * than the conflict again. */
+static void hold_endpoint(struct gfs_merge *m, const struct gfs_merge_item *it)
+{
+	struct mtab *mt = &m->tab[it->deleted_by_source ? it->node_type : it->type];
+	const struct gfs_buf *id = it->deleted_by_source ? &it->node_key : &it->key;
+	long k = mvec_find(&mt->ds, id->p, id->len);
+
+	if (k >= 0 && mt->ds.v[k].take == 1)
+		mt->ds.v[k].take = 2;
+}
+
 int gfs_merge_resolve(struct gfs_merge *m, enum gfs_merge_prefer prefer)
 {
 	int rc = endpoints(m);
+
+	for (size_t i = 0; !rc && prefer == GFS_PREFER_NONE && i < m->nit; i++)
+		if (m->it[i].kind == GFS_MC_ENDPOINT)
+			hold_endpoint(m, &m->it[i]);
 
 	for (size_t i = 0; !rc && prefer != GFS_PREFER_NONE && i < m->nit; i++) {
 		bool source = prefer == GFS_PREFER_SOURCE;
@@ -647,7 +665,7 @@ static int collect(struct gfs_merge *m, struct vset *v)
 			const struct gfs_typedef *td = &m->s->types[t];
 			struct mtab *mt = &m->tab[t];
 			for (size_t i = 0; !rc && i < mt->ds.n; i++)
-				if (mt->ds.v[i].take && in_phase(td, &mt->ds.v[i], ph))
+				if (mt->ds.v[i].take == 1 && in_phase(td, &mt->ds.v[i], ph))
 					rc = vset_add(m, v, t, &mt->ds.v[i]);
 			for (size_t i = 0; !rc && i < mt->extra.n; i++)
 				if (in_phase(td, &mt->extra.v[i], ph))
