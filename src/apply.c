@@ -1473,13 +1473,17 @@ static int attempt(struct applier *A, const struct gfs_apply_opts *o,
 {
 	struct gfs_gv *gv = NULL;
 	bool any = false;
-	int rc = gfs_manifest_head(gfs_graph_manifest(A->g), &gv);
+	const char *br = o && o->branch ? o->branch : "main";
+	int rc = gfs_manifest_branch_head(gfs_graph_manifest(A->g), br, &gv);
 
+	if (rc == -ENOENT)
+		gfs_diag_set(d, "no branch '%s'", br);
 	if (!rc)
 		rc = gfs_graph_schema(A->g, gv->schema_id, &A->s, d);
 	gfs_gv_free(gv);
 	if (!rc)
 		rc = gfs_commit_init(&A->c, A->g, A->s, "mount", o ? o->actor : NULL, "write", d);
+	A->c.branch = o ? o->branch : NULL;
 	if (!rc && !plan(A)) { /* no valid change: touch nothing (an empty
 				 lock set would heal every table) */
 		*version = 0;

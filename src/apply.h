@@ -103,6 +103,7 @@ struct gfs_change {
 struct gfs_apply_opts {
 	const char *actor;   /* NULL = gfs_graph_actor(g) */
 	const char *source;  /* for the log's detail ("mount /mnt") */
+	const char *branch;  /* the branch written; NULL = main */
 };
 
 struct gfs_apply_result {

@@ -234,11 +234,17 @@ static int read_pins(struct gfs_commit *c)
 	struct gfs_manifest *m = gfs_graph_manifest(c->g);
 	int rc;
 
+	struct gfs_branch b;
+	const char *name = c->branch ? c->branch : "main";
+
 	gfs_gv_free(c->gv);
 	c->gv = NULL;
-	rc = gfs_manifest_head(m, &c->gv);
+	rc = gfs_manifest_branch_read(m, name, &b, &c->gv);
+	if (rc == -ENOENT)
+		gfs_diag_set(c->d, "no branch '%s' (see 'graphctl branch list')", name);
 	if (rc)
 		return rc;
+	memcpy(c->branch_id, b.id, sizeof c->branch_id);
 	if (strcmp(c->gv->schema_id, c->s->id))
 		return GFS_ECAS;
 	for (size_t t = 0; t < c->s->n_types; t++)
@@ -319,6 +325,8 @@ int gfs_commit_arm(struct gfs_commit *c)
 	snprintf(sc.kind, sizeof sc.kind, "%s", c->kind);
 	snprintf(sc.actor, sizeof sc.actor, "%s", c->actor);
 	sc.start_ns = gfs_now_ns();
+	snprintf(sc.branch, sizeof sc.branch, "%s", c->branch ? c->branch : "main");
+	memcpy(sc.branch_id, c->branch_id, sizeof sc.branch_id);
 	if (!(tabs = op_tables(c, &n)))
 		return -ENOMEM;
 	sc.tables = tabs;
@@ -381,6 +389,9 @@ static int publish(struct gfs_commit *c, const char *op, const char *detail,
 	if (!tabs)
 		return -ENOMEM;
 	memset(&p, 0, sizeof p);
+	p.branch = c->branch;
+	p.branch_id = c->branch_id;
+	p.expected_schema = c->s->id;
 	p.op = op;
 	p.op_id = c->op_id;
 	p.actor = c->actor;

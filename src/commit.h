@@ -58,6 +58,10 @@ struct gfs_commit {
 	const char *what;             /* "load", "write": for messages */
 	struct gfs_commit_table *ts;  /* one per schema type */
 	struct gfs_gv *gv;            /* the head gfs_commit_pin read */
+	const char *branch;           /* the branch written; NULL = main (set
+					 after gfs_commit_init) */
+	char branch_id[GFS_ULID_LEN + 1]; /* its id, read with its head: the
+					 publish fails if it was re-created */
 	struct gfs_lockset *locks;
 	char op_id[GFS_ULID_LEN + 1];
 };
@@ -80,8 +84,9 @@ int gfs_commit_fp(enum gfs_fp id);
 
 int gfs_commit_lock(struct gfs_commit *c, enum gfs_fp after_heal,
 		    enum gfs_fp after_locks);
-/* Under the locks: reads the head's pins (GFS_ECAS, no message, when its
- * schema is not c->s), refuses orphans (a next version above settled
+/* Under the locks: reads the branch head's pins (GFS_ECAS, no message, when
+ * its schema is not c->s; -ENOENT with a message when the branch does not
+ * exist), refuses orphans (a next version above settled
  * ones), opens the pinned version of every involved table (c->ts[t].tv). */
 int gfs_commit_pin(struct gfs_commit *c);
 

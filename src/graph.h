@@ -78,6 +78,7 @@ struct gfs_load_opts {
 			 uint64_t rows, void *arg);
 	void *progress_arg;
 	unsigned threads; /* parse threads; 0 = gfs_load_default_threads() */
+	const char *branch; /* the branch loaded into; NULL = main */
 };
 
 struct gfs_load_result {

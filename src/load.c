@@ -1466,8 +1466,11 @@ static size_t mem_budget(void)
 static int setup(struct loader *L)
 {
 	struct gfs_gv *gv = NULL;
-	int rc = gfs_manifest_head(gfs_graph_manifest(L->g), &gv);
+	const char *br = L->o->branch ? L->o->branch : "main";
+	int rc = gfs_manifest_branch_head(gfs_graph_manifest(L->g), br, &gv);
 
+	if (rc == -ENOENT)
+		gfs_diag_set(L->d, "no branch '%s' (see 'graphctl branch list')", br);
 	if (!rc)
 		rc = gfs_graph_schema(L->g, gv->schema_id, &L->s, L->d);
 	gfs_gv_free(gv);
@@ -1475,6 +1478,7 @@ static int setup(struct loader *L)
 		rc = -ENOMEM;
 	if (!rc)
 		rc = gfs_commit_init(&L->c, L->g, L->s, "load", L->o->actor, "load", L->d);
+	L->c.branch = L->o->branch;
 	snprintf(L->staging, sizeof L->staging, "%s/staging", gfs_graph_dir(L->g));
 	if (!rc && (rc = gfs_mkdir(L->staging, 0755)))
 		gfs_diag_set(L->d, "create '%s': %s", L->staging, gfs_strerror(rc));

@@ -35,6 +35,9 @@ struct gfs_manifest;
 #define GFS_TABLE_NAME_MAX 200
 #define GFS_ACTOR_MAX 128
 #define GFS_SIDECAR_FORMAT 1
+/* A branch name: [A-Za-z0-9][A-Za-z0-9._-]{0,63} (docs/branches-design.md
+ * §1.1), plus its NUL. */
+#define GFS_BRANCH_NAME_MAX 65
 
 struct gfs_pin {
 	char table[GFS_TABLE_NAME_MAX];
@@ -52,6 +55,14 @@ struct gfs_gv {
 	char *detail;          /* free-form JSON object text or NULL (e.g. mode, rows) */
 	struct gfs_pin *pins;  /* every table, sorted by name */
 	size_t n_pins;
+	/* The branch it was published on.  Records written before branches
+	 * (store format 2) decode as "main" with an empty id. */
+	char branch[GFS_BRANCH_NAME_MAX];
+	char branch_id[GFS_ULID_LEN + 1];
+	/* parents[0]: the branch's previous head; parents[1]: a merge's
+	 * source.  Records before branches: [N-1] ([] for gv 1). */
+	uint64_t parents[2];
+	size_t n_parents;
 };
 void gfs_gv_free(struct gfs_gv *gv);
 /* The pin of table in gv, or 0 if gv has none. */
@@ -75,6 +86,10 @@ struct gfs_sidecar {
 	bool confirmed;
 	struct gfs_sc_table *tables; /* sorted by name */
 	size_t n_tables;
+	/* The branch it publishes on; "" (sidecars written before branches,
+	 * and writers that name none) means main. */
+	char branch[GFS_BRANCH_NAME_MAX];
+	char branch_id[GFS_ULID_LEN + 1];
 	char *raw;             /* set when the record did not parse: its bytes */
 	uint64_t rev;          /* revision of the record as read: a hash of its
 				  stored bytes (gfs_publish.sidecar_rev) */
@@ -107,9 +122,64 @@ void gfs_manifest_close(struct gfs_manifest *m);
 /* Writes graph version 1 (init): fails -EEXIST if any version exists. */
 int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first);
 
-/* Newest graph version; *out is new, free with gfs_gv_free(). */
+/* The head of branch main; *out is new, free with gfs_gv_free(). */
 int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out);
-uint64_t gfs_manifest_head_version(struct gfs_manifest *m); /* 0 on error */
+/* The highest graph version number of any branch (numbering only), 0 on
+ * error. */
+uint64_t gfs_manifest_head_version(struct gfs_manifest *m);
+
+/* ---- branches (docs/branches-design.md §1.1) ----
+ *
+ *     gfs_manifest_branch_create(m, "dev", "main", 0, actor, &b, d)
+ *     gfs_manifest_branch_head(m, "dev", &gv)       dev's head gv
+ *     gfs_manifest_publish(m, &(pub){.branch = "dev", ...}, &n, d)
+ *     gfs_manifest_branch_delete(m, "dev", d)
+ *
+ * A branch is one record: name -> {id, head, from, created_ns, actor}.
+ * `main` is written by init (and by upgrade or the first branch create on
+ * an older store, whose main has no record yet: its head is then the
+ * highest graph version).  Each call is one transaction; creating a branch
+ * copies nothing. */
+struct gfs_branch {
+	char name[GFS_BRANCH_NAME_MAX];
+	char id[GFS_ULID_LEN + 1];   /* "" for main of an older store */
+	uint64_t head;               /* its newest graph version */
+	uint64_t from;               /* the graph version it was created at */
+	uint64_t created_ns;
+	char actor[GFS_ACTOR_MAX];
+};
+
+bool gfs_branch_name_valid(const char *name);
+/* -ENOENT: no such branch. */
+int gfs_manifest_branch_get(struct gfs_manifest *m, const char *name,
+			    struct gfs_branch *out);
+/* The head gv of branch name; -ENOENT: no such branch. */
+int gfs_manifest_branch_head(struct gfs_manifest *m, const char *name,
+			     struct gfs_gv **out);
+/* Both, read in one transaction (a writer records b->id in its sidecar). */
+int gfs_manifest_branch_read(struct gfs_manifest *m, const char *name,
+			     struct gfs_branch *b, struct gfs_gv **out);
+/* Creates branch name at graph version from_gv, or at the head of branch
+ * from_branch when that is not NULL (read in the same transaction).
+ * -EINVAL bad name, -EEXIST taken, -ENOENT from_branch or from_gv missing;
+ * d says which.  *out (may be NULL) gets the record. */
+int gfs_manifest_branch_create(struct gfs_manifest *m, const char *name,
+			       const char *from_branch, uint64_t from_gv,
+			       const char *actor, struct gfs_branch *out,
+			       struct gfs_diag *d);
+/* -EPERM for main, -EBUSY while a sidecar names it (pending recovery) or
+ * any sidecar cannot be read, -ENOENT no such branch. */
+int gfs_manifest_branch_delete(struct gfs_manifest *m, const char *name,
+			       struct gfs_diag *d);
+/* Every branch, by name; *out is new (free()). */
+int gfs_manifest_branch_list(struct gfs_manifest *m, struct gfs_branch **out,
+			     size_t *n);
+/* JSON text of a branch record (one line); new string, free(). */
+char *gfs_branch_to_json(const struct gfs_branch *b);
+/* Writes main's record when there is none (a store made before branches):
+ * head = the highest graph version, from = 1.  *created says whether it
+ * did.  Part of the format-3 upgrade. */
+int gfs_manifest_branches_upgrade(struct gfs_manifest *m, bool *created);
 /* Graph version n; -ENOENT if it never existed or was collected. */
 int gfs_manifest_get(struct gfs_manifest *m, uint64_t n, struct gfs_gv **out);
 /* Calls fn for versions from..to (inclusive, to == 0: head) in order, each
@@ -119,6 +189,12 @@ int gfs_manifest_history(struct gfs_manifest *m, uint64_t from, uint64_t to,
 			 int (*fn)(const struct gfs_gv *gv, void *arg), void *arg);
 
 struct gfs_publish {
+	const char *branch;     /* NULL: main */
+	const char *branch_id;  /* NULL or "": any id (main, older sidecars);
+				   else the branch record must have it (a
+				   deleted or re-created branch -> GFS_ECAS) */
+	const char *expected_schema; /* NULL, or the schema id the branch
+				   head must still have (else GFS_ECAS) */
 	const char *op;
 	const char *op_id;
 	const char *actor;
@@ -137,9 +213,12 @@ struct gfs_publish {
 	bool no_version;        /* recovery with nothing to publish: only delete
 				   the sidecar and write the audit */
 };
-/* The CAS publish (DESIGN.md §3 C, §4).  One write transaction: checks every
- * pin, writes graph version head+1 with time = max(now, previous time),
- * deletes the sidecar, writes the audit.  GFS_ECAS (pins moved; nothing
+/* The CAS publish (DESIGN.md §3 C, §4; docs/branches-design.md §4).  One
+ * write transaction: reads the branch record (its id must be branch_id when
+ * given), checks every pin against the branch's head H (and its schema
+ * against expected_schema), writes graph version N = global head + 1 on the
+ * branch with parents [H] and time = max(now, the previous gv's time),
+ * moves the branch head to N, deletes the sidecar, writes the audit.  GFS_ECAS (pins moved; nothing
  * written, detail names the table) or GFS_EGONE.  *out_version may be NULL. */
 int gfs_manifest_publish(struct gfs_manifest *m, const struct gfs_publish *p,
 			 uint64_t *out_version, struct gfs_diag *d);

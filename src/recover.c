@@ -102,7 +102,15 @@ struct job {
 	struct gfs_sidecar *sc;
 	struct tstate *ts;  /* one per sc->tables */
 	struct gfs_lockset *locks;
+	bool branch_gone;   /* its branch was deleted (or re-created): a
+			       violation, never guessed about */
 };
+
+/* The branch a sidecar publishes on: "" (older sidecars) is main. */
+static const char *sc_branch(const struct gfs_sidecar *sc)
+{
+	return sc->branch[0] ? sc->branch : "main";
+}
 
 static int fp(enum gfs_fp id)
 {
@@ -218,12 +226,20 @@ static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
 	return 0;
 }
 
-/* Reads the head (re-read for every sidecar) and every table's head. */
+/* Reads the head of the sidecar's branch (re-read for every sidecar) and
+ * every table's head.  A branch deleted or re-created under the sidecar
+ * (branch delete refuses while a sidecar names it) leaves j->branch_gone. */
 static int classify(struct sweep *s, struct job *j)
 {
 	struct gfs_gv *gv = NULL;
-	int rc = gfs_manifest_head(gfs_graph_manifest(s->g), &gv);
+	struct gfs_branch b;
+	int rc = gfs_manifest_branch_read(gfs_graph_manifest(s->g), sc_branch(j->sc),
+					  &b, &gv);
 
+	j->branch_gone = rc == -ENOENT ||
+			 (!rc && j->sc->branch_id[0] && strcmp(b.id, j->sc->branch_id));
+	if (rc == -ENOENT)
+		rc = 0;
 	if (!rc && !(j->ts = calloc(j->sc->n_tables + 1, sizeof *j->ts)))
 		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < j->sc->n_tables; i++) {
@@ -243,7 +259,7 @@ static enum action decide(const struct job *j)
 
 	for (size_t i = 0; i < j->sc->n_tables; i++)
 		n[j->ts[i].c]++;
-	if (n[CLS_VIOLATION] || n[CLS_FOREIGN])
+	if (n[CLS_VIOLATION] || n[CLS_FOREIGN] || j->branch_gone)
 		return ACT_VIOLATION;
 	if (j->sc->confirmed)
 		/* A confirmed op fsync'd every version before confirming: a
@@ -264,6 +280,9 @@ static void report_violation(struct sweep *s, const struct job *j)
 	gfs_buf_appendf(&b, "invariant violation: operation %s (%s by %s, %s) kept:",
 			j->sc->op_id, j->sc->kind, j->sc->actor,
 			j->sc->confirmed ? "confirmed" : "not confirmed");
+	if (j->branch_gone)
+		gfs_buf_appendf(&b, " its branch '%s' (id %s) was deleted;",
+				sc_branch(j->sc), j->sc->branch_id);
 	for (size_t i = 0; i < j->sc->n_tables; i++) {
 		const struct gfs_sc_table *t = &j->sc->tables[i];
 		gfs_buf_appendf(&b, " table '%s' %s (head %u, pin %u, expected %u);",
@@ -408,6 +427,8 @@ static int publish_job(struct sweep *s, const struct job *j, enum action a,
 	au.tables = aud;
 	au.n_tables = na;
 	memset(&p, 0, sizeof p);
+	p.branch = sc_branch(j->sc);
+	p.branch_id = j->sc->branch_id;
 	p.op = a == ACT_FORWARD && j->sc->kind[0] ? j->sc->kind : "recover";
 	p.op_id = j->sc->op_id;
 	p.actor = a == ACT_FORWARD ? j->sc->actor : s->resolver;
@@ -749,13 +770,42 @@ static int settled_one(struct gfs_graph *g, const char *table, uint32_t v)
 	return rc == 0 || rc == GFS_EFORMAT ? 0 : rc;
 }
 
+/* The highest version of table any branch head pins (0: none).  Until the
+ * per-table counter and version index (docs/branches-design.md §2, h11-num)
+ * land, a version at or below it is another branch's, published: never an
+ * orphan, and a writer on this branch goes above it. */
+static int branch_top(struct gfs_graph *g, const char *table, uint32_t *top)
+{
+	struct gfs_manifest *m = gfs_graph_manifest(g);
+	struct gfs_branch *bs = NULL;
+	size_t n = 0;
+	int rc = gfs_manifest_branch_list(m, &bs, &n);
+
+	*top = 0;
+	for (size_t i = 0; !rc && n > 1 && i < n; i++) {
+		struct gfs_gv *gv = NULL;
+		rc = gfs_manifest_get(m, bs[i].head, &gv);
+		if (!rc && gfs_gv_pin(gv, table) > *top)
+			*top = gfs_gv_pin(gv, table);
+		gfs_gv_free(gv);
+	}
+	free(bs);
+	return rc;
+}
+
 int gfs_settled_above(struct gfs_graph *g, const char *table, uint32_t pin,
 		      uint32_t head, bool *settled)
 {
-	int rc = 1;
+	uint32_t top = 0;
+	int rc = branch_top(g, table, &top);
 
+	if (rc) {
+		*settled = false;
+		return rc;
+	}
+	rc = 1;
 	for (uint32_t v = pin + 1; rc == 1 && v <= head; v++)
-		rc = settled_one(g, table, v);
+		rc = v <= top ? 1 : settled_one(g, table, v);
 	*settled = rc == 1 && head > pin;
 	return rc < 0 ? rc : 0;
 }

@@ -10,6 +10,10 @@
  *   audit        big-endian u64 sequence -> audit record
  *   audit_by_op  op id -> big-endian u64 sequence (DUPSORT), so counting the
  *                audit records of one operation needs no scan
+ *   branches     branch name -> {id, head, from, created_ns, actor}
+ *                (docs/branches-design.md §1.1); a store made before
+ *                branches has none until upgrade: its main is then the
+ *                highest graph version
  *
  * The head is the last key of "versions"; there is no separate head record
  * that could disagree with the history.
@@ -73,9 +77,12 @@
 #define MANIFEST_FORMAT_1_TEXT "1"
 #define RECORD_FORMAT 1
 
-enum db { DB_META, DB_VERSIONS, DB_SIDECARS, DB_AUDIT, DB_AUDIT_BY_OP, DB__COUNT };
+enum db {
+	DB_META, DB_VERSIONS, DB_SIDECARS, DB_AUDIT, DB_AUDIT_BY_OP, DB_BRANCHES,
+	DB__COUNT
+};
 static const char *const db_names[DB__COUNT] = {
-	"meta", "versions", "sidecars", "audit", "audit_by_op",
+	"meta", "versions", "sidecars", "audit", "audit_by_op", "branches",
 };
 _Static_assert(DB__COUNT <= MAX_DBS, "maxdbs must cover every sub-database");
 
@@ -90,6 +97,7 @@ struct env {
 	int format;             /* manifest format found at open */
 	MDB_env *env;
 	MDB_dbi dbi[DB__COUNT];
+	bool has_branches;      /* a read-only open of an older store may lack it */
 	pthread_rwlock_t grow;  /* shared: any txn; exclusive: resize the map */
 };
 
@@ -563,6 +571,34 @@ static json_t *detail_json(const char *detail)
 	return v ? v : json_string(detail);
 }
 
+static json_t *parents_json(const struct gfs_gv *gv)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < gv->n_parents && i < 2; i++)
+		if (json_array_append_new(a, json_integer((json_int_t)gv->parents[i]))) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* stored: {"id", "name"}; public: the name (log.jsonl, manifest.json). */
+static json_t *gv_branch_json(const struct gfs_gv *gv, bool stored)
+{
+	const char *name = gv->branch[0] ? gv->branch : "main";
+	json_t *o;
+
+	if (!stored)
+		return json_string(name);
+	o = json_object();
+	if (j_set(o, "id", json_string(gv->branch_id)) ||
+	    j_set(o, "name", json_string(name))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 /* stored: the record in LMDB ("format", "time_ns"); else the public shape
  * ("time" in RFC 3339). */
 static json_t *gv_json(const struct gfs_gv *gv, bool stored)
@@ -584,6 +620,10 @@ static json_t *gv_json(const struct gfs_gv *gv, bool stored)
 		rc = j_set(o, "actor", json_string(gv->actor));
 	if (!rc)
 		rc = j_set(o, "schema", json_string(gv->schema_id));
+	if (!rc)
+		rc = j_set(o, "branch", gv_branch_json(gv, stored));
+	if (!rc)
+		rc = j_set(o, "parents", parents_json(gv));
 	if (!rc)
 		rc = j_set(o, "tables", pins_json(gv));
 	if (!rc && gv->detail)
@@ -622,6 +662,33 @@ static int gv_pins_parse(json_t *t, struct gfs_gv *gv)
 	return 0;
 }
 
+/* branch {id, name} and parents; a record written before branches has
+ * neither: main, parents [N-1]. */
+static int gv_branch_parse(json_t *o, struct gfs_gv *gv)
+{
+	json_t *b = json_object_get(o, "branch"), *ps = json_object_get(o, "parents");
+	size_t i;
+	json_t *v;
+
+	if (!b && !ps) {
+		copy_str(gv->branch, sizeof gv->branch, "main");
+		gv->n_parents = gv->version > 1;
+		gv->parents[0] = gv->version - 1;
+		return 0;
+	}
+	if (!json_is_object(b) || !json_is_array(ps) || json_array_size(ps) > 2 ||
+	    !j_str(b, "name", gv->branch, sizeof gv->branch) ||
+	    !j_str(b, "id", gv->branch_id, sizeof gv->branch_id))
+		return GFS_ECORRUPT;
+	json_array_foreach(ps, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    (uint64_t)json_integer_value(v) >= gv->version)
+			return GFS_ECORRUPT;
+		gv->parents[gv->n_parents++] = (uint64_t)json_integer_value(v);
+	}
+	return 0;
+}
+
 static int gv_fields_parse(json_t *o, struct gfs_gv *gv)
 {
 	int f = j_format(o);
@@ -633,6 +700,8 @@ static int gv_fields_parse(json_t *o, struct gfs_gv *gv)
 	    !j_str(o, "op_id", gv->op_id, sizeof gv->op_id) ||
 	    !j_str(o, "actor", gv->actor, sizeof gv->actor) ||
 	    !j_str(o, "schema", gv->schema_id, sizeof gv->schema_id))
+		return GFS_ECORRUPT;
+	if (gv_branch_parse(o, gv))
 		return GFS_ECORRUPT;
 	json_t *det = json_object_get(o, "detail");
 	if (det) {
@@ -758,6 +827,139 @@ static int head_read(struct env *e, MDB_txn *txn, struct gfs_gv **out)
 	return rc;
 }
 
+/* ---- branch records (docs/branches-design.md §1.1) --------------------- */
+
+static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out);
+
+bool gfs_branch_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n >= GFS_BRANCH_NAME_MAX ||
+	    !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+		    name[0]))
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789._-") == n;
+}
+
+static json_t *branch_json(const struct gfs_branch *b, bool stored)
+{
+	json_t *o = json_object();
+	int rc = o ? 0 : -ENOMEM;
+	if (!rc && stored)
+		rc = j_set(o, "format", json_integer(RECORD_FORMAT));
+	if (!rc)
+		rc = j_set(o, "name", json_string(b->name));
+	if (!rc)
+		rc = j_set(o, "id", json_string(b->id));
+	if (!rc)
+		rc = j_set(o, "head", json_integer((json_int_t)b->head));
+	if (!rc)
+		rc = j_set(o, "from", json_integer((json_int_t)b->from));
+	if (!rc)
+		rc = stored ? j_set(o, "created_ns", json_integer((json_int_t)b->created_ns))
+			    : j_set_time(o, "created", b->created_ns);
+	if (!rc)
+		rc = j_set(o, "actor", json_string(b->actor));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *gfs_branch_to_json(const struct gfs_branch *b)
+{
+	return j_dump(branch_json(b, false));
+}
+
+/* Decodes a branches record; the key must be its name. */
+static int branch_decode(const MDB_val *k, const MDB_val *sealed,
+			 struct gfs_branch *b)
+{
+	MDB_val pv = *sealed;
+	int rc = unseal(DB_BRANCHES, k, &pv);
+	json_t *o = rc ? NULL : j_load(&pv);
+
+	memset(b, 0, sizeof *b);
+	if (rc)
+		return rc;
+	if (j_format(o) > RECORD_FORMAT)
+		rc = GFS_EFORMAT;
+	else if (!json_is_object(o) || j_format(o) == 0 ||
+		 !j_str(o, "name", b->name, sizeof b->name) ||
+		 !j_str(o, "id", b->id, sizeof b->id) ||
+		 !j_u64(o, "head", &b->head) || !j_u64(o, "from", &b->from) ||
+		 !j_u64(o, "created_ns", &b->created_ns) ||
+		 !j_str(o, "actor", b->actor, sizeof b->actor) ||
+		 k->mv_size != strlen(b->name) ||
+		 memcmp(k->mv_data, b->name, k->mv_size))
+		rc = GFS_ECORRUPT;
+	if (rc)
+		seal_fail(DB_BRANCHES, k, rc == GFS_EFORMAT ? "newer record format"
+			  : "record does not parse");
+	json_decref(o);
+	return rc;
+}
+
+static int branch_put(struct env *e, MDB_txn *txn, const struct gfs_branch *b)
+{
+	MDB_val k = str_val(b->name);
+	char *s = j_dump(branch_json(b, true));
+	if (!s)
+		return -ENOMEM;
+	int rc = seal_put(txn, e->dbi[DB_BRANCHES], &k, s, strlen(s), 0);
+	free(s);
+	return rc;
+}
+
+/* The record of branch name, or MDB_NOTFOUND.  main without a record (a
+ * store made before branches) is the highest graph version. */
+static int branch_read(struct env *e, MDB_txn *txn, const char *name,
+		       struct gfs_branch *b)
+{
+	MDB_val k = str_val(name), v;
+	int rc = e->has_branches ? mdb_get(txn, e->dbi[DB_BRANCHES], &k, &v)
+				 : MDB_NOTFOUND;
+
+	if (!rc)
+		return branch_decode(&k, &v, b);
+	if (rc != MDB_NOTFOUND || strcmp(name, "main"))
+		return rc;
+	memset(b, 0, sizeof *b);
+	copy_str(b->name, sizeof b->name, "main");
+	b->from = 1;
+	return head_version_txn_raw(e, txn, &b->head);
+}
+
+static int gv_read(struct env *e, MDB_txn *txn, uint64_t n, struct gfs_gv **out)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	*out = NULL;
+	be64_put(kb, n);
+	rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		gfs_corrupt_note("manifest record versions/%llu, a branch head, is missing: the manifest is corrupt",
+				 (unsigned long long)n);
+		return GFS_ECORRUPT;
+	}
+	return rc ? rc : gv_decode(&k, &v, out);
+}
+
+/* Branch name's record and head gv; MDB_NOTFOUND: no such branch. */
+static int branch_head_read(struct env *e, MDB_txn *txn, const char *name,
+			    struct gfs_branch *b, struct gfs_gv **out)
+{
+	int rc = branch_read(e, txn, name, b);
+
+	*out = NULL;
+	return rc ? rc : gv_read(e, txn, b->head, out);
+}
+
 /* ---- sidecar records ---------------------------------------------------- */
 
 void gfs_sidecar_free(struct gfs_sidecar *sc)
@@ -841,6 +1043,17 @@ static bool sct_parse(json_t *arr, bool audit, struct gfs_sc_table **out,
 	return true;
 }
 
+static json_t *sc_branch_json(const struct gfs_sidecar *sc)
+{
+	json_t *o = json_object();
+	if (j_set(o, "id", json_string(sc->branch_id)) ||
+	    j_set(o, "name", json_string(sc->branch))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 {
 	json_t *o = json_object();
@@ -859,6 +1072,10 @@ static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 			    : j_set_time(o, "start", sc->start_ns);
 	if (!rc)
 		rc = j_set(o, "confirmed", json_boolean(sc->confirmed));
+	if (!rc && stored && sc->branch[0])
+		rc = j_set(o, "branch", sc_branch_json(sc));
+	else if (!rc && !stored)
+		rc = j_set(o, "branch", json_string(sc->branch[0] ? sc->branch : "main"));
 	if (!rc)
 		rc = j_set(o, "tables", sct_json(sc->tables, sc->n_tables, false));
 	if (rc) {
@@ -912,6 +1129,11 @@ static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
 	    !j_u64(o, "start_ns", &sc->start_ns) || !json_is_boolean(c))
 		return false;
 	sc->confirmed = json_is_true(c);
+	json_t *b = json_object_get(o, "branch");
+	if (b && (!json_is_object(b) ||
+		  !j_str(b, "name", sc->branch, sizeof sc->branch) ||
+		  !j_str(b, "id", sc->branch_id, sizeof sc->branch_id)))
+		return false;
 	return sct_parse(json_object_get(o, "tables"), false, &sc->tables,
 			 &sc->n_tables);
 }
@@ -984,7 +1206,10 @@ static int sidecar_put_txn(struct env *e, MDB_txn *txn,
 static bool sidecar_valid(const struct gfs_sidecar *sc)
 {
 	if (sc->op_id[0] == '\0' || sc->raw ||
-	    sc->format > GFS_SIDECAR_FORMAT)
+	    sc->format > GFS_SIDECAR_FORMAT ||
+	    !memchr(sc->branch, 0, sizeof sc->branch) ||
+	    !memchr(sc->branch_id, 0, sizeof sc->branch_id) ||
+	    (sc->branch[0] && !gfs_branch_name_valid(sc->branch)))
 		return false;
 	for (size_t i = 0; i < sc->n_tables; i++)
 		if (sc->tables[i].table[0] == '\0')
@@ -1421,6 +1646,12 @@ static int dbis_open(struct env *e, struct gfs_diag *d)
 		if (i == DB_AUDIT_BY_OP)
 			f |= MDB_DUPSORT;
 		rc = mdb_dbi_open(txn, db_names[i], f, &e->dbi[i]);
+		if (rc == MDB_NOTFOUND && i == DB_BRANCHES) {
+			rc = 0; /* read-only, made before branches: main only */
+			continue;
+		}
+		if (!rc && i == DB_BRANCHES)
+			e->has_branches = true;
 		if (rc == MDB_NOTFOUND) {
 			gfs_diag_set(d, "manifest has no '%s' database: not a "
 				     "graphfs manifest", db_names[i]);
@@ -1610,9 +1841,11 @@ static bool detail_valid(const char *detail)
 	return ok;
 }
 
+/* Version 1 on main, and main's record (docs/branches-design.md §1.1). */
 static int init_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct gfs_gv gv = *(const struct gfs_gv *)ctx;
+	struct gfs_branch b = { .head = 1, .from = 1 };
 	struct gfs_gv *head;
 	int rc = head_read(e, txn, &head);
 	gfs_gv_free(head);
@@ -1622,7 +1855,16 @@ static int init_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (gv.time_ns == 0)
 		gv.time_ns = gfs_now_ns();
 	qsort(gv.pins, gv.n_pins, sizeof *gv.pins, pin_cmp);
-	return gv_put(e, txn, &gv);
+	copy_str(b.name, sizeof b.name, "main");
+	rc = gfs_ulid_new(b.id);
+	b.created_ns = gv.time_ns;
+	copy_str(b.actor, sizeof b.actor, gv.actor);
+	copy_str(gv.branch, sizeof gv.branch, "main");
+	memcpy(gv.branch_id, b.id, sizeof gv.branch_id);
+	gv.n_parents = 0;
+	if (!rc)
+		rc = gv_put(e, txn, &gv);
+	return rc ? rc : branch_put(e, txn, &b);
 }
 
 int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first)
@@ -1644,7 +1886,9 @@ int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first)
 
 static int head_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
-	return head_read(e, txn, ctx);
+	struct gfs_branch b;
+
+	return branch_head_read(e, txn, "main", &b, ctx);
 }
 
 int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out)
@@ -1776,6 +2020,7 @@ struct pub_ctx {
 	const struct gfs_publish *p;
 	struct gfs_diag *d;
 	uint64_t version;
+	struct gfs_branch b;     /* the branch published on */
 };
 
 static int check_pins(const struct gfs_gv *head, const struct gfs_publish *p,
@@ -1819,14 +2064,19 @@ static int next_pins(const struct gfs_gv *head, const struct gfs_publish *p,
 	return 0;
 }
 
-static int write_version(struct env *e, MDB_txn *txn,
-			 const struct gfs_gv *head, struct pub_ctx *c)
+/* gv last+1 on branch c->b with parents [head]; moves the branch head. */
+static int write_version(struct env *e, MDB_txn *txn, const struct gfs_gv *head,
+			 const struct gfs_gv *last, struct pub_ctx *c)
 {
 	const struct gfs_publish *p = c->p;
 	struct gfs_gv nv = *head;
 	uint64_t now = gfs_now_ns();
-	nv.version = head->version + 1;
-	nv.time_ns = now > head->time_ns ? now : head->time_ns;
+	nv.version = last->version + 1;
+	nv.time_ns = now > last->time_ns ? now : last->time_ns;
+	copy_str(nv.branch, sizeof nv.branch, c->b.name);
+	memcpy(nv.branch_id, c->b.id, sizeof nv.branch_id);
+	nv.parents[0] = head->version;
+	nv.n_parents = 1;
 	copy_str(nv.op, sizeof nv.op, p->op);
 	copy_str(nv.op_id, sizeof nv.op_id, p->op_id);
 	copy_str(nv.actor, sizeof nv.actor, p->actor);
@@ -1839,6 +2089,10 @@ static int write_version(struct env *e, MDB_txn *txn,
 	free(nv.pins);
 	if (!rc)
 		c->version = nv.version;
+	c->b.head = nv.version;
+	/* main of a store made before branches stays without a record */
+	if (!rc && c->b.id[0])
+		rc = branch_put(e, txn, &c->b);
 	return rc;
 }
 
@@ -1876,26 +2130,56 @@ static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 	return audit_put(e, txn, &a);
 }
 
+/* The branch record, which must still have the id the writer read
+ * (docs/branches-design.md §4 step 1), and its head. */
+static int pub_branch(struct env *e, MDB_txn *txn, struct pub_ctx *c,
+		      struct gfs_gv **head)
+{
+	const char *name = c->p->branch ? c->p->branch : "main";
+	const char *id = c->p->branch_id ? c->p->branch_id : "";
+	int rc = branch_head_read(e, txn, name, &c->b, head);
+
+	if (rc == MDB_NOTFOUND && strcmp(name, "main")) {
+		gfs_diag_reset(c->d, "branch '%s' was deleted", name);
+		return GFS_ECAS;
+	}
+	if (!rc && id[0] && strcmp(id, c->b.id)) {
+		gfs_diag_reset(c->d, "branch '%s' was deleted (and created again: id %s, not %s)",
+			       name, c->b.id[0] ? c->b.id : "none", id);
+		return GFS_ECAS;
+	}
+	if (!rc && c->p->expected_schema &&
+	    strcmp((*head)->schema_id, c->p->expected_schema)) {
+		gfs_diag_reset(c->d, "the schema of branch '%s' changed: %s, not %s",
+			       name, (*head)->schema_id, c->p->expected_schema);
+		return GFS_ECAS;
+	}
+	return rc;
+}
+
 static int publish_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct pub_ctx *c = ctx;
-	struct gfs_gv *head = NULL;
+	struct gfs_gv *head = NULL, *last = NULL;
 	c->version = 0;
 	/* the sidecar first: gone means resolved elsewhere, write nothing */
 	int rc = sidecar_step(e, txn, c);
 	if (!rc)
-		rc = head_read(e, txn, &head);
+		rc = pub_branch(e, txn, c, &head);
+	if (!rc)
+		rc = head_read(e, txn, &last);
 	if (rc == MDB_NOTFOUND && c->p->no_version)
 		rc = 0;
 	else if (rc == MDB_NOTFOUND)
 		gfs_diag_set(c->d, "manifest has no graph version yet");
-	if (!rc)
+	if (!rc && head)
 		rc = check_pins(head, c->p, c->d);
 	if (!rc && !c->p->no_version)
-		rc = write_version(e, txn, head, c);
+		rc = write_version(e, txn, head, last, c);
 	if (!rc)
 		rc = audit_step(e, txn, c);
 	gfs_gv_free(head);
+	gfs_gv_free(last);
 	return rc;
 }
 
@@ -1909,6 +2193,9 @@ static int publish_valid(const struct gfs_publish *p, struct gfs_diag *d)
 		    (!p->schema_id || strlen(p->schema_id) < 17) &&
 		    detail_valid(p->detail))) &&
 		  (!p->require_sidecar || p->sidecar) &&
+		  (!p->branch || gfs_branch_name_valid(p->branch)) &&
+		  (!p->branch_id || strlen(p->branch_id) <= GFS_ULID_LEN) &&
+		  (!p->expected_schema || strlen(p->expected_schema) < 17) &&
 		  (!p->sidecar || strlen(p->sidecar) <= GFS_ULID_LEN) &&
 		  (!p->audit || p->audit->op_id[0]);
 	for (size_t i = 0; ok && i < p->n_tables; i++)
@@ -1930,6 +2217,326 @@ int gfs_manifest_publish(struct gfs_manifest *m, const struct gfs_publish *p,
 		rc = run_write(m, publish_txn, &c, d);
 	if (!rc && out_version)
 		*out_version = c.version;
+	return rc;
+}
+
+/* ---- branches ----------------------------------------------------------- */
+
+struct br_ctx {
+	const char *name;
+	const char *from_branch;
+	uint64_t from_gv;
+	const char *actor;
+	struct gfs_branch b;
+	struct gfs_gv **gv;
+	struct gfs_diag *d;
+	struct gfs_branch *list;
+	size_t n;
+	bool created;
+};
+
+static int br_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct br_ctx *c = ctx;
+
+	return branch_read(e, txn, c->name, &c->b);
+}
+
+int gfs_manifest_branch_get(struct gfs_manifest *m, const char *name,
+			    struct gfs_branch *out)
+{
+	struct br_ctx c = { .name = name };
+	int rc = gfs_branch_name_valid(name) ? run_read(m, br_get_txn, &c) : -ENOENT;
+
+	if (!rc)
+		*out = c.b;
+	return rc;
+}
+
+static int br_head_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct br_ctx *c = ctx;
+
+	return branch_head_read(e, txn, c->name, &c->b, c->gv);
+}
+
+int gfs_manifest_branch_read(struct gfs_manifest *m, const char *name,
+			     struct gfs_branch *b, struct gfs_gv **out)
+{
+	struct br_ctx c = { .name = name, .gv = out };
+	int rc;
+
+	*out = NULL;
+	rc = gfs_branch_name_valid(name) ? run_read(m, br_head_txn, &c) : -ENOENT;
+	if (!rc && b)
+		*b = c.b;
+	return rc;
+}
+
+int gfs_manifest_branch_head(struct gfs_manifest *m, const char *name,
+			     struct gfs_gv **out)
+{
+	return gfs_manifest_branch_read(m, name, NULL, out);
+}
+
+/* main's record for a store made before branches: head = the highest gv. */
+static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
+{
+	struct gfs_branch b;
+	int rc = branch_read(e, txn, "main", &b);
+
+	*created = false;
+	if (rc || b.id[0])
+		return rc == MDB_NOTFOUND ? 0 : rc; /* no gv at all: init's job */
+	rc = gfs_ulid_new(b.id);
+	b.created_ns = gfs_now_ns();
+	copy_str(b.actor, sizeof b.actor, "graphctl upgrade");
+	if (!rc)
+		rc = branch_put(e, txn, &b);
+	*created = !rc;
+	return rc;
+}
+
+/* The graph version a new branch starts at; MDB_NOTFOUND (d says which)
+ * when from_branch or from_gv does not exist. */
+static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
+		       uint64_t *from)
+{
+	struct gfs_branch fb;
+	struct gfs_gv *gv = NULL;
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	if (c->from_branch) {
+		rc = gfs_branch_name_valid(c->from_branch)
+		     ? branch_read(e, txn, c->from_branch, &fb) : MDB_NOTFOUND;
+		if (rc == MDB_NOTFOUND)
+			gfs_diag_set(c->d, "no branch '%s' (see 'graphctl branch list')",
+				     c->from_branch);
+		*from = fb.head;
+		return rc;
+	}
+	be64_put(kb, c->from_gv);
+	rc = c->from_gv ? mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v) : MDB_NOTFOUND;
+	if (!rc)
+		rc = gv_decode(&k, &v, &gv); /* it must be a version we can read */
+	gfs_gv_free(gv);
+	if (rc == MDB_NOTFOUND)
+		gfs_diag_set(c->d, "graph version %llu does not exist (see 'graphctl log')",
+			     (unsigned long long)c->from_gv);
+	*from = c->from_gv;
+	return rc;
+}
+
+static int br_create_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct br_ctx *c = ctx;
+	struct gfs_branch old;
+	bool made;
+	int rc = branch_read(e, txn, c->name, &old);
+
+	if (!rc) {
+		gfs_diag_set(c->d, "branch '%s' already exists (head %llu)", c->name,
+			     (unsigned long long)old.head);
+		return -EEXIST;
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	rc = main_ensure(e, txn, &made);
+	memset(&c->b, 0, sizeof c->b);
+	if (!rc)
+		rc = create_from(e, txn, c, &c->b.from);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT; /* not MDB_NOTFOUND: that would be "gone" */
+	copy_str(c->b.name, sizeof c->b.name, c->name);
+	copy_str(c->b.actor, sizeof c->b.actor, c->actor ? c->actor : "");
+	c->b.head = c->b.from;
+	c->b.created_ns = gfs_now_ns();
+	if (!rc)
+		rc = gfs_ulid_new(c->b.id);
+	return rc ? rc : branch_put(e, txn, &c->b);
+}
+
+int gfs_manifest_branch_create(struct gfs_manifest *m, const char *name,
+			       const char *from_branch, uint64_t from_gv,
+			       const char *actor, struct gfs_branch *out,
+			       struct gfs_diag *d)
+{
+	struct br_ctx c = { .name = name, .from_branch = from_branch,
+			    .from_gv = from_gv, .actor = actor, .d = d };
+	int rc;
+
+	if (!gfs_branch_name_valid(name)) {
+		gfs_diag_set(d, "bad branch name '%s': a letter or digit, then up to 63 letters, digits, '.', '_' or '-'",
+			     name ? name : "");
+		return -EINVAL;
+	}
+	if (!m->e->has_branches) {
+		gfs_diag_set(d, "manifest is open read-only");
+		return -EROFS;
+	}
+	rc = run_write(m, br_create_txn, &c, d);
+	if (!rc && out)
+		*out = c.b;
+	return rc;
+}
+
+/* The first sidecar that names branch b (by id, or by name when it has no
+ * id), or that cannot be read; 0 when none, 1 when one does. */
+static int named_by_sidecar(struct env *e, MDB_txn *txn, const struct gfs_branch *b,
+			    char op_id[GFS_ULID_LEN + 1], bool *unreadable)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, e->dbi[DB_SIDECARS], &cur), found = 0;
+
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (!rc && !found) {
+		struct gfs_sidecar *sc = NULL;
+		int r = sidecar_decode(&k, &v, &sc);
+		if (r == -ENOMEM) {
+			rc = r;
+			break;
+		}
+		*unreadable = r != 0;
+		found = r != 0 || (sc->branch_id[0] ? !strcmp(sc->branch_id, b->id)
+				   : !strcmp(sc->branch[0] ? sc->branch : "main", b->name));
+		if (found)
+			copy_str(op_id, GFS_ULID_LEN + 1, sc->op_id);
+		gfs_sidecar_free(sc);
+		if (!found)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc ? rc : found;
+}
+
+static int br_delete_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct br_ctx *c = ctx;
+	char op_id[GFS_ULID_LEN + 1] = "";
+	bool unreadable = false;
+	MDB_val k = str_val(c->name);
+	int rc = branch_read(e, txn, c->name, &c->b);
+
+	if (rc == MDB_NOTFOUND) {
+		gfs_diag_set(c->d, "no branch '%s' (see 'graphctl branch list')", c->name);
+		return -ENOENT;
+	}
+	if (!rc)
+		rc = named_by_sidecar(e, txn, &c->b, op_id, &unreadable);
+	if (rc == 1) {
+		gfs_diag_set(c->d, unreadable
+			     ? "cannot delete branch '%s': sidecar %s cannot be read, so it may name it (pending recovery); see 'graphctl recover --list'"
+			     : "cannot delete branch '%s': operation %s on it is pending recovery; run 'graphctl recover' first",
+			     c->name, op_id);
+		return -EBUSY;
+	}
+	return rc ? rc : mdb_del(txn, e->dbi[DB_BRANCHES], &k, NULL);
+}
+
+int gfs_manifest_branch_delete(struct gfs_manifest *m, const char *name,
+			       struct gfs_diag *d)
+{
+	struct br_ctx c = { .name = name, .d = d };
+
+	if (!gfs_branch_name_valid(name)) {
+		gfs_diag_set(d, "no branch '%s' (see 'graphctl branch list')", name ? name : "");
+		return -ENOENT;
+	}
+	if (!strcmp(name, "main")) {
+		gfs_diag_set(d, "branch 'main' cannot be deleted");
+		return -EPERM;
+	}
+	if (!m->e->has_branches) {
+		gfs_diag_set(d, "no branch '%s' (see 'graphctl branch list')", name);
+		return -ENOENT;
+	}
+	return run_write(m, br_delete_txn, &c, d);
+}
+
+static int br_push(struct br_ctx *c, const struct gfs_branch *b)
+{
+	size_t cap = c->n; /* exact growth: lists are short */
+	void *p = realloc(c->list, (cap + 1) * sizeof *c->list);
+
+	if (!p)
+		return -ENOMEM;
+	c->list = p;
+	c->list[c->n++] = *b;
+	return 0;
+}
+
+static int br_list_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct br_ctx *c = ctx;
+	struct gfs_branch b;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	bool main_seen = false;
+	int rc = 0;
+
+	c->n = 0;
+	if (e->has_branches && !(rc = mdb_cursor_open(txn, e->dbi[DB_BRANCHES], &cur))) {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		while (!rc) {
+			rc = branch_decode(&k, &v, &b);
+			main_seen = main_seen || (!rc && !strcmp(b.name, "main"));
+			if (!rc)
+				rc = br_push(c, &b);
+			if (!rc)
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	rc = main_seen ? MDB_NOTFOUND : branch_read(e, txn, "main", &b);
+	if (!rc)
+		rc = br_push(c, &b);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int br_name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct gfs_branch *)a)->name,
+		      ((const struct gfs_branch *)b)->name);
+}
+
+int gfs_manifest_branch_list(struct gfs_manifest *m, struct gfs_branch **out,
+			     size_t *n)
+{
+	struct br_ctx c = { 0 };
+	int rc = run_read(m, br_list_txn, &c);
+
+	if (rc) {
+		free(c.list);
+		c.list = NULL;
+		c.n = 0;
+	}
+	if (c.n)
+		qsort(c.list, c.n, sizeof *c.list, br_name_cmp);
+	*out = c.list;
+	*n = c.n;
+	return rc;
+}
+
+static int br_upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct br_ctx *c = ctx;
+
+	return main_ensure(e, txn, &c->created);
+}
+
+int gfs_manifest_branches_upgrade(struct gfs_manifest *m, bool *created)
+{
+	struct br_ctx c = { 0 };
+	int rc = run_write(m, br_upgrade_txn, &c, NULL);
+
+	*created = !rc && c.created;
 	return rc;
 }
 
@@ -2298,12 +2905,15 @@ static void check_value(enum db db, const MDB_val *k, const MDB_val *v,
 	MDB_val pv = *v;
 	struct gfs_gv *gv = NULL;
 	struct gfs_audit *a = NULL;
+	struct gfs_branch br;
 	int rc = unseal(db, k, &pv);
 
 	if (!rc && db == DB_VERSIONS)
 		rc = gv_decode(k, v, &gv);
 	else if (!rc && db == DB_AUDIT)
 		rc = audit_decode(k, v, &a);
+	else if (!rc && db == DB_BRANCHES)
+		rc = branch_decode(k, v, &br);
 	else if (!rc && db == DB_AUDIT_BY_OP && pv.mv_size != 8)
 		rc = seal_fail(db, k, "value is not a sequence number");
 	if (rc == GFS_ECORRUPT || rc == GFS_EFORMAT)
@@ -2341,6 +2951,8 @@ int gfs_manifest_check(struct gfs_manifest *m,
 
 	for (int db = 0; db < DB__COUNT; db++) {
 		struct check_ctx cc = { .db = (enum db)db };
+		if (db == DB_BRANCHES && !m->e->has_branches)
+			continue;
 		int rc = run_read(m, check_db_txn, &cc);
 		for (size_t i = 0; i < cc.ms.n; i++) {
 			report(cc.ms.m[i], arg);

@@ -127,6 +127,24 @@ static int manifest_user(const char *dir, struct gfs_diag *d)
 	return rc;
 }
 
+/* Issue 11 (h11-branch's part of the format-3 upgrade): main gets its
+ * branch record (docs/branches-design.md §1.1), in a transaction of its
+ * own after the rewrite: a crash between them leaves a store whose main has
+ * no record, which reads as main = the highest graph version, and upgrade
+ * run again writes it. */
+static int upgrade_branches(struct gfs_manifest *m, struct gfs_upgrade_result *res,
+			    struct gfs_diag *d)
+{
+	bool created = false;
+	int rc = gfs_manifest_branches_upgrade(m, &created);
+
+	if (rc)
+		gfs_diag_set(d, "cannot record branch main: %s", gfs_strerror(rc));
+	if (created)
+		res->records++;
+	return rc;
+}
+
 static int upgrade_manifest(const char *dir, struct gfs_upgrade_result *res,
 			    struct gfs_diag *d)
 {
@@ -136,6 +154,8 @@ static int upgrade_manifest(const char *dir, struct gfs_upgrade_result *res,
 	if (rc)
 		return rc;
 	rc = gfs_manifest_upgrade(m, &res->records, d);
+	if (!rc)
+		rc = upgrade_branches(m, res, d);
 	gfs_manifest_close(m);
 	return rc;
 }
