@@ -391,6 +391,7 @@ static int publish(struct gfs_commit *c, const char *op, const char *detail,
 	memset(&p, 0, sizeof p);
 	p.branch = c->branch;
 	p.branch_id = c->branch_id;
+	p.merge_parent = c->merge_parent;
 	p.expected_schema = c->s->id;
 	p.op = op;
 	p.op_id = c->op_id;

@@ -195,6 +195,7 @@ struct gfs_publish {
 				   deleted or re-created branch -> GFS_ECAS) */
 	const char *expected_schema; /* NULL, or the schema id the branch
 				   head must still have (else GFS_ECAS) */
+	uint64_t merge_parent;  /* 0, or a merge's source gv: parents [H, S] */
 	const char *op;
 	const char *op_id;
 	const char *actor;

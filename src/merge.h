@@ -124,12 +124,13 @@ uint64_t gfs_merge_pages(const struct gfs_merge *m);
 
 enum gfs_merge_action gfs_merge_action(const struct gfs_merge *m, size_t t);
 
-/* Writes type t's merged version `version` on the target's version: the
+/* Writes type t's merged version `version` on the target's version (for
+ * GFS_MERGE_ADOPT too: the source's rows built on t, a file of its own): the
  * taken rows are copied into its own segment with their serial and
  * `changed` (a source row whose new serial the target also gave a new
  * row gets a fresh one above both sides' next_serial), put-if-absent as
- * gfs_tbuild_commit (its -EEXIST and failpoints).  Only for
- * GFS_MERGE_WRITE. */
+ * gfs_tbuild_commit (its -EEXIST and failpoints).  Not for
+ * GFS_MERGE_KEEP (-EINVAL). */
 int gfs_merge_build(struct gfs_merge *m, size_t t, struct gfs_tstore *ts,
 		    uint32_t version, const char *op_id, struct gfs_diag *d);
 
@@ -143,5 +144,41 @@ char *gfs_merge_report_json(const struct gfs_merge *m);
  *   conflict changed Person 'alice': target {...} | source {...}
  *   invalid Person 'bob': <message> */
 int gfs_merge_report_text(const struct gfs_merge *m, struct gfs_buf *out);
+
+/* ---- the writer (merge_op.c): `graphctl merge` ------------------------
+ *
+ * Merges branch `source` into branch `into` as one graph version on
+ * `into` with parents [H, S] (docs/branches-design.md §5).  Returns 0
+ * when it published (res->version), or found nothing to do
+ * (res->already_merged: the source is an ancestor of the target);
+ * GFS_ECONFLICT when conflicts or invalid rows remain (nothing is
+ * published; res->report_json / report_text list them all); -ENOENT an
+ * unknown branch; -EINVAL merging a branch into itself or across
+ * schemas; d says which.  A fast-forward (the target is the base), and a
+ * merge whose every table is kept or adopted, write no table file and no
+ * sidecar: one publish transaction. */
+struct gfs_graph;
+
+struct gfs_merge_opts {
+	const char *source;            /* branch merged */
+	const char *into;              /* branch written ("main") */
+	enum gfs_merge_prefer prefer;
+	const char *actor;             /* NULL = gfs_graph_actor(g) */
+};
+
+struct gfs_merge_result {
+	uint64_t version;              /* published, 0 if none */
+	uint64_t target_gv, source_gv, base_gv;
+	bool fast_forward, already_merged;
+	uint64_t rows_taken;
+	size_t tables_written, tables_adopted;
+	size_t conflicts, resolved, invalid;
+	char op_id[GFS_ULID_LEN + 1];
+	char *report_json, *report_text; /* owned: gfs_merge_result_release */
+};
+
+int gfs_graph_merge(struct gfs_graph *g, const struct gfs_merge_opts *o,
+		    struct gfs_merge_result *res, struct gfs_diag *d);
+void gfs_merge_result_release(struct gfs_merge_result *res);
 
 #endif

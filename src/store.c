@@ -2077,6 +2077,8 @@ static int write_version(struct env *e, MDB_txn *txn, const struct gfs_gv *head,
 	memcpy(nv.branch_id, c->b.id, sizeof nv.branch_id);
 	nv.parents[0] = head->version;
 	nv.n_parents = 1;
+	if (p->merge_parent) /* a merge: its source */
+		nv.parents[nv.n_parents++] = p->merge_parent;
 	copy_str(nv.op, sizeof nv.op, p->op);
 	copy_str(nv.op_id, sizeof nv.op_id, p->op_id);
 	copy_str(nv.actor, sizeof nv.actor, p->actor);
