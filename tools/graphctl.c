@@ -34,6 +34,7 @@ struct cmd {
 	const char *usage;
 	const char *help;
 	bool guarded; /* read-only: run in a child, a crash becomes an error */
+	bool takes_name; /* a NAME after STORE (branch create, delete) */
 };
 
 static int exit_for(int rc)
@@ -84,6 +85,9 @@ struct opts {
 	unsigned threads; /* load --threads; 0 = default */
 	bool json, quiet;
 	bool list, no_wait; /* recover */
+	const char *branch; /* --branch NAME */
+	const char *from;   /* branch create --from VERSION|BRANCH */
+	const char *name;   /* NAME after STORE (cmd->takes_name) */
 };
 
 static int parse_opts(const struct cmd *c, int argc, char **argv,
@@ -101,6 +105,8 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		{ "list", no_argument, NULL, 'l' },
 		{ "no-wait", no_argument, NULL, 'W' },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "branch", required_argument, NULL, 'b' },
+		{ "from", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -119,6 +125,8 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		case 'q': o->quiet = true; break;
 		case 'l': o->list = true; break;
 		case 'W': o->no_wait = true; break;
+		case 'b': o->branch = optarg; break;
+		case 'f': o->from = optarg; break;
 		case 'T': {
 			uint64_t n;
 			if (gfs_parse_u64(optarg, &n) || n < 1 || n > 16)
@@ -137,9 +145,19 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		}
 		}
 	}
+	if (o->branch && !strstr(" load export snapshot log schema ", c->name))
+		return usage_error(c, "--branch is taken by load, export, snapshot, log and schema");
+	if (o->branch && o->version && strcmp(c->name, "log"))
+		return usage_error(c, "--branch and --version are exclusive (a version names its branch)");
+	if (o->from && strcmp(c->name, "branch create"))
+		return usage_error(c, "--from is taken by branch create");
 	if (optind >= argc)
 		return usage_error(c, "missing STORE");
 	o->store = argv[optind++];
+	if (c->takes_name && optind >= argc)
+		return usage_error(c, "missing NAME");
+	if (c->takes_name)
+		o->name = argv[optind++];
 	if (optind < argc) {
 		char msg[128];
 		snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
@@ -275,6 +293,7 @@ static int cmd_load(int argc, char **argv)
 		return rc;
 	lo.source = o.data;
 	lo.threads = o.threads;
+	lo.branch = o.branch;
 	if (isatty(STDERR_FILENO) && !o.quiet && !o.json) {
 		clock_gettime(CLOCK_MONOTONIC, &ps.start);
 		ps.phase = -1;
@@ -301,6 +320,9 @@ static int cmd_load(int argc, char **argv)
 			       (double)res.phase_ns[ph] / 1e6);
 		printf("}}\n");
 	}
+	else if (!o.quiet && o.branch)
+		printf("loaded %" PRIu64 " rows from %s as graph version %" PRIu64 " on branch %s\n",
+		       res.rows_put, o.data, res.version, o.branch);
 	else if (!o.quiet)
 		printf("loaded %" PRIu64 " rows from %s as graph version %" PRIu64 "\n",
 		       res.rows_put, o.data, res.version);
@@ -308,6 +330,24 @@ static int cmd_load(int argc, char **argv)
 }
 
 /* ---- export, schema ---------------------------------------------------- */
+
+/* The head version of branch name into *v, or an exit status. */
+static int branch_version(struct gfs_graph *g, const char *name, uint64_t *v,
+			  const char *what)
+{
+	struct gfs_gv *gv = NULL;
+	int rc = gfs_manifest_branch_head(gfs_graph_manifest(g), name, &gv);
+
+	if (rc == -ENOENT) {
+		fprintf(stderr, "graphctl %s: no branch '%s' (see 'graphctl branch list')\n",
+			what, name);
+		return EXIT_FAILURE;
+	}
+	if (!rc)
+		*v = gv->version;
+	gfs_gv_free(gv);
+	return rc ? fail(what, rc, NULL) : 0;
+}
 
 static int cmd_export(int argc, char **argv)
 {
@@ -318,17 +358,29 @@ static int cmd_export(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	rc = o.branch ? branch_version(g, o.branch, &o.version, "export") : 0;
+	if (rc) {
+		gfs_graph_close(g);
+		return rc;
+	}
 	rc = gfs_graph_export(g, o.version, o.type, STDOUT_FILENO, &d);
 	gfs_graph_close(g);
 	return rc ? fail("export", rc, &d) : EXIT_SUCCESS;
 }
 
-static int get_version(struct gfs_graph *g, uint64_t v, struct gfs_gv **gv,
-		       const char *what)
+/* Graph version v, or the head of branch (NULL: main) when v is 0. */
+static int get_version(struct gfs_graph *g, uint64_t v, const char *branch,
+		       struct gfs_gv **gv, const char *what)
 {
 	struct gfs_manifest *m = gfs_graph_manifest(g);
-	int rc = v ? gfs_manifest_get(m, v, gv) : gfs_manifest_head(m, gv);
+	int rc = v ? gfs_manifest_get(m, v, gv)
+		   : gfs_manifest_branch_head(m, branch ? branch : "main", gv);
 
+	if (rc == -ENOENT && !v) {
+		fprintf(stderr, "graphctl %s: no branch '%s' (see 'graphctl branch list')\n",
+			what, branch ? branch : "main");
+		return EXIT_FAILURE;
+	}
 	if (rc == -ENOENT) {
 		fprintf(stderr, "graphctl %s: graph version %" PRIu64 " does not exist (see 'graphctl log')\n", what, v);
 		return EXIT_FAILURE;
@@ -347,7 +399,7 @@ static int cmd_schema(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	rc = get_version(g, o.version, &gv, "schema");
+	rc = get_version(g, o.version, o.branch, &gv, "schema");
 	if (!rc) {
 		int r = gfs_graph_schema(g, gv->schema_id, &s, &d);
 		rc = r ? fail("schema", r, &d) : 0;
@@ -392,15 +444,15 @@ static int cmd_snapshot(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	rc = get_version(g, o.version, &gv, "snapshot");
+	rc = get_version(g, o.version, o.branch, &gv, "snapshot");
 	if (!rc) {
 		gfs_time_format(gv->time_ns, when);
 		if (o.json)
-			printf("{\"version\":%" PRIu64 ",\"time\":\"%s\",\"schema\":\"%s\",\"tables\":{",
-			       gv->version, when, gv->schema_id);
+			printf("{\"version\":%" PRIu64 ",\"time\":\"%s\",\"schema\":\"%s\",\"branch\":\"%s\",\"tables\":{",
+			       gv->version, when, gv->schema_id, gv->branch);
 		else
-			printf("graph version %" PRIu64 " (%s, %s)\n%-32s %8s %12s %14s\n",
-			       gv->version, when, gv->op, "TABLE", "VERSION", "ROWS", "EXPORT BYTES");
+			printf("graph version %" PRIu64 " (%s, %s, branch %s)\n%-32s %8s %12s %14s\n",
+			       gv->version, when, gv->op, gv->branch, "TABLE", "VERSION", "ROWS", "EXPORT BYTES");
 		for (size_t i = 0; !rc && i < gv->n_pins; i++)
 			rc = snapshot_table(g, &gv->pins[i], o.json, i == 0);
 		if (o.json && !rc)
@@ -416,7 +468,7 @@ static int cmd_snapshot(int argc, char **argv)
 static int log_one(const struct gfs_gv *gv, void *arg)
 {
 	const struct opts *o = arg;
-	char when[40];
+	char when[40], parents[48];
 
 	if (o->json) {
 		char *j = gfs_gv_to_json(gv);
@@ -427,9 +479,54 @@ static int log_one(const struct gfs_gv *gv, void *arg)
 		return 0;
 	}
 	gfs_time_format(gv->time_ns, when);
-	printf("%6" PRIu64 "  %-30s  %-8s  %s  %s\n", gv->version, when, gv->op,
-	       gv->op_id, gv->detail ? gv->detail : "");
+	if (gv->n_parents == 2)
+		snprintf(parents, sizeof parents, "%" PRIu64 ",%" PRIu64, gv->parents[0], gv->parents[1]);
+	else if (gv->n_parents == 1)
+		snprintf(parents, sizeof parents, "%" PRIu64, gv->parents[0]);
+	else
+		snprintf(parents, sizeof parents, "-");
+	printf("%6" PRIu64 "  %-30s  %-8s  %-12s %-13s  %s  %s\n", gv->version, when, gv->op,
+	       gv->branch, parents, gv->op_id, gv->detail ? gv->detail : "");
 	return 0;
+}
+
+/* log --branch B: B's history along parents[0] from its head, down to
+ * --version FROM, printed oldest first like the whole log. */
+static int log_branch(struct gfs_graph *g, const struct opts *o)
+{
+	struct gfs_manifest *m = gfs_graph_manifest(g);
+	struct gfs_gv *gv = NULL;
+	uint64_t *vs = NULL;
+	size_t n = 0, cap = 0;
+	int rc = gfs_manifest_branch_head(m, o->branch, &gv);
+
+	if (rc == -ENOENT) {
+		fprintf(stderr, "graphctl log: no branch '%s' (see 'graphctl branch list')\n", o->branch);
+		return EXIT_FAILURE;
+	}
+	while (!rc && gv && gv->version >= (o->version ? o->version : 1)) {
+		void *p = gfs_array_grow(vs, &cap, n, sizeof *vs, 64);
+		uint64_t parent = gv->n_parents ? gv->parents[0] : 0;
+		if (!p) {
+			rc = -ENOMEM;
+			break;
+		}
+		vs = p;
+		vs[n++] = gv->version;
+		gfs_gv_free(gv);
+		gv = NULL;
+		if (parent)
+			rc = gfs_manifest_get(m, parent, &gv);
+	}
+	gfs_gv_free(gv);
+	while (!rc && n--) {
+		rc = gfs_manifest_get(m, vs[n], &gv);
+		if (!rc)
+			rc = log_one(gv, (void *)o);
+		gfs_gv_free(gv);
+	}
+	free(vs);
+	return rc ? fail("log", rc, NULL) : EXIT_SUCCESS;
 }
 
 static int cmd_log(int argc, char **argv)
@@ -440,6 +537,11 @@ static int cmd_log(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	if (o.branch) {
+		rc = log_branch(g, &o);
+		gfs_graph_close(g);
+		return rc;
+	}
 	rc = gfs_manifest_history(gfs_graph_manifest(g), o.version ? o.version : 1, 0, log_one, &o);
 	gfs_graph_close(g);
 	return rc ? fail("log", rc, NULL) : EXIT_SUCCESS;
@@ -635,6 +737,156 @@ static int cmd_recover(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- branch ------------------------------------------------------------ */
+
+static const struct cmd branch_cmds[];
+
+/* --from VERSION (all digits) or BRANCH. */
+static void parse_from(const char *from, const char **branch, uint64_t *gv)
+{
+	*branch = NULL;
+	*gv = 0;
+	if (!from)
+		*branch = "main";
+	else if (from[0] && strspn(from, "0123456789") == strlen(from) &&
+		 !gfs_parse_u64(from, gv) && *gv)
+		return;
+	else
+		*branch = from;
+}
+
+static int branch_fail(const char *what, int rc, const struct gfs_diag *d)
+{
+	fprintf(stderr, "graphctl %s: %s\n", what, d->msg[0] ? d->msg : gfs_strerror(rc));
+	/* pending recovery names the branch: the exit code of "recovery needed" */
+	return rc == -EBUSY ? EXIT_RECOVERY : exit_for(rc);
+}
+
+static int cmd_branch_create(int argc, char **argv)
+{
+	const struct cmd *c = &branch_cmds[0];
+	struct gfs_diag d = {{0}};
+	struct gfs_branch b;
+	struct gfs_graph *g;
+	const char *from_branch;
+	uint64_t from_gv;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	parse_from(o.from, &from_branch, &from_gv);
+	if ((rc = open_store("branch create", o.store, 0, &g)))
+		return rc;
+	rc = gfs_manifest_branch_create(gfs_graph_manifest(g), o.name, from_branch,
+					from_gv, gfs_graph_actor(g), &b, &d);
+	gfs_graph_close(g);
+	if (rc)
+		return branch_fail("branch create", rc, &d);
+	if (o.json) {
+		char *j = gfs_branch_to_json(&b);
+		if (j)
+			puts(j);
+		free(j);
+	} else if (!o.quiet) {
+		printf("created branch %s at graph version %" PRIu64 "\n", b.name, b.from);
+	}
+	return EXIT_SUCCESS;
+}
+
+static int cmd_branch_delete(int argc, char **argv)
+{
+	const struct cmd *c = &branch_cmds[1];
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("branch delete", o.store, 0, &g)))
+		return rc;
+	rc = gfs_manifest_branch_delete(gfs_graph_manifest(g), o.name, &d);
+	gfs_graph_close(g);
+	if (rc)
+		return branch_fail("branch delete", rc, &d);
+	if (!o.quiet)
+		printf("deleted branch %s\n", o.name);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_branch_list(int argc, char **argv)
+{
+	const struct cmd *c = &branch_cmds[2];
+	struct gfs_branch *bs = NULL;
+	struct gfs_graph *g;
+	size_t n = 0;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("branch list", o.store, GFS_GRAPH_RDONLY, &g)))
+		return rc;
+	rc = gfs_manifest_branch_list(gfs_graph_manifest(g), &bs, &n);
+	gfs_graph_close(g);
+	if (rc)
+		return fail("branch list", rc, NULL);
+	if (o.json)
+		printf("[");
+	else
+		printf("%-20s %8s %8s  %-26s  %s\n", "BRANCH", "HEAD", "FROM", "ID", "CREATED");
+	for (size_t i = 0; i < n; i++) {
+		char when[40];
+		char *j = o.json ? gfs_branch_to_json(&bs[i]) : NULL;
+		gfs_time_format(bs[i].created_ns, when);
+		if (o.json)
+			printf("%s%s", i ? "," : "", j ? j : "null");
+		else
+			printf("%-20s %8" PRIu64 " %8" PRIu64 "  %-26s  %s\n", bs[i].name,
+			       bs[i].head, bs[i].from, bs[i].id[0] ? bs[i].id : "-",
+			       bs[i].created_ns ? when : "-");
+		free(j);
+	}
+	if (o.json)
+		printf("]\n");
+	free(bs);
+	return EXIT_SUCCESS;
+}
+
+static const struct cmd branch_cmds[] = {
+	{ "branch create", cmd_branch_create, "branch create STORE NAME [--from VERSION|BRANCH] [--json]",
+	  "Create branch NAME at graph version VERSION, or at the head of BRANCH\n"
+	  "(default: main).  Copies no table data: one manifest record.  NAME is a\n"
+	  "letter or digit, then up to 63 letters, digits, '.', '_' or '-'.\n"
+	  "Exit 1 when NAME is taken or bad or --from names nothing; nothing changed.\n",
+	  false, true },
+	{ "branch delete", cmd_branch_delete, "branch delete STORE NAME",
+	  "Delete branch NAME (its graph versions stay, reachable as versions/N).\n"
+	  "main cannot be deleted (exit 1); a branch a pending operation names\n"
+	  "cannot be deleted until 'graphctl recover' resolved it (exit 3).\n",
+	  false, true },
+	{ "branch list", cmd_branch_list, "branch list STORE [--json]",
+	  "One line per branch: name, head and start graph versions, id, creation\n"
+	  "time.  --json: [{\"name\",\"id\",\"head\",\"from\",\"created\",\"actor\"}].\n",
+	  false, false },
+};
+
+static int cmd_branch(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("branch");
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		print_help(c);
+		return EXIT_SUCCESS;
+	}
+	for (size_t i = 0; argc >= 2 && i < GFS_ARRAY_SIZE(branch_cmds); i++)
+		if (!strcmp(branch_cmds[i].name + 7, argv[1]))
+			return branch_cmds[i].fn(argc - 1, argv + 1);
+	return usage_error(c, argc < 2 ? "missing create, list or delete"
+			   : "the subcommands are create, list and delete");
+}
+
 /* ---- upgrade ----------------------------------------------------------- */
 
 static int cmd_upgrade(int argc, char **argv)
@@ -783,7 +1035,7 @@ static int cmd_merge(int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "init", cmd_init, "init STORE --schema FILE.pg",
 	  "Create a new store in STORE (a new or empty directory) with the schema in\n"
-	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n", false },
+	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n", false, false },
 	{ "load", cmd_load, "load STORE --data FILE.jsonl|- [--mode merge|append|overwrite] [--threads N] [--json] [--quiet]",
 	  "Load a JSON Lines file as one new graph version.  merge (default) upserts\n"
 	  "by id, append inserts only new ids, overwrite replaces every table the\n"
@@ -793,22 +1045,22 @@ static const struct cmd cmds[] = {
 	  "GRAPHFS_LOAD_THREADS); the result does not depend on N.\n"
 	  "A terminal shows progress on standard error (rows/s and MB/s per phase);\n"
 	  "--json: {\"version\",\"op_id\",\"lines\",\"rows\",\"bytes\",\"sort_runs\",\"sort_bytes\",\n"
-	  "\"phases_ms\":{...}} (sort_*: runs and bytes the sort spilled to STORE/staging).\n", false },
+	  "\"phases_ms\":{...}} (sort_*: runs and bytes the sort spilled to STORE/staging).\n", false, false },
 	{ "export", cmd_export, "export STORE [--version N] [--type TYPE]",
 	  "Write graph version N (default: the newest) in load format to standard\n"
-	  "output: node tables, then edge tables, each in id order.\n", true },
+	  "output: node tables, then edge tables, each in id order.\n", true, false },
 	{ "snapshot", cmd_snapshot, "snapshot STORE [--version N] [--json]",
 	  "Show, per table, the table version graph version N pins and its rows.\n"
-	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n", true },
+	  "--json: {\"version\":N,\"tables\":{\"node:Person\":{\"version\":k,\"rows\":n,\"bytes\":b}}}\n", true, false },
 	{ "log", cmd_log, "log STORE [--version FROM] [--json]",
 	  "One line per graph version, oldest first.  --json: one object per line,\n"
-	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n", true },
+	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"tables\":{...}}\n", true, false },
 	{ "schema", cmd_schema, "schema STORE [--version N]",
-	  "Print the schema text of graph version N (default: the newest).\n", true },
+	  "Print the schema text of graph version N (default: the newest).\n", true, false },
 	{ "fsck", cmd_fsck, "fsck STORE [--json]",
 	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
 	  "when clean, 1 when problems were found (each printed on a line).\n"
-	  "Temp files of dead writers are shown as garbage, not as problems.\n", true },
+	  "Temp files of dead writers are shown as garbage, not as problems.\n", true, false },
 	{ "recover", cmd_recover, "recover STORE [--list] [--no-wait] [--json] [--quiet]",
 	  "Resolve what crashed writers left behind (DESIGN.md section 4): each\n"
 	  "pending sidecar is rolled forward (confirmed: published), rolled back\n"
@@ -822,7 +1074,17 @@ static const struct cmd cmds[] = {
 	  "records; with --json one object {\"pending\":[...],\"audit\":[...]}.\n"
 	  "--json without --list prints the summary as one object.\n"
 	  "Exit 0 resolved (or busy), 3 some kept because pins kept moving,\n"
-	  "4 invariant violation or an unreadable sidecar (kept, named on stderr).\n", false },
+	  "4 invariant violation or an unreadable sidecar (kept, named on stderr).\n", false, false },
+	{ "branch", cmd_branch, "branch create|list|delete STORE [NAME] [--from VERSION|BRANCH] [--json]",
+	  "Branches (a line of history with its own head; the root of a mount and\n"
+	  "every command without --branch is main):\n"
+	  "  branch create STORE NAME [--from VERSION|BRANCH]   at a version or a\n"
+	  "                                    branch's head (default main); no data copied\n"
+	  "  branch list STORE [--json]        name, head, from, id, created\n"
+	  "  branch delete STORE NAME          not main; not while a pending operation\n"
+	  "                                    names it (exit 3: run 'graphctl recover')\n"
+	  "load, export, snapshot, log and schema take --branch NAME; log --branch\n"
+	  "walks the branch's first parents from its head.\n", false, false },
 	{ "upgrade", cmd_upgrade, "upgrade STORE [--json] [--quiet]",
 	  "Bring a store written by an older graphfs to this build's format (format\n"
 	  "1 -> 2: checksums on every manifest record).  Other commands refuse an\n"
@@ -830,7 +1092,7 @@ static const struct cmd cmds[] = {
 	  "the store open (stop mounts and writers first).  Crash-safe: the manifest\n"
 	  "is rewritten in one transaction, then FORMAT; run it again after a crash.\n"
 	  "A current store is left as it is.  --json: {\"store\":...,\"from\":1,\"to\":2,\n"
-	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false },
+	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false, false },
 	{ "merge", cmd_merge, "merge STORE SOURCE [--into TARGET] [--prefer source|target] [--json] [--quiet]",
 	  "Merge branch SOURCE into branch TARGET (default main) as one graph\n"
 	  "version on TARGET whose parents are TARGET's head and SOURCE's head.\n"
@@ -847,7 +1109,7 @@ static const struct cmd cmds[] = {
 	  "\"resolved\",\"conflicts\":[...],\"invalid\":[...]} (also on a refusal).\n"
 	  "Exit 0 merged or already merged, 1 conflicts, invalid rows, an unknown\n"
 	  "branch, merging a branch into itself or across schemas (nothing changed),\n"
-	  "2 usage, 3 recovery needed.\n", false },
+	  "2 usage, 3 recovery needed.\n", false, false },
 };
 
 /* LMDB has no page checksums and trusts its page headers: a flipped bit in
