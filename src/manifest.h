@@ -77,6 +77,15 @@ struct gfs_sc_table {
 	uint32_t post;
 };
 
+/* A merge's sidecar (kind "merge", docs/branches-design.md §5): what it
+ * merges, so that a roll forward publishes parents [H, S] and gc keeps
+ * the gvs it names.  source_gv 0: not a merge. */
+struct gfs_sc_merge {
+	char source[GFS_BRANCH_NAME_MAX];
+	char source_id[GFS_ULID_LEN + 1];
+	uint64_t source_gv, base_gv, target_gv;
+};
+
 struct gfs_sidecar {
 	int format;            /* GFS_SIDECAR_FORMAT */
 	char op_id[GFS_ULID_LEN + 1];
@@ -90,6 +99,7 @@ struct gfs_sidecar {
 	 * and writers that name none) means main. */
 	char branch[GFS_BRANCH_NAME_MAX];
 	char branch_id[GFS_ULID_LEN + 1];
+	struct gfs_sc_merge merge;
 	char *raw;             /* set when the record did not parse: its bytes */
 	uint64_t rev;          /* revision of the record as read: a hash of its
 				  stored bytes (gfs_publish.sidecar_rev) */

@@ -353,8 +353,16 @@ static void settle(struct mop *x, bool *any)
 
 static int write_merge(struct mop *x)
 {
+	struct gfs_sc_merge *mg = &x->c.merge;
 	char *detail;
-	int rc = gfs_commit_arm(&x->c);
+	int rc;
+
+	snprintf(mg->source, sizeof mg->source, "%s", x->o->source);
+	memcpy(mg->source_id, x->p.sb.id, sizeof mg->source_id);
+	mg->source_gv = x->p.s->version;
+	mg->base_gv = x->p.b->version;
+	mg->target_gv = x->p.t->version;
+	rc = gfs_commit_arm(&x->c);
 
 	if (rc)
 		return rc;
@@ -370,7 +378,6 @@ static int write_merge(struct mop *x)
 	detail = rc ? NULL : log_detail(x->o, &x->p, x->res);
 	if (!rc && !detail)
 		rc = -ENOMEM;
-	x->c.merge_parent = x->p.s->version;
 	rc = gfs_commit_finish(&x->c, rc, "merge", detail, &x->res->version);
 	free(detail);
 	return rc;
