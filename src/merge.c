@@ -840,7 +840,7 @@ int gfs_merge_build(struct gfs_merge *m, size_t t, struct gfs_tstore *ts,
 	size_t n = 0;
 	int rc;
 
-	if (gfs_merge_action(m, t) != GFS_MERGE_WRITE)
+	if (gfs_merge_action(m, t) == GFS_MERGE_KEEP)
 		return -EINVAL;
 	gfs_tver_info(mt->t, &ti);
 	gfs_tver_info(mt->s, &si);

@@ -124,12 +124,13 @@ uint64_t gfs_merge_pages(const struct gfs_merge *m);
 
 enum gfs_merge_action gfs_merge_action(const struct gfs_merge *m, size_t t);
 
-/* Writes type t's merged version `version` on the target's version: the
+/* Writes type t's merged version `version` on the target's version (for
+ * GFS_MERGE_ADOPT too: the source's rows built on t, a file of its own): the
  * taken rows are copied into its own segment with their serial and
  * `changed` (a source row whose new serial the target also gave a new
  * row gets a fresh one above both sides' next_serial), put-if-absent as
- * gfs_tbuild_commit (its -EEXIST and failpoints).  Only for
- * GFS_MERGE_WRITE. */
+ * gfs_tbuild_commit (its -EEXIST and failpoints).  Not for
+ * GFS_MERGE_KEEP (-EINVAL). */
 int gfs_merge_build(struct gfs_merge *m, size_t t, struct gfs_tstore *ts,
 		    uint32_t version, const char *op_id, struct gfs_diag *d);
 
