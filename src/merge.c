@@ -88,7 +88,7 @@ int gfs_merge_prefer_parse(const char *s, enum gfs_merge_prefer *out)
 
 static int keycmp(const char *a, size_t al, const char *b, size_t bl)
 {
-	int c = memcmp(a, b, al < bl ? al : bl);
+	int c = al && bl ? memcmp(a, b, al < bl ? al : bl) : 0;
 
 	return c ? c : al < bl ? -1 : al > bl;
 }
@@ -429,7 +429,7 @@ int gfs_merge_table(struct gfs_merge *m, size_t t, struct gfs_tver *b,
 	rc = side_diff(m, mt, tt, &mt->dt, true);
 	if (!rc)
 		rc = side_diff(m, mt, sv, &mt->ds, false);
-	if (!rc)
+	if (!rc && mt->ntser)
 		qsort(mt->tser, mt->ntser, sizeof *mt->tser, u64cmp);
 	return rc ? rc : join(m, t);
 }
@@ -496,7 +496,7 @@ static int endpoints(struct gfs_merge *m)
 				rc = check_end(m, et, i, !side, td->from_idx, &e->src);
 				if (!rc && !(td->to_idx == td->from_idx &&
 					     e->dst.len == e->src.len &&
-					     !memcmp(e->dst.p, e->src.p, e->src.len)))
+					     (!e->src.len || !memcmp(e->dst.p, e->src.p, e->src.len))))
 					rc = check_end(m, et, i, !side, td->to_idx, &e->dst);
 			}
 		}
@@ -512,7 +512,8 @@ static int add_extra(struct mtab *mt, const struct gfs_buf *id, struct gfs_tver 
 	int rc = 0;
 
 	for (size_t i = 0; i < mt->extra.n; i++)
-		if (mt->extra.v[i].id.len == id->len && !memcmp(mt->extra.v[i].id.p, id->p, id->len))
+		if (mt->extra.v[i].id.len == id->len &&
+		    (!id->len || !memcmp(mt->extra.v[i].id.p, id->p, id->len)))
 			return 0;
 	if (!(r = mvec_add(&mt->extra)))
 		return -ENOMEM;
@@ -792,7 +793,7 @@ static int taken_rows(const struct mtab *mt, const struct mrow ***out, size_t *n
  * serial to a row of its own since the base. */
 static uint64_t serial_for(const struct mtab *mt, const struct mrow *r, uint64_t *fresh)
 {
-	if (r->serial >= mt->base_next &&
+	if (r->serial >= mt->base_next && mt->ntser &&
 	    bsearch(&r->serial, mt->tser, mt->ntser, sizeof *mt->tser, u64cmp))
 		return (*fresh)++;
 	return r->serial;
