@@ -19,7 +19,10 @@
  *                publish with parents [H, S] through gfs_commit_finish
  *   5. no file   a fast-forward, or only kept and adopted tables: one
  *                publish transaction, no sidecar: the tables that differ
- *                move to S's pins, every other pin must still be T's
+ *                move to S's pins, every other pin must still be T's.
+ *                A fast-forward locks and heals too (step 2; it skips
+ *                step 3): a dead writer's sidecar on the target is
+ *                resolved before the target's pins move under it.
  */
 #include "config.h"
 
@@ -406,6 +409,8 @@ static int row_merge(struct mop *x)
 	bool any = false;
 	int rc = lock_and_pin(x);
 
+	if (!rc && x->res->fast_forward) /* nothing to diff or validate */
+		return publish_pins(x->g, x->o, &x->p, NULL, x->res, x->d);
 	if (!rc)
 		rc = diff_tables(x);
 	if (!rc) {
@@ -444,13 +449,12 @@ static int attempt(struct gfs_graph *g, const struct gfs_merge_opts *o,
 		res->source_gv = x.p.s->version;
 		res->base_gv = x.p.b->version;
 	}
-	if (!rc && x.p.b->version == x.p.s->version)
+	if (!rc && x.p.b->version == x.p.s->version) {
 		res->already_merged = true;
-	else if (!rc && x.p.b->version == x.p.t->version) {
-		res->fast_forward = true;
-		rc = publish_pins(g, o, &x.p, NULL, res, d);
-	} else if (!rc)
+	} else if (!rc) {
+		res->fast_forward = x.p.b->version == x.p.t->version;
 		rc = row_merge(&x);
+	}
 	mop_release(&x);
 	return rc;
 }

@@ -11,7 +11,8 @@
 #    sidecar records the merge: invariant 163);
 #  - dev is byte-identical throughout, fsck is clean, no sidecar is left,
 #    at most one audit record for the merge's op;
-#  - merging again then gives the merged content (or "already merged").
+#  - merging again then gives the merged content (or "already merged");
+#  - a fast-forward heals a dead writer's sidecar on the target first.
 # The merge writes Person (rows changed on both sides) and adopts WorksAt
 # (changed on dev only), so it arms and builds two tables.
 . "$top_srcdir/tests/crash/crashlib.sh"
@@ -65,4 +66,21 @@ for p in $points; do
 	gctl export "$S" | cmp -s - "$T/new" && ok "$p: merging again gives the merged content" || bad "$p: after merging again: $(gctl export "$S" | diff "$T/new" - | head -5)"
 	clean "$S" || bad "$p: not clean at the end"
 done
+
+# A fast-forward heals first: a load on main killed after linking a table
+# left a sidecar; the merge of a branch made before it resolves it (roll
+# back) under its locks, finds main moved, and merges on the new head.
+S=$T/ff; rm -rf "$S"
+new_store "$S"
+gctl branch create "$S" ff -q >/dev/null
+printf '{"type":"Person","data":{"slug":"zff","name":"ff"}}\n' | gctl load "$S" --branch ff --data - -q
+gen_people 20 v2 >"$T/v2.jsonl"
+st=0
+GRAPHFS_FAILPOINTS=commit/after_table=exit@1 gctl load "$S" --data "$T/v2.jsonl" -q 2>/dev/null || st=$?
+[ "$st" = 86 ] || bad "ff: the load was not killed ($st)"
+[ "$(pending "$S")" = 1 ] && ok "ff: a dead writer's sidecar on main" || bad "ff: no pending sidecar"
+gctl merge "$S" ff -q 2>"$T/err" && ok "ff: the merge succeeds" || bad "ff: merge failed: $(cat "$T/err")"
+clean "$S" && ok "ff: healed, fsck clean, no sidecar" || bad "ff: not clean"
+gctl export "$S" | grep -q '"zff"' && ! gctl export "$S" | grep -q ' v2"' \
+	&& ok "ff: the branch's row, nothing of the dead load" || bad "ff: export: $(gctl export "$S" | head -3)"
 finish
