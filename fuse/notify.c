@@ -450,7 +450,40 @@ static void epoch_advance(struct gfs_fs *fs, uint64_t head)
 	pthread_rwlock_unlock(&fs->reply_lock);
 }
 
-static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
+/* branches/ and every vnode of a branch's live view: any new graph
+ * version may be a branch's (or a branch was created or deleted), and
+ * there are few such vnodes, so they are invalidated as if everything
+ * moved (docs/mount.md, "Branches"). */
+static void collect_branches(struct gfs_fs *fs, struct invals *iv)
+{
+	bool was = iv->schema_moved;
+
+	iv->schema_moved = true;
+	pthread_mutex_lock(&fs->ino_lock);
+	for (size_t b = 0; b < fs->n_buckets; b++)
+		for (struct vnode *n = fs->buckets[b]; n; n = n->next)
+			if (gfs_vdesc_in_branch(&n->d))
+				collect_one(fs, iv, n);
+	pthread_mutex_unlock(&fs->ino_lock);
+	iv->schema_moved = was;
+	invals_merge(iv);
+}
+
+/* A branch was created or deleted (no graph version was written):
+ * branches/ and the branch views. */
+static void branches_changed(struct gfs_fs *fs)
+{
+	struct invals iv;
+
+	memset(&iv, 0, sizeof iv);
+	collect_branches(fs, &iv);
+	apply(fs, &iv);
+	invals_release(&iv);
+}
+
+/* The global head moved to head; main (the root) from old to main_head. */
+static void follow(struct gfs_fs *fs, uint64_t old, uint64_t main_head,
+		   uint64_t head)
 {
 	struct chgs cs = {0};
 	struct invals iv;
@@ -458,9 +491,10 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
 	memset(&iv, 0, sizeof iv);
 	epoch_advance(fs, head);
 	/* Without the list of moved tables, everything live may have moved. */
-	iv.schema_moved = !old || gfs_view_diff(fs->v, old, head, add_table, &iv) ||
-			  gfs_view_schema_moved(fs->v, old, head);
-	if (!iv.schema_moved && diff_tables(fs, &iv, old, head, &cs)) {
+	iv.schema_moved = !old || !main_head ||
+			  gfs_view_diff(fs->v, old, main_head, add_table, &iv) ||
+			  gfs_view_schema_moved(fs->v, old, main_head);
+	if (!iv.schema_moved && diff_tables(fs, &iv, old, main_head, &cs)) {
 		collect_targeted(fs, &iv, &cs);
 		atomic_fetch_add(&fs->rows_changed, cs.n);
 	} else {
@@ -468,6 +502,7 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t head)
 		atomic_fetch_add(&fs->full_scans, 1);
 	}
 	chgs_release(&cs);
+	collect_branches(fs, &iv);
 	/* Tests park here to stop the daemon with invalidations pending. */
 	gfs_fp_hit(GFS_FP_NOTIFIER_BEFORE_APPLY);
 	apply(fs, &iv);
@@ -528,17 +563,27 @@ static void *notifier_main(void *arg)
 {
 	struct gfs_fs *fs = arg;
 	uint64_t last = atomic_load(&fs->epoch);
+	uint64_t main_last = gfs_view_main_head(fs->v);
+	uint64_t sig_last = gfs_view_branches_sig(fs->v);
 
 	atomic_store(&fs->head_seen, last);
 	while (!wait_stop(fs)) {
-		uint64_t head = gfs_view_head(fs->v);
+		uint64_t head = gfs_view_head(fs->v), main_head;
+		uint64_t sig = gfs_view_branches_sig(fs->v);
 
 		atomic_fetch_add(&fs->polls, 1);
 		fsi_prune(fs);
+		if (head && head == last && sig != sig_last)
+			branches_changed(fs); /* created or deleted */
+		sig_last = sig;
 		if (!head || head == last)
 			continue;
-		follow(fs, last, head);
+		/* The root shows main: diff main's heads, not the global
+		 * ones (the newest version may be another branch's). */
+		main_head = gfs_view_main_head(fs->v);
+		follow(fs, main_last, main_head, head);
 		last = head;
+		main_last = main_head ? main_head : main_last;
 	}
 	return NULL;
 }

@@ -71,6 +71,10 @@ struct gfs_view {
 	size_t n_interned, cap_interned;
 	struct gfs_view_stats stats;
 
+	/* branches/<name>/ views: ver key -> name, protected by lock */
+	struct bname { uint64_t key; char *name; } *bnames;
+	size_t n_bnames, cap_bnames;
+
 	pthread_mutex_t hist_lock; /* everything below */
 	struct thist *hist;
 	uint64_t hist_upto;
@@ -327,6 +331,107 @@ uint64_t gfs_view_head(struct gfs_view *v)
 	return gfs_manifest_head_version(v->m);
 }
 
+/* ---- branch views ------------------------------------------------------ */
+
+/* The ver of branch name's live view: GFS_VER_BRANCH | 63 bits of a hash
+ * of the name, so inode numbers under it are the same on every mount.  0
+ * on ENOMEM or if another name has the same key (then the branch is not
+ * shown: two names in 2^63). */
+static uint64_t branch_key(struct gfs_view *v, const char *name)
+{
+	uint64_t key = GFS_VER_BRANCH | (gfs_hash64(name, strlen(name)) & ~GFS_VER_BRANCH);
+	struct bname *p;
+
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->n_bnames; i++)
+		if (v->bnames[i].key == key) {
+			if (strcmp(v->bnames[i].name, name))
+				key = 0;
+			pthread_mutex_unlock(&v->lock);
+			return key;
+		}
+	p = gfs_array_grow(v->bnames, &v->cap_bnames, v->n_bnames, sizeof *p, 8);
+	if (p) {
+		v->bnames = p;
+		p[v->n_bnames].key = key;
+		p[v->n_bnames].name = gfs_strdup(name);
+		if (p[v->n_bnames].name)
+			v->n_bnames++;
+		else
+			key = 0;
+	} else {
+		key = 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return key;
+}
+
+/* The name of a branch key (borrowed until gfs_view_free), or NULL. */
+static const char *branch_name(struct gfs_view *v, uint64_t key)
+{
+	const char *name = NULL;
+
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->n_bnames && !name; i++)
+		if (v->bnames[i].key == key)
+			name = v->bnames[i].name;
+	pthread_mutex_unlock(&v->lock);
+	return name;
+}
+
+bool gfs_vdesc_in_branch(const struct gfs_vdesc *d)
+{
+	return (d->ver & GFS_VER_BRANCH) || d->kind == GFS_VK_BRANCHES;
+}
+
+const char *gfs_view_branch_of(struct gfs_view *v, const struct gfs_vdesc *d)
+{
+	return d->ver & GFS_VER_BRANCH ? branch_name(v, d->ver) : NULL;
+}
+
+/* The graph version a live ver (0: main, or a branch key) shows now:
+ * 0 and -ENOENT when the branch is gone. */
+static int live_head(struct gfs_view *v, uint64_t ver, uint64_t *out)
+{
+	const char *name = ver ? branch_name(v, ver) : "main";
+	struct gfs_branch b;
+	int rc = name ? gfs_manifest_branch_get(v->m, name, &b) : -ENOENT;
+
+	*out = rc ? 0 : b.head;
+	return rc;
+}
+
+uint64_t gfs_view_branches_sig(struct gfs_view *v)
+{
+	struct gfs_branch *bs = NULL;
+	size_t n = 0;
+	uint64_t h = 0;
+
+	if (gfs_manifest_branch_list(v->m, &bs, &n))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		h = h * 1099511628211u ^ gfs_hash64(bs[i].name, strlen(bs[i].name));
+		h = h * 1099511628211u ^ gfs_hash64(bs[i].id, strlen(bs[i].id));
+		h = h * 1099511628211u ^ bs[i].head;
+	}
+	free(bs);
+	return h;
+}
+
+uint64_t gfs_view_main_head(struct gfs_view *v)
+{
+	uint64_t h;
+
+	return live_head(v, 0, &h) ? 0 : h;
+}
+
+uint64_t gfs_view_live_head(struct gfs_view *v, const struct gfs_vdesc *d)
+{
+	uint64_t h;
+
+	return live_head(v, gfs_vdesc_frozen(d) ? 0 : d->ver, &h) ? 0 : h;
+}
+
 /* ---- manifest.json / log.jsonl lines ---------------------------------- */
 
 /* One line: the manifest of gv, '\n' included.  Also log.jsonl's lines. */
@@ -347,7 +452,12 @@ static int gv_json(const struct gfs_gv *gv, struct gfs_buf *b)
 	rc = rc ? rc : gfs_buf_append(b, ",\"schema_id\":", 13);
 	rc = rc ? rc : gfs_buf_append_json_str(b, gv->schema_id,
 					       strlen(gv->schema_id));
-	rc = rc ? rc : gfs_buf_append(b, ",\"tables\":{", 11);
+	rc = rc ? rc : gfs_buf_append(b, ",\"branch\":", 10);
+	rc = rc ? rc : gfs_buf_append_json_str(b, gv->branch, strlen(gv->branch));
+	rc = rc ? rc : gfs_buf_append(b, ",\"parents\":[", 12);
+	for (size_t i = 0; !rc && i < gv->n_parents; i++)
+		rc = gfs_buf_appendf(b, "%s%" PRIu64, i ? "," : "", gv->parents[i]);
+	rc = rc ? rc : gfs_buf_append(b, "],\"tables\":{", 12);
 	for (size_t i = 0; !rc && i < gv->n_pins; i++) {
 		if (i)
 			rc = gfs_buf_appendc(b, ',');
@@ -616,7 +726,7 @@ bool gfs_vdesc_same(const struct gfs_vdesc *a, const struct gfs_vdesc *b)
 
 bool gfs_vdesc_frozen(const struct gfs_vdesc *d)
 {
-	return d->ver != 0;
+	return d->ver != 0 && !(d->ver & GFS_VER_BRANCH);
 }
 
 bool gfs_vdesc_uses(const struct gfs_vdesc *d, const char *table)
@@ -631,7 +741,7 @@ bool gfs_vdesc_is_dir(const struct gfs_vdesc *d)
 	case GFS_VK_GFSDIR: case GFS_VK_NODES: case GFS_VK_EDGES:
 	case GFS_VK_TYPEDIR: case GFS_VK_NODEDIR: case GFS_VK_NODEOUT:
 	case GFS_VK_NODEIN: case GFS_VK_ETDIR: case GFS_VK_SRCDIR:
-	case GFS_VK_INGEST:
+	case GFS_VK_INGEST: case GFS_VK_BRANCHES: case GFS_VK_BDIR:
 		return true;
 	default:
 		return false;
@@ -651,15 +761,23 @@ struct ctx {
 	const struct gfs_schema *s;
 };
 
-/* ver 0: the head at this moment. */
+/* ver 0: main's head at this moment; a branch key: that branch's head
+ * (-ENOENT once it is deleted); else graph version ver. */
 static int ctx_get(struct gfs_view *v, uint64_t ver, struct ctx *c)
 {
 	struct gfs_diag d = {{0}};
 	int rc;
 
 	memset(c, 0, sizeof *c);
-	if (!ver)
-		ver = gfs_manifest_head_version(v->m);
+	if (!ver || (ver & GFS_VER_BRANCH)) {
+		bool branch = ver != 0;
+
+		rc = live_head(v, ver, &ver);
+		if (rc == -ENOENT) /* a deleted branch; main always exists */
+			return branch ? -ENOENT : -EIO;
+		if (rc)
+			return rc;
+	}
 	if (!ver)
 		return -EIO;
 	rc = gv_get(v, ver, &c->ge);
@@ -1179,9 +1297,9 @@ static void desc_refresh(struct gfs_view *v, struct gfs_vdesc *d)
 		d->size = b.len;
 		gfs_buf_release(&b);
 	}
-	if (d->ver == 0 && (gfs_vdesc_is_dir(d) || d->kind == GFS_VK_LOG ||
-			    d->kind == GFS_VK_GFSFILE) &&
-	    ctx_get(v, 0, &c) == 0) {
+	if (!gfs_vdesc_frozen(d) && (gfs_vdesc_is_dir(d) || d->kind == GFS_VK_LOG ||
+				     d->kind == GFS_VK_GFSFILE) &&
+	    ctx_get(v, d->ver, &c) == 0) {
 		d->mtime_ns = gfs_vdesc_is_dir(d) ? dir_mtime(v, &c, d)
 						  : c.gv->time_ns;
 		ctx_put(v, &c);
@@ -1285,7 +1403,54 @@ static int lk_root(struct gfs_view *v, const struct ctx *c, const char *name,
 		desc_init(d, GFS_VK_GFSDIR, 0, c);
 		return 0;
 	}
+	if (name_is(name, nlen, "branches")) {
+		desc_init(d, GFS_VK_BRANCHES, 0, c);
+		return 0;
+	}
 	return lk_tree(v, c, 0, name, nlen, d);
+}
+
+/* branches/<name>: a branch that exists now. */
+static int lk_branches(struct gfs_view *v, const char *name, size_t nlen,
+		       struct gfs_vdesc *d)
+{
+	char nm[GFS_BRANCH_NAME_MAX];
+	uint64_t key;
+	struct ctx c;
+	int rc;
+
+	if (nlen >= sizeof nm)
+		return -ENOENT;
+	memcpy(nm, name, nlen);
+	nm[nlen] = '\0';
+	if (!gfs_branch_name_valid(nm))
+		return -ENOENT;
+	key = branch_key(v, nm);
+	if (!key)
+		return -ENOENT;
+	rc = ctx_get(v, key, &c);
+	if (rc)
+		return rc == -ENOENT ? -ENOENT : to_errno(rc);
+	desc_init(d, GFS_VK_BDIR, key, &c);
+	ctx_put(v, &c);
+	return 0;
+}
+
+/* branches/<name>/: HEAD -> ../../versions/N, and the tree; no versions/,
+ * log.jsonl or .graphfs/ of its own. */
+static int lk_bdir(struct gfs_view *v, const struct ctx *c, uint64_t ver,
+		   const char *name, size_t nlen, struct gfs_vdesc *d)
+{
+	if (name_is(name, nlen, "HEAD")) {
+		char t[48];
+
+		desc_init(d, GFS_VK_HEAD, ver, c);
+		d->gen = c->gv->version;
+		d->size = (uint64_t)snprintf(t, sizeof t, "../../versions/%" PRIu64,
+					     c->gv->version);
+		return 0;
+	}
+	return lk_tree(v, c, ver, name, nlen, d);
 }
 
 /* "N" in canonical decimal, no sign, no leading zero. */
@@ -1301,7 +1466,7 @@ static int lk_versions(struct gfs_view *v, const char *name, size_t nlen,
 	for (size_t i = 0; i < nlen; i++)
 		if (name[i] < '0' || name[i] > '9')
 			return -ENOENT;
-	if (gfs_parse_u64(name, &n) || n == 0)
+	if (gfs_parse_u64(name, &n) || n == 0 || (n & GFS_VER_BRANCH))
 		return -ENOENT;
 	rc = ctx_get(v, n, &c);
 	if (rc)
@@ -1470,6 +1635,10 @@ static int lk_kind(struct gfs_view *v, const struct ctx *c,
 		return lk_tree(v, c, p->ver, name, nlen, d);
 	case GFS_VK_VERSIONS:
 		return lk_versions(v, name, nlen, d);
+	case GFS_VK_BRANCHES:
+		return lk_branches(v, name, nlen, d);
+	case GFS_VK_BDIR:
+		return lk_bdir(v, c, p->ver, name, nlen, d);
 	case GFS_VK_GFSDIR:
 		return lk_gfsdir(name, nlen, d);
 	case GFS_VK_NODES:
@@ -1499,7 +1668,8 @@ static int lk_dispatch(struct gfs_view *v, const struct ctx *c,
 {
 	int rc = lk_kind(v, c, p, name, nlen, d);
 
-	if (!rc && gfs_vdesc_is_dir(d) && d->kind != GFS_VK_VDIR)
+	if (!rc && gfs_vdesc_is_dir(d) && d->kind != GFS_VK_VDIR &&
+	    d->kind != GFS_VK_BDIR)
 		d->mtime_ns = dir_mtime(v, c, d);
 	return rc;
 }
@@ -1541,7 +1711,8 @@ int gfs_view_readlink(struct gfs_view *v, const struct gfs_vdesc *d,
 	int rc;
 
 	if (d->kind == GFS_VK_HEAD)
-		return gfs_buf_appendf(out, "versions/%" PRIu64, d->gen);
+		return gfs_buf_appendf(out, "%sversions/%" PRIu64,
+				       d->ver & GFS_VER_BRANCH ? "../../" : "", d->gen);
 	if (d->kind != GFS_VK_EDGELINK)
 		return -EINVAL;
 	rc = ctx_get(v, d->ver, &c);
@@ -1953,15 +2124,38 @@ static int names_edge_types(struct gfs_view *v, struct gfs_vdir *dh, int side)
 	return rc < 0 ? to_errno(rc) : 0;
 }
 
+/* branches/: every branch, main too (branches/main/ shows what the root
+ * shows). */
+static int names_branches(struct gfs_view *v, struct gfs_vdir *dh)
+{
+	struct gfs_branch *bs = NULL;
+	size_t n = 0;
+	int rc = gfs_manifest_branch_list(v->m, &bs, &n);
+
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = names_add(dh, bs[i].name);
+	free(bs);
+	return to_errno(rc);
+}
+
 static int dir_static_names(struct gfs_view *v, struct gfs_vdir *dh)
 {
-	static const char *const root[] = { ".graphfs", "HEAD", "edges",
-		"log.jsonl", "manifest.json", "nodes", "schema.pg", "versions" };
+	static const char *const root[] = { ".graphfs", "HEAD", "branches",
+		"edges", "log.jsonl", "manifest.json", "nodes", "schema.pg",
+		"versions" };
 	static const char *const vdir[] = { "edges", "manifest.json", "nodes",
 		"schema.pg" };
+	static const char *const bdir[] = { "HEAD", "edges", "manifest.json",
+		"nodes", "schema.pg" };
 	int rc = 0;
 
 	switch (dh->d.kind) {
+	case GFS_VK_BDIR:
+		for (size_t i = 0; !rc && i < GFS_ARRAY_SIZE(bdir); i++)
+			rc = names_add(dh, bdir[i]);
+		return rc;
+	case GFS_VK_BRANCHES:
+		return names_branches(v, dh);
 	case GFS_VK_ROOT:
 		for (size_t i = 0; !rc && i < GFS_ARRAY_SIZE(root); i++)
 			rc = names_add(dh, root[i]);
@@ -2350,10 +2544,10 @@ static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh, uint64_t ver)
  * at any other cookie, from the version the cookie names. */
 static int dir_pin_for(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off)
 {
-	if (dh->d.ver)
+	if (gfs_vdesc_frozen(&dh->d))
 		return 0; /* versions/N: fixed */
 	if (off == 0)
-		return dir_repin(v, dh, 0);
+		return dir_repin(v, dh, dh->d.ver);
 	if (dh->c.gv && (dh->c.gv->version & VER_MASK) == (off >> POS_BITS & VER_MASK))
 		return 0;
 	return dir_repin(v, dh, cookie_version(off, gfs_manifest_head_version(v->m)));
@@ -2405,7 +2599,7 @@ int gfs_view_readdir_at(struct gfs_view *v, const struct gfs_vdesc *d,
 	*version = 0;
 	/* A live directory is pinned by gfs_view_readdir, to the version
 	 * the offset names. */
-	rc = dir_new(v, d, d->ver != 0, &dh);
+	rc = dir_new(v, d, gfs_vdesc_frozen(d), &dh);
 	if (rc)
 		return rc;
 	rc = gfs_view_readdir(v, dh, off, emit, arg);
@@ -2538,6 +2732,9 @@ void gfs_view_free(struct gfs_view *v)
 	}
 	free(v->log_ver);
 	free(v->log_end);
+	for (size_t i = 0; i < v->n_bnames; i++)
+		free(v->bnames[i].name);
+	free(v->bnames);
 	for (size_t i = 0; i < v->n_interned; i++)
 		free(v->interned[i]);
 	free(v->interned);

@@ -60,7 +60,18 @@ enum gfs_vkind {
 	/* ingest/ (sub 0: merge), ingest/append/ (1), ingest/overwrite/ (2):
 	 * directories of fuse/write.c, in the live root. */
 	GFS_VK_INGEST,
+	/* branches/ (live: the branch list) and branches/<name>/: a live view
+	 * of that branch's head (docs/branches-design.md §1.2).  Every
+	 * descriptor under branches/<name>/ carries ver = GFS_VER_BRANCH | a
+	 * hash of the name (gfs_view_branch_of), so its identity differs from
+	 * the root's and from versions/N's, and it is live, not frozen. */
+	GFS_VK_BRANCHES,
+	GFS_VK_BDIR,
 };
+
+/* ver of a descriptor in a branch's live view (bit 63; graph version
+ * numbers never reach it). */
+#define GFS_VER_BRANCH (UINT64_C(1) << 63)
 
 enum gfs_gfsfile {
 	GFS_GF_HEAD,
@@ -119,7 +130,20 @@ int gfs_view_new(struct gfs_graph *g, const struct gfs_view_opts *o,
 		 struct gfs_view **out);
 void gfs_view_free(struct gfs_view *v);
 void gfs_view_stats(struct gfs_view *v, struct gfs_view_stats *out);
+/* The highest graph version of any branch (the notifier polls it). */
 uint64_t gfs_view_head(struct gfs_view *v);
+/* The head of branch main (the root), 0 on error. */
+uint64_t gfs_view_main_head(struct gfs_view *v);
+/* The branch whose live view d is in: NULL for the root (main) and for
+ * versions/N; else the name (valid until gfs_view_free). */
+const char *gfs_view_branch_of(struct gfs_view *v, const struct gfs_vdesc *d);
+/* The head of the branch whose live view d is in (main for the root). */
+uint64_t gfs_view_live_head(struct gfs_view *v, const struct gfs_vdesc *d);
+/* A hash of every branch's name, id and head: changes when a branch is
+ * created, deleted or moves (the notifier polls it). */
+uint64_t gfs_view_branches_sig(struct gfs_view *v);
+/* Is d in a branch's live view (or branches/ itself)? */
+bool gfs_vdesc_in_branch(const struct gfs_vdesc *d);
 
 void gfs_view_root(struct gfs_view *v, struct gfs_vdesc *out);
 int gfs_view_lookup(struct gfs_view *v, const struct gfs_vdesc *parent,

@@ -232,11 +232,17 @@ struct gfs_wobj {
 	char *pend;                /* scratch: node whose deletion is pending */
 	size_t pend_len;
 	uint64_t mtime_ns;
+	const char *branch;        /* the branch its directory's view shows
+				      (gfs_view_branch_of: owned by the
+				      view), NULL for main */
 	struct wbuf b;
 };
 
+/* Changes to publish on one branch (NULL: main); a batch never mixes
+ * branches (take_batch_locked). */
 struct wreq {
 	struct wreq *next;
+	const char *branch;
 	struct gfs_change *ch;
 	size_t n;
 	bool done;
@@ -626,7 +632,7 @@ static void batch_msg(struct gfs_change *ch, const struct gfs_diag *d)
 
 static uint64_t run_batch(struct gfs_wr *w, struct wreq *batch)
 {
-	struct gfs_apply_opts o = { .source = w->source };
+	struct gfs_apply_opts o = { .source = w->source, .branch = batch->branch };
 	struct gfs_apply_result res;
 	struct gfs_diag d = {{0}};
 	struct gfs_change *all;
@@ -663,6 +669,34 @@ static uint64_t run_batch(struct gfs_wr *w, struct wreq *batch)
 	return rc ? 0 : res.version;
 }
 
+static bool same_branch(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* The queued requests of the first one's branch, in order; the others
+ * stay queued for the next batch. */
+static struct wreq *take_batch_locked(struct gfs_wr *w)
+{
+	struct wreq *batch = NULL, **bt = &batch, *rest = NULL, **rt = &rest;
+	const char *br = w->q_head->branch;
+
+	for (struct wreq *r = w->q_head, *next; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		if (same_branch(r->branch, br)) {
+			*bt = r;
+			bt = &r->next;
+		} else {
+			*rt = r;
+			rt = &r->next;
+		}
+	}
+	w->q_head = rest;
+	w->q_tail = rest ? rt : &w->q_head;
+	return batch;
+}
+
 static void *committer(void *arg)
 {
 	struct gfs_wr *w = arg;
@@ -676,9 +710,7 @@ static void *committer(void *arg)
 			pthread_cond_wait(&w->q_cond, &w->q_lock);
 		if (!w->q_head)
 			break;
-		batch = w->q_head;
-		w->q_head = NULL;
-		w->q_tail = &w->q_head;
+		batch = take_batch_locked(w);
 		for (struct wreq *r = batch; r; r = r->next)
 			w->queued -= r->n, w->changes += r->n;
 		w->batches++;
@@ -696,9 +728,10 @@ static void *committer(void *arg)
 
 /* Publishes ch[0..n) (with whatever else is queued) and waits; each
  * change's rc/msg/version are set.  Returns ch[0]'s errno. */
-static int commit(struct gfs_wr *w, struct gfs_change *ch, size_t n)
+static int commit(struct gfs_wr *w, const char *branch, struct gfs_change *ch,
+		  size_t n)
 {
-	struct wreq r = { .ch = ch, .n = n };
+	struct wreq r = { .branch = branch, .ch = ch, .n = n };
 	int rc = 0;
 
 	pthread_mutex_lock(&w->q_lock);
@@ -721,10 +754,10 @@ static int commit(struct gfs_wr *w, struct gfs_change *ch, size_t n)
 }
 
 /* One change of op on path: commits it, records a failure. */
-static int commit_one(struct gfs_wr *w, struct gfs_change *ch, const char *op,
-		      const char *path)
+static int commit_one(struct gfs_wr *w, const char *branch,
+		      struct gfs_change *ch, const char *op, const char *path)
 {
-	int rc = commit(w, ch, 1);
+	int rc = commit(w, branch, ch, 1);
 
 	if (rc)
 		note_error(w, op, path, -rc, ch->msg[0] ? ch->msg :
@@ -776,40 +809,49 @@ int gfs_wr_new(struct gfs_graph *g, struct gfs_view *v, const char *mnt,
 	return 0;
 }
 
-/* The end of the mount: a node still pending deletion is deleted now. */
+/* The end of the mount: a node still pending deletion is deleted now, on
+ * the branch of the directory it was renamed in (one commit each: a batch
+ * is one branch). */
 static void flush_pending(struct gfs_wr *w)
 {
 	struct gfs_writer who = { .uid = getuid(), .pid = getpid() };
 	struct gfs_change *ch = NULL;
-	size_t n = 0, cap = 0;
+	const char **br = NULL;
+	size_t n = 0, cap = 0, bcap = 0;
 
 	snprintf(who.comm, sizeof who.comm, "graphfs");
 	pthread_mutex_lock(&w->lock);
 	for (struct gfs_wobj *o = w->objs; o; o = o->next) {
 		struct gfs_change *p;
+		const char **q;
 
 		if (!o->listed || !o->pend)
 			continue;
 		p = gfs_array_grow(ch, &cap, n, sizeof *ch, 8);
-		if (!p)
+		if (p)
+			ch = p;
+		q = p ? gfs_array_grow(br, &bcap, n, sizeof *br, 8) : NULL;
+		if (!q)
 			break;
-		ch = p;
+		br = q;
 		memset(&ch[n], 0, sizeof ch[n]);
 		ch[n].kind = GFS_CH_NODE_DEL;
 		ch[n].type = type_of(o->table);
 		ch[n].key = o->pend;
 		ch[n].key_len = o->pend_len;
 		ch[n].who = &who;
+		br[n] = o->branch;
 		n++;
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (n)
-		commit(w, ch, n);
+	for (size_t i = 0; i < n; i++)
+		commit(w, br[i], &ch[i], 1);
 	for (size_t i = 0; i < n; i++)
 		if (ch[i].rc && ch[i].rc != -ENOENT)
 			gfs_log(LOG_WARNING, "unmount: deleting '%s' (pending since its rename to a scratch name): %s",
 				ch[i].key, ch[i].msg);
 	free(ch);
+	free(br);
 }
 
 void gfs_wr_free(struct gfs_wr *w)
@@ -1120,6 +1162,7 @@ static int create_edge(struct gfs_wr *w, uint64_t dir_ino,
 		free(id);
 		return -ENOMEM;
 	}
+	o->branch = gfs_view_branch_of(w->v, dir);
 	o->edge = true;
 	o->key = id;
 	o->key_len = id_len;
@@ -1194,6 +1237,7 @@ int gfs_wr_create(struct gfs_wr *w, uint64_t dir_ino,
 		free(key);
 		return -ENOMEM;
 	}
+	o->branch = gfs_view_branch_of(w->v, dir);
 	o->key = key;
 	o->key_len = klen;
 	o->dirty = k == WN_NODE;
@@ -1237,6 +1281,7 @@ int gfs_wr_open(struct gfs_wr *w, uint64_t ino, const struct gfs_vdesc *d,
 	pthread_mutex_lock(&w->lock);
 	o = obj_new_locked(w, WK_NODE, d->table);
 	if (o) {
+		o->branch = gfs_view_branch_of(w->v, d);
 		o->refs = 1;
 		o->ino = ino;
 		o->key = gfs_memdup(d->key, d->key_len);
@@ -1349,7 +1394,7 @@ static int put_obj(struct gfs_wr *w, struct gfs_wobj *o, const char *key,
 	ch.data = data;
 	ch.data_len = len;
 	ch.who = who;
-	rc = commit_one(w, &ch, op, path);
+	rc = commit_one(w, o->branch, &ch, op, path);
 	free(data);
 	if (rc)
 		return rc;
@@ -1516,8 +1561,9 @@ int gfs_wr_truncate_path(struct gfs_wr *w, uint64_t ino,
 
 /* ---- unlink and rename -------------------------------------------------- */
 
-static int del_node(struct gfs_wr *w, const char *table, const char *key,
-		    size_t klen, const char *path, const struct gfs_writer *who)
+static int del_node(struct gfs_wr *w, const char *branch, const char *table,
+		    const char *key, size_t klen, const char *path,
+		    const struct gfs_writer *who)
 {
 	struct gfs_change ch;
 
@@ -1527,7 +1573,7 @@ static int del_node(struct gfs_wr *w, const char *table, const char *key,
 	ch.key = key;
 	ch.key_len = klen;
 	ch.who = who;
-	return commit_one(w, &ch, "unlink", path);
+	return commit_one(w, branch, &ch, "unlink", path);
 }
 
 static int unlink_edge(struct gfs_wr *w, const struct gfs_vdesc *c,
@@ -1544,7 +1590,7 @@ static int unlink_edge(struct gfs_wr *w, const struct gfs_vdesc *c,
 	ch.key = c->key;
 	ch.key_len = c->key_len;
 	ch.who = who;
-	return commit_one(w, &ch, "unlink", path);
+	return commit_one(w, gfs_view_branch_of(w->v, c), &ch, "unlink", path);
 }
 
 /* Removes scratch or created file o (listed); a deletion pending on it is
@@ -1566,7 +1612,7 @@ static int unlink_obj(struct gfs_wr *w, struct gfs_wobj *o,
 	obj_unlist_locked(w, o);
 	pthread_mutex_unlock(&w->lock);
 	if (pend) {
-		rc = del_node(w, table, pend, plen, path, who);
+		rc = del_node(w, o->branch, table, pend, plen, path, who);
 		if (rc == -ENOENT)
 			rc = 0; /* gone already: what was asked */
 	}
@@ -1612,7 +1658,8 @@ int gfs_wr_unlink(struct gfs_wr *w, uint64_t dir_ino,
 		pthread_mutex_unlock(&w->lock);
 		node_path(path, sizeof path, dir->table, name);
 		if (!rc)
-			rc = del_node(w, dir->table, key, klen, path, who);
+			rc = del_node(w, gfs_view_branch_of(w->v, dir), dir->table,
+				      key, klen, path, who);
 		free(key);
 		return rc;
 	}
@@ -1646,7 +1693,7 @@ static int rename_obj_to_node(struct gfs_wr *w, struct gfs_wobj *o,
 		o->pend = NULL;
 		obj_unlist_locked(w, o);
 		pthread_mutex_unlock(&w->lock);
-		rc = del_node(w, o->table, pend, plen, path, who);
+		rc = del_node(w, o->branch, o->table, pend, plen, path, who);
 		free(pend);
 		return rc == -ENOENT ? 0 : rc;
 	}
@@ -1678,6 +1725,7 @@ static int rename_node_to_scratch(struct gfs_wr *w, uint64_t dir_ino,
 		obj_unlist_locked(w, old);
 	o = obj_new_locked(w, WK_SCRATCH, dir->table);
 	if (o) {
+		o->branch = gfs_view_branch_of(w->v, dir);
 		o->refs = 1;
 		o->listed = true;
 		o->dir_ino = dir_ino;
@@ -1705,7 +1753,6 @@ static int rename_node(struct gfs_wr *w, const struct gfs_vdesc *dir,
 {
 	struct gfs_change ch;
 
-	(void)dir;
 	memset(&ch, 0, sizeof ch);
 	ch.kind = GFS_CH_NODE_RENAME;
 	ch.type = type_of(node->table);
@@ -1714,7 +1761,7 @@ static int rename_node(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	ch.key2 = key2;
 	ch.key2_len = klen2;
 	ch.who = who;
-	return commit_one(w, &ch, "rename", path);
+	return commit_one(w, gfs_view_branch_of(w->v, dir), &ch, "rename", path);
 }
 
 /* Both names in node type directory dir. */
@@ -2052,7 +2099,7 @@ int gfs_wr_symlink(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	ch.to = dir->sub ? dir->key : key;
 	ch.to_len = dir->sub ? dir->key_len : klen;
 	ch.who = who;
-	rc = commit_one(w, &ch, "symlink", path);
+	rc = commit_one(w, gfs_view_branch_of(w->v, dir), &ch, "symlink", path);
 	free(key);
 	return rc;
 }

@@ -170,7 +170,8 @@ int gfs_manifest_branch_head(struct gfs_manifest *m, const char *name,
 int gfs_manifest_branch_read(struct gfs_manifest *m, const char *name,
 			     struct gfs_branch *b, struct gfs_gv **out);
 /* Creates branch name at graph version from_gv, or at the head of branch
- * from_branch when that is not NULL (read in the same transaction).
+ * from_branch when that is not NULL (read in the same transaction); both
+ * NULL and 0: at main's head.
  * -EINVAL bad name, -EEXIST taken, -ENOENT from_branch or from_gv missing;
  * d says which.  *out (may be NULL) gets the record. */
 int gfs_manifest_branch_create(struct gfs_manifest *m, const char *name,

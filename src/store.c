@@ -2328,18 +2328,21 @@ static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
 static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
 		       uint64_t *from)
 {
-	struct gfs_branch fb;
+	struct gfs_branch fb = { .head = 0 };
 	struct gfs_gv *gv = NULL;
 	unsigned char kb[8];
 	MDB_val k = { 8, kb }, v;
+	const char *from_branch = c->from_branch;
 	int rc;
 
-	if (c->from_branch) {
-		rc = gfs_branch_name_valid(c->from_branch)
-		     ? branch_read(e, txn, c->from_branch, &fb) : MDB_NOTFOUND;
+	if (!from_branch && !c->from_gv)
+		from_branch = "main";
+	if (from_branch) {
+		rc = gfs_branch_name_valid(from_branch)
+		     ? branch_read(e, txn, from_branch, &fb) : MDB_NOTFOUND;
 		if (rc == MDB_NOTFOUND)
 			gfs_diag_set(c->d, "no branch '%s' (see 'graphctl branch list')",
-				     c->from_branch);
+				     from_branch);
 		*from = fb.head;
 		return rc;
 	}

@@ -26,7 +26,7 @@ mount_gfs "$S" "$M" || { bad "mount"; finish; exit; }
 ok "mount"
 
 # Root layout.
-want=".graphfs HEAD edges ingest log.jsonl manifest.json nodes schema.pg versions"
+want=".graphfs HEAD branches edges ingest log.jsonl manifest.json nodes schema.pg versions"
 got=$(cd "$M" && ls -A | LC_ALL=C sort | tr '\n' ' ')
 check "root lists $want" test "$got" = "$want "
 check "HEAD -> versions/2" test "$(readlink "$M/HEAD")" = versions/2

@@ -1,0 +1,91 @@
+#!/bin/bash
+# branches.sh - branches/<name>/ in the mount (docs/mount.md, "Branches";
+# docs/branches-design.md §1.2), with hour-long kernel timeouts so only the
+# notifier can make a change visible:
+#  1. branches/ lists every branch; branches/dev/ holds HEAD ->
+#     ../../versions/N, schema.pg, manifest.json, nodes/, edges/ and no
+#     versions/; cat and ls there show dev's head;
+#  2. a load on dev (another process) shows up under branches/dev/ and
+#     not at the root; versions/N serves it with branch and parents, and
+#     log.jsonl's line N names the branch; a load on main shows at the
+#     root and not under branches/dev/;
+#  3. a write through branches/dev/nodes/ (create, sed -i, rm) lands on
+#     dev, as graphctl sees it, and not on main;
+#  4. a branch created or deleted while mounted appears and disappears.
+. "$top_srcdir/tests/mount/lib_mount.sh"
+S=$T/store M=$T/mnt
+new_store "$S"
+printf '%s\n' '{"type":"Person","data":{"slug":"ann","age":30}}' \
+	'{"type":"Person","data":{"slug":"bob","age":40}}' \
+	'{"edge":"Knows","from":"ann","to":"bob"}' | load "$S" merge     # gv 2
+gc branch create "$S" dev -q
+mount_gfs "$S" "$M" -o live_timeout=3600 || { bad mount; finish; exit; }
+B=$M/branches/dev
+
+# ---- 1. the layout ------------------------------------------------------
+check "branches/ lists dev and main" out_is "dev main" bash -c "ls '$M/branches' | tr '\n' ' ' | sed 's/ \$//'"
+check "branches/dev/ holds HEAD, edges, manifest.json, nodes, schema.pg" \
+	out_is "HEAD edges manifest.json nodes schema.pg" bash -c "ls -A '$B' | tr '\n' ' ' | sed 's/ \$//'"
+check "no versions/ of its own" test ! -e "$B/versions"
+check "HEAD -> ../../versions/2" out_is ../../versions/2 readlink "$B/HEAD"
+check "HEAD resolves to a directory" test -d "$B/HEAD/nodes"
+check "schema.pg is the store's" cmp -s "$B/schema.pg" "$M/schema.pg"
+check "manifest.json: gv 2" out_is 2 jq .version "$B/manifest.json"
+check "ls nodes/Person" out_is "ann ann.json bob bob.json" bash -c "ls '$B/nodes/Person' | tr '\n' ' ' | sed 's/ \$//'"
+check "cat a node file" grep -q '"age":30' "$B/nodes/Person/ann.json"
+check "an edge link" test -L "$B/nodes/Person/ann/out/Knows/bob.json"
+check "an unknown branch is absent" test ! -e "$M/branches/nosuch"
+check "a bad name is absent" test ! -e "$M/branches/.x"
+check "the root's listing has branches" bash -c "ls -A '$M' | grep -qx branches"
+root_ino=$(stat -c %i "$M/nodes/Person/ann.json")
+check "dev's file is another inode than the root's" test "$(stat -c %i "$B/nodes/Person/ann.json")" != "$root_ino"
+
+# ---- 2. loads on dev and on main ------------------------------------------
+ls "$B/nodes/Person" "$M/nodes/Person" >/dev/null  # listings cached
+printf '%s\n' '{"type":"Person","data":{"slug":"cat","age":5}}' \
+	'{"type":"Person","data":{"slug":"ann","age":31}}' | gc load "$S" --branch dev --data - -q   # gv 3
+check "dev's new node shows under branches/dev" wait_until 5 test -e "$B/nodes/Person/cat.json"
+check "dev's changed node" wait_until 5 grep -q '"age":31' "$B/nodes/Person/ann.json"
+check "dev's HEAD follows" wait_until 5 out_is ../../versions/3 readlink "$B/HEAD"
+check "the root has not moved: no cat" test ! -e "$M/nodes/Person/cat.json"
+check "the root's ann unchanged" grep -q '"age":30' "$M/nodes/Person/ann.json"
+check "the root's HEAD stays versions/2" out_is versions/2 readlink "$M/HEAD"
+check "the root's listing unchanged" out_is "ann ann.json bob bob.json" bash -c "ls '$M/nodes/Person' | tr '\n' ' ' | sed 's/ \$//'"
+check "versions/3 is dev's" out_is '"dev" [2]' bash -c "jq -r '.branch | tojson' '$M/versions/3/manifest.json' | tr '\n' ' '; jq -c .parents '$M/versions/3/manifest.json'"
+check "versions/3 serves dev's rows" test -e "$M/versions/3/nodes/Person/cat.json"
+check "log.jsonl line 3 names dev" out_is dev bash -c "sed -n 3p '$M/log.jsonl' | jq -r .branch"
+printf '%s\n' '{"type":"Person","data":{"slug":"dan"}}' | gc load "$S" --data - -q   # gv 4, main
+check "main's load shows at the root" wait_until 5 test -e "$M/nodes/Person/dan.json"
+check "the root's HEAD -> versions/4" wait_until 5 out_is versions/4 readlink "$M/HEAD"
+check "and not under branches/dev" test ! -e "$B/nodes/Person/dan.json"
+check "dev's HEAD stays at 3" out_is ../../versions/3 readlink "$B/HEAD"
+
+# ---- 3. writes through branches/dev ---------------------------------------
+P=$B/nodes/Person
+check "create a node file on dev" bash -c "echo '{\"age\":7}' > '$P/eve.json'"
+check "sed -i a node file on dev" sed -i 's/"age":5/"age":6/' "$P/cat.json"
+check "rm a node file on dev" rm "$P/bob.json"
+gc export "$S" --branch dev --type Person > "$T/dev.jsonl"
+gc export "$S" --type Person > "$T/main.jsonl"
+check "eve is on dev" grep -q '"eve"' "$T/dev.jsonl"
+check "cat changed on dev" grep -q '"age":6' "$T/dev.jsonl"
+check "bob deleted on dev" bash -c "! grep -q '\"bob\"' '$T/dev.jsonl'"
+check "main has none of it" bash -c "! grep -q '\"eve\"\\|\"cat\"' '$T/main.jsonl' && grep -q '\"bob\"' '$T/main.jsonl'"
+check "dev's log: three writes" out_is "write write write" bash -c "gc() { timeout 60 '$GRAPHCTL' \"\$@\"; }; gc log '$S' --branch dev --json | tail -3 | jq -r .op | tr '\n' ' ' | sed 's/ \$//'"
+check "the writes show under branches/dev" wait_until 5 bash -c "test -e '$P/eve.json' && test ! -e '$P/bob.json'"
+check "and not at the root" bash -c "test ! -e '$M/nodes/Person/eve.json' && test -e '$M/nodes/Person/bob.json'"
+
+# ---- 4. branch create and delete while mounted ----------------------------
+ls "$M/branches" >/dev/null
+gc branch create "$S" feat --from 2 -q
+check "a new branch appears" wait_until 5 test -d "$M/branches/feat"
+check "at its version" out_is ../../versions/2 readlink "$M/branches/feat/HEAD"
+stat "$M/branches/feat/nodes" >/dev/null
+gc branch delete "$S" feat -q
+check "a deleted branch disappears" wait_until 5 test ! -e "$M/branches/feat"
+check "and leaves the listing" wait_until 5 out_is "dev main" bash -c "ls '$M/branches' | tr '\n' ' ' | sed 's/ \$//'"
+check "its versions stay" test -d "$M/versions/2"
+
+check "fsck clean" gc fsck "$S"
+check "unmount" umount_gfs "$M"
+finish
