@@ -12,6 +12,8 @@
 #  - dev is byte-identical throughout, fsck is clean, no sidecar is left,
 #    at most one audit record for the merge's op;
 #  - merging again then gives the merged content (or "already merged");
+#  - a fast-forward killed before its one transaction leaves main as it
+#    was, and run again writes no table file;
 #  - a fast-forward heals a dead writer's sidecar on the target first.
 # The merge writes Person (rows changed on both sides) and adopts WorksAt
 # (changed on dev only), so it arms and builds two tables.
@@ -65,6 +67,27 @@ for p in $points; do
 	gctl merge "$S" dev -q 2>"$T/err" || bad "$p: merging again failed: $(cat "$T/err")"
 	gctl export "$S" | cmp -s - "$T/new" && ok "$p: merging again gives the merged content" || bad "$p: after merging again: $(gctl export "$S" | diff "$T/new" - | head -5)"
 	clean "$S" || bad "$p: not clean at the end"
+done
+
+# A fast-forward killed before its one publish transaction leaves main as
+# it was; run again it fast-forwards (writing no table file).
+FF=$T/ffbase; rm -rf "$FF"
+new_store "$FF"
+gctl branch create "$FF" ff -q >/dev/null
+printf '{"type":"Person","data":{"slug":"zff","name":"ff"}}\n' | gctl load "$FF" --branch ff --data - -q
+gctl export "$FF" >"$T/ffold"
+for p in merge/after_plan merge/after_heal merge/after_locks; do
+	S=$T/ffs; rm -rf "$S"; cp -a "$FF" "$S"
+	st=0
+	GRAPHFS_FAILPOINTS="$p=exit" gctl merge "$S" ff -q >/dev/null 2>&1 || st=$?
+	[ "$st" = 86 ] || bad "ff $p: merge exited $st"
+	gctl export "$S" | cmp -s - "$T/ffold" && clean "$S" \
+		&& ok "ff $p: main as before, clean" || bad "ff $p: main changed or not clean"
+	(cd "$S/tables" && find . -type f | sort) >"$T/ff.files"
+	gctl merge "$S" ff -q && gctl export "$S" | grep -q '"zff"' \
+		&& ok "ff $p: run again, it fast-forwards" || bad "ff $p: rerun failed"
+	(cd "$S/tables" && find . -type f | sort) | cmp -s - "$T/ff.files" \
+		&& ok "ff $p: no table file written" || bad "ff $p: table files changed"
 done
 
 # A fast-forward heals first: a load on main killed after linking a table
