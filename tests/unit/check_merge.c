@@ -555,6 +555,115 @@ static int count_row(void *arg, const struct gfs_row *old, const struct gfs_row 
 	return 0;
 }
 
+/* Random disjoint changes on both sides (updates, deletes, adds; the adds
+ * collide on serials): the merge equals the base with both change sets
+ * applied, every serial is distinct, a row keeps the serial and `changed`
+ * of the side it comes from.  20 seeds; GFS_MERGE_SEED=N runs one. */
+enum { RN = 200 };
+
+static void random_side(unsigned *seed, int side, const int *owner, char ops[][96],
+			const char **p, size_t *n, char model[][40])
+{
+	*n = 0;
+	for (int i = 0; i < RN; i++) {
+		int r = (int)(rand_r(seed) % 10);
+		if (owner[i] != side || r > 2)
+			continue;
+		if (r == 0) { /* delete */
+			snprintf(ops[*n], 96, "-r%04d", i);
+			model[i][0] = '\0';
+		} else {      /* update */
+			snprintf(model[i], 40, "%s%d", side == 1 ? "T" : "S", (int)(rand_r(seed) % 1000));
+			snprintf(ops[*n], 96, "+{\"type\":\"Person\",\"data\":{\"slug\":\"r%04d\",\"name\":\"%.39s\"}}", i, model[i]);
+		}
+		p[*n] = ops[*n];
+		(*n)++;
+	}
+	for (int k = 0; k < 5; k++) { /* adds: ids only this side uses */
+		snprintf(ops[*n], 96, "+{\"type\":\"Person\",\"data\":{\"slug\":\"%c%03d\",\"name\":\"new\"}}",
+			 side == 1 ? 't' : 's', k);
+		p[*n] = ops[*n];
+		(*n)++;
+	}
+}
+
+START_TEST(random_disjoint_changes_merge_to_both)
+{
+	const char *env = getenv("GFS_MERGE_SEED");
+	unsigned first = env ? (unsigned)strtoul(env, NULL, 10) : 1, last = env ? first : 20;
+
+	for (unsigned sd = first; sd <= last; sd++) {
+		static char ops_t[RN + 8][96], ops_s[RN + 8][96], model[RN][40];
+		const char *pt[RN + 8], *ps[RN + 8];
+		int owner[RN];
+		size_t nt, ns;
+		unsigned seed = sd;
+		struct gfs_buf base, want;
+		struct world W;
+		char *got;
+
+		gfs_buf_init(&base);
+		for (int i = 0; i < RN; i++) {
+			owner[i] = 1 + (int)(rand_r(&seed) % 2);
+			snprintf(model[i], sizeof model[i], "B%d", i);
+			gfs_buf_appendf(&base, "{\"type\":\"Person\",\"data\":{\"slug\":\"r%04d\",\"name\":\"B%d\"}}\n", i, i);
+		}
+		setup();
+		world_open(&W, base.p);
+		gfs_buf_release(&base);
+		random_side(&seed, 1, owner, ops_t, pt, &nt, model);
+		random_side(&seed, 2, owner, ops_s, ps, &ns, model);
+		W.t[PERSON] = build(&W, PERSON, W.b[PERSON], W.b[PERSON] + 1, pt, nt);
+		W.sv[PERSON] = build(&W, PERSON, W.b[PERSON], W.b[PERSON] + 2, ps, ns);
+		plan(&W, GFS_PREFER_NONE);
+		ck_assert_msg(gfs_merge_items(W.m, &(const struct gfs_merge_item *){0}) == 0, "seed %u: items", sd);
+		write_merged(&W);
+		gfs_buf_init(&want);
+		for (int i = 0; i < RN; i++)
+			if (model[i][0])
+				gfs_buf_appendf(&want, PL("r%04d", "%s"), i, model[i]);
+		for (int k = 0; k < 5; k++)
+			gfs_buf_appendf(&want, PL("s%03d", "new"), k);
+		for (int k = 0; k < 5; k++)
+			gfs_buf_appendf(&want, PL("t%03d", "new"), k);
+		got = text_of(&W, PERSON, W.merged[PERSON]);
+		ck_assert_msg(!strcmp(got, want.p), "seed %u (GFS_MERGE_SEED=%u replays it):\n%s\nwanted\n%s", sd, sd, got, want.p);
+		free(got);
+		gfs_buf_release(&want);
+		{ /* serials distinct; each row's serial and changed from its side */
+			struct gfs_tver *mv = open_v(&W, PERSON, W.merged[PERSON]);
+			struct gfs_titer *it;
+			struct gfs_row row, o;
+			uint64_t *ser = calloc(RN + 16, sizeof *ser);
+			size_t n = 0;
+			ck_assert_int_eq(gfs_titer_new(mv, GFS_IX_PRIMARY, NULL, 0, &it), 0);
+			while (gfs_titer_next(it, &row) == 1) {
+				struct gfs_tver *from = row.id[0] == 's' ? W.svv[PERSON]
+					: row.id[0] == 't' ? W.tv[PERSON] : NULL;
+				for (size_t k = 0; k < n; k++)
+					ck_assert_msg(ser[k] != row.serial, "seed %u: serial %" PRIu64 " twice", sd, row.serial);
+				ser[n++] = row.serial;
+				if (!from) {
+					int i = atoi(row.id + 1);
+					from = owner[i] == 2 ? W.svv[PERSON] : W.tv[PERSON];
+				}
+				memset(&o, 0, sizeof o);
+				ck_assert_int_eq(gfs_tver_get(from, row.id, row.id_len, &o), 1);
+				ck_assert_uint_eq(row.changed, o.changed);
+				if (from == W.tv[PERSON] || row.id[0] != 's')
+					ck_assert_uint_eq(row.serial, o.serial);
+				gfs_row_release(&o);
+			}
+			gfs_titer_free(it);
+			gfs_tver_close(mv);
+			free(ser);
+		}
+		world_close(&W);
+		teardown();
+	}
+}
+END_TEST
+
 /* 100,000 people; each side changes 10: the diffs read O(changed) pages,
  * not O(table). */
 START_TEST(cost_is_o_changed)
@@ -626,6 +735,7 @@ int main(void)
 	tcase_add_test(tc, conflict_changed_on_both_sides);
 	tcase_add_test(tc, conflict_edge_whose_endpoint_the_source_deleted);
 	tcase_add_test(tc, conflict_edge_whose_endpoint_the_target_deleted);
+	tcase_add_test(tc, random_disjoint_changes_merge_to_both);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
