@@ -555,6 +555,42 @@ static int count_row(void *arg, const struct gfs_row *old, const struct gfs_row 
 	return 0;
 }
 
+/* The target changes edge k1 (alice -> bob); the source deletes bob and so
+ * k1: two conflicts on one edge (deleted vs changed, and its endpoint).
+ * Either --prefer resolves both with one decision for k1. */
+START_TEST(an_edge_in_two_conflicts_is_decided_once)
+{
+	for (int prefer = GFS_PREFER_SOURCE; prefer <= GFS_PREFER_TARGET; prefer++) {
+		struct world W;
+		const struct gfs_merge_item *it;
+		struct gfs_buf tx;
+		setup();
+		world_open(&W, SEED);
+		TARGET(&W, KNOWS, "+{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\",\"since\":\"2020-01-01\"}}");
+		SOURCE(&W, KNOWS, "-k1");
+		W.sv[PERSON] = build(&W, PERSON, W.b[PERSON], W.b[PERSON] + 2,
+				     (const char *const[]){ "-bob" }, 1);
+		W.sv[WORKSAT] = build(&W, WORKSAT, W.b[WORKSAT], W.b[WORKSAT] + 2,
+				      (const char *const[]){ "-w1" }, 1);
+		plan(&W, (enum gfs_merge_prefer)prefer);
+		gfs_buf_init(&tx);
+		gfs_merge_report_text(W.m, &tx);
+		ck_assert_msg(gfs_merge_items(W.m, &it) == 2, "%s", tx.p);
+		gfs_buf_release(&tx);
+		ck_assert_int_eq(it[0].kind, GFS_MC_DELETED);
+		ck_assert_int_eq(it[1].kind, GFS_MC_ENDPOINT);
+		write_merged(&W);
+		merged_is(&W, KNOWS, prefer == GFS_PREFER_SOURCE ? ""
+			  : "{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\",\"since\":\"2020-01-01\"}}\n");
+		merged_is(&W, PERSON, prefer == GFS_PREFER_SOURCE
+			  ? PL("alice", "Alice") PL("dave", "Dave") PL("erin", "Erin")
+			  : PL("alice", "Alice") PL("bob", "Bob") PL("dave", "Dave") PL("erin", "Erin"));
+		world_close(&W);
+		teardown();
+	}
+}
+END_TEST
+
 /* Random disjoint changes on both sides (updates, deletes, adds; the adds
  * collide on serials): the merge equals the base with both change sets
  * applied, every serial is distinct, a row keeps the serial and `changed`
@@ -735,6 +771,7 @@ int main(void)
 	tcase_add_test(tc, conflict_changed_on_both_sides);
 	tcase_add_test(tc, conflict_edge_whose_endpoint_the_source_deleted);
 	tcase_add_test(tc, conflict_edge_whose_endpoint_the_target_deleted);
+	tcase_add_test(tc, an_edge_in_two_conflicts_is_decided_once);
 	tcase_add_test(tc, random_disjoint_changes_merge_to_both);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
