@@ -546,8 +546,14 @@ static int resolve_endpoint(struct gfs_merge *m, size_t i, bool source)
 	struct gfs_merge_item *it = &m->it[i];
 	struct mtab *et = &m->tab[it->type], *nt = &m->tab[it->node_type];
 
-	if (it->deleted_by_source && source) /* the target's edge goes too */
+	if (it->deleted_by_source && source) { /* the target's edge goes too */
+		long k = mvec_find(&et->ds, it->key.p, it->key.len);
+		if (k >= 0 && !et->ds.v[k].present) { /* the source deleted it: */
+			et->ds.v[k].take = 1;         /* that change, once */
+			return 0;
+		}
 		return add_extra(et, &it->key, NULL);
+	}
 	if (it->deleted_by_source) {         /* the node stays */
 		drop_take(nt, &it->node_key);
 		return 0;

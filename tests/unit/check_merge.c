@@ -555,6 +555,304 @@ static int count_row(void *arg, const struct gfs_row *old, const struct gfs_row 
 	return 0;
 }
 
+/* The target changes edge k1 (alice -> bob); the source deletes bob and so
+ * k1: two conflicts on one edge (deleted vs changed, and its endpoint).
+ * Either --prefer resolves both with one decision for k1. */
+START_TEST(an_edge_in_two_conflicts_is_decided_once)
+{
+	for (int prefer = GFS_PREFER_SOURCE; prefer <= GFS_PREFER_TARGET; prefer++) {
+		struct world W;
+		const struct gfs_merge_item *it;
+		struct gfs_buf tx;
+		setup();
+		world_open(&W, SEED);
+		TARGET(&W, KNOWS, "+{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\",\"since\":\"2020-01-01\"}}");
+		SOURCE(&W, KNOWS, "-k1");
+		W.sv[PERSON] = build(&W, PERSON, W.b[PERSON], W.b[PERSON] + 2,
+				     (const char *const[]){ "-bob" }, 1);
+		W.sv[WORKSAT] = build(&W, WORKSAT, W.b[WORKSAT], W.b[WORKSAT] + 2,
+				      (const char *const[]){ "-w1" }, 1);
+		plan(&W, (enum gfs_merge_prefer)prefer);
+		gfs_buf_init(&tx);
+		gfs_merge_report_text(W.m, &tx);
+		ck_assert_msg(gfs_merge_items(W.m, &it) == 2, "%s", tx.p);
+		gfs_buf_release(&tx);
+		ck_assert_int_eq(it[0].kind, GFS_MC_DELETED);
+		ck_assert_int_eq(it[1].kind, GFS_MC_ENDPOINT);
+		write_merged(&W);
+		merged_is(&W, KNOWS, prefer == GFS_PREFER_SOURCE ? ""
+			  : "{\"edge\":\"Knows\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"id\":\"k1\",\"since\":\"2020-01-01\"}}\n");
+		merged_is(&W, PERSON, prefer == GFS_PREFER_SOURCE
+			  ? PL("alice", "Alice") PL("dave", "Dave") PL("erin", "Erin")
+			  : PL("alice", "Alice") PL("bob", "Bob") PL("dave", "Dave") PL("erin", "Erin"));
+		world_close(&W);
+		teardown();
+	}
+}
+END_TEST
+
+/* Random changes of people, companies and WorksAt edges on both sides,
+ * conflicts included, merged with a random --prefer: nothing is left
+ * unresolved or invalid, every merged edge has both endpoints, and every
+ * row no item names has the value the rules give (the one side that
+ * changed it, or both sides' same value).  60 seeds; GFS_MERGE_SEED=N
+ * runs one. */
+enum { MP = 14, MC = 3, ME = 16 };
+
+struct gmodel {
+	char person[MP][16];    /* name, "" = absent */
+	bool company[MC];
+	int from[ME], to[ME];   /* -1 = absent */
+};
+
+static void g_delete_person(struct gmodel *g, int i)
+{
+	g->person[i][0] = '\0';
+	for (int e = 0; e < ME; e++)
+		if (g->from[e] == i)
+			g->from[e] = g->to[e] = -1;
+}
+
+static void g_mutate(struct gmodel *g, unsigned *seed, int side)
+{
+	for (int k = 0; k < 12; k++) {
+		int r = (int)(rand_r(seed) % 6), i = (int)(rand_r(seed) % 10), e;
+		if (r == 0 && g->person[i][0])
+			snprintf(g->person[i], sizeof g->person[i], "%c%u", side == 1 ? 'T' : 'S', rand_r(seed) % 3);
+		else if (r == 1 && g->person[i][0])
+			g_delete_person(g, i);
+		else if (r == 2) /* add one of this side's people (slots 10-11 / 12-13) */
+			snprintf(g->person[side == 1 ? 10 + i % 2 : 12 + i % 2], 16, "N%d", side);
+		else if (r == 3 && (e = (side == 1 ? 8 : 12) + i % 4, g->from[e] < 0)) {
+			int f = (int)(rand_r(seed) % MP), t = (int)(rand_r(seed) % MC);
+			if (g->person[f][0] && g->company[t])
+				g->from[e] = f, g->to[e] = t;
+		} else if (r == 4 && g->from[i % 8] >= 0)
+			g->from[i % 8] = g->to[i % 8] = -1;
+		else if (r == 5 && rand_r(seed) % 4 == 0) { /* a company goes, with its edges */
+			int t = (int)(rand_r(seed) % MC);
+			g->company[t] = false;
+			for (int x = 0; x < ME; x++)
+				if (g->to[x] == t)
+					g->from[x] = g->to[x] = -1;
+		}
+	}
+}
+
+static void g_person_line(char *out, size_t n, int i, const char *name)
+{
+	snprintf(out, n, "{\"type\":\"Person\",\"data\":{\"slug\":\"p%02d\",\"name\":\"%s\"}}\n", i, name);
+}
+
+static void g_edge_line(char *out, size_t n, int e, int f, int t)
+{
+	snprintf(out, n, "{\"edge\":\"WorksAt\",\"from\":\"p%02d\",\"to\":\"c%d\",\"data\":{\"id\":\"w%02d\"}}\n", f, t, e);
+}
+
+/* The versions of side g against base b: ops of each changed row. */
+static void g_build(struct world *W, const struct gmodel *b, const struct gmodel *g, int side)
+{
+	static char ops[3][MP + ME][160];
+	const char *p[3][MP + ME];
+	size_t n[3] = { 0 };
+	uint32_t *dst = side == 1 ? W->t : W->sv;
+
+	for (int i = 0; i < MP; i++) {
+		if (!strcmp(b->person[i], g->person[i]))
+			continue;
+		if (g->person[i][0]) {
+			ops[0][n[0]][0] = '+';
+			g_person_line(ops[0][n[0]] + 1, 159, i, g->person[i]);
+			ops[0][n[0]][strlen(ops[0][n[0]]) - 1] = '\0';
+		} else
+			snprintf(ops[0][n[0]], 160, "-p%02d", i);
+		p[0][n[0]] = ops[0][n[0]];
+		n[0]++;
+	}
+	for (int c = 0; c < MC; c++)
+		if (b->company[c] != g->company[c]) {
+			snprintf(ops[1][n[1]], 160, "-c%d", c);
+			p[1][n[1]] = ops[1][n[1]];
+			n[1]++;
+		}
+	for (int e = 0; e < ME; e++) {
+		if (b->from[e] == g->from[e] && b->to[e] == g->to[e])
+			continue;
+		if (g->from[e] >= 0) {
+			ops[2][n[2]][0] = '+';
+			g_edge_line(ops[2][n[2]] + 1, 159, e, g->from[e], g->to[e]);
+			ops[2][n[2]][strlen(ops[2][n[2]]) - 1] = '\0';
+		} else
+			snprintf(ops[2][n[2]], 160, "-w%02d", e);
+		p[2][n[2]] = ops[2][n[2]];
+		n[2]++;
+	}
+	if (n[0])
+		dst[PERSON] = build(W, PERSON, W->b[PERSON], W->b[PERSON] + side, p[0], n[0]);
+	if (n[1])
+		dst[COMPANY] = build(W, COMPANY, W->b[COMPANY], W->b[COMPANY] + side, p[1], n[1]);
+	if (n[2])
+		dst[WORKSAT] = build(W, WORKSAT, W->b[WORKSAT], W->b[WORKSAT] + side, p[2], n[2]);
+}
+
+/* The merged line of (type t, id) into out ("" absent). */
+static void g_merged(struct world *W, size_t t, const char *id, char *out, size_t n)
+{
+	struct gfs_tver *tv = open_v(W, t, W->merged[t]);
+	struct gfs_row row;
+	size_t got = 0;
+
+	memset(&row, 0, sizeof row);
+	out[0] = '\0';
+	if (gfs_tver_get(tv, id, strlen(id), &row) == 1) {
+		ck_assert_uint_lt(row.line_len, n);
+		ck_assert_int_eq(gfs_tver_read_row(tv, &row, 0, out, row.line_len, &got), 0);
+		out[got] = '\0';
+	}
+	gfs_row_release(&row);
+	gfs_tver_close(tv);
+}
+
+static bool g_named(struct world *W, size_t t, const char *id)
+{
+	const struct gfs_merge_item *it;
+	size_t n = gfs_merge_items(W->m, &it);
+
+	for (size_t i = 0; i < n; i++)
+		if ((it[i].type == t && !strcmp(it[i].key.p, id)) ||
+		    (it[i].kind == GFS_MC_ENDPOINT && it[i].node_type == t && !strcmp(it[i].node_key.p, id)))
+			return true;
+	return false;
+}
+
+/* What the rules give for one row: b, t, s its three values. */
+static const char *g_expect(const char *b, const char *t, const char *s)
+{
+	return !strcmp(t, b) ? s : t;
+}
+
+START_TEST(random_conflicts_merge_valid)
+{
+	const char *env = getenv("GFS_MERGE_SEED");
+	unsigned first = env ? (unsigned)strtoul(env, NULL, 10) : 1, last = env ? first : 60;
+	unsigned kinds[4] = { 0 };
+
+	for (unsigned sd = first; sd <= last; sd++) {
+		struct gmodel b, gt, gs;
+		unsigned seed = sd * 7919;
+		enum gfs_merge_prefer prefer = sd % 2 ? GFS_PREFER_SOURCE : GFS_PREFER_TARGET;
+		struct gfs_buf seedtxt, rep;
+		struct world W;
+		char line[3][200], got[200], id[8];
+
+		memset(&b, 0, sizeof b);
+		gfs_buf_init(&seedtxt);
+		for (int i = 0; i < MP; i++)
+			if (i < 10) {
+				snprintf(b.person[i], sizeof b.person[i], "B");
+				g_person_line(line[0], sizeof line[0], i, "B");
+				gfs_buf_appendf(&seedtxt, "%s", line[0]);
+			}
+		for (int c = 0; c < MC; c++) {
+			b.company[c] = true;
+			gfs_buf_appendf(&seedtxt, "{\"type\":\"Company\",\"data\":{\"name\":\"c%d\"}}\n", c);
+		}
+		for (int e = 0; e < ME; e++) {
+			b.from[e] = b.to[e] = -1;
+			if (e < 8) {
+				b.from[e] = (int)(rand_r(&seed) % 10);
+				b.to[e] = (int)(rand_r(&seed) % MC);
+				g_edge_line(line[0], sizeof line[0], e, b.from[e], b.to[e]);
+				gfs_buf_appendf(&seedtxt, "%s", line[0]);
+			}
+		}
+		gt = gs = b;
+		g_mutate(&gt, &seed, 1);
+		g_mutate(&gs, &seed, 2);
+		setup();
+		world_open(&W, seedtxt.p);
+		gfs_buf_release(&seedtxt);
+		g_build(&W, &b, &gt, 1);
+		g_build(&W, &b, &gs, 2);
+		plan(&W, prefer);
+		gfs_buf_init(&rep);
+		gfs_merge_report_text(W.m, &rep);
+		ck_assert_msg(gfs_merge_unresolved(W.m) == 0, "seed %u (GFS_MERGE_SEED=%u): unresolved:\n%s",
+			      sd, sd, rep.p ? rep.p : "");
+		{
+			const struct gfs_merge_item *it;
+			size_t ni = gfs_merge_items(W.m, &it);
+			for (size_t i = 0; i < ni; i++)
+				kinds[it[i].kind]++;
+		}
+		write_merged(&W);
+		/* every merged edge has both endpoints */
+		for (int e = 0; e < ME; e++) {
+			char *fp, *tp;
+			snprintf(id, sizeof id, "w%02d", e);
+			g_merged(&W, WORKSAT, id, got, sizeof got);
+			if (!got[0])
+				continue;
+			fp = strstr(got, "\"from\":\"p");
+			tp = strstr(got, "\"to\":\"c");
+			ck_assert(fp && tp);
+			snprintf(id, sizeof id, "p%.2s", fp + 9);
+			g_merged(&W, PERSON, id, line[0], sizeof line[0]);
+			ck_assert_msg(line[0][0], "seed %u: w%02d's source %s is gone\n%s", sd, e, id, rep.p ? rep.p : "");
+			snprintf(id, sizeof id, "c%c", tp[7]);
+			g_merged(&W, COMPANY, id, line[0], sizeof line[0]);
+			ck_assert_msg(line[0][0], "seed %u: w%02d's target %s is gone\n%s", sd, e, id, rep.p ? rep.p : "");
+		}
+		/* rows no item names: the rules' value */
+		for (int i = 0; i < MP; i++) {
+			const struct gmodel *m3[3] = { &b, &gt, &gs };
+			snprintf(id, sizeof id, "p%02d", i);
+			if (g_named(&W, PERSON, id))
+				continue;
+			for (int k = 0; k < 3; k++) {
+				line[k][0] = '\0';
+				if (m3[k]->person[i][0])
+					g_person_line(line[k], sizeof line[k], i, m3[k]->person[i]);
+			}
+			g_merged(&W, PERSON, id, got, sizeof got);
+			ck_assert_msg(!strcmp(got, g_expect(line[0], line[1], line[2])),
+				      "seed %u: %s is '%s'\n%s", sd, id, got, rep.p ? rep.p : "");
+		}
+		for (int e = 0; e < ME; e++) {
+			const struct gmodel *m3[3] = { &b, &gt, &gs };
+			snprintf(id, sizeof id, "w%02d", e);
+			if (g_named(&W, WORKSAT, id))
+				continue;
+			for (int k = 0; k < 3; k++) {
+				line[k][0] = '\0';
+				if (m3[k]->from[e] >= 0)
+					g_edge_line(line[k], sizeof line[k], e, m3[k]->from[e], m3[k]->to[e]);
+			}
+			g_merged(&W, WORKSAT, id, got, sizeof got);
+			/* an edge the resolution of a node's conflict removes or
+			 * keeps is the one exception: its endpoint is named */
+			if (strcmp(got, g_expect(line[0], line[1], line[2])) && got[0] == '\0') {
+				const char *f = strstr(line[1][0] ? line[1] : line[2], "\"from\":\"p");
+				char pid[8];
+				snprintf(pid, sizeof pid, "p%.2s", f ? f + 9 : "??");
+				ck_assert_msg(g_named(&W, PERSON, pid), "seed %u: %s is gone\n%s", sd, id, rep.p ? rep.p : "");
+				continue;
+			}
+			ck_assert_msg(!strcmp(got, g_expect(line[0], line[1], line[2])),
+				      "seed %u: %s is '%s'\n%s", sd, id, got, rep.p ? rep.p : "");
+		}
+		gfs_buf_release(&rep);
+		world_close(&W);
+		teardown();
+	}
+	fprintf(stderr, "check_merge: random_conflicts_merge_valid: %u changed, %u deleted, %u endpoint conflicts over seeds %u..%u\n",
+		kinds[GFS_MC_CHANGED], kinds[GFS_MC_DELETED], kinds[GFS_MC_ENDPOINT], first, last);
+	/* the seeds must exercise every kind, or the test proves little */
+	if (!env)
+		ck_assert(kinds[GFS_MC_CHANGED] && kinds[GFS_MC_DELETED] && kinds[GFS_MC_ENDPOINT]);
+}
+END_TEST
+
 /* Random disjoint changes on both sides (updates, deletes, adds; the adds
  * collide on serials): the merge equals the base with both change sets
  * applied, every serial is distinct, a row keeps the serial and `changed`
@@ -735,7 +1033,9 @@ int main(void)
 	tcase_add_test(tc, conflict_changed_on_both_sides);
 	tcase_add_test(tc, conflict_edge_whose_endpoint_the_source_deleted);
 	tcase_add_test(tc, conflict_edge_whose_endpoint_the_target_deleted);
+	tcase_add_test(tc, an_edge_in_two_conflicts_is_decided_once);
 	tcase_add_test(tc, random_disjoint_changes_merge_to_both);
+	tcase_add_test(tc, random_conflicts_merge_valid);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
