@@ -1521,6 +1521,9 @@ int gfs_apply_check(struct gfs_commit *c, struct gfs_change *changes, size_t n,
 	struct applier A;
 	int rc;
 
+	for (uint32_t t = 0; t < c->s->n_types; t++)
+		if (!c->ts[t].tv)
+			return -EINVAL; /* every table must be pinned */
 	memset(&A, 0, sizeof A);
 	A.g = c->g;
 	A.s = c->s;
@@ -1530,9 +1533,6 @@ int gfs_apply_check(struct gfs_commit *c, struct gfs_change *changes, size_t n,
 	A.no_cascade = flags & GFS_APPLY_NO_CASCADE;
 	gfs_rowin_init(&A.rin);
 	reset_changes(changes, n);
-	for (uint32_t t = 0; t < c->s->n_types; t++)
-		if (!c->ts[t].tv)
-			return -EINVAL;
 	rc = validate(&A);
 	memset(&A.c, 0, sizeof A.c);
 	applier_free(&A);
