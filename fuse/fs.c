@@ -1093,6 +1093,17 @@ static int rd_fill_view(struct gfs_fs *fs, struct vnode *n,
 	return gfs_view_readdir_at(fs->v, &n->d, off, rd_emit, r, ver);
 }
 
+/* The version a live listing of n must be built from to be current: the
+ * root's tree follows main (its versions are below the epoch whenever
+ * another branch is ahead); branches/, branch views and versions/ follow
+ * every branch. */
+static uint64_t listing_epoch(struct gfs_fs *fs, const struct vnode *n)
+{
+	if (n && !gfs_vdesc_in_branch(&n->d) && n->d.kind != GFS_VK_VERSIONS)
+		return atomic_load(&fs->epoch_main);
+	return atomic_load(&fs->epoch);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -1120,7 +1131,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (live)
 		pthread_rwlock_rdlock(&fs->reply_lock);
 	rc = rd_fill(fs, n, fi, (uint64_t)off, &r, &ver);
-	if (live && r.n_refs && ver < atomic_load(&fs->epoch)) {
+	if (live && r.n_refs && ver < listing_epoch(fs, n)) {
 		/* Built from a version older than the notifier's epoch: send
 		 * the names, but nothing the kernel may keep. */
 		for (size_t i = 0; i < r.n_refs; i++)

@@ -108,6 +108,10 @@ struct gfs_fs {
 	 * the kernel before the invalidation, or it sees the new epoch and,
 	 * if it was built from an older version, carries no timeout. */
 	atomic_uint_least64_t epoch;
+	/* main's head when epoch was set (issue 11): a listing of the root's
+	 * tree built from it is current even when another branch's version
+	 * is newer (epoch is the highest graph version of any branch). */
+	atomic_uint_least64_t epoch_main;
 	pthread_rwlock_t reply_lock;
 	atomic_uint_least64_t zero_timeouts; /* replies sent uncacheable */
 

@@ -443,8 +443,10 @@ static void note_lag(struct gfs_fs *fs)
 
 /* Replies built from versions before head are uncacheable from here on;
  * the barrier waits for the replies already on their way. */
-static void epoch_advance(struct gfs_fs *fs, uint64_t head)
+static void epoch_advance(struct gfs_fs *fs, uint64_t head, uint64_t main_head)
 {
+	if (main_head)
+		atomic_store(&fs->epoch_main, main_head);
 	atomic_store(&fs->epoch, head);
 	pthread_rwlock_wrlock(&fs->reply_lock);
 	pthread_rwlock_unlock(&fs->reply_lock);
@@ -489,7 +491,7 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t main_head,
 	struct invals iv;
 
 	memset(&iv, 0, sizeof iv);
-	epoch_advance(fs, head);
+	epoch_advance(fs, head, main_head);
 	/* Without the list of moved tables, everything live may have moved. */
 	iv.schema_moved = !old || !main_head ||
 			  gfs_view_diff(fs->v, old, main_head, add_table, &iv) ||
@@ -594,6 +596,7 @@ int gfs_fs_notifier_start(struct gfs_fs *fs, struct fuse_session *se)
 	int rc;
 
 	fs->se = se;
+	atomic_store(&fs->epoch_main, gfs_view_main_head(fs->v));
 	atomic_store(&fs->epoch, gfs_view_head(fs->v));
 	/* Signals belong to the main thread and the stopper (fuse/main.c). */
 	sigfillset(&all);

@@ -405,7 +405,9 @@ uint64_t gfs_view_branches_sig(struct gfs_view *v)
 {
 	struct gfs_branch *bs = NULL;
 	size_t n = 0;
-	uint64_t h = 0;
+	/* the counter: a branch created and deleted between two polls
+	 * leaves the same list */
+	uint64_t h = gfs_manifest_branches_gen(v->m);
 
 	if (gfs_manifest_branch_list(v->m, &bs, &n))
 		return 0;
@@ -2433,10 +2435,12 @@ static int vbatch_one(const struct gfs_gv *gv, void *arg)
 	return dh->vn == VERSIONS_BATCH ? 1 : 0;
 }
 
-/* versions/: the first version >= pos - 1, from a batch of the history. */
+/* versions/: the first version >= pos - 1, from a batch of the history.
+ * It lists every branch's versions: up to the highest graph version, not
+ * main's head (which the listing's context is). */
 static int fill_versions(struct gfs_view *v, struct gfs_vdir *dh)
 {
-	uint64_t want = dh->pos - 1, head = dh->c.gv->version;
+	uint64_t want = dh->pos - 1, head = gfs_manifest_head_version(v->m);
 	size_t i = 0;
 
 	while (i < dh->vn && dh->vers[i] < want)

@@ -139,8 +139,9 @@ uint64_t gfs_view_main_head(struct gfs_view *v);
 const char *gfs_view_branch_of(struct gfs_view *v, const struct gfs_vdesc *d);
 /* The head of the branch whose live view d is in (main for the root). */
 uint64_t gfs_view_live_head(struct gfs_view *v, const struct gfs_vdesc *d);
-/* A hash of every branch's name, id and head: changes when a branch is
- * created, deleted or moves (the notifier polls it). */
+/* A hash of the branch counter and every branch's name, id and head:
+ * changes when a branch is created, deleted or moves (the notifier polls
+ * it). */
 uint64_t gfs_view_branches_sig(struct gfs_view *v);
 /* Is d in a branch's live view (or branches/ itself)? */
 bool gfs_vdesc_in_branch(const struct gfs_vdesc *d);

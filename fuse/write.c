@@ -398,22 +398,30 @@ static struct gfs_wobj *by_serial_locked(struct gfs_wr *w, uint64_t serial)
 	return NULL;
 }
 
-static struct gfs_wobj *pending_locked(struct gfs_wr *w, const char *table,
-				       const char *key, size_t len)
+static bool same_branch(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* A deletion pending on key of table in branch's view (NULL: main's). */
+static struct gfs_wobj *pending_locked(struct gfs_wr *w, const char *branch,
+				       const char *table, const char *key,
+				       size_t len)
 {
 	for (struct gfs_wobj *o = w->objs; o; o = o->next)
 		if (o->listed && o->pend && o->table == table &&
+		    same_branch(o->branch, branch) &&
 		    o->pend_len == len && !memcmp(o->pend, key, len))
 			return o;
 	return NULL;
 }
 
-static void clear_pending_locked(struct gfs_wr *w, const char *table,
-				 const char *key, size_t len)
+static void clear_pending_locked(struct gfs_wr *w, const char *branch,
+				 const char *table, const char *key, size_t len)
 {
 	struct gfs_wobj *o;
 
-	while ((o = pending_locked(w, table, key, len))) {
+	while ((o = pending_locked(w, branch, table, key, len))) {
 		free(o->pend);
 		o->pend = NULL;
 		o->pend_len = 0;
@@ -667,11 +675,6 @@ static uint64_t run_batch(struct gfs_wr *w, struct wreq *batch)
 		}
 	free(all);
 	return rc ? 0 : res.version;
-}
-
-static bool same_branch(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
 }
 
 /* The queued requests of the first one's branch, in order; the others
@@ -956,7 +959,7 @@ int gfs_wr_lookup(struct gfs_wr *w, uint64_t dir_ino,
 	if (classify(w, dir, name, &key, &klen) != WN_NODE)
 		return 1;
 	pthread_mutex_lock(&w->lock);
-	if (pending_locked(w, dir->table, key, klen))
+	if (pending_locked(w, gfs_view_branch_of(w->v, dir), dir->table, key, klen))
 		rc = -ENOENT;
 	pthread_mutex_unlock(&w->lock);
 	free(key);
@@ -974,13 +977,15 @@ bool gfs_wr_pending(struct gfs_wr *w, const struct gfs_vdesc *dir,
 		return false;
 	pthread_mutex_lock(&w->lock);
 	for (struct gfs_wobj *o = w->objs; o && !any; o = o->next)
-		any = o->listed && o->pend && o->table == dir->table;
+		any = o->listed && o->pend && o->table == dir->table &&
+		      same_branch(o->branch, gfs_view_branch_of(w->v, dir));
 	pthread_mutex_unlock(&w->lock);
 	if (!any || !gfs_name_is_json(name, strlen(name), &stem) ||
 	    gfs_name_decode(name, stem, &dec))
 		return false;
 	pthread_mutex_lock(&w->lock);
-	hit = !dec.hashed && pending_locked(w, dir->table, dec.key, dec.len);
+	hit = !dec.hashed && pending_locked(w, gfs_view_branch_of(w->v, dir),
+					    dir->table, dec.key, dec.len);
 	pthread_mutex_unlock(&w->lock);
 	gfs_name_dec_release(&dec);
 	return hit;
@@ -1402,7 +1407,7 @@ static int put_obj(struct gfs_wr *w, struct gfs_wobj *o, const char *key,
 	pthread_mutex_lock(&w->lock);
 	if (o->gen == gen)
 		o->dirty = false;
-	clear_pending_locked(w, o->table, key, klen);
+	clear_pending_locked(w, o->branch, o->table, key, klen);
 	pthread_mutex_unlock(&w->lock);
 	return 0;
 }
@@ -1654,7 +1659,8 @@ int gfs_wr_unlink(struct gfs_wr *w, uint64_t dir_ino,
 		if (k != WN_NODE)
 			return -ENOENT;
 		pthread_mutex_lock(&w->lock);
-		rc = pending_locked(w, dir->table, key, klen) ? -ENOENT : 0;
+		rc = pending_locked(w, gfs_view_branch_of(w->v, dir), dir->table,
+				    key, klen) ? -ENOENT : 0;
 		pthread_mutex_unlock(&w->lock);
 		node_path(path, sizeof path, dir->table, name);
 		if (!rc)

@@ -185,6 +185,10 @@ int gfs_manifest_branch_delete(struct gfs_manifest *m, const char *name,
 /* Every branch, by name; *out is new (free()). */
 int gfs_manifest_branch_list(struct gfs_manifest *m, struct gfs_branch **out,
 			     size_t *n);
+/* A counter every branch create and delete raises (meta/branches_gen, 0
+ * when none ever was): a watcher that polls it sees a branch created and
+ * deleted between two polls.  0 on error too. */
+uint64_t gfs_manifest_branches_gen(struct gfs_manifest *m);
 /* JSON text of a branch record (one line); new string, free(). */
 char *gfs_branch_to_json(const struct gfs_branch *b);
 /* Writes main's record when there is none (a store made before branches):

@@ -1666,7 +1666,10 @@ static int dbis_open(struct env *e, struct gfs_diag *d)
 	if (rc)
 		return rc;
 	for (int i = 0; i < DB__COUNT && !rc; i++) {
-		unsigned f = e->rdonly ? 0 : MDB_CREATE;
+		/* an upgrade open writes nothing until it upgrades (a refused
+		 * upgrade leaves data.mdb as it was): branches comes with
+		 * gfs_manifest_branches_upgrade */
+		unsigned f = e->rdonly || (e->upgrade && i == DB_BRANCHES) ? 0 : MDB_CREATE;
 		if (i == DB_AUDIT_BY_OP)
 			f |= MDB_DUPSORT;
 		rc = mdb_dbi_open(txn, db_names[i], f, &e->dbi[i]);
@@ -2323,6 +2326,52 @@ static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
 	return rc;
 }
 
+#define META_BRANCHES_GEN "branches_gen"
+
+static int gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
+{
+	MDB_val k = str_val(META_BRANCHES_GEN), v;
+	char buf[24] = "";
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+
+	*n = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (!rc)
+		rc = unseal(DB_META, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
+}
+
+/* meta/branches_gen + 1, in the create or delete transaction. */
+static int gen_bump(struct env *e, MDB_txn *txn)
+{
+	MDB_val k = str_val(META_BRANCHES_GEN);
+	char num[24];
+	uint64_t n;
+	int rc = gen_read(e, txn, &n);
+
+	if (rc)
+		return rc;
+	snprintf(num, sizeof num, "%llu", (unsigned long long)n + 1);
+	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+}
+
+static int gen_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	return gen_read(e, txn, ctx);
+}
+
+uint64_t gfs_manifest_branches_gen(struct gfs_manifest *m)
+{
+	uint64_t n = 0;
+
+	return run_read(m, gen_txn, &n) ? 0 : n;
+}
+
 /* The graph version a new branch starts at; MDB_NOTFOUND (d says which)
  * when from_branch or from_gv does not exist. */
 static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
@@ -2384,6 +2433,8 @@ static int br_create_txn(struct env *e, MDB_txn *txn, void *ctx)
 	c->b.created_ns = gfs_now_ns();
 	if (!rc)
 		rc = gfs_ulid_new(c->b.id);
+	if (!rc)
+		rc = gen_bump(e, txn);
 	return rc ? rc : branch_put(e, txn, &c->b);
 }
 
@@ -2464,6 +2515,8 @@ static int br_delete_txn(struct env *e, MDB_txn *txn, void *ctx)
 			     c->name, op_id);
 		return -EBUSY;
 	}
+	if (!rc)
+		rc = gen_bump(e, txn);
 	return rc ? rc : mdb_del(txn, e->dbi[DB_BRANCHES], &k, NULL);
 }
 
@@ -2553,18 +2606,30 @@ int gfs_manifest_branch_list(struct gfs_manifest *m, struct gfs_branch **out,
 	return rc;
 }
 
+/* Creates the branches database if this (upgrade) open has none.  The
+ * upgrade runs alone in its process, so opening a database here races
+ * with no other transaction (LMDB's rule for mdb_dbi_open). */
 static int br_upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
+	int rc = 0;
 
-	return main_ensure(e, txn, &c->created);
+	if (!e->has_branches) {
+		rc = mdb_dbi_open(txn, db_names[DB_BRANCHES], MDB_CREATE,
+				  &e->dbi[DB_BRANCHES]);
+		e->has_branches = rc == 0;
+	}
+	return rc ? rc : main_ensure(e, txn, &c->created);
 }
 
 int gfs_manifest_branches_upgrade(struct gfs_manifest *m, bool *created)
 {
 	struct br_ctx c = { 0 };
+	bool had = m->e->has_branches;
 	int rc = run_write(m, br_upgrade_txn, &c, NULL);
 
+	if (rc && !had)
+		m->e->has_branches = false; /* the handle died with the txn */
 	*created = !rc && c.created;
 	return rc;
 }
@@ -3017,6 +3082,8 @@ static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 		struct check_ctx cc = { .db = (enum db)db };
 		if (db == DB_SIDECARS) /* kept even when unparsable (§4) */
 			continue;
+		if (db == DB_BRANCHES && !e->has_branches)
+			continue;
 		int rc = check_db_txn(e, txn, &cc);
 		if (!rc && cc.ms.n) {
 			gfs_diag_set(d, "cannot upgrade: %s", cc.ms.m[0]);
@@ -3053,7 +3120,8 @@ static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (rc)
 		return rc;
 	for (int db = 0; db < DB__COUNT && !rc; db++)
-		rc = db_seal_all(e, txn, (enum db)db, &u->records);
+		if (db != DB_BRANCHES || e->has_branches)
+			rc = db_seal_all(e, txn, (enum db)db, &u->records);
 	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
 	if (!rc)
 		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);

@@ -11,7 +11,8 @@
 #     root and not under branches/dev/;
 #  3. a write through branches/dev/nodes/ (create, sed -i, rm) lands on
 #     dev, as graphctl sees it, and not on main;
-#  4. a branch created or deleted while mounted appears and disappears.
+#  4. a branch created or deleted while mounted appears and disappears,
+#     also when created and deleted between two polls of the notifier.
 . "$top_srcdir/tests/mount/lib_mount.sh"
 S=$T/store M=$T/mnt
 new_store "$S"
@@ -53,6 +54,7 @@ check "the root's HEAD stays versions/2" out_is versions/2 readlink "$M/HEAD"
 check "the root's listing unchanged" out_is "ann ann.json bob bob.json" bash -c "ls '$M/nodes/Person' | tr '\n' ' ' | sed 's/ \$//'"
 check "versions/3 is dev's" out_is '"dev" [2]' bash -c "jq -r '.branch | tojson' '$M/versions/3/manifest.json' | tr '\n' ' '; jq -c .parents '$M/versions/3/manifest.json'"
 check "versions/3 serves dev's rows" test -e "$M/versions/3/nodes/Person/cat.json"
+check "versions/ lists dev's version 3 (above main's head)" out_is "1 2 3" bash -c "ls '$M/versions' | tr '\n' ' ' | sed 's/ \$//'"
 check "log.jsonl line 3 names dev" out_is dev bash -c "sed -n 3p '$M/log.jsonl' | jq -r .branch"
 printf '%s\n' '{"type":"Person","data":{"slug":"dan"}}' | gc load "$S" --data - -q   # gv 4, main
 check "main's load shows at the root" wait_until 5 test -e "$M/nodes/Person/dan.json"
@@ -74,6 +76,12 @@ check "main has none of it" bash -c "! grep -q '\"eve\"\\|\"cat\"' '$T/main.json
 check "dev's log: three writes" out_is "write write write" bash -c "gc() { timeout 60 '$GRAPHCTL' \"\$@\"; }; gc log '$S' --branch dev --json | tail -3 | jq -r .op | tr '\n' ' ' | sed 's/ \$//'"
 check "the writes show under branches/dev" wait_until 5 bash -c "test -e '$P/eve.json' && test ! -e '$P/bob.json'"
 check "and not at the root" bash -c "test ! -e '$M/nodes/Person/eve.json' && test -e '$M/nodes/Person/bob.json'"
+# vim's backup rename on dev: ann pending deletion there, not at the root
+check "mv a dev node to a scratch name" mv "$P/ann.json" "$P/ann.json~"
+check "dev's ann looks absent" test ! -e "$P/ann.json"
+check "the root still lists its ann (a pending deletion is per branch)" bash -c "ls '$M/nodes/Person' | grep -qx ann.json"
+check "writing dev's ann again makes it an update" bash -c "cp '$P/ann.json~' '$P/ann.json' && rm '$P/ann.json~'"
+check "ann kept on dev" bash -c "gc() { timeout 60 '$GRAPHCTL' \"\$@\"; }; gc export '$S' --branch dev --type Person | grep -q '\"ann\"'"
 
 # ---- 4. branch create and delete while mounted ----------------------------
 ls "$M/branches" >/dev/null
@@ -84,6 +92,19 @@ stat "$M/branches/feat/nodes" >/dev/null
 gc branch delete "$S" feat -q
 check "a deleted branch disappears" wait_until 5 test ! -e "$M/branches/feat"
 check "and leaves the listing" wait_until 5 out_is "dev main" bash -c "ls '$M/branches' | tr '\n' ' ' | sed 's/ \$//'"
+# created, looked up and deleted between two polls of the notifier (a
+# second mount polls every 1.5 s): the branch list before and after is the
+# same, only the counter (meta/branches_gen) tells the notifier that a name
+# the kernel cached went away
+M2=$T/mnt2
+mount_gfs "$S" "$M2" -o live_timeout=3600,poll_ms=1500 || bad "second mount"
+for i in 1 2; do
+	gc branch create "$S" feat --from 2 -q
+	check "create $i: seen at once (a lookup is not cached when it fails)" test -d "$M2/branches/feat/nodes"
+	gc branch delete "$S" feat -q
+	check "delete $i: the cached name goes" wait_until 6 test ! -e "$M2/branches/feat"
+done
+check "unmount the second mount" umount_gfs "$M2"
 check "its versions stay" test -d "$M/versions/2"
 
 check "fsck clean" gc fsck "$S"

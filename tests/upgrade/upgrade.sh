@@ -95,6 +95,16 @@ expect_status 0 "upgrade --json" "$GRAPHCTL" upgrade "$S" --json
 grep -qE '"from":1,"to":2,"records":[1-9]' "$T/out" && ok "json names from, to, records" || bad "json: $(cat "$T/out")"
 grep -q '^graphfs-store 2$' "$S/FORMAT" && ok "FORMAT is 2" || bad "FORMAT: $(cat "$S/FORMAT")"
 exports_match "$S" "$E" "after upgrade"
+# issue 11 (h11-branch): the upgrade records main at the highest version
+"$GRAPHCTL" log "$S" --json | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' >"$T/last"
+expect_status 0 "branch list after the upgrade" "$GRAPHCTL" branch list "$S" --json
+python3 - "$T/out" "$(cat "$T/last")" <<'PY' && ok "main recorded at the last version, with an id" || bad "branches: $(cat "$T/out")"
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert [x["name"] for x in b] == ["main"] and b[0]["head"] == int(sys.argv[2]) and len(b[0]["id"]) == 26, b
+PY
+"$GRAPHCTL" log "$S" --json | python3 -c 'import json,sys; assert all(j["branch"] == "main" and j["parents"] == ([j["version"] - 1] if j["version"] > 1 else []) for j in map(json.loads, sys.stdin))' &&
+	ok "older versions read as main, parents [N-1]" || bad "older versions: $("$GRAPHCTL" log "$S" --json | head -2)"
 expect_status 0 "upgrade again" "$GRAPHCTL" upgrade "$S"
 grep -q "already format 2" "$T/out" && ok "second upgrade does nothing" || bad "second upgrade: $(cat "$T/out")"
 # the old build's pending sidecar survived and is recovered
