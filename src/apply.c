@@ -112,6 +112,7 @@ struct applier {
 	struct gfs_rowin rin;
 	uint64_t rows_put, rows_deleted;
 	uint64_t head;         /* the version validated against */
+	bool no_cascade;       /* gfs_apply_check: a node delete with edges fails */
 };
 
 /* ---- messages --------------------------------------------------------- */
@@ -929,6 +930,13 @@ static int do_node_del(struct applier *A, uint32_t t, struct gfs_change *c)
 				   subject(&A->s->types[t], c->key, c->key_len, NULL, 0, NULL, 0, subj, sizeof subj));
 	if (rc == 1)
 		rc = incident(A, t, c->key, c->key_len, &I);
+	if (!rc && A->no_cascade && I.n) {
+		char ib[200];
+		rc = change_fail(c, GFS_EDATA, "%s: still has edge %s '%s' (an edge whose endpoint is deleted)",
+				 subject(&A->s->types[t], c->key, c->key_len, NULL, 0, NULL, 0, subj, sizeof subj),
+				 A->s->types[I.v[0].type].name,
+				 show(I.v[0].id.p, I.v[0].id.len, ib, sizeof ib));
+	}
 	if (!rc)
 		rc = cascade(A, t, c->key, c->key_len, &I);
 	incs_release(&I);
@@ -1505,6 +1513,30 @@ static void reset_changes(struct gfs_change *ch, size_t n)
 		ch[i].msg[0] = '\0';
 		ch[i].version = 0;
 	}
+}
+
+int gfs_apply_check(struct gfs_commit *c, struct gfs_change *changes, size_t n,
+		    unsigned flags)
+{
+	struct applier A;
+	int rc;
+
+	for (uint32_t t = 0; t < c->s->n_types; t++)
+		if (!c->ts[t].tv)
+			return -EINVAL; /* every table must be pinned */
+	memset(&A, 0, sizeof A);
+	A.g = c->g;
+	A.s = c->s;
+	A.c = *c; /* borrowed: its pinned versions are read, never released here */
+	A.ch = changes;
+	A.n = n;
+	A.no_cascade = flags & GFS_APPLY_NO_CASCADE;
+	gfs_rowin_init(&A.rin);
+	reset_changes(changes, n);
+	rc = validate(&A);
+	memset(&A.c, 0, sizeof A.c);
+	applier_free(&A);
+	return rc;
 }
 
 int gfs_graph_apply(struct gfs_graph *g, struct gfs_change *changes, size_t n,

@@ -126,4 +126,17 @@ int gfs_graph_apply(struct gfs_graph *g, struct gfs_change *changes, size_t n,
 		    const struct gfs_apply_opts *o, struct gfs_apply_result *res,
 		    struct gfs_diag *d);
 
+/* Validates changes[0..n) in order against the versions c has pinned
+ * (every table of c->s must be open: gfs_commit_pin with all involved),
+ * exactly as gfs_graph_apply validates a batch, and writes nothing: each
+ * change gets its rc and msg.  The merge (merge.c) checks its result with
+ * it.  GFS_APPLY_NO_CASCADE: a node delete whose node still has edges
+ * fails (GFS_EDATA) instead of deleting them.  Returns 0 when every
+ * change was checked (some may have failed), <0 on an error of the whole
+ * (I/O, memory, a table not pinned: -EINVAL). */
+struct gfs_commit;
+enum gfs_apply_check_flags { GFS_APPLY_NO_CASCADE = 1 << 0 };
+int gfs_apply_check(struct gfs_commit *c, struct gfs_change *changes, size_t n,
+		    unsigned flags);
+
 #endif

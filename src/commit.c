@@ -340,6 +340,7 @@ int gfs_commit_arm(struct gfs_commit *c)
 	sc.start_ns = gfs_now_ns();
 	snprintf(sc.branch, sizeof sc.branch, "%s", c->branch ? c->branch : "main");
 	memcpy(sc.branch_id, c->branch_id, sizeof sc.branch_id);
+	sc.merge = c->merge;
 	if (!(tabs = op_tables(c, &n)))
 		return -ENOMEM;
 	sc.tables = tabs;
@@ -471,6 +472,7 @@ static int publish(struct gfs_commit *c, const char *op, const char *detail,
 	memset(&p, 0, sizeof p);
 	p.branch = c->branch;
 	p.branch_id = c->branch_id;
+	p.merge_parent = c->merge.source_gv;
 	p.expected_schema = c->s->id;
 	p.op = op;
 	p.op_id = c->op_id;

@@ -62,6 +62,8 @@ struct gfs_commit {
 					 after gfs_commit_init) */
 	char branch_id[GFS_ULID_LEN + 1]; /* its id, read with its head: the
 					 publish fails if it was re-created */
+	struct gfs_sc_merge merge;    /* a merge: recorded in the sidecar; its
+					 source_gv is the second parent */
 	struct gfs_lockset *locks;
 	char op_id[GFS_ULID_LEN + 1];
 };

@@ -62,7 +62,10 @@
 	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")               \
 	X(APPLY_AFTER_HEAL, "apply/after_heal")                            \
 	X(APPLY_AFTER_LOCKS, "apply/after_locks")                          \
-	X(RECOVER_AFTER_RESERVE, "recover/after_reserve")
+	X(RECOVER_AFTER_RESERVE, "recover/after_reserve")                  \
+	X(MERGE_AFTER_PLAN, "merge/after_plan")                            \
+	X(MERGE_AFTER_HEAL, "merge/after_heal")                            \
+	X(MERGE_AFTER_LOCKS, "merge/after_locks")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -80,6 +80,15 @@ struct gfs_sc_table {
 				 (gfs_manifest_sidecar_reserve_comp), 0 none */
 };
 
+/* A merge's sidecar (kind "merge", docs/branches-design.md §5): what it
+ * merges, so that a roll forward publishes parents [H, S] and gc keeps
+ * the gvs it names.  source_gv 0: not a merge. */
+struct gfs_sc_merge {
+	char source[GFS_BRANCH_NAME_MAX];
+	char source_id[GFS_ULID_LEN + 1];
+	uint64_t source_gv, base_gv, target_gv;
+};
+
 struct gfs_sidecar {
 	int format;            /* GFS_SIDECAR_FORMAT */
 	char op_id[GFS_ULID_LEN + 1];
@@ -93,6 +102,7 @@ struct gfs_sidecar {
 	 * and writers that name none) means main. */
 	char branch[GFS_BRANCH_NAME_MAX];
 	char branch_id[GFS_ULID_LEN + 1];
+	struct gfs_sc_merge merge;
 	char *raw;             /* set when the record did not parse: its bytes */
 	uint64_t rev;          /* revision of the record as read: a hash of its
 				  stored bytes (gfs_publish.sidecar_rev) */
@@ -252,6 +262,7 @@ struct gfs_publish {
 				   deleted or re-created branch -> GFS_ECAS) */
 	const char *expected_schema; /* NULL, or the schema id the branch
 				   head must still have (else GFS_ECAS) */
+	uint64_t merge_parent;  /* 0, or a merge's source gv: parents [H, S] */
 	const char *op;
 	const char *op_id;
 	const char *actor;

@@ -542,6 +542,8 @@ static int publish_job(struct sweep *s, const struct job *j, enum action a,
 	memset(&p, 0, sizeof p);
 	p.branch = sc_branch(j->sc);
 	p.branch_id = j->sc->branch_id;
+	if (a == ACT_FORWARD) /* a merge's: parents [H, S] */
+		p.merge_parent = j->sc->merge.source_gv;
 	p.op = a == ACT_FORWARD && j->sc->kind[0] ? j->sc->kind : "recover";
 	p.op_id = j->sc->op_id;
 	p.actor = a == ACT_FORWARD ? j->sc->actor : s->resolver;

@@ -1064,6 +1064,25 @@ static json_t *sc_branch_json(const struct gfs_sidecar *sc)
 	return o;
 }
 
+static json_t *sc_merge_json(const struct gfs_sc_merge *mg)
+{
+	json_t *o = json_pack("{s:{s:s,s:s},s:I,s:I,s:I}", "source", "id", mg->source_id,
+			      "name", mg->source, "source_gv", (json_int_t)mg->source_gv,
+			      "base_gv", (json_int_t)mg->base_gv,
+			      "target_gv", (json_int_t)mg->target_gv);
+	return o;
+}
+
+static bool sc_merge_parse(json_t *o, struct gfs_sc_merge *mg)
+{
+	json_t *s = json_object_get(o, "source");
+	return json_is_object(o) && json_is_object(s) &&
+	       j_str(s, "name", mg->source, sizeof mg->source) &&
+	       j_str(s, "id", mg->source_id, sizeof mg->source_id) &&
+	       j_u64(o, "source_gv", &mg->source_gv) && mg->source_gv &&
+	       j_u64(o, "base_gv", &mg->base_gv) && j_u64(o, "target_gv", &mg->target_gv);
+}
+
 static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 {
 	json_t *o = json_object();
@@ -1086,6 +1105,8 @@ static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 		rc = j_set(o, "branch", sc_branch_json(sc));
 	else if (!rc && !stored)
 		rc = j_set(o, "branch", json_string(sc->branch[0] ? sc->branch : "main"));
+	if (!rc && sc->merge.source_gv)
+		rc = j_set(o, "merge", sc_merge_json(&sc->merge));
 	if (!rc)
 		rc = j_set(o, "tables", sct_json(sc->tables, sc->n_tables, false));
 	if (rc) {
@@ -1143,6 +1164,9 @@ static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
 	if (b && (!json_is_object(b) ||
 		  !j_str(b, "name", sc->branch, sizeof sc->branch) ||
 		  !j_str(b, "id", sc->branch_id, sizeof sc->branch_id)))
+		return false;
+	json_t *mg = json_object_get(o, "merge");
+	if (mg && !sc_merge_parse(mg, &sc->merge))
 		return false;
 	return sct_parse(json_object_get(o, "tables"), false, &sc->tables,
 			 &sc->n_tables);
@@ -2494,6 +2518,8 @@ static int write_version(struct env *e, MDB_txn *txn, const struct gfs_gv *head,
 	memcpy(nv.branch_id, c->b.id, sizeof nv.branch_id);
 	nv.parents[0] = head->version;
 	nv.n_parents = 1;
+	if (p->merge_parent) /* a merge: its source */
+		nv.parents[nv.n_parents++] = p->merge_parent;
 	copy_str(nv.op, sizeof nv.op, p->op);
 	copy_str(nv.op_id, sizeof nv.op_id, p->op_id);
 	copy_str(nv.actor, sizeof nv.actor, p->actor);

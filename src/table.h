@@ -266,6 +266,12 @@ struct gfs_rowput {
 	uint32_t data_off, data_len;
 	const struct gfs_buf *ukeys;
 	size_t n_ukeys;
+	/* 0 = the builder's (the parent row's, or a fresh one).  A merge
+	 * (merge.c) copies a row from another branch's version and keeps
+	 * its identity: serial (the builder's next_serial goes above it)
+	 * and `changed` (the version that last changed its bytes there). */
+	uint64_t serial;
+	uint32_t changed;
 };
 
 /* Starts a version built on parent (NULL: an empty table).  n_unique is the

@@ -522,15 +522,22 @@ static int do_put(struct gfs_tbuild *b, const struct gfs_rowput *r,
 		nr.serial = p->r.serial;
 		nr.flags |= p->r.flags & GFS_ROW_PAIR_FIRST;
 	} else {
-		nr.serial = b->next_serial++;
+		nr.serial = r->serial ? r->serial : b->next_serial++;
 		fl = OP_NEW;
 	}
-	if (p && same_line(&p->r, &nr)) {
+	if (r->serial) {
+		nr.serial = r->serial;
+		if (b->next_serial <= r->serial)
+			b->next_serial = r->serial + 1;
+	}
+	if (p && same_line(&p->r, &nr) && (!r->changed || r->changed == p->r.changed)) {
 		nr.changed = p->r.changed;
 		nr.seg = p->r.seg;
 		nr.seg_off = p->r.seg_off;
 	} else {
-		nr.changed = nr.seg = UINT32_MAX; /* this version, set at commit */
+		/* this version, set at commit; a kept `changed` stays */
+		nr.changed = r->changed ? r->changed : UINT32_MAX;
+		nr.seg = UINT32_MAX;
 		nr.seg_off = b->pos;
 		rc = bw_append(b, r->line, r->line_len);
 	}

@@ -20,6 +20,7 @@
 
 #include "failpoints.h"
 #include "graph.h"
+#include "merge.h"
 #include "recover.h"
 
 #define EXIT_USAGE 2
@@ -924,6 +925,113 @@ static int cmd_upgrade(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- merge ------------------------------------------------------------- */
+
+struct merge_args {
+	const char *store;
+	struct gfs_merge_opts mo;
+	bool json, quiet;
+};
+
+/* Its own options (STORE SOURCE, --into, --prefer): -1 to go on, or an
+ * exit status. */
+static int merge_args(const struct cmd *c, int argc, char **argv, struct merge_args *a)
+{
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "into", required_argument, NULL, 'i' },
+		{ "prefer", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(a, 0, sizeof *a);
+	a->mo.into = "main";
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "hi:p:jq", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'h': print_help(c); return EXIT_SUCCESS;
+		case 'i': a->mo.into = optarg; break;
+		case 'p':
+			if (gfs_merge_prefer_parse(optarg, &a->mo.prefer))
+				return usage_error(c, "--prefer is source or target");
+			break;
+		case 'j': a->json = true; break;
+		case 'q': a->quiet = true; break;
+		default: {
+			char msg[128];
+			snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return usage_error(c, msg);
+		}
+		}
+	}
+	if (argc - optind < 2)
+		return usage_error(c, optind >= argc ? "missing STORE" : "missing SOURCE (the branch to merge)");
+	if (argc - optind > 2) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind + 2]);
+		return usage_error(c, msg);
+	}
+	a->store = argv[optind];
+	a->mo.source = argv[optind + 1];
+	return -1;
+}
+
+static void merge_json(const struct gfs_merge_result *r)
+{
+	const char *rep = r->report_json ? r->report_json : "{\"conflicts\":[],\"invalid\":[]}";
+
+	/* the report's members follow ours in the same object */
+	printf("{\"version\":%" PRIu64 ",\"op_id\":\"%s\",\"fast_forward\":%s,\"already_merged\":%s,"
+	       "\"base\":%" PRIu64 ",\"target\":%" PRIu64 ",\"source\":%" PRIu64 ",\"rows_taken\":%" PRIu64
+	       ",\"tables_written\":%zu,\"tables_adopted\":%zu,\"resolved\":%zu,%s\n",
+	       r->version, r->op_id, r->fast_forward ? "true" : "false",
+	       r->already_merged ? "true" : "false", r->base_gv, r->target_gv, r->source_gv,
+	       r->rows_taken, r->tables_written, r->tables_adopted, r->resolved, rep + 1);
+}
+
+static void merge_text(const struct merge_args *a, const struct gfs_merge_result *r)
+{
+	if (r->report_text && r->report_text[0])
+		fputs(r->report_text, stdout);
+	if (r->already_merged)
+		printf("already merged: '%s' (graph version %" PRIu64 ") is in '%s'\n",
+		       a->mo.source, r->source_gv, a->mo.into);
+	else if (r->fast_forward)
+		printf("fast-forward: '%s' is now graph version %" PRIu64 " (the tables of '%s' at %" PRIu64 "; no table file written)\n",
+		       a->mo.into, r->version, a->mo.source, r->source_gv);
+	else if (r->version)
+		printf("merged '%s' into '%s' as graph version %" PRIu64 " (base %" PRIu64 "; %" PRIu64 " rows taken, %zu tables written, %zu adopted, %zu conflicts resolved)\n",
+		       a->mo.source, a->mo.into, r->version, r->base_gv, r->rows_taken,
+		       r->tables_written, r->tables_adopted, r->resolved);
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("merge");
+	struct gfs_merge_result r;
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct merge_args a;
+	int rc = merge_args(c, argc, argv, &a);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("merge", a.store, 0, &g)))
+		return rc;
+	rc = gfs_graph_merge(g, &a.mo, &r, &d);
+	gfs_graph_close(g);
+	if (a.json && (!rc || rc == GFS_ECONFLICT))
+		merge_json(&r);
+	else if (!a.quiet && (!rc || rc == GFS_ECONFLICT))
+		merge_text(&a, &r);
+	gfs_merge_result_release(&r);
+	return rc ? fail("merge", rc, &d) : EXIT_SUCCESS;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct cmd cmds[] = {
@@ -990,6 +1098,23 @@ static const struct cmd cmds[] = {
 	  "is rewritten in one transaction, then FORMAT; run it again after a crash.\n"
 	  "A current store is left as it is.  --json: {\"store\":...,\"from\":1,\"to\":2,\n"
 	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false },
+	{ "merge", cmd_merge, "merge STORE SOURCE [--into TARGET] [--prefer source|target] [--json] [--quiet]",
+	  "Merge branch SOURCE into branch TARGET (default main) as one graph\n"
+	  "version on TARGET whose parents are TARGET's head and SOURCE's head.\n"
+	  "Rows are merged three-way against the common ancestor: a row changed on\n"
+	  "one side only is taken; changed differently on both sides, deleted on\n"
+	  "one side and changed on the other, or an edge whose endpoint the other\n"
+	  "side deleted is a conflict.  The result is validated like a load\n"
+	  "(@unique, @card, endpoints).  On any conflict or invalid row nothing is\n"
+	  "published and every one is listed (type, key, both values), exit 1;\n"
+	  "--prefer source|target resolves the conflicts (not invalid rows).\n"
+	  "A fast-forward (TARGET is the ancestor) writes no table file.\n"
+	  "--json: {\"version\",\"op_id\",\"fast_forward\",\"already_merged\",\"base\",\n"
+	  "\"target\",\"source\",\"rows_taken\",\"tables_written\",\"tables_adopted\",\n"
+	  "\"resolved\",\"conflicts\":[...],\"invalid\":[...]} (also on a refusal).\n"
+	  "Exit 0 merged or already merged, 1 conflicts, invalid rows, an unknown\n"
+	  "branch, merging a branch into itself or across schemas (nothing changed),\n"
+	  "2 usage, 3 recovery needed.\n", false },
 };
 
 /* LMDB has no page checksums and trusts its page headers: a flipped bit in
