@@ -61,7 +61,10 @@
 	X(SYNC_SKIP_SCHEMA_DIR, "sync/skip_schema_dir")                    \
 	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")               \
 	X(APPLY_AFTER_HEAL, "apply/after_heal")                            \
-	X(APPLY_AFTER_LOCKS, "apply/after_locks")
+	X(APPLY_AFTER_LOCKS, "apply/after_locks")                          \
+	X(SCHEMA_AFTER_HEAL, "schema/after_heal")                          \
+	X(SCHEMA_AFTER_LOCKS, "schema/after_locks")                        \
+	X(SCHEMA_AFTER_FILE, "schema/after_file")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -95,6 +95,11 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	return gfs_fsync_dir(sdir);
 }
 
+int gfs_graph_schema_put(struct gfs_graph *g, const struct gfs_schema *s)
+{
+	return write_schema_file(g->dir, s);
+}
+
 /* Format 2: "graphfs-store 2\nid <ULID>\ncheck <xxh3 of what precedes,
  * %016x>\n".  Written to a temp file, fsync'd, renamed, directory fsync'd:
  * a crash leaves the old FORMAT or the new one. */

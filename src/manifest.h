@@ -34,7 +34,10 @@ struct gfs_manifest;
 
 #define GFS_TABLE_NAME_MAX 200
 #define GFS_ACTOR_MAX 128
-#define GFS_SIDECAR_FORMAT 1
+/* Sidecar formats: 1 the original; 2 adds the kind-specific object
+ * "schema":{"old_id","new_id"} (written as format 2 only when present, so
+ * a build that could not roll it forward refuses it instead). */
+#define GFS_SIDECAR_FORMAT 2
 
 struct gfs_pin {
 	char table[GFS_TABLE_NAME_MAX];
@@ -78,6 +81,9 @@ struct gfs_sidecar {
 	char *raw;             /* set when the record did not parse: its bytes */
 	uint64_t rev;          /* revision of the record as read: a hash of its
 				  stored bytes (gfs_publish.sidecar_rev) */
+	/* kind "schema" (format 2): the schema ids it moves from and to; both
+	 * empty for every other kind.  A roll forward publishes schema_new. */
+	char schema_old[17], schema_new[17];
 };
 void gfs_sidecar_free(struct gfs_sidecar *sc);
 
@@ -123,6 +129,8 @@ struct gfs_publish {
 	const char *op_id;
 	const char *actor;
 	const char *schema_id;  /* NULL: keep the head's */
+	const char *expect_schema_id; /* CAS: NULL, or the head's schema id must
+					 equal it (schema apply); else GFS_ECAS */
 	const char *detail;     /* JSON object text or NULL */
 	const struct gfs_sc_table *tables; /* CAS: every pin must equal expected;
 					      written ones move to post */

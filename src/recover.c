@@ -419,6 +419,12 @@ static int publish_job(struct sweep *s, const struct job *j, enum action a,
 	p.sidecar_rev = j->sc->rev; /* decide on what was classified */
 	p.audit = &au;
 	p.no_version = a == ACT_DISCARD;
+	if (a == ACT_FORWARD && j->sc->schema_new[0]) {
+		/* a schema apply: its graph version carries the new schema,
+		 * published only over the schema it was checked against */
+		p.schema_id = j->sc->schema_new;
+		p.expect_schema_id = j->sc->schema_old;
+	}
 	if (!rc)
 		rc = gfs_manifest_publish(gfs_graph_manifest(s->g), &p, &s->version, pd);
 	gfs_buf_release(&detail);

@@ -846,8 +846,7 @@ static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 	json_t *o = json_object();
 	int rc = o ? 0 : -ENOMEM;
 	if (!rc && stored)
-		rc = j_set(o, "format", json_integer(sc->format ? sc->format
-							  : GFS_SIDECAR_FORMAT));
+		rc = j_set(o, "format", json_integer(sc->schema_new[0] ? 2 : 1));
 	if (!rc)
 		rc = j_set(o, "op_id", json_string(sc->op_id));
 	if (!rc)
@@ -861,6 +860,9 @@ static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 		rc = j_set(o, "confirmed", json_boolean(sc->confirmed));
 	if (!rc)
 		rc = j_set(o, "tables", sct_json(sc->tables, sc->n_tables, false));
+	if (!rc && sc->schema_new[0])
+		rc = j_set(o, "schema", json_pack("{s:s,s:s}", "old_id", sc->schema_old,
+						  "new_id", sc->schema_new));
 	if (rc) {
 		json_decref(o);
 		return NULL;
@@ -912,6 +914,11 @@ static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
 	    !j_u64(o, "start_ns", &sc->start_ns) || !json_is_boolean(c))
 		return false;
 	sc->confirmed = json_is_true(c);
+	json_t *sch = json_object_get(o, "schema");
+	if (sch && (!j_str(sch, "old_id", sc->schema_old, sizeof sc->schema_old) ||
+		    !j_str(sch, "new_id", sc->schema_new, sizeof sc->schema_new) ||
+		    !sc->schema_new[0]))
+		return false;
 	return sct_parse(json_object_get(o, "tables"), false, &sc->tables,
 			 &sc->n_tables);
 }
@@ -1891,6 +1898,12 @@ static int publish_txn(struct env *e, MDB_txn *txn, void *ctx)
 		gfs_diag_set(c->d, "manifest has no graph version yet");
 	if (!rc)
 		rc = check_pins(head, c->p, c->d);
+	if (!rc && head && c->p->expect_schema_id &&
+	    strcmp(head->schema_id, c->p->expect_schema_id)) {
+		gfs_diag_reset(c->d, "the schema moved: expected %s, the head has %s",
+			       c->p->expect_schema_id, head->schema_id);
+		rc = GFS_ECAS;
+	}
 	if (!rc && !c->p->no_version)
 		rc = write_version(e, txn, head, c);
 	if (!rc)
@@ -1907,6 +1920,7 @@ static int publish_valid(const struct gfs_publish *p, struct gfs_diag *d)
 		    strlen(p->op_id) <= GFS_ULID_LEN &&
 		    copy_str(tmp, sizeof tmp, p->actor) &&
 		    (!p->schema_id || strlen(p->schema_id) < 17) &&
+		    (!p->expect_schema_id || strlen(p->expect_schema_id) < 17) &&
 		    detail_valid(p->detail))) &&
 		  (!p->require_sidecar || p->sidecar) &&
 		  (!p->sidecar || strlen(p->sidecar) <= GFS_ULID_LEN) &&
