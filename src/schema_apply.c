@@ -230,7 +230,9 @@ static int plan(struct sa *S)
 	memcpy(S->r->new_id, S->nw->id, sizeof S->r->new_id);
 	if (!strcmp(S->old->id, S->nw->id)) {
 		S->r->unchanged = true;
-		return 1;
+		/* options are still checked: one that names nothing is an error */
+		rc = gfs_schema_diff(S->old, S->nw, S->o, has_rows, S, S->r, S->d);
+		return rc ? rc : 1;
 	}
 	rc = refuse_branches(S);
 	if (!rc)
