@@ -71,6 +71,11 @@ run_case() { # run_case POINT N HEALER(recover|load)
 		[ -z "$op" ] || [ "$(audits "$S" "$op")" = 1 ] || { bad "$p@$n (load): not one audit record for $op"; return 0; }
 	fi
 	clean "$S" || { bad "$p@$n ($how): fsck not clean or sidecar left"; return 0; }
+	if [ "$p" = schema/after_file ]; then
+		gctl fsck "$S" >"$T/fsck.out" 2>&1
+		grep -q "named by no graph version" "$T/fsck.out" ||
+			{ bad "$p@$n: fsck does not note the unpublished schema file: $(head -c 300 "$T/fsck.out")"; return 0; }
+	fi
 	same_exports "$S" "$T/old" 2 || { bad "$p@$n ($how): an earlier version changed"; return 0; }
 	want=$(want_state "$p")
 	if gctl schema "$S" | cmp -s - "$NEW"; then got=new; else got=old; fi
