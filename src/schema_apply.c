@@ -496,7 +496,8 @@ static int unique_problems(struct sa *S, const struct gfs_typedef *td,
 		gfs_buf_init(&props);
 		for (size_t i = 0; cons && i < cons->n_props; i++)
 			gfs_buf_appendf(&props, "%s%s", i ? "," : "", cons->props[i]);
-		qsort(s, c->nu[k], sizeof *s, seen_cmp);
+		if (c->nu[k]) /* qsort(NULL, 0) is undefined */
+			qsort(s, c->nu[k], sizeof *s, seen_cmp);
 		for (size_t i = 0; !rc && i < c->nu[k]; i++) {
 			bool dup = (i > 0 && seen_eq(&s[i], &s[i - 1])) ||
 				   (i + 1 < c->nu[k] && seen_eq(&s[i], &s[i + 1]));
@@ -522,7 +523,8 @@ static int card_problems(struct sa *S, const struct gfs_typedef *td,
 {
 	int rc = 0;
 
-	qsort(c->src, c->nsrc, sizeof *c->src, seen_cmp);
+	if (c->nsrc)
+		qsort(c->src, c->nsrc, sizeof *c->src, seen_cmp);
 	for (size_t i = 0; !rc && i < c->nsrc;) {
 		size_t j = i;
 		while (j < c->nsrc && seen_eq(&c->src[j], &c->src[i]))
