@@ -4,8 +4,8 @@
  *
  * Steps of one attempt (a moved head retries the whole attempt):
  *   plan     head, its schema, the diff (schema_diff.c): refused -> stop
- *   lock     SH on every table, EX on the tables of changed types that
- *            have rows (they may be rewritten) and of new types; heal first
+ *   lock     EX on every table (two applies exclude each other; writers
+ *            are excluded as by SH, which the check needs); heal first
  *   pin      the pins under the locks must be the planned ones (else
  *            GFS_ECAS: plan again)
  *   check    every row of every changed type parsed under the new schema
@@ -280,7 +280,12 @@ static void classify_tables(struct sa *S)
 			     (x->xform || !gfs_sa_same_rows(x->ot, x->nt));
 		ct->written = x->created;
 		ct->read = !x->created;
-		ct->excl = x->changed;
+		/* EX on every table, not only on those it may rewrite: two
+		 * applies then exclude each other, and any later writer heals
+		 * a dead apply's sidecar first (its lock set conflicts), so no
+		 * other schema can be published over the old id that its roll
+		 * forward compares (docs/recovery.md "Schema apply"). */
+		ct->excl = true;
 	}
 }
 

@@ -110,4 +110,66 @@ done
 for p in commit/after_table table/after_link commit/after_confirm; do
 	run_case "$p" 1 load || true
 done
+
+# blocked_tree PID: PID or one of its descendants (the shell function, then
+# timeout(1), then graphctl) waits for a flock.  Bounded by blocked_on_flock.
+blocked_tree() {
+	local p kids all frontier left=$(( $(scaled 30) * 100 ))
+	while [ "$left" -gt 0 ]; do
+		all=$1 frontier=$1
+		for _ in 1 2 3; do
+			kids=""
+			for p in $frontier; do kids="$kids $(pgrep -P "$p" || true)"; done
+			all="$all $kids"
+			frontier=$kids
+		done
+		for p in $all; do
+			[ "$(cat /proc/"$p"/comm 2>/dev/null)" = graphctl ] && { blocked_on_flock "$p" 30; return; }
+		done
+		sleep 0.01 # polling for the process to exist, bounded; orders nothing
+		left=$((left - 1))
+	done
+	return 1
+}
+
+# Two applies at once: the second waits for the first's locks (EX on every
+# table, so they exclude each other), then plans again against the schema
+# the first published.  A adds Project; B's file has Project and Note.
+S=$T/two
+rm -rf "$S"; cp -a "$BASE" "$S"
+sed 's/n: I64?/n: I64?  level: I32/' "$SCHEMA" >"$T/b.pg"
+printf 'node Project { code: String @key }\nnode Note { text: String @key }\n' >>"$T/b.pg"
+GRAPHFS_FAILPOINTS=schema/after_locks=park bg gctl schema apply "$S" "$NEW" "${OPTS[@]}" -q
+apid=$!
+fp_wait_reached schema/after_locks 30 >/dev/null || bad "apply A never parked after its locks"
+bg gctl schema apply "$S" "$T/b.pg" "${OPTS[@]}" -q
+bpid=$!
+blocked_tree "$bpid" && ok "two applies: B waits for A's table locks" || bad "two applies: B did not block on a lock"
+fp_release schema/after_locks
+wait "$apid" && ok "two applies: A published" || bad "two applies: A failed"
+wait "$bpid" && ok "two applies: B published after planning again" || bad "two applies: B failed"
+gctl schema "$S" | cmp -s - "$T/b.pg" && ok "two applies: the head has B's schema" || bad "two applies: the head is not B's schema"
+[ "$(gctl log "$S" --json | grep -c '"op":"schema"')" = 2 ] && ok "two applies: two schema versions" || bad "two applies: not two schema versions"
+clean "$S" && ok "two applies: clean" || bad "two applies: fsck or sidecar"
+
+# A load holding its locks (parked after arming) delays the apply, whose
+# check then sees the loaded rows: a row the new @range rejects is listed.
+S=$T/race
+rm -rf "$S"; cp -a "$BASE" "$S"
+sed 's/n: I64?/n: I64?  @range(n, 0..1000)/' "$SCHEMA" >"$T/r.pg"
+printf '{"type":"Person","data":{"slug":"big","name":"B","n":5000}}\n' >"$T/big.jsonl"
+GRAPHFS_FAILPOINTS=commit/after_sidecar=park bg gctl load "$S" --data "$T/big.jsonl" -q
+lpid=$!
+fp_wait_reached commit/after_sidecar 30 >/dev/null || bad "the load never parked"
+bg bash -c "'$GRAPHCTL' schema apply '$S' '$T/r.pg' --json >'$T/race.out' 2>'$T/race.err'"
+rpid=$!
+blocked_tree "$rpid" &&
+	ok "load vs apply: the apply waits for the load's locks" || bad "load vs apply: the apply did not block"
+fp_release commit/after_sidecar
+wait "$lpid" && ok "load vs apply: the load published" || bad "load vs apply: the load failed"
+set +e; wait "$rpid"; st=$?; set -e
+[ "$st" = 1 ] && grep -q '"id":"big"' "$T/race.out" &&
+	ok "load vs apply: the apply checked the loaded row and refused (exit 1)" ||
+	bad "load vs apply: exit $st: $(head -c 300 "$T/race.out") $(head -c 300 "$T/race.err")"
+clean "$S" && ok "load vs apply: clean" || bad "load vs apply: fsck or sidecar"
 finish
