@@ -16,7 +16,7 @@ mount_gfs "$S" "$M" -o live_timeout=3600 || { bad mount; finish; exit; }
 P=$M/nodes/Person
 ino() { stat -c %i "$1"; }
 a_ino=$(ino "$P/alice.json") b_ino=$(ino "$P/bob.json") a_mtime=$(stat -c %Y "$P/alice.json")
-dir_ino=$(ino "$P")
+dir_ino=$(ino "$P") b_dino=$(ino "$P/bob")
 ls "$M/nodes" "$M/edges" >/dev/null        # listings cached in the kernel
 check "Project absent before" test ! -e "$M/nodes/Project"
 exec 7< "$M/schema.pg"                     # held open across the apply
@@ -47,7 +47,11 @@ check "alice got level, kept age" grep -q '"age":30,"level":1' "$P/alice.json"
 check "a rewritten row gets a new inode" test "$(ino "$P/bob.json")" != "$b_ino"
 check "the type directory keeps its inode" test "$(ino "$P")" = "$dir_ino"
 check "alice's bytes changed too: new inode" test "$(ino "$P/alice.json")" != "$a_ino"
-check "and the apply's commit time as mtime" test "$(stat -c %Y "$P/alice.json")" -ge "$a_mtime"
+# the row keeps its serial: its node directory's inode comes from it
+check "a rewritten row keeps its serial (node directory inode)" test "$(ino "$P/bob")" = "$b_dino"
+t3=$(gc log "$S" --json | sed -n 3p | jq -r .time | python3 -c 'import sys,datetime; t=sys.stdin.read().strip(); print(int(datetime.datetime.fromisoformat(t[:19]).replace(tzinfo=datetime.timezone.utc).timestamp()))')
+check "a rewritten row's mtime is the apply's commit time" test "$(stat -c %Y "$P/alice.json")" = "$t3"
+check "which is not the load's" test "$a_mtime" -le "$t3"
 
 # A second apply that changes no row's bytes (a new optional property):
 # every row keeps its inode and mtime.
