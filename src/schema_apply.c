@@ -570,6 +570,7 @@ static int check_table(struct sa *S, size_t t)
 	bool card = x->nt->is_edge && x->nt->has_card;
 	struct gfs_titer *it = NULL;
 	struct gfs_row row;
+	uint64_t rows_before = S->r->rows_checked;
 	int rc = 0, more;
 
 	c.u = calloc(c.n_unique + 1, sizeof *c.u);
@@ -600,7 +601,9 @@ static int check_table(struct sa *S, size_t t)
 		rc = unique_problems(S, x->nt, &c);
 	if (!rc && card)
 		rc = card_problems(S, x->nt, &c);
-	if (!gfs_sa_same_uniques(x->ot, x->nt))
+	/* new unique indexes need every row indexed again (an empty table
+	 * needs no new version: a later load builds them from nothing) */
+	if (!gfs_sa_same_uniques(x->ot, x->nt) && S->r->rows_checked > rows_before)
 		x->rewrite = true;
 	collect_free(&c);
 	return rc;
