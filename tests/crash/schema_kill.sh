@@ -101,7 +101,8 @@ run_case() { # run_case POINT N HEALER(recover|load)
 	return 0
 }
 
-HITS=${SCHEMA_KILL_HITS:-2}
+# make stress (GRAPHFS_STRESS=1): every hit up to the 6th
+HITS=${SCHEMA_KILL_HITS:-$([ -n "${GRAPHFS_STRESS:-}" ] && echo 6 || echo 2)}
 for p in $POINTS; do
 	for n in $(seq 1 "$HITS"); do
 		run_case "$p" "$n" recover || break
