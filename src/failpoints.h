@@ -62,6 +62,7 @@
 	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")               \
 	X(APPLY_AFTER_HEAL, "apply/after_heal")                            \
 	X(APPLY_AFTER_LOCKS, "apply/after_locks")                          \
+	X(RECOVER_AFTER_RESERVE, "recover/after_reserve")                  \
 	X(SCHEMA_AFTER_HEAL, "schema/after_heal")                          \
 	X(SCHEMA_AFTER_LOCKS, "schema/after_locks")                        \
 	X(SCHEMA_AFTER_FILE, "schema/after_file")
