@@ -49,14 +49,28 @@ int gfs_commit_init(struct gfs_commit *c, struct gfs_graph *g,
 	c->ts = calloc(s->n_types + 1, sizeof *c->ts);
 	if (!c->ts)
 		return -ENOMEM;
+	c->n_ts = s->n_types;
 	for (size_t i = 0; i < s->n_types; i++)
 		gfs_typedef_table(&s->types[i], c->ts[i].table, sizeof c->ts[i].table);
 	return 0;
 }
 
+int gfs_commit_add_table(struct gfs_commit *c, const char *table, size_t *idx)
+{
+	struct gfs_commit_table *ts = realloc(c->ts, (c->n_ts + 2) * sizeof *ts);
+
+	if (!ts)
+		return -ENOMEM;
+	c->ts = ts;
+	memset(&ts[c->n_ts], 0, 2 * sizeof *ts);
+	snprintf(ts[c->n_ts].table, sizeof ts[c->n_ts].table, "%s", table);
+	*idx = c->n_ts++;
+	return 0;
+}
+
 void gfs_commit_unlock(struct gfs_commit *c)
 {
-	for (size_t t = 0; c->ts && c->s && t < c->s->n_types; t++) {
+	for (size_t t = 0; c->ts && t < c->n_ts; t++) {
 		gfs_tver_close(c->ts[t].tv);
 		c->ts[t].tv = NULL;
 	}
@@ -98,7 +112,7 @@ static int check_orphans(struct gfs_commit *c)
 	struct gfs_manifest *m = gfs_graph_manifest(c->g);
 	int rc = 0;
 
-	for (size_t t = 0; !rc && t < c->s->n_types; t++) {
+	for (size_t t = 0; !rc && t < c->n_ts; t++) {
 		struct gfs_commit_table *ts = &c->ts[t];
 		uint32_t n = 0;
 		bool there = false;
@@ -124,9 +138,9 @@ static int check_orphans(struct gfs_commit *c)
 static bool conflicts(const struct gfs_commit *c, const struct gfs_sidecar *sc)
 {
 	for (size_t k = 0; k < sc->n_tables; k++)
-		for (size_t t = 0; t < c->s->n_types; t++)
+		for (size_t t = 0; t < c->n_ts; t++)
 			if (gfs_commit_involved(&c->ts[t]) &&
-			    (sc->tables[k].written || c->ts[t].written) &&
+			    (sc->tables[k].written || c->ts[t].written || c->ts[t].excl) &&
 			    !strcmp(sc->tables[k].table, c->ts[t].table))
 				return true;
 	return false;
@@ -155,14 +169,15 @@ static int lock_set(const struct gfs_commit *c, const char ***names,
 		    enum gfs_lock_mode **modes, size_t *n)
 {
 	*n = 0;
-	*names = calloc(c->s->n_types + 1, sizeof **names);
-	*modes = calloc(c->s->n_types + 1, sizeof **modes);
+	*names = calloc(c->n_ts + 1, sizeof **names);
+	*modes = calloc(c->n_ts + 1, sizeof **modes);
 	if (!*names || !*modes)
 		return -ENOMEM;
-	for (size_t t = 0; t < c->s->n_types; t++)
+	for (size_t t = 0; t < c->n_ts; t++)
 		if (gfs_commit_involved(&c->ts[t])) {
 			(*names)[*n] = c->ts[t].table;
-			(*modes)[(*n)++] = c->ts[t].written ? GFS_LOCK_EX : GFS_LOCK_SH;
+			(*modes)[(*n)++] = c->ts[t].written || c->ts[t].excl
+					   ? GFS_LOCK_EX : GFS_LOCK_SH;
 		}
 	return 0;
 }
@@ -250,9 +265,9 @@ static int read_pins(struct gfs_commit *c)
 	if (rc)
 		return rc;
 	memcpy(c->branch_id, b.id, sizeof c->branch_id);
-	if (strcmp(c->gv->schema_id, c->s->id))
+	if (strcmp(c->gv->schema_id, c->schema_old ? c->schema_old : c->s->id))
 		return GFS_ECAS;
-	for (size_t t = 0; t < c->s->n_types; t++)
+	for (size_t t = 0; t < c->n_ts; t++)
 		c->ts[t].pin = gfs_gv_pin(c->gv, c->ts[t].table);
 	return 0;
 }
@@ -261,13 +276,14 @@ static int open_pinned(struct gfs_commit *c)
 {
 	int rc = 0;
 
-	for (size_t t = 0; !rc && t < c->s->n_types; t++) {
+	for (size_t t = 0; !rc && t < c->n_ts; t++) {
 		struct gfs_commit_table *ts = &c->ts[t];
-		if (!gfs_commit_involved(ts) || ts->tv)
+		/* pin 0: a table new in a schema apply, nothing to open */
+		if (!gfs_commit_involved(ts) || ts->tv || !ts->pin)
 			continue;
 		rc = gfs_tver_open(gfs_graph_tables(c->g), ts->table, ts->pin,
 				   &ts->tv, c->d);
-		if (rc == -ENOENT && ts->pin) {
+		if (rc == -ENOENT) {
 			gfs_diag_reset(c->d, "invariant violation: table '%s' has version %u missing, but the manifest shows it as the pin; run 'graphctl fsck %s'",
 				       ts->table, ts->pin, gfs_graph_dir(c->g));
 			rc = GFS_EVIOLATION;
@@ -300,10 +316,10 @@ static int sc_table_cmp(const void *a, const void *b)
  * Returns a new array (free()) or NULL on ENOMEM. */
 static struct gfs_sc_table *op_tables(const struct gfs_commit *c, size_t *np)
 {
-	struct gfs_sc_table *tabs = calloc(c->s->n_types + 1, sizeof *tabs);
+	struct gfs_sc_table *tabs = calloc(c->n_ts + 1, sizeof *tabs);
 	size_t n = 0;
 
-	for (size_t t = 0; tabs && t < c->s->n_types; t++) {
+	for (size_t t = 0; tabs && t < c->n_ts; t++) {
 		const struct gfs_commit_table *ts = &c->ts[t];
 		if (!gfs_commit_involved(ts))
 			continue;
@@ -341,6 +357,10 @@ int gfs_commit_arm(struct gfs_commit *c)
 	snprintf(sc.branch, sizeof sc.branch, "%s", c->branch ? c->branch : "main");
 	memcpy(sc.branch_id, c->branch_id, sizeof sc.branch_id);
 	sc.merge = c->merge;
+	if (c->schema_old && c->schema_new) {
+		snprintf(sc.schema_old, sizeof sc.schema_old, "%s", c->schema_old);
+		snprintf(sc.schema_new, sizeof sc.schema_new, "%s", c->schema_new);
+	}
 	if (!(tabs = op_tables(c, &n)))
 		return -ENOMEM;
 	sc.tables = tabs;
@@ -349,7 +369,7 @@ int gfs_commit_arm(struct gfs_commit *c)
 	 * p = next[T]++ for each (docs/branches-design.md §2) */
 	rc = gfs_manifest_sidecar_put(gfs_graph_manifest(c->g), &sc);
 	for (size_t i = 0; !rc && i < n; i++)
-		for (size_t t = 0; t < c->s->n_types; t++)
+		for (size_t t = 0; t < c->n_ts; t++)
 			if (tabs[i].written && !strcmp(tabs[i].table, c->ts[t].table))
 				c->ts[t].next = tabs[i].post;
 	free(tabs);
@@ -473,11 +493,12 @@ static int publish(struct gfs_commit *c, const char *op, const char *detail,
 	p.branch = c->branch;
 	p.branch_id = c->branch_id;
 	p.merge_parent = c->merge.source_gv;
-	p.expected_schema = c->s->id;
+	p.expected_schema = c->schema_old ? c->schema_old : c->s->id;
 	p.op = op;
 	p.op_id = c->op_id;
 	p.actor = c->actor;
 	p.detail = detail;
+	p.schema_id = c->schema_new;       /* NULL: keep the head's */
 	p.tables = tabs;
 	p.n_tables = n;
 	p.sidecar = c->op_id;

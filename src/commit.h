@@ -11,7 +11,8 @@
  *     gfs_commit_pin(&c)                pins of the head (GFS_ECAS if the
  *                                       schema is no longer c.s), refuse
  *                                       orphans, c.ts[t].tv for every
- *                                       involved table
+ *                                       involved table (NULL at pin 0: a
+ *                                       table new in a schema apply)
  *     ... validate against c.ts[t].tv ...
  *     gfs_commit_arm(&c)                A: stale temp files, op id, sidecar
  *     rc = gfs_commit_fp(GFS_FP_COMMIT_AFTER_SIDECAR)
@@ -42,6 +43,8 @@
 /* One schema type's table in this operation. */
 struct gfs_commit_table {
 	bool written, read;   /* LOCK_EX / LOCK_SH */
+	bool excl;            /* LOCK_EX even if only read (schema apply: a
+				 table it may rewrite, decided under the lock) */
 	uint32_t pin;         /* at the head read under the locks */
 	uint32_t next;        /* the version a written table gets: pin+1, or
 				 head+1 above settled versions */
@@ -56,7 +59,13 @@ struct gfs_commit {
 	const char *kind;             /* the sidecar's writer kind */
 	const char *actor;
 	const char *what;             /* "load", "write": for messages */
-	struct gfs_commit_table *ts;  /* one per schema type */
+	struct gfs_commit_table *ts;  /* one per schema type, then the ones
+					 gfs_commit_add_table appended */
+	size_t n_ts;
+	/* Schema apply only (NULL otherwise): the head must have schema_old
+	 * (instead of s->id); the sidecar records both; the publish sets
+	 * schema_new and compares schema_old in its CAS. */
+	const char *schema_old, *schema_new;
 	struct gfs_gv *gv;            /* the head gfs_commit_pin read */
 	const char *branch;           /* the branch written; NULL = main (set
 					 after gfs_commit_init) */
@@ -73,6 +82,9 @@ struct gfs_commit {
 int gfs_commit_init(struct gfs_commit *c, struct gfs_graph *g,
 		    const struct gfs_schema *s, const char *kind,
 		    const char *actor, const char *what, struct gfs_diag *d);
+/* Appends a table that is not a type of c->s (schema apply: a type the
+ * new schema removes); *idx is its index in c->ts.  0 or -ENOMEM. */
+int gfs_commit_add_table(struct gfs_commit *c, const char *table, size_t *idx);
 /* Closes the pinned versions, releases the locks, frees what init took;
  * the flags stay (a retry may lock again). */
 void gfs_commit_unlock(struct gfs_commit *c);

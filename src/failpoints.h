@@ -65,7 +65,10 @@
 	X(RECOVER_AFTER_RESERVE, "recover/after_reserve")                  \
 	X(MERGE_AFTER_PLAN, "merge/after_plan")                            \
 	X(MERGE_AFTER_HEAL, "merge/after_heal")                            \
-	X(MERGE_AFTER_LOCKS, "merge/after_locks")
+	X(MERGE_AFTER_LOCKS, "merge/after_locks")                          \
+	X(SCHEMA_AFTER_HEAL, "schema/after_heal")                          \
+	X(SCHEMA_AFTER_LOCKS, "schema/after_locks")                        \
+	X(SCHEMA_AFTER_FILE, "schema/after_file")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -95,6 +95,11 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	return gfs_fsync_dir(sdir);
 }
 
+int gfs_graph_schema_put(struct gfs_graph *g, const struct gfs_schema *s)
+{
+	return write_schema_file(g->dir, s);
+}
+
 /* Format 2: "graphfs-store 2\nid <ULID>\ncheck <xxh3 of what precedes,
  * %016x>\n".  Written to a temp file, fsync'd, renamed, directory fsync'd:
  * a crash leaves the old FORMAT or the new one. */
@@ -736,6 +741,40 @@ static void fsck_schema(struct fsck_ctx *c, const struct gfs_gv *gv)
 			    d.msg);
 }
 
+/* schemas/<id>.pg that no graph version and no pending sidecar names: a
+ * schema apply that stopped before publishing wrote it.  Garbage, not a
+ * problem, and kept: content-addressed, so the next apply of that schema
+ * reuses it (removing it could race an apply between its file and its
+ * sidecar; docs/recovery.md "Schema apply"). */
+static void fsck_schema_files(struct fsck_ctx *c, struct gfs_sidecar **scs,
+			      size_t nsc)
+{
+	char dir[PATH_MAX], msg[512];
+	struct dirent *de;
+	DIR *dp;
+
+	if (path_join(dir, sizeof dir, c->g->dir, "schemas") || !(dp = opendir(dir)))
+		return;
+	while ((de = readdir(dp))) {
+		size_t n = strlen(de->d_name);
+		bool named = false;
+		if (n != 19 || strcmp(de->d_name + 16, ".pg"))
+			continue;
+		for (size_t i = 0; i < c->n_schemas && !named; i++)
+			named = !strncmp(c->schemas[i], de->d_name, 16);
+		for (size_t i = 0; i < nsc && !named; i++)
+			named = !strncmp(scs[i]->schema_new, de->d_name, 16);
+		if (named)
+			continue;
+		c->garbage++;
+		snprintf(msg, sizeof msg, "schemas/%s: named by no graph version (a schema apply that did not publish): garbage, kept for the next apply of that schema",
+			 de->d_name);
+		if (c->garbage_note)
+			c->garbage_note(msg, c->arg);
+	}
+	closedir(dp);
+}
+
 static int fsck_gv(const struct gfs_gv *gv, void *arg)
 {
 	struct fsck_ctx *c = arg;
@@ -871,6 +910,7 @@ int gfs_graph_fsck_ex(struct gfs_graph *g,
 	}
 	fsck_history(&c);
 	fsck_branches(&c);
+	fsck_schema_files(&c, scs, nsc);
 	rc = 0;
 out:
 	free(c.schemas);

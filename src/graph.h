@@ -46,6 +46,9 @@ void gfs_graph_close(struct gfs_graph *g);
 const char *gfs_graph_dir(const struct gfs_graph *g);
 struct gfs_manifest *gfs_graph_manifest(struct gfs_graph *g);
 struct gfs_tstore *gfs_graph_tables(struct gfs_graph *g);
+/* Writes schemas/<s->id>.pg put-if-absent (temp, fsync, link, directory
+ * fsync; the same bytes already there count as written). */
+int gfs_graph_schema_put(struct gfs_graph *g, const struct gfs_schema *s);
 /* The schema with this id (cached; borrowed until close; thread-safe). */
 int gfs_graph_schema(struct gfs_graph *g, const char *schema_id,
 		     const struct gfs_schema **out, struct gfs_diag *d);

@@ -34,7 +34,12 @@ struct gfs_manifest;
 
 #define GFS_TABLE_NAME_MAX 200
 #define GFS_ACTOR_MAX 128
-#define GFS_SIDECAR_FORMAT 2 /* 2 adds per table "comp" (format 1 still decodes) */
+/* Sidecar formats: 1 the original; 2 adds per table "comp", the branch
+ * ("branch":{"name","id"}), a merge's "merge" object and a schema apply's
+ * "schema":{"old_id","new_id"} (format 1 still decodes; a build that knows
+ * only 1 refuses a schema sidecar instead of rolling it forward with the
+ * wrong schema). */
+#define GFS_SIDECAR_FORMAT 2
 /* A branch name: [A-Za-z0-9][A-Za-z0-9._-]{0,63} (docs/branches-design.md
  * §1.1), plus its NUL. */
 #define GFS_BRANCH_NAME_MAX 65
@@ -106,6 +111,9 @@ struct gfs_sidecar {
 	char *raw;             /* set when the record did not parse: its bytes */
 	uint64_t rev;          /* revision of the record as read: a hash of its
 				  stored bytes (gfs_publish.sidecar_rev) */
+	/* kind "schema" (format 2): the schema ids it moves from and to; both
+	 * empty for every other kind.  A roll forward publishes schema_new. */
+	char schema_old[17], schema_new[17];
 };
 void gfs_sidecar_free(struct gfs_sidecar *sc);
 

@@ -555,6 +555,12 @@ static int publish_job(struct sweep *s, const struct job *j, enum action a,
 	p.sidecar_rev = j->sc->rev; /* decide on what was classified */
 	p.audit = &au;
 	p.no_version = a == ACT_DISCARD;
+	if (a == ACT_FORWARD && j->sc->schema_new[0]) {
+		/* a schema apply: its graph version carries the new schema,
+		 * published only over the schema it was checked against */
+		p.schema_id = j->sc->schema_new;
+		p.expected_schema = j->sc->schema_old;
+	}
 	if (!rc && !(sets = job_tver_sets(j, a, &p.n_tver_sets)))
 		rc = -ENOMEM;
 	p.tver_sets = sets;

@@ -1109,6 +1109,9 @@ static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 		rc = j_set(o, "merge", sc_merge_json(&sc->merge));
 	if (!rc)
 		rc = j_set(o, "tables", sct_json(sc->tables, sc->n_tables, false));
+	if (!rc && sc->schema_new[0])
+		rc = j_set(o, "schema", json_pack("{s:s,s:s}", "old_id", sc->schema_old,
+						  "new_id", sc->schema_new));
 	if (rc) {
 		json_decref(o);
 		return NULL;
@@ -1167,6 +1170,11 @@ static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
 		return false;
 	json_t *mg = json_object_get(o, "merge");
 	if (mg && !sc_merge_parse(mg, &sc->merge))
+		return false;
+	json_t *sch = json_object_get(o, "schema");
+	if (sch && (!j_str(sch, "old_id", sc->schema_old, sizeof sc->schema_old) ||
+		    !j_str(sch, "new_id", sc->schema_new, sizeof sc->schema_new) ||
+		    !sc->schema_new[0]))
 		return false;
 	return sct_parse(json_object_get(o, "tables"), false, &sc->tables,
 			 &sc->n_tables);

@@ -22,6 +22,9 @@
 #include "graph.h"
 #include "merge.h"
 #include "recover.h"
+#include "schema_apply.h"
+
+#include <jansson.h>
 
 #define EXIT_USAGE 2
 #define EXIT_RECOVERY 3
@@ -413,6 +416,181 @@ static int cmd_schema(int argc, char **argv)
 	return rc;
 }
 
+
+/* ---- schema apply ------------------------------------------------------ */
+
+#define SHOWN_PROBLEMS 20
+
+static void apply_report_text(const struct gfs_schema_apply_result *r, FILE *f)
+{
+	for (size_t i = 0; i < r->n_changes; i++) {
+		const struct gfs_schange *c = &r->changes[i];
+		fprintf(f, "  %s%s%s%s: %s%s%s%s\n", c->refused ? "REFUSED " : "",
+			c->type, c->prop[0] ? "." : "", c->prop, c->what,
+			c->checked ? " [checked against the rows]" : "",
+			c->hint[0] ? "; allow it with " : "", c->hint);
+	}
+	for (size_t i = 0; i < r->n_problems && i < SHOWN_PROBLEMS; i++) {
+		const struct gfs_sproblem *p = &r->problems[i];
+		fprintf(f, "  row %s '%s'%s%s%s%s: %s\n", p->type, p->id,
+			p->prop[0] ? " property " : "", p->prop,
+			p->value[0] ? " value " : "", p->value, p->msg);
+	}
+	if (r->problems_total > SHOWN_PROBLEMS)
+		fprintf(f, "  ... and %" PRIu64 " more rows (%" PRIu64 " in all; --json lists up to 1000)\n",
+			r->problems_total - SHOWN_PROBLEMS, r->problems_total);
+}
+
+static json_t *apply_report_json(const struct gfs_schema_apply_result *r, int rc,
+				 const struct gfs_diag *d)
+{
+	json_t *o = json_pack("{s:b,s:s,s:s,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:[],s:[]}",
+			      "ok", rc == 0, "old_schema", r->old_id, "new_schema", r->new_id,
+			      "version", (json_int_t)r->version, "unchanged", r->unchanged,
+			      "rows_checked", (json_int_t)r->rows_checked,
+			      "rows_rewritten", (json_int_t)r->rows_rewritten,
+			      "tables_rewritten", (json_int_t)r->tables_rewritten,
+			      "tables_created", (json_int_t)r->tables_created,
+			      "problems_total", (json_int_t)r->problems_total,
+			      "changes", "problems");
+	json_t *ch = json_object_get(o, "changes"), *pr = json_object_get(o, "problems");
+
+	for (size_t i = 0; o && i < r->n_changes; i++) {
+		const struct gfs_schange *c = &r->changes[i];
+		json_array_append_new(ch, json_pack("{s:s,s:s,s:s,s:b,s:b,s:s}", "type", c->type,
+						    "property", c->prop, "change", c->what,
+						    "refused", c->refused, "checked", c->checked,
+						    "hint", c->hint));
+	}
+	for (size_t i = 0; o && i < r->n_problems; i++) {
+		const struct gfs_sproblem *p = &r->problems[i];
+		json_array_append_new(pr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", p->type,
+						    "id", p->id, "property", p->prop,
+						    "value", p->value, "message", p->msg));
+	}
+	if (o && rc)
+		json_object_set_new(o, "error", json_string(d->msg[0] ? d->msg : gfs_strerror(rc)));
+	if (o && r->op_id[0])
+		json_object_set_new(o, "op_id", json_string(r->op_id));
+	return o;
+}
+
+struct apply_args {
+	const char *store, *file;
+	const char **drops, **defaults;
+	size_t n_drops, n_defaults;
+	bool json, quiet, dry_run;
+};
+
+static int apply_args(const struct cmd *c, int argc, char **argv,
+		      struct apply_args *a)
+{
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "drop-property", required_argument, NULL, 'D' },
+		{ "default", required_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "hjqn", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'h': print_help(c); return EXIT_SUCCESS;
+		case 'D': a->drops[a->n_drops++] = optarg; break;
+		case 'F': a->defaults[a->n_defaults++] = optarg; break;
+		case 'j': a->json = true; break;
+		case 'q': a->quiet = true; break;
+		case 'n': a->dry_run = true; break;
+		default: {
+			char msg[128];
+			snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", argv[optind - 1]);
+			return usage_error(c, msg);
+		}
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error(c, argc - optind < 2 ? "missing STORE or NEW.pg" : "too many arguments");
+	a->store = argv[optind];
+	a->file = argv[optind + 1];
+	return -1;
+}
+
+static int apply_print(const struct apply_args *a, const struct gfs_schema_apply_result *r,
+		       int rc, const struct gfs_diag *d)
+{
+	if (a->json) {
+		json_t *o = apply_report_json(r, rc, d);
+		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else if (rc) {
+		apply_report_text(r, stderr);
+	} else if (!a->quiet) {
+		if (r->unchanged)
+			printf("schema %s is already the schema of the head: nothing to do\n", r->old_id);
+		else
+			printf("schema %s -> %s%s: %zu change%s, %" PRIu64 " rows checked, %zu table%s rewritten (%" PRIu64 " rows changed), %zu created%s\n",
+			       r->old_id, r->new_id, a->dry_run ? " (dry run)" : "",
+			       r->n_changes, r->n_changes == 1 ? "" : "s", r->rows_checked,
+			       r->tables_rewritten, r->tables_rewritten == 1 ? "" : "s",
+			       r->rows_rewritten, r->tables_created, "");
+		apply_report_text(r, stdout);
+		if (r->version)
+			printf("published graph version %" PRIu64 "\n", r->version);
+	}
+	return rc ? fail("schema apply", rc, d) : EXIT_SUCCESS;
+}
+
+static int cmd_schema_apply(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("schema");
+	struct apply_args a = {0};
+	struct gfs_schema_apply_result r;
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	a.drops = calloc((size_t)argc + 1, sizeof *a.drops);
+	a.defaults = calloc((size_t)argc + 1, sizeof *a.defaults);
+	if (!a.drops || !a.defaults)
+		rc = fail("schema apply", -ENOMEM, NULL);
+	else
+		rc = apply_args(c, argc, argv, &a);
+	if (rc >= 0)
+		goto out;
+	rc = gfs_read_file(a.file, &text, &len, (size_t)64 << 20);
+	if (rc) {
+		fprintf(stderr, "graphctl schema apply: cannot read schema '%s': %s\n", a.file, gfs_strerror(rc));
+		rc = EXIT_FAILURE;
+		goto out;
+	}
+	if ((rc = open_store("schema apply", a.store, 0, &g)))
+		goto out;
+	struct gfs_schema_apply_opts o = {
+		.drops = a.drops, .n_drops = a.n_drops,
+		.defaults = a.defaults, .n_defaults = a.n_defaults,
+		.dry_run = a.dry_run,
+	};
+	int r2 = gfs_schema_apply(g, text, len, a.file, &o, &r, &d);
+	gfs_graph_close(g);
+	rc = apply_print(&a, &r, r2, &d);
+	gfs_schema_apply_result_release(&r);
+out:
+	free(text);
+	free(a.drops);
+	free(a.defaults);
+	return rc;
+}
+
 /* ---- snapshot ---------------------------------------------------------- */
 
 static int snapshot_table(struct gfs_graph *g, const struct gfs_pin *p,
@@ -599,7 +777,7 @@ static int cmd_fsck(int argc, char **argv)
 	if (!o.json && !o.quiet)
 		printf("%s: %u problem%s found%s\n", o.store, problems,
 		       problems == 1 ? "" : "s",
-		       garbage ? " (and temp files of dead writers: see 'garbage' above)" : "");
+		       garbage ? " (and garbage: temp files of dead writers or unpublished schema files, see above)" : "");
 	return problems ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -1059,8 +1237,21 @@ static const struct cmd cmds[] = {
 	  "{\"version\":N,\"time\":\"RFC 3339\",\"op\":\"load\",\"op_id\":...,\"branch\":\"main\",\n"
 	  "\"parents\":[N-1],\"tables\":{...}}.  --branch NAME: that branch's history\n"
 	  "along first parents, from its head.\n", true },
-	{ "schema", cmd_schema, "schema STORE [--version N | --branch NAME]",
-	  "Print the schema text of graph version N (default: main's head).\n", true },
+	{ "schema", cmd_schema, "schema STORE [--version N | --branch NAME] | schema apply STORE NEW.pg [--drop-property T.p ...] [--default T.p=JSON ...] [--dry-run] [--json] [--quiet]",
+	  "Print the schema text of graph version N (default: main's head).\n"
+	  "schema apply: publish one graph version whose schema is NEW.pg, when every\n"
+	  "row is valid under it (docs/semantics.md, \"Schema changes\").  New types,\n"
+	  "new optional properties and relaxed or new constraints are allowed (new\n"
+	  "constraints are checked against the rows, each offending row listed).\n"
+	  "Removing a property, a new required property, changing a property's type\n"
+	  "or @key, or removing a type with rows are refused with a report, unless\n"
+	  "--drop-property T.p (rewrite the rows without it) or --default T.p=JSON\n"
+	  "(fill it where absent) says how.  Refused while a branch other than main\n"
+	  "exists.  --dry-run: plan and check only.  --json: one object {\"ok\",\n"
+	  "\"old_schema\",\"new_schema\",\"version\",\"changes\":[...],\"problems\":[...],\n"
+	  "\"problems_total\",...}.  Exit 0 applied (or unchanged), 1 refused, invalid\n"
+	  "rows or a schema that does not parse (nothing changed), 2 usage, 3 recovery\n"
+	  "needed.\n", true },
 	{ "fsck", cmd_fsck, "fsck STORE [--json]",
 	  "Verify every table-version file, the manifest and the history.  Exit 0\n"
 	  "when clean, 1 when problems were found (each printed on a line).\n"
@@ -1204,6 +1395,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "graphctl: GRAPHFS_FAILPOINTS: %s\n", d.msg);
 		return EXIT_USAGE;
 	}
+	if (!strcmp(c->name, "schema") && argc > 2 && !strcmp(argv[2], "apply"))
+		return cmd_schema_apply(argc - 2, argv + 2);
 	return c->guarded ? run_guarded(c, argc - 1, argv + 1)
 			  : c->fn(argc - 1, argv + 1);
 }

@@ -116,6 +116,12 @@ writer two-loads concurrent --accept "$T/alone-docs.export" \
 	sh -c "\"\$0\" load @S --data '$T/docs.jsonl' -q & a=\$!
 		\"\$0\" load @S --data '$T/people.jsonl' -q & b=\$!
 		wait \$a && wait \$b" "$GRAPHCTL"
+# a schema apply that rewrites node:Person (--default) and creates a
+# table: schemas/<id>.pg durable before its sidecar, every state has the
+# old schema with the old rows or the new one with the new rows
+sed 's/n: I64?/n: I64?  level: I32/' "$SCHEMA" >"$T/schema2.pg"
+printf 'node Project { code: String @key }\n' >>"$T/schema2.pg"
+writer schema-apply seeded "$GRAPHCTL" schema apply @S "$T/schema2.pg" --default Person.level=1
 # a load that heals a dead writer first (roll forward / roll back), then loads
 writer load-heal-forward fwd "$GRAPHCTL" load @S --data "$T/append.jsonl" --mode append -q
 writer load-heal-back back "$GRAPHCTL" load @S --data "$T/merge.jsonl" --json
