@@ -61,7 +61,13 @@
 	X(SYNC_SKIP_SCHEMA_DIR, "sync/skip_schema_dir")                    \
 	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")               \
 	X(APPLY_AFTER_HEAL, "apply/after_heal")                            \
-	X(APPLY_AFTER_LOCKS, "apply/after_locks")
+	X(APPLY_AFTER_LOCKS, "apply/after_locks")                          \
+	X(COMPACT_AFTER_HEAL, "compact/after_heal")                        \
+	X(COMPACT_AFTER_LOCKS, "compact/after_locks")                      \
+	X(GC_AFTER_ARM, "gc/after_arm")                                    \
+	X(GC_AFTER_COMMIT, "gc/after_commit")                              \
+	X(GC_AFTER_UNLINK, "gc/after_unlink")                              \
+	X(GC_BEFORE_AUDIT, "gc/before_audit")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,
