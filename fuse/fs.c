@@ -499,11 +499,13 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
 			PRIu64 ",\"full_scans\":%" PRIu64 ",\"lag_ms_last\":%"
-			PRIu64 ",\"lag_ms_max\":%" PRIu64 "}}\n",
+			PRIu64 ",\"lag_ms_max\":%" PRIu64 ",\"gcs_seen\":%" PRIu64
+			"},\"holds\":%zu}\n",
 			ld(&fs->polls), ld(&fs->head_seen), ld(&fs->versions_seen),
 			ld(&fs->inval_entry), ld(&fs->inval_inode),
 			ld(&fs->rows_changed), ld(&fs->full_scans),
-			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max));
+			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max),
+			ld(&fs->gcs_seen), gfs_holds_count(fs->holds));
 }
 
 static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)

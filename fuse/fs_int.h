@@ -89,6 +89,7 @@ struct gfs_fs {
 	atomic_uint_least64_t listed_frozen;    /* their listings read afresh */
 	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
 	atomic_uint_least64_t rows_changed, full_scans;
+	atomic_uint_least64_t gcs_seen;         /* gc commits the notifier handled */
 	atomic_uint_least64_t pruned, bare_entries;
 	size_t clock_hand;        /* the pruner's position; protected by ino_lock */
 	unsigned trims;           /* notifier thread only */

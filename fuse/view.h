@@ -120,6 +120,9 @@ int gfs_view_new(struct gfs_graph *g, const struct gfs_view_opts *o,
 void gfs_view_free(struct gfs_view *v);
 void gfs_view_stats(struct gfs_view *v, struct gfs_view_stats *out);
 uint64_t gfs_view_head(struct gfs_view *v);
+/* After a gc (the notifier saw gfs_manifest_gc_gen move): drops cached
+ * graph versions no handle uses and indexes log.jsonl again. */
+void gfs_view_forget_removed(struct gfs_view *v);
 
 void gfs_view_root(struct gfs_view *v, struct gfs_vdesc *out);
 int gfs_view_lookup(struct gfs_view *v, const struct gfs_vdesc *parent,

@@ -52,6 +52,11 @@ struct gfs_gv {
 	char *detail;          /* free-form JSON object text or NULL (e.g. mode, rows) */
 	struct gfs_pin *pins;  /* every table, sorted by name */
 	size_t n_pins;
+	/* Removed by gc (a tombstone): gfs_manifest_get says -ENOENT; only
+	 * gfs_manifest_history shows it.  Its time, op and pins stay as the
+	 * record of when each table version was first published (row
+	 * mtimes), but the pins name files gc may have collected. */
+	bool removed;
 };
 void gfs_gv_free(struct gfs_gv *gv);
 /* The pin of table in gv, or 0 if gv has none. */
@@ -66,6 +71,20 @@ struct gfs_sc_table {
 	uint32_t post;
 };
 
+/* A gc's plan (kind "gc", docs/branches-design.md §6.3): the graph
+ * versions it removes and the table-version files it unlinks. */
+struct gfs_sc_unlink {
+	char table[GFS_TABLE_NAME_MAX];
+	uint32_t version;
+	uint64_t bytes;
+};
+struct gfs_sc_gc {
+	uint64_t *remove;            /* ascending */
+	size_t n_remove;
+	struct gfs_sc_unlink *unlink; /* by table, then descending version */
+	size_t n_unlink;
+};
+
 struct gfs_sidecar {
 	int format;            /* GFS_SIDECAR_FORMAT */
 	char op_id[GFS_ULID_LEN + 1];
@@ -75,6 +94,7 @@ struct gfs_sidecar {
 	bool confirmed;
 	struct gfs_sc_table *tables; /* sorted by name */
 	size_t n_tables;
+	struct gfs_sc_gc *gc;  /* kind "gc": its plan, else NULL */
 	char *raw;             /* set when the record did not parse: its bytes */
 	uint64_t rev;          /* revision of the record as read: a hash of its
 				  stored bytes (gfs_publish.sidecar_rev) */
@@ -112,6 +132,9 @@ int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out);
 uint64_t gfs_manifest_head_version(struct gfs_manifest *m); /* 0 on error */
 /* Graph version n; -ENOENT if it never existed or was collected. */
 int gfs_manifest_get(struct gfs_manifest *m, uint64_t n, struct gfs_gv **out);
+/* As gfs_manifest_get, and a removed version's tombstone too (fsck). */
+int gfs_manifest_get_any(struct gfs_manifest *m, uint64_t n,
+			 struct gfs_gv **out);
 /* Calls fn for versions from..to (inclusive, to == 0: head) in order, each
  * in its own short read transaction batch; fn's nonzero return stops and is
  * returned.  gv is borrowed for the call. */
@@ -159,6 +182,20 @@ int gfs_manifest_sidecar_get(struct gfs_manifest *m, const char *op_id,
  * (so first): the sweep refuses them loudly; they stay on disk. */
 int gfs_manifest_sidecar_list(struct gfs_manifest *m, struct gfs_sidecar ***out,
 			      size_t *n);
+
+/* gc's commit point (G3), one write transaction: checks that the
+ * sidecar op_id is still the record of revision rev (else GFS_ECAS;
+ * gone: GFS_EGONE) and that no graph version in remove is the head
+ * (GFS_ECAS), then marks each of them removed and confirms the sidecar.
+ * A version already removed stays so; one that does not exist is
+ * GFS_ECORRUPT. */
+int gfs_manifest_gc_commit(struct gfs_manifest *m, const char *op_id,
+			   uint64_t rev, const uint64_t *remove, size_t n,
+			   struct gfs_diag *d);
+
+/* How many gc commits there were (0 if none, or on error): a mount polls
+ * it to drop removed versions from versions/ and shorten their log lines. */
+uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m);
 
 /* Audit records in resolution order. */
 int gfs_manifest_audit_list(struct gfs_manifest *m,

@@ -63,4 +63,38 @@ int gfs_graph_compact(struct gfs_graph *g, const char *type,
 		      struct gfs_diag *d);
 void gfs_compact_result_release(struct gfs_compact_result *res);
 
+/* ---- gc ---------------------------------------------------------------- */
+
+struct gfs_gc_opts {
+	uint64_t keep_last;     /* >0: keep the newest keep_last graph versions */
+	uint64_t keep_since_ns; /* >0: keep those committed at or after it */
+	bool dry_run;           /* plan and report; change nothing */
+	const char *actor;      /* NULL: the graph's */
+};
+
+struct gfs_gc_result {
+	char op_id[GFS_ULID_LEN + 1]; /* "" if nothing was armed */
+	uint64_t *removed;      /* graph versions removed (or, dry run, to be) */
+	size_t n_removed;
+	uint64_t *held;         /* outside the window but held open: kept */
+	size_t n_held;
+	size_t n_unlinked;      /* table-version files unlinked (or to be) */
+	uint64_t bytes_freed;
+};
+void gfs_gc_result_release(struct gfs_gc_result *r);
+
+/* Removes the graph versions of main outside the window (never the head,
+ * never one a mount holds: lock.h) and unlinks the table-version files no
+ * kept version needs (docs/branches-design.md §6.3, steps G1-G5).
+ * Exactly one of keep_last, keep_since_ns is set (-EINVAL otherwise). */
+int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
+		 struct gfs_gc_result *res, struct gfs_diag *d);
+
+/* G4 of a confirmed gc (its plan): unlinks each listed file in the
+ * plan's order (per table, descending), ENOENT counting as done, then
+ * fsyncs each table's directory; *bytes (may be NULL) sums the plan's
+ * bytes.  gc itself and recovery's roll forward call it. */
+int gfs_gc_unlink(struct gfs_graph *g, const struct gfs_sc_gc *plan,
+		  uint64_t *bytes, struct gfs_diag *d);
+
 #endif
