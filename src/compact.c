@@ -241,5 +241,7 @@ int gfs_graph_compact(struct gfs_graph *g, const char *type,
 	}
 	if (rc == GFS_ECAS)
 		gfs_diag_set(d, "the schema kept changing (%d tries)", COMPACT_TRIES);
+	if (rc) /* out-parameters are cleared on failure */
+		gfs_compact_result_release(res);
 	return rc;
 }

@@ -520,12 +520,8 @@ int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
 		rc = plan(&G);
 	if (!rc && !o->dry_run && (G.plan.n_remove || G.plan.n_unlink))
 		rc = run(&G);
-	if (rc && !res->op_id[0]) {
-		free(res->removed);
-		res->removed = NULL;
-		res->n_removed = res->n_unlinked = 0;
-		res->bytes_freed = 0;
-	}
+	if (rc) /* out-parameters are cleared on failure */
+		gfs_gc_result_release(res);
 	gcer_release(&G);
 	return rc;
 }

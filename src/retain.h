@@ -54,7 +54,8 @@ struct gfs_compact_result {
 	size_t n_tables;
 };
 
-/* Compacts the head's table of type `type` (NULL: every table whose pin
+/* On failure *res is cleared (nothing to release).
+ * Compacts the head's table of type `type` (NULL: every table whose pin
  * reads more than one file).  A table that already reads one file is left
  * alone; when none is left res->version is 0 and nothing is written.
  * -ENOENT with d for an unknown type. */
@@ -86,7 +87,8 @@ void gfs_gc_result_release(struct gfs_gc_result *r);
 /* Removes the graph versions of main outside the window (never the head,
  * never one a mount holds: lock.h) and unlinks the table-version files no
  * kept version needs (docs/branches-design.md §6.3, steps G1-G5).
- * Exactly one of keep_last, keep_since_ns is set (-EINVAL otherwise). */
+ * Exactly one of keep_last, keep_since_ns is set (-EINVAL otherwise).
+ * On failure *res is cleared. */
 int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
 		 struct gfs_gc_result *res, struct gfs_diag *d);
 
