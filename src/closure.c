@@ -2,9 +2,9 @@
  *
  * A version built on a parent shares the parent's pages and lines, and
  * so transitively its whole parent chain; a compensation points at its
- * content_of's root.  Both links are in the version's header.  Until the
- * manifest's `tver` index records them (h11-num), this reads one header
- * per version, each version once per set. */
+ * content_of's root.  The manifest's `tver` index records both links
+ * (store format 3), so the walk reads no header; a number without a
+ * record (none should exist) falls back to the file's header. */
 #include "config.h"
 
 #include <errno.h>
@@ -52,7 +52,37 @@ int gfs_vset_add(struct gfs_vset *s, uint32_t v)
 	return 0;
 }
 
-int gfs_tclosure_add(struct gfs_tstore *ts, const char *table, uint32_t v,
+/* parent and content_of of version v: from the index (store format 3),
+ * or, for a number it has no record of, from the file's header. */
+static int links_of(struct gfs_graph *g, const char *table, uint32_t v,
+		    uint32_t *parent, uint32_t *content_of, struct gfs_diag *d)
+{
+	struct gfs_tver_rec r;
+	struct gfs_tver *tv = NULL;
+	struct gfs_tver_info info;
+	int rc = gfs_manifest_tver_get(gfs_graph_manifest(g), table, v, &r);
+
+	if (!rc && (r.state == GFS_TVER_PUBLISHED || r.state == GFS_TVER_RETIRED ||
+		    r.state == GFS_TVER_RESERVED)) {
+		*parent = r.parent;
+		*content_of = r.content_of;
+		return 0;
+	}
+	if (!rc && r.state == GFS_TVER_COLLECTED) {
+		gfs_diag_set(d, "table '%s' version %u was collected by gc", table, v);
+		return -ENOENT;
+	}
+	rc = gfs_tver_open(gfs_graph_tables(g), table, v, &tv, d);
+	if (rc)
+		return rc;
+	gfs_tver_info(tv, &info);
+	gfs_tver_close(tv);
+	*parent = info.parent;
+	*content_of = info.content_of;
+	return 0;
+}
+
+int gfs_tclosure_add(struct gfs_graph *g, const char *table, uint32_t v,
 		     struct gfs_vset *s, struct gfs_diag *d)
 {
 	int rc = 0;
@@ -61,23 +91,20 @@ int gfs_tclosure_add(struct gfs_tstore *ts, const char *table, uint32_t v,
 	 * the walk ends; a compensation's parent is walked too (design §6.3:
 	 * the union over parent and content_of, never less than needed). */
 	while (!rc && v && !gfs_vset_has(s, v)) {
-		struct gfs_tver *tv = NULL;
-		struct gfs_tver_info info;
+		uint32_t parent = 0, content_of = 0;
 
-		rc = gfs_tver_open(ts, table, v, &tv, d);
+		rc = links_of(g, table, v, &parent, &content_of, d);
 		if (rc)
 			break;
-		gfs_tver_info(tv, &info);
-		gfs_tver_close(tv);
-		if (info.parent >= v || info.content_of >= v) {
-			gfs_diag_set(d, "table '%s' version %u: header names parent %u, content_of %u (not below it)",
-				     table, v, info.parent, info.content_of);
+		if (parent >= v || content_of >= v) {
+			gfs_diag_set(d, "table '%s' version %u: parent %u, content_of %u (not below it)",
+				     table, v, parent, content_of);
 			return GFS_ECORRUPT;
 		}
 		rc = gfs_vset_add(s, v);
-		if (!rc && info.content_of)
-			rc = gfs_tclosure_add(ts, table, info.content_of, s, d);
-		v = info.parent;
+		if (!rc && content_of)
+			rc = gfs_tclosure_add(g, table, content_of, s, d);
+		v = parent;
 	}
 	return rc;
 }

@@ -81,32 +81,32 @@ int gfs_commit_fp(enum gfs_fp id)
 
 /* ---- locks and pins ---------------------------------------------------- */
 
-/* Refuses while a head is above its pin with no sidecar naming it (an
- * orphan: 'graphctl recover' compensates it) or below it (a violation).
- * Versions above the pin that resolved operations settled (compensations
- * of a roll back that lost its publish, docs/recovery.md) are no orphan:
- * the table's next version goes above them.  Called under the locks,
- * after healing, with the pins just read. */
+/* W2 (docs/branches-design.md §2): the name next[T] must not exist.  A
+ * file there is one no reservation made (an orphan: 'graphctl recover'
+ * compensates it), and our reservation would collide with it.  One stat
+ * per involved table, under the locks, after healing; never a listing or a
+ * header read (invariant 131).  Numbers come from the counter at arm, so
+ * versions settled by resolved operations need no look here. */
 static int check_orphans(struct gfs_commit *c)
 {
+	struct gfs_manifest *m = gfs_graph_manifest(c->g);
 	int rc = 0;
 
 	for (size_t t = 0; !rc && t < c->s->n_types; t++) {
 		struct gfs_commit_table *ts = &c->ts[t];
-		uint32_t h = 0;
-		bool settled = false;
+		uint32_t n = 0;
+		bool there = false;
+		ts->next = 0; /* reserved at arm */
 		if (!gfs_commit_involved(ts))
 			continue;
-		ts->next = ts->pin + 1;
-		rc = gfs_table_head_above(gfs_graph_tables(c->g), ts->table, ts->pin, &h);
-		if (!rc && h > ts->pin)
-			rc = gfs_settled_above(c->g, ts->table, ts->pin, h, &settled);
-		if (!rc && settled)
-			ts->next = h + 1;
-		else if (!rc && h != ts->pin) {
+		rc = gfs_manifest_next(m, ts->table, &n);
+		if (!rc)
+			rc = gfs_table_version_exists(gfs_graph_tables(c->g), ts->table,
+						      n, &there);
+		if (!rc && there) {
 			gfs_diag_set(c->d, "recovery needed: table '%s' has version %u but the manifest shows %u (an orphan no sidecar names); run 'graphctl recover %s'",
-				     ts->table, h, ts->pin, gfs_graph_dir(c->g));
-			rc = h > ts->pin ? GFS_ERECOVERY : GFS_EVIOLATION;
+				     ts->table, n, ts->pin, gfs_graph_dir(c->g));
+			rc = GFS_ERECOVERY;
 		}
 	}
 	return rc;
@@ -250,10 +250,18 @@ static int open_pinned(struct gfs_commit *c)
 {
 	int rc = 0;
 
-	for (size_t t = 0; !rc && t < c->s->n_types; t++)
-		if (gfs_commit_involved(&c->ts[t]) && !c->ts[t].tv)
-			rc = gfs_tver_open(gfs_graph_tables(c->g), c->ts[t].table,
-					   c->ts[t].pin, &c->ts[t].tv, c->d);
+	for (size_t t = 0; !rc && t < c->s->n_types; t++) {
+		struct gfs_commit_table *ts = &c->ts[t];
+		if (!gfs_commit_involved(ts) || ts->tv)
+			continue;
+		rc = gfs_tver_open(gfs_graph_tables(c->g), ts->table, ts->pin,
+				   &ts->tv, c->d);
+		if (rc == -ENOENT && ts->pin) {
+			gfs_diag_reset(c->d, "invariant violation: table '%s' has version %u missing, but the manifest shows it as the pin; run 'graphctl fsck %s'",
+				       ts->table, ts->pin, gfs_graph_dir(c->g));
+			rc = GFS_EVIOLATION;
+		}
+	}
 	return rc;
 }
 
@@ -323,7 +331,13 @@ int gfs_commit_arm(struct gfs_commit *c)
 		return -ENOMEM;
 	sc.tables = tabs;
 	sc.n_tables = n;
+	/* W3: written tables carry post 0, so the arm transaction reserves
+	 * p = next[T]++ for each (docs/branches-design.md §2) */
 	rc = gfs_manifest_sidecar_put(gfs_graph_manifest(c->g), &sc);
+	for (size_t i = 0; !rc && i < n; i++)
+		for (size_t t = 0; t < c->s->n_types; t++)
+			if (tabs[i].written && !strcmp(tabs[i].table, c->ts[t].table))
+				c->ts[t].next = tabs[i].post;
 	free(tabs);
 	if (rc)
 		gfs_diag_set(c->d, "cannot record the recovery sidecar: %s", gfs_strerror(rc));
@@ -339,11 +353,29 @@ static bool sidecar_gone(struct gfs_commit *c)
 	return rc == -ENOENT;
 }
 
+/* W4' (docs/branches-design.md §2): our reserved number p is taken by a
+ * file no reservation made.  Repost in one transaction (p void, a fresh
+ * p' in the sidecar), so a crash from here on is "no movement" and the
+ * file at p an orphan, not our op a "foreign" violation.  The version
+ * cannot be re-linked at p' (its number is inside its pages), so the
+ * write then fails and is discarded; run it again. */
+static void repost(struct gfs_commit *c, size_t t)
+{
+	uint32_t p = c->ts[t].next, np = 0;
+	int rc = gfs_manifest_sidecar_repost(gfs_graph_manifest(c->g), c->op_id,
+					     c->ts[t].table, p, &np);
+
+	if (!rc)
+		c->ts[t].next = np;
+	gfs_diag_reset(c->d, "table '%s' version %u already exists: a file no reservation made (an orphan, see 'graphctl fsck %s'); %s",
+		     c->ts[t].table, p, gfs_graph_dir(c->g),
+		     rc ? "this write is left for recovery" : "nothing of this write is visible: run it again");
+}
+
 int gfs_commit_linked(struct gfs_commit *c, size_t t, int rc)
 {
 	if (rc == -EEXIST)
-		gfs_diag_set(c->d, "table '%s' version %u already exists: another writer got there without holding the lock; run 'graphctl fsck %s'",
-			     c->ts[t].table, c->ts[t].next, gfs_graph_dir(c->g));
+		repost(c, t);
 	/* Only without the locks (the test-only skip_locks: a lease lost): a
 	 * recovery resolved our sidecar and removed our temp file.  Said only
 	 * when our sidecar is indeed gone; else link's own message stays. */
@@ -369,17 +401,60 @@ int gfs_commit_confirm(struct gfs_commit *c)
 	return rc;
 }
 
+/* A sweep that lost a race with us (only without the locks: an expired
+ * lease) may have reserved a compensation in our sidecar, and linked it:
+ * our publish settles it, retired if its file is there, else void
+ * (docs/branches-design.md §3.1 end).  Returns a new array (free()), NULL
+ * with *n 0 when there is none, or NULL with rc set. */
+static struct gfs_tver_set *lost_comps(struct gfs_commit *c, size_t *n, int *rc)
+{
+	struct gfs_sidecar *sc = NULL;
+	struct gfs_tver_set *v = NULL;
+
+	*n = 0;
+	*rc = gfs_manifest_sidecar_get(gfs_graph_manifest(c->g), c->op_id, &sc);
+	if (*rc == -ENOENT || *rc == GFS_EFORMAT)
+		*rc = 0;
+	for (size_t i = 0; !*rc && sc && i < sc->n_tables; i++) {
+		bool there = false;
+		if (!sc->tables[i].comp)
+			continue;
+		if (!v && !(v = calloc(sc->n_tables, sizeof *v))) {
+			*rc = -ENOMEM;
+			break;
+		}
+		*rc = gfs_table_version_exists(gfs_graph_tables(c->g), sc->tables[i].table,
+					       sc->tables[i].comp, &there);
+		snprintf(v[*n].table, sizeof v[*n].table, "%s", sc->tables[i].table);
+		v[*n].v = sc->tables[i].comp;
+		v[(*n)++].state = there ? GFS_TVER_RETIRED : GFS_TVER_VOID;
+	}
+	gfs_sidecar_free(sc);
+	if (*rc) {
+		free(v);
+		v = NULL;
+		*n = 0;
+	}
+	return v;
+}
+
 static int publish(struct gfs_commit *c, const char *op, const char *detail,
 		   uint64_t *version)
 {
+	struct gfs_tver_set *sets;
 	struct gfs_sc_table *tabs;
 	struct gfs_publish p;
-	size_t n = 0;
+	size_t n = 0, ns = 0;
 	int rc;
 
+	sets = lost_comps(c, &ns, &rc);
+	if (rc)
+		return rc;
 	tabs = op_tables(c, &n);
-	if (!tabs)
+	if (!tabs) {
+		free(sets);
 		return -ENOMEM;
+	}
 	memset(&p, 0, sizeof p);
 	p.op = op;
 	p.op_id = c->op_id;
@@ -388,8 +463,11 @@ static int publish(struct gfs_commit *c, const char *op, const char *detail,
 	p.tables = tabs;
 	p.n_tables = n;
 	p.sidecar = c->op_id;
+	p.tver_sets = sets;
+	p.n_tver_sets = ns;
 	rc = gfs_manifest_publish(gfs_graph_manifest(c->g), &p, version, c->d);
 	free(tabs);
+	free(sets);
 	return rc;
 }
 

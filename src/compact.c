@@ -71,11 +71,10 @@ static int add_table(struct compactor *C, size_t t)
 	ct = &r->tables[r->n_tables++];
 	memset(ct, 0, sizeof *ct);
 	snprintf(ct->table, sizeof ct->table, "%s", C->c.ts[t].table);
-	ct->from = C->c.ts[t].pin;
-	ct->to = C->c.ts[t].next;
+	ct->from = C->c.ts[t].pin; /* ct->to: reserved at arm (write_all) */
 	gfs_tver_info(C->c.ts[t].tv, &info);
 	ct->rows = info.rows;
-	rc = gfs_tclosure_add(gfs_graph_tables(C->g), ct->table, ct->from, &set, C->d);
+	rc = gfs_tclosure_add(C->g, ct->table, ct->from, &set, C->d);
 	if (!rc)
 		rc = gfs_tclosure_bytes(gfs_graph_tables(C->g), ct->table, &set,
 					&ct->bytes_before);
@@ -163,6 +162,10 @@ static int write_all(struct compactor *C)
 	if (rc)
 		return rc;
 	memcpy(C->res->op_id, C->c.op_id, sizeof C->res->op_id);
+	for (size_t i = 0; i < C->res->n_tables; i++) /* the numbers arm reserved */
+		for (size_t t = 0; t < C->s->n_types; t++)
+			if (!strcmp(C->c.ts[t].table, C->res->tables[i].table))
+				C->res->tables[i].to = C->c.ts[t].next;
 	rc = gfs_commit_fp(GFS_FP_COMMIT_AFTER_SIDECAR);
 	for (size_t t = 0; !rc && t < C->s->n_types; t++)
 		if (C->c.ts[t].written)

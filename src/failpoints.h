@@ -62,6 +62,7 @@
 	X(SYNC_SKIP_TABLE_CREATE, "sync/skip_table_create")               \
 	X(APPLY_AFTER_HEAL, "apply/after_heal")                            \
 	X(APPLY_AFTER_LOCKS, "apply/after_locks")                          \
+	X(RECOVER_AFTER_RESERVE, "recover/after_reserve")                  \
 	X(COMPACT_AFTER_HEAL, "compact/after_heal")                        \
 	X(COMPACT_AFTER_LOCKS, "compact/after_locks")                      \
 	X(GC_AFTER_ARM, "gc/after_arm")                                    \

@@ -21,11 +21,10 @@
  *   A failure after G2 is resolved by recovery's code (gfs_recover_own):
  *   discarded before G3, rolled forward (G4, G5) after it.
  *
- * Until the manifest's `tver` index (h11-num) and branches (h11-branch)
- * land, two things are computed here behind one function each: the
- * window (keep_window: main's linear history) and the closure
- * (gfs_tclosure_add: table headers); the files are found by listing
- * each table directory once. */
+ * The closure (gfs_tclosure_add) and the collectable versions
+ * (collectable) come from the manifest's `tver` index: no header read,
+ * no directory listing.  Until branches (h11-branch) land, the window is
+ * main's linear history, behind one function (keep_window). */
 #include "config.h"
 
 #include <dirent.h>
@@ -222,7 +221,6 @@ static bool removing(const struct gcer *G, uint64_t v)
 /* What the kept versions and pending sidecars need. */
 static int needs(struct gcer *G)
 {
-	struct gfs_tstore *ts = gfs_graph_tables(G->g);
 	struct gfs_sidecar **scs = NULL;
 	size_t nsc = 0;
 	int rc = 0;
@@ -233,7 +231,7 @@ static int needs(struct gcer *G)
 		if (gv->removed || removing(G, gv->version))
 			continue;
 		for (size_t k = 0; !rc && k < gv->n_pins; k++)
-			rc = gfs_tclosure_add(ts, gv->pins[k].table, gv->pins[k].version,
+			rc = gfs_tclosure_add(G->g, gv->pins[k].table, gv->pins[k].version,
 					      &tab_of(G, gv->pins[k].table, false)->need, G->d);
 	}
 	if (!rc)
@@ -250,7 +248,7 @@ static int needs(struct gcer *G)
 
 			rc = t ? gfs_vset_add(&t->need, st->post) : -ENOMEM;
 			if (!rc && st->expected)
-				rc = gfs_tclosure_add(ts, st->table, st->expected, &t->need, G->d);
+				rc = gfs_tclosure_add(G->g, st->table, st->expected, &t->need, G->d);
 		}
 	}
 	for (size_t i = 0; i < nsc; i++)
@@ -282,48 +280,54 @@ static int u32_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The version files of t (listing its directory once), collectable ones
- * appended in descending order. */
+struct coll {
+	struct gtab *t;
+	uint32_t *vs;
+	size_t n, cap;
+	int rc;
+};
+
+/* Published or retired (a file a resolved operation left) and needed by
+ * nothing kept: collectable.  Reserved numbers are a pending sidecar's,
+ * void ones have no file, collected ones are gone. */
+static int coll_one(const struct gfs_tver_rec *r, void *arg)
+{
+	struct coll *c = arg;
+	void *p;
+
+	if ((r->state != GFS_TVER_PUBLISHED && r->state != GFS_TVER_RETIRED) ||
+	    gfs_vset_has(&c->t->need, r->v))
+		return 0;
+	p = gfs_array_grow(c->vs, &c->cap, c->n, sizeof *c->vs, 16);
+	if (!p)
+		return c->rc = -ENOMEM;
+	(c->vs = p)[c->n++] = r->v;
+	return 0;
+}
+
+/* t's collectable versions from the index (no listing, no header read),
+ * appended in descending order with their sizes. */
 static int collectable(struct gcer *G, struct gtab *t)
 {
-	char dir[PATH_MAX];
-	uint32_t *vs = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
-	DIR *dp;
-	int rc = tbl_mkpath(dir, sizeof dir, gfs_graph_tables(G->g)->dir, t->name, NULL);
+	struct coll c = { .t = t };
+	int rc = gfs_manifest_tver_list(gfs_graph_manifest(G->g), t->name, coll_one, &c);
 
-	if (rc)
-		return rc;
-	if (!(dp = opendir(dir)))
-		return gfs_io_fail("open directory", dir, -errno);
-	while (!rc && (e = readdir(dp))) {
-		uint64_t v;
-		void *p;
-
-		if (gfs_parse_u64(e->d_name, &v) || !v || v > t->maxpin ||
-		    gfs_vset_has(&t->need, (uint32_t)v))
-			continue;
-		p = gfs_array_grow(vs, &cap, n, sizeof *vs, 16);
-		if (!p)
-			rc = -ENOMEM;
-		else
-			(vs = p)[n++] = (uint32_t)v;
-	}
-	closedir(dp);
-	if (vs)
-		qsort(vs, n, sizeof *vs, u32_desc);
-	for (size_t i = 0; !rc && i < n; i++) {
+	if (!rc)
+		rc = c.rc;
+	if (!rc && c.vs)
+		qsort(c.vs, c.n, sizeof *c.vs, u32_desc);
+	for (size_t i = 0; !rc && i < c.n; i++) {
 		char path[PATH_MAX];
 		struct stat st;
 
-		rc = tbl_verpath(path, sizeof path, gfs_graph_tables(G->g)->dir, t->name, vs[i]);
-		if (!rc && stat(path, &st))
+		st.st_size = 0;
+		rc = tbl_verpath(path, sizeof path, gfs_graph_tables(G->g)->dir, t->name, c.vs[i]);
+		if (!rc && stat(path, &st) && errno != ENOENT)
 			rc = gfs_io_fail("stat", path, -errno);
 		if (!rc)
-			rc = unlink_add(G, t->name, vs[i], (uint64_t)st.st_size);
+			rc = unlink_add(G, t->name, c.vs[i], (uint64_t)st.st_size);
 	}
-	free(vs);
+	free(c.vs);
 	return rc;
 }
 

@@ -24,7 +24,7 @@
 #include "table.h"
 #include "util.h"
 
-#define GFS_FORMAT_VERSION 2
+#define GFS_FORMAT_VERSION 3
 
 struct gfs_graph;
 

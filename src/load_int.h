@@ -25,10 +25,16 @@
 int gfs_heal_tables(struct gfs_graph *g, const char *const *tables,
 		    const enum gfs_lock_mode *modes, size_t n, struct gfs_diag *d);
 
-/* Settled versions (docs/recovery.md): *settled is true when head > pin
- * and every version in (pin, head] is a compensation stamped by an
- * operation no sidecar names (a roll back that lost its publish left it).
- * They are never orphans; a writer writes at head+1 above them. */
+/* The orphans of table (docs/branches-design.md §3.3): version files with
+ * no tver record or a `void` one.  One listing of the directory and one
+ * range read of the index; no header is read.  *orphans is a new sorted
+ * array (free()), *n its length. */
+int gfs_table_orphans(struct gfs_graph *g, const char *table,
+		      uint32_t **orphans, size_t *n);
+
+/* The rule before the index (docs/recovery.md, format 2): *settled when
+ * head > pin and every version in (pin, head] is a compensation stamped by
+ * an operation no sidecar names.  For tests only. */
 int gfs_settled_above(struct gfs_graph *g, const char *table, uint32_t pin,
 		      uint32_t head, bool *settled);
 

@@ -34,7 +34,7 @@ struct gfs_manifest;
 
 #define GFS_TABLE_NAME_MAX 200
 #define GFS_ACTOR_MAX 128
-#define GFS_SIDECAR_FORMAT 1
+#define GFS_SIDECAR_FORMAT 2 /* 2 adds per table "comp" (format 1 still decodes) */
 
 struct gfs_pin {
 	char table[GFS_TABLE_NAME_MAX];
@@ -68,7 +68,10 @@ struct gfs_sc_table {
 	char table[GFS_TABLE_NAME_MAX];
 	bool written;
 	uint32_t expected;
-	uint32_t post;
+	uint32_t post;        /* gfs_manifest_sidecar_put with post == 0 on a
+				 written table: reserve next[T] (W3) */
+	uint32_t comp;        /* the compensation reserved for a roll back
+				 (gfs_manifest_sidecar_reserve_comp), 0 none */
 };
 
 /* A gc's plan (kind "gc", docs/branches-design.md §6.3): the graph
@@ -141,6 +144,55 @@ int gfs_manifest_get_any(struct gfs_manifest *m, uint64_t n,
 int gfs_manifest_history(struct gfs_manifest *m, uint64_t from, uint64_t to,
 			 int (*fn)(const struct gfs_gv *gv, void *arg), void *arg);
 
+/* ---- the table-version counter and index (store format 3) -------------
+ *
+ * next[T] is the smallest number never reserved for table T (absent: 1);
+ * tver[T][v] says who reserved v and what became of it
+ * (docs/branches-design.md §1.1, §2, §3).  Numbers come only from next[T]
+ * and are never reused: a gap is a `void` record. */
+enum gfs_tver_state {
+	GFS_TVER_RESERVED = 1,  /* a pending sidecar names it (post or comp) */
+	GFS_TVER_PUBLISHED,     /* a graph version pinned it (first_gv) */
+	GFS_TVER_RETIRED,       /* linked by a resolved op, never published */
+	GFS_TVER_VOID,          /* reserved, then resolved without a file */
+	GFS_TVER_COLLECTED,     /* gc unlinked it; the record stays */
+};
+const char *gfs_tver_state_name(enum gfs_tver_state s);
+
+struct gfs_tver_rec {
+	char table[GFS_TABLE_NAME_MAX];
+	uint32_t v;
+	enum gfs_tver_state state;
+	char op_id[GFS_ULID_LEN + 1]; /* who reserved (or wrote) it; may be "" */
+	uint32_t parent;        /* the version it is built on (0 none) */
+	uint32_t content_of;    /* a compensation: the version it restores */
+	bool compensation;
+	uint64_t first_gv;      /* published: the first gv that pinned it */
+	uint64_t bytes;         /* file size when known, else 0 */
+};
+
+/* A state change inside a publish (gfs_publish.tver_sets): the record of
+ * (table, v) gets state (first_gv = the new gv for published).  A record
+ * that is absent is created with that state. */
+struct gfs_tver_set {
+	char table[GFS_TABLE_NAME_MAX];
+	uint32_t v;
+	enum gfs_tver_state state;
+};
+
+/* tver[table][v] into *out: 0, -ENOENT, or an error. */
+int gfs_manifest_tver_get(struct gfs_manifest *m, const char *table,
+			  uint32_t v, struct gfs_tver_rec *out);
+/* Calls fn for every record of table in number order, in one read
+ * transaction (fn must not call the manifest); fn's nonzero return stops
+ * and is returned. */
+int gfs_manifest_tver_list(struct gfs_manifest *m, const char *table,
+			   int (*fn)(const struct gfs_tver_rec *r, void *arg),
+			   void *arg);
+/* next[table] into *out (1 when the table has none). */
+int gfs_manifest_next(struct gfs_manifest *m, const char *table,
+		      uint32_t *out);
+
 struct gfs_publish {
 	const char *op;
 	const char *op_id;
@@ -159,6 +211,9 @@ struct gfs_publish {
 	const struct gfs_audit *audit; /* written in the same txn, or NULL */
 	bool no_version;        /* recovery with nothing to publish: only delete
 				   the sidecar and write the audit */
+	const struct gfs_tver_set *tver_sets; /* states moved in the same txn
+						 (after the automatic ones) */
+	size_t n_tver_sets;
 };
 /* The CAS publish (DESIGN.md §3 C, §4).  One write transaction: checks every
  * pin, writes graph version head+1 with time = max(now, previous time),
@@ -167,9 +222,30 @@ struct gfs_publish {
 int gfs_manifest_publish(struct gfs_manifest *m, const struct gfs_publish *p,
 			 uint64_t *out_version, struct gfs_diag *d);
 
-/* Sidecars.  put fails -EEXIST if op_id exists.  Durable on return. */
-int gfs_manifest_sidecar_put(struct gfs_manifest *m,
-			     const struct gfs_sidecar *sc);
+/* Sidecars.  put fails -EEXIST if op_id exists.  Durable on return.
+ * In the same transaction (W3): a written table with post == 0 gets
+ * p = next[T], next[T] = p + 1 (stored as its post); every written post
+ * and comp gets a `reserved` record (parent = expected) unless it has one,
+ * and next[T] is raised past it.  The reserved posts are copied back into
+ * sc->tables. */
+int gfs_manifest_sidecar_put(struct gfs_manifest *m, struct gfs_sidecar *sc);
+/* W4' (EEXIST on our link of post p of table): one transaction that checks
+ * the sidecar is op_id's, unconfirmed and still names p, then marks
+ * tver[table][p] void, reserves p' = next[table]++ and stores it as the
+ * post.  *newp = p'.  GFS_ECAS if the sidecar changed (confirmed, another
+ * post), -ENOENT if it is gone. */
+int gfs_manifest_sidecar_repost(struct gfs_manifest *m, const char *op_id,
+				const char *table, uint32_t p, uint32_t *newp);
+/* §3.1: a roll back's compensation number.  One transaction: if table
+ * already has a comp and the op is unconfirmed, it is returned (resolvers
+ * share it); else the sidecar must still have revision rev (else GFS_ECAS,
+ * -ENOENT when gone) and c = next[table]++ with tver[table][c] =
+ * reserved(op, content_of = content_of) is stored in the sidecar.  *c is
+ * set, *new_rev is the sidecar's revision afterwards. */
+int gfs_manifest_sidecar_reserve_comp(struct gfs_manifest *m,
+				      const char *op_id, uint64_t rev,
+				      const char *table, uint32_t content_of,
+				      uint32_t *c, uint64_t *new_rev);
 int gfs_manifest_sidecar_confirm(struct gfs_manifest *m, const char *op_id);
 /* -ENOENT if absent; GFS_EFORMAT (with sc->raw set) if it does not parse or
  * is newer than GFS_SIDECAR_FORMAT: then *out is still set (op_id from the
@@ -211,6 +287,18 @@ int gfs_manifest_audit_count(struct gfs_manifest *m, const char *op_id,
  * or the current format, never a mix. */
 int gfs_manifest_upgrade(struct gfs_manifest *m, uint64_t *records,
 			 struct gfs_diag *d);
+
+/* Format 2 -> 3 (graphctl upgrade): in one write transaction writes every
+ * next and tver record given (computed from the table files by upgrade.c)
+ * and sets the manifest format to 3.  Does nothing (*done = false) when the
+ * manifest already is format 3.  Pending sidecars' numbers are given by the
+ * caller as reserved records. */
+int gfs_manifest_upgrade_index(struct gfs_manifest *m,
+			       const struct gfs_tver_rec *recs, size_t n,
+			       const struct gfs_pin *nexts, size_t n_next,
+			       bool *done, struct gfs_diag *d);
+/* The manifest format found at open (1, 2 or 3). */
+int gfs_manifest_format(const struct gfs_manifest *m);
 
 /* Checks every value of every database (checksum, and that versions,
  * sidecars and audit records decode), calling report once per bad key.

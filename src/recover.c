@@ -11,9 +11,12 @@
  *      nothing written), the sidecar's revision as classified (changed,
  *      e.g. confirmed meanwhile -> GFS_ECAS, nothing written, classified
  *      again next pass) and a CAS on every pin it observed.
- *  R11 A compensation whose operation no sidecar names is settled, never an
- *      orphan (gfs_settled_above); writers write above settled versions and
- *      record that number as post_commit_pin, which classify_one reads.
+ *  R11 Numbers come from the table's counter next[T] and are recorded in
+ *      the index tver (docs/branches-design.md §2): classification reads
+ *      the sidecar's numbers (post, comp) and the files' stamps, never the
+ *      table's head; a roll back reserves its compensation's number in the
+ *      sidecar before linking it (reserve_comp); an orphan is a file the
+ *      index does not account for (gfs_table_orphans).
  *  R5  No failpoint, lock wait or table fsync happens inside an LMDB write
  *      transaction: each step below is its own short transaction.
  *  R6  A mount never fails on a version mismatch: GFS_ECAS keeps the sidecar
@@ -27,7 +30,8 @@
  *     v                                                                   v
  *   compensating --(compensate(): one version per ours table)--+    publish_job()
  *     |                                                                   |
- *     +-- publish_job(): pins m -> post+1, delete, audit "roll-back" -> [gone]
+ *     +-- publish_job(): pins m -> c, delete, audit "roll-back" -> [gone]
+ *   (compensate(): reserve_comp() records c in the sidecar first)
  *   confirmed, ours or ours compensated -- publish_job(): m -> post ---> [gone]
  *   armed, nothing committed -- publish_job(): audit "discard" ------> [gone]
  *   any, foreign/violation ---- report_violation(): kept ------------> armed/confirmed
@@ -35,10 +39,11 @@
  *   any, resolved elsewhere --- GFS_EGONE / -ENOENT: nothing written -> [gone]
  *   unparseable / newer ------- refuse(): kept, reported ------------> same
  *
- * Orphans (head above pin, no sidecar): orphan_one() writes a compensation
- * h+1 = content of the pin under a new op id and publishes it with audit
- * "orphan-compensated" (a compensation of the pin left by a crashed orphan
- * pass is reused instead of writing another).
+ * Orphans (files without a live tver record): orphan_one() writes, when
+ * one is at or above next[T], a compensation of the pin above them under a
+ * new op id and publishes it with audit "orphan-compensated" (a
+ * compensation of the pin left by a crashed orphan pass is reused);
+ * orphans below next[T] are only retired (audit "orphan-retired").
  */
 #include "config.h"
 
@@ -59,11 +64,12 @@
 
 /* Per-table classification (DESIGN.md §4 table, in its order). */
 enum cls {
-	CLS_NONE,      /* h == m (or post-1): never committed here */
-	CLS_OURS,      /* h == post (m+1 usually) stamped by this op */
-	CLS_OURS_COMP, /* h == post+1: ours, then our compensation */
+	CLS_NONE,      /* p absent (and no compensation of ours): never
+			  committed here */
+	CLS_OURS,      /* p stamped by this op, no compensation */
+	CLS_OURS_COMP, /* p ours, then c our compensation of m */
 	CLS_READ,      /* a table the op only read (its pin is in the CAS) */
-	CLS_VIOLATION, /* h < m */
+	CLS_VIOLATION, /* version m does not exist */
 	CLS_FOREIGN,   /* someone else's version where ours should be */
 };
 
@@ -84,8 +90,10 @@ enum outcome {
 
 struct tstate {
 	enum cls c;
-	uint32_t h, m;
+	uint32_t m;    /* the pin at the head, re-read under the locks */
 	uint32_t p;    /* the version the op writes: its post_commit_pin */
+	uint32_t comp; /* its compensation's number, 0 none known */
+	bool comp_present; /* a file exists at comp */
 };
 
 struct sweep {
@@ -188,38 +196,79 @@ static int stamped(struct sweep *s, const char *table, uint32_t v,
 	       (!comp || info.content_of == content_of);
 }
 
-/* The sidecar's post_commit_pin says which version is the operation's:
- * m+1, or above versions settled by resolved operations (docs/recovery.md
- * "Version numbering").  No movement: h == m or h == post-1; ours: h ==
- * post stamped ours; ours, compensated: post+1 our compensation of m. */
-static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
-			const struct gfs_sc_table *t, struct tstate *st)
+/* Is version v's name there (a stat)?  1, 0, or <0 an I/O error. */
+static int present(struct sweep *s, const char *table, uint32_t v)
 {
-	uint32_t m = st->m, h = st->h, p = t->post;
-	int a = 0, b = 1;
+	bool yes = false;
+	int rc = v ? gfs_table_version_exists(gfs_graph_tables(s->g), table, v, &yes) : 0;
 
-	st->p = p;
-	st->c = h < m ? CLS_VIOLATION : !t->written ? CLS_READ :
-		h == m ? CLS_NONE : CLS_FOREIGN;
-	if (st->c != CLS_FOREIGN || t->expected != m || p <= m || p == UINT32_MAX)
-		return 0;
-	if (h == p - 1) {
-		st->c = CLS_NONE;
-		return 0;
-	}
-	if (h != p && h != p + 1)
-		return 0;
-	a = stamped(s, t->table, p, sc->op_id, false, 0);
-	if (a == 1 && h == p + 1)
-		b = stamped(s, t->table, p + 1, sc->op_id, true, m);
-	if (a < 0 || b < 0)
-		return a < 0 ? a : b;
-	if (a == 1 && b == 1)
-		st->c = h == p ? CLS_OURS : CLS_OURS_COMP;
+	return rc < 0 ? rc : yes;
+}
+
+/* The compensation c of one table (docs/branches-design.md §3.1): the one
+ * the sidecar records, else p+1 as a candidate only, counted when it is
+ * our compensation of m (an older build's, or today's tests').  Sets
+ * st->comp and st->comp_present (c there; for a candidate: there and
+ * ours), *ours (c is our compensation of m).  <0 an I/O error. */
+static int comp_of(struct sweep *s, const struct gfs_sidecar *sc,
+		   const struct gfs_sc_table *t, struct tstate *st, int *ours)
+{
+	uint32_t c = t->comp ? t->comp : t->post + 1;
+	int there = t->post == UINT32_MAX ? 0 : present(s, t->table, c);
+
+	*ours = there == 1 ? stamped(s, t->table, c, sc->op_id, true, st->m) : 0;
+	if (there < 0 || *ours < 0)
+		return there < 0 ? there : *ours;
+	st->comp = t->comp;
+	st->comp_present = t->comp ? there == 1 : *ours == 1;
+	if (!t->comp && *ours == 1)
+		st->comp = c; /* the candidate is ours: it is c */
 	return 0;
 }
 
-/* Reads the head (re-read for every sidecar) and every table's head. */
+/* §3.1, in its order, from the sidecar's numbers and the files' stamps;
+ * no rule reads the table's head, so versions that others wrote above p
+ * or c change nothing. */
+static int classify_one(struct sweep *s, const struct gfs_sidecar *sc,
+			const struct gfs_sc_table *t, struct tstate *st)
+{
+	uint32_t m = st->m, p = t->post;
+	int pm = m ? present(s, t->table, m) : 1, pp = 0, a = 0, ours_c = 0, rc;
+
+	st->p = p;
+	st->c = CLS_FOREIGN;
+	if (pm < 0)
+		return pm;
+	if (!pm) {
+		st->c = CLS_VIOLATION;
+		return 0;
+	}
+	if (!t->written) {
+		st->c = CLS_READ;
+		return 0;
+	}
+	pp = present(s, t->table, p);
+	rc = pp < 0 ? pp : comp_of(s, sc, t, st, &ours_c);
+	if (rc)
+		return rc;
+	if (!pp) {
+		if (!st->comp_present || ours_c != 1)
+			st->c = CLS_NONE;
+		return 0;
+	}
+	a = stamped(s, t->table, p, sc->op_id, false, 0);
+	if (a < 0)
+		return a;
+	if (t->expected != m || a != 1)
+		return 0; /* foreign: another stamp, or e != m with p present */
+	if (!st->comp_present)
+		st->c = CLS_OURS;
+	else if (ours_c == 1)
+		st->c = CLS_OURS_COMP;
+	return 0;
+}
+
+/* Reads the head (re-read for every sidecar) and classifies each table. */
 static int classify(struct sweep *s, struct job *j)
 {
 	struct gfs_gv *gv = NULL;
@@ -230,9 +279,7 @@ static int classify(struct sweep *s, struct job *j)
 	for (size_t i = 0; !rc && i < j->sc->n_tables; i++) {
 		const struct gfs_sc_table *t = &j->sc->tables[i];
 		j->ts[i].m = gfs_gv_pin(gv, t->table);
-		rc = gfs_table_head(gfs_graph_tables(s->g), t->table, &j->ts[i].h);
-		if (!rc)
-			rc = classify_one(s, j->sc, t, &j->ts[i]);
+		rc = classify_one(s, j->sc, t, &j->ts[i]);
 	}
 	gfs_gv_free(gv);
 	return rc;
@@ -267,9 +314,9 @@ static void report_violation(struct sweep *s, const struct job *j)
 			j->sc->confirmed ? "confirmed" : "not confirmed");
 	for (size_t i = 0; i < j->sc->n_tables; i++) {
 		const struct gfs_sc_table *t = &j->sc->tables[i];
-		gfs_buf_appendf(&b, " table '%s' %s (head %u, pin %u, expected %u);",
-				t->table, cls_names[j->ts[i].c], j->ts[i].h,
-				j->ts[i].m, t->expected);
+		gfs_buf_appendf(&b, " table '%s' %s (pin %u, expected %u, version %u, compensation %u);",
+				t->table, cls_names[j->ts[i].c], j->ts[i].m,
+				t->expected, j->ts[i].p, j->ts[i].comp);
 	}
 	gfs_buf_appendf(&b, " inspect those versions and run 'graphctl fsck %s'",
 			gfs_graph_dir(s->g));
@@ -282,20 +329,45 @@ static void report_violation(struct sweep *s, const struct job *j)
 
 /* ---- roll back: one compensating version per ours table ----------------- */
 
-static int compensate_one(struct sweep *s, const struct job *j, size_t i)
+/* §3.1: c is reserved in the sidecar before it is linked (a transaction
+ * that compares the revision we classified, and makes a new one), so two
+ * resolvers share it and a crash after the reserve reuses it. */
+static int reserve_comp(struct sweep *s, struct job *j, size_t i)
 {
 	const struct gfs_sc_table *t = &j->sc->tables[i];
-	uint32_t m = j->ts[i].m, c = j->ts[i].p + 1;
-	struct gfs_diag d = {{0}};
-	int rc = gfs_table_write_compensation(gfs_graph_tables(s->g), t->table,
-					      c, m, j->sc->op_id, &d);
+	uint64_t rev = 0;
+	uint32_t c = 0;
+	int rc = gfs_manifest_sidecar_reserve_comp(gfs_graph_manifest(s->g),
+						   j->sc->op_id, j->sc->rev,
+						   t->table, j->ts[i].m, &c, &rev);
 
+	if (rc == -ENOENT)
+		return GFS_EGONE;
+	if (rc)
+		return rc;
+	j->sc->rev = rev; /* the publish compares the revision we made */
+	j->sc->tables[i].comp = c;
+	j->ts[i].comp = c;
+	return fp(GFS_FP_RECOVER_AFTER_RESERVE);
+}
+
+static int compensate_one(struct sweep *s, struct job *j, size_t i)
+{
+	const struct gfs_sc_table *t = &j->sc->tables[i];
+	uint32_t m = j->ts[i].m, c;
+	struct gfs_diag d = {{0}};
+	int rc = j->ts[i].comp ? 0 : reserve_comp(s, j, i);
+
+	if (rc)
+		return rc;
+	c = j->ts[i].comp;
+	rc = gfs_table_write_compensation_of(gfs_graph_tables(s->g), t->table,
+					     c, j->ts[i].p, m, j->sc->op_id, &d);
 	if (rc == -EEXIST) {
-		/* Another sweeper (expired lease) wrote it: ours if stamped so. */
+		/* Another resolver (expired lease) wrote it: ours if stamped so. */
 		rc = stamped(s, t->table, c, j->sc->op_id, true, m);
 		if (rc == 0) {
 			j->ts[i].c = CLS_FOREIGN;
-			j->ts[i].h = c;
 			return GFS_EVIOLATION;
 		}
 		rc = rc == 1 ? 0 : rc;
@@ -316,6 +388,7 @@ static int compensate(struct sweep *s, struct job *j)
 		rc = compensate_one(s, j, i);
 		if (!rc) {
 			j->ts[i].c = CLS_OURS_COMP;
+			j->ts[i].comp_present = true;
 			rc = fp(GFS_FP_RECOVER_AFTER_COMPENSATE);
 		}
 	}
@@ -331,7 +404,7 @@ static bool moves(enum action a, const struct tstate *st, uint32_t *post)
 	if (a == ACT_FORWARD && (st->c == CLS_OURS || st->c == CLS_OURS_COMP))
 		*post = st->p;
 	if (a == ACT_BACK && st->c == CLS_OURS_COMP)
-		*post = st->p + 1;
+		*post = st->comp;
 	return *post != st->m;
 }
 
@@ -392,9 +465,48 @@ static void audit_init(struct gfs_audit *au, const struct sweep *s,
 	snprintf(au->resolver, sizeof au->resolver, "%s", s->resolver);
 }
 
+static void tver_set(struct gfs_tver_set *v, size_t *n, const char *table,
+		     uint32_t ver, enum gfs_tver_state st)
+{
+	if (!ver)
+		return;
+	snprintf(v[*n].table, sizeof v[*n].table, "%s", table);
+	v[*n].v = ver;
+	v[*n].state = st;
+	(*n)++;
+}
+
+/* §3.1 end: what the resolving publish does to the op's numbers besides
+ * publishing the pins it moves (the manifest marks those published).
+ * Every other number the op holds is settled: retired where its file is
+ * there (an undone p, a compensation a roll forward leaves), void where
+ * it is not (a discarded p, a c reserved by a sweep that died). */
+static struct gfs_tver_set *job_tver_sets(const struct job *j, enum action a,
+					  size_t *n)
+{
+	struct gfs_tver_set *v = calloc(2 * j->sc->n_tables + 1, sizeof *v);
+
+	*n = 0;
+	for (size_t i = 0; v && i < j->sc->n_tables; i++) {
+		const struct gfs_sc_table *t = &j->sc->tables[i];
+		const struct tstate *st = &j->ts[i];
+		bool ours = st->c == CLS_OURS || st->c == CLS_OURS_COMP;
+		if (!t->written)
+			continue;
+		if (!(a == ACT_FORWARD && ours))
+			tver_set(v, n, t->table, st->p,
+				 ours ? GFS_TVER_RETIRED : GFS_TVER_VOID);
+		if (st->comp && !(a == ACT_BACK && st->c == CLS_OURS_COMP))
+			tver_set(v, n, t->table, st->comp,
+				 st->comp_present ? GFS_TVER_RETIRED : GFS_TVER_VOID);
+	}
+	return v;
+}
+
 static int publish_job(struct sweep *s, const struct job *j, enum action a,
 		       struct gfs_diag *pd)
 {
+	struct gfs_tver_set *sets = NULL;
 	struct gfs_sc_table *pub = NULL, *aud = NULL;
 	struct gfs_publish p;
 	struct gfs_audit au;
@@ -420,8 +532,12 @@ static int publish_job(struct sweep *s, const struct job *j, enum action a,
 	p.sidecar_rev = j->sc->rev; /* decide on what was classified */
 	p.audit = &au;
 	p.no_version = a == ACT_DISCARD;
+	if (!rc && !(sets = job_tver_sets(j, a, &p.n_tver_sets)))
+		rc = -ENOMEM;
+	p.tver_sets = sets;
 	if (!rc)
 		rc = gfs_manifest_publish(gfs_graph_manifest(s->g), &p, &s->version, pd);
+	free(sets);
 	gfs_buf_release(&detail);
 	free(pub);
 	free(aud);
@@ -770,7 +886,10 @@ static int passes(struct sweep *s)
 	return rc ? rc : p.err;
 }
 
-/* ---- settled versions (docs/recovery.md "Settled versions") ------------ */
+/* ---- settled versions (the pre-index rule) ------------------------------
+ * No longer used by the library (the index tver says what a number is);
+ * kept for the unit tests' invariant checker, which states the old rule
+ * and must keep holding on a store with only main. */
 
 /* Is version v of table a compensation stamped by an operation no sidecar
  * names?  1 yes, 0 no, <0 an error. */
@@ -824,82 +943,189 @@ static int named(struct sweep *s, const char *table, bool *yes)
 	return rc;
 }
 
-/* The compensation to publish for an orphan above pin m: version h if it
- * already is one of m (a crashed orphan pass), else a new h+1. */
+/* ---- orphans against the index (docs/branches-design.md §3.3) --------- */
+
+/* The version files of one table that the index does not account for:
+ * no tver record, or a `void` one (a number reserved, then resolved
+ * without a file; a file there was made by no reservation).  One listing
+ * of the directory and one range read of tver[T]; no header is read. */
+struct orphan_scan {
+	uint32_t *known;        /* numbers with a live record, sorted */
+	size_t n_known, cap_known;
+	uint32_t *orph;         /* orphan numbers, sorted */
+	size_t n_orph, cap_orph;
+};
+
+static int push_u32(uint32_t **a, size_t *n, size_t *cap, uint32_t v)
+{
+	void *p = gfs_array_grow(*a, cap, *n, sizeof **a, 64);
+
+	if (!p)
+		return -ENOMEM;
+	*a = p;
+	(*a)[(*n)++] = v;
+	return 0;
+}
+
+static int known_cb(const struct gfs_tver_rec *r, void *arg)
+{
+	struct orphan_scan *o = arg;
+
+	if (r->state == GFS_TVER_VOID)
+		return 0;
+	return push_u32(&o->known, &o->n_known, &o->cap_known, r->v);
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int file_cb(uint32_t v, uint64_t bytes, void *arg)
+{
+	struct orphan_scan *o = arg;
+
+	(void)bytes;
+	if (o->n_known && bsearch(&v, o->known, o->n_known, sizeof v, u32_cmp))
+		return 0;
+	return push_u32(&o->orph, &o->n_orph, &o->cap_orph, v);
+}
+
+static void orphan_scan_free(struct orphan_scan *o)
+{
+	free(o->known);
+	free(o->orph);
+	memset(o, 0, sizeof *o);
+}
+
+int gfs_table_orphans(struct gfs_graph *g, const char *table,
+		      uint32_t **orphans, size_t *n)
+{
+	struct orphan_scan o = { 0 };
+	int rc = gfs_manifest_tver_list(gfs_graph_manifest(g), table, known_cb, &o);
+
+	*orphans = NULL;
+	*n = 0;
+	if (!rc)
+		rc = gfs_table_versions(gfs_graph_tables(g), table, file_cb, &o);
+	if (rc) {
+		orphan_scan_free(&o);
+		return rc;
+	}
+	if (o.n_orph)
+		qsort(o.orph, o.n_orph, sizeof *o.orph, u32_cmp);
+	free(o.known);
+	*orphans = o.orph;
+	*n = o.n_orph;
+	return 0;
+}
+
+/* The compensation of pin m for orphans at or above next[T]: the highest
+ * orphan itself when it is already one of m (a crashed orphan pass), else
+ * a new one at the number above every orphan and the counter. */
 static int orphan_comp(struct sweep *s, const char *table, uint32_t m,
-		       uint32_t h, uint32_t *target, char op_id[GFS_ULID_LEN + 1])
+		       uint32_t top, uint32_t next, uint32_t *target,
+		       char op_id[GFS_ULID_LEN + 1])
 {
 	struct gfs_tver_info info = {0};
-	struct gfs_diag d = {{0}};
-	struct gfs_tver *tv;
-	int rc = gfs_tver_open(gfs_graph_tables(s->g), table, h, &tv, &d);
+	uint32_t undone = top;
+	int rc = stamp_of(s->g, table, top, &info);
 
-	if (!rc) {
-		gfs_tver_info(tv, &info);
-		gfs_tver_close(tv);
-	}
-	if (!rc && info.compensation && info.content_of == m) {
-		*target = h;
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && info.compensation && info.content_of == m) {
+		*target = top;
 		memcpy(op_id, info.op_id, GFS_ULID_LEN + 1);
 		return 0;
 	}
-	*target = h + 1;
+	/* serials go above the orphan's when it opens; one that does not (a
+	 * copy made by hand) was never shown to anyone: above the pin's */
+	if (rc == 0)
+		undone = m;
+	*target = top + 1 > next ? top + 1 : next;
 	rc = gfs_ulid_new(op_id);
-	if (!rc)
-		rc = gfs_table_write_compensation(gfs_graph_tables(s->g), table,
-						  h + 1, m, op_id, &d);
-	if (rc)
-		gfs_diag_set(s->d, "compensating orphan version %u of table '%s': %s",
-			     h, table, d.msg[0] ? d.msg : gfs_strerror(rc));
+	if (!rc) {
+		struct gfs_diag d = {{0}};
+		rc = gfs_table_write_compensation_of(gfs_graph_tables(s->g), table,
+						     *target, undone, m, op_id, &d);
+		if (rc)
+			gfs_diag_set(s->d, "compensating orphan version %u of table '%s': %s",
+				     top, table, d.msg[0] ? d.msg : gfs_strerror(rc));
+	}
 	return rc ? rc : fp(GFS_FP_RECOVER_AFTER_COMPENSATE);
 }
 
+/* One publish: the orphans retired; with a target, the compensation
+ * published on main (audit orphan-compensated), else no graph version
+ * (audit orphan-retired: nothing pins a void number). */
 static int orphan_publish(struct sweep *s, const char *table, uint32_t m,
-			  uint32_t target, const char *op_id)
+			  uint32_t target, const char *op_id,
+			  const uint32_t *orph, size_t n)
 {
 	struct gfs_sc_table t = { .written = true, .expected = m, .post = target };
+	const char *decision = target ? "orphan-compensated" : "orphan-retired";
+	struct gfs_tver_set *sets = calloc(n + 1, sizeof *sets);
 	struct gfs_diag pd = {{0}};
+	char detail[64];
 	struct gfs_publish p;
 	struct gfs_audit au;
 	int rc;
 
+	if (!sets)
+		return -ENOMEM;
 	snprintf(t.table, sizeof t.table, "%s", table);
-	audit_init(&au, s, op_id, "orphan-compensated", "recover", s->resolver);
+	snprintf(detail, sizeof detail, "{\"decision\":\"%s\"}", decision);
+	audit_init(&au, s, op_id, decision, "recover", s->resolver);
 	au.tables = &t;
 	au.n_tables = 1;
 	memset(&p, 0, sizeof p);
 	p.op = "recover";
 	p.op_id = op_id;
 	p.actor = s->resolver;
-	p.detail = "{\"decision\":\"orphan-compensated\"}";
+	p.detail = detail;
 	p.tables = &t;
 	p.n_tables = 1;
 	p.audit = &au;
+	p.no_version = !target;
+	for (size_t i = 0; i < n; i++)
+		if (orph[i] != target)
+			tver_set(sets, &p.n_tver_sets, table, orph[i], GFS_TVER_RETIRED);
+	p.tver_sets = sets;
+	if (!target)
+		t.post = m, t.written = false;
 	rc = fp(GFS_FP_RECOVER_BEFORE_AUDIT);
 	if (!rc)
 		rc = gfs_manifest_publish(gfs_graph_manifest(s->g), &p, &s->version, &pd);
+	free(sets);
 	if (rc == GFS_ECAS) {
 		s->r->retry_left++;
 		return 0;
 	}
 	if (rc)
-		gfs_diag_set(s->d, "publishing the compensation of table '%s': %s", table,
+		gfs_diag_set(s->d, "publishing the %s of table '%s': %s", decision, table,
 			     pd.msg[0] ? pd.msg : gfs_strerror(rc));
-	if (!rc) {
+	if (!rc && target) {
 		s->r->orphans_compensated++;
 		note(s, "table '%s': orphan versions above pin %u compensated by version %u (operation %s), graph version %" PRIu64,
 		     table, m, target, op_id, s->version);
-		rc = fp(GFS_FP_RECOVER_AFTER_PUBLISH);
+	} else if (!rc) {
+		s->r->orphans_retired++;
+		note(s, "table '%s': %zu orphan version(s) below its counter retired (operation %s)",
+		     table, n, op_id);
 	}
-	return rc;
+	return rc ? rc : (target ? fp(GFS_FP_RECOVER_AFTER_PUBLISH) : 0);
 }
 
-/* Under the table's lock: re-read pin, head and sidecars, then act. */
+/* Under the table's lock: re-read pin, sidecars, index and listing, then
+ * act (§3.3). */
 static int orphan_locked(struct sweep *s, const char *table)
 {
 	char op_id[GFS_ULID_LEN + 1];
 	struct gfs_gv *gv = NULL;
-	uint32_t h = 0, m, target;
+	uint32_t *orph = NULL, m, next = 1, target = 0;
+	size_t n = 0;
 	bool busy = false;
 	int rc = named(s, table, &busy);
 
@@ -909,22 +1135,21 @@ static int orphan_locked(struct sweep *s, const char *table)
 		return rc;
 	m = gfs_gv_pin(gv, table);
 	gfs_gv_free(gv);
-	rc = gfs_table_head(gfs_graph_tables(s->g), table, &h);
-	if (!rc && h < m) {
-		gfs_diag_reset(s->d, "invariant violation: table '%s' is pinned at version %u but its newest version is %u",
-			       table, m, h);
-		s->r->violations++;
+	rc = gfs_table_orphans(s->g, table, &orph, &n);
+	if (!rc && n)
+		rc = gfs_manifest_next(gfs_graph_manifest(s->g), table, &next);
+	if (!rc && n && orph[n - 1] >= next) {
+		rc = orphan_comp(s, table, m, orph[n - 1], next, &target, op_id);
+		if (!rc && (rc = gfs_table_sync(gfs_graph_tables(s->g), table)))
+			gfs_diag_set(s->d, "orphan compensation of table '%s': %s", table,
+				     gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
+	} else if (!rc && n) {
+		rc = gfs_ulid_new(op_id);
 	}
-	if (rc || h <= m)
-		return rc;
-	rc = gfs_settled_above(s->g, table, m, h, &busy);
-	if (rc || busy) /* only settled versions above the pin: no orphan */
-		return rc;
-	rc = orphan_comp(s, table, m, h, &target, op_id);
-	if (!rc && (rc = gfs_table_sync(gfs_graph_tables(s->g), table)))
-		gfs_diag_set(s->d, "orphan compensation of table '%s': %s", table,
-			     gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
-	return rc ? rc : orphan_publish(s, table, m, target, op_id);
+	if (!rc && n)
+		rc = orphan_publish(s, table, m, target, op_id, orph, n);
+	free(orph);
+	return rc;
 }
 
 static int orphan_one(struct sweep *s, const char *table)
@@ -947,6 +1172,8 @@ static int orphan_one(struct sweep *s, const char *table)
 	return rc;
 }
 
+/* Each table once: an unlocked look first (most tables have none, and a
+ * table a sidecar names is left to its resolver), then under LOCK_EX. */
 static int orphans(struct sweep *s)
 {
 	struct gfs_gv *gv = NULL;
@@ -954,17 +1181,17 @@ static int orphans(struct sweep *s)
 
 	for (size_t i = 0; !rc && i < gv->n_pins; i++) {
 		const char *t = gv->pins[i].table;
-		uint32_t h = 0;
+		uint32_t *orph = NULL;
+		size_t n = 0;
+		bool busy = false;
 		int e;
 		if (!only_has(s, t))
 			continue;
-		/* A cheap unlocked look first: most tables have no orphan, and a
-		 * table a sidecar names (a live writer's, say) is not one. */
-		bool busy = false;
-		e = gfs_table_head(gfs_graph_tables(s->g), t, &h);
-		if (!e && h != gv->pins[i].version)
+		e = gfs_table_orphans(s->g, t, &orph, &n);
+		free(orph);
+		if (!e && n)
 			e = named(s, t, &busy);
-		if (!e && h != gv->pins[i].version && !busy)
+		if (!e && n && !busy)
 			e = orphan_one(s, t);
 		if (e && !first)
 			first = e;

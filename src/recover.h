@@ -48,6 +48,7 @@ struct gfs_recover_report {
 	unsigned retry_left;  /* pins kept moving past max_passes */
 	unsigned violations;
 	unsigned orphans_compensated;
+	unsigned orphans_retired;     /* orphan tables below the counter, only retired */
 	unsigned temps_removed; /* dead writers' ".tmp-*" files removed */
 	unsigned refused;     /* sidecars that do not parse or are newer: kept,
 				 reported in d; the sweep still returns 0 */

@@ -7,9 +7,9 @@
  *         one graph version with op `compact` through commit.c's door
  *     gfs_graph_gc(g, &opts, &res, &d)         see gc.c's header
  *
- * The closure is computed from table headers (parent, content_of;
- * docs/format.md §Header) behind gfs_tclosure_add until the manifest's
- * `tver` index lands; callers see only this interface.
+ * The closure comes from the manifest's `tver` index (parent,
+ * content_of; docs/format.md "Table-version index") behind
+ * gfs_tclosure_add.
  */
 #ifndef GFS_RETAIN_H
 #define GFS_RETAIN_H
@@ -33,7 +33,7 @@ int gfs_vset_add(struct gfs_vset *s, uint32_t v);
  * from (its parent chain, and a compensation's content_of chain) to *s.
  * Versions already in *s are not read again.  -ENOENT (with d) if one
  * of them is missing. */
-int gfs_tclosure_add(struct gfs_tstore *ts, const char *table, uint32_t v,
+int gfs_tclosure_add(struct gfs_graph *g, const char *table, uint32_t v,
 		     struct gfs_vset *s, struct gfs_diag *d);
 /* The bytes of the version files in *s (their sizes on disk). */
 int gfs_tclosure_bytes(struct gfs_tstore *ts, const char *table,

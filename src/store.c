@@ -10,6 +10,10 @@
  *   audit        big-endian u64 sequence -> audit record
  *   audit_by_op  op id -> big-endian u64 sequence (DUPSORT), so counting the
  *                audit records of one operation needs no scan
+ *   next         table name -> decimal u32: the smallest table-version
+ *                number never reserved (format 3)
+ *   tver         table name, NUL, big-endian u32 v -> table-version record
+ *                (who reserved v, what became of it; format 3)
  *
  * The head is the last key of "versions"; there is no separate head record
  * that could disagree with the history.
@@ -68,14 +72,16 @@
 #define MAP_RESIZE_RETRIES 16  /* adopt another process's map size, then corrupt */
 #define MAX_DBS 8
 #define BATCH 256
-#define MANIFEST_FORMAT 2
+#define MANIFEST_FORMAT 3
+#define MANIFEST_FORMAT_SEALED 2 /* sealed values, no next/tver (upgrade 2->3) */
 /* what format 1 stored under meta/manifest_format: "1", no seal */
 #define MANIFEST_FORMAT_1_TEXT "1"
 #define RECORD_FORMAT 1
 
-enum db { DB_META, DB_VERSIONS, DB_SIDECARS, DB_AUDIT, DB_AUDIT_BY_OP, DB__COUNT };
+enum db { DB_META, DB_VERSIONS, DB_SIDECARS, DB_AUDIT, DB_AUDIT_BY_OP,
+	  DB_NEXT, DB_TVER, DB__COUNT };
 static const char *const db_names[DB__COUNT] = {
-	"meta", "versions", "sidecars", "audit", "audit_by_op",
+	"meta", "versions", "sidecars", "audit", "audit_by_op", "next", "tver",
 };
 _Static_assert(DB__COUNT <= MAX_DBS, "maxdbs must cover every sub-database");
 
@@ -88,6 +94,7 @@ struct env {
 	bool rdonly;
 	bool upgrade;           /* opened by upgrade: format 1 accepted */
 	int format;             /* manifest format found at open */
+	bool has_index;         /* the next and tver databases exist */
 	MDB_env *env;
 	MDB_dbi dbi[DB__COUNT];
 	pthread_rwlock_t grow;  /* shared: any txn; exclusive: resize the map */
@@ -834,6 +841,8 @@ static json_t *sct_json(const struct gfs_sc_table *t, size_t n, bool audit)
 		if (!rc)
 			rc = j_set(o, audit ? "to" : "post",
 				   json_integer(t[i].post));
+		if (!rc && !audit && t[i].comp)
+			rc = j_set(o, "comp", json_integer(t[i].comp));
 		if (rc || json_array_append_new(arr, o)) {
 			json_decref(o);
 			json_decref(arr);
@@ -855,6 +864,9 @@ static bool sct_parse_one(json_t *o, bool audit, struct gfs_sc_table *t)
 	if (!json_is_boolean(w))
 		return false;
 	t->written = json_is_true(w);
+	t->comp = 0;
+	if (json_object_get(o, "comp") && !j_u32(o, "comp", &t->comp))
+		return false;
 	return j_u32(o, "expected", &t->expected) && j_u32(o, "post", &t->post);
 }
 
@@ -1487,6 +1499,24 @@ static int meta_pages_check(const char *dir, struct gfs_diag *d)
 	return rc;
 }
 
+/* The next and tver databases exist only from format 3 on: their handles
+ * are valid only then (handle 0 would be LMDB's main database). */
+static bool db_is_open(const struct env *e, enum db db)
+{
+	return (db != DB_NEXT && db != DB_TVER) || e->has_index;
+}
+
+/* The next and tver databases (a new manifest, the upgrade 2 -> 3). */
+static int index_create(struct env *e, MDB_txn *txn)
+{
+	int rc = mdb_dbi_open(txn, db_names[DB_NEXT], MDB_CREATE, &e->dbi[DB_NEXT]);
+	if (!rc)
+		rc = mdb_dbi_open(txn, db_names[DB_TVER], MDB_CREATE, &e->dbi[DB_TVER]);
+	if (!rc)
+		e->has_index = true;
+	return rc;
+}
+
 static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 {
 	MDB_val k = str_val("manifest_format"), v;
@@ -1496,7 +1526,8 @@ static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 	if (rc == MDB_NOTFOUND && !e->rdonly) {
 		e->format = MANIFEST_FORMAT;
 		snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
-		return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+		rc = index_create(e, txn);
+		return rc ? rc : seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
 	}
 	if (rc)
 		return rc == MDB_NOTFOUND ? 0 : rc;
@@ -1521,6 +1552,17 @@ static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 		return GFS_EFORMAT;
 	}
 	e->format = (int)f;
+	if (f < MANIFEST_FORMAT && !e->upgrade) {
+		gfs_diag_set(d, "manifest format %d was written by an older "
+			     "graphfs: run 'graphctl upgrade STORE' (this "
+			     "graphfs reads format %d)", (int)f, MANIFEST_FORMAT);
+		return GFS_EFORMAT;
+	}
+	if (f == MANIFEST_FORMAT && !e->has_index) {
+		gfs_diag_set(d, "manifest format %d has no 'next' or 'tver' "
+			     "database: not a graphfs manifest", (int)f);
+		return GFS_ECORRUPT;
+	}
 	return 0;
 }
 
@@ -1530,11 +1572,24 @@ static int dbis_open(struct env *e, struct gfs_diag *d)
 	int rc = txn_begin(e, e->rdonly ? MDB_RDONLY : 0, &txn);
 	if (rc)
 		return rc;
+	e->has_index = true;
 	for (int i = 0; i < DB__COUNT && !rc; i++) {
 		unsigned f = e->rdonly ? 0 : MDB_CREATE;
 		if (i == DB_AUDIT_BY_OP)
 			f |= MDB_DUPSORT;
+		/* the index of format 3 is created with a new manifest
+		 * (format_check) or by the upgrade, never by an open: a
+		 * refused upgrade must leave an older manifest as it was */
+		if (i == DB_NEXT || i == DB_TVER)
+			f = 0;
 		rc = mdb_dbi_open(txn, db_names[i], f, &e->dbi[i]);
+		/* a format-2 manifest has no index yet: format_check names
+		 * the way out (graphctl upgrade) */
+		if (rc == MDB_NOTFOUND && (i == DB_NEXT || i == DB_TVER)) {
+			e->has_index = false;
+			rc = 0;
+			continue;
+		}
 		if (rc == MDB_NOTFOUND) {
 			gfs_diag_set(d, "manifest has no '%s' database: not a "
 				     "graphfs manifest", db_names[i]);
@@ -1706,6 +1761,345 @@ void gfs_manifest_close(struct gfs_manifest *m)
 	pthread_mutex_unlock(&registry_lock);
 }
 
+/* ---- the table-version counter and index (format 3) --------------------
+ *
+ * next/<table>: decimal u32, the smallest number never reserved (absent:
+ * 1).  tver/<table>\0<be32 v>: a one-line JSON record.  Every number a
+ * sidecar, a publish or init records gets a record and raises next past
+ * it, so next stays above every recorded number whoever wrote it
+ * (docs/branches-design.md §3.2, last paragraph). */
+
+static const char *const tver_state_names[] = {
+	[GFS_TVER_RESERVED] = "reserved", [GFS_TVER_PUBLISHED] = "published",
+	[GFS_TVER_RETIRED] = "retired", [GFS_TVER_VOID] = "void",
+	[GFS_TVER_COLLECTED] = "collected",
+};
+
+const char *gfs_tver_state_name(enum gfs_tver_state st)
+{
+	if ((size_t)st >= GFS_ARRAY_SIZE(tver_state_names) || !tver_state_names[st])
+		return "unknown";
+	return tver_state_names[st];
+}
+
+static bool tver_state_parse(const char *name, enum gfs_tver_state *st)
+{
+	for (size_t i = 1; i < GFS_ARRAY_SIZE(tver_state_names); i++)
+		if (!strcmp(name, tver_state_names[i])) {
+			*st = (enum gfs_tver_state)i;
+			return true;
+		}
+	return false;
+}
+
+#define TVER_KEY_MAX (GFS_TABLE_NAME_MAX + 5)
+
+static bool table_name_ok(const char *t)
+{
+	return t && t[0] && memchr(t, 0, GFS_TABLE_NAME_MAX);
+}
+
+static MDB_val tver_key(unsigned char kb[TVER_KEY_MAX], const char *table,
+			uint32_t v)
+{
+	size_t n = strlen(table);
+	memcpy(kb, table, n + 1);
+	for (int i = 0; i < 4; i++)
+		kb[n + 1 + i] = (unsigned char)(v >> (24 - 8 * i));
+	return (MDB_val){ n + 5, kb };
+}
+
+static bool tver_key_parse(const MDB_val *k, struct gfs_tver_rec *r)
+{
+	const unsigned char *p = k->mv_data;
+	size_t n;
+	if (k->mv_size < 6 || k->mv_size - 5 >= GFS_TABLE_NAME_MAX ||
+	    p[k->mv_size - 5] != 0 || memchr(p, 0, k->mv_size - 5))
+		return false;
+	n = k->mv_size - 5;
+	memcpy(r->table, p, n);
+	r->table[n] = '\0';
+	r->v = (uint32_t)p[n + 1] << 24 | (uint32_t)p[n + 2] << 16 |
+	       (uint32_t)p[n + 3] << 8 | p[n + 4];
+	return r->v != 0;
+}
+
+static int tver_decode(const MDB_val *k, const MDB_val *sealed,
+		       struct gfs_tver_rec *r)
+{
+	MDB_val v = *sealed;
+	char st[16];
+	json_t *o, *c;
+	int rc = unseal(DB_TVER, k, &v);
+	if (rc)
+		return rc;
+	memset(r, 0, sizeof *r);
+	o = j_load(&v);
+	c = json_object_get(o, "compensation");
+	bool ok = json_is_object(o) && j_format(o) == RECORD_FORMAT &&
+		  tver_key_parse(k, r) && j_str(o, "state", st, sizeof st) &&
+		  tver_state_parse(st, &r->state) &&
+		  j_str(o, "op_id", r->op_id, sizeof r->op_id) &&
+		  j_u32(o, "parent", &r->parent) &&
+		  j_u32(o, "content_of", &r->content_of) &&
+		  json_is_boolean(c) && j_u64(o, "first_gv", &r->first_gv) &&
+		  j_u64(o, "bytes", &r->bytes);
+	if (ok)
+		r->compensation = json_is_true(c);
+	json_decref(o);
+	return ok ? 0 : seal_fail(DB_TVER, k, "record does not parse");
+}
+
+static int tver_put(struct env *e, MDB_txn *txn, const struct gfs_tver_rec *r)
+{
+	unsigned char kb[TVER_KEY_MAX];
+	MDB_val k = tver_key(kb, r->table, r->v);
+	if (!e->has_index)
+		return GFS_EFORMAT;
+	json_t *o = json_object();
+	int rc = o ? 0 : -ENOMEM;
+	if (!rc)
+		rc = j_set(o, "format", json_integer(RECORD_FORMAT));
+	if (!rc)
+		rc = j_set(o, "state", json_string(gfs_tver_state_name(r->state)));
+	if (!rc)
+		rc = j_set(o, "op_id", json_string(r->op_id));
+	if (!rc)
+		rc = j_set(o, "parent", json_integer(r->parent));
+	if (!rc)
+		rc = j_set(o, "content_of", json_integer(r->content_of));
+	if (!rc)
+		rc = j_set(o, "compensation", json_boolean(r->compensation));
+	if (!rc)
+		rc = j_set(o, "first_gv", json_integer((json_int_t)r->first_gv));
+	if (!rc)
+		rc = j_set(o, "bytes", json_integer((json_int_t)r->bytes));
+	if (rc) {
+		json_decref(o);
+		return rc;
+	}
+	char *s = j_dump(o);
+	if (!s)
+		return -ENOMEM;
+	rc = seal_put(txn, e->dbi[DB_TVER], &k, s, strlen(s), 0);
+	free(s);
+	return rc;
+}
+
+/* 0, MDB_NOTFOUND or an error. */
+static int tver_read(struct env *e, MDB_txn *txn, const char *table,
+		     uint32_t v, struct gfs_tver_rec *r)
+{
+	unsigned char kb[TVER_KEY_MAX];
+	MDB_val k = tver_key(kb, table, v), val;
+	if (!e->has_index)
+		return GFS_EFORMAT;
+	int rc = mdb_get(txn, e->dbi[DB_TVER], &k, &val);
+	return rc ? rc : tver_decode(&k, &val, r);
+}
+
+static int next_parse(const MDB_val *k, const MDB_val *sealed, uint32_t *out)
+{
+	MDB_val v = *sealed;
+	char buf[16] = "";
+	uint64_t n;
+	int rc = unseal(DB_NEXT, k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	if (gfs_parse_u64(buf, &n) || n == 0 || n > UINT32_MAX)
+		return seal_fail(DB_NEXT, k, "not a version number");
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int next_read(struct env *e, MDB_txn *txn, const char *table,
+		     uint32_t *out)
+{
+	MDB_val k = str_val(table), v;
+	*out = 1;
+	if (!e->has_index)
+		return GFS_EFORMAT;
+	int rc = mdb_get(txn, e->dbi[DB_NEXT], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? rc : next_parse(&k, &v, out);
+}
+
+static int next_put(struct env *e, MDB_txn *txn, const char *table,
+		    uint32_t n)
+{
+	MDB_val k = str_val(table);
+	char num[16];
+	if (!e->has_index)
+		return GFS_EFORMAT;
+	snprintf(num, sizeof num, "%u", n);
+	return seal_put(txn, e->dbi[DB_NEXT], &k, num, strlen(num), 0);
+}
+
+/* next[table] > v afterwards. */
+static int next_raise(struct env *e, MDB_txn *txn, const char *table,
+		      uint32_t v)
+{
+	uint32_t n;
+	int rc = next_read(e, txn, table, &n);
+	if (!rc && n <= v)
+		rc = v == UINT32_MAX ? -EOVERFLOW : next_put(e, txn, table, v + 1);
+	return rc;
+}
+
+/* A fresh reservation: *v = next[table]++ with r's fields (table, op_id,
+ * parent, content_of, compensation) as a reserved record.  A number that
+ * has a record already (a store written around the counter) is skipped:
+ * numbers are never reused. */
+static int tver_reserve(struct env *e, MDB_txn *txn, struct gfs_tver_rec *r)
+{
+	struct gfs_tver_rec old;
+	uint32_t n;
+	int rc = next_read(e, txn, r->table, &n);
+	for (int i = 0; !rc && i < 1024; i++, n++) {
+		rc = n == UINT32_MAX ? -EOVERFLOW : tver_read(e, txn, r->table, n, &old);
+		if (rc == MDB_NOTFOUND)
+			break;
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc ? rc : GFS_ECORRUPT;
+	r->v = n;
+	r->state = GFS_TVER_RESERVED;
+	rc = tver_put(e, txn, r);
+	return rc ? rc : next_put(e, txn, r->table, n + 1);
+}
+
+/* A number chosen by the caller (a hand-built sidecar, an old build's
+ * compensation): reserved unless it has a record, and next raised past. */
+static int tver_note(struct env *e, MDB_txn *txn, const struct gfs_tver_rec *r)
+{
+	struct gfs_tver_rec old;
+	int rc = tver_read(e, txn, r->table, r->v, &old);
+	if (rc == MDB_NOTFOUND)
+		rc = tver_put(e, txn, r);
+	return rc ? rc : next_raise(e, txn, r->table, r->v);
+}
+
+/* Moves (table, v) to state; creates the record when absent.  published
+ * keeps an earlier first_gv. */
+static int tver_mark(struct env *e, MDB_txn *txn, const char *table,
+		     uint32_t v, enum gfs_tver_state st, uint64_t gv)
+{
+	struct gfs_tver_rec r;
+	int rc = tver_read(e, txn, table, v, &r);
+	if (rc == MDB_NOTFOUND) {
+		memset(&r, 0, sizeof r);
+		copy_str(r.table, sizeof r.table, table);
+		r.v = v;
+		rc = 0;
+	}
+	if (rc || v == 0)
+		return rc;
+	if (st == GFS_TVER_PUBLISHED && r.state == GFS_TVER_PUBLISHED)
+		return 0;
+	r.state = st;
+	if (st == GFS_TVER_PUBLISHED)
+		r.first_gv = gv;
+	rc = tver_put(e, txn, &r);
+	return rc ? rc : next_raise(e, txn, table, v);
+}
+
+struct tver_get_ctx {
+	const char *table;
+	uint32_t v;
+	struct gfs_tver_rec *out;
+};
+
+static int tver_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct tver_get_ctx *c = ctx;
+	return tver_read(e, txn, c->table, c->v, c->out);
+}
+
+int gfs_manifest_tver_get(struct gfs_manifest *m, const char *table,
+			  uint32_t v, struct gfs_tver_rec *out)
+{
+	struct tver_get_ctx c = { table, v, out };
+	if (!table_name_ok(table) || v == 0)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	int rc = run_read(m, tver_get_txn, &c);
+	if (rc)
+		memset(out, 0, sizeof *out);
+	return rc;
+}
+
+struct tver_list_ctx {
+	const char *table;
+	int (*fn)(const struct gfs_tver_rec *r, void *arg);
+	void *arg;
+	int ret;
+};
+
+static int tver_list_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct tver_list_ctx *c = ctx;
+	unsigned char kb[TVER_KEY_MAX];
+	MDB_val k = tver_key(kb, c->table, 0), v;
+	size_t plen = strlen(c->table) + 1;
+	struct gfs_tver_rec r;
+	MDB_cursor *cur;
+	if (!e->has_index)
+		return GFS_EFORMAT;
+	int rc = mdb_cursor_open(txn, e->dbi[DB_TVER], &cur);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (!rc && !c->ret && k.mv_size == plen + 4 &&
+	       !memcmp(k.mv_data, kb, plen)) {
+		rc = tver_decode(&k, &v, &r);
+		if (!rc)
+			c->ret = c->fn(&r, c->arg);
+		if (!rc && !c->ret)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int gfs_manifest_tver_list(struct gfs_manifest *m, const char *table,
+			   int (*fn)(const struct gfs_tver_rec *r, void *arg),
+			   void *arg)
+{
+	struct tver_list_ctx c = { table, fn, arg, 0 };
+	if (!table_name_ok(table))
+		return -EINVAL;
+	int rc = run_read(m, tver_list_txn, &c);
+	return rc ? rc : c.ret;
+}
+
+struct next_ctx {
+	const char *table;
+	uint32_t *out;
+};
+
+static int next_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct next_ctx *c = ctx;
+	return next_read(e, txn, c->table, c->out);
+}
+
+int gfs_manifest_next(struct gfs_manifest *m, const char *table,
+		      uint32_t *out)
+{
+	struct next_ctx c = { table, out };
+	if (!table_name_ok(table))
+		return -EINVAL;
+	return run_read(m, next_txn, &c);
+}
+
+int gfs_manifest_format(const struct gfs_manifest *m)
+{
+	return m->e->format;
+}
+
 /* ---- versions ----------------------------------------------------------- */
 
 static bool gv_fields_valid(const struct gfs_gv *gv)
@@ -1736,7 +2130,14 @@ static int init_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (gv.time_ns == 0)
 		gv.time_ns = gfs_now_ns();
 	qsort(gv.pins, gv.n_pins, sizeof *gv.pins, pin_cmp);
-	return gv_put(e, txn, &gv);
+	rc = gv_put(e, txn, &gv);
+	/* version 1 of each table exists before the store does: published by
+	 * gv 1, next = 2 (docs/branches-design.md §1.1 "init") */
+	for (size_t i = 0; !rc && i < gv.n_pins; i++)
+		if (gv.pins[i].version)
+			rc = tver_mark(e, txn, gv.pins[i].table,
+				       gv.pins[i].version, GFS_TVER_PUBLISHED, 1);
+	return rc;
 }
 
 int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first)
@@ -1995,6 +2396,23 @@ static int sidecar_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 	return rc ? rc : mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
 }
 
+/* W6 and §3.1's resolving publish: every version a written table moves
+ * to is published by this gv; then the caller's explicit moves. */
+static int tver_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
+{
+	const struct gfs_publish *p = c->p;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && c->version && i < p->n_tables; i++)
+		if (p->tables[i].written && p->tables[i].post != p->tables[i].expected)
+			rc = tver_mark(e, txn, p->tables[i].table, p->tables[i].post,
+				       GFS_TVER_PUBLISHED, c->version);
+	for (size_t i = 0; !rc && i < p->n_tver_sets; i++)
+		rc = tver_mark(e, txn, p->tver_sets[i].table, p->tver_sets[i].v,
+			       p->tver_sets[i].state, c->version);
+	return rc;
+}
+
 static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 {
 	if (!c->p->audit)
@@ -2024,6 +2442,8 @@ static int publish_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (!rc && !c->p->no_version)
 		rc = write_version(e, txn, head, c);
 	if (!rc)
+		rc = tver_step(e, txn, c);
+	if (!rc)
 		rc = audit_step(e, txn, c);
 	gfs_gv_free(head);
 	return rc;
@@ -2044,6 +2464,9 @@ static int publish_valid(const struct gfs_publish *p, struct gfs_diag *d)
 	for (size_t i = 0; ok && i < p->n_tables; i++)
 		ok = memchr(p->tables[i].table, 0, GFS_TABLE_NAME_MAX) &&
 		     p->tables[i].table[0];
+	for (size_t i = 0; ok && i < p->n_tver_sets; i++)
+		ok = table_name_ok(p->tver_sets[i].table) && p->tver_sets[i].v &&
+		     (p->tver_sets[i].state != GFS_TVER_PUBLISHED || !p->no_version);
 	if (!ok)
 		gfs_diag_set(d, "invalid publish request");
 	return ok ? 0 : -EINVAL;
@@ -2170,6 +2593,11 @@ static int gc_commit_txn(struct env *e, MDB_txn *txn, void *ctx)
 		rc = gc_gen_bump(e, txn);
 	if (!rc)
 		rc = sidecar_decode(&k, &v, &sc);
+	/* the files it unlinks next are collected from now on: the index
+	 * keeps their records (parent, first_gv) */
+	for (size_t i = 0; !rc && sc->gc && i < sc->gc->n_unlink; i++)
+		rc = tver_mark(e, txn, sc->gc->unlink[i].table, sc->gc->unlink[i].version,
+			       GFS_TVER_COLLECTED, 0);
 	if (!rc) {
 		sc->confirmed = true;
 		rc = sidecar_put_txn(e, txn, sc, 0);
@@ -2190,19 +2618,205 @@ int gfs_manifest_gc_commit(struct gfs_manifest *m, const char *op_id,
 
 /* ---- sidecars ----------------------------------------------------------- */
 
-static int sc_put_txn(struct env *e, MDB_txn *txn, void *ctx)
+/* A reservation record of sidecar sc for one of its numbers. */
+static struct gfs_tver_rec sc_rec(const struct gfs_sidecar *sc,
+				  const struct gfs_sc_table *t, uint32_t v,
+				  bool comp)
 {
-	return sidecar_put_txn(e, txn, ctx, MDB_NOOVERWRITE);
+	struct gfs_tver_rec r;
+	memset(&r, 0, sizeof r);
+	copy_str(r.table, sizeof r.table, t->table);
+	copy_str(r.op_id, sizeof r.op_id, sc->op_id);
+	r.v = v;
+	r.state = GFS_TVER_RESERVED;
+	/* a compact's version is built on nothing (branches-design §6.4):
+	 * its closure is itself, so gc can free the chain it replaced */
+	r.parent = comp || !strcmp(sc->kind, "compact") ? 0 : t->expected;
+	r.content_of = comp ? t->expected : 0;
+	r.compensation = comp;
+	return r;
 }
 
-int gfs_manifest_sidecar_put(struct gfs_manifest *m,
-			     const struct gfs_sidecar *sc)
+/* W3: the numbers of the sidecar's written tables, in the arm txn. */
+static int sc_reserve(struct env *e, MDB_txn *txn, struct gfs_sidecar *sc)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < sc->n_tables; i++) {
+		struct gfs_sc_table *t = &sc->tables[i];
+		struct gfs_tver_rec r = sc_rec(sc, t, t->post, false);
+		if (!t->written)
+			continue;
+		if (t->post == 0) {
+			rc = tver_reserve(e, txn, &r);
+			t->post = r.v;
+		} else {
+			rc = tver_note(e, txn, &r);
+		}
+		if (!rc && t->comp) {
+			r = sc_rec(sc, t, t->comp, true);
+			rc = tver_note(e, txn, &r);
+		}
+	}
+	return rc;
+}
+
+static int sc_put_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct gfs_sidecar *sc = ctx;
+	struct gfs_sc_table *orig = sc->tables;
+	MDB_val k = str_val(sc->op_id), v;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+
+	if (rc != MDB_NOTFOUND)
+		return rc ? rc : -EEXIST;
+	/* a retried txn (map full) starts from the caller's numbers again */
+	sc->tables = calloc(sc->n_tables + 1, sizeof *orig);
+	if (sc->tables && sc->n_tables)
+		memcpy(sc->tables, orig, sc->n_tables * sizeof *orig);
+	rc = sc->tables ? sc_reserve(e, txn, sc) : -ENOMEM;
+	if (!rc)
+		rc = sidecar_put_txn(e, txn, sc, MDB_NOOVERWRITE);
+	if (!rc)
+		memcpy(orig, sc->tables, sc->n_tables * sizeof *orig);
+	free(sc->tables);
+	sc->tables = orig;
+	return rc;
+}
+
+int gfs_manifest_sidecar_put(struct gfs_manifest *m, struct gfs_sidecar *sc)
 {
 	if (!sidecar_valid(sc))
 		return -EINVAL;
 	struct gfs_sidecar copy = *sc;
 	copy.format = GFS_SIDECAR_FORMAT;
 	return run_write(m, sc_put_txn, &copy, NULL);
+}
+
+/* The sidecar op_id as stored, decoded, with its revision. */
+static int sc_load(struct env *e, MDB_txn *txn, const char *op_id,
+		   struct gfs_sidecar **out)
+{
+	MDB_val k = str_val(op_id), v;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	*out = NULL;
+	if (rc)
+		return rc;
+	rc = sidecar_decode(&k, &v, out);
+	if (rc == GFS_EFORMAT) {
+		gfs_sidecar_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static struct gfs_sc_table *sc_table(struct gfs_sidecar *sc, const char *table)
+{
+	for (size_t i = 0; i < sc->n_tables; i++)
+		if (sc->tables[i].written && !strcmp(sc->tables[i].table, table))
+			return &sc->tables[i];
+	return NULL;
+}
+
+struct repost_ctx {
+	const char *op_id, *table;
+	uint32_t p, newp;
+	uint64_t rev, new_rev;
+	uint32_t content_of;
+};
+
+static int repost_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct repost_ctx *c = ctx;
+	struct gfs_sidecar *sc;
+	struct gfs_sc_table *t;
+	int rc = sc_load(e, txn, c->op_id, &sc);
+
+	if (rc)
+		return rc;
+	t = sc_table(sc, c->table);
+	rc = sc->confirmed || !t || t->post != c->p ? GFS_ECAS : 0;
+	if (!rc)
+		rc = tver_mark(e, txn, c->table, c->p, GFS_TVER_VOID, 0);
+	if (!rc) {
+		struct gfs_tver_rec r = sc_rec(sc, t, 0, false);
+		rc = tver_reserve(e, txn, &r);
+		c->newp = t->post = r.v;
+	}
+	sc->format = GFS_SIDECAR_FORMAT;
+	if (!rc)
+		rc = sidecar_put_txn(e, txn, sc, 0);
+	gfs_sidecar_free(sc);
+	return rc;
+}
+
+int gfs_manifest_sidecar_repost(struct gfs_manifest *m, const char *op_id,
+				const char *table, uint32_t p, uint32_t *newp)
+{
+	struct repost_ctx c = { .op_id = op_id, .table = table, .p = p };
+	if (!op_id || !op_id[0] || strlen(op_id) > GFS_ULID_LEN ||
+	    !table_name_ok(table) || !p)
+		return -EINVAL;
+	int rc = run_write(m, repost_txn, &c, NULL);
+	*newp = rc ? 0 : c.newp;
+	return rc;
+}
+
+static int reserve_comp_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct repost_ctx *c = ctx;
+	MDB_val k = str_val(c->op_id), v;
+	struct gfs_sidecar *sc = NULL;
+	struct gfs_sc_table *t;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+
+	if (!rc)
+		rc = sc_load(e, txn, c->op_id, &sc);
+	t = rc ? NULL : sc_table(sc, c->table);
+	if (!rc && !t)
+		rc = -EINVAL;
+	/* Another resolver reserved it first (an expired lease): shared, as
+	 * long as the op is still unconfirmed; the publish compares the
+	 * revision returned here. */
+	if (!rc && t->comp && !sc->confirmed) {
+		c->newp = t->comp;
+		c->new_rev = sidecar_rev(&v);
+		gfs_sidecar_free(sc);
+		return 0;
+	}
+	if (!rc && sidecar_rev(&v) != c->rev)
+		rc = GFS_ECAS; /* changed since it was classified */
+	if (!rc) {
+		struct gfs_tver_rec r = sc_rec(sc, t, 0, true);
+		r.content_of = c->content_of;
+		rc = tver_reserve(e, txn, &r);
+		c->newp = t->comp = r.v;
+	}
+	if (sc)
+		sc->format = GFS_SIDECAR_FORMAT; /* it may carry a comp now */
+	if (!rc)
+		rc = sidecar_put_txn(e, txn, sc, 0);
+	if (!rc)
+		rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	if (!rc)
+		c->new_rev = sidecar_rev(&v);
+	gfs_sidecar_free(sc);
+	return rc;
+}
+
+int gfs_manifest_sidecar_reserve_comp(struct gfs_manifest *m,
+				      const char *op_id, uint64_t rev,
+				      const char *table, uint32_t content_of,
+				      uint32_t *c, uint64_t *new_rev)
+{
+	struct repost_ctx x = { .op_id = op_id, .table = table, .rev = rev,
+				.content_of = content_of };
+	if (!op_id || !op_id[0] || strlen(op_id) > GFS_ULID_LEN ||
+	    !table_name_ok(table))
+		return -EINVAL;
+	int rc = run_write(m, reserve_comp_txn, &x, NULL);
+	*c = rc ? 0 : x.newp;
+	*new_rev = rc ? 0 : x.new_rev;
+	return rc;
 }
 
 static int sc_confirm_txn(struct env *e, MDB_txn *txn, void *ctx)
@@ -2561,6 +3175,13 @@ static void check_value(enum db db, const MDB_val *k, const MDB_val *v,
 		rc = audit_decode(k, v, &a);
 	else if (!rc && db == DB_AUDIT_BY_OP && pv.mv_size != 8)
 		rc = seal_fail(db, k, "value is not a sequence number");
+	else if (!rc && db == DB_TVER) {
+		struct gfs_tver_rec r;
+		rc = tver_decode(k, v, &r);
+	} else if (!rc && db == DB_NEXT) {
+		uint32_t n;
+		rc = next_parse(k, v, &n);
+	}
 	if (rc == GFS_ECORRUPT || rc == GFS_EFORMAT)
 		msgs_add(ms, gfs_corrupt_last());
 	gfs_gv_free(gv);
@@ -2596,6 +3217,8 @@ int gfs_manifest_check(struct gfs_manifest *m,
 
 	for (int db = 0; db < DB__COUNT; db++) {
 		struct check_ctx cc = { .db = (enum db)db };
+		if (!db_is_open(m->e, (enum db)db))
+			continue;
 		int rc = run_read(m, check_db_txn, &cc);
 		for (size_t i = 0; i < cc.ms.n; i++) {
 			report(cc.ms.m[i], arg);
@@ -2629,8 +3252,8 @@ static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 {
 	for (int db = 0; db < DB__COUNT; db++) {
 		struct check_ctx cc = { .db = (enum db)db };
-		if (db == DB_SIDECARS) /* kept even when unparsable (§4) */
-			continue;
+		if (db == DB_SIDECARS || !db_is_open(e, (enum db)db))
+			continue; /* sidecars: kept even when unparsable (§4) */
 		int rc = check_db_txn(e, txn, &cc);
 		if (!rc && cc.ms.n) {
 			gfs_diag_set(d, "cannot upgrade: %s", cc.ms.m[0]);
@@ -2667,8 +3290,10 @@ static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (rc)
 		return rc;
 	for (int db = 0; db < DB__COUNT && !rc; db++)
-		rc = db_seal_all(e, txn, (enum db)db, &u->records);
-	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
+		if (db_is_open(e, (enum db)db))
+			rc = db_seal_all(e, txn, (enum db)db, &u->records);
+	/* sealed now; the index (format 3) is gfs_manifest_upgrade_index's */
+	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT_SEALED);
 	if (!rc)
 		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
 	if (!rc)
@@ -2688,8 +3313,77 @@ int gfs_manifest_upgrade(struct gfs_manifest *m, uint64_t *records,
 		gfs_diag_set(d, "%s", gfs_manifest_last_corruption());
 	if (!rc) {
 		*records = u.records;
-		m->e->format = MANIFEST_FORMAT;
+		if (m->e->format < MANIFEST_FORMAT_SEALED)
+			m->e->format = MANIFEST_FORMAT_SEALED;
 	}
+	return rc;
+}
+
+struct index_ctx {
+	const struct gfs_tver_rec *recs;
+	size_t n;
+	const struct gfs_pin *nexts;
+	size_t n_next;
+	bool done;
+};
+
+static int upgrade_index_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct index_ctx *c = ctx;
+	MDB_val k = str_val("manifest_format"), v;
+	char buf[16] = "", num[8];
+	uint64_t f = 0;
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+
+	c->done = false;
+	if (!rc)
+		rc = unseal(DB_META, &k, &v);
+	if (!rc && v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	if (!rc && gfs_parse_u64(buf, &f))
+		rc = GFS_ECORRUPT;
+	if (rc || f >= MANIFEST_FORMAT)
+		return rc;
+	if (f != MANIFEST_FORMAT_SEALED)
+		return GFS_EFORMAT;
+	rc = index_create(e, txn);
+	if (!rc)
+		rc = mdb_drop(txn, e->dbi[DB_TVER], 0);
+	if (!rc)
+		rc = mdb_drop(txn, e->dbi[DB_NEXT], 0);
+	for (size_t i = 0; !rc && i < c->n; i++)
+		rc = tver_put(e, txn, &c->recs[i]);
+	for (size_t i = 0; !rc && i < c->n_next; i++)
+		rc = next_put(e, txn, c->nexts[i].table, c->nexts[i].version);
+	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
+	if (!rc)
+		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+	c->done = !rc;
+	return rc;
+}
+
+int gfs_manifest_upgrade_index(struct gfs_manifest *m,
+			       const struct gfs_tver_rec *recs, size_t n,
+			       const struct gfs_pin *nexts, size_t n_next,
+			       bool *done, struct gfs_diag *d)
+{
+	struct index_ctx c = { recs, n, nexts, n_next, false };
+	for (size_t i = 0; i < n; i++)
+		if (!table_name_ok(recs[i].table) || !recs[i].v)
+			return -EINVAL;
+	for (size_t i = 0; i < n_next; i++)
+		if (!table_name_ok(nexts[i].table) || !nexts[i].version)
+			return -EINVAL;
+	bool had = m->e->has_index;
+	int rc = run_write(m, upgrade_index_txn, &c, d);
+	if (rc)
+		m->e->has_index = had; /* handles of an aborted txn are gone */
+	if (rc == GFS_EFORMAT)
+		gfs_diag_set(d, "cannot index the manifest: it is not format %d",
+			     MANIFEST_FORMAT_SEALED);
+	*done = !rc && c.done;
+	if (*done)
+		m->e->format = MANIFEST_FORMAT;
 	return rc;
 }
 
@@ -2715,7 +3409,7 @@ int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
 	for (int i = 0; i < DB__COUNT; i++)
 		if (strcmp(db, db_names[i]) == 0)
 			r.db = i;
-	if (r.db < 0 || klen == 0)
+	if (r.db < 0 || klen == 0 || !db_is_open(m->e, (enum db)r.db))
 		return -EINVAL;
 	r.k = (MDB_val){ klen, (void *)key };
 	r.v = (MDB_val){ vlen, (void *)val };

@@ -223,6 +223,59 @@ int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
 	return rc;
 }
 
+int gfs_table_versions(struct gfs_tstore *ts, const char *table,
+		       int (*fn)(uint32_t v, uint64_t bytes, void *arg),
+		       void *arg)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	uint32_t v;
+	int rc;
+
+	if (!tbl_name_ok(table))
+		return -EINVAL;
+	if ((rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL)))
+		return rc;
+	dir = opendir(path);
+	if (!dir)
+		return errno == ENOENT ? 0 : gfs_io_fail("open directory", path, -errno);
+	errno = 0;
+	while (!rc && (de = readdir(dir))) {
+		if (!parse_version_name(de->d_name, &v))
+			continue;
+		if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0)
+			rc = errno == ENOENT ? 0 : gfs_io_fail("stat a version in", path, -errno);
+		else
+			rc = fn(v, (uint64_t)st.st_size, arg);
+		errno = 0;
+	}
+	if (!rc && errno)
+		rc = gfs_io_fail("read directory", path, -errno);
+	closedir(dir);
+	return rc;
+}
+
+int gfs_table_version_exists(struct gfs_tstore *ts, const char *table,
+			     uint32_t v, bool *exists)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	*exists = false;
+	if (!tbl_name_ok(table) || v == 0)
+		return -EINVAL;
+	if ((rc = tbl_verpath(path, sizeof path, ts->dir, table, v)))
+		return rc;
+	if (stat(path, &st) == 0) {
+		*exists = true;
+		return 0;
+	}
+	return errno == ENOENT ? 0 : gfs_io_fail("stat", path, -errno);
+}
+
 int gfs_table_sync(struct gfs_tstore *ts, const char *table)
 {
 	char path[PATH_MAX];

@@ -90,6 +90,17 @@ int gfs_table_head(struct gfs_tstore *ts, const char *table, uint32_t *head);
  * A version above a gap is not seen: fsck and the recovery sweep scan. */
 int gfs_table_head_above(struct gfs_tstore *ts, const char *table,
 			 uint32_t from, uint32_t *head);
+/* Calls fn(v, bytes, arg) for every version file of the table (one listing
+ * of its directory, one fstatat per version for its size; no header is
+ * read), in directory order.  A table without a directory has none.  fn's
+ * nonzero return stops and is returned. */
+int gfs_table_versions(struct gfs_tstore *ts, const char *table,
+		       int (*fn)(uint32_t v, uint64_t bytes, void *arg),
+		       void *arg);
+/* Does version v's name exist (one stat; W2's probe)?  0 with *exists set,
+ * or an I/O error. */
+int gfs_table_version_exists(struct gfs_tstore *ts, const char *table,
+			     uint32_t v, bool *exists);
 /* fsyncs the table's directory: every version name in it is durable once
  * this returns 0.  Recovery calls it before publishing versions that
  * another process linked, whose own directory fsync may have failed. */
@@ -291,6 +302,13 @@ void gfs_tbuild_free(struct gfs_tbuild *b);
 int gfs_table_write_compensation(struct gfs_tstore *ts, const char *table,
 				 uint32_t version, uint32_t content_of,
 				 const char *op_id, struct gfs_diag *d);
+/* The same for a compensation whose number is not undone+1 (reserved from
+ * the table's counter, docs/branches-design.md §3.1): undone is the
+ * version it undoes (its parent; serials go above undone's). */
+int gfs_table_write_compensation_of(struct gfs_tstore *ts, const char *table,
+				    uint32_t version, uint32_t undone,
+				    uint32_t content_of, const char *op_id,
+				    struct gfs_diag *d);
 
 /* Writes version `version` with the rows of src in one fresh segment:
  * no parent (its header says parent 0), every row keeping its serial,

@@ -1815,12 +1815,22 @@ int gfs_table_write_compensation(struct gfs_tstore *ts, const char *table,
 				 uint32_t version, uint32_t content_of,
 				 const char *op_id, struct gfs_diag *d)
 {
-	struct hdr_args a = { version, version - 1, content_of, true, op_id };
+	return gfs_table_write_compensation_of(ts, table, version, version - 1,
+					       content_of, op_id, d);
+}
+
+int gfs_table_write_compensation_of(struct gfs_tstore *ts, const char *table,
+				    uint32_t version, uint32_t undone,
+				    uint32_t content_of, const char *op_id,
+				    struct gfs_diag *d)
+{
+	struct hdr_args a = { version, undone, content_of, true, op_id };
 	struct gfs_tver *src = NULL, *prev = NULL;
 	struct gfs_tbuild *b = NULL;
 	int rc = 0;
 
-	if (!tbl_name_ok(table) || version < 2 || content_of >= version)
+	if (!tbl_name_ok(table) || version < 2 || content_of >= version ||
+	    !undone || undone >= version)
 		return -EINVAL;
 	/* The restored content is shared, not copied: check all of it (every
 	 * line and page) before a new version points at it (issue 8). */
@@ -1833,7 +1843,7 @@ int gfs_table_write_compensation(struct gfs_tstore *ts, const char *table,
 	/* Never hand out a serial the undone version may have shown: a
 	 * version h that exists but does not open is an error, not 0. */
 	if (!rc)
-		rc = gfs_tver_open(ts, table, version - 1, &prev, d);
+		rc = gfs_tver_open(ts, table, undone, &prev, d);
 	if (rc == -ENOENT && prev == NULL && b)
 		rc = 0;
 	if (!rc && prev && prev->info.next_serial > b->next_serial)

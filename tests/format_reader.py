@@ -8,6 +8,7 @@ secondary indexes against the rows, and prints the export in load format.
 
     format_reader.py STORE [--version N] [--type TYPE]   # like graphctl export
     format_reader.py STORE --table node:Person --file-version 3 --info
+    format_reader.py STORE --index node:Person   # next and tver (format 3)
 
 The manifest (LMDB) is read through `mdb_dump` (lmdb-utils, hex format), xxh3 through
 libxxhash's XXH3_64bits (ctypes).  Exit status 0, or 1 with a message naming
@@ -74,8 +75,8 @@ def manifest_format(store):
     if v is None:
         raise Corrupt("manifest has no meta/manifest_format")
     v = unseal("meta", b"manifest_format", v)
-    if v != b"2":
-        raise Corrupt("manifest format %r is not 2" % v)
+    if v != b"3":
+        raise Corrupt("manifest format %r is not 3" % v)
     head = meta.get(b"head")
     recs = lmdb_db(store, "versions")
     if head is not None and recs and \
@@ -96,6 +97,31 @@ def lmdb_db(store, name, sealed=True):
     if sealed:
         pairs = [(k, unseal(name, k, v)) for k, v in pairs]
     return pairs
+
+
+def table_index(store, table):
+    """next[table] and the tver records of table (format 3, §2 of
+    docs/format.md): key = table, NUL, u32 big-endian v."""
+    t = table.encode()
+    nxt = 1
+    for k, v in lmdb_db(store, "next"):
+        if k == t:
+            nxt = int(v)
+    recs = []
+    for k, v in lmdb_db(store, "tver"):
+        if len(k) != len(t) + 5 or not k.startswith(t + b"\0"):
+            continue
+        n = struct.unpack(">I", k[len(t) + 1:])[0]
+        r = json.loads(v)
+        if r["format"] != 1 or r["state"] not in (
+                "reserved", "published", "retired", "void", "collected"):
+            raise Corrupt("tver record %s/%d does not verify" % (table, n))
+        if n >= nxt:
+            raise Corrupt("tver record %s/%d is not below next %d"
+                          % (table, n, nxt))
+        r["v"] = n
+        recs.append(r)
+    return nxt, recs
 
 
 def graph_version(store, n):
@@ -327,14 +353,23 @@ def main(argv):
     ap.add_argument("--table")
     ap.add_argument("--file-version", type=int)
     ap.add_argument("--info", action="store_true")
+    ap.add_argument("--index")
     a = ap.parse_args(argv)
     with open(os.path.join(a.store, "FORMAT"), "rb") as f:
         fmt = f.read().decode("latin-1")
-    m = re.match(r"(graphfs-store 2\nid [0-7][0-9A-HJKMNP-TV-Z]{25}\n)"
+    m = re.match(r"(graphfs-store 3\nid [0-7][0-9A-HJKMNP-TV-Z]{25}\n)"
                  r"check ([0-9a-f]{16})\n\Z", fmt)
     if not m or "%016x" % xxh3(m.group(1).encode("latin-1")) != m.group(2):
-        raise Corrupt("FORMAT is not a valid format-2 store: %r" % fmt)
+        raise Corrupt("FORMAT is not a valid format-3 store: %r" % fmt)
     manifest_format(a.store)
+    if a.index:
+        nxt, recs = table_index(a.store, a.index)
+        print(json.dumps(dict(next=nxt)))
+        for r in recs:
+            print(json.dumps(dict(v=r["v"], state=r["state"],
+                                  first_gv=r["first_gv"],
+                                  compensation=r["compensation"])))
+        return 0
     cache = {}
     out = sys.stdout.buffer
     if a.table:

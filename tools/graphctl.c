@@ -630,10 +630,10 @@ static void recover_summary(const struct gfs_recover_report *r, bool json)
 	if (json) {
 		printf("{\"rolled_forward\":%u,\"rolled_back\":%u,\"discarded\":%u,\"gone\":%u,"
 		       "\"busy\":%u,\"retry_left\":%u,\"violations\":%u,\"refused\":%u,"
-		       "\"orphans_compensated\":%u,\"temps_removed\":%u}\n",
+		       "\"orphans_compensated\":%u,\"temps_removed\":%u,\"orphans_retired\":%u}\n",
 		       r->rolled_forward, r->rolled_back, r->discarded, r->gone, r->busy,
 		       r->retry_left, r->violations, r->refused, r->orphans_compensated,
-		       r->temps_removed);
+		       r->temps_removed, r->orphans_retired);
 		return;
 	}
 	printf("%u rolled forward, %u rolled back, %u discarded, %u resolved elsewhere, "
@@ -866,9 +866,10 @@ static const struct cmd cmds[] = {
 	  "Resolve what crashed writers left behind (DESIGN.md section 4): each\n"
 	  "pending sidecar is rolled forward (confirmed: published), rolled back\n"
 	  "(compensating versions equal to the pinned ones) or discarded, with one\n"
-	  "audit record each; then table versions above their pin that no sidecar\n"
-	  "names (orphans) are compensated, and every table's temp files of dead\n"
-	  "writers removed.  Prints one line per operation and a\n"
+	  "audit record each; then version files that no reservation made\n"
+	  "(orphans) are compensated (or, below the table's counter, retired),\n"
+	  "and every table's temp files of dead writers removed.  Prints one\n"
+	  "line per operation and a\n"
 	  "summary.  Waits for the locks of a writer that is still running;\n"
 	  "--no-wait leaves such operations alone (as a mount does) and counts\n"
 	  "them busy.  --list only shows the pending sidecars and the audit\n"

@@ -98,7 +98,7 @@ static unsigned check_invariants(struct gfs_graph *g)
 		for (size_t i = 0; i < gv->n_pins; i++) {
 			struct gfs_vset s = { 0 };
 
-			ck_assert_msg(gfs_tclosure_add(ts, gv->pins[i].table, gv->pins[i].version, &s, &d) == 0,
+			ck_assert_msg(gfs_tclosure_add(g, gv->pins[i].table, gv->pins[i].version, &s, &d) == 0,
 				      "kept version %llu: %s", (unsigned long long)v, d.msg);
 			for (uint32_t k = 1; k < s.cap; k++)
 				if (gfs_vset_has(&s, k))

@@ -349,7 +349,7 @@ START_TEST(pin_above_head_is_a_violation)
 	struct gfs_recover_report r;
 	struct gfs_diag d;
 	char op[GFS_ULID_LEN + 1];
-	struct gfs_sc_table t = { PERSON, true, 1, 5 };
+	struct gfs_sc_table t = { PERSON, true, 1, 5, 0 };
 	struct gfs_publish p = { .op = "load", .op_id = "01AAAAAAAAAAAAAAAAAAAAAAAA",
 				 .actor = "t", .tables = &t, .n_tables = 1 };
 
@@ -398,7 +398,7 @@ START_TEST(moved_read_pin_keeps_the_sidecar_and_the_sweep_still_returns_0)
 	/* the read table moves behind the (expired) lease: another writer
 	 * publishes Doc without healing (as a writer on another host would) */
 	uint32_t md = pin(g, DOC);
-	struct gfs_sc_table t = { DOC, true, md, md + 1 };
+	struct gfs_sc_table t = { DOC, true, md, md + 1, 0 };
 	struct gfs_publish p = { .op = "load", .op_id = "01AAAAAAAAAAAAAAAAAAAAAAAA",
 				 .actor = "t", .tables = &t, .n_tables = 1 };
 	write_version(g, DOC, md + 1, p.op_id);
@@ -810,6 +810,298 @@ START_TEST(own_resolution_removes_the_temp_files)
 }
 END_TEST
 
+/* ---- issue 11: one version sequence per table (docs/branches-design.md) */
+
+/* tver[table][v] as a state (0 when there is no record). */
+static int tver_state(struct gfs_graph *g, const char *table, uint32_t v)
+{
+	struct gfs_tver_rec r;
+	int rc = gfs_manifest_tver_get(gfs_graph_manifest(g), table, v, &r);
+
+	if (rc == -ENOENT)
+		return 0;
+	ck_assert_int_eq(rc, 0);
+	return (int)r.state;
+}
+
+static uint32_t next_of(struct gfs_graph *g, const char *table)
+{
+	uint32_t n = 0;
+
+	ck_assert_int_eq(gfs_manifest_next(gfs_graph_manifest(g), table, &n), 0);
+	return n;
+}
+
+/* Arms a sidecar writing table the way a writer does (W3): post 0, so the
+ * arm transaction reserves p = next[table]++.  Returns p. */
+static uint32_t arm_reserved(struct gfs_graph *g, char op[GFS_ULID_LEN + 1],
+			     const char *table)
+{
+	struct gfs_sc_table t;
+	struct gfs_sidecar sc;
+
+	memset(&sc, 0, sizeof sc);
+	memset(&t, 0, sizeof t);
+	ck_assert_int_eq(gfs_ulid_new(op), 0);
+	sc.format = GFS_SIDECAR_FORMAT;
+	memcpy(sc.op_id, op, sizeof sc.op_id);
+	snprintf(sc.kind, sizeof sc.kind, "load");
+	snprintf(sc.actor, sizeof sc.actor, "test");
+	sc.start_ns = gfs_now_ns();
+	snprintf(t.table, sizeof t.table, "%s", table);
+	t.written = true;
+	t.expected = pin(g, table);
+	sc.tables = &t;
+	sc.n_tables = 1;
+	ck_assert_int_eq(gfs_manifest_sidecar_put(gfs_graph_manifest(g), &sc), 0);
+	ck_assert_uint_gt(t.post, t.expected);
+	return t.post;
+}
+
+/* Another branch's op (no branch records here: a sidecar reserves its
+ * number, its file is linked, and a publish that moves no main pin marks
+ * it published, as a publish on `dev` would). */
+static uint32_t other_branch_version(struct gfs_graph *g, const char *table)
+{
+	struct gfs_tver_set set = { .state = GFS_TVER_PUBLISHED };
+	struct gfs_publish p;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1];
+	uint32_t q = arm_reserved(g, op, table);
+
+	write_version(g, table, q, op);
+	snprintf(set.table, sizeof set.table, "%s", table);
+	set.v = q;
+	memset(&p, 0, sizeof p);
+	p.op = "load";
+	p.op_id = op;
+	p.actor = "dev";
+	p.sidecar = op;
+	p.tver_sets = &set;
+	p.n_tver_sets = 1;
+	ck_assert_msg(gfs_manifest_publish(gfs_graph_manifest(g), &p, NULL, &d) == 0, "%s", d.msg);
+	ck_assert_int_eq(tver_state(g, table, q), GFS_TVER_PUBLISHED);
+	return q;
+}
+
+/* Invariant 140: each number comes from next[T] in the arm transaction,
+ * recorded as reserved with the op and the parent; numbers are distinct
+ * and never reused, and a publish marks its pin published. */
+START_TEST(numbers_come_from_the_counter)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_tver_rec r;
+	char a[GFS_ULID_LEN + 1], b[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON), n0 = next_of(g, PERSON);
+
+	ck_assert_uint_eq(n0, m + 1); /* init: published 1, next 2 */
+	ck_assert_int_eq(tver_state(g, PERSON, m), GFS_TVER_PUBLISHED);
+	ck_assert_uint_eq(arm_reserved(g, a, PERSON), n0);
+	ck_assert_uint_eq(arm_reserved(g, b, PERSON), n0 + 1);
+	ck_assert_uint_eq(next_of(g, PERSON), n0 + 2);
+	ck_assert_int_eq(gfs_manifest_tver_get(gfs_graph_manifest(g), PERSON, n0, &r), 0);
+	ck_assert_int_eq(r.state, GFS_TVER_RESERVED);
+	ck_assert_str_eq(r.op_id, a);
+	ck_assert_uint_eq(r.parent, m);
+	/* a hand-built sidecar naming its own post raises the counter past it */
+	char c[GFS_ULID_LEN + 1];
+	struct gfs_recover_report rep;
+	struct gfs_diag d;
+	ck_assert_int_eq(sweep(g, true, &rep, &d), 0); /* both discarded */
+	ck_assert_uint_eq(rep.discarded, 2);
+	load(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"A\"}}\n");
+	ck_assert_uint_eq(pin(g, PERSON), n0 + 2); /* not m+1: taken, never reused */
+	ck_assert_int_eq(tver_state(g, PERSON, n0 + 2), GFS_TVER_PUBLISHED);
+	arm(g, c, PERSON, NULL, false); /* post = pin+1, chosen by the test */
+	ck_assert_uint_eq(next_of(g, PERSON), n0 + 4);
+	ck_assert_int_eq(tver_state(g, PERSON, n0 + 3), GFS_TVER_RESERVED);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* Invariant 140: a reservation that is discarded leaves a void gap, which
+ * no later writer fills and fsck does not count as a problem. */
+START_TEST(a_discarded_reservation_leaves_a_void_gap)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	char op[GFS_ULID_LEN + 1];
+	unsigned problems = 9;
+	uint32_t m = pin(g, PERSON), p = arm_reserved(g, op, PERSON);
+
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0);
+	ck_assert_uint_eq(r.discarded, 1);
+	ck_assert_int_eq(tver_state(g, PERSON, p), GFS_TVER_VOID);
+	load(g, "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"A\"}}\n");
+	ck_assert_uint_eq(pin(g, PERSON), p + 1);
+	ck_assert_uint_eq(info(g, PERSON, p + 1).parent, m);
+	ck_assert_uint_eq(head(g, PERSON), p + 1);
+	ck_assert_int_eq(gfs_graph_fsck(g, NULL, NULL, &problems), 0);
+	ck_assert_uint_eq(problems, 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* Invariant 142: classification reads the sidecar's numbers and the
+ * stamps, never the head: versions another branch wrote above p (the old
+ * rule saw head != p: foreign) change nothing.  Rolled back, the
+ * compensation goes to the counter's next number; rolled forward, p is
+ * published. */
+START_TEST(other_branch_versions_above_ours_do_not_matter)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_report r;
+	struct gfs_diag d;
+	struct gfs_sidecar *sc;
+	char op[GFS_ULID_LEN + 1], op2[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON), p, q, c, p2, q2;
+	struct gfs_tver_info i;
+
+	p = arm_reserved(g, op, PERSON);
+	write_version(g, PERSON, p, op);
+	q = other_branch_version(g, PERSON);
+	ck_assert_uint_eq(q, p + 1);
+	ck_assert_uint_eq(head(g, PERSON), q);
+	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.rolled_back, 1);
+	c = pin(g, PERSON);
+	ck_assert_uint_eq(c, q + 1); /* not p+1: that is the other branch's */
+	i = info(g, PERSON, c);
+	ck_assert(i.compensation);
+	ck_assert_uint_eq(i.content_of, m);
+	ck_assert_str_eq(i.op_id, op);
+	ck_assert(same_content(g, PERSON, c, m));
+	ck_assert_int_eq(tver_state(g, PERSON, p), GFS_TVER_RETIRED);
+	ck_assert_int_eq(tver_state(g, PERSON, q), GFS_TVER_PUBLISHED);
+	ck_assert_int_eq(tver_state(g, PERSON, c), GFS_TVER_PUBLISHED);
+	ck_assert_uint_eq(n_audits(g, op), 1);
+
+	/* confirmed, with another branch's version above ours: forward */
+	p2 = arm_reserved(g, op2, PERSON);
+	write_version(g, PERSON, p2, op2);
+	q2 = other_branch_version(g, PERSON);
+	ck_assert_uint_gt(q2, p2);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(gfs_graph_manifest(g), op2), 0);
+	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.rolled_forward, 1);
+	ck_assert_uint_eq(pin(g, PERSON), p2);
+	ck_assert_int_eq(tver_state(g, PERSON, p2), GFS_TVER_PUBLISHED);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(gfs_graph_manifest(g), op2, &sc), -ENOENT);
+	gfs_sidecar_free(sc);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* Invariant 143: a roll back reserves its compensation's number in the
+ * sidecar before linking it, so resolvers share it.  A resolver that
+ * reserved and died (recover/after_reserve) leaves c recorded: the next
+ * one writes c, not a second number.  One that also linked c and died:
+ * the next one finds our compensation there and publishes it.  A reserve
+ * on a revision that is not the one classified fails GFS_ECAS. */
+START_TEST(two_resolvers_share_one_compensation)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_manifest *mf = gfs_graph_manifest(g);
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	struct gfs_sidecar *sc;
+	char op[GFS_ULID_LEN + 1];
+	uint32_t m = pin(g, PERSON), p, c = 0, c2 = 0, n;
+	uint64_t rev = 0, rev2 = 0;
+
+	p = arm_reserved(g, op, PERSON);
+	write_version(g, PERSON, p, op);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(mf, op, &sc), 0);
+	/* resolver A reserves, then dies */
+	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, m, &c, &rev), 0);
+	ck_assert_uint_eq(c, p + 1);
+	ck_assert_uint_ne(rev, sc->rev);
+	ck_assert_int_eq(tver_state(g, PERSON, c), GFS_TVER_RESERVED);
+	/* a second resolver that classified the same revision gets the same
+	 * c back (no new number) and the revision that now holds it */
+	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, m, &c2, &rev2), 0);
+	ck_assert_uint_eq(c2, c);
+	ck_assert_uint_eq(rev2, rev);
+	gfs_sidecar_free(sc);
+	n = next_of(g, PERSON);
+	ck_assert_uint_eq(n, c + 1);
+	/* resolver B: writes c and publishes it */
+	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.rolled_back, 1);
+	ck_assert_uint_eq(pin(g, PERSON), c);
+	ck_assert_uint_eq(next_of(g, PERSON), n);
+	ck_assert(info(g, PERSON, c).compensation);
+	ck_assert_int_eq(tver_state(g, PERSON, c), GFS_TVER_PUBLISHED);
+	ck_assert_int_eq(tver_state(g, PERSON, p), GFS_TVER_RETIRED);
+
+	/* A reserved and linked c, then died: B counts it as written */
+	m = pin(g, PERSON);
+	p = arm_reserved(g, op, PERSON);
+	write_version(g, PERSON, p, op);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(mf, op, &sc), 0);
+	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, m, &c, &rev), 0);
+	gfs_sidecar_free(sc);
+	ck_assert_int_eq(gfs_table_write_compensation_of(gfs_graph_tables(g), PERSON, c, p, m, op, &d), 0);
+	n = next_of(g, PERSON);
+	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.rolled_back, 1);
+	ck_assert_uint_eq(pin(g, PERSON), c);
+	ck_assert_uint_eq(head(g, PERSON), c);
+	ck_assert_uint_eq(next_of(g, PERSON), n);
+	ck_assert_uint_eq(n_audits(g, op), 1);
+
+	/* confirmed since it was classified: the reserve refuses (GFS_ECAS),
+	 * takes no number, and the next sweep rolls forward; the c an
+	 * earlier resolver reserved (and never linked) becomes void */
+	p = arm_reserved(g, op, PERSON);
+	write_version(g, PERSON, p, op);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(mf, op, &sc), 0);
+	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, pin(g, PERSON), &c, &rev), 0);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(mf, op), 0);
+	n = next_of(g, PERSON);
+	ck_assert_int_eq(gfs_manifest_sidecar_reserve_comp(mf, op, sc->rev, PERSON, pin(g, PERSON), &c2, &rev2), GFS_ECAS);
+	gfs_sidecar_free(sc);
+	ck_assert_uint_eq(next_of(g, PERSON), n);
+	ck_assert_msg(sweep(g, true, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.rolled_forward, 1);
+	ck_assert_uint_eq(pin(g, PERSON), p);
+	ck_assert_int_eq(tver_state(g, PERSON, c), GFS_TVER_VOID);
+	gfs_graph_close(g);
+}
+END_TEST
+
+/* §3.3: an orphan below the counter (a file at a void number, e.g. left
+ * where a reservation was discarded) is only retired, with no graph
+ * version; fsck reports it until then. */
+START_TEST(an_orphan_below_the_counter_is_retired_without_a_version)
+{
+	struct gfs_graph *g = open_g();
+	struct gfs_recover_opts o = { .wait = true, .orphans = true };
+	struct gfs_recover_report r;
+	struct gfs_diag d = {{0}};
+	char op[GFS_ULID_LEN + 1], other[GFS_ULID_LEN + 1];
+	unsigned problems = 0;
+	uint32_t p = arm_reserved(g, op, PERSON);
+	uint64_t v0;
+
+	ck_assert_int_eq(sweep(g, true, &r, &d), 0); /* discarded: p void */
+	ck_assert_int_eq(gfs_ulid_new(other), 0);
+	write_version(g, PERSON, p, other);       /* a fenced writer's link */
+	ck_assert_int_eq(gfs_graph_fsck(g, NULL, NULL, &problems), 0);
+	ck_assert_uint_eq(problems, 1);
+	v0 = gfs_manifest_head_version(gfs_graph_manifest(g));
+	ck_assert_msg(gfs_recover_sweep(g, &o, &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r.orphans_compensated, 0);
+	ck_assert_uint_eq(gfs_manifest_head_version(gfs_graph_manifest(g)), v0);
+	ck_assert_int_eq(tver_state(g, PERSON, p), GFS_TVER_RETIRED);
+	ck_assert_str_eq(last_decision(g), "orphan-retired");
+	ck_assert_int_eq(gfs_graph_fsck(g, NULL, NULL, &problems), 0);
+	ck_assert_uint_eq(problems, 0);
+	gfs_graph_close(g);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recover");
@@ -837,6 +1129,11 @@ int main(void)
 	tcase_add_test(tc, own_resolution_of_a_resolved_sidecar_is_gone);
 	tcase_add_test(tc, a_resolution_removes_the_temp_files_of_its_written_tables);
 	tcase_add_test(tc, own_resolution_removes_the_temp_files);
+	tcase_add_test(tc, numbers_come_from_the_counter);
+	tcase_add_test(tc, a_discarded_reservation_leaves_a_void_gap);
+	tcase_add_test(tc, other_branch_versions_above_ours_do_not_matter);
+	tcase_add_test(tc, two_resolvers_share_one_compensation);
+	tcase_add_test(tc, an_orphan_below_the_counter_is_retired_without_a_version);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -92,11 +92,11 @@ holder=
 
 # the upgrade itself
 expect_status 0 "upgrade --json" "$GRAPHCTL" upgrade "$S" --json
-grep -qE '"from":1,"to":2,"records":[1-9]' "$T/out" && ok "json names from, to, records" || bad "json: $(cat "$T/out")"
-grep -q '^graphfs-store 2$' "$S/FORMAT" && ok "FORMAT is 2" || bad "FORMAT: $(cat "$S/FORMAT")"
+grep -qE '"from":1,"to":3,"records":[1-9]' "$T/out" && ok "json names from, to, records" || bad "json: $(cat "$T/out")"
+grep -q '^graphfs-store 3$' "$S/FORMAT" && ok "FORMAT is 3" || bad "FORMAT: $(cat "$S/FORMAT")"
 exports_match "$S" "$E" "after upgrade"
 expect_status 0 "upgrade again" "$GRAPHCTL" upgrade "$S"
-grep -q "already format 2" "$T/out" && ok "second upgrade does nothing" || bad "second upgrade: $(cat "$T/out")"
+grep -q "already format 3" "$T/out" && ok "second upgrade does nothing" || bad "second upgrade: $(cat "$T/out")"
 # the old build's pending sidecar survived and is recovered
 expect_status 1 "fsck lists the pending sidecar" "$GRAPHCTL" fsck "$S"
 grep -q "pending sidecar" "$T/out" && ok "pending sidecar carried over" || bad "fsck: $(cat "$T/out")"
@@ -127,7 +127,7 @@ grep -q '^graphfs-store 1$' "$S2/FORMAT" && ok "FORMAT still 1 after the crash" 
 expect_status 1 "export between manifest and FORMAT" "$GRAPHCTL" export "$S2"
 expect_err "graphctl upgrade" "half-upgraded store says to run upgrade"
 expect_status 0 "upgrade after the crash" "$GRAPHCTL" upgrade "$S2" --json
-grep -q '"from":1,"to":2,"records":0' "$T/out" && ok "rerun found the manifest current" || bad "rerun: $(cat "$T/out")"
+grep -q '"from":1,"to":3,"records":0' "$T/out" && ok "rerun found the manifest current" || bad "rerun: $(cat "$T/out")"
 exports_match "$S2" "$T/b/fixture/exports" "after crash and rerun"
 
 # a format-1 record that does not decode: upgrade refuses, naming its key,
