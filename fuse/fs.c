@@ -844,7 +844,8 @@ static int hold(struct gfs_fs *fs, uint64_t ver)
 	struct gfs_gv *gv = NULL;
 	int rc = gfs_holds_ref(fs->holds, ver);
 
-	if (rc || !fs->holds)
+	/* 0: held already, so not removed since (gc fences what it removes) */
+	if (rc <= 0)
 		return rc;
 	rc = gfs_manifest_get(gfs_graph_manifest(fs->g), ver, &gv);
 	gfs_gv_free(gv);

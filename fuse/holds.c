@@ -68,7 +68,7 @@ int gfs_holds_ref(struct gfs_holds *h, uint64_t n)
 		return 0;
 	pthread_mutex_lock(&h->mu);
 	x = find(h, n);
-	if (x) {
+	if (x) { /* held already: gc cannot have removed n since */
 		x->refs++;
 		goto out;
 	}
@@ -81,8 +81,10 @@ int gfs_holds_ref(struct gfs_holds *h, uint64_t n)
 	/* Waits while a gc has fenced n (from its check to its commit): the
 	 * caller then finds n removed, or gc failed and n stays. */
 	rc = gfs_hold_take(h->fd, n);
-	if (!rc)
+	if (!rc) {
 		h->v[h->nv++] = (struct hold){ n, 1 };
+		rc = 1;
+	}
 out:
 	pthread_mutex_unlock(&h->mu);
 	return rc;

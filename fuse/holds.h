@@ -5,7 +5,10 @@
  * kernel drops the locks when the daemon dies.
  *
  *     gfs_holds_new(store_dir, &h)      NULL h (no lock file): holds off
- *     gfs_holds_ref(h, n)               open / opendir (may wait for a gc)
+ *     gfs_holds_ref(h, n)               open / opendir (may wait for a gc):
+ *                                       1 = the lock was taken now (the
+ *                                       caller checks n is not removed),
+ *                                       0 = n was held already
  *     gfs_holds_unref(h, n)             release / releasedir
  *     gfs_holds_count(h)                versions held now (.graphfs/stats)
  *     gfs_holds_free(h)
