@@ -2676,7 +2676,7 @@ static int sc_put_txn(struct env *e, MDB_txn *txn, void *ctx)
 	rc = sc->tables ? sc_reserve(e, txn, sc) : -ENOMEM;
 	if (!rc)
 		rc = sidecar_put_txn(e, txn, sc, MDB_NOOVERWRITE);
-	if (!rc)
+	if (!rc && sc->n_tables) /* no tables: orig may be NULL (UBSan) */
 		memcpy(orig, sc->tables, sc->n_tables * sizeof *orig);
 	free(sc->tables);
 	sc->tables = orig;
