@@ -490,14 +490,24 @@ static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
 	return rc;
 }
 
-/* Version n was not found: -ENOENT if it is above a head that verifies,
- * else GFS_ECORRUPT (versions run from 1 to the head without gaps, and
- * nothing collects them yet, so a hole or an unreadable head is damage). */
+/* Version n was not found: -ENOENT if gc removed it (its tombstone is
+ * there) or it is above a head that verifies, else GFS_ECORRUPT (versions
+ * run from 1 to the head without gaps, so a hole or an unreadable head is
+ * damage). */
 static int export_missing(struct gfs_graph *g, uint64_t n, struct gfs_diag *d)
 {
 	struct gfs_gv *head = NULL;
-	int rc = gfs_manifest_head(g->m, &head);
+	int rc = gfs_manifest_get_any(g->m, n, &head);
 
+	if (!rc && head->removed) {
+		gfs_diag_set(d, "graph version %llu was removed by gc (its time stays in 'graphctl log')",
+			     (unsigned long long)n);
+		gfs_gv_free(head);
+		return -ENOENT;
+	}
+	gfs_gv_free(head);
+	head = NULL;
+	rc = gfs_manifest_head(g->m, &head);
 	if (rc == GFS_ECORRUPT || rc == -ENOENT) {
 		gfs_diag_set(d, "%s", rc == GFS_ECORRUPT ? gfs_manifest_last_corruption()
 			     : "manifest has no graph version: the manifest is corrupt");

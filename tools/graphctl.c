@@ -371,6 +371,12 @@ static int get_version(struct gfs_graph *g, uint64_t v, struct gfs_gv **gv,
 	struct gfs_manifest *m = gfs_graph_manifest(g);
 	int rc = v ? gfs_manifest_get(m, v, gv) : gfs_manifest_head(m, gv);
 
+	if (rc == -ENOENT && !gfs_manifest_get_any(m, v, gv)) {
+		fprintf(stderr, "graphctl %s: graph version %" PRIu64 " was removed by gc (its time stays in 'graphctl log')\n", what, v);
+		gfs_gv_free(*gv);
+		*gv = NULL;
+		return EXIT_FAILURE;
+	}
 	if (rc == -ENOENT) {
 		fprintf(stderr, "graphctl %s: graph version %" PRIu64 " does not exist (see 'graphctl log')\n", what, v);
 		return EXIT_FAILURE;

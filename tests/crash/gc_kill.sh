@@ -100,5 +100,7 @@ expect_status 2 "gc --keep-last 0: usage error" gctl gc "$S" --keep-last 0
 [ "$(removed_count "$S")" = 0 ] && [ "$(files "$S")" = "$f0" ] && ok "nothing changed by refused commands" || bad "a refused gc changed the store"
 gctl gc "$S" --keep-since "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" --json | grep -q "\"removed\":\[$(seq -s, 1 $((n - 1)))\]" &&
 	ok "--keep-since in the future keeps only the head" || bad "--keep-since: $(gctl log "$S" | tail -3)"
+expect_status 1 "export of a removed version fails" gctl export "$S" --version 1
+expect_err "graph version 1 was removed by gc" "and says it was removed by gc"
 clean "$S" && ok "clean" || bad "not clean"
 finish
