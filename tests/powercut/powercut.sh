@@ -134,6 +134,9 @@ writer upgrade format1 --prepare upgrade -- "$GRAPHCTL" upgrade @S
 # commit point; names that come back are unlinked again by recovery).
 gcstore() { new_store "$1"; gctl load "$1" --data "$T/merge.jsonl" -q; gctl compact "$1" -q; }
 writer gc gcstore --may-remove -- "$GRAPHCTL" gc @S --keep-last 1
+# compact: the same rows in fresh files, one new graph version
+compactstore() { new_store "$1"; gctl load "$1" --data "$T/merge.jsonl" -q; }
+writer compact compactstore "$GRAPHCTL" compact @S
 if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	writer mount-sweep back "$GRAPHFS" @S @M
 	writer mount-sweep-forward fwd "$GRAPHFS" @S @M
