@@ -59,35 +59,50 @@ static struct hold *find(struct gfs_holds *h, uint64_t n)
 	return NULL;
 }
 
+/* Under h->mu: 0 = n already held (one more reference), 1 = locked now
+ * and recorded, -EWOULDBLOCK = a gc fences n, or an error.  The entry
+ * exists exactly while the lock is held: a lock is only ever recorded by
+ * a try under the mutex, never by the wait outside it. */
+static int ref_locked(struct gfs_holds *h, uint64_t n)
+{
+	struct hold *x = find(h, n);
+	int rc;
+
+	if (x) { /* held already: gc cannot have removed n since */
+		x->refs++;
+		return 0;
+	}
+	x = gfs_array_grow(h->v, &h->cap, h->nv, sizeof *h->v, 8);
+	if (!x)
+		return -ENOMEM;
+	h->v = x;
+	rc = gfs_hold_try(h->fd, n);
+	if (rc)
+		return rc;
+	h->v[h->nv++] = (struct hold){ n, 1 };
+	return 1;
+}
+
 int gfs_holds_ref(struct gfs_holds *h, uint64_t n)
 {
-	struct hold *x;
-	int rc = 0;
+	int rc;
 
 	if (!h || !n)
 		return 0;
-	pthread_mutex_lock(&h->mu);
-	x = find(h, n);
-	if (x) { /* held already: gc cannot have removed n since */
-		x->refs++;
-		goto out;
+	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		rc = ref_locked(h, n);
+		pthread_mutex_unlock(&h->mu);
+		if (rc != -EWOULDBLOCK)
+			return rc;
+		/* A gc fences n from its plan to its commit point: wait for it
+		 * without the mutex (opens of other versions go on), then try
+		 * again under it; the caller then finds n removed, or gc
+		 * failed and n stays. */
+		rc = gfs_hold_take(h->fd, n);
+		if (rc)
+			return rc;
 	}
-	x = gfs_array_grow(h->v, &h->cap, h->nv, sizeof *h->v, 8);
-	if (!x) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	h->v = x;
-	/* Waits while a gc has fenced n (from its check to its commit): the
-	 * caller then finds n removed, or gc failed and n stays. */
-	rc = gfs_hold_take(h->fd, n);
-	if (!rc) {
-		h->v[h->nv++] = (struct hold){ n, 1 };
-		rc = 1;
-	}
-out:
-	pthread_mutex_unlock(&h->mu);
-	return rc;
 }
 
 void gfs_holds_unref(struct gfs_holds *h, uint64_t n)

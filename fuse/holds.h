@@ -13,8 +13,9 @@
  *     gfs_holds_count(h)                versions held now (.graphfs/stats)
  *     gfs_holds_free(h)
  *
- * Thread-safe: one mutex orders the count and the lock calls of all N, so
- * a release never drops the lock an open just took. */
+ * Thread-safe: one mutex orders the counts and the lock calls that record
+ * or drop a hold, so a release never drops the lock an open just took;
+ * waiting for a gc's fence happens outside it. */
 #ifndef GFS_HOLDS_H
 #define GFS_HOLDS_H
 

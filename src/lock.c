@@ -199,6 +199,11 @@ int gfs_hold_take(int fd, uint64_t n)
 	return ofd_lock(fd, n, F_RDLCK, F_OFD_SETLKW);
 }
 
+int gfs_hold_try(int fd, uint64_t n)
+{
+	return ofd_lock(fd, n, F_RDLCK, F_OFD_SETLK);
+}
+
 int gfs_hold_drop(int fd, uint64_t n)
 {
 	return ofd_lock(fd, n, F_UNLCK, F_OFD_SETLK);

@@ -52,6 +52,8 @@ void gfs_lockset_free(struct gfs_lockset *ls);
  * write the store opens it read-only (read locks need no more). */
 int gfs_holds_open(const char *store_dir, int *fd);
 int gfs_hold_take(int fd, uint64_t n);
+int gfs_hold_try(int fd, uint64_t n);  /* gfs_hold_take without waiting:
+					  -EWOULDBLOCK while gc fences n */
 int gfs_hold_drop(int fd, uint64_t n);
 int gfs_hold_fence(int fd, uint64_t n);
 int gfs_hold_probe(int fd, uint64_t n, bool *held);

@@ -9,6 +9,9 @@
 #     and gc (the commit times of removed versions stay recorded);
 #  4. once the file is closed, the next gc removes N;
 #  5. "SIGKILLed mount: gc removes N": a hold ends with its mount;
+#  6. an open of versions/V while a gc (parked after arming) fences V
+#     waits for it and then fails (V removed), while opens of other
+#     versions go on meanwhile (failpoint builds only);
 #  and fsck is clean after each gc.
 . "$top_srcdir/tests/mount/lib_mount.sh"
 
@@ -92,4 +95,33 @@ jq -e --argjson k "$K" '(.removed | index($k)) and .held == []' "$T/gc3.json" >/
 exec 7<&-
 timeout 20 fusermount3 -u "$M" || bad "dead mount unmounts"
 gc fsck "$S" -q >/dev/null && ok "fsck clean" || bad "fsck: $(gc fsck "$S")"
+
+# ---- 6. an open racing a gc's fence ----------------------------------------
+if grep -q '^#define GFS_FAILPOINTS_ENABLED' "${top_builddir:-.}/config.h" 2>/dev/null; then
+	export GRAPHFS_FP_DIR=$T/fp
+	mkdir -p "$GRAPHFS_FP_DIR"
+	printf '{"type":"Person","data":{"slug":"p9","name":"race"}}\n' | load "$S" merge
+	printf '{"type":"Person","data":{"slug":"p9","name":"race 2"}}\n' | load "$S" merge
+	V=$(( $(gc snapshot "$S" --json | jq .version) - 1 ))
+	mount_gfs "$S" "$M" || bad "mount"
+	GRAPHFS_FAILPOINTS=gc/after_arm=park timeout "$(scaled 60)" "$GRAPHCTL" gc "$S" --keep-last 1 --json >"$T/gc4.json" &
+	gcpid=$!
+	fp_wait_reached gc/after_arm 30 >/dev/null || bad "gc never parked"
+	timeout "$(scaled 60)" cat "$M/versions/$V/manifest.json" >/dev/null 2>"$T/cat.err" &
+	catpid=$!
+	ino=$(stat -c %i "$S/locks/versions.lock")
+	waiting() { grep -qE -- "-> OFDLCK +ADVISORY +READ .*:$ino $V $V\$" /proc/locks; }
+	wait_until 10 waiting && ok "the daemon waits for the fence on byte $V (/proc/locks)" || bad "no waiter on byte $V"
+	wait_until 10 grep -q . "$M/manifest.json" && ok "an open of the head goes on while versions/$V waits for the gc" ||
+		bad "the live view is stuck behind the fenced version"
+	kill -0 "$catpid" 2>/dev/null && ok "the open of versions/$V waits while gc fences it" || bad "it did not wait"
+	fp_release gc/after_arm
+	wait "$gcpid" || bad "gc failed"
+	if wait "$catpid"; then bad "versions/$V opened after gc removed it"; else ok "then it fails: versions/$V was removed"; fi
+	jq -e --argjson v "$V" '.removed | index($v)' "$T/gc4.json" >/dev/null && ok "gc removed $V" || bad "gc4: $(cat "$T/gc4.json")"
+	umount_gfs "$M" || bad "umount"
+	gc fsck "$S" -q >/dev/null && ok "fsck clean" || bad "fsck: $(gc fsck "$S")"
+else
+	echo "ok - # SKIP scenario 6 needs --enable-failpoints"
+fi
 finish
