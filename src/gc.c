@@ -4,8 +4,9 @@
  *   1. Never removed: the head, a version in the window, a version a mount
  *      holds (its byte of locks/versions.lock cannot be write-locked).
  *   2. Never unlinked: a version the closure of a kept graph version's
- *      pins needs, a version a pending sidecar names, a version above the
- *      highest pin (orphans and settled versions are recovery's).
+ *      pins needs, a version a pending sidecar names, a version the index
+ *      does not record as published or retired (reserved, void, orphans:
+ *      recovery's business).
  *   3. Nothing is unlinked before the commit point (G3), which tombstones
  *      the removed versions and confirms the sidecar in one transaction.
  *   4. Unlinks go per table in descending number order (a version before
@@ -27,7 +28,6 @@
  * main's linear history, behind one function (keep_window). */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -46,7 +46,6 @@
 struct gtab {
 	char name[GFS_TABLE_NAME_MAX];
 	struct gfs_vset need;
-	uint32_t maxpin;      /* highest version any graph version pinned */
 };
 
 struct gcer {
@@ -126,19 +125,13 @@ static struct gtab *tab_of(struct gcer *G, const char *table, bool add)
 	return t;
 }
 
-/* Every table any graph version pins, with its highest pin. */
+/* Every table any graph version pins. */
 static int tables_of_history(struct gcer *G)
 {
 	for (size_t i = 0; i < G->n_hist; i++)
-		for (size_t k = 0; k < G->hist[i]->n_pins; k++) {
-			const struct gfs_pin *p = &G->hist[i]->pins[k];
-			struct gtab *t = tab_of(G, p->table, true);
-
-			if (!t)
+		for (size_t k = 0; k < G->hist[i]->n_pins; k++)
+			if (!tab_of(G, G->hist[i]->pins[k].table, true))
 				return -ENOMEM;
-			if (p->version > t->maxpin)
-				t->maxpin = p->version;
-		}
 	return 0;
 }
 
