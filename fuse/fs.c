@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fs_int.h"
+#include "holds.h"
 #include "names.h"
 
 static const char *const op_names[OP_COUNT] = {
@@ -265,6 +266,7 @@ static void fh_close(struct gfs_fs *fs, struct fh *x)
 	x->prev->next = x->next;
 	x->next->prev = x->prev;
 	pthread_mutex_unlock(&fs->fh_lock);
+	gfs_holds_unref(fs->holds, x->held);
 	if (x->w)
 		gfs_wr_close(fs->wr, x->w);
 	else if (x->dir && x->u.d)
@@ -497,11 +499,13 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
 			PRIu64 ",\"full_scans\":%" PRIu64 ",\"lag_ms_last\":%"
-			PRIu64 ",\"lag_ms_max\":%" PRIu64 "}}\n",
+			PRIu64 ",\"lag_ms_max\":%" PRIu64 ",\"gcs_seen\":%" PRIu64
+			"},\"holds\":%zu}\n",
 			ld(&fs->polls), ld(&fs->head_seen), ld(&fs->versions_seen),
 			ld(&fs->inval_entry), ld(&fs->inval_inode),
 			ld(&fs->rows_changed), ld(&fs->full_scans),
-			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max));
+			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max),
+			ld(&fs->gcs_seen), gfs_holds_count(fs->holds));
 }
 
 static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)
@@ -831,6 +835,32 @@ static void open_write(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
 		fh_close(fs, x);
 }
 
+/* Holds graph version ver for a handle about to open (docs/branches-
+ * design.md §6.2): the lock first, then the check that ver is not removed,
+ * so a gc either sees the hold or removed ver before it.  0 or -errno
+ * (-ENOENT: removed); on failure nothing is held. */
+static int hold(struct gfs_fs *fs, uint64_t ver)
+{
+	struct gfs_gv *gv = NULL;
+	int rc = gfs_holds_ref(fs->holds, ver);
+
+	/* 0: held already, so not removed since (gc fences what it removes) */
+	if (rc <= 0)
+		return rc;
+	rc = gfs_manifest_get(gfs_graph_manifest(fs->g), ver, &gv);
+	gfs_gv_free(gv);
+	if (rc)
+		gfs_holds_unref(fs->holds, ver);
+	return rc == -ENOENT ? -ENOENT : rc ? -EIO : 0;
+}
+
+/* The graph version a handle on n resolves to: N under versions/N, else
+ * the head the live view shows now (a live handle stays at it). */
+static uint64_t handle_version(struct gfs_fs *fs, const struct vnode *n)
+{
+	return n->d.ver ? n->d.ver : gfs_view_head(fs->v);
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct gfs_fs *fs = req_fs(req);
@@ -838,6 +868,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct gfs_vdesc rd;
 	struct gfs_vfile *f;
 	struct fh *x;
+	uint64_t ver;
 	int rc;
 
 	count(fs, OP_open, n);
@@ -846,6 +877,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ||
 	    n->d.kind == GFS_VK_WFILE)
 		{ open_write(req, fs, n, fi); return; }
+	ver = handle_version(fs, n);
+	if ((rc = hold(fs, ver)))
+		{ reply_err(req, -rc); return; }
 	rc = renamed_desc(fs, n, &rd);
 	if (rc == 0) {
 		rc = gfs_view_open(fs->v, &rd, &f);
@@ -853,14 +887,19 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else if (rc == 1) {
 		rc = gfs_view_open(fs->v, &n->d, &f);
 	}
-	if (rc)
-		{ reply_err(req, rc); return; }
+	if (rc) {
+		gfs_holds_unref(fs->holds, ver);
+		reply_err(req, rc);
+		return;
+	}
 	x = fh_new(fs, false, f);
 	if (!x) {
+		gfs_holds_unref(fs->holds, ver);
 		gfs_view_close(fs->v, f);
 		reply_err(req, ENOMEM);
 		return;
 	}
+	x->held = fs->holds ? ver : 0;
 	fi->fh = (uintptr_t)x;
 	/* Nothing to commit on a read-only handle: no FLUSH at its close
 	 * (a second pass over versions/N sends nothing, frozen.sh). */
@@ -920,6 +959,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct vnode *n = vn_get(fs, ino);
 	struct gfs_vdir *dh;
 	struct fh *x;
+	uint64_t ver;
 	int rc;
 
 	count(fs, OP_opendir, n);
@@ -927,17 +967,33 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		{ reply_err(req, ENOSYS); return; } /* the kernel takes over */
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
+	if (n->d.ver && (rc = hold(fs, n->d.ver)))
+		{ reply_err(req, rc); return; }
 	if (n->d.kind == GFS_VK_INGEST)
 		dh = NULL; /* write.c lists it */
-	else if ((rc = gfs_view_opendir(fs->v, &n->d, &dh)))
-		{ reply_err(req, rc); return; }
+	else if ((rc = gfs_view_opendir(fs->v, &n->d, &dh))) {
+		gfs_holds_unref(fs->holds, n->d.ver);
+		reply_err(req, rc);
+		return;
+	}
+	ver = n->d.ver;
+	if (!ver && dh) { /* a live listing stays at the version it opened */
+		ver = gfs_vdir_version(dh);
+		if ((rc = hold(fs, ver))) {
+			gfs_view_closedir(fs->v, dh);
+			reply_err(req, rc);
+			return;
+		}
+	}
 	x = fh_new(fs, true, dh);
 	if (!x) {
+		gfs_holds_unref(fs->holds, ver);
 		if (dh)
 			gfs_view_closedir(fs->v, dh);
 		reply_err(req, ENOMEM);
 		return;
 	}
+	x->held = fs->holds ? ver : 0;
 	fi->fh = (uintptr_t)x;
 	/* versions/N: the kernel keeps the listing; both flags are needed. */
 	fi->cache_readdir = gfs_vdesc_frozen(&n->d);
@@ -1634,6 +1690,10 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 		return rc;
 	}
 	rc = gfs_wr_new(g, fs->v, o->mountpoint, &fs->wr);
+	/* Without the lock file (a store on a read-only file system that
+	 * never had one) the mount holds nothing: a gc cannot run there. */
+	if (!rc && gfs_holds_new(gfs_graph_dir(g), &fs->holds))
+		fs->holds = NULL;
 	if (rc) {
 		gfs_view_free(fs->v);
 		free(fs->buckets);
@@ -1671,6 +1731,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 	while (fs->fhs.next != &fs->fhs)
 		fh_close(fs, fs->fhs.next);
 	gfs_wr_free(fs->wr); /* deletions still pending are done now */
+	gfs_holds_free(fs->holds);
 	for (size_t b = 0; b < fs->n_buckets; b++) {
 		while (fs->buckets[b]) {
 			struct vnode *n = fs->buckets[b];

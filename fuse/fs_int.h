@@ -57,6 +57,7 @@ struct fh {
 	struct fh *prev, *next; /* protected by fs->fh_lock */
 	bool dir;
 	struct gfs_wobj *w;   /* a write handle (or any handle of a WFILE) */
+	uint64_t held;        /* the graph version it holds (holds.h), 0 none */
 	union {
 		struct gfs_vfile *f;
 		struct gfs_vdir *d;
@@ -88,6 +89,7 @@ struct gfs_fs {
 	atomic_uint_least64_t listed_frozen;    /* their listings read afresh */
 	atomic_uint_least64_t polls, versions_seen, inval_entry, inval_inode;
 	atomic_uint_least64_t rows_changed, full_scans;
+	atomic_uint_least64_t gcs_seen;         /* gc commits the notifier handled */
 	atomic_uint_least64_t pruned, bare_entries;
 	size_t clock_hand;        /* the pruner's position; protected by ino_lock */
 	unsigned trims;           /* notifier thread only */
@@ -116,6 +118,7 @@ struct gfs_fs {
 	atomic_uint_least64_t zero_timeouts; /* replies sent uncacheable */
 
 	struct gfs_wr *wr;        /* writes (fuse/write.c) */
+	struct gfs_holds *holds;  /* graph versions open handles hold; NULL: off */
 	/* seen_lock/seen_cond: the notifier broadcasts each head_seen it
 	 * reaches; a FLUSH waits there for its own version (visibility). */
 	pthread_mutex_t seen_lock;

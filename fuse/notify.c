@@ -555,20 +555,48 @@ void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver)
 	pthread_mutex_unlock(&fs->seen_lock);
 }
 
+/* A gc removed graph versions (docs/branches-design.md §6.3): their
+ * versions/N entries go (each name is looked up again: a kept N keeps its
+ * dentry), the versions/ listing and log.jsonl are read afresh. */
+static void follow_gc(struct gfs_fs *fs)
+{
+	struct invals iv;
+
+	memset(&iv, 0, sizeof iv);
+	gfs_view_forget_removed(fs->v);
+	pthread_mutex_lock(&fs->ino_lock);
+	for (size_t b = 0; b < fs->n_buckets; b++)
+		for (struct vnode *n = fs->buckets[b]; n; n = n->next)
+			if (n->d.kind == GFS_VK_VDIR && n->name[0])
+				add_vnode(fs, &iv, n, false, false, true);
+			else if (n->d.kind == GFS_VK_VERSIONS || n->d.kind == GFS_VK_LOG)
+				add_vnode(fs, &iv, n, true, false, false);
+	pthread_mutex_unlock(&fs->ino_lock);
+	apply(fs, &iv);
+	invals_release(&iv);
+	atomic_fetch_add(&fs->gcs_seen, 1);
+}
+
 static void *notifier_main(void *arg)
 {
 	struct gfs_fs *fs = arg;
 	uint64_t last = atomic_load(&fs->epoch);
 	uint64_t main_last = gfs_view_main_head(fs->v);
 	uint64_t sig_last = gfs_view_branches_sig(fs->v);
+	uint64_t gcs = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
 
 	atomic_store(&fs->head_seen, last);
 	while (!wait_stop(fs)) {
 		uint64_t head = gfs_view_head(fs->v), main_head;
 		uint64_t sig = gfs_view_branches_sig(fs->v);
+		uint64_t g = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
 
 		atomic_fetch_add(&fs->polls, 1);
 		fsi_prune(fs);
+		if (g != gcs) {
+			follow_gc(fs);
+			gcs = g;
+		}
 		if (head && head == last && sig != sig_last)
 			branches_changed(fs); /* created or deleted */
 		sig_last = sig;

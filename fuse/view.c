@@ -326,6 +326,36 @@ static void gv_put(struct gfs_view *v, struct gvent *e)
 	gv_free_list(dead);
 }
 
+static int hist_scan_locked(struct gfs_view *v);
+
+void gfs_view_forget_removed(struct gfs_view *v)
+{
+	struct gvent *dead = NULL;
+
+	pthread_mutex_lock(&v->lock);
+	for (struct gvent **pp = &v->gvs; *pp;) {
+		struct gvent *e = *pp;
+
+		if (e->refs) { /* in use: held, so not removed */
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		e->next = dead;
+		dead = e;
+		v->n_gvs--;
+	}
+	pthread_mutex_unlock(&v->lock);
+	gv_free_list(dead);
+	/* log.jsonl's lines of removed versions got shorter: index again
+	 * (the table-version times stay: the records keep their pins). */
+	pthread_mutex_lock(&v->hist_lock);
+	v->log_n = 0;
+	v->hist_upto = 0;
+	hist_scan_locked(v);
+	pthread_mutex_unlock(&v->hist_lock);
+}
+
 uint64_t gfs_view_head(struct gfs_view *v)
 {
 	return gfs_manifest_head_version(v->m);
@@ -457,6 +487,10 @@ static int gv_json(const struct gfs_gv *gv, struct gfs_buf *b)
 	rc = gfs_buf_appendf(b, "{\"version\":%" PRIu64 ",\"time\":\"%s\","
 			     "\"time_ns\":%" PRIu64 ",\"op\":",
 			     gv->version, t, gv->time_ns);
+	if (gv->removed) { /* gc removed it: its line stays, reduced */
+		rc = rc ? rc : gfs_buf_append_json_str(b, gv->op, strlen(gv->op));
+		return rc ? rc : gfs_buf_append(b, ",\"removed\":true}\n", 17);
+	}
 	rc = rc ? rc : gfs_buf_append_json_str(b, gv->op, strlen(gv->op));
 	rc = rc ? rc : gfs_buf_append(b, ",\"op_id\":", 9);
 	rc = rc ? rc : gfs_buf_append_json_str(b, gv->op_id, strlen(gv->op_id));
@@ -2440,6 +2474,9 @@ static int fill_edges(struct gfs_view *v, struct gfs_vdir *dh)
 static int vbatch_one(const struct gfs_gv *gv, void *arg)
 {
 	struct gfs_vdir *dh = arg;
+
+	if (gv->removed)
+		return 0;
 
 	dh->vers[dh->vn] = gv->version;
 	dh->vtimes[dh->vn++] = gv->time_ns;

@@ -147,6 +147,9 @@ uint64_t gfs_view_live_head(struct gfs_view *v, const struct gfs_vdesc *d);
 uint64_t gfs_view_branches_sig(struct gfs_view *v);
 /* Is d in a branch's live view (or branches/ itself)? */
 bool gfs_vdesc_in_branch(const struct gfs_vdesc *d);
+/* After a gc (the notifier saw gfs_manifest_gc_gen move): drops cached
+ * graph versions no handle uses and indexes log.jsonl again. */
+void gfs_view_forget_removed(struct gfs_view *v);
 
 void gfs_view_root(struct gfs_view *v, struct gfs_vdesc *out);
 int gfs_view_lookup(struct gfs_view *v, const struct gfs_vdesc *parent,

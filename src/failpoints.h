@@ -68,7 +68,13 @@
 	X(MERGE_AFTER_LOCKS, "merge/after_locks")                          \
 	X(SCHEMA_AFTER_HEAL, "schema/after_heal")                          \
 	X(SCHEMA_AFTER_LOCKS, "schema/after_locks")                        \
-	X(SCHEMA_AFTER_FILE, "schema/after_file")
+	X(SCHEMA_AFTER_FILE, "schema/after_file")                          \
+	X(COMPACT_AFTER_HEAL, "compact/after_heal")                        \
+	X(COMPACT_AFTER_LOCKS, "compact/after_locks")                      \
+	X(GC_AFTER_ARM, "gc/after_arm")                                    \
+	X(GC_AFTER_COMMIT, "gc/after_commit")                              \
+	X(GC_AFTER_UNLINK, "gc/after_unlink")                              \
+	X(GC_BEFORE_AUDIT, "gc/before_audit")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -27,6 +27,7 @@
 #include "codec.h"
 #include "failpoints.h"
 #include "graph.h"
+#include "retain.h"
 #include "load_int.h"
 
 struct schema_ent {
@@ -494,14 +495,24 @@ static int export_table(struct gfs_graph *g, const char *table, uint32_t ver,
 	return rc;
 }
 
-/* Version n was not found: -ENOENT if it is above a head that verifies,
- * else GFS_ECORRUPT (versions run from 1 to the head without gaps, and
- * nothing collects them yet, so a hole or an unreadable head is damage). */
+/* Version n was not found: -ENOENT if gc removed it (its tombstone is
+ * there) or it is above a head that verifies, else GFS_ECORRUPT (versions
+ * run from 1 to the head without gaps, so a hole or an unreadable head is
+ * damage). */
 static int export_missing(struct gfs_graph *g, uint64_t n, struct gfs_diag *d)
 {
 	struct gfs_gv *head = NULL;
-	int rc = gfs_manifest_head(g->m, &head);
+	int rc = gfs_manifest_get_any(g->m, n, &head);
 
+	if (!rc && head->removed) {
+		gfs_diag_set(d, "graph version %llu was removed by gc (its time stays in 'graphctl log')",
+			     (unsigned long long)n);
+		gfs_gv_free(head);
+		return -ENOENT;
+	}
+	gfs_gv_free(head);
+	head = NULL;
+	rc = gfs_manifest_head(g->m, &head);
 	if (rc == GFS_ECORRUPT || rc == -ENOENT) {
 		gfs_diag_set(d, "%s", rc == GFS_ECORRUPT ? gfs_manifest_last_corruption()
 			     : "manifest has no graph version: the manifest is corrupt");
@@ -577,6 +588,17 @@ struct fsck_ctx {
 	uint64_t bad_versions;
 	char (*schemas)[17];   /* schema ids already checked */
 	size_t n_schemas, cap_schemas;
+	/* After a gc (gfs_manifest_gc_gen > 0): what the kept graph versions
+	 * and pending sidecars need; a missing version outside it was
+	 * collected, not lost. */
+	bool gc_ran;
+	struct fsck_need *need;
+	size_t n_need;
+};
+
+struct fsck_need {
+	char table[GFS_TABLE_NAME_MAX];
+	struct gfs_vset set;
 };
 
 static void fsck_report(struct fsck_ctx *c, const char *fmt, ...)
@@ -685,6 +707,65 @@ static void fsck_tmp(struct fsck_ctx *c, const char *table, unsigned n)
 		 table, n, n == 1 ? "" : "s");
 	if (c->garbage_note)
 		c->garbage_note(msg, c->arg);
+}
+
+static struct fsck_need *need_of(struct fsck_ctx *c, const char *table)
+{
+	struct fsck_need *n;
+
+	for (size_t i = 0; i < c->n_need; i++)
+		if (!strcmp(c->need[i].table, table))
+			return &c->need[i];
+	n = realloc(c->need, (c->n_need + 1) * sizeof *n);
+	if (!n)
+		return NULL;
+	c->need = n;
+	n = &n[c->n_need++];
+	memset(n, 0, sizeof *n);
+	snprintf(n->table, sizeof n->table, "%s", table);
+	return n;
+}
+
+static void need_add(struct fsck_ctx *c, uint64_t gv, const char *table,
+		     uint32_t v)
+{
+	struct fsck_need *n = need_of(c, table);
+	struct gfs_diag d = {{0}};
+	int rc = n ? gfs_tclosure_add(c->g, table, v, &n->set, &d) : -ENOMEM;
+
+	if (rc && c->bad_versions++ < 20)
+		fsck_report(c, "graph version %llu needs table '%s' version %u and the versions it reads: %s%s%s",
+			    (unsigned long long)gv, table, v, gfs_strerror(rc),
+			    d.msg[0] ? ": " : "", d.msg);
+}
+
+static int need_gv(const struct gfs_gv *gv, void *arg)
+{
+	struct fsck_ctx *c = arg;
+
+	for (size_t i = 0; !gv->removed && i < gv->n_pins; i++)
+		need_add(c, gv->version, gv->pins[i].table, gv->pins[i].version);
+	return 0;
+}
+
+/* After a gc: the closure of every kept version's pins, and of what
+ * pending sidecars name, each version checked to exist on the way. */
+static void fsck_needs(struct fsck_ctx *c, struct gfs_sidecar **scs, size_t nsc)
+{
+	c->gc_ran = gfs_manifest_gc_gen(c->g->m) > 0;
+	if (!c->gc_ran)
+		return;
+	gfs_manifest_history(c->g->m, 1, 0, need_gv, c);
+	for (size_t i = 0; i < nsc; i++)
+		for (size_t k = 0; k < scs[i]->n_tables; k++) {
+			const struct gfs_sc_table *t = &scs[i]->tables[k];
+			struct fsck_need *n = need_of(c, t->table);
+
+			if (n)
+				gfs_vset_add(&n->set, t->post);
+			if (n && t->expected)
+				gfs_vset_add(&n->set, t->expected);
+		}
 }
 
 /* One listing of the table directory: the head, the temp files, the
@@ -821,11 +902,13 @@ static void fsck_history(struct fsck_ctx *c)
 
 	for (uint64_t v = 1; v <= head; v++) {
 		struct gfs_gv *gv = NULL;
-		int rc = gfs_manifest_get(c->g->m, v, &gv);
+		int rc = gfs_manifest_get_any(c->g->m, v, &gv);
 		if (rc == -ENOENT && c->bad_versions++ < 20)
 			fsck_report(c, "graph version %llu is missing from the manifest",
 				    (unsigned long long)v);
-		if (!rc)
+		if (!rc && gv->removed) /* a tombstone: its files may be collected */
+			fsck_schema(c, gv);
+		else if (!rc)
 			fsck_gv(gv, c);
 		gfs_gv_free(gv);
 	}
@@ -898,6 +981,7 @@ int gfs_graph_fsck_ex(struct gfs_graph *g,
 		fsck_report(&c, "pending sidecar: operation %s (%s by %s, %s): recovery needed (run 'graphctl recover')",
 			    scs[i]->op_id, scs[i]->kind, scs[i]->actor,
 			    scs[i]->confirmed ? "confirmed" : "not confirmed");
+	fsck_needs(&c, scs, nsc);
 	c.heads = calloc(gv->n_pins ? gv->n_pins : 1, sizeof *c.heads);
 	if (!c.heads) {
 		rc = -ENOMEM;
@@ -913,6 +997,9 @@ int gfs_graph_fsck_ex(struct gfs_graph *g,
 	fsck_schema_files(&c, scs, nsc);
 	rc = 0;
 out:
+	for (size_t i = 0; i < c.n_need; i++)
+		gfs_vset_release(&c.need[i].set);
+	free(c.need);
 	free(c.schemas);
 	for (size_t i = 0; i < nsc; i++)
 		gfs_sidecar_free(scs[i]);

@@ -145,3 +145,81 @@ int gfs_lock_tables(const char *store_dir, const char *const *tables,
 	*out = ls;
 	return 0;
 }
+
+/* ---- graph-version holds ------------------------------------------------- */
+
+int gfs_holds_open(const char *store_dir, int *fd)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	int n = snprintf(dir, sizeof dir, "%s/locks", store_dir);
+	int m = snprintf(path, sizeof path, "%s/versions.lock", dir);
+
+	*fd = -1;
+	if (n < 0 || m < 0 || (size_t)m >= sizeof path)
+		return -ENAMETOOLONG;
+	for (int tries = 0;; tries++) {
+		int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+
+		if (f < 0 && (errno == EACCES || errno == EROFS))
+			f = open(path, O_RDONLY | O_CLOEXEC);
+		if (f >= 0) {
+			*fd = f;
+			return 0;
+		}
+		if (errno != ENOENT || tries)
+			return gfs_io_fail("open lock file", path, -errno);
+		int rc = gfs_mkdir(dir, 0755);
+		if (rc)
+			return rc;
+	}
+}
+
+static int ofd_lock(int fd, uint64_t n, short type, int cmd)
+{
+	struct flock fl;
+
+	if (n > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)n;
+	fl.l_len = 1;
+	while (fcntl(fd, cmd, &fl)) {
+		if (errno == EAGAIN || errno == EACCES)
+			return -EWOULDBLOCK;
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int gfs_hold_take(int fd, uint64_t n)
+{
+	return ofd_lock(fd, n, F_RDLCK, F_OFD_SETLKW);
+}
+
+int gfs_hold_try(int fd, uint64_t n)
+{
+	return ofd_lock(fd, n, F_RDLCK, F_OFD_SETLK);
+}
+
+int gfs_hold_drop(int fd, uint64_t n)
+{
+	return ofd_lock(fd, n, F_UNLCK, F_OFD_SETLK);
+}
+
+int gfs_hold_fence(int fd, uint64_t n)
+{
+	return ofd_lock(fd, n, F_WRLCK, F_OFD_SETLK);
+}
+
+int gfs_hold_probe(int fd, uint64_t n, bool *held)
+{
+	int rc = gfs_hold_fence(fd, n);
+
+	*held = rc == -EWOULDBLOCK;
+	if (rc == -EWOULDBLOCK)
+		return 0;
+	return rc ? rc : gfs_hold_drop(fd, n);
+}

@@ -68,6 +68,11 @@ struct gfs_gv {
 	 * source.  Records before branches: [N-1] ([] for gv 1). */
 	uint64_t parents[2];
 	size_t n_parents;
+	/* Removed by gc (a tombstone): gfs_manifest_get says -ENOENT; only
+	 * gfs_manifest_history shows it.  Its time, op and pins stay as the
+	 * record of when each table version was first published (row
+	 * mtimes), but the pins name files gc may have collected. */
+	bool removed;
 };
 void gfs_gv_free(struct gfs_gv *gv);
 /* The pin of table in gv, or 0 if gv has none. */
@@ -94,6 +99,20 @@ struct gfs_sc_merge {
 	uint64_t source_gv, base_gv, target_gv;
 };
 
+/* A gc's plan (kind "gc", docs/branches-design.md §6.3): the graph
+ * versions it removes and the table-version files it unlinks. */
+struct gfs_sc_unlink {
+	char table[GFS_TABLE_NAME_MAX];
+	uint32_t version;
+	uint64_t bytes;
+};
+struct gfs_sc_gc {
+	uint64_t *remove;            /* ascending */
+	size_t n_remove;
+	struct gfs_sc_unlink *unlink; /* by table, then descending version */
+	size_t n_unlink;
+};
+
 struct gfs_sidecar {
 	int format;            /* GFS_SIDECAR_FORMAT */
 	char op_id[GFS_ULID_LEN + 1];
@@ -108,6 +127,7 @@ struct gfs_sidecar {
 	char branch[GFS_BRANCH_NAME_MAX];
 	char branch_id[GFS_ULID_LEN + 1];
 	struct gfs_sc_merge merge;
+	struct gfs_sc_gc *gc;  /* kind "gc": its plan, else NULL */
 	char *raw;             /* set when the record did not parse: its bytes */
 	uint64_t rev;          /* revision of the record as read: a hash of its
 				  stored bytes (gfs_publish.sidecar_rev) */
@@ -208,6 +228,9 @@ char *gfs_branch_to_json(const struct gfs_branch *b);
 int gfs_manifest_branches_upgrade(struct gfs_manifest *m, bool *created);
 /* Graph version n; -ENOENT if it never existed or was collected. */
 int gfs_manifest_get(struct gfs_manifest *m, uint64_t n, struct gfs_gv **out);
+/* As gfs_manifest_get, and a removed version's tombstone too (fsck). */
+int gfs_manifest_get_any(struct gfs_manifest *m, uint64_t n,
+			 struct gfs_gv **out);
 /* Calls fn for versions from..to (inclusive, to == 0: head) in order, each
  * in its own short read transaction batch; fn's nonzero return stops and is
  * returned.  gv is borrowed for the call. */
@@ -338,6 +361,20 @@ int gfs_manifest_sidecar_get(struct gfs_manifest *m, const char *op_id,
  * (so first): the sweep refuses them loudly; they stay on disk. */
 int gfs_manifest_sidecar_list(struct gfs_manifest *m, struct gfs_sidecar ***out,
 			      size_t *n);
+
+/* gc's commit point (G3), one write transaction: checks that the
+ * sidecar op_id is still the record of revision rev (else GFS_ECAS;
+ * gone: GFS_EGONE) and that no graph version in remove is the head
+ * (GFS_ECAS), then marks each of them removed and confirms the sidecar.
+ * A version already removed stays so; one that does not exist is
+ * GFS_ECORRUPT. */
+int gfs_manifest_gc_commit(struct gfs_manifest *m, const char *op_id,
+			   uint64_t rev, const uint64_t *remove, size_t n,
+			   struct gfs_diag *d);
+
+/* How many gc commits there were (0 if none, or on error): a mount polls
+ * it to drop removed versions from versions/ and shorten their log lines. */
+uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m);
 
 /* Audit records in resolution order. */
 int gfs_manifest_audit_list(struct gfs_manifest *m,

@@ -58,6 +58,7 @@
 #include "load_int.h"
 #include "lock.h"
 #include "recover.h"
+#include "retain.h"
 
 #define DEFAULT_PASSES 3
 
@@ -729,6 +730,42 @@ static int act(struct sweep *s, struct job *j, enum action a)
 	return rc;
 }
 
+/* A gc's sidecar (kind "gc", gc.c): it writes no table version, so there
+ * is nothing to classify.  Not confirmed: discarded (nothing was
+ * unlinked, no version removed).  Confirmed (its commit point passed):
+ * rolled forward, its unlinks done again (ENOENT is done) and their
+ * directories fsynced before the sidecar goes.  No graph version either
+ * way. */
+static int resolve_gc(struct sweep *s, struct job *j)
+{
+	enum action a = j->sc->confirmed ? ACT_FORWARD : ACT_DISCARD;
+	struct gfs_diag pd = {{0}};
+	struct gfs_publish p;
+	struct gfs_audit au;
+	int rc = 0;
+
+	if (a == ACT_FORWARD && !j->sc->gc) {
+		gfs_diag_set(s->d, "gc %s is confirmed but its sidecar has no plan: kept", j->sc->op_id);
+		note(s, "%s", s->d->msg);
+		return OUT_VIOLATION;
+	}
+	if (a == ACT_FORWARD)
+		rc = gfs_gc_unlink(s->g, j->sc->gc, NULL, &pd);
+	if (!rc)
+		rc = fp(GFS_FP_RECOVER_BEFORE_AUDIT);
+	audit_init(&au, s, j->sc->op_id, act_names[a], j->sc->kind, j->sc->actor);
+	memset(&p, 0, sizeof p);
+	p.no_version = true;
+	p.sidecar = j->sc->op_id;
+	p.require_sidecar = true;
+	p.sidecar_rev = j->sc->rev;
+	p.audit = &au;
+	s->version = 0;
+	if (!rc)
+		rc = gfs_manifest_publish(gfs_graph_manifest(s->g), &p, NULL, &pd);
+	return outcome_of(s, j, a, rc, &pd);
+}
+
 /* Resolves one sidecar.  Returns an enum outcome (>= 0) or an error. */
 static int resolve(struct sweep *s, const struct gfs_sidecar *listed,
 		   const char *op_id)
@@ -736,6 +773,11 @@ static int resolve(struct sweep *s, const struct gfs_sidecar *listed,
 	struct job j = {0};
 	int rc = job_open(s, listed, op_id, &j);
 
+	if (!rc && !strcmp(j.sc->kind, "gc")) {
+		rc = resolve_gc(s, &j);
+		job_release(&j);
+		return rc;
+	}
 	if (!rc)
 		rc = classify(s, &j);
 	if (!rc)

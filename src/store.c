@@ -633,6 +633,28 @@ static json_t *gv_json(const struct gfs_gv *gv, bool stored)
 		rc = j_set(o, "tables", pins_json(gv));
 	if (!rc && gv->detail)
 		rc = j_set(o, "detail", detail_json(gv->detail));
+	if (!rc && gv->removed)
+		rc = j_set(o, "removed", json_true());
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A removed version as the log shows it: its line stays, reduced. */
+static json_t *gv_removed_json(const struct gfs_gv *gv)
+{
+	json_t *o = json_object();
+	int rc = o ? 0 : -ENOMEM;
+	if (!rc)
+		rc = j_set(o, "version", json_integer((json_int_t)gv->version));
+	if (!rc)
+		rc = j_set_time(o, "time", gv->time_ns);
+	if (!rc)
+		rc = j_set(o, "op", json_string(gv->op));
+	if (!rc)
+		rc = j_set(o, "removed", json_true());
 	if (rc) {
 		json_decref(o);
 		return NULL;
@@ -642,7 +664,7 @@ static json_t *gv_json(const struct gfs_gv *gv, bool stored)
 
 char *gfs_gv_to_json(const struct gfs_gv *gv)
 {
-	return j_dump(gv_json(gv, false));
+	return j_dump(gv->removed ? gv_removed_json(gv) : gv_json(gv, false));
 }
 
 static int gv_pins_parse(json_t *t, struct gfs_gv *gv)
@@ -708,6 +730,10 @@ static int gv_fields_parse(json_t *o, struct gfs_gv *gv)
 		return GFS_ECORRUPT;
 	if (gv_branch_parse(o, gv))
 		return GFS_ECORRUPT;
+	json_t *rm = json_object_get(o, "removed");
+	if (rm && !json_is_boolean(rm))
+		return GFS_ECORRUPT;
+	gv->removed = json_is_true(rm);
 	json_t *det = json_object_get(o, "detail");
 	if (det) {
 		gv->detail = json_dumps(det, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -967,11 +993,21 @@ static int branch_head_read(struct env *e, MDB_txn *txn, const char *name,
 
 /* ---- sidecar records ---------------------------------------------------- */
 
+static void sc_gc_free(struct gfs_sc_gc *gc)
+{
+	if (!gc)
+		return;
+	free(gc->remove);
+	free(gc->unlink);
+	free(gc);
+}
+
 void gfs_sidecar_free(struct gfs_sidecar *sc)
 {
 	if (!sc)
 		return;
 	free(sc->tables);
+	sc_gc_free(sc->gc);
 	free(sc->raw);
 	free(sc);
 }
@@ -1064,6 +1100,42 @@ static json_t *sc_branch_json(const struct gfs_sidecar *sc)
 	return o;
 }
 
+static json_t *sc_gc_json(const struct gfs_sc_gc *gc)
+{
+	json_t *o = json_object(), *rm = json_array(), *ul = json_array();
+	int rc = o && rm && ul ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && i < gc->n_remove; i++)
+		rc = json_array_append_new(rm, json_integer((json_int_t)gc->remove[i]));
+	for (size_t i = 0; !rc && i < gc->n_unlink; i++) {
+		const struct gfs_sc_unlink *u = &gc->unlink[i];
+		json_t *x = json_object();
+		rc = j_set(x, "table", json_string(u->table));
+		if (!rc)
+			rc = j_set(x, "v", json_integer(u->version));
+		if (!rc)
+			rc = j_set(x, "bytes", json_integer((json_int_t)u->bytes));
+		if (!rc)
+			rc = json_array_append_new(ul, x);
+		else
+			json_decref(x);
+	}
+	if (!rc) {
+		rc = j_set(o, "remove_gvs", rm);
+		rm = NULL;
+	}
+	if (!rc) {
+		rc = j_set(o, "unlink", ul);
+		ul = NULL;
+	}
+	json_decref(rm);
+	json_decref(ul);
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 static json_t *sc_merge_json(const struct gfs_sc_merge *mg)
 {
 	json_t *o = json_pack("{s:{s:s,s:s},s:I,s:I,s:I}", "source", "id", mg->source_id,
@@ -1081,6 +1153,44 @@ static bool sc_merge_parse(json_t *o, struct gfs_sc_merge *mg)
 	       j_str(s, "id", mg->source_id, sizeof mg->source_id) &&
 	       j_u64(o, "source_gv", &mg->source_gv) && mg->source_gv &&
 	       j_u64(o, "base_gv", &mg->base_gv) && j_u64(o, "target_gv", &mg->target_gv);
+}
+
+static bool sc_unlink_parse(json_t *x, struct gfs_sc_unlink *u)
+{
+	return json_is_object(x) && j_str(x, "table", u->table, sizeof u->table) &&
+	       u->table[0] && j_u32(x, "v", &u->version) &&
+	       j_u64(x, "bytes", &u->bytes);
+}
+
+/* The optional "gc" object; false if present and malformed. */
+static bool sc_gc_parse(json_t *o, struct gfs_sidecar *sc)
+{
+	json_t *g = json_object_get(o, "gc"), *rm, *ul, *x;
+	size_t i;
+	if (!g)
+		return true;
+	rm = json_object_get(g, "remove_gvs");
+	ul = json_object_get(g, "unlink");
+	if (!json_is_object(g) || !json_is_array(rm) || !json_is_array(ul))
+		return false;
+	sc->gc = calloc(1, sizeof *sc->gc);
+	if (!sc->gc)
+		return false;
+	sc->gc->remove = calloc(json_array_size(rm) + 1, sizeof *sc->gc->remove);
+	sc->gc->unlink = calloc(json_array_size(ul) + 1, sizeof *sc->gc->unlink);
+	if (!sc->gc->remove || !sc->gc->unlink)
+		return false;
+	json_array_foreach(rm, i, x) {
+		if (!json_is_integer(x) || json_integer_value(x) < 1)
+			return false;
+		sc->gc->remove[sc->gc->n_remove++] = (uint64_t)json_integer_value(x);
+	}
+	json_array_foreach(ul, i, x) {
+		if (!sc_unlink_parse(x, &sc->gc->unlink[i]))
+			return false;
+		sc->gc->n_unlink = i + 1;
+	}
+	return true;
 }
 
 static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
@@ -1112,6 +1222,8 @@ static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 	if (!rc && sc->schema_new[0])
 		rc = j_set(o, "schema", json_pack("{s:s,s:s}", "old_id", sc->schema_old,
 						  "new_id", sc->schema_new));
+	if (!rc && sc->gc)
+		rc = j_set(o, "gc", sc_gc_json(sc->gc));
 	if (rc) {
 		json_decref(o);
 		return NULL;
@@ -1177,7 +1289,7 @@ static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
 		    !sc->schema_new[0]))
 		return false;
 	return sct_parse(json_object_get(o, "tables"), false, &sc->tables,
-			 &sc->n_tables);
+			 &sc->n_tables) && sc_gc_parse(o, sc);
 }
 
 /* Keeps the bytes of a record we refuse (DESIGN.md §4: refused loudly and
@@ -1188,6 +1300,8 @@ static int sidecar_refuse(const MDB_val *k, const MDB_val *v,
 	free(sc->tables);
 	sc->tables = NULL;
 	sc->n_tables = 0;
+	sc_gc_free(sc->gc);
+	sc->gc = NULL;
 	sc->confirmed = false;
 	sc->start_ns = 0;
 	memset(sc->op_id, 0, sizeof sc->op_id);
@@ -2378,6 +2492,7 @@ uint64_t gfs_manifest_head_version(struct gfs_manifest *m)
 struct get_ctx {
 	uint64_t n;
 	struct gfs_gv **out;
+	bool any;  /* removed ones too */
 };
 
 static int get_txn(struct env *e, MDB_txn *txn, void *ctx)
@@ -2395,12 +2510,27 @@ static int get_txn(struct env *e, MDB_txn *txn, void *ctx)
 				 (unsigned long long)g->n, (unsigned long long)w);
 		rc = GFS_ECORRUPT;
 	}
-	return rc ? rc : gv_decode(&k, &v, g->out);
+	if (!rc)
+		rc = gv_decode(&k, &v, g->out);
+	if (!rc && (*g->out)->removed && !g->any) { /* a tombstone: gc removed it */
+		gfs_gv_free(*g->out);
+		*g->out = NULL;
+		rc = -ENOENT;
+	}
+	return rc;
 }
 
 int gfs_manifest_get(struct gfs_manifest *m, uint64_t n, struct gfs_gv **out)
 {
-	struct get_ctx g = { n, out };
+	struct get_ctx g = { n, out, false };
+	*out = NULL;
+	return run_read(m, get_txn, &g);
+}
+
+int gfs_manifest_get_any(struct gfs_manifest *m, uint64_t n,
+			 struct gfs_gv **out)
+{
+	struct get_ctx g = { n, out, true };
 	*out = NULL;
 	return run_read(m, get_txn, &g);
 }
@@ -3075,6 +3205,136 @@ int gfs_manifest_branches_upgrade(struct gfs_manifest *m, bool *created)
 	return rc;
 }
 
+/* ---- gc's commit point ------------------------------------------------- */
+
+struct gc_ctx {
+	const char *op_id;
+	uint64_t rev;
+	const uint64_t *remove;
+	size_t n;
+	struct gfs_diag *d;
+};
+
+static int tombstone(struct env *e, MDB_txn *txn, uint64_t n)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v;
+	struct gfs_gv *gv = NULL;
+	char *s;
+	be64_put(kb, n);
+	int rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return seal_fail(DB_VERSIONS, &k, "a version gc removes is missing");
+	if (!rc)
+		rc = gv_decode(&k, &v, &gv);
+	if (!rc && !gv->removed) {
+		gv->removed = true;
+		s = j_dump(gv_json(gv, true));
+		rc = s ? seal_put(txn, e->dbi[DB_VERSIONS], &k, s, strlen(s), 0)
+		       : -ENOMEM;
+		free(s);
+	}
+	gfs_gv_free(gv);
+	return rc;
+}
+
+/* meta/gc: how many gc commits removed versions (a mount's notifier
+ * polls it: versions/N entries and log.jsonl lines change without a new
+ * head). */
+#define META_GC "gc"
+
+static int gc_gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
+{
+	MDB_val k = str_val(META_GC), v;
+	char buf[24] = "";
+	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	*n = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (!rc)
+		rc = unseal(DB_META, &k, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof buf)
+		memcpy(buf, v.mv_data, v.mv_size);
+	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
+}
+
+static int gc_gen_bump(struct env *e, MDB_txn *txn)
+{
+	char num[24];
+	MDB_val k = str_val(META_GC);
+	uint64_t n;
+	int rc = gc_gen_read(e, txn, &n);
+	if (rc)
+		return rc;
+	snprintf(num, sizeof num, "%llu", (unsigned long long)n + 1);
+	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+}
+
+static int gc_gen_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	return gc_gen_read(e, txn, ctx);
+}
+
+uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m)
+{
+	uint64_t n = 0;
+	return run_read(m, gc_gen_txn, &n) ? 0 : n;
+}
+
+static int gc_commit_txn(struct env *e, MDB_txn *txn, void *ctx)
+{
+	struct gc_ctx *c = ctx;
+	MDB_val k = str_val(c->op_id), v;
+	struct gfs_sidecar *sc = NULL;
+	uint64_t head = 0;
+	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		gfs_diag_set(c->d, "gc %s: its sidecar was resolved meanwhile", c->op_id);
+		return GFS_EGONE;
+	}
+	if (!rc && sidecar_rev(&v) != c->rev) {
+		gfs_diag_set(c->d, "gc %s: its sidecar changed since it was planned", c->op_id);
+		return GFS_ECAS;
+	}
+	if (!rc)
+		rc = head_version_txn(e, txn, &head);
+	for (size_t i = 0; !rc && i < c->n; i++)
+		if (c->remove[i] >= head) {
+			gfs_diag_set(c->d, "gc: graph version %llu became the head while gc planned",
+				     (unsigned long long)c->remove[i]);
+			return GFS_ECAS;
+		}
+	for (size_t i = 0; !rc && i < c->n; i++)
+		rc = tombstone(e, txn, c->remove[i]);
+	if (!rc)
+		rc = gc_gen_bump(e, txn);
+	if (!rc)
+		rc = sidecar_decode(&k, &v, &sc);
+	/* the files it unlinks next are collected from now on: the index
+	 * keeps their records (parent, first_gv) */
+	for (size_t i = 0; !rc && sc->gc && i < sc->gc->n_unlink; i++)
+		rc = tver_mark(e, txn, sc->gc->unlink[i].table, sc->gc->unlink[i].version,
+			       GFS_TVER_COLLECTED, 0);
+	if (!rc) {
+		sc->confirmed = true;
+		rc = sidecar_put_txn(e, txn, sc, 0);
+	}
+	gfs_sidecar_free(sc);
+	return rc;
+}
+
+int gfs_manifest_gc_commit(struct gfs_manifest *m, const char *op_id,
+			   uint64_t rev, const uint64_t *remove, size_t n,
+			   struct gfs_diag *d)
+{
+	struct gc_ctx c = { op_id, rev, remove, n, d };
+	if (!op_id[0] || strlen(op_id) > GFS_ULID_LEN || !rev)
+		return -EINVAL;
+	return run_write(m, gc_commit_txn, &c, d);
+}
+
 /* ---- sidecars ----------------------------------------------------------- */
 
 /* A reservation record of sidecar sc for one of its numbers. */
@@ -3088,7 +3348,9 @@ static struct gfs_tver_rec sc_rec(const struct gfs_sidecar *sc,
 	copy_str(r.op_id, sizeof r.op_id, sc->op_id);
 	r.v = v;
 	r.state = GFS_TVER_RESERVED;
-	r.parent = comp ? 0 : t->expected;
+	/* a compact's version is built on nothing (branches-design §6.4):
+	 * its closure is itself, so gc can free the chain it replaced */
+	r.parent = comp || !strcmp(sc->kind, "compact") ? 0 : t->expected;
 	r.content_of = comp ? t->expected : 0;
 	r.compensation = comp;
 	return r;
@@ -3133,7 +3395,7 @@ static int sc_put_txn(struct env *e, MDB_txn *txn, void *ctx)
 	rc = sc->tables ? sc_reserve(e, txn, sc) : -ENOMEM;
 	if (!rc)
 		rc = sidecar_put_txn(e, txn, sc, MDB_NOOVERWRITE);
-	if (!rc)
+	if (!rc && sc->n_tables) /* no tables: orig may be NULL (UBSan) */
 		memcpy(orig, sc->tables, sc->n_tables * sizeof *orig);
 	free(sc->tables);
 	sc->tables = orig;

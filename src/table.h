@@ -314,6 +314,15 @@ int gfs_table_write_compensation_of(struct gfs_tstore *ts, const char *table,
 				    uint32_t content_of, const char *op_id,
 				    struct gfs_diag *d);
 
+/* Writes version `version` with the rows of src in one fresh segment:
+ * no parent (its header says parent 0), every row keeping its serial,
+ * its `changed` version and its PAIR_FIRST flag, so inode numbers and
+ * mtimes do not move (graphctl compact).  Put-if-absent as
+ * gfs_tbuild_commit.  O(rows) reads of src. */
+int gfs_table_write_compact(struct gfs_tstore *ts, struct gfs_tver *src,
+			    uint32_t version, const char *op_id,
+			    struct gfs_diag *d);
+
 /* Verifies one version file completely (checksums, page bounds, tree order,
  * counts, export length).  0 = clean, GFS_ECORRUPT with detail. */
 int gfs_tver_verify(struct gfs_tstore *ts, const char *table, uint32_t version,

@@ -108,6 +108,7 @@ struct gfs_tbuild {
 	int fd, err, tree;
 	bool tmp_exists, committed, have_last, rp_started, rp_skip;
 	bool finished; /* finish done, link not yet */
+	const struct rec *keep; /* compact: the put row's serial, changed, flags */
 	unsigned n_unique, n_trees, flags, parent_nu;
 	uint32_t version;
 	uint64_t pos, next_serial;
@@ -521,6 +522,9 @@ static int do_put(struct gfs_tbuild *b, const struct gfs_rowput *r,
 	if (p) {
 		nr.serial = p->r.serial;
 		nr.flags |= p->r.flags & GFS_ROW_PAIR_FIRST;
+	} else if (b->keep) { /* compact: an old row, not a new one */
+		nr.serial = b->keep->serial;
+		nr.flags |= b->keep->flags & GFS_ROW_PAIR_FIRST;
 	} else {
 		nr.serial = r->serial ? r->serial : b->next_serial++;
 		fl = OP_NEW;
@@ -535,8 +539,11 @@ static int do_put(struct gfs_tbuild *b, const struct gfs_rowput *r,
 		nr.seg = p->r.seg;
 		nr.seg_off = p->r.seg_off;
 	} else {
-		/* this version, set at commit; a kept `changed` stays */
+		/* this version, set at commit; a kept `changed` stays
+		 * (a merged row's, a compacted row's) */
 		nr.changed = r->changed ? r->changed : UINT32_MAX;
+		if (b->keep)
+			nr.changed = b->keep->changed;
 		nr.seg = UINT32_MAX;
 		nr.seg_off = b->pos;
 		rc = bw_append(b, r->line, r->line_len);
@@ -1854,5 +1861,90 @@ int gfs_table_write_compensation_of(struct gfs_tstore *ts, const char *table,
 	gfs_tbuild_free(b);
 	gfs_tver_close(prev);
 	gfs_tver_close(src);
+	return rc;
+}
+
+/* ---- compact ------------------------------------------------------------ */
+
+/* Puts the row at p's position (a PRIMARY leaf entry of src) into b,
+ * keeping its serial, `changed` and PAIR_FIRST: its line is copied into
+ * the new segment.  buf is scratch for the line. */
+static int compact_one(struct gfs_tbuild *b, struct gfs_tver *src,
+		       const struct path *p, struct gfs_buf *buf)
+{
+	struct gfs_buf uk[TBL_MAX_UNIQUE];
+	struct gfs_rowput rp;
+	struct lent e;
+	struct rec r;
+	int rc;
+
+	tbl_path_entry(p, &e);
+	if (tbl_rec_decode(e.v, e.vlen, &r) || r.n_ukeys > b->n_unique)
+		return GFS_ECORRUPT;
+	buf->len = 0;
+	rc = gfs_buf_reserve(buf, r.line_len);
+	if (!rc)
+		rc = tbl_seg_read(src, r.seg, r.seg_off, buf->p, r.line_len);
+	if (rc)
+		return rc;
+	for (unsigned k = 0; k < r.n_ukeys; k++) {
+		const char *kp;
+		size_t kl;
+
+		tbl_rec_ukey(&r, k, &kp, &kl);
+		uk[k].p = (char *)kp;
+		uk[k].len = kl;
+	}
+	rp = (struct gfs_rowput){
+		.id = e.k, .id_len = e.klen,
+		.src = r.flags & TBL_REC_EDGE ? r.src : NULL, .src_len = r.src_len,
+		.dst = r.flags & TBL_REC_EDGE ? r.dst : NULL, .dst_len = r.dst_len,
+		.line = buf->p, .line_len = r.line_len,
+		.data_off = r.data_off, .data_len = r.data_len,
+		.ukeys = r.n_ukeys ? uk : NULL, .n_ukeys = r.n_ukeys,
+	};
+	b->keep = &r;
+	rc = gfs_tbuild_put(b, &rp);
+	b->keep = NULL;
+	return rc;
+}
+
+static int compact_rows(struct gfs_tbuild *b, struct gfs_tver *src)
+{
+	struct path *p = calloc(1, sizeof *p);
+	struct gfs_buf buf;
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	gfs_buf_init(&buf);
+	rc = tbl_path_seek_key(src, GFS_IX_PRIMARY, p, "", 0);
+	while (!rc && (rc = tbl_path_valid(src, GFS_IX_PRIMARY, p)) == 1) {
+		rc = compact_one(b, src, p, &buf);
+		p->idx[p->depth - 1]++;
+	}
+	tbl_path_clear(p);
+	free(p);
+	gfs_buf_release(&buf);
+	return rc;
+}
+
+int gfs_table_write_compact(struct gfs_tstore *ts, struct gfs_tver *src,
+			    uint32_t version, const char *op_id,
+			    struct gfs_diag *d)
+{
+	struct gfs_tbuild *b = NULL;
+	int rc;
+
+	if (version <= src->version)
+		return -EINVAL;
+	rc = gfs_tbuild_new(ts, src->table, NULL, src->n_unique, 0, &b);
+	if (!rc) {
+		b->next_serial = src->info.next_serial;
+		rc = compact_rows(b, src);
+	}
+	if (!rc)
+		rc = gfs_tbuild_commit(b, version, op_id, d);
+	gfs_tbuild_free(b);
 	return rc;
 }

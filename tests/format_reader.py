@@ -140,6 +140,8 @@ def graph_version(store, n):
     rec = json.loads(v)
     if rec["format"] != 1 or struct.unpack(">Q", k)[0] != rec["version"]:
         raise Corrupt("graph version record %r does not verify" % k)
+    if rec.get("removed"):  # a tombstone: gc may have collected its files
+        raise SystemExit("graph version %d was removed by gc" % rec["version"])
     return rec
 
 

@@ -22,6 +22,7 @@
 #include "graph.h"
 #include "merge.h"
 #include "recover.h"
+#include "retain.h"
 #include "schema_apply.h"
 
 #include <jansson.h>
@@ -90,7 +91,37 @@ struct opts {
 	const char *branch; /* --branch NAME */
 	const char *from;   /* branch create --from VERSION|BRANCH */
 	const char *name;   /* NAME after STORE (cmd->takes_name) */
+	uint64_t keep_last, keep_since_ns; /* gc */
+	bool dry_run;                      /* gc */
 };
+
+/* gc --keep-since: RFC 3339 in UTC ("2026-11-30T22:00:00Z", fraction
+ * optional, as graphctl log prints) or seconds since the epoch. */
+static int parse_time(const char *s, uint64_t *ns)
+{
+	struct tm tm;
+	uint64_t secs, frac = 0, scale = 1000000000u;
+	const char *p;
+
+	if (!gfs_parse_u64(s, &secs) && secs < UINT64_MAX / 1000000000u) {
+		*ns = secs * 1000000000u;
+		return *ns ? 0 : -1;
+	}
+	memset(&tm, 0, sizeof tm);
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (uint64_t)(*p - '0') * scale;
+			}
+	if (strcmp(p, "Z") || timegm(&tm) < 0)
+		return -1;
+	*ns = (uint64_t)timegm(&tm) * 1000000000u + frac;
+	return 0;
+}
 
 static int parse_opts(const struct cmd *c, int argc, char **argv,
 		      struct opts *o)
@@ -109,6 +140,9 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		{ "threads", required_argument, NULL, 'T' },
 		{ "branch", required_argument, NULL, 'b' },
 		{ "from", required_argument, NULL, 'f' },
+		{ "keep-last", required_argument, NULL, 'K' },
+		{ "keep-since", required_argument, NULL, 'S' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -129,6 +163,15 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		case 'W': o->no_wait = true; break;
 		case 'b': o->branch = optarg; break;
 		case 'f': o->from = optarg; break;
+		case 'n': o->dry_run = true; break;
+		case 'K':
+			if (gfs_parse_u64(optarg, &o->keep_last) || !o->keep_last)
+				return usage_error(c, "--keep-last takes a number of graph versions (1, 2, ...)");
+			break;
+		case 'S':
+			if (parse_time(optarg, &o->keep_since_ns))
+				return usage_error(c, "--keep-since takes a time in UTC, 2026-11-30T22:00:00Z, or seconds since 1970");
+			break;
 		case 'T': {
 			uint64_t n;
 			if (gfs_parse_u64(optarg, &n) || n < 1 || n > 16)
@@ -384,6 +427,12 @@ static int get_version(struct gfs_graph *g, uint64_t v, const char *branch,
 	if (rc == -ENOENT && !v) {
 		fprintf(stderr, "graphctl %s: no branch '%s' (see 'graphctl branch list')\n",
 			what, branch ? branch : "main");
+		return EXIT_FAILURE;
+	}
+	if (rc == -ENOENT && !gfs_manifest_get_any(m, v, gv)) {
+		fprintf(stderr, "graphctl %s: graph version %" PRIu64 " was removed by gc (its time stays in 'graphctl log')\n", what, v);
+		gfs_gv_free(*gv);
+		*gv = NULL;
 		return EXIT_FAILURE;
 	}
 	if (rc == -ENOENT) {
@@ -659,6 +708,11 @@ static int log_one(const struct gfs_gv *gv, void *arg)
 		return 0;
 	}
 	gfs_time_format(gv->time_ns, when);
+	if (gv->removed) {
+		printf("%6" PRIu64 "  %-30s  %-8s  %-12s (removed by gc)\n", gv->version, when,
+		       gv->op, gv->branch);
+		return 0;
+	}
 	if (gv->n_parents == 2)
 		snprintf(parents, sizeof parents, "%" PRIu64 ",%" PRIu64, gv->parents[0], gv->parents[1]);
 	else if (gv->n_parents == 1)
@@ -1067,6 +1121,120 @@ static int cmd_branch(int argc, char **argv)
 			   : "the subcommands are create, list and delete");
 }
 
+/* ---- compact ----------------------------------------------------------- */
+
+static void compact_print(const struct gfs_compact_result *r, bool json)
+{
+	if (json) {
+		printf("{\"version\":%" PRIu64 ",\"op_id\":\"%s\",\"tables\":{",
+		       r->version, r->version ? r->op_id : "");
+		for (size_t i = 0; i < r->n_tables; i++) {
+			const struct gfs_compact_table *t = &r->tables[i];
+			printf("%s\"%s\":{\"from\":%u,\"to\":%u,\"rows\":%" PRIu64
+			       ",\"bytes_before\":%" PRIu64 ",\"bytes_after\":%" PRIu64 "}",
+			       i ? "," : "", t->table, t->from, t->to, t->rows,
+			       t->bytes_before, t->bytes_after);
+		}
+		printf("}}\n");
+		return;
+	}
+	if (!r->version) {
+		printf("nothing to compact: every chosen table is one file\n");
+		return;
+	}
+	for (size_t i = 0; i < r->n_tables; i++) {
+		const struct gfs_compact_table *t = &r->tables[i];
+		printf("%s: version %u -> %u, %" PRIu64 " rows, %" PRIu64 " bytes in its files -> %" PRIu64 "\n",
+		       t->table, t->from, t->to, t->rows, t->bytes_before, t->bytes_after);
+	}
+	printf("compacted as graph version %" PRIu64 " (gc frees the old files once no kept version needs them)\n",
+	       r->version);
+}
+
+static int cmd_compact(int argc, char **argv)
+{
+	struct gfs_compact_result r;
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct opts o;
+	int rc = parse_opts(find_cmd("compact"), argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = open_store("compact", o.store, 0, &g)))
+		return rc;
+	rc = gfs_graph_compact(g, o.type, NULL, &r, &d);
+	gfs_graph_close(g);
+	if (rc)
+		return fail("compact", rc, &d);
+	if (!o.quiet)
+		compact_print(&r, o.json);
+	gfs_compact_result_release(&r);
+	return EXIT_SUCCESS;
+}
+
+/* ---- gc ---------------------------------------------------------------- */
+
+static void u64_list(const char *name, const uint64_t *v, size_t n)
+{
+	printf(",\"%s\":[", name);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%" PRIu64, i ? "," : "", v[i]);
+	printf("]");
+}
+
+static void gc_print(const struct gfs_gc_result *r, const struct opts *o)
+{
+	if (o->json) {
+		printf("{\"dry_run\":%s,\"op_id\":\"%s\"", o->dry_run ? "true" : "false", r->op_id);
+		u64_list("removed", r->removed, r->n_removed);
+		u64_list("held", r->held, r->n_held);
+		printf(",\"files\":%zu,\"bytes_freed\":%" PRIu64 "}\n", r->n_unlinked, r->bytes_freed);
+		return;
+	}
+	printf("%s %zu graph version(s)", o->dry_run ? "would remove" : "removed", r->n_removed);
+	for (size_t i = 0; i < r->n_removed && i < 20; i++)
+		printf("%s%" PRIu64, i ? "," : " ", r->removed[i]);
+	printf("%s; %s %zu table-version file(s), %" PRIu64 " bytes\n",
+	       r->n_removed > 20 ? ",..." : "", o->dry_run ? "would free" : "freed",
+	       r->n_unlinked, r->bytes_freed);
+	if (r->n_held) {
+		printf("kept %zu version(s) held open by a mount:", r->n_held);
+		for (size_t i = 0; i < r->n_held; i++)
+			printf(" %" PRIu64, r->held[i]);
+		printf("\n");
+	}
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("gc");
+	struct gfs_gc_opts go = {0};
+	struct gfs_gc_result r;
+	struct gfs_diag d = {{0}};
+	struct gfs_graph *g;
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.keep_last == !o.keep_since_ns)
+		return usage_error(c, "give exactly one of --keep-last N and --keep-since TIME");
+	go.keep_last = o.keep_last;
+	go.keep_since_ns = o.keep_since_ns;
+	go.dry_run = o.dry_run;
+	if ((rc = open_store("gc", o.store, 0, &g)))
+		return rc;
+	rc = gfs_graph_gc(g, &go, &r, &d);
+	gfs_graph_close(g);
+	if (rc)
+		return fail("gc", rc, &d);
+	if (!o.quiet)
+		gc_print(&r, &o);
+	gfs_gc_result_release(&r);
+	return EXIT_SUCCESS;
+}
+
 /* ---- upgrade ----------------------------------------------------------- */
 
 static int cmd_upgrade(int argc, char **argv)
@@ -1281,6 +1449,31 @@ static const struct cmd cmds[] = {
 	  "                                    names it (exit 3: run 'graphctl recover')\n"
 	  "load, export, snapshot, log and schema take --branch NAME; log --branch\n"
 	  "walks the branch's first parents from its head.\n", false },
+	{ "compact", cmd_compact, "compact STORE [--type TYPE] [--json] [--quiet]",
+	  "Rewrite the newest version of each table (or of TYPE) whose history spans\n"
+	  "several files into one fresh file with the same rows, as one new graph\n"
+	  "version (op compact).  Every row keeps its serial and last-changed\n"
+	  "version, so inode numbers and mtimes in a mount do not move.  Tables\n"
+	  "already in one file are left alone.  The old files are freed by a later\n"
+	  "'graphctl gc' once no kept version needs them.  Prints, per table, the\n"
+	  "bytes of the files its old version read and of the new file.  --json:\n"
+	  "{\"version\":N,\"op_id\":...,\"tables\":{\"node:T\":{\"from\",\"to\",\"rows\",\n"
+	  "\"bytes_before\",\"bytes_after\"}}} (version 0: nothing to compact).\n"
+	  "Exit 0 done, 1 failed (nothing visible), 3 recovery needed.\n", false },
+	{ "gc", cmd_gc, "gc STORE --keep-last N | --keep-since TIME [--dry-run] [--json] [--quiet]",
+	  "Remove the graph versions of main outside the window and unlink the\n"
+	  "table-version files no kept version needs.  --keep-last N keeps the newest\n"
+	  "N graph versions (by number); --keep-since TIME those committed at or\n"
+	  "after TIME (UTC, 2026-11-30T22:00:00Z, or seconds since 1970).  The head\n"
+	  "is always kept, and so is every version a mount holds open (a file or\n"
+	  "directory under versions/N: STORE/locks/versions.lock).  A removed\n"
+	  "version keeps its log line (reduced) and its commit time, so row mtimes\n"
+	  "do not change; versions/N disappears from mounts.  Versions share pages,\n"
+	  "so run 'graphctl compact' first to free an old table chain.\n"
+	  "--dry-run: plan and report only.  --json: {\"dry_run\",\"op_id\",\n"
+	  "\"removed\":[N,...],\"held\":[N,...],\"files\":n,\"bytes_freed\":b}.\n"
+	  "Crash-safe (recovery kind gc).  Exit 0 done, 1 failed, 2 usage,\n"
+	  "3 recovery needed.\n", false },
 	{ "upgrade", cmd_upgrade, "upgrade STORE [--json] [--quiet]",
 	  "Bring a store written by an older graphfs to this build's format (format\n"
 	  "1 -> 2: checksums on every manifest record).  Other commands refuse an\n"

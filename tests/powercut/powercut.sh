@@ -134,6 +134,15 @@ format1() {
 	rm -rf "$T/fixture"
 }
 writer upgrade format1 --prepare upgrade -- "$GRAPHCTL" upgrade @S
+# gc after a compact: it tombstones the old versions, then unlinks the old
+# chain in descending order with a directory fsync per table; a cut
+# anywhere leaves every kept version whole (the unlinks come after the
+# commit point; names that come back are unlinked again by recovery).
+gcstore() { new_store "$1"; gctl load "$1" --data "$T/merge.jsonl" -q; gctl compact "$1" -q; }
+writer gc gcstore --may-remove -- "$GRAPHCTL" gc @S --keep-last 1
+# compact: the same rows in fresh files, one new graph version
+compactstore() { new_store "$1"; gctl load "$1" --data "$T/merge.jsonl" -q; }
+writer compact compactstore "$GRAPHCTL" compact @S
 if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	writer mount-sweep back "$GRAPHFS" @S @M
 	writer mount-sweep-forward fwd "$GRAPHFS" @S @M

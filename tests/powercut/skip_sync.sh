@@ -85,6 +85,21 @@ for what in manifest/data.mdb all; do
 	fi
 done
 
+# gc: its commit point (the tombstones) must be durable before the first
+# unlink; with LMDB's fdatasync a no-op a cut can keep the unlinks and lose
+# the tombstones, and the checker must see versions whose files are gone.
+gcstore() { new_store "$1"; gctl load "$1" --data "$T/merge.jsonl" -q; gctl compact "$1" -q; }
+name=nosync-gc
+mkdir -p "$T/$name/w"
+gcstore "$T/$name/w/s"
+if out=$(pc_check "$name" --cuts all --k 1 --expect-fail --may-remove --ignore-sync manifest/data.mdb \
+	-- "$GRAPHCTL" gc @S --keep-last 1 -q); then
+	echo "$out" | sed -n '1,2p'
+	ok "gc with LMDB's fsync as a no-op is caught"
+else
+	echo "$out"
+	bad "gc with LMDB's fsync as a no-op went unnoticed"
+fi
 # The model checks itself against the writer's real tree: a trace with one
 # recorded write left out, or with a call the model does not know, fails.
 mkdir -p "$T/self/w"

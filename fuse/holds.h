@@ -1,0 +1,33 @@
+/* holds.h - the mount's holds on graph versions (docs/branches-design.md
+ * §6.2): one descriptor on STORE/locks/versions.lock and a reference count
+ * per graph version N; byte N is read-locked (lock.h, gfs_hold_take) from
+ * the first open handle that resolves to N to the last one's release.  The
+ * kernel drops the locks when the daemon dies.
+ *
+ *     gfs_holds_new(store_dir, &h)      NULL h (no lock file): holds off
+ *     gfs_holds_ref(h, n)               open / opendir (may wait for a gc):
+ *                                       1 = the lock was taken now (the
+ *                                       caller checks n is not removed),
+ *                                       0 = n was held already
+ *     gfs_holds_unref(h, n)             release / releasedir
+ *     gfs_holds_count(h)                versions held now (.graphfs/stats)
+ *     gfs_holds_free(h)
+ *
+ * Thread-safe: one mutex orders the counts and the lock calls that record
+ * or drop a hold, so a release never drops the lock an open just took;
+ * waiting for a gc's fence happens outside it. */
+#ifndef GFS_HOLDS_H
+#define GFS_HOLDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gfs_holds;
+
+int gfs_holds_new(const char *store_dir, struct gfs_holds **out);
+void gfs_holds_free(struct gfs_holds *h);
+int gfs_holds_ref(struct gfs_holds *h, uint64_t n);
+void gfs_holds_unref(struct gfs_holds *h, uint64_t n);
+size_t gfs_holds_count(struct gfs_holds *h);
+
+#endif

@@ -1,0 +1,524 @@
+/* gc.c - `graphctl gc` (writer kind `gc`, docs/branches-design.md §6.3).
+ *
+ * Invariants (docs/invariants.md 150-152, 165-169):
+ *   1. Never removed: the head, a version in the window, a version a mount
+ *      holds (its byte of locks/versions.lock cannot be write-locked).
+ *   2. Never unlinked: a version the closure of a kept graph version's
+ *      pins needs, a version a pending sidecar names, a version the index
+ *      does not record as published or retired (reserved, void, orphans:
+ *      recovery's business).
+ *   3. Nothing is unlinked before the commit point (G3), which tombstones
+ *      the removed versions and confirms the sidecar in one transaction.
+ *   4. Unlinks go per table in descending number order (a version before
+ *      the older segments it reads), each table's directory fsynced after
+ *      its unlinks; the sidecar goes (G5) only after every fsync
+ *      succeeded, so a power loss that brings names back leaves the
+ *      sidecar, and the next resolver unlinks them again.
+ *
+ * States (function for each step):
+ *   G1 lock_all + fence + plan  -> G2 arm (sidecar, not confirmed)
+ *   -> G3 gfs_manifest_gc_commit (tombstones + confirm: the commit point)
+ *   -> G4 gfs_gc_unlink -> G5 finish (sidecar deleted, audit "gc").
+ *   A failure after G2 is resolved by recovery's code (gfs_recover_own):
+ *   discarded before G3, rolled forward (G4, G5) after it.
+ *
+ * The closure (gfs_tclosure_add) and the collectable versions
+ * (collectable) come from the manifest's `tver` index: no header read,
+ * no directory listing.  Until branches (h11-branch) land, the window is
+ * main's linear history, behind one function (keep_window). */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commit.h"
+#include "load_int.h"
+#include "lock.h"
+#include "retain.h"
+#include "table_int.h"
+
+/* One table of the store: what kept versions need, what may go. */
+struct gtab {
+	char name[GFS_TABLE_NAME_MAX];
+	struct gfs_vset need;
+};
+
+struct gcer {
+	struct gfs_graph *g;
+	const struct gfs_gc_opts *o;
+	struct gfs_gc_result *res;
+	struct gfs_diag *d;
+	struct gfs_gv **hist;  /* every graph version, removed ones too */
+	size_t n_hist, cap_hist;
+	struct gtab *tabs;
+	size_t n_tabs;
+	struct gfs_lockset *locks;
+	int hfd;               /* locks/versions.lock: our fences */
+	struct gfs_sc_gc plan;
+	struct gfs_gv *head;
+};
+
+void gfs_gc_result_release(struct gfs_gc_result *r)
+{
+	free(r->removed);
+	free(r->held);
+	memset(r, 0, sizeof *r);
+}
+
+static int u64_push(uint64_t **v, size_t *n, uint64_t x)
+{
+	uint64_t *nv = realloc(*v, (*n + 1) * sizeof *nv);
+
+	if (!nv)
+		return -ENOMEM;
+	nv[(*n)++] = x;
+	*v = nv;
+	return 0;
+}
+
+/* ---- history and tables ------------------------------------------------- */
+
+static int hist_one(const struct gfs_gv *gv, void *arg)
+{
+	struct gcer *G = arg;
+	struct gfs_gv *c = calloc(1, sizeof *c);
+	void *p = gfs_array_grow(G->hist, &G->cap_hist, G->n_hist, sizeof *G->hist, 64);
+
+	if (!c || !p) {
+		free(c);
+		return -ENOMEM;
+	}
+	G->hist = p;
+	*c = *gv;
+	c->detail = NULL;
+	c->pins = malloc((gv->n_pins + 1) * sizeof *c->pins);
+	if (!c->pins) {
+		free(c);
+		return -ENOMEM;
+	}
+	memcpy(c->pins, gv->pins, gv->n_pins * sizeof *c->pins);
+	G->hist[G->n_hist++] = c;
+	return 0;
+}
+
+static struct gtab *tab_of(struct gcer *G, const char *table, bool add)
+{
+	struct gtab *t;
+
+	for (size_t i = 0; i < G->n_tabs; i++)
+		if (!strcmp(G->tabs[i].name, table))
+			return &G->tabs[i];
+	if (!add)
+		return NULL;
+	t = realloc(G->tabs, (G->n_tabs + 1) * sizeof *t);
+	if (!t)
+		return NULL;
+	G->tabs = t;
+	t = &G->tabs[G->n_tabs++];
+	memset(t, 0, sizeof *t);
+	snprintf(t->name, sizeof t->name, "%s", table);
+	return t;
+}
+
+/* Every table any graph version pins. */
+static int tables_of_history(struct gcer *G)
+{
+	for (size_t i = 0; i < G->n_hist; i++)
+		for (size_t k = 0; k < G->hist[i]->n_pins; k++)
+			if (!tab_of(G, G->hist[i]->pins[k].table, true))
+				return -ENOMEM;
+	return 0;
+}
+
+static int load_history(struct gcer *G)
+{
+	int rc = gfs_manifest_history(gfs_graph_manifest(G->g), 1, 0, hist_one, G);
+
+	if (!rc && !G->n_hist)
+		rc = -ENOENT;
+	if (!rc)
+		G->head = G->hist[G->n_hist - 1];
+	return rc ? rc : tables_of_history(G);
+}
+
+/* G1: heal every table, then LOCK_EX on all of them: no writer moves a
+ * pin or links a version while gc plans and unlinks. */
+static int lock_all(struct gcer *G)
+{
+	const char **names = calloc(G->n_tabs + 1, sizeof *names);
+	enum gfs_lock_mode *modes = calloc(G->n_tabs + 1, sizeof *modes);
+	int rc = names && modes ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !rc && i < G->n_tabs; i++) {
+		names[i] = G->tabs[i].name;
+		modes[i] = GFS_LOCK_EX;
+	}
+	if (!rc)
+		rc = gfs_heal_tables(G->g, names, modes, G->n_tabs, G->d);
+	if (!rc)
+		rc = gfs_lock_tables(gfs_graph_dir(G->g), names, modes, G->n_tabs,
+				     GFS_LOCK_WAIT, &G->locks);
+	free(names);
+	free(modes);
+	return rc;
+}
+
+/* ---- the plan ------------------------------------------------------------ */
+
+/* The window on main (until branches land: the linear history): the head,
+ * the newest keep_last versions by number, those at or after keep_since. */
+static bool keep_window(const struct gcer *G, const struct gfs_gv *gv)
+{
+	uint64_t head = G->head->version;
+
+	if (gv->version == head)
+		return true;
+	if (G->o->keep_last)
+		return gv->version + G->o->keep_last > head;
+	return gv->time_ns >= G->o->keep_since_ns;
+}
+
+/* Fences (write-locks) each version outside the window: the ones it
+ * cannot lock are held by a mount and kept. */
+static int fence(struct gcer *G)
+{
+	int rc = gfs_holds_open(gfs_graph_dir(G->g), &G->hfd);
+
+	for (size_t i = 0; !rc && i < G->n_hist; i++) {
+		struct gfs_gv *gv = G->hist[i];
+
+		if (gv->removed || keep_window(G, gv))
+			continue;
+		rc = gfs_hold_fence(G->hfd, gv->version);
+		if (rc == -EWOULDBLOCK)
+			rc = u64_push(&G->res->held, &G->res->n_held, gv->version);
+		else if (!rc)
+			rc = u64_push(&G->plan.remove, &G->plan.n_remove, gv->version);
+	}
+	return rc;
+}
+
+static bool removing(const struct gcer *G, uint64_t v)
+{
+	for (size_t i = 0; i < G->plan.n_remove; i++)
+		if (G->plan.remove[i] == v)
+			return true;
+	return false;
+}
+
+/* What the kept versions and pending sidecars need. */
+static int needs(struct gcer *G)
+{
+	struct gfs_sidecar **scs = NULL;
+	size_t nsc = 0;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < G->n_hist; i++) {
+		const struct gfs_gv *gv = G->hist[i];
+
+		if (gv->removed || removing(G, gv->version))
+			continue;
+		for (size_t k = 0; !rc && k < gv->n_pins; k++)
+			rc = gfs_tclosure_add(G->g, gv->pins[k].table, gv->pins[k].version,
+					      &tab_of(G, gv->pins[k].table, false)->need, G->d);
+	}
+	if (!rc)
+		rc = gfs_manifest_sidecar_list(gfs_graph_manifest(G->g), &scs, &nsc);
+	for (size_t i = 0; !rc && i < nsc; i++) {
+		if (scs[i]->raw) {
+			gfs_diag_set(G->d, "sidecar %s does not parse: gc cannot tell what it needs; run 'graphctl recover %s'",
+				     scs[i]->op_id, gfs_graph_dir(G->g));
+			rc = GFS_ERECOVERY;
+		}
+		for (size_t k = 0; !rc && k < scs[i]->n_tables; k++) {
+			const struct gfs_sc_table *st = &scs[i]->tables[k];
+			struct gtab *t = tab_of(G, st->table, true);
+
+			rc = t ? gfs_vset_add(&t->need, st->post) : -ENOMEM;
+			if (!rc && st->expected)
+				rc = gfs_tclosure_add(G->g, st->table, st->expected, &t->need, G->d);
+		}
+	}
+	for (size_t i = 0; i < nsc; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return rc;
+}
+
+static int unlink_add(struct gcer *G, const char *table, uint32_t v,
+		      uint64_t bytes)
+{
+	struct gfs_sc_unlink *u = realloc(G->plan.unlink,
+					  (G->plan.n_unlink + 1) * sizeof *u);
+
+	if (!u)
+		return -ENOMEM;
+	G->plan.unlink = u;
+	u = &u[G->plan.n_unlink++];
+	snprintf(u->table, sizeof u->table, "%s", table);
+	u->version = v;
+	u->bytes = bytes;
+	return 0;
+}
+
+static int u32_desc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+struct coll {
+	struct gtab *t;
+	uint32_t *vs;
+	size_t n, cap;
+	int rc;
+};
+
+/* Published or retired (a file a resolved operation left) and needed by
+ * nothing kept: collectable.  Reserved numbers are a pending sidecar's,
+ * void ones have no file, collected ones are gone. */
+static int coll_one(const struct gfs_tver_rec *r, void *arg)
+{
+	struct coll *c = arg;
+	void *p;
+
+	if ((r->state != GFS_TVER_PUBLISHED && r->state != GFS_TVER_RETIRED) ||
+	    gfs_vset_has(&c->t->need, r->v))
+		return 0;
+	p = gfs_array_grow(c->vs, &c->cap, c->n, sizeof *c->vs, 16);
+	if (!p)
+		return c->rc = -ENOMEM;
+	(c->vs = p)[c->n++] = r->v;
+	return 0;
+}
+
+/* t's collectable versions from the index (no listing, no header read),
+ * appended in descending order with their sizes. */
+static int collectable(struct gcer *G, struct gtab *t)
+{
+	struct coll c = { .t = t };
+	int rc = gfs_manifest_tver_list(gfs_graph_manifest(G->g), t->name, coll_one, &c);
+
+	if (!rc)
+		rc = c.rc;
+	if (!rc && c.vs)
+		qsort(c.vs, c.n, sizeof *c.vs, u32_desc);
+	for (size_t i = 0; !rc && i < c.n; i++) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		st.st_size = 0;
+		rc = tbl_verpath(path, sizeof path, gfs_graph_tables(G->g)->dir, t->name, c.vs[i]);
+		if (!rc && stat(path, &st) && errno != ENOENT)
+			rc = gfs_io_fail("stat", path, -errno);
+		if (!rc)
+			rc = unlink_add(G, t->name, c.vs[i], (uint64_t)st.st_size);
+	}
+	free(c.vs);
+	return rc;
+}
+
+static int plan(struct gcer *G)
+{
+	int rc = fence(G);
+
+	if (!rc)
+		rc = needs(G);
+	for (size_t i = 0; !rc && i < G->n_tabs; i++)
+		rc = collectable(G, &G->tabs[i]);
+	for (size_t i = 0; !rc && i < G->plan.n_unlink; i++) {
+		G->res->bytes_freed += G->plan.unlink[i].bytes;
+		G->res->n_unlinked++;
+	}
+	for (size_t i = 0; !rc && i < G->plan.n_remove; i++)
+		rc = u64_push(&G->res->removed, &G->res->n_removed, G->plan.remove[i]);
+	return rc;
+}
+
+/* ---- G2..G5 -------------------------------------------------------------- */
+
+/* G2: the sidecar names every table as read (so a sweep takes their
+ * locks, and finds them held while this gc runs), and the plan. */
+static int arm(struct gcer *G, uint64_t *rev)
+{
+	struct gfs_sidecar sc, *back = NULL;
+	int rc = gfs_ulid_new(G->res->op_id);
+
+	memset(&sc, 0, sizeof sc);
+	sc.tables = calloc(G->n_tabs + 1, sizeof *sc.tables);
+	if (!rc && !sc.tables)
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < G->n_tabs; i++) {
+		struct gfs_sc_table *t = &sc.tables[i];
+
+		snprintf(t->table, sizeof t->table, "%s", G->tabs[i].name);
+		t->expected = t->post = gfs_gv_pin(G->head, G->tabs[i].name);
+	}
+	sc.n_tables = G->n_tabs;
+	sc.format = GFS_SIDECAR_FORMAT;
+	memcpy(sc.op_id, G->res->op_id, sizeof sc.op_id);
+	snprintf(sc.kind, sizeof sc.kind, "gc");
+	snprintf(sc.actor, sizeof sc.actor, "%s", G->o->actor ? G->o->actor : gfs_graph_actor(G->g));
+	sc.start_ns = gfs_now_ns();
+	sc.gc = &G->plan;
+	if (!rc)
+		rc = gfs_manifest_sidecar_put(gfs_graph_manifest(G->g), &sc);
+	free(sc.tables);
+	if (!rc)
+		rc = gfs_manifest_sidecar_get(gfs_graph_manifest(G->g), G->res->op_id, &back);
+	if (!rc)
+		*rev = back->rev;
+	gfs_sidecar_free(back);
+	if (rc)
+		gfs_diag_set(G->d, "cannot record the gc sidecar: %s", gfs_strerror(rc));
+	return rc;
+}
+
+int gfs_gc_unlink(struct gfs_graph *g, const struct gfs_sc_gc *plan,
+		  uint64_t *bytes, struct gfs_diag *d)
+{
+	struct gfs_tstore *ts = gfs_graph_tables(g);
+	int rc = 0;
+
+	if (bytes)
+		*bytes = 0;
+	for (size_t i = 0; !rc && i < plan->n_unlink; i++) {
+		const struct gfs_sc_unlink *u = &plan->unlink[i];
+		char path[PATH_MAX];
+
+		rc = tbl_verpath(path, sizeof path, ts->dir, u->table, u->version);
+		if (!rc && unlink(path) && errno != ENOENT)
+			rc = gfs_io_fail("unlink", path, -errno);
+		if (!rc)
+			rc = gfs_commit_fp(GFS_FP_GC_AFTER_UNLINK);
+		if (!rc && bytes)
+			*bytes += u->bytes;
+		/* the last file of this table: its names are durable first */
+		if (!rc && (i + 1 == plan->n_unlink ||
+			    strcmp(plan->unlink[i + 1].table, u->table)))
+			rc = gfs_table_sync(ts, u->table);
+	}
+	if (rc)
+		gfs_diag_set(d, "gc: %s", gfs_io_last(rc) ? gfs_io_last(rc) : gfs_strerror(rc));
+	return rc;
+}
+
+/* G5: the sidecar goes with the audit record "gc". */
+static int finish(struct gcer *G, uint64_t rev)
+{
+	struct gfs_publish p;
+	struct gfs_audit au;
+	int rc = gfs_commit_fp(GFS_FP_GC_BEFORE_AUDIT);
+
+	memset(&au, 0, sizeof au);
+	snprintf(au.op_id, sizeof au.op_id, "%s", G->res->op_id);
+	snprintf(au.decision, sizeof au.decision, "gc");
+	snprintf(au.kind, sizeof au.kind, "gc");
+	snprintf(au.actor, sizeof au.actor, "%s", G->o->actor ? G->o->actor : gfs_graph_actor(G->g));
+	snprintf(au.resolver, sizeof au.resolver, "%s", au.actor);
+	memset(&p, 0, sizeof p);
+	p.no_version = true;
+	p.sidecar = G->res->op_id;
+	p.require_sidecar = true;
+	p.sidecar_rev = rev;
+	p.audit = &au;
+	if (!rc)
+		rc = gfs_manifest_publish(gfs_graph_manifest(G->g), &p, NULL, G->d);
+	return rc;
+}
+
+/* After arming: commit, unlink, finish; any failure goes to recovery's
+ * code, which discards (before the commit point) or rolls forward. */
+static int run(struct gcer *G)
+{
+	uint64_t rev = 0, confirmed_rev;
+	struct gfs_recover_own_result own;
+	struct gfs_sidecar *sc = NULL;
+	struct gfs_diag d2 = {{0}};
+	int rc = arm(G, &rev), r2;
+
+	if (rc)
+		return rc;
+	rc = gfs_commit_fp(GFS_FP_GC_AFTER_ARM);
+	if (!rc)
+		rc = gfs_manifest_gc_commit(gfs_graph_manifest(G->g), G->res->op_id,
+					    rev, G->plan.remove, G->plan.n_remove, G->d);
+	if (!rc)
+		rc = gfs_commit_fp(GFS_FP_GC_AFTER_COMMIT);
+	if (!rc)
+		rc = gfs_gc_unlink(G->g, &G->plan, NULL, G->d);
+	/* the confirmed record's revision: what G5 deletes */
+	if (!rc)
+		rc = gfs_manifest_sidecar_get(gfs_graph_manifest(G->g), G->res->op_id, &sc);
+	confirmed_rev = sc ? sc->rev : 0;
+	gfs_sidecar_free(sc);
+	if (!rc)
+		rc = finish(G, confirmed_rev);
+	if (!rc)
+		return 0;
+	if (G->d)
+		gfs_diag_io(G->d, rc);
+	r2 = gfs_recover_own(G->g, G->res->op_id, &own, &d2);
+	if (!r2 && own.forward) {
+		if (G->d)
+			G->d->msg[0] = '\0';
+		return 0;
+	}
+	if (r2 && G->d)
+		gfs_diag_reset(G->d, "%s; gc %s is left for recovery ('graphctl recover %s'): %s",
+			       G->d->msg[0] ? G->d->msg : gfs_strerror(rc), G->res->op_id,
+			       gfs_graph_dir(G->g), d2.msg[0] ? d2.msg : gfs_strerror(r2));
+	return rc;
+}
+
+static void gcer_release(struct gcer *G)
+{
+	for (size_t i = 0; i < G->n_hist; i++)
+		gfs_gv_free(G->hist[i]);
+	free(G->hist);
+	for (size_t i = 0; i < G->n_tabs; i++)
+		gfs_vset_release(&G->tabs[i].need);
+	free(G->tabs);
+	if (G->hfd >= 0)
+		close(G->hfd); /* drops the fences */
+	gfs_lockset_free(G->locks);
+	free(G->plan.remove);
+	free(G->plan.unlink);
+}
+
+int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
+		 struct gfs_gc_result *res, struct gfs_diag *d)
+{
+	struct gcer G = { .g = g, .o = o, .res = res, .d = d, .hfd = -1 };
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	if (!o->keep_last == !o->keep_since_ns) {
+		gfs_diag_set(d, "give exactly one of --keep-last N (N >= 1) and --keep-since TIME");
+		return -EINVAL;
+	}
+	rc = load_history(&G);
+	if (!rc)
+		rc = lock_all(&G);
+	/* under the locks: the history again, the plan on it */
+	for (size_t i = 0; !rc && i < G.n_hist; i++)
+		gfs_gv_free(G.hist[i]);
+	if (!rc) {
+		G.n_hist = 0;
+		rc = load_history(&G);
+	}
+	if (!rc)
+		rc = plan(&G);
+	if (!rc && !o->dry_run && (G.plan.n_remove || G.plan.n_unlink))
+		rc = run(&G);
+	if (rc) /* out-parameters are cleared on failure */
+		gfs_gc_result_release(res);
+	gcer_release(&G);
+	return rc;
+}
