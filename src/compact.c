@@ -190,17 +190,22 @@ static void unchoose_unlisted(struct compactor *C)
 	}
 }
 
-static int attempt(struct compactor *C, const char *type, const char *actor)
+static int attempt(struct compactor *C, const char *type, const char *branch,
+		   const char *actor)
 {
 	struct gfs_gv *gv = NULL;
 	size_t n = 0;
-	int rc = gfs_manifest_head(gfs_graph_manifest(C->g), &gv);
+	int rc = gfs_manifest_branch_head(gfs_graph_manifest(C->g),
+					  branch ? branch : "main", &gv);
 
+	if (rc == -ENOENT)
+		gfs_diag_set(C->d, "no branch '%s' (see 'graphctl branch list')", branch);
 	if (!rc)
 		rc = gfs_graph_schema(C->g, gv->schema_id, &C->s, C->d);
 	gfs_gv_free(gv);
 	if (!rc)
 		rc = gfs_commit_init(&C->c, C->g, C->s, "compact", actor, "compact", C->d);
+	C->c.branch = branch;
 	if (!rc)
 		rc = choose(C, type);
 	if (!rc)
@@ -228,7 +233,8 @@ void gfs_compact_result_release(struct gfs_compact_result *res)
 }
 
 int gfs_graph_compact(struct gfs_graph *g, const char *type,
-		      const char *actor, struct gfs_compact_result *res,
+		      const char *branch, const char *actor,
+		      struct gfs_compact_result *res,
 		      struct gfs_diag *d)
 {
 	int rc = GFS_ECAS;
@@ -239,7 +245,7 @@ int gfs_graph_compact(struct gfs_graph *g, const char *type,
 
 		gfs_compact_result_release(res);
 		res->version = 0;
-		rc = attempt(&C, type, actor);
+		rc = attempt(&C, type, branch, actor);
 		gfs_commit_release(&C.c);
 	}
 	if (rc == GFS_ECAS)

@@ -24,8 +24,13 @@
  *
  * The closure (gfs_tclosure_add) and the collectable versions
  * (collectable) come from the manifest's `tver` index: no header read,
- * no directory listing.  Until branches (h11-branch) land, the window is
- * main's linear history, behind one function (keep_window). */
+ * no directory listing.  The window is per branch (keep_window): a graph
+ * version belongs to the branch it was published on (its record's name
+ * and id); each branch keeps its head and its own newest keep_last
+ * versions (or those since keep_since); a version of a deleted branch is
+ * in no window.  Kept whatever the window (keep_extra): every branch's
+ * head, the merge base of every pair of branches (a later merge diffs
+ * against it), and the graph versions a pending merge sidecar names. */
 #include "config.h"
 
 #include <errno.h>
@@ -39,6 +44,7 @@
 #include "commit.h"
 #include "load_int.h"
 #include "lock.h"
+#include "merge.h"
 #include "retain.h"
 #include "table_int.h"
 
@@ -61,6 +67,13 @@ struct gcer {
 	int hfd;               /* locks/versions.lock: our fences */
 	struct gfs_sc_gc plan;
 	struct gfs_gv *head;
+	struct gfs_branch *br; /* every branch */
+	size_t n_br;
+	size_t *rank;          /* per hist[i]: how many of its branch's
+				  versions are newer; SIZE_MAX: on no branch */
+	uint64_t *keep;        /* kept whatever the window: branch heads,
+				  merge bases, what merge sidecars name */
+	size_t n_keep;
 };
 
 void gfs_gc_result_release(struct gfs_gc_result *r)
@@ -170,17 +183,106 @@ static int lock_all(struct gcer *G)
 
 /* ---- the plan ------------------------------------------------------------ */
 
-/* The window on main (until branches land: the linear history): the head,
- * the newest keep_last versions by number, those at or after keep_since. */
-static bool keep_window(const struct gcer *G, const struct gfs_gv *gv)
+static bool kept(const struct gcer *G, uint64_t v)
 {
-	uint64_t head = G->head->version;
+	for (size_t i = 0; i < G->n_keep; i++)
+		if (G->keep[i] == v)
+			return true;
+	return false;
+}
 
-	if (gv->version == head)
+/* The branch gv was published on, if it still exists (the same name and
+ * id; records before branches have no id and are main's). */
+static size_t branch_of(const struct gcer *G, const struct gfs_gv *gv)
+{
+	for (size_t b = 0; b < G->n_br; b++)
+		if (!strcmp(G->br[b].name, gv->branch) &&
+		    (!gv->branch_id[0] || !G->br[b].id[0] ||
+		     !strcmp(G->br[b].id, gv->branch_id)))
+			return b;
+	return SIZE_MAX;
+}
+
+/* rank[i]: the versions of hist[i]'s branch newer than it. */
+static int rank_all(struct gcer *G)
+{
+	size_t *seen = calloc(G->n_br + 1, sizeof *seen);
+
+	G->rank = calloc(G->n_hist + 1, sizeof *G->rank);
+	if (!seen || !G->rank) {
+		free(seen);
+		return -ENOMEM;
+	}
+	for (size_t i = G->n_hist; i-- > 0;) {
+		size_t b = branch_of(G, G->hist[i]);
+
+		G->rank[i] = b == SIZE_MAX ? SIZE_MAX : seen[b]++;
+	}
+	free(seen);
+	return 0;
+}
+
+/* The window, per branch: kept (a head, a merge base, what a merge
+ * sidecar names), or its branch's newest keep_last versions, or those
+ * at or after keep_since.  A version of a deleted branch: outside. */
+static bool keep_window(const struct gcer *G, size_t i)
+{
+	const struct gfs_gv *gv = G->hist[i];
+
+	if (gv->version == G->head->version || kept(G, gv->version))
 		return true;
+	if (G->rank[i] == SIZE_MAX)
+		return false;
 	if (G->o->keep_last)
-		return gv->version + G->o->keep_last > head;
+		return G->rank[i] < G->o->keep_last;
 	return gv->time_ns >= G->o->keep_since_ns;
+}
+
+static int keep_add(struct gcer *G, uint64_t v)
+{
+	return v && !kept(G, v) ? u64_push(&G->keep, &G->n_keep, v) : 0;
+}
+
+/* Under the locks: the branches, their heads and pairwise merge bases,
+ * and the graph versions pending merge sidecars name. */
+static int keep_extra(struct gcer *G)
+{
+	struct gfs_manifest *m = gfs_graph_manifest(G->g);
+	struct gfs_sidecar **scs = NULL;
+	size_t nsc = 0;
+	int rc = gfs_manifest_branch_list(m, &G->br, &G->n_br);
+
+	for (size_t a = 0; !rc && a < G->n_br; a++)
+		rc = keep_add(G, G->br[a].head);
+	for (size_t a = 0; !rc && a < G->n_br; a++)
+		for (size_t b = a + 1; !rc && b < G->n_br; b++) {
+			uint64_t base = 0;
+			struct gfs_diag d = {{0}};
+
+			if (G->br[a].head == G->br[b].head)
+				continue;
+			rc = gfs_merge_base(m, G->br[a].head, G->br[b].head, &base, &d);
+			if (rc == -ENOENT) /* no common version: nothing to keep */
+				rc = 0;
+			else if (!rc)
+				rc = keep_add(G, base);
+		}
+	if (!rc)
+		rc = gfs_manifest_sidecar_list(m, &scs, &nsc);
+	for (size_t i = 0; !rc && i < nsc; i++) {
+		const struct gfs_sc_merge *mg = &scs[i]->merge;
+
+		if (mg->source_gv)
+			rc = keep_add(G, mg->source_gv);
+		if (!rc && mg->source_gv)
+			rc = keep_add(G, mg->base_gv);
+		if (!rc && mg->source_gv)
+			rc = keep_add(G, mg->target_gv);
+	}
+	for (size_t i = 0; i < nsc; i++)
+		gfs_sidecar_free(scs[i]);
+	free(scs);
+	return rc ? rc : rank_all(G);
 }
 
 /* Fences (write-locks) each version outside the window: the ones it
@@ -192,7 +294,7 @@ static int fence(struct gcer *G)
 	for (size_t i = 0; !rc && i < G->n_hist; i++) {
 		struct gfs_gv *gv = G->hist[i];
 
-		if (gv->removed || keep_window(G, gv))
+		if (gv->removed || keep_window(G, i))
 			continue;
 		rc = gfs_hold_fence(G->hfd, gv->version);
 		if (rc == -EWOULDBLOCK)
@@ -326,7 +428,10 @@ static int collectable(struct gcer *G, struct gtab *t)
 
 static int plan(struct gcer *G)
 {
-	int rc = fence(G);
+	int rc = keep_extra(G);
+
+	if (!rc)
+		rc = fence(G);
 
 	if (!rc)
 		rc = needs(G);
@@ -490,6 +595,9 @@ static void gcer_release(struct gcer *G)
 	gfs_lockset_free(G->locks);
 	free(G->plan.remove);
 	free(G->plan.unlink);
+	free(G->br);
+	free(G->rank);
+	free(G->keep);
 }
 
 int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,

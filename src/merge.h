@@ -181,4 +181,12 @@ int gfs_graph_merge(struct gfs_graph *g, const struct gfs_merge_opts *o,
 		    struct gfs_merge_result *res, struct gfs_diag *d);
 void gfs_merge_result_release(struct gfs_merge_result *res);
 
+/* The highest-numbered common ancestor of graph versions t and s, walking
+ * parents (through gc's tombstones, which keep them).  -ENOENT with d when
+ * they have none; the base itself may be a tombstone (the caller checks:
+ * gc keeps the bases of every pair of branches). */
+struct gfs_manifest;
+int gfs_merge_base(struct gfs_manifest *m, uint64_t t, uint64_t s,
+		   uint64_t *base, struct gfs_diag *d);
+
 #endif

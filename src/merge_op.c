@@ -77,9 +77,10 @@ static int front_add(struct front **v, size_t *n, size_t *cap, uint64_t gv, unsi
 
 /* The highest-numbered common ancestor of t and s (parents point to
  * lower numbers, so the first gv taken in decreasing order that both
- * reach is it): O(gvs since the fork). */
-static int find_base(struct gfs_manifest *m, uint64_t t, uint64_t s, uint64_t *base,
-		     struct gfs_diag *d)
+ * reach is it): O(gvs since the fork).  A version gc removed keeps its
+ * parents in its tombstone, so the walk goes through it. */
+int gfs_merge_base(struct gfs_manifest *m, uint64_t t, uint64_t s, uint64_t *base,
+		   struct gfs_diag *d)
 {
 	struct front *v = NULL;
 	size_t n = 0, cap = 0;
@@ -100,9 +101,9 @@ static int find_base(struct gfs_manifest *m, uint64_t t, uint64_t s, uint64_t *b
 			*base = f.n;
 			break;
 		}
-		rc = gfs_manifest_get(m, f.n, &gv);
+		rc = gfs_manifest_get_any(m, f.n, &gv);
 		if (rc == -ENOENT)
-			gfs_diag_set(d, "graph version %" PRIu64 " on the way to the merge base is removed (gc): cannot merge", f.n);
+			gfs_diag_set(d, "graph version %" PRIu64 " on the way to the merge base does not exist", f.n);
 		for (size_t i = 0; !rc && i < gv->n_parents; i++)
 			rc = front_add(&v, &n, &cap, gv->parents[i], f.sides);
 		gfs_gv_free(gv);
@@ -140,9 +141,9 @@ static int make_plan(struct gfs_graph *g, const struct gfs_merge_opts *o, struct
 	if (!rc)
 		rc = read_branch(m, o->source, &p->sb, &p->s, d);
 	if (!rc)
-		rc = find_base(m, p->t->version, p->s->version, &base, d);
-	if (!rc)
-		rc = gfs_manifest_get(m, base, &p->b);
+		rc = gfs_merge_base(m, p->t->version, p->s->version, &base, d);
+	if (!rc && (rc = gfs_manifest_get(m, base, &p->b)) == -ENOENT)
+		gfs_diag_set(d, "their common graph version %" PRIu64 " was removed by gc: cannot merge three-way", base);
 	if (!rc && (strcmp(p->t->schema_id, p->s->schema_id) ||
 		    strcmp(p->t->schema_id, p->b->schema_id))) {
 		gfs_diag_set(d, "cannot merge across schemas: '%s' has schema %s, '%s' has %s, their base (graph version %" PRIu64 ") %s",

@@ -2,7 +2,7 @@
  * compact (writer kind `compact`), gc (writer kind `gc`), and what both
  * need: the closure of a table version (the version files it reads).
  *
- *     gfs_graph_compact(g, type_or_NULL, actor, &res, &d)
+ *     gfs_graph_compact(g, type_or_NULL, branch_or_NULL, actor, &res, &d)
  *         one fresh single-segment version per chosen table, published as
  *         one graph version with op `compact` through commit.c's door
  *     gfs_graph_gc(g, &opts, &res, &d)         see gc.c's header
@@ -55,19 +55,21 @@ struct gfs_compact_result {
 };
 
 /* On failure *res is cleared (nothing to release).
- * Compacts the head's table of type `type` (NULL: every table whose pin
+ * Compacts, on branch (NULL: main), the head's table of type `type` (NULL: every table whose pin
  * reads more than one file).  A table that already reads one file is left
  * alone; when none is left res->version is 0 and nothing is written.
  * -ENOENT with d for an unknown type. */
 int gfs_graph_compact(struct gfs_graph *g, const char *type,
-		      const char *actor, struct gfs_compact_result *res,
+		      const char *branch, const char *actor,
+		      struct gfs_compact_result *res,
 		      struct gfs_diag *d);
 void gfs_compact_result_release(struct gfs_compact_result *res);
 
 /* ---- gc ---------------------------------------------------------------- */
 
 struct gfs_gc_opts {
-	uint64_t keep_last;     /* >0: keep the newest keep_last graph versions */
+	uint64_t keep_last;     /* >0: keep each branch's newest keep_last
+				   graph versions */
 	uint64_t keep_since_ns; /* >0: keep those committed at or after it */
 	bool dry_run;           /* plan and report; change nothing */
 	const char *actor;      /* NULL: the graph's */
@@ -84,8 +86,11 @@ struct gfs_gc_result {
 };
 void gfs_gc_result_release(struct gfs_gc_result *r);
 
-/* Removes the graph versions of main outside the window (never the head,
- * never one a mount holds: lock.h) and unlinks the table-version files no
+/* Removes the graph versions outside the window, which is per branch
+ * (gc.c's header: each branch keeps its own newest keep_last versions or
+ * those since keep_since; never a branch head, a merge base of two
+ * branches, a version a pending merge names, or one a mount holds:
+ * lock.h), and unlinks the table-version files no
  * kept version needs (docs/branches-design.md §6.3, steps G1-G5).
  * Exactly one of keep_last, keep_since_ns is set (-EINVAL otherwise).
  * On failure *res is cleared. */

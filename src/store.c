@@ -2973,6 +2973,11 @@ static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
 	rc = c->from_gv ? mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v) : MDB_NOTFOUND;
 	if (!rc)
 		rc = gv_decode(&k, &v, &gv); /* it must be a version we can read */
+	if (!rc && gv->removed) {
+		gfs_diag_set(c->d, "graph version %llu was removed by gc (see 'graphctl log')",
+			     (unsigned long long)c->from_gv);
+		rc = -ENOENT;
+	}
 	gfs_gv_free(gv);
 	if (rc == MDB_NOTFOUND)
 		gfs_diag_set(c->d, "graph version %llu does not exist (see 'graphctl log')",
@@ -3283,6 +3288,33 @@ uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m)
 	return run_read(m, gc_gen_txn, &n) ? 0 : n;
 }
 
+static int gc_check_heads(struct env *e, MDB_txn *txn, struct gc_ctx *c)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct gfs_branch b;
+	int rc;
+
+	if (!e->has_branches)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, e->dbi[DB_BRANCHES], &cur)))
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (!rc) {
+		rc = branch_decode(&k, &v, &b);
+		for (size_t i = 0; !rc && i < c->n; i++)
+			if (c->remove[i] == b.head) {
+				gfs_diag_set(c->d, "gc: graph version %llu became the head of branch '%s' while gc planned",
+					     (unsigned long long)b.head, b.name);
+				rc = GFS_ECAS;
+			}
+		if (!rc)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int gc_commit_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	struct gc_ctx *c = ctx;
@@ -3306,6 +3338,10 @@ static int gc_commit_txn(struct env *e, MDB_txn *txn, void *ctx)
 				     (unsigned long long)c->remove[i]);
 			return GFS_ECAS;
 		}
+	/* a branch created (or moved) at a version gc removes since it
+	 * planned: that version is a branch head now, and stays */
+	if (!rc)
+		rc = gc_check_heads(e, txn, c);
 	for (size_t i = 0; !rc && i < c->n; i++)
 		rc = tombstone(e, txn, c->remove[i]);
 	if (!rc)

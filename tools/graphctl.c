@@ -190,7 +190,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		}
 		}
 	}
-	if (o->branch && !strstr(" load export snapshot log schema ", c->name))
+	if (o->branch && !strstr(" load export snapshot log schema compact ", c->name))
 		return usage_error(c, "--branch is taken by load, export, snapshot, log and schema");
 	if (o->branch && o->version && strcmp(c->name, "log"))
 		return usage_error(c, "--branch and --version are exclusive (a version names its branch)");
@@ -725,7 +725,8 @@ static int log_one(const struct gfs_gv *gv, void *arg)
 }
 
 /* log --branch B: B's history along parents[0] from its head, down to
- * --version FROM, printed oldest first like the whole log. */
+ * --version FROM, printed oldest first like the whole log (versions gc
+ * removed as their reduced lines). */
 static int log_branch(struct gfs_graph *g, const struct opts *o)
 {
 	struct gfs_manifest *m = gfs_graph_manifest(g);
@@ -749,12 +750,12 @@ static int log_branch(struct gfs_graph *g, const struct opts *o)
 		vs[n++] = gv->version;
 		gfs_gv_free(gv);
 		gv = NULL;
-		if (parent)
-			rc = gfs_manifest_get(m, parent, &gv);
+		if (parent) /* a tombstone keeps its parents: walk through gc */
+			rc = gfs_manifest_get_any(m, parent, &gv);
 	}
 	gfs_gv_free(gv);
 	while (!rc && n--) {
-		rc = gfs_manifest_get(m, vs[n], &gv);
+		rc = gfs_manifest_get_any(m, vs[n], &gv);
 		if (!rc)
 			rc = log_one(gv, (void *)o);
 		gfs_gv_free(gv);
@@ -1163,7 +1164,7 @@ static int cmd_compact(int argc, char **argv)
 		return rc;
 	if ((rc = open_store("compact", o.store, 0, &g)))
 		return rc;
-	rc = gfs_graph_compact(g, o.type, NULL, &r, &d);
+	rc = gfs_graph_compact(g, o.type, o.branch, NULL, &r, &d);
 	gfs_graph_close(g);
 	if (rc)
 		return fail("compact", rc, &d);
@@ -1449,11 +1450,12 @@ static const struct cmd cmds[] = {
 	  "                                    names it (exit 3: run 'graphctl recover')\n"
 	  "load, export, snapshot, log and schema take --branch NAME; log --branch\n"
 	  "walks the branch's first parents from its head.\n", false },
-	{ "compact", cmd_compact, "compact STORE [--type TYPE] [--json] [--quiet]",
+	{ "compact", cmd_compact, "compact STORE [--type TYPE] [--branch NAME] [--json] [--quiet]",
 	  "Rewrite the newest version of each table (or of TYPE) whose history spans\n"
 	  "several files into one fresh file with the same rows, as one new graph\n"
-	  "version (op compact).  Every row keeps its serial and last-changed\n"
-	  "version, so inode numbers and mtimes in a mount do not move.  Tables\n"
+	  "version (op compact) on main, or on branch NAME.  Every row keeps its\n"
+	  "serial and last-changed version, so inode numbers and mtimes in a mount\n"
+	  "do not move.  Tables\n"
 	  "already in one file are left alone.  The old files are freed by a later\n"
 	  "'graphctl gc' once no kept version needs them.  Prints, per table, the\n"
 	  "bytes of the files its old version read and of the new file.  --json:\n"
@@ -1461,12 +1463,15 @@ static const struct cmd cmds[] = {
 	  "\"bytes_before\",\"bytes_after\"}}} (version 0: nothing to compact).\n"
 	  "Exit 0 done, 1 failed (nothing visible), 3 recovery needed.\n", false },
 	{ "gc", cmd_gc, "gc STORE --keep-last N | --keep-since TIME [--dry-run] [--json] [--quiet]",
-	  "Remove the graph versions of main outside the window and unlink the\n"
-	  "table-version files no kept version needs.  --keep-last N keeps the newest\n"
-	  "N graph versions (by number); --keep-since TIME those committed at or\n"
-	  "after TIME (UTC, 2026-11-30T22:00:00Z, or seconds since 1970).  The head\n"
-	  "is always kept, and so is every version a mount holds open (a file or\n"
-	  "directory under versions/N: STORE/locks/versions.lock).  A removed\n"
+	  "Remove the graph versions outside the window and unlink the table-version\n"
+	  "files no kept version needs.  The window is per branch: --keep-last N\n"
+	  "keeps each branch's newest N graph versions (those published on it);\n"
+	  "--keep-since TIME those committed at or after TIME (UTC,\n"
+	  "2026-11-30T22:00:00Z, or seconds since 1970).  A deleted branch's versions\n"
+	  "are in no window.  Always kept: every branch's head, the merge base of\n"
+	  "every two branches, what a pending merge names, and every version a\n"
+	  "mount holds open (a file or directory under versions/N:\n"
+	  "STORE/locks/versions.lock).  A removed\n"
 	  "version keeps its log line (reduced) and its commit time, so row mtimes\n"
 	  "do not change; versions/N disappears from mounts.  Versions share pages,\n"
 	  "so run 'graphctl compact' first to free an old table chain.\n"

@@ -166,7 +166,7 @@ START_TEST(compacted_chain_is_collected)
 	struct gfs_diag d = {{0}};
 
 	chain(g, 5);
-	ck_assert_msg(gfs_graph_compact(g, "Person", NULL, &cr, &d) == 0, "compact: %s", d.msg);
+	ck_assert_msg(gfs_graph_compact(g, "Person", NULL, NULL, &cr, &d) == 0, "compact: %s", d.msg);
 	ck_assert_uint_eq(cr.n_tables, 1);
 	ck_assert_uint_eq(cr.tables[0].from, 6);
 	ck_assert_uint_eq(cr.tables[0].to, 7);
@@ -194,7 +194,7 @@ START_TEST(window_keeps_the_chain_of_its_versions)
 	struct gfs_diag d = {{0}};
 
 	chain(g, 4);
-	ck_assert_int_eq(gfs_graph_compact(g, NULL, NULL, &cr, &d), 0);
+	ck_assert_int_eq(gfs_graph_compact(g, NULL, NULL, NULL, &cr, &d), 0);
 	remember(g);
 	gc(g, 2, &r);
 	for (uint32_t v = 1; v <= 5; v++)
@@ -217,7 +217,7 @@ START_TEST(a_held_version_is_kept)
 	int fd;
 
 	chain(g, 4);
-	ck_assert_int_eq(gfs_graph_compact(g, NULL, NULL, &cr, &d), 0);
+	ck_assert_int_eq(gfs_graph_compact(g, NULL, NULL, NULL, &cr, &d), 0);
 	remember(g);
 	ck_assert_int_eq(gfs_holds_open(dir, &fd), 0);
 	ck_assert_int_eq(gfs_hold_take(fd, 3), 0);
