@@ -855,10 +855,12 @@ static int hold(struct gfs_fs *fs, uint64_t ver)
 }
 
 /* The graph version a handle on n resolves to: N under versions/N, else
- * the head the live view shows now (a live handle stays at it). */
+ * the head the live view shows now, main's at the root, a branch's under
+ * branches/<name>/ (a live handle stays at it; a branch view's ver is the
+ * branch's token, GFS_VER_BRANCH | hash, not a version). */
 static uint64_t handle_version(struct gfs_fs *fs, const struct vnode *n)
 {
-	return n->d.ver ? n->d.ver : gfs_view_head(fs->v);
+	return gfs_vdesc_frozen(&n->d) ? n->d.ver : gfs_view_live_head(fs->v, &n->d);
 }
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -967,16 +969,16 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		{ reply_err(req, ENOSYS); return; } /* the kernel takes over */
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
-	if (n->d.ver && (rc = hold(fs, n->d.ver)))
-		{ reply_err(req, rc); return; }
+	ver = gfs_vdesc_frozen(&n->d) ? n->d.ver : 0; /* versions/N... */
+	if (ver && (rc = hold(fs, ver)))
+		{ reply_err(req, -rc); return; }
 	if (n->d.kind == GFS_VK_INGEST)
 		dh = NULL; /* write.c lists it */
 	else if ((rc = gfs_view_opendir(fs->v, &n->d, &dh))) {
-		gfs_holds_unref(fs->holds, n->d.ver);
+		gfs_holds_unref(fs->holds, ver);
 		reply_err(req, rc);
 		return;
 	}
-	ver = n->d.ver;
 	if (!ver && dh) { /* a live listing stays at the version it opened */
 		ver = gfs_vdir_version(dh);
 		if ((rc = hold(fs, ver))) {

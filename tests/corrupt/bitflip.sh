@@ -169,10 +169,11 @@ gc export "$S" --version 3 >"$T/out" 2>"$T/err" && bad "export of a version whos
 gc fsck "$S" >"$T/out" 2>&1 && bad "fsck missed the flipped key" || ok "fsck reports the flipped key"
 cp "$T/data.mdb.orig" "$mdb"
 # a page header that hides the last records: every seal still verifies, the
-# witness meta/head (another B-tree) does not agree
+# witnesses (meta/head, main's branch record: other B-trees) do not agree
 mdbpatch hide
 gc export "$S" >"$T/out" 2>"$T/err" && bad "export of the head with its records hidden succeeded" \
-	|| { grep -q "meta/head says $head" "$T/err" && ok "hidden last records: the head export names the lost records" || bad "hidden head: $(cat "$T/err")"; }
+	|| { grep -qE "meta/head says $head|versions/$head, a branch head, is missing: the manifest is corrupt" "$T/err" &&
+		ok "hidden last records: the head export names the lost records" || bad "hidden head: $(cat "$T/err")"; }
 gc export "$S" --version "$head" >"$T/out" 2>"$T/err" && bad "export --version $head with its record hidden succeeded" \
 	|| { grep -q "versions/$head is missing below the head $head" "$T/err" && ok "hidden record: versions/$head missing" || bad "hidden record: $(cat "$T/err")"; }
 gc fsck "$S" >"$T/out" 2>&1 && bad "fsck missed the hidden records" || ok "fsck reports the hidden records"

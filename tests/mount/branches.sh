@@ -12,7 +12,9 @@
 #  3. a write through branches/dev/nodes/ (create, sed -i, rm) lands on
 #     dev, as graphctl sees it, and not on main;
 #  4. a branch created or deleted while mounted appears and disappears,
-#     also when created and deleted between two polls of the notifier.
+#     also when created and deleted between two polls of the notifier;
+#  5. a file open under branches/dev holds dev's head against gc (the
+#     branch's head, not the root's nor the token of the branch view).
 . "$top_srcdir/tests/mount/lib_mount.sh"
 S=$T/store M=$T/mnt
 new_store "$S"
@@ -110,6 +112,16 @@ for i in 1 2; do
 done
 check "unmount the second mount" umount_gfs "$M2"
 check "its versions stay" test -d "$M/versions/2"
+
+# ---- 5. a file open under branches/dev holds dev's head ------------------
+h=$(gc snapshot "$S" --branch dev --json | jq .version)
+exec 7<"$B/nodes/Person/cat.json"
+printf '%s\n' '{"type":"Person","data":{"slug":"zz","age":1}}' | gc load "$S" --branch dev --data - -q
+held() { timeout 60 "$GRAPHCTL" gc "$S" --keep-last 1 --dry-run --json | jq -e --argjson h "$h" "$1" >/dev/null; }
+check "an open file under branches/dev holds dev's old head ($h) against gc" held '.held | index($h) != null'
+check "it reads dev's row" bash -c 'grep -q "\"slug\":\"cat\"" <&7'
+exec 7<&-
+check "closed: gc would remove it" wait_until 5 held '.removed | index($h) != null'
 
 check "fsck clean" gc fsck "$S"
 check "unmount" umount_gfs "$M"
