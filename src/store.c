@@ -1517,7 +1517,7 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 	if (!rc)
 		rc = mdb_env_set_mapsize(env, initial_mapsize);
 	if (!rc)
-		rc = mdb_env_open(env, dir, envflags, 0644);
+		rc = mdb_env_open(env, dir, envflags, GFS_FILE_MODE);
 	if (rc) {
 		mdb_env_close(env);
 		env = NULL;
@@ -1965,7 +1965,7 @@ static int manifest_dir(const char *store_dir, unsigned flags, char *dir,
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	if (flags & GFS_MANIFEST_CREATE) {
-		int rc = gfs_mkdir(dir, 0755);
+		int rc = gfs_mkdir(dir, GFS_DIR_MODE);
 		if (rc) {
 			gfs_diag_set(d, "cannot create '%s'", dir);
 			return rc;

@@ -491,6 +491,24 @@ int gfs_fsync_parent(const char *path)
 	return gfs_fsync_dir(parent);
 }
 
+mode_t gfs_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned long m;
+	mode_t mask = 077;
+
+	if (!f)
+		return mask;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Umask: %lo", &m) == 1) {
+			mask = (mode_t)(m & 0777);
+			break;
+		}
+	fclose(f);
+	return mask;
+}
+
 int gfs_mkdir(const char *path, mode_t mode)
 {
 	if (mkdir(path, mode) < 0 && errno != EEXIST)
