@@ -4,6 +4,8 @@
 # twice is byte-identical; rsync -a reproduces it; a second find / ls -lR is
 # served by the kernel (only OPENDIR/RELEASEDIR reach the daemon).
 . "$top_srcdir/tests/mount/lib_mount.sh"
+# Counts what the kernel sends or caches: never beside a cache drop.
+kernel_lock || { echo "FAIL - kernel_lock"; exit 1; }
 S=$T/store M=$T/mnt M2=$T/mnt2
 new_store "$S"
 awk 'BEGIN {

@@ -14,6 +14,8 @@
 #    SIGKILLed daemon (cleaned up by fusermount3 -u or umount -l) leave no
 #    mount behind.
 . "$top_srcdir/tests/mount/lib_mount.sh"
+# Counts what the kernel sends or caches: never beside a cache drop.
+kernel_lock || { echo "FAIL - kernel_lock"; exit 1; }
 S=$T/store M=$T/mnt
 new_store "$S"
 awk 'BEGIN {
