@@ -186,7 +186,7 @@ wait_for 120 all_settled "$want" "${VIEWS[@]}" &&
 	ok "every live view reached graph version $want (v0 $v0 + $nfwd roll forward + $nback roll back) with no sidecar listed" ||
 	bad "not every view settled at $want: heads $(for m in "${VIEWS[@]}"; do cat "$m/.graphfs/head"; done | tr '\n' ' ')"
 t2=$(now)
-echo "# many mounts: $NMOUNTS mounts over $npend sidecars: all up in $(elapsed "$t0" "$t1") s, converged in $(elapsed "$t0" "$t2") s; 1 mount over 1 sidecar: up in $one_up s, converged in $one_conv s"
+echo "# converge: $NMOUNTS mounts over $npend sidecars: all up in $(elapsed "$t0" "$t1") s, converged in $(elapsed "$t0" "$t2") s; 1 mount over 1 sidecar: up in $one_up s, converged in $one_conv s"
 
 # Same HEAD, same bytes.
 view_bytes() { # view_bytes MNT: every table file of the live view, in schema order
@@ -250,4 +250,5 @@ PY
 clean "$S" && ok "fsck clean" || bad "fsck not clean"
 [ "$(head_version "$S")" = "$want" ] && ok "the graph advanced once per published resolution" ||
 	bad "head $(head_version "$S"), want $want"
+echo "# many mounts: $NMOUNTS mounts, $npend sidecars, failures: $fails"
 finish

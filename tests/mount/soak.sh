@@ -56,6 +56,12 @@ mount_fg() {
 }
 for n in 1 2 3; do mount_fg "$n" || { bad "mount $n: $(cat "$T/m$n.err")"; finish; exit; }; done
 ok "3 mounts up (daemons ${PIDS[*]})"
+# A branch created while the mounts run: each notifier's branch-change
+# pass (whose sanitizer reports, if any, the exit check below catches).
+gc branch create "$S" soak >/dev/null || bad "branch create"
+for n in 1 2 3; do
+	check "m$n lists the new branch" wait_until 30 test -d "$T/m$n/branches/soak"
+done
 
 # fds PID: the daemon's descriptors, table-version files apart:
 # "OTHER TABLES" where TABLES counts fds on STORE/tables/*/*.
@@ -182,7 +188,7 @@ nacked=$(cat "$T/acked.wa" "$T/acked.wb" | wc -l)
 [ -s "$T/errors" ] && bad "readers: $(head -5 "$T/errors")" || ok "readers: no failed read, find or link"
 HEAD=$(gc snapshot "$S" --json | jq .version)
 nreads=$(find "$T/reads" -name '*.*' ! -name 'tmp.*' | wc -l)
-echo "# soak: $OPS operations per process, 2 writers, 12 readers on 3 mounts, $soak_secs s; head $HEAD, $nreads distinct table contents read, $(wc -l <"$T/tars") tar pairs"
+SUMMARY="$OPS operations per process, 2 writers, 12 readers on 3 mounts, $soak_secs s; head $HEAD, $nreads distinct table contents read, $(wc -l <"$T/tars") tar pairs"
 
 # ---- every whole-table read is some published version's export -----------
 mkdir -p "$T/exp"
@@ -284,4 +290,5 @@ for n in 1 2 3; do
 		bad "m$n: daemon status $rc: $(grep -A12 -E 'Sanitizer|runtime error' "$m.err" | head -30)"
 	fi
 done
+echo "# soak: $SUMMARY; failures: $fails"
 finish
