@@ -494,17 +494,21 @@ int gfs_fsync_parent(const char *path)
 mode_t gfs_umask(void)
 {
 	FILE *f = fopen("/proc/self/status", "re");
-	char line[128];
+	char line[128], *end;
 	unsigned long m;
 	mode_t mask = 077;
 
 	if (!f)
 		return mask;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "Umask: %lo", &m) == 1) {
-			mask = (mode_t)(m & 0777);
-			break;
-		}
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "Umask:", 6) != 0)
+			continue;
+		errno = 0;
+		m = strtoul(line + 6, &end, 8);
+		if (!errno && end != line + 6 && (*end == '\n' || !*end) && m <= 0777)
+			mask = (mode_t)m;
+		break;
+	}
 	fclose(f);
 	return mask;
 }
