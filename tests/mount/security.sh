@@ -120,6 +120,7 @@ make_store() { # make_store DIR: every kind of file the store gets
 wider() { find "$1" -perm "/$2" -printf '%m %p\n'; }
 for u in 077 027 022 002; do
 	d=$T/umask$u
+	MNTS+=("$d.m") # mounted in the subshell: unmounted on exit by this shell
 	if ! (umask "$u" && make_store "$d"); then bad "umask $u: making the store failed"; continue; fi
 	w=$(wider "$d" "$u")
 	[ -z "$w" ] && ok "umask $u: no file or directory of the store is wider ($(find "$d" | wc -l) paths)" ||
