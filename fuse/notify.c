@@ -311,10 +311,7 @@ static void invals_merge(struct invals *iv)
 {
 	size_t w = 0;
 
-	/* Nothing to merge; and qsort's array must not be NULL, which it is
-	 * when nothing was collected (a branch change with no vnode in any
-	 * branch view: UBSan in shutdown.sh on a busy machine, issue 12). */
-	if (iv->n < 2)
+	if (!iv->n) /* iv->a is NULL: qsort must not see it (UBSan) */
 		return;
 	qsort(iv->a, iv->n, sizeof *iv->a, by_ino);
 	for (size_t r = 0; r < iv->n; r++) {
