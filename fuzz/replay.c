@@ -17,6 +17,15 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__asan_default_options(void);
+
+/* Under ASan, an allocation over 2 GiB fails the replay as it fails a
+ * libFuzzer run (-malloc_limit_mb = -rss_limit_mb = 2048): hostile bytes
+ * must never make a reader ask for that much (docs/format.md, "Limits"). */
+const char *__asan_default_options(void)
+{
+	return "max_allocation_size_mb=2048:allocator_may_return_null=0";
+}
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 static int run_file(const char *path)
