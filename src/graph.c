@@ -236,7 +236,9 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 	char op_id[GFS_ULID_LEN + 1], act[GFS_ACTOR_MAX];
 	int rc;
 
-	rc = gfs_schema_parse(text, len, schema_name, &s, d);
+	rc = gfs_schema_check_text(text, len, schema_name, d);
+	if (!rc)
+		rc = gfs_schema_parse(text, len, schema_name, &s, d);
 	if (rc)
 		return rc;
 	rc = dir_is_empty_or_missing(dir);

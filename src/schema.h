@@ -128,6 +128,15 @@ int gfs_schema_parse(const char *text, size_t len, const char *filename,
 		     struct gfs_schema **out, struct gfs_diag *d);
 void gfs_schema_free(struct gfs_schema *s);
 
+/* What a new schema's text must be beyond the grammar (graphctl init,
+ * schema apply; a stored schema is parsed as it was accepted): at most
+ * GFS_SCHEMA_MAX_TEXT bytes of well-formed UTF-8 without NUL bytes.
+ * 0, or GFS_ESCHEMA with "file:line:col: invalid UTF-8 (byte 0xff), ..."
+ * in d.  docs/format.md, "Limits". */
+#define GFS_SCHEMA_MAX_TEXT ((size_t)1 << 20)
+int gfs_schema_check_text(const char *text, size_t len, const char *filename,
+			  struct gfs_diag *d);
+
 /* Borrowed; NULL when there is no such type. */
 const struct gfs_typedef *gfs_schema_find(const struct gfs_schema *s,
 					  const char *name);
