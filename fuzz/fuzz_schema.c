@@ -5,7 +5,9 @@
  * walked: every type, property and table name is a NUL-terminated string
  * of the documented shape, endpoints resolve) or fails with GFS_ESCHEMA
  * and a message "fuzz.pg:LINE:COL: ..." naming a position inside the
- * text.  Parsing the same text twice gives the same schema id.  Aborts
+ * text.  Parsing the same text twice gives the same schema id.  The
+ * UTF-8 / size check of new schemas (gfs_schema_check_text) runs first, its
+ * error naming a position the same way.  Aborts
  * otherwise; ASan/UBSan catch the rest.  docs/testing.md, "Fuzzing".
  */
 #include "config.h"
@@ -100,7 +102,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gfs_schema *s = NULL, *s2 = NULL;
 	struct gfs_diag d = { { 0 } };
-	int rc = gfs_schema_parse((const char *)data, size, "fuzz.pg", &s, &d);
+	int rc = gfs_schema_check_text((const char *)data, size, "fuzz.pg", &d);
+
+	if (rc && rc != GFS_ESCHEMA)
+		FAIL("check_text: rc %d", rc);
+	if (rc && size <= GFS_SCHEMA_MAX_TEXT)
+		check_message(d.msg, data, size);
+	rc = gfs_schema_parse((const char *)data, size, "fuzz.pg", &s, &d);
 
 	if (rc == -ENOMEM)
 		return 0;

@@ -17,7 +17,7 @@ for h in codec schema jsonl table records names; do
 		tail -40 "$top_builddir/fuzz-work-$h.log"
 		fails=$((fails + 1))
 	fi
-	grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec)|cov: .*(DONE|INITED)' \
+	grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec)|(INITED|DONE) +cov:' \
 		"$top_builddir/fuzz-work-$h.log" | sed "s/^/fuzz_$h: /" | tail -3
 done
 echo "fuzz_short: 6 harnesses x ${secs}s, $fails failed"
