@@ -425,7 +425,7 @@ static int load_schema(struct gfs_graph *g, const char *id,
 		gfs_diag_set(d, "cannot read schema '%s': %s", path, gfs_strerror(rc));
 		return rc;
 	}
-	rc = gfs_schema_parse(txt, len, path, out, d);
+	rc = gfs_schema_parse_stored(txt, len, path, out, d);
 	if (!rc && strcmp((*out)->id, id)) {
 		gfs_diag_set(d, "schema file '%s' does not match its id", path);
 		gfs_schema_free(*out);

@@ -39,7 +39,8 @@
 #define MAX_VECTOR_DIM 65536u
 #define MAX_NUM_LEN 63 /* longest numeric literal we accept */
 /* Limits for hostile schema text (docs/format.md, "Limits"; each checked
- * by tests/limits.sh).  A name becomes part of a file name ("node:<Type>",
+ * by tests/limits.sh), for new schemas: a stored one parses as it was
+ * accepted (gfs_schema_parse_stored).  A name becomes part of a file name ("node:<Type>",
  * STORE/locks/<table>.lock, a mount's directories) and the counts keep the
  * parser's duplicate checks, which compare pairs, fast. */
 #define MAX_NAME 128        /* bytes in a type, property or enum value name */
@@ -91,6 +92,7 @@ struct pctx {
 	size_t n_ifaces;
 	struct tside *side;
 	size_t n_side;
+	bool limits; /* a new schema: the MAX_* limits apply */
 };
 
 /* ---- diagnostics -------------------------------------------------------- */
@@ -537,7 +539,7 @@ static bool is_prop_name(const struct tok *t)
 
 static int name_length(struct pctx *x, const struct tok *t, const char *kind)
 {
-	if (t->n <= MAX_NAME)
+	if (!x->limits || t->n <= MAX_NAME)
 		return 0;
 	return perr(x, t->at, "%s name '%.*s…' of %zu bytes is longer than "
 		    "the limit of %d bytes", kind, shown(t->n), t->p, t->n,
@@ -637,10 +639,10 @@ static int enum_value(struct pctx *x, struct gfs_type *ty)
 		adv(x);
 	if (x->c.pos == start)
 		return perr(x, at, "expected an enum value ([A-Za-z0-9_-]+)");
-	if (x->c.pos - start > MAX_NAME)
+	if (x->limits && x->c.pos - start > MAX_NAME)
 		return perr(x, at, "enum value of %zu bytes is longer than the "
 			    "limit of %d bytes", x->c.pos - start, MAX_NAME);
-	if (ty->n_enum >= MAX_ENUM)
+	if (x->limits && ty->n_enum >= MAX_ENUM)
 		return perr(x, at, "more than %d values in one enum", MAX_ENUM);
 	for (size_t i = 0; i < ty->n_enum; i++)
 		if (strlen(ty->enum_vals[i]) == x->c.pos - start &&
@@ -921,7 +923,7 @@ static ssize_t push_cons(struct pctx *x, struct gfs_typedef *t,
 {
 	ssize_t i;
 
-	if (t->n_cons >= MAX_CONS)
+	if (x->limits && t->n_cons >= MAX_CONS)
 		return perr(x, at, "more than %d constraints in '%s'",
 			    MAX_CONS, t->name), -1;
 	i = push_zero(x, &t->cons, &t->n_cons, sizeof *t->cons);
@@ -1009,7 +1011,7 @@ static int cons_check(struct pctx *x, struct gfs_cons *c)
 	at = here(x);
 	if (read_string(x, &pat, "(the regex) in @check(...)"))
 		return x->rc;
-	if (strlen(pat) > MAX_REGEX) {
+	if (x->limits && strlen(pat) > MAX_REGEX) {
 		free(pat);
 		return perr(x, at, "regex of @check longer than the limit of "
 			    "%d bytes", MAX_REGEX);
@@ -1151,7 +1153,7 @@ static int parse_prop(struct pctx *x, struct gfs_typedef *t,
 				     "declared at %u:%u)",
 			    shown(n.n), n.p, t->props[pi].line,
 			    t->props[pi].col);
-	if (t->n_props >= MAX_PROPS)
+	if (x->limits && t->n_props >= MAX_PROPS)
 		return perr(x, n.at, "more than %d properties in '%s'",
 			    MAX_PROPS, t->name);
 	pi = push_zero(x, &t->props, &t->n_props, sizeof *t->props);
@@ -1242,7 +1244,7 @@ static struct gfs_typedef *new_decl(struct pctx *x, enum decl_kind kind,
 
 	if (type_name(x, &n, what))
 		return NULL;
-	if (x->sch->n_types + x->n_ifaces >= MAX_TYPES)
+	if (x->limits && x->sch->n_types + x->n_ifaces >= MAX_TYPES)
 		return perr(x, kw, "more than %d declarations in one schema",
 			    MAX_TYPES), NULL;
 	old = find_decl(x, &n, &iface);
@@ -1350,7 +1352,7 @@ static int implements_list(struct pctx *x, struct gfs_typedef *t,
 	while (more) {
 		if (type_name(x, &n, "after 'implements'"))
 			return x->rc;
-		if (t->n_implements >= MAX_IMPLEMENTS)
+		if (x->limits && t->n_implements >= MAX_IMPLEMENTS)
 			return perr(x, n.at, "more than %d interfaces in "
 				    "'implements'", MAX_IMPLEMENTS);
 		for (size_t i = 0; i < t->n_implements; i++)
@@ -1656,7 +1658,7 @@ static int merge_cons(struct pctx *x, struct gfs_typedef *t,
 
 	for (size_t i = 0; i < t->n_implements; i++)
 		bound += ifs[i]->n_cons;
-	if (bound > MAX_CONS)
+	if (x->limits && bound > MAX_CONS)
 		return perr(x, (struct loc){ t->line, t->col },
 			    "more than %d constraints in '%s' with those of "
 			    "the interfaces it implements", MAX_CONS, t->name);
@@ -1696,7 +1698,7 @@ static int merge_props(struct pctx *x, struct gfs_typedef *t,
 		bound += ifs[i]->n_props;
 	/* counted per interface, shared names too: the merge below compares
 	 * every pair, so the bound comes first */
-	if (bound > MAX_PROPS)
+	if (x->limits && bound > MAX_PROPS)
 		return perr(x, (struct loc){ t->line, t->col },
 			    "more than %d properties in '%s' with those of "
 			    "the interfaces it implements", MAX_PROPS,
@@ -1864,7 +1866,8 @@ static int check_type(struct pctx *x, struct gfs_typedef *t, bool iface)
 	for (size_t i = 0; i < t->n_cons; i++) {
 		if (one_cons(x, t, &t->cons[i], &key))
 			return x->rc;
-		if (t->cons[i].kind == GFS_C_UNIQUE && ++uniq > MAX_UNIQUE)
+		if (x->limits && t->cons[i].kind == GFS_C_UNIQUE &&
+		    ++uniq > MAX_UNIQUE)
 			return perr(x, (struct loc){ t->cons[i].line,
 						     t->cons[i].col },
 				    "more than %d @unique constraints in '%s'",
@@ -1958,10 +1961,10 @@ int gfs_schema_check_text(const char *text, size_t len, const char *filename,
 	return 0;
 }
 
-int gfs_schema_parse(const char *text, size_t len, const char *filename,
-		     struct gfs_schema **out, struct gfs_diag *d)
+static int parse(const char *text, size_t len, const char *filename,
+		 bool limits, struct gfs_schema **out, struct gfs_diag *d)
 {
-	struct pctx x = { 0 };
+	struct pctx x = { .limits = limits };
 
 	*out = NULL;
 	x.s = text ? text : "";
@@ -1987,6 +1990,19 @@ int gfs_schema_parse(const char *text, size_t len, const char *filename,
 	}
 	*out = x.sch;
 	return 0;
+}
+
+int gfs_schema_parse(const char *text, size_t len, const char *filename,
+		     struct gfs_schema **out, struct gfs_diag *d)
+{
+	return parse(text, len, filename, true, out, d);
+}
+
+int gfs_schema_parse_stored(const char *text, size_t len,
+			    const char *filename, struct gfs_schema **out,
+			    struct gfs_diag *d)
+{
+	return parse(text, len, filename, false, out, d);
 }
 
 const struct gfs_typedef *gfs_schema_find(const struct gfs_schema *s,

@@ -121,11 +121,20 @@ struct gfs_schema {
 	char id[17];     /* 16 hex digits of gfs_hash64(text) */
 };
 
-/* Parses text (need not be NUL-terminated).  On success *out is a new schema
- * the caller frees with gfs_schema_free().  On failure returns GFS_ESCHEMA
- * (or -ENOMEM) with "file:line:col: what, expected what" in d. */
+/* Parses text (need not be NUL-terminated) as a new schema: names of at
+ * most 128 bytes, at most 4096 declarations, ... (docs/format.md "Limits").
+ * On success *out is a new schema the caller frees with gfs_schema_free().
+ * On failure returns GFS_ESCHEMA (or -ENOMEM) with "file:line:col: what,
+ * expected what" in d. */
 int gfs_schema_parse(const char *text, size_t len, const char *filename,
 		     struct gfs_schema **out, struct gfs_diag *d);
+/* The same for a schema the store already holds (STORE/schemas/): the
+ * grammar without the limits on names and counts that gfs_schema_parse
+ * applies to new text (docs/format.md "Limits"), so a limit added later
+ * never makes an existing store unreadable. */
+int gfs_schema_parse_stored(const char *text, size_t len,
+			    const char *filename, struct gfs_schema **out,
+			    struct gfs_diag *d);
 void gfs_schema_free(struct gfs_schema *s);
 
 /* What a new schema's text must be beyond the grammar (graphctl init,
