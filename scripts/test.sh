@@ -37,10 +37,11 @@ cd ..
 fuzz_log=build-fuzz/fuzz.log
 mkdir -p build-fuzz
 ( cd build-fuzz && ../configure -q --enable-fuzz --enable-werror &&
-  make -j"$(nproc)" >/dev/null &&
+  make -j"$(nproc)" fuzz/fuzz_codec fuzz/fuzz_schema fuzz/fuzz_jsonl \
+		fuzz/fuzz_table fuzz/fuzz_records fuzz/fuzz_names >/dev/null &&
   make -k fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ) >"$fuzz_log" 2>&1
 fuzz_rc=$?
-grep -E '^(fuzz: |stat::(number_of_executed_units|average_exec_per_sec))' "$fuzz_log"
+grep -E '^(fuzz: |stat::(number_of_executed_units|average_exec_per_sec))|DONE +cov:' "$fuzz_log"
 if [ "$fuzz_rc" -eq 0 ]; then
 	pass=$(( ${pass:-0} + 1 ))
 else
@@ -55,7 +56,8 @@ tsan_tests="tests/load_threads.sh tests/load_spill.sh tests/unit/check_load test
 tsan_log=build-tsan/tsan.log
 mkdir -p build-tsan
 ( cd build-tsan && ../configure -q --enable-tsan --enable-werror &&
-  make -j"$(nproc)" >/dev/null &&
+  make -j"$(nproc)" fuzz/fuzz_codec fuzz/fuzz_schema fuzz/fuzz_jsonl \
+		fuzz/fuzz_table fuzz/fuzz_records fuzz/fuzz_names >/dev/null &&
   TSAN_OPTIONS=halt_on_error=1 make -j"$(nproc)" check TESTS="$tsan_tests" ) >"$tsan_log" 2>&1
 tsan_rc=$?
 tsan_pass=$(sed -n 's/^# PASS: *//p' build-tsan/test-suite.log 2>/dev/null | head -1)
