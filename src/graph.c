@@ -236,7 +236,9 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 	char op_id[GFS_ULID_LEN + 1], act[GFS_ACTOR_MAX];
 	int rc;
 
-	rc = gfs_schema_parse(text, len, schema_name, &s, d);
+	rc = gfs_schema_check_text(text, len, schema_name, d);
+	if (!rc)
+		rc = gfs_schema_parse(text, len, schema_name, &s, d);
 	if (rc)
 		return rc;
 	rc = dir_is_empty_or_missing(dir);
@@ -423,7 +425,7 @@ static int load_schema(struct gfs_graph *g, const char *id,
 		gfs_diag_set(d, "cannot read schema '%s': %s", path, gfs_strerror(rc));
 		return rc;
 	}
-	rc = gfs_schema_parse(txt, len, path, out, d);
+	rc = gfs_schema_parse_stored(txt, len, path, out, d);
 	if (!rc && strcmp((*out)->id, id)) {
 		gfs_diag_set(d, "schema file '%s' does not match its id", path);
 		gfs_schema_free(*out);

@@ -78,6 +78,10 @@ char *gfs_memdup(const void *p, size_t len); /* adds a NUL */
 
 /* ULID: 26 Crockford base32 characters + NUL; time-ordered, 80 random bits. */
 #define GFS_ULID_LEN 26
+/* Longest id, endpoint id or unique key (bytes): each is a B+tree key of a
+ * table-version file (docs/format.md, "Limits").  A load refuses a row
+ * over it naming line, type and id; the table builder checks it again. */
+#define GFS_MAX_KEY ((size_t)1 << 20)
 int gfs_ulid_new(char out[GFS_ULID_LEN + 1]);
 /* A generated row id: random, or with GRAPHFS_TEST_ID_SEED set a function
  * of the seed and lineno (tests compare loads that generate ids). */
