@@ -1732,8 +1732,8 @@ def main():
     if args.verbose or os.environ.get('GRAPHFS_MODEL_OUTCOMES'):
         for key in sorted(stats['outcomes']):
             print('#   %-28s %d' % (key, stats['outcomes'][key]))
-    print('# model: sequences %d, steps %d, writers killed %d of %d tried, exports compared '
-          '%d, version dirs compared %d, divergences %d, seed %d, %.0f s' % (
+    print('# summary: model, sequences %d, steps %d, writers killed %d of %d tried, exports '
+          'compared %d, version dirs compared %d, divergences %d, seed %d, %.0f s' % (
               stats['sequences'], stats['steps'], stats['killed'], stats['kills'],
               stats['exports'], stats['version_dirs'], div, seed0, time.time() - t0),
           flush=True)
