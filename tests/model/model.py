@@ -863,10 +863,47 @@ class Gen:
         return {'k': 'mw', 'b': b, 'a': 'ln' if a == 'ln' else 'rmedge', 'e': e,
                 'from': frm, 'to': to, 'i': 0, 'via': r.choice(['out', 'in'])}
 
+    def scenario(self):
+        """Ops that make the two sides of a merge meet: a row changed on
+        both, or an edge put on one side to a node the other deletes."""
+        r, m = self.r, self.m
+        others = [b for b in sorted(m.branches) if b != 'main']
+        if not others:
+            return None
+        dev = r.choice(others)
+        common = sorted(set(self.keys('main', 'Person')) & set(self.keys(dev, 'Person')))
+        if not common:
+            return None
+        n = r.choice(common)
+        a, b = ('main', dev) if r.random() < 0.5 else (dev, 'main')
+        sn = m.head(b).schema
+        if r.random() < 0.5:
+            first = {'k': 'mw', 'b': a, 'a': 'rm', 't': 'Person', 'key': n}
+            other = r.choice(self.keys(b, 'Person'))
+            if r.random() < 0.5:
+                second = {'k': 'mw', 'b': b, 'a': 'ln', 'e': 'Knows', 'from': other,
+                          'to': n, 'i': 0, 'via': r.choice(['out', 'in'])}
+            else:
+                second = {'k': 'load', 'b': b, 'mode': 'merge', 'lines': [
+                    {'edge': 'Knows', 'from': n, 'to': other,
+                     'data': {'id': r.choice(EIDS)}}]}
+        else:
+            first = {'k': 'mw', 'b': a, 'a': 'put', 't': 'Person', 'key': n,
+                     'data': self.props(m.head(a).schema, 'Person', False)}
+            second = {'k': 'mw', 'b': b, 'a': 'put', 't': 'Person', 'key': n,
+                      'data': self.props(sn, 'Person', False)}
+        src, into = (dev, 'main') if r.random() < 0.7 else ('main', dev)
+        return [first, second, {'k': 'merge', 'src': src, 'into': into,
+                                'prefer': r.choice([None, 'source', 'target'])}]
+
     def op(self):
         r = self.r
         x = r.random()
         m = self.m
+        if r.random() < 0.08:
+            sc = self.scenario()
+            if sc:
+                return sc
         if x < 0.20:
             return self.load()
         if x < 0.40:
@@ -1031,13 +1068,15 @@ def generate(seed, nmin, nmax):
     m = Model()
     m.init('S0')
     ops = []
-    for _ in range(rng.randint(nmin, nmax)):
-        op = Gen(rng, m).op()
-        ops.append(op)
-        outs = model_apply(m, op)
-        # follow the success when there is one, so later ops have rows
-        oks = [x for x in outs if x[1] is not m]
-        m = (oks[-1] if oks else outs[0])[1]
+    n = rng.randint(nmin, nmax)
+    while len(ops) < n:
+        got = Gen(rng, m).op()
+        for op in (got if isinstance(got, list) else [got]):
+            ops.append(op)
+            outs = model_apply(m, op)
+            # follow the success when there is one, so later ops have rows
+            oks = [x for x in outs if x[1] is not m]
+            m = (oks[-1] if oks else outs[0])[1]
     return ops
 
 
