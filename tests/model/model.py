@@ -609,21 +609,36 @@ class Model:
                     res[tb][rid] = r
         if not self.all_endpoints_ok(sn, res):
             return [('fail', self)]
-        # PAIR_FIRST of an edge the merge takes from the source: it is
-        # created in the target's table, so it keeps the flag only if no
-        # other edge there has its pair (docs/decisions.md); open cases None
+        # PAIR_FIRST of an edge the merge takes from the source
+        # (docs/decisions.md): a row the target has keeps the target's flag;
+        # one new to the target is created there, so it is first exactly
+        # when no other edge of the target's table has its pair; open
+        # cases (a re-pointed row, two new rows of one pair, a target row
+        # of the pair deleted by the merge) None
         for e in edge_types(sn):
             et = 'edge:' + e
             T = tv.tables[et]
             for rid, r in list(res[et].items()):
-                if T.get(rid) is r or not r.first:
+                tr = T.get(rid)
+                if tr is r:
                     continue
-                others = [o for oid, o in res[et].items()
-                          if oid != rid and (o.frm, o.to) == (r.frm, r.to)]
-                if not others:
-                    continue
-                first = False if any(o.first and T.get(o.id) is o for o in others) else None
-                res[et][rid] = Row(et, rid, r.props, r.frm, r.to, first)
+                if tr is not None:
+                    first = tr.first if (tr.frm, tr.to) == (r.frm, r.to) else None
+                else:
+                    pair = (r.frm, r.to)
+                    others = [o for oid, o in res[et].items()
+                              if oid != rid and (o.frm, o.to) == pair]
+                    kept = [o for o in others if T.get(o.id) is o]
+                    gone = [o for o in T.values() if (o.frm, o.to) == pair
+                            and o.id not in res[et]]
+                    if len(kept) != len(others) or gone:
+                        first = None
+                    elif any(o.first is None for o in kept):
+                        first = None
+                    else:
+                        first = not kept
+                if first != r.first:
+                    res[et][rid] = Row(et, rid, r.props, r.frm, r.to, first)
         m = self.clone()
         m.publish(into, 'merge', sn, res, [t, s])
         return [('ok', m)]
