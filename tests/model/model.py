@@ -159,6 +159,15 @@ def check_props(props_def, data, skip=()):
     return out
 
 
+def strict_object(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise ValueError('duplicate member %r' % k)
+        d[k] = v
+    return d
+
+
 def jstr(s):
     # docs/format.md 4: bytes pass through; " \ \n \t \r \b \f escaped,
     # other bytes below 0x20 as \u00xx (lower-case hex); DEL not escaped.
@@ -523,6 +532,56 @@ class Model:
             if same:
                 return [(False, None), (True, 'ln')]
             return [(True, 'ln')]
+        if a == 'sed':
+            # sed -i 's/OLD/NEW/' on a node file: its bytes edited in a
+            # scratch file renamed over the node (docs/semantics.md)
+            tb = 'node:' + w['t']
+            if w['t'] not in node_types(sn) or w['key'] not in old.get(tb, {}):
+                return [(False, None)]
+            text = old[tb][w['key']].data_json(sn)
+            edited = text.replace(w['old'], w['new'], 1)
+            try:
+                data = json.loads(edited, object_pairs_hook=strict_object)
+            except ValueError:      # a duplicate member is an error (DESIGN.md 1)
+                return [(False, None)]
+            return self.mount_write(b, {'a': 'put', 't': w['t'], 'key': w['key'],
+                                        'data': data})
+        if a == 'eput':
+            # a write of edges/<E>/<from>/<name>.json: the edge of that name
+            # gets the data; a new <to>.json is a new edge (docs/semantics.md)
+            e = w['e']
+            if e not in edge_types(sn):
+                return [(False, None)]
+            d = edge_def(sn, e)
+            et = 'edge:' + e
+            data = w['data']
+            props = check_props(d[3], data, skip=('id',))
+            cands = sorted([r for r in old[et].values()
+                            if r.frm == w['from'] and r.to == w['to']],
+                           key=lambda r: r.id.encode())
+            if cands:
+                r = cands[w['i'] % len(cands)]
+                if r.first is None:
+                    return [(False, None), (True, None)]
+                if 'id' in data and data['id'] != r.id or props is None:
+                    return [(False, None)]
+                nr = Row(et, r.id, props, r.frm, r.to, r.first)
+                if nr.line(sn) == r.line(sn):
+                    return [(True, None)]
+                new = dict(old)
+                new[et] = dict(old[et])
+                new[et][r.id] = nr
+                return [(True, new)]
+            # edges/<E>/<from>/ exists while <from> has an edge of E
+            # (docs/mount.md, "The live view": "entry if no edge is left")
+            if not any(r.frm == w['from'] for r in old[et].values()):
+                return [(False, None)]
+            if w['from'] not in old['node:' + d[1]] or w['to'] not in old['node:' + d[2]] \
+               or props is None or 'id' in data:
+                return [(False, None)]
+            if any((r.frm, r.to) == (w['from'], w['to']) for r in old[et].values()):
+                return [(False, None), (True, ('eput', props))]
+            return [(True, ('eput', props))]
         if a == 'rmedge':
             e = w['e']
             if e not in edge_types(sn):
@@ -848,7 +907,36 @@ class Gen:
         r = self.r
         b = self.branch()
         sn = self.m.head(b).schema if b in self.m.branches else 'S0'
-        a = r.choice(['put', 'put', 'put', 'rm', 'mv', 'ln', 'ln', 'rmedge'])
+        a = r.choice(['put', 'put', 'put', 'rm', 'mv', 'ln', 'ln', 'rmedge', 'sed', 'eput'])
+        if a == 'sed':
+            k = self.pick_key(b, 'Person', PKEYS, 0.95)
+            pairs = [('"age":42', '"age":43'), ('"age":7', '"age":-3'), ('"name":"Al"', '"name":"Bo"'),
+                     ('"age":0', '"age":"x"'), ('}', ',"age":5}'), ('}', ',"name":"Zed"}'),
+                     ('"slug"', '"sl"'), (':', ';')]
+            o, n = r.choice(pairs)
+            if b in self.m.branches and k in self.m.head(b).tables['node:Person'] and \
+               r.random() < 0.5:
+                row = self.m.head(b).tables['node:Person'][k]
+                if 'age' in row.props:
+                    o, n = '"age":%d' % row.props['age'], '"age":%d' % r.choice([1, 2, 99])
+            return {'k': 'mw', 'b': b, 'a': 'sed', 't': 'Person', 'key': k, 'old': o, 'new': n}
+        if a == 'eput':
+            e = r.choice(['Knows', 'WorksAt'])
+            es = list(self.m.head(b).tables['edge:' + e].values()) if b in self.m.branches else []
+            if es and r.random() < 0.6:
+                x = r.choice(es)
+                frm, to = x.frm, x.to
+            else:
+                frm = self.pick_key(b, 'Person', PKEYS, 0.95)
+                to = self.pick_key(b, 'Person' if e == 'Knows' else 'Company',
+                                   PKEYS if e == 'Knows' else CKEYS, 0.95)
+            d = {}
+            if e == 'Knows' and r.random() < 0.7:
+                d['since'] = r.choice(['2020-01-02', '1999-12-31', '2021-02-30'])
+            if e == 'WorksAt' and r.random() < 0.7:
+                d['role'] = r.choice(['dev', 'ops', 'boss'])
+            return {'k': 'mw', 'b': b, 'a': 'eput', 'e': e, 'from': frm, 'to': to,
+                    'i': r.randint(0, 3), 'data': d}
         if a in ('put', 'rm', 'mv'):
             t = r.choice(['Person', 'Person', 'Company'])
             pool = PKEYS if t == 'Person' else CKEYS
@@ -1008,7 +1096,7 @@ def model_apply(m, op):
                 outs.append(('fail', m))
             elif new is None:
                 outs.append(('ok', m))
-            elif new == 'ln':
+            elif new == 'ln' or isinstance(new, tuple):
                 m2 = m.clone()
                 hv = m.head(op['b'])
                 et = 'edge:' + op['e']
@@ -1017,7 +1105,8 @@ def model_apply(m, op):
                 tabs = dict(hv.tables)
                 tabs[et] = dict(tabs[et])
                 same = any((r.frm, r.to) == (op['from'], op['to']) for r in tabs[et].values())
-                tabs[et][rid] = Row(et, rid, {}, op['from'], op['to'], not same)
+                tabs[et][rid] = Row(et, rid, new[1] if isinstance(new, tuple) else {},
+                                    op['from'], op['to'], not same)
                 m2.publish(op['b'], 'write', hv.schema, tabs)
                 outs.append(('ok', m2))
             else:
@@ -1267,6 +1356,9 @@ def mount_path_ops(real, m, op):
         d = os.path.join(V, 'nodes', op['t'])
         return [['mv', '-T', os.path.join(d, enc(op['key']) + '.json'),
                  os.path.join(d, enc(op['to']) + '.json')]]
+    if a == 'sed':
+        return [['sed', '-i', 's/%s/%s/' % (op['old'], op['new']),
+                 os.path.join(V, 'nodes', op['t'], enc(op['key']) + '.json')]]
     e = op['e']
     to_t = 'Person' if e == 'Knows' else 'Company'
     if a == 'ln':
@@ -1277,6 +1369,19 @@ def mount_path_ops(real, m, op):
         d = os.path.join(V, 'nodes', to_t, enc(op['to']), 'in', e)
         return [['ln', '-s', '../../../../Person/%s.json' % enc(op['from']),
                  os.path.join(d, enc(op['from']) + '.json')]]
+    if a == 'eput':
+        name_to = enc(op['to']) + '.json'
+        b = op['b']
+        if b in m.branches:
+            cands = sorted([r for r in m.head(b).tables.get('edge:' + e, {}).values()
+                            if r.frm == op['from'] and r.to == op['to']],
+                           key=lambda r: r.id.encode())
+            if cands and cands[op['i'] % len(cands)].first is not None:
+                name_to = edge_name(cands[op['i'] % len(cands)], op['to'])
+        f = os.path.join(real.root, 'eput.json')
+        with open(f, 'w') as fh:
+            fh.write(json.dumps(op['data'], ensure_ascii=False) + '\n')
+        return [['cp', f, os.path.join(V, 'edges', e, enc(op['from']), name_to)]]
     if a == 'rmedge':
         name_to = enc(op['to']) + '.json'
         b = op['b']
@@ -1702,13 +1807,17 @@ def run_sequence(seed, ops, keep, workdir, stats, verbose=False, quiet_log=None)
     except (Divergence, Timeout, subprocess.TimeoutExpired, OSError) as ex:
         return (step, '%s: %s' % (type(ex).__name__, ex), lines)
     finally:
-        try:
-            real.unmount()
-        except Exception as ex:   # noqa: BLE001 - report, keep cleaning
-            print('# cleanup: %s' % ex, flush=True)
-        if is_mounted(real.mnt):
-            subprocess.run(['umount', '-l', real.mnt], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get('GRAPHFS_MODEL_HOLD'):
+            # debugging by hand: leave the store (mounted); unmount it yourself
+            print('# held: store %s mounted at %s' % (real.store, real.mnt), flush=True)
+        else:
+            try:
+                real.unmount()
+            except Exception as ex:   # noqa: BLE001 - report, keep cleaning
+                print('# cleanup: %s' % ex, flush=True)
+            if is_mounted(real.mnt):
+                subprocess.run(['umount', '-l', real.mnt], capture_output=True)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def ddmin(seq, fails, budget):
