@@ -886,13 +886,19 @@ static int fsck_gv(const struct gfs_gv *gv, void *arg)
 static int fsck_newest(struct fsck_ctx *c, struct gfs_gv **gv)
 {
 	uint64_t n = gfs_manifest_head_version(c->g->m);
-	int rc = n ? GFS_ECORRUPT : -ENOENT;
+	/* an initialized store has version 1 at least: none readable is
+	 * corruption (gfs_corrupt_last() says where), never "no such file" */
+	int rc = GFS_ECORRUPT;
 
 	for (; n && rc; n--)
 		rc = gfs_manifest_get(c->g->m, n, gv);
+	if (rc == -ENOENT || (rc == GFS_ECORRUPT && !gfs_corrupt_last()[0])) {
+		gfs_corrupt_note("manifest/data.mdb is corrupt: no graph version record can be read");
+		rc = GFS_ECORRUPT;
+	}
 	if (rc)
 		fsck_report(c, "cannot read any graph version of the manifest: %s",
-			    gfs_strerror(rc));
+			    gfs_corrupt_last()[0] ? gfs_corrupt_last() : gfs_strerror(rc));
 	return rc;
 }
 

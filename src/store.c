@@ -2478,8 +2478,19 @@ static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out)
 static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	int rc = head_version_txn_raw(e, txn, ctx);
+	uint64_t w;
+
 	if (!rc)
 		rc = head_witness_check(e, txn, *(uint64_t *)ctx);
+	/* no version record at all, but meta/head names one: a damaged page
+	 * hid them (LMDB finds nothing rather than faulting) */
+	if (rc == MDB_NOTFOUND && head_witness_get(e, txn, &w) == 0 && w) {
+		gfs_corrupt_note("manifest is corrupt: no graph version record "
+				 "can be read but meta/head says %llu "
+				 "(records lost inside data.mdb)",
+				 (unsigned long long)w);
+		rc = GFS_ECORRUPT;
+	}
 	return rc;
 }
 
