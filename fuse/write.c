@@ -64,6 +64,17 @@ static int wbuf_spill(struct wbuf *b, const char *staging)
 	int fd = open(staging, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	uint64_t done = 0;
 
+	/* STORE/staging is made by the first load (load.c); a store that
+	 * has seen none yet has no such directory: make it as the loader
+	 * does (an ingest file or a big write on a fresh store failed with
+	 * ENOENT at close; found by tests/model) */
+	if (fd < 0 && errno == ENOENT) {
+		int rc = gfs_mkdir(staging, 0755);
+
+		if (rc)
+			return rc;
+		fd = open(staging, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	}
 	if (fd < 0)
 		return -errno;
 	while (done < b->size) {

@@ -77,11 +77,11 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	int fd, rc;
 
 	if ((rc = path_join(sdir, sizeof sdir, dir, "schemas")) ||
-	    (rc = gfs_mkdir(sdir, 0755)))
+	    (rc = gfs_mkdir(sdir, GFS_DIR_MODE)))
 		return rc;
 	snprintf(path, sizeof path, "%s/%s.pg", sdir, s->id);
 	snprintf(tmp, sizeof tmp, "%s/.tmp-%s.%d", sdir, s->id, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, GFS_FILE_MODE);
 	if (fd < 0)
 		return gfs_io_fail("create", tmp, -errno);
 	rc = gfs_write_all(fd, s->text, s->text_len);
@@ -121,7 +121,7 @@ int gfs_graph_format_write(const char *dir, const char *store_id)
 				     (unsigned long long)gfs_hash64(b.p, b.len));
 	snprintf(path, sizeof path, "%s/FORMAT", dir);
 	snprintf(tmp, sizeof tmp, "%s/.FORMAT.tmp", dir);
-	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, GFS_FILE_MODE);
 	if (!rc && fd < 0)
 		rc = gfs_io_fail("create", tmp, -errno);
 	if (!rc)
@@ -244,7 +244,7 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 	rc = dir_is_empty_or_missing(dir);
 	if (rc == -EEXIST)
 		gfs_diag_set(d, "'%s' is not empty: init needs a new or empty directory", dir);
-	if (!rc && (rc = gfs_mkdir(dir, 0755)))
+	if (!rc && (rc = gfs_mkdir(dir, GFS_DIR_MODE)))
 		gfs_diag_set(d, "cannot create '%s': %s", dir, gfs_strerror(rc));
 	/* Invariant 55: the store's own name survives a power cut. */
 	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_STORE_PARENT) &&

@@ -617,7 +617,8 @@ struct vset {
 	size_t n, cap;
 };
 
-static int vset_add(struct gfs_merge *m, struct vset *v, size_t t, const struct mrow *r)
+static int vset_add(struct gfs_merge *m, struct vset *v, size_t t, const struct mrow *r,
+		    bool del)
 {
 	const struct gfs_typedef *td = &m->s->types[t];
 	struct gfs_change *c;
@@ -643,7 +644,7 @@ static int vset_add(struct gfs_merge *m, struct vset *v, size_t t, const struct 
 	c->type = td->name;
 	c->key = r->id.p;
 	c->key_len = r->id.len;
-	if (!r->present) {
+	if (!r->present || del) {
 		c->kind = td->is_edge ? GFS_CH_EDGE_DEL : GFS_CH_NODE_DEL;
 		return 0;
 	}
@@ -663,20 +664,53 @@ static bool in_phase(const struct gfs_typedef *td, const struct mrow *r, int ph)
 	return ph == (td->is_edge ? (r->present ? 3 : 1) : (r->present ? 0 : 2));
 }
 
+/* 1 when r is an edge the target has under the same id with other
+ * endpoints: a load may re-point an edge by id (DESIGN.md 1, merge mode),
+ * and apply refuses a put that does, so the merge takes such a row as a
+ * delete of the target's edge (phase 1) and a put of the source's
+ * (phase 3).  0 otherwise, <0 error. */
+static int repointed(const struct gfs_typedef *td, struct mtab *mt, const struct mrow *r)
+{
+	struct gfs_row row;
+	int rc;
+
+	if (!td->is_edge || !r->present || !mt->t)
+		return 0;
+	memset(&row, 0, sizeof row);
+	rc = gfs_tver_get(mt->t, r->id.p, r->id.len, &row);
+	if (rc == 1)
+		rc = row.src_len != r->src.len || row.dst_len != r->dst.len ||
+		     (row.src_len && memcmp(row.src, r->src.p, row.src_len)) ||
+		     (row.dst_len && memcmp(row.dst, r->dst.p, row.dst_len));
+	gfs_row_release(&row);
+	return rc;
+}
+
+static int collect_row(struct gfs_merge *m, struct vset *v, size_t t, const struct mrow *r,
+		       int ph)
+{
+	const struct gfs_typedef *td = &m->s->types[t];
+	int rc = 0;
+
+	if (in_phase(td, r, ph))
+		return vset_add(m, v, t, r, false);
+	if (ph == 1 && (rc = repointed(td, &m->tab[t], r)) == 1)
+		return vset_add(m, v, t, r, true);
+	return rc < 0 ? rc : 0;
+}
+
 static int collect(struct gfs_merge *m, struct vset *v)
 {
 	int rc = 0;
 
 	for (int ph = 0; !rc && ph < 4; ph++)
 		for (size_t t = 0; !rc && t < m->s->n_types; t++) {
-			const struct gfs_typedef *td = &m->s->types[t];
 			struct mtab *mt = &m->tab[t];
 			for (size_t i = 0; !rc && i < mt->ds.n; i++)
-				if (mt->ds.v[i].take == 1 && in_phase(td, &mt->ds.v[i], ph))
-					rc = vset_add(m, v, t, &mt->ds.v[i]);
+				if (mt->ds.v[i].take == 1)
+					rc = collect_row(m, v, t, &mt->ds.v[i], ph);
 			for (size_t i = 0; !rc && i < mt->extra.n; i++)
-				if (in_phase(td, &mt->extra.v[i], ph))
-					rc = vset_add(m, v, t, &mt->extra.v[i]);
+				rc = collect_row(m, v, t, &mt->extra.v[i], ph);
 		}
 	return rc;
 }

@@ -144,8 +144,11 @@ static int make_plan(struct gfs_graph *g, const struct gfs_merge_opts *o, struct
 		rc = gfs_merge_base(m, p->t->version, p->s->version, &base, d);
 	if (!rc && (rc = gfs_manifest_get(m, base, &p->b)) == -ENOENT)
 		gfs_diag_set(d, "their common graph version %" PRIu64 " was removed by gc: cannot merge three-way", base);
-	if (!rc && (strcmp(p->t->schema_id, p->s->schema_id) ||
-		    strcmp(p->t->schema_id, p->b->schema_id))) {
+	/* base == S: already merged, whatever the schemas (branches-design.md
+	 * §5 step 1 checks that before the schemas); found by the model test */
+	if (!rc && base != p->s->version &&
+	    (strcmp(p->t->schema_id, p->s->schema_id) ||
+	     strcmp(p->t->schema_id, p->b->schema_id))) {
 		gfs_diag_set(d, "cannot merge across schemas: '%s' has schema %s, '%s' has %s, their base (graph version %" PRIu64 ") %s",
 			     o->into, p->t->schema_id, o->source, p->s->schema_id, base, p->b->schema_id);
 		rc = -EINVAL;

@@ -1517,7 +1517,7 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 	if (!rc)
 		rc = mdb_env_set_mapsize(env, initial_mapsize);
 	if (!rc)
-		rc = mdb_env_open(env, dir, envflags, 0644);
+		rc = mdb_env_open(env, dir, envflags, GFS_FILE_MODE);
 	if (rc) {
 		mdb_env_close(env);
 		env = NULL;
@@ -1965,7 +1965,7 @@ static int manifest_dir(const char *store_dir, unsigned flags, char *dir,
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	if (flags & GFS_MANIFEST_CREATE) {
-		int rc = gfs_mkdir(dir, 0755);
+		int rc = gfs_mkdir(dir, GFS_DIR_MODE);
 		if (rc) {
 			gfs_diag_set(d, "cannot create '%s'", dir);
 			return rc;
@@ -2900,11 +2900,15 @@ static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
 	return rc;
 }
 
+/* Counters in meta (decimal text): meta/branches_gen (branch creates and
+ * deletes) and meta/gc (gc commits).  A mount's notifier polls them: a
+ * change that publishes no new head still moves one. */
 #define META_BRANCHES_GEN "branches_gen"
+#define META_GC "gc"
 
-static int gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
+static int counter_read(struct env *e, MDB_txn *txn, const char *key, uint64_t *n)
 {
-	MDB_val k = str_val(META_BRANCHES_GEN), v;
+	MDB_val k = str_val(key), v;
 	char buf[24] = "";
 	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
 
@@ -2920,13 +2924,13 @@ static int gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
 	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
 }
 
-/* meta/branches_gen + 1, in the create or delete transaction. */
-static int gen_bump(struct env *e, MDB_txn *txn)
+/* meta/key + 1, in the caller's write transaction. */
+static int counter_bump(struct env *e, MDB_txn *txn, const char *key)
 {
-	MDB_val k = str_val(META_BRANCHES_GEN);
+	MDB_val k = str_val(key);
 	char num[24];
 	uint64_t n;
-	int rc = gen_read(e, txn, &n);
+	int rc = counter_read(e, txn, key, &n);
 
 	if (rc)
 		return rc;
@@ -2934,16 +2938,28 @@ static int gen_bump(struct env *e, MDB_txn *txn)
 	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
 }
 
-static int gen_txn(struct env *e, MDB_txn *txn, void *ctx)
+struct counter_ctx {
+	const char *key;
+	uint64_t n;
+};
+
+static int counter_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
-	return gen_read(e, txn, ctx);
+	struct counter_ctx *c = ctx;
+
+	return counter_read(e, txn, c->key, &c->n);
+}
+
+static uint64_t counter_get(struct gfs_manifest *m, const char *key)
+{
+	struct counter_ctx c = { key, 0 };
+
+	return run_read(m, counter_txn, &c) ? 0 : c.n;
 }
 
 uint64_t gfs_manifest_branches_gen(struct gfs_manifest *m)
 {
-	uint64_t n = 0;
-
-	return run_read(m, gen_txn, &n) ? 0 : n;
+	return counter_get(m, META_BRANCHES_GEN);
 }
 
 /* The graph version a new branch starts at; MDB_NOTFOUND (d says which)
@@ -3013,7 +3029,7 @@ static int br_create_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (!rc)
 		rc = gfs_ulid_new(c->b.id);
 	if (!rc)
-		rc = gen_bump(e, txn);
+		rc = counter_bump(e, txn, META_BRANCHES_GEN);
 	return rc ? rc : branch_put(e, txn, &c->b);
 }
 
@@ -3095,7 +3111,7 @@ static int br_delete_txn(struct env *e, MDB_txn *txn, void *ctx)
 		return -EBUSY;
 	}
 	if (!rc)
-		rc = gen_bump(e, txn);
+		rc = counter_bump(e, txn, META_BRANCHES_GEN);
 	return rc ? rc : mdb_del(txn, e->dbi[DB_BRANCHES], &k, NULL);
 }
 
@@ -3243,49 +3259,9 @@ static int tombstone(struct env *e, MDB_txn *txn, uint64_t n)
 	return rc;
 }
 
-/* meta/gc: how many gc commits removed versions (a mount's notifier
- * polls it: versions/N entries and log.jsonl lines change without a new
- * head). */
-#define META_GC "gc"
-
-static int gc_gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
-{
-	MDB_val k = str_val(META_GC), v;
-	char buf[24] = "";
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
-	*n = 0;
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (!rc)
-		rc = unseal(DB_META, &k, &v);
-	if (rc)
-		return rc;
-	if (v.mv_size < sizeof buf)
-		memcpy(buf, v.mv_data, v.mv_size);
-	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
-}
-
-static int gc_gen_bump(struct env *e, MDB_txn *txn)
-{
-	char num[24];
-	MDB_val k = str_val(META_GC);
-	uint64_t n;
-	int rc = gc_gen_read(e, txn, &n);
-	if (rc)
-		return rc;
-	snprintf(num, sizeof num, "%llu", (unsigned long long)n + 1);
-	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
-}
-
-static int gc_gen_txn(struct env *e, MDB_txn *txn, void *ctx)
-{
-	return gc_gen_read(e, txn, ctx);
-}
-
 uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m)
 {
-	uint64_t n = 0;
-	return run_read(m, gc_gen_txn, &n) ? 0 : n;
+	return counter_get(m, META_GC);
 }
 
 static int gc_check_heads(struct env *e, MDB_txn *txn, struct gc_ctx *c)
@@ -3345,7 +3321,7 @@ static int gc_commit_txn(struct env *e, MDB_txn *txn, void *ctx)
 	for (size_t i = 0; !rc && i < c->n; i++)
 		rc = tombstone(e, txn, c->remove[i]);
 	if (!rc)
-		rc = gc_gen_bump(e, txn);
+		rc = counter_bump(e, txn, META_GC);
 	if (!rc)
 		rc = sidecar_decode(&k, &v, &sc);
 	/* the files it unlinks next are collected from now on: the index

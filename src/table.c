@@ -131,14 +131,14 @@ int gfs_table_create(struct gfs_tstore *ts, const char *table)
 		return -ENOMEM;
 	*strrchr(store, '/') = '\0';
 	skip = gfs_fp_hit(GFS_FP_SYNC_SKIP_TABLE_CREATE);
-	rc = gfs_mkdir(ts->dir, 0755);
+	rc = gfs_mkdir(ts->dir, GFS_DIR_MODE);
 	if (!rc && !skip)
 		rc = gfs_fsync_dir(store);
 	free(store);
 	if (!rc)
 		rc = tbl_mkpath(path, sizeof path, ts->dir, table, NULL);
 	if (!rc)
-		rc = gfs_mkdir(path, 0755);
+		rc = gfs_mkdir(path, GFS_DIR_MODE);
 	if (!rc && !skip)
 		rc = gfs_fsync_dir(ts->dir);
 	return rc;

@@ -134,6 +134,17 @@ int gfs_pread_all(int fd, void *p, size_t len, off_t off);
 int gfs_fsync_dir(const char *path);
 /* fsyncs the directory that holds path (its name's directory entry). */
 int gfs_fsync_parent(const char *path);
+/* Modes of everything the store creates (docs/format.md, "Permissions"):
+ * like cp or git, the creator's umask decides, so a store is never more
+ * open than its creator asked for (umask 077: private; 002: a group can
+ * share it, LMDB's lock file and the lock files included).  Pass these to
+ * open(O_CREAT)/mkdir/mdb_env_open, which apply the umask. */
+#define GFS_FILE_MODE 0666
+#define GFS_DIR_MODE 0777
+/* The process's umask, read from /proc/self/status without changing it
+ * (umask(2) would, for every thread); 077 if it cannot be read, so a mode
+ * masked with it is never wider than the real one would give. */
+mode_t gfs_umask(void);
 /* mkdir -p for one level (EEXIST is success). */
 int gfs_mkdir(const char *path, mode_t mode);
 /* Reads a whole small file into a new buffer (caller frees *out). */

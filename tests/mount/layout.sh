@@ -120,4 +120,24 @@ fi
 
 # Directory and file names are unambiguous: a node dir never ends in .json.
 check "no dir named *.json" test -z "$(find "$M/nodes" -type d -name '*.json')"
+
+# The first edge of a pair is named <to>.json even when another edge of the
+# pair has a smaller id: a lookup scans the pair's edges until the name
+# matches (it stopped after the first, answering a bogus 1-byte file that
+# open called ENOENT; found by tests/model/model.py).
+S2=$T/pair M2=$T/mpair
+new_store "$S2"
+printf '%s\n' '{"type":"Person","data":{"slug":"x"}}' \
+	'{"edge":"Knows","from":"x","to":"x","data":{"id":"k3"}}' | load "$S2" merge
+printf '%s\n' '{"edge":"Knows","from":"x","to":"x","data":{"id":"k2"}}' | load "$S2" merge
+mount_gfs "$S2" "$M2" || bad "mount the pair store"
+check "pair: the first edge (k3) is x.json" test "$(cat "$M2/edges/Knows/x/x.json")" = '{"id":"k3"}'
+check "pair: the other is x~k2.json" test "$(cat "$M2/edges/Knows/x/x~k2.json")" = '{"id":"k2"}'
+check "pair: x.json's size" test "$(stat -c %s "$M2/edges/Knows/x/x.json")" = 12
+check "pair: the out/ link of k3" test "$(readlink "$M2/nodes/Person/x/out/Knows/x.json")" = ../../../../Person/x.json
+check "pair: the in/ link of k3" test "$(readlink "$M2/nodes/Person/x/in/Knows/x.json")" = ../../../../Person/x.json
+check "pair: the same under versions/3" test "$(cat "$M2/versions/3/edges/Knows/x/x.json")" = '{"id":"k3"}'
+check "pair: and under branches/main" test "$(cat "$M2/branches/main/edges/Knows/x/x.json")" = '{"id":"k3"}'
+check "pair: a name of no edge is ENOENT" test ! -e "$M2/edges/Knows/x/y.json"
+umount_gfs "$M2"
 finish
