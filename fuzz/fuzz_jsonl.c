@@ -3,8 +3,8 @@
  * schema, tests/unit/codec_diff.pg (every type, key kind and constraint).
  *
  * Input: one byte choosing the chunk size (so lines are cut across chunk
- * boundaries at varied places), then the file.  The file is parsed as
- * `graphctl load` parses it, one thread.  Checked:
+ * boundaries at varied places) and one or two parse threads (bit 2), then
+ * the file.  The file is parsed as `graphctl load` parses it.  Checked:
  *   - every row delivered is in order of its line number, and its
  *     canonical line parses again to the same bytes and id (codec.h: the
  *     canonical form is a fixed point);
@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const size_t chunks[] = { 1, 7, 64, 4096 };
 	struct gfs_parse_opts o = { .s = S, .source = "fuzz.jsonl",
-				    .threads = 1, .row = on_row };
+				    .row = on_row };
 	struct gfs_parse_stats st;
 	struct gfs_diag d = { { 0 } };
 	struct run u = { 0, 1 };
@@ -122,6 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	o.chunk = chunks[data[0] % 4];
+	o.threads = data[0] & 4 ? 2 : 1; /* workers: chunks out of order */
 	o.arg = &u;
 	for (size_t i = 1; i < size; i++)
 		u.lines += data[i] == '\n';

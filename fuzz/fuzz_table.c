@@ -10,8 +10,9 @@
  * header's version when 1..8, else 1) whose versions 1..4 are the seeds
  * Person-1..4 (so references into older segments resolve), and is read
  * the ways the mount and the tools read: open and info, every index
- * iterated, each row fetched by id and its line read, the whole export
- * through a cursor, the diff against its parent, fsck's verify.  Checked:
+ * iterated, each row fetched by id (and by unique key) with its line and
+ * export offset, the whole export through a cursor, a read at an offset,
+ * a listing from a rank, the diff against its parent, fsck's verify.  Checked:
  * every call returns 0, 1, -ENOENT, GFS_ECORRUPT or GFS_EFORMAT (or
  * -ENOMEM), never anything else; ASan/UBSan catch the rest.
  */
@@ -219,7 +220,9 @@ static bool walk_index(struct gfs_tver *tv, enum gfs_index ix)
 	struct gfs_titer *it = NULL;
 	struct gfs_row row, got;
 	char buf[256];
-	size_t n;
+	const char *key;
+	size_t n, klen;
+	uint64_t off;
 	int rc = gfs_titer_new(tv, ix, NULL, 0, &it), steps = 0;
 
 	if (rc == -EINVAL && ix >= GFS_IX_UNIQUE0)
@@ -231,12 +234,36 @@ static bool walk_index(struct gfs_tver *tv, enum gfs_index ix)
 		ok_rc("tver_read_row", gfs_tver_read_row(tv, &row, 0, buf,
 							  sizeof buf, &n));
 		ok_rc("tver_get", gfs_tver_get(tv, row.id, row.id_len, &got));
+		if (ix == GFS_IX_PRIMARY)
+			ok_rc("tver_export_offset",
+			      gfs_tver_export_offset(tv, row.id, row.id_len,
+						     &off));
+		else if (ix >= GFS_IX_UNIQUE0) {
+			gfs_titer_key(it, &key, &klen);
+			ok_rc("tver_get_unique",
+			      gfs_tver_get_unique(tv, ix - GFS_IX_UNIQUE0, key,
+						  klen, &got));
+		}
 	}
 	ok_rc("titer_next", rc);
 	gfs_row_release(&got);
 	if (it)
 		gfs_titer_free(it);
 	return true;
+}
+
+static void rank_walk(struct gfs_tver *tv, uint64_t rank)
+{
+	struct gfs_titer *it = NULL;
+	struct gfs_row row;
+	int rc = gfs_titer_new_at(tv, GFS_IX_PRIMARY, rank, &it), steps = 0;
+
+	ok_rc("titer_new_at", rc);
+	while (!rc && steps++ < 16 && (rc = gfs_titer_next(it, &row)) == 1)
+		;
+	ok_rc("titer_next after new_at", rc);
+	if (it)
+		gfs_titer_free(it);
 }
 
 static void read_all(struct gfs_tstore *ts, uint32_t v)
@@ -266,6 +293,10 @@ static void read_all(struct gfs_tstore *ts, uint32_t v)
 	ok_rc("tcursor_read", rc);
 	if (c)
 		gfs_tcursor_free(c);
+	/* the mount's random access: an export offset, a listing rank */
+	ok_rc("tver_read_export", gfs_tver_read_export(tv, info.export_bytes / 3,
+							buf, 100, &n));
+	rank_walk(tv, info.rows / 2);
 	if (info.parent && info.parent < v &&
 	    !gfs_tver_open(ts, TABLE, info.parent, &parent, &d)) {
 		ok_rc("tver_diff", gfs_tver_diff(parent, tv, on_diff, &steps,

@@ -997,6 +997,45 @@ static int cons_range(struct pctx *x, struct gfs_cons *c)
 	return 0;
 }
 
+/* Skips a bracket expression "[...]" at p (p at '['); returns the ']'
+ * that closes it, or NULL.  Inside one a backslash is an ordinary byte. */
+static const char *skip_bracket(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	for (; *p && *p != ']'; p++) {
+		char k = p[1];
+
+		if (*p != '[' || (k != ':' && k != '.' && k != '='))
+			continue;
+		for (p += 2; *p && !(*p == k && p[1] == ']'); p++)
+			;
+		if (!*p)
+			return NULL;
+		p++;
+	}
+	return *p ? p : NULL;
+}
+
+/* A back-reference (\1 .. \9, a glibc extension of ERE) makes glibc
+ * match by backtracking: ^((a*)*)*(\1|\2)*$ took 13 s on a 101-byte value
+ * (tests/limits.sh).  Without one its matcher is polynomial. */
+static bool has_backref(const char *p)
+{
+	for (; *p; p++) {
+		if (*p == '\\' && p[1] >= '1' && p[1] <= '9')
+			return true;
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == '[' && !(p = skip_bracket(p)))
+			return false; /* unterminated: regcomp refuses it */
+	}
+	return false;
+}
+
 static int cons_check(struct pctx *x, struct gfs_cons *c)
 {
 	char *pat, err[200];
@@ -1015,6 +1054,12 @@ static int cons_check(struct pctx *x, struct gfs_cons *c)
 		free(pat);
 		return perr(x, at, "regex of @check longer than the limit of "
 			    "%d bytes", MAX_REGEX);
+	}
+	if (x->limits && has_backref(pat)) {
+		free(pat);
+		return perr(x, at, "back-reference in the regex of @check "
+			    "(its matching can take exponential time), "
+			    "expected a regex without \\1..\\9");
 	}
 	rc = regcomp(&c->re, pat, REG_EXTENDED | REG_NOSUB);
 	if (rc) {

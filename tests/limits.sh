@@ -138,6 +138,10 @@ pg 'print("node P { k: String @key n: I64?\n" + "\n".join("@range(n, 0..%d)" % i
 bad_schema "4097 constraints" "in.pg:[0-9]+:1: more than 4096 constraints in 'P'"
 pg 'print("node P { k: String @key s: String? @check(s, \"" + "(a*)*"*205 + "\") }")'
 bad_schema "a @check regex of 1025 bytes" "in.pg:1:46: regex of @check longer than the limit of 1024 bytes"
+cat >"$T/in.pg" <<'EOF'
+node P { k: String @key  s: String? @check(s, "^((a*)*)*(\\1|\\2)*$") }
+EOF
+bad_schema "a @check regex with a back-reference" "in.pg:1:47: back-reference in the regex of @check"
 pg 'print("node P { k: String @key v: Vector(99999999999999999999999) }")'
 bad_schema "a Vector of 10^23 dimensions" "in.pg:1:[0-9]+: integer too large in Vector"
 pg 'print("node P { k: String @key v: Vector(65537) }")'
