@@ -1045,7 +1045,8 @@ class Gen:
             return {'k': 'gc', 'keep': r.randint(1, 3)}
         if x < 0.80:
             inner = r.choice([self.load, self.load, self.load,
-                              lambda: {'k': 'merge', 'src': r.choice(sorted(m.branches)),
+                              lambda: {'k': 'merge', 'src': r.choice(
+                                  [b for b in sorted(m.branches) if b != 'main'] or ['main']),
                                        'into': 'main', 'prefer': 'source'},
                               lambda: {'k': 'schema', 'to': r.choice(['S0', 'S1', 'S3'])},
                               lambda: {'k': 'compact', 'b': 'main'},
