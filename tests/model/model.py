@@ -640,6 +640,7 @@ class Model:
             res[tb] = out
         # endpoint conflicts: an edge one side changed whose endpoint node
         # the other side deleted (present in the base, absent there)
+        src_deleted = set()    # endpoint conflicts whose node the source deleted
         for e in edge_types(sn):
             et = 'edge:' + e
             d = edge_def(sn, e)
@@ -654,12 +655,19 @@ class Model:
                             conflict = True
                             decided[(et, rid)] = True
                             decided[(nt, k)] = True
+                            if other is sv:
+                                src_deleted.add((et, rid))
         if conflict and prefer is None:
             return [('fail', self)]
         if conflict:
             pv = sv if prefer == 'source' else tv
             for (tb, rid) in decided:
                 r = pv.tables[tb].get(rid)
+                if prefer == 'source' and (tb, rid) in src_deleted:
+                    # "the source deleted the node: --prefer source deletes
+                    # the target's edge too" (semantics.md), even where the
+                    # source still has an older version of that edge
+                    r = None
                 if tb not in res:
                     continue
                 if r is None:
