@@ -311,6 +311,8 @@ static void invals_merge(struct invals *iv)
 {
 	size_t w = 0;
 
+	if (!iv->n) /* iv->a is NULL: qsort must not see it (UBSan) */
+		return;
 	qsort(iv->a, iv->n, sizeof *iv->a, by_ino);
 	for (size_t r = 0; r < iv->n; r++) {
 		struct inval *x = &iv->a[r];

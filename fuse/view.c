@@ -1056,8 +1056,7 @@ static int edge_scan(struct gfs_tver *tv, int side, const char *anchor,
 		const char *a = edge_end(&row, side, &al);
 		const char *o = edge_end(&row, !side, &ol);
 
-		rc = 0; /* a row that does not match: go on (it was "found",
-			   empty, when another edge of the pair came first) */
+		rc = 0; /* a row that is not the one: look further */
 		if (!bytes_eq(a, al, anchor, alen) ||
 		    !has_prefix(o, ol, bprefix, blen)) {
 			rc = 0;
@@ -1125,7 +1124,7 @@ static int anchor_by_name(struct gfs_tver *tv, int side, const char *name,
 		size_t al;
 		const char *a = edge_end(&row, side, &al);
 
-		rc = 0; /* no match yet: go on (see edge_scan) */
+		rc = 0; /* a row that is not the one: look further */
 		if (!has_prefix(a, al, dec.key, dec.len) ||
 		    (!dec.hashed && al != dec.len)) {
 			rc = 0;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds graphfs with AddressSanitizer + UBSan and failpoints, runs every test
-# (`make check`), then a 30 s libFuzzer run in build-fuzz/ (FUZZ_SECONDS)
+# (`make check`), then every libFuzzer harness of fuzz/ for 10 s each in
+# build-fuzz/ (FUZZ_SECONDS; about 60 s in all)
 # and the threaded load tests under ThreadSanitizer in build-tsan/, and
 # prints a closing "N passed, N failed" line.
 set -uo pipefail
@@ -26,17 +27,21 @@ if [ "$status" -ne 0 ]; then
 		grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "==== $f"; tail -60 "$f"; }
 	done
 fi
-# A short libFuzzer run (issue 9): the fast load-codec path against
-# jansson's on arbitrary bytes (fuzz/, docs/testing.md); one more test.
+# A short libFuzzer run of every harness (issues 9, 12: the codec paths
+# against each other, the schema parser, the JSONL decoder, the table and
+# manifest-record readers, the file-name encoding; fuzz/, docs/testing.md):
+# `make fuzz` is what tests/fuzz_short.sh runs in a fuzz build's make
+# check; it counts as one more test.
 set +e
 cd ..
 fuzz_log=build-fuzz/fuzz.log
 mkdir -p build-fuzz
 ( cd build-fuzz && ../configure -q --enable-fuzz --enable-werror &&
-  make -j"$(nproc)" fuzz/fuzz_codec_diff >/dev/null &&
-  make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}" ) >"$fuzz_log" 2>&1
+  make -j"$(nproc)" fuzz/fuzz_codec fuzz/fuzz_schema fuzz/fuzz_jsonl \
+		fuzz/fuzz_table fuzz/fuzz_records fuzz/fuzz_names >/dev/null &&
+  make -k fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ) >"$fuzz_log" 2>&1
 fuzz_rc=$?
-grep -E '^(fuzz: |stat::(number_of_executed_units|average_exec_per_sec))' "$fuzz_log"
+grep -E '^(fuzz: |stat::(number_of_executed_units|average_exec_per_sec))|DONE +cov:' "$fuzz_log"
 if [ "$fuzz_rc" -eq 0 ]; then
 	pass=$(( ${pass:-0} + 1 ))
 else
@@ -51,7 +56,8 @@ tsan_tests="tests/load_threads.sh tests/load_spill.sh tests/unit/check_load test
 tsan_log=build-tsan/tsan.log
 mkdir -p build-tsan
 ( cd build-tsan && ../configure -q --enable-tsan --enable-werror &&
-  make -j"$(nproc)" >/dev/null &&
+  make -j"$(nproc)" fuzz/fuzz_codec fuzz/fuzz_schema fuzz/fuzz_jsonl \
+		fuzz/fuzz_table fuzz/fuzz_records fuzz/fuzz_names >/dev/null &&
   TSAN_OPTIONS=halt_on_error=1 make -j"$(nproc)" check TESTS="$tsan_tests" ) >"$tsan_log" 2>&1
 tsan_rc=$?
 tsan_pass=$(sed -n 's/^# PASS: *//p' build-tsan/test-suite.log 2>/dev/null | head -1)

@@ -1512,6 +1512,35 @@ static int bad_json(struct vctx *c, const json_error_t *je)
 		    "9223372036854775807 are not supported)" : "");
 }
 
+/* Ids, endpoints and unique keys become B+tree keys: at most GFS_MAX_KEY
+ * bytes each.  Checked here, after either path accepted the line, so a
+ * too-long one is a data error naming its line, never a failure of the
+ * table builder after the writer armed its sidecar. */
+static int check_key_sizes(const struct gfs_rowin *r, unsigned long lineno,
+			   struct gfs_diag *d)
+{
+	const char *what = NULL;
+	char q[160];
+	size_t n = 0;
+
+	if (r->id.len > GFS_MAX_KEY)
+		what = "id", n = r->id.len;
+	else if (r->src.len > GFS_MAX_KEY)
+		what = "\"from\"", n = r->src.len;
+	else if (r->dst.len > GFS_MAX_KEY)
+		what = "\"to\"", n = r->dst.len;
+	for (size_t k = 0; !what && k < r->n_ukeys; k++)
+		if (r->ukeys[k].len > GFS_MAX_KEY)
+			what = "a @unique key", n = r->ukeys[k].len;
+	if (!what)
+		return 0;
+	sanitize(r->id.p, r->id.len, 48, q, sizeof q);
+	gfs_diag_set(d, "line %lu: %s '%s': %s of %zu bytes is longer than "
+		     "the limit of %zu bytes (1 MiB)", lineno, r->td->name, q,
+		     what, n, GFS_MAX_KEY);
+	return GFS_EDATA;
+}
+
 int gfs_codec_parse_line(const struct gfs_schema *s, const char *line,
 			 size_t len, unsigned long lineno, struct gfs_rowin *r,
 			 struct gfs_diag *d)
@@ -1528,12 +1557,17 @@ int gfs_codec_parse_line(const struct gfs_schema *s, const char *line,
 			     "%zu bytes (32 MiB)", lineno, len, GFS_MAX_LINE);
 		return GFS_ETOOLONG;
 	}
-	if (fast_on && gfs_codec_fast_parse(s, line, len, lineno, r) > 0)
-		return 0;
+	if (fast_on && gfs_codec_fast_parse(s, line, len, lineno, r) > 0) {
+		rc = check_key_sizes(r, lineno, d);
+		if (rc)
+			r->td = NULL;
+		return rc;
+	}
 	rowin_reset(r);
 	ctx_init(&c, lineno, d);
 	root = json_loadb(line, len, flags, &je);
 	rc = root ? parse_root(&c, s, root, r) : bad_json(&c, &je);
+	rc = rc ? rc : check_key_sizes(r, lineno, d);
 	if (rc)
 		r->td = NULL;
 	json_decref(root);

@@ -77,11 +77,11 @@ static int write_schema_file(const char *dir, const struct gfs_schema *s)
 	int fd, rc;
 
 	if ((rc = path_join(sdir, sizeof sdir, dir, "schemas")) ||
-	    (rc = gfs_mkdir(sdir, 0755)))
+	    (rc = gfs_mkdir(sdir, GFS_DIR_MODE)))
 		return rc;
 	snprintf(path, sizeof path, "%s/%s.pg", sdir, s->id);
 	snprintf(tmp, sizeof tmp, "%s/.tmp-%s.%d", sdir, s->id, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, GFS_FILE_MODE);
 	if (fd < 0)
 		return gfs_io_fail("create", tmp, -errno);
 	rc = gfs_write_all(fd, s->text, s->text_len);
@@ -121,7 +121,7 @@ int gfs_graph_format_write(const char *dir, const char *store_id)
 				     (unsigned long long)gfs_hash64(b.p, b.len));
 	snprintf(path, sizeof path, "%s/FORMAT", dir);
 	snprintf(tmp, sizeof tmp, "%s/.FORMAT.tmp", dir);
-	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, GFS_FILE_MODE);
 	if (!rc && fd < 0)
 		rc = gfs_io_fail("create", tmp, -errno);
 	if (!rc)
@@ -236,13 +236,15 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 	char op_id[GFS_ULID_LEN + 1], act[GFS_ACTOR_MAX];
 	int rc;
 
-	rc = gfs_schema_parse(text, len, schema_name, &s, d);
+	rc = gfs_schema_check_text(text, len, schema_name, d);
+	if (!rc)
+		rc = gfs_schema_parse(text, len, schema_name, &s, d);
 	if (rc)
 		return rc;
 	rc = dir_is_empty_or_missing(dir);
 	if (rc == -EEXIST)
 		gfs_diag_set(d, "'%s' is not empty: init needs a new or empty directory", dir);
-	if (!rc && (rc = gfs_mkdir(dir, 0755)))
+	if (!rc && (rc = gfs_mkdir(dir, GFS_DIR_MODE)))
 		gfs_diag_set(d, "cannot create '%s': %s", dir, gfs_strerror(rc));
 	/* Invariant 55: the store's own name survives a power cut. */
 	if (!rc && !gfs_fp_hit(GFS_FP_SYNC_SKIP_STORE_PARENT) &&
@@ -423,7 +425,7 @@ static int load_schema(struct gfs_graph *g, const char *id,
 		gfs_diag_set(d, "cannot read schema '%s': %s", path, gfs_strerror(rc));
 		return rc;
 	}
-	rc = gfs_schema_parse(txt, len, path, out, d);
+	rc = gfs_schema_parse_stored(txt, len, path, out, d);
 	if (!rc && strcmp((*out)->id, id)) {
 		gfs_diag_set(d, "schema file '%s' does not match its id", path);
 		gfs_schema_free(*out);
@@ -884,13 +886,19 @@ static int fsck_gv(const struct gfs_gv *gv, void *arg)
 static int fsck_newest(struct fsck_ctx *c, struct gfs_gv **gv)
 {
 	uint64_t n = gfs_manifest_head_version(c->g->m);
-	int rc = n ? GFS_ECORRUPT : -ENOENT;
+	/* an initialized store has version 1 at least: none readable is
+	 * corruption (gfs_corrupt_last() says where), never "no such file" */
+	int rc = GFS_ECORRUPT;
 
 	for (; n && rc; n--)
 		rc = gfs_manifest_get(c->g->m, n, gv);
+	if (rc == -ENOENT || (rc == GFS_ECORRUPT && !gfs_corrupt_last()[0])) {
+		gfs_corrupt_note("manifest/data.mdb is corrupt: no graph version record can be read");
+		rc = GFS_ECORRUPT;
+	}
 	if (rc)
 		fsck_report(c, "cannot read any graph version of the manifest: %s",
-			    gfs_strerror(rc));
+			    gfs_corrupt_last()[0] ? gfs_corrupt_last() : gfs_strerror(rc));
 	return rc;
 }
 

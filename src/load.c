@@ -1480,7 +1480,7 @@ static int setup(struct loader *L)
 		rc = gfs_commit_init(&L->c, L->g, L->s, "load", L->o->actor, "load", L->d);
 	L->c.branch = L->o->branch;
 	snprintf(L->staging, sizeof L->staging, "%s/staging", gfs_graph_dir(L->g));
-	if (!rc && (rc = gfs_mkdir(L->staging, 0755)))
+	if (!rc && (rc = gfs_mkdir(L->staging, GFS_DIR_MODE)))
 		gfs_diag_set(L->d, "create '%s': %s", L->staging, gfs_strerror(rc));
 	L->budget = mem_budget();
 	if (!rc)

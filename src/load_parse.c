@@ -282,7 +282,9 @@ struct view {
 
 static int deliver(struct parser *P, struct slot *s, struct view *v)
 {
-	const char *p = s->out.p, *end = s->out.p + s->out.len;
+	/* an empty chunk's output may have no buffer: NULL + 0 is undefined
+	 * (UBSan, found by fuzz/fuzz_jsonl.c on an empty file) */
+	const char *p = s->out.p, *end = p ? p + s->out.len : p;
 	int rc = 0;
 
 	while (!rc && p < end) {

@@ -68,7 +68,7 @@ static int lock_open(const char *store_dir, const char *table)
 	if (n < 0 || m < 0 || (size_t)m >= sizeof path)
 		return -ENAMETOOLONG;
 	for (int tries = 0;; tries++) {
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, GFS_FILE_MODE);
 		if (fd >= 0)
 			return fd;
 		if (errno == EACCES || errno == EROFS) /* reader of a ro store */
@@ -77,7 +77,7 @@ static int lock_open(const char *store_dir, const char *table)
 			return fd;
 		if (errno != ENOENT || tries)
 			return gfs_io_fail("open lock file", path, -errno);
-		int rc = gfs_mkdir(dir, 0755);
+		int rc = gfs_mkdir(dir, GFS_DIR_MODE);
 		if (rc)
 			return rc;
 	}
@@ -158,7 +158,7 @@ int gfs_holds_open(const char *store_dir, int *fd)
 	if (n < 0 || m < 0 || (size_t)m >= sizeof path)
 		return -ENAMETOOLONG;
 	for (int tries = 0;; tries++) {
-		int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+		int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, GFS_FILE_MODE);
 
 		if (f < 0 && (errno == EACCES || errno == EROFS))
 			f = open(path, O_RDONLY | O_CLOEXEC);
@@ -168,7 +168,7 @@ int gfs_holds_open(const char *store_dir, int *fd)
 		}
 		if (errno != ENOENT || tries)
 			return gfs_io_fail("open lock file", path, -errno);
-		int rc = gfs_mkdir(dir, 0755);
+		int rc = gfs_mkdir(dir, GFS_DIR_MODE);
 		if (rc)
 			return rc;
 	}

@@ -38,6 +38,19 @@
 
 #define MAX_VECTOR_DIM 65536u
 #define MAX_NUM_LEN 63 /* longest numeric literal we accept */
+/* Limits for hostile schema text (docs/format.md, "Limits"; each checked
+ * by tests/limits.sh), for new schemas: a stored one parses as it was
+ * accepted (gfs_schema_parse_stored).  A name becomes part of a file name ("node:<Type>",
+ * STORE/locks/<table>.lock, a mount's directories) and the counts keep the
+ * parser's duplicate checks, which compare pairs, fast. */
+#define MAX_NAME 128        /* bytes in a type, property or enum value name */
+#define MAX_TYPES 4096      /* node, edge and interface declarations */
+#define MAX_PROPS 4096      /* properties of a type, implemented ones included */
+#define MAX_ENUM 4096       /* values of one enum */
+#define MAX_IMPLEMENTS 256  /* interfaces one node implements */
+#define MAX_UNIQUE 64       /* @unique constraints of a type (TBL_MAX_UNIQUE) */
+#define MAX_REGEX 1024      /* bytes of a @check pattern */
+#define MAX_CONS 4096       /* constraints of a type (each checked per row) */
 #define NAME_SHOWN 64  /* longest name quoted in a diagnostic */
 
 enum decl_kind { K_NODE, K_EDGE, K_IFACE };
@@ -79,6 +92,7 @@ struct pctx {
 	size_t n_ifaces;
 	struct tside *side;
 	size_t n_side;
+	bool limits; /* a new schema: the MAX_* limits apply */
 };
 
 /* ---- diagnostics -------------------------------------------------------- */
@@ -523,6 +537,15 @@ static bool is_prop_name(const struct tok *t)
 	return t->n && ((t->p[0] >= 'a' && t->p[0] <= 'z') || t->p[0] == '_');
 }
 
+static int name_length(struct pctx *x, const struct tok *t, const char *kind)
+{
+	if (!x->limits || t->n <= MAX_NAME)
+		return 0;
+	return perr(x, t->at, "%s name '%.*s…' of %zu bytes is longer than "
+		    "the limit of %d bytes", kind, shown(t->n), t->p, t->n,
+		    MAX_NAME);
+}
+
 static int type_name(struct pctx *x, struct tok *t, const char *what)
 {
 	bool found;
@@ -531,6 +554,8 @@ static int type_name(struct pctx *x, struct tok *t, const char *what)
 		return x->rc;
 	if (!found)
 		return perr(x, t->at, "expected a type name %s", what);
+	if (name_length(x, t, "type"))
+		return x->rc;
 	if (!is_type_name(t))
 		return perr(x, t->at,
 			    "type name '%.*s' must match [A-Z][A-Za-z0-9_]*, "
@@ -547,6 +572,8 @@ static int prop_name(struct pctx *x, struct tok *t, const char *what)
 		return x->rc;
 	if (!found)
 		return perr(x, t->at, "expected a property name %s", what);
+	if (name_length(x, t, "property"))
+		return x->rc;
 	if (!is_prop_name(t))
 		return perr(x, t->at,
 			    "property name '%.*s' must match [a-z_][A-Za-z0-9_]*",
@@ -612,6 +639,11 @@ static int enum_value(struct pctx *x, struct gfs_type *ty)
 		adv(x);
 	if (x->c.pos == start)
 		return perr(x, at, "expected an enum value ([A-Za-z0-9_-]+)");
+	if (x->limits && x->c.pos - start > MAX_NAME)
+		return perr(x, at, "enum value of %zu bytes is longer than the "
+			    "limit of %d bytes", x->c.pos - start, MAX_NAME);
+	if (x->limits && ty->n_enum >= MAX_ENUM)
+		return perr(x, at, "more than %d values in one enum", MAX_ENUM);
 	for (size_t i = 0; i < ty->n_enum; i++)
 		if (strlen(ty->enum_vals[i]) == x->c.pos - start &&
 		    !memcmp(ty->enum_vals[i], x->s + start, x->c.pos - start))
@@ -889,8 +921,12 @@ static int annot_name(struct pctx *x, struct tok *name, struct loc *at)
 static ssize_t push_cons(struct pctx *x, struct gfs_typedef *t,
 			 enum gfs_cons_kind kind, struct loc at)
 {
-	ssize_t i = push_zero(x, &t->cons, &t->n_cons, sizeof *t->cons);
+	ssize_t i;
 
+	if (x->limits && t->n_cons >= MAX_CONS)
+		return perr(x, at, "more than %d constraints in '%s'",
+			    MAX_CONS, t->name), -1;
+	i = push_zero(x, &t->cons, &t->n_cons, sizeof *t->cons);
 	if (i >= 0) {
 		t->cons[i].kind = kind;
 		t->cons[i].line = at.line;
@@ -961,6 +997,45 @@ static int cons_range(struct pctx *x, struct gfs_cons *c)
 	return 0;
 }
 
+/* Skips a bracket expression "[...]" at p (p at '['); returns the ']'
+ * that closes it, or NULL.  Inside one a backslash is an ordinary byte. */
+static const char *skip_bracket(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	for (; *p && *p != ']'; p++) {
+		char k = p[1];
+
+		if (*p != '[' || (k != ':' && k != '.' && k != '='))
+			continue;
+		for (p += 2; *p && !(*p == k && p[1] == ']'); p++)
+			;
+		if (!*p)
+			return NULL;
+		p++;
+	}
+	return *p ? p : NULL;
+}
+
+/* A back-reference (\1 .. \9, a glibc extension of ERE) makes glibc
+ * match by backtracking: ^((a*)*)*(\1|\2)*$ took 13 s on a 101-byte value
+ * (tests/limits.sh).  Without one its matcher is polynomial. */
+static bool has_backref(const char *p)
+{
+	for (; *p; p++) {
+		if (*p == '\\' && p[1] >= '1' && p[1] <= '9')
+			return true;
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == '[' && !(p = skip_bracket(p)))
+			return false; /* unterminated: regcomp refuses it */
+	}
+	return false;
+}
+
 static int cons_check(struct pctx *x, struct gfs_cons *c)
 {
 	char *pat, err[200];
@@ -975,6 +1050,17 @@ static int cons_check(struct pctx *x, struct gfs_cons *c)
 	at = here(x);
 	if (read_string(x, &pat, "(the regex) in @check(...)"))
 		return x->rc;
+	if (x->limits && strlen(pat) > MAX_REGEX) {
+		free(pat);
+		return perr(x, at, "regex of @check longer than the limit of "
+			    "%d bytes", MAX_REGEX);
+	}
+	if (x->limits && has_backref(pat)) {
+		free(pat);
+		return perr(x, at, "back-reference in the regex of @check "
+			    "(its matching can take exponential time), "
+			    "expected a regex without \\1..\\9");
+	}
 	rc = regcomp(&c->re, pat, REG_EXTENDED | REG_NOSUB);
 	if (rc) {
 		regerror(rc, &c->re, err, sizeof err);
@@ -1112,6 +1198,9 @@ static int parse_prop(struct pctx *x, struct gfs_typedef *t,
 				     "declared at %u:%u)",
 			    shown(n.n), n.p, t->props[pi].line,
 			    t->props[pi].col);
+	if (x->limits && t->n_props >= MAX_PROPS)
+		return perr(x, n.at, "more than %d properties in '%s'",
+			    MAX_PROPS, t->name);
 	pi = push_zero(x, &t->props, &t->n_props, sizeof *t->props);
 	if (pi < 0)
 		return x->rc;
@@ -1200,6 +1289,9 @@ static struct gfs_typedef *new_decl(struct pctx *x, enum decl_kind kind,
 
 	if (type_name(x, &n, what))
 		return NULL;
+	if (x->limits && x->sch->n_types + x->n_ifaces >= MAX_TYPES)
+		return perr(x, kw, "more than %d declarations in one schema",
+			    MAX_TYPES), NULL;
 	old = find_decl(x, &n, &iface);
 	if (old)
 		return perr(x, kw, "duplicate type '%.*s' (first declared at "
@@ -1305,6 +1397,9 @@ static int implements_list(struct pctx *x, struct gfs_typedef *t,
 	while (more) {
 		if (type_name(x, &n, "after 'implements'"))
 			return x->rc;
+		if (x->limits && t->n_implements >= MAX_IMPLEMENTS)
+			return perr(x, n.at, "more than %d interfaces in "
+				    "'implements'", MAX_IMPLEMENTS);
 		for (size_t i = 0; i < t->n_implements; i++)
 			if (tok_is(&n, t->implements[i]))
 				return perr(x, n.at, "interface '%.*s' listed "
@@ -1608,6 +1703,10 @@ static int merge_cons(struct pctx *x, struct gfs_typedef *t,
 
 	for (size_t i = 0; i < t->n_implements; i++)
 		bound += ifs[i]->n_cons;
+	if (x->limits && bound > MAX_CONS)
+		return perr(x, (struct loc){ t->line, t->col },
+			    "more than %d constraints in '%s' with those of "
+			    "the interfaces it implements", MAX_CONS, t->name);
 	nc = calloc(bound ? bound : 1, sizeof *nc);
 	if (!nc)
 		return oom(x);
@@ -1642,6 +1741,13 @@ static int merge_props(struct pctx *x, struct gfs_typedef *t,
 
 	for (size_t i = 0; i < t->n_implements; i++)
 		bound += ifs[i]->n_props;
+	/* counted per interface, shared names too: the merge below compares
+	 * every pair, so the bound comes first */
+	if (x->limits && bound > MAX_PROPS)
+		return perr(x, (struct loc){ t->line, t->col },
+			    "more than %d properties in '%s' with those of "
+			    "the interfaces it implements", MAX_PROPS,
+			    t->name);
 	np = calloc(bound ? bound : 1, sizeof *np);
 	if (!np)
 		return oom(x);
@@ -1800,10 +1906,18 @@ static int check_embeds(struct pctx *x, const struct gfs_typedef *t)
 static int check_type(struct pctx *x, struct gfs_typedef *t, bool iface)
 {
 	const struct gfs_cons *key = NULL;
+	size_t uniq = 0;
 
-	for (size_t i = 0; i < t->n_cons; i++)
+	for (size_t i = 0; i < t->n_cons; i++) {
 		if (one_cons(x, t, &t->cons[i], &key))
 			return x->rc;
+		if (x->limits && t->cons[i].kind == GFS_C_UNIQUE &&
+		    ++uniq > MAX_UNIQUE)
+			return perr(x, (struct loc){ t->cons[i].line,
+						     t->cons[i].col },
+				    "more than %d @unique constraints in '%s'",
+				    MAX_UNIQUE, t->name);
+	}
 	if (!iface && check_embeds(x, t))
 		return x->rc;
 	return key && !iface ? set_key(x, t, key) : 0;
@@ -1835,10 +1949,67 @@ static int resolve(struct pctx *x)
 
 /* ---- public ------------------------------------------------------------- */
 
-int gfs_schema_parse(const char *text, size_t len, const char *filename,
-		     struct gfs_schema **out, struct gfs_diag *d)
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, at most U+10FFFF), 0 if there is none. */
+static size_t utf8_len(const unsigned char *s, size_t len)
 {
-	struct pctx x = { 0 };
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, lo = s[0] == 0xe0 ? 0xa0 : 0x80,
+		hi = s[0] == 0xed ? 0x9f : 0xbf;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, lo = s[0] == 0xf0 ? 0x90 : 0x80,
+		hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (n > len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+int gfs_schema_check_text(const char *text, size_t len, const char *filename,
+			  struct gfs_diag *d)
+{
+	const unsigned char *u = (const unsigned char *)text;
+	size_t i = 0, lstart = 0, q;
+	unsigned line = 1;
+
+	if (!filename)
+		filename = "<schema>";
+	if (len > GFS_SCHEMA_MAX_TEXT) {
+		gfs_diag_set(d, "%s: schema of %zu bytes is longer than the "
+			     "limit of %zu bytes (1 MiB)", filename, len,
+			     GFS_SCHEMA_MAX_TEXT);
+		return GFS_ESCHEMA;
+	}
+	for (; i < len; i += q) {
+		q = u[i] ? utf8_len(u + i, len - i) : 0;
+		if (!q) {
+			gfs_diag_set(d, "%s:%u:%zu: %s (byte 0x%02x), expected "
+				     "UTF-8 text", filename, line,
+				     i - lstart + 1, u[i] ? "invalid UTF-8"
+				     : "a NUL byte", u[i]);
+			return GFS_ESCHEMA;
+		}
+		if (u[i] == '\n')
+			line++, lstart = i + 1;
+	}
+	return 0;
+}
+
+static int parse(const char *text, size_t len, const char *filename,
+		 bool limits, struct gfs_schema **out, struct gfs_diag *d)
+{
+	struct pctx x = { .limits = limits };
 
 	*out = NULL;
 	x.s = text ? text : "";
@@ -1864,6 +2035,19 @@ int gfs_schema_parse(const char *text, size_t len, const char *filename,
 	}
 	*out = x.sch;
 	return 0;
+}
+
+int gfs_schema_parse(const char *text, size_t len, const char *filename,
+		     struct gfs_schema **out, struct gfs_diag *d)
+{
+	return parse(text, len, filename, true, out, d);
+}
+
+int gfs_schema_parse_stored(const char *text, size_t len,
+			    const char *filename, struct gfs_schema **out,
+			    struct gfs_diag *d)
+{
+	return parse(text, len, filename, false, out, d);
 }
 
 const struct gfs_typedef *gfs_schema_find(const struct gfs_schema *s,

@@ -121,12 +121,30 @@ struct gfs_schema {
 	char id[17];     /* 16 hex digits of gfs_hash64(text) */
 };
 
-/* Parses text (need not be NUL-terminated).  On success *out is a new schema
- * the caller frees with gfs_schema_free().  On failure returns GFS_ESCHEMA
- * (or -ENOMEM) with "file:line:col: what, expected what" in d. */
+/* Parses text (need not be NUL-terminated) as a new schema: names of at
+ * most 128 bytes, at most 4096 declarations, ... (docs/format.md "Limits").
+ * On success *out is a new schema the caller frees with gfs_schema_free().
+ * On failure returns GFS_ESCHEMA (or -ENOMEM) with "file:line:col: what,
+ * expected what" in d. */
 int gfs_schema_parse(const char *text, size_t len, const char *filename,
 		     struct gfs_schema **out, struct gfs_diag *d);
+/* The same for a schema the store already holds (STORE/schemas/): the
+ * grammar without the limits on names and counts that gfs_schema_parse
+ * applies to new text (docs/format.md "Limits"), so a limit added later
+ * never makes an existing store unreadable. */
+int gfs_schema_parse_stored(const char *text, size_t len,
+			    const char *filename, struct gfs_schema **out,
+			    struct gfs_diag *d);
 void gfs_schema_free(struct gfs_schema *s);
+
+/* What a new schema's text must be beyond the grammar (graphctl init,
+ * schema apply; a stored schema is parsed as it was accepted): at most
+ * GFS_SCHEMA_MAX_TEXT bytes of well-formed UTF-8 without NUL bytes.
+ * 0, or GFS_ESCHEMA with "file:line:col: invalid UTF-8 (byte 0xff), ..."
+ * in d.  docs/format.md, "Limits". */
+#define GFS_SCHEMA_MAX_TEXT ((size_t)1 << 20)
+int gfs_schema_check_text(const char *text, size_t len, const char *filename,
+			  struct gfs_diag *d);
 
 /* Borrowed; NULL when there is no such type. */
 const struct gfs_typedef *gfs_schema_find(const struct gfs_schema *s,

@@ -829,7 +829,9 @@ int gfs_schema_apply(struct gfs_graph *g, const char *text, size_t len,
 	int rc;
 
 	memset(res, 0, sizeof *res);
-	rc = gfs_schema_parse(text, len, filename, &S.nw, d);
+	rc = gfs_schema_check_text(text, len, filename, d);
+	if (!rc)
+		rc = gfs_schema_parse(text, len, filename, &S.nw, d);
 	gfs_rowin_init(&S.rin);
 	gfs_buf_init(&S.line);
 	for (unsigned i = 0; !rc && i < SA_TRIES; i++) {

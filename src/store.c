@@ -1517,7 +1517,7 @@ static int env_create(const char *dir, unsigned envflags, MDB_env **out)
 	if (!rc)
 		rc = mdb_env_set_mapsize(env, initial_mapsize);
 	if (!rc)
-		rc = mdb_env_open(env, dir, envflags, 0644);
+		rc = mdb_env_open(env, dir, envflags, GFS_FILE_MODE);
 	if (rc) {
 		mdb_env_close(env);
 		env = NULL;
@@ -1965,7 +1965,7 @@ static int manifest_dir(const char *store_dir, unsigned flags, char *dir,
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	if (flags & GFS_MANIFEST_CREATE) {
-		int rc = gfs_mkdir(dir, 0755);
+		int rc = gfs_mkdir(dir, GFS_DIR_MODE);
 		if (rc) {
 			gfs_diag_set(d, "cannot create '%s'", dir);
 			return rc;
@@ -2478,8 +2478,19 @@ static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out)
 static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
 	int rc = head_version_txn_raw(e, txn, ctx);
+	uint64_t w;
+
 	if (!rc)
 		rc = head_witness_check(e, txn, *(uint64_t *)ctx);
+	/* no version record at all, but meta/head names one: a damaged page
+	 * hid them (LMDB finds nothing rather than faulting) */
+	if (rc == MDB_NOTFOUND && head_witness_get(e, txn, &w) == 0 && w) {
+		gfs_corrupt_note("manifest is corrupt: no graph version record "
+				 "can be read but meta/head says %llu "
+				 "(records lost inside data.mdb)",
+				 (unsigned long long)w);
+		rc = GFS_ECORRUPT;
+	}
 	return rc;
 }
 
@@ -2900,11 +2911,15 @@ static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
 	return rc;
 }
 
+/* Counters in meta (decimal text): meta/branches_gen (branch creates and
+ * deletes) and meta/gc (gc commits).  A mount's notifier polls them: a
+ * change that publishes no new head still moves one. */
 #define META_BRANCHES_GEN "branches_gen"
+#define META_GC "gc"
 
-static int gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
+static int counter_read(struct env *e, MDB_txn *txn, const char *key, uint64_t *n)
 {
-	MDB_val k = str_val(META_BRANCHES_GEN), v;
+	MDB_val k = str_val(key), v;
 	char buf[24] = "";
 	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
 
@@ -2920,13 +2935,13 @@ static int gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
 	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
 }
 
-/* meta/branches_gen + 1, in the create or delete transaction. */
-static int gen_bump(struct env *e, MDB_txn *txn)
+/* meta/key + 1, in the caller's write transaction. */
+static int counter_bump(struct env *e, MDB_txn *txn, const char *key)
 {
-	MDB_val k = str_val(META_BRANCHES_GEN);
+	MDB_val k = str_val(key);
 	char num[24];
 	uint64_t n;
-	int rc = gen_read(e, txn, &n);
+	int rc = counter_read(e, txn, key, &n);
 
 	if (rc)
 		return rc;
@@ -2934,16 +2949,28 @@ static int gen_bump(struct env *e, MDB_txn *txn)
 	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
 }
 
-static int gen_txn(struct env *e, MDB_txn *txn, void *ctx)
+struct counter_ctx {
+	const char *key;
+	uint64_t n;
+};
+
+static int counter_txn(struct env *e, MDB_txn *txn, void *ctx)
 {
-	return gen_read(e, txn, ctx);
+	struct counter_ctx *c = ctx;
+
+	return counter_read(e, txn, c->key, &c->n);
+}
+
+static uint64_t counter_get(struct gfs_manifest *m, const char *key)
+{
+	struct counter_ctx c = { key, 0 };
+
+	return run_read(m, counter_txn, &c) ? 0 : c.n;
 }
 
 uint64_t gfs_manifest_branches_gen(struct gfs_manifest *m)
 {
-	uint64_t n = 0;
-
-	return run_read(m, gen_txn, &n) ? 0 : n;
+	return counter_get(m, META_BRANCHES_GEN);
 }
 
 /* The graph version a new branch starts at; MDB_NOTFOUND (d says which)
@@ -3013,7 +3040,7 @@ static int br_create_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (!rc)
 		rc = gfs_ulid_new(c->b.id);
 	if (!rc)
-		rc = gen_bump(e, txn);
+		rc = counter_bump(e, txn, META_BRANCHES_GEN);
 	return rc ? rc : branch_put(e, txn, &c->b);
 }
 
@@ -3095,7 +3122,7 @@ static int br_delete_txn(struct env *e, MDB_txn *txn, void *ctx)
 		return -EBUSY;
 	}
 	if (!rc)
-		rc = gen_bump(e, txn);
+		rc = counter_bump(e, txn, META_BRANCHES_GEN);
 	return rc ? rc : mdb_del(txn, e->dbi[DB_BRANCHES], &k, NULL);
 }
 
@@ -3243,49 +3270,9 @@ static int tombstone(struct env *e, MDB_txn *txn, uint64_t n)
 	return rc;
 }
 
-/* meta/gc: how many gc commits removed versions (a mount's notifier
- * polls it: versions/N entries and log.jsonl lines change without a new
- * head). */
-#define META_GC "gc"
-
-static int gc_gen_read(struct env *e, MDB_txn *txn, uint64_t *n)
-{
-	MDB_val k = str_val(META_GC), v;
-	char buf[24] = "";
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
-	*n = 0;
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (!rc)
-		rc = unseal(DB_META, &k, &v);
-	if (rc)
-		return rc;
-	if (v.mv_size < sizeof buf)
-		memcpy(buf, v.mv_data, v.mv_size);
-	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
-}
-
-static int gc_gen_bump(struct env *e, MDB_txn *txn)
-{
-	char num[24];
-	MDB_val k = str_val(META_GC);
-	uint64_t n;
-	int rc = gc_gen_read(e, txn, &n);
-	if (rc)
-		return rc;
-	snprintf(num, sizeof num, "%llu", (unsigned long long)n + 1);
-	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
-}
-
-static int gc_gen_txn(struct env *e, MDB_txn *txn, void *ctx)
-{
-	return gc_gen_read(e, txn, ctx);
-}
-
 uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m)
 {
-	uint64_t n = 0;
-	return run_read(m, gc_gen_txn, &n) ? 0 : n;
+	return counter_get(m, META_GC);
 }
 
 static int gc_check_heads(struct env *e, MDB_txn *txn, struct gc_ctx *c)
@@ -3345,7 +3332,7 @@ static int gc_commit_txn(struct env *e, MDB_txn *txn, void *ctx)
 	for (size_t i = 0; !rc && i < c->n; i++)
 		rc = tombstone(e, txn, c->remove[i]);
 	if (!rc)
-		rc = gc_gen_bump(e, txn);
+		rc = counter_bump(e, txn, META_GC);
 	if (!rc)
 		rc = sidecar_decode(&k, &v, &sc);
 	/* the files it unlinks next are collected from now on: the index
@@ -4172,4 +4159,72 @@ int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
 	r.k = (MDB_val){ klen, (void *)key };
 	r.v = (MDB_val){ vlen, (void *)val };
 	return run_write(m, raw_put_txn, &r, NULL);
+}
+
+/* ---- test hook: the record decoders on arbitrary bytes ----------------- */
+
+/* Seals payload under key as a put would (so the decoder behind the
+ * checksum sees the bytes), decodes it as a record of db, and on success
+ * gives its public JSON. */
+static int decode_one(enum db db, const MDB_val *k, const MDB_val *sv,
+		      char **json)
+{
+	struct gfs_sidecar *sc = NULL;
+	struct gfs_audit *a = NULL;
+	struct gfs_gv *gv = NULL;
+	struct gfs_branch b;
+	struct gfs_tver_rec tr;
+	uint32_t nx;
+	int rc;
+
+	switch (db) {
+	case DB_VERSIONS:
+		rc = gv_decode(k, sv, &gv);
+		*json = rc ? NULL : gfs_gv_to_json(gv);
+		gfs_gv_free(gv);
+		return rc;
+	case DB_SIDECARS:
+		rc = sidecar_decode(k, sv, &sc);
+		*json = sc ? gfs_sidecar_to_json(sc) : NULL;
+		rc = rc ? rc : sidecar_valid(sc) ? 0 : GFS_EFORMAT;
+		gfs_sidecar_free(sc);
+		return rc;
+	case DB_AUDIT:
+		rc = audit_decode(k, sv, &a);
+		*json = rc ? NULL : gfs_audit_to_json(a);
+		gfs_audit_free(a);
+		return rc;
+	case DB_BRANCHES:
+		rc = branch_decode(k, sv, &b);
+		*json = rc ? NULL : gfs_branch_to_json(&b);
+		return rc;
+	case DB_TVER:
+		return tver_decode(k, sv, &tr);
+	case DB_NEXT:
+		return next_parse(k, sv, &nx);
+	default:
+		return -EINVAL;
+	}
+}
+
+int gfs_manifest_debug_decode(const char *db, const void *key, size_t klen,
+			      const void *payload, size_t n, char **json)
+{
+	unsigned char *b = malloc(n + SEAL_LEN);
+	MDB_val k = { klen, (void *)key }, v = { n + SEAL_LEN, b };
+	uint64_t h = seal_of(&k, payload, n);
+	int rc = -EINVAL;
+
+	*json = NULL;
+	if (!b)
+		return -ENOMEM;
+	if (n)
+		memcpy(b, payload, n);
+	for (int i = 0; i < 8; i++)
+		b[n + i] = (unsigned char)(h >> (8 * i));
+	for (int i = 0; i < DB__COUNT; i++)
+		if (strcmp(db, db_names[i]) == 0)
+			rc = decode_one((enum db)i, &k, &v, json);
+	free(b);
+	return rc;
 }

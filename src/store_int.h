@@ -29,4 +29,14 @@ void gfs_manifest_debug_set_maxreaders(unsigned n);
 /* The current map size of m's environment. */
 size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m);
 
+/* Decodes payload as a record of db ("versions", "sidecars", "audit",
+ * "branches", "tver", "next") stored under key, exactly as a read of the
+ * manifest does, but with the checksum computed here so the decoder sees
+ * arbitrary bytes (fuzz/fuzz_records.c).  0 with *json the record's
+ * public JSON (new, free(); NULL for tver/next), or the decoder's error:
+ * GFS_ECORRUPT / GFS_EFORMAT (*json: a refused sidecar's raw form), -ENOMEM,
+ * -EINVAL for another db. */
+int gfs_manifest_debug_decode(const char *db, const void *key, size_t klen,
+			      const void *payload, size_t n, char **json);
+
 #endif

@@ -616,7 +616,10 @@ static int open_tmp(struct gfs_tbuild *b)
 	if (b->fd < 0)
 		return gfs_io_fail("create", b->tmp, -errno);
 	b->tmp_exists = true;
-	return fchmod(b->fd, 0644) ? gfs_io_fail("chmod", b->tmp, -errno) : 0;
+	/* mkostemp made it 0600; what a version file gets is what open(2)
+	 * would give (GFS_FILE_MODE less the umask), never wider. */
+	return fchmod(b->fd, GFS_FILE_MODE & ~gfs_umask())
+	       ? gfs_io_fail("chmod", b->tmp, -errno) : 0;
 }
 
 int gfs_tbuild_new(struct gfs_tstore *ts, const char *table,

@@ -33,7 +33,7 @@
 #define TBL_PAGE_TARGET 4096u /* split point; a page may exceed it by one entry */
 #define TBL_PAGE_MAX (64u << 20)
 #define TBL_MAX_HEIGHT 32
-#define TBL_MAX_KEY (1u << 20) /* ids, endpoint ids and unique keys */
+#define TBL_MAX_KEY GFS_MAX_KEY /* ids, endpoint ids and unique keys (util.h) */
 #define TBL_MAX_UNIQUE 64u
 
 /* Builder memory: ops beyond this many bytes are sorted and spilled to a

@@ -491,6 +491,28 @@ int gfs_fsync_parent(const char *path)
 	return gfs_fsync_dir(parent);
 }
 
+mode_t gfs_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128], *end;
+	unsigned long m;
+	mode_t mask = 077;
+
+	if (!f)
+		return mask;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "Umask:", 6) != 0)
+			continue;
+		errno = 0;
+		m = strtoul(line + 6, &end, 8);
+		if (!errno && end != line + 6 && (*end == '\n' || !*end) && m <= 0777)
+			mask = (mode_t)m;
+		break;
+	}
+	fclose(f);
+	return mask;
+}
+
 int gfs_mkdir(const char *path, mode_t mode)
 {
 	if (mkdir(path, mode) < 0 && errno != EEXIST)

@@ -78,6 +78,10 @@ char *gfs_memdup(const void *p, size_t len); /* adds a NUL */
 
 /* ULID: 26 Crockford base32 characters + NUL; time-ordered, 80 random bits. */
 #define GFS_ULID_LEN 26
+/* Longest id, endpoint id or unique key (bytes): each is a B+tree key of a
+ * table-version file (docs/format.md, "Limits").  A load refuses a row
+ * over it naming line, type and id; the table builder checks it again. */
+#define GFS_MAX_KEY ((size_t)1 << 20)
 int gfs_ulid_new(char out[GFS_ULID_LEN + 1]);
 /* A generated row id: random, or with GRAPHFS_TEST_ID_SEED set a function
  * of the seed and lineno (tests compare loads that generate ids). */
@@ -130,6 +134,17 @@ int gfs_pread_all(int fd, void *p, size_t len, off_t off);
 int gfs_fsync_dir(const char *path);
 /* fsyncs the directory that holds path (its name's directory entry). */
 int gfs_fsync_parent(const char *path);
+/* Modes of everything the store creates (docs/format.md, "Permissions"):
+ * like cp or git, the creator's umask decides, so a store is never more
+ * open than its creator asked for (umask 077: private; 002: a group can
+ * share it, LMDB's lock file and the lock files included).  Pass these to
+ * open(O_CREAT)/mkdir/mdb_env_open, which apply the umask. */
+#define GFS_FILE_MODE 0666
+#define GFS_DIR_MODE 0777
+/* The process's umask, read from /proc/self/status without changing it
+ * (umask(2) would, for every thread); 077 if it cannot be read, so a mode
+ * masked with it is never wider than the real one would give. */
+mode_t gfs_umask(void);
 /* mkdir -p for one level (EEXIST is success). */
 int gfs_mkdir(const char *path, mode_t mode);
 /* Reads a whole small file into a new buffer (caller frees *out). */

@@ -78,3 +78,22 @@ expect_status() {
 expect_err() {
 	if grep -qE -- "$1" "$T/err"; then ok "$2"; else bad "$2: stderr was: $(head -c 400 "$T/err")"; fi
 }
+
+# kernel_lock: serializes the tests whose checks the kernel's caches decide
+# (they count the requests the kernel sends, or the inodes it holds) with
+# the tests that drop those caches (`echo 2 > /proc/sys/vm/drop_caches` is
+# global to the machine), so `make -j2 check`, two build trees or two
+# users' runs never interleave them.  Takes an exclusive flock on
+# ${GRAPHFS_KERNEL_LOCK:-${TMPDIR:-/tmp}/graphfs-kernel-tests.lock} (fd 9,
+# opened read-only, so any user may share the file) for the rest of the
+# script; the kernel releases it when the script and the daemons it started
+# (which inherit fd 9) are gone.  Bounded: status 1 after 600 s (scaled).
+kernel_lock() {
+	_kl=${GRAPHFS_KERNEL_LOCK:-${TMPDIR:-/tmp}/graphfs-kernel-tests.lock}
+	[ -e "$_kl" ] || : >>"$_kl" 2>/dev/null
+	exec 9<"$_kl" || return 1
+	flock -w "$(scaled 600)" 9 || {
+		echo "kernel_lock: $_kl still held after $(scaled 600) s" >&2
+		return 1
+	}
+}

@@ -180,6 +180,8 @@ gctl log "$S" --json | grep -c '"op":"schema"' | grep -qx 4 && ok "four schema v
 # (invariant 153).  A branch from version 2 has the old schema.
 { cat "$T/ok3.pg"; printf 'node Tag { name: String @key }\n'; } >"$T/ok5.pg"
 expect_status 0 "a branch at version 2 (the old schema)" gctl branch create "$S" old --from 2
+printf '{"type":"Team","data":{"name":"old-only"}}\n' >"$T/old.jsonl"
+expect_status 0 "a load on it (so it is not merged already)" gctl load "$S" --branch old --data "$T/old.jsonl" -q
 store_sum "$S" >"$T/before"
 expect_status 1 "schema apply while branch 'old' exists" gctl schema apply "$S" "$T/ok5.pg"
 expect_err "refused while branches other than main exist \('old'\)" "the refusal names the branch"

@@ -6,6 +6,8 @@
 # the budget: listings hand out bare names past it, and the pruner asks the
 # kernel to drop least recently used names, whose FORGETs free them.
 . "$top_srcdir/tests/mount/lib_mount.sh"
+# Counts what the kernel sends or caches: never beside a cache drop.
+kernel_lock || { echo "FAIL - kernel_lock"; exit 1; }
 S=$T/store M=$T/mnt
 new_store "$S"
 awk 'BEGIN { for (i = 0; i < 20000; i++)

@@ -9,6 +9,8 @@
 # notifier sends stay a handful (counters, not timings), and the mtimes of
 # directories whose entries did not change stay put.
 . "$top_srcdir/tests/mount/lib_mount.sh"
+# Counts what the kernel sends or caches: never beside a cache drop.
+kernel_lock || { echo "FAIL - kernel_lock"; exit 1; }
 S=$T/store M=$T/mnt
 new_store "$S"
 awk 'BEGIN {

@@ -1140,7 +1140,7 @@ START_TEST(test_failpoint_park)
 		 (long)pid);
 	struct timespec ts = { 0, 5000000 };
 	for (int i = 0; access(path, F_OK) != 0; i++) {
-		ck_assert_msg(i < 6000, "child never parked");
+		ck_assert_msg(i < tu_scaled(6000), "child never parked");
 		nanosleep(&ts, NULL);
 	}
 	ck_assert_int_eq(gfs_read_file(path, &pidtxt, &len, 64), 0);

@@ -1072,6 +1072,31 @@ START_TEST(test_many_types)
 }
 END_TEST
 
+/* The limits of new schemas (docs/format.md "Limits") never apply to a
+ * schema the store already holds: an older store whose schema is past one
+ * still opens (gfs_schema_parse_stored), and the UTF-8 check is separate. */
+START_TEST(test_limits_new_only)
+{
+	char text[400];
+	struct gfs_schema *s = NULL;
+	struct gfs_diag d = { { 0 } };
+
+	snprintf(text, sizeof text, "node P%0129d { k: String @key }", 0);
+	parse_bad(text, "t.pg:1:6: type name 'P000");
+	parse_bad(text, "of 130 bytes is longer than the limit of 128 bytes");
+	ck_assert_int_eq(gfs_schema_parse_stored(text, strlen(text), "t.pg",
+						 &s, &d), 0);
+	ck_assert_uint_eq(strlen(s->types[0].name), 130);
+	gfs_schema_free(s);
+	ck_assert_int_eq(gfs_schema_check_text(text, strlen(text), "t.pg", &d),
+			 0);
+	ck_assert_int_eq(gfs_schema_check_text("node P\xc0\x80 {}", 11,
+					       "t.pg", &d), GFS_ESCHEMA);
+	ck_assert_str_eq(d.msg, "t.pg:1:7: invalid UTF-8 (byte 0xc0), "
+				"expected UTF-8 text");
+}
+END_TEST
+
 START_TEST(test_api_edges)
 {
 	struct gfs_schema *s = (struct gfs_schema *)1;
@@ -1127,6 +1152,7 @@ static Suite *schema_suite(void)
 	tcase_add_test(tc, test_deep_nesting);
 	tcase_add_test(tc, test_many_types);
 	tcase_add_test(tc, test_api_edges);
+	tcase_add_test(tc, test_limits_new_only);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "testutil.h"
 #include "util.h"
@@ -112,6 +113,21 @@ START_TEST(array_grow_doubles_and_keeps_contents)
 }
 END_TEST
 
+/* gfs_umask reads the umask without changing it (docs/format.md,
+ * "Permissions"); the files the store creates are masked by it. */
+START_TEST(umask_is_read_not_changed)
+{
+	static const mode_t masks[] = { 022, 077, 027, 002, 0 };
+
+	for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+		umask(masks[i]);
+		ck_assert_uint_eq(gfs_umask(), masks[i]);
+		ck_assert_uint_eq(umask(masks[i]), masks[i]); /* unchanged */
+	}
+	umask(022);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -124,6 +140,7 @@ int main(void)
 	tcase_add_test(tc, strerror_covers_both_ranges);
 	tcase_add_test(tc, checked_number_parsing);
 	tcase_add_test(tc, array_grow_doubles_and_keeps_contents);
+	tcase_add_test(tc, umask_is_read_not_changed);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -25,6 +25,19 @@ static inline void tu_rmrf(const char *path)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
+/* tu_scaled(secs): secs times GRAPHFS_TEST_TIMEOUT_FACTOR (default 1), as
+ * tests/lib.sh `scaled`: every bound on waiting or on elapsed time goes
+ * through it, so a busy or slow machine only needs a larger factor.  (Check
+ * scales its own per-test timeouts with CK_TIMEOUT_MULTIPLIER, which
+ * Makefile.am sets from the same factor.) */
+static inline double tu_scaled(double secs)
+{
+	const char *f = getenv("GRAPHFS_TEST_TIMEOUT_FACTOR");
+	double x = f && *f ? strtod(f, NULL) : 1.0;
+
+	return secs * (x >= 1.0 ? x : 1.0);
+}
+
 /* Runs a suite and returns the process exit status. */
 static inline int tu_run(Suite *s)
 {
