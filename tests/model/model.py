@@ -34,7 +34,6 @@ Exit: 0 no divergence, 1 a divergence (seed and replay printed), 77 skip.
 import argparse
 import copy
 import datetime
-import errno
 import json
 import os
 import random
