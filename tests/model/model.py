@@ -34,7 +34,6 @@ Exit: 0 no divergence, 1 a divergence (seed and replay printed), 77 skip.
 import argparse
 import copy
 import datetime
-import errno
 import json
 import os
 import random
@@ -640,6 +639,7 @@ class Model:
             res[tb] = out
         # endpoint conflicts: an edge one side changed whose endpoint node
         # the other side deleted (present in the base, absent there)
+        src_deleted = set()    # endpoint conflicts whose node the source deleted
         for e in edge_types(sn):
             et = 'edge:' + e
             d = edge_def(sn, e)
@@ -654,12 +654,19 @@ class Model:
                             conflict = True
                             decided[(et, rid)] = True
                             decided[(nt, k)] = True
+                            if other is sv:
+                                src_deleted.add((et, rid))
         if conflict and prefer is None:
             return [('fail', self)]
         if conflict:
             pv = sv if prefer == 'source' else tv
             for (tb, rid) in decided:
                 r = pv.tables[tb].get(rid)
+                if prefer == 'source' and (tb, rid) in src_deleted:
+                    # "the source deleted the node: --prefer source deletes
+                    # the target's edge too" (semantics.md), even where the
+                    # source still has an older version of that edge
+                    r = None
                 if tb not in res:
                     continue
                 if r is None:
@@ -1045,7 +1052,8 @@ class Gen:
             return {'k': 'gc', 'keep': r.randint(1, 3)}
         if x < 0.80:
             inner = r.choice([self.load, self.load, self.load,
-                              lambda: {'k': 'merge', 'src': r.choice(sorted(m.branches)),
+                              lambda: {'k': 'merge', 'src': r.choice(
+                                  [b for b in sorted(m.branches) if b != 'main'] or ['main']),
                                        'into': 'main', 'prefer': 'source'},
                               lambda: {'k': 'schema', 'to': r.choice(['S0', 'S1', 'S3'])},
                               lambda: {'k': 'compact', 'b': 'main'},
@@ -1225,6 +1233,10 @@ class Real:
         self.mnt = os.path.join(root, 'mnt')
         self.log = log
         self.mounted = False
+        self.daemon = None
+        self.daemon_fp = False
+        self.nmount = 0
+        self.dlog = None
         self.nfile = 0
         self.schema_files = {}
         os.makedirs(self.mnt)
@@ -1254,21 +1266,40 @@ class Real:
         self.ctl(['init', self.store, '--schema', self.schema_files['S0']], check_rc=0)
 
     def mount(self, env=None):
+        """graphfs -f, so that its exit status is seen at unmount: a
+        sanitizer report, a leak or a crash of the daemon is a failure."""
         assert not self.mounted
         e = dict(os.environ)
         e.pop('GRAPHFS_FAILPOINTS', None)
         if env:
             e.update(env)
+        self.nmount += 1
+        self.dlog = os.path.join(self.root, 'graphfs.%d.log' % self.nmount)
         self.mounted = True     # before: an error still unmounts
-        p = subprocess.run([GRAPHFS, self.store, self.mnt], capture_output=True,
-                           env=e, timeout=30 * FACTOR)
-        self.log('$ graphfs store mnt%s -> %d %s' % (
-            ' (%s)' % env if env else '', p.returncode,
-            p.stderr.decode(errors='replace').strip()[:300]))
-        if p.returncode != 0:
-            self.unmount()
-            return False
+        with open(self.dlog, 'wb') as errf:
+            self.daemon = subprocess.Popen([GRAPHFS, self.store, self.mnt, '-f'],
+                                           stdout=subprocess.DEVNULL, stderr=errf, env=e,
+                                           start_new_session=True)
+        self.daemon_fp = bool(env)
+        deadline = time.time() + 30 * FACTOR
+        while not is_mounted(self.mnt):
+            if self.daemon.poll() is not None:
+                self.log('$ graphfs -f store mnt%s -> %d %s' % (
+                    ' (%s)' % env if env else '', self.daemon.returncode, self.daemon_tail()))
+                self.unmount()
+                return False
+            if time.time() > deadline:
+                raise Divergence('graphfs did not mount in %d s' % (30 * FACTOR))
+            time.sleep(0.005)
+        self.log('$ graphfs -f store mnt%s: mounted' % (' (%s)' % env if env else ''))
         return True
+
+    def daemon_tail(self):
+        try:
+            with open(self.dlog, 'rb') as f:
+                return f.read()[-1500:].decode(errors='replace')
+        except OSError:
+            return ''
 
     def unmount(self):
         if not self.mounted:
@@ -1276,7 +1307,7 @@ class Real:
         self.mounted = False
         for _ in range(3):
             if not is_mounted(self.mnt):
-                return
+                break
             subprocess.run(['fusermount3', '-u', self.mnt], capture_output=True,
                            timeout=20 * FACTOR)
             deadline = time.time() + 10 * FACTOR
@@ -1285,6 +1316,17 @@ class Real:
         if is_mounted(self.mnt):
             subprocess.run(['umount', '-l', self.mnt], capture_output=True, timeout=20)
             raise Divergence('the mount would not go away (fusermount3 -u failed)')
+        d, self.daemon = self.daemon, None
+        if d is None:
+            return
+        try:
+            rc = d.wait(timeout=60 * FACTOR)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            d.wait()
+            raise Divergence('graphfs did not exit after its unmount: %s' % self.daemon_tail())
+        if rc != 0 and not (self.daemon_fp and rc == FP_EXIT):
+            raise Divergence('graphfs exited with status %d:\n%s' % (rc, self.daemon_tail()))
 
     def ensure_mounted(self):
         if not self.mounted:
@@ -1336,6 +1378,21 @@ def run_graphctl_op(real, m, op, env=None):
             a += ['--branch', op['b']]
         return real.ctl(a, env).returncode
     if k == 'gc':
+        # the checks opened files under versions/N, and a FUSE RELEASE
+        # (which ends a hold) comes after close() returned: wait, bounded,
+        # until gc sees no hold, so its plan is the model's
+        deadline = time.time() + 20 * FACTOR
+        while True:
+            p = real.ctl(['gc', S, '--keep-last', str(op['keep']), '--dry-run', '--json'])
+            try:
+                held = json.loads(p.stdout.decode()).get('held', []) if p.returncode == 0 else []
+            except ValueError:
+                held = []
+            if not held:
+                break
+            if time.time() > deadline:
+                raise Divergence('versions %s stay held with no file open' % held)
+            time.sleep(0.01)
         return real.ctl(['gc', S, '--keep-last', str(op['keep']), '--quiet'], env).returncode
     raise AssertionError(k)
 
@@ -1734,12 +1791,7 @@ def run_op(real, m, op, stats):
         if up:
             for argv in mount_path_ops(real, m, op['inner']):
                 real.sh(argv)
-            alive = True
-            try:
-                os.stat(os.path.join(real.mnt, '.graphfs', 'head'))
-            except OSError:
-                alive = False
-            if not alive:
+            if real.daemon.poll() is not None:      # it died at the point
                 stats['killed'] += 1
             real.unmount()
         rc = 0
@@ -1845,6 +1897,9 @@ def ddmin(seq, fails, budget):
 
 
 def main():
+    # a TERM (make check's timeout, a ^C of the wrapper) unwinds: every
+    # `finally` unmounts what it mounted
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--seed', type=int)
     ap.add_argument('--sequences', type=int, default=0)
