@@ -745,7 +745,9 @@ class Model:
 
     # -- gc (docs/branches-design.md 6.3/6.5, graphctl gc --help) -------
     def gc(self, keep):
-        kept = set()
+        # the highest graph version is always kept: it is the manifest's
+        # head (docs/format.md 6), whatever its branch (a deleted one too)
+        kept = {self.top}
         for name, (h, inc) in self.branches.items():
             kept.add(h)
             mine = sorted(n for n, v in self.versions.items()
