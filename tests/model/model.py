@@ -372,21 +372,24 @@ class Model:
                 continue
             old = old_tables.get(tb, {})
             new = new_tables.get(tb, {})
-            created = [r for rid, r in new.items() if rid not in old]
+            # a row re-pointed (same id, other endpoints) joins its new
+            # pair as a created one (docs/decisions.md, PAIR_FIRST)
+            created = [r for rid, r in new.items() if rid not in old
+                       or (old[rid].frm, old[rid].to) != (r.frm, r.to)]
             pairs = {}
             for r in created:
                 pairs.setdefault((r.frm, r.to), []).append(r)
             for rid, r in new.items():
                 o = old.get(rid)
-                if o is not None:
+                if o is not None and (o.frm, o.to) == (r.frm, r.to):
                     if r is not o:
-                        r.first = o.first if (o.frm, o.to) == (r.frm, r.to) else None
+                        r.first = o.first
                     continue
                 p = (r.frm, r.to)
                 if len(pairs[p]) > 1:
                     r.first = None
                     continue
-                olds = [x for x in old.values() if (x.frm, x.to) == p]
+                olds = [x for x in old.values() if (x.frm, x.to) == p and x.id != rid]
                 if any(x.id in new and (new[x.id].frm, new[x.id].to) == p for x in olds):
                     r.first = False
                 elif olds:
@@ -688,9 +691,9 @@ class Model:
                 tr = T.get(rid)
                 if tr is r:
                     continue
-                if tr is not None:
-                    first = tr.first if (tr.frm, tr.to) == (r.frm, r.to) else None
-                else:
+                if tr is not None and (tr.frm, tr.to) == (r.frm, r.to):
+                    first = tr.first
+                else:       # new to the target, or re-pointed: created there
                     pair = (r.frm, r.to)
                     others = [o for oid, o in res[et].items()
                               if oid != rid and (o.frm, o.to) == pair]
@@ -742,7 +745,9 @@ class Model:
 
     # -- gc (docs/branches-design.md 6.3/6.5, graphctl gc --help) -------
     def gc(self, keep):
-        kept = set()
+        # the highest graph version is always kept: it is the manifest's
+        # head (docs/format.md 6), whatever its branch (a deleted one too)
+        kept = {self.top}
         for name, (h, inc) in self.branches.items():
             kept.add(h)
             mine = sorted(n for n, v in self.versions.items()
@@ -1599,9 +1604,11 @@ def learn_flags(v, act, where):
                 continue
             base = 'edges/%s/%s/' % (e, enc(r.frm))
             with_id = base + enc(r.to) + '~' + enc(r.id) + '.json'
+            plain = base + enc(r.to) + '.json'
             if with_id in act:
                 r.first = False
-            elif base + enc(r.to) + '.json' in act:
+            elif plain in act and act[plain][0] == 'f' and \
+                    json.loads(act[plain][1]).get('id') == r.id:
                 r.first = True
             else:
                 raise Divergence('%s: edge %s %s (%s -> %s) has no file in %s' % (

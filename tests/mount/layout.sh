@@ -130,7 +130,17 @@ new_store "$S2"
 printf '%s\n' '{"type":"Person","data":{"slug":"x"}}' \
 	'{"edge":"Knows","from":"x","to":"x","data":{"id":"k3"}}' | load "$S2" merge
 printf '%s\n' '{"edge":"Knows","from":"x","to":"x","data":{"id":"k2"}}' | load "$S2" merge
+# A load re-points k1 (y -> x, the first of its pair) into the pair x -> x,
+# which has its first edge already: k1 joins as a new edge would (it kept
+# its old flag, and two edges were both named x.json; found by the model).
+printf '%s\n' '{"type":"Person","data":{"slug":"y"}}' \
+	'{"edge":"Knows","from":"y","to":"x","data":{"id":"k1"}}' | load "$S2" merge
+printf '%s\n' '{"edge":"Knows","from":"x","to":"x","data":{"id":"k1"}}' | load "$S2" merge
 mount_gfs "$S2" "$M2" || bad "mount the pair store"
+check "re-pointed: one name per edge" test "$(ls "$M2/edges/Knows/x" | tr '\n' ' ')" = "x.json x~k1.json x~k2.json "
+check "re-pointed: k1 is x~k1.json" test "$(cat "$M2/edges/Knows/x/x~k1.json")" = '{"id":"k1"}'
+check "re-pointed: out/ lists each once" test "$(ls "$M2/nodes/Person/x/out/Knows" | sort | uniq -d)" = ""
+check "re-pointed: k1 before, under versions/4" test "$(cat "$M2/versions/4/edges/Knows/y/x.json")" = '{"id":"k1"}'
 check "pair: the first edge (k3) is x.json" test "$(cat "$M2/edges/Knows/x/x.json")" = '{"id":"k3"}'
 check "pair: the other is x~k2.json" test "$(cat "$M2/edges/Knows/x/x~k2.json")" = '{"id":"k2"}'
 check "pair: x.json's size" test "$(stat -c %s "$M2/edges/Knows/x/x.json")" = 12
