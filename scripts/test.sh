@@ -41,11 +41,21 @@ mkdir -p build-fuzz
 		fuzz/fuzz_table fuzz/fuzz_records fuzz/fuzz_names >/dev/null &&
   make -k fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-10}" ) >"$fuzz_log" 2>&1
 fuzz_rc=$?
-grep -E '^(fuzz: |stat::(number_of_executed_units|average_exec_per_sec))|DONE +cov:' "$fuzz_log"
+grep -E '^(fuzz: |INFO: Seed: |stat::(number_of_executed_units|average_exec_per_sec))|DONE +cov:' "$fuzz_log"
 if [ "$fuzz_rc" -eq 0 ]; then
 	pass=$(( ${pass:-0} + 1 ))
 else
-	echo "==== $fuzz_log (fuzz run failed: rc $fuzz_rc)"; tail -40 "$fuzz_log"
+	# Each finding's report, and its input in base64 (a CI machine's
+	# build directory is gone afterwards): save it as
+	# fuzz/corpus/<harness>/regress-<what> (docs/testing.md, "Fuzzing").
+	echo "==== $fuzz_log (fuzz run failed: rc $fuzz_rc)"
+	awk '/^fuzz: /{h=$0} /ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|runtime error:|==ERROR/{if(!p)print "-- " h; p=1; n=0}
+	     p && n++ < 60 {print} /Test unit written to/{p=0}' "$fuzz_log"
+	for a in build-fuzz/fuzz-work/*/crash-* build-fuzz/fuzz-work/*/leak-* \
+		 build-fuzz/fuzz-work/*/oom-* build-fuzz/fuzz-work/*/timeout-*; do
+		[ -f "$a" ] || continue
+		echo "-- $a ($(wc -c <"$a") bytes), base64:"; head -c 8192 "$a" | base64
+	done
 	fail=$(( ${fail:-0} + 1 ))
 	[ "$status" -ne 0 ] || status=$fuzz_rc
 fi

@@ -67,6 +67,9 @@ struct orow {
 	struct gfs_buf *uk;
 	size_t nuk;
 	long next_src, next_dst; /* chains of NS_SRC / NS_DST, -1 ends */
+	/* an edge a node rename moved: the pair it left (gfs_rowput.pair_src) */
+	struct gfs_buf psrc, pdst;
+	bool renamed;
 };
 
 struct slot {
@@ -308,6 +311,8 @@ static void orow_release(struct orow *o)
 	gfs_buf_release(&o->src);
 	gfs_buf_release(&o->dst);
 	gfs_buf_release(&o->line);
+	gfs_buf_release(&o->psrc);
+	gfs_buf_release(&o->pdst);
 	gfs_codec_free_ukeys(o->uk, o->nuk);
 }
 
@@ -328,6 +333,8 @@ static int row_new(struct applier *A, uint32_t type, long *r)
 	gfs_buf_init(&o->src);
 	gfs_buf_init(&o->dst);
 	gfs_buf_init(&o->line);
+	gfs_buf_init(&o->psrc);
+	gfs_buf_init(&o->pdst);
 	*r = (long)A->nrows++;
 	return 0;
 }
@@ -957,10 +964,18 @@ static int repoint(struct applier *A, const struct inc *e, const char *key,
 		return c->rc ? c->rc : -ENOMEM;
 	rc = edge_rin(A, e->type, e->id.p, e->id.len, rs ? key2 : s->p, rs ? len2 : s->len,
 		      rd ? key2 : d->p, rd ? len2 : d->len, data, c);
+	long r = (long)A->nrows; /* put_rin's row_new makes it first */
 	if (!rc)
 		rc = put_rin(A, c, subject(&A->s->types[e->type], e->id.p, e->id.len,
 					    A->rin.src.p, A->rin.src.len, A->rin.dst.p,
 					    A->rin.dst.len, subj, sizeof subj));
+	if (!rc) { /* the pair it left, for its PAIR_FIRST (gfs_rowput) */
+		struct orow *o = &A->rows[r];
+		o->renamed = true;
+		rc = gfs_buf_append(&o->psrc, s->p, s->len);
+		if (!rc)
+			rc = gfs_buf_append(&o->pdst, d->p, d->len);
+	}
 	return rc;
 }
 
@@ -1311,6 +1326,12 @@ static int build_table(struct applier *A, uint32_t t)
 			.data_off = o->data_off, .data_len = o->data_len,
 			.ukeys = o->uk, .n_ukeys = o->nuk,
 		};
+		if (o->renamed) {
+			rp.pair_src = o->psrc.p ? o->psrc.p : "";
+			rp.pair_src_len = o->psrc.len;
+			rp.pair_dst = o->pdst.p ? o->pdst.p : "";
+			rp.pair_dst_len = o->pdst.len;
+		}
 		rc = gfs_tbuild_put(b, &rp);
 	}
 	if (!rc)

@@ -50,6 +50,7 @@
 #define MAX_IMPLEMENTS 256  /* interfaces one node implements */
 #define MAX_UNIQUE 64       /* @unique constraints of a type (TBL_MAX_UNIQUE) */
 #define MAX_REGEX 1024      /* bytes of a @check pattern */
+#define MAX_REGEX_NODES 10000 /* re_cost of a @check pattern */
 #define MAX_CONS 4096       /* constraints of a type (each checked per row) */
 #define NAME_SHOWN 64  /* longest name quoted in a diagnostic */
 
@@ -1036,6 +1037,87 @@ static bool has_backref(const char *p)
 	return false;
 }
 
+#define RE_COST_CAP ((uint64_t)1 << 40)
+
+static uint64_t re_mul(uint64_t a, uint64_t b)
+{
+	return b && a > RE_COST_CAP / b ? RE_COST_CAP : a * b;
+}
+
+/* How many copies of its operand a repetition at *pp makes in glibc's
+ * regcomp ("+" is "a a*": 2; "{n,m}": m; "{n,}": n + 1; "*", "?": 1);
+ * 0 when *pp is no repetition.  Moves *pp past it. */
+static uint64_t re_dup(const char **pp)
+{
+	const char *p = *pp;
+	unsigned long n = 0, m = 0;
+	bool comma = false, have_m = false;
+
+	if (*p == '*' || *p == '?' || *p == '+') {
+		*pp = p + 1;
+		return *p == '+' ? 2 : 1;
+	}
+	if (*p != '{')
+		return 0;
+	for (p++; *p >= '0' && *p <= '9'; p++)
+		n = n < 100000 ? n * 10 + (unsigned long)(*p - '0') : n;
+	if (*p == ',') {
+		comma = true;
+		for (p++; *p >= '0' && *p <= '9'; p++, have_m = true)
+			m = m < 100000 ? m * 10 + (unsigned long)(*p - '0') : m;
+	}
+	if (*p != '}')
+		return 0; /* not an interval: regcomp decides */
+	*pp = p + 1;
+	if (!comma)
+		return n ? n : 1;
+	if (!have_m)
+		return n + 1;
+	return m > n ? m : (n ? n : 1);
+}
+
+/* An upper bound of the nodes glibc's regcomp builds for the ERE at *pp
+ * up to an unmatched ')' or the end: it copies the operand of each
+ * repetition (re_dup), so nested repetitions multiply.  "a+++...+" with
+ * 20 '+' made it allocate 700 MB (found by fuzz/fuzz_schema's out-of-memory
+ * report; tests/limits.sh).  depth bounds the recursion by the pattern's
+ * length (MAX_REGEX).  Saturates at RE_COST_CAP. */
+static uint64_t re_cost(const char **pp, unsigned depth)
+{
+	const char *p = *pp;
+	uint64_t total = 1, piece;
+
+	while (*p && *p != ')') {
+		const char *a = p;
+
+		if (*p == '|') {
+			p++;
+			total++;
+			continue;
+		}
+		if (*p == '(' && depth < MAX_REGEX) {
+			p++;
+			piece = re_cost(&p, depth + 1) + 1;
+			if (*p == ')')
+				p++;
+		} else if (*p == '[') {
+			const char *e = skip_bracket(p);
+			p = e ? e + 1 : p + strlen(p);
+			piece = 1;
+		} else {
+			p += (*p == '\\' && p[1]) ? 2 : 1;
+			piece = 1;
+		}
+		for (uint64_t k; (k = re_dup(&p)) != 0;)
+			piece = re_mul(piece, k) + 1;
+		if (p == a)
+			p++;
+		total = total + piece > RE_COST_CAP ? RE_COST_CAP : total + piece;
+	}
+	*pp = p;
+	return total;
+}
+
 static int cons_check(struct pctx *x, struct gfs_cons *c)
 {
 	char *pat, err[200];
@@ -1060,6 +1142,24 @@ static int cons_check(struct pctx *x, struct gfs_cons *c)
 		return perr(x, at, "back-reference in the regex of @check "
 			    "(its matching can take exponential time), "
 			    "expected a regex without \\1..\\9");
+	}
+	if (x->limits) {
+		const char *q = pat;
+		uint64_t cost = 0;
+
+		while (*q) {
+			cost += re_cost(&q, 0);
+			if (*q == ')') /* unmatched: regcomp refuses it */
+				q++;
+		}
+		if (cost > MAX_REGEX_NODES) {
+			free(pat);
+			return perr(x, at, "regex of @check too large once "
+				    "compiled (nested repetitions multiply: "
+				    "about %" PRIu64 " nodes, the limit is %d), "
+				    "expected fewer or smaller repetitions",
+				    cost, MAX_REGEX_NODES);
+		}
 	}
 	rc = regcomp(&c->re, pat, REG_EXTENDED | REG_NOSUB);
 	if (rc) {

@@ -272,6 +272,13 @@ struct gfs_rowput {
 	 * and `changed` (the version that last changed its bytes there). */
 	uint64_t serial;
 	uint32_t changed;
+	/* A node rename (apply.c repoint) moves every edge of a pair to one
+	 * new pair that no edge had (the new key did not exist): an edge
+	 * whose parent row is in pair (pair_src, pair_dst) keeps its
+	 * PAIR_FIRST there, so the plain name `<to>.json` moves with the
+	 * rename.  NULL: a re-pointed edge joins its new pair as a new one. */
+	const char *pair_src, *pair_dst;
+	size_t pair_src_len, pair_dst_len;
 };
 
 /* Starts a version built on parent (NULL: an empty table).  n_unique is the

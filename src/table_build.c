@@ -527,6 +527,12 @@ static int do_put(struct gfs_tbuild *b, const struct gfs_rowput *r,
 	bool moved = p && (p->r.flags & TBL_REC_EDGE) && (nr.flags & TBL_REC_EDGE) &&
 		     (!tbl_bytes_eq(p->r.src, p->r.src_len, nr.src, nr.src_len) ||
 		      !tbl_bytes_eq(p->r.dst, p->r.dst_len, nr.dst, nr.dst_len));
+	/* A rename moves the whole pair: its edges keep their flags (found by
+	 * tests/model: the renamed pair's plain name went to another edge). */
+	if (moved && r->pair_src && r->pair_dst &&
+	    tbl_bytes_eq(p->r.src, p->r.src_len, r->pair_src, r->pair_src_len) &&
+	    tbl_bytes_eq(p->r.dst, p->r.dst_len, r->pair_dst, r->pair_dst_len))
+		moved = false;
 	if (p) {
 		nr.serial = p->r.serial;
 		if (!moved)

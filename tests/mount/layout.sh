@@ -148,6 +148,14 @@ check "pair: the out/ link of k3" test "$(readlink "$M2/nodes/Person/x/out/Knows
 check "pair: the in/ link of k3" test "$(readlink "$M2/nodes/Person/x/in/Knows/x.json")" = ../../../../Person/x.json
 check "pair: the same under versions/3" test "$(cat "$M2/versions/3/edges/Knows/x/x.json")" = '{"id":"k3"}'
 check "pair: and under branches/main" test "$(cat "$M2/branches/main/edges/Knows/x/x.json")" = '{"id":"k3"}'
+# A rename through the mount moves the whole pair x -> x to z -> z: each
+# edge keeps its name there, so k3 stays the plain z.json (the re-key
+# dropped the flags and k1, the smallest id, took z.json; found by the
+# model, seed 910294).
+mv "$M2/nodes/Person/x.json" "$M2/nodes/Person/z.json"
+check "renamed pair: k3 is still the plain name" test "$(cat "$M2/edges/Knows/z/z.json")" = '{"id":"k3"}'
+check "renamed pair: the others keep ~id" test "$(ls "$M2/edges/Knows/z" | tr '\n' ' ')" = "z.json z~k1.json z~k2.json "
+check "renamed pair: out/ of z the same" test "$(ls "$M2/nodes/Person/z/out/Knows" | tr '\n' ' ')" = "z.json z~k1.json z~k2.json "
 check "pair: a name of no edge is ENOENT" test ! -e "$M2/edges/Knows/x/y.json"
 umount_gfs "$M2"
 finish
