@@ -2759,36 +2759,45 @@ static int sc_reserve(struct env *e, struct gfs_kv_txn *txn, struct gfs_sidecar 
 	return rc;
 }
 
+struct sc_put_ctx {
+	struct gfs_sidecar sc;            /* .tables is work */
+	const struct gfs_sc_table *orig;  /* the caller's: read, never written */
+	struct gfs_sc_table *work;        /* this run's numbers */
+};
+
+/* Every run starts from the caller's numbers (invariant 271): one that
+ * started from an earlier run's would note, not reserve, a number another
+ * writer may have reserved since that run was thrown away. */
 static int sc_put_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
-	struct gfs_sidecar *sc = ctx;
-	struct gfs_sc_table *orig = sc->tables;
-	struct gfs_kv_val k = str_val(sc->op_id), v;
+	struct sc_put_ctx *c = ctx;
+	struct gfs_kv_val k = str_val(c->sc.op_id), v;
 	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
 
 	if (rc != GFS_KV_NOTFOUND)
 		return rc ? rc : -EEXIST;
-	/* a retried txn (map full) starts from the caller's numbers again */
-	sc->tables = calloc(sc->n_tables + 1, sizeof *orig);
-	if (sc->tables && sc->n_tables)
-		memcpy(sc->tables, orig, sc->n_tables * sizeof *orig);
-	rc = sc->tables ? sc_reserve(e, txn, sc) : -ENOMEM;
-	if (!rc)
-		rc = sidecar_put_txn(e, txn, sc, GFS_KV_NOOVERWRITE);
-	if (!rc && sc->n_tables) /* no tables: orig may be NULL (UBSan) */
-		memcpy(orig, sc->tables, sc->n_tables * sizeof *orig);
-	free(sc->tables);
-	sc->tables = orig;
-	return rc;
+	if (c->sc.n_tables) /* no tables: orig may be NULL (UBSan) */
+		memcpy(c->work, c->orig, c->sc.n_tables * sizeof *c->work);
+	rc = sc_reserve(e, txn, &c->sc);
+	return rc ? rc : sidecar_put_txn(e, txn, &c->sc, GFS_KV_NOOVERWRITE);
 }
 
 int gfs_manifest_sidecar_put(struct gfs_manifest *m, struct gfs_sidecar *sc)
 {
 	if (!sidecar_valid(sc))
 		return -EINVAL;
-	struct gfs_sidecar copy = *sc;
-	copy.format = GFS_SIDECAR_FORMAT;
-	return run_write(m, sc_put_txn, &copy, NULL);
+	struct sc_put_ctx c = { .sc = *sc, .orig = sc->tables };
+	c.sc.format = GFS_SIDECAR_FORMAT;
+	c.work = calloc(sc->n_tables + 1, sizeof *c.work);
+	if (!c.work)
+		return -ENOMEM;
+	c.sc.tables = c.work;
+	int rc = run_write(m, sc_put_txn, &c, NULL);
+	/* the numbers reserved, once they are durable */
+	if (!rc && sc->n_tables)
+		memcpy(sc->tables, c.work, sc->n_tables * sizeof *c.work);
+	free(c.work);
+	return rc;
 }
 
 /* The sidecar op_id as stored, decoded, with its revision. */

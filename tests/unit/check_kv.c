@@ -1,0 +1,300 @@
+/* check_kv.c - kv.h's write-callback rule (docs/invariants.md 270-279).
+ *
+ * A backend may run a write callback more than once before one run commits
+ * (LMDB after MDB_MAP_FULL, etcd after a conflict).  These tests make the
+ * LMDB backend throw the first run of a write away, as etcd would, through
+ * gfs_manifest_debug_set_rerun (store_int.h), with or without another
+ * writer in between, and check that the run that commits is the one that
+ * counts.  The layering itself (only kv_lmdb.c includes <lmdb.h>) is
+ * tests/lint_layers.sh's.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "manifest.h"
+#include "store_int.h"
+#include "testutil.h"
+#include "util.h"
+
+#define OP1 "01HZZZZZZZZZZZZZZZZZZZZZZ1"
+#define OP2 "01HZZZZZZZZZZZZZZZZZZZZZZ2"
+#define OP3 "01HZZZZZZZZZZZZZZZZZZZZZZ3"
+
+static char dir[PATH_MAX];
+
+static void setup(void)
+{
+	tu_tmpdir(dir, sizeof dir);
+}
+
+static void teardown(void)
+{
+	gfs_manifest_debug_set_rerun(NULL, NULL);
+	tu_rmrf(dir);
+}
+
+static struct gfs_manifest *open_m(unsigned flags)
+{
+	struct gfs_manifest *m;
+	struct gfs_diag d = { { 0 } };
+	int rc = gfs_manifest_open(dir, flags, &m, &d);
+	ck_assert_msg(rc == 0, "open: %s: %s", gfs_strerror(rc), d.msg);
+	return m;
+}
+
+/* A store at version 1 with node:A = 1, node:B = 1. */
+static struct gfs_manifest *new_store(void)
+{
+	struct gfs_manifest *m = open_m(GFS_MANIFEST_CREATE);
+	struct gfs_pin pins[2] = { { "node:A", 1 }, { "node:B", 1 } };
+	struct gfs_gv first = { .op = "init", .op_id = OP1, .actor = "test",
+				.schema_id = "s1", .pins = pins, .n_pins = 2 };
+	ck_assert_int_eq(gfs_manifest_init(m, &first), 0);
+	return m;
+}
+
+/* A load sidecar writing node:A (post 0: the manifest reserves it). */
+static void mk_sidecar(struct gfs_sidecar *sc, struct gfs_sc_table *t,
+		       const char *op)
+{
+	memset(sc, 0, sizeof *sc);
+	memset(t, 0, sizeof *t);
+	sc->format = GFS_SIDECAR_FORMAT;
+	snprintf(sc->op_id, sizeof sc->op_id, "%s", op);
+	snprintf(sc->kind, sizeof sc->kind, "load");
+	snprintf(sc->actor, sizeof sc->actor, "tester");
+	sc->start_ns = 1;
+	snprintf(t->table, sizeof t->table, "node:A");
+	t->written = true;
+	t->expected = 1;
+	sc->tables = t;
+	sc->n_tables = 1;
+}
+
+static int reruns;
+
+static void count_hook(void *arg)
+{
+	(void)arg;
+	reruns++;
+}
+
+struct rival {
+	struct gfs_manifest *m;
+	uint32_t post;
+	int rc;
+};
+
+/* Between the thrown-away run and the next: another writer arms its own
+ * sidecar on the same table (once: the hook is cleared first, so the
+ * rival's own write is not rerun). */
+static void rival_hook(void *arg)
+{
+	struct rival *r = arg;
+	struct gfs_sidecar sc;
+	struct gfs_sc_table t;
+
+	gfs_manifest_debug_set_rerun(NULL, NULL);
+	mk_sidecar(&sc, &t, OP3);
+	r->rc = gfs_manifest_sidecar_put(r->m, &sc);
+	r->post = t.post;
+}
+
+/* Invariant 271: a rerun of the arm starts from the caller's numbers.  A
+ * rerun that started from the thrown-away run's number would note it
+ * instead of reserving a fresh one, and two sidecars would own node:A 2. */
+START_TEST(test_rerun_arm_reserves_again)
+{
+	struct gfs_manifest *m = new_store();
+	struct rival r = { .m = m };
+	struct gfs_sidecar sc, *got = NULL;
+	struct gfs_sc_table t;
+	struct gfs_tver_rec rec;
+	uint32_t next = 0;
+
+	mk_sidecar(&sc, &t, OP2);
+	gfs_manifest_debug_set_rerun(rival_hook, &r);
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, &sc), 0);
+	ck_assert_int_eq(r.rc, 0);
+	ck_assert_uint_eq(r.post, 2); /* the rival went first */
+	ck_assert_uint_eq(t.post, 3);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(m, OP2, &got), 0);
+	ck_assert_uint_eq(got->tables[0].post, 3);
+	gfs_sidecar_free(got);
+	ck_assert_int_eq(gfs_manifest_tver_get(m, "node:A", 2, &rec), 0);
+	ck_assert_str_eq(rec.op_id, OP3);
+	ck_assert_int_eq(gfs_manifest_tver_get(m, "node:A", 3, &rec), 0);
+	ck_assert_str_eq(rec.op_id, OP2);
+	ck_assert_int_eq(rec.state, GFS_TVER_RESERVED);
+	ck_assert_int_eq(gfs_manifest_next(m, "node:A", &next), 0);
+	ck_assert_uint_eq(next, 4);
+	gfs_manifest_close(m);
+}
+END_TEST
+
+/* The caller's sidecar is written only by a run that committed: a failed
+ * arm (here: the op id exists) leaves its numbers as they were. */
+START_TEST(test_failed_arm_leaves_caller)
+{
+	struct gfs_manifest *m = new_store();
+	struct gfs_sidecar sc;
+	struct gfs_sc_table t;
+
+	mk_sidecar(&sc, &t, OP2);
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, &sc), 0);
+	ck_assert_uint_eq(t.post, 2);
+	t.post = 0;
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, &sc), -EEXIST);
+	ck_assert_uint_eq(t.post, 0);
+	gfs_manifest_close(m);
+}
+END_TEST
+
+static int count_audit(const struct gfs_audit *a, void *arg)
+{
+	(void)a;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* Invariant 270: every write of the manifest gives the same result when
+ * its first run is thrown away (nothing in between): one version per
+ * publish, one audit record, one reservation per arm, one branch. */
+START_TEST(test_rerun_every_write)
+{
+	struct gfs_manifest *m;
+	struct gfs_diag d = { { 0 } };
+	struct gfs_sidecar sc;
+	struct gfs_sc_table t;
+	struct gfs_audit a = { .op_id = OP2, .decision = "roll-forward" };
+	struct gfs_publish p = { .op = "load", .op_id = OP2, .actor = "t",
+				 .n_tables = 1, .sidecar = OP2, .audit = &a };
+	struct gfs_branch b, *list = NULL;
+	struct gfs_gv *head = NULL;
+	uint64_t ver = 0;
+	uint32_t next = 0, newp = 0;
+	size_t n = 0;
+	char *val = NULL;
+
+	reruns = 0;
+	gfs_manifest_debug_set_rerun(count_hook, NULL);
+	m = new_store();                                        /* 1: init */
+	ck_assert_int_eq(reruns, 1);
+	mk_sidecar(&sc, &t, OP2);
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, &sc), 0);  /* 2 */
+	ck_assert_uint_eq(t.post, 2);
+	ck_assert_int_eq(gfs_manifest_sidecar_repost(m, OP2, "node:A", 2, &newp), 0); /* 3 */
+	ck_assert_uint_eq(newp, 3);
+	t.post = newp;
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(m, OP2), 0); /* 4 */
+	p.tables = &t;
+	ck_assert_msg(gfs_manifest_publish(m, &p, &ver, &d) == 0, "%s", d.msg); /* 5 */
+	ck_assert_uint_eq(ver, 2);
+	ck_assert_msg(gfs_manifest_branch_create(m, "dev", NULL, 0, "t", &b, &d) == 0,
+		      "%s", d.msg);                             /* 6 */
+	ck_assert_uint_eq(b.head, 2);
+	ck_assert_int_eq(gfs_manifest_meta_put(m, "k", "v"), 0); /* 7 */
+	ck_assert_int_eq(gfs_manifest_branch_delete(m, "dev", &d), 0); /* 8 */
+	ck_assert_int_eq(reruns, 8);
+	gfs_manifest_debug_set_rerun(NULL, NULL);
+
+	ck_assert_uint_eq(gfs_manifest_head_version(m), 2);
+	ck_assert_int_eq(gfs_manifest_head(m, &head), 0);
+	ck_assert_uint_eq(gfs_gv_pin(head, "node:A"), 3);
+	ck_assert_uint_eq(head->parents[0], 1);
+	gfs_gv_free(head);
+	ck_assert_int_eq(gfs_manifest_audit_count(m, OP2, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	n = 0;
+	ck_assert_int_eq(gfs_manifest_audit_list(m, count_audit, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(gfs_manifest_next(m, "node:A", &next), 0);
+	ck_assert_uint_eq(next, 4); /* 2 (voided by the repost) and 3 */
+	ck_assert_int_eq(gfs_manifest_sidecar_get(m, OP2, &(struct gfs_sidecar *){ NULL }), -ENOENT);
+	ck_assert_uint_eq(gfs_manifest_branches_gen(m), 2);
+	ck_assert_int_eq(gfs_manifest_branch_list(m, &list, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(list[0].name, "main");
+	free(list);
+	ck_assert_int_eq(gfs_manifest_meta_get(m, "k", &val), 0);
+	ck_assert_str_eq(val, "v");
+	free(val);
+	gfs_manifest_close(m);
+}
+END_TEST
+
+/* Drops the branches database from the store's LMDB environment, as a
+ * store made before branches has none (the upgrade's case). */
+static void drop_branches(void)
+{
+	char mdir[PATH_MAX + 16];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	snprintf(mdir, sizeof mdir, "%s/manifest", dir);
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, mdir, MDB_NOTLS, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "branches", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* Invariant 272: a database created by a run that was thrown away is not
+ * the store's; the next run creates it again in its own transaction.  A
+ * backend that kept the thrown-away run's handle would fail the upgrade
+ * (LMDB: EINVAL on the dead handle). */
+START_TEST(test_rerun_db_create)
+{
+	struct gfs_manifest *m = new_store();
+	struct gfs_branch b;
+	struct gfs_diag d = { { 0 } };
+	bool created = false;
+
+	gfs_manifest_close(m);
+	drop_branches();
+	m = open_m(GFS_MANIFEST_UPGRADE);
+	ck_assert_int_eq(gfs_manifest_branch_create(m, "dev", NULL, 0, "t", NULL, &d),
+			 GFS_EFORMAT); /* no branches database yet */
+	reruns = 0;
+	gfs_manifest_debug_set_rerun(count_hook, NULL);
+	ck_assert_int_eq(gfs_manifest_branches_upgrade(m, &created), 0);
+	ck_assert_int_eq(reruns, 1);
+	ck_assert(created);
+	gfs_manifest_debug_set_rerun(NULL, NULL);
+	ck_assert_int_eq(gfs_manifest_branch_get(m, "main", &b), 0);
+	ck_assert_str_ne(b.id, "");
+	ck_assert_uint_eq(b.head, 1);
+	gfs_manifest_close(m);
+	m = open_m(0);
+	ck_assert_int_eq(gfs_manifest_branch_get(m, "main", &b), 0);
+	ck_assert_str_ne(b.id, "");
+	gfs_manifest_close(m);
+}
+END_TEST
+
+static Suite *kv_suite(void)
+{
+	Suite *s = suite_create("kv");
+	TCase *tc = tcase_create("rerun");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_rerun_arm_reserves_again);
+	tcase_add_test(tc, test_failed_arm_leaves_caller);
+	tcase_add_test(tc, test_rerun_every_write);
+	tcase_add_test(tc, test_rerun_db_create);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return tu_run(kv_suite());
+}
