@@ -116,6 +116,7 @@ static size_t initial_mapsize = MAP_SIZE_INITIAL; /* tests may shrink it */
 static unsigned max_readers = MAX_READERS;        /* tests may shrink it */
 static void (*rerun_hook)(void *arg);              /* tests: store_int.h */
 static void *rerun_arg;
+static unsigned long reruns;                       /* runs thrown away */
 
 /* Failpoint (test) builds: GRAPHFS_KV_RERUN=1 in the environment throws
  * away the first run of every write callback and runs it again, as an
@@ -373,6 +374,7 @@ static int lmdb_write(struct gfs_kv *kv, gfs_kv_fn fn, void *ctx,
 			 * thrown away, another writer may go, fn runs again */
 			ltxn_abort(&t);
 			rerun = false;
+			__atomic_add_fetch(&reruns, 1, __ATOMIC_RELAXED);
 			if (rerun_hook)
 				rerun_hook(rerun_arg);
 			continue;
@@ -553,6 +555,11 @@ void gfs_manifest_debug_set_rerun(void (*hook)(void *arg), void *arg)
 {
 	rerun_hook = hook;
 	rerun_arg = arg;
+}
+
+unsigned long gfs_manifest_debug_reruns(void)
+{
+	return __atomic_load_n(&reruns, __ATOMIC_RELAXED);
 }
 
 size_t gfs_kv_lmdb_debug_mapsize(struct gfs_kv *kv)

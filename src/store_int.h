@@ -38,6 +38,10 @@ size_t gfs_kv_lmdb_debug_mapsize(struct gfs_kv *kv); /* kv_lmdb.c */
  * Process-global; for tests of kv.h's write-callback rule. */
 void gfs_manifest_debug_set_rerun(void (*hook)(void *arg), void *arg);
 
+/* How many runs of write callbacks were thrown away so (by the hook, or by
+ * GRAPHFS_KV_RERUN=1 in a failpoint build: kv_lmdb.c). */
+unsigned long gfs_manifest_debug_reruns(void);
+
 /* Decodes payload as a record of db ("versions", "sidecars", "audit",
  * "branches", "tver", "next") stored under key, exactly as a read of the
  * manifest does, but with the checksum computed here so the decoder sees

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <stdint.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "manifest.h"
@@ -280,6 +281,27 @@ START_TEST(test_rerun_db_create)
 }
 END_TEST
 
+/* GRAPHFS_KV_RERUN=1 (failpoint builds; tests/kv_rerun.sh runs the
+ * manifest and recovery tests so) throws away the first run of every
+ * write; without it, no write is run twice. */
+START_TEST(test_rerun_env)
+{
+	const char *v = getenv("GRAPHFS_KV_RERUN");
+	bool on = v && strcmp(v, "1") == 0;
+	unsigned long before = gfs_manifest_debug_reruns();
+	struct gfs_manifest *m = new_store();
+
+	ck_assert_int_eq(gfs_manifest_meta_put(m, "k", "v"), 0);
+#ifdef GFS_FAILPOINTS_ENABLED
+	ck_assert_uint_eq(gfs_manifest_debug_reruns() - before, on ? 2 : 0);
+#else
+	(void)on;
+	ck_assert_uint_eq(gfs_manifest_debug_reruns() - before, 0);
+#endif
+	gfs_manifest_close(m);
+}
+END_TEST
+
 static Suite *kv_suite(void)
 {
 	Suite *s = suite_create("kv");
@@ -290,6 +312,7 @@ static Suite *kv_suite(void)
 	tcase_add_test(tc, test_failed_arm_leaves_caller);
 	tcase_add_test(tc, test_rerun_every_write);
 	tcase_add_test(tc, test_rerun_db_create);
+	tcase_add_test(tc, test_rerun_env);
 	suite_add_tcase(s, tc);
 	return s;
 }
