@@ -368,7 +368,9 @@ static int lmdb_write(struct gfs_kv *kv, gfs_kv_fn fn, void *ctx,
 		 * txn): mdb_env_info reads the meta pages inside the map,
 		 * which another thread's grow_map may be remapping. */
 		seen = map_size(e);
+		gfs_write_cb_enter();
 		rc = fn(&t.base, ctx);
+		gfs_write_cb_leave();
 		if (rc == 0 && rerun) {
 			/* a test's stand-in for a conflict: this run is
 			 * thrown away, another writer may go, fn runs again */
@@ -855,8 +857,11 @@ static int dbis_open(struct env *e, const struct gfs_kv_open_args *a,
 		}
 	}
 	t.created = t.has; /* all of them are the environment's at commit */
-	if (!rc && a->setup)
+	if (!rc && a->setup) {
+		gfs_write_cb_enter(); /* a write txn unless read-only: same rule */
 		rc = a->setup(&t.base, e->user, a->setup_arg, d);
+		gfs_write_cb_leave();
+	}
 	if (rc) {
 		ltxn_abort(&t);
 		return rc;
