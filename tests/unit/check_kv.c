@@ -11,11 +11,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <lmdb.h>
 #include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
 
+#include "kv.h"
 #include "manifest.h"
 #include "store_int.h"
 #include "testutil.h"
@@ -302,6 +304,219 @@ START_TEST(test_rerun_env)
 }
 END_TEST
 
+/* ---- the kv.h contract, on any backend ---------------------------------
+ *
+ * What store.c relies on, checked through the ops table alone, so a second
+ * backend runs the same cases (pass its ops to contract_open). */
+
+enum { C_PLAIN, C_DUP, C_OPT, C__COUNT };
+static const char *const c_names[C__COUNT] = { "plain", "dup", "opt" };
+static const unsigned c_flags[C__COUNT] = {
+	[C_DUP] = GFS_KV_DB_DUPSORT, [C_OPT] = GFS_KV_DB_OPTIONAL,
+};
+
+static struct gfs_kv *contract_open(const struct gfs_kv_ops *ops, bool create)
+{
+	struct gfs_kv_open_args a = {
+		.store_dir = dir, .create = create, .db_names = c_names,
+		.db_flags = c_flags, .n_dbs = C__COUNT, .user_size = sizeof(int),
+	};
+	struct gfs_kv *kv = NULL;
+	struct gfs_diag d = { { 0 } };
+	int rc = ops->open(&a, &kv, &d);
+
+	ck_assert_msg(rc == 0, "open: %s: %s", gfs_strerror(rc), d.msg);
+	return kv;
+}
+
+static struct gfs_kv_val sv(const char *s)
+{
+	return (struct gfs_kv_val){ strlen(s), (void *)s };
+}
+
+static bool val_is(const struct gfs_kv_val *v, const char *s)
+{
+	return v->size == strlen(s) && memcmp(v->data, s, v->size) == 0;
+}
+
+static int c_fill(struct gfs_kv_txn *txn, void *ctx)
+{
+	const char *keys[] = { "b", "a", "ab", "c" };
+	int rc = 0;
+
+	(void)ctx;
+	for (size_t i = 0; !rc && i < 4; i++) {
+		struct gfs_kv_val k = sv(keys[i]), v = sv(keys[i]);
+		rc = gfs_kv_put(txn, C_PLAIN, &k, &v, GFS_KV_NOOVERWRITE);
+	}
+	for (size_t i = 0; !rc && i < 3; i++) {
+		struct gfs_kv_val k = sv("op"), v = sv((const char *[]){ "2", "1", "3" }[i]);
+		rc = gfs_kv_put(txn, C_DUP, &k, &v, 0);
+	}
+	if (!rc) {
+		struct gfs_kv_val k = sv("oq"), v = sv("9");
+		rc = gfs_kv_put(txn, C_DUP, &k, &v, 0);
+	}
+	return rc;
+}
+
+static int c_dup_key(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct gfs_kv_val k = sv("a"), v = sv("x");
+	int rc = gfs_kv_put(txn, C_PLAIN, &k, &v, GFS_KV_NOOVERWRITE);
+
+	(void)ctx;
+	ck_assert_int_eq(rc, GFS_KV_KEYEXIST);
+	return rc;
+}
+
+/* Reads every ordering case store.c uses; ctx: a string of what it saw. */
+static int c_read(struct gfs_kv_txn *txn, void *ctx)
+{
+	char *out = ctx;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k = sv("zz"), v;
+	int rc;
+
+	ck_assert_int_eq(gfs_kv_get(txn, C_PLAIN, &k, &v), GFS_KV_NOTFOUND);
+	k = sv("ab");
+	ck_assert_int_eq(gfs_kv_get(txn, C_PLAIN, &k, &v), 0);
+	ck_assert(val_is(&v, "ab"));
+	ck_assert_int_eq(gfs_kv_cursor_open(txn, C_PLAIN, &c), 0);
+	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc;
+	     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT)) {
+		strncat(out, k.data, k.size);
+		strcat(out, ",");
+	}
+	ck_assert_int_eq(rc, GFS_KV_NOTFOUND);
+	k = sv("aa"); /* seek >=: "ab" */
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_SET_RANGE), 0);
+	ck_assert(val_is(&k, "ab"));
+	k = sv("d");
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_SET_RANGE), GFS_KV_NOTFOUND);
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_LAST), 0);
+	ck_assert(val_is(&k, "c"));
+	gfs_kv_cursor_close(c);
+	ck_assert_int_eq(gfs_kv_cursor_open(txn, C_DUP, &c), 0);
+	k = sv("op");
+	strcat(out, "|");
+	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_SET); !rc;
+	     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT_DUP)) {
+		strncat(out, v.data, v.size);
+		strcat(out, ",");
+	}
+	ck_assert_int_eq(rc, GFS_KV_NOTFOUND);
+	gfs_kv_cursor_close(c);
+	ck_assert(!gfs_kv_txn_has_db(txn, C_OPT));
+	return 0;
+}
+
+static int c_del_drop(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct gfs_kv_val k = sv("op"), v;
+	int rc = gfs_kv_del(txn, C_DUP, &k);
+
+	(void)ctx;
+	if (!rc)
+		rc = gfs_kv_get(txn, C_DUP, &k, &v) == GFS_KV_NOTFOUND ? 0 : -EIO;
+	k = sv("nope");
+	if (!rc)
+		rc = gfs_kv_del(txn, C_PLAIN, &k) == GFS_KV_NOTFOUND ? 0 : -EIO;
+	return rc ? rc : gfs_kv_drop(txn, C_PLAIN);
+}
+
+static int c_count(struct gfs_kv_txn *txn, void *ctx)
+{
+	unsigned *n = ctx;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc;
+
+	for (unsigned db = C_PLAIN; db <= C_DUP; db++) {
+		n[db] = 0;
+		ck_assert_int_eq(gfs_kv_cursor_open(txn, db, &c), 0);
+		for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc;
+		     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT))
+			n[db]++;
+		gfs_kv_cursor_close(c);
+		ck_assert_int_eq(rc, GFS_KV_NOTFOUND);
+	}
+	return 0;
+}
+
+static int c_create_fail(struct gfs_kv_txn *txn, void *ctx)
+{
+	(void)ctx;
+	ck_assert_int_eq(gfs_kv_db_create(txn, C_OPT), 0);
+	ck_assert(gfs_kv_txn_has_db(txn, C_OPT));
+	return -ECANCELED; /* aborted: the db must not exist afterwards */
+}
+
+static int c_create(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct gfs_kv_val k = sv("k"), v = sv("v");
+
+	(void)ctx;
+	ck_assert(!gfs_kv_txn_has_db(txn, C_OPT));
+	int rc = gfs_kv_db_create(txn, C_OPT);
+	return rc ? rc : gfs_kv_put(txn, C_OPT, &k, &v, 0);
+}
+
+/* kv.h's contract on the LMDB backend: memcmp order, seek >=, LAST,
+ * DUPSORT values in order under SET/NEXT_DUP, KEYEXIST inside the txn and
+ * -EEXIST when the write returns, NOTFOUND inside and -ENOENT outside, del
+ * of every value, drop, optional databases created only by a committed
+ * db_create, and the user area shared by two handles of one store. */
+START_TEST(test_kv_contract)
+{
+	const struct gfs_kv_ops *ops = gfs_kv_backend(dir);
+	struct gfs_kv *kv = contract_open(ops, true), *kv2;
+	char seen[128] = "";
+	unsigned n[2];
+
+	ck_assert_str_eq(ops->name, "lmdb");
+	ck_assert(gfs_kv_has_db(kv, C_PLAIN) && gfs_kv_has_db(kv, C_DUP));
+	ck_assert(!gfs_kv_has_db(kv, C_OPT));
+	ck_assert_int_eq(gfs_kv_write(kv, c_fill, NULL, NULL), 0);
+	ck_assert_int_eq(gfs_kv_write(kv, c_dup_key, NULL, NULL), -EEXIST);
+	ck_assert_int_eq(gfs_kv_read(kv, c_read, seen), 0);
+	ck_assert_str_eq(seen, "a,ab,b,c,|1,2,3,");
+	ck_assert_int_eq(gfs_kv_write(kv, c_create_fail, NULL, NULL), -ECANCELED);
+	ck_assert(!gfs_kv_has_db(kv, C_OPT));
+	ck_assert_int_eq(gfs_kv_write(kv, c_create, NULL, NULL), 0);
+	ck_assert(gfs_kv_has_db(kv, C_OPT));
+	ck_assert_int_eq(gfs_kv_write(kv, c_del_drop, NULL, NULL), 0);
+	ck_assert_int_eq(gfs_kv_read(kv, c_count, n), 0);
+	ck_assert_uint_eq(n[C_PLAIN], 0);
+	ck_assert_uint_eq(n[C_DUP], 1); /* "oq" */
+	*(int *)gfs_kv_user(kv) = 42;
+	kv2 = contract_open(ops, false);
+	ck_assert_int_eq(*(int *)gfs_kv_user(kv2), 42);
+	ck_assert(gfs_kv_has_db(kv2, C_OPT));
+	gfs_kv_close(kv2);
+	gfs_kv_close(kv);
+}
+END_TEST
+
+static int c_fsync(struct gfs_kv_txn *txn, void *ctx)
+{
+	(void)txn;
+	(void)ctx;
+	return gfs_fsync_dir(dir);
+}
+
+/* Invariant 273: an fsync inside a write callback aborts (kv.h's rule is
+ * asserted, not only reviewed). */
+START_TEST(test_no_fsync_in_write_cb)
+{
+	struct gfs_kv *kv = contract_open(gfs_kv_backend(dir), true);
+
+	ck_assert_int_eq(gfs_fsync_dir(dir), 0); /* outside: fine */
+	gfs_kv_write(kv, c_fsync, NULL, NULL);
+	gfs_kv_close(kv); /* not reached */
+}
+END_TEST
+
 static Suite *kv_suite(void)
 {
 	Suite *s = suite_create("kv");
@@ -313,6 +528,10 @@ static Suite *kv_suite(void)
 	tcase_add_test(tc, test_rerun_every_write);
 	tcase_add_test(tc, test_rerun_db_create);
 	tcase_add_test(tc, test_rerun_env);
+	tcase_add_test(tc, test_kv_contract);
+#ifndef NDEBUG
+	tcase_add_test_raise_signal(tc, test_no_fsync_in_write_cb, SIGABRT);
+#endif
 	suite_add_tcase(s, tc);
 	return s;
 }
