@@ -153,6 +153,12 @@ struct gfs_kv_ops {
 	int (*cursor_get)(struct gfs_kv_cursor *c, struct gfs_kv_val *k,
 			  struct gfs_kv_val *v, enum gfs_kv_cursor_op op);
 	void (*cursor_close)(struct gfs_kv_cursor *c);
+
+	/* Without opening the store: -EBUSY (d names who) while another
+	 * process has it open, else 0 or an error.  The upgrade asks before
+	 * it rewrites the manifest (a process of an older build would go on
+	 * writing the old format). */
+	int (*in_use)(const char *store_dir, struct gfs_diag *d);
 };
 
 /* The LMDB backend (kv_lmdb.c). */

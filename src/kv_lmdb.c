@@ -1044,6 +1044,31 @@ static bool lmdb_has_db(struct gfs_kv *kv, unsigned db)
 	return db < MAX_DBS && (((struct lkv *)kv)->e->has & 1u << db);
 }
 
+/* Another process with the manifest open holds a read lock on byte 0 of
+ * lock.mdb (LMDB's liveness lock): -EBUSY naming it; 0 if none (moved from
+ * upgrade.c, which asks before it rewrites the manifest). */
+static int lmdb_in_use(const char *dir, struct gfs_diag *d)
+{
+	char path[PATH_MAX];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+	int fd, rc = 0;
+
+	snprintf(path, sizeof path, "%s/manifest/lock.mdb", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : gfs_io_fail("open", path, -errno);
+	if (fcntl(fd, F_GETLK, &fl) < 0)
+		rc = gfs_io_fail("fcntl(F_GETLK)", path, -errno);
+	else if (fl.l_type != F_UNLCK) {
+		gfs_diag_set(d, "store '%s' is open in process %d (a mount or another graphctl): stop it, then run upgrade again",
+			     dir, (int)fl.l_pid);
+		rc = -EBUSY;
+	}
+	close(fd);
+	return rc;
+}
+
 const struct gfs_kv_ops gfs_kv_lmdb = {
 	.name = "lmdb",
 	.open = lmdb_open,
@@ -1061,6 +1086,7 @@ const struct gfs_kv_ops gfs_kv_lmdb = {
 	.cursor_open = lmdb_cursor_open,
 	.cursor_get = lmdb_cursor_get,
 	.cursor_close = lmdb_cursor_close,
+	.in_use = lmdb_in_use,
 };
 
 const struct gfs_kv_ops *gfs_kv_backend(const char *store_dir)
