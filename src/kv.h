@@ -159,6 +159,10 @@ struct gfs_kv_ops {
 	 * it rewrites the manifest (a process of an older build would go on
 	 * writing the old format). */
 	int (*in_use)(const char *store_dir, struct gfs_diag *d);
+	/* After the first write of a store created by open (init): makes
+	 * durable every name the backend created (LMDB: manifest/ and
+	 * data.mdb), before the store's FORMAT vouches for them. */
+	int (*sync_created)(const char *store_dir, struct gfs_diag *d);
 };
 
 /* The LMDB backend (kv_lmdb.c). */

@@ -1069,6 +1069,24 @@ static int lmdb_in_use(const char *dir, struct gfs_diag *d)
 	return rc;
 }
 
+/* Invariant 56 (graph.c's init: FORMAT is its commit point).  LMDB creates
+ * data.mdb but fsyncs no directory: fsync manifest/ (the name data.mdb),
+ * then the store directory (the name manifest/).  Moved from graph.c. */
+static int lmdb_sync_created(const char *dir, struct gfs_diag *d)
+{
+	char mdir[PATH_MAX];
+	int n = snprintf(mdir, sizeof mdir, "%s/manifest", dir);
+	int rc = n < 0 || (size_t)n >= sizeof mdir ? -ENAMETOOLONG : 0;
+
+	if (!rc && gfs_fp_hit(GFS_FP_SYNC_SKIP_MANIFEST_DIR))
+		return 0;
+	if (!rc && (rc = gfs_fsync_dir(mdir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", mdir, gfs_strerror(rc));
+	if (!rc && (rc = gfs_fsync_dir(dir)))
+		gfs_diag_set(d, "cannot fsync '%s': %s", dir, gfs_strerror(rc));
+	return rc;
+}
+
 const struct gfs_kv_ops gfs_kv_lmdb = {
 	.name = "lmdb",
 	.open = lmdb_open,
@@ -1087,6 +1105,7 @@ const struct gfs_kv_ops gfs_kv_lmdb = {
 	.cursor_get = lmdb_cursor_get,
 	.cursor_close = lmdb_cursor_close,
 	.in_use = lmdb_in_use,
+	.sync_created = lmdb_sync_created,
 };
 
 const struct gfs_kv_ops *gfs_kv_backend(const char *store_dir)

@@ -163,6 +163,10 @@ void gfs_manifest_close(struct gfs_manifest *m);
 
 /* Writes graph version 1 (init): fails -EEXIST if any version exists. */
 int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first);
+/* After init, before the store's FORMAT names it: makes durable the names
+ * the manifest's creation made (LMDB: manifest/, data.mdb); 0 or -errno
+ * with d naming the directory. */
+int gfs_manifest_sync_created(const char *store_dir, struct gfs_diag *d);
 
 /* The head of branch main; *out is new, free with gfs_gv_free(). */
 int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out);

@@ -1394,6 +1394,11 @@ void gfs_manifest_close(struct gfs_manifest *m)
 	free(m);
 }
 
+int gfs_manifest_sync_created(const char *store_dir, struct gfs_diag *d)
+{
+	return gfs_kv_backend(store_dir)->sync_created(store_dir, d);
+}
+
 size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m)
 {
 	return gfs_kv_lmdb_debug_mapsize(m->kv);
