@@ -309,7 +309,6 @@ static int grow_map(struct env *e, size_t seen)
 	return rc;
 }
 
-
 /* ---- kv.h: transactions ------------------------------------------------- */
 
 static void ltxn_init(struct ltxn *t, struct env *e)

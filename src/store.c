@@ -24,15 +24,16 @@
  * that could disagree with the history.
  *
  * Invariants (1-3, 5 and 6, the LMDB environment's, are kv_lmdb.c's now,
- * under the same numbers):
+ * under the same numbers, with its 7):
  *  4. Write transactions only touch the store: no failpoint, lock or fsync
  *     inside, and every write callback is safe to run again (kv.h's
  *     write-callback rule, docs/invariants.md 270-279): a backend reruns it
  *     after MDB_MAP_FULL (LMDB) or a conflict (etcd), and only the run that
  *     commits counts.  Outputs go to ctx and are rebuilt by each run; the
  *     caller's inputs are copied back only after gfs_kv_write returns 0.
- *  7. Only GFS_KV_NOTFOUND is compared here; every other kv code passes
- *     through to the backend, which translates it when the txn ends.
+ *  8. Only GFS_KV_NOTFOUND is compared here; every other kv code passes
+ *     through to the backend, which translates it when the txn ends
+ *     (kv_lmdb.c invariant 5).
  */
 #include "config.h"
 
