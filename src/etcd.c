@@ -576,21 +576,54 @@ static const char *answer_error(const json_t *j, int *rc)
 	return m ? m : "error";
 }
 
+/* The failures of one call: the last reason of each endpoint (invariant 2). */
 struct attempt {
 	int rc;
-	struct gfs_buf tried; /* "ep (why), ep (why)" */
+	size_t n;
+	char (*why)[300]; /* n of them; "" = not tried */
+	unsigned tries;
 };
 
-static void tried_add(struct attempt *a, const char *ep, const char *why, int rc)
+static void tried_add(struct attempt *a, size_t i, const char *why, int rc)
 {
 	a->rc = rc;
-	(void)gfs_buf_appendf(&a->tried, "%s%s (%s)", a->tried.len ? ", " : "", ep, why);
+	a->tries++;
+	snprintf(a->why[i], sizeof(a->why[i]), "%s", why);
+}
+
+/* A curl failure in a few words: curl's own text, or for a timeout how long. */
+static void curl_why(CURLcode c, const char *errbuf, char *out, size_t cap)
+{
+	if (c == CURLE_OPERATION_TIMEDOUT && errbuf[0])
+		snprintf(out, cap, "%s", errbuf);
+	else
+		snprintf(out, cap, "%s", curl_easy_strerror(c));
+}
+
+/* "ep (why), ep (why)" of the endpoints tried, into d. */
+static void tried_diag(const struct attempt *a, const struct gfs_etcd *e, const char *path,
+		       struct gfs_diag *d)
+{
+	struct gfs_buf b;
+	gfs_buf_init(&b);
+	for (size_t i = 0; i < a->n; i++)
+		if (a->why[i][0])
+			(void)gfs_buf_appendf(&b, "%s%s (%s)", b.len ? ", " : "",
+					      e->url.endpoints[i], a->why[i]);
+	if (a->rc == -EAGAIN || (a->rc == -ETIMEDOUT && b.p && strstr(b.p, "etcdserver")))
+		gfs_diag_set(d, "etcd cannot serve POST %s now (no leader or no quorum?), %u attempts: %s",
+			     path, a->tries, b.p ? b.p : "");
+	else
+		gfs_diag_set(d, "etcd unreachable, %u attempts: %s; check that etcd runs there, or the store's etcd:// endpoints",
+			     a->tries, b.p ? b.p : "");
+	gfs_buf_release(&b);
 }
 
 /* Interprets one answer of endpoint ep: 0 with *out, or an error (in d when
  * final; in a when another endpoint may serve it). */
-static int take_answer(const char *ep, const char *path, long status, struct body *b,
-		       bool stream, json_t **out, struct attempt *a, struct gfs_diag *d)
+static int take_answer(const char *ep, size_t i, const char *path, long status,
+		       struct body *b, bool stream, json_t **out, struct attempt *a,
+		       struct gfs_diag *d)
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(b->buf.p ? b->buf.p : "", b->buf.len,
@@ -610,9 +643,7 @@ static int take_answer(const char *ep, const char *path, long status, struct bod
 	}
 	if (msg) {
 		if (rc == -EAGAIN || rc == -ETIMEDOUT) {
-			char why[300];
-			snprintf(why, sizeof(why), "%s", msg);
-			tried_add(a, ep, why, rc);
+			tried_add(a, i, msg, rc);
 			json_decref(j);
 			return 1;
 		}
@@ -646,7 +677,7 @@ static void round_pause(unsigned round)
 static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 		json_t **out, struct gfs_diag *d)
 {
-	struct attempt a = {.rc = -EIO};
+	struct attempt a = {.rc = -EIO, .n = e->url.n};
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	CURL *h = body ? handle_take(e) : NULL;
 	size_t n = e->url.n, start;
@@ -656,7 +687,8 @@ static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 	*out = NULL;
 	if (!h)
 		goto out;
-	gfs_buf_init(&a.tried);
+	if (!(a.why = calloc(a.n, sizeof(*a.why))))
+		goto out_handle;
 	pthread_mutex_lock(&e->lock);
 	start = e->cur;
 	pthread_mutex_unlock(&e->lock);
@@ -676,11 +708,13 @@ static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 					     ep, path, e->opts.max_response);
 				rc = -EFBIG;
 			} else {
-				tried_add(&a, ep, errbuf[0] ? errbuf : curl_easy_strerror(c), curl_rc(c));
+				char why[300];
+				curl_why(c, errbuf, why, sizeof(why));
+				tried_add(&a, i, why, curl_rc(c));
 				rc = 1;
 			}
 		} else {
-			rc = take_answer(ep, path, status, &b, stream, out, &a, d);
+			rc = take_answer(ep, i, path, status, &b, stream, out, &a, d);
 		}
 		gfs_buf_release(&b.buf);
 		if (rc == 0) {
@@ -692,15 +726,11 @@ static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 			goto out_handle;
 	}
 	rc = retryable(a.rc) ? a.rc : -EIO;
-	if (rc == -EAGAIN || (rc == -ETIMEDOUT && strstr(a.tried.p, "etcdserver")))
-		gfs_diag_set(d, "etcd cannot serve POST %s now (no leader or no quorum?): tried %s", path, a.tried.p);
-	else
-		gfs_diag_set(d, "etcd unreachable: tried %s; check that etcd runs there, or the store's etcd:// endpoints",
-			     a.tried.p);
+	tried_diag(&a, e, path, d);
 out_handle:
-	gfs_buf_release(&a.tried);
 	handle_give(e, h);
 out:
+	free(a.why);
 	free(body);
 	return rc;
 }
@@ -1134,6 +1164,7 @@ struct gfs_etcd_watch {
 	/* the thread's own: */
 	int64_t next_rev;    /* resume from here; 0 = from now */
 	size_t ep;
+	struct attempt tries; /* while starting: why each endpoint failed */
 	struct gfs_buf line; /* the stream's unparsed tail */
 	bool created;        /* this stream */
 	int stream_rc;       /* why the thread ended this stream */
@@ -1314,7 +1345,7 @@ static int watch_stream(struct gfs_etcd_watch *w, const char *ep)
 	while ((m = curl_multi_info_read(w->multi, &left))) {
 		if (m->msg == CURLMSG_DONE && m->data.result != CURLE_OK && !w->stream_rc) {
 			rc = curl_rc(m->data.result);
-			snprintf(w->why, sizeof(w->why), "%s", errbuf[0] ? errbuf : curl_easy_strerror(m->data.result));
+			curl_why(m->data.result, errbuf, w->why, sizeof(w->why));
 		}
 	}
 	curl_multi_remove_handle(w->multi, w->h);
@@ -1369,9 +1400,14 @@ static void *watch_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		bool starting = w->start == 0;
 		pthread_mutex_unlock(&w->lock);
-		if (starting && fails >= n * w->e->opts.rounds) {
-			watch_set_start(w, rc, msg);
-			break;
+		if (starting) {
+			tried_add(&w->tries, w->ep, w->why, rc);
+			if (fails >= n * w->e->opts.rounds) {
+				struct gfs_diag d = {0};
+				tried_diag(&w->tries, w->e, "/v3/watch", &d);
+				watch_set_start(w, rc, d.msg);
+				break;
+			}
 		}
 		if (!starting)
 			w->on_error(w->arg, rc, false, msg);
@@ -1391,6 +1427,7 @@ static void watch_free(struct gfs_etcd_watch *w)
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	gfs_buf_release(&w->line);
+	free(w->tries.why);
 	free(w->key);
 	free(w->end);
 	free(w);
@@ -1412,7 +1449,9 @@ static int watch_new(struct gfs_etcd *e, const void *key, size_t klen, const voi
 	w->end = end ? gfs_memdup(end, elen) : NULL;
 	w->multi = curl_multi_init();
 	w->h = curl_easy_init();
-	if (!w->key || (end && !w->end) || !w->multi || !w->h) {
+	w->tries.n = e->url.n;
+	w->tries.why = calloc(e->url.n, sizeof(*w->tries.why));
+	if (!w->key || (end && !w->end) || !w->multi || !w->h || !w->tries.why) {
 		watch_free(w);
 		return -ENOMEM;
 	}

@@ -620,7 +620,10 @@ static void case_down(void)
 	seen_init(&s);
 	memset(&dg, 0, sizeof(dg));
 	rc = gfs_etcd_watch_start(e, k, kl, NULL, 0, 0, on_ev, on_err, &s, &w, &dg);
-	CHECK(rc != 0 && !w && strstr(dg.msg, "etcd watch on"), "a watch fails to start: %s: %s", gfs_strerror(rc), dg.msg);
+	all = true;
+	for (size_t i = 0; i < u->n; i++)
+		all = all && strstr(dg.msg, u->endpoints[i]);
+	CHECK(rc != 0 && !w && all && strstr(dg.msg, "no answer within"), "a watch fails to start: %s: %s", gfs_strerror(rc), dg.msg);
 	gfs_etcd_close(e);
 	close(fd);
 }
