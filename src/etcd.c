@@ -14,14 +14,12 @@
  *      may serve (no connection, a timeout, gRPC Unavailable or
  *      DeadlineExceeded); any other answer is final.
  *   2. A failed call's diagnostic names every endpoint tried, with why.
- *   3. A watch delivers each revision once, in order: it resumes from the
- *      last delivered revision + 1, and only whole lines of the stream are
- *      parsed.  On compaction it ends with a fatal error callback.
- *   4. No callback of a watch runs after gfs_etcd_watch_stop() returns.
+ * The watch is in etcd_watch.c (its invariants there); what the two share
+ * is in etcd_int.h.
  */
 #include <config.h>
 
-#include "etcd.h"
+#include "etcd_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -31,21 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
-#include <jansson.h>
 
-#define POOL_MAX 8
-#define WATCH_BACKOFF_MIN_MS 50
-#define WATCH_BACKOFF_MAX_MS 1000
-
-struct gfs_etcd {
-	struct gfs_etcd_url url;
-	struct gfs_etcd_opts opts;
-	pthread_mutex_t lock;
-	CURL *pool[POOL_MAX]; /* idle handles; protected by lock */
-	size_t npool;         /* protected by lock */
-	size_t cur;           /* endpoint that answered last; protected by lock */
-};
 
 /* ---- URL --------------------------------------------------------------- */
 
@@ -261,7 +245,7 @@ static json_t *j_bytes(const void *p, size_t n)
 	return j;
 }
 
-static json_t *j_int(int64_t v)
+json_t *etcd_j_int(int64_t v)
 {
 	char s[24];
 	snprintf(s, sizeof(s), "%" PRId64, v);
@@ -269,13 +253,13 @@ static json_t *j_int(int64_t v)
 }
 
 /* obj[name] = v, consuming v; -ENOMEM if v is NULL or the set fails. */
-static int j_set(json_t *obj, const char *name, json_t *v)
+int etcd_j_set(json_t *obj, const char *name, json_t *v)
 {
 	return v && json_object_set_new(obj, name, v) == 0 ? 0 : -ENOMEM;
 }
 
 /* An int64 member: absent = 0 (the gateway omits zero values). */
-static int j_get_int(const json_t *obj, const char *name, int64_t *out)
+int etcd_j_get_int(const json_t *obj, const char *name, int64_t *out)
 {
 	const json_t *v = json_object_get(obj, name);
 	*out = 0;
@@ -308,10 +292,10 @@ static int j_get_bytes(const json_t *obj, const char *name, char **out, size_t *
 	return b64_decode(json_string_value(v), json_string_length(v), out, len);
 }
 
-static int64_t header_rev(const json_t *obj)
+int64_t etcd_header_rev(const json_t *obj)
 {
 	int64_t r = 0;
-	(void)j_get_int(json_object_get(obj, "header"), "revision", &r);
+	(void)etcd_j_get_int(json_object_get(obj, "header"), "revision", &r);
 	return r;
 }
 
@@ -324,7 +308,7 @@ void gfs_etcd_kv_release(struct gfs_etcd_kv *kv)
 	memset(kv, 0, sizeof(*kv));
 }
 
-static int parse_kv(const json_t *o, struct gfs_etcd_kv *kv)
+int etcd_parse_kv(const json_t *o, struct gfs_etcd_kv *kv)
 {
 	int rc;
 	memset(kv, 0, sizeof(*kv));
@@ -332,10 +316,10 @@ static int parse_kv(const json_t *o, struct gfs_etcd_kv *kv)
 		return -EPROTO;
 	if ((rc = j_get_bytes(o, "key", &kv->key, &kv->key_len)) ||
 	    (rc = j_get_bytes(o, "value", &kv->value, &kv->value_len)) ||
-	    (rc = j_get_int(o, "create_revision", &kv->create_revision)) ||
-	    (rc = j_get_int(o, "mod_revision", &kv->mod_revision)) ||
-	    (rc = j_get_int(o, "version", &kv->version)) ||
-	    (rc = j_get_int(o, "lease", &kv->lease))) {
+	    (rc = etcd_j_get_int(o, "create_revision", &kv->create_revision)) ||
+	    (rc = etcd_j_get_int(o, "mod_revision", &kv->mod_revision)) ||
+	    (rc = etcd_j_get_int(o, "version", &kv->version)) ||
+	    (rc = etcd_j_get_int(o, "lease", &kv->lease))) {
 		gfs_etcd_kv_release(kv);
 		return rc;
 	}
@@ -358,10 +342,10 @@ static int parse_page(const json_t *o, struct gfs_etcd_page *p)
 	const json_t *kvs = json_object_get(o, "kvs"), *more = json_object_get(o, "more");
 	int rc;
 	memset(p, 0, sizeof(*p));
-	p->header_revision = header_rev(o);
-	if ((rc = j_get_int(o, "count", &p->count)))
+	p->header_revision = etcd_header_rev(o);
+	if ((rc = etcd_j_get_int(o, "count", &p->count)))
 		return rc;
-	if (!p->count && (rc = j_get_int(o, "deleted", &p->count)))
+	if (!p->count && (rc = etcd_j_get_int(o, "deleted", &p->count)))
 		return rc;
 	p->more = json_is_true(more);
 	if (!kvs)
@@ -372,7 +356,7 @@ static int parse_page(const json_t *o, struct gfs_etcd_page *p)
 	if (n && !(p->kvs = calloc(n, sizeof(*p->kvs))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if ((rc = parse_kv(json_array_get(kvs, i), &p->kvs[i]))) {
+		if ((rc = etcd_parse_kv(json_array_get(kvs, i), &p->kvs[i]))) {
 			gfs_etcd_page_release(p);
 			return rc;
 		}
@@ -459,7 +443,7 @@ static void handle_give(struct gfs_etcd *e, CURL *h)
 {
 	curl_easy_reset(h);
 	pthread_mutex_lock(&e->lock);
-	if (e->npool < POOL_MAX) {
+	if (e->npool < ETCD_POOL_MAX) {
 		e->pool[e->npool++] = h;
 		h = NULL;
 	}
@@ -487,7 +471,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return gfs_buf_append(&b->buf, p, len) ? 0 : len;
 }
 
-static void set_common(CURL *h, const struct gfs_etcd_opts *o, char *errbuf)
+void etcd_set_common(CURL *h, const struct gfs_etcd_opts *o, char *errbuf)
 {
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
@@ -506,7 +490,7 @@ static CURLcode post_once(struct gfs_etcd *e, CURL *h, const char *ep, const cha
 	CURLcode c;
 
 	snprintf(url, sizeof(url), "http://%s%s", ep, path);
-	set_common(h, &e->opts, errbuf);
+	etcd_set_common(h, &e->opts, errbuf);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, &hdr);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
@@ -521,7 +505,7 @@ static CURLcode post_once(struct gfs_etcd *e, CURL *h, const char *ep, const cha
 	return c;
 }
 
-static int curl_rc(CURLcode c)
+int etcd_curl_rc(CURLcode c)
 {
 	switch (c) {
 	case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
@@ -556,19 +540,19 @@ static bool retryable(int rc)
 
 /* The error of an answer: {"error":"..","message":"..","code":N} (unary) or
  * {"error":{"grpc_code":N,"message":".."}} (stream).  NULL if none. */
-static const char *answer_error(const json_t *j, int *rc)
+const char *etcd_answer_error(const json_t *j, int *rc)
 {
 	const json_t *err = json_object_get(j, "error");
 	int64_t code = 0;
 	if (!err)
 		return NULL;
 	if (json_is_object(err)) {
-		(void)j_get_int(err, "grpc_code", &code);
+		(void)etcd_j_get_int(err, "grpc_code", &code);
 		*rc = grpc_rc(code);
 		const char *m = json_string_value(json_object_get(err, "message"));
 		return m ? m : "error";
 	}
-	(void)j_get_int(j, "code", &code);
+	(void)etcd_j_get_int(j, "code", &code);
 	*rc = grpc_rc(code);
 	const char *m = json_string_value(json_object_get(j, "message"));
 	if (!m)
@@ -576,15 +560,8 @@ static const char *answer_error(const json_t *j, int *rc)
 	return m ? m : "error";
 }
 
-/* The failures of one call: the last reason of each endpoint (invariant 2). */
-struct attempt {
-	int rc;
-	size_t n;
-	char (*why)[300]; /* n of them; "" = not tried */
-	unsigned tries;
-};
 
-static void tried_add(struct attempt *a, size_t i, const char *why, int rc)
+void etcd_tried_add(struct etcd_attempt *a, size_t i, const char *why, int rc)
 {
 	a->rc = rc;
 	a->tries++;
@@ -592,7 +569,7 @@ static void tried_add(struct attempt *a, size_t i, const char *why, int rc)
 }
 
 /* A curl failure in a few words: curl's own text, or for a timeout how long. */
-static void curl_why(CURLcode c, const char *errbuf, char *out, size_t cap)
+void etcd_curl_why(CURLcode c, const char *errbuf, char *out, size_t cap)
 {
 	if (c == CURLE_OPERATION_TIMEDOUT && errbuf[0])
 		snprintf(out, cap, "%s", errbuf);
@@ -601,7 +578,7 @@ static void curl_why(CURLcode c, const char *errbuf, char *out, size_t cap)
 }
 
 /* "ep (why), ep (why)" of the endpoints tried, into d. */
-static void tried_diag(const struct attempt *a, const struct gfs_etcd *e, const char *path,
+void etcd_tried_diag(const struct etcd_attempt *a, const struct gfs_etcd *e, const char *path,
 		       struct gfs_diag *d)
 {
 	struct gfs_buf b;
@@ -622,7 +599,7 @@ static void tried_diag(const struct attempt *a, const struct gfs_etcd *e, const 
 /* Interprets one answer of endpoint ep: 0 with *out, or an error (in d when
  * final; in a when another endpoint may serve it). */
 static int take_answer(const char *ep, size_t i, const char *path, long status,
-		       struct body *b, bool stream, json_t **out, struct attempt *a,
+		       struct body *b, bool stream, json_t **out, struct etcd_attempt *a,
 		       struct gfs_diag *d)
 {
 	json_error_t jerr;
@@ -636,14 +613,14 @@ static int take_answer(const char *ep, size_t i, const char *path, long status,
 		return -EPROTO;
 	}
 	json_t *inner = stream ? json_object_get(j, "result") : NULL;
-	const char *msg = answer_error(j, &rc);
+	const char *msg = etcd_answer_error(j, &rc);
 	if (!msg && status != 200) {
 		msg = "unexpected HTTP status";
 		rc = -EPROTO;
 	}
 	if (msg) {
 		if (rc == -EAGAIN || rc == -ETIMEDOUT) {
-			tried_add(a, i, msg, rc);
+			etcd_tried_add(a, i, msg, rc);
 			json_decref(j);
 			return 1;
 		}
@@ -677,7 +654,7 @@ static void round_pause(unsigned round)
 static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 		json_t **out, struct gfs_diag *d)
 {
-	struct attempt a = {.rc = -EIO, .n = e->url.n};
+	struct etcd_attempt a = {.rc = -EIO, .n = e->url.n};
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	CURL *h = body ? handle_take(e) : NULL;
 	size_t n = e->url.n, start;
@@ -709,8 +686,8 @@ static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 				rc = -EFBIG;
 			} else {
 				char why[300];
-				curl_why(c, errbuf, why, sizeof(why));
-				tried_add(&a, i, why, curl_rc(c));
+				etcd_curl_why(c, errbuf, why, sizeof(why));
+				etcd_tried_add(&a, i, why, etcd_curl_rc(c));
 				rc = 1;
 			}
 		} else {
@@ -726,7 +703,7 @@ static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 			goto out_handle;
 	}
 	rc = retryable(a.rc) ? a.rc : -EIO;
-	tried_diag(&a, e, path, d);
+	etcd_tried_diag(&a, e, path, d);
 out_handle:
 	handle_give(e, h);
 out:
@@ -756,21 +733,21 @@ int gfs_etcd_prefix_end(const void *prefix, size_t len, char **end, size_t *end_
 }
 
 /* A RangeRequest's JSON (also a txn's request_range). */
-static json_t *range_req(const void *key, size_t klen, const void *end, size_t elen,
+json_t *etcd_range_req(const void *key, size_t klen, const void *end, size_t elen,
 			 int64_t rev, int64_t limit)
 {
 	json_t *r = json_object();
-	if (!r || j_set(r, "key", j_bytes(key, klen)) ||
-	    (end && j_set(r, "range_end", j_bytes(end, elen))) ||
-	    (rev && j_set(r, "revision", j_int(rev))) ||
-	    (limit && j_set(r, "limit", j_int(limit)))) {
+	if (!r || etcd_j_set(r, "key", j_bytes(key, klen)) ||
+	    (end && etcd_j_set(r, "range_end", j_bytes(end, elen))) ||
+	    (rev && etcd_j_set(r, "revision", etcd_j_int(rev))) ||
+	    (limit && etcd_j_set(r, "limit", etcd_j_int(limit)))) {
 		json_decref(r);
 		return NULL;
 	}
 	return r;
 }
 
-static int check_args(const void *key, size_t klen, struct gfs_diag *d)
+int etcd_check_args(const void *key, size_t klen, struct gfs_diag *d)
 {
 	if (!key || !klen) {
 		gfs_diag_set(d, "etcd: an empty key");
@@ -787,9 +764,9 @@ int gfs_etcd_range(struct gfs_etcd *e, const void *key, size_t klen,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = check_args(key, klen, d)))
+	if ((rc = etcd_check_args(key, klen, d)))
 		return rc;
-	rc = call(e, "/v3/kv/range", range_req(key, klen, end, elen, rev, limit), false, &ans, d);
+	rc = call(e, "/v3/kv/range", etcd_range_req(key, klen, end, elen, rev, limit), false, &ans, d);
 	if (rc)
 		return rc;
 	rc = parse_page(ans, out);
@@ -843,7 +820,7 @@ int gfs_etcd_range_each(struct gfs_etcd *e, const void *key, size_t klen,
 
 	if (page_size <= 0)
 		page_size = 512;
-	if ((rc = check_args(key, klen, d)) || !(from = gfs_memdup(key, klen)))
+	if ((rc = etcd_check_args(key, klen, d)) || !(from = gfs_memdup(key, klen)))
 		return rc ? rc : -ENOMEM;
 	for (;;) {
 		struct gfs_etcd_page p;
@@ -911,11 +888,11 @@ static json_t *cmp_json(const struct gfs_etcd_cmp *c)
 	static const char *const results[] = {"EQUAL", "NOT_EQUAL", "LESS", "GREATER"};
 	static const char *const fields[] = {"value", "version", "create_revision", "mod_revision"};
 	json_t *j = json_object();
-	if (!j || j_set(j, "target", json_string(targets[c->target])) ||
-	    j_set(j, "result", json_string(results[c->result])) ||
-	    j_set(j, "key", j_bytes(c->key, c->key_len)) ||
-	    j_set(j, fields[c->target], c->target == GFS_ETCD_VALUE ?
-		  j_bytes(c->value, c->value_len) : j_int(c->num))) {
+	if (!j || etcd_j_set(j, "target", json_string(targets[c->target])) ||
+	    etcd_j_set(j, "result", json_string(results[c->result])) ||
+	    etcd_j_set(j, "key", j_bytes(c->key, c->key_len)) ||
+	    etcd_j_set(j, fields[c->target], c->target == GFS_ETCD_VALUE ?
+		  j_bytes(c->value, c->value_len) : etcd_j_int(c->num))) {
 		json_decref(j);
 		return NULL;
 	}
@@ -930,23 +907,23 @@ static json_t *op_json(const struct gfs_etcd_op *o)
 	case GFS_ETCD_PUT:
 		name = "request_put";
 		r = json_object();
-		if (r && (j_set(r, "key", j_bytes(o->key, o->key_len)) ||
-			  j_set(r, "value", j_bytes(o->value, o->value_len)) ||
-			  (o->lease && j_set(r, "lease", j_int(o->lease))))) {
+		if (r && (etcd_j_set(r, "key", j_bytes(o->key, o->key_len)) ||
+			  etcd_j_set(r, "value", j_bytes(o->value, o->value_len)) ||
+			  (o->lease && etcd_j_set(r, "lease", etcd_j_int(o->lease))))) {
 			json_decref(r);
 			r = NULL;
 		}
 		break;
 	case GFS_ETCD_DELETE:
 		name = "request_delete_range";
-		r = range_req(o->key, o->key_len, o->end, o->end_len, 0, 0);
+		r = etcd_range_req(o->key, o->key_len, o->end, o->end_len, 0, 0);
 		break;
 	case GFS_ETCD_RANGE:
 		name = "request_range";
-		r = range_req(o->key, o->key_len, o->end, o->end_len, 0, o->limit);
+		r = etcd_range_req(o->key, o->key_len, o->end, o->end_len, 0, o->limit);
 		break;
 	}
-	if (!j || j_set(j, name, r)) {
+	if (!j || etcd_j_set(j, name, r)) {
 		json_decref(j);
 		return NULL;
 	}
@@ -957,7 +934,7 @@ static int ops_json(json_t *req, const char *name, const struct gfs_etcd_op *ops
 		    struct gfs_diag *d)
 {
 	json_t *a = json_array();
-	int rc = j_set(req, name, a);
+	int rc = etcd_j_set(req, name, a);
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (!ops[i].key || !ops[i].key_len || ops[i].kind > GFS_ETCD_RANGE) {
 			gfs_diag_set(d, "etcd txn: %s op %zu has no key or a bad kind", name, i + 1);
@@ -975,7 +952,7 @@ static json_t *txn_req(const struct gfs_etcd_cmp *cmps, size_t ncmp,
 		       struct gfs_diag *d)
 {
 	json_t *req = json_object(), *ca = json_array();
-	*rc = req ? j_set(req, "compare", ca) : -ENOMEM;
+	*rc = req ? etcd_j_set(req, "compare", ca) : -ENOMEM;
 	for (size_t i = 0; i < ncmp && !*rc; i++) {
 		if (!cmps[i].key || !cmps[i].key_len || cmps[i].target > GFS_ETCD_MOD ||
 		    cmps[i].result > GFS_ETCD_GT) {
@@ -1014,7 +991,7 @@ static int parse_txn(const json_t *ans, struct gfs_etcd_txn_result *r)
 	int rc = 0;
 
 	r->succeeded = json_is_true(json_object_get(ans, "succeeded"));
-	r->header_revision = header_rev(ans);
+	r->header_revision = etcd_header_rev(ans);
 	if (n && !(r->pages = calloc(n, sizeof(*r->pages))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -1023,7 +1000,7 @@ static int parse_txn(const json_t *ans, struct gfs_etcd_txn_result *r)
 		    (x = json_object_get(o, "response_delete_range")))
 			rc = parse_page(x, &r->pages[i]);
 		else if ((x = json_object_get(o, "response_put")))
-			r->pages[i].header_revision = header_rev(x);
+			r->pages[i].header_revision = etcd_header_rev(x);
 		else
 			rc = -EPROTO;
 		if (!rc)
@@ -1066,7 +1043,7 @@ int gfs_etcd_txn(struct gfs_etcd *e, const struct gfs_etcd_cmp *cmps, size_t ncm
 static json_t *id_req(const char *name, int64_t v)
 {
 	json_t *r = json_object();
-	if (r && j_set(r, name, j_int(v))) {
+	if (r && etcd_j_set(r, name, etcd_j_int(v))) {
 		json_decref(r);
 		return NULL;
 	}
@@ -1090,7 +1067,7 @@ int gfs_etcd_lease_grant(struct gfs_etcd *e, int64_t ttl_s, int64_t *id,
 	if (err && *err) {
 		gfs_diag_set(d, "etcd lease grant: %s", err);
 		rc = -EIO;
-	} else if (j_get_int(ans, "ID", id) || j_get_int(ans, "TTL", granted) || !*id) {
+	} else if (etcd_j_get_int(ans, "ID", id) || etcd_j_get_int(ans, "TTL", granted) || !*id) {
 		gfs_diag_set(d, "etcd lease grant: an answer without ID or TTL");
 		rc = -EPROTO;
 	}
@@ -1107,7 +1084,7 @@ int gfs_etcd_lease_keepalive(struct gfs_etcd *e, int64_t id, int64_t *ttl,
 	*ttl = 0;
 	if ((rc = call(e, "/v3/lease/keepalive", id_req("ID", id), true, &ans, d)))
 		return rc;
-	if (j_get_int(ans, "TTL", ttl))
+	if (etcd_j_get_int(ans, "TTL", ttl))
 		rc = -EPROTO;
 	else if (*ttl <= 0) {
 		*ttl = 0;
@@ -1136,381 +1113,10 @@ int gfs_etcd_lease_ttl(struct gfs_etcd *e, int64_t id, int64_t *ttl,
 	*ttl = -1;
 	if ((rc = call(e, "/v3/lease/timetolive", id_req("ID", id), false, &ans, d)))
 		return rc;
-	if (j_get_int(ans, "TTL", ttl) || j_get_int(ans, "grantedTTL", &g))
+	if (etcd_j_get_int(ans, "TTL", ttl) || etcd_j_get_int(ans, "grantedTTL", &g))
 		rc = -EPROTO;
 	if (granted)
 		*granted = g;
 	json_decref(ans);
 	return rc;
-}
-
-/* ---- watch ------------------------------------------------------------- */
-
-struct gfs_etcd_watch {
-	struct gfs_etcd *e;
-	char *key, *end;
-	size_t klen, elen;
-	gfs_etcd_watch_fn on_events;
-	gfs_etcd_watch_err_fn on_error;
-	void *arg;
-	CURLM *multi;
-	CURL *h;
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;           /* protected by lock */
-	int start;           /* 0 pending, 1 created, <0 failed; protected by lock */
-	struct gfs_diag start_diag; /* protected by lock */
-	/* the thread's own: */
-	int64_t next_rev;    /* resume from here; 0 = from now */
-	size_t ep;
-	struct attempt tries; /* while starting: why each endpoint failed */
-	struct gfs_buf line; /* the stream's unparsed tail */
-	bool created;        /* this stream */
-	int stream_rc;       /* why the thread ended this stream */
-	char why[300];
-};
-
-static bool watch_stopped(struct gfs_etcd_watch *w)
-{
-	pthread_mutex_lock(&w->lock);
-	bool s = w->stop;
-	pthread_mutex_unlock(&w->lock);
-	return s;
-}
-
-static void watch_set_start(struct gfs_etcd_watch *w, int state, const char *msg)
-{
-	pthread_mutex_lock(&w->lock);
-	if (w->start == 0) {
-		w->start = state;
-		if (msg)
-			gfs_diag_reset(&w->start_diag, "%s", msg);
-		pthread_cond_broadcast(&w->cond);
-	}
-	pthread_mutex_unlock(&w->lock);
-}
-
-static int watch_events(struct gfs_etcd_watch *w, const json_t *evs, int64_t hrev)
-{
-	size_t n = json_array_size(evs);
-	struct gfs_etcd_event *ev = n ? calloc(n, sizeof(*ev)) : NULL;
-	size_t ok = 0;
-	int rc = 0;
-
-	if (n && !ev)
-		return -ENOMEM;
-	for (; ok < n && !rc; ok++) {
-		const json_t *o = json_array_get(evs, ok);
-		ev[ok].type = json_is_string(json_object_get(o, "type")) &&
-			      !strcmp(json_string_value(json_object_get(o, "type")), "DELETE") ?
-			      GFS_ETCD_EV_DELETE : GFS_ETCD_EV_PUT;
-		rc = parse_kv(json_object_get(o, "kv"), &ev[ok].kv);
-		if (rc)
-			break;
-	}
-	if (!rc && n) {
-		w->on_events(w->arg, ev, n, hrev);
-		w->next_rev = ev[n - 1].kv.mod_revision + 1;
-	}
-	for (size_t i = 0; i < ok; i++)
-		gfs_etcd_kv_release(&ev[i].kv);
-	free(ev);
-	return rc;
-}
-
-/* One line of the stream; 0 to go on, else the stream ends (stream_rc). */
-static int watch_line(struct gfs_etcd_watch *w, const char *p, size_t len)
-{
-	json_error_t jerr;
-	json_t *j = json_loadb(p, len, 0, &jerr), *r;
-	int rc = 0;
-	int64_t crev = 0;
-
-	if (!j) {
-		snprintf(w->why, sizeof(w->why), "a watch line that is not JSON: %s", jerr.text);
-		return -EPROTO;
-	}
-	const char *msg = answer_error(j, &rc);
-	if (msg) {
-		snprintf(w->why, sizeof(w->why), "%s", msg);
-		json_decref(j);
-		return rc ? rc : -EIO;
-	}
-	r = json_object_get(j, "result");
-	int64_t hrev = header_rev(r);
-	if (json_is_true(json_object_get(r, "created")) && !w->created) {
-		w->created = true;
-		if (!w->next_rev)
-			w->next_rev = hrev + 1;
-		watch_set_start(w, 1, NULL);
-	}
-	if (json_is_true(json_object_get(r, "canceled"))) {
-		(void)j_get_int(r, "compact_revision", &crev);
-		const char *why = json_string_value(json_object_get(r, "cancel_reason"));
-		if (crev)
-			snprintf(w->why, sizeof(w->why), "watch from revision %" PRId64 " cannot resume: compacted up to %" PRId64 " (re-read, then watch again)",
-				 w->next_rev, crev);
-		else
-			snprintf(w->why, sizeof(w->why), "watch canceled by etcd: %s", why ? why : "no reason given");
-		json_decref(j);
-		return crev ? -ESTALE : -EIO;
-	}
-	if ((rc = watch_events(w, json_object_get(r, "events"), hrev)))
-		snprintf(w->why, sizeof(w->why), "a watch event that is not etcd's");
-	json_decref(j);
-	return rc;
-}
-
-static size_t on_stream(char *p, size_t size, size_t n, void *arg)
-{
-	struct gfs_etcd_watch *w = arg;
-	size_t len = size * n, start = 0;
-
-	if (gfs_buf_append(&w->line, p, len)) {
-		w->stream_rc = -ENOMEM;
-		return 0;
-	}
-	for (size_t i = 0; i < w->line.len; i++) {
-		if (w->line.p[i] != '\n')
-			continue;
-		int rc = i > start ? watch_line(w, w->line.p + start, i - start) : 0;
-		start = i + 1;
-		if (rc) {
-			w->stream_rc = rc;
-			return 0;
-		}
-	}
-	memmove(w->line.p, w->line.p + start, w->line.len - start);
-	w->line.len -= start;
-	return len;
-}
-
-static char *watch_req(struct gfs_etcd_watch *w)
-{
-	json_t *c = range_req(w->key, w->klen, w->end, w->elen, 0, 0), *req = json_object();
-	char *s = NULL;
-	if (c && w->next_rev && j_set(c, "start_revision", j_int(w->next_rev)))
-		c = NULL;
-	if (req && c && json_object_set_new(req, "create_request", c) == 0) {
-		c = NULL;
-		s = json_dumps(req, JSON_COMPACT);
-	}
-	json_decref(c);
-	json_decref(req);
-	return s;
-}
-
-/* Runs one stream on endpoint ep until it ends, the thread is stopped, or
- * a line ends it.  Returns 0 (stopped or server closed), or -errno with
- * w->why. */
-static int watch_stream(struct gfs_etcd_watch *w, const char *ep)
-{
-	char url[600], errbuf[CURL_ERROR_SIZE];
-	struct curl_slist hdr = {(char *)"Content-Type: application/json", NULL};
-	char *req = watch_req(w);
-	int running = 1, rc = 0;
-
-	if (!req)
-		return -ENOMEM;
-	snprintf(url, sizeof(url), "http://%s/v3/watch", ep);
-	curl_easy_reset(w->h);
-	set_common(w->h, &w->e->opts, errbuf);
-	curl_easy_setopt(w->h, CURLOPT_URL, url);
-	curl_easy_setopt(w->h, CURLOPT_HTTPHEADER, &hdr);
-	curl_easy_setopt(w->h, CURLOPT_POSTFIELDS, req);
-	curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, on_stream);
-	curl_easy_setopt(w->h, CURLOPT_WRITEDATA, w);
-	errbuf[0] = 0;
-	w->created = false;
-	w->stream_rc = 0;
-	gfs_buf_reset(&w->line);
-	curl_multi_add_handle(w->multi, w->h);
-	uint64_t t0 = gfs_now_ns(), tmo = (uint64_t)w->e->opts.timeout_ms * 1000000;
-	while (running && !watch_stopped(w)) {
-		if (curl_multi_perform(w->multi, &running) != CURLM_OK)
-			break;
-		if (!w->created && !w->stream_rc && gfs_now_ns() - t0 > tmo) {
-			/* connected, but no "created" within the request timeout:
-			 * a member that accepts and never answers */
-			w->stream_rc = -ETIMEDOUT;
-			snprintf(w->why, sizeof(w->why), "no answer within %u ms", w->e->opts.timeout_ms);
-			break;
-		}
-		if (running)
-			curl_multi_poll(w->multi, NULL, 0, w->created ? 1000 : 100, NULL);
-	}
-	int left;
-	CURLMsg *m;
-	while ((m = curl_multi_info_read(w->multi, &left))) {
-		if (m->msg == CURLMSG_DONE && m->data.result != CURLE_OK && !w->stream_rc) {
-			rc = curl_rc(m->data.result);
-			curl_why(m->data.result, errbuf, w->why, sizeof(w->why));
-		}
-	}
-	curl_multi_remove_handle(w->multi, w->h);
-	free(req);
-	if (w->stream_rc)
-		return w->stream_rc;
-	if (!rc && !watch_stopped(w)) {
-		rc = -ECONNRESET;
-		snprintf(w->why, sizeof(w->why), "the watch stream ended");
-	}
-	return rc;
-}
-
-/* Waits ms, or less if the watch is stopped meanwhile. */
-static void watch_pause(struct gfs_etcd_watch *w, unsigned ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&w->lock);
-	while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &ts) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&w->lock);
-}
-
-static void *watch_main(void *arg)
-{
-	struct gfs_etcd_watch *w = arg;
-	size_t n = w->e->url.n, fails = 0;
-	unsigned backoff = WATCH_BACKOFF_MIN_MS;
-	char msg[512];
-
-	while (!watch_stopped(w)) {
-		const char *ep = w->e->url.endpoints[w->ep];
-		int rc = watch_stream(w, ep);
-		if (watch_stopped(w))
-			break;
-		snprintf(msg, sizeof(msg), "etcd watch on %s: %s", ep, w->why);
-		if (rc == -ESTALE) {
-			watch_set_start(w, rc, msg);
-			w->on_error(w->arg, rc, true, msg);
-			break;
-		}
-		fails = w->created ? 0 : fails + 1;
-		if (w->created)
-			backoff = WATCH_BACKOFF_MIN_MS;
-		pthread_mutex_lock(&w->lock);
-		bool starting = w->start == 0;
-		pthread_mutex_unlock(&w->lock);
-		if (starting) {
-			tried_add(&w->tries, w->ep, w->why, rc);
-			if (fails >= n * w->e->opts.rounds) {
-				struct gfs_diag d = {0};
-				tried_diag(&w->tries, w->e, "/v3/watch", &d);
-				watch_set_start(w, rc, d.msg);
-				break;
-			}
-		}
-		if (!starting)
-			w->on_error(w->arg, rc, false, msg);
-		w->ep = (w->ep + 1) % n;
-		watch_pause(w, backoff);
-		backoff = backoff * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS : backoff * 2;
-	}
-	return NULL;
-}
-
-static void watch_free(struct gfs_etcd_watch *w)
-{
-	if (w->h)
-		curl_easy_cleanup(w->h);
-	if (w->multi)
-		curl_multi_cleanup(w->multi);
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
-	gfs_buf_release(&w->line);
-	free(w->tries.why);
-	free(w->key);
-	free(w->end);
-	free(w);
-}
-
-static int watch_new(struct gfs_etcd *e, const void *key, size_t klen, const void *end,
-		     size_t elen, struct gfs_etcd_watch **out)
-{
-	struct gfs_etcd_watch *w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	gfs_buf_init(&w->line);
-	w->e = e;
-	w->klen = klen;
-	w->elen = elen;
-	w->key = gfs_memdup(key, klen);
-	w->end = end ? gfs_memdup(end, elen) : NULL;
-	w->multi = curl_multi_init();
-	w->h = curl_easy_init();
-	w->tries.n = e->url.n;
-	w->tries.why = calloc(e->url.n, sizeof(*w->tries.why));
-	if (!w->key || (end && !w->end) || !w->multi || !w->h || !w->tries.why) {
-		watch_free(w);
-		return -ENOMEM;
-	}
-	pthread_mutex_lock(&e->lock);
-	w->ep = e->cur;
-	pthread_mutex_unlock(&e->lock);
-	*out = w;
-	return 0;
-}
-
-int gfs_etcd_watch_start(struct gfs_etcd *e, const void *key, size_t klen,
-			 const void *end, size_t elen, int64_t start_rev,
-			 gfs_etcd_watch_fn on_events, gfs_etcd_watch_err_fn on_error,
-			 void *arg, struct gfs_etcd_watch **out, struct gfs_diag *d)
-{
-	struct gfs_etcd_watch *w;
-	int rc;
-
-	*out = NULL;
-	if ((rc = check_args(key, klen, d)))
-		return rc;
-	if (start_rev < 0) {
-		gfs_diag_set(d, "etcd watch: start revision %" PRId64 " < 0", start_rev);
-		return -EINVAL;
-	}
-	if ((rc = watch_new(e, key, klen, end, elen, &w)))
-		return rc;
-	w->next_rev = start_rev;
-	w->on_events = on_events;
-	w->on_error = on_error;
-	w->arg = arg;
-	if ((rc = -pthread_create(&w->thread, NULL, watch_main, w))) {
-		watch_free(w);
-		return rc;
-	}
-	pthread_mutex_lock(&w->lock);
-	while (w->start == 0)
-		pthread_cond_wait(&w->cond, &w->lock);
-	rc = w->start < 0 ? w->start : 0;
-	if (rc)
-		gfs_diag_set(d, "%s", w->start_diag.msg);
-	pthread_mutex_unlock(&w->lock);
-	if (rc) {
-		gfs_etcd_watch_stop(w);
-		return rc;
-	}
-	*out = w;
-	return 0;
-}
-
-void gfs_etcd_watch_stop(struct gfs_etcd_watch *w)
-{
-	if (!w)
-		return;
-	pthread_mutex_lock(&w->lock);
-	w->stop = true;
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	curl_multi_wakeup(w->multi);
-	pthread_join(w->thread, NULL);
-	watch_free(w);
 }

@@ -58,11 +58,14 @@ run kv "$URL"
 run txn "$URL"
 run lease "$URL"
 run compact "$URL"
-# watch SIGKILLs member 0 itself (ETCD_PIDS): reap it, restart it after
+# watch SIGKILLs member 0 itself (ETCD_PIDS), made the leader first so the
+# survivors must elect one while the watch moves on: reap it, restart it
+etcd_make_leader 0 && ok "member 0 leads" || bad "could not make member 0 the leader"
 run watch "$URL"
 etcd_member_kill 0 || true
 etcd_member_start 0 && ok "member 0 restarted" || bad "member 0 did not come back"
 
+etcd_make_leader 0 && ok "member 0 leads again" || bad "could not make member 0 the leader"
 etcd_member_kill 0
 run failover "$URL"
 etcd_member_start 0 || bad "member 0 did not come back"

@@ -246,8 +246,52 @@ etcd_member_start() {
 # etcd_endpoint I: the client endpoint "127.0.0.1:port" of member I.
 etcd_endpoint() { echo "127.0.0.1:${ETCD_CLIENT_PORT[$1]}"; }
 
-# etcdctl_ [ARGS...]: etcdctl against the whole cluster, bounded.
+# etcdctl_ [--endpoints=EPS] [ARGS...]: etcdctl against the whole cluster
+# (or EPS: etcdctl would add a second --endpoints to the first), bounded.
 etcdctl_() {
-	ETCDCTL_API=3 timeout "$(scaled 20)" "$ETCDCTL_BIN" --endpoints="$ETCD_ENDPOINTS" \
+	local eps=$ETCD_ENDPOINTS
+	case "${1:-}" in --endpoints=*) eps=${1#--endpoints=}; shift ;; esac
+	ETCDCTL_API=3 timeout "$(scaled 20)" "$ETCDCTL_BIN" --endpoints="$eps" \
 		--dial-timeout=2s --command-timeout=5s "$@"
+}
+
+# etcd_leader: prints the index of the member that leads (status 1 if none
+# answers); etcd_make_leader I: moves the leadership to member I and waits
+# (bounded) until it leads, so a test can kill the leader on purpose.
+# (Member ids are uint64: parsed by python3, as jq would round them.)
+_etcd_status() {  # prints "ENDPOINT MEMBER_ID_HEX LEADER_ID_HEX" per member
+	etcdctl_ "$@" endpoint status -w json 2>/dev/null | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    st = m["Status"]
+    print(m["Endpoint"], "%x" % st["header"]["member_id"], "%x" % st.get("leader", 0))'
+}
+
+etcd_leader() {
+	local ep id lead i
+	while read -r ep id lead; do
+		[ "$id" = "$lead" ] || continue
+		for i in "${!ETCD_CLIENT_PORT[@]}"; do
+			[ "$ep" = "$(etcd_endpoint "$i")" ] && { echo "$i"; return 0; }
+		done
+	done < <(_etcd_status)
+	return 1
+}
+
+etcd_make_leader() {
+	local i=$1 cur id left
+	id=$(_etcd_status --endpoints="$(etcd_endpoint "$i")" | awk '{ print $2 }')
+	[ -n "$id" ] || { echo "etcd_make_leader: member $i does not answer" >&2; return 1; }
+	left=$(( $(scaled 20) * 10 ))
+	while [ "$left" -gt 0 ]; do
+		cur=$(etcd_leader) || cur=""
+		[ "$cur" = "$i" ] && return 0
+		if [ -n "$cur" ]; then
+			etcdctl_ --endpoints="$(etcd_endpoint "$cur")" move-leader "$id" >/dev/null 2>&1 || true
+		fi
+		sleep 0.1
+		left=$((left - 1))
+	done
+	echo "etcd_make_leader: member $i did not become the leader in $(scaled 20) s" >&2
+	return 1
 }

@@ -442,9 +442,25 @@ static bool wait_seen(struct seen *s, int n, bool fatal, int secs)
 static int etcdctl(const char *endpoints, const char *args)
 {
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 timeout %d etcdctl --endpoints=%s %s >/dev/null",
-		 20 * factor(), endpoints, args);
+	snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 timeout %d etcdctl --endpoints=%s --command-timeout=%ds %s >/dev/null",
+		 30 * factor(), endpoints, 20 * factor(), args);
 	return system(cmd);
+}
+
+/* Polls (every 0.1 s, bounded) until etcdctl finds endpoints healthy: a
+ * health check is a quorum read, so this waits out a leader election. */
+static bool wait_healthy(const char *endpoints, int secs)
+{
+	double t0 = now_s();
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 timeout 5 etcdctl --endpoints=%s --dial-timeout=1s --command-timeout=2s endpoint health >/dev/null 2>&1",
+		 endpoints);
+	while (now_s() - t0 < secs * factor()) {
+		if (system(cmd) == 0)
+			return true;
+		nap_ms(100);
+	}
+	return false;
 }
 
 static void seen_init(struct seen *s)
@@ -492,6 +508,10 @@ static void case_watch(void)
 	 * last revision + 1, losing and repeating nothing */
 	long pid0 = pids ? strtol(pids, NULL, 10) : 0;
 	CHECK(pid0 > 0 && kill((pid_t)pid0, SIGKILL) == 0, "killed member 0 (pid %ld)", pid0);
+	/* if it led, the others elect a leader first: a put that timed out
+	 * meanwhile might or might not be applied, and this case counts them */
+	double t0 = now_s();
+	CHECK(wait_healthy(u->endpoints[2], 20), "members 1 and 2 have a leader (%.1f s)", now_s() - t0);
 	for (int i = 10; i < 20; i++) {
 		snprintf(args, sizeof(args), "put %s/w/k%d v%d", gfs_etcd_prefix(e), i % 3, i);
 		if (etcdctl(u->endpoints[2], args))
