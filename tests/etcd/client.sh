@@ -73,6 +73,19 @@ etcd_member_start 0 || bad "member 0 did not come back"
 etcd_cluster_stop keep
 run down "$URL"
 
+# The cluster of a failing test is stopped all the same: a child shell that
+# starts a 1-member cluster and fails leaves no member and no directory.
+bash -c '. "$top_srcdir/tests/lib.sh"; . "$top_srcdir/tests/etcd/cluster.sh"
+	trap "rm -f \"$1/trap-ran\"" EXIT; : >"$1/trap-ran"
+	etcd_cluster_start 1 "$1/c1" || exit 3
+	echo "$ETCD_PIDS" >"$1/c1.pids"; false' _ "$T" && rc=0 || rc=$?
+p1=$(cat "$T/c1.pids" 2>/dev/null || echo)
+if [ "$rc" = 1 ] && [ -n "$p1" ] && ! kill -0 "$p1" 2>/dev/null && [ ! -e "$T/c1" ] && [ ! -e "$T/trap-ran" ]; then
+	ok "a test failing with a live cluster: member $p1 stopped, its directory gone, the test's own trap ran too"
+else
+	bad "after a failing test: exit $rc, member '$p1' $(kill -0 "$p1" 2>/dev/null && echo alive || echo gone), dir $([ -e "$T/c1" ] && echo kept || echo gone), own trap $([ -e "$T/trap-ran" ] && echo skipped || echo ran)"
+fi
+
 took=$((SECONDS - t_start))
 [ "$took" -le $(( $(scaled 90) )) ] && ok "whole test in $took s" || bad "whole test took $took s"
 [ "$fails" -eq 0 ] && echo "all passed" || { echo "$fails failure(s)"; exit 1; }
