@@ -208,8 +208,11 @@ struct gfs_etcd_event {
 	struct gfs_etcd_kv kv; /* DELETE: key and mod_revision only */
 };
 /* Events of one message of the stream, in revision order; borrowed for the
- * call.  Runs on the watch's thread: it may call other gfs_etcd functions,
- * but not gfs_etcd_watch_stop() of its own watch. */
+ * call.  n = 0 (ev NULL): a progress notification, every event up to
+ * header_rev has been delivered (etcd sends them to an idle watch every
+ * --experimental-watch-progress-notify-interval, 10 min by default).  Runs
+ * on the watch's thread: it may call other gfs_etcd functions, but not
+ * gfs_etcd_watch_stop() of its own watch. */
 typedef void (*gfs_etcd_watch_fn)(void *arg, const struct gfs_etcd_event *ev,
 				  size_t n, int64_t header_rev);
 /* Trouble: fatal = false while the stream is down and being reconnected

@@ -17,6 +17,9 @@
  *   3. Compaction of the revision to resume from ends the watch with a
  *      fatal error callback; a dropped stream only reports (not fatal).
  *   4. No callback runs after gfs_etcd_watch_stop() returns.
+ *
+ * Not detected: a member that keeps the connection open but stops sending
+ * (frozen); TCP keepalive ends the stream only when the host is gone.
  */
 #include <config.h>
 
@@ -141,8 +144,17 @@ static int watch_line(struct gfs_etcd_watch *w, const char *p, size_t len)
 		json_decref(j);
 		return crev ? -ESTALE : -EIO;
 	}
-	if ((rc = watch_events(w, json_object_get(r, "events"), hrev)))
+	const json_t *evs = json_object_get(r, "events");
+	if (json_array_size(evs) == 0 && !json_is_true(json_object_get(r, "created"))) {
+		/* a progress notification: every event up to hrev was sent
+		 * (etcd sends them only to a watch that has caught up) */
+		if (hrev + 1 > w->next_rev) {
+			w->next_rev = hrev + 1;
+			w->on_events(w->arg, NULL, 0, hrev);
+		}
+	} else if ((rc = watch_events(w, evs, hrev))) {
 		snprintf(w->why, sizeof(w->why), "a watch event that is not etcd's");
+	}
 	json_decref(j);
 	return rc;
 }
@@ -175,8 +187,14 @@ static char *watch_req(struct gfs_etcd_watch *w)
 {
 	json_t *c = etcd_range_req(w->key, w->klen, w->end, w->elen, 0, 0), *req = json_object();
 	char *s = NULL;
-	if (c && w->next_rev && etcd_j_set(c, "start_revision", etcd_j_int(w->next_rev)))
+	/* progress_notify: etcd then tells an idle watch how far it has
+	 * got, so a resume after a long quiet spell starts there rather than
+	 * at an older revision that compaction may have removed */
+	if (c && ((w->next_rev && etcd_j_set(c, "start_revision", etcd_j_int(w->next_rev))) ||
+		  etcd_j_set(c, "progress_notify", json_true()))) {
+		json_decref(c);
 		c = NULL;
+	}
 	if (req && c && json_object_set_new(req, "create_request", c) == 0) {
 		c = NULL;
 		s = json_dumps(req, JSON_COMPACT);

@@ -14,6 +14,8 @@
 #             the watch's endpoint, is SIGKILLed: the watch resumes on the
 #             next member from the last revision + 1, nothing lost or twice
 #   compact   get / watch of a compacted revision: -ESTALE, fatal callback
+#   progress  an idle watch, told by progress notifications how far the
+#             store got, resumes past a compaction when its member dies
 #   failover  member 0 (first endpoint) down: every call goes to the next
 #   down      every member down plus a silent endpoint: one clear error
 #             naming all of them, within 2 rounds of the timeout
@@ -69,6 +71,9 @@ etcd_make_leader 0 && ok "member 0 leads again" || bad "could not make member 0 
 etcd_member_kill 0
 run failover "$URL"
 etcd_member_start 0 || bad "member 0 did not come back"
+
+run progress "$URL"   # SIGKILLs member 0 (not the leader): reap it
+etcd_member_kill 0 || true
 
 etcd_cluster_stop keep
 run down "$URL"

@@ -28,6 +28,9 @@
 #    ceil(1.5 * election timeout) seconds (minTTL in etcdserver), and the
 #    tests need the 2 s TTL the issue names (1.5 * 1.3 s = 1.95 s -> 2 s).
 #  --snapshot-count 10000: smaller snapshots, a test cluster lives seconds.
+#  --experimental-watch-progress-notify-interval 1s (10 min by default):
+#    an idle watch learns within a second how far the store has got, so a
+#    test sees a watch resume past a compaction (etcd_client progress).
 # Data dirs are wherever DIR is; tests put it on /dev/shm when they can
 # (GRAPHFS_ETCD_TMPDIR), as fsync on a disk shared with a stress run makes
 # etcd's applies slow enough to miss heartbeats.
@@ -104,6 +107,7 @@ _etcd_launch() {
 		--max-txn-ops 1024 \
 		--heartbeat-interval 100 --election-timeout 1300 \
 		--snapshot-count 10000 \
+		--experimental-watch-progress-notify-interval 1s \
 		--logger zap --log-outputs stderr \
 		</dev/null >>"$ETCD_CLUSTER_DIR/m$i.log" 2>&1 &
 	ETCD_PID[$i]=$!
@@ -202,7 +206,7 @@ _etcd_stop_pid() {
 		left=$((left - 1))
 	done
 	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	{ wait "$pid"; } 2>/dev/null || true
 }
 
 # etcd_cluster_stop [keep]: stops every member by pid and removes the
@@ -225,7 +229,7 @@ etcd_member_kill() {
 	local i=$1 pid=${ETCD_PID[$1]:-}
 	[ -n "$pid" ] || { echo "etcd_member_kill: member $i is not running" >&2; return 1; }
 	kill "-${2:-KILL}" "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	{ wait "$pid"; } 2>/dev/null || true
 	ETCD_PID[$i]=""
 	_etcd_export
 }

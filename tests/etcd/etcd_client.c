@@ -9,6 +9,8 @@
  *     etcd_client watch    etcd://EPS/P    etcdctl's puts in order; member 0
  *                                          killed (ETCD_PIDS): resumes, no loss
  *     etcd_client compact  etcd://EPS/P    watch/range of a compacted revision
+ *     etcd_client progress etcd://EPS/P    an idle watch resumes past a compaction
+ *                                          (member 0 killed)
  *     etcd_client failover etcd://EPS/P    first endpoint dead: calls still work
  *     etcd_client down     etcd://EPS/P    all dead (+ a silent one): clear error
  *
@@ -388,6 +390,7 @@ struct seen {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int n, out_of_order, errors, fatal, last_rc;
+	int64_t progress; /* the highest progress notification's revision */
 	int64_t last_rev;
 	char vals[64][16];
 	int64_t revs[64];
@@ -398,6 +401,8 @@ static void on_ev(void *arg, const struct gfs_etcd_event *ev, size_t n, int64_t 
 {
 	struct seen *s = arg;
 	pthread_mutex_lock(&s->lock);
+	if (n == 0 && hrev > s->progress)
+		s->progress = hrev;
 	for (size_t i = 0; i < n; i++) {
 		if (ev[i].kv.mod_revision < s->last_rev || ev[i].kv.mod_revision > hrev)
 			s->out_of_order++;
@@ -571,6 +576,55 @@ static void case_compact(void)
 	gfs_etcd_close(e);
 }
 
+/* Waits until a progress notification reaches rev, bounded by secs. */
+static bool wait_progress(struct seen *s, int64_t rev, int secs)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += secs * factor();
+	pthread_mutex_lock(&s->lock);
+	int rc = 0;
+	while (rc != ETIMEDOUT && s->progress < rev)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	bool ok = s->progress >= rev;
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+/* An idle watch learns from progress notifications how far the store got:
+ * after a compaction past its last event and the death of its member it
+ * resumes from there, not from the compacted revision. */
+static void case_progress(void)
+{
+	struct gfs_etcd *e = open_url(url, 3000);
+	const struct gfs_etcd_url *u = gfs_etcd_endpoints(e);
+	struct seen s;
+	struct gfs_etcd_watch *w;
+	char k[128], other[128], args[256];
+	size_t kl = key(e, k, sizeof(k), "p/key"), ol = key(e, other, sizeof(other), "p-other");
+	int64_t rev = 0;
+	const char *pids = getenv("ETCD_PIDS");
+
+	seen_init(&s);
+	MUST(gfs_etcd_put(e, k, kl, "0", 1, 0, NULL, &dg));
+	MUST(gfs_etcd_watch_start(e, k, kl, NULL, 0, 0, on_ev, on_err, &s, &w, &dg));
+	for (int i = 0; i < 5; i++)
+		MUST(gfs_etcd_put(e, other, ol, "x", 1, 0, &rev, &dg));
+	CHECK(wait_progress(&s, rev, 10), "an idle watch was told it is up to revision %" PRId64 " (progress %" PRId64 ")",
+	      rev, s.progress);
+	snprintf(args, sizeof(args), "compaction %" PRId64, rev);
+	CHECK(etcdctl(u->endpoints[1], args) == 0, "compacted to %" PRId64, rev);
+	long pid0 = pids ? strtol(pids, NULL, 10) : 0;
+	CHECK(pid0 > 0 && kill((pid_t)pid0, SIGKILL) == 0, "killed member 0, the watch's (pid %ld)", pid0);
+	CHECK(wait_healthy(u->endpoints[2], 20), "members 1 and 2 have a leader");
+	snprintf(args, sizeof(args), "put %s/p/key after", gfs_etcd_prefix(e));
+	CHECK(etcdctl(u->endpoints[2], args) == 0, "etcdctl put on member 2");
+	CHECK(wait_seen(&s, 1, false, 20) && s.fatal == 0 && !strcmp(s.vals[0], "after"),
+	      "the watch resumed past the compaction and saw it (%d events, fatal %d: %s)", s.n, s.fatal, s.errmsg);
+	gfs_etcd_watch_stop(w);
+	gfs_etcd_close(e);
+}
+
 /* ---- endpoints dead ---------------------------------------------------- */
 
 static void case_failover(void)
@@ -654,7 +708,8 @@ int main(int argc, char **argv)
 	static const struct { const char *name; void (*fn)(void); bool url; } cases[] = {
 		{"url", case_url, false}, {"kv", case_kv, true}, {"txn", case_txn, true},
 		{"lease", case_lease, true}, {"watch", case_watch, true},
-		{"compact", case_compact, true}, {"failover", case_failover, true},
+		{"compact", case_compact, true}, {"progress", case_progress, true},
+		{"failover", case_failover, true},
 		{"down", case_down, true},
 	};
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -667,6 +722,6 @@ int main(int argc, char **argv)
 		cases[i].fn();
 		return fails ? 1 : 0;
 	}
-	fprintf(stderr, "usage: etcd_client url | kv|txn|lease|watch|compact|failover|down etcd://EPS/PREFIX\n");
+	fprintf(stderr, "usage: etcd_client url | kv|txn|lease|watch|compact|progress|failover|down etcd://EPS/PREFIX\n");
 	return 2;
 }
