@@ -222,7 +222,7 @@ typedef void (*gfs_etcd_watch_fn)(void *arg, const struct gfs_etcd_event *ev,
 typedef void (*gfs_etcd_watch_err_fn)(void *arg, int rc, bool fatal, const char *msg);
 
 /* Watches [key, end) (end NULL: the one key) from start_rev (0 = from now)
- * on a thread of its own.  The stream goes to the endpoints in turn; when
+ * on a thread of its own (on_error may be NULL).  The stream goes to the endpoints in turn; when
  * it drops it reconnects (backoff 50 ms doubling to 1 s) from the last
  * delivered revision + 1, so no event is lost or delivered twice.  Returns
  * once the first stream is created (or fails: then no thread is left). */

@@ -294,7 +294,8 @@ static void *watch_main(void *arg)
 		snprintf(msg, sizeof(msg), "etcd watch on %s: %s", ep, w->why);
 		if (rc == -ESTALE) {
 			watch_set_start(w, rc, msg);
-			w->on_error(w->arg, rc, true, msg);
+			if (w->on_error)
+				w->on_error(w->arg, rc, true, msg);
 			break;
 		}
 		fails = w->created ? 0 : fails + 1;
@@ -312,7 +313,7 @@ static void *watch_main(void *arg)
 				break;
 			}
 		}
-		if (!starting)
+		if (!starting && w->on_error)
 			w->on_error(w->arg, rc, false, msg);
 		w->ep = (w->ep + 1) % n;
 		watch_pause(w, backoff);
@@ -376,6 +377,10 @@ int gfs_etcd_watch_start(struct gfs_etcd *e, const void *key, size_t klen,
 	*out = NULL;
 	if ((rc = etcd_check_args(key, klen, d)))
 		return rc;
+	if (!on_events) {
+		gfs_diag_set(d, "etcd watch: no event callback");
+		return -EINVAL;
+	}
 	if (start_rev < 0) {
 		gfs_diag_set(d, "etcd watch: start revision %" PRId64 " < 0", start_rev);
 		return -EINVAL;
