@@ -649,6 +649,35 @@ static void round_pause(unsigned round)
 		;
 }
 
+/* One attempt of a call on endpoint i: 0 with *out, 1 when another
+ * endpoint may serve it (the reason recorded in a), or a final error. */
+static int try_endpoint(struct gfs_etcd *e, CURL *h, size_t i, const char *path,
+			const char *req, bool stream, json_t **out,
+			struct etcd_attempt *a, struct gfs_diag *d)
+{
+	const char *ep = e->url.endpoints[i];
+	char errbuf[CURL_ERROR_SIZE], why[300];
+	struct body b = {.max = e->opts.max_response};
+	long status;
+	int rc;
+
+	gfs_buf_init(&b.buf);
+	CURLcode c = post_once(e, h, ep, path, req, &b, &status, errbuf);
+	if (c == CURLE_OK) {
+		rc = take_answer(ep, i, path, status, &b, stream, out, a, d);
+	} else if (b.too_big) {
+		gfs_diag_set(d, "etcd at %s: POST %s: answer over %" PRIu64 " bytes (page the range)",
+			     ep, path, e->opts.max_response);
+		rc = -EFBIG;
+	} else {
+		etcd_curl_why(c, errbuf, why, sizeof(why));
+		etcd_tried_add(a, i, why, etcd_curl_rc(c));
+		rc = 1;
+	}
+	gfs_buf_release(&b.buf);
+	return rc;
+}
+
 /* POSTs req to path on the endpoints in turn (invariant 1); on success
  * *out is the answer (its "result" for a stream). Consumes req. */
 static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
@@ -671,29 +700,9 @@ static int call(struct gfs_etcd *e, const char *path, json_t *req, bool stream,
 	pthread_mutex_unlock(&e->lock);
 	for (unsigned k = 0; k < e->opts.rounds * n; k++) {
 		size_t i = (start + k) % n;
-		const char *ep = e->url.endpoints[i];
-		char errbuf[CURL_ERROR_SIZE];
-		struct body b = {.max = e->opts.max_response};
-		long status;
 		if (k && k % n == 0)
 			round_pause(k / n);
-		gfs_buf_init(&b.buf);
-		CURLcode c = post_once(e, h, ep, path, body, &b, &status, errbuf);
-		if (c != CURLE_OK) {
-			if (b.too_big) {
-				gfs_diag_set(d, "etcd at %s: POST %s: answer over %" PRIu64 " bytes (page the range)",
-					     ep, path, e->opts.max_response);
-				rc = -EFBIG;
-			} else {
-				char why[300];
-				etcd_curl_why(c, errbuf, why, sizeof(why));
-				etcd_tried_add(&a, i, why, etcd_curl_rc(c));
-				rc = 1;
-			}
-		} else {
-			rc = take_answer(ep, i, path, status, &b, stream, out, &a, d);
-		}
-		gfs_buf_release(&b.buf);
+		rc = try_endpoint(e, h, i, path, body, stream, out, &a, d);
 		if (rc == 0) {
 			pthread_mutex_lock(&e->lock);
 			e->cur = i;
