@@ -59,18 +59,19 @@ struct gcer {
 	const struct gfs_gc_opts *o;
 	struct gfs_gc_result *res;
 	struct gfs_diag *d;
-	struct gfs_gv **hist;  /* every graph version, removed ones too */
-	size_t n_hist, cap_hist;
+	/* The history is never held in memory: each step below is one pass
+	 * over it (gfs_manifest_history, versions 1..head_v in order, removed
+	 * ones too), keeping per-branch counters and the plan only. */
+	uint64_t head_v;       /* the newest graph version when last read */
 	struct gtab *tabs;
 	size_t n_tabs;
 	struct gfs_lockset *locks;
 	int hfd;               /* locks/versions.lock: our fences */
 	struct gfs_sc_gc plan;
-	struct gfs_gv *head;
+	struct gfs_gv *head;   /* graph version head_v (owned) */
 	struct gfs_branch *br; /* every branch */
 	size_t n_br;
-	size_t *rank;          /* per hist[i]: how many of its branch's
-				  versions are newer; SIZE_MAX: on no branch */
+	size_t *tot, *seen;    /* per branch: its versions, those passed */
 	uint64_t *keep;        /* kept whatever the window: branch heads,
 				  merge bases, what merge sidecars name */
 	size_t n_keep;
@@ -96,29 +97,6 @@ static int u64_push(uint64_t **v, size_t *n, uint64_t x)
 
 /* ---- history and tables ------------------------------------------------- */
 
-static int hist_one(const struct gfs_gv *gv, void *arg)
-{
-	struct gcer *G = arg;
-	struct gfs_gv *c = calloc(1, sizeof *c);
-	void *p = gfs_array_grow(G->hist, &G->cap_hist, G->n_hist, sizeof *G->hist, 64);
-
-	if (!c || !p) {
-		free(c);
-		return -ENOMEM;
-	}
-	G->hist = p;
-	*c = *gv;
-	c->detail = NULL;
-	c->pins = malloc((gv->n_pins + 1) * sizeof *c->pins);
-	if (!c->pins) {
-		free(c);
-		return -ENOMEM;
-	}
-	memcpy(c->pins, gv->pins, gv->n_pins * sizeof *c->pins);
-	G->hist[G->n_hist++] = c;
-	return 0;
-}
-
 static struct gtab *tab_of(struct gcer *G, const char *table, bool add)
 {
 	struct gtab *t;
@@ -138,25 +116,31 @@ static struct gtab *tab_of(struct gcer *G, const char *table, bool add)
 	return t;
 }
 
-/* Every table any graph version pins. */
-static int tables_of_history(struct gcer *G)
+/* Pass: every table any graph version pins, and the newest version. */
+static int tables_one(const struct gfs_gv *gv, void *arg)
 {
-	for (size_t i = 0; i < G->n_hist; i++)
-		for (size_t k = 0; k < G->hist[i]->n_pins; k++)
-			if (!tab_of(G, G->hist[i]->pins[k].table, true))
-				return -ENOMEM;
+	struct gcer *G = arg;
+
+	for (size_t k = 0; k < gv->n_pins; k++)
+		if (!tab_of(G, gv->pins[k].table, true))
+			return -ENOMEM;
+	G->head_v = gv->version;
 	return 0;
 }
 
 static int load_history(struct gcer *G)
 {
-	int rc = gfs_manifest_history(gfs_graph_manifest(G->g), 1, 0, hist_one, G);
+	int rc;
 
-	if (!rc && !G->n_hist)
+	G->head_v = 0;
+	gfs_gv_free(G->head);
+	G->head = NULL;
+	rc = gfs_manifest_history(gfs_graph_manifest(G->g), 1, 0, tables_one, G);
+	if (!rc && !G->head_v)
 		rc = -ENOENT;
 	if (!rc)
-		G->head = G->hist[G->n_hist - 1];
-	return rc ? rc : tables_of_history(G);
+		rc = gfs_manifest_get(gfs_graph_manifest(G->g), G->head_v, &G->head);
+	return rc;
 }
 
 /* G1: heal every table, then LOCK_EX on all of them: no writer moves a
@@ -203,38 +187,38 @@ static size_t branch_of(const struct gcer *G, const struct gfs_gv *gv)
 	return SIZE_MAX;
 }
 
-/* rank[i]: the versions of hist[i]'s branch newer than it. */
-static int rank_all(struct gcer *G)
+/* Pass: how many versions each branch has (for the window's ranks). */
+static int count_one(const struct gfs_gv *gv, void *arg)
 {
-	size_t *seen = calloc(G->n_br + 1, sizeof *seen);
+	struct gcer *G = arg;
+	size_t b = branch_of(G, gv);
 
-	G->rank = calloc(G->n_hist + 1, sizeof *G->rank);
-	if (!seen || !G->rank) {
-		free(seen);
-		return -ENOMEM;
-	}
-	for (size_t i = G->n_hist; i-- > 0;) {
-		size_t b = branch_of(G, G->hist[i]);
-
-		G->rank[i] = b == SIZE_MAX ? SIZE_MAX : seen[b]++;
-	}
-	free(seen);
+	if (b != SIZE_MAX)
+		G->tot[b]++;
 	return 0;
 }
 
-/* The window, per branch: kept (a head, a merge base, what a merge
- * sidecar names), or its branch's newest keep_last versions, or those
- * at or after keep_since.  A version of a deleted branch: outside. */
-static bool keep_window(const struct gcer *G, size_t i)
+static int count_all(struct gcer *G)
 {
-	const struct gfs_gv *gv = G->hist[i];
+	G->tot = calloc(G->n_br + 1, sizeof *G->tot);
+	G->seen = calloc(G->n_br + 1, sizeof *G->seen);
+	if (!G->tot || !G->seen)
+		return -ENOMEM;
+	return gfs_manifest_history(gfs_graph_manifest(G->g), 1, G->head_v, count_one, G);
+}
 
+/* The window, per branch: kept (a head, a merge base, what a merge
+ * sidecar names), or its branch's newest keep_last versions (rank: how
+ * many of its branch's versions are newer; SIZE_MAX: on no branch), or
+ * those at or after keep_since.  A version of a deleted branch: outside. */
+static bool keep_window(const struct gcer *G, const struct gfs_gv *gv, size_t rank)
+{
 	if (gv->version == G->head->version || kept(G, gv->version))
 		return true;
-	if (G->rank[i] == SIZE_MAX)
+	if (rank == SIZE_MAX)
 		return false;
 	if (G->o->keep_last)
-		return G->rank[i] < G->o->keep_last;
+		return rank < G->o->keep_last;
 	return gv->time_ns >= G->o->keep_since_ns;
 }
 
@@ -282,35 +266,68 @@ static int keep_extra(struct gcer *G)
 	for (size_t i = 0; i < nsc; i++)
 		gfs_sidecar_free(scs[i]);
 	free(scs);
-	return rc ? rc : rank_all(G);
+	return rc ? rc : count_all(G);
 }
 
-/* Fences (write-locks) each version outside the window: the ones it
- * cannot lock are held by a mount and kept. */
+/* Pass: fences (write-locks) each version outside the window; the ones
+ * it cannot lock are held by a mount and kept.  plan.remove comes out in
+ * ascending order (removing() searches it). */
+static int fence_one(const struct gfs_gv *gv, void *arg)
+{
+	struct gcer *G = arg;
+	size_t b = branch_of(G, gv), rank = SIZE_MAX;
+	int rc;
+
+	if (b != SIZE_MAX) /* history is in version order: the newer ones follow */
+		rank = G->tot[b] - ++G->seen[b];
+	if (gv->removed || keep_window(G, gv, rank))
+		return 0;
+	rc = gfs_hold_fence(G->hfd, gv->version);
+	if (rc == -EWOULDBLOCK)
+		return u64_push(&G->res->held, &G->res->n_held, gv->version);
+	return rc ? rc : u64_push(&G->plan.remove, &G->plan.n_remove, gv->version);
+}
+
 static int fence(struct gcer *G)
 {
 	int rc = gfs_holds_open(gfs_graph_dir(G->g), &G->hfd);
 
-	for (size_t i = 0; !rc && i < G->n_hist; i++) {
-		struct gfs_gv *gv = G->hist[i];
-
-		if (gv->removed || keep_window(G, i))
-			continue;
-		rc = gfs_hold_fence(G->hfd, gv->version);
-		if (rc == -EWOULDBLOCK)
-			rc = u64_push(&G->res->held, &G->res->n_held, gv->version);
-		else if (!rc)
-			rc = u64_push(&G->plan.remove, &G->plan.n_remove, gv->version);
-	}
-	return rc;
+	return rc ? rc : gfs_manifest_history(gfs_graph_manifest(G->g), 1, G->head_v,
+					      fence_one, G);
 }
 
 static bool removing(const struct gcer *G, uint64_t v)
 {
-	for (size_t i = 0; i < G->plan.n_remove; i++)
-		if (G->plan.remove[i] == v)
+	size_t lo = 0, hi = G->plan.n_remove;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (G->plan.remove[mid] == v)
 			return true;
+		if (G->plan.remove[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return false;
+}
+
+/* Pass: the closure of every kept version's pins. */
+static int needs_one(const struct gfs_gv *gv, void *arg)
+{
+	struct gcer *G = arg;
+	int rc = 0;
+
+	if (gv->removed || removing(G, gv->version))
+		return 0;
+	for (size_t k = 0; !rc && k < gv->n_pins; k++) {
+		struct gtab *t = tab_of(G, gv->pins[k].table, true);
+
+		rc = t ? gfs_tclosure_add(G->g, gv->pins[k].table, gv->pins[k].version,
+					  &t->need, G->d) : -ENOMEM;
+	}
+	return rc;
 }
 
 /* What the kept versions and pending sidecars need. */
@@ -318,17 +335,9 @@ static int needs(struct gcer *G)
 {
 	struct gfs_sidecar **scs = NULL;
 	size_t nsc = 0;
-	int rc = 0;
+	int rc = gfs_manifest_history(gfs_graph_manifest(G->g), 1, G->head_v,
+				      needs_one, G);
 
-	for (size_t i = 0; !rc && i < G->n_hist; i++) {
-		const struct gfs_gv *gv = G->hist[i];
-
-		if (gv->removed || removing(G, gv->version))
-			continue;
-		for (size_t k = 0; !rc && k < gv->n_pins; k++)
-			rc = gfs_tclosure_add(G->g, gv->pins[k].table, gv->pins[k].version,
-					      &tab_of(G, gv->pins[k].table, false)->need, G->d);
-	}
 	if (!rc)
 		rc = gfs_manifest_sidecar_list(gfs_graph_manifest(G->g), &scs, &nsc);
 	for (size_t i = 0; !rc && i < nsc; i++) {
@@ -584,9 +593,7 @@ static int run(struct gcer *G)
 
 static void gcer_release(struct gcer *G)
 {
-	for (size_t i = 0; i < G->n_hist; i++)
-		gfs_gv_free(G->hist[i]);
-	free(G->hist);
+	gfs_gv_free(G->head);
 	for (size_t i = 0; i < G->n_tabs; i++)
 		gfs_vset_release(&G->tabs[i].need);
 	free(G->tabs);
@@ -596,7 +603,8 @@ static void gcer_release(struct gcer *G)
 	free(G->plan.remove);
 	free(G->plan.unlink);
 	free(G->br);
-	free(G->rank);
+	free(G->tot);
+	free(G->seen);
 	free(G->keep);
 }
 
@@ -615,12 +623,8 @@ int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
 	if (!rc)
 		rc = lock_all(&G);
 	/* under the locks: the history again, the plan on it */
-	for (size_t i = 0; !rc && i < G.n_hist; i++)
-		gfs_gv_free(G.hist[i]);
-	if (!rc) {
-		G.n_hist = 0;
+	if (!rc)
 		rc = load_history(&G);
-	}
 	if (!rc)
 		rc = plan(&G);
 	if (!rc && !o->dry_run && (G.plan.n_remove || G.plan.n_unlink))
