@@ -49,6 +49,10 @@ struct mtab {
 	size_t ntser, capser;
 	uint64_t base_next;
 	bool dropped;               /* a source change --prefer left out */
+	/* the source gave a row of the same bytes another PAIR_FIRST (its
+	 * name, <to>.json or <to>~<id>.json): adopting its version would
+	 * rename that edge in the target, so the table is written */
+	bool renames;
 };
 
 /* What an item refers to, for --prefer: its table and diff entries. */
@@ -241,6 +245,9 @@ static int on_diff(void *arg, const struct gfs_row *old, const struct gfs_row *n
 		rc = note_serial(x->mt, nw->serial);
 	if (!rc && old && nw)
 		rc = same_bytes(x, old, nw, &same);
+	if (!rc && same && !x->target &&
+	    ((old->flags ^ nw->flags) & GFS_ROW_PAIR_FIRST))
+		x->mt->renames = true;
 	if (rc || same)
 		return rc;
 	if (!(r = mvec_add(x->out)))
@@ -793,7 +800,7 @@ enum gfs_merge_action gfs_merge_action(const struct gfs_merge *m, size_t t)
 		return GFS_MERGE_KEEP;
 	gfs_tver_info(mt->b, &bi);
 	gfs_tver_info(mt->t, &ti);
-	if (bi.version == ti.version && !mt->dropped && !mt->extra.n)
+	if (bi.version == ti.version && !mt->dropped && !mt->extra.n && !mt->renames)
 		return GFS_MERGE_ADOPT;
 	return GFS_MERGE_WRITE;
 }

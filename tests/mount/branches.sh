@@ -14,7 +14,12 @@
 #  4. a branch created or deleted while mounted appears and disappears,
 #     also when created and deleted between two polls of the notifier;
 #  5. a file open under branches/dev holds dev's head against gc (the
-#     branch's head, not the root's nor the token of the branch view).
+#     branch's head, not the root's nor the token of the branch view);
+#  6. a merge keeps the target's edge names: main took b's pair x -> y
+#     as two new edges (e3 first there, e7 first on b), so merging main
+#     back into b, whose Knows is unchanged since the base, writes Knows
+#     instead of adopting main's version, which would rename b's edges
+#     (found by the model, seed 1202235).
 . "$top_srcdir/tests/mount/lib_mount.sh"
 S=$T/store M=$T/mnt
 new_store "$S"
@@ -125,4 +130,25 @@ check "closed: gc would remove it" wait_until 5 held '.removed | index($h) != nu
 
 check "fsck clean" gc fsck "$S"
 check "unmount" umount_gfs "$M"
+
+# ---- 6. a merge keeps the target's edge names ----------------------------
+S6=$T/s6 M6=$T/m6
+new_store "$S6"
+printf '%s\n' '{"type":"Person","data":{"slug":"x"}}' '{"type":"Person","data":{"slug":"y"}}' \
+	'{"type":"Person","data":{"slug":"z"}}' | load "$S6" merge
+gc branch create "$S6" b -q
+printf '%s\n' '{"edge":"Knows","from":"x","to":"y","data":{"id":"e7"}}' | gc load "$S6" --branch b --data - -q
+printf '%s\n' '{"edge":"Knows","from":"x","to":"y","data":{"id":"e3"}}' | gc load "$S6" --branch b --data - -q
+# main's Knows changes first, so the merge writes it (not adopts b's):
+# e7 and e3 are new there, and the first by id, e3, is y.json
+printf '%s\n' '{"edge":"Knows","from":"x","to":"z","data":{"id":"e1"}}' | load "$S6" merge
+gc merge "$S6" b -q
+printf '%s\n' '{"type":"Person","data":{"slug":"w"}}' | gc load "$S6" --branch b --data - -q
+gc merge "$S6" main --into b -q
+mount_gfs "$S6" "$M6" || bad "mount the merge store"
+check "merge into b: main's names are main's" out_is "y.json y~e7.json z.json" bash -c "ls '$M6/edges/Knows/x' | tr '\n' ' ' | sed 's/ \$//'"
+check "merge into b: b's edges keep their names" out_is "y.json y~e3.json z.json" bash -c "ls '$M6/branches/b/edges/Knows/x' | tr '\n' ' ' | sed 's/ \$//'"
+check "merge into b: y.json is still e7" out_is '{"id":"e7"}' cat "$M6/branches/b/edges/Knows/x/y.json"
+check "fsck clean after the merges" gc fsck "$S6"
+check "unmount the merge store" umount_gfs "$M6"
 finish
