@@ -765,17 +765,24 @@ int etcd_check_args(const void *key, size_t klen, struct gfs_diag *d)
 	return 0;
 }
 
-int gfs_etcd_range(struct gfs_etcd *e, const void *key, size_t klen,
-		   const void *end, size_t elen, int64_t rev, int64_t limit,
-		   struct gfs_etcd_page *out, struct gfs_diag *d)
+static int range_call(struct gfs_etcd *e, const void *key, size_t klen,
+		      const void *end, size_t elen, int64_t rev, int64_t limit,
+		      bool desc, struct gfs_etcd_page *out, struct gfs_diag *d)
 {
-	json_t *ans;
+	json_t *ans, *req;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if ((rc = etcd_check_args(key, klen, d)))
 		return rc;
-	rc = call(e, "/v3/kv/range", etcd_range_req(key, klen, end, elen, rev, limit), false, &ans, d);
+	req = etcd_range_req(key, klen, end, elen, rev, limit);
+	if (req && desc &&
+	    (etcd_j_set(req, "sort_order", json_string("DESCEND")) ||
+	     etcd_j_set(req, "sort_target", json_string("KEY")))) {
+		json_decref(req);
+		req = NULL;
+	}
+	rc = call(e, "/v3/kv/range", req, false, &ans, d);
 	if (rc)
 		return rc;
 	rc = parse_page(ans, out);
@@ -783,6 +790,20 @@ int gfs_etcd_range(struct gfs_etcd *e, const void *key, size_t klen,
 		gfs_diag_set(d, "etcd: a range answer that is not etcd's RangeResponse");
 	json_decref(ans);
 	return rc;
+}
+
+int gfs_etcd_range(struct gfs_etcd *e, const void *key, size_t klen,
+		   const void *end, size_t elen, int64_t rev, int64_t limit,
+		   struct gfs_etcd_page *out, struct gfs_diag *d)
+{
+	return range_call(e, key, klen, end, elen, rev, limit, false, out, d);
+}
+
+int gfs_etcd_range_desc(struct gfs_etcd *e, const void *key, size_t klen,
+			const void *end, size_t elen, int64_t rev, int64_t limit,
+			struct gfs_etcd_page *out, struct gfs_diag *d)
+{
+	return range_call(e, key, klen, end, elen, rev, limit, true, out, d);
 }
 
 int gfs_etcd_get(struct gfs_etcd *e, const void *key, size_t klen, int64_t rev,

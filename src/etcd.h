@@ -117,6 +117,12 @@ int gfs_etcd_range(struct gfs_etcd *e, const void *key, size_t klen,
 		   const void *end, size_t elen, int64_t rev, int64_t limit,
 		   struct gfs_etcd_page *out, struct gfs_diag *d);
 
+/* The same in descending key order (sort_order DESCEND): the last limit
+ * keys of [key, end), highest first; more = keys remain below the last. */
+int gfs_etcd_range_desc(struct gfs_etcd *e, const void *key, size_t klen,
+			const void *end, size_t elen, int64_t rev, int64_t limit,
+			struct gfs_etcd_page *out, struct gfs_diag *d);
+
 /* Calls fn for each key of [key, end) in order, page_size keys a request
  * (0 = 512), every page read at the same revision (rev, or the first page's
  * header revision when rev is 0), so the whole scan is one snapshot; never

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "etcd.h"
 #include "failpoints.h"
 #include "graph.h"
 #include "retain.h"
@@ -106,6 +107,14 @@ int gfs_graph_schema_put(struct gfs_graph *g, const struct gfs_schema *s)
  * a crash leaves the old FORMAT or the new one. */
 int gfs_graph_format_write(const char *dir, const char *store_id)
 {
+	return gfs_graph_format_write_url(dir, store_id, NULL);
+}
+
+/* With "manifest URL\n" before the check line (a store on etcd), which the
+ * check covers. */
+int gfs_graph_format_write_url(const char *dir, const char *store_id,
+			       const char *url)
+{
 	char path[PATH_MAX], tmp[PATH_MAX], id[GFS_ULID_LEN + 1];
 	struct gfs_buf b;
 	int fd, rc = 0;
@@ -116,6 +125,8 @@ int gfs_graph_format_write(const char *dir, const char *store_id)
 		return rc;
 	gfs_buf_init(&b);
 	rc = gfs_buf_appendf(&b, "graphfs-store %d\nid %s\n", GFS_FORMAT_VERSION, id);
+	if (!rc && url)
+		rc = gfs_buf_appendf(&b, "manifest %s\n", url);
 	if (!rc)
 		rc = gfs_buf_appendf(&b, "check %016llx\n",
 				     (unsigned long long)gfs_hash64(b.p, b.len));
@@ -177,7 +188,7 @@ static int pin_cmp(const void *a, const void *b)
  * created (gfs_manifest_sync_created) before FORMAT is renamed into place. */
 static int init_manifest(const char *dir, const struct gfs_schema *s,
 			 const char *op_id, struct gfs_pin *pins,
-			 const char *actor, struct gfs_diag *d)
+			 const char *actor, const char *url, struct gfs_diag *d)
 {
 	struct gfs_manifest *m;
 	struct gfs_gv gv;
@@ -193,12 +204,12 @@ static int init_manifest(const char *dir, const struct gfs_schema *s,
 	qsort(pins, s->n_types, sizeof *pins, pin_cmp);
 	gv.pins = pins;
 	gv.n_pins = s->n_types;
-	rc = gfs_manifest_open(dir, GFS_MANIFEST_CREATE, &m, d);
+	rc = gfs_manifest_open_url(dir, url, GFS_MANIFEST_CREATE, &m, d);
 	if (rc)
 		return rc;
 	rc = gfs_manifest_init(m, &gv);
 	gfs_manifest_close(m);
-	return rc ? rc : gfs_manifest_sync_created(dir, d);
+	return rc ? rc : gfs_manifest_sync_created(dir, url, d);
 }
 
 static void default_actor(char *out, size_t n, const char *prog)
@@ -216,11 +227,26 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 		   const char *schema_name, const char *actor,
 		   struct gfs_diag *d)
 {
+	return gfs_graph_init_url(dir, text, len, schema_name, actor, NULL, d);
+}
+
+int gfs_graph_init_url(const char *dir, const char *text, size_t len,
+		       const char *schema_name, const char *actor,
+		       const char *url, struct gfs_diag *d)
+{
 	struct gfs_schema *s = NULL;
 	struct gfs_pin *pins = NULL;
 	char op_id[GFS_ULID_LEN + 1], act[GFS_ACTOR_MAX];
 	int rc;
 
+	if (url) {
+		/* a bad URL is refused before anything is created */
+		struct gfs_etcd_url u;
+		rc = gfs_etcd_url_parse(url, &u, d);
+		if (rc)
+			return rc;
+		gfs_etcd_url_release(&u);
+	}
 	rc = gfs_schema_check_text(text, len, schema_name, d);
 	if (!rc)
 		rc = gfs_schema_parse(text, len, schema_name, &s, d);
@@ -250,8 +276,8 @@ int gfs_graph_init(const char *dir, const char *text, size_t len,
 	if (!rc)
 		rc = init_tables(dir, s, op_id, pins, d);
 	if (!rc)
-		rc = init_manifest(dir, s, op_id, pins, actor, d);
-	if (!rc && (rc = gfs_graph_format_write(dir, NULL))) {
+		rc = init_manifest(dir, s, op_id, pins, actor, url, d);
+	if (!rc && (rc = gfs_graph_format_write_url(dir, NULL, url))) {
 		/* Not durable: a failed init leaves no FORMAT.  (Only init may
 		 * do this: upgrade's FORMAT replaces one that must stay.) */
 		char path[PATH_MAX];
@@ -286,9 +312,17 @@ static int format_parse(const char *txt, size_t len, int *ver,
 		return GFS_ECORRUPT;
 	if (*ver == 1)
 		return len == body ? 0 : GFS_ECORRUPT;
+	/* format 3 may name its manifest's URL (a store on etcd) */
+	size_t at = body;
+	if (*ver >= 3 && len > body + 9 && !strncmp(txt + body, "manifest ", 9)) {
+		const char *nl = memchr(txt + body, '\n', len - body);
+		if (!nl || nl == txt + body + 9)
+			return GFS_ECORRUPT;
+		at = (size_t)(nl - txt) + 1;
+	}
 	snprintf(want, sizeof want, "check %016llx\n",
-		 (unsigned long long)gfs_hash64(txt, body));
-	return len == body + strlen(want) && !memcmp(txt + body, want, strlen(want))
+		 (unsigned long long)gfs_hash64(txt, at));
+	return len == at + strlen(want) && !memcmp(txt + at, want, strlen(want))
 		       ? 0 : GFS_ECORRUPT;
 }
 

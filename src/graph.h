@@ -34,6 +34,12 @@ struct gfs_graph;
 int gfs_graph_init(const char *dir, const char *schema_text, size_t len,
 		   const char *schema_name, const char *actor,
 		   struct gfs_diag *d);
+/* The same with the manifest on etcd (url "etcd://H:P,.../PREFIX", NULL:
+ * LMDB in dir/manifest): FORMAT names the URL; -EEXIST if PREFIX already
+ * holds keys. */
+int gfs_graph_init_url(const char *dir, const char *schema_text, size_t len,
+		       const char *schema_name, const char *actor,
+		       const char *url, struct gfs_diag *d);
 
 enum gfs_graph_flags {
 	GFS_GRAPH_RDONLY = 1 << 0,
@@ -128,6 +134,8 @@ int gfs_graph_fsck_ex(struct gfs_graph *g,
 int gfs_graph_format_read(const char *dir, int *ver,
 			  char id[GFS_ULID_LEN + 1], struct gfs_diag *d);
 int gfs_graph_format_write(const char *dir, const char *store_id);
+int gfs_graph_format_write_url(const char *dir, const char *store_id,
+			       const char *url);
 
 struct gfs_upgrade_result {
 	int from, to;        /* store formats before and after */

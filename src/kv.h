@@ -3,10 +3,9 @@
  * store.c keeps the records (one-line JSON, seals, classification, CAS);
  * a backend keeps bytes: named sub-databases of binary keys in memcmp
  * order, read transactions that are snapshots, and write transactions that
- * are callbacks.  kv_lmdb.c (the only file that includes <lmdb.h>) is the
- * one backend today; a second one (etcd, issue 13) implements the same
- * struct gfs_kv_ops.  docs/decisions.md "The kv interface under store.c"
- * says why this shape.
+ * are callbacks.  kv_lmdb.c (the only file that includes <lmdb.h>) and
+ * kv_etcd.c (a manifest on etcd, issue 13) implement struct gfs_kv_ops.
+ * docs/decisions.md "The kv interface under store.c" says why this shape.
  *
  *     ops = gfs_kv_backend(store_dir)          which backend keeps the store
  *     ops->open(&args, &kv, d)                 args.setup runs once per process
@@ -101,6 +100,10 @@ typedef int (*gfs_kv_fn)(struct gfs_kv_txn *txn, void *ctx);
 
 struct gfs_kv_open_args {
 	const char *store_dir;
+	/* The manifest's location when the store cannot say yet (init of a
+	 * store on etcd: FORMAT, which names it, is written last); NULL: the
+	 * backend finds it from store_dir. */
+	const char *url;
 	bool create;            /* make the store's manifest if absent */
 	bool rdonly;
 	const char *const *db_names; /* sub-databases, numbered by index */
@@ -168,7 +171,11 @@ struct gfs_kv_ops {
 /* The LMDB backend (kv_lmdb.c). */
 extern const struct gfs_kv_ops gfs_kv_lmdb;
 
-/* The backend that keeps the store at store_dir: LMDB, the only one. */
+/* The etcd backend (kv_etcd.c, kv_etcd.h). */
+extern const struct gfs_kv_ops gfs_kv_etcd;
+
+/* The backend that keeps the store at store_dir: etcd if its FORMAT names
+ * a manifest URL (kv_etcd.h gfs_kv_manifest_url), else LMDB. */
 const struct gfs_kv_ops *gfs_kv_backend(const char *store_dir);
 
 static inline void gfs_kv_close(struct gfs_kv *kv)

@@ -1106,9 +1106,3 @@ const struct gfs_kv_ops gfs_kv_lmdb = {
 	.in_use = lmdb_in_use,
 	.sync_created = lmdb_sync_created,
 };
-
-const struct gfs_kv_ops *gfs_kv_backend(const char *store_dir)
-{
-	(void)store_dir; /* one backend today; etcd finds its own mark here */
-	return &gfs_kv_lmdb;
-}

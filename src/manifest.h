@@ -159,6 +159,11 @@ enum gfs_manifest_flags {
 
 int gfs_manifest_open(const char *store_dir, unsigned flags,
 		      struct gfs_manifest **out, struct gfs_diag *d);
+/* The same with the manifest's URL given (init of a store on etcd, before
+ * FORMAT names it: "etcd://H:P,.../PREFIX"); url NULL = gfs_manifest_open. */
+int gfs_manifest_open_url(const char *store_dir, const char *url,
+			  unsigned flags, struct gfs_manifest **out,
+			  struct gfs_diag *d);
 void gfs_manifest_close(struct gfs_manifest *m);
 
 /* Writes graph version 1 (init): fails -EEXIST if any version exists. */
@@ -166,7 +171,8 @@ int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first);
 /* After init, before the store's FORMAT names it: makes durable the names
  * the manifest's creation made (LMDB: manifest/, data.mdb); 0 or -errno
  * with d naming the directory. */
-int gfs_manifest_sync_created(const char *store_dir, struct gfs_diag *d);
+int gfs_manifest_sync_created(const char *store_dir, const char *url,
+			      struct gfs_diag *d);
 
 /* The head of branch main; *out is new, free with gfs_gv_free(). */
 int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out);

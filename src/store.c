@@ -1366,16 +1366,30 @@ static int setup(struct gfs_kv_txn *txn, void *user, void *arg,
 int gfs_manifest_open(const char *store_dir, unsigned flags,
 		      struct gfs_manifest **out, struct gfs_diag *d)
 {
+	return gfs_manifest_open_url(store_dir, NULL, flags, out, d);
+}
+
+/* The backend: the URL's (etcd) if given, else the one the store names. */
+static const struct gfs_kv_ops *backend(const char *store_dir, const char *url)
+{
+	return url ? &gfs_kv_etcd : gfs_kv_backend(store_dir);
+}
+
+int gfs_manifest_open_url(const char *store_dir, const char *url,
+			  unsigned flags, struct gfs_manifest **out,
+			  struct gfs_diag *d)
+{
 	struct setup_arg sa = { .rdonly = flags & GFS_MANIFEST_RDONLY,
 				.upgrade = flags & GFS_MANIFEST_UPGRADE };
 	struct gfs_kv_open_args a = {
-		.store_dir = store_dir, .create = flags & GFS_MANIFEST_CREATE,
+		.store_dir = store_dir, .url = url,
+		.create = flags & GFS_MANIFEST_CREATE,
 		.rdonly = sa.rdonly, .db_names = db_names, .db_flags = db_flags,
 		.n_dbs = DB__COUNT, .user_size = sizeof(struct env),
 		.setup = setup, .setup_arg = &sa,
 	};
 	struct gfs_manifest *m = calloc(1, sizeof *m);
-	int rc = m ? gfs_kv_backend(store_dir)->open(&a, &m->kv, d) : -ENOMEM;
+	int rc = m ? backend(store_dir, url)->open(&a, &m->kv, d) : -ENOMEM;
 
 	*out = NULL;
 	if (rc) {
@@ -1395,9 +1409,10 @@ void gfs_manifest_close(struct gfs_manifest *m)
 	free(m);
 }
 
-int gfs_manifest_sync_created(const char *store_dir, struct gfs_diag *d)
+int gfs_manifest_sync_created(const char *store_dir, const char *url,
+			      struct gfs_diag *d)
 {
-	return gfs_kv_backend(store_dir)->sync_created(store_dir, d);
+	return backend(store_dir, url)->sync_created(store_dir, d);
 }
 
 size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m)

@@ -93,6 +93,7 @@ struct opts {
 	const char *name;   /* NAME after STORE (cmd->takes_name) */
 	uint64_t keep_last, keep_since_ns; /* gc */
 	bool dry_run;                      /* gc */
+	const char *manifest;              /* init --manifest etcd://... */
 };
 
 /* gc --keep-since: RFC 3339 in UTC ("2026-11-30T22:00:00Z", fraction
@@ -143,6 +144,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		{ "keep-last", required_argument, NULL, 'K' },
 		{ "keep-since", required_argument, NULL, 'S' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "manifest", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -164,6 +166,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		case 'b': o->branch = optarg; break;
 		case 'f': o->from = optarg; break;
 		case 'n': o->dry_run = true; break;
+		case 'M': o->manifest = optarg; break;
 		case 'K':
 			if (gfs_parse_u64(optarg, &o->keep_last) || !o->keep_last)
 				return usage_error(c, "--keep-last takes a number of graph versions (1, 2, ...)");
@@ -194,6 +197,8 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		return usage_error(c, "--branch is taken by load, export, snapshot, log and schema");
 	if (o->branch && o->version && strcmp(c->name, "log"))
 		return usage_error(c, "--branch and --version are exclusive (a version names its branch)");
+	if (o->manifest && strcmp(c->name, "init"))
+		return usage_error(c, "--manifest is taken by init (a store's manifest is chosen once)");
 	if (o->from && strcmp(c->name, "branch create"))
 		return usage_error(c, "--from is taken by branch create");
 	if (optind >= argc)
@@ -256,12 +261,14 @@ static int cmd_init(int argc, char **argv)
 		fprintf(stderr, "graphctl init: cannot read schema '%s': %s\n", o.schema, gfs_strerror(rc));
 		return EXIT_FAILURE;
 	}
-	rc = gfs_graph_init(o.store, text, len, o.schema, NULL, &d);
+	rc = gfs_graph_init_url(o.store, text, len, o.schema, NULL, o.manifest, &d);
 	free(text);
 	if (rc)
 		return fail("init", rc, &d);
 	if (!o.quiet)
-		printf("created store %s at graph version 1\n", o.store);
+		printf("created store %s at graph version 1%s%s\n", o.store,
+		       o.manifest ? ", manifest on " : "",
+		       o.manifest ? o.manifest : "");
 	return EXIT_SUCCESS;
 }
 
@@ -1382,9 +1389,12 @@ static int cmd_merge(int argc, char **argv)
 /* ---- dispatch ---------------------------------------------------------- */
 
 static const struct cmd cmds[] = {
-	{ "init", cmd_init, "init STORE --schema FILE.pg",
+	{ "init", cmd_init, "init STORE --schema FILE.pg [--manifest etcd://HOST:PORT[,HOST:PORT...]/PREFIX]",
 	  "Create a new store in STORE (a new or empty directory) with the schema in\n"
-	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n", false },
+	  "FILE.pg.  The store starts at graph version 1 with every table empty.\n"
+	  "--manifest: keep the manifest in an etcd cluster under PREFIX (nothing\n"
+	  "may live there yet) instead of STORE/manifest; STORE/FORMAT names the\n"
+	  "URL and every command and mount then uses etcd (docs/multi-host.md).\n", false },
 	{ "load", cmd_load, "load STORE --data FILE.jsonl|- [--mode merge|append|overwrite] [--threads N] [--branch NAME] [--json] [--quiet]",
 	  "Load a JSON Lines file as one new graph version.  merge (default) upserts\n"
 	  "by id, append inserts only new ids, overwrite replaces every table the\n"

@@ -214,6 +214,11 @@ static void case_kv(void)
 	CHECK(p.n == 100 && p.more && p.count == N && !strcmp(p.kvs[99].value, "v99"),
 	      "one page: 100 of %" PRId64 " keys, more = %d", p.count, p.more);
 	gfs_etcd_page_release(&p);
+	MUST(gfs_etcd_range_desc(e, k, pl, end, elen, 0, 3, &p, &dg));
+	CHECK(p.n == 3 && p.more && !strcmp(p.kvs[0].value, vals[N - 1]) &&
+	      !strcmp(p.kvs[2].value, vals[N - 3]),
+	      "a descending page: the 3 highest keys, highest first, more = %d", p.more);
+	gfs_etcd_page_release(&p);
 	struct scan s = {.e = e};
 	int64_t at = 0;
 	MUST(gfs_etcd_range_each(e, k, pl, end, elen, 0, 128, scan_fn, &s, &at, &dg));
