@@ -1053,7 +1053,7 @@ static int commit(struct etxn *t, struct gfs_kv_etcd_cmps *fc,
 	if (rc == -EINVAL && strstr(d->msg, "too many operations")) {
 		char msg[sizeof d->msg];
 		snprintf(msg, sizeof msg, "%s", d->msg);
-		gfs_diag_set(d, "manifest write on etcd needs %zu operations in "
+		gfs_diag_reset(d, "manifest write on etcd needs %zu operations in "
 			     "one transaction, more than the cluster's "
 			     "--max-txn-ops allows (etcd's default is 128; "
 			     "docs/multi-host.md asks for 1024): %s",
@@ -1064,7 +1064,7 @@ static int commit(struct etxn *t, struct gfs_kv_etcd_cmps *fc,
 		goto out;
 	for (size_t i = 0; i < fc->n && i < r.n; i++)
 		if (!cmp_holds(&fc->a[i], &r.pages[i])) {
-			gfs_diag_set(d, "lease lost: the manifest write's fence "
+			gfs_diag_reset(d, "lease lost: the manifest write's fence "
 				     "key '%.*s' no longer holds on etcd (%s), "
 				     "so nothing was written; another writer "
 				     "may hold the table now",

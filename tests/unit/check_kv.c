@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "kv.h"
+#include "kv_etcd.h"
 #include "manifest.h"
 #include "store_int.h"
 #include "testutil.h"
@@ -315,10 +316,16 @@ static const unsigned c_flags[C__COUNT] = {
 	[C_DUP] = GFS_KV_DB_DUPSORT, [C_OPT] = GFS_KV_DB_OPTIONAL,
 };
 
+/* The etcd cases' manifest URL: GRAPHFS_TEST_ETCD_ENDPOINTS (set by
+ * tests/etcd/backend.sh, which starts a cluster) and a prefix of this
+ * process; NULL (LMDB) without it. */
+static char c_url[512];
+
 static struct gfs_kv *contract_open(const struct gfs_kv_ops *ops, bool create)
 {
 	struct gfs_kv_open_args a = {
-		.store_dir = dir, .create = create, .db_names = c_names,
+		.store_dir = dir, .url = ops == &gfs_kv_etcd ? c_url : NULL,
+		.create = create, .db_names = c_names,
 		.db_flags = c_flags, .n_dbs = C__COUNT, .user_size = sizeof(int),
 	};
 	struct gfs_kv *kv = NULL;
@@ -467,14 +474,12 @@ static int c_create(struct gfs_kv_txn *txn, void *ctx)
  * -EEXIST when the write returns, NOTFOUND inside and -ENOENT outside, del
  * of every value, drop, optional databases created only by a committed
  * db_create, and the user area shared by two handles of one store. */
-START_TEST(test_kv_contract)
+static void contract_run(const struct gfs_kv_ops *ops)
 {
-	const struct gfs_kv_ops *ops = gfs_kv_backend(dir);
 	struct gfs_kv *kv = contract_open(ops, true), *kv2;
 	char seen[128] = "";
 	unsigned n[2];
 
-	ck_assert_str_eq(ops->name, "lmdb");
 	ck_assert(gfs_kv_has_db(kv, C_PLAIN) && gfs_kv_has_db(kv, C_DUP));
 	ck_assert(!gfs_kv_has_db(kv, C_OPT));
 	ck_assert_int_eq(gfs_kv_write(kv, c_fill, NULL, NULL), 0);
@@ -495,6 +500,14 @@ START_TEST(test_kv_contract)
 	ck_assert(gfs_kv_has_db(kv2, C_OPT));
 	gfs_kv_close(kv2);
 	gfs_kv_close(kv);
+}
+
+START_TEST(test_kv_contract)
+{
+	const struct gfs_kv_ops *ops = gfs_kv_backend(dir);
+
+	ck_assert_str_eq(ops->name, "lmdb");
+	contract_run(ops);
 }
 END_TEST
 
@@ -517,6 +530,300 @@ START_TEST(test_no_fsync_in_write_cb)
 }
 END_TEST
 
+/* ---- the etcd backend (tests/etcd/backend.sh gives it a cluster) ------ */
+
+static void etcd_setup(void)
+{
+	static unsigned n;
+	const char *eps = getenv("GRAPHFS_TEST_ETCD_ENDPOINTS");
+
+	setup();
+	snprintf(c_url, sizeof c_url, "etcd://%s/check_kv/p%d/t%u", eps,
+		 (int)getpid(), n++);
+}
+
+/* Invariants 280-282: the same contract on etcd (one revision per read,
+ * read-your-writes, del of every DUPSORT value, drop, db markers only at
+ * commit). */
+START_TEST(test_etcd_contract)
+{
+	contract_run(&gfs_kv_etcd);
+}
+END_TEST
+
+struct conflict {
+	struct gfs_kv *kv;
+	unsigned runs;
+};
+
+static int c_set5(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct gfs_kv_val k = sv("n"), v = sv("5");
+
+	(void)ctx;
+	return gfs_kv_put(txn, C_PLAIN, &k, &v, 0);
+}
+
+/* n += 1; on its first run another writer sets n = 5 after our read */
+static int c_incr(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct conflict *c = ctx;
+	struct gfs_kv_val k = sv("n"), v;
+	char buf[16];
+	unsigned long n = 0;
+	int rc = gfs_kv_get(txn, C_PLAIN, &k, &v);
+
+	if (rc == 0) {
+		snprintf(buf, sizeof buf, "%.*s", (int)v.size, (char *)v.data);
+		n = strtoul(buf, NULL, 10);
+	} else if (rc != GFS_KV_NOTFOUND) {
+		return rc;
+	}
+	if (c->runs++ == 0)
+		ck_assert_int_eq(gfs_kv_write(c->kv, c_set5, NULL, NULL), 0);
+	snprintf(buf, sizeof buf, "%lu", n + 1);
+	v = sv(buf);
+	return gfs_kv_put(txn, C_PLAIN, &k, &v, 0);
+}
+
+static int c_get_n(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct gfs_kv_val k = sv("n"), v;
+	int rc = gfs_kv_get(txn, C_PLAIN, &k, &v);
+
+	if (!rc)
+		snprintf(ctx, 16, "%.*s", (int)v.size, (char *)v.data);
+	return rc;
+}
+
+/* Invariant 282: a write whose read was overtaken runs again on the new
+ * revision; no update is lost (before the gen compares: n = 1, the 5 lost). */
+START_TEST(test_etcd_conflict_reruns)
+{
+	struct conflict c = { contract_open(&gfs_kv_etcd, true), 0 };
+	char got[16] = "";
+
+	ck_assert_int_eq(gfs_kv_write(c.kv, c_incr, &c, NULL), 0);
+	ck_assert_uint_eq(c.runs, 2);
+	ck_assert_int_eq(gfs_kv_read(c.kv, c_get_n, got), 0);
+	ck_assert_str_eq(got, "6");
+	gfs_kv_close(c.kv);
+}
+END_TEST
+
+static char fence_key[600];
+
+static int fence_fn(void *arg, struct gfs_kv_etcd_cmps *out)
+{
+	(void)arg;
+	return gfs_kv_etcd_cmps_add(out, &(struct gfs_etcd_cmp){
+		.target = GFS_ETCD_VALUE, .result = GFS_ETCD_EQ,
+		.key = fence_key, .key_len = strlen(fence_key),
+		.value = "mine", .value_len = 4 });
+}
+
+/* Invariant 283: a failed fence compare ends the write with "lease lost"
+ * (-ENOLCK), not a retry, and writes nothing. */
+START_TEST(test_etcd_fence)
+{
+	struct gfs_kv *kv = contract_open(&gfs_kv_etcd, true);
+	struct gfs_etcd *e = gfs_kv_etcd_client(kv);
+	struct gfs_diag d = { { 0 } };
+	char got[16] = "";
+
+	snprintf(fence_key, sizeof fence_key, "%s/fence", gfs_etcd_prefix(e));
+	ck_assert_int_eq(gfs_etcd_put(e, fence_key, strlen(fence_key), "mine", 4,
+				      0, NULL, &d), 0);
+	gfs_kv_etcd_set_fence(kv, fence_fn, NULL);
+	ck_assert_int_eq(gfs_kv_write(kv, c_set5, NULL, &d), 0);
+	ck_assert_int_eq(gfs_etcd_put(e, fence_key, strlen(fence_key), "other", 5,
+				      0, NULL, &d), 0);
+	struct conflict c = { kv, 1 }; /* no rival: a plain n += 1 */
+	ck_assert_int_eq(gfs_kv_write(kv, c_incr, &c, &d), -ENOLCK);
+	ck_assert_msg(strstr(d.msg, "lease lost") && strstr(d.msg, "/fence"), "%s", d.msg);
+	ck_assert_uint_eq(c.runs, 2); /* one run, no retry */
+	ck_assert_int_eq(gfs_kv_read(kv, c_get_n, got), 0);
+	ck_assert_str_eq(got, "5");
+	gfs_kv_etcd_set_fence(kv, NULL, NULL);
+	gfs_kv_close(kv);
+}
+END_TEST
+
+/* A write txn sees its own puts, deletes and drop through get and every
+ * cursor move, merged with the snapshot. */
+static int c_ryw(struct gfs_kv_txn *txn, void *ctx)
+{
+	char *out = ctx;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k = sv("a"), v = sv("A");
+	int rc;
+
+	ck_assert_int_eq(gfs_kv_del(txn, C_PLAIN, &k), 0);
+	k = sv("bb");
+	ck_assert_int_eq(gfs_kv_put(txn, C_PLAIN, &k, &v, GFS_KV_NOOVERWRITE), 0);
+	ck_assert_int_eq(gfs_kv_put(txn, C_PLAIN, &k, &v, GFS_KV_NOOVERWRITE),
+			 GFS_KV_KEYEXIST);
+	k = sv("zz");
+	ck_assert_int_eq(gfs_kv_put(txn, C_PLAIN, &k, &v, GFS_KV_APPEND), 0);
+	k = sv("a");
+	ck_assert_int_eq(gfs_kv_get(txn, C_PLAIN, &k, &v), GFS_KV_NOTFOUND);
+	ck_assert_int_eq(gfs_kv_cursor_open(txn, C_PLAIN, &c), 0);
+	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc;
+	     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT)) {
+		strncat(out, k.data, k.size);
+		strcat(out, ",");
+	}
+	ck_assert_int_eq(rc, GFS_KV_NOTFOUND);
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_LAST), 0);
+	ck_assert(val_is(&k, "zz"));
+	gfs_kv_cursor_close(c);
+	k = sv("op");
+	v = sv("0");
+	ck_assert_int_eq(gfs_kv_put(txn, C_DUP, &k, &v, 0), 0);
+	ck_assert_int_eq(gfs_kv_get(txn, C_DUP, &k, &v), 0);
+	ck_assert(val_is(&v, "0"));
+	ck_assert_int_eq(gfs_kv_drop(txn, C_DUP), 0);
+	k = sv("oq");
+	ck_assert_int_eq(gfs_kv_get(txn, C_DUP, &k, &v), GFS_KV_NOTFOUND);
+	k = sv("new");
+	v = sv("1");
+	return gfs_kv_put(txn, C_DUP, &k, &v, 0);
+}
+
+static int c_dump(struct gfs_kv_txn *txn, void *ctx)
+{
+	char *out = ctx;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc;
+
+	for (unsigned db = C_PLAIN; db <= C_DUP; db++) {
+		ck_assert_int_eq(gfs_kv_cursor_open(txn, db, &c), 0);
+		for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc;
+		     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT)) {
+			strncat(out, k.data, k.size);
+			strcat(out, "=");
+			strncat(out, v.data, v.size);
+			strcat(out, ",");
+		}
+		gfs_kv_cursor_close(c);
+		strcat(out, "|");
+	}
+	return 0;
+}
+
+START_TEST(test_etcd_read_your_writes)
+{
+	struct gfs_kv *kv = contract_open(&gfs_kv_etcd, true);
+	char seen[256] = "", after[256] = "";
+
+	ck_assert_int_eq(gfs_kv_write(kv, c_fill, NULL, NULL), 0);
+	ck_assert_int_eq(gfs_kv_write(kv, c_ryw, seen, NULL), 0);
+	ck_assert_str_eq(seen, "ab,b,bb,c,zz,");
+	ck_assert_int_eq(gfs_kv_read(kv, c_dump, after), 0);
+	ck_assert_str_eq(after, "ab=ab,b=b,bb=A,c=c,zz=A,|new=1,|");
+	gfs_kv_close(kv);
+}
+END_TEST
+
+/* Keys of many pages (cursor paging at one revision), binary keys with
+ * NUL bytes in a DUPSORT db, and a write too large for the cluster's
+ * --max-txn-ops: a clear error naming the limit. */
+static int c_many(struct gfs_kv_txn *txn, void *ctx)
+{
+	unsigned n = *(unsigned *)ctx;
+	int rc = 0;
+
+	for (unsigned i = 0; !rc && i < n; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%05u", i);
+		struct gfs_kv_val k = sv(key), v = sv(key);
+		rc = gfs_kv_put(txn, C_PLAIN, &k, &v, 0);
+	}
+	return rc;
+}
+
+static int c_bin(struct gfs_kv_txn *txn, void *ctx)
+{
+	static const char k1[] = { 'x', 0, 'y' }, k2[] = { 'x' };
+	struct gfs_kv_val a = { sizeof k1, (void *)k1 }, b = { sizeof k2, (void *)k2 };
+	struct gfs_kv_val v1 = sv("1"), v2 = sv("2");
+	int rc = gfs_kv_put(txn, C_DUP, &a, &v1, 0);
+
+	(void)ctx;
+	if (!rc)
+		rc = gfs_kv_put(txn, C_DUP, &b, &v2, 0);
+	if (!rc)
+		rc = gfs_kv_put(txn, C_DUP, &b, &v1, 0);
+	return rc;
+}
+
+static int c_bin_read(struct gfs_kv_txn *txn, void *ctx)
+{
+	char *out = ctx;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc;
+
+	ck_assert_int_eq(gfs_kv_cursor_open(txn, C_DUP, &c), 0);
+	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc;
+	     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT)) {
+		size_t n = strlen(out);
+		out[n++] = (char)('0' + k.size);
+		memcpy(out + n, v.data, v.size);
+		out[n + v.size] = 0;
+	}
+	gfs_kv_cursor_close(c);
+	return 0;
+}
+
+static int c_count_plain(struct gfs_kv_txn *txn, void *ctx)
+{
+	unsigned n[2];
+	int rc = c_count(txn, n);
+
+	*(unsigned *)ctx = n[C_PLAIN];
+	return rc;
+}
+
+START_TEST(test_etcd_pages_binary_limit)
+{
+	struct gfs_kv *kv = contract_open(&gfs_kv_etcd, true);
+	struct gfs_diag d = { { 0 } };
+	unsigned n = 700, seen = 0;
+	char out[64] = "";
+
+	ck_assert_int_eq(gfs_kv_write(kv, c_many, &n, &d), 0);
+	ck_assert_int_eq(gfs_kv_read(kv, c_count_plain, &seen), 0);
+	ck_assert_uint_eq(seen, 700); /* pages of 256 */
+	ck_assert_int_eq(gfs_kv_write(kv, c_bin, NULL, &d), 0);
+	ck_assert_int_eq(gfs_kv_read(kv, c_bin_read, out), 0);
+	/* ("x", 1) < ("x", 2) < ("x\0y", 1): the key first, then the value */
+	ck_assert_str_eq(out, "111231");
+	n = 1100;
+	ck_assert_int_eq(gfs_kv_write(kv, c_many, &n, &d), -EINVAL);
+	ck_assert_msg(strstr(d.msg, "--max-txn-ops"), "%s", d.msg);
+	gfs_kv_close(kv);
+}
+END_TEST
+
+/* Opening a URL where nothing answers names every endpoint. */
+START_TEST(test_etcd_unreachable)
+{
+	struct gfs_kv_open_args a = {
+		.store_dir = dir, .url = "etcd://127.0.0.1:1,127.0.0.1:2/x",
+		.db_names = c_names, .db_flags = c_flags, .n_dbs = C__COUNT,
+	};
+	struct gfs_kv *kv = NULL;
+	struct gfs_diag d = { { 0 } };
+	int rc = gfs_kv_etcd.open(&a, &kv, &d);
+
+	ck_assert_int_ne(rc, 0);
+	ck_assert_msg(strstr(d.msg, "127.0.0.1:1") && strstr(d.msg, "127.0.0.1:2"),
+		      "%s", d.msg);
+}
+END_TEST
+
 static Suite *kv_suite(void)
 {
 	Suite *s = suite_create("kv");
@@ -532,7 +839,20 @@ static Suite *kv_suite(void)
 #ifndef NDEBUG
 	tcase_add_test_raise_signal(tc, test_no_fsync_in_write_cb, SIGABRT);
 #endif
+	tcase_add_test(tc, test_etcd_unreachable);
 	suite_add_tcase(s, tc);
+	/* the etcd cases need a cluster: tests/etcd/backend.sh starts one */
+	if (getenv("GRAPHFS_TEST_ETCD_ENDPOINTS")) {
+		tc = tcase_create("etcd");
+		tcase_add_checked_fixture(tc, etcd_setup, teardown);
+		tcase_set_timeout(tc, 60);
+		tcase_add_test(tc, test_etcd_contract);
+		tcase_add_test(tc, test_etcd_conflict_reruns);
+		tcase_add_test(tc, test_etcd_fence);
+		tcase_add_test(tc, test_etcd_read_your_writes);
+		tcase_add_test(tc, test_etcd_pages_binary_limit);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 
