@@ -402,6 +402,7 @@ int gfs_etcd_open(const char *url, const struct gfs_etcd_opts *opts,
 		e->opts.rounds = 2;
 	if (!e->opts.max_response)
 		e->opts.max_response = (uint64_t)64 << 20;
+	e->cur = e->opts.first_endpoint % e->url.n;
 	pthread_mutex_init(&e->lock, NULL);
 	*out = e;
 	return 0;

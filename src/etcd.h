@@ -67,6 +67,7 @@ struct gfs_etcd_opts {
 	unsigned connect_timeout_ms; /* per connection attempt; 0 = 1000 */
 	unsigned rounds;             /* times each endpoint is tried; 0 = 2 */
 	uint64_t max_response;       /* bytes one answer may have; 0 = 64 MiB */
+	unsigned first_endpoint;     /* index (mod n) of the endpoint asked first */
 };
 
 /* Parses url and returns a new client (no request is made: the first call

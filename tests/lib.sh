@@ -53,6 +53,17 @@ scaled() {
 	echo $(( $1 * ${GRAPHFS_TEST_TIMEOUT_FACTOR:-1} ))
 }
 
+# manifest_opt: the `graphctl init` arguments for the manifest backend under
+# test, unquoted: `"$GRAPHCTL" init "$S" --schema X $(manifest_opt)`.
+# Nothing by default (LMDB in STORE/manifest); with GRAPHFS_MANIFEST=etcd
+# (tests/etcd/both.sh) "--manifest etcd://$GRAPHFS_TEST_ETCD_ENDPOINTS/t/ID",
+# a prefix no other store of the run uses.
+manifest_opt() {
+	[ "${GRAPHFS_MANIFEST:-lmdb}" = etcd ] || return 0
+	: "${GRAPHFS_TEST_ETCD_ENDPOINTS:?GRAPHFS_MANIFEST=etcd needs a cluster: run tests/etcd/both.sh}"
+	echo "--manifest etcd://$GRAPHFS_TEST_ETCD_ENDPOINTS/t/$$-$(date +%s%N)"
+}
+
 # with_timeout SECS CMD [ARGS...]: runs CMD, killed (TERM, then KILL 5 s
 # later) after SECS (scaled); status 124 on timeout as timeout(1).
 with_timeout() {

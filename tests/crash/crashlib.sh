@@ -84,7 +84,8 @@ gen_docs() {
 
 # new_store DIR: init + one load of people and edges (graph versions 1, 2).
 new_store() {
-	gctl init "$1" --schema "$SCHEMA" -q >/dev/null
+	# shellcheck disable=SC2046 # manifest_opt's words
+	gctl init "$1" --schema "$SCHEMA" $(manifest_opt) -q >/dev/null
 	gen_people 50 v1 >"$T/seed.jsonl"
 	gen_edges 50 v1 >>"$T/seed.jsonl"
 	gctl load "$1" --data "$T/seed.jsonl" -q >/dev/null

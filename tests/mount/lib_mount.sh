@@ -52,7 +52,8 @@ edge WorksAt: Person -> Company { since: Date? }
 PG
 
 new_store() { # new_store DIR
-	gc init "$1" --schema "$SCHEMA" >/dev/null
+	# shellcheck disable=SC2046 # manifest_opt's words
+	gc init "$1" --schema "$SCHEMA" $(manifest_opt) >/dev/null
 }
 
 load() { # load STORE MODE < jsonl
