@@ -9,7 +9,8 @@
 . "$top_srcdir/tests/crash/crashlib.sh"
 
 S=$T/s
-gctl init "$S" --schema "$SCHEMA" -q
+# shellcheck disable=SC2046 # manifest_opt: words
+gctl init "$S" --schema "$SCHEMA" $(manifest_opt) -q
 person() { printf '{"type":"Person","data":{"slug":"%s","name":"%s"}}\n' "$1" "$2" >"$T/p.jsonl"; gctl load "$S" --data "$T/p.jsonl" -q "${@:3}"; }
 gv_list() { python3 -c 'import json,sys; print(",".join(str(v) for v in json.load(open(sys.argv[1]))[sys.argv[2]]))' "$T/out" "$1"; }
 
