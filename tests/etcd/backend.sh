@@ -120,6 +120,13 @@ people 3 dev | gctl load "$S" --data - --branch dev -q || bad "load on dev"
 gctl merge "$S" dev -q && ok "branch dev created, loaded, merged into main" || bad "merge"
 has "$S" '"P dev"' && ok "main has dev's rows" || bad "dev's rows missing on main"
 gctl fsck "$S" >"$T/out" 2>&1 && grep -q ' 0 problems' "$T/out" && ok "fsck clean" || bad "fsck: $(cat "$T/out")"
+# FORMAT's check covers the manifest line: another prefix in it is refused
+cp "$S/FORMAT" "$T/FORMAT.good"
+sed -i 's#/gfs-test/a$#/gfs-test/b#' "$S/FORMAT"
+gctl snapshot "$S" >/dev/null 2>"$T/err"
+[ $? = 1 ] && grep -q "FORMAT" "$T/err" && ok "a FORMAT whose manifest line was changed fails its check" ||
+	bad "tampered manifest line: $(cat "$T/err")"
+cp "$T/FORMAT.good" "$S/FORMAT"
 
 # 4. a writer killed at the commit, then recover
 head_v() { gctl snapshot "$1" --json | js 'j["version"]'; }

@@ -786,6 +786,44 @@ static int c_count_plain(struct gfs_kv_txn *txn, void *ctx)
 	return rc;
 }
 
+struct scan_rival {
+	struct gfs_kv *kv;
+	unsigned seen;
+	bool put;
+};
+
+static int c_put_k00000x(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct gfs_kv_val k = sv("k00000x"), v = sv("x");
+
+	(void)ctx;
+	return gfs_kv_put(txn, C_PLAIN, &k, &v, 0);
+}
+
+/* A scan of 3 pages; after its first key another writer commits a key
+ * that sorts right after it: the scan, at its first revision, never sees
+ * it (invariant 280). */
+static int c_scan_rival(struct gfs_kv_txn *txn, void *ctx)
+{
+	struct scan_rival *r = ctx;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc;
+
+	ck_assert_int_eq(gfs_kv_cursor_open(txn, C_PLAIN, &c), 0);
+	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc;
+	     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT)) {
+		if (!r->put) {
+			r->put = true;
+			ck_assert_int_eq(gfs_kv_write(r->kv, c_put_k00000x, NULL, NULL), 0);
+		}
+		ck_assert(!val_is(&k, "k00000x"));
+		r->seen++;
+	}
+	gfs_kv_cursor_close(c);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
+}
+
 START_TEST(test_etcd_pages_binary_limit)
 {
 	struct gfs_kv *kv = contract_open(&gfs_kv_etcd, true);
@@ -796,6 +834,11 @@ START_TEST(test_etcd_pages_binary_limit)
 	ck_assert_int_eq(gfs_kv_write(kv, c_many, &n, &d), 0);
 	ck_assert_int_eq(gfs_kv_read(kv, c_count_plain, &seen), 0);
 	ck_assert_uint_eq(seen, 700); /* pages of 256 */
+	struct scan_rival r = { kv, 0, false };
+	ck_assert_int_eq(gfs_kv_read(kv, c_scan_rival, &r), 0);
+	ck_assert_uint_eq(r.seen, 700);
+	ck_assert_int_eq(gfs_kv_read(kv, c_count_plain, &seen), 0);
+	ck_assert_uint_eq(seen, 701); /* the rival's key, seen by a new read */
 	ck_assert_int_eq(gfs_kv_write(kv, c_bin, NULL, &d), 0);
 	ck_assert_int_eq(gfs_kv_read(kv, c_bin_read, out), 0);
 	/* ("x", 1) < ("x", 2) < ("x\0y", 1): the key first, then the value */
