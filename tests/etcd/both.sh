@@ -20,7 +20,7 @@ if ! grep -q '^#define GFS_FAILPOINTS_ENABLED' "$top_builddir/config.h" 2>/dev/n
 	echo "SKIP: not configured with --enable-failpoints (the crash tests need it)"
 	exit 77
 fi
-TESTS_ON_ETCD="crash/gc_branches.sh crash/gc_mount.sh mount/branches.sh mount/live.sh mount/write_race.sh"
+TESTS_ON_ETCD="crash/gc_branches.sh crash/gc_mount.sh mount/branches.sh mount/live.sh mount/write_race.sh mount/write_crash.sh"
 
 TMPROOT=${GRAPHFS_ETCD_TMPDIR:-/dev/shm}
 [ -d "$TMPROOT" ] && [ -w "$TMPROOT" ] || TMPROOT=${TMPDIR:-/tmp}
