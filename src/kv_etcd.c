@@ -741,7 +741,7 @@ static int etcd_cursor_get(struct gfs_kv_cursor *cur, struct gfs_kv_val *k,
 	struct ecur *c = (struct ecur *)cur;
 	struct etxn *t = c->t;
 	char *ik, *prev;
-	size_t il, prevl;
+	size_t il, prevl, prevk;
 	int rc;
 
 	switch (op) {
@@ -777,9 +777,11 @@ static int etcd_cursor_get(struct gfs_kv_cursor *cur, struct gfs_kv_val *k,
 		if (!c->pos || !dupsort(t, c->db))
 			return c->pos ? GFS_KV_NOTFOUND : EINVAL;
 		prev = c->pos;
-		prevl = dup_keylen(prev, c->posl);
-		rc = cur_seek(c, c->pos, c->posl, true, k, v);
-		if (!rc && (c->posl < prevl || memcmp(c->pos, prev, prevl))) {
+		prevl = c->posl;
+		prevk = dup_keylen(prev, prevl);
+		rc = cur_seek(c, prev, prevl, true, k, v);
+		if (rc == GFS_KV_NOTFOUND ||
+		    (!rc && (c->posl < prevk || memcmp(c->pos, prev, prevk)))) {
 			/* LMDB leaves the cursor where it was */
 			c->pos = prev;
 			c->posl = prevl;

@@ -777,6 +777,28 @@ static int c_bin_read(struct gfs_kv_txn *txn, void *ctx)
 	return 0;
 }
 
+/* SET "x", NEXT_DUP, NEXT_DUP (no more: the cursor stays), NEXT: "x\0y" */
+static int c_dup_walk(struct gfs_kv_txn *txn, void *ctx)
+{
+	static const char kx[] = { 'x' };
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k = { 1, (void *)kx }, v;
+
+	(void)ctx;
+	ck_assert_int_eq(gfs_kv_cursor_open(txn, C_DUP, &c), 0);
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_SET), 0);
+	ck_assert(val_is(&v, "1"));
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT_DUP), 0);
+	ck_assert(val_is(&v, "2"));
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT_DUP), GFS_KV_NOTFOUND);
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT), 0);
+	ck_assert(k.size == 3 && !memcmp(k.data, "x\0y", 3) && val_is(&v, "1"));
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT_DUP), GFS_KV_NOTFOUND);
+	ck_assert_int_eq(gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT), GFS_KV_NOTFOUND);
+	gfs_kv_cursor_close(c);
+	return 0;
+}
+
 static int c_count_plain(struct gfs_kv_txn *txn, void *ctx)
 {
 	unsigned n[2];
@@ -843,6 +865,7 @@ START_TEST(test_etcd_pages_binary_limit)
 	ck_assert_int_eq(gfs_kv_read(kv, c_bin_read, out), 0);
 	/* ("x", 1) < ("x", 2) < ("x\0y", 1): the key first, then the value */
 	ck_assert_str_eq(out, "111231");
+	ck_assert_int_eq(gfs_kv_read(kv, c_dup_walk, NULL), 0);
 	n = 1100;
 	ck_assert_int_eq(gfs_kv_write(kv, c_many, &n, &d), -EINVAL);
 	ck_assert_msg(strstr(d.msg, "--max-txn-ops"), "%s", d.msg);
