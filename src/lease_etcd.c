@@ -10,7 +10,8 @@
  *     counts a TTL from the moment its last successful keepalive was *sent*
  *     (the server renewed no earlier), on CLOCK_BOOTTIME, and once lost it
  *     stays lost (no re-grant; the keepalive thread revokes the lease so its
- *     keys go at once if they have not).
+ *     keys go at once if they have not).  The reason given is an outage
+ *     when a keepalive failed within that TTL, a pause otherwise.
  *  3. Safety does not rest on 2: a writer's Txn carries create_revision ==
  *     token for each of its keys, which no later lease of the table can
  *     satisfy (a new key has a new create_revision).
@@ -143,7 +144,10 @@ static void keepalive_once(struct gfs_lease_session *s)
 		else
 			snprintf(why, sizeof(why), "etcd lease %s was revoked", s->id);
 		mark_lost(s, why);
-	} else if (rc) {
+	} else if (rc && clock_ns(CLOCK_BOOTTIME) - s->last_ok_ns < s->ttl * 1000000000) {
+		/* evidence of an outage only if it failed while the lease could
+		 * still be renewed: a request in flight when the process was
+		 * stopped fails after it resumes, and that is a pause */
 		snprintf(s->last_err, sizeof(s->last_err), "%s", d.msg[0] ? d.msg : gfs_strerror(rc));
 	}
 	check_locked(s); /* a renewal that came too late does not revive it */
@@ -575,8 +579,8 @@ static int leaseset_new(struct gfs_lease_session *s, const char *const *tables,
 }
 
 /* Takes table i of ls. */
-static int take_one(struct gfs_leaseset *ls, size_t i, unsigned flags, unsigned wait_ms,
-		    int64_t deadline_ns, struct gfs_diag *d)
+static int take_one(struct gfs_leaseset *ls, size_t i, unsigned flags, int64_t deadline_ns,
+		    struct gfs_diag *d)
 {
 	struct gfs_lease_session *s = ls->s;
 	struct held *h = &ls->h[i];
@@ -590,7 +594,6 @@ static int take_one(struct gfs_leaseset *ls, size_t i, unsigned flags, unsigned 
 	snprintf(what, sizeof(what), "table '%s' (%s)", h->table, ex ? "exclusive" : "shared");
 	if (!rc) {
 		int64_t left_ms = (deadline_ns - clock_ns(CLOCK_MONOTONIC)) / 1000000;
-		(void)wait_ms;
 		if (left_ms <= 0)
 			left_ms = 1;
 		rc = cond_put_wait(s, what, dir, end, key, val, flags, (unsigned)left_ms, &h->token, d);
@@ -639,7 +642,7 @@ int gfs_lease_tables(struct gfs_lease_session *s, const char *const *tables,
 	if ((rc = leaseset_new(s, tables, modes, n, &ls, d)))
 		return rc;
 	for (size_t i = 0; i < ls->n && !rc; i++)
-		rc = take_one(ls, i, flags, wait_ms, deadline, d);
+		rc = take_one(ls, i, flags, deadline, d);
 	if (rc) {
 		drop_keys(ls, NULL);
 		leaseset_free(ls);
