@@ -407,6 +407,12 @@ static void case_excl(void)
 	CHECK(ask(&b, "lock EX try 0 t", "err -11 ", 10) && strstr(b.line, ha),
 	      "B: EX t TRY -> -EWOULDBLOCK naming A (%s)", b.line);
 	CHECK(ask(&b, "lock SH try 0 t", "err -11 ", 10), "B: SH t TRY -> -EWOULDBLOCK (%s)", b.line);
+	CHECK(ask(&a, "lock EX try 0 t", "err -11 ", 10),
+	      "A again, a second lockset of the same session: -EWOULDBLOCK, as two flock()s of one process");
+	double t0 = now_s();
+	CHECK(ask(&b, "lock EX wait 600 t", "waiting ", 10) && ask(&b, NULL, "err -110 ", 10) &&
+	      strstr(b.line, ha) && strstr(b.line, "still there after waiting") && now_s() - t0 >= 0.6,
+	      "B: EX t WAIT 600 ms -> -ETIMEDOUT after %.2f s, naming A (%s)", now_s() - t0, b.line);
 	CHECK(ask(&b, "lock EX try 0 t a", "err -11 ", 10) && list(e, "lease/a/", keys, sizeof(keys)) == 0,
 	      "B: {a, t} EX TRY fails on t and holds none: nothing under lease/a/ (%s)", keys);
 	CHECK(ask(&a, "release", "released 0", 10) && list(e, "lease/t/", keys, sizeof(keys)) == 0,
