@@ -157,11 +157,16 @@ static void keepalive_once(struct gfs_lease_session *s)
 static void *keepalive_main(void *arg)
 {
 	struct gfs_lease_session *s = arg;
-	int64_t every_ms = s->ttl * 1000 / 3;
+	int64_t every_ms = s->ttl * 1000 / 3, next = clock_ns(CLOCK_MONOTONIC);
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop && !s->lost) {
+		/* every TTL/3 from the previous start, however long it took */
 		struct timespec ts;
-		abs_mono(&ts, every_ms);
+		int64_t now = clock_ns(CLOCK_MONOTONIC);
+		next += every_ms * 1000000;
+		if (next < now)
+			next = now;
+		abs_mono(&ts, (next - now) / 1000000);
 		int rc = 0;
 		while (!s->stop && !s->lost && rc != ETIMEDOUT)
 			rc = pthread_cond_timedwait(&s->cond, &s->mu, &ts);

@@ -132,6 +132,18 @@ static void child_reply_err(int rc, const char *msg)
 	printf("err %d %s\n", rc, msg);
 }
 
+/* The next space-separated word of *p (NUL-terminated in place), or NULL. */
+static char *word(char **p)
+{
+	char *w = *p + strspn(*p, " \n");
+	if (!*w)
+		return NULL;
+	char *end = w + strcspn(w, " \n");
+	*p = *end ? end + 1 : end;
+	*end = 0;
+	return w;
+}
+
 /* Commands, one answer line each:
  *   lock EX|SH try|wait WAIT_MS TABLE...  -> ok HOLDER TOKEN... | err RC MSG
  *   release                                -> released RC
@@ -157,16 +169,16 @@ static int child_main(void)
 	printf("ready %" PRIx64 " %ld\n", (uint64_t)gfs_lease_session_id(s), (long)getpid());
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin)) {
-		char *save = NULL, *cmd = strtok_r(line, " \n", &save);
+		char *save = line, *cmd = word(&save);
 		memset(&dg, 0, sizeof(dg));
 		if (!cmd)
 			continue;
 		if (!strcmp(cmd, "lock")) {
-			const char *mode = strtok_r(NULL, " \n", &save), *how = strtok_r(NULL, " \n", &save);
-			const char *ms = strtok_r(NULL, " \n", &save), *tables[8];
+			const char *mode = word(&save), *how = word(&save);
+			const char *ms = word(&save), *tables[8];
 			enum gfs_lock_mode modes[8];
 			size_t n = 0;
-			for (char *t; n < 8 && (t = strtok_r(NULL, " \n", &save));) {
+			for (char *t; n < 8 && (t = word(&save));) {
 				tables[n] = t;
 				modes[n++] = mode && !strcmp(mode, "EX") ? GFS_LOCK_EX : GFS_LOCK_SH;
 			}
@@ -193,7 +205,7 @@ static int child_main(void)
 			ls = nheld ? held[nheld - 1] : NULL;
 			printf("released %d\n", rc);
 		} else if (!strcmp(cmd, "commit")) {
-			const char *name = strtok_r(NULL, " \n", &save), *val = strtok_r(NULL, " \n", &save);
+			const char *name = word(&save), *val = word(&save);
 			char k[256];
 			size_t kl = key(e, k, sizeof(k), name ? name : "x");
 			const struct gfs_etcd_cmp *cmps = NULL;
