@@ -398,6 +398,11 @@ static int waiter_wait(struct waiter *w, const char *what, const char *key, cons
 		pthread_mutex_unlock(&s->mu);
 		rc = gfs_etcd_watch_start(s->e, key, strlen(key), end, end ? strlen(end) : 0, rev + 1,
 					  waiter_ev, waiter_err, w, &w->w, d);
+		if (rc == -ESTALE) { /* compacted meanwhile: try again, from a new revision */
+			if (d)
+				d->msg[0] = 0;
+			return 0;
+		}
 		if (rc)
 			return rc;
 	}
