@@ -494,13 +494,12 @@ static int cond_put(struct gfs_lease_session *s, const char *dir, const char *cm
 /* cond_put, waiting (WAIT) for a deletion under [dir, end) while blocked. */
 static int cond_put_wait(struct gfs_lease_session *s, const char *what, const char *dir,
 			 const char *end, const char *key, const char *val, unsigned flags,
-			 unsigned wait_ms, int64_t *token, struct gfs_diag *d)
+			 int64_t deadline_ns, int64_t *token, struct gfs_diag *d)
 {
-	struct waiter w = {.s = s};
+	struct waiter w = {.s = s, .deadline_ns = deadline_ns};
 	char holder[512];
 	int64_t rev = 0;
 	int rc;
-	w.deadline_ns = clock_ns(CLOCK_MONOTONIC) + (int64_t)(wait_ms ? wait_ms : 30000) * 1000000;
 	for (;;) {
 		uint64_t seen = waiter_seen(&w);
 		if ((rc = gfs_lease_session_check(s, d)))
@@ -602,12 +601,8 @@ static int take_one(struct gfs_leaseset *ls, size_t i, unsigned flags, int64_t d
 	size_t elen;
 	int rc = dir && key && val ? gfs_etcd_prefix_end(dir, strlen(dir), &end, &elen) : -ENOMEM;
 	snprintf(what, sizeof(what), "table '%s' (%s)", h->table, ex ? "exclusive" : "shared");
-	if (!rc) {
-		int64_t left_ms = (deadline_ns - clock_ns(CLOCK_MONOTONIC)) / 1000000;
-		if (left_ms <= 0)
-			left_ms = 1;
-		rc = cond_put_wait(s, what, dir, end, key, val, flags, (unsigned)left_ms, &h->token, d);
-	}
+	if (!rc)
+		rc = cond_put_wait(s, what, dir, end, key, val, flags, deadline_ns, &h->token, d);
 	if (!rc) {
 		h->key = key;
 		h->key_len = strlen(key);
@@ -754,7 +749,9 @@ int gfs_lease_hold_take(struct gfs_lease_session *s, uint64_t n, unsigned flags,
 	int rc = fence && key && val ? 0 : -ENOMEM;
 	snprintf(what, sizeof(what), "graph version %" PRIu64 " (gc)", n);
 	if (!rc)
-		rc = cond_put_wait(s, what, fence, NULL, key, val, flags, wait_ms, &token, d);
+		rc = cond_put_wait(s, what, fence, NULL, key, val, flags,
+				   clock_ns(CLOCK_MONOTONIC) + (int64_t)(wait_ms ? wait_ms : 30000) * 1000000,
+				   &token, d);
 	free(fence);
 	free(key);
 	free(val);
