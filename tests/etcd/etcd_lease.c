@@ -10,6 +10,7 @@
  *     etcd_lease fence    etcd://EPS/P   a holder SIGSTOPped past its TTL
  *                                        cannot commit after B took over
  *     etcd_lease holds    etcd://EPS/P   graph-version holds and gc's fence
+ *     etcd_lease revoked  etcd://EPS/P   a keepalive told "no such lease"
  *     etcd_lease member   etcd://EPS/P   member 0 (first endpoint) SIGKILLed
  *                                        while a lease is held: it survives
  *     etcd_lease quorum   etcd://EPS/P   members 0 and 1 SIGKILLed: the
@@ -733,6 +734,37 @@ static void case_member(void)
 	gfs_etcd_close(e);
 }
 
+/* The keepalive's answer "no such lease" (here: revoked by another
+ * client) makes the session lost at once, before its TTL ran out. */
+static void case_revoked(void)
+{
+	struct gfs_etcd *e = open_url(url, 3000);
+	struct gfs_lease_opts o = {.ttl_s = 5};
+	struct gfs_lease_session *s;
+	struct gfs_leaseset *ls;
+	const char *t[] = {"r"};
+	enum gfs_lock_mode m[] = {GFS_LOCK_SH};
+
+	MUST(gfs_lease_session_open(e, &o, &s, &dg));
+	MUST(gfs_lease_tables(s, t, m, 1, GFS_LOCK_TRY, 0, &ls, &dg));
+	MUST(gfs_etcd_lease_revoke(e, gfs_lease_session_id(s), &dg));
+	double t0 = now_s();
+	int rc = 0;
+	while (now_s() - t0 < 10.0 * factor() && rc == 0) {
+		memset(&dg, 0, sizeof(dg));
+		rc = gfs_lease_session_check(s, &dg);
+		nap_ms(50);
+	}
+	CHECK(rc == GFS_ELEASE && strstr(dg.msg, "was revoked") && now_s() - t0 < 4.0,
+	      "a 5 s session whose lease was revoked elsewhere is lost after %.1f s (the next keepalive): %s",
+	      now_s() - t0, dg.msg);
+	memset(&dg, 0, sizeof(dg));
+	CHECK(gfs_lease_verify(ls, &dg) == GFS_ELEASE, "its lockset verifies as lost");
+	gfs_lease_release(ls, NULL);
+	gfs_lease_session_close(s);
+	gfs_etcd_close(e);
+}
+
 static void case_quorum(void)
 {
 	struct gfs_etcd *e = open_url(url, 1000);
@@ -776,7 +808,7 @@ int main(int argc, char **argv)
 	static const struct { const char *name; void (*fn)(void); } cases[] = {
 		{"rangecmp", case_rangecmp}, {"excl", case_excl}, {"waitrel", case_waitrel},
 		{"waitkill", case_waitkill}, {"fence", case_fence}, {"holds", case_holds},
-		{"member", case_member}, {"quorum", case_quorum},
+		{"revoked", case_revoked}, {"member", case_member}, {"quorum", case_quorum},
 	};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -792,6 +824,6 @@ int main(int argc, char **argv)
 		cases[i].fn();
 		return fails ? 1 : 0;
 	}
-	fprintf(stderr, "usage: etcd_lease rangecmp|excl|waitrel|waitkill|fence|holds|member|quorum|child etcd://EPS/PREFIX\n");
+	fprintf(stderr, "usage: etcd_lease rangecmp|excl|waitrel|waitkill|fence|holds|revoked|member|quorum|child etcd://EPS/PREFIX\n");
 	return 2;
 }

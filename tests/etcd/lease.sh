@@ -15,6 +15,8 @@
 #             its Txn with its fence compares fails, it reports the lost
 #             lease, and nothing of A's after the stop is in etcd
 #   holds     graph-version holds against gc's fence, WAIT woken by unfence
+#   revoked   the session's lease revoked by another client: lost at the
+#             next keepalive, not a TTL later
 #   member    member 0 (first endpoint, not the leader) SIGKILLed while a
 #             lease is held: the keepalives go on elsewhere, the lease lives
 #   quorum    two members SIGKILLed: the session reports the outage
@@ -57,6 +59,7 @@ run waitrel
 run waitkill
 run fence
 run holds
+run revoked
 
 # member 0 is the sessions' first endpoint; it must not lead, or the
 # election alone (1.3 s timeout) could outlast a 2 s TTL (docs/multi-host.md §4)
