@@ -2135,6 +2135,10 @@ int gfs_wr_symlink(struct gfs_wr *w, const struct gfs_vdesc *dir,
 	ch.to = dir->sub ? dir->key : key;
 	ch.to_len = dir->sub ? dir->key_len : klen;
 	ch.who = who;
+	/* the link is named <to>.json: the pair's first edge or nothing (a
+	 * commit whose edge got another name would answer ENOENT after it
+	 * published; found by tests/model, seed 1402486) */
+	ch.first_of_pair = true;
 	rc = commit_one(w, gfs_view_branch_of(w->v, dir), &ch, "symlink", path);
 	free(key);
 	return rc;

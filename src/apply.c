@@ -1047,6 +1047,23 @@ static int do_node_rename(struct applier *A, uint32_t t, struct gfs_change *c)
 	return rc;
 }
 
+/* Does an edge of type e run from -> to once the earlier changes are
+ * applied?  1 yes (*id its id, a copy), 0 no, <0 error. */
+static int pair_edge(struct applier *A, uint32_t e, const char *from, size_t flen,
+		     const char *to, size_t tlen, struct gfs_buf *id)
+{
+	struct incs I = { 0 };
+	int rc = pinned_incident(A, e, GFS_IX_SRC, from, flen, false, &I);
+
+	if (!rc)
+		rc = overlay_incident(A, e, NS_SRC, from, flen, false, &I);
+	for (size_t i = 0; !rc && i < I.n; i++)
+		if (same(I.v[i].dst.p, I.v[i].dst.len, to, tlen))
+			rc = gfs_buf_append(id, I.v[i].id.p, I.v[i].id.len) ? -ENOMEM : 1;
+	incs_release(&I);
+	return rc;
+}
+
 /* An edge's endpoint must exist once the earlier changes are applied. */
 static int check_end(struct applier *A, const struct gfs_typedef *td, bool target,
 		     const char *subj, struct gfs_change *c)
@@ -1097,6 +1114,21 @@ static int do_edge_put(struct applier *A, uint32_t t, struct gfs_change *c)
 		rc = check_end(A, td, false, subj, c);
 	if (!rc)
 		rc = check_end(A, td, true, subj, c);
+	if (!rc && c->first_of_pair) {
+		struct gfs_buf other;
+		char ob[200];
+
+		gfs_buf_init(&other);
+		rc = pair_edge(A, t, A->rin.src.p, A->rin.src.len, A->rin.dst.p,
+			       A->rin.dst.len, &other);
+		if (rc == 1)
+			rc = change_fail(c, -EEXIST, "%s: edge '%s' goes %s -> %s already; another edge of the pair is named <to>~<id>.json, not <to>.json (write edges/%s/<from>/<to>~<id>.json to add one)",
+					 subj, show(other.p, other.len, ob, sizeof ob),
+					 show(A->rin.src.p, A->rin.src.len, sb, sizeof sb),
+					 show(A->rin.dst.p, A->rin.dst.len, db, sizeof db),
+					 td->name);
+		gfs_buf_release(&other);
+	}
 	return rc ? rc : put_rin(A, c, subj);
 }
 

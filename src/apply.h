@@ -87,6 +87,11 @@ struct gfs_change {
 	const char *data;             /* PUT: JSON object text (not NUL-terminated) */
 	size_t data_len;
 	const struct gfs_writer *who; /* may be NULL */
+	/* EDGE_PUT of a new edge that must be the first of its (from, to)
+	 * pair, so it is named <to>.json (a symlink of that name): -EEXIST,
+	 * nothing written, if an edge from -> to exists once the earlier
+	 * changes are applied (it would be named <to>~<id>.json). */
+	bool first_of_pair;
 
 	/* Out. */
 	int rc;           /* 0 published (or nothing to do); GFS_EDATA bad

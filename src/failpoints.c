@@ -38,6 +38,7 @@ const char *const gfs_fp_names[GFS_FP__COUNT] = {
 #ifdef GFS_FAILPOINTS_ENABLED
 
 #define FIU_ENABLE 1
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fiu-control.h>
@@ -288,6 +289,7 @@ int gfs_fp_hit(enum gfs_fp fp)
 {
 	if ((unsigned)fp >= GFS_FP__COUNT)
 		return 0;
+	assert(!gfs_in_write_cb()); /* kv.h: no failpoint in a write callback */
 	if (!atomic_load(&init_done))
 		gfs_fp_init(NULL);
 	if (init_rc)

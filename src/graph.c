@@ -173,23 +173,8 @@ static int pin_cmp(const void *a, const void *b)
 }
 
 /* Invariant 56: FORMAT is init's commit point, so everything it vouches
- * for is durable before its name can be.  LMDB creates data.mdb but fsyncs
- * no directory: fsync manifest/ (the name data.mdb), then the store
- * directory (the name manifest/) before FORMAT is renamed into place. */
-static int manifest_names_durable(const char *dir, struct gfs_diag *d)
-{
-	char mdir[PATH_MAX];
-	int rc = path_join(mdir, sizeof mdir, dir, "manifest");
-
-	if (!rc && gfs_fp_hit(GFS_FP_SYNC_SKIP_MANIFEST_DIR))
-		return 0;
-	if (!rc && (rc = gfs_fsync_dir(mdir)))
-		gfs_diag_set(d, "cannot fsync '%s': %s", mdir, gfs_strerror(rc));
-	if (!rc && (rc = gfs_fsync_dir(dir)))
-		gfs_diag_set(d, "cannot fsync '%s': %s", dir, gfs_strerror(rc));
-	return rc;
-}
-
+ * for is durable before its name can be: the names the manifest's backend
+ * created (gfs_manifest_sync_created) before FORMAT is renamed into place. */
 static int init_manifest(const char *dir, const struct gfs_schema *s,
 			 const char *op_id, struct gfs_pin *pins,
 			 const char *actor, struct gfs_diag *d)
@@ -213,7 +198,7 @@ static int init_manifest(const char *dir, const struct gfs_schema *s,
 		return rc;
 	rc = gfs_manifest_init(m, &gv);
 	gfs_manifest_close(m);
-	return rc ? rc : manifest_names_durable(dir, d);
+	return rc ? rc : gfs_manifest_sync_created(dir, d);
 }
 
 static void default_actor(char *out, size_t n, const char *prog)

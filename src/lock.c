@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -127,6 +128,7 @@ int gfs_lock_tables(const char *store_dir, const char *const *tables,
 		    struct gfs_lockset **out)
 {
 	*out = NULL;
+	assert(!gfs_in_write_cb()); /* kv.h: no lock wait in a write callback */
 	struct want *w = calloc(n + 1, sizeof *w);
 	struct gfs_lockset *ls = calloc(1, sizeof *ls + (n + 1) * sizeof(int));
 	int rc = w && ls ? 0 : -ENOMEM;

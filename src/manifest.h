@@ -1,10 +1,11 @@
 /* manifest.h - the manifest: graph head, history, pins, sidecars, audit.
  *
- * One narrow interface (DESIGN.md §2-§4) with LMDB as its only backend
- * (store.c, the only file that includes <lmdb.h>).  A later multi-host
- * backend implements the same functions.  Every call is one short
+ * One narrow interface (DESIGN.md §2-§4).  store.c keeps the records over
+ * an ordered key/value store (kv.h) whose one backend today is LMDB
+ * (kv_lmdb.c, the only file that includes <lmdb.h>); a multi-host backend
+ * implements kv.h, not these functions.  Every call is one short
  * transaction; nothing here blocks on table locks or hits a failpoint inside
- * a write transaction.
+ * a write transaction, whose callback may run more than once (kv.h).
  *
  *     gfs_manifest_open(store_dir, 0, &m)        once per process (MDB_NOTLS)
  *     gfs_manifest_head(m, &gv)                  newest graph version
@@ -162,6 +163,10 @@ void gfs_manifest_close(struct gfs_manifest *m);
 
 /* Writes graph version 1 (init): fails -EEXIST if any version exists. */
 int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first);
+/* After init, before the store's FORMAT names it: makes durable the names
+ * the manifest's creation made (LMDB: manifest/, data.mdb); 0 or -errno
+ * with d naming the directory. */
+int gfs_manifest_sync_created(const char *store_dir, struct gfs_diag *d);
 
 /* The head of branch main; *out is new, free with gfs_gv_free(). */
 int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out);

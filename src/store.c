@@ -1,7 +1,8 @@
-/* store.c - the LMDB backend of manifest.h (DESIGN.md §2-§4).
+/* store.c - the manifest of manifest.h (DESIGN.md §2-§4) over kv.h.
  *
- * The only file that includes <lmdb.h>.  Layout of STORE/manifest/ (one LMDB
- * environment, named sub-databases, records are one-line JSON with a
+ * The records and their rules; the bytes live in a kv.h backend (today
+ * kv_lmdb.c, the only file that includes <lmdb.h>: STORE/manifest/, one
+ * LMDB environment).  Sub-databases (records are one-line JSON with a
  * "format" field so a newer writer is detected, never misread):
  *
  *   meta         string key -> string value ("manifest_format", store id, ...)
@@ -22,59 +23,32 @@
  * The head is the last key of "versions"; there is no separate head record
  * that could disagree with the history.
  *
- * Invariants:
- *  1. One MDB_env per process per environment (LMDB forbids two: closing one
- *     would drop the other's fcntl locks).  A registry keyed by the
- *     directory's device and inode shares it between handles; entries made
- *     before a fork() belong to the parent and are ignored by the child.
- *  2. Every transaction holds env->grow shared; resizing the map holds it
- *     exclusive, so mdb_env_set_mapsize() never runs beside a transaction of
- *     this process.  Transactions never nest within a thread (the lock
- *     prefers writers), which is why history and audit callbacks run between
- *     batches, outside any transaction.
- *  3. MDB_MAP_FULL aborts, grows (double), retries; MDB_MAP_RESIZED adopts
- *     the size another process set.  -ENOSPC only when growing fails.
- *     Every mdb_txn_begin is txn_begin's, so every transaction (the open's
- *     too) adopts a resized map; MDB_READERS_FULL clears the slots of dead
- *     processes (mdb_reader_check) and retries, READERS_FULL_RETRIES times.
- *  6. MDB_NOLOCK only for a read-only open on a read-only file system
- *     (statvfs ST_RDONLY and a read-only superblock in mountinfo: a
- *     read-only bind mount of a file system written elsewhere is not
- *     one), where no writer can run; anywhere else a reader
- *     without the lock file is invisible to writers, which may then reuse
- *     the pages it reads (LMDB's documentation), so the open fails naming
- *     the access it needs.
- *  4. Write transactions only touch LMDB: no failpoint, lock or fsync inside.
- *  5. LMDB codes are translated in one place, xl().
+ * Invariants (1-3, 5 and 6, the LMDB environment's, are kv_lmdb.c's now,
+ * under the same numbers, with its 7):
+ *  4. Write transactions only touch the store: no failpoint, lock or fsync
+ *     inside, and every write callback is safe to run again (kv.h's
+ *     write-callback rule, docs/invariants.md 270-279): a backend reruns it
+ *     after MDB_MAP_FULL (LMDB) or a conflict (etcd), and only the run that
+ *     commits counts.  Outputs go to ctx and are rebuilt by each run; the
+ *     caller's inputs are copied back only after gfs_kv_write returns 0.
+ *  8. Only GFS_KV_NOTFOUND is compared here; every other kv code passes
+ *     through to the backend, which translates it when the txn ends
+ *     (kv_lmdb.c invariant 5).
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <lmdb.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
-#include "failpoints.h"
+#include "kv.h"
 #include "manifest.h"
 #include "store_int.h"
 #include "util.h"
 
-/* One constant for the whole library (DESIGN.md §2): LMDB keeps the larger
- * of this and the size recorded in the file, so it is only a floor. */
-#define MAP_SIZE_INITIAL ((size_t)64 << 20)
-#define MAP_SIZE_MAX ((size_t)1 << 40)
-#define MAX_READERS 126
-#define READERS_FULL_RETRIES 3 /* mdb_reader_check + retry, then -EAGAIN */
-#define MAP_RESIZE_RETRIES 16  /* adopt another process's map size, then corrupt */
-#define MAX_DBS 8
 #define BATCH 256
 #define MANIFEST_FORMAT 3
 #define MANIFEST_FORMAT_SEALED 2 /* sealed values, no next/tver (upgrade 2->3) */
@@ -88,97 +62,76 @@ static const char *const db_names[DB__COUNT] = {
 	"meta", "versions", "sidecars", "audit", "audit_by_op", "next", "tver",
 	"branches",
 };
-_Static_assert(DB__COUNT <= MAX_DBS, "maxdbs must cover every sub-database");
+/* next, tver and branches are made with a new manifest (format_check) or
+ * by the upgrade, never by an open: a refused upgrade must leave an older
+ * manifest as it was; a format-2 manifest has no index yet (format_check
+ * names the way out, graphctl upgrade); without branches, main is the
+ * highest graph version. */
+static const unsigned db_flags[DB__COUNT] = {
+	[DB_AUDIT_BY_OP] = GFS_KV_DB_DUPSORT,
+	[DB_NEXT] = GFS_KV_DB_OPTIONAL,
+	[DB_TVER] = GFS_KV_DB_OPTIONAL,
+	[DB_BRANCHES] = GFS_KV_DB_OPTIONAL,
+};
 
+/* What every handle of one store in this process shares (kv.h's user
+ * area), set by format_check at the first open. */
 struct env {
-	struct env *next;       /* protected by registry_lock */
-	int refs;               /* protected by registry_lock */
-	dev_t dev;
-	ino_t ino;
-	pid_t pid;              /* the process that opened it */
-	bool rdonly;
+	bool rdonly;            /* the shared state is read-only */
 	bool upgrade;           /* opened by upgrade: format 1 accepted */
 	int format;             /* manifest format found at open */
-	bool has_index;         /* the next and tver databases exist */
-	MDB_env *env;
-	MDB_dbi dbi[DB__COUNT];
-	bool has_branches;      /* a read-only open of an older store may lack it */
-	pthread_rwlock_t grow;  /* shared: any txn; exclusive: resize the map */
 };
 
 struct gfs_manifest {
-	struct env *e;
-	bool rdonly;
+	struct gfs_kv *kv;
+	struct env *e;          /* gfs_kv_user(kv) */
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct env *registry;
-static size_t initial_mapsize = MAP_SIZE_INITIAL; /* tests may shrink it */
-static unsigned max_readers = MAX_READERS;        /* tests may shrink it */
+/* ---- transactions ------------------------------------------------------- */
 
-/* ---- errors ------------------------------------------------------------ */
+typedef int (*txn_fn)(struct env *e, struct gfs_kv_txn *txn, void *ctx);
 
-static bool is_mdb_code(int rc)
+struct run {
+	txn_fn fn;
+	struct env *e;
+	void *ctx;
+};
+
+static int run_fn(struct gfs_kv_txn *txn, void *arg)
 {
-	return rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE;
+	struct run *r = arg;
+
+	return r->fn(r->e, txn, r->ctx);
 }
 
-/* The one translation of LMDB return codes (STYLE.md "Errors").  Other
- * values (-errno, GFS_E*) pass through. */
-static int xl(int rc)
+/* fn in a write transaction, run again as the backend needs (invariant 4),
+ * committed when it returns 0. */
+static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
+		     struct gfs_diag *d)
 {
-	switch (rc) {
-	case MDB_NOTFOUND: return -ENOENT;
-	case MDB_KEYEXIST: return -EEXIST;
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-		gfs_corrupt_note("manifest/data.mdb is corrupt: lmdb: %s",
-				 mdb_strerror(rc));
-		return GFS_ECORRUPT;
-	case MDB_VERSION_MISMATCH: return GFS_EFORMAT;
-	case MDB_MAP_FULL: return -ENOSPC;
-	case MDB_READERS_FULL: return -EAGAIN;
-	}
-	if (rc > 0)
-		return -rc;
-	if (is_mdb_code(rc))
-		return -EIO;
-	return rc;
+	struct run r = { fn, m->e, ctx };
+
+	return gfs_kv_write(m->kv, run_fn, &r, d);
 }
 
-/* Names the manifest file and the step; also recorded as the thread's last
- * I/O failure (util.h) for callers that pass no diag.  LMDB does not say
- * which system call failed: "commit" covers its page writes, fdatasync and
- * meta write.  After MDB_PANIC the environment is unusable in this process
- * until it is closed and reopened (docs/recovery.md "MDB_PANIC"). */
-static int xl_diag_dir(int rc, struct gfs_diag *d, const char *dir,
-		       const char *what)
+static int run_read(struct gfs_manifest *m, txn_fn fn, void *ctx)
 {
-	char path[PATH_MAX];
+	struct run r = { fn, m->e, ctx };
 
-	if (!rc || !(rc > 0 || is_mdb_code(rc)))
-		return xl(rc);
-	snprintf(path, sizeof path, "%s/data.mdb", dir ? dir : "manifest");
-	gfs_diag_set(d, "manifest '%s' %s: lmdb: %s%s", path, what,
-		     mdb_strerror(rc),
-		     rc == MDB_PANIC ? " (the manifest is unusable in this "
-				       "process after an I/O error)" : "");
-	gfs_io_fail(rc == MDB_PANIC ? "lmdb environment unusable after an "
-				      "earlier I/O error (MDB_PANIC), at"
-				    : what, path, xl(rc));
-	return xl(rc);
+	return gfs_kv_read(m->kv, run_fn, &r);
 }
 
-static int xl_diag(int rc, struct gfs_diag *d, struct env *e,
-		   const char *what)
+/* The next and tver databases exist (format 3). */
+static bool has_index(struct gfs_kv_txn *txn)
 {
-	const char *dir = NULL;
-
-	if (e && e->env && mdb_env_get_path(e->env, &dir))
-		dir = NULL;
-	return xl_diag_dir(rc, d, dir, what);
+	return gfs_kv_txn_has_db(txn, DB_NEXT) && gfs_kv_txn_has_db(txn, DB_TVER);
 }
+
+static bool has_branches(struct gfs_kv_txn *txn)
+{
+	return gfs_kv_txn_has_db(txn, DB_BRANCHES);
+}
+
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -188,10 +141,10 @@ static void be64_put(unsigned char out[8], uint64_t v)
 		out[i] = (unsigned char)(v & 0xff);
 }
 
-static bool be64_get(const MDB_val *k, uint64_t *v)
+static bool be64_get(const struct gfs_kv_val *k, uint64_t *v)
 {
-	const unsigned char *p = k->mv_data;
-	if (k->mv_size != 8)
+	const unsigned char *p = k->data;
+	if (k->size != 8)
 		return false;
 	*v = 0;
 	for (int i = 0; i < 8; i++)
@@ -208,9 +161,9 @@ static bool copy_str(char *dst, size_t cap, const char *src)
 	return true;
 }
 
-static MDB_val str_val(const char *s)
+static struct gfs_kv_val str_val(const char *s)
 {
-	return (MDB_val){ .mv_size = strlen(s), .mv_data = (void *)s };
+	return (struct gfs_kv_val){ .size = strlen(s), .data = (void *)s };
 }
 
 /* ---- sealed values (manifest format 2) ----------------------------------
@@ -230,28 +183,28 @@ const char *gfs_manifest_last_corruption(void)
 	return m[0] ? m : "manifest record does not verify";
 }
 
-static uint64_t seal_of(const MDB_val *k, const void *p, size_t n)
+static uint64_t seal_of(const struct gfs_kv_val *k, const void *p, size_t n)
 {
-	return gfs_hash64_2(k->mv_data, k->mv_size, p, n);
+	return gfs_hash64_2(k->data, k->size, p, n);
 }
 
 /* Key as text for messages: a number for 8-byte keys of numbered
  * databases, else the printable bytes. */
-static void key_text(enum db db, const MDB_val *k, char *out, size_t cap)
+static void key_text(enum db db, const struct gfs_kv_val *k, char *out, size_t cap)
 {
 	uint64_t n;
 	size_t i, o = 0;
-	const unsigned char *p = k->mv_data;
+	const unsigned char *p = k->data;
 
 	if ((db == DB_VERSIONS || db == DB_AUDIT) && be64_get(k, &n)) {
 		snprintf(out, cap, "%llu", (unsigned long long)n);
 		return;
 	}
-	if (db == DB_VERSIONS || db == DB_AUDIT || k->mv_size == 0) {
-		snprintf(out, cap, "(a key of %zu bytes)", k->mv_size);
+	if (db == DB_VERSIONS || db == DB_AUDIT || k->size == 0) {
+		snprintf(out, cap, "(a key of %zu bytes)", k->size);
 		return;
 	}
-	for (i = 0; i < k->mv_size && o + 5 < cap; i++) {
+	for (i = 0; i < k->size && o + 5 < cap; i++) {
 		if (p[i] >= 0x20 && p[i] < 0x7f)
 			out[o++] = (char)p[i];
 		else
@@ -260,7 +213,7 @@ static void key_text(enum db db, const MDB_val *k, char *out, size_t cap)
 	out[o] = '\0';
 }
 
-static int seal_fail(enum db db, const MDB_val *k, const char *why)
+static int seal_fail(enum db db, const struct gfs_kv_val *k, const char *why)
 {
 	char kt[96];
 
@@ -271,24 +224,25 @@ static int seal_fail(enum db db, const MDB_val *k, const char *why)
 }
 
 /* Verifies v's seal; on success v is shrunk to the payload. */
-static int unseal(enum db db, const MDB_val *k, MDB_val *v)
+static int unseal(enum db db, const struct gfs_kv_val *k, struct gfs_kv_val *v)
 {
-	const unsigned char *p = v->mv_data;
+	const unsigned char *p = v->data;
 	uint64_t want = 0;
 
-	if (v->mv_size < SEAL_LEN)
+	if (v->size < SEAL_LEN)
 		return seal_fail(db, k, "value shorter than its checksum");
 	for (int i = 0; i < 8; i++)
-		want |= (uint64_t)p[v->mv_size - SEAL_LEN + i] << (8 * i);
-	if (seal_of(k, p, v->mv_size - SEAL_LEN) != want)
+		want |= (uint64_t)p[v->size - SEAL_LEN + i] << (8 * i);
+	if (seal_of(k, p, v->size - SEAL_LEN) != want)
 		return seal_fail(db, k, "checksum mismatch");
-	v->mv_size -= SEAL_LEN;
+	v->size -= SEAL_LEN;
 	return 0;
 }
 
-/* mdb_put of payload p (n bytes) with its seal appended. */
-static int seal_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const void *p,
-		    size_t n, unsigned flags)
+/* gfs_kv_put of payload p (n bytes) with its seal appended. */
+static int seal_put(struct gfs_kv_txn *txn, enum db db,
+		    struct gfs_kv_val *k, const void *p, size_t n,
+		    unsigned flags)
 {
 	unsigned char *b = malloc(n + SEAL_LEN);
 	uint64_t h = seal_of(k, p, n);
@@ -298,175 +252,10 @@ static int seal_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const void *p,
 	memcpy(b, p, n);
 	for (int i = 0; i < 8; i++)
 		b[n + i] = (unsigned char)(h >> (8 * i));
-	MDB_val v = { n + SEAL_LEN, b };
-	int rc = mdb_put(txn, dbi, k, &v, flags);
+	struct gfs_kv_val v = { n + SEAL_LEN, b };
+	int rc = gfs_kv_put(txn, db, k, &v, flags);
 	free(b);
 	return rc;
-}
-
-/* ---- transactions ------------------------------------------------------- */
-
-static int adopt_mapsize(struct env *e)
-{
-	pthread_rwlock_wrlock(&e->grow);
-	int rc = mdb_env_set_mapsize(e->env, 0);
-	pthread_rwlock_unlock(&e->grow);
-	return rc;
-}
-
-/* Stale reader slots (processes that died inside a read transaction) are
- * cleared on open; a full table later means more died since, or too many
- * live readers: clear and retry a bounded number of times. */
-static int readers_full(struct env *e, unsigned *tries)
-{
-	int dead = 0;
-
-	if ((*tries)++ >= READERS_FULL_RETRIES)
-		return MDB_READERS_FULL;
-	return mdb_reader_check(e->env, &dead);
-}
-
-static size_t env_mapsize(struct env *e)
-{
-	MDB_envinfo info;
-
-	return mdb_env_info(e->env, &info) ? 0 : info.me_mapsize;
-}
-
-/* MDB_MAP_RESIZED means the newest meta page names a page beyond our map:
- * another process grew it, and adopting the size its meta page records
- * makes the page fit.  If adopting changes nothing, the meta page's last
- * page number is damaged (LMDB has no checksum there): retrying would spin
- * for good (bitflip.py found one), so that is corruption.  A bound covers
- * a writer that keeps growing the map meanwhile. */
-static int map_resized(struct env *e, size_t before, unsigned *resizes)
-{
-	int rc = adopt_mapsize(e);
-
-	if (rc)
-		return rc;
-	if (env_mapsize(e) == before || ++*resizes > MAP_RESIZE_RETRIES) {
-		const char *dir = NULL;
-
-		mdb_env_get_path(e->env, &dir);
-		gfs_corrupt_note("manifest '%s/data.mdb' is corrupt: its newest "
-				 "meta page names a page beyond the map size it "
-				 "records", dir ? dir : "manifest");
-		return GFS_ECORRUPT;
-	}
-	return 0;
-}
-
-static int txn_begin(struct env *e, unsigned flags, MDB_txn **txn)
-{
-	unsigned tries = 0, resizes = 0;
-
-	for (;;) {
-		pthread_rwlock_rdlock(&e->grow);
-		size_t before = env_mapsize(e);
-		int rc = mdb_txn_begin(e->env, NULL, flags, txn);
-		if (rc == 0)
-			return 0;
-		pthread_rwlock_unlock(&e->grow);
-		*txn = NULL;
-		if (rc == MDB_READERS_FULL)
-			rc = readers_full(e, &tries);
-		else if (rc == MDB_MAP_RESIZED)
-			rc = map_resized(e, before, &resizes);
-		if (rc)
-			return rc;
-	}
-}
-
-static void txn_abort(struct env *e, MDB_txn *txn)
-{
-	mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&e->grow);
-}
-
-static int txn_commit(struct env *e, MDB_txn *txn)
-{
-	int rc = mdb_txn_commit(txn);
-	pthread_rwlock_unlock(&e->grow);
-	return rc;
-}
-
-/* The map's size; the caller holds e->grow (shared or exclusive). */
-static size_t map_size(struct env *e)
-{
-	MDB_envinfo info;
-	if (mdb_env_info(e->env, &info))
-		return 0;
-	return info.me_mapsize;
-}
-
-/* Doubles the map unless someone already grew it past seen.  The failpoint
- * is hit before the exclusive lock, outside any transaction (§7). */
-static int grow_map(struct env *e, size_t seen)
-{
-	int err = gfs_fp_hit(GFS_FP_STORE_MAP_GROW);
-	if (err)
-		return -err;
-	int rc = 0;
-	pthread_rwlock_wrlock(&e->grow);
-	size_t cur = map_size(e);
-	if (cur <= seen) {
-		size_t want = seen * 2;
-		if (seen == 0 || want > MAP_SIZE_MAX ||
-		    mdb_env_set_mapsize(e->env, want))
-			rc = -ENOSPC;
-	}
-	pthread_rwlock_unlock(&e->grow);
-	return rc;
-}
-
-typedef int (*txn_fn)(struct env *e, MDB_txn *txn, void *ctx);
-
-/* Runs fn in a write transaction, growing the map and retrying on
- * MDB_MAP_FULL.  fn returns 0 to commit, anything else to abort. */
-static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
-		     struct gfs_diag *d)
-{
-	struct env *e = m->e;
-	if (m->rdonly) {
-		gfs_diag_set(d, "manifest is open read-only");
-		return -EROFS;
-	}
-	for (;;) {
-		MDB_txn *txn;
-		size_t seen;
-		int rc = txn_begin(e, 0, &txn);
-		if (rc)
-			return xl_diag(rc, d, e, "begin");
-		/* Under e->grow (held shared from txn_begin to the end of the
-		 * txn): mdb_env_info reads the meta pages inside the map,
-		 * which another thread's grow_map may be remapping. */
-		seen = map_size(e);
-		rc = fn(e, txn, ctx);
-		if (rc == 0)
-			rc = txn_commit(e, txn);
-		else
-			txn_abort(e, txn);
-		if (rc != MDB_MAP_FULL)
-			return xl_diag(rc, d, e, "commit");
-		rc = grow_map(e, seen);
-		if (rc) {
-			gfs_diag_set(d, "manifest map full and cannot grow "
-				     "past %zu bytes", seen);
-			return rc;
-		}
-	}
-}
-
-static int run_read(struct gfs_manifest *m, txn_fn fn, void *ctx)
-{
-	MDB_txn *txn;
-	int rc = txn_begin(m->e, MDB_RDONLY, &txn);
-	if (rc)
-		return xl_diag(rc, NULL, m->e, "begin");
-	rc = fn(m->e, txn, ctx);
-	txn_abort(m->e, txn);
-	return xl(rc);
 }
 
 /* ---- JSON field access -------------------------------------------------- */
@@ -526,9 +315,9 @@ static char *j_dump(json_t *o)
 	return s;
 }
 
-static json_t *j_load(const MDB_val *v)
+static json_t *j_load(const struct gfs_kv_val *v)
 {
-	return json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
+	return json_loadb(v->data, v->size, JSON_REJECT_DUPLICATES, NULL);
 }
 
 /* ---- graph version records ---------------------------------------------- */
@@ -744,11 +533,11 @@ static int gv_fields_parse(json_t *o, struct gfs_gv *gv)
 }
 
 /* Decodes a versions record; the key must agree with the body. */
-static int gv_decode(const MDB_val *k, const MDB_val *sealed,
+static int gv_decode(const struct gfs_kv_val *k, const struct gfs_kv_val *sealed,
 		     struct gfs_gv **out)
 {
 	uint64_t key;
-	MDB_val pv = *sealed, *v = &pv;
+	struct gfs_kv_val pv = *sealed, *v = &pv;
 	*out = NULL;
 	int rc = unseal(DB_VERSIONS, k, v);
 	if (rc)
@@ -776,37 +565,37 @@ static int gv_decode(const MDB_val *k, const MDB_val *sealed,
  * header that hides its last records) leaves a last key below it. */
 #define META_HEAD "head"
 
-static int head_witness_put(struct env *e, MDB_txn *txn, uint64_t n)
+static int head_witness_put(struct env *e, struct gfs_kv_txn *txn, uint64_t n)
 {
 	char num[24];
-	MDB_val k = str_val(META_HEAD);
+	struct gfs_kv_val k = str_val(META_HEAD);
 	snprintf(num, sizeof num, "%llu", (unsigned long long)n);
-	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+	return seal_put(txn, DB_META, &k, num, strlen(num), 0);
 }
 
-/* meta/head into *n: 0, MDB_NOTFOUND, or an error. */
-static int head_witness_get(struct env *e, MDB_txn *txn, uint64_t *n)
+/* meta/head into *n: 0, GFS_KV_NOTFOUND, or an error. */
+static int head_witness_get(struct env *e, struct gfs_kv_txn *txn, uint64_t *n)
 {
-	MDB_val k = str_val(META_HEAD), v;
+	struct gfs_kv_val k = str_val(META_HEAD), v;
 	char buf[24] = "";
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	int rc = gfs_kv_get(txn, DB_META, &k, &v);
 	if (!rc)
 		rc = unseal(DB_META, &k, &v);
 	if (rc)
 		return rc;
-	if (v.mv_size < sizeof buf)
-		memcpy(buf, v.mv_data, v.mv_size);
+	if (v.size < sizeof buf)
+		memcpy(buf, v.data, v.size);
 	if (gfs_parse_u64(buf, n))
 		return seal_fail(DB_META, &k, "not a version number");
 	return 0;
 }
 
 /* 0 when last agrees with meta/head (or there is none), else corrupt. */
-static int head_witness_check(struct env *e, MDB_txn *txn, uint64_t last)
+static int head_witness_check(struct env *e, struct gfs_kv_txn *txn, uint64_t last)
 {
 	uint64_t n;
 	int rc = head_witness_get(e, txn, &n);
-	if (rc == MDB_NOTFOUND)
+	if (rc == GFS_KV_NOTFOUND)
 		return 0;
 	if (rc)
 		return rc;
@@ -820,33 +609,33 @@ static int head_witness_check(struct env *e, MDB_txn *txn, uint64_t last)
 	return 0;
 }
 
-static int gv_put(struct env *e, MDB_txn *txn, const struct gfs_gv *gv)
+static int gv_put(struct env *e, struct gfs_kv_txn *txn, const struct gfs_gv *gv)
 {
 	unsigned char kb[8];
 	be64_put(kb, gv->version);
 	char *s = j_dump(gv_json(gv, true));
 	if (!s)
 		return -ENOMEM;
-	MDB_val k = { 8, kb };
-	int rc = seal_put(txn, e->dbi[DB_VERSIONS], &k, s, strlen(s),
-			  MDB_NOOVERWRITE);
+	struct gfs_kv_val k = { 8, kb };
+	int rc = seal_put(txn, DB_VERSIONS, &k, s, strlen(s),
+			  GFS_KV_NOOVERWRITE);
 	free(s);
 	if (!rc)
 		rc = head_witness_put(e, txn, gv->version);
 	return rc;
 }
 
-/* The last version, or MDB_NOTFOUND. */
-static int head_read(struct env *e, MDB_txn *txn, struct gfs_gv **out)
+/* The last version, or GFS_KV_NOTFOUND. */
+static int head_read(struct env *e, struct gfs_kv_txn *txn, struct gfs_gv **out)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
 	*out = NULL;
-	int rc = mdb_cursor_open(txn, e->dbi[DB_VERSIONS], &c);
+	int rc = gfs_kv_cursor_open(txn, DB_VERSIONS, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_LAST);
+	gfs_kv_cursor_close(c);
 	if (!rc)
 		rc = gv_decode(&k, &v, out);
 	if (!rc)
@@ -860,7 +649,7 @@ static int head_read(struct env *e, MDB_txn *txn, struct gfs_gv **out)
 
 /* ---- branch records (docs/branches-design.md §1.1) --------------------- */
 
-static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out);
+static int head_version_txn_raw(struct env *e, struct gfs_kv_txn *txn, uint64_t *out);
 
 bool gfs_branch_name_valid(const char *name)
 {
@@ -906,10 +695,10 @@ char *gfs_branch_to_json(const struct gfs_branch *b)
 }
 
 /* Decodes a branches record; the key must be its name. */
-static int branch_decode(const MDB_val *k, const MDB_val *sealed,
+static int branch_decode(const struct gfs_kv_val *k, const struct gfs_kv_val *sealed,
 			 struct gfs_branch *b)
 {
-	MDB_val pv = *sealed;
+	struct gfs_kv_val pv = *sealed;
 	int rc = unseal(DB_BRANCHES, k, &pv);
 	json_t *o = rc ? NULL : j_load(&pv);
 
@@ -924,8 +713,8 @@ static int branch_decode(const MDB_val *k, const MDB_val *sealed,
 		 !j_u64(o, "head", &b->head) || !j_u64(o, "from", &b->from) ||
 		 !j_u64(o, "created_ns", &b->created_ns) ||
 		 !j_str(o, "actor", b->actor, sizeof b->actor) ||
-		 k->mv_size != strlen(b->name) ||
-		 memcmp(k->mv_data, b->name, k->mv_size))
+		 k->size != strlen(b->name) ||
+		 memcmp(k->data, b->name, k->size))
 		rc = GFS_ECORRUPT;
 	if (rc)
 		seal_fail(DB_BRANCHES, k, rc == GFS_EFORMAT ? "newer record format"
@@ -934,29 +723,29 @@ static int branch_decode(const MDB_val *k, const MDB_val *sealed,
 	return rc;
 }
 
-static int branch_put(struct env *e, MDB_txn *txn, const struct gfs_branch *b)
+static int branch_put(struct env *e, struct gfs_kv_txn *txn, const struct gfs_branch *b)
 {
-	MDB_val k = str_val(b->name);
+	struct gfs_kv_val k = str_val(b->name);
 	char *s = j_dump(branch_json(b, true));
 	if (!s)
 		return -ENOMEM;
-	int rc = seal_put(txn, e->dbi[DB_BRANCHES], &k, s, strlen(s), 0);
+	int rc = seal_put(txn, DB_BRANCHES, &k, s, strlen(s), 0);
 	free(s);
 	return rc;
 }
 
-/* The record of branch name, or MDB_NOTFOUND.  main without a record (a
+/* The record of branch name, or GFS_KV_NOTFOUND.  main without a record (a
  * store made before branches) is the highest graph version. */
-static int branch_read(struct env *e, MDB_txn *txn, const char *name,
+static int branch_read(struct env *e, struct gfs_kv_txn *txn, const char *name,
 		       struct gfs_branch *b)
 {
-	MDB_val k = str_val(name), v;
-	int rc = e->has_branches ? mdb_get(txn, e->dbi[DB_BRANCHES], &k, &v)
-				 : MDB_NOTFOUND;
+	struct gfs_kv_val k = str_val(name), v;
+	int rc = has_branches(txn) ? gfs_kv_get(txn, DB_BRANCHES, &k, &v)
+				 : GFS_KV_NOTFOUND;
 
 	if (!rc)
 		return branch_decode(&k, &v, b);
-	if (rc != MDB_NOTFOUND || strcmp(name, "main"))
+	if (rc != GFS_KV_NOTFOUND || strcmp(name, "main"))
 		return rc;
 	memset(b, 0, sizeof *b);
 	copy_str(b->name, sizeof b->name, "main");
@@ -964,16 +753,16 @@ static int branch_read(struct env *e, MDB_txn *txn, const char *name,
 	return head_version_txn_raw(e, txn, &b->head);
 }
 
-static int gv_read(struct env *e, MDB_txn *txn, uint64_t n, struct gfs_gv **out)
+static int gv_read(struct env *e, struct gfs_kv_txn *txn, uint64_t n, struct gfs_gv **out)
 {
 	unsigned char kb[8];
-	MDB_val k = { 8, kb }, v;
+	struct gfs_kv_val k = { 8, kb }, v;
 	int rc;
 
 	*out = NULL;
 	be64_put(kb, n);
-	rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
-	if (rc == MDB_NOTFOUND) {
+	rc = gfs_kv_get(txn, DB_VERSIONS, &k, &v);
+	if (rc == GFS_KV_NOTFOUND) {
 		gfs_corrupt_note("manifest record versions/%llu, a branch head, is missing: the manifest is corrupt",
 				 (unsigned long long)n);
 		return GFS_ECORRUPT;
@@ -981,8 +770,8 @@ static int gv_read(struct env *e, MDB_txn *txn, uint64_t n, struct gfs_gv **out)
 	return rc ? rc : gv_decode(&k, &v, out);
 }
 
-/* Branch name's record and head gv; MDB_NOTFOUND: no such branch. */
-static int branch_head_read(struct env *e, MDB_txn *txn, const char *name,
+/* Branch name's record and head gv; GFS_KV_NOTFOUND: no such branch. */
+static int branch_head_read(struct env *e, struct gfs_kv_txn *txn, const char *name,
 			    struct gfs_branch *b, struct gfs_gv **out)
 {
 	int rc = branch_read(e, txn, name, b);
@@ -1294,7 +1083,7 @@ static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
 
 /* Keeps the bytes of a record we refuse (DESIGN.md §4: refused loudly and
  * kept on disk), named by its key. */
-static int sidecar_refuse(const MDB_val *k, const MDB_val *v,
+static int sidecar_refuse(const struct gfs_kv_val *k, const struct gfs_kv_val *v,
 			  struct gfs_sidecar *sc)
 {
 	free(sc->tables);
@@ -1305,27 +1094,27 @@ static int sidecar_refuse(const MDB_val *k, const MDB_val *v,
 	sc->confirmed = false;
 	sc->start_ns = 0;
 	memset(sc->op_id, 0, sizeof sc->op_id);
-	if (k->mv_size < sizeof sc->op_id)
-		memcpy(sc->op_id, k->mv_data, k->mv_size);
-	sc->raw = gfs_memdup(v->mv_data, v->mv_size);
+	if (k->size < sizeof sc->op_id)
+		memcpy(sc->op_id, k->data, k->size);
+	sc->raw = gfs_memdup(v->data, v->size);
 	return sc->raw ? GFS_EFORMAT : -ENOMEM;
 }
 
 /* The revision of a stored sidecar: a hash of its bytes, never 0 (0 in a
  * publish means "do not compare"). */
-static uint64_t sidecar_rev(const MDB_val *v)
+static uint64_t sidecar_rev(const struct gfs_kv_val *v)
 {
-	uint64_t h = gfs_hash64(v->mv_data, v->mv_size);
+	uint64_t h = gfs_hash64(v->data, v->size);
 
 	return h ? h : 1;
 }
 
 /* GFS_EFORMAT with *out set (raw bytes) for a record we cannot use. */
-static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
+static int sidecar_decode(const struct gfs_kv_val *k, const struct gfs_kv_val *sealed,
 			  struct gfs_sidecar **out)
 {
 	struct gfs_sidecar *sc = calloc(1, sizeof *sc);
-	MDB_val pv = *sealed, *v = &pv;
+	struct gfs_kv_val pv = *sealed, *v = &pv;
 	*out = sc;
 	if (!sc)
 		return -ENOMEM;
@@ -1335,8 +1124,8 @@ static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
 	json_t *o = sealed_ok ? j_load(v) : NULL;
 	sc->format = json_is_object(o) ? j_format(o) : 0;
 	bool ok = sealed_ok && sc->format >= 1 && sc->format <= GFS_SIDECAR_FORMAT &&
-		  sidecar_fields(o, sc) && k->mv_size == strlen(sc->op_id) &&
-		  memcmp(k->mv_data, sc->op_id, k->mv_size) == 0;
+		  sidecar_fields(o, sc) && k->size == strlen(sc->op_id) &&
+		  memcmp(k->data, sc->op_id, k->size) == 0;
 	json_decref(o);
 	sc->rev = sidecar_rev(sealed); /* the stored bytes, as sidecar_step sees them */
 	int rc = ok ? 0 : sidecar_refuse(k, v, sc);
@@ -1347,14 +1136,14 @@ static int sidecar_decode(const MDB_val *k, const MDB_val *sealed,
 	return rc;
 }
 
-static int sidecar_put_txn(struct env *e, MDB_txn *txn,
+static int sidecar_put_txn(struct env *e, struct gfs_kv_txn *txn,
 			   const struct gfs_sidecar *sc, unsigned flags)
 {
-	MDB_val k = str_val(sc->op_id);
+	struct gfs_kv_val k = str_val(sc->op_id);
 	char *s = j_dump(sidecar_json(sc, true));
 	if (!s)
 		return -ENOMEM;
-	int rc = seal_put(txn, e->dbi[DB_SIDECARS], &k, s, strlen(s), flags);
+	int rc = seal_put(txn, DB_SIDECARS, &k, s, strlen(s), flags);
 	free(s);
 	return rc;
 }
@@ -1425,10 +1214,10 @@ static bool audit_fields(json_t *o, struct gfs_audit *a)
 			 &a->n_tables);
 }
 
-static int audit_decode(const MDB_val *k, const MDB_val *sealed,
+static int audit_decode(const struct gfs_kv_val *k, const struct gfs_kv_val *sealed,
 			struct gfs_audit **out)
 {
-	MDB_val pv = *sealed;
+	struct gfs_kv_val pv = *sealed;
 	*out = NULL;
 	int rc = unseal(DB_AUDIT, k, &pv);
 	if (rc)
@@ -1449,357 +1238,79 @@ static int audit_decode(const MDB_val *k, const MDB_val *sealed,
 }
 
 /* Appends a at sequence last+1 and indexes it by op id. */
-static int audit_put(struct env *e, MDB_txn *txn, const struct gfs_audit *a)
+static int audit_put(struct env *e, struct gfs_kv_txn *txn, const struct gfs_audit *a)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
 	uint64_t seq = 0;
 	unsigned char kb[8];
-	int rc = mdb_cursor_open(txn, e->dbi[DB_AUDIT], &c);
+	int rc = gfs_kv_cursor_open(txn, DB_AUDIT, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_LAST);
+	gfs_kv_cursor_close(c);
 	if (rc == 0 && !be64_get(&k, &seq))
 		return GFS_ECORRUPT;
-	if (rc && rc != MDB_NOTFOUND)
+	if (rc && rc != GFS_KV_NOTFOUND)
 		return rc;
 	be64_put(kb, seq + 1);
 	char *s = j_dump(audit_json(a, true));
 	if (!s)
 		return -ENOMEM;
-	k = (MDB_val){ 8, kb };
-	rc = seal_put(txn, e->dbi[DB_AUDIT], &k, s, strlen(s), MDB_APPEND);
+	k = (struct gfs_kv_val){ 8, kb };
+	rc = seal_put(txn, DB_AUDIT, &k, s, strlen(s), GFS_KV_APPEND);
 	free(s);
-	MDB_val ok = str_val(a->op_id);
-	return rc ? rc : seal_put(txn, e->dbi[DB_AUDIT_BY_OP], &ok, kb, 8, 0);
+	struct gfs_kv_val ok = str_val(a->op_id);
+	return rc ? rc : seal_put(txn, DB_AUDIT_BY_OP, &ok, kb, 8, 0);
 }
 
-/* ---- the registry and open/close ---------------------------------------- */
-
-void gfs_manifest_debug_set_maxreaders(unsigned n)
+static bool is_format_1(const struct gfs_kv_val *v)
 {
-	pthread_mutex_lock(&registry_lock);
-	max_readers = n ? n : MAX_READERS;
-	pthread_mutex_unlock(&registry_lock);
+	return v->size == strlen(MANIFEST_FORMAT_1_TEXT) &&
+	       memcmp(v->data, MANIFEST_FORMAT_1_TEXT, v->size) == 0;
 }
 
-void gfs_manifest_debug_set_initial_mapsize(size_t bytes)
+static bool db_is_open_kv(struct gfs_kv *kv, enum db db)
 {
-	pthread_mutex_lock(&registry_lock);
-	initial_mapsize = bytes ? bytes : MAP_SIZE_INITIAL;
-	pthread_mutex_unlock(&registry_lock);
+	if (db == DB_NEXT || db == DB_TVER)
+		return gfs_kv_has_db(kv, DB_NEXT) && gfs_kv_has_db(kv, DB_TVER);
+	return gfs_kv_has_db(kv, db);
 }
 
-size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m)
+/* The same, as txn sees it (a database it created counts). */
+static bool db_is_open(struct gfs_kv_txn *txn, enum db db)
 {
-	return map_size(m->e);
-}
-
-static struct env *registry_find(const struct stat *st)
-{
-	for (struct env *e = registry; e; e = e->next)
-		if (e->dev == st->st_dev && e->ino == st->st_ino &&
-		    e->pid == getpid())
-			return e;
-	return NULL;
-}
-
-static int env_create(const char *dir, unsigned envflags, MDB_env **out)
-{
-	MDB_env *env;
-	int rc = mdb_env_create(&env);
-	if (rc)
-		return rc;
-	rc = mdb_env_set_maxdbs(env, MAX_DBS);
-	if (!rc)
-		rc = mdb_env_set_maxreaders(env, max_readers);
-	if (!rc)
-		rc = mdb_env_set_mapsize(env, initial_mapsize);
-	if (!rc)
-		rc = mdb_env_open(env, dir, envflags, GFS_FILE_MODE);
-	if (rc) {
-		mdb_env_close(env);
-		env = NULL;
-	}
-	*out = env;
-	return rc;
-}
-
-/* Is dir on a mount that is read-only (statvfs ST_RDONLY)?  That alone
- * does not keep writers away: a read-only bind mount (mount -o bind,ro) of
- * a read-write file system reports ST_RDONLY while other mounts of the same
- * file system (its superblock) are written. */
-static bool mount_rdonly(const char *dir)
-{
-	struct statvfs sv;
-
-	return statvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY);
-}
-
-/* A mount point of /proc/self/mountinfo, with its octal escapes undone. */
-static void mnt_unescape(char *s)
-{
-	char *w = s;
-
-	for (const char *r = s; *r; r++, w++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
-		    r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
-			*w = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
-			r += 3;
-		} else {
-			*w = *r;
-		}
-	}
-	*w = '\0';
-}
-
-/* Is the file system under dir itself read-only: the superblock options
- * (the last field of /proc/self/mountinfo) of the mount that holds dir
- * (the longest mount point containing it; the last such line is on top)
- * include "ro"?  Only then can no process on this host write it.  Unknown
- * (no mountinfo, no matching line) is "no": never MDB_NOLOCK on a guess. */
-static bool sb_rdonly(const char *dir)
-{
-	char path[PATH_MAX], *line = NULL;
-	size_t cap = 0, best = 0;
-	bool found = false, ro = false;
-	FILE *f;
-
-	if (!realpath(dir, path) || !(f = fopen("/proc/self/mountinfo", "re")))
-		return false;
-	while (getline(&line, &cap, f) > 0) {
-		char *sep = strstr(line, " - "), *save = NULL, *mp, *sopts;
-		size_t n;
-		bool r = false;
-		if (!sep)
-			continue;
-		*sep = '\0';
-		/* id parent maj:min root mount-point ... - fstype source superopts */
-		mp = strtok_r(line, " ", &save);
-		for (int i = 0; mp && i < 4; i++)
-			mp = strtok_r(NULL, " ", &save);
-		sopts = strtok_r(sep + 3, " \n", &save);
-		for (int i = 0; sopts && i < 2; i++)
-			sopts = strtok_r(NULL, " \n", &save);
-		if (!mp || !sopts)
-			continue;
-		mnt_unescape(mp);
-		n = strlen(mp);
-		if (n < best || !(strcmp(mp, "/") == 0 ||
-				  (strncmp(path, mp, n) == 0 &&
-				   (path[n] == '/' || path[n] == '\0'))))
-			continue;
-		for (char *o = strtok_r(sopts, ",", &save); o; o = strtok_r(NULL, ",", &save))
-			r = r || strcmp(o, "ro") == 0;
-		best = n;
-		found = true;
-		ro = r;
-	}
-	free(line);
-	fclose(f);
-	return found && ro;
-}
-
-/* The open failed for lack of access: say which access is needed.  rofs:
- * the mount is read-only; rosb: so is the file system itself. */
-static void access_diag(struct gfs_diag *d, const char *dir, bool rdonly,
-			bool rofs, bool rosb, int rc)
-{
-	if (rdonly && rofs && !rosb)
-		gfs_diag_set(d, "cannot open manifest '%s' read-only: %s: this mount is read-only but the file system is writable through another mount, so writers may be active and a reader must take a slot in the lock file '%s/lock.mdb', which it cannot write here; read the store through a mount where it has write access to that lock file, or from a read-only file system",
-			     dir, mdb_strerror(rc), dir);
-	else if (rdonly)
-		gfs_diag_set(d, "cannot open manifest '%s' read-only: %s: a reader needs read access to '%s/data.mdb' and write access to the lock file '%s/lock.mdb' (and to '%s' if it does not exist yet), so that writers see it; without them only a store on a read-only file system can be read",
-			     dir, mdb_strerror(rc), dir, dir, dir);
-	else if (rofs)
-		gfs_diag_set(d, "cannot open manifest '%s' for writing: it is on a read-only file system; use a read-only command or mount (-o ro)",
-			     dir);
-	else
-		gfs_diag_set(d, "cannot open manifest '%s' for writing: %s: a writer needs write access to '%s', '%s/data.mdb' and '%s/lock.mdb'",
-			     dir, mdb_strerror(rc), dir, dir, dir);
-}
-
-/* MDB_NOLOCK only where no writer can exist (invariant 6): a read-only open
- * on a read-only file system, i.e. a read-only mount whose superblock is
- * read-only too (not a read-only bind mount of a file system writers use).
- * Elsewhere a reader takes a slot in the lock file like everyone else, and
- * stale slots are cleared. */
-static int env_open_mdb(struct env *e, const char *dir, struct gfs_diag *d)
-{
-	unsigned flags = MDB_NOTLS | (e->rdonly ? MDB_RDONLY : 0);
-	bool rofs = mount_rdonly(dir);
-	bool rosb = rofs && sb_rdonly(dir);
-
-	if (e->rdonly && rosb)
-		flags |= MDB_NOLOCK;
-	/* A read-only mount of a file system written elsewhere: LMDB would
-	 * open it without a reader slot on its own (EROFS on lock.mdb ->
-	 * lockless), invisible to the writers.  Refuse instead. */
-	int rc = e->rdonly && rofs && !rosb ? EROFS
-		 : env_create(dir, flags, &e->env);
-	if (rc == EACCES || rc == EPERM || rc == EROFS)
-		access_diag(d, dir, e->rdonly, rofs, rosb, rc);
-	else if (rc)
-		; /* the caller names data.mdb and the call (xl_diag_dir) */
-	else if (!(flags & MDB_NOLOCK)) {
-		int dead = 0;
-		mdb_reader_check(e->env, &dead);
-	}
-	return rc;
-}
-
-static bool is_format_1(const MDB_val *v)
-{
-	return v->mv_size == strlen(MANIFEST_FORMAT_1_TEXT) &&
-	       memcmp(v->mv_data, MANIFEST_FORMAT_1_TEXT, v->mv_size) == 0;
-}
-
-/* Format 1 (unsealed values) is refused with the way out, except when
- * upgrade opens it; anything newer than ours is refused. */
-/* LMDB's two meta pages carry no checksum, and LMDB opens the one with the
- * larger transaction id: one flipped bit there can make it open an older
- * snapshot and serve it as the head, with every one of our checksums
- * intact (issue 8, bitflip.py).  LMDB writes transaction t to meta page
- * t % 2, so the two ids are 0 and 0 (never committed) or consecutive with
- * page 0 even and page 1 odd.  Checked before mdb_env_open; what it cannot
- * catch is in docs/format.md ("What a flipped bit does"). */
-#define META_OFF 16              /* after the page header */
-#define META_MAGIC 0xBEEFC0DEu
-#define META_PSIZE (META_OFF + 16 + 8) /* dbs[FREE].md_pad: the page size */
-#define META_TXNID (META_OFF + 128)    /* after magic..dbs[2], mm_last_pg */
-
-static uint64_t le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-/* Both meta pages as they are now; false if they do not agree. */
-static bool metas_agree(const unsigned char *m0, const unsigned char *m1,
-			uint64_t *t0, uint64_t *t1)
-{
-	*t0 = le64(m0 + META_TXNID);
-	*t1 = le64(m1 + META_TXNID);
-	if (le32(m0 + META_OFF) != META_MAGIC || le32(m1 + META_OFF) != META_MAGIC)
-		return false;
-	if (*t0 == 0 && *t1 == 0)
-		return true;
-	return *t0 % 2 == 0 && *t1 % 2 == 1 &&
-	       (*t0 > *t1 ? *t0 - *t1 : *t1 - *t0) == 1;
-}
-
-/* A writer of another process may commit between or during our reads (a
- * meta page is rewritten in place): both pages are read with one pread and
- * a disagreement is believed only when it persists. */
-static int metas_read_check(int fd, uint64_t *t0, uint64_t *t1)
-{
-	unsigned char b0[256], *b;
-	uint32_t psize;
-	int rc = gfs_pread_all(fd, b0, sizeof b0, 0);
-
-	*t0 = *t1 = 0;
-	if (rc)
-		return rc;
-	psize = le32(b0 + META_PSIZE);
-	if (psize < 512 || psize > (1u << 16) || (psize & (psize - 1)))
-		return GFS_ECORRUPT;
-	b = malloc(psize + 256);
-	if (!b)
-		return -ENOMEM;
-	rc = GFS_ECORRUPT;
-	for (int i = 0; i < 8 && rc == GFS_ECORRUPT; i++) {
-		rc = gfs_pread_all(fd, b, psize + 256, 0);
-		if (!rc && !metas_agree(b, b + psize, t0, t1))
-			rc = GFS_ECORRUPT;
-	}
-	free(b);
-	return rc;
-}
-
-static int meta_pages_check(const char *dir, struct gfs_diag *d)
-{
-	char path[PATH_MAX + 16];
-	uint64_t t0, t1;
-	int fd, rc;
-
-	snprintf(path, sizeof path, "%s/data.mdb", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && (errno == ENOENT || errno == EACCES || errno == EPERM))
-		return 0; /* LMDB's open says what is wrong (access_diag) */
-	if (fd < 0) {
-		rc = gfs_io_fail("open", path, -errno);
-		gfs_diag_set(d, "manifest '%s' open: %s", path, gfs_strerror(rc));
-		return rc;
-	}
-	rc = metas_read_check(fd, &t0, &t1);
-	close(fd);
-	if (rc && rc != GFS_ECORRUPT) {
-		gfs_io_fail("read", path, rc);
-		gfs_diag_set(d, "manifest '%s' read: %s", path, gfs_strerror(rc));
-	} else if (rc) {
-		gfs_diag_set(d, "manifest '%s' is corrupt: LMDB meta pages do not agree (transaction %llu on page 0, %llu on page 1)",
-			     path, (unsigned long long)t0, (unsigned long long)t1);
-		gfs_corrupt_note("manifest '%s' is corrupt: LMDB meta pages do not agree",
-				 path);
-	}
-	return rc;
-}
-
-/* The next and tver databases exist only from format 3 on: their handles
- * are valid only then (handle 0 would be LMDB's main database). */
-static bool db_is_open(const struct env *e, enum db db)
-{
-	if (db == DB_BRANCHES)
-		return e->has_branches;
-	return (db != DB_NEXT && db != DB_TVER) || e->has_index;
+	if (db == DB_NEXT || db == DB_TVER)
+		return has_index(txn);
+	return gfs_kv_txn_has_db(txn, db);
 }
 
 /* The next and tver databases (a new manifest, the upgrade 2 -> 3). */
-static int index_create(struct env *e, MDB_txn *txn)
+static int index_create(struct gfs_kv_txn *txn)
 {
-	int rc = mdb_dbi_open(txn, db_names[DB_NEXT], MDB_CREATE, &e->dbi[DB_NEXT]);
-	if (!rc)
-		rc = mdb_dbi_open(txn, db_names[DB_TVER], MDB_CREATE, &e->dbi[DB_TVER]);
-	if (!rc)
-		e->has_index = true;
-	return rc;
+	int rc = gfs_kv_db_create(txn, DB_NEXT);
+	return rc ? rc : gfs_kv_db_create(txn, DB_TVER);
 }
 
-/* The branches database (a new manifest, the upgrade). */
-static int branches_create(struct env *e, MDB_txn *txn)
+/* Format 1 (unsealed values) is refused with the way out, except when
+ * upgrade opens it; anything newer than ours is refused.  The setup of
+ * the first open (kv.h), in its first transaction. */
+static int format_check(struct env *e, struct gfs_kv_txn *txn, struct gfs_diag *d)
 {
-	int rc = mdb_dbi_open(txn, db_names[DB_BRANCHES], MDB_CREATE,
-			      &e->dbi[DB_BRANCHES]);
-
-	e->has_branches = rc == 0;
-	return rc;
-}
-
-static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
-{
-	MDB_val k = str_val("manifest_format"), v;
+	struct gfs_kv_val k = str_val("manifest_format"), v;
 	char buf[16] = "", num[8];
 	uint64_t f;
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
-	if (rc == MDB_NOTFOUND && !e->rdonly) {
+	int rc = gfs_kv_get(txn, DB_META, &k, &v);
+	if (rc == GFS_KV_NOTFOUND && !e->rdonly) {
 		e->format = MANIFEST_FORMAT;
 		snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
-		rc = index_create(e, txn);
+		rc = index_create(txn);
 		if (!rc)
-			rc = branches_create(e, txn);
-		return rc ? rc : seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+			rc = gfs_kv_db_create(txn, DB_BRANCHES);
+		return rc ? rc : seal_put(txn, DB_META, &k, num, strlen(num), 0);
 	}
 	if (rc)
-		return rc == MDB_NOTFOUND ? 0 : rc;
+		return rc == GFS_KV_NOTFOUND ? 0 : rc;
 	if (is_format_1(&v)) {
 		e->format = 1;
 		if (e->upgrade)
@@ -1813,8 +1324,8 @@ static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 		gfs_diag_set(d, "%s", gfs_corrupt_last());
 		return GFS_ECORRUPT;
 	}
-	if (v.mv_size < sizeof buf)
-		memcpy(buf, v.mv_data, v.mv_size);
+	if (v.size < sizeof buf)
+		memcpy(buf, v.data, v.size);
 	if (gfs_parse_u64(buf, &f) || f > MANIFEST_FORMAT || f < 2) {
 		gfs_diag_set(d, "manifest format '%s' is not one this "
 			     "graphfs understands (%d)", buf, MANIFEST_FORMAT);
@@ -1827,7 +1338,7 @@ static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 			     "graphfs reads format %d)", (int)f, MANIFEST_FORMAT);
 		return GFS_EFORMAT;
 	}
-	if (f == MANIFEST_FORMAT && !e->has_index) {
+	if (f == MANIFEST_FORMAT && !has_index(txn)) {
 		gfs_diag_set(d, "manifest format %d has no 'next' or 'tver' "
 			     "database: not a graphfs manifest", (int)f);
 		return GFS_ECORRUPT;
@@ -1835,188 +1346,43 @@ static int format_check(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 	return 0;
 }
 
-static int dbis_open(struct env *e, struct gfs_diag *d)
-{
-	MDB_txn *txn;
-	int rc = txn_begin(e, e->rdonly ? MDB_RDONLY : 0, &txn);
-	if (rc)
-		return rc;
-	e->has_index = true;
-	for (int i = 0; i < DB__COUNT && !rc; i++) {
-		unsigned f = e->rdonly ? 0 : MDB_CREATE;
-		if (i == DB_AUDIT_BY_OP)
-			f |= MDB_DUPSORT;
-		/* the index of format 3 is created with a new manifest
-		 * (format_check) or by the upgrade, never by an open: a
-		 * refused upgrade must leave an older manifest as it was */
-		if (i == DB_NEXT || i == DB_TVER || i == DB_BRANCHES)
-			f = 0;
-		rc = mdb_dbi_open(txn, db_names[i], f, &e->dbi[i]);
-		/* a format-2 manifest has no index yet: format_check names
-		 * the way out (graphctl upgrade) */
-		if (rc == MDB_NOTFOUND && (i == DB_NEXT || i == DB_TVER)) {
-			e->has_index = false;
-			rc = 0;
-			continue;
-		}
-		/* branches: made with a new manifest and by the upgrade, like
-		 * the index; absent, main is the highest graph version */
-		if (rc == MDB_NOTFOUND && i == DB_BRANCHES) {
-			e->has_branches = false;
-			rc = 0;
-			continue;
-		}
-		if (!rc && i == DB_BRANCHES)
-			e->has_branches = true;
-		if (rc == MDB_NOTFOUND) {
-			gfs_diag_set(d, "manifest has no '%s' database: not a "
-				     "graphfs manifest", db_names[i]);
-			rc = GFS_ECORRUPT;
-		}
-	}
-	if (!rc)
-		rc = format_check(e, txn, d);
-	if (rc) {
-		txn_abort(e, txn);
-		return rc;
-	}
-	/* committing (even read-only) keeps the dbi handles for later txns */
-	return txn_commit(e, txn);
-}
+/* ---- open and close ----------------------------------------------------- */
 
-/* A data.mdb shorter than its last committed page (a copy cut short, a
- * failing disk, a file system that lost writes LMDB had synced) would make
- * the first read of that page SIGBUS through the map: refuse it at open.
- * A healthy file is never shorter, since LMDB writes (and syncs) pages
- * before the meta page that names them. */
-static int data_size_check(struct env *e, const char *dir, struct gfs_diag *d)
-{
-	char path[PATH_MAX];
-	MDB_envinfo info;
-	MDB_stat ms;
-	struct stat st;
-	int rc = mdb_env_info(e->env, &info);
+struct setup_arg {
+	bool rdonly, upgrade;
+};
 
-	if (!rc)
-		rc = mdb_env_stat(e->env, &ms);
-	if (rc)
-		return rc;
-	if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
-		return -ENAMETOOLONG;
-	if (stat(path, &st) < 0)
-		return -errno;
-	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
-	if ((uint64_t)st.st_size >= need)
-		return 0;
-	gfs_diag_set(d, "manifest '%s' is truncated: %lld bytes, but its last "
-		     "committed page ends at byte %llu", path,
-		     (long long)st.st_size, (unsigned long long)need);
-	return GFS_ECORRUPT;
-}
-
-static void env_free(struct env *e)
+static int setup(struct gfs_kv_txn *txn, void *user, void *arg,
+		 struct gfs_diag *d)
 {
-	if (e->env)
-		mdb_env_close(e->env);
-	pthread_rwlock_destroy(&e->grow);
-	free(e);
-}
+	struct env *e = user;
+	const struct setup_arg *a = arg;
 
-static int env_open(const char *dir, const struct stat *st, bool rdonly,
-		    bool upgrade, struct env **out, struct gfs_diag *d)
-{
-	pthread_rwlockattr_t attr;
-	struct env *e = calloc(1, sizeof *e);
-	if (!e)
-		return -ENOMEM;
-	pthread_rwlockattr_init(&attr);
-	/* growth must not starve behind a stream of readers */
-	pthread_rwlockattr_setkind_np(&attr,
-				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&e->grow, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	e->dev = st->st_dev;
-	e->ino = st->st_ino;
-	e->pid = getpid();
-	e->rdonly = rdonly;
-	e->upgrade = upgrade;
-	int rc = meta_pages_check(dir, d);
-	if (rc) {
-		env_free(e);
-		return rc;
-	}
-	rc = env_open_mdb(e, dir, d);
-	if (!rc)
-		rc = data_size_check(e, dir, d);
-	if (!rc)
-		rc = dbis_open(e, d);
-	if (rc) {
-		env_free(e);
-		return xl_diag_dir(rc, d, dir, "open"); /* access_diag's stays */
-	}
-	*out = e;
-	return 0;
-}
-
-static int manifest_dir(const char *store_dir, unsigned flags, char *dir,
-			size_t cap, struct stat *st, struct gfs_diag *d)
-{
-	int n = snprintf(dir, cap, "%s/manifest", store_dir);
-	if (n < 0 || (size_t)n >= cap)
-		return -ENAMETOOLONG;
-	if (flags & GFS_MANIFEST_CREATE) {
-		int rc = gfs_mkdir(dir, GFS_DIR_MODE);
-		if (rc) {
-			gfs_diag_set(d, "cannot create '%s'", dir);
-			return rc;
-		}
-	}
-	char data[PATH_MAX];
-	n = snprintf(data, sizeof data, "%s/data.mdb", dir);
-	if (n < 0 || (size_t)n >= sizeof data)
-		return -ENAMETOOLONG;
-	if (stat(dir, st) || (!(flags & GFS_MANIFEST_CREATE) && access(data, F_OK))) {
-		int rc = -errno;
-		gfs_diag_set(d, "no manifest at '%s': %s", dir, strerror(errno));
-		return rc;
-	}
-	return 0;
+	e->rdonly = a->rdonly;
+	e->upgrade = a->upgrade;
+	return format_check(e, txn, d);
 }
 
 int gfs_manifest_open(const char *store_dir, unsigned flags,
 		      struct gfs_manifest **out, struct gfs_diag *d)
 {
-	char dir[PATH_MAX];
-	struct stat st;
-	bool rdonly = flags & GFS_MANIFEST_RDONLY;
-	*out = NULL;
-	int rc = manifest_dir(store_dir, flags, dir, sizeof dir, &st, d);
-	if (rc)
-		return rc;
+	struct setup_arg sa = { .rdonly = flags & GFS_MANIFEST_RDONLY,
+				.upgrade = flags & GFS_MANIFEST_UPGRADE };
+	struct gfs_kv_open_args a = {
+		.store_dir = store_dir, .create = flags & GFS_MANIFEST_CREATE,
+		.rdonly = sa.rdonly, .db_names = db_names, .db_flags = db_flags,
+		.n_dbs = DB__COUNT, .user_size = sizeof(struct env),
+		.setup = setup, .setup_arg = &sa,
+	};
 	struct gfs_manifest *m = calloc(1, sizeof *m);
-	if (!m)
-		return -ENOMEM;
-	pthread_mutex_lock(&registry_lock);
-	struct env *e = registry_find(&st);
-	if (e && e->rdonly && !rdonly) {
-		gfs_diag_set(d, "manifest '%s' is already open read-only in "
-			     "this process", dir);
-		rc = -EBUSY;
-	} else if (e) {
-		e->refs++;
-	} else if ((rc = env_open(dir, &st, rdonly,
-				  flags & GFS_MANIFEST_UPGRADE, &e, d)) == 0) {
-		e->refs = 1;
-		e->next = registry;
-		registry = e;
-	}
-	pthread_mutex_unlock(&registry_lock);
+	int rc = m ? gfs_kv_backend(store_dir)->open(&a, &m->kv, d) : -ENOMEM;
+
+	*out = NULL;
 	if (rc) {
 		free(m);
 		return rc;
 	}
-	m->e = e;
-	m->rdonly = rdonly;
+	m->e = gfs_kv_user(m->kv);
 	*out = m;
 	return 0;
 }
@@ -2025,18 +1391,18 @@ void gfs_manifest_close(struct gfs_manifest *m)
 {
 	if (!m)
 		return;
-	struct env *e = m->e;
+	gfs_kv_close(m->kv);
 	free(m);
-	pthread_mutex_lock(&registry_lock);
-	/* an env inherited across fork() is never touched (invariant 1) */
-	if (e->pid == getpid() && --e->refs == 0) {
-		struct env **pp = &registry;
-		while (*pp != e)
-			pp = &(*pp)->next;
-		*pp = e->next;
-		env_free(e);
-	}
-	pthread_mutex_unlock(&registry_lock);
+}
+
+int gfs_manifest_sync_created(const char *store_dir, struct gfs_diag *d)
+{
+	return gfs_kv_backend(store_dir)->sync_created(store_dir, d);
+}
+
+size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m)
+{
+	return gfs_kv_lmdb_debug_mapsize(m->kv);
 }
 
 /* ---- the table-version counter and index (format 3) --------------------
@@ -2077,24 +1443,24 @@ static bool table_name_ok(const char *t)
 	return t && t[0] && memchr(t, 0, GFS_TABLE_NAME_MAX);
 }
 
-static MDB_val tver_key(unsigned char kb[TVER_KEY_MAX], const char *table,
+static struct gfs_kv_val tver_key(unsigned char kb[TVER_KEY_MAX], const char *table,
 			uint32_t v)
 {
 	size_t n = strlen(table);
 	memcpy(kb, table, n + 1);
 	for (int i = 0; i < 4; i++)
 		kb[n + 1 + i] = (unsigned char)(v >> (24 - 8 * i));
-	return (MDB_val){ n + 5, kb };
+	return (struct gfs_kv_val){ n + 5, kb };
 }
 
-static bool tver_key_parse(const MDB_val *k, struct gfs_tver_rec *r)
+static bool tver_key_parse(const struct gfs_kv_val *k, struct gfs_tver_rec *r)
 {
-	const unsigned char *p = k->mv_data;
+	const unsigned char *p = k->data;
 	size_t n;
-	if (k->mv_size < 6 || k->mv_size - 5 >= GFS_TABLE_NAME_MAX ||
-	    p[k->mv_size - 5] != 0 || memchr(p, 0, k->mv_size - 5))
+	if (k->size < 6 || k->size - 5 >= GFS_TABLE_NAME_MAX ||
+	    p[k->size - 5] != 0 || memchr(p, 0, k->size - 5))
 		return false;
-	n = k->mv_size - 5;
+	n = k->size - 5;
 	memcpy(r->table, p, n);
 	r->table[n] = '\0';
 	r->v = (uint32_t)p[n + 1] << 24 | (uint32_t)p[n + 2] << 16 |
@@ -2102,10 +1468,10 @@ static bool tver_key_parse(const MDB_val *k, struct gfs_tver_rec *r)
 	return r->v != 0;
 }
 
-static int tver_decode(const MDB_val *k, const MDB_val *sealed,
+static int tver_decode(const struct gfs_kv_val *k, const struct gfs_kv_val *sealed,
 		       struct gfs_tver_rec *r)
 {
-	MDB_val v = *sealed;
+	struct gfs_kv_val v = *sealed;
 	char st[16];
 	json_t *o, *c;
 	int rc = unseal(DB_TVER, k, &v);
@@ -2128,11 +1494,11 @@ static int tver_decode(const MDB_val *k, const MDB_val *sealed,
 	return ok ? 0 : seal_fail(DB_TVER, k, "record does not parse");
 }
 
-static int tver_put(struct env *e, MDB_txn *txn, const struct gfs_tver_rec *r)
+static int tver_put(struct env *e, struct gfs_kv_txn *txn, const struct gfs_tver_rec *r)
 {
 	unsigned char kb[TVER_KEY_MAX];
-	MDB_val k = tver_key(kb, r->table, r->v);
-	if (!e->has_index)
+	struct gfs_kv_val k = tver_key(kb, r->table, r->v);
+	if (!has_index(txn))
 		return GFS_EFORMAT;
 	json_t *o = json_object();
 	int rc = o ? 0 : -ENOMEM;
@@ -2159,65 +1525,65 @@ static int tver_put(struct env *e, MDB_txn *txn, const struct gfs_tver_rec *r)
 	char *s = j_dump(o);
 	if (!s)
 		return -ENOMEM;
-	rc = seal_put(txn, e->dbi[DB_TVER], &k, s, strlen(s), 0);
+	rc = seal_put(txn, DB_TVER, &k, s, strlen(s), 0);
 	free(s);
 	return rc;
 }
 
-/* 0, MDB_NOTFOUND or an error. */
-static int tver_read(struct env *e, MDB_txn *txn, const char *table,
+/* 0, GFS_KV_NOTFOUND or an error. */
+static int tver_read(struct env *e, struct gfs_kv_txn *txn, const char *table,
 		     uint32_t v, struct gfs_tver_rec *r)
 {
 	unsigned char kb[TVER_KEY_MAX];
-	MDB_val k = tver_key(kb, table, v), val;
-	if (!e->has_index)
+	struct gfs_kv_val k = tver_key(kb, table, v), val;
+	if (!has_index(txn))
 		return GFS_EFORMAT;
-	int rc = mdb_get(txn, e->dbi[DB_TVER], &k, &val);
+	int rc = gfs_kv_get(txn, DB_TVER, &k, &val);
 	return rc ? rc : tver_decode(&k, &val, r);
 }
 
-static int next_parse(const MDB_val *k, const MDB_val *sealed, uint32_t *out)
+static int next_parse(const struct gfs_kv_val *k, const struct gfs_kv_val *sealed, uint32_t *out)
 {
-	MDB_val v = *sealed;
+	struct gfs_kv_val v = *sealed;
 	char buf[16] = "";
 	uint64_t n;
 	int rc = unseal(DB_NEXT, k, &v);
 	if (rc)
 		return rc;
-	if (v.mv_size < sizeof buf)
-		memcpy(buf, v.mv_data, v.mv_size);
+	if (v.size < sizeof buf)
+		memcpy(buf, v.data, v.size);
 	if (gfs_parse_u64(buf, &n) || n == 0 || n > UINT32_MAX)
 		return seal_fail(DB_NEXT, k, "not a version number");
 	*out = (uint32_t)n;
 	return 0;
 }
 
-static int next_read(struct env *e, MDB_txn *txn, const char *table,
+static int next_read(struct env *e, struct gfs_kv_txn *txn, const char *table,
 		     uint32_t *out)
 {
-	MDB_val k = str_val(table), v;
+	struct gfs_kv_val k = str_val(table), v;
 	*out = 1;
-	if (!e->has_index)
+	if (!has_index(txn))
 		return GFS_EFORMAT;
-	int rc = mdb_get(txn, e->dbi[DB_NEXT], &k, &v);
-	if (rc == MDB_NOTFOUND)
+	int rc = gfs_kv_get(txn, DB_NEXT, &k, &v);
+	if (rc == GFS_KV_NOTFOUND)
 		return 0;
 	return rc ? rc : next_parse(&k, &v, out);
 }
 
-static int next_put(struct env *e, MDB_txn *txn, const char *table,
+static int next_put(struct env *e, struct gfs_kv_txn *txn, const char *table,
 		    uint32_t n)
 {
-	MDB_val k = str_val(table);
+	struct gfs_kv_val k = str_val(table);
 	char num[16];
-	if (!e->has_index)
+	if (!has_index(txn))
 		return GFS_EFORMAT;
 	snprintf(num, sizeof num, "%u", n);
-	return seal_put(txn, e->dbi[DB_NEXT], &k, num, strlen(num), 0);
+	return seal_put(txn, DB_NEXT, &k, num, strlen(num), 0);
 }
 
 /* next[table] > v afterwards. */
-static int next_raise(struct env *e, MDB_txn *txn, const char *table,
+static int next_raise(struct env *e, struct gfs_kv_txn *txn, const char *table,
 		      uint32_t v)
 {
 	uint32_t n;
@@ -2231,17 +1597,17 @@ static int next_raise(struct env *e, MDB_txn *txn, const char *table,
  * parent, content_of, compensation) as a reserved record.  A number that
  * has a record already (a store written around the counter) is skipped:
  * numbers are never reused. */
-static int tver_reserve(struct env *e, MDB_txn *txn, struct gfs_tver_rec *r)
+static int tver_reserve(struct env *e, struct gfs_kv_txn *txn, struct gfs_tver_rec *r)
 {
 	struct gfs_tver_rec old;
 	uint32_t n;
 	int rc = next_read(e, txn, r->table, &n);
 	for (int i = 0; !rc && i < 1024; i++, n++) {
 		rc = n == UINT32_MAX ? -EOVERFLOW : tver_read(e, txn, r->table, n, &old);
-		if (rc == MDB_NOTFOUND)
+		if (rc == GFS_KV_NOTFOUND)
 			break;
 	}
-	if (rc != MDB_NOTFOUND)
+	if (rc != GFS_KV_NOTFOUND)
 		return rc ? rc : GFS_ECORRUPT;
 	r->v = n;
 	r->state = GFS_TVER_RESERVED;
@@ -2251,23 +1617,23 @@ static int tver_reserve(struct env *e, MDB_txn *txn, struct gfs_tver_rec *r)
 
 /* A number chosen by the caller (a hand-built sidecar, an old build's
  * compensation): reserved unless it has a record, and next raised past. */
-static int tver_note(struct env *e, MDB_txn *txn, const struct gfs_tver_rec *r)
+static int tver_note(struct env *e, struct gfs_kv_txn *txn, const struct gfs_tver_rec *r)
 {
 	struct gfs_tver_rec old;
 	int rc = tver_read(e, txn, r->table, r->v, &old);
-	if (rc == MDB_NOTFOUND)
+	if (rc == GFS_KV_NOTFOUND)
 		rc = tver_put(e, txn, r);
 	return rc ? rc : next_raise(e, txn, r->table, r->v);
 }
 
 /* Moves (table, v) to state; creates the record when absent.  published
  * keeps an earlier first_gv. */
-static int tver_mark(struct env *e, MDB_txn *txn, const char *table,
+static int tver_mark(struct env *e, struct gfs_kv_txn *txn, const char *table,
 		     uint32_t v, enum gfs_tver_state st, uint64_t gv)
 {
 	struct gfs_tver_rec r;
 	int rc = tver_read(e, txn, table, v, &r);
-	if (rc == MDB_NOTFOUND) {
+	if (rc == GFS_KV_NOTFOUND) {
 		memset(&r, 0, sizeof r);
 		copy_str(r.table, sizeof r.table, table);
 		r.v = v;
@@ -2290,7 +1656,7 @@ struct tver_get_ctx {
 	struct gfs_tver_rec *out;
 };
 
-static int tver_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int tver_get_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct tver_get_ctx *c = ctx;
 	return tver_read(e, txn, c->table, c->v, c->out);
@@ -2316,30 +1682,30 @@ struct tver_list_ctx {
 	int ret;
 };
 
-static int tver_list_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int tver_list_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct tver_list_ctx *c = ctx;
 	unsigned char kb[TVER_KEY_MAX];
-	MDB_val k = tver_key(kb, c->table, 0), v;
+	struct gfs_kv_val k = tver_key(kb, c->table, 0), v;
 	size_t plen = strlen(c->table) + 1;
 	struct gfs_tver_rec r;
-	MDB_cursor *cur;
-	if (!e->has_index)
+	struct gfs_kv_cursor *cur;
+	if (!has_index(txn))
 		return GFS_EFORMAT;
-	int rc = mdb_cursor_open(txn, e->dbi[DB_TVER], &cur);
+	int rc = gfs_kv_cursor_open(txn, DB_TVER, &cur);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (!rc && !c->ret && k.mv_size == plen + 4 &&
-	       !memcmp(k.mv_data, kb, plen)) {
+	rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_SET_RANGE);
+	while (!rc && !c->ret && k.size == plen + 4 &&
+	       !memcmp(k.data, kb, plen)) {
 		rc = tver_decode(&k, &v, &r);
 		if (!rc)
 			c->ret = c->fn(&r, c->arg);
 		if (!rc && !c->ret)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	gfs_kv_cursor_close(cur);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 int gfs_manifest_tver_list(struct gfs_manifest *m, const char *table,
@@ -2358,7 +1724,7 @@ struct next_ctx {
 	uint32_t *out;
 };
 
-static int next_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int next_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct next_ctx *c = ctx;
 	return next_read(e, txn, c->table, c->out);
@@ -2397,14 +1763,14 @@ static bool detail_valid(const char *detail)
 }
 
 /* Version 1 on main, and main's record (docs/branches-design.md §1.1). */
-static int init_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int init_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct gfs_gv gv = *(const struct gfs_gv *)ctx;
 	struct gfs_branch b = { .head = 1, .from = 1 };
 	struct gfs_gv *head;
 	int rc = head_read(e, txn, &head);
 	gfs_gv_free(head);
-	if (rc != MDB_NOTFOUND)
+	if (rc != GFS_KV_NOTFOUND)
 		return rc ? rc : -EEXIST;
 	gv.version = 1;
 	if (gv.time_ns == 0)
@@ -2425,7 +1791,7 @@ static int init_txn(struct env *e, MDB_txn *txn, void *ctx)
 		if (gv.pins[i].version)
 			rc = tver_mark(e, txn, gv.pins[i].table,
 				       gv.pins[i].version, GFS_TVER_PUBLISHED, 1);
-	if (!rc && !e->has_branches)
+	if (!rc && !has_branches(txn))
 		rc = -EROFS; /* a new manifest always has it (format_check) */
 	return rc ? rc : branch_put(e, txn, &b);
 }
@@ -2447,7 +1813,7 @@ int gfs_manifest_init(struct gfs_manifest *m, const struct gfs_gv *first)
 	return rc;
 }
 
-static int head_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int head_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct gfs_branch b;
 
@@ -2461,21 +1827,21 @@ int gfs_manifest_head(struct gfs_manifest *m, struct gfs_gv **out)
 }
 
 /* The last key of versions, unchecked against meta/head. */
-static int head_version_txn_raw(struct env *e, MDB_txn *txn, uint64_t *out)
+static int head_version_txn_raw(struct env *e, struct gfs_kv_txn *txn, uint64_t *out)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, e->dbi[DB_VERSIONS], &c);
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc = gfs_kv_cursor_open(txn, DB_VERSIONS, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_LAST);
+	gfs_kv_cursor_close(c);
 	if (!rc && !be64_get(&k, out))
 		rc = seal_fail(DB_VERSIONS, &k, "the last key is not a version number");
 	return rc;
 }
 
-static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int head_version_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	int rc = head_version_txn_raw(e, txn, ctx);
 	uint64_t w;
@@ -2484,7 +1850,7 @@ static int head_version_txn(struct env *e, MDB_txn *txn, void *ctx)
 		rc = head_witness_check(e, txn, *(uint64_t *)ctx);
 	/* no version record at all, but meta/head names one: a damaged page
 	 * hid them (LMDB finds nothing rather than faulting) */
-	if (rc == MDB_NOTFOUND && head_witness_get(e, txn, &w) == 0 && w) {
+	if (rc == GFS_KV_NOTFOUND && head_witness_get(e, txn, &w) == 0 && w) {
 		gfs_corrupt_note("manifest is corrupt: no graph version record "
 				 "can be read but meta/head says %llu "
 				 "(records lost inside data.mdb)",
@@ -2506,15 +1872,15 @@ struct get_ctx {
 	bool any;  /* removed ones too */
 };
 
-static int get_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int get_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct get_ctx *g = ctx;
 	unsigned char kb[8];
 	be64_put(kb, g->n);
-	MDB_val k = { 8, kb }, v;
-	int rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
+	struct gfs_kv_val k = { 8, kb }, v;
+	int rc = gfs_kv_get(txn, DB_VERSIONS, &k, &v);
 	uint64_t w;
-	if (rc == MDB_NOTFOUND && g->n >= 1 && head_witness_get(e, txn, &w) == 0 &&
+	if (rc == GFS_KV_NOTFOUND && g->n >= 1 && head_witness_get(e, txn, &w) == 0 &&
 	    g->n <= w) {
 		gfs_corrupt_note("manifest record versions/%llu is missing below "
 				 "the head %llu: the manifest is corrupt",
@@ -2555,18 +1921,18 @@ struct batch {
 	bool done;
 };
 
-static int hist_fill(struct env *e, MDB_txn *txn, void *ctx)
+static int hist_fill(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct batch *b = ctx;
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
 	unsigned char kb[8];
 	be64_put(kb, b->next);
-	k = (MDB_val){ 8, kb };
-	int rc = mdb_cursor_open(txn, e->dbi[DB_VERSIONS], &c);
+	k = (struct gfs_kv_val){ 8, kb };
+	int rc = gfs_kv_cursor_open(txn, DB_VERSIONS, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_SET_RANGE);
 	while (!rc && b->n < BATCH) {
 		struct gfs_gv *gv;
 		rc = gv_decode(&k, &v, &gv);
@@ -2578,11 +1944,11 @@ static int hist_fill(struct env *e, MDB_txn *txn, void *ctx)
 		}
 		b->item[b->n++] = gv;
 		b->next = gv->version + 1;
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(c);
+	gfs_kv_cursor_close(c);
 	b->done = b->n < BATCH;
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 int gfs_manifest_history(struct gfs_manifest *m, uint64_t from, uint64_t to,
@@ -2655,7 +2021,7 @@ static int next_pins(const struct gfs_gv *head, const struct gfs_publish *p,
 }
 
 /* gv last+1 on branch c->b with parents [head]; moves the branch head. */
-static int write_version(struct env *e, MDB_txn *txn, const struct gfs_gv *head,
+static int write_version(struct env *e, struct gfs_kv_txn *txn, const struct gfs_gv *head,
 			 const struct gfs_gv *last, struct pub_ctx *c)
 {
 	const struct gfs_publish *p = c->p;
@@ -2688,19 +2054,19 @@ static int write_version(struct env *e, MDB_txn *txn, const struct gfs_gv *head,
 	return rc;
 }
 
-static int sidecar_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
+static int sidecar_step(struct env *e, struct gfs_kv_txn *txn, struct pub_ctx *c)
 {
 	const struct gfs_publish *p = c->p;
 	if (!p->sidecar)
 		return 0;
-	MDB_val k = str_val(p->sidecar), v;
-	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
-	if (rc == MDB_NOTFOUND && p->require_sidecar) {
+	struct gfs_kv_val k = str_val(p->sidecar), v;
+	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
+	if (rc == GFS_KV_NOTFOUND && p->require_sidecar) {
 		gfs_diag_reset(c->d, "sidecar '%s' already resolved",
 			       p->sidecar);
 		return GFS_EGONE;
 	}
-	if (rc == MDB_NOTFOUND)
+	if (rc == GFS_KV_NOTFOUND)
 		return 0;
 	/* a recovery publish decides on the record it classified */
 	if (!rc && p->sidecar_rev && sidecar_rev(&v) != p->sidecar_rev) {
@@ -2708,12 +2074,12 @@ static int sidecar_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 			       p->sidecar);
 		return GFS_ECAS;
 	}
-	return rc ? rc : mdb_del(txn, e->dbi[DB_SIDECARS], &k, NULL);
+	return rc ? rc : gfs_kv_del(txn, DB_SIDECARS, &k);
 }
 
 /* W6 and §3.1's resolving publish: every version a written table moves
  * to is published by this gv; then the caller's explicit moves. */
-static int tver_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
+static int tver_step(struct env *e, struct gfs_kv_txn *txn, struct pub_ctx *c)
 {
 	const struct gfs_publish *p = c->p;
 	int rc = 0;
@@ -2728,7 +2094,7 @@ static int tver_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 	return rc;
 }
 
-static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
+static int audit_step(struct env *e, struct gfs_kv_txn *txn, struct pub_ctx *c)
 {
 	if (!c->p->audit)
 		return 0;
@@ -2741,14 +2107,14 @@ static int audit_step(struct env *e, MDB_txn *txn, struct pub_ctx *c)
 
 /* The branch record, which must still have the id the writer read
  * (docs/branches-design.md §4 step 1), and its head. */
-static int pub_branch(struct env *e, MDB_txn *txn, struct pub_ctx *c,
+static int pub_branch(struct env *e, struct gfs_kv_txn *txn, struct pub_ctx *c,
 		      struct gfs_gv **head)
 {
 	const char *name = c->p->branch ? c->p->branch : "main";
 	const char *id = c->p->branch_id ? c->p->branch_id : "";
 	int rc = branch_head_read(e, txn, name, &c->b, head);
 
-	if (rc == MDB_NOTFOUND && strcmp(name, "main")) {
+	if (rc == GFS_KV_NOTFOUND && strcmp(name, "main")) {
 		gfs_diag_reset(c->d, "branch '%s' was deleted", name);
 		return GFS_ECAS;
 	}
@@ -2766,7 +2132,7 @@ static int pub_branch(struct env *e, MDB_txn *txn, struct pub_ctx *c,
 	return rc;
 }
 
-static int publish_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int publish_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct pub_ctx *c = ctx;
 	struct gfs_gv *head = NULL, *last = NULL;
@@ -2777,9 +2143,9 @@ static int publish_txn(struct env *e, MDB_txn *txn, void *ctx)
 		rc = pub_branch(e, txn, c, &head);
 	if (!rc)
 		rc = head_read(e, txn, &last);
-	if (rc == MDB_NOTFOUND && c->p->no_version)
+	if (rc == GFS_KV_NOTFOUND && c->p->no_version)
 		rc = 0;
-	else if (rc == MDB_NOTFOUND)
+	else if (rc == GFS_KV_NOTFOUND)
 		gfs_diag_set(c->d, "manifest has no graph version yet");
 	if (!rc && head)
 		rc = check_pins(head, c->p, c->d);
@@ -2849,7 +2215,7 @@ struct br_ctx {
 	bool created;
 };
 
-static int br_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int br_get_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
 
@@ -2867,7 +2233,7 @@ int gfs_manifest_branch_get(struct gfs_manifest *m, const char *name,
 	return rc;
 }
 
-static int br_head_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int br_head_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
 
@@ -2894,14 +2260,14 @@ int gfs_manifest_branch_head(struct gfs_manifest *m, const char *name,
 }
 
 /* main's record for a store made before branches: head = the highest gv. */
-static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
+static int main_ensure(struct env *e, struct gfs_kv_txn *txn, bool *created)
 {
 	struct gfs_branch b;
 	int rc = branch_read(e, txn, "main", &b);
 
 	*created = false;
 	if (rc || b.id[0])
-		return rc == MDB_NOTFOUND ? 0 : rc; /* no gv at all: init's job */
+		return rc == GFS_KV_NOTFOUND ? 0 : rc; /* no gv at all: init's job */
 	rc = gfs_ulid_new(b.id);
 	b.created_ns = gfs_now_ns();
 	copy_str(b.actor, sizeof b.actor, "graphctl upgrade");
@@ -2917,28 +2283,28 @@ static int main_ensure(struct env *e, MDB_txn *txn, bool *created)
 #define META_BRANCHES_GEN "branches_gen"
 #define META_GC "gc"
 
-static int counter_read(struct env *e, MDB_txn *txn, const char *key, uint64_t *n)
+static int counter_read(struct env *e, struct gfs_kv_txn *txn, const char *key, uint64_t *n)
 {
-	MDB_val k = str_val(key), v;
+	struct gfs_kv_val k = str_val(key), v;
 	char buf[24] = "";
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	int rc = gfs_kv_get(txn, DB_META, &k, &v);
 
 	*n = 0;
-	if (rc == MDB_NOTFOUND)
+	if (rc == GFS_KV_NOTFOUND)
 		return 0;
 	if (!rc)
 		rc = unseal(DB_META, &k, &v);
 	if (rc)
 		return rc;
-	if (v.mv_size < sizeof buf)
-		memcpy(buf, v.mv_data, v.mv_size);
+	if (v.size < sizeof buf)
+		memcpy(buf, v.data, v.size);
 	return gfs_parse_u64(buf, n) ? seal_fail(DB_META, &k, "not a number") : 0;
 }
 
 /* meta/key + 1, in the caller's write transaction. */
-static int counter_bump(struct env *e, MDB_txn *txn, const char *key)
+static int counter_bump(struct env *e, struct gfs_kv_txn *txn, const char *key)
 {
-	MDB_val k = str_val(key);
+	struct gfs_kv_val k = str_val(key);
 	char num[24];
 	uint64_t n;
 	int rc = counter_read(e, txn, key, &n);
@@ -2946,7 +2312,7 @@ static int counter_bump(struct env *e, MDB_txn *txn, const char *key)
 	if (rc)
 		return rc;
 	snprintf(num, sizeof num, "%llu", (unsigned long long)n + 1);
-	return seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+	return seal_put(txn, DB_META, &k, num, strlen(num), 0);
 }
 
 struct counter_ctx {
@@ -2954,7 +2320,7 @@ struct counter_ctx {
 	uint64_t n;
 };
 
-static int counter_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int counter_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct counter_ctx *c = ctx;
 
@@ -2973,15 +2339,15 @@ uint64_t gfs_manifest_branches_gen(struct gfs_manifest *m)
 	return counter_get(m, META_BRANCHES_GEN);
 }
 
-/* The graph version a new branch starts at; MDB_NOTFOUND (d says which)
+/* The graph version a new branch starts at; GFS_KV_NOTFOUND (d says which)
  * when from_branch or from_gv does not exist. */
-static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
+static int create_from(struct env *e, struct gfs_kv_txn *txn, struct br_ctx *c,
 		       uint64_t *from)
 {
 	struct gfs_branch fb = { .head = 0 };
 	struct gfs_gv *gv = NULL;
 	unsigned char kb[8];
-	MDB_val k = { 8, kb }, v;
+	struct gfs_kv_val k = { 8, kb }, v;
 	const char *from_branch = c->from_branch;
 	int rc;
 
@@ -2989,15 +2355,15 @@ static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
 		from_branch = "main";
 	if (from_branch) {
 		rc = gfs_branch_name_valid(from_branch)
-		     ? branch_read(e, txn, from_branch, &fb) : MDB_NOTFOUND;
-		if (rc == MDB_NOTFOUND)
+		     ? branch_read(e, txn, from_branch, &fb) : GFS_KV_NOTFOUND;
+		if (rc == GFS_KV_NOTFOUND)
 			gfs_diag_set(c->d, "no branch '%s' (see 'graphctl branch list')",
 				     from_branch);
 		*from = fb.head;
 		return rc;
 	}
 	be64_put(kb, c->from_gv);
-	rc = c->from_gv ? mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v) : MDB_NOTFOUND;
+	rc = c->from_gv ? gfs_kv_get(txn, DB_VERSIONS, &k, &v) : GFS_KV_NOTFOUND;
 	if (!rc)
 		rc = gv_decode(&k, &v, &gv); /* it must be a version we can read */
 	if (!rc && gv->removed) {
@@ -3006,14 +2372,14 @@ static int create_from(struct env *e, MDB_txn *txn, struct br_ctx *c,
 		rc = -ENOENT;
 	}
 	gfs_gv_free(gv);
-	if (rc == MDB_NOTFOUND)
+	if (rc == GFS_KV_NOTFOUND)
 		gfs_diag_set(c->d, "graph version %llu does not exist (see 'graphctl log')",
 			     (unsigned long long)c->from_gv);
 	*from = c->from_gv;
 	return rc;
 }
 
-static int br_create_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int br_create_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
 	struct gfs_branch old;
@@ -3025,14 +2391,14 @@ static int br_create_txn(struct env *e, MDB_txn *txn, void *ctx)
 			     (unsigned long long)old.head);
 		return -EEXIST;
 	}
-	if (rc != MDB_NOTFOUND)
+	if (rc != GFS_KV_NOTFOUND)
 		return rc;
 	rc = main_ensure(e, txn, &made);
 	memset(&c->b, 0, sizeof c->b);
 	if (!rc)
 		rc = create_from(e, txn, c, &c->b.from);
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT; /* not MDB_NOTFOUND: that would be "gone" */
+	if (rc == GFS_KV_NOTFOUND)
+		return -ENOENT; /* not GFS_KV_NOTFOUND: that would be "gone" */
 	copy_str(c->b.name, sizeof c->b.name, c->name);
 	copy_str(c->b.actor, sizeof c->b.actor, c->actor ? c->actor : "");
 	c->b.head = c->b.from;
@@ -3058,7 +2424,7 @@ int gfs_manifest_branch_create(struct gfs_manifest *m, const char *name,
 			     name ? name : "");
 		return -EINVAL;
 	}
-	if (!m->e->has_branches) {
+	if (!gfs_kv_has_db(m->kv, DB_BRANCHES)) {
 		gfs_diag_set(d, "this store has no branches database (made by a build before branches): run 'graphctl upgrade STORE'");
 		return GFS_EFORMAT;
 	}
@@ -3070,16 +2436,16 @@ int gfs_manifest_branch_create(struct gfs_manifest *m, const char *name,
 
 /* The first sidecar that names branch b (by id, or by name when it has no
  * id), or that cannot be read; 0 when none, 1 when one does. */
-static int named_by_sidecar(struct env *e, MDB_txn *txn, const struct gfs_branch *b,
+static int named_by_sidecar(struct env *e, struct gfs_kv_txn *txn, const struct gfs_branch *b,
 			    char op_id[GFS_ULID_LEN + 1], bool *unreadable)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, e->dbi[DB_SIDECARS], &cur), found = 0;
+	struct gfs_kv_cursor *cur;
+	struct gfs_kv_val k, v;
+	int rc = gfs_kv_cursor_open(txn, DB_SIDECARS, &cur), found = 0;
 
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_FIRST);
 	while (!rc && !found) {
 		struct gfs_sidecar *sc = NULL;
 		int r = sidecar_decode(&k, &v, &sc);
@@ -3094,21 +2460,21 @@ static int named_by_sidecar(struct env *e, MDB_txn *txn, const struct gfs_branch
 			copy_str(op_id, GFS_ULID_LEN + 1, sc->op_id);
 		gfs_sidecar_free(sc);
 		if (!found)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc ? rc : found;
+	gfs_kv_cursor_close(cur);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc ? rc : found;
 }
 
-static int br_delete_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int br_delete_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
 	char op_id[GFS_ULID_LEN + 1] = "";
 	bool unreadable = false;
-	MDB_val k = str_val(c->name);
+	struct gfs_kv_val k = str_val(c->name);
 	int rc = branch_read(e, txn, c->name, &c->b);
 
-	if (rc == MDB_NOTFOUND) {
+	if (rc == GFS_KV_NOTFOUND) {
 		gfs_diag_set(c->d, "no branch '%s' (see 'graphctl branch list')", c->name);
 		return -ENOENT;
 	}
@@ -3123,7 +2489,7 @@ static int br_delete_txn(struct env *e, MDB_txn *txn, void *ctx)
 	}
 	if (!rc)
 		rc = counter_bump(e, txn, META_BRANCHES_GEN);
-	return rc ? rc : mdb_del(txn, e->dbi[DB_BRANCHES], &k, NULL);
+	return rc ? rc : gfs_kv_del(txn, DB_BRANCHES, &k);
 }
 
 int gfs_manifest_branch_delete(struct gfs_manifest *m, const char *name,
@@ -3139,7 +2505,7 @@ int gfs_manifest_branch_delete(struct gfs_manifest *m, const char *name,
 		gfs_diag_set(d, "branch 'main' cannot be deleted");
 		return -EPERM;
 	}
-	if (!m->e->has_branches) {
+	if (!gfs_kv_has_db(m->kv, DB_BRANCHES)) {
 		gfs_diag_set(d, "no branch '%s' (see 'graphctl branch list')", name);
 		return -ENOENT;
 	}
@@ -3158,34 +2524,34 @@ static int br_push(struct br_ctx *c, const struct gfs_branch *b)
 	return 0;
 }
 
-static int br_list_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int br_list_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
 	struct gfs_branch b;
-	MDB_cursor *cur;
-	MDB_val k, v;
+	struct gfs_kv_cursor *cur;
+	struct gfs_kv_val k, v;
 	bool main_seen = false;
 	int rc = 0;
 
 	c->n = 0;
-	if (e->has_branches && !(rc = mdb_cursor_open(txn, e->dbi[DB_BRANCHES], &cur))) {
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	if (has_branches(txn) && !(rc = gfs_kv_cursor_open(txn, DB_BRANCHES, &cur))) {
+		rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_FIRST);
 		while (!rc) {
 			rc = branch_decode(&k, &v, &b);
 			main_seen = main_seen || (!rc && !strcmp(b.name, "main"));
 			if (!rc)
 				rc = br_push(c, &b);
 			if (!rc)
-				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+				rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_NEXT);
 		}
-		mdb_cursor_close(cur);
+		gfs_kv_cursor_close(cur);
 	}
-	if (rc && rc != MDB_NOTFOUND)
+	if (rc && rc != GFS_KV_NOTFOUND)
 		return rc;
-	rc = main_seen ? MDB_NOTFOUND : branch_read(e, txn, "main", &b);
+	rc = main_seen ? GFS_KV_NOTFOUND : branch_read(e, txn, "main", &b);
 	if (!rc)
 		rc = br_push(c, &b);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 static int br_name_cmp(const void *a, const void *b)
@@ -3215,24 +2581,21 @@ int gfs_manifest_branch_list(struct gfs_manifest *m, struct gfs_branch **out,
 /* Creates the branches database if this (upgrade) open has none.  The
  * upgrade runs alone in its process, so opening a database here races
  * with no other transaction (LMDB's rule for mdb_dbi_open). */
-static int br_upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int br_upgrade_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct br_ctx *c = ctx;
 	int rc = 0;
 
-	if (!e->has_branches)
-		rc = branches_create(e, txn);
+	if (!has_branches(txn))
+		rc = gfs_kv_db_create(txn, DB_BRANCHES);
 	return rc ? rc : main_ensure(e, txn, &c->created);
 }
 
 int gfs_manifest_branches_upgrade(struct gfs_manifest *m, bool *created)
 {
 	struct br_ctx c = { 0 };
-	bool had = m->e->has_branches;
 	int rc = run_write(m, br_upgrade_txn, &c, NULL);
 
-	if (rc && !had)
-		m->e->has_branches = false; /* the handle died with the txn */
 	*created = !rc && c.created;
 	return rc;
 }
@@ -3247,22 +2610,22 @@ struct gc_ctx {
 	struct gfs_diag *d;
 };
 
-static int tombstone(struct env *e, MDB_txn *txn, uint64_t n)
+static int tombstone(struct env *e, struct gfs_kv_txn *txn, uint64_t n)
 {
 	unsigned char kb[8];
-	MDB_val k = { 8, kb }, v;
+	struct gfs_kv_val k = { 8, kb }, v;
 	struct gfs_gv *gv = NULL;
 	char *s;
 	be64_put(kb, n);
-	int rc = mdb_get(txn, e->dbi[DB_VERSIONS], &k, &v);
-	if (rc == MDB_NOTFOUND)
+	int rc = gfs_kv_get(txn, DB_VERSIONS, &k, &v);
+	if (rc == GFS_KV_NOTFOUND)
 		return seal_fail(DB_VERSIONS, &k, "a version gc removes is missing");
 	if (!rc)
 		rc = gv_decode(&k, &v, &gv);
 	if (!rc && !gv->removed) {
 		gv->removed = true;
 		s = j_dump(gv_json(gv, true));
-		rc = s ? seal_put(txn, e->dbi[DB_VERSIONS], &k, s, strlen(s), 0)
+		rc = s ? seal_put(txn, DB_VERSIONS, &k, s, strlen(s), 0)
 		       : -ENOMEM;
 		free(s);
 	}
@@ -3275,18 +2638,18 @@ uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m)
 	return counter_get(m, META_GC);
 }
 
-static int gc_check_heads(struct env *e, MDB_txn *txn, struct gc_ctx *c)
+static int gc_check_heads(struct env *e, struct gfs_kv_txn *txn, struct gc_ctx *c)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
+	struct gfs_kv_cursor *cur;
+	struct gfs_kv_val k, v;
 	struct gfs_branch b;
 	int rc;
 
-	if (!e->has_branches)
+	if (!has_branches(txn))
 		return 0;
-	if ((rc = mdb_cursor_open(txn, e->dbi[DB_BRANCHES], &cur)))
+	if ((rc = gfs_kv_cursor_open(txn, DB_BRANCHES, &cur)))
 		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_FIRST);
 	while (!rc) {
 		rc = branch_decode(&k, &v, &b);
 		for (size_t i = 0; !rc && i < c->n; i++)
@@ -3296,20 +2659,20 @@ static int gc_check_heads(struct env *e, MDB_txn *txn, struct gc_ctx *c)
 				rc = GFS_ECAS;
 			}
 		if (!rc)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			rc = gfs_kv_cursor_get(cur, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	gfs_kv_cursor_close(cur);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
-static int gc_commit_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int gc_commit_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct gc_ctx *c = ctx;
-	MDB_val k = str_val(c->op_id), v;
+	struct gfs_kv_val k = str_val(c->op_id), v;
 	struct gfs_sidecar *sc = NULL;
 	uint64_t head = 0;
-	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
-	if (rc == MDB_NOTFOUND) {
+	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
+	if (rc == GFS_KV_NOTFOUND) {
 		gfs_diag_set(c->d, "gc %s: its sidecar was resolved meanwhile", c->op_id);
 		return GFS_EGONE;
 	}
@@ -3380,7 +2743,7 @@ static struct gfs_tver_rec sc_rec(const struct gfs_sidecar *sc,
 }
 
 /* W3: the numbers of the sidecar's written tables, in the arm txn. */
-static int sc_reserve(struct env *e, MDB_txn *txn, struct gfs_sidecar *sc)
+static int sc_reserve(struct env *e, struct gfs_kv_txn *txn, struct gfs_sidecar *sc)
 {
 	int rc = 0;
 	for (size_t i = 0; !rc && i < sc->n_tables; i++) {
@@ -3402,44 +2765,53 @@ static int sc_reserve(struct env *e, MDB_txn *txn, struct gfs_sidecar *sc)
 	return rc;
 }
 
-static int sc_put_txn(struct env *e, MDB_txn *txn, void *ctx)
-{
-	struct gfs_sidecar *sc = ctx;
-	struct gfs_sc_table *orig = sc->tables;
-	MDB_val k = str_val(sc->op_id), v;
-	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+struct sc_put_ctx {
+	struct gfs_sidecar sc;            /* .tables is work */
+	const struct gfs_sc_table *orig;  /* the caller's: read, never written */
+	struct gfs_sc_table *work;        /* this run's numbers */
+};
 
-	if (rc != MDB_NOTFOUND)
+/* Every run starts from the caller's numbers (invariant 271): one that
+ * started from an earlier run's would note, not reserve, a number another
+ * writer may have reserved since that run was thrown away. */
+static int sc_put_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
+{
+	struct sc_put_ctx *c = ctx;
+	struct gfs_kv_val k = str_val(c->sc.op_id), v;
+	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
+
+	if (rc != GFS_KV_NOTFOUND)
 		return rc ? rc : -EEXIST;
-	/* a retried txn (map full) starts from the caller's numbers again */
-	sc->tables = calloc(sc->n_tables + 1, sizeof *orig);
-	if (sc->tables && sc->n_tables)
-		memcpy(sc->tables, orig, sc->n_tables * sizeof *orig);
-	rc = sc->tables ? sc_reserve(e, txn, sc) : -ENOMEM;
-	if (!rc)
-		rc = sidecar_put_txn(e, txn, sc, MDB_NOOVERWRITE);
-	if (!rc && sc->n_tables) /* no tables: orig may be NULL (UBSan) */
-		memcpy(orig, sc->tables, sc->n_tables * sizeof *orig);
-	free(sc->tables);
-	sc->tables = orig;
-	return rc;
+	if (c->sc.n_tables) /* no tables: orig may be NULL (UBSan) */
+		memcpy(c->work, c->orig, c->sc.n_tables * sizeof *c->work);
+	rc = sc_reserve(e, txn, &c->sc);
+	return rc ? rc : sidecar_put_txn(e, txn, &c->sc, GFS_KV_NOOVERWRITE);
 }
 
 int gfs_manifest_sidecar_put(struct gfs_manifest *m, struct gfs_sidecar *sc)
 {
 	if (!sidecar_valid(sc))
 		return -EINVAL;
-	struct gfs_sidecar copy = *sc;
-	copy.format = GFS_SIDECAR_FORMAT;
-	return run_write(m, sc_put_txn, &copy, NULL);
+	struct sc_put_ctx c = { .sc = *sc, .orig = sc->tables };
+	c.sc.format = GFS_SIDECAR_FORMAT;
+	c.work = calloc(sc->n_tables + 1, sizeof *c.work);
+	if (!c.work)
+		return -ENOMEM;
+	c.sc.tables = c.work;
+	int rc = run_write(m, sc_put_txn, &c, NULL);
+	/* the numbers reserved, once they are durable */
+	if (!rc && sc->n_tables)
+		memcpy(sc->tables, c.work, sc->n_tables * sizeof *c.work);
+	free(c.work);
+	return rc;
 }
 
 /* The sidecar op_id as stored, decoded, with its revision. */
-static int sc_load(struct env *e, MDB_txn *txn, const char *op_id,
+static int sc_load(struct env *e, struct gfs_kv_txn *txn, const char *op_id,
 		   struct gfs_sidecar **out)
 {
-	MDB_val k = str_val(op_id), v;
-	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	struct gfs_kv_val k = str_val(op_id), v;
+	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
 	*out = NULL;
 	if (rc)
 		return rc;
@@ -3466,7 +2838,7 @@ struct repost_ctx {
 	uint32_t content_of;
 };
 
-static int repost_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int repost_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct repost_ctx *c = ctx;
 	struct gfs_sidecar *sc;
@@ -3503,13 +2875,13 @@ int gfs_manifest_sidecar_repost(struct gfs_manifest *m, const char *op_id,
 	return rc;
 }
 
-static int reserve_comp_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int reserve_comp_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct repost_ctx *c = ctx;
-	MDB_val k = str_val(c->op_id), v;
+	struct gfs_kv_val k = str_val(c->op_id), v;
 	struct gfs_sidecar *sc = NULL;
 	struct gfs_sc_table *t;
-	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
 
 	if (!rc)
 		rc = sc_load(e, txn, c->op_id, &sc);
@@ -3538,7 +2910,7 @@ static int reserve_comp_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (!rc)
 		rc = sidecar_put_txn(e, txn, sc, 0);
 	if (!rc)
-		rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+		rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
 	if (!rc)
 		c->new_rev = sidecar_rev(&v);
 	gfs_sidecar_free(sc);
@@ -3561,11 +2933,11 @@ int gfs_manifest_sidecar_reserve_comp(struct gfs_manifest *m,
 	return rc;
 }
 
-static int sc_confirm_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int sc_confirm_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
-	MDB_val k = str_val(ctx), v;
+	struct gfs_kv_val k = str_val(ctx), v;
 	struct gfs_sidecar *sc;
-	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
 	if (rc)
 		return rc;
 	rc = sidecar_decode(&k, &v, &sc);
@@ -3589,11 +2961,11 @@ struct sc_get_ctx {
 	struct gfs_sidecar **out;
 };
 
-static int sc_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int sc_get_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct sc_get_ctx *g = ctx;
-	MDB_val k = str_val(g->op_id), v;
-	int rc = mdb_get(txn, e->dbi[DB_SIDECARS], &k, &v);
+	struct gfs_kv_val k = str_val(g->op_id), v;
+	int rc = gfs_kv_get(txn, DB_SIDECARS, &k, &v);
 	return rc ? rc : sidecar_decode(&k, &v, g->out);
 }
 
@@ -3623,14 +2995,14 @@ static int sc_list_push(struct sc_list *l, struct gfs_sidecar *sc)
 	return 0;
 }
 
-static int sc_list_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int sc_list_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, e->dbi[DB_SIDECARS], &c);
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc = gfs_kv_cursor_open(txn, DB_SIDECARS, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST);
 	while (!rc) {
 		struct gfs_sidecar *sc;
 		rc = sidecar_decode(&k, &v, &sc);
@@ -3642,10 +3014,10 @@ static int sc_list_txn(struct env *e, MDB_txn *txn, void *ctx)
 			gfs_sidecar_free(sc);
 			break;
 		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	gfs_kv_cursor_close(c);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 static int sc_order(const void *a, const void *b)
@@ -3679,18 +3051,18 @@ int gfs_manifest_sidecar_list(struct gfs_manifest *m, struct gfs_sidecar ***out,
 
 /* ---- audit -------------------------------------------------------------- */
 
-static int audit_fill(struct env *e, MDB_txn *txn, void *ctx)
+static int audit_fill(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct batch *b = ctx;
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
 	unsigned char kb[8];
 	be64_put(kb, b->next);
-	k = (MDB_val){ 8, kb };
-	int rc = mdb_cursor_open(txn, e->dbi[DB_AUDIT], &c);
+	k = (struct gfs_kv_val){ 8, kb };
+	int rc = gfs_kv_cursor_open(txn, DB_AUDIT, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_SET_RANGE);
 	while (!rc && b->n < BATCH) {
 		uint64_t seq;
 		if (!be64_get(&k, &seq)) {
@@ -3702,11 +3074,11 @@ static int audit_fill(struct env *e, MDB_txn *txn, void *ctx)
 			break;
 		b->n++;
 		b->next = seq + 1;
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(c);
+	gfs_kv_cursor_close(c);
 	b->done = b->n < BATCH;
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 int gfs_manifest_audit_list(struct gfs_manifest *m,
@@ -3732,29 +3104,29 @@ struct count_ctx {
 	size_t n;
 };
 
-static int audit_count_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int audit_count_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct count_ctx *cc = ctx;
-	MDB_cursor *c;
-	MDB_val k = str_val(cc->op_id), v;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k = str_val(cc->op_id), v;
 	size_t n = 0;
-	int rc = mdb_cursor_open(txn, e->dbi[DB_AUDIT_BY_OP], &c);
+	int rc = gfs_kv_cursor_open(txn, DB_AUDIT_BY_OP, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_SET);
 	while (!rc) {
-		MDB_val pv = v;
+		struct gfs_kv_val pv = v;
 		rc = unseal(DB_AUDIT_BY_OP, &k, &pv);
-		if (!rc && pv.mv_size != 8)
+		if (!rc && pv.size != 8)
 			rc = seal_fail(DB_AUDIT_BY_OP, &k, "value is not a sequence");
 		if (rc)
 			break;
 		n++;
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+		rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT_DUP);
 	}
-	mdb_cursor_close(c);
+	gfs_kv_cursor_close(c);
 	cc->n = n;
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 int gfs_manifest_audit_count(struct gfs_manifest *m, const char *op_id,
@@ -3778,16 +3150,16 @@ struct meta_ctx {
 	char **out;
 };
 
-static int meta_get_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int meta_get_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct meta_ctx *mc = ctx;
-	MDB_val k = str_val(mc->key), v;
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	struct gfs_kv_val k = str_val(mc->key), v;
+	int rc = gfs_kv_get(txn, DB_META, &k, &v);
 	if (!rc)
 		rc = unseal(DB_META, &k, &v);
 	if (rc)
 		return rc;
-	*mc->out = gfs_memdup(v.mv_data, v.mv_size);
+	*mc->out = gfs_memdup(v.data, v.size);
 	return *mc->out ? 0 : -ENOMEM;
 }
 
@@ -3800,11 +3172,11 @@ int gfs_manifest_meta_get(struct gfs_manifest *m, const char *key, char **val)
 	return run_read(m, meta_get_txn, &mc);
 }
 
-static int meta_put_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int meta_put_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct meta_ctx *mc = ctx;
-	MDB_val k = str_val(mc->key);
-	return seal_put(txn, e->dbi[DB_META], &k, mc->val, strlen(mc->val), 0);
+	struct gfs_kv_val k = str_val(mc->key);
+	return seal_put(txn, DB_META, &k, mc->val, strlen(mc->val), 0);
 }
 
 int gfs_manifest_meta_put(struct gfs_manifest *m, const char *key,
@@ -3819,7 +3191,7 @@ int gfs_manifest_meta_put(struct gfs_manifest *m, const char *key,
 /* ---- upgrade and check -------------------------------------------------- */
 
 struct kv {
-	MDB_val k, v;
+	struct gfs_kv_val k, v;
 };
 
 struct kv_list {
@@ -3830,55 +3202,55 @@ struct kv_list {
 static void kv_list_free(struct kv_list *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
-		free(l->a[i].k.mv_data);
-		free(l->a[i].v.mv_data);
+		free(l->a[i].k.data);
+		free(l->a[i].v.data);
 	}
 	free(l->a);
 	l->a = NULL;
 	l->n = l->cap = 0;
 }
 
-static int kv_list_push(struct kv_list *l, const MDB_val *k, const MDB_val *v)
+static int kv_list_push(struct kv_list *l, const struct gfs_kv_val *k, const struct gfs_kv_val *v)
 {
 	void *p = gfs_array_grow(l->a, &l->cap, l->n, sizeof *l->a, 64);
 	if (!p)
 		return -ENOMEM;
 	l->a = p;
 	struct kv *e = &l->a[l->n];
-	e->k = (MDB_val){ k->mv_size, gfs_memdup(k->mv_data, k->mv_size) };
-	e->v = (MDB_val){ v->mv_size, gfs_memdup(v->mv_data, v->mv_size) };
+	e->k = (struct gfs_kv_val){ k->size, gfs_memdup(k->data, k->size) };
+	e->v = (struct gfs_kv_val){ v->size, gfs_memdup(v->data, v->size) };
 	l->n++;
-	return e->k.mv_data && e->v.mv_data ? 0 : -ENOMEM;
+	return e->k.data && e->v.data ? 0 : -ENOMEM;
 }
 
 /* Every (key, value) of db, duplicates included, copied out. */
-static int db_copy(struct env *e, MDB_txn *txn, enum db db, struct kv_list *l)
+static int db_copy(struct env *e, struct gfs_kv_txn *txn, enum db db, struct kv_list *l)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, e->dbi[db], &c);
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc = gfs_kv_cursor_open(txn, db, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST);
 	while (!rc) {
 		rc = kv_list_push(l, &k, &v);
 		if (!rc)
-			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	gfs_kv_cursor_close(c);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 /* Rewrites every format-1 value of db with its seal. */
-static int db_seal_all(struct env *e, MDB_txn *txn, enum db db, uint64_t *n)
+static int db_seal_all(struct env *e, struct gfs_kv_txn *txn, enum db db, uint64_t *n)
 {
 	struct kv_list l = { 0 };
 	int rc = db_copy(e, txn, db, &l);
 	if (!rc)
-		rc = mdb_drop(txn, e->dbi[db], 0);
+		rc = gfs_kv_drop(txn, db);
 	for (size_t i = 0; !rc && i < l.n; i++) {
-		rc = seal_put(txn, e->dbi[db], &l.a[i].k, l.a[i].v.mv_data,
-			      l.a[i].v.mv_size, 0);
+		rc = seal_put(txn, db, &l.a[i].k, l.a[i].v.data,
+			      l.a[i].v.size, 0);
 		(*n)++;
 	}
 	kv_list_free(&l);
@@ -3903,10 +3275,10 @@ static void msgs_add(struct msgs *ms, const char *msg)
 }
 
 /* One value: its seal, then what it must decode to. */
-static void check_value(enum db db, const MDB_val *k, const MDB_val *v,
+static void check_value(enum db db, const struct gfs_kv_val *k, const struct gfs_kv_val *v,
 			struct msgs *ms)
 {
-	MDB_val pv = *v;
+	struct gfs_kv_val pv = *v;
 	struct gfs_gv *gv = NULL;
 	struct gfs_audit *a = NULL;
 	struct gfs_branch br;
@@ -3918,7 +3290,7 @@ static void check_value(enum db db, const MDB_val *k, const MDB_val *v,
 		rc = audit_decode(k, v, &a);
 	else if (!rc && db == DB_BRANCHES)
 		rc = branch_decode(k, v, &br);
-	else if (!rc && db == DB_AUDIT_BY_OP && pv.mv_size != 8)
+	else if (!rc && db == DB_AUDIT_BY_OP && pv.size != 8)
 		rc = seal_fail(db, k, "value is not a sequence number");
 	else if (!rc && db == DB_TVER) {
 		struct gfs_tver_rec r;
@@ -3938,21 +3310,21 @@ struct check_ctx {
 	enum db db;
 };
 
-static int check_db_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int check_db_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct check_ctx *cc = ctx;
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, e->dbi[cc->db], &c);
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	int rc = gfs_kv_cursor_open(txn, cc->db, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST);
 	while (!rc) {
 		check_value(cc->db, &k, &v, &cc->ms);
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT);
 	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	gfs_kv_cursor_close(c);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 int gfs_manifest_check(struct gfs_manifest *m,
@@ -3962,7 +3334,7 @@ int gfs_manifest_check(struct gfs_manifest *m,
 
 	for (int db = 0; db < DB__COUNT; db++) {
 		struct check_ctx cc = { .db = (enum db)db };
-		if (!db_is_open(m->e, (enum db)db))
+		if (!db_is_open_kv(m->kv, (enum db)db))
 			continue;
 		int rc = run_read(m, check_db_txn, &cc);
 		for (size_t i = 0; i < cc.ms.n; i++) {
@@ -3993,11 +3365,11 @@ struct upgrade_ctx {
 };
 
 /* After sealing: every record must decode, or nothing is committed. */
-static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
+static int upgrade_verify(struct env *e, struct gfs_kv_txn *txn, struct gfs_diag *d)
 {
 	for (int db = 0; db < DB__COUNT; db++) {
 		struct check_ctx cc = { .db = (enum db)db };
-		if (db == DB_SIDECARS || !db_is_open(e, (enum db)db))
+		if (db == DB_SIDECARS || !db_is_open(txn, (enum db)db))
 			continue; /* sidecars: kept even when unparsable (§4) */
 		int rc = check_db_txn(e, txn, &cc);
 		if (!rc && cc.ms.n) {
@@ -4013,21 +3385,21 @@ static int upgrade_verify(struct env *e, MDB_txn *txn, struct gfs_diag *d)
 	return 0;
 }
 
-static int upgrade_head_witness(struct env *e, MDB_txn *txn)
+static int upgrade_head_witness(struct env *e, struct gfs_kv_txn *txn)
 {
 	uint64_t last = 0;
 	int rc = head_version_txn_raw(e, txn, &last);
-	if (rc == MDB_NOTFOUND)
+	if (rc == GFS_KV_NOTFOUND)
 		return 0;
 	return rc ? rc : head_witness_put(e, txn, last);
 }
 
-static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int upgrade_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct upgrade_ctx *u = ctx;
-	MDB_val k = str_val("manifest_format"), v;
+	struct gfs_kv_val k = str_val("manifest_format"), v;
 	char num[8];
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	int rc = gfs_kv_get(txn, DB_META, &k, &v);
 
 	u->records = 0;
 	if (rc == 0 && !is_format_1(&v))
@@ -4035,12 +3407,12 @@ static int upgrade_txn(struct env *e, MDB_txn *txn, void *ctx)
 	if (rc)
 		return rc;
 	for (int db = 0; db < DB__COUNT && !rc; db++)
-		if (db_is_open(e, (enum db)db))
+		if (db_is_open(txn, (enum db)db))
 			rc = db_seal_all(e, txn, (enum db)db, &u->records);
 	/* sealed now; the index (format 3) is gfs_manifest_upgrade_index's */
 	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT_SEALED);
 	if (!rc)
-		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+		rc = seal_put(txn, DB_META, &k, num, strlen(num), 0);
 	if (!rc)
 		rc = upgrade_head_witness(e, txn);
 	if (!rc)
@@ -4072,37 +3444,37 @@ struct index_ctx {
 	bool done;
 };
 
-static int upgrade_index_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int upgrade_index_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct index_ctx *c = ctx;
-	MDB_val k = str_val("manifest_format"), v;
+	struct gfs_kv_val k = str_val("manifest_format"), v;
 	char buf[16] = "", num[8];
 	uint64_t f = 0;
-	int rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
+	int rc = gfs_kv_get(txn, DB_META, &k, &v);
 
 	c->done = false;
 	if (!rc)
 		rc = unseal(DB_META, &k, &v);
-	if (!rc && v.mv_size < sizeof buf)
-		memcpy(buf, v.mv_data, v.mv_size);
+	if (!rc && v.size < sizeof buf)
+		memcpy(buf, v.data, v.size);
 	if (!rc && gfs_parse_u64(buf, &f))
 		rc = GFS_ECORRUPT;
 	if (rc || f >= MANIFEST_FORMAT)
 		return rc;
 	if (f != MANIFEST_FORMAT_SEALED)
 		return GFS_EFORMAT;
-	rc = index_create(e, txn);
+	rc = index_create(txn);
 	if (!rc)
-		rc = mdb_drop(txn, e->dbi[DB_TVER], 0);
+		rc = gfs_kv_drop(txn, DB_TVER);
 	if (!rc)
-		rc = mdb_drop(txn, e->dbi[DB_NEXT], 0);
+		rc = gfs_kv_drop(txn, DB_NEXT);
 	for (size_t i = 0; !rc && i < c->n; i++)
 		rc = tver_put(e, txn, &c->recs[i]);
 	for (size_t i = 0; !rc && i < c->n_next; i++)
 		rc = next_put(e, txn, c->nexts[i].table, c->nexts[i].version);
 	snprintf(num, sizeof num, "%d", MANIFEST_FORMAT);
 	if (!rc)
-		rc = seal_put(txn, e->dbi[DB_META], &k, num, strlen(num), 0);
+		rc = seal_put(txn, DB_META, &k, num, strlen(num), 0);
 	c->done = !rc;
 	return rc;
 }
@@ -4119,10 +3491,7 @@ int gfs_manifest_upgrade_index(struct gfs_manifest *m,
 	for (size_t i = 0; i < n_next; i++)
 		if (!table_name_ok(nexts[i].table) || !nexts[i].version)
 			return -EINVAL;
-	bool had = m->e->has_index;
 	int rc = run_write(m, upgrade_index_txn, &c, d);
-	if (rc)
-		m->e->has_index = had; /* handles of an aborted txn are gone */
 	if (rc == GFS_EFORMAT)
 		gfs_diag_set(d, "cannot index the manifest: it is not format %d",
 			     MANIFEST_FORMAT_SEALED);
@@ -4136,14 +3505,14 @@ int gfs_manifest_upgrade_index(struct gfs_manifest *m,
 
 struct raw_ctx {
 	int db;
-	MDB_val k, v;
+	struct gfs_kv_val k, v;
 };
 
-static int raw_put_txn(struct env *e, MDB_txn *txn, void *ctx)
+static int raw_put_txn(struct env *e, struct gfs_kv_txn *txn, void *ctx)
 {
 	struct raw_ctx *r = ctx;
 	/* sealed: tests plant records that verify but mean something bad */
-	return seal_put(txn, e->dbi[r->db], &r->k, r->v.mv_data, r->v.mv_size, 0);
+	return seal_put(txn, r->db, &r->k, r->v.data, r->v.size, 0);
 }
 
 int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
@@ -4154,10 +3523,10 @@ int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
 	for (int i = 0; i < DB__COUNT; i++)
 		if (strcmp(db, db_names[i]) == 0)
 			r.db = i;
-	if (r.db < 0 || klen == 0 || !db_is_open(m->e, (enum db)r.db))
+	if (r.db < 0 || klen == 0 || !db_is_open_kv(m->kv, (enum db)r.db))
 		return -EINVAL;
-	r.k = (MDB_val){ klen, (void *)key };
-	r.v = (MDB_val){ vlen, (void *)val };
+	r.k = (struct gfs_kv_val){ klen, (void *)key };
+	r.v = (struct gfs_kv_val){ vlen, (void *)val };
 	return run_write(m, raw_put_txn, &r, NULL);
 }
 
@@ -4166,7 +3535,7 @@ int gfs_manifest_debug_put_raw(struct gfs_manifest *m, const char *db,
 /* Seals payload under key as a put would (so the decoder behind the
  * checksum sees the bytes), decodes it as a record of db, and on success
  * gives its public JSON. */
-static int decode_one(enum db db, const MDB_val *k, const MDB_val *sv,
+static int decode_one(enum db db, const struct gfs_kv_val *k, const struct gfs_kv_val *sv,
 		      char **json)
 {
 	struct gfs_sidecar *sc = NULL;
@@ -4211,7 +3580,7 @@ int gfs_manifest_debug_decode(const char *db, const void *key, size_t klen,
 			      const void *payload, size_t n, char **json)
 {
 	unsigned char *b = malloc(n + SEAL_LEN);
-	MDB_val k = { klen, (void *)key }, v = { n + SEAL_LEN, b };
+	struct gfs_kv_val k = { klen, (void *)key }, v = { n + SEAL_LEN, b };
 	uint64_t h = seal_of(&k, payload, n);
 	int rc = -EINVAL;
 

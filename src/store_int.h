@@ -28,6 +28,19 @@ void gfs_manifest_debug_set_maxreaders(unsigned n);
 
 /* The current map size of m's environment. */
 size_t gfs_manifest_debug_mapsize(struct gfs_manifest *m);
+struct gfs_kv;
+size_t gfs_kv_lmdb_debug_mapsize(struct gfs_kv *kv); /* kv_lmdb.c */
+
+/* With hook set, the next write transaction of every store runs its
+ * callback, throws that run away (as an optimistic backend does on a
+ * conflict), calls hook(arg) outside any transaction (where a test may
+ * write in between), and runs the callback again; NULL: off.
+ * Process-global; for tests of kv.h's write-callback rule. */
+void gfs_manifest_debug_set_rerun(void (*hook)(void *arg), void *arg);
+
+/* How many runs of write callbacks were thrown away so (by the hook, or by
+ * GRAPHFS_KV_RERUN=1 in a failpoint build: kv_lmdb.c). */
+unsigned long gfs_manifest_debug_reruns(void);
 
 /* Decodes payload as a record of db ("versions", "sidecars", "audit",
  * "branches", "tver", "next") stored under key, exactly as a read of the

@@ -8,11 +8,11 @@
  *
  *   1. take every table lock LOCK_EX without waiting (a writer of any build
  *      holds one while it writes): -EBUSY naming the table otherwise;
- *   2. refuse (-EBUSY) while another process has the manifest open: every
- *      open LMDB environment holds a read lock on byte 0 of lock.mdb, so
- *      F_GETLK for a write lock there names such a process (a mount, a
- *      long-running graphctl of the old build, which would go on writing
- *      values without checksums);
+ *   2. refuse (-EBUSY) while another process has the manifest open (the
+ *      backend's in_use, kv.h): every open LMDB environment holds a read
+ *      lock on byte 0 of lock.mdb, so F_GETLK for a write lock there names
+ *      such a process (a mount, a long-running graphctl of the old build,
+ *      which would go on writing values without checksums; kv_lmdb.c);
  *   3. rewrite the manifest in one LMDB write transaction
  *      (gfs_manifest_upgrade): a crash leaves format 1 or format 2;
  *   4. write FORMAT (temp file, fsync, rename, directory fsync).
@@ -52,6 +52,7 @@
 
 #include "failpoints.h"
 #include "graph.h"
+#include "kv.h"
 #include "lock.h"
 #include "table.h"
 
@@ -120,30 +121,6 @@ static int lock_all(const char *dir, struct gfs_lockset **ls,
 	}
 	free(modes);
 	names_free(&nm);
-	return rc;
-}
-
-/* Another process with the manifest open holds a read lock on byte 0 of
- * lock.mdb (LMDB's liveness lock); 0 if none. */
-static int manifest_user(const char *dir, struct gfs_diag *d)
-{
-	char path[PATH_MAX];
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-			    .l_start = 0, .l_len = 1 };
-	int fd, rc = 0;
-
-	snprintf(path, sizeof path, "%s/manifest/lock.mdb", dir);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : gfs_io_fail("open", path, -errno);
-	if (fcntl(fd, F_GETLK, &fl) < 0)
-		rc = gfs_io_fail("fcntl(F_GETLK)", path, -errno);
-	else if (fl.l_type != F_UNLCK) {
-		gfs_diag_set(d, "store '%s' is open in process %d (a mount or another graphctl): stop it, then run upgrade again",
-			     dir, (int)fl.l_pid);
-		rc = -EBUSY;
-	}
-	close(fd);
 	return rc;
 }
 
@@ -497,7 +474,7 @@ int gfs_graph_upgrade(const char *dir, struct gfs_upgrade_result *res,
 	res->to = GFS_FORMAT_VERSION;
 	rc = lock_all(dir, &ls, d);
 	if (!rc)
-		rc = manifest_user(dir, d);
+		rc = gfs_kv_backend(dir)->in_use(dir, d);
 	if (!rc)
 		rc = upgrade_manifest(dir, res, d);
 	err = rc ? 0 : gfs_fp_hit(GFS_FP_UPGRADE_AFTER_MANIFEST);

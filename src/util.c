@@ -1,6 +1,7 @@
 /* util.c - errors, diagnostics, buffers, ids, time and file helpers. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -460,11 +461,31 @@ int gfs_pread_all(int fd, void *p, size_t len, off_t off)
 	return 0;
 }
 
+static __thread int write_cb_depth;
+
+void gfs_write_cb_enter(void)
+{
+	write_cb_depth++;
+}
+
+void gfs_write_cb_leave(void)
+{
+	assert(write_cb_depth > 0);
+	write_cb_depth--;
+}
+
+bool gfs_in_write_cb(void)
+{
+	return write_cb_depth > 0;
+}
+
 int gfs_fsync_dir(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd;
 	int rc = 0;
 
+	assert(!gfs_in_write_cb()); /* kv.h: no fsync in a write callback */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return gfs_io_fail("open directory", path, -errno);
 	if (fsync(fd) < 0)

@@ -126,12 +126,23 @@ const char *gfs_io_last(int rc);
 void gfs_io_note(int rc, const char *msg);
 void gfs_diag_io(struct gfs_diag *d, int rc);
 
+/* kv.h's write-callback rule, checked: a backend marks the calling thread
+ * while a write callback runs (enter/leave nest), and the failpoint hook,
+ * the table locks and gfs_fsync_dir assert that it is not marked, so a
+ * failpoint, lock wait or fsync inside a write transaction fails every
+ * test that reaches it (docs/invariants.md 32 and 273). */
+void gfs_write_cb_enter(void);
+void gfs_write_cb_leave(void);
+bool gfs_in_write_cb(void);
+
 /* Files: whole writes/reads that retry EINTR and short counts; failures are
  * recorded (gfs_io_fail), naming the file. */
 int gfs_write_all(int fd, const void *p, size_t len);
 int gfs_pwrite_all(int fd, const void *p, size_t len, off_t off);
 /* Reads exactly len bytes at off; short file = GFS_ECORRUPT. */
 int gfs_pread_all(int fd, void *p, size_t len, off_t off);
+/* fsyncs the directory path.  Never inside a write callback of the
+ * manifest (asserted: see gfs_in_write_cb). */
 int gfs_fsync_dir(const char *path);
 /* fsyncs the directory that holds path (its name's directory entry). */
 int gfs_fsync_parent(const char *path);

@@ -208,6 +208,22 @@ check "group commit: at most 80 versions for 80 files (got $((v - 25)))" test "$
 check "fsck after the parallel writers" gc fsck "$S"
 base=$v
 
+# A link is named <to>.json, the name of its pair's first edge only: while
+# another edge of the pair is left (k2, named w0_1~k2.json, its first k1
+# deleted) ln -s of w0_1.json is EEXIST and publishes nothing (it published
+# an edge named w0_1~<id>.json and then answered ENOENT; found by the
+# model, seed 1402486).
+printf '%s\n' '{"edge":"Knows","from":"w0_0","to":"w0_1","data":{"id":"k1"}}' \
+	'{"edge":"Knows","from":"w0_0","to":"w0_1","data":{"id":"k2"}}' | load "$S" merge
+check "pair: k1 is w0_1.json" wait_until 10 test -L "$P/w0_0/out/Knows/w0_1.json"
+rm "$P/w0_0/out/Knows/w0_1.json"
+check "pair: k1 removed, k2 left" wait_until 10 test -L "$P/w0_0/out/Knows/w0_1~k2.json"
+v=$(gc log "$S" | tail -n 1 | awk '{print $1}')
+claim EEXIST "ln -s into a pair with an edge left" 'os.symlink("../../../../Person/w0_1.json", m + "/nodes/Person/w0_0/out/Knows/w0_1.json")'
+check "ln -s refused: errors.jsonl says why" has "$M/.graphfs/errors.jsonl" "another edge of the pair is named"
+expect "$v" "the refused ln -s publishes nothing"
+base=$v
+
 # -- ingest/: a JSONL file = one version ---------------------------------------
 printf '%s\n' '{"type":"Person","data":{"slug":"in1"}}' '{"type":"Person","data":{"slug":"in2"}}' > "$T/delta.jsonl"
 check "cp into ingest/ (merge)" cp "$T/delta.jsonl" "$M/ingest/"
