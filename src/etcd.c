@@ -922,6 +922,7 @@ static json_t *cmp_json(const struct gfs_etcd_cmp *c)
 	if (!j || etcd_j_set(j, "target", json_string(targets[c->target])) ||
 	    etcd_j_set(j, "result", json_string(results[c->result])) ||
 	    etcd_j_set(j, "key", j_bytes(c->key, c->key_len)) ||
+	    (c->end && etcd_j_set(j, "range_end", j_bytes(c->end, c->end_len))) ||
 	    etcd_j_set(j, fields[c->target], c->target == GFS_ETCD_VALUE ?
 		  j_bytes(c->value, c->value_len) : etcd_j_int(c->num))) {
 		json_decref(j);

@@ -152,7 +152,12 @@ enum gfs_etcd_target {
 	GFS_ETCD_MOD,     /* cmp.num = mod_revision (0 = absent) */
 };
 enum gfs_etcd_result { GFS_ETCD_EQ, GFS_ETCD_NE, GFS_ETCD_LT, GFS_ETCD_GT };
-/* "key's TARGET RESULT (num | value)", e.g. {GFS_ETCD_MOD, GFS_ETCD_EQ, k, kl, 42}. */
+/* "key's TARGET RESULT (num | value)", e.g. {GFS_ETCD_MOD, GFS_ETCD_EQ, k, kl, 42}.
+ * With end set, the compare is over the range [key, end): etcd 3.4 holds it
+ * when every key of the range satisfies it, and on an empty range compares
+ * an absent key's zeros (version, create and mod revision 0; a VALUE
+ * compare fails), so {GFS_ETCD_VERSION, GFS_ETCD_EQ, dir, .., 0, .., end}
+ * reads "no key under dir" (tests/etcd/lease.sh case rangecmp). */
 struct gfs_etcd_cmp {
 	enum gfs_etcd_target target;
 	enum gfs_etcd_result result;
@@ -161,6 +166,8 @@ struct gfs_etcd_cmp {
 	int64_t num;
 	const void *value;
 	size_t value_len;
+	const void *end;  /* NULL = the one key */
+	size_t end_len;
 };
 enum gfs_etcd_op_kind { GFS_ETCD_PUT, GFS_ETCD_DELETE, GFS_ETCD_RANGE };
 struct gfs_etcd_op {

@@ -974,9 +974,8 @@ static int build_ops(struct etxn *t, struct opv *o)
 	return rc;
 }
 
-static bool cmp_holds(const struct gfs_etcd_cmp *c, const struct gfs_etcd_page *p)
+static bool cmp_holds_kv(const struct gfs_etcd_cmp *c, const struct gfs_etcd_kv *kv)
 {
-	const struct gfs_etcd_kv *kv = p && p->n ? &p->kvs[0] : NULL;
 	int64_t n = 0;
 	int r;
 
@@ -998,6 +997,18 @@ static bool cmp_holds(const struct gfs_etcd_cmp *c, const struct gfs_etcd_page *
 	case GFS_ETCD_GT: return r > 0;
 	}
 	return false;
+}
+
+/* etcd's rule: a compare over a range holds when it holds for every key
+ * there; over no key, as for an absent key (a VALUE compare fails). */
+static bool cmp_holds(const struct gfs_etcd_cmp *c, const struct gfs_etcd_page *p)
+{
+	if (!p || !p->n)
+		return cmp_holds_kv(c, NULL);
+	for (size_t i = 0; i < p->n; i++)
+		if (!cmp_holds_kv(c, &p->kvs[i]))
+			return false;
+	return true;
 }
 
 static void backoff(unsigned attempt)
@@ -1044,7 +1055,8 @@ static int commit(struct etxn *t, struct gfs_kv_etcd_cmps *fc,
 		if (!rc)
 			rc = opv_add(&fail, &(struct gfs_etcd_op){
 				.kind = GFS_ETCD_RANGE, .key = fc->a[i].key,
-				.key_len = fc->a[i].key_len });
+				.key_len = fc->a[i].key_len, .end = fc->a[i].end,
+				.end_len = fc->a[i].end_len });
 	}
 	if (rc) {
 		if (t->err)

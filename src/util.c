@@ -30,6 +30,7 @@ static const char *const gfs_err_text[] = {
 	[-(GFS_EVIOLATION - GFS_EBASE)] = "invariant violation",
 	[-(GFS_ETOOLONG - GFS_EBASE)] = "input line too long",
 	[-(GFS_EGONE - GFS_EBASE)] = "already resolved elsewhere",
+	[-(GFS_ELEASE - GFS_EBASE)] = "lease lost",
 };
 
 const char *gfs_strerror(int rc)

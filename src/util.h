@@ -31,7 +31,8 @@ enum gfs_err {
 	GFS_EVIOLATION = -40008,/* invariant violation: refuse, keep evidence */
 	GFS_ETOOLONG = -40009,  /* input line over the documented limit */
 	GFS_EGONE = -40010,     /* sidecar already resolved by someone else */
-	GFS_ELAST = -40011,
+	GFS_ELEASE = -40011,    /* lease lost: expired or fenced; nothing was done */
+	GFS_ELAST = -40012,
 };
 
 /* The whole error text for rc (errno or GFS_E*); never NULL. */

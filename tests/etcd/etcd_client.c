@@ -260,7 +260,7 @@ static void case_txn(void)
 	struct gfs_etcd_txn_result r;
 
 	MUST(gfs_etcd_put(e, ka, la, "1", 1, 0, &ra, &dg));
-	struct gfs_etcd_cmp stale = {GFS_ETCD_MOD, GFS_ETCD_EQ, ka, la, ra - 1, NULL, 0};
+	struct gfs_etcd_cmp stale = {GFS_ETCD_MOD, GFS_ETCD_EQ, ka, la, ra - 1, NULL, 0, NULL, 0};
 	struct gfs_etcd_op ok[3] = {
 		{.kind = GFS_ETCD_PUT, .key = kb, .key_len = lb, .value = "B", .value_len = 1},
 		{.kind = GFS_ETCD_PUT, .key = kc, .key_len = lc, .value = "C", .value_len = 1},
@@ -276,17 +276,17 @@ static void case_txn(void)
 	      get_rev(e, "t/a", v, sizeof(v)) == ra && !strcmp(v, "1"),
 	      "... and changes nothing: b, c absent, a untouched");
 
-	struct gfs_etcd_cmp bad_value = {GFS_ETCD_VALUE, GFS_ETCD_EQ, ka, la, 0, "2", 1};
+	struct gfs_etcd_cmp bad_value = {GFS_ETCD_VALUE, GFS_ETCD_EQ, ka, la, 0, "2", 1, NULL, 0};
 	MUST(gfs_etcd_txn(e, &bad_value, 1, ok, 3, NULL, 0, &r, &dg));
 	CHECK(!r.succeeded && get_rev(e, "t/b", NULL, 0) == 0, "a failed value compare changes nothing");
 	gfs_etcd_txn_result_release(&r);
 
 	/* all compares hold: 3 keys at one revision */
 	struct gfs_etcd_cmp hold[4] = {
-		{GFS_ETCD_MOD, GFS_ETCD_EQ, ka, la, ra, NULL, 0},
-		{GFS_ETCD_CREATE, GFS_ETCD_EQ, ka, la, ra, NULL, 0},
-		{GFS_ETCD_VERSION, GFS_ETCD_EQ, kb, lb, 0, NULL, 0},
-		{GFS_ETCD_VALUE, GFS_ETCD_EQ, ka, la, 0, "1", 1},
+		{GFS_ETCD_MOD, GFS_ETCD_EQ, ka, la, ra, NULL, 0, NULL, 0},
+		{GFS_ETCD_CREATE, GFS_ETCD_EQ, ka, la, ra, NULL, 0, NULL, 0},
+		{GFS_ETCD_VERSION, GFS_ETCD_EQ, kb, lb, 0, NULL, 0, NULL, 0},
+		{GFS_ETCD_VALUE, GFS_ETCD_EQ, ka, la, 0, "1", 1, NULL, 0},
 	};
 	MUST(gfs_etcd_txn(e, hold, 4, ok, 3, fail, 1, &r, &dg));
 	int64_t rb = get_rev(e, "t/b", NULL, 0), rc = get_rev(e, "t/c", NULL, 0);

@@ -622,6 +622,18 @@ static int fence_fn(void *arg, struct gfs_kv_etcd_cmps *out)
 		.value = "mine", .value_len = 4 });
 }
 
+static char busy_key[600], busy_end[600];
+
+/* a range compare, as lease_etcd.c's: nobody under PREFIX/busy/ */
+static int fence_range_fn(void *arg, struct gfs_kv_etcd_cmps *out)
+{
+	(void)arg;
+	return gfs_kv_etcd_cmps_add(out, &(struct gfs_etcd_cmp){
+		.target = GFS_ETCD_VERSION, .result = GFS_ETCD_EQ,
+		.key = busy_key, .key_len = strlen(busy_key), .num = 0,
+		.end = busy_end, .end_len = strlen(busy_end) });
+}
+
 /* Invariant 283: a failed fence compare ends the write with "lease lost"
  * (-ENOLCK), not a retry, and writes nothing. */
 START_TEST(test_etcd_fence)
@@ -644,6 +656,19 @@ START_TEST(test_etcd_fence)
 	ck_assert_uint_eq(c.runs, 2); /* one run, no retry */
 	ck_assert_int_eq(gfs_kv_read(kv, c_get_n, got), 0);
 	ck_assert_str_eq(got, "5");
+	/* the same with a compare over a range of keys */
+	snprintf(busy_key, sizeof busy_key, "%s/busy/", gfs_etcd_prefix(e));
+	snprintf(busy_end, sizeof busy_end, "%s/busy0", gfs_etcd_prefix(e));
+	gfs_kv_etcd_set_fence(kv, fence_range_fn, NULL);
+	ck_assert_int_eq(gfs_kv_write(kv, c_set5, NULL, &d), 0);
+	char bk[700];
+	snprintf(bk, sizeof bk, "%sother", busy_key);
+	ck_assert_int_eq(gfs_etcd_put(e, bk, strlen(bk), "1", 1, 0, NULL, &d), 0);
+	memset(&d, 0, sizeof d);
+	c.runs = 1;
+	ck_assert_int_eq(gfs_kv_write(kv, c_incr, &c, &d), -ENOLCK);
+	ck_assert_msg(strstr(d.msg, "lease lost") && strstr(d.msg, "/busy/"), "%s", d.msg);
+	ck_assert_uint_eq(c.runs, 2);
 	gfs_kv_etcd_set_fence(kv, NULL, NULL);
 	gfs_kv_close(kv);
 }
