@@ -19,10 +19,7 @@ set -uo pipefail
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/etcd/cluster.sh"
 
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-	echo "SKIP: etcd and etcdctl not installed (scripts/deps.sh: etcd-server etcd-client)"
-	exit 77
-fi
+etcd_require
 if ! grep -q '^#define GFS_FAILPOINTS_ENABLED' "$top_builddir/config.h" 2>/dev/null; then
 	echo "SKIP: not configured with --enable-failpoints"
 	exit 77
@@ -30,9 +27,7 @@ fi
 CHECK_KV=$top_builddir/tests/unit/check_kv
 [ -x "$CHECK_KV" ] || { echo "FAIL - $CHECK_KV not built (make check builds it)"; exit 1; }
 
-TMPROOT=${GRAPHFS_ETCD_TMPDIR:-/dev/shm}
-[ -d "$TMPROOT" ] && [ -w "$TMPROOT" ] || TMPROOT=${TMPDIR:-/tmp}
-T=$(mktemp -d "$TMPROOT/gfs-kvetcd.XXXXXX")
+T=$(etcd_tmpdir gfs-kvetcd)
 chmod 755 "$T"
 M=$T/mnt
 BG=""

@@ -12,19 +12,14 @@ set -uo pipefail
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/etcd/cluster.sh"
 
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-	echo "SKIP: etcd and etcdctl not installed (scripts/deps.sh: etcd-server etcd-client)"
-	exit 77
-fi
+etcd_require
 if ! grep -q '^#define GFS_FAILPOINTS_ENABLED' "$top_builddir/config.h" 2>/dev/null; then
 	echo "SKIP: not configured with --enable-failpoints (the crash tests need it)"
 	exit 77
 fi
 TESTS_ON_ETCD="crash/gc_branches.sh crash/gc_mount.sh mount/branches.sh mount/live.sh mount/write_race.sh mount/write_crash.sh"
 
-TMPROOT=${GRAPHFS_ETCD_TMPDIR:-/dev/shm}
-[ -d "$TMPROOT" ] && [ -w "$TMPROOT" ] || TMPROOT=${TMPDIR:-/tmp}
-T=$(mktemp -d "$TMPROOT/gfs-both.XXXXXX")
+T=$(etcd_tmpdir gfs-both)
 trap 'rm -rf "$T"' EXIT
 fails=0
 ok()  { echo "ok - $*"; }

@@ -26,17 +26,10 @@ set -euo pipefail
 . "$top_srcdir/tests/etcd/cluster.sh"
 
 CLIENT=$top_builddir/tests/etcd/etcd_client
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-	echo "SKIP: etcd and etcdctl not installed (scripts/deps.sh: etcd-server etcd-client)"
-	exit 77
-fi
+etcd_require
 [ -x "$CLIENT" ] || { echo "FAIL - $CLIENT not built (make check builds it)"; exit 1; }
 
-# Data dirs on tmpfs when there is one: etcd fsyncs each commit, and a disk
-# shared with other tests makes that slow enough to cost elections.
-TMPROOT=${GRAPHFS_ETCD_TMPDIR:-/dev/shm}
-[ -d "$TMPROOT" ] && [ -w "$TMPROOT" ] || TMPROOT=${TMPDIR:-/tmp}
-T=$(mktemp -d "$TMPROOT/gfs-etcd.XXXXXX")
+T=$(etcd_tmpdir gfs-etcd)
 trap 'rm -rf "$T"' EXIT
 fails=0
 ok()  { echo "ok - $*"; }

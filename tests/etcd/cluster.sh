@@ -157,6 +157,24 @@ _etcd_show_logs() {
 	done
 }
 
+# etcd_require: exits 77 (skipped) unless etcd and etcdctl are installed.
+etcd_require() {
+	if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+		echo "SKIP: etcd and etcdctl not installed (scripts/deps.sh: etcd-server etcd-client)"
+		exit 77
+	fi
+}
+
+# etcd_tmpdir NAME: a new directory for a test (its path on stdout), on
+# tmpfs when there is one (GRAPHFS_ETCD_TMPDIR overrides): etcd fsyncs each
+# commit, and a disk shared with other tests makes that slow enough to
+# cost elections.
+etcd_tmpdir() {
+	local root=${GRAPHFS_ETCD_TMPDIR:-/dev/shm}
+	[ -d "$root" ] && [ -w "$root" ] || root=${TMPDIR:-/tmp}
+	mktemp -d "$root/$1.XXXXXX"
+}
+
 # etcd_cluster_start [N] DIR: status 0 when all N members are healthy;
 # otherwise 1 with the members' log tails on stderr (nothing left running).
 etcd_cluster_start() {

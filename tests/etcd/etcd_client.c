@@ -32,64 +32,7 @@
 #include <unistd.h>
 
 #include "etcd.h"
-
-static int fails;
-static const char *url;
-
-#define CHECK(cond, ...) do { \
-	if (cond) { printf("ok - "); printf(__VA_ARGS__); printf("\n"); } \
-	else { fails++; printf("FAIL - %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } \
-	fflush(stdout); \
-} while (0)
-/* A call that must succeed: on failure, report and end the case. */
-#define MUST(call) do { \
-	memset(&dg, 0, sizeof(dg)); \
-	int rc_ = (call); \
-	if (rc_) { printf("FAIL - %s:%d: %s: %s: %s\n", __FILE__, __LINE__, #call, gfs_strerror(rc_), dg.msg); fails++; return; } \
-} while (0)
-
-static struct gfs_diag dg;
-
-static int factor(void)
-{
-	const char *s = getenv("GRAPHFS_TEST_TIMEOUT_FACTOR");
-	int f = s ? atoi(s) : 1;
-	return f > 0 ? f : 1;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static struct gfs_etcd *open_url(const char *u, unsigned timeout_ms)
-{
-	struct gfs_etcd_opts o = {.timeout_ms = timeout_ms};
-	struct gfs_etcd *e = NULL;
-	memset(&dg, 0, sizeof(dg));
-	int rc = gfs_etcd_open(u, &o, &e, &dg);
-	if (rc) {
-		printf("FAIL - open '%s': %s: %s\n", u, gfs_strerror(rc), dg.msg);
-		exit(1);
-	}
-	return e;
-}
-
-/* Key "P/name" under the URL's prefix, in buf. */
-static size_t key(struct gfs_etcd *e, char *buf, size_t cap, const char *name)
-{
-	int n = snprintf(buf, cap, "%s/%s", gfs_etcd_prefix(e), name);
-	return (size_t)n;
-}
+#include "etcd_test.h"
 
 /* ---- url --------------------------------------------------------------- */
 

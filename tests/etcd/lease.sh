@@ -27,15 +27,10 @@ set -euo pipefail
 . "$top_srcdir/tests/etcd/cluster.sh"
 
 PROG=$top_builddir/tests/etcd/etcd_lease
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-	echo "SKIP: etcd and etcdctl not installed (scripts/deps.sh: etcd-server etcd-client)"
-	exit 77
-fi
+etcd_require
 [ -x "$PROG" ] || { echo "FAIL - $PROG not built (make check builds it)"; exit 1; }
 
-TMPROOT=${GRAPHFS_ETCD_TMPDIR:-/dev/shm}
-[ -d "$TMPROOT" ] && [ -w "$TMPROOT" ] || TMPROOT=${TMPDIR:-/tmp}
-T=$(mktemp -d "$TMPROOT/gfs-lease.XXXXXX")
+T=$(etcd_tmpdir gfs-lease)
 trap 'rm -rf "$T"' EXIT
 fails=0
 ok()  { echo "ok - $*"; }
