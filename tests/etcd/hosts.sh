@@ -237,54 +237,68 @@ etcd_member_start 2 || bad "member 2 did not come back"
 fsck_clean "$S" 2 && logs_agree "$S" && ok "member kill: member 2 back, fsck clean, log the same on all 3" ||
 	bad "member kill: after the restart: $(cat "$T/fsck")"
 
-# 2b. quorum lost while the loader is parked before its publish
-v0=$(head_v "$S")
-host 0 export "$S" >"$T/before.export" || bad "export before the quorum case"
-rows Person slug $N quorum >"$T/quorum.jsonl"
-GRAPHFS_ETCD_FIRST=0 GRAPHFS_FAILPOINTS=commit/before_publish=park@1 \
-	with_timeout 180 "$GRAPHCTL" load "$S" --data "$T/quorum.jsonl" -q 2>"$T/quorum.err" &
-p=$!
-BG=$p
-wait_parked commit/before_publish 1 && ok "quorum: the loader (member 0 first) parked before its publish" ||
-	bad "quorum: the loader did not park"
-etcd_member_kill 0
-etcd_member_kill 1
-fp_release commit/before_publish
-t0=$SECONDS
-wait "$p"; s=$?
-BG=""
-if [ "$s" != 0 ] && [ "$s" -lt 124 ] &&
-	grep -q "$(etcd_endpoint 0)" "$T/quorum.err" && grep -q "$(etcd_endpoint 1)" "$T/quorum.err"; then
-	ok "quorum: the load failed (exit $s, $((SECONDS - t0)) s) naming the endpoints: $(head -c 700 "$T/quorum.err")"
-else
-	bad "quorum: exit $s: $(head -c 400 "$T/quorum.err")"
-fi
-etcd_member_start 0 || bad "member 0 did not come back"
-etcd_member_start 1 || bad "member 1 did not come back"
-# nothing half-visible: the head, the export and every host's log are as
-# before the load, with its sidecar pending
-[ "$(head_v "$S" 1)" = "$v0" ] && host 1 export "$S" >"$T/after.export" &&
-	cmp -s "$T/before.export" "$T/after.export" &&
-	ok "quorum: with the members back the head is still $v0 and the export unchanged" ||
-	bad "quorum: head $(head_v "$S" 1) (was $v0), export $(wc -l <"$T/after.export") rows (was $(wc -l <"$T/before.export"))"
-[ "$(host 2 recover "$S" --list --json | js 'len(j["pending"])')" = 1 ] &&
-	ok "quorum: its sidecar is pending" || bad "quorum: pending $(host 2 recover "$S" --list --json)"
-na=$(host 0 recover "$S" --list --json | js 'len(j["audit"])')
-host 2 recover "$S" --json >"$T/sum" || bad "quorum: recover failed: $(cat "$T/sum")"
-fwd=$(js 'j["rolled_forward"]' <"$T/sum")
-back=$(js 'j["rolled_back"] + j.get("discarded", 0)' <"$T/sum")
-# confirmed before the stop: recover rolls it forward, all rows or none
-if [ "$fwd" = 1 ] && [ "$back" = 0 ] && [ "$(head_v "$S")" = $((v0 + 1)) ] &&
-	[ "$(count "$S" '"N quorum"')" = "$N" ]; then
-	ok "quorum: recover rolled the confirmed load forward, all $N rows"
-else
-	bad "quorum: recover: $(cat "$T/sum"), head $(head_v "$S"), rows $(count "$S" '"N quorum"')"
-fi
-[ "$(host 0 recover "$S" --list --json | js 'len(j["audit"])')" = $((na + 1)) ] &&
-	[ "$(host 1 recover "$S" --list --json | js 'len(j["pending"])')" = 0 ] &&
-	ok "quorum: exactly one audit record more, no sidecar left" || bad "quorum: audit/pending after recover"
-fsck_clean "$S" && logs_agree "$S" && ok "quorum: fsck clean, log gapless and the same on all 3" ||
-	bad "quorum: after recover: $(cat "$T/fsck")"
+# 2b. quorum lost while the loader is parked between its sidecar and its
+# publish, twice: confirmed (parked at commit/before_publish; `recover`
+# rolls it forward) and with a table written but not confirmed (parked at
+# commit/after_table; the next writer of the table rolls it back while it
+# heals, no `recover`).  Members 0 (the loader's) and 1 are SIGKILLed
+# while it is parked, so member 2 answers but cannot serve.
+for kind in forward back; do
+	fp=commit/before_publish
+	[ "$kind" = back ] && fp=commit/after_table
+	v0=$(head_v "$S")
+	host 0 export "$S" >"$T/before.export" || bad "$kind: export before the quorum case"
+	na=$(host 0 recover "$S" --list --json | js 'len(j["audit"])')
+	rows Person slug $N "q$kind" >"$T/q.jsonl"
+	GRAPHFS_ETCD_FIRST=0 GRAPHFS_FAILPOINTS=$fp=park@1 \
+		with_timeout 180 "$GRAPHCTL" load "$S" --data "$T/q.jsonl" -q 2>"$T/quorum.err" &
+	p=$!
+	BG=$p
+	wait_parked "$fp" 1 && ok "quorum $kind: the loader (member 0 first) parked at $fp" ||
+		bad "quorum $kind: the loader did not park at $fp"
+	etcd_member_kill 0
+	etcd_member_kill 1
+	fp_release "$fp"
+	t0=$SECONDS
+	wait "$p"; s=$?
+	BG=""
+	if [ "$s" != 0 ] && [ "$s" -lt 124 ] && grep -q "left for recovery" "$T/quorum.err" &&
+		grep -q "$(etcd_endpoint 0)" "$T/quorum.err" && grep -q "$(etcd_endpoint 1)" "$T/quorum.err"; then
+		ok "quorum $kind: the load failed (exit $s, $((SECONDS - t0)) s) naming the endpoints: $(head -c 700 "$T/quorum.err")"
+	else
+		bad "quorum $kind: exit $s: $(head -c 400 "$T/quorum.err")"
+	fi
+	etcd_member_start 0 || bad "member 0 did not come back"
+	etcd_member_start 1 || bad "member 1 did not come back"
+	# nothing half-visible: the head and the export are as before the
+	# load, its sidecar pending
+	[ "$(head_v "$S" 1)" = "$v0" ] && host 1 export "$S" >"$T/after.export" &&
+		cmp -s "$T/before.export" "$T/after.export" &&
+		ok "quorum $kind: with the members back the head is still $v0 and the export unchanged" ||
+		bad "quorum $kind: head $(head_v "$S" 1) (was $v0), export $(wc -l <"$T/after.export") rows (was $(wc -l <"$T/before.export"))"
+	[ "$(host 2 recover "$S" --list --json | js 'len(j["pending"])')" = 1 ] &&
+		ok "quorum $kind: its sidecar is pending" || bad "quorum $kind: pending $(host 2 recover "$S" --list --json)"
+	if [ "$kind" = forward ]; then
+		host 2 recover "$S" --json >"$T/sum" || bad "quorum: recover failed: $(cat "$T/sum")"
+		[ "$(js 'j["rolled_forward"], j["rolled_back"], j["discarded"]' <"$T/sum")" = "1 0 0" ] &&
+			[ "$(head_v "$S")" = $((v0 + 1)) ] && [ "$(count "$S" '"N qforward"')" = "$N" ] &&
+			ok "quorum forward: recover rolled the confirmed load forward, all $N rows" ||
+			bad "quorum forward: recover: $(cat "$T/sum"), head $(head_v "$S"), rows $(count "$S" '"N qforward"')"
+	else
+		rows Person slug $N qnext >"$T/qnext.jsonl"
+		host 1 load "$S" --data "$T/qnext.jsonl" -q 2>"$T/err" &&
+			[ "$(count "$S" '"N qback"')" = 0 ] && [ "$(count "$S" '"N qnext"')" = "$N" ] &&
+			[ "$(count "$S" '"type":"Person"')" = $(( $(grep -c '"type":"Person"' "$T/before.export") + N )) ] &&
+			ok "quorum back: the next writer (host 1) healed it: none of its rows, all $N of its own" ||
+			bad "quorum back: next load: $(head -c 300 "$T/err"), rows $(count "$S" '"N qback"') / $(count "$S" '"N qnext"')"
+	fi
+	[ "$(host 0 recover "$S" --list --json | js 'len(j["audit"])')" = $((na + 1)) ] &&
+		[ "$(host 1 recover "$S" --list --json | js 'len(j["pending"])')" = 0 ] &&
+		ok "quorum $kind: exactly one audit record more, no sidecar left" ||
+		bad "quorum $kind: audit/pending after the resolution: $(host 1 recover "$S" --list --json | head -c 300)"
+	fsck_clean "$S" && logs_agree "$S" && ok "quorum $kind: fsck clean, log gapless and the same on all 3" ||
+		bad "quorum $kind: after the resolution: $(cat "$T/fsck")"
+done
 
 # 3. every member down: each command exits 1 naming every endpoint
 for i in 0 1 2; do etcd_member_kill "$i"; done
