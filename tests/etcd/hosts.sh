@@ -40,6 +40,11 @@ GRAPHFS_FP_DIR=$T/fp
 mkdir -p "$GRAPHFS_FP_DIR"
 export GRAPHFS_FP_DIR
 unset GRAPHFS_FAILPOINTS GRAPHFS_MANIFEST GRAPHFS_ETCD_FIRST
+# Where writers hold etcd leases (src/lock.c on an etcd store), their TTL:
+# etcd's shortest, 2 s, so a dead loader's leases end within seconds (the
+# default 10 s would make each quorum case wait that long twice).
+GRAPHFS_LEASE_TTL=2
+export GRAPHFS_LEASE_TTL
 cleanup() {
 	rm -f "$GRAPHFS_FP_DIR"/*.reached 2>/dev/null
 	for p in $BG; do kill -KILL "$p" 2>/dev/null; done
