@@ -15,7 +15,9 @@
 #      member.
 #   2. a member killed mid-load: a loader parked at commit/after_sidecar
 #      (sidecar armed, nothing published), its member (a follower) SIGKILLed,
-#      released: the load completes through another endpoint.  Quorum lost:
+#      released: the load completes through another endpoint; likewise
+#      when the member is SIGSTOPped instead (it accepts, never answers).
+#      Quorum lost:
 #      a loader parked at commit/before_publish, its member and another
 #      SIGKILLed, released: it fails, naming the endpoints; with the members
 #      back nothing of it is visible (head and export unchanged) until
@@ -241,6 +243,30 @@ BG=""
 etcd_member_start 2 || bad "member 2 did not come back"
 fsck_clean "$S" 2 && logs_agree "$S" && ok "member kill: member 2 back, fsck clean, log the same on all 3" ||
 	bad "member kill: after the restart: $(cat "$T/fsck")"
+
+# 2c. the loader's member stops answering (SIGSTOP: its port still
+# accepts connections, as a member cut off by a partition or frozen),
+# again a follower: the requests time out there and go to the next member.
+v0=$(head_v "$S")
+rows Person slug $N stop >"$T/stop.jsonl"
+GRAPHFS_ETCD_FIRST=2 GRAPHFS_FAILPOINTS=commit/after_sidecar=park@1 \
+	with_timeout 120 "$GRAPHCTL" load "$S" --data "$T/stop.jsonl" -q 2>"$T/stop.err" &
+p=$!
+BG=$p
+wait_parked commit/after_sidecar 1 && ok "silent member: the loader (member 2 first) parked after arming its sidecar" ||
+	bad "silent member: the loader did not park"
+kill -STOP "${ETCD_PID[2]}"
+fp_release commit/after_sidecar
+t0=$SECONDS
+wait "$p"; s=$?
+BG=""
+kill -CONT "${ETCD_PID[2]}"
+[ "$s" = 0 ] && [ "$(head_v "$S")" = $((v0 + 1)) ] && [ "$(count "$S" '"N stop"')" = "$N" ] &&
+	ok "silent member: the load completed through another member in $((SECONDS - t0)) s, head $((v0 + 1)), $N rows" ||
+	bad "silent member: exit $s, head $(head_v "$S"), rows $(count "$S" '"N stop"'): $(head -c 300 "$T/stop.err")"
+_etcd_wait_health "$(etcd_endpoint 2)" 30 2 || bad "member 2 did not answer again after SIGCONT"
+fsck_clean "$S" 2 && logs_agree "$S" && ok "silent member: member 2 answers again, fsck clean, log the same on all 3" ||
+	bad "silent member: after SIGCONT: $(cat "$T/fsck")"
 
 # 2b. quorum lost while the loader is parked between its sidecar and its
 # publish, twice: confirmed (parked at commit/before_publish; `recover`
