@@ -82,11 +82,12 @@ wait_parked() {
 	done
 	return 1
 }
-# The conflicts a concurrent load may end with instead of landing (and
-# docs/multi-host.md "Several hosts" lists): etcd kept refusing the
-# publish's compares, a table lease held past the wait's deadline, or the
-# holder's lease lost.  Anything else is a failure of the test.
-CONFLICT='conflicted with other writers [0-9]+ times|is held by|lease lost'
+# The conflicts a concurrent load may end with instead of landing (the
+# table in docs/multi-host.md §9.5): etcd kept refusing the publish's
+# compares, a table lease held past the wait's deadline (named with its
+# holder, or "timed out waiting"), or the writer's lease lost.  Anything
+# else is a failure of the test.
+CONFLICT='conflicted with other writers [0-9]+ times|is held by|timed out waiting for a table lease|lease lost'
 # logs_agree STORE: `graphctl log --json` is byte-identical from every
 # member, gapless (1..head, each version once) and ends at the head
 logs_agree() {
