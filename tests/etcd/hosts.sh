@@ -248,6 +248,7 @@ fsck_clean "$S" 2 && logs_agree "$S" && ok "member kill: member 2 back, fsck cle
 # 2c. the loader's member stops answering (SIGSTOP: its port still
 # accepts connections, as a member cut off by a partition or frozen),
 # again a follower: the requests time out there and go to the next member.
+etcd_make_leader 0 || bad "could not make member 0 the leader"
 v0=$(head_v "$S")
 rows Person slug $N stop >"$T/stop.jsonl"
 GRAPHFS_ETCD_FIRST=2 GRAPHFS_FAILPOINTS=commit/after_sidecar=park@1 \
