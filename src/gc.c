@@ -481,6 +481,8 @@ static int arm(struct gcer *G, uint64_t *rev)
 	snprintf(sc.actor, sizeof sc.actor, "%s", G->o->actor ? G->o->actor : gfs_graph_actor(G->g));
 	sc.start_ns = gfs_now_ns();
 	sc.gc = &G->plan;
+	if (gfs_lockset_holder(G->locks)) /* etcd: whose leases guard it */
+		gfs_sidecar_set_holder(&sc, gfs_lockset_holder(G->locks));
 	if (!rc)
 		rc = gfs_manifest_sidecar_put(gfs_graph_manifest(G->g), &sc);
 	free(sc.tables);

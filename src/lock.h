@@ -22,15 +22,54 @@ enum gfs_lock_mode { GFS_LOCK_SH = 0, GFS_LOCK_EX = 1 };
 enum gfs_lock_flags {
 	GFS_LOCK_WAIT = 0,
 	GFS_LOCK_TRY = 1 << 0, /* -EWOULDBLOCK if any is held elsewhere; none kept */
+	/* etcd: with GFS_LOCK_WAIT, wait at most the lease TTL + 5 s
+	 * (-ETIMEDOUT): a recovery waits for a dead owner's leases to end,
+	 * which they do within a TTL, not for a live one.  flock(): ignored. */
+	GFS_LOCK_WAIT_TTL = 1 << 1,
 };
 
 struct gfs_lockset;
+struct gfs_diag;
+struct gfs_kv_etcd_cmps;
 
-/* Takes the locks in sorted order.  On failure holds none. */
+/* Takes the locks in sorted order.  On failure holds none.
+ *
+ * On a store whose manifest is on etcd (FORMAT names "manifest etcd://")
+ * the locks are etcd table leases instead (src/lease_etcd.c), taken
+ * through one lease session per store and process (opened on first use,
+ * TTL GRAPHFS_LEASE_TTL seconds, default 10; revoked at exit; a child
+ * after fork() opens its own).  GFS_LOCK_WAIT then waits on a watch, at
+ * most GRAPHFS_LOCK_WAIT_S seconds (default 120; -ETIMEDOUT naming the
+ * holder), and says for whom it waits on stderr when that is a terminal.
+ * While the lockset lives, every manifest write of this thread to that
+ * store carries its fence compares (gfs_lock_fence_hook): a write made
+ * after the leases expired fails with GFS_ELEASE ("lease lost"). */
 int gfs_lock_tables(const char *store_dir, const char *const *tables,
 		    const enum gfs_lock_mode *modes, size_t n, unsigned flags,
 		    struct gfs_lockset **out);
+/* The same, saying why in d (etcd: who holds what, lease lost). */
+int gfs_lock_tables_d(const char *store_dir, const char *const *tables,
+		      const enum gfs_lock_mode *modes, size_t n, unsigned flags,
+		      struct gfs_lockset **out, struct gfs_diag *d);
 void gfs_lockset_free(struct gfs_lockset *ls);
+
+/* The lease holder a sidecar records (etcd: "<lease id>.<n>"), with this
+ * process's host and pid; NULL for flock() locks (and for NULL). */
+const char *gfs_lockset_holder(const struct gfs_lockset *ls);
+/* Recovery of a sidecar whose holder is holder: from now on this thread's
+ * writes under ls also compare that holder has no lease key left on any
+ * of ls's tables (gfs_lease_gone_init), so a sweep's resolving write and
+ * the owner's own publish can never both commit.  No-op for flock()
+ * locks, an empty holder, or the caller's own holder. */
+int gfs_lockset_owner_gone(struct gfs_lockset *ls, const char *holder);
+/* 0 while ls's leases may still be held; GFS_ELEASE (why, in d) once the
+ * session is lost.  Always 0 for flock() locks. */
+int gfs_lockset_check(struct gfs_lockset *ls, struct gfs_diag *d);
+
+/* The kv_etcd fence hook (kv_etcd.h) that store.c installs on every etcd
+ * manifest: the fence (and owner-gone) compares of this thread's live
+ * locksets on the store whose client is arg. */
+int gfs_lock_fence_hook(void *arg, struct gfs_kv_etcd_cmps *out);
 
 /* Graph-version holds (docs/branches-design.md §6.2): an OFD lock on
  * byte N of STORE/locks/versions.lock stands for graph version N.  A mount

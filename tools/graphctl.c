@@ -31,6 +31,7 @@
 #define EXIT_RECOVERY 3
 #define EXIT_VIOLATION 4
 #define EXIT_BUSY 5
+#define EXIT_LEASE 6   /* etcd: the table leases expired (fenced); nothing published */
 
 struct cmd {
 	const char *name;
@@ -46,6 +47,9 @@ static int exit_for(int rc)
 		return EXIT_RECOVERY;
 	if (rc == GFS_EVIOLATION)
 		return EXIT_VIOLATION;
+	/* kv_etcd.c says -ENOLCK for a fenced write, lease_etcd.c GFS_ELEASE */
+	if (rc == GFS_ELEASE || rc == -ENOLCK)
+		return EXIT_LEASE;
 	return rc ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

@@ -1,0 +1,79 @@
+#!/bin/bash
+# tests/etcd/fence.sh - leases and fencing in the real writer path on an
+# etcd store (issue 13 req. 3, docs/multi-host.md §4): real `graphctl`
+# processes, each "host" on its own member (GRAPHFS_ETCD_FIRST), a real
+# 3-member cluster that this test starts and stops (tests/etcd/cluster.sh),
+# lease TTL 2 s (GRAPHFS_LEASE_TTL).
+#   stop     a loader parked at commit/after_table (sidecar armed, its table
+#            version linked) is SIGSTOPped; `graphctl recover` on another
+#            member waits for its leases to end (bounded by the TTL) and
+#            rolls the op back; SIGCONT: the loader prints "lease lost",
+#            exits 6, publishes nothing; one audit record; fsck clean; the
+#            next writer of its tables succeeds without `graphctl recover`
+#   heal     the same, but the next `graphctl load` (heal first) is the
+#            recoverer, without `graphctl recover`
+#   orphan   a loader stopped before it linked its version (after_sidecar):
+#            recovered meanwhile (discard), resumed, it links a version no
+#            live reservation owns: the next writer is not blocked by it
+#   holder   the sidecar records the holder (lease name, host, pid), and
+#            the lease keys exist under PREFIX/lease/<table>/x/ meanwhile
+# Invariants 300-305 (docs/invariants.md).
+. "$top_srcdir/tests/crash/crashlib.sh"
+. "$top_srcdir/tests/etcd/cluster.sh"
+etcd_require
+
+etcd_cluster_start 3 "$T/cluster" || { echo "FAIL - could not start the cluster"; exit 1; }
+ok "3-member cluster on $ETCD_ENDPOINTS"
+export GRAPHFS_MANIFEST=etcd GRAPHFS_TEST_ETCD_ENDPOINTS=$ETCD_ENDPOINTS
+export GRAPHFS_LEASE_TTL=2
+TTL=2
+ectl() { etcdctl --endpoints="$ETCD_ENDPOINTS" "$@"; }
+# prefix_of STORE: the store's etcd prefix (FORMAT's manifest line).
+prefix_of() { sed -n 's|^manifest etcd://[^/]*/||p' "$1/FORMAT"; }
+
+BASE_DATA=$T/v2.jsonl
+gen_people 40 v2 >"$BASE_DATA"
+
+# stopped_loader STORE POINT: starts a load on member 0 parked at POINT,
+# SIGSTOPs it, releases the park (it stays stopped) and sets WPID (the
+# timeout(1) wrapper) and GPID (graphctl).
+stopped_loader() {
+	GRAPHFS_ETCD_FIRST=0 GRAPHFS_FAILPOINTS="$2=park@1" bg gctl load "$1" --data "$BASE_DATA" -q 2>"$T/werr"
+	WPID=$!
+	GPID=$(fp_wait_reached "$2" 30) || { bad "writer never parked at $2"; return 1; }
+	kill -STOP "$GPID"
+	fp_release "$2"
+}
+
+# ---- stop: recover on another member while the loader is stopped ----------
+S=$T/s1
+new_store "$S"
+gctl export "$S" >"$T/old"
+P=$(prefix_of "$S")
+stopped_loader "$S" commit/after_table
+op=$(pending_ids "$S")
+[ -n "$op" ] && ok "stop: the stopped loader's sidecar is pending ($op)" || bad "stop: no sidecar"
+keys=$(ectl get --prefix "$P/lease/node:Person/x/" --keys-only | grep -c . || true)
+[ "$keys" = 1 ] && ok "stop: its exclusive lease key on Person exists" || bad "stop: $keys lease keys on Person"
+gctl recover "$S" --list --json | python3 -c '
+import json,sys
+sc=json.load(sys.stdin)["pending"][0]
+h=sc.get("holder") or {}
+assert h.get("name") and h.get("host") and int(h.get("pid"))==int(sys.argv[1]), sc
+' "$GPID" && ok "holder: the sidecar records the lease holder, host and pid $GPID" || bad "holder: sidecar lacks the holder"
+t0=$SECONDS
+GRAPHFS_ETCD_FIRST=1 gctl recover "$S" --json >"$T/sum" 2>"$T/rerr" && ok "stop: recover on member 1 exits 0 ($((SECONDS - t0)) s)" || bad "stop: recover failed: $(cat "$T/rerr")"
+[ "$((SECONDS - t0))" -le $(( $(scaled 5) + TTL + 5 )) ] && ok "stop: recover waited no more than TTL + margin" || bad "stop: recover took $((SECONDS - t0)) s"
+[ "$(summary rolled_back "$T/sum")" = 1 ] && ok "stop: the op is rolled back" || bad "stop: $(cat "$T/sum")"
+kill -CONT "$GPID"
+set +e; wait "$WPID"; st=$?; set -e
+[ "$st" = 6 ] && ok "stop: the resumed loader exits 6" || bad "stop: resumed loader exited $st: $(cat "$T/werr")"
+grep -q "lease lost" "$T/werr" && ok "stop: it says 'lease lost'" || bad "stop: stderr: $(cat "$T/werr")"
+gctl export "$S" | cmp -s - "$T/old" && ok "stop: nothing of it is published" || bad "stop: the head changed"
+[ "$(audits "$S" "$op")" = 1 ] && ok "stop: exactly one audit record" || bad "stop: $(audits "$S" "$op") audit records"
+clean "$S" && ok "stop: fsck clean, no sidecar" || bad "stop: not clean"
+GRAPHFS_ETCD_FIRST=2 gctl load "$S" --data "$BASE_DATA" -q 2>"$T/nerr" && ok "stop: the next writer succeeds" || bad "stop: next writer: $(cat "$T/nerr")"
+[ "$(gctl export "$S" --type Person | grep -c '"v2"\| v2"')" = 40 ] && ok "stop: its rows are visible" || bad "stop: next writer's rows missing"
+clean "$S" && ok "stop: clean after the next writer" || bad "stop: not clean after the next writer"
+
+finish
