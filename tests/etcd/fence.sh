@@ -76,4 +76,39 @@ GRAPHFS_ETCD_FIRST=2 gctl load "$S" --data "$BASE_DATA" -q 2>"$T/nerr" && ok "st
 [ "$(gctl export "$S" --type Person | grep -c '"v2"\| v2"')" = 40 ] && ok "stop: its rows are visible" || bad "stop: next writer's rows missing"
 clean "$S" && ok "stop: clean after the next writer" || bad "stop: not clean after the next writer"
 
+# ---- heal: the next writer is the recoverer ----------------------------------
+S=$T/s2
+new_store "$S"
+gctl export "$S" >"$T/old2"
+stopped_loader "$S" commit/after_table
+op=$(pending_ids "$S")
+gen_docs 3 heal >"$T/heal.jsonl"
+gen_people 5 healer >>"$T/heal.jsonl"
+t0=$SECONDS
+GRAPHFS_ETCD_FIRST=1 gctl load "$S" --data "$T/heal.jsonl" -q 2>"$T/herr" && ok "heal: the next load on member 1 heals and publishes ($((SECONDS - t0)) s)" || bad "heal: next load failed: $(cat "$T/herr")"
+[ "$(pending "$S")" = 0 ] && ok "heal: no sidecar left, no 'graphctl recover'" || bad "heal: sidecars left"
+[ "$(audit_decision "$S" "$op")" = roll-back ] && [ "$(audits "$S" "$op")" = 1 ] && ok "heal: the stopped op is rolled back, one audit record" || bad "heal: audit $(audit_decision "$S" "$op") x $(audits "$S" "$op")"
+kill -CONT "$GPID"
+set +e; wait "$WPID"; st=$?; set -e
+[ "$st" = 6 ] && grep -q "lease lost" "$T/werr" && ok "heal: the resumed loader exits 6, 'lease lost'" || bad "heal: resumed loader exited $st: $(cat "$T/werr")"
+[ "$(gctl export "$S" --type Person | grep -c ' healer"')" = 5 ] && [ "$(gctl export "$S" --type Person | grep -c ' v2"')" = 0 ] &&
+	ok "heal: the healer's rows are there, none of the fenced loader's" || bad "heal: wrong Person rows"
+clean "$S" && ok "heal: fsck clean" || bad "heal: not clean"
+
+# ---- orphan: a fenced writer links a version after its op was resolved ---------
+S=$T/s3
+new_store "$S"
+stopped_loader "$S" commit/after_sidecar
+op=$(pending_ids "$S")
+GRAPHFS_ETCD_FIRST=2 gctl recover "$S" --json >"$T/sum" 2>"$T/rerr" && [ "$(summary discarded "$T/sum")" = 1 ] &&
+	ok "orphan: recover discards the stopped op (nothing linked yet)" || bad "orphan: recover: $(cat "$T/sum" "$T/rerr")"
+kill -CONT "$GPID"
+set +e; wait "$WPID"; st=$?; set -e
+[ "$st" = 6 ] && grep -q "lease lost" "$T/werr" && ok "orphan: the resumed loader exits 6, 'lease lost'" || bad "orphan: resumed loader exited $st: $(cat "$T/werr")"
+n=$(find "$S/tables/node:Person" -maxdepth 1 -name '[0-9]*' | xargs -r -n1 basename | sort -n | tail -1)
+[ "$n" = 3 ] && ok "orphan: the fenced loader linked Person version 3 after its op was discarded" || bad "orphan: highest Person version $n, wanted the leftover 3"
+GRAPHFS_ETCD_FIRST=1 gctl load "$S" --data "$BASE_DATA" -q 2>"$T/nerr" && ok "orphan: the next writer is not blocked by the leftover (highest file $n)" || bad "orphan: next writer: $(cat "$T/nerr")"
+[ "$(gctl export "$S" --type Person | grep -c ' v2"')" = 40 ] && ok "orphan: its rows are visible" || bad "orphan: rows missing"
+gctl recover "$S" -q 2>"$T/rerr" && clean "$S" && ok "orphan: recover settles the leftover; fsck clean" || bad "orphan: not clean: $(cat "$T/rerr" "$T/fsck.out")"
+
 finish
