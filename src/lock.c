@@ -612,3 +612,80 @@ int gfs_lock_fence_hook(void *arg, struct gfs_kv_etcd_cmps *out)
 	pthread_mutex_unlock(&reg_mu);
 	return rc;
 }
+
+/* ---- etcd: watching for released leases ---------------------------------- */
+
+struct gfs_lock_watch {
+	struct gfs_etcd_watch *w;
+	void (*fn)(void *arg, bool ended);
+	void *arg;
+};
+
+static void rel_ev(void *arg, const struct gfs_etcd_event *ev, size_t n, int64_t hrev)
+{
+	struct gfs_lock_watch *lw = arg;
+
+	(void)hrev;
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].type == GFS_ETCD_EV_DELETE) {
+			lw->fn(lw->arg, false);
+			return;
+		}
+}
+
+static void rel_err(void *arg, int rc, bool fatal, const char *msg)
+{
+	struct gfs_lock_watch *lw = arg;
+
+	(void)rc;
+	(void)msg;
+	if (fatal) /* compacted past us: deletions may be missed, start over */
+		lw->fn(lw->arg, true);
+}
+
+int gfs_lock_watch_releases(const char *store_dir, void (*fn)(void *arg, bool ended),
+			    void *arg, struct gfs_lock_watch **out, struct gfs_diag *d)
+{
+	struct gfs_lock_watch *lw;
+	struct lease_store *st = NULL;
+	char *url = NULL, *key = NULL, *end = NULL;
+	size_t elen;
+	int rc;
+
+	*out = NULL;
+	rc = gfs_kv_manifest_url(store_dir, &url, d);
+	if (rc || !url)
+		return rc;
+	pthread_mutex_lock(&reg_mu);
+	rc = store_get(url, &st, d);
+	pthread_mutex_unlock(&reg_mu);
+	free(url);
+	if (rc)
+		return rc;
+	lw = calloc(1, sizeof *lw);
+	if (lw && asprintf(&key, "%s/lease/", gfs_etcd_prefix(st->e)) < 0)
+		key = NULL;
+	rc = lw && key ? gfs_etcd_prefix_end(key, strlen(key), &end, &elen) : -ENOMEM;
+	if (!rc) {
+		lw->fn = fn;
+		lw->arg = arg;
+		rc = gfs_etcd_watch_start(st->e, key, strlen(key), end, elen, 0, rel_ev, rel_err,
+					  lw, &lw->w, d);
+	}
+	free(key);
+	free(end);
+	if (rc) {
+		free(lw);
+		return rc;
+	}
+	*out = lw;
+	return 0;
+}
+
+void gfs_lock_watch_stop(struct gfs_lock_watch *lw)
+{
+	if (!lw)
+		return;
+	gfs_etcd_watch_stop(lw->w);
+	free(lw);
+}

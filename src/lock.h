@@ -71,6 +71,16 @@ int gfs_lockset_check(struct gfs_lockset *ls, struct gfs_diag *d);
  * locksets on the store whose client is arg. */
 int gfs_lock_fence_hook(void *arg, struct gfs_kv_etcd_cmps *out);
 
+/* etcd stores: fn(arg, false) runs (on a watch thread) after a lease key
+ * of the store is deleted: a holder released, or its leases expired (a
+ * dead writer's sidecar may be resolvable now).  fn(arg, true): the watch
+ * ended (compaction); stop it and start a new one.  *out NULL (and 0) for
+ * an LMDB store, where a dead writer's flock() ends with it. */
+struct gfs_lock_watch;
+int gfs_lock_watch_releases(const char *store_dir, void (*fn)(void *arg, bool ended),
+			    void *arg, struct gfs_lock_watch **out, struct gfs_diag *d);
+void gfs_lock_watch_stop(struct gfs_lock_watch *lw);
+
 /* Graph-version holds (docs/branches-design.md §6.2): an OFD lock on
  * byte N of STORE/locks/versions.lock stands for graph version N.  A mount
  * read-locks byte N while any of its open handles resolves to N; gc
