@@ -316,6 +316,8 @@ struct lease_info {
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct lease_store *reg;
 static struct gfs_lockset *live;      /* reg_mu: every live etcd lockset */
+struct gfs_vhold;
+static int vhold_cmps(const char *prefix, pthread_t self, struct gfs_kv_etcd_cmps *out);
 static bool atexit_set;
 
 /* The lockset's session and bookkeeping live behind the flexible array:
@@ -609,6 +611,8 @@ int gfs_lock_fence_hook(void *arg, struct gfs_kv_etcd_cmps *out)
 			for (int k = 0; !rc && k < 2; k++)
 				rc = gfs_kv_etcd_cmps_add(out, &ls->gone[i].cmps[k]);
 	}
+	if (!rc)
+		rc = vhold_cmps(prefix, self, out);
 	pthread_mutex_unlock(&reg_mu);
 	return rc;
 }
@@ -688,4 +692,213 @@ void gfs_lock_watch_stop(struct gfs_lock_watch *lw)
 		return;
 	gfs_etcd_watch_stop(lw->w);
 	free(lw);
+}
+
+/* ---- graph-version holds on either backend --------------------------------
+ *
+ * LMDB: the OFD locks above on one descriptor.  etcd: hold and gc-fence
+ * keys (lease_etcd.h) on the process's session of the store.  A handle
+ * remembers what it holds and fences, so closing it lets go of all of it
+ * (a descriptor's close does that on LMDB), and a mount whose session was
+ * lost takes its holds again on a new one.  gc's fences are fence compares
+ * of its commit: a live handle with fences is registered with its thread,
+ * and gfs_lock_fence_hook adds them. */
+
+struct gfs_vhold {
+	int fd;                        /* LMDB; -1 on etcd */
+	struct lease_store *st;        /* etcd */
+	struct lease_sess *ss;
+	pthread_t owner;
+	pthread_mutex_t mu;            /* the two lists */
+	uint64_t *held;
+	size_t n_held, cap_held;
+	struct gfs_lease_fence *fences;
+	size_t n_fences, cap_fences;
+	struct gfs_vhold *next;        /* reg_mu: vlive */
+};
+
+static struct gfs_vhold *vlive;        /* reg_mu: etcd handles */
+
+int gfs_vhold_open(const char *store_dir, struct gfs_vhold **out, struct gfs_diag *d)
+{
+	struct gfs_vhold *h = calloc(1, sizeof *h);
+	char *url = NULL;
+	int rc = h ? gfs_kv_manifest_url(store_dir, &url, NULL) : -ENOMEM;
+
+	*out = NULL;
+	if (rc)
+		goto fail;
+	h->fd = -1;
+	pthread_mutex_init(&h->mu, NULL);
+	if (!url) {
+		rc = gfs_holds_open(store_dir, &h->fd);
+		if (rc)
+			goto fail_mu;
+		*out = h;
+		return 0;
+	}
+	pthread_mutex_lock(&reg_mu);
+	rc = store_get(url, &h->st, d);
+	if (!rc)
+		rc = sess_get(h->st, &h->ss, d);
+	if (!rc) {
+		h->owner = pthread_self();
+		h->next = vlive;
+		vlive = h;
+	}
+	pthread_mutex_unlock(&reg_mu);
+	free(url);
+	if (rc)
+		goto fail_mu;
+	*out = h;
+	return 0;
+fail_mu:
+	pthread_mutex_destroy(&h->mu);
+fail:
+	free(url);
+	free(h);
+	return rc;
+}
+
+void gfs_vhold_close(struct gfs_vhold *h)
+{
+	if (!h)
+		return;
+	if (h->fd >= 0) {
+		close(h->fd); /* drops every lock of the description */
+	} else {
+		pthread_mutex_lock(&reg_mu);
+		for (struct gfs_vhold **p = &vlive; *p; p = &(*p)->next)
+			if (*p == h) {
+				*p = h->next;
+				break;
+			}
+		pthread_mutex_unlock(&reg_mu);
+		for (size_t i = 0; i < h->n_fences; i++)
+			gfs_lease_hold_unfence(h->ss->s, &h->fences[i], NULL);
+		for (size_t i = 0; i < h->n_held; i++)
+			gfs_lease_hold_drop(h->ss->s, h->held[i], NULL);
+		pthread_mutex_lock(&reg_mu);
+		sess_put(h->ss);
+		pthread_mutex_unlock(&reg_mu);
+	}
+	free(h->held);
+	free(h->fences);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+/* h->mu held: a lost session replaced, the holds taken again on the new
+ * one (a gc may have fenced one meanwhile: that one is let go, and the
+ * caller that opened it finds the version removed or not, as on a hold
+ * that waited). */
+static int vhold_renew(struct gfs_vhold *h, struct gfs_diag *d)
+{
+	struct lease_sess *ns = NULL;
+	int rc;
+
+	if (!gfs_lease_session_check(h->ss->s, NULL))
+		return 0;
+	pthread_mutex_lock(&reg_mu);
+	rc = sess_get(h->st, &ns, d);
+	if (!rc) {
+		sess_put(h->ss);
+		h->ss = ns;
+	}
+	pthread_mutex_unlock(&reg_mu);
+	for (size_t i = 0; !rc && i < h->n_held; i++)
+		if (gfs_lease_hold_take(h->ss->s, h->held[i], GFS_LOCK_TRY, 0, NULL))
+			h->held[i--] = h->held[--h->n_held];
+	return rc;
+}
+
+static bool has_n(const uint64_t *v, size_t n, uint64_t x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+int gfs_vhold_take(struct gfs_vhold *h, uint64_t n, unsigned flags)
+{
+	int rc;
+
+	if (h->fd >= 0)
+		return flags & GFS_LOCK_TRY ? gfs_hold_try(h->fd, n) : gfs_hold_take(h->fd, n);
+	pthread_mutex_lock(&h->mu);
+	rc = vhold_renew(h, NULL);
+	struct gfs_lease_session *s = h->ss->s;
+	pthread_mutex_unlock(&h->mu);
+	if (!rc)
+		rc = gfs_lease_hold_take(s, n, flags & GFS_LOCK_TRY,
+					 (unsigned)env_num("GRAPHFS_LOCK_WAIT_S", 120, 86400) * 1000, NULL);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&h->mu);
+	if (!has_n(h->held, h->n_held, n)) {
+		uint64_t *v = gfs_array_grow(h->held, &h->cap_held, h->n_held, sizeof *v, 8);
+		if (v) {
+			h->held = v;
+			h->held[h->n_held++] = n;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return rc;
+}
+
+int gfs_vhold_drop(struct gfs_vhold *h, uint64_t n)
+{
+	if (h->fd >= 0)
+		return gfs_hold_drop(h->fd, n);
+	pthread_mutex_lock(&h->mu);
+	for (size_t i = 0; i < h->n_held; i++)
+		if (h->held[i] == n) {
+			h->held[i] = h->held[--h->n_held];
+			break;
+		}
+	struct gfs_lease_session *s = h->ss->s;
+	pthread_mutex_unlock(&h->mu);
+	return gfs_lease_hold_drop(s, n, NULL);
+}
+
+int gfs_vhold_fence(struct gfs_vhold *h, uint64_t n, struct gfs_diag *d)
+{
+	struct gfs_lease_fence f;
+	int rc;
+
+	if (h->fd >= 0)
+		return gfs_hold_fence(h->fd, n);
+	rc = gfs_lease_hold_fence(h->ss->s, n, &f, d);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&reg_mu); /* the hook reads fences under reg_mu */
+	struct gfs_lease_fence *v = gfs_array_grow(h->fences, &h->cap_fences, h->n_fences,
+						   sizeof *v, 16);
+	if (v) {
+		h->fences = v;
+		h->fences[h->n_fences++] = f;
+	}
+	pthread_mutex_unlock(&reg_mu);
+	if (!v) {
+		gfs_lease_hold_unfence(h->ss->s, &f, NULL);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* reg_mu held: the fence compares of this thread's handles on prefix. */
+static int vhold_cmps(const char *prefix, pthread_t self, struct gfs_kv_etcd_cmps *out)
+{
+	int rc = 0;
+
+	for (struct gfs_vhold *h = vlive; h && !rc; h = h->next) {
+		if (!pthread_equal(h->owner, self) || strcmp(gfs_etcd_prefix(h->st->e), prefix))
+			continue;
+		for (size_t i = 0; !rc && i < h->n_fences; i++)
+			rc = gfs_kv_etcd_cmps_add(out, &h->fences[i].cmp);
+	}
+	return rc;
 }

@@ -107,4 +107,24 @@ int gfs_hold_drop(int fd, uint64_t n);
 int gfs_hold_fence(int fd, uint64_t n);
 int gfs_hold_probe(int fd, uint64_t n, bool *held);
 
+/* The same holds on either backend: one handle per user (a mount's
+ * holds, one gc run's fences).  LMDB: the OFD locks above on a descriptor
+ * of its own.  etcd: PREFIX/hold/<N>/<session> and PREFIX/gcfence/<N>
+ * keys on the process's lease session of the store (lease_etcd.h); a
+ * handle's fences go into every manifest write of the thread that opened
+ * it (gc's commit: a gc whose fence expired cannot commit).  Close drops
+ * all of the handle's holds and fences.
+ *
+ *     gfs_vhold_open(store_dir, &h, d)
+ *     gfs_vhold_take(h, n, GFS_LOCK_TRY or GFS_LOCK_WAIT)   -EWOULDBLOCK: gc fences n
+ *     gfs_vhold_drop(h, n)
+ *     gfs_vhold_fence(h, n, d)                               -EWOULDBLOCK: n is held
+ *     gfs_vhold_close(h) */
+struct gfs_vhold;
+int gfs_vhold_open(const char *store_dir, struct gfs_vhold **out, struct gfs_diag *d);
+void gfs_vhold_close(struct gfs_vhold *h);
+int gfs_vhold_take(struct gfs_vhold *h, uint64_t n, unsigned flags);
+int gfs_vhold_drop(struct gfs_vhold *h, uint64_t n);
+int gfs_vhold_fence(struct gfs_vhold *h, uint64_t n, struct gfs_diag *d);
+
 #endif

@@ -89,6 +89,13 @@ gc gc "$S" --keep-last 1 --dry-run --json | jq -e --argjson k "$K" '.held == [$k
 	ok "a live mount holds $K (gc --dry-run)" || bad "not held"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
+# etcd: the dead mount's hold key lives out its lease's TTL
+# (docs/multi-host.md §4.1): wait for that, bounded by the TTL
+if [ "${GRAPHFS_MANIFEST:-lmdb}" = etcd ]; then
+	unheld() { gc gc "$S" --keep-last 1 --dry-run --json | jq -e '.held == []' >/dev/null; }
+	wait_until $(( ${GRAPHFS_LEASE_TTL:-10} + 10 )) unheld &&
+		ok "etcd: the SIGKILLed mount's hold ends with its lease" || bad "etcd: still held a TTL after the kill"
+fi
 gc gc "$S" --keep-last 1 --json >"$T/gc3.json"
 jq -e --argjson k "$K" '(.removed | index($k)) and .held == []' "$T/gc3.json" >/dev/null &&
 	ok "SIGKILLed mount: gc removes $K" || bad "gc3: $(cat "$T/gc3.json")"
