@@ -17,7 +17,10 @@
 #            live reservation owns: the next writer is not blocked by it
 #   holder   the sidecar records the holder (lease name, host, pid), and
 #            the lease keys exist under PREFIX/lease/<table>/x/ meanwhile
-# Invariants 300-305 (docs/invariants.md).
+#   wait     a load waiting for a live, parked writer's leases says whom it
+#            waits for (pid, host; GRAPHFS_LEASE_VERBOSE=1 stands for a
+#            terminal) and publishes after it
+# Invariants 300-304, 307 (docs/invariants.md).
 . "$top_srcdir/tests/crash/crashlib.sh"
 . "$top_srcdir/tests/etcd/cluster.sh"
 etcd_require
@@ -110,5 +113,26 @@ n=$(find "$S/tables/node:Person" -maxdepth 1 -name '[0-9]*' | xargs -r -n1 basen
 GRAPHFS_ETCD_FIRST=1 gctl load "$S" --data "$BASE_DATA" -q 2>"$T/nerr" && ok "orphan: the next writer is not blocked by the leftover (highest file $n)" || bad "orphan: next writer: $(cat "$T/nerr")"
 [ "$(gctl export "$S" --type Person | grep -c ' v2"')" = 40 ] && ok "orphan: its rows are visible" || bad "orphan: rows missing"
 gctl recover "$S" -q 2>"$T/rerr" && clean "$S" && ok "orphan: recover settles the leftover; fsck clean" || bad "orphan: not clean: $(cat "$T/rerr" "$T/fsck.out")"
+
+# ---- wait: a writer waiting for a live holder says whom it waits for ---------
+S=$T/s4
+new_store "$S"
+GRAPHFS_ETCD_FIRST=0 GRAPHFS_FAILPOINTS="commit/after_table=park@1" bg gctl load "$S" --data "$BASE_DATA" -q 2>"$T/aerr"
+apid=$!
+agpid=$(fp_wait_reached commit/after_table 30) || bad "wait: writer A never parked"
+gen_people 3 waiter >"$T/waiter.jsonl"
+GRAPHFS_LEASE_VERBOSE=1 GRAPHFS_ETCD_FIRST=1 bg gctl load "$S" --data "$T/waiter.jsonl" -q 2>"$T/berr"
+bpid=$!
+left=$(( $(scaled 30) * 10 ))
+while [ "$left" -gt 0 ] && ! grep -q "waiting for table 'node:" "$T/berr"; do sleep 0.1; left=$((left - 1)); done
+grep -q "waiting for table 'node:[A-Za-z]*' (exclusive), held by pid $agpid on host $(hostname)" "$T/berr" &&
+	ok "wait: B says it waits for A (pid $agpid on $(hostname))" || bad "wait: B's stderr: $(cat "$T/berr")"
+kill -0 "$bpid" 2>/dev/null && ok "wait: B is still waiting" || bad "wait: B did not wait"
+fp_release commit/after_table
+wait "$apid" && ok "wait: A publishes" || bad "wait: A failed: $(cat "$T/aerr")"
+wait "$bpid" && ok "wait: B publishes after A" || bad "wait: B failed: $(cat "$T/berr")"
+[ "$(gctl export "$S" --type Person | grep -c ' waiter"')" = 3 ] && [ "$(gctl export "$S" --type Person | grep -c ' v2"')" = 37 ] &&
+	ok "wait: both writers' rows are there" || bad "wait: rows: $(gctl export "$S" --type Person | grep -c ' waiter"') waiter, $(gctl export "$S" --type Person | grep -c ' v2"') v2"
+clean "$S" && ok "wait: clean" || bad "wait: not clean"
 
 finish
