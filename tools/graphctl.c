@@ -3,7 +3,8 @@
  * --help; exit codes are in graphctl(1):
  *   0 success, 1 failure (bad input, constraint, I/O; fsck: problems found),
  *   2 usage error, 3 recovery needed, 4 invariant violation,
- *   5 busy (upgrade: another process has the store open). */
+ *   5 busy (upgrade: another process has the store open),
+ *   6 lease lost (etcd: fenced, nothing published). */
 #include "config.h"
 
 #include <errno.h>
@@ -1579,7 +1580,8 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %s\n", cmds[i].usage);
 	fprintf(f, "\n'graphctl COMMAND --help' describes one command; 'man graphctl' all.\n"
 		   "Exit status: 0 ok, 1 failed (fsck: problems found), 2 usage,\n"
-		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade).\n");
+		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade),\n"
+		   "6 lease lost (a store on etcd: nothing published).\n");
 }
 
 int main(int argc, char **argv)
