@@ -363,8 +363,9 @@ static void on_wait(void *arg, const char *what, const char *holder_json)
 	if (!isatty(STDERR_FILENO) && !(v && !strcmp(v, "1")))
 		return;
 	holder_text(holder_json, who, sizeof who);
-	fprintf(stderr, "graphfs: waiting for %s, held by %s (at most %" PRId64 " s)\n",
-		what, who, env_num("GRAPHFS_LOCK_WAIT_S", 120, 86400));
+	/* the bound depends on the caller (a recovery waits a TTL + 5 s, a
+	 * writer GRAPHFS_LOCK_WAIT_S): the timeout's message names it */
+	fprintf(stderr, "graphfs: waiting for %s, held by %s\n", what, who);
 }
 
 /* reg_mu held. */
@@ -485,8 +486,13 @@ static int lease_tables(const char *url, const struct want *w, size_t n,
 			wait_ms = (unsigned)(gfs_lease_session_ttl(ss->s) + 5) * 1000;
 		rc = gfs_lease_tables(ss->s, names, modes, n, flags & GFS_LOCK_TRY,
 				      wait_ms, &ls->lease, d);
-		if (rc == -ETIMEDOUT)
-			gfs_diag_set(d, "timed out waiting for a table lease");
+		if (rc == -ETIMEDOUT && d) {
+			char m[sizeof d->msg];
+			snprintf(m, sizeof m, "%s", d->msg[0] ? d->msg : "a table lease is held elsewhere");
+			gfs_diag_reset(d, "%.400s %u s (%s)", m, wait_ms / 1000,
+				       flags & GFS_LOCK_WAIT_TTL ? "the lease TTL + 5 s: a live holder"
+								 : "GRAPHFS_LOCK_WAIT_S");
+		}
 	}
 	if (!rc) {
 		li = info_of(ls);
@@ -812,6 +818,30 @@ static int vhold_renew(struct gfs_vhold *h, struct gfs_diag *d)
 	return rc;
 }
 
+/* The handle's session (a lost one replaced), with a reference of the
+ * caller's own: another thread may replace h->ss meanwhile, and the old
+ * session must outlive this call.  *rc: the replacement's failure. */
+static struct lease_sess *vhold_sess(struct gfs_vhold *h, int *rc)
+{
+	struct lease_sess *ss;
+
+	pthread_mutex_lock(&h->mu);
+	*rc = vhold_renew(h, NULL);
+	pthread_mutex_lock(&reg_mu);
+	ss = h->ss;
+	ss->refs++;
+	pthread_mutex_unlock(&reg_mu);
+	pthread_mutex_unlock(&h->mu);
+	return ss;
+}
+
+static void vhold_unsess(struct lease_sess *ss)
+{
+	pthread_mutex_lock(&reg_mu);
+	sess_put(ss);
+	pthread_mutex_unlock(&reg_mu);
+}
+
 static bool has_n(const uint64_t *v, size_t n, uint64_t x)
 {
 	for (size_t i = 0; i < n; i++)
@@ -826,13 +856,11 @@ int gfs_vhold_take(struct gfs_vhold *h, uint64_t n, unsigned flags)
 
 	if (h->fd >= 0)
 		return flags & GFS_LOCK_TRY ? gfs_hold_try(h->fd, n) : gfs_hold_take(h->fd, n);
-	pthread_mutex_lock(&h->mu);
-	rc = vhold_renew(h, NULL);
-	struct gfs_lease_session *s = h->ss->s;
-	pthread_mutex_unlock(&h->mu);
+	struct lease_sess *ss = vhold_sess(h, &rc);
 	if (!rc)
-		rc = gfs_lease_hold_take(s, n, flags & GFS_LOCK_TRY,
+		rc = gfs_lease_hold_take(ss->s, n, flags & GFS_LOCK_TRY,
 					 (unsigned)env_num("GRAPHFS_LOCK_WAIT_S", 120, 86400) * 1000, NULL);
+	vhold_unsess(ss);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&h->mu);
@@ -859,9 +887,12 @@ int gfs_vhold_drop(struct gfs_vhold *h, uint64_t n)
 			h->held[i] = h->held[--h->n_held];
 			break;
 		}
-	struct gfs_lease_session *s = h->ss->s;
 	pthread_mutex_unlock(&h->mu);
-	return gfs_lease_hold_drop(s, n, NULL);
+	int rc;
+	struct lease_sess *ss = vhold_sess(h, &rc);
+	rc = gfs_lease_hold_drop(ss->s, n, NULL);
+	vhold_unsess(ss);
+	return rc;
 }
 
 int gfs_vhold_fence(struct gfs_vhold *h, uint64_t n, struct gfs_diag *d)
