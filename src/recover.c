@@ -103,6 +103,9 @@ struct sweep {
 	struct gfs_diag *d;
 	char resolver[GFS_ACTOR_MAX];
 	bool held;          /* the caller holds the locks (gfs_recover_own) */
+	bool live_seen;     /* etcd: a wait timed out on a live holder; the
+			       rest of this sweep only tries (one TTL wait,
+			       not one per table) */
 	uint64_t version;   /* last graph version published */
 };
 
@@ -166,9 +169,11 @@ static int lock_job(struct sweep *s, const struct gfs_sidecar *sc,
 		 * would wait for a live writer, whose sidecar is not ours */
 		struct gfs_diag ld = {{0}};
 		rc = gfs_lock_tables_d(gfs_graph_dir(s->g), names, modes, sc->n_tables,
-				       s->o->wait ? GFS_LOCK_WAIT | GFS_LOCK_WAIT_TTL
-						  : GFS_LOCK_TRY, out, &ld);
+				       s->o->wait && !s->live_seen
+				       ? GFS_LOCK_WAIT | GFS_LOCK_WAIT_TTL : GFS_LOCK_TRY,
+				       out, &ld);
 		if (rc == -ETIMEDOUT) {
+			s->live_seen = true;
 			note(s, "operation %s: %s; left for its owner or a later sweep",
 			     sc->op_id[0] ? sc->op_id : "(orphans)", ld.msg);
 			rc = -EWOULDBLOCK;

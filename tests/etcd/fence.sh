@@ -128,6 +128,13 @@ while [ "$left" -gt 0 ] && ! grep -q "waiting for table 'node:" "$T/berr"; do sl
 grep -q "waiting for table 'node:[A-Za-z]*' (exclusive), held by pid $agpid on host $(hostname)" "$T/berr" &&
 	ok "wait: B says it waits for A (pid $agpid on $(hostname))" || bad "wait: B's stderr: $(cat "$T/berr")"
 kill -0 "$bpid" 2>/dev/null && ok "wait: B is still waiting" || bad "wait: B did not wait"
+# a waiting recover leaves a live holder's sidecar: busy after TTL + 5 s, naming it
+t0=$SECONDS
+GRAPHFS_ETCD_FIRST=2 gctl recover "$S" >"$T/rout" 2>&1 && grep -q "1 busy" "$T/rout" &&
+	[ "$((SECONDS - t0))" -le $((TTL + 5 + $(scaled 5))) ] &&
+	ok "wait: recover beside a live writer: busy after $((SECONDS - t0)) s (TTL + 5 s)" || bad "wait: recover: $(cat "$T/rout")"
+grep -q "held by.*\"pid\":$agpid" "$T/rout" && ok "wait: recover names the holder (pid $agpid)" || bad "wait: recover's output: $(cat "$T/rout")"
+[ "$(pending "$S")" = 1 ] && ok "wait: the live writer's sidecar is left" || bad "wait: recover touched a live writer's sidecar"
 fp_release commit/after_table
 wait "$apid" && ok "wait: A publishes" || bad "wait: A failed: $(cat "$T/aerr")"
 wait "$bpid" && ok "wait: B publishes after A" || bad "wait: B failed: $(cat "$T/berr")"
