@@ -1,4 +1,7 @@
-/* lock.c - per-table writer leases: flock() on STORE/locks/<table>.lock.
+/* lock.c - per-table writer leases: flock() on STORE/locks/<table>.lock,
+ * or, on a store whose manifest is on etcd, fenced etcd leases
+ * (src/lease_etcd.c; the second half of this file, docs/multi-host.md
+ * §4.1), and graph-version holds on either.
  *
  * Why flock and one descriptor per acquisition: flock locks belong to the
  * open file description, so two descriptors exclude each other even within

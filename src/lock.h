@@ -1,4 +1,5 @@
-/* lock.h - per-table writer leases: flock() on STORE/locks/<table>.lock.
+/* lock.h - per-table writer leases: flock() on STORE/locks/<table>.lock
+ * (an etcd store: fenced etcd leases instead, see gfs_lock_tables).
  *
  * Lock files are created once and never unlinked or renamed.  Every
  * acquisition opens its own O_CLOEXEC descriptor, so two threads of one
