@@ -17,7 +17,7 @@ struct hold {
 };
 
 struct gfs_holds {
-	int fd;
+	struct gfs_vhold *vh;  /* lock.h: OFD locks, or hold keys on etcd */
 	pthread_mutex_t mu;
 	struct hold *v;   /* protected by mu; few: the versions open now */
 	size_t nv, cap;   /* protected by mu */
@@ -31,7 +31,7 @@ int gfs_holds_new(const char *store_dir, struct gfs_holds **out)
 	*out = NULL;
 	if (!h)
 		return -ENOMEM;
-	rc = gfs_holds_open(store_dir, &h->fd);
+	rc = gfs_vhold_open(store_dir, &h->vh, NULL);
 	if (rc) {
 		free(h);
 		return rc;
@@ -45,7 +45,7 @@ void gfs_holds_free(struct gfs_holds *h)
 {
 	if (!h)
 		return;
-	close(h->fd); /* drops every lock of the description */
+	gfs_vhold_close(h->vh); /* drops every hold */
 	pthread_mutex_destroy(&h->mu);
 	free(h->v);
 	free(h);
@@ -76,7 +76,7 @@ static int ref_locked(struct gfs_holds *h, uint64_t n)
 	if (!x)
 		return -ENOMEM;
 	h->v = x;
-	rc = gfs_hold_try(h->fd, n);
+	rc = gfs_vhold_take(h->vh, n, GFS_LOCK_TRY);
 	if (rc)
 		return rc;
 	h->v[h->nv++] = (struct hold){ n, 1 };
@@ -99,7 +99,7 @@ int gfs_holds_ref(struct gfs_holds *h, uint64_t n)
 		 * without the mutex (opens of other versions go on), then try
 		 * again under it; the caller then finds n removed, or gc
 		 * failed and n stays. */
-		rc = gfs_hold_take(h->fd, n);
+		rc = gfs_vhold_take(h->vh, n, GFS_LOCK_WAIT);
 		if (rc)
 			return rc;
 	}
@@ -114,7 +114,7 @@ void gfs_holds_unref(struct gfs_holds *h, uint64_t n)
 	pthread_mutex_lock(&h->mu);
 	x = find(h, n);
 	if (x && --x->refs == 0) {
-		gfs_hold_drop(h->fd, n);
+		gfs_vhold_drop(h->vh, n);
 		*x = h->v[--h->nv];
 	}
 	pthread_mutex_unlock(&h->mu);

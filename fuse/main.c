@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "lock.h"
 #include "log.h"
 #include "recover.h"
 
@@ -408,6 +409,114 @@ static int sweep(struct gfs_graph *g, const char *store, const char *mnt)
 	return 0;
 }
 
+/* etcd stores: a sidecar the first sweep left busy may be a dead writer's
+ * whose leases live on until their TTL (a SIGKILLed process's do).  The
+ * mount then sweeps again whenever lease keys of the store are deleted (a
+ * watch, no polling), so mounts converge without 'graphctl recover'.
+ * LMDB: a dead writer's flock() ends with it, nothing to wait for. */
+struct resweep {
+	struct gfs_graph *g;
+	char who[GFS_ACTOR_MAX];
+	struct gfs_lock_watch *lw;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool pending, ended, stop;   /* mu */
+};
+
+static void resweep_kick(void *arg, bool ended)
+{
+	struct resweep *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	r->pending = true;
+	r->ended = r->ended || ended;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void *resweep_main(void *arg)
+{
+	struct resweep *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->stop && !r->pending)
+			pthread_cond_wait(&r->cond, &r->mu);
+		if (r->stop)
+			break;
+		bool ended = r->ended;
+		r->pending = r->ended = false;
+		pthread_mutex_unlock(&r->mu);
+		struct gfs_recover_opts ro = { .wait = false, .resolver = r->who,
+					       .note = sweep_note };
+		struct gfs_recover_report rr;
+		struct gfs_diag d = {{0}};
+		if (ended) { /* the watch ended: a new one, then sweep */
+			gfs_lock_watch_stop(r->lw);
+			r->lw = NULL;
+			if (gfs_lock_watch_releases(gfs_graph_dir(r->g), resweep_kick, r, &r->lw, &d))
+				fprintf(stderr, "graphfs: recovery: cannot watch the store's leases again: %s\n",
+					d.msg);
+			d.msg[0] = 0;
+		}
+		int rc = gfs_recover_sweep(r->g, &ro, &rr, &d);
+		if (rc || d.msg[0])
+			fprintf(stderr, "graphfs: recovery: %s\n", d.msg[0] ? d.msg : gfs_strerror(rc));
+		pthread_mutex_lock(&r->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* Before the first sweep: the watch, so no release after it is missed. */
+static int resweep_watch(struct resweep *r, struct gfs_graph *g, const char *mnt)
+{
+	char host[64] = "localhost";
+	struct gfs_diag d = {{0}};
+	int rc;
+
+	r->g = g;
+	gethostname(host, sizeof host - 1);
+	snprintf(r->who, sizeof r->who, "pid %d on %s (graphfs mount %s)", (int)getpid(), host, mnt);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	rc = gfs_lock_watch_releases(gfs_graph_dir(g), resweep_kick, r, &r->lw, &d);
+	if (rc)
+		fprintf(stderr, "graphfs: store '%s': cannot watch its leases: %s\n", gfs_graph_dir(g),
+			d.msg[0] ? d.msg : gfs_strerror(rc));
+	return rc;
+}
+
+static int resweep_start(struct resweep *r)
+{
+	if (!r->lw)
+		return 0;
+	int rc = -pthread_create(&r->thread, NULL, resweep_main, r);
+	r->running = rc == 0;
+	return rc;
+}
+
+static void resweep_stop(struct resweep *r)
+{
+	if (!r->g)
+		return;
+	if (r->running) {
+		pthread_mutex_lock(&r->mu);
+		r->stop = true;
+		pthread_cond_signal(&r->cond);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->thread, NULL);
+		r->running = false;
+	}
+	gfs_lock_watch_stop(r->lw);
+	r->lw = NULL;
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->mu);
+	r->g = NULL;
+}
+
 /* In the child (or in the foreground): open, recover, mount, report, serve. */
 static int serve(const char *store, struct fuse_args *args,
 		 const struct fuse_cmdline_opts *o, struct gfs_fs_opts *fo,
@@ -415,6 +524,7 @@ static int serve(const char *store, struct fuse_args *args,
 {
 	struct gfs_diag d = {{0}};
 	struct stopper stop = {0};
+	struct resweep rs = {0};
 	struct mount m = {0};
 	int rc;
 
@@ -429,7 +539,11 @@ static int serve(const char *store, struct fuse_args *args,
 			gfs_strerror(rc), d.msg[0] ? ": " : "", d.msg);
 		goto out;
 	}
+	if (!ro && (rc = resweep_watch(&rs, m.g, o->mountpoint)))
+		goto out;
 	if (!ro && (rc = sweep(m.g, store, o->mountpoint)))
+		goto out;
+	if (!ro && (rc = resweep_start(&rs)))
 		goto out;
 	rc = gfs_fs_new(m.g, fo, &m.fs);
 	if (!rc) {
@@ -463,6 +577,7 @@ static int serve(const char *store, struct fuse_args *args,
 out:
 	report(report_fd, 1);
 	stopper_end(&stop);
+	resweep_stop(&rs);
 	mount_release(&m);
 	return rc ? 1 : 0;
 }

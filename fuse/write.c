@@ -631,6 +631,10 @@ static int to_errno(int rc)
 	 * recovery: nothing is wrong with the data or the disk. */
 	if (rc == GFS_ECAS || rc == GFS_ERECOVERY || rc == GFS_EGONE)
 		return -EBUSY;
+	/* etcd: the mount's table leases ended (a pause past the TTL, an
+	 * outage): nothing was published, the next write takes new ones */
+	if (rc == GFS_ELEASE)
+		return -ENOLCK;
 	if (rc > -4096)
 		return rc;
 	return -EIO;

@@ -209,8 +209,8 @@ static int take_locks(struct gfs_commit *c)
 
 	/* Test builds only: skipping the locks stands for an expired lease. */
 	if (!rc && !gfs_fp_hit(GFS_FP_COMMIT_SKIP_LOCKS))
-		rc = gfs_lock_tables(gfs_graph_dir(c->g), names, modes, n,
-				     GFS_LOCK_WAIT, &c->locks);
+		rc = gfs_lock_tables_d(gfs_graph_dir(c->g), names, modes, n,
+				       GFS_LOCK_WAIT, &c->locks, c->d);
 	if (rc)
 		gfs_diag_set(c->d, "cannot lock tables: %s", gfs_strerror(rc));
 	free(names);
@@ -361,6 +361,8 @@ int gfs_commit_arm(struct gfs_commit *c)
 		snprintf(sc.schema_old, sizeof sc.schema_old, "%s", c->schema_old);
 		snprintf(sc.schema_new, sizeof sc.schema_new, "%s", c->schema_new);
 	}
+	if (gfs_lockset_holder(c->locks)) /* etcd: whose leases guard it */
+		gfs_sidecar_set_holder(&sc, gfs_lockset_holder(c->locks));
 	if (!(tabs = op_tables(c, &n)))
 		return -ENOMEM;
 	sc.tables = tabs;
@@ -531,6 +533,18 @@ static int finish_failed(struct gfs_commit *c, int rc, uint64_t *version)
 			c->d->msg[0] = '\0';
 		*version = res.version;
 		return 0;
+	}
+	/* etcd: our leases ended (a pause past the TTL, or a write fenced):
+	 * whatever failed, the cause is the lost lease, and a recovery owns
+	 * the operation now (or already resolved it) */
+	struct gfs_diag ld = {{0}};
+	if (gfs_lockset_check(c->locks, &ld) || rc == -ENOLCK || rc == GFS_ELEASE ||
+	    r2 == -ENOLCK || r2 == GFS_ELEASE) {
+		if (c->d)
+			gfs_diag_reset(c->d, "%s: this %s published nothing (operation %s; a recovery resolves it, or did: see 'graphctl recover %s --list')",
+				       ld.msg[0] ? ld.msg : c->d->msg[0] ? c->d->msg : "lease lost",
+				       c->what, c->op_id, gfs_graph_dir(c->g));
+		return GFS_ELEASE;
 	}
 	if (r2 && c->d) {
 		char first[sizeof c->d->msg];

@@ -66,7 +66,7 @@ struct gcer {
 	struct gtab *tabs;
 	size_t n_tabs;
 	struct gfs_lockset *locks;
-	int hfd;               /* locks/versions.lock: our fences */
+	struct gfs_vhold *vh;  /* our fences (lock.h: OFD locks, or etcd keys) */
 	struct gfs_sc_gc plan;
 	struct gfs_gv *head;   /* graph version head_v (owned) */
 	struct gfs_branch *br; /* every branch */
@@ -282,7 +282,7 @@ static int fence_one(const struct gfs_gv *gv, void *arg)
 		rank = G->tot[b] - ++G->seen[b];
 	if (gv->removed || keep_window(G, gv, rank))
 		return 0;
-	rc = gfs_hold_fence(G->hfd, gv->version);
+	rc = gfs_vhold_fence(G->vh, gv->version, NULL);
 	if (rc == -EWOULDBLOCK)
 		return u64_push(&G->res->held, &G->res->n_held, gv->version);
 	return rc ? rc : u64_push(&G->plan.remove, &G->plan.n_remove, gv->version);
@@ -290,7 +290,7 @@ static int fence_one(const struct gfs_gv *gv, void *arg)
 
 static int fence(struct gcer *G)
 {
-	int rc = gfs_holds_open(gfs_graph_dir(G->g), &G->hfd);
+	int rc = G->vh ? 0 : gfs_vhold_open(gfs_graph_dir(G->g), &G->vh, G->d);
 
 	return rc ? rc : gfs_manifest_history(gfs_graph_manifest(G->g), 1, G->head_v,
 					      fence_one, G);
@@ -481,6 +481,8 @@ static int arm(struct gcer *G, uint64_t *rev)
 	snprintf(sc.actor, sizeof sc.actor, "%s", G->o->actor ? G->o->actor : gfs_graph_actor(G->g));
 	sc.start_ns = gfs_now_ns();
 	sc.gc = &G->plan;
+	if (gfs_lockset_holder(G->locks)) /* etcd: whose leases guard it */
+		gfs_sidecar_set_holder(&sc, gfs_lockset_holder(G->locks));
 	if (!rc)
 		rc = gfs_manifest_sidecar_put(gfs_graph_manifest(G->g), &sc);
 	free(sc.tables);
@@ -597,8 +599,7 @@ static void gcer_release(struct gcer *G)
 	for (size_t i = 0; i < G->n_tabs; i++)
 		gfs_vset_release(&G->tabs[i].need);
 	free(G->tabs);
-	if (G->hfd >= 0)
-		close(G->hfd); /* drops the fences */
+	gfs_vhold_close(G->vh); /* drops the fences */
 	gfs_lockset_free(G->locks);
 	free(G->plan.remove);
 	free(G->plan.unlink);
@@ -611,7 +612,7 @@ static void gcer_release(struct gcer *G)
 int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
 		 struct gfs_gc_result *res, struct gfs_diag *d)
 {
-	struct gcer G = { .g = g, .o = o, .res = res, .d = d, .hfd = -1 };
+	struct gcer G = { .g = g, .o = o, .res = res, .d = d };
 	int rc;
 
 	memset(res, 0, sizeof *res);

@@ -135,8 +135,16 @@ struct gfs_sidecar {
 	/* kind "schema" (format 2): the schema ids it moves from and to; both
 	 * empty for every other kind.  A roll forward publishes schema_new. */
 	char schema_old[17], schema_new[17];
+	/* etcd stores: the writer's lease holder (lock.c, "<lease id>.<n>"),
+	 * host and pid, so a sweep resolves it only when that holder's
+	 * leases are gone (gfs_lockset_owner_gone); "" for flock() locks. */
+	char holder[48];
+	char holder_host[64];
+	int64_t holder_pid;
 };
 void gfs_sidecar_free(struct gfs_sidecar *sc);
+/* Records holder with this process's host name and pid. */
+void gfs_sidecar_set_holder(struct gfs_sidecar *sc, const char *holder);
 
 struct gfs_audit {
 	char op_id[GFS_ULID_LEN + 1];

@@ -103,6 +103,9 @@ struct sweep {
 	struct gfs_diag *d;
 	char resolver[GFS_ACTOR_MAX];
 	bool held;          /* the caller holds the locks (gfs_recover_own) */
+	bool live_seen;     /* etcd: a wait timed out on a live holder; the
+			       rest of this sweep only tries (one TTL wait,
+			       not one per table) */
 	uint64_t version;   /* last graph version published */
 };
 
@@ -161,9 +164,23 @@ static int lock_job(struct sweep *s, const struct gfs_sidecar *sc,
 	}
 	/* Test builds only: skipping the locks stands for an expired lease,
 	 * so two sweeps can classify one sidecar and race the publish. */
-	if (!rc && !gfs_fp_hit(GFS_FP_COMMIT_SKIP_LOCKS))
-		rc = gfs_lock_tables(gfs_graph_dir(s->g), names, modes, sc->n_tables,
-				     s->o->wait ? GFS_LOCK_WAIT : GFS_LOCK_TRY, out);
+	if (!rc && !gfs_fp_hit(GFS_FP_COMMIT_SKIP_LOCKS)) {
+		/* etcd: a dead owner's leases end within a TTL; waiting longer
+		 * would wait for a live writer, whose sidecar is not ours */
+		struct gfs_diag ld = {{0}};
+		rc = gfs_lock_tables_d(gfs_graph_dir(s->g), names, modes, sc->n_tables,
+				       s->o->wait && !s->live_seen
+				       ? GFS_LOCK_WAIT | GFS_LOCK_WAIT_TTL : GFS_LOCK_TRY,
+				       out, &ld);
+		if (rc == -ETIMEDOUT) {
+			s->live_seen = true;
+			note(s, "operation %s: %s; left for its owner or a later sweep",
+			     sc->op_id[0] ? sc->op_id : "(orphans)", ld.msg);
+			rc = -EWOULDBLOCK;
+		} else if (rc && rc != -EWOULDBLOCK && ld.msg[0]) {
+			gfs_diag_set(s->d, "%s", ld.msg);
+		}
+	}
 	free(names);
 	free(modes);
 	return rc;
@@ -618,6 +635,9 @@ static int job_open(struct sweep *s, const struct gfs_sidecar *listed,
 		return OUT_GONE;
 	if (rc == GFS_EFORMAT)
 		return OUT_REFUSED;
+	/* etcd: every write resolving it also proves its owner's leases gone */
+	if (!rc && j->locks)
+		rc = gfs_lockset_owner_gone(j->locks, j->sc->holder);
 	if (!rc && listed && !same_tables(listed, j->sc)) {
 		gfs_diag_set(s->d, "sidecar %s changed its tables while it was being resolved", op_id);
 		return GFS_EVIOLATION;

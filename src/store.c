@@ -43,8 +43,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kv.h"
+#include "kv_etcd.h"
+#include "lock.h"
 #include "manifest.h"
 #include "store_int.h"
 #include "util.h"
@@ -1013,6 +1016,10 @@ static json_t *sidecar_json(const struct gfs_sidecar *sc, bool stored)
 						  "new_id", sc->schema_new));
 	if (!rc && sc->gc)
 		rc = j_set(o, "gc", sc_gc_json(sc->gc));
+	if (!rc && sc->holder[0])
+		rc = j_set(o, "holder", json_pack("{s:s,s:s,s:I}", "name", sc->holder,
+						  "host", sc->holder_host,
+						  "pid", (json_int_t)sc->holder_pid));
 	if (rc) {
 		json_decref(o);
 		return NULL;
@@ -1048,6 +1055,14 @@ static char *sidecar_raw_json(const struct gfs_sidecar *sc)
 	return j_dump(o);
 }
 
+void gfs_sidecar_set_holder(struct gfs_sidecar *sc, const char *holder)
+{
+	snprintf(sc->holder, sizeof sc->holder, "%s", holder);
+	if (gethostname(sc->holder_host, sizeof sc->holder_host - 1))
+		snprintf(sc->holder_host, sizeof sc->holder_host, "?");
+	sc->holder_pid = getpid();
+}
+
 char *gfs_sidecar_to_json(const struct gfs_sidecar *sc)
 {
 	if (sc->raw)
@@ -1072,6 +1087,15 @@ static bool sidecar_fields(json_t *o, struct gfs_sidecar *sc)
 	json_t *mg = json_object_get(o, "merge");
 	if (mg && !sc_merge_parse(mg, &sc->merge))
 		return false;
+	json_t *ho = json_object_get(o, "holder");
+	if (ho) {
+		json_t *pid = json_object_get(ho, "pid");
+		if (!json_is_object(ho) || !json_is_integer(pid) ||
+		    !j_str(ho, "name", sc->holder, sizeof sc->holder) ||
+		    !j_str(ho, "host", sc->holder_host, sizeof sc->holder_host))
+			return false;
+		sc->holder_pid = (int64_t)json_integer_value(pid);
+	}
 	json_t *sch = json_object_get(o, "schema");
 	if (sch && (!j_str(sch, "old_id", sc->schema_old, sizeof sc->schema_old) ||
 		    !j_str(sch, "new_id", sc->schema_new, sizeof sc->schema_new) ||
@@ -1389,13 +1413,19 @@ int gfs_manifest_open_url(const char *store_dir, const char *url,
 		.setup = setup, .setup_arg = &sa,
 	};
 	struct gfs_manifest *m = calloc(1, sizeof *m);
-	int rc = m ? backend(store_dir, url)->open(&a, &m->kv, d) : -ENOMEM;
+	const struct gfs_kv_ops *be = backend(store_dir, url);
+	int rc = m ? be->open(&a, &m->kv, d) : -ENOMEM;
 
 	*out = NULL;
 	if (rc) {
 		free(m);
 		return rc;
 	}
+	/* etcd: every write carries the fence compares of the calling
+	 * thread's table leases on this store (lock.c) */
+	if (be == &gfs_kv_etcd)
+		gfs_kv_etcd_set_fence(m->kv, gfs_lock_fence_hook,
+				      gfs_kv_etcd_client(m->kv));
 	m->e = gfs_kv_user(m->kv);
 	*out = m;
 	return 0;

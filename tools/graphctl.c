@@ -3,7 +3,8 @@
  * --help; exit codes are in graphctl(1):
  *   0 success, 1 failure (bad input, constraint, I/O; fsck: problems found),
  *   2 usage error, 3 recovery needed, 4 invariant violation,
- *   5 busy (upgrade: another process has the store open). */
+ *   5 busy (upgrade: another process has the store open),
+ *   6 lease lost (etcd: fenced, nothing published). */
 #include "config.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@
 #define EXIT_RECOVERY 3
 #define EXIT_VIOLATION 4
 #define EXIT_BUSY 5
+#define EXIT_LEASE 6   /* etcd: the table leases expired (fenced); nothing published */
 
 struct cmd {
 	const char *name;
@@ -46,6 +48,9 @@ static int exit_for(int rc)
 		return EXIT_RECOVERY;
 	if (rc == GFS_EVIOLATION)
 		return EXIT_VIOLATION;
+	/* kv_etcd.c says -ENOLCK for a fenced write, lease_etcd.c GFS_ELEASE */
+	if (rc == GFS_ELEASE || rc == -ENOLCK)
+		return EXIT_LEASE;
 	return rc ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -1575,7 +1580,8 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %s\n", cmds[i].usage);
 	fprintf(f, "\n'graphctl COMMAND --help' describes one command; 'man graphctl' all.\n"
 		   "Exit status: 0 ok, 1 failed (fsck: problems found), 2 usage,\n"
-		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade).\n");
+		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade),\n"
+		   "6 lease lost (a store on etcd: nothing published).\n");
 }
 
 int main(int argc, char **argv)

@@ -15,7 +15,7 @@ cp "$T/old.2" "$T/old"
 # The load under test writes two node tables and one edge table.
 gen_people 50 v2 >"$T/v2.jsonl"
 gen_edges 50 v2 >>"$T/v2.jsonl"
-cp -a "$BASE" "$T/ref"
+copy_store "$BASE" "$T/ref"
 gctl load "$T/ref" --data "$T/v2.jsonl" -q
 gctl export "$T/ref" >"$T/new"
 
@@ -37,7 +37,7 @@ want_state() {
 run_case() { # run_case POINT N HEALER(recover|load)
 	local p=$1 n=$2 how=$3 S=$T/s st op want got
 	rm -rf "$S"
-	cp -a "$BASE" "$S"
+	copy_store "$BASE" "$S"
 	rm -f "$T/fp.log"
 	set +e
 	GRAPHFS_FP_LOG=$T/fp.log GRAPHFS_FAILPOINTS="$p=exit@$n" gctl load "$S" --data "$T/v2.jsonl" -q >/dev/null 2>"$T/err"

@@ -91,6 +91,16 @@ new_store() {
 	gctl load "$1" --data "$T/seed.jsonl" -q >/dev/null
 }
 
+# copy_store SRC DST: `cp -a` of a quiet store.  A store whose manifest is
+# on etcd (GRAPHFS_MANIFEST=etcd) also gets a copy of its manifest on a
+# prefix of its own (tests/etcd/etcd_copy), else the copy would share it.
+copy_store() {
+	cp -a "$1" "$2"
+	if grep -q '^manifest etcd://' "$1/FORMAT"; then
+		"$top_builddir/tests/etcd/etcd_copy" "$1" "$2" "t/$$-$(date +%s%N)"
+	fi
+}
+
 # pending STORE: number of pending sidecars.
 pending() {
 	gctl recover "$1" --list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["pending"]))'

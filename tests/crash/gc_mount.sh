@@ -89,6 +89,13 @@ gc gc "$S" --keep-last 1 --dry-run --json | jq -e --argjson k "$K" '.held == [$k
 	ok "a live mount holds $K (gc --dry-run)" || bad "not held"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
+# etcd: the dead mount's hold key lives out its lease's TTL
+# (docs/multi-host.md §4.1): wait for that, bounded by the TTL
+if [ "${GRAPHFS_MANIFEST:-lmdb}" = etcd ]; then
+	unheld() { gc gc "$S" --keep-last 1 --dry-run --json | jq -e '.held == []' >/dev/null; }
+	wait_until $(( ${GRAPHFS_LEASE_TTL:-10} + 10 )) unheld &&
+		ok "etcd: the SIGKILLed mount's hold ends with its lease" || bad "etcd: still held a TTL after the kill"
+fi
 gc gc "$S" --keep-last 1 --json >"$T/gc3.json"
 jq -e --argjson k "$K" '(.removed | index($k)) and .held == []' "$T/gc3.json" >/dev/null &&
 	ok "SIGKILLed mount: gc removes $K" || bad "gc3: $(cat "$T/gc3.json")"
@@ -109,9 +116,16 @@ if grep -q '^#define GFS_FAILPOINTS_ENABLED' "${top_builddir:-.}/config.h" 2>/de
 	fp_wait_reached gc/after_arm 30 >/dev/null || bad "gc never parked"
 	timeout "$(scaled 60)" cat "$M/versions/$V/manifest.json" >/dev/null 2>"$T/cat.err" &
 	catpid=$!
-	ino=$(stat -c %i "$S/locks/versions.lock")
-	waiting() { grep -qE -- "-> OFDLCK +ADVISORY +READ .*:$ino $V $V\$" /proc/locks; }
-	wait_until 10 waiting && ok "the daemon waits for the fence on byte $V (/proc/locks)" || bad "no waiter on byte $V"
+	if [ "${GRAPHFS_MANIFEST:-lmdb}" = etcd ]; then
+		# etcd: the fence is PREFIX/gcfence/V, the daemon waits on a watch
+		pfx=$(sed -n 's|^manifest etcd://[^/]*/||p' "$S/FORMAT")
+		fenced() { etcdctl --endpoints="$GRAPHFS_TEST_ETCD_ENDPOINTS" get "$pfx/gcfence/$V" --print-value-only | grep -q gcfence; }
+		wait_until 10 fenced && ok "etcd: gc's fence key of version $V is there" || bad "etcd: no fence key of version $V"
+	else
+		ino=$(stat -c %i "$S/locks/versions.lock")
+		waiting() { grep -qE -- "-> OFDLCK +ADVISORY +READ .*:$ino $V $V\$" /proc/locks; }
+		wait_until 10 waiting && ok "the daemon waits for the fence on byte $V (/proc/locks)" || bad "no waiter on byte $V"
+	fi
 	wait_until 10 grep -q . "$M/manifest.json" && ok "an open of the head goes on while versions/$V waits for the gc" ||
 		bad "the live view is stuck behind the fenced version"
 	kill -0 "$catpid" 2>/dev/null && ok "the open of versions/$V waits while gc fences it" || bad "it did not wait"

@@ -12,7 +12,7 @@ new_store "$BASE"
 gctl export "$BASE" >"$T/old"
 gen_people 40 v2 >"$T/v2.jsonl"
 gen_edges 40 v2 >>"$T/v2.jsonl"
-cp -a "$BASE" "$T/ref"
+copy_store "$BASE" "$T/ref"
 gctl load "$T/ref" --data "$T/v2.jsonl" -q
 gctl export "$T/ref" >"$T/new"
 
@@ -27,7 +27,7 @@ crashed() {
 	local fp=commit/after_table=exit@3
 	[ "$2" = forward ] && fp=commit/before_publish=exit
 	rm -rf "$1"
-	cp -a "$BASE" "$1"
+	copy_store "$BASE" "$1"
 	set +e
 	GRAPHFS_FAILPOINTS=$fp gctl load "$1" --data "$T/v2.jsonl" -q 2>/dev/null
 	local st=$?
@@ -76,7 +76,7 @@ done
 
 # A writer failing after committing tables undoes its own operation.
 S=$T/own
-rm -rf "$S"; cp -a "$BASE" "$S"
+rm -rf "$S"; copy_store "$BASE" "$S"
 set +e
 GRAPHFS_FAILPOINTS=commit/after_table=error:EIO@2 gctl load "$S" --data "$T/v2.jsonl" -q 2>"$T/err"
 st=$?
@@ -86,7 +86,7 @@ clean "$S" && ok "the failed load left no sidecar" || bad "failed load left stat
 gctl export "$S" | cmp -s - "$T/old" && ok "the failed load left the old state" || bad "failed load changed the head"
 gctl recover "$S" --list | grep -q 'roll-back' && ok "its roll back is audited" || bad "no roll-back audit"
 # ... and past the commit point it finishes its own operation instead.
-rm -rf "$S"; cp -a "$BASE" "$S"
+rm -rf "$S"; copy_store "$BASE" "$S"
 GRAPHFS_FAILPOINTS=commit/before_publish=error:EIO gctl load "$S" --data "$T/v2.jsonl" -q 2>"$T/err" &&
 	ok "an error after confirm rolls the load forward" || bad "load after confirm: $(cat "$T/err")"
 gctl export "$S" | cmp -s - "$T/new" && ok "and its data is visible" || bad "rolled-forward data missing"
