@@ -631,6 +631,10 @@ static int to_errno(int rc)
 	 * recovery: nothing is wrong with the data or the disk. */
 	if (rc == GFS_ECAS || rc == GFS_ERECOVERY || rc == GFS_EGONE)
 		return -EBUSY;
+	/* graphctl migrate moved the manifest under this mount: what it
+	 * serves is frozen; writing needs a new mount (invariant 336) */
+	if (rc == GFS_EMOVED)
+		return -EROFS;
 	if (rc > -4096)
 		return rc;
 	return -EIO;

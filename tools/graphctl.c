@@ -3,7 +3,7 @@
  * --help; exit codes are in graphctl(1):
  *   0 success, 1 failure (bad input, constraint, I/O; fsck: problems found),
  *   2 usage error, 3 recovery needed, 4 invariant violation,
- *   5 busy (upgrade: another process has the store open). */
+ *   5 busy (upgrade, migrate: a writer or another process has the store). */
 #include "config.h"
 
 #include <errno.h>
@@ -93,7 +93,8 @@ struct opts {
 	const char *name;   /* NAME after STORE (cmd->takes_name) */
 	uint64_t keep_last, keep_since_ns; /* gc */
 	bool dry_run;                      /* gc */
-	const char *manifest;              /* init --manifest etcd://... */
+	const char *manifest;              /* init, migrate --manifest etcd://... */
+	unsigned batch;                    /* migrate --batch N */
 };
 
 /* gc --keep-since: RFC 3339 in UTC ("2026-11-30T22:00:00Z", fraction
@@ -145,6 +146,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		{ "keep-since", required_argument, NULL, 'S' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "manifest", required_argument, NULL, 'M' },
+		{ "batch", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -167,6 +169,13 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		case 'f': o->from = optarg; break;
 		case 'n': o->dry_run = true; break;
 		case 'M': o->manifest = optarg; break;
+		case 'B': {
+			uint64_t n;
+			if (gfs_parse_u64(optarg, &n) || n < 1 || n > 100000)
+				return usage_error(c, "--batch takes a number of records from 1 to 100000");
+			o->batch = (unsigned)n;
+			break;
+		}
 		case 'K':
 			if (gfs_parse_u64(optarg, &o->keep_last) || !o->keep_last)
 				return usage_error(c, "--keep-last takes a number of graph versions (1, 2, ...)");
@@ -197,8 +206,10 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		return usage_error(c, "--branch is taken by load, export, snapshot, log and schema");
 	if (o->branch && o->version && strcmp(c->name, "log"))
 		return usage_error(c, "--branch and --version are exclusive (a version names its branch)");
-	if (o->manifest && strcmp(c->name, "init"))
-		return usage_error(c, "--manifest is taken by init (a store's manifest is chosen once)");
+	if (o->manifest && strcmp(c->name, "init") && strcmp(c->name, "migrate"))
+		return usage_error(c, "--manifest is taken by init and migrate");
+	if (o->batch && strcmp(c->name, "migrate"))
+		return usage_error(c, "--batch is taken by migrate");
 	if (o->from && strcmp(c->name, "branch create"))
 		return usage_error(c, "--from is taken by branch create");
 	if (optind >= argc)
@@ -1279,6 +1290,82 @@ static int cmd_upgrade(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- migrate ----------------------------------------------------------- */
+
+static void migrate_progress(const char *db, uint64_t done, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "\rmigrate: %-12s %llu records", db, (unsigned long long)done);
+	fflush(stderr);
+}
+
+static int migrate_json(const struct opts *o, const struct gfs_migrate_result *r,
+			int rc, const struct gfs_diag *d)
+{
+	json_t *dbs = json_object(), *out;
+	char *s;
+
+	for (unsigned i = 0; dbs && i < r->n_dbs; i++)
+		json_object_set_new(dbs, r->dbs[i].name,
+				    json_integer((json_int_t)r->dbs[i].records));
+	out = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:s, s:s?}",
+			"store", o->store, "from", r->from, "to", r->to,
+			"already", r->already, "resumed", r->resumed,
+			"cleared", r->cleared, "records", (json_int_t)r->records,
+			"dbs", dbs,
+			"check", rc ? "failed" : r->already ? "skipped" : "passed",
+			"error", rc ? (d->msg[0] ? d->msg : gfs_strerror(rc)) : NULL);
+	s = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	if (!s)
+		return fail("migrate", -ENOMEM, NULL);
+	printf("%s\n", s);
+	free(s);
+	json_decref(out);
+	return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("migrate");
+	struct gfs_migrate_result r;
+	struct gfs_migrate_opts mo = { 0 };
+	struct gfs_diag d = {{0}};
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.manifest)
+		return usage_error(c, "missing --manifest etcd://HOST:PORT[,...]/PREFIX or --manifest lmdb");
+	mo.batch = o.batch;
+	if (!o.json && !o.quiet && isatty(STDERR_FILENO))
+		mo.progress = migrate_progress;
+	rc = gfs_graph_migrate(o.store, o.manifest, &mo, &r, &d);
+	if (mo.progress && r.records)
+		fputc('\n', stderr);
+	if (o.json)
+		migrate_json(&o, &r, rc, &d);
+	if (rc) {
+		int st = fail("migrate", rc, &d);
+		return rc == -EBUSY ? EXIT_BUSY : st;
+	}
+	if (o.json || o.quiet)
+		return EXIT_SUCCESS;
+	if (r.already) {
+		printf("%s: its manifest is already %s, nothing to do\n", o.store, r.to);
+		return EXIT_SUCCESS;
+	}
+	for (unsigned i = 0; i < r.n_dbs; i++)
+		printf("  %-12s %llu\n", r.dbs[i].name, (unsigned long long)r.dbs[i].records);
+	printf("%s: manifest moved from %s to %s (%llu records, check passed%s);\n"
+	       "the old manifest is kept, frozen: remove it with %s\n",
+	       o.store, r.from, r.to, (unsigned long long)r.records,
+	       r.resumed ? ", an interrupted run completed" : "",
+	       strcmp(r.from, "lmdb") ? "'etcdctl del --prefix PREFIX/' (PREFIX of the old URL)"
+				      : "'rm -r STORE/manifest'");
+	return EXIT_SUCCESS;
+}
+
 /* ---- merge ------------------------------------------------------------- */
 
 struct merge_args {
@@ -1498,6 +1585,26 @@ static const struct cmd cmds[] = {
 	  "is rewritten in one transaction, then FORMAT; run it again after a crash.\n"
 	  "A current store is left as it is.  --json: {\"store\":...,\"from\":1,\"to\":2,\n"
 	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false },
+	{ "migrate", cmd_migrate, "migrate STORE --manifest etcd://HOST:PORT[,...]/PREFIX|lmdb [--batch N] [--json] [--quiet]",
+	  "Move the store's manifest (history, branches, audit log, table-version\n"
+	  "index: every record) to another backend: an etcd cluster under PREFIX,\n"
+	  "or LMDB in STORE/manifest.  Table files stay where they are.  Copies in\n"
+	  "transactions of --batch records (default 64: within etcd's default\n"
+	  "--max-txn-ops of 128), checks that both sides hold the same records,\n"
+	  "freezes the old manifest (a process that opened the store before can\n"
+	  "still read it, but its writes fail: 'moved to ...'; reopen), then\n"
+	  "switches STORE/FORMAT.  Refused (exit 5) while a writer holds a table\n"
+	  "lock, an operation is pending (run 'graphctl recover'), or, on LMDB,\n"
+	  "another process (a mount) has the store open.  A target that holds\n"
+	  "anything but a partial copy of this store is refused (exit 1).\n"
+	  "Crash-safe: run it again to finish.  The old manifest is kept: remove\n"
+	  "it afterwards ('rm -r STORE/manifest', or 'etcdctl del --prefix\n"
+	  "PREFIX/').  A store already there: nothing to do, exit 0.  Progress on\n"
+	  "a terminal.  --json: {\"store\",\"from\",\"to\",\"already\",\"resumed\",\n"
+	  "\"cleared\",\"records\",\"dbs\":{\"meta\":n,...},\"check\":\"passed\"|\"failed\"|\n"
+	  "\"skipped\",\"error\"} (also on failure).  Exit 0 done, 1 failed (the\n"
+	  "store keeps its old manifest unless the error says to run again),\n"
+	  "2 usage, 5 busy.\n", false },
 	{ "merge", cmd_merge, "merge STORE SOURCE [--into TARGET] [--prefer source|target] [--json] [--quiet]",
 	  "Merge branch SOURCE into branch TARGET (default main) as one graph\n"
 	  "version on TARGET whose parents are TARGET's head and SOURCE's head.\n"
@@ -1575,7 +1682,7 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %s\n", cmds[i].usage);
 	fprintf(f, "\n'graphctl COMMAND --help' describes one command; 'man graphctl' all.\n"
 		   "Exit status: 0 ok, 1 failed (fsck: problems found), 2 usage,\n"
-		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade).\n");
+		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade, migrate).\n");
 }
 
 int main(int argc, char **argv)
