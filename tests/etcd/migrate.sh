@@ -14,7 +14,8 @@
 #      same; writes work (before the freeze) or are refused naming the move
 #      (after it); a rerun completes
 #   4. a writer that opened the store before the switch cannot commit to the
-#      old manifest after it: its load fails "moved to", nothing published
+#      old manifest after it: its load fails "moved", nothing published; a
+#      mount opened before it still reads, its write fails with EROFS
 # Bounded (~1 min); docs/testing.md "etcd tests".
 set -uo pipefail
 : "${GRAPHCTL:?}" "${GRAPHFS:?}" "${top_srcdir:?}" "${top_builddir:?}"
@@ -274,6 +275,7 @@ gctl migrate "$S" --manifest lmdb -q && ok "a rerun after the switch: nothing to
 # ---- 4. a writer that opened the store before the switch --------------------
 # (on etcd: an LMDB store open in another process is refused, part 2)
 gctl migrate "$S" --manifest "$(url d)" -q || bad "LMDB -> etcd prefix d"
+timeout "$(scaled 30)" "$GRAPHFS" "$S" "$M" || bad "mount before the switch"
 state "$S" "$T/w0"
 people 2 late l | GRAPHFS_FAILPOINTS=load/after_stage=park \
 	with_timeout 60 "$GRAPHCTL" load "$S" --data - -q 2>"$T/werr" &
@@ -289,6 +291,24 @@ state "$S" "$T/w1"
 	[ "$(gctl recover "$S" --list --json | js 'len(j["pending"])')" = 0 ] &&
 	ok "a writer opened before the switch cannot commit after it ($(head -c 120 "$T/werr"))" ||
 	bad "early writer: exit $st $(cat "$T/werr"); $(diff "$T/w0" "$T/w1" | head -3)"
+# the mount opened on etcd before the switch: reads what it had, cannot write
+timeout 20 cat "$M/nodes/Person/p0001.json" >"$T/row" && grep -q '"P v1"' "$T/row" &&
+	ok "a mount opened before the switch still reads" || bad "old mount: read"
+python3 - "$M/nodes/Person/mnt0.json" >"$T/werr2" 2>&1 <<'PY'
+import errno, os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b'{"slug":"mnt0","name":"M"}\n')
+    os.close(fd)
+    print("written")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+PY
+grep -qx EROFS "$T/werr2" && state "$S" "$T/w2" && cmp -s "$T/w0" "$T/w2" &&
+	ok "its write fails with EROFS, nothing published anywhere" ||
+	bad "old mount: write gave $(cat "$T/werr2")"
+timeout 20 fusermount3 -u "$M" || bad "unmount the old mount"
+mount_reads "$S" p0001 && ok "mounted again: reads the new manifest" || bad "remount"
 fsck_clean "$S" && ok "fsck clean at the end" || bad "fsck at the end: $(cat "$T/fsck")"
 
 [ "$fails" = 0 ] && { echo "all passed"; exit 0; }
