@@ -528,11 +528,11 @@ static int mark_txn(struct gfs_kv_txn *txn, void *arg)
 		}
 		if (!rc && (g.n != w->records || g.h != w->digest)) {
 			gfs_diag_set(mk->d, "check failed: sub-database '%s' "
-				     "holds %llu records in the old manifest "
-				     "and %llu in the copy (or they differ): "
-				     "something wrote the store during the "
-				     "copy; nothing switched, run migrate "
-				     "again", w->name, (unsigned long long)g.n,
+				     "of the old manifest (%llu records) differs "
+				     "from the copy (%llu records): something "
+				     "wrote the store during the copy; nothing "
+				     "switched, run migrate again", w->name,
+				     (unsigned long long)g.n,
 				     (unsigned long long)w->records);
 			return -EAGAIN;
 		}

@@ -40,7 +40,7 @@
  *     in the same transaction, and fails with GFS_EMOVED ("moved to URL")
  *     if it is there.  So a process that opened the store before the
  *     switch can still read the old manifest, but can never commit to it
- *     after (docs/invariants.md 335).
+ *     after (docs/invariants.md 335-336).
  */
 #include "config.h"
 

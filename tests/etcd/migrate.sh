@@ -13,6 +13,8 @@
 #      the old manifest was frozen (before FORMAT): the store reads the
 #      same; writes work (before the freeze) or are refused naming the move
 #      (after it); a rerun completes
+#      a branch created between the copy and the check: the check fails,
+#      nothing switched
 #   4. a writer that opened the store before the switch cannot commit to the
 #      old manifest after it: its load fails "moved", nothing published; a
 #      mount opened before it still reads, its write fails with EROFS
@@ -271,6 +273,25 @@ gctl migrate "$S" --manifest lmdb --json >"$T/j4" 2>"$T/err" &&
 	ok "rerun after the freeze: completed to LMDB, equal, fsck clean" || bad "rerun after_mark: $(cat "$T/err" "$T/j4")"
 people 1 unfrozen u | gctl load "$S" --data - -q && ok "writes work on the new manifest" || bad "load after rerun"
 gctl migrate "$S" --manifest lmdb -q && ok "a rerun after the switch: nothing to do" || bad "rerun after the switch"
+
+# a writer that takes no table lock (branch create) commits to the old
+# manifest after the copy: the check in the freezing transaction sees it
+rm -f "$GRAPHFS_FP_DIR"/*.reached
+GRAPHFS_FAILPOINTS=migrate/after_copy=park with_timeout 60 "$GRAPHCTL" migrate "$S" \
+	--manifest "$(url e)" --json >"$T/j5" 2>"$T/err" &
+BG=$!
+wait_parked || bad "migrate did not park after the copy"
+gctl branch create "$S" racer >/dev/null || bad "branch create during the copy"
+fp_release migrate/after_copy
+wait "$BG"; st=$?
+BG=""
+rm -f "$GRAPHFS_FP_DIR"/*.reached
+[ "$st" = 1 ] && grep -q "check failed: sub-database '[a-z_]*' of the old manifest" "$T/err" &&
+	[ "$(js 'j["check"]' <"$T/j5")" = failed ] && [ "$(fmt_url "$S")" = "" ] &&
+	gctl branch list "$S" --json | grep -q racer &&
+	people 1 race r | gctl load "$S" --data - -q &&
+	ok "a commit between copy and check: check failed, nothing switched, the store writable ($(head -c 90 "$T/err"))" ||
+	bad "racing commit: exit $st $(cat "$T/err")"
 
 # ---- 4. a writer that opened the store before the switch --------------------
 # (on etcd: an LMDB store open in another process is refused, part 2)
