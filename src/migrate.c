@@ -657,6 +657,38 @@ static int move(struct move *mv, struct gfs_diag *d)
 	return rc;
 }
 
+/* Two etcd prefixes that are equal or nested would let the target's
+ * clearing reach the store's own keys: refused whatever the endpoints say
+ * (two spellings of one cluster cannot be told from two clusters). */
+static int prefixes_apart(const char *cur, const char *url, struct gfs_diag *d)
+{
+	struct gfs_etcd_url a, b;
+	size_t al, bl, n;
+	int rc;
+
+	if (!cur || !url)
+		return 0;
+	if ((rc = gfs_etcd_url_parse(cur, &a, d)))
+		return rc;
+	if ((rc = gfs_etcd_url_parse(url, &b, d))) {
+		gfs_etcd_url_release(&a);
+		return rc;
+	}
+	al = strlen(a.prefix);
+	bl = strlen(b.prefix);
+	n = al < bl ? al : bl;
+	if (!strncmp(a.prefix, b.prefix, n) &&
+	    (al == bl || (al > bl ? a.prefix[n] : b.prefix[n]) == '/')) {
+		gfs_diag_set(d, "target prefix '%s' is, holds or lies inside "
+			     "the store's own prefix '%s': migrate needs a "
+			     "prefix apart from it", b.prefix, a.prefix);
+		rc = -EINVAL;
+	}
+	gfs_etcd_url_release(&a);
+	gfs_etcd_url_release(&b);
+	return rc;
+}
+
 static int where_of(const char *url, char *out, size_t cap)
 {
 	int n = snprintf(out, cap, "%s", url ? url : "lmdb");
@@ -696,6 +728,8 @@ int gfs_graph_migrate(const char *dir, const char *url,
 		free(cur);
 		return 0;
 	}
+	if (!rc)
+		rc = prefixes_apart(cur, url, d);
 	if (!rc)
 		rc = gfs_graph_lock_all(dir, "migrate", &ls, d);
 	if (!rc)

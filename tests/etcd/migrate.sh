@@ -126,7 +126,8 @@ fsck_clean "$S" || bad "fsck before: $(cat "$T/fsck")"
 state "$S" "$T/s0"
 hv=$(head_v "$S")
 
-gctl migrate "$S" --manifest "$(url a)" --json >"$T/j1" 2>"$T/err"
+# one record a batch: every resume point of every sub-database is exercised
+gctl migrate "$S" --manifest "$(url a)" --batch 1 --json >"$T/j1" 2>"$T/err"
 st=$?
 [ "$st" = 0 ] && [ "$(js 'j["check"]' <"$T/j1")" = passed ] &&
 	[ "$(fmt_url "$S")" = "$(url a)" ] && [ -e "$S/manifest/data.mdb" ] &&
@@ -152,7 +153,7 @@ people 1 after a | gctl load "$S" --data - -q && [ "$(head_v "$S")" = $((hv + 1)
 	ok "a load on the migrated store publishes version $((hv + 1))" || bad "load after migrate"
 state "$S" "$T/s2"
 
-gctl migrate "$S" --manifest lmdb --json >"$T/j2" 2>"$T/err"
+gctl migrate "$S" --manifest lmdb --batch 2 --json >"$T/j2" 2>"$T/err"
 st=$?
 [ "$st" = 0 ] && [ "$(js 'j["check"]' <"$T/j2")" = passed ] &&
 	[ "$(js 'j["cleared"]' <"$T/j2")" = True ] && ! grep -q '^manifest ' "$S/FORMAT" &&
@@ -217,6 +218,20 @@ gctl migrate "$S" --manifest lmdb >"$T/out" 2>&1
 st=$?
 [ "$st" = 0 ] && grep -q "nothing to do" "$T/out" && unchanged &&
 	ok "its own backend: nothing to do, exit 0" || bad "same backend: exit $st $(cat "$T/out")"
+# a URL of the same prefix spelled with other endpoints, and a nested one:
+# refused before anything is touched (clearing would reach the store's keys)
+gctl migrate "$S" --manifest "$(url d)" -q || bad "to prefix d"
+state "$S" "$T/r0"; cp "$S/FORMAT" "$T/FORMAT.r0"
+f0=$fails
+for u in "etcd://$(etcd_endpoint 2)/gfs-mig/d" "etcd://$EPS/gfs-mig/d/meta" "etcd://$EPS/gfs-mig"; do
+	gctl migrate "$S" --manifest "$u" 2>"$T/err"
+	st=$?
+	[ "$st" = 1 ] && grep -q "prefix apart" "$T/err" && unchanged ||
+		bad "overlapping prefix $u: exit $st $(cat "$T/err")"
+done
+[ "$fails" = "$f0" ] && ok "the store's own prefix under another spelling, and nested prefixes: refused, unchanged"
+gctl migrate "$S" --manifest lmdb -q || bad "back to LMDB"
+state "$S" "$T/r0"; cp "$S/FORMAT" "$T/FORMAT.r0"
 gctl migrate "$S" 2>"$T/err"; st=$?
 [ "$st" = 2 ] && grep -q "missing --manifest" "$T/err" && ok "no --manifest: usage, exit 2" || bad "usage: $st"
 gctl migrate --help | grep -q "old manifest is kept" && ok "--help" || bad "--help"
