@@ -461,6 +461,42 @@ static int prepare_lmdb(const char *dir, const char *id,
 
 /* ---- the old manifest --------------------------------------------------- */
 
+/* An etcd store's writers on other hosts hold lease keys (PREFIX/lease/,
+ * docs/multi-host.md §4) and its mounts hold graph versions
+ * (PREFIX/hold/): any such key is a process at work, which the table
+ * locks of this host cannot see. */
+static int etcd_busy(const char *url, struct gfs_diag *d)
+{
+	static const char *const dirs[] = { "lease", "hold" };
+	struct gfs_etcd *e;
+	int rc = gfs_etcd_open(url, NULL, &e, d);
+
+	for (size_t i = 0; !rc && i < GFS_ARRAY_SIZE(dirs); i++) {
+		struct gfs_etcd_page p = { 0 };
+		char k[600], *end = NULL;
+		size_t el = 0;
+		snprintf(k, sizeof k, "%s/%s/", gfs_etcd_prefix(e), dirs[i]);
+		rc = gfs_etcd_prefix_end(k, strlen(k), &end, &el);
+		if (!rc)
+			rc = gfs_etcd_range(e, k, strlen(k), end, el, 0, 1, &p, d);
+		if (!rc && p.n) {
+			gfs_diag_set(d, "the store's etcd prefix holds %s key "
+				     "'%.*s' (%.*s): a %s is at work, maybe on "
+				     "another host; stop it, then run migrate "
+				     "again", i ? "a mount's hold" : "a writer's lease",
+				     (int)(p.kvs[0].key_len > 200 ? 200 : p.kvs[0].key_len),
+				     p.kvs[0].key,
+				     (int)(p.kvs[0].value_len > 160 ? 160 : p.kvs[0].value_len),
+				     p.kvs[0].value, i ? "mount" : "writer");
+			rc = -EBUSY;
+		}
+		gfs_etcd_page_release(&p);
+		free(end);
+	}
+	gfs_etcd_close(e);
+	return rc;
+}
+
 static int pending_txn(struct gfs_kv_txn *txn, void *arg)
 {
 	struct digest *g = arg;
@@ -734,6 +770,8 @@ int gfs_graph_migrate(const char *dir, const char *url,
 		rc = gfs_graph_lock_all(dir, "migrate", &ls, d);
 	if (!rc)
 		rc = gfs_kv_backend(dir)->in_use(dir, d);
+	if (!rc && cur)
+		rc = etcd_busy(cur, d);
 	if (!rc) {
 		struct move mv = { dir, url, id, url ? &gfs_kv_etcd : &gfs_kv_lmdb,
 				   o, res, NULL, NULL };

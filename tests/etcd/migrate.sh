@@ -6,7 +6,8 @@
 #      (main and dev), branch list, audit log and fsck equal at every step,
 #      a mount works after each, --json counts every sub-database
 #   2. refusals: a writer parked holding its table lock (exit 5), a pending
-#      sidecar (exit 5), a mount of an LMDB store (exit 5), a prefix with
+#      sidecar (exit 5), a mount of an LMDB store (exit 5), an etcd store
+#      whose prefix holds a lease or hold key (exit 5), a prefix with
 #      foreign keys and one with another store's manifest (exit 1), the
 #      store's own backend (nothing to do, exit 0); the store unchanged
 #   3. migrate SIGKILLed while parked in the copy, after the copy and after
@@ -230,6 +231,18 @@ for u in "etcd://$(etcd_endpoint 2)/gfs-mig/d" "etcd://$EPS/gfs-mig/d/meta" "etc
 		bad "overlapping prefix $u: exit $st $(cat "$T/err")"
 done
 [ "$fails" = "$f0" ] && ok "the store's own prefix under another spelling, and nested prefixes: refused, unchanged"
+# a writer on another host holds a lease key (docs/multi-host.md §4's
+# layout, put by hand: the writers' path takes flock()s until the lease
+# work is connected), then a mount's hold of a graph version
+for k in "lease/node:Person/x/7f01.1" "hold/3/7f02"; do
+	etcdctl --endpoints="$EPS" put "gfs-mig/d/$k" '{"holder":"7f01.1","pid":4242,"host":"h2"}' >/dev/null
+	gctl migrate "$S" --manifest lmdb 2>"$T/err"
+	st=$?
+	[ "$st" = 5 ] && grep -q "gfs-mig/d/$k" "$T/err" && grep -q '"host":"h2"' "$T/err" && unchanged &&
+		ok "an etcd store with key ${k%%/*}/... of another host: exit 5 ($(head -c 100 "$T/err"))" ||
+		bad "${k%%/*} key: exit $st $(cat "$T/err")"
+	etcdctl --endpoints="$EPS" del "gfs-mig/d/$k" >/dev/null
+done
 gctl migrate "$S" --manifest lmdb -q || bad "back to LMDB"
 state "$S" "$T/r0"; cp "$S/FORMAT" "$T/FORMAT.r0"
 gctl migrate "$S" 2>"$T/err"; st=$?
