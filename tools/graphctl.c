@@ -1357,12 +1357,19 @@ static int cmd_migrate(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < r.n_dbs; i++)
 		printf("  %-12s %llu\n", r.dbs[i].name, (unsigned long long)r.dbs[i].records);
-	printf("%s: manifest moved from %s to %s (%llu records, check passed%s);\n"
-	       "the old manifest is kept, frozen: remove it with %s\n",
+	printf("%s: manifest moved from %s to %s (%llu records, check passed%s);\n",
 	       o.store, r.from, r.to, (unsigned long long)r.records,
-	       r.resumed ? ", an interrupted run completed" : "",
-	       strcmp(r.from, "lmdb") ? "'etcdctl del --prefix PREFIX/' (PREFIX of the old URL)"
-				      : "'rm -r STORE/manifest'");
+	       r.resumed ? ", an interrupted run completed" : "");
+	/* "etcd://EPS/PREFIX": the old keys are PREFIX/... on EPS */
+	const char *eps = strncmp(r.from, "etcd://", 7) ? NULL : r.from + 7;
+	const char *slash = eps ? strchr(eps, '/') : NULL;
+	if (slash)
+		printf("the old manifest is kept, frozen: remove it with\n"
+		       "  etcdctl --endpoints=%.*s del --prefix '%s/'\n",
+		       (int)(slash - eps), eps, slash + 1);
+	else
+		printf("the old manifest is kept, frozen: remove it with\n"
+		       "  rm -r '%s/manifest'\n", o.store);
 	return EXIT_SUCCESS;
 }
 

@@ -360,6 +360,28 @@ timeout 20 fusermount3 -u "$M" || bad "unmount the old mount"
 mount_reads "$S" p0001 && ok "mounted again: reads the new manifest" || bad "remount"
 fsck_clean "$S" && ok "fsck clean at the end" || bad "fsck at the end: $(cat "$T/fsck")"
 
+# progress on a terminal (script(1) gives migrate one), none without
+if command -v script >/dev/null; then
+	with_timeout 60 script -qec "$GRAPHCTL migrate $S --manifest $(url f) --batch 8" /dev/null \
+		>"$T/tty" 2>&1
+	grep -q "migrate: versions .* records" "$T/tty" && grep -q "check passed" "$T/tty" &&
+		[ "$(fmt_url "$S")" = "$(url f)" ] && fsck_clean "$S" &&
+		ok "on a terminal: a progress line per sub-database, then the summary" ||
+		bad "progress: $(head -c 300 "$T/tty")"
+	gctl migrate "$S" --manifest lmdb >"$T/out" 2>&1
+	! grep -q "records$(printf '\r')\|migrate: versions" "$T/out" && grep -qF "etcdctl --endpoints=$EPS del --prefix 'gfs-mig/f/'" "$T/out" &&
+		ok "not a terminal: no progress; the summary names how to remove the old manifest" ||
+		bad "no tty: $(cat "$T/out")"
+	# the removal the summary prints, run as printed: the store does not notice
+	cmd=$(sed -n 's/^  etcdctl /etcdctl /p' "$T/out")
+	state "$S" "$T/e0"
+	[ -n "$cmd" ] && eval "$cmd" >/dev/null &&
+		[ -z "$(etcdctl --endpoints="$EPS" get --prefix gfs-mig/f/ --keys-only)" ] &&
+		state "$S" "$T/e1" && cmp -s "$T/e0" "$T/e1" && fsck_clean "$S" &&
+		ok "the printed removal command empties the old prefix; the store reads the same" ||
+		bad "removal: '$cmd'"
+fi
+
 [ "$fails" = 0 ] && { echo "all passed"; exit 0; }
 echo "$fails failure(s)"
 exit 1
