@@ -690,7 +690,8 @@ static int move(struct move *mv, struct gfs_diag *d)
 		gfs_diag_set(d, "cannot write '%s/FORMAT' (the switch; the "
 			     "old manifest is frozen, run migrate again): %s",
 			     mv->dir, gfs_strerror(rc));
-	return rc;
+	/* switched: a kill from here on leaves nothing to do */
+	return rc ? rc : fp(GFS_FP_MIGRATE_AFTER_FORMAT);
 }
 
 /* Two etcd prefixes that are equal or nested would let the target's

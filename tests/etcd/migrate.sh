@@ -300,7 +300,16 @@ gctl migrate "$S" --manifest lmdb --json >"$T/j4" 2>"$T/err" &&
 	state "$S" "$T/k3" && cmp -s "$T/k0" "$T/k3" && fsck_clean "$S" &&
 	ok "rerun after the freeze: completed to LMDB, equal, fsck clean" || bad "rerun after_mark: $(cat "$T/err" "$T/j4")"
 people 1 unfrozen u | gctl load "$S" --data - -q && ok "writes work on the new manifest" || bad "load after rerun"
-gctl migrate "$S" --manifest lmdb -q && ok "a rerun after the switch: nothing to do" || bad "rerun after the switch"
+state "$S" "$T/k0"
+kill_at migrate/after_format "$(url g)"
+state "$S" "$T/k4"
+[ "$(fmt_url "$S")" = "$(url g)" ] && cmp -s "$T/k0" "$T/k4" && fsck_clean "$S" &&
+	ok "killed right after the switch: on etcd, equal, fsck clean" || bad "after_format: $(diff "$T/k0" "$T/k4" | head -3)"
+gctl migrate "$S" --manifest "$(url g)" --json >"$T/j6" 2>"$T/err" &&
+	[ "$(js 'j["already"]' <"$T/j6")" = True ] &&
+	ok "a rerun after the switch: nothing to do" || bad "rerun after the switch: $(cat "$T/err" "$T/j6")"
+people 1 switched s | gctl load "$S" --data - -q && ok "writes work after the killed switch" || bad "load after after_format"
+gctl migrate "$S" --manifest lmdb -q || bad "back to LMDB after after_format"
 
 # a writer that takes no table lock (branch create) commits to the old
 # manifest after the copy: the check in the freezing transaction sees it
