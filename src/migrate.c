@@ -13,22 +13,29 @@
  *   3. open it (created), put meta/migrated_from first, then copy every
  *      sub-database in key order, in batches (opts.batch records and at
  *      most BATCH_BYTES a transaction, so etcd's --max-txn-ops and request
- *      size hold; memory holds one batch);
- *   4. digest every sub-database of the target (count and hash of every
- *      record in order);
- *   5. one write transaction on the old manifest digests it again and,
- *      only if both agree and no sidecar is pending, puts meta/moved_to
- *      (invariant 335: atomic with the check, so nothing committed to the
- *      old manifest between the check and the freeze; store.c invariant 9
- *      refuses every write after it);
+ *      size hold; memory holds one batch), keeping the count and digest
+ *      of what was written;
+ *   4. freeze the old manifest: one write transaction puts meta/moved_to,
+ *      after which no write commits there (store.c invariant 9: every
+ *      write transaction reads the key; on etcd one that read it before
+ *      conflicts on gen/meta and runs again);
+ *   5. check: read both sides back, batch by batch, and compare each
+ *      sub-database's count and digest with each other and with the
+ *      copy's; the old side cannot move any more, so anything committed
+ *      there before the freeze and missed by the copy shows (invariant
+ *      335).  On a difference, thaw (delete moved_to) and fail: nothing
+ *      switched, the store writable;
  *   6. make the target's names durable (LMDB), then rewrite FORMAT (temp
  *      file, fsync, rename, directory fsync): the switch point.
  * Before 6 the old manifest is the store's (FORMAT names it); after, the
- * new one.  A crash before 5 leaves the store as it was plus a marked
- * partial copy, which a rerun clears; between 5 and 6 the store reads but
+ * new one.  A crash before 4 leaves the store as it was plus a marked
+ * partial copy, which a rerun clears; between 4 and 6 the store reads but
  * refuses writes ("moved to ...") until migrate runs again, which redoes
  * the copy (the old side is frozen, so it cannot move) and switches.  The
- * old manifest is never deleted here.
+ * old manifest is never deleted here.  A check inside the freezing
+ * transaction would be atomic without the thaw, but one transaction over
+ * the whole manifest holds all of it on etcd (its cursors keep every
+ * value they hand out until the transaction ends): batches instead.
  */
 #include "config.h"
 
@@ -99,38 +106,27 @@ static void digest_add(struct digest *g, const struct gfs_kv_val *k,
 	g->n++;
 }
 
-/* Every record of db in order (a missing db is empty). */
-static int digest_db(struct gfs_kv_txn *txn, unsigned db, struct digest *g)
+/* Up to max records of db (a missing db is empty), for questions that
+ * need no more ("is it empty?", "one record or more?"): a read transaction
+ * over a whole sub-database would hold all of it on etcd, whose cursors
+ * keep every value they handed out until the transaction ends. */
+static int count_upto(struct gfs_kv_txn *txn, unsigned db, uint64_t max,
+		      uint64_t *n)
 {
 	struct gfs_kv_cursor *c;
 	struct gfs_kv_val k, v;
 	int rc;
 
-	memset(g, 0, sizeof *g);
+	*n = 0;
 	if (!gfs_kv_txn_has_db(txn, db))
 		return 0;
 	if ((rc = gfs_kv_cursor_open(txn, db, &c)))
 		return rc;
-	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc;
+	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc && *n < max;
 	     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT))
-		if (!is_marker(db, &k))
-			digest_add(g, &k, &v);
+		*n += !is_marker(db, &k);
 	gfs_kv_cursor_close(c);
 	return rc == GFS_KV_NOTFOUND ? 0 : rc;
-}
-
-struct all_digest {
-	struct digest g[16];
-};
-
-static int digest_all_txn(struct gfs_kv_txn *txn, void *arg)
-{
-	struct all_digest *a = arg;
-	int rc = 0;
-
-	for (unsigned db = 0; !rc && db < gfs_manifest_raw_n_dbs(); db++)
-		rc = digest_db(txn, db, &a->g[db]);
-	return rc;
 }
 
 /* ---- copying in batches ------------------------------------------------- */
@@ -258,9 +254,12 @@ static int remember_last(struct copy *c)
 	return 0;
 }
 
-static int copy_db(struct gfs_manifest *src, struct gfs_manifest *dst,
+/* Every record of db in src, batch by batch (one read transaction each:
+ * memory holds one batch), into dst if not NULL (one write transaction a
+ * batch); g gets the count and digest of the records (markers left out). */
+static int scan_db(struct gfs_manifest *src, struct gfs_manifest *dst,
 		   unsigned db, const struct gfs_migrate_opts *o,
-		   uint64_t *copied, struct gfs_diag *d)
+		   struct digest *g, struct gfs_diag *d)
 {
 	struct copy c = { .db = db, .max = o && o->batch ? o->batch : DEF_BATCH };
 	int rc = 0, err;
@@ -268,23 +267,29 @@ static int copy_db(struct gfs_manifest *src, struct gfs_manifest *dst,
 	gfs_buf_init(&c.buf);
 	gfs_buf_init(&c.lk);
 	gfs_buf_init(&c.lv);
-	*copied = 0;
+	memset(g, 0, sizeof *g);
 	while (!rc) {
 		rc = gfs_kv_read(gfs_manifest_raw_kv(src), fill_txn, &c);
 		if (rc) {
-			gfs_diag_set(d, "cannot read sub-database '%s' of the old manifest: %s",
-				     gfs_manifest_raw_db_name(db), gfs_strerror(rc));
+			gfs_diag_set(d, "cannot read sub-database '%s' of the %s manifest: %s",
+				     gfs_manifest_raw_db_name(db), dst ? "old" : "",
+				     gfs_strerror(rc));
 			break;
 		}
-		if (c.n && (rc = gfs_kv_write(gfs_manifest_raw_kv(dst), put_txn, &c, d)))
+		if (dst && c.n && (rc = gfs_kv_write(gfs_manifest_raw_kv(dst), put_txn, &c, d)))
 			break;
-		for (size_t i = 0; i < c.n; i++)
-			*copied += !c.r[i].skip;
+		for (size_t i = 0; i < c.n; i++) {
+			const struct rec *r = &c.r[i];
+			struct gfs_kv_val k = { r->kl, c.buf.p + r->koff };
+			struct gfs_kv_val v = { r->vl, c.buf.p + r->voff };
+			if (!r->skip)
+				digest_add(g, &k, &v);
+		}
 		if (c.n && (rc = remember_last(&c)))
 			break;
-		if (o && o->progress && c.n)
-			o->progress(gfs_manifest_raw_db_name(db), *copied, o->arg);
-		if ((err = gfs_fp_hit(GFS_FP_MIGRATE_AFTER_BATCH)))
+		if (dst && o && o->progress && c.n)
+			o->progress(gfs_manifest_raw_db_name(db), g->n, o->arg);
+		if (dst && (err = gfs_fp_hit(GFS_FP_MIGRATE_AFTER_BATCH)))
 			rc = -err;
 		if (c.done)
 			break;
@@ -349,7 +354,7 @@ struct owned {
 static int owned_txn(struct gfs_kv_txn *txn, void *arg)
 {
 	struct owned *w = arg;
-	struct digest g;
+	uint64_t n;
 	bool a = false, b = false;
 	int rc = marker_is(txn, GFS_META_MIGRATED_FROM, w->id, &a);
 
@@ -358,8 +363,8 @@ static int owned_txn(struct gfs_kv_txn *txn, void *arg)
 	w->ours = a || b;
 	w->records = 0;
 	for (unsigned db = 0; !rc && db < gfs_manifest_raw_n_dbs(); db++) {
-		rc = digest_db(txn, db, &g);
-		w->records += g.n;
+		rc = count_upto(txn, db, 2, &n);
+		w->records += n;
 	}
 	/* a new manifest holds one record: meta/manifest_format */
 	w->fresh = w->records <= 1;
@@ -392,9 +397,8 @@ static int check_owned(const char *dir, const struct gfs_kv_ops *ops,
 	}
 	if (!w.ours && !w.fresh) {
 		gfs_diag_set(d, "%s already holds another store's manifest "
-			     "(%llu records, none naming store %s): migrate "
-			     "needs a target nothing else uses", where,
-			     (unsigned long long)w.records, id);
+			     "(records, none naming store %s): migrate needs a "
+			     "target nothing else uses", where, id);
 		return -EEXIST;
 	}
 	return 0;
@@ -501,7 +505,7 @@ static int pending_txn(struct gfs_kv_txn *txn, void *arg)
 {
 	struct digest *g = arg;
 
-	return digest_db(txn, db_named("sidecars"), g);
+	return count_upto(txn, db_named("sidecars"), 1, &g->n);
 }
 
 static int first_sidecar_txn(struct gfs_kv_txn *txn, void *arg)
@@ -531,50 +535,30 @@ static int refuse_pending(struct gfs_manifest *src, const char *dir,
 	if (rc || !g.n)
 		return rc;
 	gfs_kv_read(gfs_manifest_raw_kv(src), first_sidecar_txn, op);
-	gfs_diag_set(d, "store '%s' has %llu pending operation(s) (sidecar of "
-		     "op %s): run 'graphctl recover %s' (or let the writer "
-		     "finish), then run migrate again", dir,
-		     (unsigned long long)g.n, op, dir);
+	gfs_diag_set(d, "store '%s' has pending operations (the first: the "
+		     "sidecar of op %s): run 'graphctl recover %s' (or let "
+		     "the writer finish), then run migrate again", dir, op, dir);
 	return -EBUSY;
 }
 
-struct mark {
-	const struct gfs_migrate_result *res;
-	const char *json;
-	struct gfs_diag *d;
-};
-
-/* Write callback on the old manifest: digest it again, compare with the
- * copy's, put meta/moved_to (step 5). */
-static int mark_txn(struct gfs_kv_txn *txn, void *arg)
+/* Write callback on the old manifest: put meta/moved_to.  It reads
+ * nothing: every write transaction of store.c reads meta/moved_to, so on
+ * etcd one that read before this commits conflicts on gen/meta and runs
+ * again, seeing the marker; on LMDB writers are serialized. */
+static int freeze_txn(struct gfs_kv_txn *txn, void *arg)
 {
-	const struct mark *mk = arg;
-	struct digest g;
-	int rc = 0;
+	const char *json = arg;
 
-	for (unsigned db = 0; !rc && db < gfs_manifest_raw_n_dbs(); db++) {
-		const struct gfs_migrate_db *w = &mk->res->dbs[db];
-		rc = digest_db(txn, db, &g);
-		if (!rc && db == db_named("sidecars") && g.n) {
-			gfs_diag_set(mk->d, "a writer armed an operation during "
-				     "the copy (%llu sidecar(s)): nothing "
-				     "switched; run migrate again",
-				     (unsigned long long)g.n);
-			return -EBUSY;
-		}
-		if (!rc && (g.n != w->records || g.h != w->digest)) {
-			gfs_diag_set(mk->d, "check failed: sub-database '%s' "
-				     "of the old manifest (%llu records) differs "
-				     "from the copy (%llu records): something "
-				     "wrote the store during the copy; nothing "
-				     "switched, run migrate again", w->name,
-				     (unsigned long long)g.n,
-				     (unsigned long long)w->records);
-			return -EAGAIN;
-		}
-	}
-	return rc ? rc : gfs_manifest_raw_seal_put(txn, db_meta(),
-						   GFS_META_MOVED_TO, mk->json);
+	return gfs_manifest_raw_seal_put(txn, db_meta(), GFS_META_MOVED_TO, json);
+}
+
+static int thaw_txn(struct gfs_kv_txn *txn, void *arg)
+{
+	struct gfs_kv_val k = { strlen(GFS_META_MOVED_TO), (void *)GFS_META_MOVED_TO };
+	int rc = gfs_kv_del(txn, db_meta(), &k);
+
+	(void)arg;
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
 }
 
 /* ---- the whole move ----------------------------------------------------- */
@@ -589,27 +573,47 @@ struct move {
 
 static int copy_all(struct move *mv, struct gfs_diag *d)
 {
-	struct all_digest a;
+	struct digest g;
 	int rc = 0;
 
 	mv->res->n_dbs = gfs_manifest_raw_n_dbs();
 	for (unsigned db = 0; !rc && db < mv->res->n_dbs; db++) {
 		mv->res->dbs[db].name = gfs_manifest_raw_db_name(db);
-		rc = copy_db(mv->src, mv->dst, db, mv->o, &mv->res->dbs[db].records, d);
-		mv->res->records += mv->res->dbs[db].records;
+		rc = scan_db(mv->src, mv->dst, db, mv->o, &g, d);
+		mv->res->dbs[db].records = g.n;
+		mv->res->dbs[db].digest = g.h;
+		mv->res->records += g.n;
 	}
-	if (!rc)
-		rc = gfs_kv_read(gfs_manifest_raw_kv(mv->dst), digest_all_txn, &a);
+	return rc;
+}
+
+/* Both sides read back, sub-database by sub-database, in batches; the old
+ * one is frozen by now, so what it holds can no longer move. */
+static int check(struct move *mv, struct gfs_diag *d)
+{
+	struct digest a, b;
+	int rc = 0;
+
 	for (unsigned db = 0; !rc && db < mv->res->n_dbs; db++) {
-		if (a.g[db].n != mv->res->dbs[db].records) {
-			gfs_diag_set(d, "check failed: the copy of '%s' holds "
-				     "%llu records, %llu were copied",
-				     mv->res->dbs[db].name,
-				     (unsigned long long)a.g[db].n,
-				     (unsigned long long)mv->res->dbs[db].records);
-			rc = GFS_ECORRUPT;
+		const struct gfs_migrate_db *w = &mv->res->dbs[db];
+		rc = scan_db(mv->src, NULL, db, mv->o, &a, d);
+		if (!rc)
+			rc = scan_db(mv->dst, NULL, db, mv->o, &b, d);
+		if (!rc && db == db_named("sidecars") && a.n) {
+			gfs_diag_set(d, "a writer armed an operation during the "
+				     "copy: nothing switched; run migrate again");
+			rc = -EBUSY;
+		} else if (!rc && (a.n != b.n || a.h != b.h || b.n != w->records ||
+				   b.h != w->digest)) {
+			gfs_diag_set(d, "check failed: sub-database '%s' of the "
+				     "old manifest (%llu records) differs from "
+				     "the copy (%llu records): something wrote "
+				     "the store during the copy; nothing "
+				     "switched, run migrate again", w->name,
+				     (unsigned long long)a.n,
+				     (unsigned long long)b.n);
+			rc = -EAGAIN;
 		}
-		mv->res->dbs[db].digest = a.g[db].h;
 	}
 	return rc;
 }
@@ -635,13 +639,22 @@ static int open_target(struct move *mv, struct gfs_diag *d)
 
 static int freeze_old(struct move *mv, struct gfs_diag *d)
 {
-	struct mark mk = { mv->res, marker_json(mv->id, "to", mv->res->to), d };
-	int rc = mk.json ? 0 : -ENOMEM;
+	char *json = marker_json(mv->id, "to", mv->res->to);
+	int rc = json ? 0 : -ENOMEM;
 
 	if (!rc)
-		rc = gfs_kv_write(gfs_manifest_raw_kv(mv->src), mark_txn, &mk, d);
-	free((char *)mk.json);
+		rc = gfs_kv_write(gfs_manifest_raw_kv(mv->src), freeze_txn, json, d);
+	free(json);
 	return rc;
+}
+
+/* The check failed: the old manifest is the store's again, writable (a
+ * failure here leaves it frozen, which a rerun of migrate resolves). */
+static void thaw_old(struct move *mv)
+{
+	struct gfs_diag td = { { 0 } };
+
+	gfs_kv_write(gfs_manifest_raw_kv(mv->src), thaw_txn, NULL, &td);
 }
 
 static int resumed_txn(struct gfs_kv_txn *txn, void *arg)
@@ -677,6 +690,8 @@ static int move(struct move *mv, struct gfs_diag *d)
 		rc = fp(GFS_FP_MIGRATE_AFTER_COPY);
 	if (!rc)
 		rc = freeze_old(mv, d);
+	if (!rc && (rc = check(mv, d)) && !mv->res->resumed)
+		thaw_old(mv);
 	if (!rc)
 		rc = fp(GFS_FP_MIGRATE_AFTER_MARK);
 	/* invariant 56's rule for init, here: FORMAT vouches only for

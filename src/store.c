@@ -35,8 +35,8 @@
  *     through to the backend, which translates it when the txn ends
  *     (kv_lmdb.c invariant 5).
  *  9. A manifest that graphctl migrate moved away is frozen: migrate puts
- *     meta/moved_to in it (migrate.c, the transaction that also checks
- *     the copy), and every write transaction here reads that key first,
+ *     meta/moved_to in it (migrate.c, after the copy and before its
+ *     check), and every write transaction here reads that key first,
  *     in the same transaction, and fails with GFS_EMOVED ("moved to URL")
  *     if it is there.  So a process that opened the store before the
  *     switch can still read the old manifest, but can never commit to it

@@ -19,7 +19,8 @@
 
 /* meta keys of a migration (docs/format.md "Moving between backends"),
  * values sealed one-line JSON:
- *   moved_to       in the old manifest once the copy checked:
+ *   moved_to       in the old manifest after the copy, before the check
+ *                  (deleted again if the check fails):
  *                  {"store":ID,"to":URL|"lmdb","time_ns":T}; every
  *                  write transaction of store.c refuses it (-ESTALE)
  *   migrated_from  in the new one, put before the first record is copied:

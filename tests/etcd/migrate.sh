@@ -312,7 +312,7 @@ people 1 switched s | gctl load "$S" --data - -q && ok "writes work after the ki
 gctl migrate "$S" --manifest lmdb -q || bad "back to LMDB after after_format"
 
 # a writer that takes no table lock (branch create) commits to the old
-# manifest after the copy: the check in the freezing transaction sees it
+# manifest after the copy: the check after the freeze sees it and thaws
 rm -f "$GRAPHFS_FP_DIR"/*.reached
 GRAPHFS_FAILPOINTS=migrate/after_copy=park with_timeout 60 "$GRAPHCTL" migrate "$S" \
 	--manifest "$(url e)" --json >"$T/j5" 2>"$T/err" &
