@@ -747,19 +747,15 @@ static int where_of(const char *url, char *out, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-int gfs_graph_migrate(const char *dir, const char *url,
-		      const struct gfs_migrate_opts *o,
-		      struct gfs_migrate_result *res, struct gfs_diag *d)
+/* The store's id and where its manifest is (res->from; *cur: the URL or
+ * NULL, free()), and where it goes (res->to). */
+static int locate(const char *dir, const char *url, char id[GFS_ULID_LEN + 1],
+		  char **cur, struct gfs_migrate_result *res, struct gfs_diag *d)
 {
-	char id[GFS_ULID_LEN + 1], *cur = NULL;
-	struct gfs_lockset *ls = NULL;
 	struct gfs_etcd_url u;
-	int ver = 0, rc;
+	int ver = 0, rc = url ? gfs_etcd_url_parse(url, &u, d) : 0;
 
-	memset(res, 0, sizeof *res);
-	if (url && !strcmp(url, "lmdb"))
-		url = NULL;
-	if (url && (rc = gfs_etcd_url_parse(url, &u, d)))
+	if (rc)
 		return rc;
 	if (url)
 		gfs_etcd_url_release(&u);
@@ -770,25 +766,44 @@ int gfs_graph_migrate(const char *dir, const char *url,
 		rc = GFS_EFORMAT;
 	}
 	if (!rc)
-		rc = gfs_kv_manifest_url(dir, &cur, d);
+		rc = gfs_kv_manifest_url(dir, cur, d);
 	if (!rc)
-		rc = where_of(cur, res->from, sizeof res->from);
-	if (!rc)
-		rc = where_of(url, res->to, sizeof res->to);
-	if (!rc && !strcmp(res->from, res->to)) {
-		res->already = true;
-		free(cur);
-		return 0;
-	}
-	if (!rc)
-		rc = prefixes_apart(cur, url, d);
-	if (!rc)
-		rc = gfs_graph_lock_all(dir, "migrate", &ls, d);
+		rc = where_of(*cur, res->from, sizeof res->from);
+	return rc ? rc : where_of(url, res->to, sizeof res->to);
+}
+
+/* Step 1: no writer at work, none to start (the locks, kept in *ls). */
+static int hold_off_writers(const char *dir, const char *cur,
+			    struct gfs_lockset **ls, struct gfs_diag *d)
+{
+	int rc = gfs_graph_lock_all(dir, "migrate", ls, d);
+
 	if (!rc)
 		rc = gfs_kv_backend(dir)->in_use(dir, d);
 	if (!rc && cur)
 		rc = etcd_busy(cur, d);
-	if (!rc) {
+	return rc;
+}
+
+int gfs_graph_migrate(const char *dir, const char *url,
+		      const struct gfs_migrate_opts *o,
+		      struct gfs_migrate_result *res, struct gfs_diag *d)
+{
+	char id[GFS_ULID_LEN + 1], *cur = NULL;
+	struct gfs_lockset *ls = NULL;
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	if (url && !strcmp(url, "lmdb"))
+		url = NULL;
+	rc = locate(dir, url, id, &cur, res, d);
+	if (!rc && !strcmp(res->from, res->to))
+		res->already = true;
+	else if (!rc)
+		rc = prefixes_apart(cur, url, d);
+	if (!rc && !res->already)
+		rc = hold_off_writers(dir, cur, &ls, d);
+	if (!rc && !res->already) {
 		struct move mv = { dir, url, id, url ? &gfs_kv_etcd : &gfs_kv_lmdb,
 				   o, res, NULL, NULL };
 		rc = move(&mv, d);
