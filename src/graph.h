@@ -166,6 +166,8 @@ struct gfs_migrate_db {
 struct gfs_migrate_result {
 	char from[1024], to[1024]; /* "lmdb" or the etcd URL */
 	bool already;              /* the store's manifest is there already */
+	bool thawed;               /* ... and was frozen by an interrupted
+				      migrate elsewhere: writable again */
 	bool resumed;              /* the old manifest was marked moved before */
 	bool cleared;              /* a partial copy of this store was cleared */
 	struct gfs_migrate_db dbs[16];
@@ -187,7 +189,10 @@ struct gfs_migrate_opts {
  * (meta/moved_to) and switches FORMAT.  -EBUSY (d: who) while a writer
  * holds a table lock, a sidecar is pending, or (LMDB) another process has
  * the manifest open; -EEXIST for a target holding something that is not
- * this store's.  Crash-safe: run it again.  The old manifest is kept. */
+ * this store's.  Crash-safe: run it again.  The old manifest is kept.
+ * Asked to move the manifest where it already is: nothing to do, except
+ * that a freeze left by an interrupted migrate (to elsewhere) is lifted
+ * (res->thawed): the way to cancel one. */
 int gfs_graph_migrate(const char *dir, const char *url,
 		      const struct gfs_migrate_opts *o,
 		      struct gfs_migrate_result *res, struct gfs_diag *d);

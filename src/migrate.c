@@ -785,6 +785,24 @@ static int hold_off_writers(const char *dir, const char *cur,
 	return rc;
 }
 
+/* Already there: lift a freeze an interrupted migrate left (FORMAT names
+ * this manifest, so it is the store's, and nothing else will thaw it). */
+static int cancel(const char *dir, const char *id, struct gfs_migrate_result *res,
+		  struct gfs_diag *d)
+{
+	struct move mv = { .dir = dir, .id = id, .res = res };
+	int rc = gfs_manifest_open(dir, 0, &mv.src, d);
+
+	if (!rc)
+		rc = gfs_kv_read(gfs_manifest_raw_kv(mv.src), resumed_txn, &mv);
+	if (!rc && res->resumed)
+		rc = gfs_kv_write(gfs_manifest_raw_kv(mv.src), thaw_txn, NULL, d);
+	res->thawed = !rc && res->resumed;
+	res->resumed = false;
+	gfs_manifest_close(mv.src);
+	return rc;
+}
+
 int gfs_graph_migrate(const char *dir, const char *url,
 		      const struct gfs_migrate_opts *o,
 		      struct gfs_migrate_result *res, struct gfs_diag *d)
@@ -797,9 +815,10 @@ int gfs_graph_migrate(const char *dir, const char *url,
 	if (url && !strcmp(url, "lmdb"))
 		url = NULL;
 	rc = locate(dir, url, id, &cur, res, d);
-	if (!rc && !strcmp(res->from, res->to))
+	if (!rc && !strcmp(res->from, res->to)) {
 		res->already = true;
-	else if (!rc)
+		rc = cancel(dir, id, res, d);
+	} else if (!rc)
 		rc = prefixes_apart(cur, url, d);
 	if (!rc && !res->already)
 		rc = hold_off_writers(dir, cur, &ls, d);

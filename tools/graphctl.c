@@ -1308,9 +1308,10 @@ static int migrate_json(const struct opts *o, const struct gfs_migrate_result *r
 	for (unsigned i = 0; dbs && i < r->n_dbs; i++)
 		json_object_set_new(dbs, r->dbs[i].name,
 				    json_integer((json_int_t)r->dbs[i].records));
-	out = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:o, s:s, s:s?}",
+	out = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:I, s:o, s:s, s:s?}",
 			"store", o->store, "from", r->from, "to", r->to,
-			"already", r->already, "resumed", r->resumed,
+			"already", r->already, "thawed", r->thawed,
+			"resumed", r->resumed,
 			"cleared", r->cleared, "records", (json_int_t)r->records,
 			"dbs", dbs,
 			"check", rc ? "failed" : r->already ? "skipped" : "passed",
@@ -1351,6 +1352,11 @@ static int cmd_migrate(int argc, char **argv)
 	}
 	if (o.json || o.quiet)
 		return EXIT_SUCCESS;
+	if (r.already && r.thawed) {
+		printf("%s: its manifest is %s; the freeze an interrupted migrate "
+		       "left is lifted: writable again\n", o.store, r.to);
+		return EXIT_SUCCESS;
+	}
 	if (r.already) {
 		printf("%s: its manifest is already %s, nothing to do\n", o.store, r.to);
 		return EXIT_SUCCESS;
@@ -1610,8 +1616,9 @@ static const struct cmd cmds[] = {
 	  "Crash-safe: run it again to finish.  The old manifest is kept: the\n"
 	  "summary prints the command that removes it ('rm -r STORE/manifest', or\n"
 	  "'etcdctl --endpoints=... del --prefix PREFIX/').  A store already there:\n"
-	  "nothing to do, exit 0.  Progress on a terminal.  --json: {\"store\",\n"
-	  "\"from\",\"to\",\"already\",\"resumed\",\"cleared\",\"records\",\n"
+	  "nothing to do, exit 0 (a freeze left by an interrupted migrate is lifted:\n"
+	  "the way to cancel one).  Progress on a terminal.  --json: {\"store\",\n"
+	  "\"from\",\"to\",\"already\",\"thawed\",\"resumed\",\"cleared\",\"records\",\n"
 	  "\"dbs\":{\"meta\":n,...},\"check\":\"passed\"|\"failed\"|\"skipped\",\"error\"}\n"
 	  "(also on failure).  Exit 0 done, 1 failed (the store keeps its old\n"
 	  "manifest unless the error says to run again), 2 usage, 5 busy.\n", false },

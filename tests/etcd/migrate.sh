@@ -311,6 +311,20 @@ gctl migrate "$S" --manifest "$(url g)" --json >"$T/j6" 2>"$T/err" &&
 people 1 switched s | gctl load "$S" --data - -q && ok "writes work after the killed switch" || bad "load after after_format"
 gctl migrate "$S" --manifest lmdb -q || bad "back to LMDB after after_format"
 
+# an interrupted migrate cancelled: migrate to where the manifest is lifts
+# the freeze
+state "$S" "$T/k0"
+kill_at migrate/after_mark "$(url h)"
+people 1 frozen2 y | gctl load "$S" --data - -q 2>/dev/null && bad "a write went through a freeze"
+gctl migrate "$S" --manifest lmdb --json >"$T/j7" 2>"$T/err" &&
+	[ "$(js 'j["thawed"]' <"$T/j7")" = True ] && [ "$(fmt_url "$S")" = "" ] &&
+	state "$S" "$T/k5" && cmp -s "$T/k0" "$T/k5" &&
+	people 1 thawed t | gctl load "$S" --data - -q &&
+	ok "an interrupted migrate cancelled by migrating to where the store is: thawed, writable" ||
+	bad "cancel: $(cat "$T/err" "$T/j7")"
+gctl migrate "$S" --manifest lmdb --json | js 'j["thawed"]' | grep -qx False &&
+	ok "... and only once: then nothing to do" || bad "second cancel"
+
 # a writer that takes no table lock (branch create) commits to the old
 # manifest after the copy: the check after the freeze sees it and thaws
 rm -f "$GRAPHFS_FP_DIR"/*.reached
