@@ -786,19 +786,26 @@ static int hold_off_writers(const char *dir, const char *cur,
 }
 
 /* Already there: lift a freeze an interrupted migrate left (FORMAT names
- * this manifest, so it is the store's, and nothing else will thaw it). */
+ * this manifest, so it is the store's, and nothing else will thaw it).
+ * Under every table lock: a migrate still running holds them all, and
+ * thawing under it would let writes land on a manifest it is about to
+ * switch away from. */
 static int cancel(const char *dir, const char *id, struct gfs_migrate_result *res,
 		  struct gfs_diag *d)
 {
 	struct move mv = { .dir = dir, .id = id, .res = res };
+	struct gfs_lockset *ls = NULL;
 	int rc = gfs_manifest_open(dir, 0, &mv.src, d);
 
 	if (!rc)
 		rc = gfs_kv_read(gfs_manifest_raw_kv(mv.src), resumed_txn, &mv);
 	if (!rc && res->resumed)
+		rc = gfs_graph_lock_all(dir, "migrate", &ls, d);
+	if (!rc && res->resumed)
 		rc = gfs_kv_write(gfs_manifest_raw_kv(mv.src), thaw_txn, NULL, d);
 	res->thawed = !rc && res->resumed;
 	res->resumed = false;
+	gfs_lockset_free(ls);
 	gfs_manifest_close(mv.src);
 	return rc;
 }

@@ -316,6 +316,26 @@ gctl migrate "$S" --manifest lmdb -q || bad "back to LMDB after after_format"
 state "$S" "$T/k0"
 kill_at migrate/after_mark "$(url h)"
 people 1 frozen2 y | gctl load "$S" --data - -q 2>/dev/null && bad "a write went through a freeze"
+# not while a migrate is still at work (it holds every table lock): parked
+# after its check, the cancel is refused, and the migrate completes
+rm -f "$GRAPHFS_FP_DIR"/*.reached
+GRAPHFS_FAILPOINTS=migrate/after_mark=park with_timeout 60 "$GRAPHCTL" migrate "$S" \
+	--manifest "$(url h)" -q 2>"$T/err2" &
+BG=$!
+wait_parked || bad "the second migrate did not park"
+gctl migrate "$S" --manifest lmdb 2>"$T/err"
+st=$?
+fp_release migrate/after_mark
+wait "$BG"; st2=$?
+BG=""
+rm -f "$GRAPHFS_FP_DIR"/*.reached
+[ "$st" = 5 ] && grep -q "writer at work" "$T/err" && [ "$st2" = 0 ] && [ "$(fmt_url "$S")" = "$(url h)" ] &&
+	state "$S" "$T/k5" && cmp -s "$T/k0" "$T/k5" &&
+	ok "a cancel while a migrate is still at work: exit 5; the migrate completes" ||
+	bad "cancel beside a running migrate: $st $st2 $(cat "$T/err" "$T/err2")"
+gctl migrate "$S" --manifest lmdb -q || bad "back to LMDB before the cancel case"
+state "$S" "$T/k0"
+kill_at migrate/after_mark "$(url h)"
 gctl migrate "$S" --manifest lmdb --json >"$T/j7" 2>"$T/err" &&
 	[ "$(js 'j["thawed"]' <"$T/j7")" = True ] && [ "$(fmt_url "$S")" = "" ] &&
 	state "$S" "$T/k5" && cmp -s "$T/k0" "$T/k5" &&
