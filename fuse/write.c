@@ -635,6 +635,10 @@ static int to_errno(int rc)
 	 * outage): nothing was published, the next write takes new ones */
 	if (rc == GFS_ELEASE)
 		return -ENOLCK;
+	/* graphctl migrate moved the manifest under this mount: what it
+	 * serves is frozen; writing needs a new mount (invariant 336) */
+	if (rc == GFS_EMOVED)
+		return -EROFS;
 	if (rc > -4096)
 		return rc;
 	return -EIO;

@@ -74,7 +74,11 @@
 	X(GC_AFTER_ARM, "gc/after_arm")                                    \
 	X(GC_AFTER_COMMIT, "gc/after_commit")                              \
 	X(GC_AFTER_UNLINK, "gc/after_unlink")                              \
-	X(GC_BEFORE_AUDIT, "gc/before_audit")
+	X(GC_BEFORE_AUDIT, "gc/before_audit")                              \
+	X(MIGRATE_AFTER_BATCH, "migrate/after_batch")                      \
+	X(MIGRATE_AFTER_COPY, "migrate/after_copy")                        \
+	X(MIGRATE_AFTER_MARK, "migrate/after_mark")                        \
+	X(MIGRATE_AFTER_FORMAT, "migrate/after_format")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -150,6 +150,53 @@ struct gfs_upgrade_result {
 int gfs_graph_upgrade(const char *dir, struct gfs_upgrade_result *res,
 		      struct gfs_diag *d);
 
+/* Takes every table's lock exclusively without waiting (a table with a
+ * lock file or a directory under tables/): -EBUSY, d saying to stop the
+ * writer and run cmd again, while any is held.  Free *ls to release. */
+struct gfs_lockset;
+int gfs_graph_lock_all(const char *dir, const char *cmd,
+		       struct gfs_lockset **ls, struct gfs_diag *d);
+
+struct gfs_migrate_db {
+	const char *name;    /* sub-database ("meta", "versions", ...) */
+	uint64_t records;    /* copied (meta: without the migration keys) */
+	uint64_t digest;     /* of its records, equal on both sides */
+};
+
+struct gfs_migrate_result {
+	char from[1024], to[1024]; /* "lmdb" or the etcd URL */
+	bool already;              /* the store's manifest is there already */
+	bool thawed;               /* ... and was frozen by an interrupted
+				      migrate elsewhere: writable again */
+	bool resumed;              /* the old manifest was marked moved before */
+	bool cleared;              /* a partial copy of this store was cleared */
+	struct gfs_migrate_db dbs[16];
+	unsigned n_dbs;
+	uint64_t records;          /* in all */
+};
+
+struct gfs_migrate_opts {
+	unsigned batch;            /* records a target transaction; 0 = 64 */
+	/* called after each batch (may be NULL): db name, records copied
+	 * of it so far */
+	void (*progress)(const char *db, uint64_t done, void *arg);
+	void *arg;
+};
+
+/* graphctl migrate (docs/multi-host.md §7): copies the manifest of the
+ * store at dir to url (an etcd URL, or NULL / "lmdb": STORE/manifest/),
+ * checks that both sides hold the same records, freezes the old one
+ * (meta/moved_to) and switches FORMAT.  -EBUSY (d: who) while a writer
+ * holds a table lock, a sidecar is pending, or (LMDB) another process has
+ * the manifest open; -EEXIST for a target holding something that is not
+ * this store's.  Crash-safe: run it again.  The old manifest is kept.
+ * Asked to move the manifest where it already is: nothing to do, except
+ * that a freeze left by an interrupted migrate (to elsewhere) is lifted
+ * (res->thawed): the way to cancel one. */
+int gfs_graph_migrate(const char *dir, const char *url,
+		      const struct gfs_migrate_opts *o,
+		      struct gfs_migrate_result *res, struct gfs_diag *d);
+
 /* A description of this process for sidecars and audit records:
  * "graphctl pid 123 on host". */
 const char *gfs_graph_actor(struct gfs_graph *g);

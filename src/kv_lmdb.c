@@ -1060,7 +1060,7 @@ static int lmdb_in_use(const char *dir, struct gfs_diag *d)
 	if (fcntl(fd, F_GETLK, &fl) < 0)
 		rc = gfs_io_fail("fcntl(F_GETLK)", path, -errno);
 	else if (fl.l_type != F_UNLCK) {
-		gfs_diag_set(d, "store '%s' is open in process %d (a mount or another graphctl): stop it, then run upgrade again",
+		gfs_diag_set(d, "store '%s' is open in process %d (a mount or another graphctl): stop it, then try again",
 			     dir, (int)fl.l_pid);
 		rc = -EBUSY;
 	}

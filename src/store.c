@@ -34,6 +34,13 @@
  *  8. Only GFS_KV_NOTFOUND is compared here; every other kv code passes
  *     through to the backend, which translates it when the txn ends
  *     (kv_lmdb.c invariant 5).
+ *  9. A manifest that graphctl migrate moved away is frozen: migrate puts
+ *     meta/moved_to in it (migrate.c, after the copy and before its
+ *     check), and every write transaction here reads that key first,
+ *     in the same transaction, and fails with GFS_EMOVED ("moved to URL")
+ *     if it is there.  So a process that opened the store before the
+ *     switch can still read the old manifest, but can never commit to it
+ *     after (docs/invariants.md 335-336).
  */
 #include "config.h"
 
@@ -50,6 +57,7 @@
 #include "lock.h"
 #include "manifest.h"
 #include "store_int.h"
+#include "store_raw.h"
 #include "util.h"
 
 #define BATCH 256
@@ -98,6 +106,7 @@ struct run {
 	txn_fn fn;
 	struct env *e;
 	void *ctx;
+	struct gfs_diag *d;     /* write runs: where "moved" is said */
 };
 
 static int run_fn(struct gfs_kv_txn *txn, void *arg)
@@ -107,19 +116,31 @@ static int run_fn(struct gfs_kv_txn *txn, void *arg)
 	return r->fn(r->e, txn, r->ctx);
 }
 
+static int moved_check(struct gfs_kv_txn *txn, struct gfs_diag *d);
+
+/* Invariant 9: every write first reads meta/moved_to, in its own txn. */
+static int run_write_fn(struct gfs_kv_txn *txn, void *arg)
+{
+	struct run *r = arg;
+	int rc = moved_check(txn, r->d);
+
+	return rc ? rc : r->fn(r->e, txn, r->ctx);
+}
+
 /* fn in a write transaction, run again as the backend needs (invariant 4),
  * committed when it returns 0. */
 static int run_write(struct gfs_manifest *m, txn_fn fn, void *ctx,
 		     struct gfs_diag *d)
 {
-	struct run r = { fn, m->e, ctx };
+	struct gfs_diag local = { { 0 } };
+	struct run r = { fn, m->e, ctx, d ? d : &local };
 
-	return gfs_kv_write(m->kv, run_fn, &r, d);
+	return gfs_kv_write(m->kv, run_write_fn, &r, d);
 }
 
 static int run_read(struct gfs_manifest *m, txn_fn fn, void *ctx)
 {
-	struct run r = { fn, m->e, ctx };
+	struct run r = { fn, m->e, ctx, NULL };
 
 	return gfs_kv_read(m->kv, run_fn, &r);
 }
@@ -259,6 +280,65 @@ static int seal_put(struct gfs_kv_txn *txn, enum db db,
 	int rc = gfs_kv_put(txn, db, k, &v, flags);
 	free(b);
 	return rc;
+}
+
+/* ---- migration markers (migrate.c, invariant 9) ------------------------- */
+
+static json_t *j_load(const struct gfs_kv_val *v);
+
+static int moved_check(struct gfs_kv_txn *txn, struct gfs_diag *d)
+{
+	struct gfs_kv_val k = str_val(GFS_META_MOVED_TO), v;
+	int rc = gfs_kv_get(txn, DB_META, &k, &v);
+	json_t *o;
+
+	if (rc == GFS_KV_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	o = unseal(DB_META, &k, &v) ? NULL : j_load(&v);
+	gfs_diag_set(d, "this store's manifest was moved to %s by 'graphctl "
+		     "migrate': nothing was written here; open the store "
+		     "again (a mount: unmount and mount it again)",
+		     json_is_string(json_object_get(o, "to"))
+			     ? json_string_value(json_object_get(o, "to"))
+			     : "another backend");
+	json_decref(o);
+	return GFS_EMOVED;
+}
+
+unsigned gfs_manifest_raw_n_dbs(void)
+{
+	return DB__COUNT;
+}
+
+const char *gfs_manifest_raw_db_name(unsigned db)
+{
+	return db < DB__COUNT ? db_names[db] : NULL;
+}
+
+unsigned gfs_manifest_raw_db_flags(unsigned db)
+{
+	return db < DB__COUNT ? db_flags[db] : 0;
+}
+
+struct gfs_kv *gfs_manifest_raw_kv(struct gfs_manifest *m)
+{
+	return m->kv;
+}
+
+int gfs_manifest_raw_seal_put(struct gfs_kv_txn *txn, unsigned db,
+			      const char *key, const char *payload)
+{
+	struct gfs_kv_val k = str_val(key);
+
+	return seal_put(txn, (enum db)db, &k, payload, strlen(payload), 0);
+}
+
+int gfs_manifest_raw_unseal(unsigned db, const struct gfs_kv_val *k,
+			    struct gfs_kv_val *v)
+{
+	return unseal((enum db)db, k, v);
 }
 
 /* ---- JSON field access -------------------------------------------------- */
@@ -1403,6 +1483,14 @@ int gfs_manifest_open_url(const char *store_dir, const char *url,
 			  unsigned flags, struct gfs_manifest **out,
 			  struct gfs_diag *d)
 {
+	return gfs_manifest_raw_open(store_dir, backend(store_dir, url), url,
+				     flags, out, d);
+}
+
+int gfs_manifest_raw_open(const char *store_dir, const struct gfs_kv_ops *ops,
+			  const char *url, unsigned flags,
+			  struct gfs_manifest **out, struct gfs_diag *d)
+{
 	struct setup_arg sa = { .rdonly = flags & GFS_MANIFEST_RDONLY,
 				.upgrade = flags & GFS_MANIFEST_UPGRADE };
 	struct gfs_kv_open_args a = {
@@ -1413,8 +1501,7 @@ int gfs_manifest_open_url(const char *store_dir, const char *url,
 		.setup = setup, .setup_arg = &sa,
 	};
 	struct gfs_manifest *m = calloc(1, sizeof *m);
-	const struct gfs_kv_ops *be = backend(store_dir, url);
-	int rc = m ? be->open(&a, &m->kv, d) : -ENOMEM;
+	int rc = m ? ops->open(&a, &m->kv, d) : -ENOMEM;
 
 	*out = NULL;
 	if (rc) {
@@ -1423,7 +1510,7 @@ int gfs_manifest_open_url(const char *store_dir, const char *url,
 	}
 	/* etcd: every write carries the fence compares of the calling
 	 * thread's table leases on this store (lock.c) */
-	if (be == &gfs_kv_etcd)
+	if (ops == &gfs_kv_etcd)
 		gfs_kv_etcd_set_fence(m->kv, gfs_lock_fence_hook,
 				      gfs_kv_etcd_client(m->kv));
 	m->e = gfs_kv_user(m->kv);

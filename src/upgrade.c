@@ -68,26 +68,31 @@ static void names_free(struct names *nm)
 	free(nm->v);
 }
 
-/* The tables that have a lock file (every table a writer ever locked). */
-static int lock_names(const char *dir, struct names *nm)
+/* The names in STORE/sub ending in suffix (without it; dot files and
+ * "versions.lock", the graph-version holds, left out). */
+static int dir_names(const char *dir, const char *sub, const char *suffix,
+		     struct names *nm)
 {
 	char path[PATH_MAX];
+	size_t sl = strlen(suffix);
 	struct dirent *de;
 	DIR *dp;
 
-	snprintf(path, sizeof path, "%s/locks", dir);
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
 	dp = opendir(path);
 	if (!dp)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(dp))) {
 		size_t len = strlen(de->d_name);
 		void *p;
-		if (len <= 5 || strcmp(de->d_name + len - 5, ".lock"))
+		if (len <= sl || de->d_name[0] == '.' ||
+		    strcmp(de->d_name + len - sl, suffix) ||
+		    !strcmp(de->d_name, "versions.lock"))
 			continue;
 		p = gfs_array_grow(nm->v, &nm->cap, nm->n, sizeof *nm->v, 8);
 		if (p)
 			nm->v = p;
-		if (!p || !(nm->v[nm->n] = gfs_memdup(de->d_name, len - 5))) {
+		if (!p || !(nm->v[nm->n] = gfs_memdup(de->d_name, len - sl))) {
 			closedir(dp);
 			return -ENOMEM;
 		}
@@ -97,8 +102,17 @@ static int lock_names(const char *dir, struct names *nm)
 	return 0;
 }
 
-static int lock_all(const char *dir, struct gfs_lockset **ls,
-		    struct gfs_diag *d)
+/* Every table a writer ever locked (a lock file) and every table of the
+ * store (a directory under tables/: one no writer locked yet). */
+static int lock_names(const char *dir, struct names *nm)
+{
+	int rc = dir_names(dir, "locks", ".lock", nm);
+
+	return rc ? rc : dir_names(dir, "tables", "", nm);
+}
+
+int gfs_graph_lock_all(const char *dir, const char *cmd,
+		       struct gfs_lockset **ls, struct gfs_diag *d)
 {
 	struct names nm = { 0 };
 	enum gfs_lock_mode *modes = NULL;
@@ -113,7 +127,7 @@ static int lock_all(const char *dir, struct gfs_lockset **ls,
 		rc = gfs_lock_tables(dir, (const char *const *)nm.v, modes, nm.n,
 				     GFS_LOCK_TRY, ls);
 	if (rc == -EWOULDBLOCK) {
-		gfs_diag_set(d, "store '%s' has a writer at work (a table lock is held): stop it, then run upgrade again", dir);
+		gfs_diag_set(d, "store '%s' has a writer at work (a table lock is held): stop it, then run %s again", dir, cmd);
 		rc = -EBUSY;
 	} else if (rc) {
 		gfs_diag_set(d, "cannot lock the tables of '%s': %s", dir,
@@ -472,7 +486,7 @@ int gfs_graph_upgrade(const char *dir, struct gfs_upgrade_result *res,
 	if (rc)
 		return rc;
 	res->to = GFS_FORMAT_VERSION;
-	rc = lock_all(dir, &ls, d);
+	rc = gfs_graph_lock_all(dir, "upgrade", &ls, d);
 	if (!rc)
 		rc = gfs_kv_backend(dir)->in_use(dir, d);
 	if (!rc)

@@ -31,6 +31,7 @@ static const char *const gfs_err_text[] = {
 	[-(GFS_ETOOLONG - GFS_EBASE)] = "input line too long",
 	[-(GFS_EGONE - GFS_EBASE)] = "already resolved elsewhere",
 	[-(GFS_ELEASE - GFS_EBASE)] = "lease lost",
+	[-(GFS_EMOVED - GFS_EBASE)] = "the store's manifest was moved by 'graphctl migrate' (nothing written): open the store again",
 };
 
 const char *gfs_strerror(int rc)

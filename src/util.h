@@ -32,7 +32,8 @@ enum gfs_err {
 	GFS_ETOOLONG = -40009,  /* input line over the documented limit */
 	GFS_EGONE = -40010,     /* sidecar already resolved by someone else */
 	GFS_ELEASE = -40011,    /* lease lost: expired or fenced; nothing was done */
-	GFS_ELAST = -40012,
+	GFS_EMOVED = -40012,    /* the manifest was moved (graphctl migrate); nothing was done */
+	GFS_ELAST = -40013,
 };
 
 /* The whole error text for rc (errno or GFS_E*); never NULL. */

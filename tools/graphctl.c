@@ -3,7 +3,7 @@
  * --help; exit codes are in graphctl(1):
  *   0 success, 1 failure (bad input, constraint, I/O; fsck: problems found),
  *   2 usage error, 3 recovery needed, 4 invariant violation,
- *   5 busy (upgrade: another process has the store open),
+ *   5 busy (upgrade, migrate: a writer or another process has the store),
  *   6 lease lost (etcd: fenced, nothing published). */
 #include "config.h"
 
@@ -98,7 +98,8 @@ struct opts {
 	const char *name;   /* NAME after STORE (cmd->takes_name) */
 	uint64_t keep_last, keep_since_ns; /* gc */
 	bool dry_run;                      /* gc */
-	const char *manifest;              /* init --manifest etcd://... */
+	const char *manifest;              /* init, migrate --manifest etcd://... */
+	unsigned batch;                    /* migrate --batch N */
 };
 
 /* gc --keep-since: RFC 3339 in UTC ("2026-11-30T22:00:00Z", fraction
@@ -150,6 +151,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		{ "keep-since", required_argument, NULL, 'S' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "manifest", required_argument, NULL, 'M' },
+		{ "batch", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -172,6 +174,13 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		case 'f': o->from = optarg; break;
 		case 'n': o->dry_run = true; break;
 		case 'M': o->manifest = optarg; break;
+		case 'B': {
+			uint64_t n;
+			if (gfs_parse_u64(optarg, &n) || n < 1 || n > 100000)
+				return usage_error(c, "--batch takes a number of records from 1 to 100000");
+			o->batch = (unsigned)n;
+			break;
+		}
 		case 'K':
 			if (gfs_parse_u64(optarg, &o->keep_last) || !o->keep_last)
 				return usage_error(c, "--keep-last takes a number of graph versions (1, 2, ...)");
@@ -202,8 +211,10 @@ static int parse_opts(const struct cmd *c, int argc, char **argv,
 		return usage_error(c, "--branch is taken by load, export, snapshot, log and schema");
 	if (o->branch && o->version && strcmp(c->name, "log"))
 		return usage_error(c, "--branch and --version are exclusive (a version names its branch)");
-	if (o->manifest && strcmp(c->name, "init"))
-		return usage_error(c, "--manifest is taken by init (a store's manifest is chosen once)");
+	if (o->manifest && strcmp(c->name, "init") && strcmp(c->name, "migrate"))
+		return usage_error(c, "--manifest is taken by init and migrate");
+	if (o->batch && strcmp(c->name, "migrate"))
+		return usage_error(c, "--batch is taken by migrate");
 	if (o->from && strcmp(c->name, "branch create"))
 		return usage_error(c, "--from is taken by branch create");
 	if (optind >= argc)
@@ -1284,6 +1295,95 @@ static int cmd_upgrade(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- migrate ----------------------------------------------------------- */
+
+static void migrate_progress(const char *db, uint64_t done, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "\rmigrate: %-12s %llu records", db, (unsigned long long)done);
+	fflush(stderr);
+}
+
+static int migrate_json(const struct opts *o, const struct gfs_migrate_result *r,
+			int rc, const struct gfs_diag *d)
+{
+	json_t *dbs = json_object(), *out;
+	char *s;
+
+	for (unsigned i = 0; dbs && i < r->n_dbs; i++)
+		json_object_set_new(dbs, r->dbs[i].name,
+				    json_integer((json_int_t)r->dbs[i].records));
+	out = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:I, s:o, s:s, s:s?}",
+			"store", o->store, "from", r->from, "to", r->to,
+			"already", r->already, "thawed", r->thawed,
+			"resumed", r->resumed,
+			"cleared", r->cleared, "records", (json_int_t)r->records,
+			"dbs", dbs,
+			"check", rc ? "failed" : r->already ? "skipped" : "passed",
+			"error", rc ? (d->msg[0] ? d->msg : gfs_strerror(rc)) : NULL);
+	s = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	if (!s)
+		return fail("migrate", -ENOMEM, NULL);
+	printf("%s\n", s);
+	free(s);
+	json_decref(out);
+	return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	const struct cmd *c = find_cmd("migrate");
+	struct gfs_migrate_result r;
+	struct gfs_migrate_opts mo = { 0 };
+	struct gfs_diag d = {{0}};
+	struct opts o;
+	int rc = parse_opts(c, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.manifest)
+		return usage_error(c, "missing --manifest etcd://HOST:PORT[,...]/PREFIX or --manifest lmdb");
+	mo.batch = o.batch;
+	if (!o.json && !o.quiet && isatty(STDERR_FILENO))
+		mo.progress = migrate_progress;
+	rc = gfs_graph_migrate(o.store, o.manifest, &mo, &r, &d);
+	if (mo.progress && r.records)
+		fputc('\n', stderr);
+	if (o.json)
+		migrate_json(&o, &r, rc, &d);
+	if (rc) {
+		int st = fail("migrate", rc, &d);
+		return rc == -EBUSY ? EXIT_BUSY : st;
+	}
+	if (o.json || o.quiet)
+		return EXIT_SUCCESS;
+	if (r.already && r.thawed) {
+		printf("%s: its manifest is %s; the freeze an interrupted migrate "
+		       "left is lifted: writable again\n", o.store, r.to);
+		return EXIT_SUCCESS;
+	}
+	if (r.already) {
+		printf("%s: its manifest is already %s, nothing to do\n", o.store, r.to);
+		return EXIT_SUCCESS;
+	}
+	for (unsigned i = 0; i < r.n_dbs; i++)
+		printf("  %-12s %llu\n", r.dbs[i].name, (unsigned long long)r.dbs[i].records);
+	printf("%s: manifest moved from %s to %s (%llu records, check passed%s);\n",
+	       o.store, r.from, r.to, (unsigned long long)r.records,
+	       r.resumed ? ", an interrupted run completed" : "");
+	/* "etcd://EPS/PREFIX": the old keys are PREFIX/... on EPS */
+	const char *eps = strncmp(r.from, "etcd://", 7) ? NULL : r.from + 7;
+	const char *slash = eps ? strchr(eps, '/') : NULL;
+	if (slash)
+		printf("the old manifest is kept, frozen: remove it with\n"
+		       "  etcdctl --endpoints=%.*s del --prefix '%s/'\n",
+		       (int)(slash - eps), eps, slash + 1);
+	else
+		printf("the old manifest is kept, frozen: remove it with\n"
+		       "  rm -r '%s/manifest'\n", o.store);
+	return EXIT_SUCCESS;
+}
+
 /* ---- merge ------------------------------------------------------------- */
 
 struct merge_args {
@@ -1503,6 +1603,30 @@ static const struct cmd cmds[] = {
 	  "is rewritten in one transaction, then FORMAT; run it again after a crash.\n"
 	  "A current store is left as it is.  --json: {\"store\":...,\"from\":1,\"to\":2,\n"
 	  "\"records\":N}.  Exit 0 done, 1 failed (store unchanged), 5 busy.\n", false },
+	{ "migrate", cmd_migrate, "migrate STORE --manifest etcd://HOST:PORT[,...]/PREFIX|lmdb [--batch N] [--json] [--quiet]",
+	  "Move the store's manifest (history, branches, audit log, table-version\n"
+	  "index: every record) to another backend: an etcd cluster under PREFIX,\n"
+	  "or LMDB in STORE/manifest.  Table files stay where they are.  Copies in\n"
+	  "transactions of --batch records (default 64: within etcd's default\n"
+	  "--max-txn-ops of 128), freezes the old manifest (a process that opened\n"
+	  "the store before can still read it, but its writes fail: 'moved to\n"
+	  "...'; reopen), checks that both sides hold the same records (if not:\n"
+	  "thawed, nothing switched, exit 1), then switches STORE/FORMAT.\n"
+	  "Refused (exit 5) while a writer holds a table lock, an operation is\n"
+	  "pending (run 'graphctl recover'), an LMDB store is open in another\n"
+	  "process (a mount), or an etcd store's prefix holds a lease or hold key\n"
+	  "(a writer or a mount on any host).  A target that holds anything but a\n"
+	  "partial copy or an old manifest of this store is refused (exit 1), as\n"
+	  "is an etcd prefix equal to or nested with the store's own.\n"
+	  "Crash-safe: run it again to finish.  The old manifest is kept: the\n"
+	  "summary prints the command that removes it ('rm -r STORE/manifest', or\n"
+	  "'etcdctl --endpoints=... del --prefix PREFIX/').  A store already there:\n"
+	  "nothing to do, exit 0 (a freeze left by an interrupted migrate is lifted:\n"
+	  "the way to cancel one).  Progress on a terminal.  --json: {\"store\",\n"
+	  "\"from\",\"to\",\"already\",\"thawed\",\"resumed\",\"cleared\",\"records\",\n"
+	  "\"dbs\":{\"meta\":n,...},\"check\":\"passed\"|\"failed\"|\"skipped\",\"error\"}\n"
+	  "(also on failure).  Exit 0 done, 1 failed (the store keeps its old\n"
+	  "manifest unless the error says to run again), 2 usage, 5 busy.\n", false },
 	{ "merge", cmd_merge, "merge STORE SOURCE [--into TARGET] [--prefer source|target] [--json] [--quiet]",
 	  "Merge branch SOURCE into branch TARGET (default main) as one graph\n"
 	  "version on TARGET whose parents are TARGET's head and SOURCE's head.\n"
@@ -1580,7 +1704,7 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %s\n", cmds[i].usage);
 	fprintf(f, "\n'graphctl COMMAND --help' describes one command; 'man graphctl' all.\n"
 		   "Exit status: 0 ok, 1 failed (fsck: problems found), 2 usage,\n"
-		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade),\n"
+		   "3 recovery needed, 4 invariant violation, 5 busy (upgrade, migrate),\n"
 		   "6 lease lost (a store on etcd: nothing published).\n");
 }
 

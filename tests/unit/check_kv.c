@@ -18,9 +18,11 @@
 #include <stdlib.h>
 
 #include "kv.h"
+#include "graph.h"
 #include "kv_etcd.h"
 #include "manifest.h"
 #include "store_int.h"
+#include "store_raw.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -899,6 +901,75 @@ START_TEST(test_etcd_pages_binary_limit)
 END_TEST
 
 /* Opening a URL where nothing answers names every endpoint. */
+/* graphctl migrate's copy resumes after the last (key, value) pair of each
+ * batch, so a DUPSORT key with several values split across batches comes
+ * out whole and in order, LMDB -> etcd -> LMDB (invariant 340). */
+struct dups {
+	char got[8][40];
+	unsigned n;
+};
+
+static int dups_txn(struct gfs_kv_txn *txn, void *arg)
+{
+	struct dups *x = arg;
+	struct gfs_kv_cursor *c;
+	struct gfs_kv_val k, v;
+	unsigned db = 0;
+	int rc;
+
+	while (strcmp(gfs_manifest_raw_db_name(db), "audit_by_op"))
+		db++;
+	x->n = 0;
+	if ((rc = gfs_kv_cursor_open(txn, db, &c)))
+		return rc;
+	for (rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_FIRST); !rc && x->n < 8;
+	     rc = gfs_kv_cursor_get(c, &k, &v, GFS_KV_NEXT))
+		/* the value's first 2 bytes: the seal follows */
+		snprintf(x->got[x->n++], sizeof x->got[0], "%.*s=%.*s",
+			 (int)k.size, (const char *)k.data,
+			 (int)(v.size < 2 ? v.size : 2), (const char *)v.data);
+	gfs_kv_cursor_close(c);
+	return rc == GFS_KV_NOTFOUND ? 0 : rc;
+}
+
+START_TEST(test_etcd_migrate_dupsort)
+{
+	static const char schema[] = "node P { k: String @key }\n";
+	static const char *const want[] = {
+		OP2 "=v1", OP2 "=v2", OP2 "=v3", OP2 "=v4", OP3 "=w1",
+	};
+	char store[PATH_MAX + 8];
+	struct gfs_migrate_opts o = { .batch = 1 };
+	struct gfs_migrate_result r;
+	struct gfs_diag d = { { 0 } };
+	struct gfs_manifest *m;
+	struct dups x;
+	int rc;
+
+	snprintf(store, sizeof store, "%s/store", dir);
+	ck_assert_int_eq(gfs_graph_init(store, schema, strlen(schema), "s.pg", "t", &d), 0);
+	ck_assert_int_eq(gfs_manifest_open(store, 0, &m, &d), 0);
+	for (unsigned i = 0; i < GFS_ARRAY_SIZE(want); i++)
+		ck_assert_int_eq(gfs_manifest_debug_put_raw(m, "audit_by_op", want[i], 26,
+							    want[i] + 27, 2), 0);
+	gfs_manifest_close(m);
+
+	for (int leg = 0; leg < 2; leg++) {
+		o.batch = leg ? 2 : 1;
+		rc = gfs_graph_migrate(store, leg ? "lmdb" : c_url, &o, &r, &d);
+		ck_assert_msg(rc == 0, "migrate %d: %s: %s", leg, gfs_strerror(rc), d.msg);
+		ck_assert_uint_eq(r.dbs[4].records, GFS_ARRAY_SIZE(want));
+		ck_assert_str_eq(r.dbs[4].name, "audit_by_op");
+		ck_assert_int_eq(gfs_manifest_open(store, GFS_MANIFEST_RDONLY, &m, &d), 0);
+		ck_assert_int_eq(gfs_kv_read(gfs_manifest_raw_kv(m), dups_txn, &x), 0);
+		gfs_manifest_close(m);
+		ck_assert_uint_eq(x.n, GFS_ARRAY_SIZE(want));
+		for (unsigned i = 0; i < x.n; i++)
+			ck_assert_str_eq(x.got[i], want[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_etcd_unreachable)
 {
 	struct gfs_kv_open_args a = {
@@ -942,6 +1013,7 @@ static Suite *kv_suite(void)
 		tcase_add_test(tc, test_etcd_fence);
 		tcase_add_test(tc, test_etcd_read_your_writes);
 		tcase_add_test(tc, test_etcd_pages_binary_limit);
+		tcase_add_test(tc, test_etcd_migrate_dupsort);
 		suite_add_tcase(s, tc);
 	}
 	return s;

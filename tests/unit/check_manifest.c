@@ -13,6 +13,7 @@
 #include "lock.h"
 #include "manifest.h"
 #include "store_int.h"
+#include "store_raw.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -513,6 +514,57 @@ static void publish_n(struct gfs_manifest *m, uint32_t from, uint32_t to)
 			      d.msg);
 	}
 }
+
+static int put_moved(struct gfs_kv_txn *txn, void *arg)
+{
+	(void)arg;
+	return gfs_manifest_raw_seal_put(txn, 0 /* meta */, GFS_META_MOVED_TO,
+					 "{\"store\":\"X\",\"to\":\"etcd://h:1/p\",\"time_ns\":1}");
+}
+
+/* Invariant 336 (store.c 9): a manifest marked moved_to commits no write,
+ * whichever it is, and says where the manifest went; reads go on. */
+START_TEST(test_moved_refuses_writes)
+{
+	struct gfs_manifest *m = new_store();
+	struct gfs_diag d = { { 0 } };
+	struct gfs_sidecar *s2 = mk_sidecar(OP2, 200), *s3 = mk_sidecar(OP3, 300), *got;
+	struct gfs_branch b;
+	struct gfs_gv *head;
+	uint64_t v = 0;
+
+	ck_assert_str_eq(gfs_manifest_raw_db_name(0), "meta");
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, s2), 0);
+	ck_assert_int_eq(gfs_kv_write(gfs_manifest_raw_kv(m), put_moved, NULL, &d), 0);
+
+	ck_assert_int_eq(gfs_manifest_sidecar_put(m, s3), GFS_EMOVED);
+	ck_assert_int_eq(gfs_manifest_sidecar_confirm(m, OP2), GFS_EMOVED);
+	struct gfs_publish p = { .op = "load", .op_id = OP2, .tables = s2->tables,
+				 .n_tables = 2, .sidecar = OP2 };
+	ck_assert_int_eq(gfs_manifest_publish(m, &p, &v, &d), GFS_EMOVED);
+	ck_assert_ptr_nonnull(strstr(d.msg, "moved to etcd://h:1/p"));
+	memset(&d, 0, sizeof d);
+	ck_assert_int_eq(gfs_manifest_branch_create(m, "dev", "main", 0, "t", &b, &d),
+			 GFS_EMOVED);
+	ck_assert_ptr_nonnull(strstr(d.msg, "graphctl migrate"));
+	ck_assert_str_eq(gfs_strerror(GFS_EMOVED),
+			 "the store's manifest was moved by 'graphctl migrate' (nothing written): open the store again");
+
+	/* reads: the state at the freeze */
+	ck_assert_int_eq(gfs_manifest_head(m, &head), 0);
+	ck_assert_uint_eq(head->version, 1);
+	gfs_gv_free(head);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(m, OP2, &got), 0);
+	ck_assert(!got->confirmed);
+	gfs_sidecar_free(got);
+	ck_assert_int_eq(gfs_manifest_sidecar_get(m, OP3, &got), -ENOENT);
+	ck_assert_int_eq(gfs_manifest_branch_get(m, "dev", &b), -ENOENT);
+	invariants(m);
+	gfs_sidecar_free(s2);
+	gfs_sidecar_free(s3);
+	gfs_manifest_close(m);
+}
+END_TEST
 
 START_TEST(test_history)
 {
@@ -1171,6 +1223,7 @@ static Suite *manifest_suite(void)
 	tcase_add_test(tc, test_audit_atomic);
 	tcase_add_test(tc, test_corrupt_sidecar);
 	tcase_add_test(tc, test_history);
+	tcase_add_test(tc, test_moved_refuses_writes);
 	tcase_add_test(tc, test_map_growth);
 	tcase_add_test(tc, test_map_resized);
 	tcase_add_test(tc, test_growth_threads);
