@@ -468,33 +468,50 @@ static int prepare_lmdb(const char *dir, const char *id,
 /* An etcd store's writers on other hosts hold lease keys (PREFIX/lease/,
  * docs/multi-host.md §4) and its mounts hold graph versions
  * (PREFIX/hold/): any such key is a process at work, which the table
- * locks of this host cannot see. */
-static int etcd_busy(const char *url, struct gfs_diag *d)
+ * locks of this host cannot see.  Keys on own_lease are migrate's own
+ * (its table locks are leases of this process's session). */
+struct busy_scan {
+	int64_t own_lease;
+	bool hold;
+	struct gfs_diag *d;
+};
+
+static int busy_key(void *arg, const struct gfs_etcd_kv *kv)
+{
+	struct busy_scan *b = arg;
+
+	if (b->own_lease && kv->lease == b->own_lease)
+		return 0;
+	gfs_diag_set(b->d, "the store's etcd prefix holds %s key '%.*s' (%.*s): "
+		     "a %s is at work, maybe on another host; stop it, then "
+		     "run migrate again", b->hold ? "a mount's hold" : "a writer's lease",
+		     (int)(kv->key_len > 200 ? 200 : kv->key_len), kv->key,
+		     (int)(kv->value_len > 160 ? 160 : kv->value_len), kv->value,
+		     b->hold ? "mount" : "writer");
+	return -EBUSY;
+}
+
+static int etcd_busy(const char *url, const struct gfs_lockset *ls,
+		     struct gfs_diag *d)
 {
 	static const char *const dirs[] = { "lease", "hold" };
+	const char *holder = ls ? gfs_lockset_holder(ls) : NULL;
+	struct busy_scan b = { .d = d };
 	struct gfs_etcd *e;
 	int rc = gfs_etcd_open(url, NULL, &e, d);
 
+	/* an etcd holder is "<session lease id in hex>.<n>" */
+	if (holder && strchr(holder, '.'))
+		b.own_lease = (int64_t)strtoull(holder, NULL, 16);
 	for (size_t i = 0; !rc && i < GFS_ARRAY_SIZE(dirs); i++) {
-		struct gfs_etcd_page p = { 0 };
 		char k[600], *end = NULL;
 		size_t el = 0;
 		snprintf(k, sizeof k, "%s/%s/", gfs_etcd_prefix(e), dirs[i]);
+		b.hold = i == 1;
 		rc = gfs_etcd_prefix_end(k, strlen(k), &end, &el);
 		if (!rc)
-			rc = gfs_etcd_range(e, k, strlen(k), end, el, 0, 1, &p, d);
-		if (!rc && p.n) {
-			gfs_diag_set(d, "the store's etcd prefix holds %s key "
-				     "'%.*s' (%.*s): a %s is at work, maybe on "
-				     "another host; stop it, then run migrate "
-				     "again", i ? "a mount's hold" : "a writer's lease",
-				     (int)(p.kvs[0].key_len > 200 ? 200 : p.kvs[0].key_len),
-				     p.kvs[0].key,
-				     (int)(p.kvs[0].value_len > 160 ? 160 : p.kvs[0].value_len),
-				     p.kvs[0].value, i ? "mount" : "writer");
-			rc = -EBUSY;
-		}
-		gfs_etcd_page_release(&p);
+			rc = gfs_etcd_range_each(e, k, strlen(k), end, el, 0, 0,
+						 busy_key, &b, NULL, d);
 		free(end);
 	}
 	gfs_etcd_close(e);
@@ -781,7 +798,7 @@ static int hold_off_writers(const char *dir, const char *cur,
 	if (!rc)
 		rc = gfs_kv_backend(dir)->in_use(dir, d);
 	if (!rc && cur)
-		rc = etcd_busy(cur, d);
+		rc = etcd_busy(cur, *ls, d);
 	return rc;
 }
 

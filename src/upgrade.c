@@ -123,11 +123,14 @@ int gfs_graph_lock_all(const char *dir, const char *cmd,
 		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < nm.n; i++)
 		modes[i] = GFS_LOCK_EX;
+	struct gfs_diag why = { { 0 } };
 	if (!rc && nm.n)
-		rc = gfs_lock_tables(dir, (const char *const *)nm.v, modes, nm.n,
-				     GFS_LOCK_TRY, ls);
+		rc = gfs_lock_tables_d(dir, (const char *const *)nm.v, modes, nm.n,
+				       GFS_LOCK_TRY, ls, &why);
 	if (rc == -EWOULDBLOCK) {
-		gfs_diag_set(d, "store '%s' has a writer at work (a table lock is held): stop it, then run %s again", dir, cmd);
+		/* etcd: why names the lease key and its holder (host, pid) */
+		gfs_diag_set(d, "store '%s' has a writer at work (a table lock is held%s%s): stop it, then run %s again",
+			     dir, why.msg[0] ? ": " : "", why.msg, cmd);
 		rc = -EBUSY;
 	} else if (rc) {
 		gfs_diag_set(d, "cannot lock the tables of '%s': %s", dir,
