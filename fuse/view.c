@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -74,6 +75,14 @@ struct gfs_view {
 	/* branches/<name>/ views: ver key -> name, protected by lock */
 	struct bname { uint64_t key; char *name; } *bnames;
 	size_t n_bnames, cap_bnames;
+
+	/* The last head each live ver was read at (main: ver 0), protected
+	 * by lock, and whether the manifest is known unreachable (the
+	 * notifier says so, etcd): then a live view answers from these
+	 * without asking (docs/multi-host.md §5 "Outage"). */
+	struct lhead { uint64_t ver, head; } lheads[16];
+	size_t n_lheads;
+	atomic_bool offline;
 
 	pthread_mutex_t hist_lock; /* everything below */
 	struct thist *hist;
@@ -421,12 +430,64 @@ const char *gfs_view_branch_of(struct gfs_view *v, const struct gfs_vdesc *d)
 
 /* The graph version a live ver (0: main, or a branch key) shows now:
  * 0 and -ENOENT when the branch is gone. */
+static bool lhead_get(struct gfs_view *v, uint64_t ver, uint64_t *out)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->n_lheads && !found; i++)
+		if (v->lheads[i].ver == ver) {
+			*out = v->lheads[i].head;
+			found = true;
+		}
+	pthread_mutex_unlock(&v->lock);
+	return found;
+}
+
+static void lhead_put(struct gfs_view *v, uint64_t ver, uint64_t head)
+{
+	size_t i;
+
+	pthread_mutex_lock(&v->lock);
+	for (i = 0; i < v->n_lheads && v->lheads[i].ver != ver; i++)
+		;
+	if (i == v->n_lheads) {
+		/* full: the oldest branch entry goes; main (slot 0 once read) stays */
+		if (i == sizeof v->lheads / sizeof v->lheads[0]) {
+			memmove(&v->lheads[1], &v->lheads[2],
+				(i - 2) * sizeof v->lheads[0]);
+			i--;
+		} else {
+			v->n_lheads++;
+		}
+	}
+	v->lheads[i].ver = ver;
+	v->lheads[i].head = head;
+	pthread_mutex_unlock(&v->lock);
+}
+
+void gfs_view_set_offline(struct gfs_view *v, bool offline)
+{
+	atomic_store(&v->offline, offline);
+}
+
+/* While the manifest is unreachable: the head last read (a mount keeps
+ * serving what it has), or -EHOSTUNREACH for a view never read (nothing
+ * cached to serve; "no route to host" says where the trouble is, and is
+ * returned at once, not after the client's timeouts). */
 static int live_head(struct gfs_view *v, uint64_t ver, uint64_t *out)
 {
 	const char *name = ver ? branch_name(v, ver) : "main";
 	struct gfs_branch b;
-	int rc = name ? gfs_manifest_branch_get(v->m, name, &b) : -ENOENT;
+	int rc;
 
+	if (atomic_load(&v->offline) && name)
+		return lhead_get(v, ver, out) ? 0 : -EHOSTUNREACH;
+	rc = name ? gfs_manifest_branch_get(v->m, name, &b) : -ENOENT;
+	if (!rc)
+		lhead_put(v, ver, b.head);
+	else if (rc != -ENOENT && name && lhead_get(v, ver, out))
+		return 0; /* etcd did not answer: serve the last head read */
 	*out = rc ? 0 : b.head;
 	return rc;
 }
@@ -1392,6 +1453,7 @@ static const char *const gfs_names[GFS_GF_COUNT] = {
 	[GFS_GF_AUDIT] = "audit.jsonl",
 	[GFS_GF_SEEN] = "seen",
 	[GFS_GF_ERRORS] = "errors.jsonl",
+	[GFS_GF_MANIFEST] = "manifest",
 };
 
 static bool name_is(const char *name, size_t nlen, const char *lit)
@@ -1819,8 +1881,15 @@ static void gfs_text(struct gfs_view *v, enum gfs_gfsfile which,
 {
 	switch (which) {
 	case GFS_GF_HEAD:
-		gfs_buf_appendf(out, "%" PRIu64 "\n",
-				gfs_manifest_head_version(v->m));
+	{
+		uint64_t h = 0;
+
+		if (!atomic_load(&v->offline))
+			h = gfs_manifest_head_version(v->m);
+		else if (!lhead_get(v, 0, &h)) /* main's, as last read */
+			h = 0;
+		gfs_buf_appendf(out, "%" PRIu64 "\n", h);
+	}
 		break;
 	case GFS_GF_SIDECARS:
 		sidecar_lines(v, out);

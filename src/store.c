@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "kv_etcd.h"
 #include "manifest.h"
 #include "store_int.h"
 #include "util.h"
@@ -2651,6 +2652,11 @@ static int tombstone(struct env *e, struct gfs_kv_txn *txn, uint64_t n)
 uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m)
 {
 	return counter_get(m, META_GC);
+}
+
+struct gfs_etcd *gfs_manifest_etcd(struct gfs_manifest *m)
+{
+	return m->kv->ops == &gfs_kv_etcd ? gfs_kv_etcd_client(m->kv) : NULL;
 }
 
 static int gc_check_heads(struct env *e, struct gfs_kv_txn *txn, struct gc_ctx *c)
