@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "etcd.h"
 #include "fs_int.h"
 #include "holds.h"
 #include "names.h"
@@ -857,10 +858,21 @@ static int hold(struct gfs_fs *fs, uint64_t ver)
 	/* 0: held already, so not removed since (gc fences what it removes) */
 	if (rc <= 0)
 		return rc;
+	/* etcd unreachable (docs/multi-host.md §5): no gc can commit a
+	 * removal meanwhile, so a version the view has read, not removed,
+	 * stays readable; any other needs the manifest: EHOSTUNREACH, at once */
+	if (gfs_view_offline(fs->v)) {
+		if (gfs_view_has_version(fs->v, ver))
+			return 0;
+		gfs_holds_unref(fs->holds, ver);
+		return -EHOSTUNREACH;
+	}
 	rc = gfs_manifest_get(gfs_graph_manifest(fs->g), ver, &gv);
 	gfs_gv_free(gv);
 	if (rc)
 		gfs_holds_unref(fs->holds, ver);
+	if (rc && fs->etcd && rc < 0 && rc > -4096)
+		return rc; /* etcd's errno (ETIMEDOUT, ECONNREFUSED...), not EIO */
 	return rc == -ENOENT ? -ENOENT : rc ? -EIO : 0;
 }
 
@@ -1724,6 +1736,14 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 	pthread_mutex_init(&fs->io_lock, NULL);
 	pthread_mutex_init(&fs->mf_lock, NULL);
 	fs->etcd = gfs_manifest_etcd(gfs_graph_manifest(g));
+	/* A request of the mount (and a read of the notifier) waits at most
+	 * GFS_FS_ETCD_TIMEOUT_MS per member, each tried once, for a cluster
+	 * that does not answer (6 s with three members, not graphctl's 30 s):
+	 * a FUSE request blocks its caller meanwhile, and the kernel has no
+	 * timeout of its own.  The mount's requests are small (a key, a page
+	 * of 256), so 2 s is far above what a live cluster takes. */
+	if (fs->etcd)
+		gfs_etcd_set_timeouts(fs->etcd, GFS_FS_ETCD_TIMEOUT_MS, 1);
 	fs->fhs.next = fs->fhs.prev = &fs->fhs;
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);

@@ -160,6 +160,9 @@ struct gfs_fs {
 void fsi_manifest_stats(struct gfs_fs *fs, struct gfs_buf *b);
 void fsi_manifest_text(struct gfs_fs *fs, struct gfs_buf *b);
 
+/* What a request of an etcd store's mount waits per member (fs.c). */
+#define GFS_FS_ETCD_TIMEOUT_MS 2000
+
 /* Asks the kernel to drop the least recently used names when the daemon
  * tracks more than max_vnodes inodes (notify.c calls it; no lock held). */
 void fsi_prune(struct gfs_fs *fs);

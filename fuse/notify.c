@@ -890,12 +890,19 @@ static void *notifier_main(void *arg)
 			atomic_fetch_add(&fs->polls, 1);
 		}
 		head = gfs_view_head(fs->v);
-		sig = gfs_view_branches_sig(fs->v);
-		g = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
-		if (fs->etcd && (!head || !sig) && probe(fs)) {
-			wake(fs); /* invariant 3: read again once it answers */
+		/* invariant 3: a failed read (0) moves nothing; on etcd it
+		 * costs one client timeout, then the probe says why, and
+		 * the reads run again once etcd answers */
+		if (fs->etcd && !head && probe(fs)) {
+			wake(fs);
 			continue;
 		}
+		sig = gfs_view_branches_sig(fs->v);
+		if (fs->etcd && !sig && probe(fs)) {
+			wake(fs);
+			continue;
+		}
+		g = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
 		if (g != gcs) {
 			follow_gc(fs);
 			gcs = g;

@@ -91,6 +91,20 @@ struct gfs_view {
 	size_t log_n, log_cap;
 };
 
+static bool lhead_get(struct gfs_view *v, uint64_t ver, uint64_t *out);
+
+/* The manifest's head, or while it is unreachable (etcd) main's head as
+ * last read, without a request that would wait out the client's
+ * timeouts (docs/multi-host.md §5). */
+static uint64_t view_head_version(struct gfs_view *v)
+{
+	uint64_t h = 0;
+
+	if (!atomic_load(&v->offline))
+		return gfs_manifest_head_version(v->m);
+	return lhead_get(v, 0, &h) ? h : 0;
+}
+
 /* ---- interned table names --------------------------------------------- */
 
 static const char *intern_locked(struct gfs_view *v, const char *s)
@@ -367,7 +381,7 @@ void gfs_view_forget_removed(struct gfs_view *v)
 
 uint64_t gfs_view_head(struct gfs_view *v)
 {
-	return gfs_manifest_head_version(v->m);
+	return view_head_version(v);
 }
 
 /* ---- branch views ------------------------------------------------------ */
@@ -469,6 +483,20 @@ static void lhead_put(struct gfs_view *v, uint64_t ver, uint64_t head)
 void gfs_view_set_offline(struct gfs_view *v, bool offline)
 {
 	atomic_store(&v->offline, offline);
+}
+
+bool gfs_view_offline(struct gfs_view *v)
+{
+	return atomic_load(&v->offline);
+}
+
+bool gfs_view_has_version(struct gfs_view *v, uint64_t ver)
+{
+	pthread_mutex_lock(&v->lock);
+	struct gvent *e = gv_find_locked(v, ver);
+	bool has = e && !e->gv->removed;
+	pthread_mutex_unlock(&v->lock);
+	return has;
 }
 
 /* While the manifest is unreachable: the head last read (a mount keeps
@@ -670,7 +698,7 @@ static int hist_scan_one(const struct gfs_gv *gv, void *arg)
 /* Extends the index through the head.  Caller holds hist_lock. */
 static int hist_scan_locked(struct gfs_view *v)
 {
-	uint64_t head = gfs_manifest_head_version(v->m);
+	uint64_t head = view_head_version(v);
 
 	if (head <= v->hist_upto)
 		return 0;
@@ -1398,7 +1426,7 @@ static void desc_refresh(struct gfs_view *v, struct gfs_vdesc *d)
 	struct ctx c;
 
 	if (d->kind == GFS_VK_LOG) {
-		uint64_t head = gfs_manifest_head_version(v->m);
+		uint64_t head = view_head_version(v);
 
 		d->size = log_len(v, head);
 	} else if (d->kind == GFS_VK_GFSFILE) {
@@ -1882,13 +1910,7 @@ static void gfs_text(struct gfs_view *v, enum gfs_gfsfile which,
 	switch (which) {
 	case GFS_GF_HEAD:
 	{
-		uint64_t h = 0;
-
-		if (!atomic_load(&v->offline))
-			h = gfs_manifest_head_version(v->m);
-		else if (!lhead_get(v, 0, &h)) /* main's, as last read */
-			h = 0;
-		gfs_buf_appendf(out, "%" PRIu64 "\n", h);
+		gfs_buf_appendf(out, "%" PRIu64 "\n", view_head_version(v));
 	}
 		break;
 	case GFS_GF_SIDECARS:
@@ -1992,7 +2014,7 @@ int gfs_view_open(struct gfs_view *v, const struct gfs_vdesc *d,
 	case GFS_VK_LOG:
 		f->kind = VF_LOG;
 		f->direct = true;
-		f->log_upto = gfs_manifest_head_version(v->m);
+		f->log_upto = view_head_version(v);
 		f->size = log_len(v, f->log_upto);
 		break;
 	case GFS_VK_MANIFEST:
@@ -2559,7 +2581,7 @@ static int vbatch_one(const struct gfs_gv *gv, void *arg)
  * main's head (which the listing's context is). */
 static int fill_versions(struct gfs_view *v, struct gfs_vdir *dh)
 {
-	uint64_t want = dh->pos - 1, head = gfs_manifest_head_version(v->m);
+	uint64_t want = dh->pos - 1, head = view_head_version(v);
 	size_t i = 0;
 
 	while (i < dh->vn && dh->vers[i] < want)
@@ -2673,7 +2695,7 @@ static int dir_pin_for(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off)
 		return dir_repin(v, dh, dh->d.ver);
 	if (dh->c.gv && (dh->c.gv->version & VER_MASK) == (off >> POS_BITS & VER_MASK))
 		return 0;
-	return dir_repin(v, dh, cookie_version(off, gfs_manifest_head_version(v->m)));
+	return dir_repin(v, dh, cookie_version(off, view_head_version(v)));
 }
 
 int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,

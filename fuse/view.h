@@ -137,6 +137,9 @@ uint64_t gfs_view_head(struct gfs_view *v);
  * offline the live views answer from the heads last read, without asking
  * the manifest; a view never read gets -EHOSTUNREACH. */
 void gfs_view_set_offline(struct gfs_view *v, bool offline);
+bool gfs_view_offline(struct gfs_view *v);
+/* Graph version ver is in the view's cache, not removed when read. */
+bool gfs_view_has_version(struct gfs_view *v, uint64_t ver);
 /* The commit time of graph version ver, 0 on error. */
 uint64_t gfs_view_time_of(struct gfs_view *v, uint64_t ver);
 /* The head of branch main (the root), 0 on error. */

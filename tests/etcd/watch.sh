@@ -108,7 +108,7 @@ t_kill=$SECONDS
 for m in "$MA" "$MB"; do
 	# A's stream is on member 0, which etcd ends once that member has had
 	# no leader for 3 election timeouts (hasleader); B's dropped at once
-	wait_for 30 stat_is "$m" 'j["manifest"]["state"]' unreachable &&
+	wait_for 60 stat_is "$m" 'j["manifest"]["state"]' unreachable &&
 		ok "$(basename "$m"): stats say unreachable $((SECONDS - t_kill)) s after the kill: $(stat_of "$m" 'j["manifest"]["error"]' | head -c 160)" ||
 		bad "$(basename "$m"): no outage reported: $(timeout 10 cat "$m/.graphfs/stats")"
 done
