@@ -6,7 +6,11 @@
 # member first (GRAPHFS_ETCD_FIRST):
 #   1. mounts A (member 0) and B (member 1) see a load made through member 2;
 #      their notifiers read the manifest by watch: polls stay 0, watch
-#      events and wakeups counted; an LMDB mount still polls.
+#      events and wakeups counted; a branch created through member 2 shows
+#      in B's (cached) branches/ listing by a watch wakeup; an LMDB mount
+#      still polls.
+#   1b. member 1 killed: B's stream resumes elsewhere, a load shows, no
+#      outage is reported.
 #   2. quorum lost (members 1 and 2 killed): the cached listing and file
 #      still read; .graphfs/stats says "unreachable" with the endpoints and
 #      the error, .graphfs/manifest says it in a line; graphctl log, load,
@@ -87,6 +91,15 @@ for m in "$MA" "$MB"; do
 		ok "$(basename "$m"): by watch (polls 0, watch events $ev, wakeups $wk, manifest ok)" ||
 		bad "$(basename "$m"): mode=$mode polls=$polls events=$ev wakeups=$wk state=$st"
 done
+# a branch created through member 2: B's cached branches/ listing follows
+ls "$MB/branches" >/dev/null
+wk0=$(stat_of "$MB" 'j["notifier"]["watch_wakeups"]')
+GRAPHFS_ETCD_FIRST=2 gctl branch create "$S" dev >/dev/null || bad "branch create"
+has_dev() { ls "$MB/branches" | grep -qx dev; }
+wait_for 10 has_dev && [ "$(stat_of "$MB" 'j["notifier"]["watch_wakeups"]')" -gt "$wk0" ] &&
+	[ "$(stat_of "$MB" 'j["notifier"]["polls"]')" = 0 ] &&
+	ok "b: a branch created through member 2 shows in branches/ (a watch wakeup, no poll)" ||
+	bad "b: branches/ $(ls "$MB/branches" | tr '\n' ' ') wakeups $wk0 -> $(stat_of "$MB" 'j["notifier"]["watch_wakeups"]')"
 grep -q '^manifest: ok (etcd' "$MA/.graphfs/manifest" && ok ".graphfs/manifest: ok" ||
 	bad ".graphfs/manifest: $(cat "$MA/.graphfs/manifest")"
 # an LMDB mount keeps polling
@@ -98,6 +111,15 @@ wait_for 5 stat_is "$ML" 'j["notifier"]["polls"] > 0' True &&
 	[ "$(stat_of "$ML" 'j["manifest"]["backend"]')" = lmdb ] &&
 	ok "an LMDB mount polls (mode poll, polls > 0)" || bad "LMDB mount stats: $(cat "$ML/.graphfs/stats")"
 timeout 20 fusermount3 -u "$ML" || bad "unmount LMDB"
+
+# 1b. B's member dies: its stream resumes on another member, no outage
+etcd_member_kill 1
+row m1 "member 1 down" | GRAPHFS_ETCD_FIRST=2 gctl load "$S" --data - -q || bad "load with member 1 down"
+wait_for 15 visible "$MB" m1 && stat_is "$MB" 'j["manifest"]["state"]' ok &&
+	[ "$(stat_of "$MB" 'j["notifier"]["polls"]')" = 0 ] &&
+	ok "b: member 1 down: a load shows by the resumed watch, no outage reported (watch errors $(stat_of "$MB" 'j["notifier"]["watch_errors"]'))" ||
+	bad "b: member 1 down: $(timeout 10 cat "$MB/.graphfs/manifest")"
+etcd_member_start 1 || bad "restart member 1"
 
 # 2. quorum lost
 ls "$MA/nodes/Person" >"$T/ls_before" && cat "$MA/nodes/Person/w1.json" >"$T/f_before" ||
