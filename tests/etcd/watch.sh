@@ -12,7 +12,8 @@
 #   1b. member 1 killed: B's stream resumes elsewhere, a load shows, no
 #      outage is reported.
 #   2. quorum lost (members 1 and 2 killed): the cached listing and file
-#      still read; .graphfs/stats says "unreachable" with the endpoints and
+#      still read, a branch view never read fails with EHOSTUNREACH at
+#      once; .graphfs/stats says "unreachable" with the endpoints and
 #      the error, .graphfs/manifest says it in a line; graphctl log, load,
 #      branch list and fsck exit non-zero naming the endpoints tried.
 #   3. the cluster back: the report clears, the next load shows in A and B.
@@ -148,6 +149,13 @@ echo "# during the outage: ls rc $lrc ($(cat "$T/ls_err")), cat rc $frc ($(cat "
 	bad "listing during the outage: rc $lrc $(cat "$T/ls_err")"
 [ "$frc" = 0 ] && cmp -s "$T/f_before" "$T/f_during" && ok "the cached file still reads" ||
 	bad "file during the outage: rc $frc $(cat "$T/f_err")"
+# a view A never read (branch dev: only B listed it) needs the manifest:
+# EHOSTUNREACH, at once (docs/multi-host.md §5)
+t0=$SECONDS
+ls "$MA/branches/dev" >/dev/null 2>"$T/br_err"; brc=$?
+[ "$brc" != 0 ] && grep -q "No route to host" "$T/br_err" && [ $((SECONDS - t0)) -le 2 ] &&
+	ok "a: a branch view never read fails with EHOSTUNREACH at once ($(cat "$T/br_err"))" ||
+	bad "a: branches/dev during the outage: rc $brc in $((SECONDS - t0)) s: $(cat "$T/br_err")"
 one="$(etcd_endpoint 1)"
 for cmd in "log $S" "load $S --data $T/one.jsonl -q" "branch list $S" "fsck $S"; do
 	row o1 outage >"$T/one.jsonl"
