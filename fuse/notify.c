@@ -22,7 +22,8 @@
  *      when it is back; then the manifest is read once (what committed
  *      meanwhile becomes visible) and the report clears.
  *   3. A failed read never moves the view: the head or branches read as
- *      0 during an outage are ignored, the state kept, a wake left set.
+ *      0 are ignored, the state kept, and the read runs again after
+ *      poll_ms (or, if a probe finds etcd down, once it answers).
  */
 #include "config.h"
 
@@ -873,7 +874,7 @@ static void *notifier_main(void *arg)
 	uint64_t sig_last = gfs_view_branches_sig(fs->v);
 	uint64_t gcs = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
 
-	bool woken;
+	bool woken, again = false; /* again: the last read failed */
 
 	atomic_store(&fs->head_seen, last);
 	if (fs->etcd && !wd_open(fs) && !watch_begin(fs))
@@ -882,24 +883,30 @@ static void *notifier_main(void *arg)
 		uint64_t head, main_head, sig, g;
 
 		fsi_prune(fs);
-		if (fs->etcd) {
-			if (!etcd_due(fs, woken))
+		if (fs->wd) {
+			if (!etcd_due(fs, woken || again))
 				continue;
 			atomic_fetch_add(&fs->watch_wakeups, 1);
 		} else {
+			/* LMDB; or etcd without a client of our own (out of
+			 * memory at start): polling is still correct */
 			atomic_fetch_add(&fs->polls, 1);
 		}
 		head = gfs_view_head(fs->v);
-		/* invariant 3: a failed read (0) moves nothing; on etcd it
-		 * costs one client timeout, then the probe says why, and
-		 * the reads run again once etcd answers */
-		if (fs->etcd && !head && probe(fs)) {
-			wake(fs);
+		/* invariant 3: a failed read (0: a store has version 1 from
+		 * init) moves nothing; on etcd it costs one client timeout,
+		 * the probe says whether etcd is down, and the read runs
+		 * again after poll_ms (or once etcd answers), so no wake is
+		 * lost; not at once, which would spin on a read that keeps
+		 * failing while etcd answers */
+		again = fs->wd && !head;
+		if (again) {
+			(void)probe(fs);
 			continue;
 		}
 		sig = gfs_view_branches_sig(fs->v);
-		if (fs->etcd && !sig && probe(fs)) {
-			wake(fs);
+		if (fs->wd && !sig && probe(fs)) {
+			again = true;
 			continue;
 		}
 		g = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
