@@ -10,7 +10,7 @@
  * an etcd watch of PREFIX/gen/ (an event on the generation key of
  * versions, branches or meta, which every publish, branch change and gc
  * rewrites), by a local write (kick, seen_wait), or by the start of the
- * watch itself.  Invariants (docs/invariants.md 320-324):
+ * watch itself.  Invariants (docs/invariants.md 320-328 has the rest):
  *   1. No commit is missed: the watch is created before the first read
  *      (a wake is set once it exists), so a commit before it is found by
  *      that read and one after it by an event; a stream that drops

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/etcd/watch.sh - live views across hosts on etcd (issue 13 req. 1
-# outage, req. 4 watch; docs/multi-host.md §5; invariants 320-327).
+# outage, req. 4 watch; docs/multi-host.md §5; invariants 320-328).
 #
 # A real 3-member cluster, real mounts, each "host" a process asking its own
 # member first (GRAPHFS_ETCD_FIRST):
@@ -13,7 +13,8 @@
 #      outage is reported.
 #   2. quorum lost (members 1 and 2 killed): the cached listing and file
 #      still read, a branch view never read fails with EHOSTUNREACH at
-#      once; .graphfs/stats says "unreachable" with the endpoints and
+#      once, a write's close fails with the client's errno (errors.jsonl);
+#      .graphfs/stats says "unreachable" with the endpoints and
 #      the error, .graphfs/manifest says it in a line; graphctl log, load,
 #      branch list and fsck exit non-zero naming the endpoints tried.
 #   3. the cluster back: the report clears, the next load shows in A and B.
@@ -156,6 +157,26 @@ ls "$MA/branches/dev" >/dev/null 2>"$T/br_err"; brc=$?
 [ "$brc" != 0 ] && grep -q "No route to host" "$T/br_err" && [ $((SECONDS - t0)) -le 2 ] &&
 	ok "a: a branch view never read fails with EHOSTUNREACH at once ($(cat "$T/br_err"))" ||
 	bad "a: branches/dev during the outage: rc $brc in $((SECONDS - t0)) s: $(cat "$T/br_err")"
+# a write through the mount: its close fails (the publish is a Txn that
+# did not happen) with the client's errno within its timeouts, and says so
+# in errors.jsonl; nothing appears
+t0=$SECONDS
+python3 - "$MA/nodes/Person/wx.json" >"$T/wr" 2>&1 <<'PY'
+import errno, sys
+try:
+    f = open(sys.argv[1], "w")
+    f.write('{"slug":"wx","name":"during the outage"}')
+    f.close()
+    print("closed")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+PY
+wr=$(cat "$T/wr")
+case $wr in ECONNREFUSED|ETIMEDOUT|EAGAIN|EHOSTUNREACH) werr=1 ;; *) werr=0 ;; esac
+[ "$werr" = 1 ] && [ $((SECONDS - t0)) -le "$(scaled 10)" ] && ! visible "$MA" wx &&
+	grep -q '"path":"nodes/Person/wx.json"' "$MA/.graphfs/errors.jsonl" &&
+	ok "a: a write during the outage fails at close with $wr in $((SECONDS - t0)) s, in errors.jsonl" ||
+	bad "a: write during the outage: '$wr' in $((SECONDS - t0)) s; errors: $(cat "$MA/.graphfs/errors.jsonl")"
 one="$(etcd_endpoint 1)"
 for cmd in "log $S" "load $S --data $T/one.jsonl -q" "branch list $S" "fsck $S"; do
 	row o1 outage >"$T/one.jsonl"
