@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "etcd.h"
 #include "fs_int.h"
 #include "holds.h"
 #include "names.h"
@@ -471,8 +472,11 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 	pthread_mutex_lock(&fs->ino_lock);
 	nv = fs->n_vnodes;
 	pthread_mutex_unlock(&fs->ino_lock);
+	/* On etcd: the head the notifier last read (what the mount shows),
+	 * so that reading stats asks etcd nothing and answers at once during
+	 * an outage, not after the client's timeouts. */
 	gfs_buf_appendf(b, "{\"head\":%" PRIu64 ",\"requests\":",
-			gfs_view_head(fs->v));
+			fs->etcd ? ld(&fs->head_seen) : gfs_view_head(fs->v));
 	stats_ops(b, fs->ops);
 	gfs_buf_append(b, ",\"requests_versions\":", 21);
 	stats_ops(b, fs->ops_frozen);
@@ -495,13 +499,18 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 	gfs_buf_append(b, "\"writes\":", 9);
 	gfs_wr_stats(fs->wr, b);
 	gfs_buf_appendc(b, ',');
-	gfs_buf_appendf(b, "\"notifier\":{\"polls\":%" PRIu64 ",\"head_seen\":%"
+	fsi_manifest_stats(fs, b);
+	gfs_buf_appendf(b, "\"notifier\":{\"mode\":\"%s\",\"polls\":%" PRIu64
+			",\"watch_events\":%" PRIu64 ",\"watch_wakeups\":%" PRIu64
+			",\"watch_errors\":%" PRIu64 ",\"head_seen\":%"
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
 			PRIu64 ",\"full_scans\":%" PRIu64 ",\"lag_ms_last\":%"
 			PRIu64 ",\"lag_ms_max\":%" PRIu64 ",\"gcs_seen\":%" PRIu64
 			"},\"holds\":%zu}\n",
-			ld(&fs->polls), ld(&fs->head_seen), ld(&fs->versions_seen),
+			fs->etcd ? "watch" : "poll", ld(&fs->polls),
+			ld(&fs->watch_events), ld(&fs->watch_wakeups),
+			ld(&fs->watch_errors), ld(&fs->head_seen), ld(&fs->versions_seen),
 			ld(&fs->inval_entry), ld(&fs->inval_inode),
 			ld(&fs->rows_changed), ld(&fs->full_scans),
 			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max),
@@ -520,6 +529,8 @@ static int status_cb(void *arg, enum gfs_gfsfile which, struct gfs_buf *out)
 		gfs_buf_appendf(out, "%" PRIu64 "\n", ld(&fs->head_seen));
 	else if (which == GFS_GF_ERRORS)
 		gfs_wr_errors(fs->wr, out);
+	else if (which == GFS_GF_MANIFEST)
+		fsi_manifest_text(fs, out);
 	return 0;
 }
 
@@ -847,10 +858,21 @@ static int hold(struct gfs_fs *fs, uint64_t ver)
 	/* 0: held already, so not removed since (gc fences what it removes) */
 	if (rc <= 0)
 		return rc;
+	/* etcd unreachable (docs/multi-host.md §5): no gc can commit a
+	 * removal meanwhile, so a version the view has read, not removed,
+	 * stays readable; any other needs the manifest: EHOSTUNREACH, at once */
+	if (gfs_view_offline(fs->v)) {
+		if (gfs_view_has_version(fs->v, ver))
+			return 0;
+		gfs_holds_unref(fs->holds, ver);
+		return -EHOSTUNREACH;
+	}
 	rc = gfs_manifest_get(gfs_graph_manifest(fs->g), ver, &gv);
 	gfs_gv_free(gv);
 	if (rc)
 		gfs_holds_unref(fs->holds, ver);
+	if (rc && fs->etcd && rc < 0 && rc > -4096)
+		return rc; /* etcd's errno (ETIMEDOUT, ECONNREFUSED...), not EIO */
 	return rc == -ENOENT ? -ENOENT : rc ? -EIO : 0;
 }
 
@@ -1712,6 +1734,16 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 	pthread_mutex_init(&fs->ino_lock, NULL);
 	pthread_mutex_init(&fs->fh_lock, NULL);
 	pthread_mutex_init(&fs->io_lock, NULL);
+	pthread_mutex_init(&fs->mf_lock, NULL);
+	fs->etcd = gfs_manifest_etcd(gfs_graph_manifest(g));
+	/* A request of the mount (and a read of the notifier) waits at most
+	 * GFS_FS_ETCD_TIMEOUT_MS per member, each tried once, for a cluster
+	 * that does not answer (6 s with three members, not graphctl's 30 s):
+	 * a FUSE request blocks its caller meanwhile, and the kernel has no
+	 * timeout of its own.  The mount's requests are small (a key, a page
+	 * of 256), so 2 s is far above what a live cluster takes. */
+	if (fs->etcd)
+		gfs_etcd_set_timeouts(fs->etcd, GFS_FS_ETCD_TIMEOUT_MS, 1);
 	fs->fhs.next = fs->fhs.prev = &fs->fhs;
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
@@ -1750,6 +1782,7 @@ void gfs_fs_free(struct gfs_fs *fs)
 	pthread_mutex_destroy(&fs->ino_lock);
 	pthread_mutex_destroy(&fs->fh_lock);
 	pthread_mutex_destroy(&fs->io_lock);
+	pthread_mutex_destroy(&fs->mf_lock);
 	pthread_rwlock_destroy(&fs->reply_lock);
 	pthread_mutex_destroy(&fs->stop_lock);
 	pthread_cond_destroy(&fs->stop_cond);

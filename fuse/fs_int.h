@@ -124,6 +124,27 @@ struct gfs_fs {
 	pthread_mutex_t seen_lock;
 	pthread_cond_t seen_cond;
 
+	/* A store on etcd (notify.c; docs/multi-host.md §5): the notifier
+	 * reads the manifest when a watch of PREFIX/gen/ says a graph
+	 * version, a branch or a counter moved (or a local write kicks it),
+	 * never every poll_ms.  etcd is the manifest's client (borrowed),
+	 * NULL on LMDB; wd the notifier's own client (short timeouts: a probe
+	 * or a watch start never holds the notifier past
+	 * GFS_NOTIFIER_STOP_S) and watch its stream, both notifier-only. */
+	struct gfs_etcd *etcd, *wd;
+	struct gfs_etcd_watch *watch;
+	atomic_bool watch_restart;  /* the watch ended for good: start anew */
+	atomic_uint_least64_t watch_events, watch_wakeups, watch_errors;
+	atomic_uint_least64_t probes, outages;
+	/* mf_lock protects mf_*: the manifest's reachability as the
+	 * notifier last found it (.graphfs/stats "manifest", .graphfs/manifest). */
+	pthread_mutex_t mf_lock;
+	bool mf_down;
+	uint64_t mf_since_ns;       /* CLOCK_REALTIME, when it went down */
+	uint64_t mf_probe_ns;       /* notifier-only: last probe (monotonic) */
+	char mf_error[600];         /* why (the last failure), "" if none */
+	char mf_watch_error[400];   /* the watch stream's last trouble */
+
 	struct fuse_session *se;
 	pthread_t notifier;
 	bool notifier_running;
@@ -131,7 +152,16 @@ struct gfs_fs {
 	pthread_mutex_t stop_lock; /* protects stop */
 	pthread_cond_t stop_cond;
 	bool stop;
+	bool wake;                 /* read the manifest now; protected by stop_lock */
 };
+
+/* .graphfs/stats' "manifest" object and .graphfs/manifest's lines
+ * (notify.c). */
+void fsi_manifest_stats(struct gfs_fs *fs, struct gfs_buf *b);
+void fsi_manifest_text(struct gfs_fs *fs, struct gfs_buf *b);
+
+/* What a request of an etcd store's mount waits per member (fs.c). */
+#define GFS_FS_ETCD_TIMEOUT_MS 2000
 
 /* Asks the kernel to drop the least recently used names when the daemon
  * tracks more than max_vnodes inodes (notify.c calls it; no lock held). */

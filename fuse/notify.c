@@ -1,14 +1,35 @@
 /* notify.c - the live view's notifier (docs/mount.md, "The live view and
- * the notifier"): a thread that polls the manifest head, collects what a
+ * the notifier"): a thread that follows the manifest head, collects what a
  * new graph version changed under fs->ino_lock, releases it, and calls
  * fuse_lowlevel_notify_* holding no lock (those calls block in the kernel
  * on inode locks that in-flight requests may hold).  Stopping it is
  * bounded (docs/mount.md, "Shutdown").
+ *
+ * On LMDB it reads the head every poll_ms (a read of a local file).  On
+ * etcd (docs/multi-host.md §5) it reads the manifest only when woken: by
+ * an etcd watch of PREFIX/gen/ (an event on the generation key of
+ * versions, branches or meta, which every publish, branch change and gc
+ * rewrites), by a local write (kick, seen_wait), or by the start of the
+ * watch itself.  Invariants (docs/invariants.md 320-328 has the rest):
+ *   1. No commit is missed: the watch is created before the first read
+ *      (a wake is set once it exists), so a commit before it is found by
+ *      that read and one after it by an event; a stream that drops
+ *      resumes from the last delivered revision + 1 (etcd_watch.c), one
+ *      that cannot resume (compacted) is replaced by a new watch and a
+ *      read.
+ *   2. No periodic request to etcd while it answers: fs->polls stays 0.
+ *      While it does not (a probe failed), one probe a second finds out
+ *      when it is back; then the manifest is read once (what committed
+ *      meanwhile becomes visible) and the report clears.
+ *   3. A failed read never moves the view: the head or branches read as
+ *      0 are ignored, the state kept, and the read runs again after
+ *      poll_ms (or, if a probe finds etcd down, once it answers).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +38,7 @@
 #include <unistd.h>
 #include <signal.h>
 
+#include "etcd.h"
 #include "failpoints.h"
 #include "fs_int.h"
 
@@ -513,7 +535,9 @@ static void follow(struct gfs_fs *fs, uint64_t old, uint64_t main_head,
 	note_lag(fs, head);
 }
 
-static bool wait_stop(struct gfs_fs *fs)
+/* Waits poll_ms (on etcd: the pruner's pace, no request) or until woken;
+ * *woken = a wake was asked for (and is now taken). */
+static bool wait_stop(struct gfs_fs *fs, bool *woken)
 {
 	struct timespec ts;
 	bool stop;
@@ -523,20 +547,285 @@ static bool wait_stop(struct gfs_fs *fs)
 	ts.tv_sec += ts.tv_nsec / 1000000000L;
 	ts.tv_nsec %= 1000000000L;
 	pthread_mutex_lock(&fs->stop_lock);
-	if (!fs->stop)
+	if (!fs->stop && !fs->wake)
 		pthread_cond_timedwait(&fs->stop_cond, &fs->stop_lock, &ts);
 	stop = fs->stop;
+	*woken = fs->wake;
+	fs->wake = false;
 	pthread_mutex_unlock(&fs->stop_lock);
 	return stop;
+}
+
+static void wake(struct gfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->stop_lock);
+	fs->wake = true;
+	pthread_cond_signal(&fs->stop_cond); /* read now, not at poll_ms */
+	pthread_mutex_unlock(&fs->stop_lock);
 }
 
 void fsi_notifier_kick(struct gfs_fs *fs)
 {
 	if (!fs->notifier_running)
 		return;
-	pthread_mutex_lock(&fs->stop_lock);
-	pthread_cond_signal(&fs->stop_cond); /* poll now, not at poll_ms */
-	pthread_mutex_unlock(&fs->stop_lock);
+	wake(fs);
+}
+
+/* ---- etcd: the watch, the outage report -------------------------------- */
+
+/* The probe's and the watch's client: one try per endpoint, 1 s each, so
+ * a probe of a cluster that does not answer ends within n seconds. */
+#define WD_TIMEOUT_MS 1000
+#define WD_CONNECT_MS 500
+/* While etcd does not answer, how often the notifier asks again. */
+#define PROBE_EVERY_NS (1000u * 1000000u)
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void mf_set(struct gfs_fs *fs, bool down, const char *why)
+{
+	pthread_mutex_lock(&fs->mf_lock);
+	if (down && !fs->mf_down) {
+		fs->mf_since_ns = gfs_now_ns();
+		atomic_fetch_add(&fs->outages, 1);
+	}
+	fs->mf_down = down;
+	snprintf(fs->mf_error, sizeof fs->mf_error, "%s", down && why ? why : "");
+	pthread_mutex_unlock(&fs->mf_lock);
+	gfs_view_set_offline(fs->v, down);
+}
+
+static bool mf_is_down(struct gfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->mf_lock);
+	bool down = fs->mf_down;
+	pthread_mutex_unlock(&fs->mf_lock);
+	return down;
+}
+
+/* Which generation keys wake the notifier: what a publish (versions), a
+ * branch change (branches, meta's branches counter) and a gc (meta) write.
+ * Sidecars, audit records and reservations move no view. */
+static bool gen_moves_view(const struct gfs_etcd_kv *kv, size_t plen)
+{
+	static const char *const dbs[] = { "versions", "branches", "meta" };
+	const char *db = kv->key + plen;
+	size_t n = kv->key_len - plen;
+
+	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
+		if (n == strlen(dbs[i]) && !memcmp(db, dbs[i], n))
+			return true;
+	return false;
+}
+
+static void on_watch(void *arg, const struct gfs_etcd_event *ev, size_t n,
+		     int64_t header_rev)
+{
+	struct gfs_fs *fs = arg;
+	size_t plen = strlen(gfs_etcd_prefix(fs->wd)) + 5; /* PREFIX/gen/ */
+	bool moved = false;
+
+	(void)header_rev;
+	atomic_fetch_add(&fs->watch_events, n);
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].kv.key_len > plen && gen_moves_view(&ev[i].kv, plen))
+			moved = true;
+	/* an answer from etcd: if it was down, the probe can tell now */
+	if (moved || mf_is_down(fs))
+		wake(fs);
+}
+
+/* The stream dropped (a member died or lost its leader; etcd_watch.c
+ * reconnects by itself) or ended for good (compacted: start anew).  A
+ * probe then says whether etcd as a whole answers. */
+static void on_watch_error(void *arg, int rc, bool fatal, const char *msg)
+{
+	struct gfs_fs *fs = arg;
+
+	(void)rc;
+	atomic_fetch_add(&fs->watch_errors, 1);
+	pthread_mutex_lock(&fs->mf_lock);
+	snprintf(fs->mf_watch_error, sizeof fs->mf_watch_error, "%s", msg ? msg : "");
+	fs->mf_probe_ns = 0; /* probe at the next wake */
+	pthread_mutex_unlock(&fs->mf_lock);
+	if (fatal)
+		atomic_store(&fs->watch_restart, true);
+	wake(fs);
+}
+
+/* One read of PREFIX/gen/versions through wd, which tries every endpoint:
+ * 0, or the outage recorded with the endpoints tried and why. */
+static int probe(struct gfs_fs *fs)
+{
+	const char *p = gfs_etcd_prefix(fs->wd);
+	char key[300];
+	struct gfs_etcd_kv kv;
+	struct gfs_diag d = {0};
+	bool found;
+	int rc;
+
+	snprintf(key, sizeof key, "%s/gen/versions", p);
+	atomic_fetch_add(&fs->probes, 1);
+	rc = gfs_etcd_get(fs->wd, key, strlen(key), 0, &kv, &found, NULL, &d);
+	if (rc) {
+		mf_set(fs, true, d.msg[0] ? d.msg : strerror(-rc));
+		return rc;
+	}
+	if (found)
+		gfs_etcd_kv_release(&kv);
+	mf_set(fs, false, NULL);
+	return 0;
+}
+
+static int watch_begin(struct gfs_fs *fs)
+{
+	const char *p = gfs_etcd_prefix(fs->wd);
+	char key[300], *end = NULL;
+	size_t elen;
+	struct gfs_diag d = {0};
+	int rc;
+
+	snprintf(key, sizeof key, "%s/gen/", p);
+	if ((rc = gfs_etcd_prefix_end(key, strlen(key), &end, &elen)))
+		return rc;
+	/* From now: the read that follows (a wake) covers what came before. */
+	rc = gfs_etcd_watch_start(fs->wd, key, strlen(key), end, elen, 0,
+				  on_watch, on_watch_error, fs, &fs->watch, &d);
+	free(end);
+	if (rc) {
+		mf_set(fs, true, d.msg[0] ? d.msg : strerror(-rc));
+		return rc;
+	}
+	atomic_store(&fs->watch_restart, false);
+	return 0;
+}
+
+/* The notifier's own client, to the manifest's endpoints. */
+static int wd_open(struct gfs_fs *fs)
+{
+	const struct gfs_etcd_url *u = gfs_etcd_endpoints(fs->etcd);
+	struct gfs_etcd_opts o = { .timeout_ms = WD_TIMEOUT_MS,
+				   .connect_timeout_ms = WD_CONNECT_MS,
+				   .rounds = 1 };
+	const char *f = getenv("GRAPHFS_ETCD_FIRST"); /* as kv_etcd.c: a test's "host" */
+	uint64_t first;
+	struct gfs_buf url;
+	struct gfs_diag d = {0};
+	int rc;
+
+	if (f && !gfs_parse_u64(f, &first) && first < 1000)
+		o.first_endpoint = (unsigned)first;
+	gfs_buf_init(&url);
+	rc = gfs_buf_append(&url, "etcd://", 7);
+	for (size_t i = 0; !rc && i < u->n; i++)
+		rc = gfs_buf_appendf(&url, "%s%s", i ? "," : "", u->endpoints[i]);
+	if (!rc)
+		rc = gfs_buf_appendf(&url, "/%s", u->prefix);
+	if (!rc)
+		rc = gfs_buf_appendc(&url, '\0');
+	if (!rc)
+		rc = gfs_etcd_open(url.p, &o, &fs->wd, &d);
+	gfs_buf_release(&url);
+	return rc;
+}
+
+/* On etcd, after a wait: whether to read the manifest now. */
+static bool etcd_due(struct gfs_fs *fs, bool woken)
+{
+	uint64_t now = mono_ns();
+	bool down, probe_due;
+
+	if (!fs->wd)
+		return false; /* no client: the live view stays as it is */
+	if (atomic_load(&fs->watch_restart)) {
+		gfs_etcd_watch_stop(fs->watch);
+		fs->watch = NULL;
+	}
+	pthread_mutex_lock(&fs->mf_lock);
+	down = fs->mf_down;
+	/* mf_probe_ns 0: the watch reported trouble, probe at once */
+	probe_due = !fs->mf_probe_ns || (down && now - fs->mf_probe_ns >= PROBE_EVERY_NS);
+	pthread_mutex_unlock(&fs->mf_lock);
+	if (!fs->watch || down || (woken && probe_due)) {
+		if (!probe_due)
+			return false;
+		pthread_mutex_lock(&fs->mf_lock);
+		fs->mf_probe_ns = now;
+		pthread_mutex_unlock(&fs->mf_lock);
+		if (probe(fs))
+			return false;
+		if (!fs->watch && watch_begin(fs))
+			return false;
+		return true; /* back (or a new watch): read once */
+	}
+	return woken;
+}
+
+void fsi_manifest_stats(struct gfs_fs *fs, struct gfs_buf *b)
+{
+	const struct gfs_etcd_url *u;
+	char since[40];
+
+	if (!fs->etcd) {
+		gfs_buf_appendf(b, "\"manifest\":{\"backend\":\"lmdb\",\"state\":\"ok\"},");
+		return;
+	}
+	u = gfs_etcd_endpoints(fs->etcd);
+	pthread_mutex_lock(&fs->mf_lock);
+	gfs_buf_appendf(b, "\"manifest\":{\"backend\":\"etcd\",\"state\":\"%s\",",
+			fs->mf_down ? "unreachable" : "ok");
+	if (fs->mf_down) {
+		gfs_time_format(fs->mf_since_ns, since);
+		gfs_buf_appendf(b, "\"since\":\"%s\",\"error\":", since);
+		gfs_buf_append_json_str(b, fs->mf_error, strlen(fs->mf_error));
+		gfs_buf_appendc(b, ',');
+	}
+	gfs_buf_appendf(b, "\"endpoints\":[");
+	for (size_t i = 0; i < u->n; i++) {
+		if (i)
+			gfs_buf_appendc(b, ',');
+		gfs_buf_append_json_str(b, u->endpoints[i], strlen(u->endpoints[i]));
+	}
+	gfs_buf_appendf(b, "],\"prefix\":");
+	gfs_buf_append_json_str(b, u->prefix, strlen(u->prefix));
+	gfs_buf_appendf(b, ",\"outages\":%" PRIu64 ",\"probes\":%" PRIu64
+			",\"watch_last_error\":", ld(&fs->outages), ld(&fs->probes));
+	gfs_buf_append_json_str(b, fs->mf_watch_error, strlen(fs->mf_watch_error));
+	pthread_mutex_unlock(&fs->mf_lock);
+	gfs_buf_append(b, "},", 2);
+}
+
+void fsi_manifest_text(struct gfs_fs *fs, struct gfs_buf *b)
+{
+	const struct gfs_etcd_url *u;
+	char since[40];
+
+	if (!fs->etcd) {
+		gfs_buf_appendf(b, "manifest: ok (LMDB, %s/manifest)\n",
+				gfs_graph_dir(fs->g));
+		return;
+	}
+	u = gfs_etcd_endpoints(fs->etcd);
+	pthread_mutex_lock(&fs->mf_lock);
+	if (fs->mf_down) {
+		gfs_time_format(fs->mf_since_ns, since);
+		gfs_buf_appendf(b, "manifest: etcd UNREACHABLE since %s: %s\n"
+				"serving what this mount has cached (graph version %" PRIu64
+				"); new commits show once etcd answers again\n",
+				since, fs->mf_error, ld(&fs->head_seen));
+	} else {
+		gfs_buf_appendf(b, "manifest: ok (etcd, prefix %s, endpoints ", u->prefix);
+		for (size_t i = 0; i < u->n; i++)
+			gfs_buf_appendf(b, "%s%s", i ? "," : "", u->endpoints[i]);
+		gfs_buf_appendf(b, ")\n");
+	}
+	pthread_mutex_unlock(&fs->mf_lock);
 }
 
 void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver)
@@ -545,9 +834,7 @@ void fsi_seen_wait(struct gfs_fs *fs, uint64_t ver)
 
 	if (!fs->notifier_running || ld(&fs->head_seen) >= ver)
 		return;
-	pthread_mutex_lock(&fs->stop_lock);
-	pthread_cond_signal(&fs->stop_cond); /* poll now */
-	pthread_mutex_unlock(&fs->stop_lock);
+	wake(fs); /* read now */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += GFS_SEEN_WAIT_S;
 	pthread_mutex_lock(&fs->seen_lock);
@@ -587,14 +874,42 @@ static void *notifier_main(void *arg)
 	uint64_t sig_last = gfs_view_branches_sig(fs->v);
 	uint64_t gcs = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
 
-	atomic_store(&fs->head_seen, last);
-	while (!wait_stop(fs)) {
-		uint64_t head = gfs_view_head(fs->v), main_head;
-		uint64_t sig = gfs_view_branches_sig(fs->v);
-		uint64_t g = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
+	bool woken, again = false; /* again: the last read failed */
 
-		atomic_fetch_add(&fs->polls, 1);
+	atomic_store(&fs->head_seen, last);
+	if (fs->etcd && !wd_open(fs) && !watch_begin(fs))
+		wake(fs); /* invariant 1: the read after the watch exists */
+	while (!wait_stop(fs, &woken)) {
+		uint64_t head, main_head, sig, g;
+
 		fsi_prune(fs);
+		if (fs->wd) {
+			if (!etcd_due(fs, woken || again))
+				continue;
+			atomic_fetch_add(&fs->watch_wakeups, 1);
+		} else {
+			/* LMDB; or etcd without a client of our own (out of
+			 * memory at start): polling is still correct */
+			atomic_fetch_add(&fs->polls, 1);
+		}
+		head = gfs_view_head(fs->v);
+		/* invariant 3: a failed read (0: a store has version 1 from
+		 * init) moves nothing; on etcd it costs one client timeout,
+		 * the probe says whether etcd is down, and the read runs
+		 * again after poll_ms (or once etcd answers), so no wake is
+		 * lost; not at once, which would spin on a read that keeps
+		 * failing while etcd answers */
+		again = fs->wd && !head;
+		if (again) {
+			(void)probe(fs);
+			continue;
+		}
+		sig = gfs_view_branches_sig(fs->v);
+		if (fs->wd && !sig && probe(fs)) {
+			again = true;
+			continue;
+		}
+		g = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));
 		if (g != gcs) {
 			follow_gc(fs);
 			gcs = g;
@@ -611,6 +926,10 @@ static void *notifier_main(void *arg)
 		last = head;
 		main_last = main_head ? main_head : main_last;
 	}
+	gfs_etcd_watch_stop(fs->watch);
+	fs->watch = NULL;
+	gfs_etcd_close(fs->wd);
+	fs->wd = NULL;
 	return NULL;
 }
 

@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -75,12 +76,34 @@ struct gfs_view {
 	struct bname { uint64_t key; char *name; } *bnames;
 	size_t n_bnames, cap_bnames;
 
+	/* The last head each live ver was read at (main: ver 0), protected
+	 * by lock, and whether the manifest is known unreachable (the
+	 * notifier says so, etcd): then a live view answers from these
+	 * without asking (docs/multi-host.md §5 "Outage"). */
+	struct lhead { uint64_t ver, head; } lheads[16];
+	size_t n_lheads;
+	atomic_bool offline;
+
 	pthread_mutex_t hist_lock; /* everything below */
 	struct thist *hist;
 	uint64_t hist_upto;
 	uint64_t *log_ver, *log_end;
 	size_t log_n, log_cap;
 };
+
+static bool lhead_get(struct gfs_view *v, uint64_t ver, uint64_t *out);
+
+/* The manifest's head, or while it is unreachable (etcd) main's head as
+ * last read, without a request that would wait out the client's
+ * timeouts (docs/multi-host.md §5). */
+static uint64_t view_head_version(struct gfs_view *v)
+{
+	uint64_t h = 0;
+
+	if (!atomic_load(&v->offline))
+		return gfs_manifest_head_version(v->m);
+	return lhead_get(v, 0, &h) ? h : 0;
+}
 
 /* ---- interned table names --------------------------------------------- */
 
@@ -358,7 +381,7 @@ void gfs_view_forget_removed(struct gfs_view *v)
 
 uint64_t gfs_view_head(struct gfs_view *v)
 {
-	return gfs_manifest_head_version(v->m);
+	return view_head_version(v);
 }
 
 /* ---- branch views ------------------------------------------------------ */
@@ -421,12 +444,78 @@ const char *gfs_view_branch_of(struct gfs_view *v, const struct gfs_vdesc *d)
 
 /* The graph version a live ver (0: main, or a branch key) shows now:
  * 0 and -ENOENT when the branch is gone. */
+static bool lhead_get(struct gfs_view *v, uint64_t ver, uint64_t *out)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->n_lheads && !found; i++)
+		if (v->lheads[i].ver == ver) {
+			*out = v->lheads[i].head;
+			found = true;
+		}
+	pthread_mutex_unlock(&v->lock);
+	return found;
+}
+
+static void lhead_put(struct gfs_view *v, uint64_t ver, uint64_t head)
+{
+	size_t i;
+
+	pthread_mutex_lock(&v->lock);
+	for (i = 0; i < v->n_lheads && v->lheads[i].ver != ver; i++)
+		;
+	if (i == v->n_lheads) {
+		/* full: the oldest branch entry goes; main (slot 0 once read) stays */
+		if (i == sizeof v->lheads / sizeof v->lheads[0]) {
+			memmove(&v->lheads[1], &v->lheads[2],
+				(i - 2) * sizeof v->lheads[0]);
+			i--;
+		} else {
+			v->n_lheads++;
+		}
+	}
+	v->lheads[i].ver = ver;
+	v->lheads[i].head = head;
+	pthread_mutex_unlock(&v->lock);
+}
+
+void gfs_view_set_offline(struct gfs_view *v, bool offline)
+{
+	atomic_store(&v->offline, offline);
+}
+
+bool gfs_view_offline(struct gfs_view *v)
+{
+	return atomic_load(&v->offline);
+}
+
+bool gfs_view_has_version(struct gfs_view *v, uint64_t ver)
+{
+	pthread_mutex_lock(&v->lock);
+	struct gvent *e = gv_find_locked(v, ver);
+	bool has = e && !e->gv->removed;
+	pthread_mutex_unlock(&v->lock);
+	return has;
+}
+
+/* While the manifest is unreachable: the head last read (a mount keeps
+ * serving what it has), or -EHOSTUNREACH for a view never read (nothing
+ * cached to serve; "no route to host" says where the trouble is, and is
+ * returned at once, not after the client's timeouts). */
 static int live_head(struct gfs_view *v, uint64_t ver, uint64_t *out)
 {
 	const char *name = ver ? branch_name(v, ver) : "main";
 	struct gfs_branch b;
-	int rc = name ? gfs_manifest_branch_get(v->m, name, &b) : -ENOENT;
+	int rc;
 
+	if (atomic_load(&v->offline) && name)
+		return lhead_get(v, ver, out) ? 0 : -EHOSTUNREACH;
+	rc = name ? gfs_manifest_branch_get(v->m, name, &b) : -ENOENT;
+	if (!rc)
+		lhead_put(v, ver, b.head);
+	else if (rc != -ENOENT && name && lhead_get(v, ver, out))
+		return 0; /* etcd did not answer: serve the last head read */
 	*out = rc ? 0 : b.head;
 	return rc;
 }
@@ -609,7 +698,7 @@ static int hist_scan_one(const struct gfs_gv *gv, void *arg)
 /* Extends the index through the head.  Caller holds hist_lock. */
 static int hist_scan_locked(struct gfs_view *v)
 {
-	uint64_t head = gfs_manifest_head_version(v->m);
+	uint64_t head = view_head_version(v);
 
 	if (head <= v->hist_upto)
 		return 0;
@@ -1337,7 +1426,7 @@ static void desc_refresh(struct gfs_view *v, struct gfs_vdesc *d)
 	struct ctx c;
 
 	if (d->kind == GFS_VK_LOG) {
-		uint64_t head = gfs_manifest_head_version(v->m);
+		uint64_t head = view_head_version(v);
 
 		d->size = log_len(v, head);
 	} else if (d->kind == GFS_VK_GFSFILE) {
@@ -1392,6 +1481,7 @@ static const char *const gfs_names[GFS_GF_COUNT] = {
 	[GFS_GF_AUDIT] = "audit.jsonl",
 	[GFS_GF_SEEN] = "seen",
 	[GFS_GF_ERRORS] = "errors.jsonl",
+	[GFS_GF_MANIFEST] = "manifest",
 };
 
 static bool name_is(const char *name, size_t nlen, const char *lit)
@@ -1819,8 +1909,9 @@ static void gfs_text(struct gfs_view *v, enum gfs_gfsfile which,
 {
 	switch (which) {
 	case GFS_GF_HEAD:
-		gfs_buf_appendf(out, "%" PRIu64 "\n",
-				gfs_manifest_head_version(v->m));
+	{
+		gfs_buf_appendf(out, "%" PRIu64 "\n", view_head_version(v));
+	}
 		break;
 	case GFS_GF_SIDECARS:
 		sidecar_lines(v, out);
@@ -1923,7 +2014,7 @@ int gfs_view_open(struct gfs_view *v, const struct gfs_vdesc *d,
 	case GFS_VK_LOG:
 		f->kind = VF_LOG;
 		f->direct = true;
-		f->log_upto = gfs_manifest_head_version(v->m);
+		f->log_upto = view_head_version(v);
 		f->size = log_len(v, f->log_upto);
 		break;
 	case GFS_VK_MANIFEST:
@@ -2490,7 +2581,7 @@ static int vbatch_one(const struct gfs_gv *gv, void *arg)
  * main's head (which the listing's context is). */
 static int fill_versions(struct gfs_view *v, struct gfs_vdir *dh)
 {
-	uint64_t want = dh->pos - 1, head = gfs_manifest_head_version(v->m);
+	uint64_t want = dh->pos - 1, head = view_head_version(v);
 	size_t i = 0;
 
 	while (i < dh->vn && dh->vers[i] < want)
@@ -2604,7 +2695,7 @@ static int dir_pin_for(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off)
 		return dir_repin(v, dh, dh->d.ver);
 	if (dh->c.gv && (dh->c.gv->version & VER_MASK) == (off >> POS_BITS & VER_MASK))
 		return 0;
-	return dir_repin(v, dh, cookie_version(off, gfs_manifest_head_version(v->m)));
+	return dir_repin(v, dh, cookie_version(off, view_head_version(v)));
 }
 
 int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,

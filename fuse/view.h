@@ -81,6 +81,7 @@ enum gfs_gfsfile {
 	GFS_GF_AUDIT,
 	GFS_GF_SEEN,     /* the version the live view shows (notifier done) */
 	GFS_GF_ERRORS,   /* the last failed writes (fuse/write.c) */
+	GFS_GF_MANIFEST, /* is the manifest reachable (etcd outage report) */
 	GFS_GF_COUNT,
 };
 
@@ -132,6 +133,13 @@ void gfs_view_free(struct gfs_view *v);
 void gfs_view_stats(struct gfs_view *v, struct gfs_view_stats *out);
 /* The highest graph version of any branch (the notifier polls it). */
 uint64_t gfs_view_head(struct gfs_view *v);
+/* The manifest is (not) reachable, as the notifier found (etcd): while
+ * offline the live views answer from the heads last read, without asking
+ * the manifest; a view never read gets -EHOSTUNREACH. */
+void gfs_view_set_offline(struct gfs_view *v, bool offline);
+bool gfs_view_offline(struct gfs_view *v);
+/* Graph version ver is in the view's cache, not removed when read. */
+bool gfs_view_has_version(struct gfs_view *v, uint64_t ver);
 /* The commit time of graph version ver, 0 on error. */
 uint64_t gfs_view_time_of(struct gfs_view *v, uint64_t ver);
 /* The head of branch main (the root), 0 on error. */

@@ -374,6 +374,14 @@ static void curl_init(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+void gfs_etcd_set_timeouts(struct gfs_etcd *e, unsigned timeout_ms, unsigned rounds)
+{
+	if (timeout_ms)
+		e->opts.timeout_ms = timeout_ms;
+	if (rounds)
+		e->opts.rounds = rounds;
+}
+
 int gfs_etcd_open(const char *url, const struct gfs_etcd_opts *opts,
 		  struct gfs_etcd **out, struct gfs_diag *d)
 {

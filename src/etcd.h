@@ -76,6 +76,11 @@ struct gfs_etcd_opts {
 int gfs_etcd_open(const char *url, const struct gfs_etcd_opts *opts,
 		  struct gfs_etcd **out, struct gfs_diag *d);
 void gfs_etcd_close(struct gfs_etcd *e);
+/* Sets the per-request timeout and the rounds (0 = keep either) of a
+ * client before any thread uses it (not thread-safe with calls): a mount
+ * bounds how long a request of its own waits for a cluster that does not
+ * answer (fuse/fs.c). */
+void gfs_etcd_set_timeouts(struct gfs_etcd *e, unsigned timeout_ms, unsigned rounds);
 /* Borrowed, valid until close. */
 const char *gfs_etcd_prefix(const struct gfs_etcd *e);
 const struct gfs_etcd_url *gfs_etcd_endpoints(const struct gfs_etcd *e);

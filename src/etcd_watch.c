@@ -210,7 +210,12 @@ static char *watch_req(struct gfs_etcd_watch *w)
 static int watch_stream(struct gfs_etcd_watch *w, const char *ep)
 {
 	char url[600], errbuf[CURL_ERROR_SIZE];
-	struct curl_slist hdr = {(char *)"Content-Type: application/json", NULL};
+	/* hasleader: etcd ends the stream (and refuses a new one) on a
+	 * member that has lost its leader, as clientv3's WithRequireLeader
+	 * does; without it a member cut off from quorum keeps the stream
+	 * open and silent, and a watcher never learns of the outage. */
+	struct curl_slist lead = {(char *)"Grpc-Metadata-Hasleader: true", NULL};
+	struct curl_slist hdr = {(char *)"Content-Type: application/json", &lead};
 	char *req = watch_req(w);
 	int running = 1, rc = 0;
 

@@ -395,6 +395,13 @@ int gfs_manifest_gc_commit(struct gfs_manifest *m, const char *op_id,
  * it to drop removed versions from versions/ and shorten their log lines. */
 uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m);
 
+/* The etcd client of a store whose manifest is on etcd (borrowed, valid
+ * until the manifest is closed), or NULL for an LMDB store: a mount
+ * watches the store's generation keys through it instead of polling
+ * (fuse/notify.c, docs/multi-host.md §5). */
+struct gfs_etcd;
+struct gfs_etcd *gfs_manifest_etcd(struct gfs_manifest *m);
+
 /* Audit records in resolution order. */
 int gfs_manifest_audit_list(struct gfs_manifest *m,
 			    int (*fn)(const struct gfs_audit *a, void *arg),

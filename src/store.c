@@ -2770,6 +2770,11 @@ uint64_t gfs_manifest_gc_gen(struct gfs_manifest *m)
 	return counter_get(m, META_GC);
 }
 
+struct gfs_etcd *gfs_manifest_etcd(struct gfs_manifest *m)
+{
+	return m->kv->ops == &gfs_kv_etcd ? gfs_kv_etcd_client(m->kv) : NULL;
+}
+
 static int gc_check_heads(struct env *e, struct gfs_kv_txn *txn, struct gc_ctx *c)
 {
 	struct gfs_kv_cursor *cur;
