@@ -553,9 +553,8 @@ void gfs_view_req_end(void)
 static int main_head_shared(struct gfs_view *v, struct gfs_branch *b)
 {
 	uint64_t need, me;
-	int rc;
-
 	bool waited = false;
+	int rc;
 
 	pthread_mutex_lock(&v->hf_lock);
 	need = v->hf_started + 1; /* the first read to begin from now on */
@@ -571,6 +570,14 @@ static int main_head_shared(struct gfs_view *v, struct gfs_branch *b)
 				continue;
 			}
 			pthread_cond_wait(&v->hf_cond, &v->hf_lock);
+			/* The read in flight at arrival failed (etcd did not
+			 * answer): share the failure rather than wait out the
+			 * client's timeouts a second time.  A failure shows
+			 * nothing old: the caller serves the last head read,
+			 * as after a failure of its own (§5 "Outage"). */
+			if (v->hf_done == need - 1 && v->hf_rc &&
+			    v->hf_rc != -ENOENT)
+				break;
 			continue;
 		}
 		v->hf_running = true;
@@ -591,7 +598,8 @@ static int main_head_shared(struct gfs_view *v, struct gfs_branch *b)
 		pthread_mutex_unlock(&v->lock);
 		return rc;
 	}
-	/* a read that began after this call did answered for it */
+	/* a read that began after this call did answered for it, or the
+	 * one in flight at its arrival failed */
 	rc = v->hf_rc;
 	if (!rc) {
 		memset(b, 0, sizeof *b);
