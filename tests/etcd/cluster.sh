@@ -214,10 +214,12 @@ etcd_cluster_start() {
 	return 1
 }
 
-# _etcd_stop_pid PID: TERM, then KILL after 5 s (scaled), then reap.
+# _etcd_stop_pid PID: TERM, then KILL after 5 s (scaled), then reap.  A
+# member a test stopped (SIGSTOP) is continued, so the TERM acts now.
 _etcd_stop_pid() {
 	local pid=$1 left
 	kill -TERM "$pid" 2>/dev/null || return 0
+	kill -CONT "$pid" 2>/dev/null
 	left=$(( $(scaled 5) * 20 ))
 	while [ "$left" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
 		sleep 0.05
