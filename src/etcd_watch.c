@@ -248,6 +248,7 @@ static int watch_alive(struct gfs_etcd_watch *w, const char *ep)
 	curl_easy_setopt(w->alive, CURLOPT_TIMEOUT_MS, (long)WATCH_ALIVE_MS);
 	curl_easy_setopt(w->alive, CURLOPT_WRITEFUNCTION, on_alive);
 	errbuf[0] = 0;
+	atomic_fetch_add(&w->e->alive_checks, 1);
 	c = curl_easy_perform(w->alive);
 	if (c == CURLE_OK) {
 		curl_easy_getinfo(w->alive, CURLINFO_RESPONSE_CODE, &status);
@@ -257,6 +258,7 @@ static int watch_alive(struct gfs_etcd_watch *w, const char *ep)
 	} else {
 		etcd_curl_why(c, errbuf, why, sizeof(why));
 	}
+	atomic_fetch_add(&w->e->alive_failed, 1);
 	snprintf(w->why, sizeof(w->why),
 		 "silent for %u ms, and no answer to a status request within %u ms (%.120s): resuming on the next endpoint",
 		 WATCH_IDLE_MS, WATCH_ALIVE_MS, why);
@@ -499,4 +501,10 @@ void gfs_etcd_watch_stop(struct gfs_etcd_watch *w)
 	curl_multi_wakeup(w->multi);
 	pthread_join(w->thread, NULL);
 	watch_free(w);
+}
+
+void gfs_etcd_watch_alive_stats(struct gfs_etcd *e, uint64_t *checks, uint64_t *failed)
+{
+	*checks = atomic_load(&e->alive_checks);
+	*failed = atomic_load(&e->alive_failed);
 }
