@@ -262,7 +262,7 @@ static int watch_alive(struct gfs_etcd_watch *w, const char *ep)
 	snprintf(w->why, sizeof(w->why),
 		 "silent for %u ms, and no answer to a status request within %u ms (%.120s): resuming on the next endpoint",
 		 WATCH_IDLE_MS, WATCH_ALIVE_MS, why);
-	return c == CURLE_OK ? -EIO : etcd_curl_rc(c);
+	return c == CURLE_OK ? -EPROTO : etcd_curl_rc(c);
 }
 
 /* Runs one stream on endpoint ep until it ends, the thread is stopped, or
