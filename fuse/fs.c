@@ -501,9 +501,13 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 	gfs_wr_stats(fs->wr, b);
 	gfs_buf_appendc(b, ',');
 	fsi_manifest_stats(fs, b);
+	uint64_t achk = 0, afail = 0;
+	if (fs->wd)
+		gfs_etcd_watch_alive_stats(fs->wd, &achk, &afail);
 	gfs_buf_appendf(b, "\"notifier\":{\"mode\":\"%s\",\"polls\":%" PRIu64
 			",\"watch_events\":%" PRIu64 ",\"watch_wakeups\":%" PRIu64
-			",\"watch_errors\":%" PRIu64 ",\"head_seen\":%"
+			",\"watch_errors\":%" PRIu64 ",\"watch_alive_checks\":%"
+			PRIu64 ",\"watch_alive_failed\":%" PRIu64 ",\"head_seen\":%"
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
 			PRIu64 ",\"full_scans\":%" PRIu64 ",\"lag_ms_last\":%"
@@ -511,7 +515,7 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			"},\"holds\":%zu}\n",
 			fs->etcd ? "watch" : "poll", ld(&fs->polls),
 			ld(&fs->watch_events), ld(&fs->watch_wakeups),
-			ld(&fs->watch_errors), ld(&fs->head_seen), ld(&fs->versions_seen),
+			ld(&fs->watch_errors), achk, afail, ld(&fs->head_seen), ld(&fs->versions_seen),
 			ld(&fs->inval_entry), ld(&fs->inval_inode),
 			ld(&fs->rows_changed), ld(&fs->full_scans),
 			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max),
