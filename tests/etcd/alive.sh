@@ -42,15 +42,6 @@ fails=0
 ok()  { echo "ok - $* ($SECONDS s)"; }
 bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
 gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
-stat_of() {
-	timeout 10 cat "$1/.graphfs/stats" 2>/dev/null |
-		python3 -c "import json,sys; j=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-wait_for() {
-	local end=$(( SECONDS + $(scaled "$1") )); shift
-	while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.01; done
-	"$@"
-}
 row() { printf '{"type":"Person","data":{"slug":"%s","name":"%s"}}\n' "$1" "$2"; }
 # shown NAME HEAD: the notifier has read version HEAD (which only a watch
 # event or the watch's start makes it do: a lookup of a new name reads the

@@ -44,18 +44,6 @@ fails=0
 ok()  { echo "ok - $* ($SECONDS s)"; }
 bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
 gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
-# stat_of MNT EXPR: a field of .graphfs/stats (python expression over j)
-stat_of() {
-	timeout 10 cat "$1/.graphfs/stats" 2>/dev/null |
-		python3 -c "import json,sys; j=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-# wait_for SECONDS CMD...: polls CMD every 10 ms until it holds, for at
-# most SECONDS (scaled) of wall time however long one try takes
-wait_for() {
-	local end=$(( SECONDS + $(scaled "$1") )); shift
-	while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.01; done
-	"$@"
-}
 row() { # row SLUG NAME
 	printf '{"type":"Person","data":{"slug":"%s","name":"%s"}}\n' "$1" "$2"
 }
