@@ -25,6 +25,7 @@
 
 #include "etcd.h"
 #include "fs_int.h"
+#include "lock.h"
 #include "holds.h"
 #include "names.h"
 
@@ -502,9 +503,13 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 	gfs_wr_stats(fs->wr, b);
 	gfs_buf_appendc(b, ',');
 	fsi_manifest_stats(fs, b);
+	uint64_t achk = 0, afail = 0;
+	if (fs->wd)
+		gfs_etcd_watch_alive_stats(fs->wd, &achk, &afail);
 	gfs_buf_appendf(b, "\"notifier\":{\"mode\":\"%s\",\"polls\":%" PRIu64
 			",\"watch_events\":%" PRIu64 ",\"watch_wakeups\":%" PRIu64
-			",\"watch_errors\":%" PRIu64 ",\"head_seen\":%"
+			",\"watch_errors\":%" PRIu64 ",\"watch_alive_checks\":%"
+			PRIu64 ",\"watch_alive_failed\":%" PRIu64 ",\"head_seen\":%"
 			PRIu64 ",\"versions_seen\":%" PRIu64 ",\"inval_entry\":%"
 			PRIu64 ",\"inval_inode\":%" PRIu64 ",\"rows_changed\":%"
 			PRIu64 ",\"full_scans\":%" PRIu64 ",\"lag_ms_last\":%"
@@ -512,7 +517,7 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			"},\"holds\":%zu}\n",
 			fs->etcd ? "watch" : "poll", ld(&fs->polls),
 			ld(&fs->watch_events), ld(&fs->watch_wakeups),
-			ld(&fs->watch_errors), ld(&fs->head_seen), ld(&fs->versions_seen),
+			ld(&fs->watch_errors), achk, afail, ld(&fs->head_seen), ld(&fs->versions_seen),
 			ld(&fs->inval_entry), ld(&fs->inval_inode),
 			ld(&fs->rows_changed), ld(&fs->full_scans),
 			ld(&fs->lag_ms_last), ld(&fs->lag_ms_max),
@@ -865,31 +870,36 @@ static void open_write(fuse_req_t req, struct gfs_fs *fs, struct vnode *n,
 		fh_close(fs, x);
 }
 
-/* Holds graph version ver for a handle about to open (docs/branches-
- * design.md §6.2): the lock first, then the check that ver is not removed,
- * so a gc either sees the hold or removed ver before it.  0 or -errno
- * (-ENOENT: removed); on failure nothing is held. */
-static int hold(struct gfs_fs *fs, uint64_t ver)
+/* Holds graph version *ver for a handle about to open (docs/branches-
+ * design.md §6.2): the lock first, then the check that it is not removed,
+ * so a gc either sees the hold or removed it before.  0 or -errno
+ * (-ENOENT: removed); on failure nothing is held.  *ver becomes 0 when
+ * the handle is served without a hold of its own (etcd unreachable). */
+static int hold(struct gfs_fs *fs, uint64_t *ver)
 {
 	struct gfs_gv *gv = NULL;
-	int rc = gfs_holds_ref(fs->holds, ver);
+	int rc;
 
+	/* etcd unreachable (docs/multi-host.md §5): asking etcd for a hold
+	 * would only wait out the client's timeouts.  A version the view has
+	 * read, not removed, stays readable without one (the removal needs
+	 * the quorum this mount cannot reach; invariant 329); any other needs
+	 * the manifest: EHOSTUNREACH, at once. */
+	if (fs->etcd && gfs_view_offline(fs->v)) {
+		if (!gfs_view_has_version(fs->v, *ver))
+			return -EHOSTUNREACH;
+		if (gfs_holds_ref_held(fs->holds, *ver))
+			*ver = 0; /* no hold of its own: nothing to drop */
+		return 0;
+	}
+	rc = gfs_holds_ref(fs->holds, *ver);
 	/* 0: held already, so not removed since (gc fences what it removes) */
 	if (rc <= 0)
 		return rc;
-	/* etcd unreachable (docs/multi-host.md §5): no gc can commit a
-	 * removal meanwhile, so a version the view has read, not removed,
-	 * stays readable; any other needs the manifest: EHOSTUNREACH, at once */
-	if (gfs_view_offline(fs->v)) {
-		if (gfs_view_has_version(fs->v, ver))
-			return 0;
-		gfs_holds_unref(fs->holds, ver);
-		return -EHOSTUNREACH;
-	}
-	rc = gfs_manifest_get(gfs_graph_manifest(fs->g), ver, &gv);
+	rc = gfs_manifest_get(gfs_graph_manifest(fs->g), *ver, &gv);
 	gfs_gv_free(gv);
 	if (rc)
-		gfs_holds_unref(fs->holds, ver);
+		gfs_holds_unref(fs->holds, *ver);
 	if (rc && fs->etcd && rc < 0 && rc > -4096)
 		return rc; /* etcd's errno (ETIMEDOUT, ECONNREFUSED...), not EIO */
 	return rc == -ENOENT ? -ENOENT : rc ? -EIO : 0;
@@ -921,7 +931,7 @@ static void open_req(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	    n->d.kind == GFS_VK_WFILE)
 		{ open_write(req, fs, n, fi); return; }
 	ver = handle_version(fs, n);
-	if ((rc = hold(fs, ver)))
+	if ((rc = hold(fs, &ver)))
 		{ reply_err(req, -rc); return; }
 	rc = renamed_desc(fs, n, &rd);
 	if (rc == 0) {
@@ -1020,7 +1030,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	if (!n)
 		{ reply_err(req, ESTALE); return; }
 	ver = gfs_vdesc_frozen(&n->d) ? n->d.ver : 0; /* versions/N... */
-	if (ver && (rc = hold(fs, ver)))
+	if (ver && (rc = hold(fs, &ver)))
 		{ reply_err(req, -rc); return; }
 	if (n->d.kind == GFS_VK_INGEST)
 		dh = NULL; /* write.c lists it */
@@ -1031,7 +1041,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	if (!ver && dh) { /* a live listing stays at the version it opened */
 		ver = gfs_vdir_version(dh);
-		if ((rc = hold(fs, ver))) {
+		if ((rc = hold(fs, &ver))) {
 			gfs_view_closedir(fs->v, dh);
 			reply_err(req, rc);
 			return;
@@ -1745,6 +1755,11 @@ int gfs_fs_new(struct gfs_graph *g, const struct gfs_fs_opts *o,
 		free(fs);
 		return rc;
 	}
+	/* etcd: the lock layer's client (table leases of the mount's writes,
+	 * version holds) waits no longer per member than the manifest's
+	 * (below), so no request outlasts the mount's bound.  Before any
+	 * lock is taken: the client is opened by the first. */
+	gfs_lock_set_etcd_timeouts(GFS_FS_ETCD_TIMEOUT_MS, 1);
 	rc = gfs_wr_new(g, fs->v, o->mountpoint, &fs->wr);
 	/* Without the lock file (a store on a read-only file system that
 	 * never had one) the mount holds nothing: a gc cannot run there. */

@@ -105,6 +105,20 @@ int gfs_holds_ref(struct gfs_holds *h, uint64_t n)
 	}
 }
 
+int gfs_holds_ref_held(struct gfs_holds *h, uint64_t n)
+{
+	struct hold *x;
+
+	if (!h || !n)
+		return -ENOENT;
+	pthread_mutex_lock(&h->mu);
+	x = find(h, n);
+	if (x)
+		x->refs++;
+	pthread_mutex_unlock(&h->mu);
+	return x ? 0 : -ENOENT;
+}
+
 void gfs_holds_unref(struct gfs_holds *h, uint64_t n)
 {
 	struct hold *x;

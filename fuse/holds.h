@@ -27,6 +27,9 @@ struct gfs_holds;
 int gfs_holds_new(const char *store_dir, struct gfs_holds **out);
 void gfs_holds_free(struct gfs_holds *h);
 int gfs_holds_ref(struct gfs_holds *h, uint64_t n);
+/* One more reference to n if this mount holds it already (0), else
+ * -ENOENT and nothing taken: never asks the lock layer (etcd) anything. */
+int gfs_holds_ref_held(struct gfs_holds *h, uint64_t n);
 void gfs_holds_unref(struct gfs_holds *h, uint64_t n);
 size_t gfs_holds_count(struct gfs_holds *h);
 

@@ -253,4 +253,10 @@ int gfs_etcd_watch_start(struct gfs_etcd *e, const void *key, size_t klen,
  * returns.  NULL is a no-op. */
 void gfs_etcd_watch_stop(struct gfs_etcd_watch *w);
 
+/* How many times a watch of e found its stream silent for 5 s and checked
+ * that its member answers (one status request, 1 s), and how many of those
+ * checks found it not answering (the stream was then resumed on the next
+ * endpoint).  See etcd_watch.c, invariant 5. */
+void gfs_etcd_watch_alive_stats(struct gfs_etcd *e, uint64_t *checks, uint64_t *failed);
+
 #endif

@@ -4,6 +4,7 @@
 #define GFS_ETCD_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -19,6 +20,8 @@ struct gfs_etcd {
 	CURL *pool[ETCD_POOL_MAX]; /* idle handles; protected by lock */
 	size_t npool;              /* protected by lock */
 	size_t cur;                /* endpoint that answered last; protected by lock */
+	/* liveness checks of silent watch streams (etcd_watch.c invariant 5) */
+	atomic_uint_least64_t alive_checks, alive_failed;
 };
 
 /* The failures of one call: the last reason of each endpoint (etcd.c

@@ -17,9 +17,18 @@
  *   3. Compaction of the revision to resume from ends the watch with a
  *      fatal error callback; a dropped stream only reports (not fatal).
  *   4. No callback runs after gfs_etcd_watch_stop() returns.
- *
- * Not detected: a member that keeps the connection open but stops sending
- * (frozen); TCP keepalive ends the stream only when the host is gone.
+ *   5. A created stream that has carried no bytes (no event, no progress
+ *      notification) for WATCH_IDLE_MS is checked: one POST
+ *      /v3/maintenance/status to the same member, WATCH_ALIVE_MS at most.
+ *      An answer keeps the stream; none drops it, and the watch resumes
+ *      on the next endpoint (invariant 1) and reports (invariant 3), as
+ *      when a member dies.  A frozen member (SIGSTOP, or a host behind a
+ *      partition that still holds the TCP connection) keeps the stream
+ *      open and silent; TCP keepalive ends it only when the host is gone,
+ *      and etcd's progress notifications come every 10 min by default,
+ *      so without the check a watcher would miss every commit for ever.
+ *      Cost: at most one small request per WATCH_IDLE_MS per watch, and
+ *      none while bytes flow; it reads no key (not a poll of versions).
  */
 #include <config.h>
 
@@ -33,6 +42,11 @@
 
 #define WATCH_BACKOFF_MIN_MS 50
 #define WATCH_BACKOFF_MAX_MS 1000
+/* invariant 5: a stream silent this long gets its member checked, which
+ * must answer within WATCH_ALIVE_MS (a status answer is local to the
+ * member: no raft round, so 1 s is generous even on a loaded host) */
+#define WATCH_IDLE_MS 5000
+#define WATCH_ALIVE_MS 1000
 
 struct gfs_etcd_watch {
 	struct gfs_etcd *e;
@@ -43,6 +57,7 @@ struct gfs_etcd_watch {
 	void *arg;
 	CURLM *multi;
 	CURL *h;
+	CURL *alive;         /* the liveness check's (invariant 5) */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -55,6 +70,7 @@ struct gfs_etcd_watch {
 	struct etcd_attempt tries; /* while starting: why each endpoint failed */
 	struct gfs_buf line; /* the stream's unparsed tail */
 	bool created;        /* this stream */
+	uint64_t rx_ns;      /* when this stream last carried bytes */
 	int stream_rc;       /* why the thread ended this stream */
 	char why[300];
 };
@@ -164,6 +180,7 @@ static size_t on_stream(char *p, size_t size, size_t n, void *arg)
 	struct gfs_etcd_watch *w = arg;
 	size_t len = size * n, start = 0;
 
+	w->rx_ns = gfs_now_ns();
 	if (gfs_buf_append(&w->line, p, len)) {
 		w->stream_rc = -ENOMEM;
 		return 0;
@@ -204,6 +221,50 @@ static char *watch_req(struct gfs_etcd_watch *w)
 	return s;
 }
 
+static size_t on_alive(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n; /* the answer's content does not matter */
+}
+
+/* Invariant 5: does the member at ep answer a status request within
+ * WATCH_ALIVE_MS?  0 if so, else -errno with w->why.  Blocks the thread
+ * (and so gfs_etcd_watch_stop()) for WATCH_ALIVE_MS at most. */
+static int watch_alive(struct gfs_etcd_watch *w, const char *ep)
+{
+	char url[600], errbuf[CURL_ERROR_SIZE], why[200];
+	struct curl_slist hdr = {(char *)"Content-Type: application/json", NULL};
+	long status = 0;
+	CURLcode c;
+
+	snprintf(url, sizeof(url), "http://%s/v3/maintenance/status", ep);
+	curl_easy_reset(w->alive);
+	etcd_set_common(w->alive, &w->e->opts, errbuf);
+	curl_easy_setopt(w->alive, CURLOPT_URL, url);
+	curl_easy_setopt(w->alive, CURLOPT_HTTPHEADER, &hdr);
+	curl_easy_setopt(w->alive, CURLOPT_POSTFIELDS, "{}");
+	curl_easy_setopt(w->alive, CURLOPT_CONNECTTIMEOUT_MS, (long)WATCH_ALIVE_MS);
+	curl_easy_setopt(w->alive, CURLOPT_TIMEOUT_MS, (long)WATCH_ALIVE_MS);
+	curl_easy_setopt(w->alive, CURLOPT_WRITEFUNCTION, on_alive);
+	errbuf[0] = 0;
+	atomic_fetch_add(&w->e->alive_checks, 1);
+	c = curl_easy_perform(w->alive);
+	if (c == CURLE_OK) {
+		curl_easy_getinfo(w->alive, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200)
+			return 0;
+		snprintf(why, sizeof(why), "HTTP status %ld", status);
+	} else {
+		etcd_curl_why(c, errbuf, why, sizeof(why));
+	}
+	atomic_fetch_add(&w->e->alive_failed, 1);
+	snprintf(w->why, sizeof(w->why),
+		 "silent for %u ms, and no answer to a status request within %u ms (%.120s): resuming on the next endpoint",
+		 WATCH_IDLE_MS, WATCH_ALIVE_MS, why);
+	return c == CURLE_OK ? -EPROTO : etcd_curl_rc(c);
+}
+
 /* Runs one stream on endpoint ep until it ends, the thread is stopped, or
  * a line ends it.  Returns 0 (stopped or server closed), or -errno with
  * w->why. */
@@ -235,6 +296,7 @@ static int watch_stream(struct gfs_etcd_watch *w, const char *ep)
 	gfs_buf_reset(&w->line);
 	curl_multi_add_handle(w->multi, w->h);
 	uint64_t t0 = gfs_now_ns(), tmo = (uint64_t)w->e->opts.timeout_ms * 1000000;
+	w->rx_ns = t0;
 	while (running && !watch_stopped(w)) {
 		if (curl_multi_perform(w->multi, &running) != CURLM_OK)
 			break;
@@ -244,6 +306,16 @@ static int watch_stream(struct gfs_etcd_watch *w, const char *ep)
 			w->stream_rc = -ETIMEDOUT;
 			snprintf(w->why, sizeof(w->why), "no answer within %u ms", w->e->opts.timeout_ms);
 			break;
+		}
+		if (w->created && !w->stream_rc &&
+		    gfs_now_ns() - w->rx_ns >= (uint64_t)WATCH_IDLE_MS * 1000000) {
+			/* silent: a quiet store, or a frozen member (invariant 5) */
+			int arc = watch_alive(w, ep);
+			if (arc && !watch_stopped(w)) {
+				w->stream_rc = arc;
+				break;
+			}
+			w->rx_ns = gfs_now_ns();
 		}
 		if (running)
 			curl_multi_poll(w->multi, NULL, 0, w->created ? 1000 : 100, NULL);
@@ -331,6 +403,8 @@ static void watch_free(struct gfs_etcd_watch *w)
 {
 	if (w->h)
 		curl_easy_cleanup(w->h);
+	if (w->alive)
+		curl_easy_cleanup(w->alive);
 	if (w->multi)
 		curl_multi_cleanup(w->multi);
 	pthread_cond_destroy(&w->cond);
@@ -358,9 +432,10 @@ static int watch_new(struct gfs_etcd *e, const void *key, size_t klen, const voi
 	w->end = end ? gfs_memdup(end, elen) : NULL;
 	w->multi = curl_multi_init();
 	w->h = curl_easy_init();
+	w->alive = curl_easy_init();
 	w->tries.n = e->url.n;
 	w->tries.why = calloc(e->url.n, sizeof(*w->tries.why));
-	if (!w->key || (end && !w->end) || !w->multi || !w->h || !w->tries.why) {
+	if (!w->key || (end && !w->end) || !w->multi || !w->h || !w->alive || !w->tries.why) {
 		watch_free(w);
 		return -ENOMEM;
 	}
@@ -426,4 +501,10 @@ void gfs_etcd_watch_stop(struct gfs_etcd_watch *w)
 	curl_multi_wakeup(w->multi);
 	pthread_join(w->thread, NULL);
 	watch_free(w);
+}
+
+void gfs_etcd_watch_alive_stats(struct gfs_etcd *e, uint64_t *checks, uint64_t *failed)
+{
+	*checks = atomic_load(&e->alive_checks);
+	*failed = atomic_load(&e->alive_failed);
 }

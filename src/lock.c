@@ -394,6 +394,16 @@ static void close_all(void)
 	pthread_mutex_unlock(&reg_mu);
 }
 
+static unsigned lk_timeout_ms, lk_rounds; /* reg_mu; 0: etcd.c's defaults */
+
+void gfs_lock_set_etcd_timeouts(unsigned timeout_ms, unsigned rounds)
+{
+	pthread_mutex_lock(&reg_mu);
+	lk_timeout_ms = timeout_ms;
+	lk_rounds = rounds;
+	pthread_mutex_unlock(&reg_mu);
+}
+
 /* reg_mu held: the store of url in this process, made on first use. */
 static int store_get(const char *url, struct lease_store **out, struct gfs_diag *d)
 {
@@ -421,6 +431,8 @@ static int store_get(const char *url, struct lease_store **out, struct gfs_diag 
 		free(st);
 		return rc;
 	}
+	if (lk_timeout_ms)
+		gfs_etcd_set_timeouts(st->e, lk_timeout_ms, lk_rounds);
 	st->pid = getpid();
 	st->next = reg;
 	reg = st;

@@ -53,6 +53,11 @@ int gfs_lock_tables_d(const char *store_dir, const char *const *tables,
 		      const enum gfs_lock_mode *modes, size_t n, unsigned flags,
 		      struct gfs_lockset **out, struct gfs_diag *d);
 void gfs_lockset_free(struct gfs_lockset *ls);
+/* etcd: the per-request timeout (per member, rounds over the endpoints)
+ * of the clients this process's lock layer opens from now on (a mount
+ * bounds its requests: fuse/fs.c); 0 keeps etcd.c's defaults.  Call it
+ * before the first lock or hold. */
+void gfs_lock_set_etcd_timeouts(unsigned timeout_ms, unsigned rounds);
 
 /* The lease holder a sidecar records (etcd: "<lease id>.<n>"), with this
  * process's host and pid; NULL for flock() locks (and for NULL). */

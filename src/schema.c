@@ -51,6 +51,7 @@
 #define MAX_UNIQUE 64       /* @unique constraints of a type (TBL_MAX_UNIQUE) */
 #define MAX_REGEX 1024      /* bytes of a @check pattern */
 #define MAX_REGEX_NODES 10000 /* re_cost of a @check pattern */
+#define MAX_REGEX_NULLREP 256 /* re_cost's *ncost: repeated empty-matching parts */
 #define MAX_CONS 4096       /* constraints of a type (each checked per row) */
 #define NAME_SHOWN 64  /* longest name quoted in a diagnostic */
 
@@ -1047,12 +1048,13 @@ static uint64_t re_mul(uint64_t a, uint64_t b)
 /* How many copies of its operand a repetition at *pp makes in glibc's
  * regcomp ("+" is "a a*": 2; "{n,m}": m; "{n,}": n + 1; "*", "?": 1);
  * 0 when *pp is no repetition.  Moves *pp past it. */
-static uint64_t re_dup(const char **pp)
+static uint64_t re_dup(const char **pp, bool *min0)
 {
 	const char *p = *pp;
 	unsigned long n = 0, m = 0;
 	bool comma = false, have_m = false;
 
+	*min0 = *p != '+';
 	if (*p == '*' || *p == '?' || *p == '+') {
 		*pp = p + 1;
 		return *p == '+' ? 2 : 1;
@@ -1069,6 +1071,7 @@ static uint64_t re_dup(const char **pp)
 	if (*p != '}')
 		return 0; /* not an interval: regcomp decides */
 	*pp = p + 1;
+	*min0 = n == 0;
 	if (!comma)
 		return n ? n : 1;
 	if (!have_m)
@@ -1081,11 +1084,20 @@ static uint64_t re_dup(const char **pp)
  * repetition (re_dup), so nested repetitions multiply.  "a+++...+" with
  * 20 '+' made it allocate 700 MB (found by fuzz/fuzz_schema's out-of-memory
  * report; tests/limits.sh).  depth bounds the recursion by the pattern's
- * length (MAX_REGEX).  Saturates at RE_COST_CAP. */
-static uint64_t re_cost(const char **pp, unsigned depth)
+ * length (MAX_REGEX).  Saturates at RE_COST_CAP.
+ * *ncost grows by the size of every repetition of a part that can match
+ * the empty string (*nullable: the whole can), times one more than what
+ * such repetitions inside it cost: glibc's epsilon-closure work is about
+ * cubic in one such repetition and exponential when they stack,
+ * whatever the node count ("^a+++?++++++", about 2,000 nodes, did not
+ * finish in minutes; "^(a?){0,255}" took 0.6 s: fuzz/fuzz_schema's timeout
+ * report in CI). */
+static uint64_t re_cost(const char **pp, unsigned depth, bool *nullable,
+			uint64_t *ncost)
 {
 	const char *p = *pp;
-	uint64_t total = 1, piece;
+	uint64_t total = 1, piece, n;
+	bool alt_null = false, seq_null = true, empty, min0;
 
 	while (*p && *p != ')') {
 		const char *a = p;
@@ -1093,11 +1105,15 @@ static uint64_t re_cost(const char **pp, unsigned depth)
 		if (*p == '|') {
 			p++;
 			total++;
+			alt_null = alt_null || seq_null;
+			seq_null = true;
 			continue;
 		}
+		empty = false;
+		n = 0;
 		if (*p == '(' && depth < MAX_REGEX) {
 			p++;
-			piece = re_cost(&p, depth + 1) + 1;
+			piece = re_cost(&p, depth + 1, &empty, &n) + 1;
 			if (*p == ')')
 				p++;
 		} else if (*p == '[') {
@@ -1105,15 +1121,26 @@ static uint64_t re_cost(const char **pp, unsigned depth)
 			p = e ? e + 1 : p + strlen(p);
 			piece = 1;
 		} else {
+			empty = *p == '^' || *p == '$'; /* anchors match "" */
 			p += (*p == '\\' && p[1]) ? 2 : 1;
 			piece = 1;
 		}
-		for (uint64_t k; (k = re_dup(&p)) != 0;)
+		for (uint64_t k; (k = re_dup(&p, &min0)) != 0;) {
 			piece = re_mul(piece, k) + 1;
+			/* a repetition of what can match "": glibc's closure
+			 * work grows with the cube of this, exponentially when
+			 * stacked */
+			if (empty) /* stacked: each multiplies what it repeats */
+				n = re_mul(piece, n + 1);
+			empty = empty || min0;
+		}
+		*ncost = *ncost + n > RE_COST_CAP ? RE_COST_CAP : *ncost + n;
+		seq_null = seq_null && empty;
 		if (p == a)
 			p++;
 		total = total + piece > RE_COST_CAP ? RE_COST_CAP : total + piece;
 	}
+	*nullable = alt_null || seq_null;
 	*pp = p;
 	return total;
 }
@@ -1145,10 +1172,11 @@ static int cons_check(struct pctx *x, struct gfs_cons *c)
 	}
 	if (x->limits) {
 		const char *q = pat;
-		uint64_t cost = 0;
+		uint64_t cost = 0, ncost = 0;
+		bool nullable;
 
 		while (*q) {
-			cost += re_cost(&q, 0);
+			cost += re_cost(&q, 0, &nullable, &ncost);
 			if (*q == ')') /* unmatched: regcomp refuses it */
 				q++;
 		}
@@ -1159,6 +1187,15 @@ static int cons_check(struct pctx *x, struct gfs_cons *c)
 				    "about %" PRIu64 " nodes, the limit is %d), "
 				    "expected fewer or smaller repetitions",
 				    cost, MAX_REGEX_NODES);
+		}
+		if (ncost > MAX_REGEX_NULLREP) {
+			free(pat);
+			return perr(x, at, "regex of @check repeats parts that "
+				    "can match the empty string too much (about "
+				    "%" PRIu64 " nodes, the limit is %d; glibc's "
+				    "regcomp takes cubic to exponential time in "
+				    "them), expected e.g. a+ instead of (a?)+ or "
+				    "(a*){0,50}", ncost, MAX_REGEX_NULLREP);
 		}
 	}
 	rc = regcomp(&c->re, pat, REG_EXTENDED | REG_NOSUB);

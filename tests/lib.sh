@@ -108,3 +108,19 @@ kernel_lock() {
 		return 1
 	}
 }
+
+# wait_for SECONDS CMD...: runs CMD every 10 ms until it holds, for at most
+# SECONDS (scaled) of wall time however long one try takes; then once more,
+# whose status it returns.  A bounded wait for a state, never for ordering.
+wait_for() {
+	local end=$(( SECONDS + $(scaled "$1") )); shift
+	while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.01; done
+	"$@"
+}
+
+# stat_of MNT EXPR: a field of MNT/.graphfs/stats, EXPR a python expression
+# over the parsed JSON j (e.g. 'j["notifier"]["polls"]'); empty on failure.
+stat_of() {
+	timeout 10 cat "$1/.graphfs/stats" 2>/dev/null |
+		python3 -c "import json,sys; j=json.load(sys.stdin); print($2)" 2>/dev/null
+}

@@ -31,6 +31,8 @@
 #  --experimental-watch-progress-notify-interval 1s (10 min by default):
 #    an idle watch learns within a second how far the store has got, so a
 #    test sees a watch resume past a compaction (etcd_client progress).
+#    ETCD_PROGRESS_NOTIFY=10m (set before etcd_cluster_start) restores
+#    etcd's default, for a test of a watch left silent (tests/etcd/alive.sh).
 # Data dirs are wherever DIR is; tests put it on /dev/shm when they can
 # (GRAPHFS_ETCD_TMPDIR), as fsync on a disk shared with a stress run makes
 # etcd's applies slow enough to miss heartbeats.
@@ -107,7 +109,7 @@ _etcd_launch() {
 		--max-txn-ops 1024 \
 		--heartbeat-interval 100 --election-timeout 1300 \
 		--snapshot-count 10000 \
-		--experimental-watch-progress-notify-interval 1s \
+		--experimental-watch-progress-notify-interval "${ETCD_PROGRESS_NOTIFY:-1s}" \
 		--logger zap --log-outputs stderr \
 		</dev/null >>"$ETCD_CLUSTER_DIR/m$i.log" 2>&1 &
 	ETCD_PID[$i]=$!
@@ -214,10 +216,12 @@ etcd_cluster_start() {
 	return 1
 }
 
-# _etcd_stop_pid PID: TERM, then KILL after 5 s (scaled), then reap.
+# _etcd_stop_pid PID: TERM, then KILL after 5 s (scaled), then reap.  A
+# member a test stopped (SIGSTOP) is continued, so the TERM acts now.
 _etcd_stop_pid() {
 	local pid=$1 left
 	kill -TERM "$pid" 2>/dev/null || return 0
+	kill -CONT "$pid" 2>/dev/null
 	left=$(( $(scaled 5) * 20 ))
 	while [ "$left" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
 		sleep 0.05

@@ -46,10 +46,6 @@ fails=0
 ok()  { echo "ok - $* ($SECONDS s)"; }
 bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
 gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
-stat_of() {
-	timeout 10 cat "$1/.graphfs/stats" 2>/dev/null |
-		python3 -c "import json,sys; j=json.load(sys.stdin); print($2)" 2>/dev/null
-}
 
 echo 'node Person { slug: String @key  name: String }' >"$T/s.pg"
 etcd_cluster_start 3 "$T/cluster" || { echo "FAIL - could not start the cluster"; exit 1; }
