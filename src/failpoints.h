@@ -78,9 +78,7 @@
 	X(MIGRATE_AFTER_BATCH, "migrate/after_batch")                      \
 	X(MIGRATE_AFTER_COPY, "migrate/after_copy")                        \
 	X(MIGRATE_AFTER_MARK, "migrate/after_mark")                        \
-	X(MIGRATE_AFTER_FORMAT, "migrate/after_format")                    \
-	X(VIEW_AFTER_HEAD_READ, "view/after_head_read")                    \
-	X(VIEW_HEAD_WAIT, "view/head_wait")
+	X(MIGRATE_AFTER_FORMAT, "migrate/after_format")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,
