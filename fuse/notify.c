@@ -712,15 +712,12 @@ static int wd_open(struct gfs_fs *fs)
 	const struct gfs_etcd_url *u = gfs_etcd_endpoints(fs->etcd);
 	struct gfs_etcd_opts o = { .timeout_ms = WD_TIMEOUT_MS,
 				   .connect_timeout_ms = WD_CONNECT_MS,
-				   .rounds = 1 };
-	const char *f = getenv("GRAPHFS_ETCD_FIRST"); /* as kv_etcd.c: a test's "host" */
-	uint64_t first;
+				   .rounds = 1,
+				   .first_endpoint = gfs_etcd_first_from_env() };
 	struct gfs_buf url;
 	struct gfs_diag d = {0};
 	int rc;
 
-	if (f && !gfs_parse_u64(f, &first) && first < 1000)
-		o.first_endpoint = (unsigned)first;
 	gfs_buf_init(&url);
 	rc = gfs_buf_append(&url, "etcd://", 7);
 	for (size_t i = 0; !rc && i < u->n; i++)

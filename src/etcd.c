@@ -374,6 +374,14 @@ static void curl_init(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+unsigned gfs_etcd_first_from_env(void)
+{
+	const char *f = getenv("GRAPHFS_ETCD_FIRST");
+	uint64_t i;
+
+	return f && !gfs_parse_u64(f, &i) && i < 1000 ? (unsigned)i : 0;
+}
+
 void gfs_etcd_set_timeouts(struct gfs_etcd *e, unsigned timeout_ms, unsigned rounds)
 {
 	if (timeout_ms)

@@ -70,6 +70,11 @@ struct gfs_etcd_opts {
 	unsigned first_endpoint;     /* index (mod n) of the endpoint asked first */
 };
 
+/* GRAPHFS_ETCD_FIRST=i: the endpoint this process asks first (the URL's
+ * order otherwise); the tests run two "hosts" on two members with it.
+ * The index for opts->first_endpoint, 0 when unset or not a number. */
+unsigned gfs_etcd_first_from_env(void);
+
 /* Parses url and returns a new client (no request is made: the first call
  * finds out whether etcd answers); the caller frees it with
  * gfs_etcd_close().  opts NULL = defaults. */

@@ -1296,11 +1296,7 @@ static int store_open(const char *url, const struct gfs_kv_open_args *a,
 	if (!rc) {
 		/* GRAPHFS_ETCD_FIRST=i: this process asks member i first (the
 		 * URL's order otherwise; tests put two writers on two members) */
-		struct gfs_etcd_opts o = { 0 };
-		const char *f = getenv("GRAPHFS_ETCD_FIRST");
-		uint64_t i;
-		if (f && !gfs_parse_u64(f, &i) && i < 1000)
-			o.first_endpoint = (unsigned)i;
+		struct gfs_etcd_opts o = { .first_endpoint = gfs_etcd_first_from_env() };
 		rc = gfs_etcd_open(url, &o, &s->e, d);
 	}
 	for (unsigned i = 0; !rc && i < a->n_dbs; i++) {

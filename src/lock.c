@@ -407,10 +407,8 @@ void gfs_lock_set_etcd_timeouts(unsigned timeout_ms, unsigned rounds)
 /* reg_mu held: the store of url in this process, made on first use. */
 static int store_get(const char *url, struct lease_store **out, struct gfs_diag *d)
 {
-	struct gfs_etcd_opts o = { 0 };
-	const char *f = getenv("GRAPHFS_ETCD_FIRST");
+	struct gfs_etcd_opts o = { .first_endpoint = gfs_etcd_first_from_env() };
 	struct lease_store *st;
-	uint64_t i;
 	int rc;
 
 	for (st = reg; st; st = st->next)
@@ -422,9 +420,6 @@ static int store_get(const char *url, struct lease_store **out, struct gfs_diag 
 		free(st);
 		return -ENOMEM;
 	}
-	/* the member the manifest's client asks first (kv_etcd.c) */
-	if (f && !gfs_parse_u64(f, &i) && i < 1000)
-		o.first_endpoint = (unsigned)i;
 	rc = gfs_etcd_open(url, &o, &st->e, d);
 	if (rc) {
 		free(st->url);
