@@ -30,7 +30,16 @@
  * versions (or those since keep_since); a version of a deleted branch is
  * in no window.  Kept whatever the window (keep_extra): every branch's
  * head, the merge base of every pair of branches (a later merge diffs
- * against it), and the graph versions a pending merge sidecar names. */
+ * against it), and the graph versions a pending merge sidecar names.
+ *
+ * Rounds (etcd): a gc commit is one etcd Txn that compares the fence of
+ * every version it removes and writes a tombstone for each, and etcd caps
+ * a Txn's operations (--max-txn-ops).  So on an etcd store one round
+ * removes at most `cap` versions, the oldest first, and gc runs rounds
+ * (each its own sidecar, commit and audit record) until none is capped.
+ * A round that the cluster refuses as too big (-E2BIG, before its commit
+ * point: nothing of it stays) is planned again with half the cap.  LMDB
+ * has no such limit: one round. */
 #include "config.h"
 
 #include <errno.h>
@@ -75,7 +84,16 @@ struct gcer {
 	uint64_t *keep;        /* kept whatever the window: branch heads,
 				  merge bases, what merge sidecars name */
 	size_t n_keep;
+	size_t cap;            /* versions one round may remove (SIZE_MAX: all) */
+	bool capped;           /* a version outside the window was left to
+				  the next round */
+	bool left;             /* a failed round's sidecar may remain */
 };
+
+/* The first round's cap on etcd: 256 fences and tombstones leave room for
+ * the table leases, generation keys and unlinks under the 1024 operations
+ * docs/multi-host.md asks of a cluster; smaller clusters halve it. */
+#define GC_ETCD_ROUND 256
 
 void gfs_gc_result_release(struct gfs_gc_result *r)
 {
@@ -282,6 +300,10 @@ static int fence_one(const struct gfs_gv *gv, void *arg)
 		rank = G->tot[b] - ++G->seen[b];
 	if (gv->removed || keep_window(G, gv, rank))
 		return 0;
+	if (G->plan.n_remove >= G->cap) {
+		G->capped = true; /* the next round's */
+		return 0;
+	}
 	rc = gfs_vhold_fence(G->vh, gv->version, NULL);
 	if (rc == -EWOULDBLOCK)
 		return u64_push(&G->res->held, &G->res->n_held, gv->version);
@@ -485,6 +507,14 @@ static int arm(struct gcer *G, uint64_t *rev)
 		gfs_sidecar_set_holder(&sc, gfs_lockset_holder(G->locks));
 	if (!rc)
 		rc = gfs_manifest_sidecar_put(gfs_graph_manifest(G->g), &sc);
+	if (rc == -E2BIG) {
+		free(sc.tables);
+		gfs_diag_set(G->d, "the gc sidecar of %zu version(s) and %zu file(s) "
+			     "is more than the etcd cluster takes in one "
+			     "transaction (--max-txn-ops, --max-request-bytes)",
+			     G->plan.n_remove, G->plan.n_unlink);
+		return rc;
+	}
 	free(sc.tables);
 	if (!rc)
 		rc = gfs_manifest_sidecar_get(gfs_graph_manifest(G->g), G->res->op_id, &back);
@@ -586,6 +616,7 @@ static int run(struct gcer *G)
 			G->d->msg[0] = '\0';
 		return 0;
 	}
+	G->left = r2 != 0;
 	if (r2 && G->d)
 		gfs_diag_reset(G->d, "%s; gc %s is left for recovery ('graphctl recover %s'): %s",
 			       G->d->msg[0] ? G->d->msg : gfs_strerror(rc), G->res->op_id,
@@ -609,18 +640,38 @@ static void gcer_release(struct gcer *G)
 	free(G->keep);
 }
 
-int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
-		 struct gfs_gc_result *res, struct gfs_diag *d)
+/* Appends round r's results to the whole run's (res). */
+static int result_add(struct gfs_gc_result *res, struct gfs_gc_result *r)
 {
-	struct gcer G = { .g = g, .o = o, .res = res, .d = d };
-	int rc;
+	int rc = 0;
 
-	memset(res, 0, sizeof *res);
-	if (!o->keep_last == !o->keep_since_ns) {
-		gfs_diag_set(d, "give exactly one of --keep-last N (N >= 1) and --keep-since TIME");
-		return -EINVAL;
+	for (size_t i = 0; !rc && i < r->n_removed; i++)
+		rc = u64_push(&res->removed, &res->n_removed, r->removed[i]);
+	/* a version held in an earlier round may be held in this one too */
+	for (size_t i = 0; !rc && i < r->n_held; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < res->n_held && !seen; j++)
+			seen = res->held[j] == r->held[i];
+		if (!seen)
+			rc = u64_push(&res->held, &res->n_held, r->held[i]);
 	}
-	rc = load_history(&G);
+	res->n_unlinked += r->n_unlinked;
+	res->bytes_freed += r->bytes_freed;
+	if (r->op_id[0])
+		memcpy(res->op_id, r->op_id, sizeof res->op_id);
+	res->rounds++;
+	return rc;
+}
+
+/* One round: plan under the locks, run it; *capped: versions remain. */
+static int round_run(struct gfs_graph *g, const struct gfs_gc_opts *o,
+		     size_t cap, struct gfs_gc_result *r, bool *capped,
+		     bool *left, struct gfs_diag *d)
+{
+	struct gcer G = { .g = g, .o = o, .res = r, .d = d, .cap = cap };
+	int rc = load_history(&G);
+
 	if (!rc)
 		rc = lock_all(&G);
 	/* under the locks: the history again, the plan on it */
@@ -630,8 +681,57 @@ int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
 		rc = plan(&G);
 	if (!rc && !o->dry_run && (G.plan.n_remove || G.plan.n_unlink))
 		rc = run(&G);
+	*capped = G.capped;
+	*left = G.left;
+	gcer_release(&G);
+	return rc;
+}
+
+int gfs_graph_gc(struct gfs_graph *g, const struct gfs_gc_opts *o,
+		 struct gfs_gc_result *res, struct gfs_diag *d)
+{
+	/* a dry run commits nothing: one plan over everything */
+	size_t cap = gfs_manifest_etcd(gfs_graph_manifest(g)) && !o->dry_run
+			     ? GC_ETCD_ROUND : SIZE_MAX;
+	int rc = 0;
+
+	memset(res, 0, sizeof *res);
+	if (!o->keep_last == !o->keep_since_ns) {
+		gfs_diag_set(d, "give exactly one of --keep-last N (N >= 1) and --keep-since TIME");
+		return -EINVAL;
+	}
+	for (;;) {
+		struct gfs_gc_result r;
+		bool capped = false, left = false;
+
+		memset(&r, 0, sizeof r);
+		rc = round_run(g, o, cap, &r, &capped, &left, d);
+		if (rc == -E2BIG && !left && cap > 1) {
+			/* refused before its commit point: nothing of it
+			 * stays; the same plan, half as many versions */
+			gfs_gc_result_release(&r);
+			if (d)
+				d->msg[0] = '\0';
+			cap = cap == SIZE_MAX ? GC_ETCD_ROUND : cap / 2;
+			continue;
+		}
+		size_t n = r.n_removed;
+
+		if (!rc)
+			rc = result_add(res, &r);
+		else if (res->rounds && d && d->msg[0]) {
+			char msg[sizeof d->msg];
+
+			snprintf(msg, sizeof msg, "%s", d->msg);
+			gfs_diag_reset(d, "%s (after %zu round(s) that removed %zu "
+				       "graph version(s); run gc again for the rest)",
+				       msg, res->rounds, res->n_removed);
+		}
+		gfs_gc_result_release(&r);
+		if (rc || !capped || !n)
+			break;
+	}
 	if (rc) /* out-parameters are cleared on failure */
 		gfs_gc_result_release(res);
-	gcer_release(&G);
 	return rc;
 }

@@ -1064,14 +1064,26 @@ static int commit(struct etxn *t, struct gfs_kv_etcd_cmps *fc,
 		goto out;
 	}
 	rc = gfs_etcd_txn(t->s->e, cmps.a, cmps.n, o.a, o.n, fail.a, fail.n, &r, d);
+	/* -E2BIG: the write is too big for the cluster, whatever the retry
+	 * (gc.c then plans a smaller round) */
 	if (rc == -EINVAL && strstr(d->msg, "too many operations")) {
 		char msg[sizeof d->msg];
 		snprintf(msg, sizeof msg, "%s", d->msg);
-		gfs_diag_reset(d, "manifest write on etcd needs %zu operations in "
-			     "one transaction, more than the cluster's "
-			     "--max-txn-ops allows (etcd's default is 128; "
-			     "docs/multi-host.md asks for 1024): %s",
-			     o.n, msg);
+		gfs_diag_reset(d, "manifest write on etcd needs %zu operations and "
+			     "%zu compares in one transaction, more than the "
+			     "cluster's --max-txn-ops allows (etcd's default is "
+			     "128; docs/multi-host.md asks for 1024): %s",
+			     o.n, cmps.n, msg);
+		rc = -E2BIG;
+		goto out;
+	}
+	if (rc == -EINVAL && strstr(d->msg, "too large")) {
+		char msg[sizeof d->msg];
+		snprintf(msg, sizeof msg, "%s", d->msg);
+		gfs_diag_reset(d, "manifest write on etcd is larger than the "
+			     "cluster's --max-request-bytes allows (etcd's "
+			     "default is 1.5 MiB): %s", msg);
+		rc = -E2BIG;
 		goto out;
 	}
 	if (rc || r.succeeded)

@@ -83,6 +83,9 @@ struct gfs_gc_result {
 	size_t n_held;
 	size_t n_unlinked;      /* table-version files unlinked (or to be) */
 	uint64_t bytes_freed;
+	size_t rounds;          /* gc operations run (etcd: several when one
+				 * transaction cannot remove them all; op_id
+				 * is the last one's) */
 };
 void gfs_gc_result_release(struct gfs_gc_result *r);
 

@@ -1213,15 +1213,19 @@ static void gc_print(const struct gfs_gc_result *r, const struct opts *o)
 		printf("{\"dry_run\":%s,\"op_id\":\"%s\"", o->dry_run ? "true" : "false", r->op_id);
 		u64_list("removed", r->removed, r->n_removed);
 		u64_list("held", r->held, r->n_held);
-		printf(",\"files\":%zu,\"bytes_freed\":%" PRIu64 "}\n", r->n_unlinked, r->bytes_freed);
+		printf(",\"files\":%zu,\"bytes_freed\":%" PRIu64 ",\"rounds\":%zu}\n",
+		       r->n_unlinked, r->bytes_freed, r->rounds);
 		return;
 	}
 	printf("%s %zu graph version(s)", o->dry_run ? "would remove" : "removed", r->n_removed);
 	for (size_t i = 0; i < r->n_removed && i < 20; i++)
 		printf("%s%" PRIu64, i ? "," : " ", r->removed[i]);
-	printf("%s; %s %zu table-version file(s), %" PRIu64 " bytes\n",
+	printf("%s; %s %zu table-version file(s), %" PRIu64 " bytes",
 	       r->n_removed > 20 ? ",..." : "", o->dry_run ? "would free" : "freed",
 	       r->n_unlinked, r->bytes_freed);
+	if (r->rounds > 1) /* etcd: one transaction could not take them all */
+		printf(", in %zu rounds", r->rounds);
+	printf("\n");
 	if (r->n_held) {
 		printf("kept %zu version(s) held open by a mount:", r->n_held);
 		for (size_t i = 0; i < r->n_held; i++)
@@ -1591,8 +1595,12 @@ static const struct cmd cmds[] = {
 	  "version keeps its log line (reduced) and its commit time, so row mtimes\n"
 	  "do not change; versions/N disappears from mounts.  Versions share pages,\n"
 	  "so run 'graphctl compact' first to free an old table chain.\n"
-	  "--dry-run: plan and report only.  --json: {\"dry_run\",\"op_id\",\n"
-	  "\"removed\":[N,...],\"held\":[N,...],\"files\":n,\"bytes_freed\":b}.\n"
+	  "On an etcd store gc works in rounds of at most 256 versions, oldest\n"
+	  "first (fewer if the cluster's --max-txn-ops refuses that many), each a\n"
+	  "gc of its own with its audit record.\n"
+	  "--dry-run: plan and report only.  --json: {\"dry_run\",\"op_id\" (the\n"
+	  "last round's),\"removed\":[N,...],\"held\":[N,...],\"files\":n,\n"
+	  "\"bytes_freed\":b,\"rounds\":n}.\n"
 	  "Crash-safe (recovery kind gc).  Exit 0 done, 1 failed, 2 usage,\n"
 	  "3 recovery needed.\n", false },
 	{ "upgrade", cmd_upgrade, "upgrade STORE [--json] [--quiet]",

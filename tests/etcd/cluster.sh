@@ -21,7 +21,10 @@
 #    operations by default; a manifest publish on etcd writes each table's pin
 #    and each sub-database's generation key in one Txn (docs/multi-host.md),
 #    which a graph of many tables exceeds.  1024 is the test cluster's bound
-#    and what docs/multi-host.md asks of a production cluster.
+#    and what docs/multi-host.md asks of a production cluster.  A test of
+#    a smaller cluster sets GFS_ETCD_MAX_TXN_OPS before etcd_cluster_start
+#    (not ETCD_…: etcd reads those from its environment, and a flag that
+#    one shadows stops it).
 #  --heartbeat-interval 100 --election-timeout 1300: a little more patience
 #    than the default 1000 ms before a busy 2-core machine's late heartbeat
 #    starts an election, but no more: etcd's shortest lease TTL is
@@ -106,7 +109,7 @@ _etcd_launch() {
 		--initial-cluster "$_etcd_initial" \
 		--initial-cluster-token "$_etcd_token" \
 		--initial-cluster-state "$state" \
-		--max-txn-ops 1024 \
+		--max-txn-ops "${GFS_ETCD_MAX_TXN_OPS:-1024}" \
 		--heartbeat-interval 100 --election-timeout 1300 \
 		--snapshot-count 10000 \
 		--experimental-watch-progress-notify-interval "${ETCD_PROGRESS_NOTIFY:-1s}" \
