@@ -16,6 +16,12 @@
 #               the visibility run's loads, p50 and p99
 #   load        `graphctl load` of BENCH_ETCD_ROWS (default 100000) rows
 #   mount       graphfs start to the first listing of nodes/Person
+#   live        what a live view costs per request (function live below):
+#               ls -l, find, cat and stat on a fresh mount of a store of
+#               BENCH_ETCD_LIVE_ROWS (default 10000; the 100k figures in
+#               docs/benchmarks.md took 22 min) Items, LMDB against etcd,
+#               with the Range/Txn requests the cluster served;
+#               BENCH_ETCD_LIVE=0 skips it, BENCH_ETCD_ONLY=live runs only it
 # Environment: GRAPHCTL, GRAPHFS, BENCH_TMPDIR (default /dev/shm if it
 # exists: etcd's fsyncs on a shared disk dominate otherwise, as on the test
 # clusters), BENCH_ETCD_N, BENCH_ETCD_ROWS, BENCH_SAVE=FILE (key value lines).
@@ -26,6 +32,8 @@ GRAPHCTL=${GRAPHCTL:-./graphctl}
 GRAPHFS=${GRAPHFS:-$(dirname "$GRAPHCTL")/graphfs}
 N=${BENCH_ETCD_N:-200}
 ROWS=${BENCH_ETCD_ROWS:-100000}
+LIVE_ROWS=${BENCH_ETCD_LIVE_ROWS:-10000}
+LIVE_FILES=${BENCH_ETCD_LIVE_FILES:-1000}
 export top_srcdir=$top
 . "$top/tests/lib.sh"
 . "$top/tests/etcd/cluster.sh"
@@ -103,8 +111,89 @@ PY
 	t1=$(date +%s%N)
 	echo "${kind}_load_${ROWS}_ms $(( (t1 - t0) / 1000000 ))"
 }
+# requests the cluster served (Range and Txn started, every member): what
+# the mount asked etcd for
+etcd_requests() {
+	local i n=0 c
+	for i in 0 1 2; do
+		c=$(curl -s "http://$(etcd_endpoint $i)/metrics" | awk '/^grpc_server_started_total/ &&
+			/grpc_method="(Range|Txn)"/ { s += $2 } END { printf "%d", s }')
+		n=$((n + ${c:-0}))
+	done
+	echo $n
+}
+
+# live KIND: what a live view costs per request.  A store of LIVE_ROWS
+# Items (bench/synth.py, no edges); each read below runs on a fresh mount
+# (nothing of a previous one cached in the kernel), mount time excluded:
+#   ls      ls -l of nodes/Item
+#   find    find nodes -type f | wc -l (every node's directory is read)
+#   cat     cat of LIVE_FILES row files (a LOOKUP, OPEN and READ each)
+#   stat    os.stat of the same LIVE_FILES files (a LOOKUP each)
+#   enoent  os.stat of LIVE_FILES missing names (ENOENT is not cached in
+#           the live view: a LOOKUP every time, as a poll for a new row)
+# Prints KIND_live_OP_ms, KIND_live_OP_n (what it counted: must agree
+# between the backends) and KIND_live_OP_requests (etcd: the Range and
+# Txn requests the cluster served meanwhile).
+live() {
+	local kind=$1 S=$T/live-$1 man="" op t0 t1 r0 r1 n
+	[ "$kind" = etcd ] && man="--manifest etcd://$EPS/bench/live"
+	"$GRAPHCTL" init "$S" --schema "$top/bench/synth.pg" -q $man || return 1
+	"$GRAPHCTL" load "$S" --data "$T/live.jsonl" -q || return 1
+	for op in ls find cat stat enoent; do
+		GRAPHFS_ETCD_FIRST=0 "$GRAPHFS" "$S" "$MA" || return 1
+		ls "$MA/nodes" >/dev/null
+		r0=$([ "$kind" = etcd ] && etcd_requests || echo 0)
+		t0=$(date +%s%N)
+		case $op in
+		ls) n=$(ls -l "$MA/nodes/Item" | wc -l) ;;
+		find) n=$(find "$MA/nodes" -type f | wc -l) ;;
+		cat) n=$(cd "$MA/nodes/Item" && cat $(cat "$T/live.names") | wc -l) ;;
+		stat) n=$(python3 -c 'import os, sys
+n = 0
+for l in open(sys.argv[1]):
+    os.stat(os.path.join(sys.argv[2], l.strip())); n += 1
+print(n)' "$T/live.names" "$MA/nodes/Item") ;;
+		enoent) n=$(python3 -c 'import os, sys
+n = 0
+for l in open(sys.argv[1]):
+    n += not os.path.exists(os.path.join(sys.argv[2], "x" + l.strip()))
+print(n)' "$T/live.names" "$MA/nodes/Item") ;;
+		esac
+		t1=$(date +%s%N)
+		r1=$([ "$kind" = etcd ] && etcd_requests || echo 0)
+		echo "${kind}_live_${op}_ms $(( (t1 - t0) / 1000000 ))"
+		echo "${kind}_live_${op}_n $n"
+		echo "${kind}_live_${op}_requests $((r1 - r0))"
+		timeout 20 fusermount3 -u "$MA" || return 1
+	done
+}
+
 out=$T/figures
+if [ "${BENCH_ETCD_LIVE:-1}" != 0 ]; then
+	python3 "$top/bench/synth.py" --nodes "$LIVE_ROWS" --edges-per-node 0 --out "$T/live.jsonl"
+	python3 -c 'import sys
+n, k = int(sys.argv[1]), int(sys.argv[2])
+for i in range(0, n, max(1, n // k)):
+    print("n%09d.json" % i)' "$LIVE_ROWS" "$LIVE_FILES" | head -n "$LIVE_FILES" >"$T/live.names"
+	{ live lmdb && live etcd; } >"$out.live" || { cat "$out.live"; echo "bench-etcd: a live run failed"; exit 1; }
+	python3 - "$out.live" <<'PY'
+import sys
+f = dict(l.split() for l in open(sys.argv[1]) if l.strip())
+print("%-36s %9s %9s %9s %10s" % ("live view, fresh mount", "LMDB ms", "etcd ms", "etcd/LMDB", "etcd reqs"))
+for op, label in (("ls", "ls -l nodes/Item"), ("find", "find nodes -type f | wc -l"),
+                  ("cat", "cat of %s row files" % f["lmdb_live_cat_n"]),
+                  ("stat", "stat of %s row files" % f["lmdb_live_stat_n"]),
+                  ("enoent", "stat of %s missing names" % f["lmdb_live_enoent_n"])):
+    a, b = float(f["lmdb_live_%s_ms" % op]), float(f["etcd_live_%s_ms" % op])
+    if f["lmdb_live_%s_n" % op] != f["etcd_live_%s_n" % op]:
+        sys.exit("bench-etcd: %s: LMDB saw %s, etcd %s" % (op, f["lmdb_live_%s_n" % op], f["etcd_live_%s_n" % op]))
+    print("%-36s %9.0f %9.0f %9.2f %10s" % (label, a, b, b / a if a else float("nan"), f["etcd_live_%s_requests" % op]))
+PY
+	[ "${BENCH_ETCD_ONLY:-}" = live ] && { [ -n "${BENCH_SAVE:-}" ] && cp "$out.live" "$BENCH_SAVE"; exit 0; }
+fi
 { run lmdb && run etcd; } >"$out" || { cat "$out"; echo "bench-etcd: a run failed"; exit 1; }
+cat "$out.live" >>"$out" 2>/dev/null
 [ -n "${BENCH_SAVE:-}" ] && cp "$out" "$BENCH_SAVE"
 python3 - "$out" <<'PY'
 import sys

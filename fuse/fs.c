@@ -489,13 +489,15 @@ static void stats_text(struct gfs_fs *fs, struct gfs_buf *b)
 			"\"pruned\":%" PRIu64 ",\"bare_entries\":%" PRIu64 ","
 			"\"tver_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
 			",\"open\":%" PRIu64 "},"
-			"\"gv_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "},",
+			"\"gv_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "},"
+			"\"head_reads\":%" PRIu64 ",\"head_shared\":%" PRIu64
+			",\"head_reused\":%" PRIu64 ",",
 			ld(&fs->bytes_served), nv, ld(&fs->forgotten_frozen),
 			ld(&fs->listed_frozen),
 			ld(&fs->neg_entries), ld(&fs->zero_timeouts),
 			ld(&fs->pruned), ld(&fs->bare_entries),
 			vs.tver_hits, vs.tver_misses, vs.tver_open, vs.gv_hits,
-			vs.gv_misses);
+			vs.gv_misses, vs.head_reads, vs.head_shared, vs.head_reused);
 	stats_io(fs, b);
 	gfs_buf_append(b, "\"writes\":", 9);
 	gfs_wr_stats(fs->wr, b);
@@ -686,7 +688,7 @@ static void ll_destroy(void *userdata)
 	count(userdata, OP_destroy, NULL);
 }
 
-static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void lookup_req(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *p = vn_get(fs, parent);
@@ -725,6 +727,15 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_end(fs, live);
 }
 
+/* A LOOKUP reads main's head once (fuse/view.c gfs_view_req_begin): the
+ * write layer's check of a node name and the lookup itself both need it. */
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	gfs_view_req_begin();
+	lookup_req(req, parent, name);
+	gfs_view_req_end();
+}
+
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct gfs_fs *fs = req_fs(req);
@@ -745,8 +756,8 @@ static void ll_forget_multi(fuse_req_t req, size_t n,
 	fuse_reply_none(req);
 }
 
-static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+static void getattr_req(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
@@ -773,6 +784,14 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, reply_begin(fs, live, e0) ? 0 :
 			timeout_of(fs, &n->d));
 	reply_end(fs, live);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	gfs_view_req_begin(); /* one head read (ll_lookup) */
+	getattr_req(req, ino, fi);
+	gfs_view_req_end();
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -895,7 +914,7 @@ static uint64_t handle_version(struct gfs_fs *fs, const struct vnode *n)
 	return gfs_vdesc_frozen(&n->d) ? n->d.ver : gfs_view_live_head(fs->v, &n->d);
 }
 
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void open_req(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct gfs_fs *fs = req_fs(req);
 	struct vnode *n = vn_get(fs, ino);
@@ -984,6 +1003,15 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 	count(fs, OP_release, vn_get(fs, ino));
 	fh_close(fs, fh_of(fi));
 	fuse_reply_err(req, 0);
+}
+
+/* One head read (ll_lookup): the handle's version and the open itself.
+ * OPEN commits nothing (a write handle commits at FLUSH). */
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	gfs_view_req_begin();
+	open_req(req, ino, fi);
+	gfs_view_req_end();
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -1251,13 +1279,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
+	gfs_view_req_begin();
 	do_readdir(req, ino, size, off, fi, false);
+	gfs_view_req_end();
 }
 
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
+	gfs_view_req_begin();
 	do_readdir(req, ino, size, off, fi, true);
+	gfs_view_req_end();
 }
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino,

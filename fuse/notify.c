@@ -866,7 +866,7 @@ static void follow_gc(struct gfs_fs *fs)
 static void *notifier_main(void *arg)
 {
 	struct gfs_fs *fs = arg;
-	uint64_t last = atomic_load(&fs->epoch);
+	uint64_t last = (gfs_view_own_reads(), atomic_load(&fs->epoch));
 	uint64_t main_last = gfs_view_main_head(fs->v);
 	uint64_t sig_last = gfs_view_branches_sig(fs->v);
 	uint64_t gcs = gfs_manifest_gc_gen(gfs_graph_manifest(fs->g));

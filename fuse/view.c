@@ -26,6 +26,7 @@
 #include "log.h"
 #include "names.h"
 #include "view.h"
+#include "failpoints.h"
 
 #define GV_CACHE_MAX 32
 #define VERSIONS_BATCH 64
@@ -83,6 +84,19 @@ struct gfs_view {
 	struct lhead { uint64_t ver, head; } lheads[16];
 	size_t n_lheads;
 	atomic_bool offline;
+
+	/* Reads of main's head shared between requests (etcd only: there a
+	 * read is a request to the cluster; docs/multi-host.md §5 "One read,
+	 * many requests", invariant 361).  A request takes the answer of a
+	 * read that began after the request did, never of one already in
+	 * flight when it arrived: started counts the reads begun, done is the
+	 * last one finished (one runs at a time), rc/head its answer. */
+	bool share_head;
+	pthread_mutex_t hf_lock; /* hf_* */
+	pthread_cond_t hf_cond;
+	uint64_t hf_started, hf_done, hf_head;
+	int hf_rc;
+	bool hf_running;
 
 	pthread_mutex_t hist_lock; /* everything below */
 	struct thist *hist;
@@ -499,11 +513,112 @@ bool gfs_view_has_version(struct gfs_view *v, uint64_t ver)
 	return has;
 }
 
+/* Main's head as read by a request to the manifest that began after this
+ * call did: one started by this call, or by another request's call that
+ * arrived while a read was already in flight and so waited for the next.
+ * A request that arrives while a read is in flight waits for that one to
+ * end and then for the next, which begins after it arrived: whatever had
+ * committed before the request began (graphctl load returned on any
+ * host) is in that answer, as it is in a read of the request's own.
+ * Many requests arriving together cost two reads at most, not one each. */
+static _Thread_local bool own_reads;
+
+void gfs_view_own_reads(void)
+{
+	own_reads = true;
+}
+
+/* The request on this thread (gfs_view_req_begin): main's head as its
+ * first read found it.  That read began after the request did, so every
+ * later use within the request keeps the promise, and the request sees
+ * one head throughout. */
+static _Thread_local struct {
+	bool on, have;
+	int rc;
+	uint64_t head;
+} req_head;
+
+void gfs_view_req_begin(void)
+{
+	req_head.on = true;
+	req_head.have = false;
+}
+
+void gfs_view_req_end(void)
+{
+	req_head.on = false;
+	req_head.have = false;
+}
+
+static int main_head_shared(struct gfs_view *v, struct gfs_branch *b)
+{
+	uint64_t need, me;
+	bool waited = false;
+	int rc;
+
+	pthread_mutex_lock(&v->hf_lock);
+	need = v->hf_started + 1; /* the first read to begin from now on */
+	while (v->hf_done < need) {
+		if (v->hf_running) {
+			if (!waited) {
+				/* tests/etcd/visible.sh parks here to order
+				 * this request after a read in flight */
+				waited = true;
+				pthread_mutex_unlock(&v->hf_lock);
+				(void)gfs_fp_hit(GFS_FP_VIEW_HEAD_WAIT);
+				pthread_mutex_lock(&v->hf_lock);
+				continue;
+			}
+			pthread_cond_wait(&v->hf_cond, &v->hf_lock);
+			/* The read in flight at arrival failed (etcd did not
+			 * answer): share the failure rather than wait out the
+			 * client's timeouts a second time.  A failure shows
+			 * nothing old: the caller serves the last head read,
+			 * as after a failure of its own (§5 "Outage"). */
+			if (v->hf_done == need - 1 && v->hf_rc &&
+			    v->hf_rc != -ENOENT)
+				break;
+			continue;
+		}
+		v->hf_running = true;
+		me = ++v->hf_started;
+		pthread_mutex_unlock(&v->hf_lock);
+		rc = gfs_manifest_branch_get(v->m, "main", b);
+		/* ... and here, a read that has its answer but not given it */
+		(void)gfs_fp_hit(GFS_FP_VIEW_AFTER_HEAD_READ);
+		pthread_mutex_lock(&v->hf_lock);
+		v->hf_running = false;
+		v->hf_done = me;
+		v->hf_rc = rc;
+		v->hf_head = rc ? 0 : b->head;
+		pthread_cond_broadcast(&v->hf_cond);
+		pthread_mutex_unlock(&v->hf_lock);
+		pthread_mutex_lock(&v->lock);
+		v->stats.head_reads++;
+		pthread_mutex_unlock(&v->lock);
+		return rc;
+	}
+	/* a read that began after this call did answered for it, or the
+	 * one in flight at its arrival failed */
+	rc = v->hf_rc;
+	if (!rc) {
+		memset(b, 0, sizeof *b);
+		memcpy(b->name, "main", 5);
+		b->head = v->hf_head;
+	}
+	pthread_mutex_unlock(&v->hf_lock);
+	pthread_mutex_lock(&v->lock);
+	v->stats.head_shared++;
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
 /* While the manifest is unreachable: the head last read (a mount keeps
  * serving what it has), or -EHOSTUNREACH for a view never read (nothing
  * cached to serve; "no route to host" says where the trouble is, and is
  * returned at once, not after the client's timeouts). */
-static int live_head(struct gfs_view *v, uint64_t ver, uint64_t *out)
+static int live_head(struct gfs_view *v, uint64_t ver, bool shared,
+		     uint64_t *out)
 {
 	const char *name = ver ? branch_name(v, ver) : "main";
 	struct gfs_branch b;
@@ -511,7 +626,22 @@ static int live_head(struct gfs_view *v, uint64_t ver, uint64_t *out)
 
 	if (atomic_load(&v->offline) && name)
 		return lhead_get(v, ver, out) ? 0 : -EHOSTUNREACH;
-	rc = name ? gfs_manifest_branch_get(v->m, name, &b) : -ENOENT;
+	if (!ver && shared && v->share_head && !own_reads && req_head.have) {
+		rc = req_head.rc; /* this request's read (gfs_view_req_begin) */
+		memset(&b, 0, sizeof b);
+		b.head = req_head.head;
+		pthread_mutex_lock(&v->lock);
+		v->stats.head_reused++;
+		pthread_mutex_unlock(&v->lock);
+	} else if (!ver && shared && v->share_head && !own_reads) {
+		rc = main_head_shared(v, &b);
+		if (req_head.on) {
+			req_head.have = true;
+			req_head.rc = rc;
+			req_head.head = rc ? 0 : b.head;
+		}
+	} else
+		rc = name ? gfs_manifest_branch_get(v->m, name, &b) : -ENOENT;
 	if (!rc)
 		lhead_put(v, ver, b.head);
 	else if (rc != -ENOENT && name && lhead_get(v, ver, out))
@@ -550,18 +680,20 @@ uint64_t gfs_view_time_of(struct gfs_view *v, uint64_t ver)
 	return t;
 }
 
+/* The notifier's read: its own, not shared (one per wake; and a request
+ * waiting for a shared read never waits for the notifier). */
 uint64_t gfs_view_main_head(struct gfs_view *v)
 {
 	uint64_t h;
 
-	return live_head(v, 0, &h) ? 0 : h;
+	return live_head(v, 0, false, &h) ? 0 : h;
 }
 
 uint64_t gfs_view_live_head(struct gfs_view *v, const struct gfs_vdesc *d)
 {
 	uint64_t h;
 
-	return live_head(v, gfs_vdesc_frozen(d) ? 0 : d->ver, &h) ? 0 : h;
+	return live_head(v, gfs_vdesc_frozen(d) ? 0 : d->ver, true, &h) ? 0 : h;
 }
 
 /* ---- manifest.json / log.jsonl lines ---------------------------------- */
@@ -908,7 +1040,7 @@ static int ctx_get(struct gfs_view *v, uint64_t ver, struct ctx *c)
 	if (!ver || (ver & GFS_VER_BRANCH)) {
 		bool branch = ver != 0;
 
-		rc = live_head(v, ver, &ver);
+		rc = live_head(v, ver, true, &ver);
 		if (rc == -ENOENT) /* a deleted branch; main always exists */
 			return branch ? -ENOENT : -EIO;
 		if (rc)
@@ -2857,6 +2989,12 @@ int gfs_view_new(struct gfs_graph *g, const struct gfs_view_opts *o,
 	}
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->hist_lock, NULL);
+	/* On LMDB a head read is a read of a mapped page: cheaper than
+	 * waiting for another thread's, so each request reads its own. */
+	v->share_head = gfs_manifest_etcd(v->m) != NULL &&
+			!getenv("GRAPHFS_NO_SHARED_HEAD");
+	pthread_mutex_init(&v->hf_lock, NULL);
+	pthread_cond_init(&v->hf_cond, NULL);
 	*out = v;
 	return 0;
 }
@@ -2885,6 +3023,8 @@ void gfs_view_free(struct gfs_view *v)
 	free(v->interned);
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->hist_lock);
+	pthread_mutex_destroy(&v->hf_lock);
+	pthread_cond_destroy(&v->hf_cond);
 	free(v);
 }
 

@@ -125,6 +125,9 @@ struct gfs_view_opts {
 
 struct gfs_view_stats {
 	uint64_t tver_hits, tver_misses, gv_hits, gv_misses, tver_open;
+	/* etcd: main's head read for a request, and requests answered by
+	 * another request's read that began after them (head_shared) */
+	uint64_t head_reads, head_shared, head_reused;
 };
 
 int gfs_view_new(struct gfs_graph *g, const struct gfs_view_opts *o,
@@ -144,6 +147,16 @@ bool gfs_view_has_version(struct gfs_view *v, uint64_t ver);
 uint64_t gfs_view_time_of(struct gfs_view *v, uint64_t ver);
 /* The head of branch main (the root), 0 on error. */
 uint64_t gfs_view_main_head(struct gfs_view *v);
+/* The calling thread (the notifier) reads main's head itself for every
+ * call, never sharing a request's read nor waiting for one (etcd). */
+void gfs_view_own_reads(void);
+/* Around one FUSE request that commits nothing (LOOKUP, GETATTR, OPEN,
+ * READDIR): main's head
+ * is read once, when the request first needs it, and each later need of
+ * the same request takes that answer (etcd; docs/multi-host.md §5).
+ * Never around a request that commits: it must see its own version. */
+void gfs_view_req_begin(void);
+void gfs_view_req_end(void);
 /* The branch whose live view d is in: NULL for the root (main) and for
  * versions/N; else the name (valid until gfs_view_free). */
 const char *gfs_view_branch_of(struct gfs_view *v, const struct gfs_vdesc *d);

@@ -24,7 +24,7 @@ xpass=$(sed -n 's/^# XPASS: *//p' $log | head -1)
 skip=$(sed -n 's/^# SKIP: *//p' $log | head -1)
 if [ "$status" -ne 0 ]; then
 	for f in $(find . -name '*.log' ! -name test-suite.log ! -name config.log); do
-		grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "==== $f"; tail -60 "$f"; }
+		grep -qE '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "==== $f"; tail -60 "$f"; }
 	done
 fi
 # A short libFuzzer run of every harness (issues 9, 12: the codec paths
@@ -75,7 +75,7 @@ pass=$(( ${pass:-0} + ${tsan_pass:-0} ))
 if [ "$tsan_rc" -ne 0 ]; then
 	echo "==== $tsan_log (ThreadSanitizer run failed: rc $tsan_rc)"; tail -60 "$tsan_log"
 	for f in $(find build-tsan/tests -name '*.log' 2>/dev/null); do
-		grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "==== $f"; tail -60 "$f"; }
+		grep -qE '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "==== $f"; tail -60 "$f"; }
 	done
 	fail=$(( ${fail:-0} + $(echo $tsan_tests | wc -w) - ${tsan_pass:-0} ))
 	[ "$status" -ne 0 ] || status=$tsan_rc

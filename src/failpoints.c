@@ -11,6 +11,11 @@
  *          | "park"              announce, block until released
  *   @N     fire on the Nth hit only; @N+ on the Nth and every later hit;
  *          without @ on every hit.
+ *   @arm   fire on a hit only while "$GRAPHFS_FP_DIR/<name, '/' -> '_'>.arm"
+ *          exists, and take that file (the hit that unlinks it fires, so
+ *          one arm fires once): a test arms a point at the moment it
+ *          chooses, in a running process, with fp_arm (tests/lib.sh),
+ *          without LD_PRELOAD (fiu-ctrl needs fiu-run, which ASan refuses).
  *
  * park writes "$GRAPHFS_FP_DIR/<name, '/' -> '_'>.<pid>.reached" (holding
  * the pid), created atomically by rename, and blocks until that file is
@@ -61,6 +66,8 @@ const char *const gfs_fp_names[GFS_FP__COUNT] = {
 struct arm {
 	uint64_t nth;
 	bool and_later;
+	bool gated;                /* @arm */
+	int fp;
 	atomic_uint_fast64_t hits;
 };
 
@@ -118,10 +125,19 @@ static int action_parse(const char *s, int *failnum)
 	return 0;
 }
 
-/* "@N" or "@N+" (s points after the '@'). */
+static int arm_path(const char *name, char *out, size_t cap);
+
+/* "@N", "@N+" or "@arm" (s points after the '@'). */
 static int nth_parse(char *s, struct arm *a)
 {
 	size_t n = strlen(s);
+	a->gated = strcmp(s, "arm") == 0;
+	if (a->gated) {
+		char path[PATH_MAX];
+		/* park and the arm file both live in GRAPHFS_FP_DIR */
+		return arm_path(gfs_fp_names[a->fp], path, sizeof path)
+			       ? -EINVAL : 0;
+	}
 	a->and_later = n && s[n - 1] == '+';
 	if (a->and_later)
 		s[n - 1] = '\0';
@@ -135,6 +151,11 @@ static int hit_cb(const char *name, int *failnum, void **failinfo,
 {
 	(void)name; (void)failnum; (void)flags;
 	struct arm *a = *failinfo;
+	if (a->gated) {
+		char path[PATH_MAX];
+		return !arm_path(gfs_fp_names[a->fp], path, sizeof path) &&
+		       unlink(path) == 0;
+	}
 	uint64_t h = atomic_fetch_add(&a->hits, 1) + 1;
 	return h == a->nth || (a->and_later && h > a->nth);
 }
@@ -152,6 +173,8 @@ static int spec_arm(char *spec)
 	char *at = strchr(eq + 1, '@');
 	int failnum;
 	a->nth = 0;
+	a->gated = false;
+	a->fp = fp;
 	if (at) {
 		*at = '\0';
 		if (nth_parse(at + 1, a))
@@ -213,6 +236,21 @@ static int reached_path(const char *dir, const char *name, char *out,
 {
 	int n = snprintf(out, cap, "%s/%s.%ld.reached", dir, name,
 			 (long)getpid());
+	if (n < 0 || (size_t)n >= cap)
+		return ENAMETOOLONG;
+	for (char *p = out + strlen(dir) + 1; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	return 0;
+}
+
+/* "$GRAPHFS_FP_DIR/<name with '/' -> '_'>.arm"; nonzero without the dir. */
+static int arm_path(const char *name, char *out, size_t cap)
+{
+	const char *dir = getenv("GRAPHFS_FP_DIR");
+	if (!dir || !*dir)
+		return EINVAL;
+	int n = snprintf(out, cap, "%s/%s.arm", dir, name);
 	if (n < 0 || (size_t)n >= cap)
 		return ENAMETOOLONG;
 	for (char *p = out + strlen(dir) + 1; *p; p++)

@@ -78,7 +78,9 @@
 	X(MIGRATE_AFTER_BATCH, "migrate/after_batch")                      \
 	X(MIGRATE_AFTER_COPY, "migrate/after_copy")                        \
 	X(MIGRATE_AFTER_MARK, "migrate/after_mark")                        \
-	X(MIGRATE_AFTER_FORMAT, "migrate/after_format")
+	X(MIGRATE_AFTER_FORMAT, "migrate/after_format")                    \
+	X(VIEW_AFTER_HEAD_READ, "view/after_head_read")                    \
+	X(VIEW_HEAD_WAIT, "view/head_wait")
 
 enum gfs_fp {
 #define GFS_FP_ENUM(id, name) GFS_FP_##id,

@@ -47,6 +47,12 @@ fp_release() {
 	fi
 }
 
+# fp_arm NAME: fires NAME once, at its next hit in any process that armed
+# it with "NAME=ACTION@arm" in GRAPHFS_FAILPOINTS (src/failpoints.c).
+fp_arm() {
+	: >"${GRAPHFS_FP_DIR:?GRAPHFS_FP_DIR unset}/$(fp_file_name "$1").arm"
+}
+
 # scaled SECS: SECS times GRAPHFS_TEST_TIMEOUT_FACTOR (default 1), for slow
 # or busy machines.  Every bounded wait of the suite goes through it.
 scaled() {
