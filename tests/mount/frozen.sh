@@ -79,6 +79,9 @@ check "owner = store owner" test "$(stat -c %u:%g "$V/nodes/Person/p001.json")" 
 # re-read behind it (docs/mount.md, "A writable superblock"); a listing
 # re-read is any READDIR(PLUS), since a listing whose cache pages go midway
 # goes on uncached from that offset (not counted in listings_versions).
+# A re-read during the first pass, after that pass's last stat of the
+# inode, leaves its GETATTR to the second: those count too (seen on a busy
+# machine: 4 READDIRPLUS in the second pass, 5 GETATTRs).
 reclaim_seen() { # the FORGETs and listings from offset 0 on versions/N
 	timeout 10 jq -c '{f: .forgotten_versions, l: .listings_versions}' "$1/.graphfs/stats"
 }
@@ -86,6 +89,7 @@ pass() { # lists, stats, reads every file and link target of versions/2
 	find "$V" > /dev/null; ls -lR "$V" > /dev/null
 	find "$V" -type f -exec cat {} + > /dev/null
 }
+a0=$(requests_versions "$M")
 pass
 a=$(requests_versions "$M") ea=$(reclaim_seen "$M")
 sleep 1.5 # outlasts live_timeout: a frozen inode cached only that long fails
@@ -95,18 +99,20 @@ b=$(requests_versions "$M") eb=$(reclaim_seen "$M")
 f=$(jq -n --argjson a "$ea" --argjson b "$eb" '$b.f - $a.f')
 l=$(jq -n --argjson a "$ea" --argjson b "$eb" '$b.l - $a.l')
 few=$(($(find "$V" | wc -l) / 20))
-extra=$(jq -n -r --argjson a "$a" --argjson b "$b" --argjson f "$f" \
+extra=$(jq -n -r --argjson a0 "$a0" --argjson a "$a" --argjson b "$b" --argjson f "$f" \
 	--argjson l "$l" --argjson few "$few" '
 	($b | with_entries(.value -= $a[.key])) as $d
+	| ($a | with_entries(.value -= $a0[.key])) as $p
 	| [($d | del(.opendir, .releasedir, .open, .release, .lookup, .getattr,
 		     .readdirplus, .readdir, .readlink, .read)
 	    | to_entries[] | select(.value != 0) | .key),
 	   (select($d.lookup > 1 + $f) | "lookup"),
-	   (select($d.getattr > $f + $d.readdir + $d.readdirplus + $d.readlink + $d.read) | "getattr"),
+	   (select($d.getattr > $f + $d.readdir + $d.readdirplus + $d.readlink + $d.read
+				 + $p.readdir + $p.readdirplus + $p.readlink + $p.read) | "getattr"),
 	   (select($l + $d.readlink + $d.read > 2 * $f + $few)
 	    | "listings+readlink+read")]
 	| join(",")')
-check "second pass: no requests but opendir/releasedir/open/release and the new negative name, save what reclaim explains (got \"${extra}\"; forgotten $f, listings $l, few $few; $(jq -n -c --argjson a "$a" --argjson b "$b" '$b | with_entries(.value -= $a[.key]) | with_entries(select(.value != 0))'))" test -z "$extra"
+check "second pass: no requests but opendir/releasedir/open/release and the new negative name, save what reclaim explains (got \"${extra}\"; forgotten $f, listings $l, few $few; $(jq -n -c --argjson a "$a" --argjson b "$b" '$b | with_entries(.value -= $a[.key]) | with_entries(select(.value != 0))'); first pass $(jq -n -c --argjson a "$a0" --argjson b "$a" '$b | with_entries(.value -= $a[.key]) | with_entries(select(.value != 0))'))" test -z "$extra"
 ls "$V/nodes/Person/nosuch.json" 2>/dev/null
 c=$(requests_versions "$M") ec=$(reclaim_seen "$M")
 # A negative entry has no FORGET: with inodes evicted since the first pass,
