@@ -19,30 +19,10 @@
 #   3. member 1 continued: another load shows in B.
 # The EXIT trap continues a stopped member before stopping the cluster
 # (cluster.sh's _etcd_stop_pid sends SIGCONT after SIGTERM).
-set -uo pipefail
-: "${top_srcdir:?}" "${top_builddir:?}" "${GRAPHCTL:?}" "${GRAPHFS:?}"
-. "$top_srcdir/tests/lib.sh"
-. "$top_srcdir/tests/etcd/cluster.sh"
-
-etcd_require
-command -v fusermount3 >/dev/null && [ -e /dev/fuse ] || { echo "SKIP: no FUSE"; exit 77; }
-
-T=$(etcd_tmpdir gfs-alive)
-chmod 755 "$T"
+. "$top_srcdir/tests/etcd/etcdlib.sh"
+: "${GRAPHFS:?}"
+etcd_test gfs-alive fuse
 MB=$T/b
-unset GRAPHFS_FAILPOINTS GRAPHFS_MANIFEST GRAPHFS_ETCD_FIRST
-cleanup() {
-	if mountpoint -q "$MB" 2>/dev/null; then
-		timeout 20 fusermount3 -u "$MB" 2>/dev/null || umount -l "$MB" 2>/dev/null
-	fi
-	rm -rf "$T"
-}
-trap cleanup EXIT # before the cluster's, which runs it after stopping etcd
-fails=0
-ok()  { echo "ok - $* ($SECONDS s)"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
-row() { printf '{"type":"Person","data":{"slug":"%s","name":"%s"}}\n' "$1" "$2"; }
 # shown NAME HEAD: the notifier has read version HEAD (which only a watch
 # event or the watch's start makes it do: a lookup of a new name reads the
 # head by itself, so a file's existence would prove nothing) and the
@@ -50,7 +30,6 @@ row() { printf '{"type":"Person","data":{"slug":"%s","name":"%s"}}\n' "$1" "$2";
 shown() {
 	[ "$(nstat head_seen)" -ge "$2" ] && ls "$MB/nodes/Person" | grep -qx "$1.json"
 }
-stat_is() { [ "$(stat_of "$1" "$2")" = "$3" ]; }
 nstat() { stat_of "$MB" "j['notifier']['$1']"; }
 show() {
 	echo "checks $(nstat watch_alive_checks) failed $(nstat watch_alive_failed) errors $(nstat watch_errors)" \

@@ -14,44 +14,15 @@
 #   6. graphfs mounts the store: versions/N and the live view after a load
 #   7. a member killed: writes and reads go on with 2 of 3
 # Bounded (~1 min); docs/testing.md "etcd tests".
-set -uo pipefail
-: "${GRAPHCTL:?}" "${GRAPHFS:?}" "${top_srcdir:?}" "${top_builddir:?}"
-. "$top_srcdir/tests/lib.sh"
-. "$top_srcdir/tests/etcd/cluster.sh"
-
-etcd_require
-if ! grep -q '^#define GFS_FAILPOINTS_ENABLED' "$top_builddir/config.h" 2>/dev/null; then
-	echo "SKIP: not configured with --enable-failpoints"
-	exit 77
-fi
+. "$top_srcdir/tests/etcd/etcdlib.sh"
+: "${GRAPHFS:?}"
+etcd_test gfs-kvetcd failpoints
 CHECK_KV=$top_builddir/tests/unit/check_kv
 [ -x "$CHECK_KV" ] || { echo "FAIL - $CHECK_KV not built (make check builds it)"; exit 1; }
-
-T=$(etcd_tmpdir gfs-kvetcd)
-chmod 755 "$T"
 M=$T/mnt
-BG=""
-GRAPHFS_FP_DIR=$T/fp
-mkdir -p "$GRAPHFS_FP_DIR"
-export GRAPHFS_FP_DIR
-unset GRAPHFS_FAILPOINTS GRAPHFS_MANIFEST
-cleanup() {
-	if mountpoint -q "$M" 2>/dev/null; then
-		timeout 20 fusermount3 -u "$M" 2>/dev/null || umount -l "$M" 2>/dev/null
-	fi
-	rm -f "$GRAPHFS_FP_DIR"/*.reached 2>/dev/null
-	for p in $BG; do kill -KILL "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT # before the cluster's, which runs it after stopping etcd
-fails=0
-ok()  { echo "ok - $* ($SECONDS s)"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
 # has STORE PATTERN: the head's export has a row matching PATTERN (no
 # pipe into grep -q: pipefail would count export's SIGPIPE)
 has() { gctl export "$1" >"$T/exp" && grep -q "$2" "$T/exp"; }
-js() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 
 SCHEMA=$T/s.pg
 cat >"$SCHEMA" <<'EOF'

@@ -25,38 +25,13 @@
 #   3. every member down: load, log, fsck and recover exit 1 naming every
 #      endpoint.
 # Bounded (~1-2 min under ASan); docs/testing.md "etcd tests".
-set -uo pipefail
-: "${GRAPHCTL:?}" "${top_srcdir:?}" "${top_builddir:?}"
-. "$top_srcdir/tests/lib.sh"
-. "$top_srcdir/tests/etcd/cluster.sh"
-
-etcd_require
-if ! grep -q '^#define GFS_FAILPOINTS_ENABLED' "$top_builddir/config.h" 2>/dev/null; then
-	echo "SKIP: not configured with --enable-failpoints"
-	exit 77
-fi
-
-T=$(etcd_tmpdir gfs-hosts)
-BG=""
-GRAPHFS_FP_DIR=$T/fp
-mkdir -p "$GRAPHFS_FP_DIR"
-export GRAPHFS_FP_DIR
-unset GRAPHFS_FAILPOINTS GRAPHFS_MANIFEST GRAPHFS_ETCD_FIRST
+. "$top_srcdir/tests/etcd/etcdlib.sh"
+etcd_test gfs-hosts failpoints
 # Where writers hold etcd leases (src/lock.c on an etcd store), their TTL:
 # etcd's shortest, 2 s, so a dead loader's leases end within seconds (the
 # default 10 s would make each quorum case wait that long twice).
 GRAPHFS_LEASE_TTL=2
 export GRAPHFS_LEASE_TTL
-cleanup() {
-	rm -f "$GRAPHFS_FP_DIR"/*.reached 2>/dev/null
-	for p in $BG; do kill -KILL "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT # before the cluster's, which runs it after stopping etcd
-fails=0
-ok()  { echo "ok - $* ($SECONDS s)"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-js() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 # host I CMD ARGS...: graphctl as host I (asks member I first), bounded
 host() {
 	local i=$1

@@ -20,38 +20,11 @@
 #      old manifest after it: its load fails "moved", nothing published; a
 #      mount opened before it still reads, its write fails with EROFS
 # Bounded (~1 min); docs/testing.md "etcd tests".
-set -uo pipefail
-: "${GRAPHCTL:?}" "${GRAPHFS:?}" "${top_srcdir:?}" "${top_builddir:?}"
-. "$top_srcdir/tests/lib.sh"
-. "$top_srcdir/tests/etcd/cluster.sh"
-
-etcd_require
-if ! grep -q '^#define GFS_FAILPOINTS_ENABLED' "$top_builddir/config.h" 2>/dev/null; then
-	echo "SKIP: not configured with --enable-failpoints"
-	exit 77
-fi
-
-T=$(etcd_tmpdir gfs-migrate)
-chmod 755 "$T"
+. "$top_srcdir/tests/etcd/etcdlib.sh"
+: "${GRAPHFS:?}"
+etcd_test gfs-migrate failpoints
 M=$T/mnt
-BG=""
-GRAPHFS_FP_DIR=$T/fp
-mkdir -p "$GRAPHFS_FP_DIR" "$M"
-export GRAPHFS_FP_DIR
-unset GRAPHFS_FAILPOINTS GRAPHFS_MANIFEST
-cleanup() {
-	if mountpoint -q "$M" 2>/dev/null; then
-		timeout 20 fusermount3 -u "$M" 2>/dev/null || umount -l "$M" 2>/dev/null
-	fi
-	for p in $BG; do kill -KILL "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT # before the cluster's, which runs it after stopping etcd
-fails=0
-ok()  { echo "ok - $* ($SECONDS s)"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
-js() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
+mkdir -p "$M"
 
 SCHEMA=$T/s.pg
 cat >"$SCHEMA" <<'EOF'

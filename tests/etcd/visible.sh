@@ -19,33 +19,11 @@
 #      view/head_wait, armed at the chosen moment with fp_arm): a lookup that arrives while
 #      a read begun before a load returned is in flight does not take that
 #      read's answer.
-set -uo pipefail
-: "${top_srcdir:?}" "${top_builddir:?}" "${GRAPHCTL:?}" "${GRAPHFS:?}"
-. "$top_srcdir/tests/lib.sh"
-. "$top_srcdir/tests/etcd/cluster.sh"
-
-etcd_require
-command -v fusermount3 >/dev/null && [ -e /dev/fuse ] || { echo "SKIP: no FUSE"; exit 77; }
-
-T=$(etcd_tmpdir gfs-visible)
-chmod 755 "$T"
+. "$top_srcdir/tests/etcd/etcdlib.sh"
+: "${GRAPHFS:?}"
+etcd_test gfs-visible fuse
 MA=$T/a
-unset GRAPHFS_FAILPOINTS GRAPHFS_MANIFEST GRAPHFS_ETCD_FIRST GRAPHFS_NO_SHARED_HEAD
-cleanup() {
-	[ -n "${readers:-}" ] && kill $readers 2>/dev/null
-	[ -n "${FP:-}" ] && rm -f "$FP"/*.reached "$FP"/*.arm
-	for m in "$MA" "${MB:-}"; do
-		if [ -n "$m" ] && mountpoint -q "$m" 2>/dev/null; then
-			timeout 20 fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-		fi
-	done
-	rm -rf "$T"
-}
-trap cleanup EXIT # before the cluster's, which runs it after stopping etcd
-fails=0
-ok()  { echo "ok - $* ($SECONDS s)"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
+on_cleanup() { [ -z "${readers:-}" ] || kill $readers 2>/dev/null; }
 
 echo 'node Person { slug: String @key  name: String }' >"$T/s.pg"
 etcd_cluster_start 3 "$T/cluster" || { echo "FAIL - could not start the cluster"; exit 1; }

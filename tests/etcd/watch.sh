@@ -19,36 +19,11 @@
 #      branch list and fsck exit non-zero naming the endpoints tried.
 #   3. the cluster back: the report clears, the next load shows in A and B.
 #   4. quorum lost again: both mounts unmount within a bounded time.
-set -uo pipefail
-: "${top_srcdir:?}" "${top_builddir:?}" "${GRAPHCTL:?}" "${GRAPHFS:?}"
-. "$top_srcdir/tests/lib.sh"
-. "$top_srcdir/tests/etcd/cluster.sh"
-
-etcd_require
-command -v fusermount3 >/dev/null && [ -e /dev/fuse ] || { echo "SKIP: no FUSE"; exit 77; }
-
-T=$(etcd_tmpdir gfs-watch)
-chmod 755 "$T"
+. "$top_srcdir/tests/etcd/etcdlib.sh"
+: "${GRAPHFS:?}"
+etcd_test gfs-watch fuse
 MA=$T/a MB=$T/b ML=$T/l
-unset GRAPHFS_FAILPOINTS GRAPHFS_MANIFEST GRAPHFS_ETCD_FIRST
-cleanup() {
-	for m in "$MA" "$MB" "$ML"; do
-		if mountpoint -q "$m" 2>/dev/null; then
-			timeout 20 fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-		fi
-	done
-	rm -rf "$T"
-}
-trap cleanup EXIT # before the cluster's, which runs it after stopping etcd
-fails=0
-ok()  { echo "ok - $* ($SECONDS s)"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-gctl() { with_timeout 60 "$GRAPHCTL" "$@"; }
-row() { # row SLUG NAME
-	printf '{"type":"Person","data":{"slug":"%s","name":"%s"}}\n' "$1" "$2"
-}
 visible() { [ -e "$1/nodes/Person/$2.json" ]; }
-stat_is() { [ "$(stat_of "$1" "$2")" = "$3" ]; }   # stat_is MNT EXPR VALUE
 
 SCHEMA=$T/s.pg
 echo 'node Person { slug: String @key  name: String }' >"$SCHEMA"
