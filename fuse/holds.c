@@ -21,6 +21,7 @@ struct gfs_holds {
 	pthread_mutex_t mu;
 	struct hold *v;   /* protected by mu; few: the versions open now */
 	size_t nv, cap;   /* protected by mu */
+	uint64_t keep;    /* protected by mu: held on with no reference */
 };
 
 int gfs_holds_new(const char *store_dir, struct gfs_holds **out)
@@ -127,9 +128,27 @@ void gfs_holds_unref(struct gfs_holds *h, uint64_t n)
 		return;
 	pthread_mutex_lock(&h->mu);
 	x = find(h, n);
-	if (x && --x->refs == 0) {
+	if (x && --x->refs == 0 && n != h->keep) {
 		gfs_vhold_drop(h->vh, n);
 		*x = h->v[--h->nv];
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+void gfs_holds_keep(struct gfs_holds *h, uint64_t n)
+{
+	struct hold *x;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (h->keep != n) {
+		x = find(h, h->keep);
+		if (x && x->refs == 0) { /* lingering: no handle needs it */
+			gfs_vhold_drop(h->vh, x->n);
+			*x = h->v[--h->nv];
+		}
+		h->keep = n;
 	}
 	pthread_mutex_unlock(&h->mu);
 }

@@ -10,6 +10,9 @@
  *                                       caller checks n is not removed),
  *                                       0 = n was held already
  *     gfs_holds_unref(h, n)             release / releasedir
+ *     gfs_holds_keep(h, n)              n (main's head) stays held after
+ *                                       its last release, until the next
+ *                                       keep names another version
  *     gfs_holds_count(h)                versions held now (.graphfs/stats)
  *     gfs_holds_free(h)
  *
@@ -31,6 +34,13 @@ int gfs_holds_ref(struct gfs_holds *h, uint64_t n);
  * -ENOENT and nothing taken: never asks the lock layer (etcd) anything. */
 int gfs_holds_ref_held(struct gfs_holds *h, uint64_t n);
 void gfs_holds_unref(struct gfs_holds *h, uint64_t n);
+/* Main's head n, as the notifier last read it: its hold outlives its last
+ * handle, so walking the live view takes and drops no hold per file (on
+ * etcd two requests each); the previous such version's hold goes, if no
+ * handle holds it.  gc never removes a branch head, so holding one on
+ * keeps nothing gc would remove while it is the head; once it is not,
+ * its hold goes with the next keep (the notifier's next read). */
+void gfs_holds_keep(struct gfs_holds *h, uint64_t n);
 size_t gfs_holds_count(struct gfs_holds *h);
 
 #endif

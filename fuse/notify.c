@@ -41,6 +41,7 @@
 #include "etcd.h"
 #include "failpoints.h"
 #include "fs_int.h"
+#include "holds.h"
 
 struct inval {
 	uint64_t ino, parent;
@@ -873,6 +874,7 @@ static void *notifier_main(void *arg)
 
 	bool woken, again = false; /* again: the last read failed */
 
+	gfs_holds_keep(fs->holds, main_last);
 	atomic_store(&fs->head_seen, last);
 	if (fs->etcd && !wd_open(fs) && !watch_begin(fs))
 		wake(fs); /* invariant 1: the read after the watch exists */
@@ -922,6 +924,7 @@ static void *notifier_main(void *arg)
 		follow(fs, main_last, main_head, head);
 		last = head;
 		main_last = main_head ? main_head : main_last;
+		gfs_holds_keep(fs->holds, main_last);
 	}
 	gfs_etcd_watch_stop(fs->watch);
 	fs->watch = NULL;

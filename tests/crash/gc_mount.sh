@@ -12,6 +12,9 @@
 #  6. an open of versions/V while a gc (parked after arming) fences V
 #     waits for it and then fails (V removed), while opens of other
 #     versions go on meanwhile (failpoint builds only);
+#  7. main's head H: its hold outlives the last live handle (a walk takes
+#     no hold per file) and goes once the mount has read a newer head:
+#     gc then removes H, which it does not report as held;
 #  and fsck is clean after each gc.
 . "$top_srcdir/tests/mount/lib_mount.sh"
 
@@ -138,4 +141,27 @@ if grep -q '^#define GFS_FAILPOINTS_ENABLED' "${top_builddir:-.}/config.h" 2>/de
 else
 	echo "ok - # SKIP scenario 6 needs --enable-failpoints"
 fi
+# ---- 7. main's head: its hold lingers until the head moves ----------------
+mount_gfs "$S" "$M" || bad "mount 7"
+H=$(gc snapshot "$S" --json | jq .version)
+wait_until 20 out_is "$H" cat "$M/.graphfs/seen" || bad "the mount never showed version $H"
+cat "$M/nodes/Person/p1.json" >/dev/null # a live handle on H, released
+if [ "${GRAPHFS_MANIFEST:-lmdb}" = etcd ]; then
+	pfx=$(sed -n 's|^manifest etcd://[^/]*/||p' "$S/FORMAT")
+	held_h() { etcdctl --endpoints="$GRAPHFS_TEST_ETCD_ENDPOINTS" get --prefix "$pfx/hold/$1/" --keys-only | grep -q .; }
+else
+	ino=$(stat -c %i "$S/locks/versions.lock")
+	held_h() { awk -v ino="$ino" -v n="$1" '$2 == "OFDLCK" && $4 == "READ" && $7 == n { k = split($6, a, ":"); if (a[k] == ino) f = 1 } END { exit !f }' /proc/locks; }
+fi
+held_h "$H" && ok "the head $H stays held after its last handle" || bad "the head $H is not held after its last handle"
+printf '{"type":"Person","data":{"slug":"p9","name":"head moves"}}\n' | load "$S" merge
+wait_until 20 out_is "$((H + 1))" cat "$M/.graphfs/seen" || bad "the mount never showed version $((H + 1))"
+not_held_h() { ! held_h "$H"; }
+wait_until 10 not_held_h && ok "the old head $H's hold went once the mount read $((H + 1))" ||
+	bad "the old head $H is still held"
+gc gc "$S" --keep-last 1 --json >"$T/gc5.json"
+jq -e --argjson h "$H" '(.removed | index($h)) and .held == []' "$T/gc5.json" >/dev/null &&
+	ok "gc removes the old head $H, not held" || bad "gc5: $(cat "$T/gc5.json")"
+umount_gfs "$M" || bad "umount 7"
+gc fsck "$S" -q >/dev/null && ok "fsck clean" || bad "fsck: $(gc fsck "$S")"
 finish
