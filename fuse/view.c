@@ -92,6 +92,9 @@ struct gfs_view {
 	 * flight when it arrived: started counts the reads begun, done is the
 	 * last one finished (one runs at a time), rc/head its answer. */
 	bool share_head;
+	/* The highest graph version a live listing of this view was pinned
+	 * at: every cookie it handed out names a version at or below it */
+	atomic_uint_fast64_t listed_max;
 	pthread_mutex_t hf_lock; /* hf_* */
 	pthread_cond_t hf_cond;
 	uint64_t hf_started, hf_done, hf_head;
@@ -106,6 +109,7 @@ struct gfs_view {
 };
 
 static bool lhead_get(struct gfs_view *v, uint64_t ver, uint64_t *out);
+static void listed_note(struct gfs_view *v, uint64_t ver);
 
 /* The manifest's head, or while it is unreachable (etcd) main's head as
  * last read, without a request that would wait out the client's
@@ -2497,8 +2501,10 @@ static int dir_new(struct gfs_view *v, const struct gfs_vdesc *d, bool pin,
 	rc = gfs_vdesc_copy(&dh->d, d);
 	if (!rc && pin)
 		rc = to_errno(ctx_get(v, d->ver, &dh->c));
-	if (!rc && pin)
+	if (!rc && pin) {
+		listed_note(v, dh->c.gv->version);
 		rc = dir_setup(v, dh);
+	}
 	if (rc) {
 		gfs_view_closedir(v, dh);
 		return rc;
@@ -2791,6 +2797,15 @@ static uint64_t cookie_version(uint64_t off, uint64_t head)
 	return v ? v : head;
 }
 
+/* A listing was pinned at graph version ver (dir_pin_for's listed_max). */
+static void listed_note(struct gfs_view *v, uint64_t ver)
+{
+	uint64_t m = atomic_load(&v->listed_max);
+
+	while (m < ver && !atomic_compare_exchange_weak(&v->listed_max, &m, ver))
+		;
+}
+
 /* Points a live listing at graph version ver (0: the head). */
 static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh, uint64_t ver)
 {
@@ -2799,6 +2814,7 @@ static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh, uint64_t ver)
 
 	if (rc)
 		return rc;
+	listed_note(v, c.gv->version);
 	if (dh->c.gv && c.gv->version == dh->c.gv->version) {
 		ctx_put(v, &c);
 		return 0;
@@ -2818,16 +2834,25 @@ static int dir_repin(struct gfs_view *v, struct gfs_vdir *dh, uint64_t ver)
 }
 
 /* A live listing read from offset 0 is read from the head as it is now;
- * at any other cookie, from the version the cookie names. */
+ * at any other cookie, from the version the cookie names.  The cookie
+ * holds that version's low bits; the rest come from the highest version
+ * this view pinned a live listing at (at or above the cookie's, which
+ * this view handed out), so a listing's next batch asks the manifest
+ * nothing (on etcd it read the head: two requests a batch, as many as
+ * the directories a find walks, since the kernel lists without a
+ * handle). */
 static int dir_pin_for(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off)
 {
+	uint64_t top;
+
 	if (gfs_vdesc_frozen(&dh->d))
 		return 0; /* versions/N: fixed */
 	if (off == 0)
 		return dir_repin(v, dh, dh->d.ver);
 	if (dh->c.gv && (dh->c.gv->version & VER_MASK) == (off >> POS_BITS & VER_MASK))
 		return 0;
-	return dir_repin(v, dh, cookie_version(off, view_head_version(v)));
+	top = atomic_load(&v->listed_max);
+	return dir_repin(v, dh, cookie_version(off, top ? top : view_head_version(v)));
 }
 
 int gfs_view_readdir(struct gfs_view *v, struct gfs_vdir *dh, uint64_t off,
