@@ -84,6 +84,34 @@ node Person { slug: String @key  name: String }
 node Company { domain: String @key  name: String }
 node Project { code: String @key  name: String }
 EOF
+# park3 NAME POINT: host i (0-2) loads $T/NAME<i>.jsonl through member i,
+# parked at failpoint POINT (first hit); pids[i] its pid, all in BG.
+park3() {
+	local i
+	pids=()
+	for i in 0 1 2; do
+		GRAPHFS_ETCD_FIRST=$i GRAPHFS_FAILPOINTS="$2=park@1" \
+			with_timeout 120 "$GRAPHCTL" load "$S" --data "$T/$1$i.jsonl" -q 2>"$T/$1$i.err" &
+		pids[$i]=$!
+	done
+	BG="${pids[*]}"
+}
+# landed3 NAME LABEL: waits for park3's loads: st[i] each exit, landed how
+# many published; a failure without a documented conflict is bad.
+landed3() {
+	local i
+	landed=0
+	for i in 0 1 2; do
+		wait "${pids[$i]}"; st[$i]=$?
+		if [ "${st[$i]}" = 0 ]; then
+			landed=$((landed + 1))
+		elif ! grep -qE "$CONFLICT" "$T/$1$i.err"; then
+			bad "$2: host $i exited ${st[$i]} without a documented conflict: $(head -c 300 "$T/$1$i.err")"
+		fi
+	done
+	BG=""
+}
+
 # rows TYPE KEYPROP N TAG: N rows of TYPE with keys TAG-0000.. and name TAG
 rows() {
 	awk -v ty="$1" -v k="$2" -v n="$3" -v t="$4" 'BEGIN { for (i = 0; i < n; i++)
@@ -104,26 +132,11 @@ v0=$(head_v "$S")
 for i in 0 1 2; do
 	{ rows Person slug $N "same$i"; rows Company domain $N "same$i"; } >"$T/same$i.jsonl"
 done
-pids=()
-for i in 0 1 2; do
-	GRAPHFS_ETCD_FIRST=$i GRAPHFS_FAILPOINTS=load/after_heal=park@1 \
-		with_timeout 120 "$GRAPHCTL" load "$S" --data "$T/same$i.jsonl" -q 2>"$T/same$i.err" &
-	pids[$i]=$!
-done
-BG="${pids[*]}"
+park3 same load/after_heal
 wait_parked load/after_heal 3 && ok "same tables: 3 hosts parked after healing, before their locks" ||
 	bad "same tables: $(nparked load/after_heal) of 3 hosts parked"
 fp_release load/after_heal
-landed=0
-for i in 0 1 2; do
-	wait "${pids[$i]}"; st[$i]=$?
-	if [ "${st[$i]}" = 0 ]; then
-		landed=$((landed + 1))
-	elif ! grep -qE "$CONFLICT" "$T/same$i.err"; then
-		bad "same tables: host $i exited ${st[$i]} without a documented conflict: $(head -c 300 "$T/same$i.err")"
-	fi
-done
-BG=""
+landed3 same "same tables"
 ok "same tables: $landed of 3 loads landed (exits ${st[*]})"
 [ "$landed" -ge 1 ] || bad "same tables: no load landed"
 [ "$(head_v "$S")" = $((v0 + landed)) ] && ok "same tables: head $((v0 + landed)), one version per landed load" ||
@@ -154,28 +167,14 @@ v0=$(head_v "$S")
 rows Person slug $N disj0 >"$T/disj0.jsonl"
 rows Company domain $N disj1 >"$T/disj1.jsonl"
 rows Project code $N disj2 >"$T/disj2.jsonl"
-for i in 0 1 2; do
-	GRAPHFS_ETCD_FIRST=$i GRAPHFS_FAILPOINTS=commit/before_publish=park@1 \
-		with_timeout 120 "$GRAPHCTL" load "$S" --data "$T/disj$i.jsonl" -q 2>"$T/disj$i.err" &
-	pids[$i]=$!
-done
-BG="${pids[*]}"
+park3 disj commit/before_publish
 wait_parked commit/before_publish 3 && ok "disjoint tables: 3 hosts parked before their publish, sidecars confirmed" ||
 	bad "disjoint tables: $(nparked commit/before_publish) of 3 hosts parked"
 [ "$(host 1 recover "$S" --list --json | js 'len(j["pending"])')" = 3 ] &&
 	[ "$(head_v "$S" 2)" = "$v0" ] && ok "disjoint tables: 3 sidecars pending, head still $v0" ||
 	bad "disjoint tables: pending $(host 1 recover "$S" --list --json | js 'len(j["pending"])') head $(head_v "$S")"
 fp_release commit/before_publish
-landed=0
-for i in 0 1 2; do
-	wait "${pids[$i]}"; st[$i]=$?
-	if [ "${st[$i]}" = 0 ]; then
-		landed=$((landed + 1))
-	elif ! grep -qE "$CONFLICT" "$T/disj$i.err"; then
-		bad "disjoint tables: host $i exited ${st[$i]} without a documented conflict: $(head -c 300 "$T/disj$i.err")"
-	fi
-done
-BG=""
+landed3 disj "disjoint tables"
 # disjoint tables never conflict on a lease, and a publish reruns after a
 # lost compare: all three land
 [ "$landed" = 3 ] && ok "disjoint tables: all 3 loads landed" || bad "disjoint tables: exits ${st[*]}: $(cat "$T"/disj?.err | head -c 400)"
